@@ -1,0 +1,419 @@
+/*
+ * nabla.h — the public API of libnabla, a small deep-learning training library in C11.
+ *
+ * Layers of the API, bottom to top:
+ *   errors and random numbers      nb_error, nb_rng
+ *   tensors and the graph          nb_tensor, nb_graph, nb_node: build a forward pass op by op,
+ *                                  get gradients by reverse-mode automatic differentiation
+ *   models                         nb_model: dense -> [batch norm] -> activation stacks
+ *   optimizers and schedules       nb_optimizer, nb_lr_at
+ *   data                           nb_dataset: IDX, CSV, synthetic sets, splits, batches
+ *   files                          safetensors in and out
+ *   training                       nb_train: the loop, evaluation, NaN guard
+ *
+ * Conventions:
+ *   - Functions that can fail return 0 on success and -1 on failure, and then fill an nb_error
+ *     with a one-line message the caller can print. The library never exits or aborts on input.
+ *   - All trainable parameters of a graph live in one flat float buffer, and all their gradients
+ *     in a second one, so an optimizer step is one loop and a checkpoint is one write.
+ *   - Activations are [batch, features] row-major float32; a dense weight is [out, in] as in
+ *     torch.nn.Linear.
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NABLA_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct nb_error {
+    char msg[512];
+} nb_error;
+
+/* Formats a message into err (when err is not NULL) and returns -1, so that a failing
+ * function can end with `return nb_fail(err, "...", ...);`. */
+int nb_fail(nb_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Random numbers: xoshiro256** seeded through splitmix64. Deterministic on every platform.    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct nb_rng {
+    uint64_t s[4];
+} nb_rng;
+
+void nb_rng_seed(nb_rng *r, uint64_t seed);
+uint64_t nb_rng_next(nb_rng *r);
+double nb_rng_uniform(nb_rng *r);          /* [0, 1) with 53 random bits */
+double nb_rng_normal(nb_rng *r);           /* standard normal (Box–Muller, no cached value) */
+uint32_t nb_rng_below(nb_rng *r, uint32_t n); /* uniform in [0, n), unbiased; n > 0 */
+void nb_shuffle(nb_rng *r, int32_t *a, int n); /* Fisher–Yates */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensors and the autodiff graph                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+#define NB_MAX_DIMS 4
+
+typedef struct nb_tensor {
+    int ndim;
+    int shape[NB_MAX_DIMS];
+    float *data;
+} nb_tensor;
+
+size_t nb_tensor_numel(const nb_tensor *t);
+
+typedef struct nb_graph nb_graph;
+typedef struct nb_node nb_node;
+
+/* A graph is built once, then compiled for a largest batch size: compiling allocates every
+ * value and gradient buffer from one arena, so forward and backward passes allocate nothing.
+ * Batched nodes have a leading batch dimension whose size is chosen at each forward pass
+ * (1..max_batch), so a last partial batch needs no new memory.
+ *
+ * Builder functions never fail loudly: on a shape mismatch or out of memory they return NULL
+ * and record the first error in the graph; nb_graph_compile then reports it. Passing NULL
+ * inputs to a builder returns NULL, so a chain of calls can be checked once at the end. */
+nb_graph *nb_graph_new(void);
+void nb_graph_free(nb_graph *g);
+
+/* Leaves. */
+nb_node *nb_input(nb_graph *g, int features);   /* batched float input [B, features] */
+nb_node *nb_labels(nb_graph *g);                /* batched int32 class labels [B] */
+nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape); /* trainable */
+nb_node *nb_state(nb_graph *g, const char *name, int ndim, const int *shape); /* saved, not trained */
+
+/* Ops. Each has a forward and a backward function side by side in src/ops/. */
+nb_node *nb_matmul(nb_graph *g, nb_node *x, nb_node *w);   /* x [B,in] · wᵀ, w [out,in] -> [B,out] */
+nb_node *nb_bias_add(nb_graph *g, nb_node *x, nb_node *b); /* x [B,n] + b [n] */
+nb_node *nb_relu(nb_graph *g, nb_node *x);
+nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope);
+nb_node *nb_tanh(nb_graph *g, nb_node *x);
+nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
+/* Batch normalization over the batch of x [B,n] (torch.nn.BatchNorm1d). Creates the
+ * parameters "<prefix>.weight" (gamma, ones) and "<prefix>.bias" (beta, zeros), the states
+ * "<prefix>.running_mean" (zeros) and "<prefix>.running_var" (ones), and an int64 counter
+ * "<prefix>.num_batches_tracked". Training mode normalizes with the batch mean and biased
+ * variance and updates running = (1-momentum)*running + momentum*batch (unbiased variance);
+ * inference mode uses the running statistics. */
+nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentum, float eps);
+/* Mean over the batch of -log softmax(logits)[label], computed with log-sum-exp. Scalar. */
+nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
+/* Mean over all elements of (pred - target)^2. target is a batched input of the same width. */
+nb_node *nb_mse(nb_graph *g, nb_node *pred, nb_node *target);
+
+int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err);
+int nb_graph_max_batch(const nb_graph *g);
+
+/* After compiling: the flat buffers. */
+float *nb_graph_params(nb_graph *g, size_t *count);
+float *nb_graph_grads(nb_graph *g, size_t *count);
+
+/* Training mode (batch statistics, running averages updated) or inference mode. */
+void nb_graph_set_training(nb_graph *g, int training);
+
+/* Runs every op in order for the first `batch` rows of the inputs. */
+void nb_graph_forward(nb_graph *g, int batch);
+/* Zeroes every gradient, seeds d(loss)/d(loss) = 1 and runs the backward functions in
+ * reverse order. Parameter gradients land in the flat gradient buffer. */
+void nb_graph_backward(nb_graph *g, nb_node *loss);
+
+/* Access to a node's buffers (valid after compile). For a batched node, shape[0] is the batch
+ * of the last forward pass (max_batch before any). */
+nb_tensor nb_node_value(const nb_node *n);
+nb_tensor nb_node_grad(const nb_node *n);         /* data NULL for nodes without gradient */
+int32_t *nb_node_labels(const nb_node *n);        /* the int32 buffer of an nb_labels node */
+float nb_node_scalar(const nb_node *n);           /* value[0], e.g. a loss */
+
+/* Named tensors: every nb_param and nb_state in creation order, and batch-norm counters. */
+typedef enum nb_tensor_kind { NB_KIND_PARAM, NB_KIND_STATE, NB_KIND_COUNTER } nb_tensor_kind;
+typedef struct nb_named {
+    const char *name;
+    nb_tensor_kind kind;
+    nb_node *node;      /* NB_KIND_PARAM and NB_KIND_STATE */
+    int64_t *counter;   /* NB_KIND_COUNTER: a scalar int64 (num_batches_tracked) */
+} nb_named;
+int nb_graph_named_count(const nb_graph *g);
+nb_named nb_graph_named(const nb_graph *g, int i);
+nb_named *nb_graph_find(const nb_graph *g, const char *name, nb_named *out); /* NULL if absent */
+
+/* Central finite differences against the analytic gradient of `loss` with respect to every
+ * element of every nb_param and every batched nb_input. Runs forward passes in the current
+ * mode. Returns the largest relative error max|a-n| / max(1e-3, |a|+|n|) (see graph.c). */
+double nb_gradcheck(nb_graph *g, nb_node *loss, int batch, double step);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models: a stack of dense -> [batch norm] -> activation blocks and a final dense layer        */
+/* ------------------------------------------------------------------------------------------ */
+
+#define NB_MAX_LAYERS 16
+
+typedef enum nb_activation { NB_RELU, NB_LEAKY_RELU, NB_TANH, NB_SIGMOID } nb_activation;
+
+const char *nb_activation_name(nb_activation a);
+int nb_activation_parse(const char *s, nb_activation *out); /* 0 ok, -1 unknown */
+
+typedef struct nb_model_spec {
+    int inputs;                 /* features of one sample */
+    int classes;                /* outputs of the last dense layer */
+    int n_hidden;               /* number of hidden blocks, 0..NB_MAX_LAYERS */
+    int hidden[NB_MAX_LAYERS];  /* width of each */
+    nb_activation activation;
+    float leaky_slope;          /* for NB_LEAKY_RELU; 0.01 as in PyTorch */
+    int batchnorm;              /* a BatchNorm1d after each hidden dense layer */
+} nb_model_spec;
+
+typedef struct nb_model {
+    nb_model_spec spec;
+    nb_graph *graph;
+    nb_node *x;        /* input [B, inputs] */
+    nb_node *y;        /* labels [B] */
+    nb_node *logits;   /* [B, classes] */
+    nb_node *loss;     /* softmax cross-entropy, scalar */
+    /* Input standardization (CSV --normalize standard); NULL when none. Applied by the caller
+     * to data before batches are formed (nb_dataset_normalize). Owned by the model. */
+    float *norm_mean, *norm_std;
+} nb_model;
+
+/* Builds and compiles the graph. Sequential indices match torch.nn.Sequential: each hidden
+ * block takes Linear (i), [BatchNorm1d (i+1)], activation (next); then the last Linear.
+ * Dense weights: He normal (std sqrt(2/in)) for relu and leaky relu, Xavier normal
+ * (std sqrt(2/(in+out))) for tanh and sigmoid, drawn from nb_rng seeded with `seed`; biases 0.
+ * A dense layer followed by batch norm has no bias. */
+int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64_t seed,
+                   nb_error *err);
+void nb_model_free(nb_model *m);
+/* Parses "256,128" into spec->hidden / n_hidden ("" or "none" gives no hidden layer). */
+int nb_parse_layers(const char *s, nb_model_spec *spec, nb_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Optimizers (exact equations in DESIGN.md and src/optim.c) and learning-rate schedules        */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum nb_optimizer_kind {
+    NB_SGD, NB_MOMENTUM, NB_NESTEROV, NB_RMSPROP, NB_ADAM, NB_ADAMW
+} nb_optimizer_kind;
+
+const char *nb_optimizer_name(nb_optimizer_kind k);
+int nb_optimizer_parse(const char *s, nb_optimizer_kind *out);
+
+typedef struct nb_optim_config {
+    nb_optimizer_kind kind;
+    float beta;           /* momentum / Adam beta1 */
+    float beta2;          /* RMSprop and Adam second-moment decay */
+    float eps;
+    float weight_decay;   /* L2 added to the gradient; decoupled for AdamW */
+    int bias_correction;  /* momentum only: divide v by 1 - beta^t */
+} nb_optim_config;
+
+typedef struct nb_optimizer {
+    nb_optim_config cfg;
+    size_t n;
+    float *v;      /* first moment / velocity (NULL for sgd) */
+    float *s;      /* second moment (rmsprop, adam, adamw) */
+    int64_t t;     /* steps taken */
+} nb_optimizer;
+
+int nb_optimizer_init(nb_optimizer *o, const nb_optim_config *cfg, size_t n, nb_error *err);
+void nb_optimizer_free(nb_optimizer *o);
+/* One step over the flat buffers: w -= update(g) at learning rate lr. */
+void nb_optimizer_step(nb_optimizer *o, float *w, const float *g, float lr);
+
+typedef enum nb_decay_kind {
+    NB_DECAY_NONE, NB_DECAY_INVERSE, NB_DECAY_EXP, NB_DECAY_INVERSE_SQRT,
+    NB_DECAY_INTERVAL, NB_DECAY_STEP, NB_DECAY_COSINE
+} nb_decay_kind;
+
+const char *nb_decay_name(nb_decay_kind k);
+int nb_decay_parse(const char *s, nb_decay_kind *out);
+
+typedef struct nb_schedule {
+    nb_decay_kind kind;
+    float lr;             /* base learning rate, the rate of epoch 0 */
+    float rate;           /* k: decay rate */
+    int interval;         /* epochs per step of interval and step decay */
+    int warmup_epochs;    /* linear warm-up: epoch e < w runs at lr*(e+1)/w; decay starts after */
+    int epochs;           /* total epochs (cosine reaches 0 at the end) */
+} nb_schedule;
+
+/* The learning rate of epoch e (counted from 0). */
+float nb_lr_at(const nb_schedule *s, int epoch);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct nb_dataset {
+    int n;              /* samples */
+    int features;
+    int classes;        /* 1 + largest label seen (or the set's known count) */
+    uint8_t *pixels;    /* n*features bytes, images; become floats in [0,1] per batch */
+    float *values;      /* n*features floats, otherwise (exactly one of the two is set) */
+    int32_t *labels;    /* n */
+} nb_dataset;
+
+#define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* A directory of IDX files train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] and the
+ * t10k-* pair. test may be NULL; if the t10k files are absent, test->n is 0. */
+int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_error *err);
+/* One IDX image file and its label file (gz or not, detected by magic). */
+int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
+/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line.
+ * Errors name the file and line. */
+int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
+/* The course's planar sets: "moons", "circles", "spirals"; 2 features, 2 classes (spirals:
+ * 3 classes). Seeded; noise is the standard deviation of Gaussian noise added. */
+int nb_make_synthetic(const char *kind, int n, float noise, uint64_t seed, nb_dataset *out,
+                      nb_error *err);
+int nb_is_synthetic(const char *name);
+
+/* Moves a seeded random fraction of `from` into `dev` (round(fraction*n) samples, at least one
+ * left in each when fraction > 0). fraction 0 leaves dev empty. */
+int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
+                     nb_error *err);
+void nb_dataset_free(nb_dataset *d);
+
+/* Per-feature mean and standard deviation (population; std 0 is replaced by 1). */
+void nb_dataset_stats(const nb_dataset *d, float *mean, float *std);
+/* values = (values - mean) / std, in place (float datasets only). */
+void nb_dataset_normalize(nb_dataset *d, const float *mean, const float *std);
+/* 0 if every value is finite, else -1 with a message naming the sample and feature. */
+int nb_dataset_check_finite(const nb_dataset *d, const char *what, nb_error *err);
+
+/* Copies samples index[0..n) into x [n, features] (bytes scaled to [0,1]) and y [n]. */
+void nb_dataset_batch(const nb_dataset *d, const int32_t *index, int n, float *x, int32_t *y);
+
+/* ------------------------------------------------------------------------------------------ */
+/* safetensors                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum nb_dtype { NB_F32, NB_I64 } nb_dtype;
+
+typedef struct nb_st_tensor {
+    char *name;
+    nb_dtype dtype;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    const void *data;   /* little-endian bytes inside the file's buffer (or the caller's) */
+    size_t nbytes;
+} nb_st_tensor;
+
+typedef struct nb_st_meta {
+    char *key, *value;
+} nb_st_meta;
+
+typedef struct nb_st_file {
+    int n_tensors;
+    nb_st_tensor *tensors;
+    int n_meta;
+    nb_st_meta *meta;
+    unsigned char *buffer;   /* the whole file, owned */
+    size_t size;
+} nb_st_file;
+
+/* Reads and validates a whole file: header length, JSON, dtypes, shapes, offsets within the
+ * data section, no overlap, no gaps. Tensors of other dtypes are refused. */
+int nb_st_read(const char *path, nb_st_file *out, nb_error *err);
+/* The same from memory (the bytes are copied). */
+int nb_st_parse(const void *bytes, size_t size, const char *what, nb_st_file *out, nb_error *err);
+void nb_st_free(nb_st_file *f);
+const nb_st_tensor *nb_st_find(const nb_st_file *f, const char *name);
+const char *nb_st_meta_get(const nb_st_file *f, const char *key);
+/* Writes tensors and metadata to path atomically (temporary file, fsync, rename, fsync dir). */
+int nb_st_write(const char *path, const nb_st_tensor *tensors, int n_tensors,
+                const nb_st_meta *meta, int n_meta, nb_error *err);
+
+/* A model's weights: every named tensor of its graph, with the architecture (and input
+ * normalization) in __metadata__ so that nb_model_load needs nothing else. */
+int nb_model_save(const nb_model *m, const char *path, nb_error *err);
+/* Builds a model from a file written by nb_model_save (or one with the same metadata). */
+int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err);
+/* Copies weights from a file into an already built model; every tensor of the model must be
+ * present with the same shape (a state_dict saved from the equivalent torch Sequential). */
+int nb_model_load_weights(nb_model *m, const char *path, nb_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct nb_eval_result {
+    double loss;
+    double accuracy;
+    int n;
+} nb_eval_result;
+
+/* Loss and accuracy of the model on a whole dataset, in inference mode, batch by batch. */
+int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err);
+
+typedef struct nb_epoch_metrics {
+    int epoch;
+    float lr;
+    double train_loss, train_accuracy;   /* running averages over the epoch's batches */
+    nb_eval_result dev, test;            /* n == 0 when the split is absent */
+    double seconds;
+} nb_epoch_metrics;
+
+typedef struct nb_progress {
+    int epoch, epochs;
+    int64_t batch, batches;      /* within the epoch */
+    double loss;                 /* running mean over the epoch so far */
+    float lr;
+    double samples_per_second;
+    double elapsed;              /* seconds in this epoch */
+} nb_progress;
+
+typedef struct nb_train_config {
+    nb_optim_config optim;
+    nb_schedule schedule;
+    int batch_size;          /* 0 means the whole training set (batch gradient descent) */
+    int epochs;
+    int64_t max_steps;       /* stop after this many steps in all (0: no limit) */
+    int shuffle;
+    uint64_t seed;
+    /* Called after every batch (may be NULL); return non-zero to stop early. */
+    int (*on_batch)(const nb_progress *p, void *user);
+    /* Called after every epoch (may be NULL); return non-zero to stop early. */
+    int (*on_epoch)(const nb_epoch_metrics *m, void *user);
+    void *user;
+} nb_train_config;
+
+typedef struct nb_train_result {
+    int epochs;              /* completed */
+    int64_t steps;
+    int64_t samples;         /* samples trained on */
+    double train_seconds;    /* the training loop only: no evaluation */
+    double train_loss;       /* of the last epoch */
+    int diverged;            /* 1 if a NaN or infinite loss stopped training */
+    int diverged_epoch;
+    int64_t diverged_step;   /* step within the epoch */
+} nb_train_result;
+
+/* Trains m on train, evaluating dev and test (either may be NULL or empty) after each epoch.
+ * On a NaN or infinite loss, stops, restores the weights from before that step, sets
+ * result->diverged and returns 0. */
+int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
+             const nb_dataset *test, const nb_train_config *cfg, nb_train_result *result,
+             nb_error *err);
+
+/* Sets the number of threads used by the library's matrix products. */
+void nb_set_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NABLA_H */
