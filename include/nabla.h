@@ -95,6 +95,9 @@ nb_node *nb_input(nb_graph *g, int features);   /* batched float input [B, featu
 nb_node *nb_labels(nb_graph *g);                /* batched int32 class labels [B] */
 nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape); /* trainable */
 nb_node *nb_state(nb_graph *g, const char *name, int ndim, const int *shape); /* saved, not trained */
+/* Inputs carry no gradient unless asked (the first layer then skips a whole matrix product);
+ * ask before compiling, e.g. to check gradients with respect to the data. */
+void nb_input_requires_grad(nb_node *x);
 
 /* Ops. Each has a forward and a backward function side by side in src/ops/. */
 nb_node *nb_matmul(nb_graph *g, nb_node *x, nb_node *w);   /* x [B,in] · wᵀ, w [out,in] -> [B,out] */
@@ -251,6 +254,10 @@ typedef struct nb_schedule {
 
 /* The learning rate of epoch e (counted from 0). */
 float nb_lr_at(const nb_schedule *s, int epoch);
+/* Checks a schedule: lr > 0 and finite; rate >= 0 for inverse and interval decay, rate in (0, 1]
+ * for exp and step decay; interval >= 1 for interval and step decay; warmup_epochs >= 0;
+ * epochs >= 1 for cosine decay. */
+int nb_schedule_validate(const nb_schedule *s, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Data                                                                                        */

@@ -1,0 +1,374 @@
+/* The autodiff graph: nodes in creation order (a topological order), one arena for every
+ * activation and gradient, one flat buffer for the parameters and one for their gradients.
+ * Forward runs the ops front to back; backward runs their backward functions back to front. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_internal.h"
+
+nb_graph *nb_graph_new(void)
+{
+    nb_graph *g = calloc(1, sizeof *g);
+    if (g)
+        g->training = 1;
+    return g;
+}
+
+void nb_graph_free(nb_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i]->name);
+        free(g->nodes[i]->labels);
+        free(g->nodes[i]);
+    }
+    for (int i = 0; i < g->n_named; i++)
+        if (g->named[i].kind == NB_KIND_COUNTER)
+            free((char *)g->named[i].name);
+    free(g->nodes);
+    free(g->named);
+    free(g->params);
+    free(g->grads);
+    free(g->states);
+    free(g->arena);
+    free(g);
+}
+
+nb_node *nb_graph_fail(nb_graph *g, const char *fmt, ...)
+{
+    if (!g->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(g->error.msg, sizeof g->error.msg, fmt, ap);
+        va_end(ap);
+        g->failed = 1;
+    }
+    return NULL;
+}
+
+static int push_named(nb_graph *g, nb_named entry)
+{
+    if (g->n_named == g->cap_named) {
+        int cap = g->cap_named ? 2 * g->cap_named : 16;
+        nb_named *p = realloc(g->named, (size_t)cap * sizeof *p);
+        if (!p)
+            return -1;
+        g->named = p;
+        g->cap_named = cap;
+    }
+    g->named[g->n_named++] = entry;
+    return 0;
+}
+
+static nb_node *new_node(nb_graph *g, int batched, int ndim, const int *shape)
+{
+    if (g->compiled)
+        return nb_graph_fail(g, "cannot add nodes to a compiled graph");
+    if (ndim < 1 || ndim > NB_MAX_DIMS)
+        return nb_graph_fail(g, "a tensor has 1 to %d dimensions, not %d", NB_MAX_DIMS, ndim);
+    size_t width = 1;
+    for (int d = batched ? 1 : 0; d < ndim; d++) {
+        if (shape[d] <= 0)
+            return nb_graph_fail(g, "dimension %d has size %d; sizes must be positive", d, shape[d]);
+        width *= (size_t)shape[d];
+    }
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 32;
+        nb_node **p = realloc(g->nodes, (size_t)cap * sizeof *p);
+        if (!p)
+            return nb_graph_fail(g, "out of memory");
+        g->nodes = p;
+        g->cap_nodes = cap;
+    }
+    nb_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return nb_graph_fail(g, "out of memory");
+    n->graph = g;
+    n->batched = batched;
+    n->ndim = ndim;
+    memcpy(n->shape, shape, (size_t)ndim * sizeof *shape);
+    if (batched)
+        n->shape[0] = 0;
+    n->width = width;
+    g->nodes[g->n_nodes++] = n;
+    return n;
+}
+
+nb_node *nb_input(nb_graph *g, int features)
+{
+    if (!g || g->failed)
+        return NULL;
+    int shape[2] = {0, features};
+    nb_node *n = new_node(g, 1, 2, shape);
+    if (n)
+        n->leaf = NB_LEAF_INPUT;
+    return n;
+}
+
+void nb_input_requires_grad(nb_node *x)
+{
+    if (x && x->leaf == NB_LEAF_INPUT && !x->graph->compiled)
+        x->requires_grad = 1;
+}
+
+nb_node *nb_labels(nb_graph *g)
+{
+    if (!g || g->failed)
+        return NULL;
+    int shape[1] = {0};
+    nb_node *n = new_node(g, 1, 1, shape);
+    if (n)
+        n->leaf = NB_LEAF_LABELS;
+    return n;
+}
+
+static nb_node *named_leaf(nb_graph *g, const char *name, int ndim, const int *shape,
+                           nb_leaf_kind leaf)
+{
+    if (!g || g->failed)
+        return NULL;
+    if (!name || !*name)
+        return nb_graph_fail(g, "parameters and states need a name");
+    for (int i = 0; i < g->n_named; i++)
+        if (strcmp(g->named[i].name, name) == 0)
+            return nb_graph_fail(g, "two tensors are named '%s'", name);
+    nb_node *n = new_node(g, 0, ndim, shape);
+    if (!n)
+        return NULL;
+    n->leaf = leaf;
+    n->requires_grad = leaf == NB_LEAF_PARAM;
+    n->name = malloc(strlen(name) + 1);
+    if (!n->name)
+        return nb_graph_fail(g, "out of memory");
+    strcpy(n->name, name);
+    nb_named entry = {n->name, leaf == NB_LEAF_PARAM ? NB_KIND_PARAM : NB_KIND_STATE, n, NULL};
+    if (push_named(g, entry) != 0)
+        return nb_graph_fail(g, "out of memory");
+    return n;
+}
+
+nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape)
+{
+    return named_leaf(g, name, ndim, shape, NB_LEAF_PARAM);
+}
+
+nb_node *nb_state(nb_graph *g, const char *name, int ndim, const int *shape)
+{
+    return named_leaf(g, name, ndim, shape, NB_LEAF_STATE);
+}
+
+int nb_graph_add_counter(nb_graph *g, const char *name, nb_node *n)
+{
+    char *copy = malloc(strlen(name) + 1);
+    if (!copy) {
+        nb_graph_fail(g, "out of memory");
+        return -1;
+    }
+    strcpy(copy, name);
+    nb_named entry = {copy, NB_KIND_COUNTER, NULL, &n->counter};
+    if (push_named(g, entry) != 0) {
+        free(copy);
+        nb_graph_fail(g, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_in, int batched,
+                         int ndim, const int *shape)
+{
+    if (!g || g->failed)
+        return NULL;
+    for (int i = 0; i < n_in; i++)
+        if (!inputs[i])
+            return nb_graph_fail(g, "%s: input %d is missing", op->name, i);
+        else if (inputs[i]->graph != g)
+            return nb_graph_fail(g, "%s: input %d belongs to another graph", op->name, i);
+    nb_node *n = new_node(g, batched, ndim, shape);
+    if (!n)
+        return NULL;
+    n->op = op;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        n->in[i] = inputs[i];
+        n->requires_grad |= inputs[i]->requires_grad;
+    }
+    return n;
+}
+
+/* ---- compile: lay out every buffer once ---- */
+
+/* Arena offsets are kept 64-byte aligned, so every buffer starts on its own cache line. */
+static size_t round_up(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
+{
+    if (!g)
+        return nb_fail(err, "no graph");
+    if (g->failed)
+        return nb_fail(err, "%s", g->error.msg);
+    if (g->compiled)
+        return nb_fail(err, "the graph is compiled already");
+    if (max_batch < 1)
+        return nb_fail(err, "the largest batch must be at least 1, not %d", max_batch);
+
+    size_t n_params = 0, n_states = 0, arena = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        size_t size = nb_node_size(n, max_batch);
+        if (n->leaf == NB_LEAF_PARAM)
+            n_params += size;
+        else if (n->leaf == NB_LEAF_STATE)
+            n_states += size;
+        else if (n->leaf != NB_LEAF_LABELS)
+            arena += round_up(size) * (n->requires_grad ? 2 : 1);
+        arena += round_up(n->scratch_per_row * (size_t)max_batch + n->scratch_fixed);
+    }
+    g->params = calloc(n_params ? n_params : 1, sizeof(float));
+    g->grads = calloc(n_params ? n_params : 1, sizeof(float));
+    g->states = calloc(n_states ? n_states : 1, sizeof(float));
+    if (posix_memalign(&g->arena, 64, (arena ? arena : 1) * sizeof(float)) != 0)
+        g->arena = NULL;
+    if (!g->params || !g->grads || !g->states || !g->arena)
+        return nb_fail(err, "out of memory: the graph needs %zu MB for batches of %d",
+                       (arena + 2 * n_params) * sizeof(float) >> 20, max_batch);
+    memset(g->arena, 0, arena * sizeof(float));
+    g->arena_bytes = arena * sizeof(float);
+
+    float *p = g->params, *gr = g->grads, *s = g->states, *a = g->arena;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        size_t size = nb_node_size(n, max_batch);
+        if (n->leaf == NB_LEAF_PARAM) {
+            n->value = p;
+            n->grad = gr;
+            p += size;
+            gr += size;
+        } else if (n->leaf == NB_LEAF_STATE) {
+            n->value = s;
+            s += size;
+        } else if (n->leaf == NB_LEAF_LABELS) {
+            n->labels = calloc((size_t)max_batch, sizeof(int32_t));
+            if (!n->labels)
+                return nb_fail(err, "out of memory");
+        } else {
+            n->value = a;
+            a += round_up(size);
+            if (n->requires_grad) {
+                n->grad = a;
+                a += round_up(size);
+            }
+        }
+        if (n->leaf == NB_LEAF_PARAM || n->leaf == NB_LEAF_STATE)
+            for (size_t j = 0; j < size; j++)
+                n->value[j] = n->init_fill;
+        if (n->scratch_per_row || n->scratch_fixed) {
+            n->scratch = a;
+            a += round_up(n->scratch_per_row * (size_t)max_batch + n->scratch_fixed);
+        }
+        if (n->batched)
+            n->shape[0] = max_batch;
+    }
+    g->n_params = n_params;
+    g->n_states = n_states;
+    g->max_batch = max_batch;
+    g->batch = max_batch;
+    g->compiled = 1;
+    return 0;
+}
+
+int nb_graph_max_batch(const nb_graph *g) { return g->max_batch; }
+
+float *nb_graph_params(nb_graph *g, size_t *count)
+{
+    if (count)
+        *count = g->n_params;
+    return g->params;
+}
+
+float *nb_graph_grads(nb_graph *g, size_t *count)
+{
+    if (count)
+        *count = g->n_params;
+    return g->grads;
+}
+
+void nb_graph_set_training(nb_graph *g, int training) { g->training = training != 0; }
+
+/* ---- running the graph ---- */
+
+void nb_graph_forward(nb_graph *g, int batch)
+{
+    if (batch < 1)
+        batch = 1;
+    if (batch > g->max_batch)
+        batch = g->max_batch;
+    g->batch = batch;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->batched)
+            n->shape[0] = batch;
+        if (n->op)
+            n->op->forward(n, batch);
+    }
+}
+
+void nb_graph_backward(nb_graph *g, nb_node *loss)
+{
+    int batch = g->batch;
+    memset(g->grads, 0, g->n_params * sizeof(float));
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->grad && n->leaf != NB_LEAF_PARAM)
+            memset(n->grad, 0, nb_node_size(n, batch) * sizeof(float));
+    }
+    if (!loss || !loss->grad)
+        return;
+    for (size_t j = 0; j < nb_node_size(loss, batch); j++)
+        loss->grad[j] = 1.0f;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        nb_node *n = g->nodes[i];
+        if (n->op && n->op->backward && n->requires_grad)
+            n->op->backward(n, batch);
+    }
+}
+
+/* ---- access ---- */
+
+size_t nb_tensor_numel(const nb_tensor *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= (size_t)t->shape[d];
+    return n;
+}
+
+static nb_tensor view(const nb_node *n, float *data)
+{
+    nb_tensor t = {n->ndim, {0}, data};
+    memcpy(t.shape, n->shape, sizeof t.shape);
+    return t;
+}
+
+nb_tensor nb_node_value(const nb_node *n) { return view(n, n->value); }
+nb_tensor nb_node_grad(const nb_node *n) { return view(n, n->grad); }
+int32_t *nb_node_labels(const nb_node *n) { return n->labels; }
+float nb_node_scalar(const nb_node *n) { return n->value ? n->value[0] : NAN; }
+
+int nb_graph_named_count(const nb_graph *g) { return g->n_named; }
+
+nb_named nb_graph_named(const nb_graph *g, int i) { return g->named[i]; }
+
+nb_named *nb_graph_find(const nb_graph *g, const char *name, nb_named *out)
+{
+    for (int i = 0; i < g->n_named; i++)
+        if (strcmp(g->named[i].name, name) == 0) {
+            *out = g->named[i];
+            return out;
+        }
+    return NULL;
+}

@@ -1,0 +1,166 @@
+/* Batch normalization (Ioffe & Szegedy 2015) over the batch of x [B, n], as one fused op:
+ * forward and backward side by side, statistics accumulated in double.
+ *
+ * Training:  mean, var = batch mean and biased variance of each feature
+ *            xhat = (x - mean) / sqrt(var + eps);  y = gamma * xhat + beta
+ *            running = (1 - momentum) * running + momentum * batch stat (unbiased variance)
+ * Inference: the same with the running mean and variance in place of the batch's.
+ *
+ * Scratch layout (floats): [2n doubles: sums] [mean n] [invstd n] [xhat B*n]. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "graph_internal.h"
+
+enum { BN_X, BN_GAMMA, BN_BETA, BN_RUNNING_MEAN, BN_RUNNING_VAR };
+
+typedef struct bn_scratch {
+    double *sum_a, *sum_b;
+    float *mean, *invstd, *xhat;
+} bn_scratch;
+
+static bn_scratch scratch_of(const nb_node *n)
+{
+    size_t f = n->width;
+    bn_scratch s;
+    s.sum_a = (double *)(void *)n->scratch;
+    s.sum_b = s.sum_a + f;
+    s.mean = n->scratch + 4 * f;
+    s.invstd = s.mean + f;
+    s.xhat = s.invstd + f;
+    return s;
+}
+
+static void batchnorm_forward(nb_node *n, int batch)
+{
+    const float *x = n->in[BN_X]->value;
+    const float *gamma = n->in[BN_GAMMA]->value, *beta = n->in[BN_BETA]->value;
+    float *running_mean = n->in[BN_RUNNING_MEAN]->value;
+    float *running_var = n->in[BN_RUNNING_VAR]->value;
+    float momentum = n->fparam[0], eps = n->fparam[1];
+    size_t f = n->width;
+    bn_scratch s = scratch_of(n);
+    int training = n->graph->training;
+    n->forward_was_training = training;
+
+    if (training) {
+        memset(s.sum_a, 0, 2 * f * sizeof(double));
+        for (int r = 0; r < batch; r++)
+            for (size_t j = 0; j < f; j++)
+                s.sum_a[j] += x[r * f + j];
+        for (size_t j = 0; j < f; j++)
+            s.mean[j] = (float)(s.sum_a[j] / batch);
+        /* Two passes (mean, then squared deviations) for a variance that does not cancel. */
+        for (int r = 0; r < batch; r++)
+            for (size_t j = 0; j < f; j++) {
+                double d = (double)x[r * f + j] - s.mean[j];
+                s.sum_b[j] += d * d;
+            }
+        for (size_t j = 0; j < f; j++) {
+            double var = s.sum_b[j] / batch;
+            s.invstd[j] = (float)(1.0 / sqrt(var + eps));
+            /* A batch of one has no unbiased variance; PyTorch refuses it, we leave the
+             * running statistics as they are. */
+            if (batch > 1) {
+                running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * s.mean[j];
+                running_var[j] = (1.0f - momentum) * running_var[j] +
+                                 momentum * (float)(s.sum_b[j] / (batch - 1));
+            }
+        }
+        n->counter++;
+    } else {
+        for (size_t j = 0; j < f; j++) {
+            s.mean[j] = running_mean[j];
+            s.invstd[j] = 1.0f / sqrtf(running_var[j] + eps);
+        }
+    }
+    for (int r = 0; r < batch; r++)
+        for (size_t j = 0; j < f; j++) {
+            float xhat = (x[r * f + j] - s.mean[j]) * s.invstd[j];
+            s.xhat[r * f + j] = xhat;
+            n->value[r * f + j] = gamma[j] * xhat + beta[j];
+        }
+}
+
+/* With sum_dy = Σ dy and sum_dyx = Σ dy·xhat over the batch (per feature):
+ *   dgamma += sum_dyx,  dbeta += sum_dy
+ *   training:  dx += gamma·invstd/B · (B·dy − sum_dy − xhat·sum_dyx)
+ *   inference: dx += gamma·invstd · dy   (the statistics are constants) */
+static void batchnorm_backward(nb_node *n, int batch)
+{
+    nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA], *beta = n->in[BN_BETA];
+    const float *dy = n->grad;
+    size_t f = n->width;
+    bn_scratch s = scratch_of(n);
+    double *sum_dy = s.sum_a, *sum_dyx = s.sum_b;
+
+    memset(s.sum_a, 0, 2 * f * sizeof(double));
+    for (int r = 0; r < batch; r++)
+        for (size_t j = 0; j < f; j++) {
+            sum_dy[j] += dy[r * f + j];
+            sum_dyx[j] += (double)dy[r * f + j] * s.xhat[r * f + j];
+        }
+    if (gamma->grad)
+        for (size_t j = 0; j < f; j++)
+            gamma->grad[j] += (float)sum_dyx[j];
+    if (beta->grad)
+        for (size_t j = 0; j < f; j++)
+            beta->grad[j] += (float)sum_dy[j];
+    if (!x->grad)
+        return;
+    if (n->forward_was_training) {
+        for (size_t j = 0; j < f; j++) {
+            /* Reuse the sums as per-feature coefficients: mean of dy and of dy·xhat. */
+            sum_dy[j] /= batch;
+            sum_dyx[j] /= batch;
+        }
+        for (int r = 0; r < batch; r++)
+            for (size_t j = 0; j < f; j++) {
+                size_t i = r * f + j;
+                float c = gamma->value[j] * s.invstd[j];
+                x->grad[i] += c * (dy[i] - (float)sum_dy[j] - s.xhat[i] * (float)sum_dyx[j]);
+            }
+    } else {
+        for (int r = 0; r < batch; r++)
+            for (size_t j = 0; j < f; j++)
+                x->grad[r * f + j] += gamma->value[j] * s.invstd[j] * dy[r * f + j];
+    }
+}
+
+static const nb_op batchnorm_op = {"batchnorm", batchnorm_forward, batchnorm_backward};
+
+nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentum, float eps)
+{
+    if (!g || g->failed || !x)
+        return g ? nb_graph_fail(g, "batchnorm: missing input") : NULL;
+    if (!x->batched || x->ndim != 2)
+        return nb_graph_fail(g, "batchnorm: x must be a batch of vectors [B, n]");
+    if (!(momentum >= 0.0f && momentum <= 1.0f) || !(eps > 0.0f))
+        return nb_graph_fail(g, "batchnorm: momentum must be in [0, 1] and eps > 0");
+    if (!prefix || strlen(prefix) > 200)
+        return nb_graph_fail(g, "batchnorm: a name prefix of at most 200 characters is needed");
+    int features[1] = {x->shape[1]};
+    char name[256];
+    nb_node *inputs[5] = {x, NULL, NULL, NULL, NULL};
+    static const char *const suffix[5] = {"", "weight", "bias", "running_mean", "running_var"};
+    for (int i = 1; i < 5; i++) {
+        snprintf(name, sizeof name, "%s.%s", prefix, suffix[i]);
+        inputs[i] = i <= BN_BETA ? nb_param(g, name, 1, features) : nb_state(g, name, 1, features);
+        if (!inputs[i])
+            return NULL;
+    }
+    inputs[BN_GAMMA]->init_fill = 1.0f;
+    inputs[BN_RUNNING_VAR]->init_fill = 1.0f;
+    nb_node *n = nb_graph_add_op(g, &batchnorm_op, inputs, 5, 1, 2, x->shape);
+    if (!n)
+        return NULL;
+    n->fparam[0] = momentum;
+    n->fparam[1] = eps;
+    n->scratch_fixed = 6 * x->width;
+    n->scratch_per_row = x->width;
+    snprintf(name, sizeof name, "%s.num_batches_tracked", prefix);
+    if (nb_graph_add_counter(g, name, n) != 0)
+        return NULL;
+    return n;
+}

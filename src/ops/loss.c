@@ -1,0 +1,115 @@
+/* Losses: scalars averaged over the batch, each kept in double as well for gradient checks. */
+#include <math.h>
+
+#include "graph_internal.h"
+
+enum { LOSS_PRED, LOSS_TARGET };
+
+/* Softmax cross-entropy, fused: loss_i = logsumexp(z_i) - z_i[y_i], computed after subtracting
+ * the row maximum so exp never overflows. The softmax probabilities are kept for backward. */
+static void xent_forward(nb_node *n, int batch)
+{
+    const float *z = n->in[LOSS_PRED]->value;
+    const int32_t *y = n->in[LOSS_TARGET]->labels;
+    int classes = n->in[LOSS_PRED]->shape[1];
+    float *prob = n->scratch;
+    double total = 0.0;
+    for (int r = 0; r < batch; r++) {
+        const float *zr = z + (size_t)r * classes;
+        float *pr = prob + (size_t)r * classes;
+        float max = zr[0];
+        for (int c = 1; c < classes; c++)
+            max = zr[c] > max ? zr[c] : max;
+        float sum = 0.0f;
+        for (int c = 0; c < classes; c++) {
+            pr[c] = expf(zr[c] - max);
+            sum += pr[c];
+        }
+        float inv = 1.0f / sum;
+        for (int c = 0; c < classes; c++)
+            pr[c] *= inv;
+        /* A label outside the classes makes the loss NaN rather than reading out of bounds. */
+        if (y[r] < 0 || y[r] >= classes)
+            total = NAN;
+        else
+            total += (double)logf(sum) + max - zr[y[r]];
+    }
+    n->loss = total / batch;
+    n->value[0] = (float)n->loss;
+}
+
+/* d loss / d z_ic = (p_ic - [c == y_i]) / B. */
+static void xent_backward(nb_node *n, int batch)
+{
+    nb_node *logits = n->in[LOSS_PRED];
+    const int32_t *y = n->in[LOSS_TARGET]->labels;
+    int classes = logits->shape[1];
+    float scale = n->grad[0] / (float)batch;
+    for (int r = 0; r < batch; r++) {
+        const float *pr = n->scratch + (size_t)r * classes;
+        float *dz = logits->grad + (size_t)r * classes;
+        for (int c = 0; c < classes; c++)
+            dz[c] += scale * (pr[c] - (c == y[r] ? 1.0f : 0.0f));
+    }
+}
+
+static const nb_op xent_op = {"softmax_cross_entropy", xent_forward, xent_backward};
+
+nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels)
+{
+    if (!g || g->failed || !logits || !labels)
+        return g ? nb_graph_fail(g, "softmax_cross_entropy: missing input") : NULL;
+    if (!logits->batched || logits->ndim != 2 || logits->leaf == NB_LEAF_LABELS)
+        return nb_graph_fail(g, "softmax_cross_entropy: logits must be [B, classes]");
+    if (labels->leaf != NB_LEAF_LABELS)
+        return nb_graph_fail(g, "softmax_cross_entropy: labels must come from nb_labels");
+    nb_node *inputs[2] = {logits, labels};
+    int shape[1] = {1};
+    nb_node *n = nb_graph_add_op(g, &xent_op, inputs, 2, 0, 1, shape);
+    if (n)
+        n->scratch_per_row = (size_t)logits->shape[1];
+    return n;
+}
+
+/* Mean squared error over every element: mean((pred - target)^2). */
+static void mse_forward(nb_node *n, int batch)
+{
+    const float *p = n->in[LOSS_PRED]->value, *t = n->in[LOSS_TARGET]->value;
+    size_t count = nb_node_size(n->in[LOSS_PRED], batch);
+    double total = 0.0;
+    for (size_t i = 0; i < count; i++) {
+        double d = (double)p[i] - t[i];
+        total += d * d;
+    }
+    n->loss = total / (double)count;
+    n->value[0] = (float)n->loss;
+}
+
+static void mse_backward(nb_node *n, int batch)
+{
+    nb_node *pred = n->in[LOSS_PRED], *target = n->in[LOSS_TARGET];
+    size_t count = nb_node_size(pred, batch);
+    float scale = 2.0f * n->grad[0] / (float)count;
+    for (size_t i = 0; i < count; i++) {
+        float d = scale * (pred->value[i] - target->value[i]);
+        if (pred->grad)
+            pred->grad[i] += d;
+        if (target->grad)
+            target->grad[i] -= d;
+    }
+}
+
+static const nb_op mse_op = {"mse", mse_forward, mse_backward};
+
+nb_node *nb_mse(nb_graph *g, nb_node *pred, nb_node *target)
+{
+    if (!g || g->failed || !pred || !target)
+        return g ? nb_graph_fail(g, "mse: missing input") : NULL;
+    if (pred->leaf == NB_LEAF_LABELS || target->leaf == NB_LEAF_LABELS)
+        return nb_graph_fail(g, "mse: needs float tensors, not labels");
+    if (pred->batched != target->batched || pred->width != target->width)
+        return nb_graph_fail(g, "mse: pred and target must have the same shape");
+    nb_node *inputs[2] = {pred, target};
+    int shape[1] = {1};
+    return nb_graph_add_op(g, &mse_op, inputs, 2, 0, 1, shape);
+}
