@@ -1,0 +1,199 @@
+/* The training loop: shuffle, form a batch, forward, backward, one optimizer step over the flat
+ * buffers; per epoch the learning rate from the schedule and an evaluation of dev and test.
+ * Nothing is allocated inside the loop: the graph was compiled for the largest batch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nabla.h"
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Rows of the batch whose largest logit is the label. */
+static int count_correct(const nb_model *m, int batch)
+{
+    const float *z = nb_node_value(m->logits).data;
+    const int32_t *y = nb_node_labels(m->y);
+    int classes = m->spec.classes, correct = 0;
+    for (int r = 0; r < batch; r++) {
+        const float *zr = z + (size_t)r * classes;
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+            if (zr[c] > zr[best])
+                best = c;
+        correct += best == y[r];
+    }
+    return correct;
+}
+
+static int check_compatible(const nb_model *m, const nb_dataset *d, const char *what,
+                            nb_error *err)
+{
+    if (d->features != m->spec.inputs)
+        return nb_fail(err, "the %s set has %d features but the model takes %d", what,
+                       d->features, m->spec.inputs);
+    for (int i = 0; i < d->n; i++)
+        if (d->labels[i] < 0 || d->labels[i] >= m->spec.classes)
+            return nb_fail(err, "the %s set has label %d at sample %d; the model has %d classes",
+                           what, d->labels[i], i + 1, m->spec.classes);
+    return 0;
+}
+
+int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!d || d->n == 0)
+        return 0;
+    if (check_compatible(m, d, "evaluation", err) != 0)
+        return -1;
+    int max_batch = nb_graph_max_batch(m->graph);
+    int32_t *index = malloc((size_t)max_batch * sizeof *index);
+    if (!index)
+        return nb_fail(err, "out of memory");
+    nb_graph_set_training(m->graph, 0);
+    double loss = 0.0;
+    long correct = 0;
+    for (int start = 0; start < d->n; start += max_batch) {
+        int batch = d->n - start < max_batch ? d->n - start : max_batch;
+        for (int i = 0; i < batch; i++)
+            index[i] = start + i;
+        nb_dataset_batch(d, index, batch, nb_node_value(m->x).data, nb_node_labels(m->y));
+        nb_graph_forward(m->graph, batch);
+        loss += (double)nb_node_scalar(m->loss) * batch;
+        correct += count_correct(m, batch);
+    }
+    nb_graph_set_training(m->graph, 1);
+    free(index);
+    out->n = d->n;
+    out->loss = loss / d->n;
+    out->accuracy = (double)correct / d->n;
+    return 0;
+}
+
+static int validate_config(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
+                           nb_error *err)
+{
+    if (!train || train->n < 1)
+        return nb_fail(err, "the training set is empty");
+    if (cfg->batch_size < 0)
+        return nb_fail(err, "the batch size must be positive, not %d", cfg->batch_size);
+    if (cfg->epochs < 1)
+        return nb_fail(err, "the number of epochs must be at least 1, not %d", cfg->epochs);
+    int batch = cfg->batch_size == 0 || cfg->batch_size > train->n ? train->n : cfg->batch_size;
+    if (batch > nb_graph_max_batch(m->graph))
+        return nb_fail(err, "batches of %d do not fit a model compiled for batches of %d", batch,
+                       nb_graph_max_batch(m->graph));
+    return check_compatible(m, train, "training", err);
+}
+
+int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const nb_dataset *test,
+             const nb_train_config *cfg, nb_train_result *result, nb_error *err)
+{
+    memset(result, 0, sizeof *result);
+    if (validate_config(m, train, cfg, err) != 0)
+        return -1;
+    if (dev && dev->n && check_compatible(m, dev, "dev", err) != 0)
+        return -1;
+    if (test && test->n && check_compatible(m, test, "test", err) != 0)
+        return -1;
+
+    int n = train->n;
+    int batch_size = cfg->batch_size == 0 || cfg->batch_size > n ? n : cfg->batch_size;
+    int64_t batches = (n + batch_size - 1) / batch_size;
+    size_t n_params;
+    float *params = nb_graph_params(m->graph, &n_params);
+    float *grads = nb_graph_grads(m->graph, NULL);
+
+    nb_optimizer opt;
+    if (nb_optimizer_init(&opt, &cfg->optim, n_params, err) != 0)
+        return -1;
+    int32_t *order = malloc((size_t)n * sizeof *order);
+    /* The weights that last gave a finite loss, restored if a step diverges. */
+    float *good = malloc((n_params ? n_params : 1) * sizeof *good);
+    if (!order || !good) {
+        free(order);
+        free(good);
+        nb_optimizer_free(&opt);
+        return nb_fail(err, "out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    /* The data order has its own stream, apart from weight initialization. */
+    nb_rng rng;
+    nb_rng_seed(&rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
+
+    float *x = nb_node_value(m->x).data;
+    int32_t *y = nb_node_labels(m->y);
+    nb_graph_set_training(m->graph, 1);
+    int stop = 0;
+    for (int epoch = 0; epoch < cfg->epochs && !stop; epoch++) {
+        float lr = nb_lr_at(&cfg->schedule, epoch);
+        if (cfg->shuffle)
+            nb_shuffle(&rng, order, n);
+        double start = now_seconds(), loss_sum = 0.0;
+        long correct = 0, seen = 0;
+        for (int64_t b = 0; b < batches && !stop; b++) {
+            int first = (int)(b * batch_size);
+            int batch = n - first < batch_size ? n - first : batch_size;
+            nb_dataset_batch(train, order + first, batch, x, y);
+            nb_graph_forward(m->graph, batch);
+            float loss = nb_node_scalar(m->loss);
+            if (!isfinite(loss)) {
+                if (result->steps > 0)
+                    memcpy(params, good, n_params * sizeof *params);
+                result->diverged = 1;
+                result->diverged_epoch = epoch;
+                result->diverged_step = b;
+                stop = 1;
+                break;
+            }
+            memcpy(good, params, n_params * sizeof *params);
+            correct += count_correct(m, batch);
+            nb_graph_backward(m->graph, m->loss);
+            nb_optimizer_step(&opt, params, grads, lr);
+            loss_sum += (double)loss * batch;
+            seen += batch;
+            result->steps++;
+            result->samples += batch;
+            if (cfg->max_steps > 0 && result->steps >= cfg->max_steps)
+                stop = 1;
+            if (cfg->on_batch) {
+                double elapsed = now_seconds() - start;
+                nb_progress p = {epoch, cfg->epochs, b + 1, batches, loss_sum / seen, lr,
+                                 elapsed > 0 ? seen / elapsed : 0.0, elapsed};
+                if (cfg->on_batch(&p, cfg->user))
+                    stop = 1;
+            }
+        }
+        double seconds = now_seconds() - start;
+        result->train_seconds += seconds;
+        if (seen == 0)
+            break;
+        nb_epoch_metrics metrics = {0};
+        metrics.epoch = epoch;
+        metrics.lr = lr;
+        metrics.train_loss = loss_sum / seen;
+        metrics.train_accuracy = (double)correct / seen;
+        metrics.seconds = seconds;
+        result->train_loss = metrics.train_loss;
+        result->epochs = epoch + 1;
+        if (nb_evaluate(m, dev, &metrics.dev, err) != 0 || nb_evaluate(m, test, &metrics.test, err) != 0) {
+            free(order);
+            free(good);
+            nb_optimizer_free(&opt);
+            return -1;
+        }
+        if (cfg->on_epoch && cfg->on_epoch(&metrics, cfg->user))
+            stop = 1;
+    }
+    free(order);
+    free(good);
+    nb_optimizer_free(&opt);
+    return 0;
+}
