@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
-TEST_DEPS = $(DEPS) python3
+TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch
 
 .PHONY: all demo check test asan deps test-deps install uninstall clean
 
