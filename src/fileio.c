@@ -1,0 +1,191 @@
+/* Whole-file I/O: atomic replacement on write, one buffer on read. See fileio.h. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Distinguishes temporary names made by threads of one process; O_EXCL settles any race. */
+static atomic_uint tmp_counter;
+
+/* Creates "<path>.tmp.<pid>.<n>" exclusively. Same directory as path, so rename() is atomic
+ * (it never crosses a file system). Mode 0666 lets the umask decide, as for a plain fopen. */
+static int create_temp(const char *path, char **tmp_out, int *fd_out, nb_error *err)
+{
+    size_t len = strlen(path) + 64;
+    char *tmp = malloc(len);
+    if (!tmp)
+        return nb_fail(err, "%s: out of memory", path);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned n = atomic_fetch_add(&tmp_counter, 1u);
+        snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            *fd_out = fd;
+            return 0;
+        }
+        if (errno != EEXIST) {
+            int e = errno;
+            free(tmp);
+            return nb_fail(err, "%s: cannot create a temporary file next to it: %s", path,
+                           strerror(e));
+        }
+    }
+    free(tmp);
+    return nb_fail(err, "%s: cannot create a temporary file next to it: too many exist", path);
+}
+
+/* fsync of the directory makes the rename durable. Some file systems refuse fsync on a
+ * directory (EINVAL); nothing more can be done there, so that is not an error. */
+static int sync_parent_dir(const char *path, nb_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) {
+        dir = strdup(".");
+    } else {
+        size_t len = slash == path ? 1 : (size_t)(slash - path);
+        dir = malloc(len + 1);
+        if (dir) {
+            memcpy(dir, path, len);
+            dir[len] = '\0';
+        }
+    }
+    if (!dir)
+        return nb_fail(err, "%s: out of memory", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0) {
+        rc = nb_fail(err, "%s: written, but cannot open its directory to sync it: %s", path,
+                     strerror(errno));
+    } else {
+        if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP)
+            rc = nb_fail(err, "%s: written, but syncing its directory failed: %s", path,
+                         strerror(errno));
+        close(fd);
+    }
+    free(dir);
+    return rc;
+}
+
+int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err)
+{
+    if (!path || !*path)
+        return nb_fail(err, "no file name given");
+    if (!data && n > 0)
+        return nb_fail(err, "%s: no data to write", path);
+
+    char *tmp = NULL;
+    int fd = -1;
+    if (create_temp(path, &tmp, &fd, err) != 0)
+        return -1;
+
+    const char *failed = NULL;
+    int e = 0;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        e = errno;
+        close(fd);
+        failed = "cannot open the temporary file";
+    } else {
+        if (n > 0 && fwrite(data, 1, n, f) != n) {
+            e = errno;
+            failed = "write failed";
+        } else if (fflush(f) != 0) {
+            e = errno;
+            failed = "write failed";
+        } else if (fsync(fileno(f)) != 0) {
+            e = errno;
+            failed = "fsync failed";
+        }
+        /* fclose reports errors of buffered writes too; the stream is gone either way. */
+        if (fclose(f) != 0 && !failed) {
+            e = errno;
+            failed = "close failed";
+        }
+    }
+    if (!failed && rename(tmp, path) != 0) {
+        e = errno;
+        failed = e == EISDIR ? "cannot replace it" : "cannot rename the temporary file to it";
+    }
+    if (failed) {
+        unlink(tmp);
+        free(tmp);
+        return nb_fail(err, "%s: %s: %s", path, failed, strerror(e));
+    }
+    free(tmp);
+    return sync_parent_dir(path, err);
+}
+
+int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err)
+{
+    *data = NULL;
+    *n = 0;
+    if (!path || !*path)
+        return nb_fail(err, "no file name given");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nb_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return nb_fail(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return nb_fail(err, "%s: is a directory, not a file", path);
+    }
+    /* The size from stat is a first guess only: pipes report 0 and files can change, so read
+     * until end of file and grow as needed. +2: one byte for the terminating zero, one so that
+     * the read that sees end of file has room and the buffer need not grow for it. */
+    size_t cap = 65536;
+    if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 2)
+        cap = (size_t)st.st_size + 2;
+    unsigned char *buf = malloc(cap);
+    size_t len = 0;
+    if (!buf) {
+        close(fd);
+        return nb_fail(err, "%s: out of memory for %zu bytes", path, cap);
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap > SIZE_MAX / 2) {
+                free(buf);
+                close(fd);
+                return nb_fail(err, "%s: too large to read into memory", path);
+            }
+            unsigned char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                close(fd);
+                return nb_fail(err, "%s: out of memory for %zu bytes", path, cap * 2);
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + len, cap - 1 - len);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(buf);
+            close(fd);
+            return nb_fail(err, "%s: read failed: %s", path, strerror(e));
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *data = buf;
+    *n = len;
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* Whole-file I/O shared by the modules that write results: safetensors, summaries, journals. */
+#ifndef NABLA_FILEIO_H
+#define NABLA_FILEIO_H
+
+#include <stddef.h>
+
+#include "nabla.h"
+
+/* Writes n bytes to path so that a reader sees either the old file or the whole new one, never
+ * a half-written file: the bytes go to a temporary file in the same directory, which is
+ * flushed, fsync'd and renamed over path; then the directory is fsync'd so the rename itself
+ * survives a crash. On failure the temporary file is removed and an existing file at path is
+ * left as it was. Returns 0, or -1 with a message naming path. */
+int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err);
+
+/* Reads a whole regular file into a new malloc'd buffer (*data, to free(); one extra zero byte
+ * follows the n bytes, so text can be used as a C string). Returns 0, or -1 with a message
+ * naming path (missing, a directory, unreadable, out of memory). */
+int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err);
+
+#endif /* NABLA_FILEIO_H */

@@ -1,0 +1,515 @@
+/*
+ * A model in a safetensors file: every named tensor of its graph under the names of the
+ * equivalent torch.nn.Sequential ("0.weight", "1.running_mean", "1.num_batches_tracked", ...),
+ * so the file loads into PyTorch with load_state_dict(strict=True) and a state_dict saved by
+ * PyTorch loads here; the architecture travels as strings in __metadata__.
+ *
+ * Loading is all or nothing: the whole file is checked against the model (names, dtypes,
+ * shapes, finite values) before the first weight is copied.
+ *
+ * Values are converted to and from little-endian bytes explicitly rather than by pointer
+ * casts, so this is right on any host and never reads unaligned floats from the file buffer.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "nabla.h"
+
+#define FORMAT_NAME "nabla"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Little-endian conversion                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static void store_f32_le(unsigned char *p, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(u >> (8 * i));
+}
+
+static float load_f32_le(const unsigned char *p)
+{
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+static void store_i64_le(unsigned char *p, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(u >> (8 * i));
+}
+
+static int64_t load_i64_le(const unsigned char *p)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--)
+        u = (u << 8) | p[i];
+    int64_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Small string helpers                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A growable string for the metadata values; on out of memory it stays failed. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->s && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap : 64);
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+/* "'a', 'b' and 3 more": names for one error line. */
+typedef struct name_list {
+    char text[320];
+    int count, shown;
+} name_list;
+
+static void names_add(name_list *l, const char *name)
+{
+    size_t used = strlen(l->text);
+    size_t need = strlen(name) + 4;
+    if (l->count == l->shown && used + need < sizeof l->text - 24) {
+        snprintf(l->text + used, sizeof l->text - used, "%s'%s'", l->shown ? ", " : "", name);
+        l->shown++;
+    }
+    l->count++;
+}
+
+static const char *names_text(name_list *l)
+{
+    if (l->count > l->shown) {
+        size_t used = strlen(l->text);
+        snprintf(l->text + used, sizeof l->text - used, " and %d more", l->count - l->shown);
+        l->shown = l->count;
+    }
+    return l->text;
+}
+
+static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
+{
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "",
+                                 (long long)shape[i]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, "]");
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Saving                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* "[0.5,1.25]": floats printed with 9 significant digits, enough to read back the same float. */
+static int format_floats(strbuf *b, const float *v, int n)
+{
+    sb_printf(b, "[");
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            return -1;
+        sb_printf(b, "%s%.9g", i ? "," : "", (double)v[i]);
+    }
+    sb_printf(b, "]");
+    return 0;
+}
+
+int nb_model_save(const nb_model *m, const char *path, nb_error *err)
+{
+    if (!m || !m->graph)
+        return nb_fail(err, "%s: no model to save", path ? path : "(null)");
+    const nb_graph *g = m->graph;
+    const nb_model_spec *spec = &m->spec;
+    int n = nb_graph_named_count(g);
+
+    /* One buffer holds the little-endian bytes of every tensor. */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        nb_named t = nb_graph_named(g, i);
+        if (t.kind == NB_KIND_COUNTER) {
+            total += 8;
+        } else {
+            nb_tensor v = nb_node_value(t.node);
+            total += nb_tensor_numel(&v) * 4;
+        }
+    }
+    nb_st_tensor *tensors = calloc(n > 0 ? (size_t)n : 1, sizeof *tensors);
+    unsigned char *bytes = malloc(total ? total : 1);
+    if (!tensors || !bytes) {
+        free(tensors);
+        free(bytes);
+        return nb_fail(err, "%s: out of memory", path);
+    }
+    unsigned char *p = bytes;
+    for (int i = 0; i < n; i++) {
+        nb_named t = nb_graph_named(g, i);
+        nb_st_tensor *st = &tensors[i];
+        st->name = (char *)t.name;
+        st->data = p;
+        if (t.kind == NB_KIND_COUNTER) {
+            /* A 0-dim int64, as PyTorch stores num_batches_tracked. */
+            st->dtype = NB_I64;
+            st->ndim = 0;
+            st->nbytes = 8;
+            store_i64_le(p, *t.counter);
+        } else {
+            nb_tensor v = nb_node_value(t.node);
+            size_t count = nb_tensor_numel(&v);
+            st->dtype = NB_F32;
+            st->ndim = v.ndim;
+            for (int d = 0; d < v.ndim; d++)
+                st->shape[d] = v.shape[d];
+            st->nbytes = count * 4;
+            for (size_t k = 0; k < count; k++)
+                store_f32_le(p + 4 * k, v.data[k]);
+        }
+        p += st->nbytes;
+    }
+
+    char inputs[16], classes[16], slope[32];
+    snprintf(inputs, sizeof inputs, "%d", spec->inputs);
+    snprintf(classes, sizeof classes, "%d", spec->classes);
+    snprintf(slope, sizeof slope, "%.9g", (double)spec->leaky_slope);
+    strbuf layers = {0}, mean = {0}, std = {0};
+    sb_printf(&layers, "%s", "");
+    for (int i = 0; i < spec->n_hidden; i++)
+        sb_printf(&layers, "%s%d", i ? "," : "", spec->hidden[i]);
+    nb_st_meta meta[10] = {
+        {"format", FORMAT_NAME},
+        {"nabla_version", NABLA_VERSION},
+        {"inputs", inputs},
+        {"classes", classes},
+        {"layers", layers.s},
+        {"activation", (char *)nb_activation_name(spec->activation)},
+        {"leaky_slope", slope},
+        {"batchnorm", spec->batchnorm ? "1" : "0"},
+    };
+    int n_meta = 8;
+    int rc = 0;
+    if (m->norm_mean && m->norm_std) {
+        if (format_floats(&mean, m->norm_mean, spec->inputs) != 0 ||
+            format_floats(&std, m->norm_std, spec->inputs) != 0)
+            rc = nb_fail(err, "%s: the model's input normalization is not finite", path);
+        meta[n_meta++] = (nb_st_meta){"normalize_mean", mean.s};
+        meta[n_meta++] = (nb_st_meta){"normalize_std", std.s};
+    }
+    if (rc == 0 && (layers.failed || mean.failed || std.failed))
+        rc = nb_fail(err, "%s: out of memory", path);
+    if (rc == 0)
+        rc = nb_st_write(path, tensors, n, meta, n_meta, err);
+    free(layers.s);
+    free(mean.s);
+    free(std.s);
+    free(tensors);
+    free(bytes);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Loading weights                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Everything that could make the copy fail or put garbage into the model, checked up front. */
+static int check_weights(const nb_model *m, const nb_st_file *f, const char *what,
+                         nb_error *err)
+{
+    const nb_graph *g = m->graph;
+    int n = nb_graph_named_count(g);
+    char have[128], need[128];
+    name_list missing = {0}, extra = {0};
+
+    for (int i = 0; i < n; i++) {
+        nb_named t = nb_graph_named(g, i);
+        const nb_st_tensor *st = nb_st_find(f, t.name);
+        if (!st) {
+            names_add(&missing, t.name);
+            continue;
+        }
+        if (t.kind == NB_KIND_COUNTER) {
+            if (st->dtype != NB_I64)
+                return nb_fail(err, "%s: tensor '%s' has dtype F32, the model needs I64", what,
+                               t.name);
+            if (!(st->ndim == 0 || (st->ndim == 1 && st->shape[0] == 1)))
+                return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs [] (or [1])",
+                               what, t.name, shape_str(st->shape, st->ndim, have, sizeof have));
+            if (load_i64_le(st->data) < 0)
+                return nb_fail(err, "%s: tensor '%s' is negative (%lld)", what, t.name,
+                               (long long)load_i64_le(st->data));
+            continue;
+        }
+        nb_tensor v = nb_node_value(t.node);
+        int64_t vshape[NB_MAX_DIMS];
+        for (int d = 0; d < v.ndim; d++)
+            vshape[d] = v.shape[d];
+        if (st->dtype != NB_F32)
+            return nb_fail(err, "%s: tensor '%s' has dtype I64, the model needs F32", what,
+                           t.name);
+        int same = st->ndim == v.ndim;
+        for (int d = 0; same && d < v.ndim; d++)
+            same = st->shape[d] == vshape[d];
+        if (!same)
+            return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs %s", what, t.name,
+                           shape_str(st->shape, st->ndim, have, sizeof have),
+                           shape_str(vshape, v.ndim, need, sizeof need));
+        const unsigned char *p = st->data;
+        size_t count = st->nbytes / 4;
+        for (size_t k = 0; k < count; k++) {
+            float x = load_f32_le(p + 4 * k);
+            if (!isfinite(x))
+                return nb_fail(err, "%s: tensor '%s' element %zu is %s", what, t.name, k,
+                               isnan(x) ? "NaN" : "infinite");
+        }
+    }
+    if (missing.count > 0)
+        return nb_fail(err, "%s: the model's tensor%s %s %s missing from the file", what,
+                       missing.count > 1 ? "s" : "", names_text(&missing),
+                       missing.count > 1 ? "are" : "is");
+
+    for (int i = 0; i < f->n_tensors; i++) {
+        nb_named found;
+        if (!nb_graph_find(g, f->tensors[i].name, &found))
+            names_add(&extra, f->tensors[i].name);
+    }
+    if (extra.count > 0)
+        return nb_fail(err, "%s: the file has tensor%s the model does not: %s", what,
+                       extra.count > 1 ? "s" : "", names_text(&extra));
+    return 0;
+}
+
+static void copy_weights(nb_model *m, const nb_st_file *f)
+{
+    int n = nb_graph_named_count(m->graph);
+    for (int i = 0; i < n; i++) {
+        nb_named t = nb_graph_named(m->graph, i);
+        const nb_st_tensor *st = nb_st_find(f, t.name);
+        const unsigned char *p = st->data;
+        if (t.kind == NB_KIND_COUNTER) {
+            *t.counter = load_i64_le(p);
+        } else {
+            nb_tensor v = nb_node_value(t.node);
+            size_t count = nb_tensor_numel(&v);
+            for (size_t k = 0; k < count; k++)
+                v.data[k] = load_f32_le(p + 4 * k);
+        }
+    }
+}
+
+static int apply_weights(nb_model *m, const nb_st_file *f, const char *what, nb_error *err)
+{
+    if (check_weights(m, f, what, err) != 0)
+        return -1;
+    copy_weights(m, f);
+    return 0;
+}
+
+int nb_model_load_weights(nb_model *m, const char *path, nb_error *err)
+{
+    if (!m || !m->graph)
+        return nb_fail(err, "%s: no model to load weights into", path ? path : "(null)");
+    nb_st_file f;
+    if (nb_st_read(path, &f, err) != 0)
+        return -1;
+    int rc = apply_weights(m, &f, path, err);
+    nb_st_free(&f);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Loading a whole model                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static const char *need_meta(const nb_st_file *f, const char *key, const char *what,
+                             nb_error *err)
+{
+    const char *v = nb_st_meta_get(f, key);
+    if (!v)
+        nb_fail(err, "%s: __metadata__ has no '%s'", what, key);
+    return v;
+}
+
+static int meta_positive_int(const nb_st_file *f, const char *key, const char *what, int *out,
+                             nb_error *err)
+{
+    const char *s = need_meta(f, key, what, err);
+    if (!s)
+        return -1;
+    char *end;
+    errno = 0;
+    long v = isdigit((unsigned char)s[0]) ? strtol(s, &end, 10) : 0;
+    if (!isdigit((unsigned char)s[0]) || *end || errno || v < 1 || v > INT_MAX)
+        return nb_fail(err, "%s: metadata '%s' is '%s', expected a positive integer", what, key,
+                       s);
+    *out = (int)v;
+    return 0;
+}
+
+/* A JSON array of exactly n finite numbers (std: also positive) in a metadata string. */
+static int meta_floats(const nb_st_file *f, const char *key, const char *what, int n,
+                       int positive, float **out, nb_error *err)
+{
+    const char *s = nb_st_meta_get(f, key);
+    cJSON *arr = cJSON_Parse(s);
+    int rc = 0;
+    if (!cJSON_IsArray(arr)) {
+        rc = nb_fail(err, "%s: metadata '%s' is not a JSON array of numbers", what, key);
+    } else if (cJSON_GetArraySize(arr) != n) {
+        rc = nb_fail(err, "%s: metadata '%s' has %d values, the model has %d inputs", what, key,
+                     cJSON_GetArraySize(arr), n);
+    } else if (!(*out = malloc((size_t)n * sizeof **out))) {
+        rc = nb_fail(err, "%s: out of memory", what);
+    } else {
+        int i = 0;
+        for (const cJSON *x = arr->child; x && rc == 0; x = x->next, i++) {
+            float v = cJSON_IsNumber(x) ? (float)x->valuedouble : NAN;
+            if (!isfinite(v) || (positive && !(v > 0)))
+                rc = nb_fail(err, "%s: metadata '%s' value %d is not a %s number", what, key, i,
+                             positive ? "positive finite" : "finite");
+            else
+                (*out)[i] = v;
+        }
+        if (rc != 0) {
+            free(*out);
+            *out = NULL;
+        }
+    }
+    cJSON_Delete(arr);
+    return rc;
+}
+
+static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec, nb_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    const char *format = nb_st_meta_get(f, "format");
+    if (!format || strcmp(format, FORMAT_NAME) != 0)
+        return nb_fail(err, "%s: not a nabla model file (__metadata__ 'format' is %s%s%s, "
+                       "expected '" FORMAT_NAME "')", what, format ? "'" : "",
+                       format ? format : "missing", format ? "'" : "");
+    if (meta_positive_int(f, "inputs", what, &spec->inputs, err) != 0 ||
+        meta_positive_int(f, "classes", what, &spec->classes, err) != 0)
+        return -1;
+
+    const char *layers = need_meta(f, "layers", what, err);
+    if (!layers)
+        return -1;
+    nb_error inner;
+    if (nb_parse_layers(layers, spec, &inner) != 0)
+        return nb_fail(err, "%s: metadata 'layers': %s", what, inner.msg);
+
+    const char *act = need_meta(f, "activation", what, err);
+    if (!act)
+        return -1;
+    if (nb_activation_parse(act, &spec->activation) != 0)
+        return nb_fail(err, "%s: metadata 'activation' is '%s', not a known activation", what,
+                       act);
+
+    const char *slope = need_meta(f, "leaky_slope", what, err);
+    if (!slope)
+        return -1;
+    char *end;
+    spec->leaky_slope = strtof(slope, &end);
+    if (end == slope || *end || !isfinite(spec->leaky_slope))
+        return nb_fail(err, "%s: metadata 'leaky_slope' is '%s', expected a finite number", what,
+                       slope);
+
+    const char *bn = need_meta(f, "batchnorm", what, err);
+    if (!bn)
+        return -1;
+    if (strcmp(bn, "0") != 0 && strcmp(bn, "1") != 0)
+        return nb_fail(err, "%s: metadata 'batchnorm' is '%s', expected '0' or '1'", what, bn);
+    spec->batchnorm = bn[0] == '1';
+    return 0;
+}
+
+int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
+{
+    memset(m, 0, sizeof *m);
+    nb_st_file f;
+    if (nb_st_read(path, &f, err) != 0)
+        return -1;
+    nb_model_spec spec;
+    float *mean = NULL, *std = NULL;
+    int rc = read_spec(&f, path, &spec, err);
+    if (rc == 0) {
+        int has_mean = nb_st_meta_get(&f, "normalize_mean") != NULL;
+        int has_std = nb_st_meta_get(&f, "normalize_std") != NULL;
+        if (has_mean != has_std)
+            rc = nb_fail(err, "%s: __metadata__ has '%s' without '%s'", path,
+                         has_mean ? "normalize_mean" : "normalize_std",
+                         has_mean ? "normalize_std" : "normalize_mean");
+        else if (has_mean &&
+                 (meta_floats(&f, "normalize_mean", path, spec.inputs, 0, &mean, err) != 0 ||
+                  meta_floats(&f, "normalize_std", path, spec.inputs, 1, &std, err) != 0))
+            rc = -1;
+    }
+    if (rc == 0) {
+        nb_error inner;
+        if (nb_model_build(m, &spec, max_batch, 0, &inner) != 0) {
+            rc = nb_fail(err, "%s: %s", path, inner.msg);
+            memset(m, 0, sizeof *m);
+        } else if (apply_weights(m, &f, path, err) != 0) {
+            nb_model_free(m);
+            memset(m, 0, sizeof *m);
+            rc = -1;
+        } else {
+            m->norm_mean = mean;
+            m->norm_std = std;
+            mean = std = NULL;
+        }
+    }
+    free(mean);
+    free(std);
+    nb_st_free(&f);
+    return rc;
+}
