@@ -1,0 +1,427 @@
+/* CSV data sets: rows of numbers, the last column an integer class label.
+ *
+ * The whole file is read into memory and parsed in one pass, with arrays sized from a count
+ * of newlines up front, so a file of millions of numbers costs one read and one scan.
+ * Accepted: commas between fields, spaces or tabs around fields, LF or CRLF line ends, a
+ * missing final newline, blank lines at the end, a UTF-8 byte order mark, and an optional
+ * header (the first line is a header when any of its fields is not a number). Labels are
+ * integers ("3", and also "3.0" as written by tools that store every column as float).
+ *
+ * Numbers become exactly the float that (float)strtod(field) gives. Most fields take a fast
+ * path (below); anything unusual (hex, "nan", "inf", very long mantissas, large exponents)
+ * goes to strtod itself. */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla.h"
+
+/* Labels at or above this are refused rather than turned into a million-way classifier. */
+#define MAX_LABEL 999999
+
+/* Longest field quoted in an error message. */
+#define QUOTE_MAX 40
+
+typedef struct field {
+    const char *s;   /* first character after leading blanks */
+    size_t len;      /* without surrounding blanks */
+} field;
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+static field trimmed(const char *s, const char *e)
+{
+    while (s < e && is_blank(*s))
+        s++;
+    while (e > s && is_blank(e[-1]))
+        e--;
+    return (field){s, (size_t)(e - s)};
+}
+
+static int quote_len(field f) { return (int)(f.len > QUOTE_MAX ? QUOTE_MAX : f.len); }
+
+static const double powers_of_ten[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The fast path for a plain decimal ([sign] digits [. digits] [e [sign] digits]) starting at
+ * s: returns the end of the number and its value as (float)strtod would round it, or NULL
+ * when the number needs strtod.
+ *
+ * Up to 2^53, the digits form an exact double, and so does 10^k for k <= 22; one correctly
+ * rounded product or quotient then is exactly strtod's result (Clinger's fast path). Longer
+ * mantissas (up to 19 digits, as Python prints floats) give a double within 2 ulp of the true
+ * value; it still rounds to the same float unless it lies within a few ulp of a midpoint
+ * between two floats, a chance of about 2^-25, and then strtod decides. */
+static const char *fast_decimal(const char *s, const char *end, float *out)
+{
+    const char *p = s;
+    int negative = 0;
+    if (p < end && (*p == '+' || *p == '-'))
+        negative = *p++ == '-';
+    uint64_t mantissa = 0;
+    int digits = 0, exponent = 0, seen_digit = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        seen_digit = 1;
+        if (mantissa || *p != '0')
+            digits++;
+        mantissa = mantissa * 10 + (uint64_t)(*p++ - '0');
+        if (digits > 19)
+            return NULL;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        while (p < end && *p >= '0' && *p <= '9') {
+            seen_digit = 1;
+            if (mantissa || *p != '0')
+                digits++;
+            mantissa = mantissa * 10 + (uint64_t)(*p++ - '0');
+            exponent--;
+            if (digits > 19)
+                return NULL;
+        }
+    }
+    if (!seen_digit)
+        return NULL;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int exp_negative = 0, e = 0, exp_digits = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            exp_negative = *p++ == '-';
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (e < 10000)
+                e = e * 10 + (*p - '0');
+            p++;
+            exp_digits++;
+        }
+        if (!exp_digits)
+            return NULL;
+        exponent += exp_negative ? -e : e;
+    }
+    if (exponent < -22 || exponent > 22)
+        return NULL;
+    double v = (double)mantissa;
+    v = exponent < 0 ? v / powers_of_ten[-exponent] : v * powers_of_ten[exponent];
+    if (v > FLT_MAX)
+        return NULL;   /* strtod reports it: out of range */
+    float f = (float)v;
+    if (mantissa > (UINT64_C(1) << 53)) {
+        /* Midpoints between floats are exact in double. */
+        double below = ((double)nextafterf(f, 0.0f) + f) / 2;
+        double above = ((double)nextafterf(f, INFINITY) + f) / 2;
+        double margin = v * 0x1p-50;   /* 4 ulp */
+        if (v - below <= margin || above - v <= margin)
+            return NULL;
+    }
+    *out = negative ? -f : f;
+    return p;
+}
+
+/* strtod on a whole field: 0 and the value when all of it is a number, else -1. */
+static int strtod_field(field f, double *out)
+{
+    char buf[128];   /* strtod needs a terminated string; numbers are short */
+    if (f.len == 0 || f.len >= sizeof buf)
+        return -1;
+    memcpy(buf, f.s, f.len);
+    buf[f.len] = '\0';
+    char *stop;
+    double v = strtod(buf, &stop);
+    if (stop != buf + f.len)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int is_number(field f)
+{
+    float fv;
+    double dv;
+    const char *end = f.s + f.len;
+    return fast_decimal(f.s, end, &fv) == end || strtod_field(f, &dv) == 0;
+}
+
+/* An integer label: optional sign, digits, optionally ".0…". Returns 0 and the value
+ * (saturated far beyond MAX_LABEL), -1 when the field is not an integer. */
+static int parse_label(field f, long long *out)
+{
+    const char *p = f.s, *end = f.s + f.len;
+    int negative = 0;
+    if (p < end && (*p == '+' || *p == '-'))
+        negative = *p++ == '-';
+    long long v = 0;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (v < 1000000000000LL)
+            v = v * 10 + (*p - '0');
+        p++;
+    }
+    if (p == digits)
+        return -1;
+    if (p < end && *p == '.') {
+        p++;
+        while (p < end && *p == '0')
+            p++;
+    }
+    if (p != end)
+        return -1;
+    *out = negative ? -v : v;
+    return 0;
+}
+
+/* A line [s, e) without its line break is blank when only spaces, tabs and a CR. */
+static int line_is_blank(const char *s, const char *e)
+{
+    while (s < e && (is_blank(*s) || *s == '\r'))
+        s++;
+    return s == e;
+}
+
+static int count_fields(const char *s, const char *e)
+{
+    int count = 1;
+    for (; (s = memchr(s, ',', (size_t)(e - s))) != NULL; s++)
+        count++;
+    return count;
+}
+
+/* Whether every field of the line is a number (else the line is a header). */
+static int all_numbers(const char *s, const char *e)
+{
+    for (;;) {
+        const char *comma = memchr(s, ',', (size_t)(e - s));
+        if (!is_number(trimmed(s, comma ? comma : e)))
+            return 0;
+        if (!comma)
+            return 1;
+        s = comma + 1;
+    }
+}
+
+/* "inf", "-Infinity" and the like, as opposed to a finite number too large for a double. */
+static int spells_infinity(field f)
+{
+    const char *p = f.s;
+    if (*p == '+' || *p == '-')
+        p++;
+    return *p == 'i' || *p == 'I';
+}
+
+/* The feature in field f (careful path): 0 and the value, or -1 with a message. */
+static int parse_feature(field f, const char *path, long line, int index, float *out,
+                         nb_error *err)
+{
+    double v;
+    if (f.len == 0)
+        return nb_fail(err, "%s:%ld: field %d is empty", path, line, index);
+    if (strtod_field(f, &v) < 0)
+        return nb_fail(err, "%s:%ld: field %d '%.*s' is not a number", path, line, index,
+                       quote_len(f), f.s);
+    if (isnan(v))
+        return nb_fail(err, "%s:%ld: field %d is NaN", path, line, index);
+    if (isinf(v) && spells_infinity(f))
+        return nb_fail(err, "%s:%ld: field %d is infinite", path, line, index);
+    if (fabs(v) > FLT_MAX)
+        return nb_fail(err, "%s:%ld: field %d '%.*s' is out of range for float", path, line,
+                       index, quote_len(f), f.s);
+    *out = (float)v;
+    return 0;
+}
+
+/* Parses the data line [p, e) of `fields` fields into row and *label. */
+static int parse_row(const char *p, const char *e, int fields, const char *path, long line,
+                     float *row, long long *label, nb_error *err)
+{
+    const char *q = p;
+    for (int j = 0; j < fields - 1; j++) {
+        while (q < e && is_blank(*q))
+            q++;
+        const char *after = fast_decimal(q, e, &row[j]);
+        if (after) {
+            while (after < e && is_blank(*after))
+                after++;
+            if (after < e && *after == ',') {
+                q = after + 1;
+                continue;
+            }
+        }
+        /* Not a plain number followed by a comma: look closer. */
+        const char *comma = memchr(q, ',', (size_t)(e - q));
+        if (!comma || parse_feature(trimmed(q, comma), path, line, j + 1, &row[j], err) < 0)
+            goto bad;
+        q = comma + 1;
+    }
+    if (memchr(q, ',', (size_t)(e - q)))
+        goto bad;
+    field f = trimmed(q, e);
+    if (f.len == 0) {
+        nb_fail(err, "%s:%ld: the label is empty", path, line);
+        goto bad;
+    }
+    if (parse_label(f, label) < 0) {
+        nb_fail(err, "%s:%ld: label '%.*s' is not an integer", path, line, quote_len(f), f.s);
+        goto bad;
+    }
+    if (*label < 0) {
+        nb_fail(err, "%s:%ld: label %lld is negative", path, line, *label);
+        goto bad;
+    }
+    if (*label > MAX_LABEL) {
+        nb_fail(err, "%s:%ld: label %lld is too large (at most %d)", path, line, *label,
+                MAX_LABEL);
+        goto bad;
+    }
+    return 0;
+
+bad:;
+    /* A missing or extra column explains any bad field, so it is reported first. */
+    int count = count_fields(p, e);
+    if (count != fields)
+        nb_fail(err, "%s:%ld: expected %d fields, found %d", path, line, fields, count);
+    return -1;
+}
+
+static int read_whole_file(const char *path, char **data, size_t *size, nb_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return nb_fail(err, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = NULL;
+    /* Size from the file when it can be known; grow otherwise (pipes, /dev/stdin). */
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        if (end >= 0)
+            cap = (size_t)end + 1;
+        rewind(f);
+    }
+    for (;;) {
+        char *bigger = realloc(buf, cap);
+        if (!bigger) {
+            free(buf);
+            fclose(f);
+            return nb_fail(err, "%s: out of memory", path);
+        }
+        buf = bigger;
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap || ferror(f))
+            break;
+        cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        return nb_fail(err, "%s: read error", path);
+    }
+    *data = buf;
+    *size = len;
+    return 0;
+}
+
+int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    size_t size = 0;
+    if (read_whole_file(path, &text, &size, err) < 0)
+        return -1;
+
+    const char *p = text, *end = text + size;
+    if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;   /* UTF-8 byte order mark */
+
+    /* An upper bound on the rows: one per newline, plus a last line without one. */
+    size_t max_rows = 1;
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+        max_rows++;
+
+    float *values = NULL;
+    int32_t *labels = NULL;
+    int fields = 0, features = 0, rows = 0, largest = -1;
+    long line = 0;
+    long blank_line = 0;   /* the first blank line; only blank lines may follow it */
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        const char *e = nl ? nl : end;
+        if (e > p && e[-1] == '\r')
+            e--;
+        line++;
+        if (line_is_blank(p, e)) {
+            if (!blank_line)
+                blank_line = line;
+            p = next;
+            continue;
+        }
+        if (blank_line) {
+            nb_fail(err, "%s:%ld: empty line", path, blank_line);
+            goto fail;
+        }
+
+        if (fields == 0) {
+            /* The first line fixes the column count, and may be a header. */
+            fields = count_fields(p, e);
+            if (fields < 2) {
+                nb_fail(err, "%s:%ld: expected at least 2 fields (features, then a label), "
+                        "found %d", path, line, fields);
+                goto fail;
+            }
+            features = fields - 1;
+            if (max_rows > (size_t)INT32_MAX ||
+                max_rows > SIZE_MAX / sizeof(float) / (size_t)features) {
+                nb_fail(err, "%s: too many values", path);
+                goto fail;
+            }
+            values = malloc(max_rows * (size_t)features * sizeof *values);
+            labels = malloc(max_rows * sizeof *labels);
+            if (!values || !labels) {
+                nb_fail(err, "%s: out of memory", path);
+                goto fail;
+            }
+            if (!all_numbers(p, e)) {
+                p = next;   /* a header */
+                continue;
+            }
+        }
+
+        long long label;
+        if (parse_row(p, e, fields, path, line, values + (size_t)rows * (size_t)features,
+                      &label, err) < 0)
+            goto fail;
+        labels[rows++] = (int32_t)label;
+        if (label > largest)
+            largest = (int)label;
+        p = next;
+    }
+
+    if (fields == 0) {
+        nb_fail(err, "%s: empty file", path);
+        goto fail;
+    }
+    if (rows == 0) {
+        nb_fail(err, "%s: no data rows after the header", path);
+        goto fail;
+    }
+    free(text);
+    /* Give back the rows reserved for lines that turned out blank or a header. */
+    float *v_fit = realloc(values, (size_t)rows * (size_t)features * sizeof *values);
+    int32_t *l_fit = realloc(labels, (size_t)rows * sizeof *labels);
+    out->values = v_fit ? v_fit : values;
+    out->labels = l_fit ? l_fit : labels;
+    out->n = rows;
+    out->features = features;
+    out->classes = largest + 1;
+    return 0;
+
+fail:
+    free(text);
+    free(values);
+    free(labels);
+    return -1;
+}

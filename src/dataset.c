@@ -1,0 +1,200 @@
+/* Operations on a loaded data set: dev splits, per-feature statistics, standardization, a
+ * finiteness check, copying a batch out, freeing.
+ *
+ * A data set holds either bytes (images, `pixels`) or floats (`values`). Everything here
+ * treats a byte as the float the network sees: byte / 255. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla.h"
+
+void nb_dataset_free(nb_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->pixels);
+    free(d->values);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+/* byte / 255 as a division, the way torchvision's ToTensor computes it, so that inputs are
+ * bit-identical to PyTorch's (a multiplication by 1/255.0f differs in the last bit for some
+ * bytes). */
+static float byte_to_float(uint8_t b) { return (float)b / 255.0f; }
+
+static size_t row_bytes(const nb_dataset *d)
+{
+    return (size_t)d->features * (d->pixels ? sizeof *d->pixels : sizeof *d->values);
+}
+
+int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
+                     nb_error *err)
+{
+    if (dev == from)
+        return nb_fail(err, "split: the dev set must be a different data set");
+    memset(dev, 0, sizeof *dev);
+    if (!(fraction >= 0.0f && fraction < 1.0f))
+        return nb_fail(err, "split: the dev fraction must be in [0, 1), not %g",
+                       (double)fraction);
+    if (fraction == 0.0f) {
+        dev->features = from->features;   /* empty, but shaped like its source */
+        dev->classes = from->classes;
+        return 0;
+    }
+
+    int n = from->n;
+    long take = lround((double)fraction * n);
+    if (take < 1)
+        take = 1;
+    if (take > n - 1)
+        take = n - 1;
+    if (take < 1)
+        return nb_fail(err, "split: cannot hold out a dev set from %d sample%s", n,
+                       n == 1 ? "" : "s");
+
+    int32_t *order = malloc((size_t)n * sizeof *order);
+    unsigned char *chosen = calloc((size_t)n, 1);
+    size_t row = row_bytes(from);
+    void *dev_x = malloc((size_t)take * row);
+    int32_t *dev_y = malloc((size_t)take * sizeof *dev_y);
+    if (!order || !chosen || !dev_x || !dev_y) {
+        free(order);
+        free(chosen);
+        free(dev_x);
+        free(dev_y);
+        return nb_fail(err, "split: out of memory");
+    }
+
+    /* The first `take` of a seeded permutation go to dev; both parts keep the original
+     * relative order, so a split of a sorted set is still sorted. */
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    nb_shuffle(&rng, order, n);
+    for (long i = 0; i < take; i++)
+        chosen[order[i]] = 1;
+    free(order);
+
+    unsigned char *x = from->pixels ? (unsigned char *)from->pixels
+                                    : (unsigned char *)from->values;
+    int kept = 0, held = 0;
+    for (int i = 0; i < n; i++) {
+        if (chosen[i]) {
+            memcpy((unsigned char *)dev_x + (size_t)held * row, x + (size_t)i * row, row);
+            dev_y[held++] = from->labels[i];
+        } else {
+            if (kept != i) {
+                memmove(x + (size_t)kept * row, x + (size_t)i * row, row);
+                from->labels[kept] = from->labels[i];
+            }
+            kept++;
+        }
+    }
+    free(chosen);
+
+    /* Shrink the training arrays to their new size (a failed shrink keeps the old block). */
+    void *fit_x = realloc(x, (size_t)kept * row);
+    int32_t *fit_y = realloc(from->labels, (size_t)kept * sizeof *fit_y);
+    if (fit_x) {
+        if (from->pixels)
+            from->pixels = fit_x;
+        else
+            from->values = fit_x;
+    }
+    if (fit_y)
+        from->labels = fit_y;
+    from->n = kept;
+
+    dev->n = held;
+    dev->features = from->features;
+    dev->classes = from->classes;
+    if (from->pixels)
+        dev->pixels = dev_x;
+    else
+        dev->values = dev_x;
+    dev->labels = dev_y;
+    return 0;
+}
+
+/* Features are processed in blocks of this many, with double accumulators on the stack and
+ * a row-by-row sweep, so memory is read in order however wide a sample is. */
+#define STATS_BLOCK 64
+
+static double feature_at(const nb_dataset *d, size_t i, int j)
+{
+    size_t k = i * (size_t)d->features + (size_t)j;
+    return d->pixels ? (double)byte_to_float(d->pixels[k]) : (double)d->values[k];
+}
+
+void nb_dataset_stats(const nb_dataset *d, float *mean, float *std)
+{
+    for (int j0 = 0; j0 < d->features; j0 += STATS_BLOCK) {
+        int width = d->features - j0 < STATS_BLOCK ? d->features - j0 : STATS_BLOCK;
+        double sum[STATS_BLOCK] = {0}, squares[STATS_BLOCK] = {0};
+        /* Two passes: the mean, then squared deviations from it (no cancellation). */
+        for (size_t i = 0; i < (size_t)d->n; i++)
+            for (int j = 0; j < width; j++)
+                sum[j] += feature_at(d, i, j0 + j);
+        for (int j = 0; j < width; j++)
+            sum[j] = d->n > 0 ? sum[j] / d->n : 0.0;
+        for (size_t i = 0; i < (size_t)d->n; i++)
+            for (int j = 0; j < width; j++) {
+                double dev = feature_at(d, i, j0 + j) - sum[j];
+                squares[j] += dev * dev;
+            }
+        for (int j = 0; j < width; j++) {
+            double sd = d->n > 0 ? sqrt(squares[j] / d->n) : 0.0;
+            mean[j0 + j] = (float)sum[j];
+            /* A constant feature carries no information; dividing by 1 leaves it centred. */
+            std[j0 + j] = (float)sd > 0.0f ? (float)sd : 1.0f;
+        }
+    }
+}
+
+void nb_dataset_normalize(nb_dataset *d, const float *mean, const float *std)
+{
+    if (!d->values)
+        return;   /* images are scaled per batch, not standardized */
+    size_t f = (size_t)d->features;
+    for (size_t i = 0; i < (size_t)d->n; i++) {
+        float *row = d->values + i * f;
+        for (size_t j = 0; j < f; j++)
+            row[j] = (row[j] - mean[j]) / std[j];
+    }
+}
+
+int nb_dataset_check_finite(const nb_dataset *d, const char *what, nb_error *err)
+{
+    if (!d->values)
+        return 0;   /* bytes are always finite */
+    size_t f = (size_t)d->features;
+    for (size_t i = 0; i < (size_t)d->n; i++)
+        for (size_t j = 0; j < f; j++) {
+            float v = d->values[i * f + j];
+            if (!isfinite(v))
+                return nb_fail(err, "%s: sample %zu, feature %zu is %s (counted from 0)",
+                               what ? what : "data", i, j, isnan(v) ? "NaN" : "infinite");
+        }
+    return 0;
+}
+
+void nb_dataset_batch(const nb_dataset *d, const int32_t *index, int n, float *x, int32_t *y)
+{
+    size_t f = (size_t)d->features;
+    for (int i = 0; i < n; i++) {
+        size_t src = index ? (size_t)index[i] : (size_t)i;
+        float *dst = x + (size_t)i * f;
+        if (d->pixels) {
+            const uint8_t *p = d->pixels + src * f;
+            for (size_t j = 0; j < f; j++)
+                dst[j] = byte_to_float(p[j]);
+        } else {
+            memcpy(dst, d->values + src * f, f * sizeof *dst);
+        }
+        if (y)
+            y[i] = d->labels[src];
+    }
+}
