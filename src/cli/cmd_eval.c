@@ -1,0 +1,221 @@
+/* nabla eval: loss and accuracy of a saved model on the test split of a data set. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "options.h"
+
+static const char *const CMD = "eval";
+
+void usage_eval(FILE *out)
+{
+    fprintf(out,
+"usage: nabla eval --model F.safetensors [options]\n"
+"\n"
+"Evaluates a model written by `nabla train` (or --save-weights) on the test split of a data\n"
+"set: the t10k files of an IDX directory, the CSV file itself, or the synthetic test set.\n"
+"A model trained with --normalize standard applies its saved mean and std to the data.\n"
+"\n"
+"  --model F             the model, a .safetensors file (required)\n"
+"  --data D              fashion-mnist, a directory of IDX files, a CSV file, or\n"
+"                        moons|circles|spirals [fashion-mnist]\n"
+"                        (fashion-mnist is read from %s)\n"
+"  --test T              evaluate on this CSV file instead [none]\n"
+"  --samples N           synthetic sets: the training size given to train; the test set has\n"
+"                        max(200, N/4) samples [1000]\n"
+"  --noise X             synthetic sets: noise [0.2]\n"
+"  --seed N              synthetic sets: the seed given to train (test set: seed + 1) [0]\n"
+"  --batch-size N        samples per forward pass [256]\n"
+"  --threads N           threads for matrix products [all cores: %d]\n"
+"  --json                print {\"loss\":..,\"accuracy\":..,\"samples\":..}\n"
+"  -h, --help            this text\n",
+            NB_FASHION_MNIST_DIR, cli_default_threads());
+}
+
+enum {
+    OPT_MODEL = 256, OPT_DATA, OPT_TEST, OPT_SAMPLES, OPT_NOISE, OPT_SEED, OPT_BATCH_SIZE,
+    OPT_THREADS, OPT_JSON
+};
+
+static const struct option long_options[] = {
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"test", required_argument, NULL, OPT_TEST},
+    {"samples", required_argument, NULL, OPT_SAMPLES},
+    {"noise", required_argument, NULL, OPT_NOISE},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct eval_options {
+    const char *model;
+    data_source src;
+    int data_given;     /* --data was on the command line, not the default */
+    int batch_size;
+    int threads;
+    int json;
+} eval_options;
+
+static int positive_int(const char *opt, const char *s, int *out)
+{
+    if (cli_parse_int(CMD, opt, s, out) != 0)
+        return -1;
+    if (*out <= 0) {
+        cli_usage_error(CMD, "%s must be > 0, got %s", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 to go on, or -1 with *exit_code set (0 after --help, 2 on bad usage). */
+static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
+{
+    memset(o, 0, sizeof *o);
+    o->src.data = "fashion-mnist";
+    o->src.samples = 1000;
+    o->src.noise = 0.2;
+    o->batch_size = 256;
+    o->threads = cli_default_threads();
+
+    opterr = 0;
+    optind = 1;
+    int c;
+    *exit_code = EXIT_USAGE;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case OPT_MODEL: o->model = optarg; break;
+        case OPT_DATA: o->src.data = optarg, o->data_given = 1; break;
+        case OPT_TEST: o->src.test = optarg; break;
+        case OPT_SAMPLES: rc = positive_int("--samples", optarg, &o->src.samples); break;
+        case OPT_NOISE:
+            rc = cli_parse_double(CMD, "--noise", optarg, &o->src.noise);
+            if (rc == 0 && o->src.noise < 0)
+                rc = -1, cli_usage_error(CMD, "--noise must be >= 0, got %s", optarg);
+            break;
+        case OPT_SEED: rc = cli_parse_u64(CMD, "--seed", optarg, &o->src.seed); break;
+        case OPT_BATCH_SIZE: rc = positive_int("--batch-size", optarg, &o->batch_size); break;
+        case OPT_THREADS: rc = positive_int("--threads", optarg, &o->threads); break;
+        case OPT_JSON: o->json = 1; break;
+        case 'h':
+            usage_eval(stdout);
+            *exit_code = EXIT_OK;
+            return -1;
+        case ':':
+            cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
+            return -1;
+        default:
+            if (optopt && optopt < 256)
+                cli_usage_error(CMD, "unknown option '-%c'", optopt);
+            else
+                cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+            return -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    if (optind < argc) {
+        cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (!o->model) {
+        cli_usage_error(CMD, "--model F.safetensors is required");
+        return -1;
+    }
+    return 0;
+}
+
+static int runtime_error(const nb_error *err)
+{
+    fprintf(stderr, "nabla: %s\n", err->msg);
+    return EXIT_RUNTIME;
+}
+
+/* {"loss":..,"accuracy":..,"samples":..} on one line; cJSON prints every double so that it
+ * reads back exactly, and null for a NaN loss. */
+static int print_json(const nb_eval_result *res)
+{
+    cJSON *j = cJSON_CreateObject();
+    char *text = NULL;
+    if (j) {
+        cJSON_AddNumberToObject(j, "loss", res->loss);
+        cJSON_AddNumberToObject(j, "accuracy", res->accuracy);
+        cJSON_AddNumberToObject(j, "samples", res->n);
+        text = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+    }
+    if (!text) {
+        fprintf(stderr, "nabla: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    printf("%s\n", text);
+    cJSON_free(text);
+    return EXIT_OK;
+}
+
+/* Loads the model and the data, applies the model's input standardization, evaluates. */
+static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_result *res,
+                    nb_error *err)
+{
+    if (nb_model_load(m, o->model, o->batch_size, err) != 0)
+        return -1;
+    if (data_load_eval(&o->src, d, err) != 0)
+        return -1;
+    const char *what = o->src.test ? o->src.test : o->src.data;
+    if (data_check_for_model(d, what, m->spec.inputs, m->spec.classes, err) != 0)
+        return -1;
+    if (m->norm_mean && m->norm_std) {
+        if (!d->values)
+            return nb_fail(err, "%s: the model standardizes its inputs, which works on CSV and "
+                                "synthetic data, not on pixels", o->model);
+        nb_dataset_normalize(d, m->norm_mean, m->norm_std);
+    }
+    return nb_evaluate(m, d, res, err);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_options o;
+    int code;
+    if (parse_options(&o, argc, argv, &code) != 0)
+        return code;
+
+    nb_error err = {{0}};
+    if (o.src.test && o.data_given) {
+        /* Same rule as train: --test goes with a CSV --data (here it may also stand alone). */
+        data_kind kind;
+        const char *path;
+        if (data_classify(o.src.data, &kind, &path, &err) != 0)
+            return runtime_error(&err);
+        if (kind != DATA_CSV)
+            return cli_usage_error(CMD, "--test needs a CSV --data, but %s is %s", o.src.data,
+                                   kind == DATA_IDX ? "an IDX data set" : "a synthetic set");
+    }
+
+    nb_set_threads(o.threads);
+    nb_model m;
+    nb_dataset d;
+    nb_eval_result res = {0};
+    memset(&m, 0, sizeof m);
+    memset(&d, 0, sizeof d);
+    if (evaluate(&o, &m, &d, &res, &err) != 0) {
+        code = runtime_error(&err);
+    } else {
+        code = EXIT_OK;
+        if (o.json)
+            code = print_json(&res);
+        else
+            printf("loss %.4f accuracy %.4f (%d samples)\n", res.loss, res.accuracy, res.n);
+    }
+    nb_model_free(&m);   /* safe on a zeroed model, after a failed load too */
+    nb_dataset_free(&d);
+    return code;
+}

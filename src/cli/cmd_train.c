@@ -1,0 +1,416 @@
+/* nabla train: parse and check every option, load the data, build the model, and only then
+ * create the run directory, train, and write the results.
+ *
+ * The order matters: any bad input (usage error, missing or malformed file, shape mismatch)
+ * stops the program before a file or directory is created. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "options.h"
+#include "progress.h"
+#include "run_files.h"
+#include "train_options.h"
+
+static const char *const CMD = "train";
+
+/* Option combinations that depend on what kind of data --data names. */
+static int check_data_options(const train_options *o, data_kind kind, int *exit_code)
+{
+    if (o->src.test && kind != DATA_CSV) {
+        *exit_code = cli_usage_error(CMD, "--test needs a CSV training set, but --data %s is %s",
+                                     o->src.data, kind == DATA_IDX ? "an IDX data set"
+                                                                   : "a synthetic set");
+        return -1;
+    }
+    if (o->normalize && kind == DATA_IDX) {
+        *exit_code = cli_usage_error(CMD, "--normalize standard works on CSV and synthetic "
+                                          "data, not on the pixels of %s", o->src.data);
+        return -1;
+    }
+    return 0;
+}
+
+/* Everything a run holds; released in one place. */
+typedef struct train_run {
+    train_options opt;
+    data_kind kind;
+    const char *data_path;
+    nb_dataset train, dev, test;
+    nb_model model;
+    char out_dir[4096];
+    char *metrics_path;
+    progress prog;
+    nb_error err;
+    int callback_failed;
+    double last_train_accuracy;  /* of the last epoch, for the summary */
+} train_run;
+
+static void run_free(train_run *r)
+{
+    nb_dataset_free(&r->train);
+    nb_dataset_free(&r->dev);
+    nb_dataset_free(&r->test);
+    nb_model_free(&r->model);   /* safe on the zeroed model of a run that stopped early */
+    free(r->metrics_path);
+}
+
+static int runtime_error(const nb_error *err)
+{
+    fprintf(stderr, "nabla: %s\n", err->msg);
+    return EXIT_RUNTIME;
+}
+
+/* Loads the data, splits off dev, standardizes, builds the model and loads --init-weights. */
+static int prepare(train_run *r)
+{
+    train_options *o = &r->opt;
+    if (data_load_train(&o->src, &r->train, &r->test, &r->err) != 0)
+        return -1;
+    if (r->test.n > 0 &&
+        data_check_for_model(&r->test, "test set", r->train.features, r->train.classes,
+                             &r->err) != 0)
+        return -1;
+    if (o->dev_fraction > 0 &&
+        nb_dataset_split(&r->train, (float)o->dev_fraction, o->src.seed, &r->dev, &r->err) != 0)
+        return -1;
+
+    float *mean = NULL, *std = NULL;
+    if (o->normalize) {
+        if (!r->train.values)
+            return nb_fail(&r->err, "--normalize standard needs float data");
+        mean = malloc(sizeof(float) * (size_t)r->train.features);
+        std = malloc(sizeof(float) * (size_t)r->train.features);
+        if (!mean || !std) {
+            free(mean);
+            free(std);
+            return nb_fail(&r->err, "out of memory");
+        }
+        nb_dataset_stats(&r->train, mean, std);
+        nb_dataset_normalize(&r->train, mean, std);
+        if (r->dev.n > 0)
+            nb_dataset_normalize(&r->dev, mean, std);
+        if (r->test.n > 0)
+            nb_dataset_normalize(&r->test, mean, std);
+    }
+
+    nb_model_spec spec = o->spec;
+    spec.inputs = r->train.features;
+    spec.classes = r->train.classes;
+    /* A mini-batch larger than the set is the whole set; no need for a bigger graph. */
+    int max_batch = o->batch_size > 0 && o->batch_size < r->train.n ? o->batch_size
+                                                                    : r->train.n;
+    if (nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
+        free(mean);
+        free(std);
+        return -1;
+    }
+    r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
+    r->model.norm_std = std;
+
+    if (o->init_weights && nb_model_load_weights(&r->model, o->init_weights, &r->err) != 0)
+        return -1;
+    return 0;
+}
+
+/* Fails early (before training) when --save-weights points into a missing directory. */
+static int check_save_path(const char *path, nb_error *err)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return nb_fail(err, "out of memory");
+    char *slash = strrchr(dir, '/');
+    struct stat st;
+    int rc = 0;
+    if (slash) {
+        slash[slash == dir ? 1 : 0] = '\0';
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            rc = nb_fail(err, "--save-weights %s: directory %s does not exist", path, dir);
+    }
+    free(dir);
+    return rc;
+}
+
+static cJSON *json_seed(uint64_t seed)
+{
+    /* JSON numbers are doubles here: seeds beyond 2^53 go in as strings to stay exact. */
+    if (seed <= (1ULL << 53))
+        return cJSON_CreateNumber((double)seed);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
+    return cJSON_CreateString(buf);
+}
+
+static cJSON *json_string_or_null(const char *s)
+{
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static int write_config(train_run *r)
+{
+    const train_options *o = &r->opt;
+    const nb_model_spec *s = &r->model.spec;
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return nb_fail(&r->err, "out of memory");
+    cJSON_AddStringToObject(j, "command", "train");
+    cJSON_AddStringToObject(j, "version", NABLA_VERSION);
+    cJSON_AddStringToObject(j, "data", o->src.data);
+    cJSON_AddStringToObject(j, "data_path", r->data_path);
+    cJSON_AddStringToObject(j, "data_kind", data_kind_name(r->kind));
+    cJSON_AddItemToObject(j, "test", json_string_or_null(o->src.test));
+    cJSON_AddNumberToObject(j, "features", s->inputs);
+    cJSON_AddNumberToObject(j, "classes", s->classes);
+    cJSON_AddNumberToObject(j, "train_samples", r->train.n);
+    cJSON_AddNumberToObject(j, "dev_samples", r->dev.n);
+    cJSON_AddNumberToObject(j, "test_samples", r->test.n);
+    if (r->kind == DATA_SYNTHETIC) {
+        cJSON_AddNumberToObject(j, "samples", o->src.samples);
+        cJSON_AddNumberToObject(j, "noise", o->src.noise);
+    } else {
+        cJSON_AddNullToObject(j, "samples");
+        cJSON_AddNullToObject(j, "noise");
+    }
+    cJSON_AddNumberToObject(j, "dev_fraction", o->dev_fraction);
+    cJSON_AddStringToObject(j, "normalize", o->normalize ? "standard" : "none");
+
+    cJSON_AddItemToObject(j, "layers", cJSON_CreateIntArray(s->hidden, s->n_hidden));
+    cJSON_AddStringToObject(j, "activation", nb_activation_name(s->activation));
+    cJSON_AddNumberToObject(j, "leaky_slope", o->leaky_slope);
+    cJSON_AddBoolToObject(j, "batchnorm", s->batchnorm);
+    size_t n_params = 0;
+    nb_graph_params(r->model.graph, &n_params);
+    cJSON_AddNumberToObject(j, "parameters", (double)n_params);
+    cJSON_AddItemToObject(j, "init_weights", json_string_or_null(o->init_weights));
+
+    cJSON_AddStringToObject(j, "optimizer", nb_optimizer_name(o->optimizer));
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "beta", o->beta);
+    cJSON_AddNumberToObject(j, "beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "eps", o->eps);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddBoolToObject(j, "bias_correction", o->bias_correction);
+    if (o->batch_size > 0)
+        cJSON_AddNumberToObject(j, "batch_size", o->batch_size);
+    else
+        cJSON_AddStringToObject(j, "batch_size", "full");
+    cJSON_AddNumberToObject(j, "epochs", o->epochs);
+    if (o->max_steps > 0)
+        cJSON_AddNumberToObject(j, "max_steps", (double)o->max_steps);
+    else
+        cJSON_AddNullToObject(j, "max_steps");
+    cJSON_AddBoolToObject(j, "shuffle", o->shuffle);
+    cJSON_AddStringToObject(j, "lr_decay", nb_decay_name(o->decay));
+    cJSON_AddNumberToObject(j, "decay_rate", o->decay_rate);
+    cJSON_AddNumberToObject(j, "decay_interval", o->decay_interval);
+    cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
+
+    cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
+    cJSON_AddNumberToObject(j, "threads", o->threads);
+    cJSON_AddStringToObject(j, "out", r->out_dir);
+    cJSON_AddItemToObject(j, "save_weights", json_string_or_null(o->save_weights));
+
+    int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int write_summary(train_run *r, const nb_train_result *res, const nb_eval_result *dev,
+                         const nb_eval_result *test, double last_train_accuracy)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return nb_fail(&r->err, "out of memory");
+    json_add_split(j, "test", test);
+    cJSON_AddNumberToObject(j, "test_samples", test->n);
+    json_add_split(j, "dev", dev);
+    cJSON_AddNumberToObject(j, "dev_samples", dev->n);
+    /* No finished epoch (a NaN in the very first batch): no training metrics to report. */
+    cJSON_AddItemToObject(j, "train_loss", res->epochs > 0 ? cJSON_CreateNumber(res->train_loss)
+                                                           : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "train_accuracy", res->epochs > 0
+                                                   ? cJSON_CreateNumber(last_train_accuracy)
+                                                   : cJSON_CreateNull());
+    cJSON_AddNumberToObject(j, "epochs", res->epochs);
+    cJSON_AddNumberToObject(j, "steps", (double)res->steps);
+    cJSON_AddNumberToObject(j, "samples", (double)res->samples);
+    cJSON_AddNumberToObject(j, "train_seconds", res->train_seconds);
+    cJSON_AddItemToObject(j, "samples_per_second",
+                          res->train_seconds > 0
+                              ? cJSON_CreateNumber((double)res->samples / res->train_seconds)
+                              : cJSON_CreateNull());
+    cJSON_AddBoolToObject(j, "diverged", res->diverged);
+    if (res->diverged) {
+        cJSON_AddNumberToObject(j, "diverged_epoch", res->diverged_epoch + 1);
+        cJSON_AddNumberToObject(j, "diverged_step", (double)res->diverged_step + 1);
+    } else {
+        cJSON_AddNullToObject(j, "diverged_epoch");
+        cJSON_AddNullToObject(j, "diverged_step");
+    }
+    cJSON_AddStringToObject(j, "model", "model.safetensors");
+    int rc = write_json_file(r->out_dir, "summary.json", j, &r->err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* ---- callbacks from nb_train ---- */
+
+static int on_batch(const nb_progress *p, void *user)
+{
+    train_run *r = user;
+    progress_batch(&r->prog, p);
+    return 0;
+}
+
+static int on_epoch(const nb_epoch_metrics *m, void *user)
+{
+    train_run *r = user;
+    progress_epoch(&r->prog, m);
+    r->last_train_accuracy = m->train_accuracy;
+    if (metrics_append(r->metrics_path, m, &r->err) != 0) {
+        r->callback_failed = 1;
+        return 1;   /* stop: a run whose log cannot be written is not worth continuing */
+    }
+    return 0;
+}
+
+static void fill_train_config(const train_run *r, nb_train_config *c)
+{
+    const train_options *o = &r->opt;
+    memset(c, 0, sizeof *c);
+    c->optim.kind = o->optimizer;
+    c->optim.beta = (float)o->beta;
+    c->optim.beta2 = (float)o->beta2;
+    c->optim.eps = (float)o->eps;
+    c->optim.weight_decay = (float)o->weight_decay;
+    c->optim.bias_correction = o->bias_correction;
+    c->schedule.kind = o->decay;
+    c->schedule.lr = (float)o->lr;
+    c->schedule.rate = (float)o->decay_rate;
+    c->schedule.interval = o->decay_interval;
+    c->schedule.warmup_epochs = o->warmup_epochs;
+    c->schedule.epochs = o->epochs;
+    /* 0 stays 0 (the whole set); a mini-batch larger than the set is the whole set too. */
+    c->batch_size = o->batch_size < r->train.n ? o->batch_size : r->train.n;
+    c->epochs = o->epochs;
+    c->max_steps = o->max_steps;
+    c->shuffle = o->shuffle;
+    c->seed = o->src.seed;
+    c->on_batch = on_batch;
+    c->on_epoch = on_epoch;
+}
+
+static void print_result(const train_run *r, const nb_eval_result *dev,
+                         const nb_eval_result *test, const nb_train_result *res)
+{
+    if (test->n > 0)
+        printf("test accuracy %.4f (loss %.4f)\n", test->accuracy, test->loss);
+    else if (dev->n > 0)
+        printf("dev accuracy %.4f (loss %.4f), no test set\n", dev->accuracy, dev->loss);
+    else
+        printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
+               res->train_loss);
+    if (!r->opt.quiet) {
+        printf("wrote %s/ (config.json, metrics.jsonl, model.safetensors, summary.json)\n",
+               r->out_dir);
+        if (r->opt.save_weights)
+            printf("wrote %s\n", r->opt.save_weights);
+    }
+    fflush(stdout);
+}
+
+/* Trains, evaluates the final weights and writes the results. */
+static int train_and_report(train_run *r)
+{
+    nb_train_config cfg;
+    nb_train_result res;
+    memset(&res, 0, sizeof res);
+    fill_train_config(r, &cfg);
+    cfg.user = r;
+    r->last_train_accuracy = NAN;
+
+    nb_set_threads(r->opt.threads);
+    progress_init(&r->prog, stdout, r->opt.quiet, r->opt.epochs);
+    int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
+                      r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
+    progress_clear(&r->prog);
+    if (rc != 0 || r->callback_failed)
+        return runtime_error(&r->err);
+
+    /* The summary describes the weights that are saved, so evaluate those once more (after a
+     * NaN stop they are the last good weights, not the ones of the last finished epoch). */
+    nb_eval_result dev = {0}, test = {0};
+    if (r->dev.n > 0 && nb_evaluate(&r->model, &r->dev, &dev, &r->err) != 0)
+        return runtime_error(&r->err);
+    if (r->test.n > 0 && nb_evaluate(&r->model, &r->test, &test, &r->err) != 0)
+        return runtime_error(&r->err);
+
+    char *model_path = path_join(r->out_dir, "model.safetensors");
+    if (!model_path) {
+        nb_fail(&r->err, "out of memory");
+        return runtime_error(&r->err);
+    }
+    rc = nb_model_save(&r->model, model_path, &r->err);
+    free(model_path);
+    if (rc == 0 && r->opt.save_weights)
+        rc = nb_model_save(&r->model, r->opt.save_weights, &r->err);
+    if (rc == 0)
+        rc = write_summary(r, &res, &dev, &test, r->last_train_accuracy);
+    if (rc != 0)
+        return runtime_error(&r->err);
+
+    if (res.diverged)
+        fprintf(stderr, "nabla: loss became NaN/inf at epoch %d step %lld; keeping the last good "
+                        "weights. Try a lower learning rate (--lr is %g).\n",
+                res.diverged_epoch + 1, (long long)res.diverged_step + 1, r->opt.lr);
+    print_result(r, &dev, &test, &res);
+    return res.diverged ? EXIT_RUNTIME : EXIT_OK;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "nabla: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    int code = EXIT_OK;
+    if (train_options_parse(&r->opt, argc, argv, &code) != 0)
+        goto done;
+    if (data_classify(r->opt.src.data, &r->kind, &r->data_path, &r->err) != 0) {
+        code = runtime_error(&r->err);
+        goto done;
+    }
+    if (check_data_options(&r->opt, r->kind, &code) != 0)
+        goto done;
+    if (prepare(r) != 0 ||
+        (r->opt.save_weights && check_save_path(r->opt.save_weights, &r->err) != 0)) {
+        code = runtime_error(&r->err);
+        goto done;
+    }
+
+    /* Only now, with everything checked, does the run touch the file system. */
+    if (r->opt.out)
+        snprintf(r->out_dir, sizeof r->out_dir, "%s", r->opt.out);
+    else
+        default_run_dir(r->out_dir, sizeof r->out_dir);
+    r->metrics_path = path_join(r->out_dir, "metrics.jsonl");
+    if (!r->metrics_path) {
+        nb_fail(&r->err, "out of memory");
+        code = runtime_error(&r->err);
+        goto done;
+    }
+    if (make_dirs(r->out_dir, &r->err) != 0 || write_config(r) != 0 ||
+        metrics_start(r->metrics_path, &r->err) != 0) {
+        code = runtime_error(&r->err);
+        goto done;
+    }
+    code = train_and_report(r);
+done:
+    run_free(r);
+    free(r);
+    return code;
+}

@@ -1,0 +1,87 @@
+/* nabla: the command-line program. Dispatches to one file per subcommand.
+ * Exit codes: 0 success, 1 runtime failure (bad file, diverged training), 2 bad usage. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "nabla.h"
+#include "options.h"
+
+static void usage_overview(FILE *out)
+{
+    fprintf(out,
+"usage: nabla <command> [options]\n"
+"\n"
+"nabla %s: train and evaluate neural networks from the shell.\n"
+"\n"
+"Commands:\n"
+"  train      train a classifier and write a run directory\n"
+"  eval       evaluate a saved model on a test set\n"
+"  help [C]   this text, or the options of command C\n"
+"\n"
+"Options:\n"
+"  -h, --help      this text\n"
+"  --version       print the version\n"
+"\n"
+"Exit status: 0 on success, 1 on a runtime failure (a bad file, a diverged run), 2 on bad\n"
+"usage. Every command takes --help.\n"
+"\n"
+"Examples:\n"
+"  nabla train --epochs 5 --out runs/fashion\n"
+"  nabla train --data moons --layers 16,16 --lr 0.01 --epochs 50 --out runs/moons\n"
+"  nabla eval --model runs/fashion/model.safetensors\n",
+            NABLA_VERSION);
+}
+
+/* The whole manual: the overview and every command's options. */
+static void usage_full(FILE *out)
+{
+    usage_overview(out);
+    fputs("\n", out);
+    usage_train(out);
+    fputs("\n", out);
+    usage_eval(out);
+}
+
+static int is_help(const char *s)
+{
+    return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
+}
+
+static int help_command(int argc, char **argv)
+{
+    if (argc < 3) {
+        usage_full(stdout);
+        return EXIT_OK;
+    }
+    if (argc > 3)
+        return cli_usage_error("help", "unexpected argument '%s'", argv[3]);
+    if (strcmp(argv[2], "train") == 0)
+        usage_train(stdout);
+    else if (strcmp(argv[2], "eval") == 0)
+        usage_eval(stdout);
+    else
+        return cli_usage_error("help", "unknown command '%s' (train, eval)", argv[2]);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_overview(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (is_help(cmd) || strcmp(cmd, "help") == 0)
+        return help_command(argc, argv);
+    if (strcmp(cmd, "--version") == 0) {
+        printf("nabla %s\n", NABLA_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "nabla: unknown command '%s' (train, eval, help)\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,271 @@
+/* Strict option values and data loading by --data spec, shared by `nabla train` and `eval`. */
+#include "options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "nabla %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EXIT_USAGE;
+}
+
+/* strtol and friends skip leading blanks and accept an empty string as 0; refuse both. */
+static int starts_like_a_number(const char *s)
+{
+    return s[0] != '\0' && !isspace((unsigned char)s[0]);
+}
+
+int cli_parse_i64(const char *cmd, const char *opt, const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = starts_like_a_number(s) ? strtoll(s, &end, 10) : 0;
+    if (!starts_like_a_number(s) || *end != '\0' || errno == ERANGE) {
+        cli_usage_error(cmd, "%s expects an integer, got '%s'", opt, s);
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, int *out)
+{
+    int64_t v;
+    if (cli_parse_i64(cmd, opt, s, &v) != 0)
+        return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        cli_usage_error(cmd, "%s is out of range, got '%s'", opt, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    /* strtoull quietly negates "-1" into a huge number, so a sign is refused up front. */
+    if (!starts_like_a_number(s) || s[0] == '-' || s[0] == '+') {
+        cli_usage_error(cmd, "%s expects a non-negative integer, got '%s'", opt, s);
+        return -1;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno == ERANGE) {
+        cli_usage_error(cmd, "%s expects a non-negative integer, got '%s'", opt, s);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = starts_like_a_number(s) ? strtod(s, &end) : 0;
+    if (!starts_like_a_number(s) || *end != '\0') {
+        cli_usage_error(cmd, "%s expects a number, got '%s'", opt, s);
+        return -1;
+    }
+    /* ERANGE also flags underflow to a tiny number, which is harmless; overflow gives inf. */
+    if (!isfinite(v)) {
+        cli_usage_error(cmd, "%s must be finite, got '%s'", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < INT_MAX ? (int)n : 1;
+}
+
+/* ---- data ---------------------------------------------------------------------------- */
+
+const char *data_kind_name(data_kind kind)
+{
+    switch (kind) {
+    case DATA_IDX: return "idx";
+    case DATA_CSV: return "csv";
+    case DATA_SYNTHETIC: return "synthetic";
+    }
+    return "?";
+}
+
+int data_classify(const char *data, data_kind *kind, const char **path, nb_error *err)
+{
+    struct stat st;
+    if (nb_is_synthetic(data)) {
+        *kind = DATA_SYNTHETIC;
+        *path = data;
+        return 0;
+    }
+    int fashion = strcmp(data, "fashion-mnist") == 0;
+    if (fashion)
+        data = NB_FASHION_MNIST_DIR;
+    if (stat(data, &st) != 0)
+        return nb_fail(err, "%s: %s%s", data, strerror(errno),
+                       fashion ? " (install the dataset-fashion-mnist package, or pick another "
+                                 "--data)"
+                               : "");
+    if (S_ISDIR(st.st_mode))
+        *kind = DATA_IDX;
+    else if (S_ISREG(st.st_mode))
+        *kind = DATA_CSV;
+    else
+        return nb_fail(err, "%s: neither a directory of IDX files nor a CSV file", data);
+    *path = data;
+    return 0;
+}
+
+int synthetic_test_samples(int samples)
+{
+    return samples / 4 > 200 ? samples / 4 : 200;
+}
+
+static int check_finite(const nb_dataset *d, const char *what, nb_error *err)
+{
+    return d->values ? nb_dataset_check_finite(d, what, err) : 0;
+}
+
+static int check_not_empty(const nb_dataset *d, const char *what, nb_error *err)
+{
+    return d->n > 0 ? 0 : nb_fail(err, "%s: no samples", what);
+}
+
+/* Loads the --test CSV and fits it to the training set's features and classes. */
+static int load_csv_test(const char *path, const nb_dataset *train, nb_dataset *test,
+                         nb_error *err)
+{
+    if (nb_load_csv(path, test, err) != 0)
+        return -1;
+    if (check_not_empty(test, path, err) != 0 || check_finite(test, path, err) != 0)
+        return -1;
+    if (test->features != train->features)
+        return nb_fail(err, "%s: %d features, but the training set has %d", path,
+                       test->features, train->features);
+    if (test->classes > train->classes)
+        return nb_fail(err, "%s: label %d, but the training set has only %d classes (0..%d)",
+                       path, test->classes - 1, train->classes, train->classes - 1);
+    test->classes = train->classes;
+    return 0;
+}
+
+int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test, nb_error *err)
+{
+    data_kind kind;
+    const char *path;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (data_classify(src->data, &kind, &path, err) != 0)
+        return -1;
+    if (src->test && kind != DATA_CSV)
+        return nb_fail(err, "--test needs a CSV training set, not %s", src->data);
+
+    int rc = -1;
+    switch (kind) {
+    case DATA_IDX:
+        rc = nb_load_idx_dir(path, train, test, err);
+        break;
+    case DATA_CSV:
+        rc = nb_load_csv(path, train, err);
+        if (rc == 0 && src->test)
+            rc = load_csv_test(src->test, train, test, err);
+        break;
+    case DATA_SYNTHETIC:
+        rc = nb_make_synthetic(path, src->samples, (float)src->noise, src->seed, train, err);
+        if (rc == 0)
+            rc = nb_make_synthetic(path, synthetic_test_samples(src->samples), (float)src->noise,
+                                   src->seed + 1, test, err);
+        break;
+    }
+    if (rc == 0)
+        rc = check_not_empty(train, path, err);
+    if (rc == 0)
+        rc = check_finite(train, path, err);
+    if (rc != 0) {
+        nb_dataset_free(train);
+        nb_dataset_free(test);
+        memset(train, 0, sizeof *train);
+        memset(test, 0, sizeof *test);
+    }
+    return rc;
+}
+
+/* dir/name.gz if it exists, else dir/name (whose absence the loader then reports). */
+static void idx_file(const char *dir, const char *name, char *out, size_t size)
+{
+    struct stat st;
+    snprintf(out, size, "%s/%s.gz", dir, name);
+    if (stat(out, &st) != 0)
+        snprintf(out, size, "%s/%s", dir, name);
+}
+
+int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err)
+{
+    data_kind kind;
+    const char *path;
+    memset(test, 0, sizeof *test);
+    if (src->test) {
+        kind = DATA_CSV;
+        path = src->test;
+    } else if (data_classify(src->data, &kind, &path, err) != 0) {
+        return -1;
+    }
+
+    int rc = -1;
+    switch (kind) {
+    case DATA_IDX: {
+        char images[4096], labels[4096];
+        idx_file(path, "t10k-images-idx3-ubyte", images, sizeof images);
+        idx_file(path, "t10k-labels-idx1-ubyte", labels, sizeof labels);
+        rc = nb_load_idx(images, labels, test, err);
+        break;
+    }
+    case DATA_CSV:
+        rc = nb_load_csv(path, test, err);
+        break;
+    case DATA_SYNTHETIC:
+        rc = nb_make_synthetic(path, synthetic_test_samples(src->samples), (float)src->noise,
+                               src->seed + 1, test, err);
+        break;
+    }
+    if (rc == 0)
+        rc = check_not_empty(test, path, err);
+    if (rc == 0)
+        rc = check_finite(test, path, err);
+    if (rc != 0) {
+        nb_dataset_free(test);
+        memset(test, 0, sizeof *test);
+    }
+    return rc;
+}
+
+int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
+                         nb_error *err)
+{
+    if (d->features != features)
+        return nb_fail(err, "%s: %d features, but the model takes %d inputs", what, d->features,
+                       features);
+    if (d->classes > classes)
+        return nb_fail(err, "%s: label %d, but the model has only %d classes", what,
+                       d->classes - 1, classes);
+    return 0;
+}

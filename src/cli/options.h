@@ -1,0 +1,66 @@
+/* Shared by the subcommands: strict parsing of option values, and loading the data sets named
+ * by --data / --test. Parsing functions print the one-line usage message themselves (the CLI
+ * exits 2 on bad usage); loading functions fill an nb_error (the CLI exits 1 on those). */
+#ifndef NABLA_CLI_OPTIONS_H
+#define NABLA_CLI_OPTIONS_H
+
+#include <stdint.h>
+
+#include "nabla.h"
+
+/* Exit codes of the program. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Prints "nabla <cmd>: <message>" on stderr and returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Whole-string conversions: no empty string, no leading blanks, no trailing characters, no
+ * overflow. Return 0, or -1 after printing "nabla <cmd>: <opt> expects ..., got '<s>'". */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, int *out);
+int cli_parse_i64(const char *cmd, const char *opt, const char *s, int64_t *out);
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* Accepts finite numbers only (no nan, no inf). */
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+
+/* The online cores (sysconf), at least 1. */
+int cli_default_threads(void);
+
+/* What --data names. */
+typedef enum data_kind { DATA_IDX, DATA_CSV, DATA_SYNTHETIC } data_kind;
+
+typedef struct data_source {
+    const char *data;   /* as given: "fashion-mnist", a directory, a CSV file, a synthetic name */
+    const char *test;   /* --test CSV, or NULL */
+    int samples;        /* synthetic training samples */
+    double noise;       /* synthetic noise */
+    uint64_t seed;      /* synthetic training set; its test set uses seed + 1 */
+} data_source;
+
+/* Where the data comes from, decided from the name and the file system without reading any
+ * data: "fashion-mnist" and directories are IDX, synthetic names are synthetic, and anything
+ * that is a regular file is a CSV. *path is the directory or file (or the synthetic name).
+ * Fails (runtime) when the path does not exist or is neither a file nor a directory. */
+int data_classify(const char *data, data_kind *kind, const char **path, nb_error *err);
+const char *data_kind_name(data_kind kind);
+
+/* Samples in the synthetic test set for a training set of `samples`: max(200, samples/4). */
+int synthetic_test_samples(int samples);
+
+/* Loads the training set and the test set (empty when there is none) for `nabla train`.
+ * Checks that float data is finite, that a CSV test set has the training set's features and
+ * labels below its classes (the test set then takes the training set's class count). */
+int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test, nb_error *err);
+
+/* Loads only the set `nabla eval` measures: the t10k pair of an IDX directory, the --test CSV
+ * if given, else the CSV named by --data, or the synthetic test set (seed + 1). */
+int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
+
+/* Label and feature checks against a model. */
+int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
+                         nb_error *err);
+
+#endif /* NABLA_CLI_OPTIONS_H */

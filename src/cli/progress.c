@@ -1,0 +1,115 @@
+/* The live progress bar and the per-epoch lines of `nabla train`. */
+#include "progress.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BAR_WIDTH 10
+#define REDRAW_SECONDS 0.1
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void format_thousands(double v, char *buf, size_t size)
+{
+    char digits[32];
+    if (!isfinite(v) || v < 0 || v > 1e18) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    int len = snprintf(digits, sizeof digits, "%.0f", v);
+    size_t j = 0;
+    for (int i = 0; i < len && j + 1 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && j + 2 < size)
+            buf[j++] = ',';
+        buf[j++] = digits[i];
+    }
+    buf[j] = '\0';
+}
+
+void format_duration(double seconds, char *buf, size_t size)
+{
+    if (!isfinite(seconds) || seconds < 0) {
+        snprintf(buf, size, "-:--");
+        return;
+    }
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
+}
+
+void progress_init(progress *p, FILE *out, int quiet, int epochs)
+{
+    memset(p, 0, sizeof *p);
+    p->out = out;
+    p->quiet = quiet;
+    p->live = !quiet && isatty(fileno(out));
+    p->epochs = epochs;
+    p->last_draw = -1;
+}
+
+void progress_clear(progress *p)
+{
+    if (p->bar_shown) {
+        fputs("\r\033[2K", p->out);   /* carriage return, then erase the whole line */
+        fflush(p->out);
+        p->bar_shown = 0;
+    }
+}
+
+void progress_batch(progress *p, const nb_progress *np)
+{
+    if (!p->live)
+        return;
+    double now = monotonic_seconds();
+    int last = np->batch >= np->batches;
+    if (p->last_draw >= 0 && now - p->last_draw < REDRAW_SECONDS && !last)
+        return;
+    p->last_draw = now;
+
+    char bar[BAR_WIDTH + 1], rate[32], eta[32];
+    int filled = np->batches > 0 ? (int)(BAR_WIDTH * np->batch / np->batches) : 0;
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    format_thousands(np->samples_per_second, rate, sizeof rate);
+
+    /* Batches left in this epoch and the later ones, at this epoch's pace so far. */
+    double per_batch = np->batch > 0 ? np->elapsed / (double)np->batch : NAN;
+    double left = (double)(np->batches - np->batch) +
+                  (double)(p->epochs - (np->epoch + 1)) * (double)np->batches;
+    format_duration(per_batch * left, eta, sizeof eta);
+
+    fprintf(p->out, "\r\033[2Kepoch %d/%d [%s] %lld/%lld loss %.4f lr %.1e %s samples/s ETA %s",
+            np->epoch + 1, p->epochs, bar, (long long)np->batch, (long long)np->batches,
+            np->loss, (double)np->lr, rate, eta);
+    fflush(p->out);
+    p->bar_shown = 1;
+}
+
+static void print_split(FILE *out, const char *name, const nb_eval_result *r)
+{
+    if (r->n > 0)
+        fprintf(out, "  %s loss %.4f acc %.4f", name, r->loss, r->accuracy);
+}
+
+void progress_epoch(progress *p, const nb_epoch_metrics *m)
+{
+    if (p->quiet)
+        return;
+    progress_clear(p);
+    fprintf(p->out, "epoch %d/%d  lr %g  train loss %.4f acc %.4f", m->epoch + 1, p->epochs,
+            (double)m->lr, m->train_loss, m->train_accuracy);
+    print_split(p->out, "dev", &m->dev);
+    print_split(p->out, "test", &m->test);
+    fprintf(p->out, "  %.1fs\n", m->seconds);
+    fflush(p->out);
+}

@@ -1,0 +1,30 @@
+/* What `nabla train` shows while it runs: a live bar on a terminal, one line per epoch. */
+#ifndef NABLA_CLI_PROGRESS_H
+#define NABLA_CLI_PROGRESS_H
+
+#include <stdio.h>
+
+#include "nabla.h"
+
+typedef struct progress {
+    FILE *out;
+    int live;            /* redraw a bar with \r (out is a terminal and not quiet) */
+    int quiet;           /* nothing per epoch */
+    int epochs;          /* planned, for "epoch 3/10" and the ETA */
+    double last_draw;    /* monotonic seconds of the last redraw */
+    int bar_shown;       /* a bar is on the current line and must be cleared first */
+} progress;
+
+void progress_init(progress *p, FILE *out, int quiet, int epochs);
+/* After every batch: redraws the bar at most ten times a second (live mode only). */
+void progress_batch(progress *p, const nb_progress *np);
+/* After every epoch: one plain line (unless quiet), replacing the bar. */
+void progress_epoch(progress *p, const nb_epoch_metrics *m);
+/* Removes a bar left on the line, before other output. */
+void progress_clear(progress *p);
+
+/* Formatting helpers, exposed for reuse: "52,310" and "1:07" / "1:02:03". */
+void format_thousands(double v, char *buf, size_t size);
+void format_duration(double seconds, char *buf, size_t size);
+
+#endif /* NABLA_CLI_PROGRESS_H */

@@ -1,0 +1,176 @@
+/* The files of a training run, written atomically (fileio.h) or appended line by line. */
+#include "run_files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+
+char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    size_t j = a;
+    if (a > 0 && dir[a - 1] != '/')
+        p[j++] = '/';
+    memcpy(p + j, name, b + 1);
+    return p;
+}
+
+static int make_one_dir(const char *path, nb_error *err)
+{
+    struct stat st;
+    if (mkdir(path, 0777) == 0)
+        return 0;
+    int saved = errno;
+    if (saved == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    if (saved == EEXIST)
+        return nb_fail(err, "cannot create directory %s: exists and is not a directory", path);
+    return nb_fail(err, "cannot create directory %s: %s", path, strerror(saved));
+}
+
+int make_dirs(const char *path, nb_error *err)
+{
+    if (path[0] == '\0')
+        return nb_fail(err, "empty directory name");
+    char *p = strdup(path);
+    if (!p)
+        return nb_fail(err, "out of memory");
+    int rc = 0;
+    /* Every prefix ending before a '/' (not the root's), then the whole path. */
+    for (char *s = p + 1; *s && rc == 0; s++) {
+        if (*s == '/' && s[-1] != '/') {
+            *s = '\0';
+            rc = make_one_dir(p, err);
+            *s = '/';
+        }
+    }
+    if (rc == 0)
+        rc = make_one_dir(p, err);
+    free(p);
+    return rc;
+}
+
+void default_run_dir(char *buf, size_t size)
+{
+    char stamp[32];
+    struct stat st;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(buf, size, "runs/%s", stamp);
+    for (int i = 2; stat(buf, &st) == 0 && i < 1000; i++)
+        snprintf(buf, size, "runs/%s-%d", stamp, i);
+}
+
+int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err)
+{
+    char *path = path_join(dir, name);
+    char *text = cJSON_Print(j);
+    int rc;
+    if (!path || !text) {
+        rc = nb_fail(err, "out of memory");
+    } else {
+        size_t n = strlen(text);
+        /* cJSON_Print leaves room for nothing more, so the newline goes in a copy. */
+        char *line = malloc(n + 2);
+        if (!line) {
+            rc = nb_fail(err, "out of memory");
+        } else {
+            memcpy(line, text, n);
+            line[n] = '\n';
+            line[n + 1] = '\0';
+            rc = nb_write_file_atomic(path, line, n + 1, err);
+            free(line);
+        }
+    }
+    free(path);
+    cJSON_free(text);
+    return rc;
+}
+
+cJSON *json_float(float v)
+{
+    if (!isfinite(v))
+        return cJSON_CreateNull();
+    /* The fewest significant digits that read back as the same float. */
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
+void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s_loss", name);
+    cJSON_AddItemToObject(obj, key, r->n > 0 ? cJSON_CreateNumber(r->loss) : cJSON_CreateNull());
+    snprintf(key, sizeof key, "%s_accuracy", name);
+    cJSON_AddItemToObject(obj, key,
+                          r->n > 0 ? cJSON_CreateNumber(r->accuracy) : cJSON_CreateNull());
+}
+
+int metrics_start(const char *path, nb_error *err)
+{
+    return nb_write_file_atomic(path, "", 0, err);
+}
+
+int metrics_append(const char *path, const nb_epoch_metrics *m, nb_error *err)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return nb_fail(err, "out of memory");
+    cJSON_AddNumberToObject(j, "epoch", m->epoch + 1);
+    cJSON_AddItemToObject(j, "lr", json_float(m->lr));
+    cJSON_AddNumberToObject(j, "train_loss", m->train_loss);
+    cJSON_AddNumberToObject(j, "train_accuracy", m->train_accuracy);
+    json_add_split(j, "dev", &m->dev);
+    json_add_split(j, "test", &m->test);
+    cJSON_AddNumberToObject(j, "seconds", m->seconds);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!text)
+        return nb_fail(err, "out of memory");
+
+    size_t n = strlen(text);
+    char *line = malloc(n + 1);
+    if (!line) {
+        cJSON_free(text);
+        return nb_fail(err, "out of memory");
+    }
+    memcpy(line, text, n);
+    line[n] = '\n';
+    cJSON_free(text);
+
+    int rc = 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) {
+        rc = nb_fail(err, "%s: %s", path, strerror(errno));
+    } else {
+        /* One write per line: O_APPEND puts it at the end in one piece. */
+        ssize_t w = write(fd, line, n + 1);
+        if (w != (ssize_t)(n + 1))
+            rc = nb_fail(err, "%s: %s", path, w < 0 ? strerror(errno) : "short write");
+        else if (fsync(fd) != 0)
+            rc = nb_fail(err, "%s: fsync: %s", path, strerror(errno));
+        if (close(fd) != 0 && rc == 0)
+            rc = nb_fail(err, "%s: %s", path, strerror(errno));
+    }
+    free(line);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* The files of a training run: the --out directory, config.json, metrics.jsonl and
+ * summary.json. Every file is written so that a reader never sees half of it. */
+#ifndef NABLA_CLI_RUN_FILES_H
+#define NABLA_CLI_RUN_FILES_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "nabla.h"
+
+/* "dir/name" in a new malloc'd string (NULL when out of memory). */
+char *path_join(const char *dir, const char *name);
+
+/* mkdir -p: creates path and its missing parents; fine if it is already a directory. */
+int make_dirs(const char *path, nb_error *err);
+
+/* "runs/YYYYmmdd-HHMMSS" for the current local time, with "-2", "-3"... appended when that
+ * already exists, so that two runs started in the same second do not share files. */
+void default_run_dir(char *buf, size_t size);
+
+/* Writes j (pretty-printed, with a final newline) to dir/name atomically. */
+int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err);
+
+/* JSON values: a float as its shortest decimal form ((float)0.001 is 0.001, not
+ * 0.0010000000474974513), and loss/accuracy of a split, null when the split is empty. */
+cJSON *json_float(float v);
+void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
+
+/* metrics.jsonl: created empty when the run starts, then one line per epoch, each appended
+ * with a single write and fsync'd, so a crash loses at most the epoch in progress. */
+int metrics_start(const char *path, nb_error *err);
+int metrics_append(const char *path, const nb_epoch_metrics *m, nb_error *err);
+
+#endif /* NABLA_CLI_RUN_FILES_H */

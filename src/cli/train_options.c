@@ -1,0 +1,308 @@
+/* The options of `nabla train`: defaults, the usage text, strict parsing and range checks.
+ * Checks that need the data (--test with IDX, --normalize on pixels) are in cmd_train.c. */
+#include "train_options.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const CMD = "train";
+
+void usage_train(FILE *out)
+{
+    fprintf(out,
+"usage: nabla train [options]\n"
+"\n"
+"Trains a classifier (dense layers, softmax cross-entropy) and writes config.json,\n"
+"metrics.jsonl, model.safetensors and summary.json to the run directory.\n"
+"\n"
+"Data:\n"
+"  --data D              fashion-mnist, a directory of IDX files, a CSV file (last column\n"
+"                        the class label), or moons|circles|spirals [fashion-mnist]\n"
+"                        (fashion-mnist is read from %s)\n"
+"  --test T              a CSV test set for a CSV training set [none]\n"
+"  --dev-fraction F      hold out this fraction of the training set as a dev set, 0 <= F < 1 [0]\n"
+"  --normalize M         none|standard: standardize CSV/synthetic features with the training\n"
+"                        set's mean and std (saved with the model) [none]\n"
+"  --samples N           training samples of a synthetic set; its test set has max(200, N/4)\n"
+"                        [1000]\n"
+"  --noise X             noise of a synthetic set [0.2]\n"
+"\n"
+"Model:\n"
+"  --layers L            hidden layer widths, e.g. 256,128, or none [256,128]\n"
+"  --activation A        relu|leaky_relu|tanh|sigmoid [relu]\n"
+"  --leaky-slope X       negative slope of leaky_relu [0.01]\n"
+"  --batchnorm           batch normalization after each hidden layer [off]\n"
+"  --init-weights F      start from the weights in F.safetensors [random init]\n"
+"\n"
+"Optimization:\n"
+"  --optimizer O         sgd|momentum|nesterov|rmsprop|adam|adamw [adam]\n"
+"  --lr X                learning rate [0.001]\n"
+"  --beta X              momentum / Adam beta1, 0 <= X < 1 [0.9]\n"
+"  --beta2 X             RMSprop / Adam beta2, 0 <= X < 1 [0.999]\n"
+"  --eps X               RMSprop / Adam epsilon [1e-8]\n"
+"  --weight-decay X      L2 penalty (decoupled for adamw) [0]\n"
+"  --bias-correction     bias-correct the momentum velocity [off]\n"
+"  --batch-size N        mini-batch size, 1 for stochastic, or full for batch GD [64]\n"
+"  --epochs N            passes over the training set [10]\n"
+"  --max-steps N         stop after N optimizer steps in all [no limit]\n"
+"  --no-shuffle          keep the training set in order [shuffle every epoch]\n"
+"  --lr-decay K          none|inverse|exp|inverse-sqrt|interval|step|cosine [none]\n"
+"  --decay-rate K        decay rate of --lr-decay [1]\n"
+"  --decay-interval N    epochs per step of interval/step decay [1]\n"
+"  --warmup-epochs N     linear learning-rate warm-up epochs [0]\n"
+"\n"
+"Run:\n"
+"  --seed N              seed for initialization, shuffling, splits and synthetic data [0]\n"
+"  --threads N           threads for matrix products [all cores: %d]\n"
+"  --save-weights F      also write the final weights to F.safetensors [none]\n"
+"  --out DIR             run directory [runs/YYYYmmdd-HHMMSS]\n"
+"  --quiet               print only the final result\n"
+"  -h, --help            this text\n",
+            NB_FASHION_MNIST_DIR, cli_default_threads());
+}
+
+enum {
+    OPT_DATA = 256, OPT_TEST, OPT_LAYERS, OPT_ACTIVATION, OPT_BATCHNORM, OPT_OPTIMIZER, OPT_LR,
+    OPT_BETA, OPT_BETA2, OPT_EPS, OPT_WEIGHT_DECAY, OPT_BIAS_CORRECTION, OPT_BATCH_SIZE,
+    OPT_EPOCHS, OPT_MAX_STEPS, OPT_NO_SHUFFLE, OPT_LR_DECAY, OPT_DECAY_RATE, OPT_DECAY_INTERVAL,
+    OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
+    OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET
+};
+
+static const struct option long_options[] = {
+    {"data", required_argument, NULL, OPT_DATA},
+    {"test", required_argument, NULL, OPT_TEST},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"activation", required_argument, NULL, OPT_ACTIVATION},
+    {"batchnorm", no_argument, NULL, OPT_BATCHNORM},
+    {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"beta", required_argument, NULL, OPT_BETA},
+    {"beta2", required_argument, NULL, OPT_BETA2},
+    {"eps", required_argument, NULL, OPT_EPS},
+    {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+    {"bias-correction", no_argument, NULL, OPT_BIAS_CORRECTION},
+    {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
+    {"no-shuffle", no_argument, NULL, OPT_NO_SHUFFLE},
+    {"lr-decay", required_argument, NULL, OPT_LR_DECAY},
+    {"decay-rate", required_argument, NULL, OPT_DECAY_RATE},
+    {"decay-interval", required_argument, NULL, OPT_DECAY_INTERVAL},
+    {"warmup-epochs", required_argument, NULL, OPT_WARMUP_EPOCHS},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
+    {"normalize", required_argument, NULL, OPT_NORMALIZE},
+    {"samples", required_argument, NULL, OPT_SAMPLES},
+    {"noise", required_argument, NULL, OPT_NOISE},
+    {"leaky-slope", required_argument, NULL, OPT_LEAKY_SLOPE},
+    {"init-weights", required_argument, NULL, OPT_INIT_WEIGHTS},
+    {"save-weights", required_argument, NULL, OPT_SAVE_WEIGHTS},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void set_defaults(train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->src.data = "fashion-mnist";
+    o->src.samples = 1000;
+    o->src.noise = 0.2;
+    o->src.seed = 0;
+    o->layers = "256,128";
+    o->spec.activation = NB_RELU;
+    o->optimizer = NB_ADAM;
+    o->lr = 0.001;
+    o->beta = 0.9;
+    o->beta2 = 0.999;
+    o->eps = 1e-8;
+    o->leaky_slope = 0.01;
+    o->batch_size = 64;
+    o->epochs = 10;
+    o->shuffle = 1;
+    o->decay = NB_DECAY_NONE;
+    o->decay_rate = 1;
+    o->decay_interval = 1;
+    o->threads = cli_default_threads();
+}
+
+/* Integer options that must be >= min. */
+static int parse_int_min(const char *opt, const char *s, int min, int *out)
+{
+    if (cli_parse_int(CMD, opt, s, out) != 0)
+        return -1;
+    if (*out < min) {
+        cli_usage_error(CMD, "%s must be %s, got %s", opt, min == 1 ? "> 0" : ">= 0", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A value in [0, 1): momentum and Adam betas, the dev fraction. */
+static int parse_unit(const char *opt, const char *s, double *out)
+{
+    if (cli_parse_double(CMD, opt, s, out) != 0)
+        return -1;
+    if (*out < 0 || *out >= 1) {
+        cli_usage_error(CMD, "%s must be in [0, 1), got %s", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_positive(const char *opt, const char *s, double *out)
+{
+    if (cli_parse_double(CMD, opt, s, out) != 0)
+        return -1;
+    if (!(*out > 0)) {
+        cli_usage_error(CMD, "%s must be > 0, got %s", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_non_negative(const char *opt, const char *s, double *out)
+{
+    if (cli_parse_double(CMD, opt, s, out) != 0)
+        return -1;
+    if (*out < 0) {
+        cli_usage_error(CMD, "%s must be >= 0, got %s", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* One option; returns 0, -1 after a usage message, or 1 for --help. */
+static int apply_option(train_options *o, int c, const char *arg)
+{
+    nb_error err = {{0}};
+    switch (c) {
+    case OPT_DATA: o->src.data = arg; return 0;
+    case OPT_TEST: o->src.test = arg; return 0;
+    case OPT_LAYERS:
+        o->layers = arg;
+        if (nb_parse_layers(arg, &o->spec, &err) != 0) {
+            /* The parser's message starts "layers '0': ..."; make it name the option. */
+            if (strncmp(err.msg, "layers ", 7) == 0)
+                cli_usage_error(CMD, "--%s", err.msg);
+            else
+                cli_usage_error(CMD, "--layers: %s", err.msg);
+            return -1;
+        }
+        return 0;
+    case OPT_ACTIVATION:
+        if (nb_activation_parse(arg, &o->spec.activation) != 0) {
+            cli_usage_error(CMD, "unknown --activation '%s' (relu, leaky_relu, tanh, sigmoid)",
+                            arg);
+            return -1;
+        }
+        return 0;
+    case OPT_BATCHNORM: o->spec.batchnorm = 1; return 0;
+    case OPT_OPTIMIZER:
+        if (nb_optimizer_parse(arg, &o->optimizer) != 0) {
+            cli_usage_error(CMD, "unknown --optimizer '%s' (sgd, momentum, nesterov, rmsprop, "
+                                 "adam, adamw)", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_LR: return parse_positive("--lr", arg, &o->lr);
+    case OPT_BETA: return parse_unit("--beta", arg, &o->beta);
+    case OPT_BETA2: return parse_unit("--beta2", arg, &o->beta2);
+    case OPT_EPS: return parse_positive("--eps", arg, &o->eps);
+    case OPT_WEIGHT_DECAY: return parse_non_negative("--weight-decay", arg, &o->weight_decay);
+    case OPT_BIAS_CORRECTION: o->bias_correction = 1; return 0;
+    case OPT_BATCH_SIZE:
+        if (strcmp(arg, "full") == 0) {
+            o->batch_size = 0;
+            return 0;
+        }
+        return parse_int_min("--batch-size", arg, 1, &o->batch_size);
+    case OPT_EPOCHS: return parse_int_min("--epochs", arg, 1, &o->epochs);
+    case OPT_MAX_STEPS:
+        if (cli_parse_i64(CMD, "--max-steps", arg, &o->max_steps) != 0)
+            return -1;
+        if (o->max_steps <= 0) {
+            cli_usage_error(CMD, "--max-steps must be > 0, got %s", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_NO_SHUFFLE: o->shuffle = 0; return 0;
+    case OPT_LR_DECAY:
+        if (nb_decay_parse(arg, &o->decay) != 0) {
+            cli_usage_error(CMD, "unknown --lr-decay '%s' (none, inverse, exp, inverse-sqrt, "
+                                 "interval, step, cosine)", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_DECAY_RATE: return parse_non_negative("--decay-rate", arg, &o->decay_rate);
+    case OPT_DECAY_INTERVAL: return parse_int_min("--decay-interval", arg, 1, &o->decay_interval);
+    case OPT_WARMUP_EPOCHS: return parse_int_min("--warmup-epochs", arg, 0, &o->warmup_epochs);
+    case OPT_SEED: return cli_parse_u64(CMD, "--seed", arg, &o->src.seed);
+    case OPT_THREADS: return parse_int_min("--threads", arg, 1, &o->threads);
+    case OPT_DEV_FRACTION: return parse_unit("--dev-fraction", arg, &o->dev_fraction);
+    case OPT_NORMALIZE:
+        if (strcmp(arg, "none") == 0 || strcmp(arg, "standard") == 0) {
+            o->normalize = strcmp(arg, "standard") == 0;
+            return 0;
+        }
+        cli_usage_error(CMD, "unknown --normalize '%s' (none, standard)", arg);
+        return -1;
+    case OPT_SAMPLES: return parse_int_min("--samples", arg, 1, &o->src.samples);
+    case OPT_NOISE: return parse_non_negative("--noise", arg, &o->src.noise);
+    case OPT_LEAKY_SLOPE: return cli_parse_double(CMD, "--leaky-slope", arg, &o->leaky_slope);
+    case OPT_INIT_WEIGHTS: o->init_weights = arg; return 0;
+    case OPT_SAVE_WEIGHTS: o->save_weights = arg; return 0;
+    case OPT_OUT: o->out = arg; return 0;
+    case OPT_QUIET: o->quiet = 1; return 0;
+    case 'h': return 1;
+    }
+    return -1;
+}
+
+int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
+{
+    nb_error err = {{0}};
+    set_defaults(o);
+    if (nb_parse_layers(o->layers, &o->spec, &err) != 0) {
+        fprintf(stderr, "nabla: default --layers: %s\n", err.msg);
+        *exit_code = EXIT_RUNTIME;
+        return -1;
+    }
+    opterr = 0;   /* the messages below say which command, and use the program's format */
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            if (c == ':')
+                *exit_code = cli_usage_error(CMD, "option '%s' needs a value", bad);
+            else if (optopt && optopt < 256)
+                *exit_code = cli_usage_error(CMD, "unknown option '-%c'", optopt);
+            else
+                *exit_code = cli_usage_error(CMD, "unknown option '%s'", bad);
+            return -1;
+        }
+        int rc = apply_option(o, c, optarg);
+        if (rc == 1) {
+            usage_train(stdout);
+            *exit_code = EXIT_OK;
+            return -1;
+        }
+        if (rc != 0) {
+            *exit_code = EXIT_USAGE;
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        *exit_code = cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    o->spec.leaky_slope = (float)o->leaky_slope;
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* The options of `nabla train`: their defaults, their parsing and their checks. */
+#ifndef NABLA_CLI_TRAIN_OPTIONS_H
+#define NABLA_CLI_TRAIN_OPTIONS_H
+
+#include <stdint.h>
+
+#include "nabla.h"
+#include "options.h"
+
+/* Every value as given (or defaulted); doubles keep the user's decimal value for config.json. */
+typedef struct train_options {
+    data_source src;
+    const char *layers;
+    nb_model_spec spec;          /* hidden layers, activation, leaky slope, batch norm */
+    nb_optimizer_kind optimizer;
+    double lr, beta, beta2, eps, weight_decay, leaky_slope, decay_rate, dev_fraction;
+    int bias_correction;
+    int batch_size;              /* 0: the whole training set */
+    int epochs;
+    int64_t max_steps;           /* 0: no limit */
+    int shuffle;
+    nb_decay_kind decay;
+    int decay_interval, warmup_epochs;
+    int threads;
+    int normalize;
+    const char *init_weights, *save_weights, *out;
+    int quiet;
+} train_options;
+
+/* Fills o from the arguments after "nabla" (argv[0] is "train"). Returns 0 to go on, or -1 with
+ * *exit_code set: 0 after --help (usage printed), 2 after a one-line usage error on stderr. */
+int train_options_parse(train_options *o, int argc, char **argv, int *exit_code);
+
+#endif /* NABLA_CLI_TRAIN_OPTIONS_H */

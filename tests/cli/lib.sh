@@ -1,0 +1,75 @@
+# Helpers for the CLI test scripts; sourced by each tests/cli/test_*.sh, which gets the path of
+# the nabla binary as $1. Every check counts as passed or failed; `finish` prints the tally and
+# sets the exit status.
+
+NABLA=${1:?usage: bash test_script.sh /path/to/nabla}
+case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
+[ -x "$NABLA" ] || { echo "not an executable: $NABLA"; exit 1; }
+PY=/usr/bin/python3          # Debian's python3, the one with torch (not pyenv's)
+# shellcheck disable=SC2034  # used by the scripts that source this file
+HERE=$PWD                    # tests/cli
+PASSED=0
+FAILED=0
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nabla-cli.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+# Keep the runs small and quiet on a shared machine.
+export OPENBLAS_NUM_THREADS=1
+
+pass() { PASSED=$((PASSED + 1)); }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+    local desc=$1
+    shift
+    if "$@"; then pass; else fail "$desc"; fi
+}
+
+# run ARGS...: runs nabla, leaving stdout in $WORK/stdout, stderr in $WORK/stderr, status in RC.
+run() {
+    "$NABLA" "$@" >"$WORK/stdout" 2>"$WORK/stderr"
+    RC=$?
+}
+
+# expect_exit CODE DESCRIPTION ARGS...: runs nabla with ARGS and checks the exit status.
+expect_exit() {
+    local want=$1 desc=$2
+    shift 2
+    run "$@"
+    if [ "$RC" -eq "$want" ]; then
+        pass
+    else
+        fail "$desc: exit $RC, expected $want; stderr: $(head -c 300 "$WORK/stderr")"
+    fi
+}
+
+# The number of lines of a file (0 for a missing one).
+lines() { [ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0; }
+
+# stderr is exactly one line starting with PREFIX.
+one_line_error() {
+    local prefix=$1
+    [ "$(lines "$WORK/stderr")" -eq 1 ] && [ "$(head -c ${#prefix} "$WORK/stderr")" = "$prefix" ]
+}
+
+# json FILE EXPRESSION: evaluates a Python expression on the parsed JSON file (bound to j) and
+# prints the result; fails if the file is not valid JSON.
+json() {
+    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+valid_json() { "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$1"; }
+
+# pytrue EXPRESSION: checks a Python boolean expression (json and math imported).
+pytrue() {
+    [ "$("$PY" -c 'import json,math,sys; print(bool(eval(sys.argv[1])))' "$1")" = True ]
+}
+
+# A directory (or file) that must not exist.
+absent() { [ ! -e "$1" ]; }
+
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+}
