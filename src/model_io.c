@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "nabla.h"
+#include "safetensors_internal.h"
 
 #define FORMAT_NAME "nabla"
 
@@ -136,17 +137,6 @@ static const char *names_text(name_list *l)
         l->shown = l->count;
     }
     return l->text;
-}
-
-static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
-{
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
-    if (used < cap)
-        snprintf(buf + used, cap - used, "]");
-    return buf;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -283,7 +273,7 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
                                t.name);
             if (!(st->ndim == 0 || (st->ndim == 1 && st->shape[0] == 1)))
                 return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs [] (or [1])",
-                               what, t.name, shape_str(st->shape, st->ndim, have, sizeof have));
+                               what, t.name, nb_shape_str(st->shape, st->ndim, have, sizeof have));
             if (load_i64_le(st->data) < 0)
                 return nb_fail(err, "%s: tensor '%s' is negative (%lld)", what, t.name,
                                (long long)load_i64_le(st->data));
@@ -301,8 +291,8 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
             same = st->shape[d] == vshape[d];
         if (!same)
             return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs %s", what, t.name,
-                           shape_str(st->shape, st->ndim, have, sizeof have),
-                           shape_str(vshape, v.ndim, need, sizeof need));
+                           nb_shape_str(st->shape, st->ndim, have, sizeof have),
+                           nb_shape_str(vshape, v.ndim, need, sizeof need));
         const unsigned char *p = st->data;
         size_t count = st->nbytes / 4;
         for (size_t k = 0; k < count; k++) {

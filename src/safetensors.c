@@ -24,6 +24,7 @@
 
 #include "fileio.h"
 #include "nabla.h"
+#include "safetensors_internal.h"
 
 /* The reference implementation's limit; it stops a hostile header from exhausting memory. */
 #define ST_MAX_HEADER 100000000ull
@@ -133,8 +134,7 @@ static int json_uint(const cJSON *item, uint64_t *out)
     return 0;
 }
 
-/* "[2, 3]" into buf, for messages. */
-static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
+const char *nb_shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
 {
     size_t used = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < ndim && used < cap; i++)
@@ -266,11 +266,11 @@ static int parse_tensor(const cJSON *entry, const char *what, uint64_t data_size
     uint64_t expect;
     if (byte_size(t->shape, t->ndim, t->dtype, &expect) != 0)
         return nb_fail(err, "%s: tensor '%s': shape %s is too large", what, name,
-                       shape_str(t->shape, t->ndim, sbuf, sizeof sbuf));
+                       nb_shape_str(t->shape, t->ndim, sbuf, sizeof sbuf));
     if (expect != end - begin)
         return nb_fail(err, "%s: tensor '%s': %s %s needs %llu bytes, data_offsets give %llu",
                        what, name, dtype_name(t->dtype),
-                       shape_str(t->shape, t->ndim, sbuf, sizeof sbuf),
+                       nb_shape_str(t->shape, t->ndim, sbuf, sizeof sbuf),
                        (unsigned long long)expect, (unsigned long long)(end - begin));
     t->nbytes = (size_t)(end - begin);
     sp->name = name;
@@ -492,7 +492,7 @@ static int check_write_args(const char *path, const nb_st_tensor *tensors, int n
         if (byte_size(t->shape, t->ndim, t->dtype, &expect) != 0 || expect != t->nbytes)
             return nb_fail(err, "%s: tensor '%s': %s %s does not match its %zu bytes", path,
                            t->name, dtype_name(t->dtype),
-                           shape_str(t->shape, t->ndim, sbuf, sizeof sbuf), t->nbytes);
+                           nb_shape_str(t->shape, t->ndim, sbuf, sizeof sbuf), t->nbytes);
         if (t->nbytes > 0 && !t->data)
             return nb_fail(err, "%s: tensor '%s' has no data", path, t->name);
     }
