@@ -265,6 +265,25 @@ static int apply_option(train_options *o, int c, const char *arg)
     return -1;
 }
 
+/* Checks that need several options at once. */
+static int check_combinations(const train_options *o, int *exit_code)
+{
+    nb_schedule sched = {o->decay, (float)o->lr, (float)o->decay_rate, o->decay_interval,
+                         o->warmup_epochs, o->epochs};
+    nb_error err;
+    if (nb_schedule_validate(&sched, &err) != 0) {
+        *exit_code = cli_usage_error(CMD, "--lr-decay %s: %s", nb_decay_name(o->decay), err.msg);
+        return -1;
+    }
+    /* One sample has no batch statistics (PyTorch refuses it too). */
+    if (o->spec.batchnorm && o->batch_size == 1) {
+        *exit_code = cli_usage_error(CMD, "--batchnorm needs batches of at least 2 samples; "
+                                          "--batch-size 1 normalizes every value to beta");
+        return -1;
+    }
+    return 0;
+}
+
 int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
 {
     nb_error err = {{0}};
@@ -304,5 +323,5 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
         return -1;
     }
     o->spec.leaky_slope = (float)o->leaky_slope;
-    return 0;
+    return check_combinations(o, exit_code);
 }

@@ -104,6 +104,13 @@ usage_error "nabla train: unknown --normalize 'minmax'" train --data moons --nor
 usage_error "nabla train: unknown option '--bogus'" train --data moons --bogus
 usage_error "nabla train: unknown option '-x'" train --data moons -x
 usage_error "nabla train: unexpected argument 'extra'" train --data moons extra
+# Schedules that make no sense, and batch norm on single samples.
+usage_error "nabla train: --lr-decay exp: exp decay: rate must be in (0, 1]" \
+    train --data moons --lr-decay exp --decay-rate 1.5
+usage_error "nabla train: --lr-decay step: step decay: rate must be in (0, 1]" \
+    train --data moons --lr-decay step --decay-rate 0
+usage_error "nabla train: --batchnorm needs batches of at least 2 samples" \
+    train --data moons --batchnorm --batch-size 1
 # A value-taking option at the very end has no value ("--out" comes first here on purpose).
 rm -rf "$WORK/u" && mkdir "$WORK/u" && cd "$WORK/u" || exit 1
 expect_exit 2 "--lr without a value" train --data moons --out "$WORK/u/out" --lr
