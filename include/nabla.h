@@ -280,7 +280,8 @@ int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_err
 /* One IDX image file and its label file (gz or not, detected by magic). */
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
 /* CSV: numbers, the last column an integer class label 0..C-1, an optional header line.
- * Errors name the file and line. */
+ * Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
+ * device or directory is refused at once (a FIFO without a writer would block forever). */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
 /* The course's planar sets: "moons", "circles", "spirals"; 2 features, 2 classes (spirals:
  * 3 classes). Seeded; noise is the standard deviation of Gaussian noise added. */

@@ -1,7 +1,8 @@
 /* CSV data sets: rows of numbers, the last column an integer class label.
  *
- * The whole file is read into memory and parsed in one pass, with arrays sized from a count
- * of newlines up front, so a file of millions of numbers costs one read and one scan.
+ * The whole file is read into memory and parsed in one pass, with arrays sized up front from
+ * a count of newlines (and the rows the bytes could hold at most), so a file of millions of
+ * numbers costs one read and one scan.
  * Accepted: commas between fields, spaces or tabs around fields, LF or CRLF line ends, a
  * missing final newline, blank lines at the end, a UTF-8 byte order mark, and an optional
  * header (the first line is a header when any of its fields is not a number). Labels are
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "nabla.h"
 
 /* Labels at or above this are refused rather than turned into a million-way classifier. */
@@ -285,51 +287,14 @@ bad:;
     return -1;
 }
 
-static int read_whole_file(const char *path, char **data, size_t *size, nb_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return nb_fail(err, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = NULL;
-    /* Size from the file when it can be known; grow otherwise (pipes, /dev/stdin). */
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long end = ftell(f);
-        if (end >= 0)
-            cap = (size_t)end + 1;
-        rewind(f);
-    }
-    for (;;) {
-        char *bigger = realloc(buf, cap);
-        if (!bigger) {
-            free(buf);
-            fclose(f);
-            return nb_fail(err, "%s: out of memory", path);
-        }
-        buf = bigger;
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap || ferror(f))
-            break;
-        cap *= 2;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return nb_fail(err, "%s: read error", path);
-    }
-    *data = buf;
-    *size = len;
-    return 0;
-}
-
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
 {
     memset(out, 0, sizeof *out);
-    char *text = NULL;
+    unsigned char *bytes = NULL;
     size_t size = 0;
-    if (read_whole_file(path, &text, &size, err) < 0)
+    if (nb_read_file(path, &bytes, &size, err) < 0)
         return -1;
+    char *text = (char *)bytes;
 
     const char *p = text, *end = text + size;
     if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
@@ -373,6 +338,12 @@ int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
                 goto fail;
             }
             features = fields - 1;
+            /* A data row holds `fields` non-empty fields and the commas between them, so the
+             * rest of the file has room for at most this many; without this bound a wide
+             * header followed by many blank lines would reserve gigabytes. */
+            size_t room = (size_t)(end - p) / (2 * (size_t)fields - 1) + 1;
+            if (room < max_rows)
+                max_rows = room;
             if (max_rows > (size_t)INT32_MAX ||
                 max_rows > SIZE_MAX / sizeof(float) / (size_t)features) {
                 nb_fail(err, "%s: too many values", path);

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "fileio.h"
+#include "memcheck.h"
 #include "nabla.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
@@ -72,10 +75,17 @@ static int read_idx(const char *path, uint32_t magic, const char *what, idx_file
     memset(out, 0, sizeof *out);
     int ndims = (int)(magic & 0xff);
 
+    /* Only regular files: gzopen would block forever on a FIFO without a writer. */
+    int fd = nb_open_regular(path, err);
+    if (fd < 0)
+        return -1;
     errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return nb_fail(err, "%s: %s", path, errno ? strerror(errno) : "cannot open");
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return nb_fail(err, "%s: %s", path, e ? strerror(e) : "cannot open");
+    }
     gzbuffer(f, 1u << 20);
 
     uint8_t header[4 + 4 * 3];
@@ -138,6 +148,10 @@ static int read_idx(const char *path, uint32_t magic, const char *what, idx_file
         if (have < cap || cap == total)
             break;
         size_t next = cap > total / 2 ? total : cap * 2;
+        /* The bytes keep coming (a big file, or a small gzip bomb of zeros): stop with a
+         * message once they would not fit in memory, before the allocator fails harder. */
+        if (nb_check_memory(next, path, err) != 0)
+            goto fail;
         uint8_t *bigger = realloc(out->data, next);
         if (!bigger) {
             nb_fail(err, "%s: out of memory for %zu bytes", path, total);

@@ -17,9 +17,11 @@
  * Class sizes differ by at most one (the first classes get the extra samples). The points are
  * generated class by class and then shuffled, so the rows are not sorted by class. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "memcheck.h"
 #include "nabla.h"
 
 static const char *const synthetic_kinds[] = {"moons", "circles", "spirals"};
@@ -85,6 +87,13 @@ int nb_make_synthetic(const char *kind, int n, float noise, uint64_t seed, nb_da
     if (!(noise >= 0.0f) || isinf(noise))
         return nb_fail(err, "%s: noise must be a finite number >= 0, not %g", kind,
                        (double)noise);
+
+    /* Five arrays of the set's size exist at once while it is shuffled. */
+    char what[64];
+    snprintf(what, sizeof what, "%d samples of %s", n, synthetic_kinds[k]);
+    if (nb_check_memory(nb_sat_mul((uint64_t)n, 2 * 2 * sizeof(float) + 3 * sizeof(int32_t)),
+                        what, err) != 0)
+        return -1;
 
     int classes = k == 2 ? 3 : 2;
     float *xy = malloc((size_t)n * 2 * sizeof *xy);

@@ -1,5 +1,6 @@
 /* Whole-file I/O: atomic replacement on write, one buffer on read. See fileio.h. */
 #include "fileio.h"
+#include "memcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,30 +124,57 @@ int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error 
     return sync_parent_dir(path, err);
 }
 
-int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err)
+int nb_open_regular(const char *path, nb_error *err)
 {
-    *data = NULL;
-    *n = 0;
     if (!path || !*path)
         return nb_fail(err, "no file name given");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK makes the open of a FIFO return at once, so that fstat can refuse it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return nb_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return nb_fail(err, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
         return nb_fail(err, "%s: cannot stat: %s", path, strerror(e));
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return nb_fail(err, "%s: is a directory, not a file", path);
+        return nb_fail(err, "%s: %s", path,
+                       S_ISDIR(st.st_mode) ? "is a directory, not a file"
+                                           : "not a regular file (a FIFO, device or socket)");
     }
-    /* The size from stat is a first guess only: pipes report 0 and files can change, so read
-     * until end of file and grow as needed. +2: one byte for the terminating zero, one so that
-     * the read that sees end of file has room and the buffer need not grow for it. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return nb_fail(err, "%s: cannot open: %s", path, strerror(e));
+    }
+    return fd;
+}
+
+int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err)
+{
+    *data = NULL;
+    *n = 0;
+    int fd = nb_open_regular(path, err);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return nb_fail(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    /* The size from stat is a first guess only: files in /proc report 0 and files can change,
+     * so read until end of file and grow as needed. +2: one byte for the terminating zero, one
+     * so that the read that sees end of file has room and the buffer need not grow for it. */
     size_t cap = 65536;
-    if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 2)
+    if (st.st_size > 0 && nb_check_memory((uint64_t)st.st_size + 2, path, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 2)
         cap = (size_t)st.st_size + 2;
     unsigned char *buf = malloc(cap);
     size_t len = 0;
@@ -160,6 +188,11 @@ int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *er
                 free(buf);
                 close(fd);
                 return nb_fail(err, "%s: too large to read into memory", path);
+            }
+            if (nb_check_memory((uint64_t)cap * 2, path, err) != 0) {
+                free(buf);
+                close(fd);
+                return -1;
             }
             unsigned char *bigger = realloc(buf, cap * 2);
             if (!bigger) {

@@ -13,6 +13,11 @@
  * left as it was. Returns 0, or -1 with a message naming path. */
 int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err);
 
+/* Opens path for reading when it is a regular file (after following symbolic links), and
+ * returns the descriptor; else -1 with a message naming path. FIFOs, devices and sockets are
+ * refused: a FIFO without a writer would block the open forever, and /dev/zero never ends. */
+int nb_open_regular(const char *path, nb_error *err);
+
 /* Reads a whole regular file into a new malloc'd buffer (*data, to free(); one extra zero byte
  * follows the n bytes, so text can be used as a C string). Returns 0, or -1 with a message
  * naming path (missing, a directory, unreadable, out of memory). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "graph_internal.h"
+#include "memcheck.h"
 
 nb_graph *nb_graph_new(void)
 {
@@ -74,6 +75,8 @@ static nb_node *new_node(nb_graph *g, int batched, int ndim, const int *shape)
     for (int d = batched ? 1 : 0; d < ndim; d++) {
         if (shape[d] <= 0)
             return nb_graph_fail(g, "dimension %d has size %d; sizes must be positive", d, shape[d]);
+        if (width > SIZE_MAX / (size_t)shape[d])
+            return nb_graph_fail(g, "a tensor of %d dimensions is too large to address", ndim);
         width *= (size_t)shape[d];
     }
     if (g->n_nodes == g->cap_nodes) {
@@ -215,6 +218,24 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
         return nb_fail(err, "the graph is compiled already");
     if (max_batch < 1)
         return nb_fail(err, "the largest batch must be at least 1, not %d", max_batch);
+
+    /* The sizes come from options and files (layer widths, the batch size), so they are
+     * first added up without overflow and checked against the machine's memory: a graph that
+     * cannot fit fails here with its size rather than in the allocator. */
+    uint64_t total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nb_node *n = g->nodes[i];
+        uint64_t size = n->batched ? nb_sat_mul((uint64_t)max_batch, n->width) : n->width;
+        uint64_t scratch = nb_sat_add(nb_sat_mul(n->scratch_per_row, (uint64_t)max_batch),
+                                      n->scratch_fixed);
+        /* a value (or labels), a gradient when one is needed, scratch; 16 for the rounding */
+        uint64_t values = nb_sat_mul(nb_sat_add(size, 16), n->requires_grad ? 2 : 1);
+        total = nb_sat_add(total, nb_sat_add(values, nb_sat_add(scratch, 16)));
+    }
+    char what[64];
+    snprintf(what, sizeof what, "the graph for batches of %d", max_batch);
+    if (nb_check_memory(nb_sat_mul(total, sizeof(float)), what, err) != 0)
+        return -1;
 
     size_t n_params = 0, n_states = 0, arena = 0;
     for (int i = 0; i < g->n_nodes; i++) {

@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "memcheck.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
 
@@ -462,6 +463,29 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
     return 0;
 }
 
+/* Every dense weight the metadata describes must be in the file. Checked before the model is
+ * built, so that a few bytes of metadata ("inputs": "1000000") cannot make the loader
+ * allocate and initialize a model of gigabytes only to find the file does not match it. */
+static int check_spec_fits_file(const nb_model_spec *spec, const nb_st_file *f, const char *what,
+                                nb_error *err)
+{
+    uint64_t weights = 0, numbers = 0;
+    int in = spec->inputs;
+    for (int l = 0; l <= spec->n_hidden; l++) {
+        int out = l < spec->n_hidden ? spec->hidden[l] : spec->classes;
+        weights = nb_sat_add(weights, nb_sat_mul((uint64_t)in, (uint64_t)out));
+        in = out;
+    }
+    for (int i = 0; i < f->n_tensors; i++)
+        if (f->tensors[i].dtype == NB_F32)
+            numbers += f->tensors[i].nbytes / 4;
+    if (weights > numbers)
+        return nb_fail(err, "%s: the metadata describes a model with %llu weights, but the file "
+                       "holds only %llu numbers", what, (unsigned long long)weights,
+                       (unsigned long long)numbers);
+    return 0;
+}
+
 int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -471,6 +495,8 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
     nb_model_spec spec;
     float *mean = NULL, *std = NULL;
     int rc = read_spec(&f, path, &spec, err);
+    if (rc == 0)
+        rc = check_spec_fits_file(&spec, &f, path, err);
     if (rc == 0) {
         int has_mean = nb_st_meta_get(&f, "normalize_mean") != NULL;
         int has_std = nb_st_meta_get(&f, "normalize_std") != NULL;

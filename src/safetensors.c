@@ -187,6 +187,11 @@ static int by_offset(const void *a, const void *b)
     return 0;
 }
 
+static int by_meta_key(const void *a, const void *b)
+{
+    return strcmp((*(const nb_st_meta *const *)a)->key, (*(const nb_st_meta *const *)b)->key);
+}
+
 static int parse_metadata(const cJSON *obj, const char *what, nb_st_file *out, nb_error *err)
 {
     if (!cJSON_IsObject(obj))
@@ -200,9 +205,6 @@ static int parse_metadata(const cJSON *obj, const char *what, nb_st_file *out, n
     for (const cJSON *item = obj->child; item; item = item->next) {
         if (!cJSON_IsString(item))
             return nb_fail(err, "%s: metadata value of '%s' is not a string", what, item->string);
-        for (int i = 0; i < out->n_meta; i++)
-            if (strcmp(out->meta[i].key, item->string) == 0)
-                return nb_fail(err, "%s: duplicate metadata key '%s'", what, item->string);
         nb_st_meta *m = &out->meta[out->n_meta];
         m->key = strdup(item->string);
         m->value = strdup(item->valuestring);
@@ -210,7 +212,21 @@ static int parse_metadata(const cJSON *obj, const char *what, nb_st_file *out, n
         if (!m->key || !m->value)
             return nb_fail(err, "%s: out of memory", what);
     }
-    return 0;
+    /* Duplicates are found in key order: comparing every pair would take minutes for the
+     * hundreds of thousands of keys a header of a few megabytes can hold. The entries keep
+     * the file's order. */
+    const nb_st_meta **sorted = malloc((size_t)n * sizeof *sorted);
+    if (!sorted)
+        return nb_fail(err, "%s: out of memory", what);
+    for (int i = 0; i < n; i++)
+        sorted[i] = &out->meta[i];
+    qsort(sorted, (size_t)n, sizeof *sorted, by_meta_key);
+    int rc = 0;
+    for (int i = 1; i < n && rc == 0; i++)
+        if (strcmp(sorted[i - 1]->key, sorted[i]->key) == 0)
+            rc = nb_fail(err, "%s: duplicate metadata key '%s'", what, sorted[i]->key);
+    free(sorted);
+    return rc;
 }
 
 /* One tensor entry; offsets are checked against the data section here, tiling later. */

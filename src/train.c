@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "memcheck.h"
 #include "nabla.h"
 
 static double now_seconds(void)
@@ -110,6 +111,11 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     float *params = nb_graph_params(m->graph, &n_params);
     float *grads = nb_graph_grads(m->graph, NULL);
 
+    /* At most two optimizer moments and the copy of the last good weights, and the order. */
+    uint64_t need = nb_sat_add(nb_sat_mul(nb_sat_mul(n_params, 3), sizeof(float)),
+                               (uint64_t)n * sizeof(int32_t));
+    if (nb_check_memory(need, "the optimizer state", err) != 0)
+        return -1;
     nb_optimizer opt;
     if (nb_optimizer_init(&opt, &cfg->optim, n_params, err) != 0)
         return -1;

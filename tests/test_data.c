@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "memcheck.h"
 #include "nabla.h"
 
 static char tmpdir[256];
@@ -671,6 +672,91 @@ static void test_csv_errors(void **state)
     expect_message(&err, "%s: No such file or directory", missing);
 }
 
+/* A wide header followed by many blank lines: the rows reserved up front are bounded by what
+ * the bytes of the file could hold, not by its newlines times its width (here 100001 rows of
+ * 99999 floats, 40 GB, which an allocator refuses and AddressSanitizer aborts on). */
+static void test_csv_wide_header_then_blank_lines(void **state)
+{
+    (void)state;
+    enum { COLS = 100000, BLANK = 100000 };
+    /* header, one data row of zeros (label 1), then the blank lines */
+    size_t size = 2 * COLS + 2 * COLS + BLANK;
+    char *text = malloc(size + 1);
+    assert_non_null(text);
+    size_t k = 0;
+    for (int c = 0; c < COLS; c++) {
+        text[k++] = 'h';
+        text[k++] = c + 1 < COLS ? ',' : '\n';
+    }
+    size_t header_end = k;
+    for (int c = 0; c < COLS; c++) {
+        text[k++] = c + 1 < COLS ? '0' : '1';
+        text[k++] = c + 1 < COLS ? ',' : '\n';
+    }
+    memset(text + k, '\n', BLANK);
+    k += BLANK;
+    assert_int_equal(k, size);
+
+    const char *path = tmp_path("wide.csv");
+    nb_dataset d;
+    nb_error err = {""};
+    write_bytes(path, text, size);
+    if (nb_load_csv(path, &d, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.features, COLS - 1);
+    assert_int_equal(d.classes, 2);
+    assert_true(d.values[0] == 0.0f && d.values[COLS - 2] == 0.0f);
+    nb_dataset_free(&d);
+
+    /* Without the data row: the header alone, and nothing to load. */
+    memmove(text + header_end, text + header_end + 2 * COLS, BLANK);
+    write_bytes(path, text, header_end + BLANK);
+    assert_int_equal(nb_load_csv(path, &d, &err), -1);
+    expect_message(&err, "%s: no data rows after the header", path);
+    assert_true(is_zeroed(&d));
+    free(text);
+}
+
+/* Loaders read regular files only: opening a FIFO without a writer blocks forever, a device
+ * like /dev/zero never ends, and a directory is no data file. */
+static void test_loaders_refuse_non_regular_files(void **state)
+{
+    (void)state;
+    const char *fifo = tmp_path("fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *images = tmp_path("ok-images"), *labels = tmp_path("ok-labels");
+    write_idx_pair(images, labels, 0);
+    nb_dataset d;
+    nb_error err = {""};
+    alarm(20);   /* a loader that blocks fails the test instead of hanging it */
+    assert_int_equal(nb_load_csv(fifo, &d, &err), -1);
+    expect_message(&err, "%s: not a regular file (a FIFO, device or socket)", fifo);
+    assert_true(is_zeroed(&d));
+    assert_int_equal(nb_load_idx(fifo, labels, &d, &err), -1);
+    expect_message(&err, "%s: not a regular file (a FIFO, device or socket)", fifo);
+    assert_int_equal(nb_load_idx(images, fifo, &d, &err), -1);
+    expect_message(&err, "%s: not a regular file (a FIFO, device or socket)", fifo);
+    assert_true(is_zeroed(&d));
+    assert_int_equal(nb_load_csv("/dev/zero", &d, &err), -1);
+    expect_message(&err, "/dev/zero: not a regular file (a FIFO, device or socket)");
+    alarm(0);
+    assert_int_equal(nb_load_csv(tmpdir, &d, &err), -1);
+    expect_message(&err, "%s: is a directory, not a file", tmpdir);
+    assert_int_equal(nb_load_idx(tmpdir, labels, &d, &err), -1);
+    expect_message(&err, "%s: is a directory, not a file", tmpdir);
+    unlink(fifo);
+}
+
+/* Fields and labels are quoted in messages; a control character in one must not break the
+ * one-line message (nor reach the terminal as an escape sequence). */
+static void test_csv_messages_stay_on_one_line(void **state)
+{
+    (void)state;
+    expect_csv_error("ctl1.csv", "1,2,0\n1,\x1b[2J,0\n", ":2: field 2 '\\x1b[2J' is not a number");
+    expect_csv_error("ctl2.csv", "1,2,0\n1,2,3\r4\n", ":2: label '3\\r4' is not an integer");
+}
+
 /* ---- synthetic sets -------------------------------------------------------------------- */
 
 static void check_balanced(const nb_dataset *d, int classes)
@@ -790,6 +876,15 @@ static void test_synthetic_errors(void **state)
     expect_message(&err, "spirals: noise must be a finite number >= 0, not -1");
     assert_int_equal(nb_make_synthetic("circles", 10, NAN, 1, &d, &err), -1);
     assert_true(is_zeroed(&d));
+    /* 2^31 - 1 samples need (2^31 - 1) * 28 bytes (57343 MB: two arrays of 2 floats and three
+     * of int32 per sample while they are shuffled): refused up front with the size rather than
+     * left to the allocator, on any machine with less memory than that. */
+    if (nb_memory_available() < UINT64_C(2147483647) * 28) {
+        assert_int_equal(nb_make_synthetic("moons", 2147483647, 0.1f, 1, &d, &err), -1);
+        assert_non_null(
+            strstr(err.msg, "out of memory: 2147483647 samples of moons needs 57343 MB"));
+        assert_true(is_zeroed(&d));
+    }
 
     /* a single sample is fine */
     assert_int_equal(nb_make_synthetic("spirals", 1, 0.0f, 1, &d, &err), 0);
@@ -1112,6 +1207,9 @@ int main(void)
         cmocka_unit_test(test_csv_numbers_match_strtod),
         cmocka_unit_test(test_csv_float_midpoints),
         cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_csv_wide_header_then_blank_lines),
+        cmocka_unit_test(test_loaders_refuse_non_regular_files),
+        cmocka_unit_test(test_csv_messages_stay_on_one_line),
         cmocka_unit_test(test_synthetic_shapes_and_geometry),
         cmocka_unit_test(test_synthetic_seeds_and_noise),
         cmocka_unit_test(test_synthetic_errors),

@@ -310,6 +310,29 @@ static void test_builder_errors(void **state)
     assert_int_equal(nb_model_build(&m, &spec, 4, 0, &err), -1);
 }
 
+/* Sizes come from options and files; what cannot be addressed or held is refused with a
+ * message, never wrapped around or handed to the allocator. */
+static void test_oversized_graphs(void **state)
+{
+    (void)state;
+    nb_error err;
+    /* (2^31 - 1)^4 elements overflow 64 bits. */
+    nb_graph *g = nb_graph_new();
+    int huge[4] = {2147483647, 2147483647, 2147483647, 2147483647};
+    assert_null(nb_param(g, "w", 4, huge));
+    assert_int_equal(nb_graph_compile(g, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "too large to address"));
+    nb_graph_free(g);
+
+    /* 10^6 features in batches of 2^31 - 1: 2^31 * 10^6 floats, 8 PB for the input alone. */
+    g = nb_graph_new();
+    nb_node *x = nb_input(g, 1000000);
+    assert_non_null(nb_relu(g, x));
+    assert_int_equal(nb_graph_compile(g, 2147483647, &err), -1);
+    assert_non_null(strstr(err.msg, "out of memory: the graph for batches of 2147483647 needs"));
+    nb_graph_free(g);
+}
+
 static void test_partial_batch(void **state)
 {
     (void)state;
@@ -341,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_statistics), cmocka_unit_test(test_batchnorm_gradients),
         cmocka_unit_test(test_model_gradients),    cmocka_unit_test(test_model_layout),
         cmocka_unit_test(test_builder_errors),     cmocka_unit_test(test_partial_batch),
+        cmocka_unit_test(test_oversized_graphs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -622,6 +622,88 @@ static void test_load_refuses_bad_metadata(void **state)
     expect_load_error(bad, "2 classes");
 }
 
+/* Metadata that describes a model far larger than the file: refused before anything of that
+ * size is allocated (the old loader built the model first, then compared shapes). */
+static void test_load_refuses_model_larger_than_file(void **state)
+{
+    (void)state;
+    nb_model_spec s = make_spec(3, 2, "4", NB_RELU, 0.01f, 0);
+    nb_model m;
+    build(&m, &s, 2, 3);
+    char good[128], step[128], bad[128];
+    tmp_path(good, sizeof good, "small.safetensors");
+    tmp_path(step, sizeof step, "step.safetensors");
+    tmp_path(bad, sizeof bad, "huge.safetensors");
+    nb_error err;
+    assert_int_equal(nb_model_save(&m, good, &err), 0);
+    nb_model_free(&m);
+    /* The file holds 4*3 + 4 + 2*4 + 2 = 26 numbers. The metadata claims 1000000 inputs and two
+     * hidden layers of 1000000: 10^12 + 10^12 + 2 * 10^6 weights (8 TB). */
+    write_with_meta(good, step, "inputs", "1000000");
+    write_with_meta(step, bad, "layers", "1000000,1000000");
+    expect_load_error(bad, "the metadata describes a model with 2000002000000 weights, but the "
+                           "file holds only 26 numbers");
+    /* Just large enough (3*4 + 4*5 = 32 > 26): the same check, not a shape error later. */
+    write_with_meta(good, bad, "classes", "5");
+    expect_load_error(bad, "describes a model with 32 weights, but the file holds only 26");
+}
+
+/* Metadata values are quoted in messages; a line break or escape sequence in one must not
+ * break the one-line message. */
+static void test_load_messages_stay_on_one_line(void **state)
+{
+    (void)state;
+    nb_model_spec s = make_spec(3, 2, "", NB_RELU, 0.01f, 0);
+    nb_model m;
+    build(&m, &s, 2, 3);
+    char good[128], bad[128];
+    tmp_path(good, sizeof good, "line.safetensors");
+    tmp_path(bad, sizeof bad, "badline.safetensors");
+    nb_error err;
+    assert_int_equal(nb_model_save(&m, good, &err), 0);
+    nb_model_free(&m);
+    write_with_meta(good, bad, "activation", "re\nlu\x1b[2J");
+    expect_load_error(bad, "metadata 'activation' is 're\\nlu\\x1b[2J', not a known activation");
+    write_with_meta(good, bad, "format", "nabla\r\n");
+    expect_load_error(bad, "'format' is 'nabla\\r\\n'");
+}
+
+/* num_batches_tracked is read from the file and may be the largest int64; a training step
+ * then leaves it there instead of overflowing (undefined behaviour, in practice a negative
+ * count that the next load refuses). */
+static void test_batchnorm_counter_at_int64_max(void **state)
+{
+    (void)state;
+    nb_model_spec s = make_spec(3, 2, "4", NB_RELU, 0.01f, 1);
+    nb_model m, loaded;
+    build(&m, &s, 4, 5);
+    nb_named t;
+    assert_non_null(nb_graph_find(m.graph, "1.num_batches_tracked", &t));
+    *t.counter = INT64_MAX;
+    char path[128];
+    tmp_path(path, sizeof path, "maxcount.safetensors");
+    nb_error err;
+    assert_int_equal(nb_model_save(&m, path, &err), 0);
+    nb_model_free(&m);
+
+    if (nb_model_load(&loaded, path, 4, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_non_null(nb_graph_find(loaded.graph, "1.num_batches_tracked", &t));
+    assert_true(*t.counter == INT64_MAX);
+    float *x = nb_node_value(loaded.x).data;
+    for (int i = 0; i < 12; i++)
+        x[i] = (float)i - 5.5f;
+    nb_graph_set_training(loaded.graph, 1);
+    nb_graph_forward(loaded.graph, 4);
+    assert_true(*t.counter == INT64_MAX);
+    /* and what it saves loads again */
+    assert_int_equal(nb_model_save(&loaded, path, &err), 0);
+    nb_model_free(&loaded);
+    if (nb_model_load(&loaded, path, 4, &err) != 0)
+        fail_msg("%s", err.msg);
+    nb_model_free(&loaded);
+}
+
 static void test_load_refuses_bad_normalization(void **state)
 {
     (void)state;
@@ -682,6 +764,9 @@ int main(void)
         cmocka_unit_test(test_saved_file_contents),
         cmocka_unit_test(test_load_refuses_bad_metadata),
         cmocka_unit_test(test_load_refuses_bad_normalization),
+        cmocka_unit_test(test_load_refuses_model_larger_than_file),
+        cmocka_unit_test(test_load_messages_stay_on_one_line),
+        cmocka_unit_test(test_batchnorm_counter_at_int64_max),
         cmocka_unit_test(test_load_truncated_model_file),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, drop_tmpdir);

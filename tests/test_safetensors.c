@@ -493,6 +493,51 @@ static void test_reader_metadata_errors(void **state)
     expect_header_ok("{\"__metadata__\":{}}", 0, 0);
 }
 
+/* A header of a few megabytes can hold hundreds of thousands of metadata keys; looking for
+ * duplicates pair by pair took minutes (a hang), in key order it takes milliseconds. */
+static void test_reader_many_metadata_keys(void **state)
+{
+    (void)state;
+    enum { KEYS = 300000 };
+    size_t cap = 32 + (size_t)KEYS * 16, k = 0;
+    char *h = malloc(cap);
+    assert_non_null(h);
+    k += (size_t)snprintf(h + k, cap - k, "{\"__metadata__\":{");
+    for (int i = 0; i < KEYS; i++)
+        k += (size_t)snprintf(h + k, cap - k, "%s\"k%d\":\"v\"", i ? "," : "", i);
+    size_t open_end = k;
+    snprintf(h + k, cap - k, "}}");
+    alarm(20);   /* a quadratic check fails the test instead of hanging it */
+    size_t size;
+    unsigned char *b = make_file(h, NULL, 0, &size);
+    nb_st_file f;
+    nb_error err;
+    if (nb_st_parse(b, size, "many", &f, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(f.n_meta, KEYS);
+    assert_string_equal(nb_st_meta_get(&f, "k299999"), "v");
+    assert_string_equal(f.meta[7].key, "k7");   /* the file's order is kept */
+    nb_st_free(&f);
+    free(b);
+    snprintf(h + open_end, cap - open_end, ",\"k123456\":\"again\"}}");
+    expect_header_error(h, 0, "duplicate metadata key 'k123456'");
+    alarm(0);
+    free(h);
+}
+
+/* Names, dtypes and keys come from the file and are quoted in messages; a line break or an
+ * escape sequence in them must not break the message into lines or reach the terminal. */
+static void test_reader_messages_stay_on_one_line(void **state)
+{
+    (void)state;
+    expect_header_error("{\"a\\nb\":3}", 0, "tensor 'a\\nb': entry is not a JSON object");
+    expect_header_error("{\"a\":{\"dtype\":\"F\\u001b[2J16\",\"shape\":[1],"
+                        "\"data_offsets\":[0,4]}}",
+                        4, "unsupported dtype 'F\\x1b[2J16'");
+    expect_header_error("{\"__metadata__\":{\"k\\r\\t\":1}}", 0,
+                        "metadata value of 'k\\r\\t' is not a string");
+}
+
 /* Every proper prefix of a valid file is refused, whether read from memory or from disk. */
 static void test_truncated_file_refused(void **state)
 {
@@ -546,6 +591,29 @@ static void test_read_missing_file(void **state)
     assert_non_null(strstr(err.msg, "No such file"));
     assert_int_equal(nb_st_read(tmpdir, &f, &err), -1);
     assert_non_null(strstr(err.msg, "is a directory"));
+}
+
+/* Only regular files are read: a FIFO without a writer would block the open forever, and a
+ * device like /dev/zero never reaches end of file. */
+static void test_read_refuses_non_regular_files(void **state)
+{
+    (void)state;
+    char fifo[128];
+    tmp_path(fifo, sizeof fifo, "fifo.safetensors");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20);   /* a read that blocks fails the test instead of hanging it */
+    nb_st_file f;
+    nb_error err;
+    assert_int_equal(nb_st_read(fifo, &f, &err), -1);
+    assert_non_null(strstr(err.msg, fifo));
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    unsigned char *data;
+    size_t n;
+    assert_int_equal(nb_read_file("/dev/zero", &data, &n, &err), -1);
+    assert_null(data);
+    assert_string_equal(err.msg, "/dev/zero: not a regular file (a FIFO, device or socket)");
+    alarm(0);
+    unlink(fifo);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -731,8 +799,11 @@ int main(void)
         cmocka_unit_test(test_reader_offset_errors),
         cmocka_unit_test(test_reader_layout_errors),
         cmocka_unit_test(test_reader_metadata_errors),
+        cmocka_unit_test(test_reader_messages_stay_on_one_line),
+        cmocka_unit_test(test_reader_many_metadata_keys),
         cmocka_unit_test(test_truncated_file_refused),
         cmocka_unit_test(test_read_missing_file),
+        cmocka_unit_test(test_read_refuses_non_regular_files),
         cmocka_unit_test(test_atomic_write_replaces),
         cmocka_unit_test(test_atomic_write_onto_directory),
         cmocka_unit_test(test_atomic_write_missing_directory),

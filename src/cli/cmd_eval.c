@@ -25,8 +25,8 @@ void usage_eval(FILE *out)
 "                        moons|circles|spirals [fashion-mnist]\n"
 "                        (fashion-mnist is read from %s)\n"
 "  --test T              evaluate on this CSV file instead [none]\n"
-"  --samples N           synthetic sets: the training size given to train; the test set has\n"
-"                        max(200, N/4) samples [1000]\n"
+"  --samples N           synthetic sets: the training size given to train (at most\n"
+"                        10000000); the test set has max(200, N/4) samples [1000]\n"
 "  --noise X             synthetic sets: noise [0.2]\n"
 "  --seed N              synthetic sets: the seed given to train (test set: seed + 1) [0]\n"
 "  --batch-size N        samples per forward pass [256]\n"
@@ -92,10 +92,18 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
         int rc = 0;
         switch (c) {
-        case OPT_MODEL: o->model = optarg; break;
-        case OPT_DATA: o->src.data = optarg, o->data_given = 1; break;
-        case OPT_TEST: o->src.test = optarg; break;
-        case OPT_SAMPLES: rc = positive_int("--samples", optarg, &o->src.samples); break;
+        case OPT_MODEL: rc = cli_parse_path(CMD, "--model", optarg, &o->model); break;
+        case OPT_DATA:
+            rc = cli_parse_path(CMD, "--data", optarg, &o->src.data);
+            o->data_given = 1;
+            break;
+        case OPT_TEST: rc = cli_parse_path(CMD, "--test", optarg, &o->src.test); break;
+        case OPT_SAMPLES:
+            rc = positive_int("--samples", optarg, &o->src.samples);
+            if (rc == 0 && o->src.samples > CLI_MAX_SAMPLES)
+                rc = -1, cli_usage_error(CMD, "--samples must be at most %d, got %s",
+                                         CLI_MAX_SAMPLES, optarg);
+            break;
         case OPT_NOISE:
             rc = cli_parse_double(CMD, "--noise", optarg, &o->src.noise);
             if (rc == 0 && o->src.noise < 0)
@@ -165,9 +173,11 @@ static int print_json(const nb_eval_result *res)
 static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_result *res,
                     nb_error *err)
 {
-    if (nb_model_load(m, o->model, o->batch_size, err) != 0)
-        return -1;
+    /* The data first: its size bounds the batch the model is compiled for, so that a large
+     * --batch-size costs no more memory than the whole test set. */
     if (data_load_eval(&o->src, d, err) != 0)
+        return -1;
+    if (nb_model_load(m, o->model, o->batch_size < d->n ? o->batch_size : d->n, err) != 0)
         return -1;
     const char *what = o->src.test ? o->src.test : o->src.data;
     if (data_check_for_model(d, what, m->spec.inputs, m->spec.classes, err) != 0)

@@ -3,11 +3,13 @@
  *
  * The order matters: any bad input (usage error, missing or malformed file, shape mismatch)
  * stops the program before a file or directory is created. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "options.h"
@@ -41,7 +43,7 @@ typedef struct train_run {
     const char *data_path;
     nb_dataset train, dev, test;
     nb_model model;
-    char out_dir[4096];
+    char out_dir[CLI_MAX_PATH];
     char *metrics_path;
     progress prog;
     nb_error err;
@@ -116,20 +118,29 @@ static int prepare(train_run *r)
     return 0;
 }
 
-/* Fails early (before training) when --save-weights points into a missing directory. */
+/* Fails early (before training, before the run directory exists) when --save-weights could
+ * not be written at the end: its directory is missing or not writable, or the path itself is
+ * a directory (the final rename onto it would fail). */
 static int check_save_path(const char *path, nb_error *err)
 {
+    struct stat st;
+    if (!*path)
+        return nb_fail(err, "--save-weights needs a file name");
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return nb_fail(err, "--save-weights %s: is a directory", path);
     char *dir = strdup(path);
     if (!dir)
         return nb_fail(err, "out of memory");
     char *slash = strrchr(dir, '/');
-    struct stat st;
     int rc = 0;
-    if (slash) {
+    if (slash)
         slash[slash == dir ? 1 : 0] = '\0';
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-            rc = nb_fail(err, "--save-weights %s: directory %s does not exist", path, dir);
-    }
+    const char *d = slash ? dir : ".";
+    if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+        rc = nb_fail(err, "--save-weights %s: directory %s does not exist", path, d);
+    else if (access(d, W_OK | X_OK) != 0)
+        rc = nb_fail(err, "--save-weights %s: cannot write to directory %s: %s", path, d,
+                     strerror(errno));
     free(dir);
     return rc;
 }

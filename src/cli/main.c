@@ -82,6 +82,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
-    fprintf(stderr, "nabla: unknown command '%s' (train, eval, help)\n", cmd);
+    nb_error e;   /* nb_fail keeps a command name with a line break in it on one line */
+    nb_fail(&e, "unknown command '%s' (train, eval, help)", cmd);
+    fprintf(stderr, "nabla: %s\n", e.msg);
     return EXIT_USAGE;
 }

@@ -14,12 +14,16 @@
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    /* The message quotes the user's arguments; nb_fail escapes any line break or control
+     * byte in them so that the message stays on one line. */
+    char raw[1024];
+    nb_error e;
     va_list ap;
-    fprintf(stderr, "nabla %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    nb_fail(&e, "%s", raw);
+    fprintf(stderr, "nabla %s: %s\n", cmd, e.msg);
     return EXIT_USAGE;
 }
 
@@ -87,7 +91,23 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
         cli_usage_error(cmd, "%s must be finite, got '%s'", opt, s);
         return -1;
     }
+    /* The library computes in 32-bit floats: 1e300 is a finite double but an infinite float,
+     * found only once training had begun. */
+    if (!isfinite((float)v)) {
+        cli_usage_error(cmd, "%s is too large for a 32-bit float, got '%s'", opt, s);
+        return -1;
+    }
     *out = v;
+    return 0;
+}
+
+int cli_parse_path(const char *cmd, const char *opt, const char *s, const char **out)
+{
+    if (s[0] == '\0') {
+        cli_usage_error(cmd, "%s needs a file name, got ''", opt);
+        return -1;
+    }
+    *out = s;
     return 0;
 }
 

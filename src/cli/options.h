@@ -23,8 +23,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_parse_int(const char *cmd, const char *opt, const char *s, int *out);
 int cli_parse_i64(const char *cmd, const char *opt, const char *s, int64_t *out);
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
-/* Accepts finite numbers only (no nan, no inf). */
+/* Accepts finite numbers only (no nan, no inf), and only those that stay finite as a 32-bit
+ * float, the type the library computes in. */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+
+/* The longest path accepted for --out (the run directory's buffer), with its terminator. */
+#define CLI_MAX_PATH 4096
+
+/* A file or directory name: refuses an empty one ("<opt> needs a file name, got ''"), which
+ * would otherwise pass every check up front and fail only when the run writes its results. */
+int cli_parse_path(const char *cmd, const char *opt, const char *s, const char **out);
 
 /* The online cores (sysconf), at least 1. */
 int cli_default_threads(void);
@@ -46,6 +54,11 @@ typedef struct data_source {
  * Fails (runtime) when the path does not exist or is neither a file nor a directory. */
 int data_classify(const char *data, data_kind *kind, const char **path, nb_error *err);
 const char *data_kind_name(data_kind kind);
+
+/* --samples at most: the planar sets are for seeing an optimizer work, and ten million points
+ * already take seconds to generate; a mistyped 2000000000 fails at once instead of running
+ * for minutes through gigabytes. */
+#define CLI_MAX_SAMPLES 10000000
 
 /* Samples in the synthetic test set for a training set of `samples`: max(200, samples/4). */
 int synthetic_test_samples(int samples);

@@ -27,11 +27,15 @@ char *path_join(const char *dir, const char *name)
     return p;
 }
 
-static int make_one_dir(const char *path, nb_error *err)
+/* Creates one directory; *created tells whether it was new. */
+static int make_one_dir(const char *path, int *created, nb_error *err)
 {
     struct stat st;
-    if (mkdir(path, 0777) == 0)
+    *created = 0;
+    if (mkdir(path, 0777) == 0) {
+        *created = 1;
         return 0;
+    }
     int saved = errno;
     if (saved == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
@@ -47,17 +51,32 @@ int make_dirs(const char *path, nb_error *err)
     char *p = strdup(path);
     if (!p)
         return nb_fail(err, "out of memory");
-    int rc = 0;
-    /* Every prefix ending before a '/' (not the root's), then the whole path. */
-    for (char *s = p + 1; *s && rc == 0; s++) {
-        if (*s == '/' && s[-1] != '/') {
-            *s = '\0';
-            rc = make_one_dir(p, err);
-            *s = '/';
-        }
+    /* The prefixes are cut at their '/': marks[i] is the end of the i-th one created here, so
+     * that a failure further down (a name too long, a file in the way, no permission) can
+     * take back the directories made so far: a failed run leaves nothing behind. */
+    size_t len = strlen(p), n_made = 0;
+    size_t *made = malloc((len + 1) * sizeof *made);
+    if (!made) {
+        free(p);
+        return nb_fail(err, "out of memory");
     }
-    if (rc == 0)
-        rc = make_one_dir(p, err);
+    int rc = 0, created;
+    /* Every prefix ending before a '/' (not the root's), then the whole path. */
+    for (size_t i = 1; i <= len && rc == 0; i++) {
+        if (i < len && !(p[i] == '/' && p[i - 1] != '/'))
+            continue;
+        char keep = p[i];
+        p[i] = '\0';
+        rc = make_one_dir(p, &created, err);
+        p[i] = keep;
+        if (rc == 0 && created)
+            made[n_made++] = i;
+    }
+    while (rc != 0 && n_made > 0) {
+        p[made[--n_made]] = '\0';
+        rmdir(p);
+    }
+    free(made);
     free(p);
     return rc;
 }

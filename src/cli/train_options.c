@@ -26,8 +26,8 @@ void usage_train(FILE *out)
 "  --dev-fraction F      hold out this fraction of the training set as a dev set, 0 <= F < 1 [0]\n"
 "  --normalize M         none|standard: standardize CSV/synthetic features with the training\n"
 "                        set's mean and std (saved with the model) [none]\n"
-"  --samples N           training samples of a synthetic set; its test set has max(200, N/4)\n"
-"                        [1000]\n"
+"  --samples N           training samples of a synthetic set, at most 10000000; its test set\n"
+"                        has max(200, N/4) [1000]\n"
 "  --noise X             noise of a synthetic set [0.2]\n"
 "\n"
 "Model:\n"
@@ -144,13 +144,26 @@ static int parse_int_min(const char *opt, const char *s, int min, int *out)
     return 0;
 }
 
+/* The ranges are checked on the 32-bit float the library gets: 0.999999999 rounds to 1 and
+ * 1e-50 to 0, which the optimizer would refuse only after the run directory was written. */
+static const char *as_float_note(double v, char *buf, size_t cap)
+{
+    if ((double)(float)v == v)
+        return "";
+    snprintf(buf, cap, " (%g as a 32-bit float)", (double)(float)v);
+    return buf;
+}
+
 /* A value in [0, 1): momentum and Adam betas, the dev fraction. */
 static int parse_unit(const char *opt, const char *s, double *out)
 {
     if (cli_parse_double(CMD, opt, s, out) != 0)
         return -1;
-    if (*out < 0 || *out >= 1) {
-        cli_usage_error(CMD, "%s must be in [0, 1), got %s", opt, s);
+    float f = (float)*out;
+    if (f < 0 || f >= 1) {
+        char note[64];
+        cli_usage_error(CMD, "%s must be in [0, 1), got %s%s", opt, s,
+                        *out < 0 || *out >= 1 ? "" : as_float_note(*out, note, sizeof note));
         return -1;
     }
     return 0;
@@ -160,8 +173,10 @@ static int parse_positive(const char *opt, const char *s, double *out)
 {
     if (cli_parse_double(CMD, opt, s, out) != 0)
         return -1;
-    if (!(*out > 0)) {
-        cli_usage_error(CMD, "%s must be > 0, got %s", opt, s);
+    if (!((float)*out > 0)) {
+        char note[64];
+        cli_usage_error(CMD, "%s must be > 0, got %s%s", opt, s,
+                        *out > 0 ? as_float_note(*out, note, sizeof note) : "");
         return -1;
     }
     return 0;
@@ -183,8 +198,8 @@ static int apply_option(train_options *o, int c, const char *arg)
 {
     nb_error err = {{0}};
     switch (c) {
-    case OPT_DATA: o->src.data = arg; return 0;
-    case OPT_TEST: o->src.test = arg; return 0;
+    case OPT_DATA: return cli_parse_path(CMD, "--data", arg, &o->src.data);
+    case OPT_TEST: return cli_parse_path(CMD, "--test", arg, &o->src.test);
     case OPT_LAYERS:
         o->layers = arg;
         if (nb_parse_layers(arg, &o->spec, &err) != 0) {
@@ -253,12 +268,24 @@ static int apply_option(train_options *o, int c, const char *arg)
         }
         cli_usage_error(CMD, "unknown --normalize '%s' (none, standard)", arg);
         return -1;
-    case OPT_SAMPLES: return parse_int_min("--samples", arg, 1, &o->src.samples);
+    case OPT_SAMPLES:
+        if (parse_int_min("--samples", arg, 1, &o->src.samples) != 0)
+            return -1;
+        if (o->src.samples > CLI_MAX_SAMPLES) {
+            cli_usage_error(CMD, "--samples must be at most %d, got %s", CLI_MAX_SAMPLES, arg);
+            return -1;
+        }
+        return 0;
     case OPT_NOISE: return parse_non_negative("--noise", arg, &o->src.noise);
     case OPT_LEAKY_SLOPE: return cli_parse_double(CMD, "--leaky-slope", arg, &o->leaky_slope);
-    case OPT_INIT_WEIGHTS: o->init_weights = arg; return 0;
-    case OPT_SAVE_WEIGHTS: o->save_weights = arg; return 0;
-    case OPT_OUT: o->out = arg; return 0;
+    case OPT_INIT_WEIGHTS: return cli_parse_path(CMD, "--init-weights", arg, &o->init_weights);
+    case OPT_SAVE_WEIGHTS: return cli_parse_path(CMD, "--save-weights", arg, &o->save_weights);
+    case OPT_OUT:
+        if (strlen(arg) >= CLI_MAX_PATH) {
+            cli_usage_error(CMD, "--out is longer than %d bytes", CLI_MAX_PATH - 1);
+            return -1;
+        }
+        return cli_parse_path(CMD, "--out", arg, &o->out);
     case OPT_QUIET: o->quiet = 1; return 0;
     case 'h': return 1;
     }

@@ -68,7 +68,10 @@ static void batchnorm_forward(nb_node *n, int batch)
                                  momentum * (float)(s.sum_b[j] / (batch - 1));
             }
         }
-        n->counter++;
+        /* The counter comes from a file when weights are loaded, so it may already be at the
+         * top of int64; it only counts (momentum is fixed), so it stops there. */
+        if (n->counter < INT64_MAX)
+            n->counter++;
     } else {
         for (size_t j = 0; j < f; j++) {
             s.mean[j] = running_mean[j];

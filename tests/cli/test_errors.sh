@@ -95,8 +95,44 @@ check "--init-weights with the right shapes works (stderr: $(cat "$WORK/stderr")
 : >a-file
 runtime_error "a-file" train --data moons --layers 8 --out a-file/run
 rm -f a-file
+# An --out whose parents can be made but not the last part (a name over 255 bytes): the
+# parents made on the way are taken back.
+runtime_error "File name too long" train --data moons --layers 8 \
+    --out "new1/new2/$(printf 'a%.0s' {1..300})/run"
 # --save-weights into a missing directory is found before training.
 runtime_error "no-dir" train --data moons --layers 8 --save-weights no-dir/w.safetensors
+
+# --save-weights onto a directory could only fail at the very end, after the run directory
+# was written: it is refused up front.
+mkdir a-dir
+runtime_error "a-dir: is a directory" train --data moons --layers 8 --save-weights a-dir
+rmdir a-dir
+
+# A graph that cannot fit in memory (2 -> 10^6 -> 10^6 -> 2 has 10^12 weights): refused with
+# its size before anything is allocated.
+runtime_error "out of memory: the graph for batches of 64 needs" train --data moons \
+    --layers 1000000,1000000
+
+# FIFOs, devices and directories where a file is expected: refused at once. (A FIFO without a
+# writer blocks a plain open forever; the wrapper turns a hang into a failure.)
+printf '#!/bin/sh\nexec timeout 30 "%s" "$@"\n' "$NABLA" >nabla-timeout
+chmod +x nabla-timeout
+mkfifo fifo.safetensors fifo.csv
+mkdir idx_fifo && mkfifo idx_fifo/train-images-idx3-ubyte && \
+    cp idx_good/train-labels-idx1-ubyte idx_fifo/
+REAL_NABLA=$NABLA
+NABLA=$WORK/nabla-timeout
+runtime_error "fifo.safetensors: not a regular file" eval --model fifo.safetensors --data moons
+runtime_error "fifo.safetensors: not a regular file" train --data moons --layers 8 \
+    --init-weights fifo.safetensors
+runtime_error "fifo.csv: not a regular file" train --data good.csv --test fifo.csv
+runtime_error "fifo.csv: not a regular file" eval --model model8/model.safetensors \
+    --test fifo.csv
+runtime_error "idx_fifo/train-images-idx3-ubyte: not a regular file" train --data idx_fifo
+runtime_error "/dev/zero: not a regular file" eval --model /dev/zero --data moons
+runtime_error "idx_good: is a directory" eval --model model8/model.safetensors --data good.csv \
+    --test idx_good
+NABLA=$REAL_NABLA
 
 # ---- eval ----
 runtime_error "no-such.safetensors" eval --model no-such.safetensors --data moons
@@ -112,5 +148,14 @@ runtime_error "magic" eval --model model8/model.safetensors --data idx_magic
 runtime_error "idx_empty" eval --model model8/model.safetensors --data idx_empty
 # The moons model takes 2 inputs, the IDX set has 4 pixels.
 runtime_error "features" eval --model model8/model.safetensors --data idx_good
+
+# A batch larger than the test set is the whole test set: no graph for 2^31 - 1 rows.
+run eval --model model8/model.safetensors --data moons --samples 100 --json
+want=$(cat "$WORK/stdout")
+run eval --model model8/model.safetensors --data moons --samples 100 --json \
+    --batch-size 2147483647
+check "eval --batch-size 2147483647 works (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "eval --batch-size 2147483647 gives the result of the default batch size" \
+    [ "$(cat "$WORK/stdout")" = "$want" ]
 
 finish

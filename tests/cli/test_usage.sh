@@ -86,6 +86,36 @@ usage_error "nabla train: --epochs must be > 0" train --data moons --epochs -1
 usage_error "nabla train: --epochs expects an integer" train --data moons --epochs 2.5
 usage_error "nabla train: --epochs is out of range" train --data moons --epochs 99999999999
 usage_error "nabla train: --samples must be > 0" train --data moons --samples 0
+usage_error "nabla train: --samples must be at most 10000000, got 2147483647" train --data moons \
+    --samples 2147483647
+usage_error "nabla eval: --samples must be at most 10000000, got 10000001" eval \
+    --model m.safetensors --data moons --samples 10000001
+# Values are checked as the 32-bit floats the library gets, not as the doubles typed: these
+# passed as doubles and failed only once the run directory was written.
+usage_error "nabla train: --beta2 must be in [0, 1), got 0.999999999 (1 as a 32-bit float)" \
+    train --data moons --beta2 0.999999999
+usage_error "nabla train: --eps must be > 0, got 1e-50 (0 as a 32-bit float)" train \
+    --data moons --eps 1e-50
+usage_error "nabla train: --weight-decay is too large for a 32-bit float, got '1e39'" train \
+    --data moons --weight-decay 1e39
+usage_error "nabla eval: --noise is too large for a 32-bit float, got '1e300'" eval \
+    --model m.safetensors --noise 1e300
+# Empty file names would pass every early check and fail only when the results are written.
+usage_error "nabla train: --save-weights needs a file name, got ''" train --data moons \
+    --save-weights ""
+usage_error "nabla train: --out needs a file name, got ''" train --data moons --out ""
+usage_error "nabla train: --data needs a file name, got ''" train --data ""
+usage_error "nabla train: --init-weights needs a file name, got ''" train --data moons \
+    --init-weights ""
+usage_error "nabla eval: --model needs a file name, got ''" eval --model "" --data moons
+usage_error "nabla eval: --test needs a file name, got ''" eval --model m.safetensors --test ""
+usage_error "nabla train: --out is longer than 4095 bytes" train --data moons \
+    --out "$(printf 'd/%.0s' {1..2100})run"
+# Line breaks and escape sequences in arguments are quoted escaped: still one line.
+usage_error "nabla train: unknown --activation 're\\nlu\\x1b[2J'" train --data moons \
+    --activation $'re\nlu\e[2J'
+usage_error "nabla train: --lr expects a number, got '1\\n2'" train --data moons --lr $'1\n2'
+usage_error "nabla: unknown command 'tr\\nain'" $'tr\nain'
 usage_error "nabla train: --max-steps must be > 0" train --data moons --max-steps 0
 usage_error "nabla train: --threads must be > 0" train --data moons --threads 0
 usage_error "nabla train: --decay-interval must be > 0" train --data moons --decay-interval 0
