@@ -3,7 +3,7 @@
 
     /usr/bin/python3 st_torch_check.py MODEL.safetensors [--resave OUT] [--seed N]
 
-Reads the file with the standard library only (struct + json) and torch.frombuffer, builds the
+Reads the file with tests/safetensors_py.py (numpy; the layout checked strictly), builds the
 Sequential that its __metadata__ describes (Linear, [BatchNorm1d], activation per hidden layer,
 then a last Linear), and calls load_state_dict(strict=True): every name, shape and dtype must
 match PyTorch's own state_dict. Exits 0 and prints one line on success, 1 with a message on
@@ -16,63 +16,26 @@ by PyTorch loads into nabla.
 """
 import argparse
 import json
-import struct
+import os
 import sys
 
 import torch
 from torch import nn
 
-DTYPES = {"F32": torch.float32, "I64": torch.int64}
-DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_py  # noqa: E402  (the shared reader and writer beside this file)
+
 
 
 def read_safetensors(path):
     """Returns ({name: tensor}, metadata) from a safetensors file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8:
-        raise ValueError("file shorter than 8 bytes")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise ValueError(f"header length {n} larger than the file")
-    header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        dtype = DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise ValueError(f"tensor {name!r}: unsupported dtype {info['dtype']}")
-        shape = info["shape"]
-        chunk = bytearray(data[base + begin : base + end])  # writable copy for frombuffer
-        if not chunk:
-            tensors[name] = torch.empty(shape, dtype=dtype)
-        else:
-            tensors[name] = torch.frombuffer(chunk, dtype=dtype).reshape(shape)
-    return tensors, meta
+    arrays, meta = safetensors_py.read(path)
+    return {name: torch.from_numpy(a) for name, a in arrays.items()}, meta
 
 
 def write_safetensors(path, tensors, meta):
-    """Writes {name: tensor} in the given order, header padded to a multiple of 8."""
-    header = {"__metadata__": meta}
-    blobs, offset = [], 0
-    for name, t in tensors.items():
-        blob = t.detach().contiguous().numpy().tobytes()  # little-endian host, checked in main
-        header[name] = {
-            "dtype": DTYPE_NAMES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(blob)],
-        }
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
+    """Writes {name: tensor} in the given order."""
+    safetensors_py.write(path, [(name, t.detach().numpy()) for name, t in tensors.items()], meta)
 
 
 def build_sequential(meta):

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shlex
-import struct
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,9 @@ try:
 except ImportError as e:  # pragma: no cover - environment problem, not a test failure
     sys.stderr.write("torch_parity.py: needs numpy and torch (python3-torch): %s\n" % e)
     sys.exit(77)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_py  # noqa: E402  (the shared reader and writer beside this file)
 
 TOLERANCE = 1e-4
 
@@ -51,72 +53,6 @@ WEIGHT_DECAY = 0.05
 BASE_LR = {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "rmsprop": 0.001, "adam": 0.003,
            "adamw": 0.003}
 BETA, BETA2, EPS = 0.9, 0.999, 1e-8
-
-
-# ---- safetensors ----------------------------------------------------------------------------
-
-DTYPES = {"F32": ("<f4", 4), "I64": ("<i8", 8)}
-
-
-def write_safetensors(path, tensors):
-    """tensors: ordered list of (name, numpy array of float32 or int64)."""
-    header, chunks, offset = {}, [], 0
-    for name, arr in tensors:
-        if arr.dtype == np.float32:
-            dtype = "F32"
-        elif arr.dtype == np.int64:
-            dtype = "I64"
-        else:
-            raise ValueError("%s: unsupported dtype %s" % (name, arr.dtype))
-        raw = np.ascontiguousarray(arr).astype(DTYPES[dtype][0]).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in chunks:
-            f.write(raw)
-
-
-def read_safetensors(path):
-    """Returns {name: numpy array}; checks the layout as strictly as nabla's own reader."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    if len(blob) < 8:
-        raise ValueError("%s: shorter than the 8-byte header length" % path)
-    (n,) = struct.unpack("<Q", blob[:8])
-    if 8 + n > len(blob):
-        raise ValueError("%s: header length %d runs past the end of the file" % (path, n))
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    data = blob[8 + n:]
-    out, spans = {}, []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = info["dtype"]
-        if dtype not in DTYPES:
-            raise ValueError("%s: %s has dtype %s" % (path, name, dtype))
-        np_dtype, size = DTYPES[dtype]
-        shape = tuple(info["shape"])
-        begin, end = info["data_offsets"]
-        count = int(np.prod(shape)) if shape else 1
-        if not 0 <= begin <= end <= len(data) or end - begin != count * size:
-            raise ValueError("%s: %s has bad offsets %s for shape %s" % (path, name,
-                                                                           [begin, end], shape))
-        out[name] = np.frombuffer(data[begin:end], dtype=np_dtype).reshape(shape).copy()
-        spans.append((begin, end))
-    covered = 0
-    for begin, end in sorted(spans):
-        if begin != covered:
-            raise ValueError("%s: gap or overlap at byte %d of the data" % (path, covered))
-        covered = end
-    if covered != len(data):
-        raise ValueError("%s: %d data bytes, tensors cover %d" % (path, len(data), covered))
-    return out
 
 
 # ---- data and model -------------------------------------------------------------------------
@@ -346,7 +282,7 @@ def run_case(case, args, workdir, csv_path, x, y, torch_results):
 
     model = make_model(case.activation, case.batchnorm, seed=7)
     initial = state_arrays(model)
-    write_safetensors(init_path, initial)
+    safetensors_py.write(init_path, initial)
 
     cmd = case.nabla_command(args.nabla, csv_path, init_path, out_path, run_dir)
     if args.print_command:
@@ -380,7 +316,7 @@ def run_case(case, args, workdir, csv_path, x, y, torch_results):
     worst, worst_name = float("nan"), "-"
     if proc.returncode == 0:
         try:
-            got = read_safetensors(out_path)
+            got, _ = safetensors_py.read(out_path)
         except (OSError, ValueError, KeyError, TypeError) as e:
             problems.append("cannot read nabla's weights: %s" % e)
         else:
