@@ -206,7 +206,7 @@ nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_i
 /* ---- compile: lay out every buffer once ---- */
 
 /* Arena offsets are kept 64-byte aligned, so every buffer starts on its own cache line. */
-static size_t round_up(size_t floats) { return (floats + 15) & ~(size_t)15; }
+static uint64_t round_up(uint64_t floats) { return nb_sat_add(floats, 15) & ~(uint64_t)15; }
 
 int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
 {
@@ -220,43 +220,40 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
         return nb_fail(err, "the largest batch must be at least 1, not %d", max_batch);
 
     /* The sizes come from options and files (layer widths, the batch size), so they are
-     * first added up without overflow and checked against the machine's memory: a graph that
-     * cannot fit fails here with its size rather than in the allocator. */
-    uint64_t total = 0;
+     * added up without overflow (saturating) and checked against the machine's memory: a graph
+     * that cannot fit fails here with its size rather than in the allocator. */
+    uint64_t n_params = 0, n_states = 0, n_labels = 0, arena = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const nb_node *n = g->nodes[i];
         uint64_t size = n->batched ? nb_sat_mul((uint64_t)max_batch, n->width) : n->width;
         uint64_t scratch = nb_sat_add(nb_sat_mul(n->scratch_per_row, (uint64_t)max_batch),
                                       n->scratch_fixed);
-        /* a value (or labels), a gradient when one is needed, scratch; 16 for the rounding */
-        uint64_t values = nb_sat_mul(nb_sat_add(size, 16), n->requires_grad ? 2 : 1);
-        total = nb_sat_add(total, nb_sat_add(values, nb_sat_add(scratch, 16)));
+        if (n->leaf == NB_LEAF_PARAM)
+            n_params = nb_sat_add(n_params, size);
+        else if (n->leaf == NB_LEAF_STATE)
+            n_states = nb_sat_add(n_states, size);
+        else if (n->leaf == NB_LEAF_LABELS)
+            n_labels = nb_sat_add(n_labels, size);
+        else
+            arena = nb_sat_add(arena, nb_sat_mul(round_up(size), n->requires_grad ? 2 : 1));
+        arena = nb_sat_add(arena, round_up(scratch));
     }
+    /* params and their gradients, states, labels (int32, the size of a float), the arena */
+    uint64_t total = nb_sat_add(nb_sat_add(nb_sat_mul(n_params, 2), n_states),
+                                nb_sat_add(n_labels, arena));
     char what[64];
     snprintf(what, sizeof what, "the graph for batches of %d", max_batch);
     if (nb_check_memory(nb_sat_mul(total, sizeof(float)), what, err) != 0)
         return -1;
 
-    size_t n_params = 0, n_states = 0, arena = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        nb_node *n = g->nodes[i];
-        size_t size = nb_node_size(n, max_batch);
-        if (n->leaf == NB_LEAF_PARAM)
-            n_params += size;
-        else if (n->leaf == NB_LEAF_STATE)
-            n_states += size;
-        else if (n->leaf != NB_LEAF_LABELS)
-            arena += round_up(size) * (n->requires_grad ? 2 : 1);
-        arena += round_up(n->scratch_per_row * (size_t)max_batch + n->scratch_fixed);
-    }
     g->params = calloc(n_params ? n_params : 1, sizeof(float));
     g->grads = calloc(n_params ? n_params : 1, sizeof(float));
     g->states = calloc(n_states ? n_states : 1, sizeof(float));
     if (posix_memalign(&g->arena, 64, (arena ? arena : 1) * sizeof(float)) != 0)
         g->arena = NULL;
     if (!g->params || !g->grads || !g->states || !g->arena)
-        return nb_fail(err, "out of memory: the graph needs %zu MB for batches of %d",
-                       (arena + 2 * n_params) * sizeof(float) >> 20, max_batch);
+        return nb_fail(err, "out of memory: the graph needs %llu MB for batches of %d",
+                       (unsigned long long)(total * sizeof(float) >> 20), max_batch);
     memset(g->arena, 0, arena * sizeof(float));
     g->arena_bytes = arena * sizeof(float);
 
