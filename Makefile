@@ -5,8 +5,9 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch
+BENCH_DEPS = $(TEST_DEPS) time
 
-.PHONY: all demo check test asan deps test-deps install uninstall clean
+.PHONY: all demo check test asan bench deps test-deps bench-deps install uninstall clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -19,6 +20,9 @@ deps:
 
 test-deps:
 	@scripts/install-deps.sh $(TEST_DEPS)
+
+bench-deps:
+	@scripts/install-deps.sh $(BENCH_DEPS)
 
 demo: deps all
 	$(BUILD)/nabla train --epochs 10 --out runs/demo
@@ -36,6 +40,11 @@ asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNABLA_WERROR=ON -DNABLA_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -E cli_test_install
+
+# nabla against PyTorch, side by side; writes bench/RESULTS.md (see bench/README.md).
+# Not part of `check`: timing is not a test. Example: make bench BENCH_ARGS="--runs 1"
+bench: bench-deps all
+	python3 bench/run.py --nabla $(BUILD)/nabla $(BENCH_ARGS)
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -93,6 +93,7 @@ def main():
     print(json.dumps({"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": a.epochs,
                       "steps": steps, "train_seconds": seconds,
                       "samples_per_second": n * a.epochs / seconds,
+                      "parameters": sum(t.numel() for t in model.parameters()),
                       "torch": torch.__version__, "threads": a.threads}))
 
 

@@ -99,9 +99,19 @@ nb_node *nb_state(nb_graph *g, const char *name, int ndim, const int *shape); /*
  * ask before compiling, e.g. to check gradients with respect to the data. */
 void nb_input_requires_grad(nb_node *x);
 
-/* Ops. Each has a forward and a backward function side by side in src/ops/. */
+/* Ops. Each has a forward and a backward function side by side in src/ops/. They run on the
+ * library's threads (nb_set_threads). */
 nb_node *nb_matmul(nb_graph *g, nb_node *x, nb_node *w);   /* x [B,in] · wᵀ, w [out,in] -> [B,out] */
 nb_node *nb_bias_add(nb_graph *g, nb_node *x, nb_node *b); /* x [B,n] + b [n] */
+
+/* The activations. NB_IDENTITY is for nb_dense only (a layer without activation). */
+typedef enum nb_activation { NB_RELU, NB_LEAKY_RELU, NB_TANH, NB_SIGMOID, NB_IDENTITY } nb_activation;
+
+/* A whole torch.nn.Linear layer and its activation in one op, the fast way to the same values
+ * as nb_matmul -> nb_bias_add -> activation: act(x · wᵀ + b), with x [B,in], w [out,in],
+ * b [out] or NULL for none; slope is used by NB_LEAKY_RELU. */
+nb_node *nb_dense(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, nb_activation act,
+                  float slope);
 nb_node *nb_relu(nb_graph *g, nb_node *x);
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope);
 nb_node *nb_tanh(nb_graph *g, nb_node *x);
@@ -163,8 +173,6 @@ double nb_gradcheck(nb_graph *g, nb_node *loss, int batch, double step);
 /* ------------------------------------------------------------------------------------------ */
 
 #define NB_MAX_LAYERS 16
-
-typedef enum nb_activation { NB_RELU, NB_LEAKY_RELU, NB_TANH, NB_SIGMOID } nb_activation;
 
 const char *nb_activation_name(nb_activation a);
 int nb_activation_parse(const char *s, nb_activation *out); /* 0 ok, -1 unknown */
@@ -234,6 +242,9 @@ int nb_optimizer_init(nb_optimizer *o, const nb_optim_config *cfg, size_t n, nb_
 void nb_optimizer_free(nb_optimizer *o);
 /* One step over the flat buffers: w -= update(g) at learning rate lr. */
 void nb_optimizer_step(nb_optimizer *o, float *w, const float *g, float lr);
+/* The same, first copying the weights it is about to change to keep[0..n) (n floats), in the
+ * same pass: how a trainer keeps the last good weights at no extra cost. */
+void nb_optimizer_step_keep(nb_optimizer *o, float *w, const float *g, float lr, float *keep);
 
 typedef enum nb_decay_kind {
     NB_DECAY_NONE, NB_DECAY_INVERSE, NB_DECAY_EXP, NB_DECAY_INVERSE_SQRT,
@@ -417,8 +428,17 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
              const nb_dataset *test, const nb_train_config *cfg, nb_train_result *result,
              nb_error *err);
 
-/* Sets the number of threads used by the library's matrix products. */
+/* Sets the number of threads the library runs on (default: the cores this process may use).
+ * The library keeps one pool of threads for all its parallel work and runs OpenBLAS on one
+ * thread inside it, so the cores are never oversubscribed. Call it between computations. */
 void nb_set_threads(int n);
+
+/* The OpenBLAS kernels in use (its core name, e.g. "SkylakeX"), and the core name of better
+ * kernels this CPU could run, or NULL. OpenBLAS chooses when it loads and falls back to slow
+ * generic kernels on a CPU newer than itself; setting OPENBLAS_CORETYPE to the better name
+ * before the library loads (i.e. before the program starts) fixes that. */
+const char *nb_blas_kernel(void);
+const char *nb_blas_better_kernel(void);
 
 #ifdef __cplusplus
 }

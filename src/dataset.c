@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nabla.h"
+#include "simd.h"
 
 void nb_dataset_free(nb_dataset *d)
 {
@@ -181,7 +182,7 @@ int nb_dataset_check_finite(const nb_dataset *d, const char *what, nb_error *err
     return 0;
 }
 
-void nb_dataset_batch(const nb_dataset *d, const int32_t *index, int n, float *x, int32_t *y)
+NB_HOT void nb_dataset_batch(const nb_dataset *d, const int32_t *index, int n, float *x, int32_t *y)
 {
     size_t f = (size_t)d->features;
     for (int i = 0; i < n; i++) {

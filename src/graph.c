@@ -208,6 +208,46 @@ nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_i
 /* Arena offsets are kept 64-byte aligned, so every buffer starts on its own cache line. */
 static uint64_t round_up(uint64_t floats) { return nb_sat_add(floats, 15) & ~(uint64_t)15; }
 
+/* Decides, for every gradient buffer, who clears it, for a backward pass from the node at
+ * index `root`. Backward runs the ops from the root to the first, so the first op to write a
+ * node's gradient is its last consumer (up to the root) whose backward runs. If that op takes
+ * the node in one input slot only, it sets the gradient (assign) and nobody needs to zero it;
+ * otherwise (the node in two slots of one op, or no consumer writing it at all, like a
+ * parameter the loss does not depend on) backward zeroes it first. Nodes after the root do not
+ * take part; their gradients are zeroed. */
+static void plan_gradients(nb_graph *g, int root)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        memset(n->assign, 0, sizeof n->assign);
+        n->zero_grad = n->grad != NULL && i != root;
+    }
+    for (int i = 0; i < root; i++) {
+        nb_node *n = g->nodes[i];
+        if (!n->grad)
+            continue;
+        for (int j = root; j > i; j--) {
+            nb_node *c = g->nodes[j];
+            if (!c->op || !c->op->backward || !c->requires_grad)
+                continue;
+            int slots = 0, slot = -1;
+            for (int k = 0; k < c->n_in; k++)
+                if (c->in[k] == n) {
+                    slots++;
+                    slot = k;
+                }
+            if (slots == 0)
+                continue;
+            if (slots == 1) {
+                c->assign[slot] = 1;
+                n->zero_grad = 0;
+            }
+            break;
+        }
+    }
+    g->planned_root = root;
+}
+
 int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
 {
     if (!g)
@@ -291,6 +331,7 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
         if (n->batched)
             n->shape[0] = max_batch;
     }
+    g->planned_root = -1;
     g->n_params = n_params;
     g->n_states = n_states;
     g->max_batch = max_batch;
@@ -319,6 +360,25 @@ void nb_graph_set_training(nb_graph *g, int training) { g->training = training !
 
 /* ---- running the graph ---- */
 
+/* One pool job per pass: every thread walks the ops in order, each computing its share, with
+ * a barrier after each op. */
+typedef struct pass {
+    nb_graph *g;
+    int batch;
+} pass;
+
+static void forward_job(const nb_exec *ex, void *arg)
+{
+    const pass *p = arg;
+    for (int i = 0; i < p->g->n_nodes; i++) {
+        nb_node *n = p->g->nodes[i];
+        if (n->op) {
+            n->op->forward(n, p->batch, ex);
+            nb_barrier(ex);
+        }
+    }
+}
+
 void nb_graph_forward(nb_graph *g, int batch)
 {
     if (batch < 1)
@@ -326,33 +386,58 @@ void nb_graph_forward(nb_graph *g, int batch)
     if (batch > g->max_batch)
         batch = g->max_batch;
     g->batch = batch;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->batched)
+            g->nodes[i]->shape[0] = batch;
+    pass p = {g, batch};
+    nb_parallel(forward_job, &p);
+}
+
+/* This thread's share of a buffer set to one value. */
+static void fill_share(const nb_exec *ex, float *x, size_t n, float value)
+{
+    size_t begin, end;
+    nb_split(ex, n, 16, &begin, &end);
+    for (size_t i = begin; i < end; i++)
+        x[i] = value;
+}
+
+static void backward_job(const nb_exec *ex, void *arg)
+{
+    const pass *p = arg;
+    nb_graph *g = p->g;
+    int root = g->planned_root;
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
-        if (n->batched)
-            n->shape[0] = batch;
-        if (n->op)
-            n->op->forward(n, batch);
+        if (i == root)
+            fill_share(ex, n->grad, nb_node_size(n, p->batch), 1.0f);
+        else if (n->zero_grad)
+            fill_share(ex, n->grad, nb_node_size(n, p->batch), 0.0f);
+    }
+    nb_barrier(ex);
+    for (int i = root; i >= 0; i--) {
+        nb_node *n = g->nodes[i];
+        if (n->op && n->op->backward && n->requires_grad) {
+            n->op->backward(n, p->batch, ex);
+            nb_barrier(ex);
+        }
     }
 }
 
 void nb_graph_backward(nb_graph *g, nb_node *loss)
 {
-    int batch = g->batch;
-    memset(g->grads, 0, g->n_params * sizeof(float));
-    for (int i = 0; i < g->n_nodes; i++) {
-        nb_node *n = g->nodes[i];
-        if (n->grad && n->leaf != NB_LEAF_PARAM)
-            memset(n->grad, 0, nb_node_size(n, batch) * sizeof(float));
-    }
-    if (!loss || !loss->grad)
+    if (!loss || !loss->grad || loss->graph != g) {
+        memset(g->grads, 0, g->n_params * sizeof(float));
         return;
-    for (size_t j = 0; j < nb_node_size(loss, batch); j++)
-        loss->grad[j] = 1.0f;
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
-        nb_node *n = g->nodes[i];
-        if (n->op && n->op->backward && n->requires_grad)
-            n->op->backward(n, batch);
     }
+    if (g->planned_root < 0 || g->nodes[g->planned_root] != loss) {
+        int root = 0;
+        while (g->nodes[root] != loss)
+            root++;
+        plan_gradients(g, root);
+    }
+    pass p = {g, g->batch};
+    nb_parallel(backward_job, &p);
 }
 
 /* ---- access ---- */

@@ -4,6 +4,7 @@
 #define NABLA_GRAPH_INTERNAL_H
 
 #include "nabla.h"
+#include "pool.h"
 
 #define NB_MAX_INPUTS 5
 
@@ -17,12 +18,22 @@ typedef enum nb_leaf_kind {
 } nb_leaf_kind;
 
 /* An op is a name and a pair of functions. forward computes n->value from its inputs for the
- * first `batch` rows; backward adds n->grad's contribution into the inputs' gradients (+=,
- * since a node may feed several consumers). backward may be NULL for ops that need none. */
+ * first `batch` rows; backward passes n->grad on into the inputs' gradients. backward may be
+ * NULL for ops that need none.
+ *
+ * Both run on every thread of a pool job at once (ex says which thread of how many): each
+ * thread computes its own share of the output, and a thread may wait for the others with
+ * nb_barrier(ex) when one phase needs another's complete result. The graph puts a barrier
+ * between consecutive ops.
+ *
+ * Gradients: a node may feed several consumers, so contributions normally add up (+=) into a
+ * zeroed buffer. The first consumer to run backward (the last in creation order) instead sets
+ * the gradient (=) when n->assign[i] is 1 for its input i, which spares the graph a pass
+ * that zeroes the buffer. Every op honours assign. */
 typedef struct nb_op {
     const char *name;
-    void (*forward)(nb_node *n, int batch);
-    void (*backward)(nb_node *n, int batch);
+    void (*forward)(nb_node *n, int batch, const nb_exec *ex);
+    void (*backward)(nb_node *n, int batch, const nb_exec *ex);
 } nb_op;
 
 struct nb_node {
@@ -31,6 +42,8 @@ struct nb_node {
     nb_leaf_kind leaf;
     nb_node *in[NB_MAX_INPUTS];
     int n_in;
+    int assign[NB_MAX_INPUTS];    /* backward sets (=) rather than adds to in[i]->grad */
+    int zero_grad;                /* backward must zero this node's gradient first */
 
     int batched;                  /* leading dimension is the batch */
     int ndim;
@@ -49,6 +62,7 @@ struct nb_node {
     float *scratch;
 
     float fparam[2];              /* op constants: leaky slope; batch-norm momentum and eps */
+    int iparam;                   /* op constant: the activation of a dense op */
     int64_t counter;              /* batch norm: num_batches_tracked */
     int forward_was_training;     /* batch norm: which statistics the last forward used */
     double loss;                  /* loss ops: the value in double, for gradient checks */
@@ -68,6 +82,7 @@ struct nb_graph {
     int max_batch;
     int batch;                    /* rows of the last forward pass */
     int training;
+    int planned_root;             /* the node backward last started from (-1: none yet) */
 
     float *params, *grads;        /* the two flat buffers */
     size_t n_params;
@@ -93,6 +108,30 @@ nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_i
 
 /* Registers an int64 counter kept inside node n (batch norm's num_batches_tracked). */
 int nb_graph_add_counter(nb_graph *g, const char *name, nb_node *n);
+
+/* dst = v or dst += v, as n->assign says; a helper for backward loops. The branch is the same
+ * for a whole loop, which the compiler hoists out. */
+static inline float nb_grad_put(float dst, float v, int assign) { return assign ? v : dst + v; }
+
+/* This thread's block of the product C = alpha op(A) op(B) + beta C (row-major, as
+ * cblas_sgemm): the rows of C or its columns, whichever are more, split between the threads
+ * of the job. Returns the block this thread computed. */
+typedef struct nb_block {
+    int row0, row1, col0, col1;
+} nb_block;
+nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb,
+                        float beta, float *c, int ldc);
+
+/* The activation functions (src/ops/activation.c), for the activation ops and the dense op.
+ * backward: dx (=, or += unless assign) dy * act'(...), from y, or from x when
+ * nb_activation_needs_input says y does not determine the derivative. */
+int nb_activation_needs_input(nb_activation act, float slope);
+void nb_activation_forward(nb_activation act, float slope, const float *x,
+                           float *y, size_t n);
+void nb_activation_backward(nb_activation act, float slope, const float *x,
+                            const float *y, const float *dy,
+                            float *dx, size_t n, int assign);
 
 /* Elements of a node's value for the current (or given) batch. */
 static inline size_t nb_node_size(const nb_node *n, int batch)

@@ -8,16 +8,18 @@
 
 #include "nabla.h"
 
-static const char *const activation_names[] = {"relu", "leaky_relu", "tanh", "sigmoid"};
+static const char *const activation_names[] = {"relu", "leaky_relu", "tanh", "sigmoid",
+                                               "identity"};
 
 const char *nb_activation_name(nb_activation a)
 {
-    return (unsigned)a < 4 ? activation_names[a] : "?";
+    return (unsigned)a <= NB_IDENTITY ? activation_names[a] : "?";
 }
 
+/* Only the activations a model's hidden layers can have. */
 int nb_activation_parse(const char *s, nb_activation *out)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i <= NB_SIGMOID; i++)
         if (strcmp(s, activation_names[i]) == 0) {
             *out = (nb_activation)i;
             return 0;
@@ -64,18 +66,20 @@ static void init_weights(float *w, int out, int in, const nb_model_spec *spec, n
         w[i] = (float)(std * nb_rng_normal(rng));
 }
 
+/* Linear layer `index` (weight, and bias unless batch norm follows) with its activation. */
 static nb_node *dense(nb_graph *g, nb_node *h, int index, int in, int out, int with_bias,
-                      nb_node **weight)
+                      nb_activation act, float slope, nb_node **weight)
 {
     char name[32];
     int wshape[2] = {out, in}, bshape[1] = {out};
     snprintf(name, sizeof name, "%d.weight", index);
     *weight = nb_param(g, name, 2, wshape);
-    h = nb_matmul(g, h, *weight);
-    if (!with_bias)
-        return h;
-    snprintf(name, sizeof name, "%d.bias", index);
-    return nb_bias_add(g, h, nb_param(g, name, 1, bshape));
+    nb_node *bias = NULL;
+    if (with_bias) {
+        snprintf(name, sizeof name, "%d.bias", index);
+        bias = nb_param(g, name, 1, bshape);
+    }
+    return nb_dense(g, h, *weight, bias, act, slope);
 }
 
 static nb_node *activation(nb_graph *g, nb_node *h, const nb_model_spec *spec)
@@ -84,7 +88,8 @@ static nb_node *activation(nb_graph *g, nb_node *h, const nb_model_spec *spec)
     case NB_LEAKY_RELU: return nb_leaky_relu(g, h, spec->leaky_slope);
     case NB_TANH: return nb_tanh(g, h);
     case NB_SIGMOID: return nb_sigmoid(g, h);
-    case NB_RELU: break;
+    case NB_RELU:
+    case NB_IDENTITY: break;
     }
     return nb_relu(g, h);
 }
@@ -111,17 +116,22 @@ int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64
     nb_node *h = m->x;
     int in = spec->inputs, index = 0;
     for (int l = 0; l < spec->n_hidden; l++) {
-        h = dense(g, h, index++, in, spec->hidden[l], !spec->batchnorm, &weights[l]);
+        /* Without batch norm the activation is fused into the dense op; with it, it follows
+         * the normalization. */
+        nb_activation act = spec->batchnorm ? NB_IDENTITY : spec->activation;
+        h = dense(g, h, index++, in, spec->hidden[l], !spec->batchnorm, act, spec->leaky_slope,
+                  &weights[l]);
         if (spec->batchnorm) {
             char prefix[16];
             snprintf(prefix, sizeof prefix, "%d", index++);
             h = nb_batchnorm(g, h, prefix, 0.1f, 1e-5f);
+            h = activation(g, h, spec);
         }
-        h = activation(g, h, spec);
         index++;
         in = spec->hidden[l];
     }
-    m->logits = dense(g, h, index, in, spec->classes, 1, &weights[spec->n_hidden]);
+    m->logits = dense(g, h, index, in, spec->classes, 1, NB_IDENTITY, 0.0f,
+                      &weights[spec->n_hidden]);
     m->loss = nb_softmax_cross_entropy(g, m->logits, m->y);
     if (nb_graph_compile(g, max_batch, err) != 0) {
         nb_model_free(m);

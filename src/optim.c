@@ -20,6 +20,9 @@
  *   adamw     w -= lr*wd*w first, then the adam step on the plain gradient g
  *             == torch AdamW
  *
+ * The step runs on the library's threads, each taking a share of the buffer; every element's
+ * arithmetic is the same whatever the share, so the result does not depend on the threads.
+ *
  * The Adam family is evaluated in the same order as torch (denom = sqrt(s)/sqrt(bc2) + eps,
  * w -= (lr/bc1)*m/denom) so that float results agree with PyTorch to rounding.
  */
@@ -28,6 +31,8 @@
 #include <string.h>
 
 #include "nabla.h"
+#include "pool.h"
+#include "simd.h"
 
 static const char *const optimizer_names[] = {
     [NB_SGD] = "sgd",         [NB_MOMENTUM] = "momentum", [NB_NESTEROV] = "nesterov",
@@ -178,41 +183,78 @@ static void scale_weights(size_t n, float *restrict w, float factor)
         w[i] *= factor;
 }
 
-void nb_optimizer_step(nb_optimizer *o, float *w, const float *g, float lr)
+/* One step's constants, worked out once, and the buffers; each thread of the pool job steps
+ * its own share of the parameters, a piece at a time: the piece is copied to `keep` (when
+ * asked) and stepped while it is in cache. */
+typedef struct step_job {
+    const nb_optimizer *o;
+    float *w, *keep;
+    const float *g;
+    float lr, scale, step_size, bc2_sqrt, decay_factor;
+} step_job;
+
+enum { PIECE = 4096 };
+
+NB_HOT static void step_piece(const step_job *j, size_t at, size_t n)
+{
+    const nb_optim_config *c = &j->o->cfg;
+    float *w = j->w + at, *v = j->o->v ? j->o->v + at : NULL, *s = j->o->s ? j->o->s + at : NULL;
+    const float *g = j->g + at;
+    if (j->keep)
+        memcpy(j->keep + at, w, n * sizeof *w);
+    switch (c->kind) {
+    case NB_SGD:
+        step_sgd(n, w, g, j->lr, c->weight_decay);
+        break;
+    case NB_MOMENTUM:
+        step_momentum(n, w, g, v, j->scale, c->beta, c->weight_decay);
+        break;
+    case NB_NESTEROV:
+        step_nesterov(n, w, g, v, j->lr, c->beta, c->weight_decay);
+        break;
+    case NB_RMSPROP:
+        step_rmsprop(n, w, g, s, j->lr, c->beta2, c->eps, c->weight_decay);
+        break;
+    case NB_ADAM:
+        step_adam(n, w, g, v, s, j->step_size, j->bc2_sqrt, c->beta, c->beta2, c->eps,
+                  c->weight_decay);
+        break;
+    case NB_ADAMW:
+        /* Decoupled decay shrinks the weights before the gradient step, as torch.optim.AdamW. */
+        scale_weights(n, w, j->decay_factor);
+        step_adam(n, w, g, v, s, j->step_size, j->bc2_sqrt, c->beta, c->beta2, c->eps, 0.0f);
+        break;
+    }
+}
+
+static void step_share(const nb_exec *ex, void *arg)
+{
+    const step_job *j = arg;
+    size_t begin, end;
+    nb_split(ex, j->o->n, 16, &begin, &end);
+    for (size_t at = begin; at < end; at += PIECE)
+        step_piece(j, at, end - at < PIECE ? end - at : PIECE);
+}
+
+void nb_optimizer_step_keep(nb_optimizer *o, float *w, const float *g, float lr, float *keep)
 {
     const nb_optim_config *c = &o->cfg;
-    const size_t n = o->n;
     o->t++;
     /* Bias corrections in double: beta^t underflows gracefully and 1 - beta^t keeps its
      * precision for small t, where it matters most. */
     const double t = (double)o->t;
     const double bc1 = 1.0 - pow((double)c->beta, t);
     const double bc2 = 1.0 - pow((double)c->beta2, t);
+    step_job j = {o, w, keep, g, lr, lr, lr, 1.0f, 1.0f};
+    if (c->kind == NB_MOMENTUM && c->bias_correction)
+        j.scale = (float)((double)lr / bc1);
+    j.step_size = (float)((double)lr / bc1);
+    j.bc2_sqrt = (float)sqrt(bc2);
+    j.decay_factor = (float)(1.0 - (double)lr * (double)c->weight_decay);
+    nb_parallel(step_share, &j);
+}
 
-    switch (c->kind) {
-    case NB_SGD:
-        step_sgd(n, w, g, lr, c->weight_decay);
-        break;
-    case NB_MOMENTUM: {
-        float scale = c->bias_correction ? (float)((double)lr / bc1) : lr;
-        step_momentum(n, w, g, o->v, scale, c->beta, c->weight_decay);
-        break;
-    }
-    case NB_NESTEROV:
-        step_nesterov(n, w, g, o->v, lr, c->beta, c->weight_decay);
-        break;
-    case NB_RMSPROP:
-        step_rmsprop(n, w, g, o->s, lr, c->beta2, c->eps, c->weight_decay);
-        break;
-    case NB_ADAM:
-        step_adam(n, w, g, o->v, o->s, (float)((double)lr / bc1), (float)sqrt(bc2), c->beta,
-                  c->beta2, c->eps, c->weight_decay);
-        break;
-    case NB_ADAMW:
-        /* Decoupled decay shrinks the weights before the gradient step, as torch.optim.AdamW. */
-        scale_weights(n, w, (float)(1.0 - (double)lr * (double)c->weight_decay));
-        step_adam(n, w, g, o->v, o->s, (float)((double)lr / bc1), (float)sqrt(bc2), c->beta,
-                  c->beta2, c->eps, 0.0f);
-        break;
-    }
+void nb_optimizer_step(nb_optimizer *o, float *w, const float *g, float lr)
+{
+    nb_optimizer_step_keep(o, w, g, lr, NULL);
 }

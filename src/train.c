@@ -8,6 +8,7 @@
 
 #include "memcheck.h"
 #include "nabla.h"
+#include "pool.h"
 
 static double now_seconds(void)
 {
@@ -137,6 +138,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     float *x = nb_node_value(m->x).data;
     int32_t *y = nb_node_labels(m->y);
     nb_graph_set_training(m->graph, 1);
+    nb_pool_start();
     int stop = 0;
     for (int epoch = 0; epoch < cfg->epochs && !stop; epoch++) {
         float lr = nb_lr_at(&cfg->schedule, epoch);
@@ -159,10 +161,9 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                 stop = 1;
                 break;
             }
-            memcpy(good, params, n_params * sizeof *params);
             correct += count_correct(m, batch);
             nb_graph_backward(m->graph, m->loss);
-            nb_optimizer_step(&opt, params, grads, lr);
+            nb_optimizer_step_keep(&opt, params, grads, lr, good);
             loss_sum += (double)loss * batch;
             seen += batch;
             result->steps++;

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -313,11 +314,11 @@ static void test_adamw_by_hand(void **state)
 #define REF_STEPS 8
 
 /* One step of the course's equations, element by element, in double. */
-static void reference_step(const nb_optim_config *c, double *w, const double *g, double *v,
-                           double *s, int t, double lr)
+static void reference_step(const nb_optim_config *c, int n, double *w, const double *g,
+                           double *v, double *s, int t, double lr)
 {
     const double beta = c->beta, beta2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    for (int i = 0; i < REF_N; i++) {
+    for (int i = 0; i < n; i++) {
         double gp = g[i] + wd * w[i];
         switch (c->kind) {
         case NB_SGD:
@@ -375,7 +376,7 @@ static void compare_with_reference(nb_optim_config c)
             rg[i] = g[i];
         }
         nb_optimizer_step(&o, w, g, lr);
-        reference_step(&c, rw, rg, rv, rs, t, lr);
+        reference_step(&c, REF_N, rw, rg, rv, rs, t, lr);
     }
     for (int i = 0; i < REF_N; i++)
         assert_rel(w[i], rw[i], 1e-6);
@@ -493,6 +494,50 @@ static void test_torch_adamw(void **state)
     compare_with_torch(config(NB_ADAMW, 0.9f, 0.999f, 1e-8f, 0.1f), 0.01f, want);
 }
 
+/* A buffer of several pieces split between 1, 2 and 3 threads: every element must get the
+ * reference's update, whatever share it fell in; and step_keep must leave the weights as step
+ * does while copying the weights from before the step. */
+static void test_threads_and_keep(void **state)
+{
+    (void)state;
+    enum { N = 3 * 4096 + 37, STEPS = 4 };
+    nb_optim_config c = config(NB_ADAM, 0.9f, 0.999f, 1e-8f, 0.01f);
+    float *w = malloc(N * sizeof *w), *w2 = malloc(N * sizeof *w2), *g = malloc(N * sizeof *g);
+    float *keep = malloc(N * sizeof *keep), *before = malloc(N * sizeof *before);
+    double *rw = malloc(N * sizeof *rw), *rg = malloc(N * sizeof *rg);
+    double *rv = calloc(N, sizeof *rv), *rs = calloc(N, sizeof *rs);
+    assert_true(w && w2 && g && keep && before && rw && rg && rv && rs);
+    for (int threads = 1; threads <= 3; threads++) {
+        nb_set_threads(threads);
+        for (int i = 0; i < N; i++) {
+            w[i] = w2[i] = (float)(0.5 + sin(0.37 * i));
+            rw[i] = w[i];
+            rv[i] = rs[i] = 0.0;
+        }
+        nb_optimizer a, b;
+        init_ok(&a, &c, N);
+        init_ok(&b, &c, N);
+        for (int t = 1; t <= STEPS; t++) {
+            for (int i = 0; i < N; i++) {
+                g[i] = (float)cos(0.11 * i + t);
+                rg[i] = g[i];
+            }
+            memcpy(before, w2, N * sizeof *w2);
+            nb_optimizer_step(&a, w, g, 0.01f);
+            nb_optimizer_step_keep(&b, w2, g, 0.01f, keep);
+            reference_step(&c, N, rw, rg, rv, rs, t, 0.01f);
+            assert_memory_equal(keep, before, N * sizeof *keep);
+            assert_memory_equal(w, w2, N * sizeof *w);
+        }
+        for (int i = 0; i < N; i++)
+            assert_true(fabs(w[i] - rw[i]) <= 1e-6 * (1.0 + fabs(rw[i])));
+        nb_optimizer_free(&a);
+        nb_optimizer_free(&b);
+    }
+    free(w); free(w2); free(g); free(keep); free(before);
+    free(rw); free(rg); free(rv); free(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_torch_rmsprop),
         cmocka_unit_test(test_torch_adam),
         cmocka_unit_test(test_torch_adamw),
+        cmocka_unit_test(test_threads_and_keep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -221,6 +221,7 @@ static int write_config(train_run *r)
 
     cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    cJSON_AddStringToObject(j, "blas_kernel", nb_blas_kernel());
     cJSON_AddStringToObject(j, "out", r->out_dir);
     cJSON_AddItemToObject(j, "save_weights", json_string_or_null(o->save_weights));
 

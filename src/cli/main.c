@@ -1,7 +1,9 @@
 /* nabla: the command-line program. Dispatches to one file per subcommand.
  * Exit codes: 0 success, 1 runtime failure (bad file, diverged training), 2 bad usage. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "nabla.h"
@@ -65,8 +67,23 @@ static int help_command(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* OpenBLAS chose its kernels when it loaded. If it fell back to generic ones on a CPU that can
+ * run better ones (src/blas_kernel.c tells), start again, once, with OPENBLAS_CORETYPE naming
+ * them: the same program, 3 to 5 times faster matrix products. An OPENBLAS_CORETYPE the user
+ * set (even empty) is left alone. If the restart fails, carry on with the kernels we have. */
+static void restart_with_better_blas(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE"))
+        return;
+    const char *better = nb_blas_better_kernel();
+    if (!better || setenv("OPENBLAS_CORETYPE", better, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    restart_with_better_blas(argv);
     if (argc < 2) {
         usage_overview(stderr);
         return EXIT_USAGE;

@@ -1,99 +1,154 @@
-/* Elementwise activations. Each backward multiplies the incoming gradient by the derivative,
- * written in terms of whichever of x or y makes it cheapest. */
+/* Elementwise activations: the functions themselves (shared with the fused dense op) and the
+ * standalone ops. Each derivative is written in terms of the output y where that is possible,
+ * so backward needs no saved input:
+ *   relu'   = [y > 0] (the subgradient at 0 is 0, as in PyTorch)
+ *   leaky'  = [y > 0] + slope [y <= 0]   (from y only when slope > 0; otherwise from x)
+ *   tanh'   = 1 - y²
+ *   sigmoid'= y (1 - y)
+ * The loops are branch-free so that they vectorize; they may run in place (x == y, dy == dx). */
 #include <math.h>
 
 #include "graph_internal.h"
+#include "simd.h"
 
-static void relu_forward(nb_node *n, int batch)
+int nb_activation_needs_input(nb_activation act, float slope)
 {
-    const float *x = n->in[0]->value;
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        n->value[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return act == NB_LEAKY_RELU && !(slope > 0.0f);
 }
 
-/* relu'(x) = 1 where y > 0 (the subgradient at 0 is taken as 0, as in PyTorch). */
-static void relu_backward(nb_node *n, int batch)
+NB_HOT void nb_activation_forward(nb_activation act, float slope, const float *x,
+                           float *y, size_t n)
 {
-    float *dx = n->in[0]->grad;
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        dx[i] += n->value[i] > 0.0f ? n->grad[i] : 0.0f;
-}
-
-static void leaky_forward(nb_node *n, int batch)
-{
-    const float *x = n->in[0]->value;
-    float slope = n->fparam[0];
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        n->value[i] = x[i] > 0.0f ? x[i] : slope * x[i];
-}
-
-static void leaky_backward(nb_node *n, int batch)
-{
-    const float *x = n->in[0]->value;
-    float *dx = n->in[0]->grad, slope = n->fparam[0];
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        dx[i] += x[i] > 0.0f ? n->grad[i] : slope * n->grad[i];
-}
-
-static void tanh_forward(nb_node *n, int batch)
-{
-    const float *x = n->in[0]->value;
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        n->value[i] = tanhf(x[i]);
-}
-
-/* tanh'(x) = 1 - y². */
-static void tanh_backward(nb_node *n, int batch)
-{
-    float *dx = n->in[0]->grad;
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        dx[i] += n->grad[i] * (1.0f - n->value[i] * n->value[i]);
-}
-
-/* 1/(1+e^-x), evaluated so that exp never overflows. */
-static void sigmoid_forward(nb_node *n, int batch)
-{
-    const float *x = n->in[0]->value;
-    for (size_t i = 0; i < nb_node_size(n, batch); i++) {
-        if (x[i] >= 0.0f) {
-            n->value[i] = 1.0f / (1.0f + expf(-x[i]));
-        } else {
-            float e = expf(x[i]);
-            n->value[i] = e / (1.0f + e);
+    switch (act) {
+    case NB_IDENTITY:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i];
+        break;
+    case NB_RELU:
+        /* x < 0 rather than x > 0: a NaN passes through, as in PyTorch, and is not hidden. */
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case NB_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] < 0.0f ? slope * x[i] : x[i];
+        break;
+    case NB_TANH:
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    case NB_SIGMOID:
+        /* Evaluated so that exp never overflows. */
+        for (size_t i = 0; i < n; i++) {
+            if (x[i] >= 0.0f) {
+                y[i] = 1.0f / (1.0f + expf(-x[i]));
+            } else {
+                float e = expf(x[i]);
+                y[i] = e / (1.0f + e);
+            }
         }
+        break;
     }
 }
 
-/* sigmoid'(x) = y (1 - y). */
-static void sigmoid_backward(nb_node *n, int batch)
+/* dx = expr or dx += expr over the n elements, where expr reads si = src[i] and dyi = dy[i].
+ * Both are loaded unconditionally first, so that the loop vectorizes with a select. */
+#define PUT_EACH(src, expr)                                                                  \
+    do {                                                                                     \
+        const float *s_ = (src);                                                             \
+        if (assign)                                                                          \
+            for (size_t i = 0; i < n; i++) {                                                 \
+                float si = s_[i], dyi = dy[i];                                               \
+                (void)dyi;                                                                   \
+                dx[i] = (expr);                                                              \
+            }                                                                                \
+        else                                                                                 \
+            for (size_t i = 0; i < n; i++) {                                                 \
+                float si = s_[i], dyi = dy[i];                                               \
+                (void)dyi;                                                                   \
+                dx[i] += (expr);                                                             \
+            }                                                                                \
+    } while (0)
+
+NB_HOT void nb_activation_backward(nb_activation act, float slope, const float *x,
+                                   const float *y, const float *dy, float *dx, size_t n,
+                                   int assign)
 {
-    float *dx = n->in[0]->grad;
-    for (size_t i = 0; i < nb_node_size(n, batch); i++)
-        dx[i] += n->grad[i] * n->value[i] * (1.0f - n->value[i]);
+    switch (act) {
+    case NB_IDENTITY:
+        PUT_EACH(dy, si);
+        break;
+    case NB_RELU:
+        PUT_EACH(y, si > 0.0f ? dyi : 0.0f);
+        break;
+    case NB_LEAKY_RELU:
+        /* x and y have the same sign when slope > 0; otherwise only x tells. */
+        PUT_EACH(x ? x : y, si > 0.0f ? dyi : slope * dyi);
+        break;
+    case NB_TANH:
+        PUT_EACH(y, dyi * (1.0f - si * si));
+        break;
+    case NB_SIGMOID:
+        PUT_EACH(y, dyi * si * (1.0f - si));
+        break;
+    }
 }
 
-static const nb_op relu_op = {"relu", relu_forward, relu_backward};
-static const nb_op leaky_op = {"leaky_relu", leaky_forward, leaky_backward};
-static const nb_op tanh_op = {"tanh", tanh_forward, tanh_backward};
-static const nb_op sigmoid_op = {"sigmoid", sigmoid_forward, sigmoid_backward};
+/* ---- the standalone ops: each thread takes a share of the elements ---- */
 
-static nb_node *elementwise(nb_graph *g, const nb_op *op, nb_node *x)
+enum { ELEMENT_ALIGN = 16 };
+
+static void activation_forward(nb_node *n, int batch, const nb_exec *ex)
+{
+    size_t begin, end;
+    nb_split(ex, nb_node_size(n, batch), ELEMENT_ALIGN, &begin, &end);
+    nb_activation_forward((nb_activation)n->iparam, n->fparam[0], n->in[0]->value + begin,
+                          n->value + begin, end - begin);
+}
+
+static void activation_backward(nb_node *n, int batch, const nb_exec *ex)
+{
+    nb_node *x = n->in[0];
+    if (!x->grad)
+        return;
+    size_t begin, end;
+    nb_split(ex, nb_node_size(n, batch), ELEMENT_ALIGN, &begin, &end);
+    nb_activation act = (nb_activation)n->iparam;
+    float slope = n->fparam[0];
+    const float *xv = nb_activation_needs_input(act, slope) ? x->value + begin : NULL;
+    nb_activation_backward(act, slope, xv, n->value + begin, n->grad + begin, x->grad + begin,
+                           end - begin, n->assign[0]);
+}
+
+static const nb_op relu_op = {"relu", activation_forward, activation_backward};
+static const nb_op leaky_op = {"leaky_relu", activation_forward, activation_backward};
+static const nb_op tanh_op = {"tanh", activation_forward, activation_backward};
+static const nb_op sigmoid_op = {"sigmoid", activation_forward, activation_backward};
+
+static nb_node *elementwise(nb_graph *g, const nb_op *op, nb_node *x, nb_activation act,
+                            float slope)
 {
     if (!g || g->failed || !x)
         return g ? nb_graph_fail(g, "%s: missing input", op->name) : NULL;
     if (x->leaf == NB_LEAF_LABELS)
         return nb_graph_fail(g, "%s: labels are not a float tensor", op->name);
-    return nb_graph_add_op(g, op, &x, 1, x->batched, x->ndim, x->shape);
+    nb_node *n = nb_graph_add_op(g, op, &x, 1, x->batched, x->ndim, x->shape);
+    if (n) {
+        n->iparam = (int)act;
+        n->fparam[0] = slope;
+    }
+    return n;
 }
 
-nb_node *nb_relu(nb_graph *g, nb_node *x) { return elementwise(g, &relu_op, x); }
-nb_node *nb_tanh(nb_graph *g, nb_node *x) { return elementwise(g, &tanh_op, x); }
-nb_node *nb_sigmoid(nb_graph *g, nb_node *x) { return elementwise(g, &sigmoid_op, x); }
+nb_node *nb_relu(nb_graph *g, nb_node *x) { return elementwise(g, &relu_op, x, NB_RELU, 0.0f); }
+nb_node *nb_tanh(nb_graph *g, nb_node *x) { return elementwise(g, &tanh_op, x, NB_TANH, 0.0f); }
+
+nb_node *nb_sigmoid(nb_graph *g, nb_node *x)
+{
+    return elementwise(g, &sigmoid_op, x, NB_SIGMOID, 0.0f);
+}
 
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope)
 {
-    nb_node *n = elementwise(g, &leaky_op, x);
-    if (n)
-        n->fparam[0] = slope;
-    return n;
+    return elementwise(g, &leaky_op, x, NB_LEAKY_RELU, slope);
 }

@@ -6,12 +6,17 @@
  *            running = (1 - momentum) * running + momentum * batch stat (unbiased variance)
  * Inference: the same with the running mean and variance in place of the batch's.
  *
+ * Every statistic is per feature, so each thread of a job takes its own block of features
+ * through the whole computation, with no barrier: the results do not depend on the number of
+ * threads.
+ *
  * Scratch layout (floats): [2n doubles: sums] [mean n] [invstd n] [xhat B*n]. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "graph_internal.h"
+#include "simd.h"
 
 enum { BN_X, BN_GAMMA, BN_BETA, BN_RUNNING_MEAN, BN_RUNNING_VAR };
 
@@ -32,32 +37,41 @@ static bn_scratch scratch_of(const nb_node *n)
     return s;
 }
 
-static void batchnorm_forward(nb_node *n, int batch)
+/* This thread's features, in multiples of 16 (a cache line of floats). */
+static void feature_block(const nb_exec *ex, size_t f, size_t *j0, size_t *j1)
+{
+    nb_split(ex, f, 16, j0, j1);
+}
+
+NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const float *x = n->in[BN_X]->value;
     const float *gamma = n->in[BN_GAMMA]->value, *beta = n->in[BN_BETA]->value;
     float *running_mean = n->in[BN_RUNNING_MEAN]->value;
     float *running_var = n->in[BN_RUNNING_VAR]->value;
     float momentum = n->fparam[0], eps = n->fparam[1];
-    size_t f = n->width;
+    size_t f = n->width, j0, j1;
+    feature_block(ex, f, &j0, &j1);
     bn_scratch s = scratch_of(n);
     int training = n->graph->training;
-    n->forward_was_training = training;
+    if (ex->tid == 0)
+        n->forward_was_training = training;
 
     if (training) {
-        memset(s.sum_a, 0, 2 * f * sizeof(double));
+        for (size_t j = j0; j < j1; j++)
+            s.sum_a[j] = s.sum_b[j] = 0.0;
         for (int r = 0; r < batch; r++)
-            for (size_t j = 0; j < f; j++)
+            for (size_t j = j0; j < j1; j++)
                 s.sum_a[j] += x[r * f + j];
-        for (size_t j = 0; j < f; j++)
+        for (size_t j = j0; j < j1; j++)
             s.mean[j] = (float)(s.sum_a[j] / batch);
         /* Two passes (mean, then squared deviations) for a variance that does not cancel. */
         for (int r = 0; r < batch; r++)
-            for (size_t j = 0; j < f; j++) {
+            for (size_t j = j0; j < j1; j++) {
                 double d = (double)x[r * f + j] - s.mean[j];
                 s.sum_b[j] += d * d;
             }
-        for (size_t j = 0; j < f; j++) {
+        for (size_t j = j0; j < j1; j++) {
             double var = s.sum_b[j] / batch;
             s.invstd[j] = (float)(1.0 / sqrt(var + eps));
             /* A batch of one has no unbiased variance; PyTorch refuses it, we leave the
@@ -70,16 +84,16 @@ static void batchnorm_forward(nb_node *n, int batch)
         }
         /* The counter comes from a file when weights are loaded, so it may already be at the
          * top of int64; it only counts (momentum is fixed), so it stops there. */
-        if (n->counter < INT64_MAX)
+        if (ex->tid == 0 && n->counter < INT64_MAX)
             n->counter++;
     } else {
-        for (size_t j = 0; j < f; j++) {
+        for (size_t j = j0; j < j1; j++) {
             s.mean[j] = running_mean[j];
             s.invstd[j] = 1.0f / sqrtf(running_var[j] + eps);
         }
     }
     for (int r = 0; r < batch; r++)
-        for (size_t j = 0; j < f; j++) {
+        for (size_t j = j0; j < j1; j++) {
             float xhat = (x[r * f + j] - s.mean[j]) * s.invstd[j];
             s.xhat[r * f + j] = xhat;
             n->value[r * f + j] = gamma[j] * xhat + beta[j];
@@ -87,47 +101,54 @@ static void batchnorm_forward(nb_node *n, int batch)
 }
 
 /* With sum_dy = Σ dy and sum_dyx = Σ dy·xhat over the batch (per feature):
- *   dgamma += sum_dyx,  dbeta += sum_dy
- *   training:  dx += gamma·invstd/B · (B·dy − sum_dy − xhat·sum_dyx)
- *   inference: dx += gamma·invstd · dy   (the statistics are constants) */
-static void batchnorm_backward(nb_node *n, int batch)
+ *   dgamma = sum_dyx,  dbeta = sum_dy
+ *   training:  dx = gamma·invstd/B · (B·dy − sum_dy − xhat·sum_dyx)
+ *   inference: dx = gamma·invstd · dy   (the statistics are constants) */
+NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA], *beta = n->in[BN_BETA];
     const float *dy = n->grad;
-    size_t f = n->width;
+    size_t f = n->width, j0, j1;
+    feature_block(ex, f, &j0, &j1);
     bn_scratch s = scratch_of(n);
     double *sum_dy = s.sum_a, *sum_dyx = s.sum_b;
 
-    memset(s.sum_a, 0, 2 * f * sizeof(double));
+    for (size_t j = j0; j < j1; j++)
+        sum_dy[j] = sum_dyx[j] = 0.0;
     for (int r = 0; r < batch; r++)
-        for (size_t j = 0; j < f; j++) {
+        for (size_t j = j0; j < j1; j++) {
             sum_dy[j] += dy[r * f + j];
             sum_dyx[j] += (double)dy[r * f + j] * s.xhat[r * f + j];
         }
     if (gamma->grad)
-        for (size_t j = 0; j < f; j++)
-            gamma->grad[j] += (float)sum_dyx[j];
+        for (size_t j = j0; j < j1; j++)
+            gamma->grad[j] = nb_grad_put(gamma->grad[j], (float)sum_dyx[j], n->assign[BN_GAMMA]);
     if (beta->grad)
-        for (size_t j = 0; j < f; j++)
-            beta->grad[j] += (float)sum_dy[j];
+        for (size_t j = j0; j < j1; j++)
+            beta->grad[j] = nb_grad_put(beta->grad[j], (float)sum_dy[j], n->assign[BN_BETA]);
     if (!x->grad)
         return;
+    int assign = n->assign[BN_X];
     if (n->forward_was_training) {
-        for (size_t j = 0; j < f; j++) {
+        for (size_t j = j0; j < j1; j++) {
             /* Reuse the sums as per-feature coefficients: mean of dy and of dy·xhat. */
             sum_dy[j] /= batch;
             sum_dyx[j] /= batch;
         }
         for (int r = 0; r < batch; r++)
-            for (size_t j = 0; j < f; j++) {
+            for (size_t j = j0; j < j1; j++) {
                 size_t i = r * f + j;
                 float c = gamma->value[j] * s.invstd[j];
-                x->grad[i] += c * (dy[i] - (float)sum_dy[j] - s.xhat[i] * (float)sum_dyx[j]);
+                float d = c * (dy[i] - (float)sum_dy[j] - s.xhat[i] * (float)sum_dyx[j]);
+                x->grad[i] = nb_grad_put(x->grad[i], d, assign);
             }
     } else {
         for (int r = 0; r < batch; r++)
-            for (size_t j = 0; j < f; j++)
-                x->grad[r * f + j] += gamma->value[j] * s.invstd[j] * dy[r * f + j];
+            for (size_t j = j0; j < j1; j++) {
+                size_t i = r * f + j;
+                x->grad[i] = nb_grad_put(x->grad[i], gamma->value[j] * s.invstd[j] * dy[i],
+                                         assign);
+            }
     }
 }
 

@@ -6,17 +6,29 @@
 enum { LOSS_PRED, LOSS_TARGET };
 
 /* Softmax cross-entropy, fused: loss_i = logsumexp(z_i) - z_i[y_i], computed after subtracting
- * the row maximum so exp never overflows. The softmax probabilities are kept for backward. */
-static void xent_forward(nb_node *n, int batch)
+ * the row maximum so exp never overflows. The softmax probabilities are kept for backward.
+ *
+ * Each thread takes a share of the rows; the per-row losses (in double) are then added by one
+ * thread in row order, so the loss does not depend on the number of threads.
+ * Scratch: [row losses, max_batch doubles] [probabilities, B * classes floats]. */
+static double *row_losses(const nb_node *n) { return (double *)(void *)n->scratch; }
+
+static float *probabilities(const nb_node *n)
+{
+    return n->scratch + 2 * (size_t)n->graph->max_batch;
+}
+
+static void xent_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const float *z = n->in[LOSS_PRED]->value;
     const int32_t *y = n->in[LOSS_TARGET]->labels;
     int classes = n->in[LOSS_PRED]->shape[1];
-    float *prob = n->scratch;
-    double total = 0.0;
-    for (int r = 0; r < batch; r++) {
-        const float *zr = z + (size_t)r * classes;
-        float *pr = prob + (size_t)r * classes;
+    double *loss = row_losses(n);
+    size_t r0, r1;
+    nb_split(ex, (size_t)batch, 1, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        const float *zr = z + r * classes;
+        float *pr = probabilities(n) + r * classes;
         float max = zr[0];
         for (int c = 1; c < classes; c++)
             max = zr[c] > max ? zr[c] : max;
@@ -30,26 +42,34 @@ static void xent_forward(nb_node *n, int batch)
             pr[c] *= inv;
         /* A label outside the classes makes the loss NaN rather than reading out of bounds. */
         if (y[r] < 0 || y[r] >= classes)
-            total = NAN;
+            loss[r] = NAN;
         else
-            total += (double)logf(sum) + max - zr[y[r]];
+            loss[r] = (double)logf(sum) + max - zr[y[r]];
     }
+    nb_barrier(ex);
+    if (ex->tid != 0)
+        return;
+    double total = 0.0;
+    for (int r = 0; r < batch; r++)
+        total += loss[r];
     n->loss = total / batch;
     n->value[0] = (float)n->loss;
 }
 
 /* d loss / d z_ic = (p_ic - [c == y_i]) / B. */
-static void xent_backward(nb_node *n, int batch)
+static void xent_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *logits = n->in[LOSS_PRED];
     const int32_t *y = n->in[LOSS_TARGET]->labels;
-    int classes = logits->shape[1];
+    int classes = logits->shape[1], assign = n->assign[LOSS_PRED];
     float scale = n->grad[0] / (float)batch;
-    for (int r = 0; r < batch; r++) {
-        const float *pr = n->scratch + (size_t)r * classes;
-        float *dz = logits->grad + (size_t)r * classes;
+    size_t r0, r1;
+    nb_split(ex, (size_t)batch, 1, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        const float *pr = probabilities(n) + r * classes;
+        float *dz = logits->grad + r * classes;
         for (int c = 0; c < classes; c++)
-            dz[c] += scale * (pr[c] - (c == y[r] ? 1.0f : 0.0f));
+            dz[c] = nb_grad_put(dz[c], scale * (pr[c] - (c == y[r] ? 1.0f : 0.0f)), assign);
     }
 }
 
@@ -67,13 +87,16 @@ nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels)
     int shape[1] = {1};
     nb_node *n = nb_graph_add_op(g, &xent_op, inputs, 2, 0, 1, shape);
     if (n)
-        n->scratch_per_row = (size_t)logits->shape[1];
+        n->scratch_per_row = (size_t)logits->shape[1] + 2;
     return n;
 }
 
-/* Mean squared error over every element: mean((pred - target)^2). */
-static void mse_forward(nb_node *n, int batch)
+/* Mean squared error over every element: mean((pred - target)^2). One thread does it all: a
+ * sum in one order, and regression outputs are narrow. */
+static void mse_forward(nb_node *n, int batch, const nb_exec *ex)
 {
+    if (ex->tid != 0)
+        return;
     const float *p = n->in[LOSS_PRED]->value, *t = n->in[LOSS_TARGET]->value;
     size_t count = nb_node_size(n->in[LOSS_PRED], batch);
     double total = 0.0;
@@ -85,17 +108,19 @@ static void mse_forward(nb_node *n, int batch)
     n->value[0] = (float)n->loss;
 }
 
-static void mse_backward(nb_node *n, int batch)
+static void mse_backward(nb_node *n, int batch, const nb_exec *ex)
 {
+    if (ex->tid != 0)
+        return;
     nb_node *pred = n->in[LOSS_PRED], *target = n->in[LOSS_TARGET];
     size_t count = nb_node_size(pred, batch);
     float scale = 2.0f * n->grad[0] / (float)count;
     for (size_t i = 0; i < count; i++) {
         float d = scale * (pred->value[i] - target->value[i]);
         if (pred->grad)
-            pred->grad[i] += d;
+            pred->grad[i] = nb_grad_put(pred->grad[i], d, n->assign[LOSS_PRED]);
         if (target->grad)
-            target->grad[i] -= d;
+            target->grad[i] = nb_grad_put(target->grad[i], -d, n->assign[LOSS_TARGET]);
     }
 }
 

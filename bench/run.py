@@ -1,0 +1,554 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of nabla against PyTorch on Fashion-MNIST (`make bench`).
+
+For each workload it runs, in R alternating rounds, nabla, PyTorch as shipped and PyTorch tuned
+(OPENBLAS_NUM_THREADS=1, so OpenBLAS does not spawn threads inside torch's own), each under
+/usr/bin/time -v for its peak resident memory. It reports median training samples/s, the
+ratios, effective GFLOP/s (6 x parameters x samples/s) against an sgemm ceiling measured at the
+start and the end of the same run, test accuracy, and whether each target is met, and writes it
+all as Markdown to bench/RESULTS.md.
+
+Before anything else it checks which kernel OpenBLAS picks: Debian's OpenBLAS 0.3.21 does not
+know recent CPUs and falls back to a slow generic kernel. Then OPENBLAS_CORETYPE is set for every
+program of the benchmark so that all of them use the same, proper kernel.
+
+    python3 bench/run.py [--runs 3] [--workloads small,wide,batchnorm] [--out bench/RESULTS.md]
+
+Standard library only; PyTorch runs in its own process (bench/torch_train.py).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+TIME = "/usr/bin/time"
+DEFAULT_NABLA = os.path.join(ROOT, "build", "nabla")
+
+# OpenBLAS kernels that mean "CPU not recognized" on a machine that has AVX2 or AVX-512.
+GENERIC_CORES = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai",
+                 "coppermine", "northwood", "banias"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    layers: tuple
+    batch_size: int
+    batchnorm: bool
+    speedup_target: float
+    ceiling_target: float = None  # least fraction of the sgemm ceiling nabla must reach
+
+    def parameters(self, inputs=784, classes=10):
+        """All trained parameters: weights, biases, batch-norm gamma and beta. With batch norm
+        the dense layer before it has no bias (beta takes its place), as in both programs."""
+        total, width = 0, inputs
+        for h in self.layers:
+            total += width * h + (2 * h if self.batchnorm else h)
+            width = h
+        return total + width * classes + classes
+
+
+WORKLOADS = {w.name: w for w in [
+    Workload("small", "784-256-128-10 relu, batch 64", (256, 128), 64, False, 6.0),
+    Workload("wide", "784-1024-1024-10 relu, batch 256", (1024, 1024), 256, False, 3.5, 0.80),
+    Workload("batchnorm", "784-256-128-10 relu + batch norm, batch 64", (256, 128), 64, True,
+             5.0),
+]}
+MEMORY_WORKLOAD, MEMORY_TARGET = "small", 0.25  # nabla's peak RSS <= 1/4 of PyTorch's
+ACCURACY_POINTS = 0.5                            # |nabla - PyTorch| test accuracy, in points
+PROGRAMS = ("nabla", "torch-shipped", "torch-tuned")
+PROGRAM_TITLES = {"nabla": "nabla", "torch-shipped": "PyTorch as shipped",
+                  "torch-tuned": "PyTorch tuned"}
+
+
+@dataclass
+class Run:
+    workload: str
+    round: int
+    program: str
+    samples_per_second: float
+    test_accuracy: float
+    peak_rss_kib: int
+    train_seconds: float
+    wall_seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+class BenchError(Exception):
+    """A program of the benchmark failed; the message says which and carries its stderr."""
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running programs
+
+
+def run_checked(argv, env=None, what=None):
+    """Runs argv and returns its stdout; raises BenchError with the stderr if it fails.
+
+    The program gets its own process group, killed whole if the harness is interrupted: under
+    /usr/bin/time, killing only `time` would leave the program running."""
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    if proc.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-30:])
+        raise BenchError(f"{what or argv[0]} failed (exit {proc.returncode}):\n"
+                         f"  command: {shlex.join(argv)}\n{tail}")
+    return stdout
+
+
+def run_timed(argv, env, scratch, what):
+    """Runs argv under /usr/bin/time -v; returns (stdout, peak RSS in KiB, wall seconds)."""
+    report = os.path.join(scratch, "time.txt")
+    start = time.perf_counter()
+    stdout = run_checked([TIME, "-v", "-o", report] + argv, env, what)
+    wall = time.perf_counter() - start
+    with open(report) as f:
+        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
+    if not match:
+        raise BenchError(f"{what}: no 'Maximum resident set size' in {TIME} -v output")
+    return stdout, int(match.group(1)), wall
+
+
+def compile_ceiling(scratch):
+    """Compiles bench/sgemm_ceiling.c into the scratch directory and returns its path."""
+    exe = os.path.join(scratch, "sgemm_ceiling")
+    run_checked(["gcc", "-O2", "-std=c11", "-o", exe, os.path.join(BENCH_DIR, "sgemm_ceiling.c"),
+                 "-lopenblas"], what="compiling sgemm_ceiling.c")
+    return exe
+
+
+def measure_ceiling(exe, threads, env):
+    """The sgemm ceiling program's JSON (gflops, median_gflops, n, threads, core, config) and
+    the 1-minute load average before it: the machine may be shared, and that skews timings."""
+    load = os.getloadavg()[0]
+    return dict(json.loads(run_checked([exe, "1024", str(threads)], env, "sgemm_ceiling")),
+                load_average=load)
+
+
+def run_nabla(args, workload, seed, env, scratch):
+    """One nabla training run; its numbers come from the run directory's summary.json."""
+    out = os.path.join(scratch, "nabla-run")  # must not exist yet: nabla creates it
+    argv = [args.nabla, "train", "--epochs", str(args.epochs), "--threads", str(args.threads),
+            "--layers", ",".join(map(str, workload.layers)),
+            "--batch-size", str(workload.batch_size), "--seed", str(seed), "--out", out,
+            "--quiet"]
+    if workload.batchnorm:
+        argv.append("--batchnorm")
+    try:
+        _, rss, wall = run_timed(argv, env, scratch, f"nabla ({workload.name})")
+        with open(os.path.join(out, "summary.json")) as f:
+            summary = json.load(f)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return summary, rss, wall
+
+
+def run_torch(args, workload, seed, env, scratch):
+    """One bench/torch_train.py run; its numbers come from the JSON line it prints."""
+    argv = [args.python, os.path.join(BENCH_DIR, "torch_train.py"), "--epochs", str(args.epochs),
+            "--threads", str(args.threads), "--layers", ",".join(map(str, workload.layers)),
+            "--batch-size", str(workload.batch_size), "--seed", str(seed)]
+    if workload.batchnorm:
+        argv.append("--batchnorm")
+    stdout, rss, wall = run_timed(argv, env, scratch, f"torch_train.py ({workload.name})")
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    if summary.get("parameters") not in (None, workload.parameters()):
+        raise BenchError(f"torch_train.py ({workload.name}) trains {summary['parameters']} "
+                         f"parameters, the harness counts {workload.parameters()}: the models "
+                         "differ")
+    return summary, rss, wall
+
+
+def run_program(args, workload, program, envs, scratch, round_):
+    """Runs one program once and returns its Run. Round r uses seed r in all programs, so the
+    median accuracy is taken over R different initializations and shuffles."""
+    runner = run_nabla if program == "nabla" else run_torch
+    summary, rss, wall = runner(args, workload, round_, envs[program], scratch)
+    extra = {"torch": summary["torch"]} if "torch" in summary else {}
+    return Run(workload.name, round_, program, summary["samples_per_second"],
+               summary["test_accuracy"], rss, summary["train_seconds"], wall, extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# The OpenBLAS kernel
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def proper_core(flags):
+    """The OpenBLAS core type this CPU's instruction set supports, or None."""
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+def choose_kernel(exe, threads):
+    """Probes OpenBLAS's own kernel choice and decides OPENBLAS_CORETYPE for every program.
+
+    Returns (coretype or None, note for RESULTS.md, the probe's ceiling measurement)."""
+    probe = measure_ceiling(exe, threads, dict(os.environ))
+    if "OPENBLAS_CORETYPE" in os.environ:
+        core = os.environ["OPENBLAS_CORETYPE"]
+        return core, (f"OPENBLAS_CORETYPE={core} was set by the user and kept for every "
+                      f"program (OpenBLAS reports kernel {probe['core']})."), probe
+    target = proper_core(cpu_flags())
+    if probe["core"].lower() in GENERIC_CORES and target:
+        return target, (f"OpenBLAS does not recognize this CPU and picked its generic "
+                        f"{probe['core']} kernel ({probe['gflops']:.0f} GFLOP/s on sgemm 1024); "
+                        f"the CPU has {'AVX-512' if target == 'SkylakeX' else 'AVX2+FMA'}, so "
+                        f"OPENBLAS_CORETYPE={target} is set for every program of this benchmark "
+                        f"(sgemm ceiling, nabla and PyTorch), which all use the same "
+                        f"OpenBLAS."), probe
+    return None, (f"OpenBLAS picked its {probe['core']} kernel by itself; OPENBLAS_CORETYPE "
+                  f"is not set."), probe
+
+
+def program_environments(coretype):
+    """The environment of each program: the caller's, plus the chosen kernel for all, plus
+    single-threaded OpenBLAS for tuned PyTorch."""
+    base = dict(os.environ)
+    if coretype:
+        base["OPENBLAS_CORETYPE"] = coretype
+    tuned = dict(base, OPENBLAS_NUM_THREADS="1")
+    return {"nabla": base, "torch-shipped": base, "torch-tuned": tuned}
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+
+
+def first_line(argv):
+    try:
+        out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def lscpu_field(name):
+    out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, text=True).stdout
+    match = re.search(rf"^{re.escape(name)}:\s*(.+)$", out, re.M)
+    return match.group(1).strip() if match else "unknown"
+
+
+def debian_version(package):
+    return first_line(["dpkg-query", "-W", "-f=${Version}", package])
+
+
+def machine_description(args, ceiling):
+    """What the report says about the machine; `ceiling` is a measurement with the kernel used."""
+    return {
+        "CPU": f"{lscpu_field('Model name')} (family {lscpu_field('CPU family')}, "
+               f"model {lscpu_field('Model')}), {os.cpu_count()} logical CPUs",
+        "OS": f"{platform.system()} {platform.release()}",
+        "OpenBLAS": f"{ceiling['config']} (Debian libopenblas0-pthread "
+                    f"{debian_version('libopenblas0-pthread')})",
+        "nabla": first_line([args.nabla, "--version"]),
+        "gcc": first_line(["gcc", "--version"]),
+        "Python (PyTorch side)": first_line([args.python, "--version"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+
+def median_of(runs, workload, program, attribute):
+    return statistics.median(getattr(r, attribute) for r in runs
+                             if r.workload == workload and r.program == program)
+
+
+def summarize(runs, workloads, ceiling):
+    """Per workload and program: median samples/s, RSS, accuracy, GFLOP/s, % of ceiling."""
+    table = {}
+    for w in workloads:
+        for p in PROGRAMS:
+            sps = median_of(runs, w.name, p, "samples_per_second")
+            gflops = 6 * w.parameters() * sps * 1e-9
+            table[w.name, p] = {
+                "sps": sps, "gflops": gflops, "ceiling_fraction": gflops / ceiling,
+                "rss_kib": median_of(runs, w.name, p, "peak_rss_kib"),
+                "accuracy": median_of(runs, w.name, p, "test_accuracy"),
+            }
+    return table
+
+
+def faster_torch(table, workload):
+    return max(("torch-shipped", "torch-tuned"), key=lambda p: table[workload, p]["sps"])
+
+
+def torch_accuracy(runs, workload):
+    """PyTorch's median test accuracy over all its runs, both configurations (they train the
+    same model the same way; only the threading differs)."""
+    return statistics.median(r.test_accuracy for r in runs
+                             if r.workload == workload and r.program != "nabla")
+
+
+def judge_targets(runs, workloads, table):
+    """Rows (target, measured, required, met) for every target the chosen workloads cover."""
+    rows = []
+    for w in workloads:
+        fast = faster_torch(table, w.name)
+        ratio = table[w.name, "nabla"]["sps"] / table[w.name, fast]["sps"]
+        rows.append((f"{w.name}: nabla samples/s vs the faster PyTorch ({PROGRAM_TITLES[fast]})",
+                     f"{ratio:.2f}x", f">= {w.speedup_target:g}x", ratio >= w.speedup_target))
+        if w.ceiling_target is not None:
+            fraction = table[w.name, "nabla"]["ceiling_fraction"]
+            rows.append((f"{w.name}: nabla effective GFLOP/s vs the sgemm ceiling",
+                         f"{100 * fraction:.1f}%", f">= {100 * w.ceiling_target:.0f}%",
+                         fraction >= w.ceiling_target))
+    names = [w.name for w in workloads]
+    if MEMORY_WORKLOAD in names:
+        nabla_rss = table[MEMORY_WORKLOAD, "nabla"]["rss_kib"]
+        torch_rss = min(table[MEMORY_WORKLOAD, p]["rss_kib"] for p in PROGRAMS[1:])
+        ratio = nabla_rss / torch_rss
+        rows.append((f"{MEMORY_WORKLOAD}: nabla peak RSS vs the smaller PyTorch peak RSS",
+                     f"{ratio:.3f} ({nabla_rss / 1024:.0f} / {torch_rss / 1024:.0f} MiB)",
+                     f"<= {MEMORY_TARGET:g}", ratio <= MEMORY_TARGET))
+    for w in workloads:
+        diff = 100 * (table[w.name, "nabla"]["accuracy"] - torch_accuracy(runs, w.name))
+        rows.append((f"{w.name}: test accuracy, nabla minus PyTorch", f"{diff:+.2f} points",
+                     f"within ±{ACCURACY_POINTS:g}", abs(diff) <= ACCURACY_POINTS))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def throughput_table(workloads, table):
+    rows = []
+    for w in workloads:
+        n, s, t = (table[w.name, p]["sps"] for p in PROGRAMS)
+        fast = faster_torch(table, w.name)
+        rows.append((w.title, f"{n:,.0f}", f"{s:,.0f}", f"{t:,.0f}", f"{n / s:.2f}x",
+                     f"{n / t:.2f}x", f"**{n / table[w.name, fast]['sps']:.2f}x**"))
+    return markdown_table(["workload", "nabla", "PyTorch as shipped", "PyTorch tuned",
+                           "nabla / shipped", "nabla / tuned", "nabla / faster PyTorch"], rows)
+
+
+def flops_table(workloads, table):
+    rows = []
+    for w in workloads:
+        cells = [w.title, f"{w.parameters():,}"]
+        for p in PROGRAMS:
+            e = table[w.name, p]
+            cells.append(f"{e['gflops']:.1f} ({100 * e['ceiling_fraction']:.0f}%)")
+        rows.append(cells)
+    return markdown_table(["workload", "parameters", "nabla", "PyTorch as shipped",
+                           "PyTorch tuned"], rows)
+
+
+def memory_accuracy_table(workloads, table):
+    rows = []
+    for w in workloads:
+        cells = [w.title]
+        cells += [f"{table[w.name, p]['rss_kib'] / 1024:.0f}" for p in PROGRAMS]
+        cells += [f"{100 * table[w.name, p]['accuracy']:.2f}" for p in PROGRAMS]
+        rows.append(cells)
+    return markdown_table(["workload", "nabla MiB", "shipped MiB", "tuned MiB",
+                           "nabla acc %", "shipped acc %", "tuned acc %"], rows)
+
+
+def targets_table(target_rows):
+    return markdown_table(["target", "measured", "required", "result"],
+                          [(t, m, r, "met" if ok else "**NOT met**")
+                           for t, m, r, ok in target_rows])
+
+
+def raw_table(runs):
+    return markdown_table(
+        ["workload", "round", "program", "samples/s", "test acc %", "peak RSS MiB",
+         "train s", "wall s"],
+        [(r.workload, r.round, r.program, f"{r.samples_per_second:,.0f}",
+          f"{100 * r.test_accuracy:.2f}", f"{r.peak_rss_kib / 1024:.0f}",
+          f"{r.train_seconds:.2f}", f"{r.wall_seconds:.1f}") for r in runs])
+
+
+def summary_tables(workloads, table, target_rows, ceiling_text):
+    """The tables printed to stdout and placed in RESULTS.md."""
+    return "\n\n".join([
+        "### Training throughput (median samples/s, training loop only)", throughput_table(
+            workloads, table),
+        "Targets are judged against the faster of the two PyTorch configurations.",
+        f"### Effective GFLOP/s (6 x parameters x samples/s) and % of the sgemm ceiling\n\n"
+        f"{ceiling_text}", flops_table(workloads, table),
+        "### Peak resident memory (/usr/bin/time -v, median) and test accuracy (median)",
+        memory_accuracy_table(workloads, table),
+        "### Targets", targets_table(target_rows)])
+
+
+def reproduce_command(args):
+    """`make bench ...` with the arguments given, less the --nabla that make itself passes."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["--nabla"] and os.path.realpath(args.nabla) == os.path.realpath(DEFAULT_NABLA):
+        argv = argv[2:]
+    return "make bench" + (f" BENCH_ARGS={shlex.quote(shlex.join(argv))}" if argv else "")
+
+
+def results_markdown(args, machine, kernel_note, ceilings, summary, runs):
+    torch_versions = sorted({r.extra["torch"] for r in runs if "torch" in r.extra})
+    machine = dict(machine, PyTorch=f"{', '.join(torch_versions) or 'unknown'} (Debian "
+                   f"python3-torch {debian_version('python3-torch')})")
+    env_notes = [f"{k}={os.environ[k]}" for k in sorted(os.environ)
+                 if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO"))]
+    lines = [
+        "# nabla vs PyTorch: training benchmark",
+        "",
+        f"Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}  ",
+        f"Reproduce: `{reproduce_command(args)}` "
+        f"(builds, then runs `python3 bench/run.py {shlex.join(sys.argv[1:])}`)",
+        "",
+        f"Every workload: {args.epochs} epoch(s) of Fashion-MNIST (60,000 training, 10,000 test "
+        f"images), Adam lr 0.001, {args.threads} threads in both programs, {args.runs} "
+        f"alternating round(s) of nabla, PyTorch as shipped and PyTorch tuned "
+        f"(OPENBLAS_NUM_THREADS=1 so OpenBLAS does not start its own threads inside torch's); "
+        f"round r uses seed r in every program. Medians over the rounds.",
+        "",
+        "## Machine",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in machine.items()]
+    lines += [f"- caller's environment: {', '.join(env_notes) or 'no OpenBLAS/OpenMP variables'}",
+              "", "## OpenBLAS kernel", "", kernel_note, "", "## Results", "", summary, "",
+              "## Raw runs", "",
+              f"sgemm ceiling (n=1024, {args.threads} threads, best 0.5 s block): start "
+              f"{ceilings[0]['gflops']:.1f}, end {ceilings[1]['gflops']:.1f} GFLOP/s, "
+              f"kernel {ceilings[0]['core']}. 1-minute load average before each: "
+              f"{ceilings[0]['load_average']:.2f} and {ceilings[1]['load_average']:.2f} "
+              f"on {os.cpu_count()} CPUs (other work on the machine skews every number here).",
+              "", raw_table(runs), ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_workloads(text):
+    names = [n for n in re.split(r"[,\s]+", text) if n]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload(s) {', '.join(unknown) or '(none)'}; choose from "
+            f"{', '.join(WORKLOADS)}")
+    return [WORKLOADS[n] for n in WORKLOADS if n in names]  # in the table's order
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3, help="alternating rounds per workload [3]")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs per run [1]")
+    p.add_argument("--threads", type=int, default=2, help="threads for both programs [2]")
+    p.add_argument("--workloads", type=parse_workloads, default=list(WORKLOADS.values()),
+                   help=f"comma-separated subset of {','.join(WORKLOADS)} [all]")
+    p.add_argument("--nabla", default=DEFAULT_NABLA,
+                   help="the nabla program [build/nabla]")
+    p.add_argument("--python", default="/usr/bin/python3",
+                   help="the Python that has torch [/usr/bin/python3]")
+    p.add_argument("--out", default=os.path.join(BENCH_DIR, "RESULTS.md"),
+                   help="the Markdown report [bench/RESULTS.md]")
+    a = p.parse_args()
+    if a.runs < 1 or a.epochs < 1 or a.threads < 1:
+        p.error("--runs, --epochs and --threads must be at least 1")
+    return a
+
+
+def check_tools(args):
+    for path, why in [(TIME, "install the Debian package 'time'"),
+                      (args.nabla, "build it with 'make'"), (args.python, "")]:
+        if not os.access(path, os.X_OK):
+            raise BenchError(f"{path} is not an executable{': ' + why if why else ''}")
+
+
+def benchmark(args, scratch):
+    """Runs everything and returns the Markdown report; prints the summary to stdout."""
+    check_tools(args)
+    ceiling_exe = compile_ceiling(scratch)
+    coretype, kernel_note, probe = choose_kernel(ceiling_exe, args.threads)
+    log(kernel_note)
+    envs = program_environments(coretype)
+    kernel_changed = coretype is not None and coretype != os.environ.get("OPENBLAS_CORETYPE")
+    start = measure_ceiling(ceiling_exe, args.threads, envs["nabla"]) if kernel_changed else probe
+    log(f"sgemm ceiling at start: {start['gflops']:.1f} GFLOP/s ({start['core']})")
+
+    runs = []
+    for w in args.workloads:
+        for round_ in range(1, args.runs + 1):
+            for program in PROGRAMS:
+                r = run_program(args, w, program, envs, scratch, round_)
+                log(f"[{w.name} {round_}/{args.runs}] {program:13s} "
+                    f"{r.samples_per_second:9,.0f} samples/s  acc {100 * r.test_accuracy:.2f}%  "
+                    f"{r.peak_rss_kib / 1024:5.0f} MiB  {r.wall_seconds:5.1f} s")
+                runs.append(r)
+
+    end = measure_ceiling(ceiling_exe, args.threads, envs["nabla"])
+    log(f"sgemm ceiling at end: {end['gflops']:.1f} GFLOP/s ({end['core']})")
+    ceiling = max(start["gflops"], end["gflops"])
+    ceiling_text = (f"sgemm ceiling: {ceiling:.1f} GFLOP/s (the larger of {start['gflops']:.1f} "
+                    f"at the start and {end['gflops']:.1f} at the end; n=1024, "
+                    f"{args.threads} threads, OpenBLAS kernel {start['core']}).")
+    table = summarize(runs, args.workloads, ceiling)
+    summary = summary_tables(args.workloads, table, judge_targets(runs, args.workloads, table),
+                             ceiling_text)
+    print(summary, flush=True)
+    return results_markdown(args, machine_description(args, start), kernel_note, (start, end),
+                            summary, runs)
+
+
+def main():
+    args = parse_args()
+    # Turn `kill` into an exception too, so the scratch directory is always removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        with tempfile.TemporaryDirectory(prefix="nabla-bench-") as scratch:
+            report = benchmark(args, scratch)
+    except BenchError as e:
+        log(f"bench: {e}")
+        return 1
+    with open(args.out, "w") as f:
+        f.write(report)
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

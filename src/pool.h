@@ -1,0 +1,44 @@
+/* The library's one thread pool. Every parallel loop in nabla (the matrix products, split into
+ * blocks; the elementwise ops; the optimizer step) runs on it, and OpenBLAS is kept to one
+ * thread, so the cores are never oversubscribed.
+ *
+ * A job is a function run by every thread at once with its thread index; inside a job, threads
+ * meet at barriers. The caller's thread is thread 0. Workers spin briefly between jobs (a
+ * training step issues several jobs a millisecond apart) and then sleep. */
+#ifndef NABLA_POOL_H
+#define NABLA_POOL_H
+
+#include <stddef.h>
+
+typedef struct nb_pool nb_pool;
+
+/* What a job's function sees. */
+typedef struct nb_exec {
+    nb_pool *pool;   /* NULL when the job runs on the calling thread alone */
+    int tid;         /* 0 .. nthreads-1 */
+    int nthreads;
+} nb_exec;
+
+typedef void (*nb_job_fn)(const nb_exec *ex, void *ctx);
+
+/* Runs fn on every thread of the process-wide pool (created on first use with the thread count
+ * of nb_set_threads, by default the cores this process may run on) and returns when all are
+ * done. If the pool is busy (a job from another thread) or has one thread, fn runs on the
+ * calling thread alone, with nthreads = 1. */
+void nb_parallel(nb_job_fn fn, void *ctx);
+
+/* Waits until every thread of the job has reached this barrier. */
+void nb_barrier(const nb_exec *ex);
+
+/* This thread's share [*begin, *end) of n items, split as evenly as possible in multiples of
+ * `align` items (the last share takes the remainder). */
+void nb_split(const nb_exec *ex, size_t n, size_t align, size_t *begin, size_t *end);
+
+/* Starts the pool's threads now rather than at the first job (a trainer calls it before its
+ * loop, which then allocates nothing). */
+void nb_pool_start(void);
+
+/* The thread count jobs will run with. */
+int nb_pool_threads(void);
+
+#endif
