@@ -134,6 +134,13 @@ int nb_graph_max_batch(const nb_graph *g);
 /* After compiling: the flat buffers. */
 float *nb_graph_params(nb_graph *g, size_t *count);
 float *nb_graph_grads(nb_graph *g, size_t *count);
+/* A second parameter buffer, for a trainer that steps the weights from one buffer into the
+ * other (nb_optimizer_step_to) and so always has the weights from before the last step.
+ * reserve allocates it (a copy of the current weights); swap makes it the current one (every
+ * parameter node then reads it, and nb_graph_params returns it) and the current the spare. */
+int nb_graph_reserve_spare_params(nb_graph *g, nb_error *err);
+float *nb_graph_spare_params(nb_graph *g);
+void nb_graph_swap_params(nb_graph *g);
 
 /* Training mode (batch statistics, running averages updated) or inference mode. */
 void nb_graph_set_training(nb_graph *g, int training);
@@ -242,9 +249,10 @@ int nb_optimizer_init(nb_optimizer *o, const nb_optim_config *cfg, size_t n, nb_
 void nb_optimizer_free(nb_optimizer *o);
 /* One step over the flat buffers: w -= update(g) at learning rate lr. */
 void nb_optimizer_step(nb_optimizer *o, float *w, const float *g, float lr);
-/* The same, first copying the weights it is about to change to keep[0..n) (n floats), in the
- * same pass: how a trainer keeps the last good weights at no extra cost. */
-void nb_optimizer_step_keep(nb_optimizer *o, float *w, const float *g, float lr, float *keep);
+/* The same, reading the weights from w and writing the stepped ones to out (n floats; out may
+ * be w). A trainer that steps from one buffer into another keeps the weights from before the
+ * step at no extra cost (see nb_graph_swap_params). */
+void nb_optimizer_step_to(nb_optimizer *o, const float *w, const float *g, float lr, float *out);
 
 typedef enum nb_decay_kind {
     NB_DECAY_NONE, NB_DECAY_INVERSE, NB_DECAY_EXP, NB_DECAY_INVERSE_SQRT,

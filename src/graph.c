@@ -33,6 +33,7 @@ void nb_graph_free(nb_graph *g)
     free(g->nodes);
     free(g->named);
     free(g->params);
+    free(g->spare_params);
     free(g->grads);
     free(g->states);
     free(g->arena);
@@ -347,6 +348,38 @@ float *nb_graph_params(nb_graph *g, size_t *count)
     if (count)
         *count = g->n_params;
     return g->params;
+}
+
+int nb_graph_reserve_spare_params(nb_graph *g, nb_error *err)
+{
+    if (!g->compiled)
+        return nb_fail(err, "compile the graph before reserving a second parameter buffer");
+    if (g->spare_params)
+        return 0;
+    if (nb_check_memory(nb_sat_mul(g->n_params, sizeof(float)), "a second parameter buffer",
+                        err) != 0)
+        return -1;
+    g->spare_params = malloc((g->n_params ? g->n_params : 1) * sizeof(float));
+    if (!g->spare_params)
+        return nb_fail(err, "out of memory for a second parameter buffer");
+    memcpy(g->spare_params, g->params, g->n_params * sizeof(float));
+    return 0;
+}
+
+float *nb_graph_spare_params(nb_graph *g) { return g->spare_params; }
+
+void nb_graph_swap_params(nb_graph *g)
+{
+    if (!g->spare_params)
+        return;
+    float *old = g->params;
+    g->params = g->spare_params;
+    g->spare_params = old;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->leaf == NB_LEAF_PARAM)
+            n->value = g->params + (n->value - old);
+    }
 }
 
 float *nb_graph_grads(nb_graph *g, size_t *count)

@@ -85,6 +85,7 @@ struct nb_graph {
     int planned_root;             /* the node backward last started from (-1: none yet) */
 
     float *params, *grads;        /* the two flat buffers */
+    float *spare_params;          /* the other parameter buffer of a trainer, or NULL */
     size_t n_params;
     float *states;
     size_t n_states;

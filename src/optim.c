@@ -118,111 +118,107 @@ void nb_optimizer_free(nb_optimizer *o)
     o->s = NULL;
 }
 
-static void step_sgd(size_t n, float *restrict w, const float *restrict g, float lr, float wd)
+/* Each step reads the weights from w and writes the stepped ones to out, which may be w
+ * itself (so w and out are not restrict). */
+static void step_sgd(size_t n, const float *w, const float *restrict g, float *out, float lr,
+                     float wd)
 {
     for (size_t i = 0; i < n; i++)
-        w[i] -= lr * (g[i] + wd * w[i]);
+        out[i] = w[i] - lr * (g[i] + wd * w[i]);
 }
 
 /* scale is lr, or lr/(1-beta^t) with bias correction. */
-static void step_momentum(size_t n, float *restrict w, const float *restrict g,
-                          float *restrict v, float scale, float beta, float wd)
+static void step_momentum(size_t n, const float *w, const float *restrict g, float *restrict v,
+                          float *out, float scale, float beta, float wd)
 {
     const float one_minus_beta = 1.0f - beta;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         float vi = beta * v[i] + one_minus_beta * gi;
         v[i] = vi;
-        w[i] -= scale * vi;
+        out[i] = w[i] - scale * vi;
     }
 }
 
-static void step_nesterov(size_t n, float *restrict w, const float *restrict g,
-                          float *restrict v, float lr, float beta, float wd)
+static void step_nesterov(size_t n, const float *w, const float *restrict g, float *restrict v,
+                          float *out, float lr, float beta, float wd)
 {
     const float one_minus_beta = 1.0f - beta;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         float vi = beta * v[i] + one_minus_beta * gi;
         v[i] = vi;
-        w[i] -= lr * (one_minus_beta * gi + beta * vi);
+        out[i] = w[i] - lr * (one_minus_beta * gi + beta * vi);
     }
 }
 
-static void step_rmsprop(size_t n, float *restrict w, const float *restrict g,
-                         float *restrict s, float lr, float beta2, float eps, float wd)
+static void step_rmsprop(size_t n, const float *w, const float *restrict g, float *restrict s,
+                         float *out, float lr, float beta2, float eps, float wd)
 {
     const float one_minus_beta2 = 1.0f - beta2;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         float si = beta2 * s[i] + one_minus_beta2 * gi * gi;
         s[i] = si;
-        w[i] -= lr * gi / (sqrtf(si) + eps);
+        out[i] = w[i] - lr * gi / (sqrtf(si) + eps);
     }
 }
 
-/* step_size = lr/(1-beta^t), bc2_sqrt = sqrt(1-beta2^t); wd is the L2 term (0 for AdamW). */
-static void step_adam(size_t n, float *restrict w, const float *restrict g, float *restrict m,
-                      float *restrict s, float step_size, float bc2_sqrt, float beta,
-                      float beta2, float eps, float wd)
+/* step_size = lr/(1-beta^t), bc2_sqrt = sqrt(1-beta2^t); wd is the L2 term and decay the
+ * decoupled factor the weights are first multiplied by (AdamW; 1 for Adam). The decayed
+ * weight is rounded to float before the step, as torch's separate in-place ops do. */
+static void step_adam(size_t n, const float *w, const float *restrict g, float *restrict m,
+                      float *restrict s, float *out, float step_size, float bc2_sqrt,
+                      float beta, float beta2, float eps, float wd, float decay)
 {
     const float one_minus_beta = 1.0f - beta, one_minus_beta2 = 1.0f - beta2;
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + wd * w[i];
+        float wi = w[i] * decay;
+        float gi = g[i] + wd * wi;
         float mi = beta * m[i] + one_minus_beta * gi;
         float si = beta2 * s[i] + one_minus_beta2 * gi * gi;
         m[i] = mi;
         s[i] = si;
-        w[i] -= step_size * mi / (sqrtf(si) / bc2_sqrt + eps);
+        out[i] = wi - step_size * mi / (sqrtf(si) / bc2_sqrt + eps);
     }
 }
 
-static void scale_weights(size_t n, float *restrict w, float factor)
-{
-    for (size_t i = 0; i < n; i++)
-        w[i] *= factor;
-}
-
 /* One step's constants, worked out once, and the buffers; each thread of the pool job steps
- * its own share of the parameters, a piece at a time: the piece is copied to `keep` (when
- * asked) and stepped while it is in cache. */
+ * its own share of the parameters. */
 typedef struct step_job {
     const nb_optimizer *o;
-    float *w, *keep;
-    const float *g;
+    const float *w, *g;
+    float *out;
     float lr, scale, step_size, bc2_sqrt, decay_factor;
 } step_job;
 
-enum { PIECE = 4096 };
-
-NB_HOT static void step_piece(const step_job *j, size_t at, size_t n)
+NB_HOT static void step_range(const step_job *j, size_t at, size_t n)
 {
     const nb_optim_config *c = &j->o->cfg;
-    float *w = j->w + at, *v = j->o->v ? j->o->v + at : NULL, *s = j->o->s ? j->o->s + at : NULL;
-    const float *g = j->g + at;
-    if (j->keep)
-        memcpy(j->keep + at, w, n * sizeof *w);
+    const float *w = j->w + at, *g = j->g + at;
+    float *v = j->o->v ? j->o->v + at : NULL, *s = j->o->s ? j->o->s + at : NULL;
+    float *out = j->out + at;
     switch (c->kind) {
     case NB_SGD:
-        step_sgd(n, w, g, j->lr, c->weight_decay);
+        step_sgd(n, w, g, out, j->lr, c->weight_decay);
         break;
     case NB_MOMENTUM:
-        step_momentum(n, w, g, v, j->scale, c->beta, c->weight_decay);
+        step_momentum(n, w, g, v, out, j->scale, c->beta, c->weight_decay);
         break;
     case NB_NESTEROV:
-        step_nesterov(n, w, g, v, j->lr, c->beta, c->weight_decay);
+        step_nesterov(n, w, g, v, out, j->lr, c->beta, c->weight_decay);
         break;
     case NB_RMSPROP:
-        step_rmsprop(n, w, g, s, j->lr, c->beta2, c->eps, c->weight_decay);
+        step_rmsprop(n, w, g, s, out, j->lr, c->beta2, c->eps, c->weight_decay);
         break;
     case NB_ADAM:
-        step_adam(n, w, g, v, s, j->step_size, j->bc2_sqrt, c->beta, c->beta2, c->eps,
-                  c->weight_decay);
+        step_adam(n, w, g, v, s, out, j->step_size, j->bc2_sqrt, c->beta, c->beta2, c->eps,
+                  c->weight_decay, 1.0f);
         break;
     case NB_ADAMW:
         /* Decoupled decay shrinks the weights before the gradient step, as torch.optim.AdamW. */
-        scale_weights(n, w, j->decay_factor);
-        step_adam(n, w, g, v, s, j->step_size, j->bc2_sqrt, c->beta, c->beta2, c->eps, 0.0f);
+        step_adam(n, w, g, v, s, out, j->step_size, j->bc2_sqrt, c->beta, c->beta2, c->eps,
+                  0.0f, j->decay_factor);
         break;
     }
 }
@@ -232,11 +228,10 @@ static void step_share(const nb_exec *ex, void *arg)
     const step_job *j = arg;
     size_t begin, end;
     nb_split(ex, j->o->n, 16, &begin, &end);
-    for (size_t at = begin; at < end; at += PIECE)
-        step_piece(j, at, end - at < PIECE ? end - at : PIECE);
+    step_range(j, begin, end - begin);
 }
 
-void nb_optimizer_step_keep(nb_optimizer *o, float *w, const float *g, float lr, float *keep)
+void nb_optimizer_step_to(nb_optimizer *o, const float *w, const float *g, float lr, float *out)
 {
     const nb_optim_config *c = &o->cfg;
     o->t++;
@@ -245,7 +240,7 @@ void nb_optimizer_step_keep(nb_optimizer *o, float *w, const float *g, float lr,
     const double t = (double)o->t;
     const double bc1 = 1.0 - pow((double)c->beta, t);
     const double bc2 = 1.0 - pow((double)c->beta2, t);
-    step_job j = {o, w, keep, g, lr, lr, lr, 1.0f, 1.0f};
+    step_job j = {o, w, g, out, lr, lr, lr, 1.0f, 1.0f};
     if (c->kind == NB_MOMENTUM && c->bias_correction)
         j.scale = (float)((double)lr / bc1);
     j.step_size = (float)((double)lr / bc1);
@@ -256,5 +251,5 @@ void nb_optimizer_step_keep(nb_optimizer *o, float *w, const float *g, float lr,
 
 void nb_optimizer_step(nb_optimizer *o, float *w, const float *g, float lr)
 {
-    nb_optimizer_step_keep(o, w, g, lr, NULL);
+    nb_optimizer_step_to(o, w, g, lr, w);
 }

@@ -19,7 +19,7 @@
 #include "nabla.h"
 
 /* About a millisecond of polling before a worker sleeps, and before a barrier yields. */
-enum { JOB_SPINS = 20000, BARRIER_SPINS = 2000 };
+enum { JOB_SPINS = 20000, BARRIER_SPINS = 10000 };
 
 struct nb_pool {
     int nthreads;
@@ -145,6 +145,7 @@ static nb_pool *pool_new(int nthreads)
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static nb_pool *the_pool;
 static int requested_threads; /* 0: the default */
+static int blas_single_threaded;
 
 static int wanted_threads(void)
 {
@@ -178,11 +179,13 @@ static nb_pool *get_pool(void)
     pthread_mutex_lock(&pool_lock);
     if (the_pool && the_pool->owner != getpid())
         the_pool = NULL; /* inherited through fork(): its threads are not in this process */
-    if (!the_pool && wanted_threads() > 1) {
+    if (!blas_single_threaded) {
         /* The pool provides the parallelism; OpenBLAS threads on top would oversubscribe. */
         openblas_set_num_threads(1);
-        the_pool = pool_new(wanted_threads());
+        blas_single_threaded = 1;
     }
+    if (!the_pool && wanted_threads() > 1)
+        the_pool = pool_new(wanted_threads());
     nb_pool *p = the_pool;
     pthread_mutex_unlock(&pool_lock);
     return p;

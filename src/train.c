@@ -109,10 +109,10 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     int batch_size = cfg->batch_size == 0 || cfg->batch_size > n ? n : cfg->batch_size;
     int64_t batches = (n + batch_size - 1) / batch_size;
     size_t n_params;
-    float *params = nb_graph_params(m->graph, &n_params);
+    nb_graph_params(m->graph, &n_params);
     float *grads = nb_graph_grads(m->graph, NULL);
 
-    /* At most two optimizer moments and the copy of the last good weights, and the order. */
+    /* At most two optimizer moments, the second parameter buffer, and the order. */
     uint64_t need = nb_sat_add(nb_sat_mul(nb_sat_mul(n_params, 3), sizeof(float)),
                                (uint64_t)n * sizeof(int32_t));
     if (nb_check_memory(need, "the optimizer state", err) != 0)
@@ -120,12 +120,14 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     nb_optimizer opt;
     if (nb_optimizer_init(&opt, &cfg->optim, n_params, err) != 0)
         return -1;
+    /* Each step reads the weights from one buffer and writes them to the other, so the
+     * weights from before the last step, the last to give a finite loss, are always at hand. */
+    if (nb_graph_reserve_spare_params(m->graph, err) != 0) {
+        nb_optimizer_free(&opt);
+        return -1;
+    }
     int32_t *order = malloc((size_t)n * sizeof *order);
-    /* The weights that last gave a finite loss, restored if a step diverges. */
-    float *good = malloc((n_params ? n_params : 1) * sizeof *good);
-    if (!order || !good) {
-        free(order);
-        free(good);
+    if (!order) {
         nb_optimizer_free(&opt);
         return nb_fail(err, "out of memory");
     }
@@ -154,7 +156,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             float loss = nb_node_scalar(m->loss);
             if (!isfinite(loss)) {
                 if (result->steps > 0)
-                    memcpy(params, good, n_params * sizeof *params);
+                    nb_graph_swap_params(m->graph);
                 result->diverged = 1;
                 result->diverged_epoch = epoch;
                 result->diverged_step = b;
@@ -163,7 +165,9 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             }
             correct += count_correct(m, batch);
             nb_graph_backward(m->graph, m->loss);
-            nb_optimizer_step_keep(&opt, params, grads, lr, good);
+            nb_optimizer_step_to(&opt, nb_graph_params(m->graph, NULL), grads, lr,
+                                 nb_graph_spare_params(m->graph));
+            nb_graph_swap_params(m->graph);
             loss_sum += (double)loss * batch;
             seen += batch;
             result->steps++;
@@ -192,7 +196,6 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         result->epochs = epoch + 1;
         if (nb_evaluate(m, dev, &metrics.dev, err) != 0 || nb_evaluate(m, test, &metrics.test, err) != 0) {
             free(order);
-            free(good);
             nb_optimizer_free(&opt);
             return -1;
         }
@@ -200,7 +203,6 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             stop = 1;
     }
     free(order);
-    free(good);
     nb_optimizer_free(&opt);
     return 0;
 }

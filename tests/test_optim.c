@@ -494,23 +494,23 @@ static void test_torch_adamw(void **state)
     compare_with_torch(config(NB_ADAMW, 0.9f, 0.999f, 1e-8f, 0.1f), 0.01f, want);
 }
 
-/* A buffer of several pieces split between 1, 2 and 3 threads: every element must get the
- * reference's update, whatever share it fell in; and step_keep must leave the weights as step
- * does while copying the weights from before the step. */
-static void test_threads_and_keep(void **state)
+/* A buffer split between 1, 2 and 3 threads: every element must get the reference's update,
+ * whatever share it fell in; and stepping from one buffer into another (step_to) must give
+ * the weights the in-place step gives while leaving the source as it was. */
+static void test_threads_and_out_of_place(void **state)
 {
     (void)state;
     enum { N = 3 * 4096 + 37, STEPS = 4 };
     nb_optim_config c = config(NB_ADAM, 0.9f, 0.999f, 1e-8f, 0.01f);
-    float *w = malloc(N * sizeof *w), *w2 = malloc(N * sizeof *w2), *g = malloc(N * sizeof *g);
-    float *keep = malloc(N * sizeof *keep), *before = malloc(N * sizeof *before);
+    float *w = malloc(N * sizeof *w), *g = malloc(N * sizeof *g), *before = malloc(N * sizeof *w);
+    float *buf[2] = {malloc(N * sizeof *w), malloc(N * sizeof *w)};
     double *rw = malloc(N * sizeof *rw), *rg = malloc(N * sizeof *rg);
     double *rv = calloc(N, sizeof *rv), *rs = calloc(N, sizeof *rs);
-    assert_true(w && w2 && g && keep && before && rw && rg && rv && rs);
+    assert_true(w && g && before && buf[0] && buf[1] && rw && rg && rv && rs);
     for (int threads = 1; threads <= 3; threads++) {
         nb_set_threads(threads);
         for (int i = 0; i < N; i++) {
-            w[i] = w2[i] = (float)(0.5 + sin(0.37 * i));
+            w[i] = buf[0][i] = (float)(0.5 + sin(0.37 * i));
             rw[i] = w[i];
             rv[i] = rs[i] = 0.0;
         }
@@ -522,19 +522,20 @@ static void test_threads_and_keep(void **state)
                 g[i] = (float)cos(0.11 * i + t);
                 rg[i] = g[i];
             }
-            memcpy(before, w2, N * sizeof *w2);
+            float *from = buf[(t - 1) % 2], *to = buf[t % 2];
+            memcpy(before, from, N * sizeof *from);
             nb_optimizer_step(&a, w, g, 0.01f);
-            nb_optimizer_step_keep(&b, w2, g, 0.01f, keep);
+            nb_optimizer_step_to(&b, from, g, 0.01f, to);
             reference_step(&c, N, rw, rg, rv, rs, t, 0.01f);
-            assert_memory_equal(keep, before, N * sizeof *keep);
-            assert_memory_equal(w, w2, N * sizeof *w);
+            assert_memory_equal(from, before, N * sizeof *from);
+            assert_memory_equal(to, w, N * sizeof *w);
         }
         for (int i = 0; i < N; i++)
             assert_true(fabs(w[i] - rw[i]) <= 1e-6 * (1.0 + fabs(rw[i])));
         nb_optimizer_free(&a);
         nb_optimizer_free(&b);
     }
-    free(w); free(w2); free(g); free(keep); free(before);
+    free(w); free(g); free(before); free(buf[0]); free(buf[1]);
     free(rw); free(rg); free(rv); free(rs);
 }
 
@@ -565,7 +566,7 @@ int main(void)
         cmocka_unit_test(test_torch_rmsprop),
         cmocka_unit_test(test_torch_adam),
         cmocka_unit_test(test_torch_adamw),
-        cmocka_unit_test(test_threads_and_keep),
+        cmocka_unit_test(test_threads_and_out_of_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
