@@ -15,7 +15,15 @@ nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int 
 {
     nb_block blk = {0, m, 0, n};
     size_t begin, end;
-    if (n >= m) {
+    /* Split by rows, each thread writing whole rows of C, when the price (every thread packs
+     * all of op(B), K x N) is below the size of C (M x N), i.e. K < M: the weight gradients,
+     * whose K is the batch. Split by columns otherwise (every thread packs all of op(A)), as
+     * in the forward pass, where op(B) is the weight matrix. Too few columns for the threads
+     * means rows after all. */
+    int by_rows = k < m;
+    if (!by_rows && n < COLUMN_ALIGN * ex->nthreads)
+        by_rows = 1;
+    if (!by_rows) {
         nb_split(ex, (size_t)n, COLUMN_ALIGN, &begin, &end);
         blk.col0 = (int)begin;
         blk.col1 = (int)end;
