@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nabla.h"
+#include "pool.h"
 #include "simd.h"
 
 void nb_dataset_free(nb_dataset *d)
@@ -182,20 +183,38 @@ int nb_dataset_check_finite(const nb_dataset *d, const char *what, nb_error *err
     return 0;
 }
 
-NB_HOT void nb_dataset_batch(const nb_dataset *d, const int32_t *index, int n, float *x, int32_t *y)
+typedef struct batch_job {
+    const nb_dataset *d;
+    const int32_t *index;
+    int n;
+    float *x;
+    int32_t *y;
+} batch_job;
+
+/* This thread's rows of the batch. */
+NB_HOT static void batch_rows(const nb_exec *ex, void *arg)
 {
-    size_t f = (size_t)d->features;
-    for (int i = 0; i < n; i++) {
-        size_t src = index ? (size_t)index[i] : (size_t)i;
-        float *dst = x + (size_t)i * f;
+    const batch_job *j = arg;
+    const nb_dataset *d = j->d;
+    size_t f = (size_t)d->features, r0, r1;
+    nb_split(ex, (size_t)j->n, 1, &r0, &r1);
+    for (size_t i = r0; i < r1; i++) {
+        size_t src = j->index ? (size_t)j->index[i] : i;
+        float *dst = j->x + i * f;
         if (d->pixels) {
             const uint8_t *p = d->pixels + src * f;
-            for (size_t j = 0; j < f; j++)
-                dst[j] = byte_to_float(p[j]);
+            for (size_t k = 0; k < f; k++)
+                dst[k] = byte_to_float(p[k]);
         } else {
             memcpy(dst, d->values + src * f, f * sizeof *dst);
         }
-        if (y)
-            y[i] = d->labels[src];
+        if (j->y)
+            j->y[i] = d->labels[src];
     }
+}
+
+void nb_dataset_batch(const nb_dataset *d, const int32_t *index, int n, float *x, int32_t *y)
+{
+    batch_job j = {d, index, n, x, y};
+    nb_parallel(batch_rows, &j);
 }
