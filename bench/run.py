@@ -438,7 +438,8 @@ def results_markdown(args, machine, kernel_note, ceilings, summary, runs):
         f"(builds, then runs `python3 bench/run.py {shlex.join(sys.argv[1:])}`)",
         "",
         f"Every workload: {args.epochs} epoch(s) of Fashion-MNIST (60,000 training, 10,000 test "
-        f"images), Adam lr 0.001, {args.threads} threads in both programs, {args.runs} "
+        f"images), Adam lr 0.001, weights initialized as nabla does (He normal, zero biases) in "
+        f"both programs, {args.threads} threads in both programs, {args.runs} "
         f"alternating round(s) of nabla, PyTorch as shipped and PyTorch tuned "
         f"(OPENBLAS_NUM_THREADS=1 so OpenBLAS does not start its own threads inside torch's); "
         f"round r uses seed r in every program. Medians over the rounds.",

@@ -70,7 +70,7 @@ static int help_command(int argc, char **argv)
 /* OpenBLAS chose its kernels when it loaded. If it fell back to generic ones on a CPU that can
  * run better ones (src/blas_kernel.c tells), start again, once, with OPENBLAS_CORETYPE naming
  * them: the same program, 3 to 5 times faster matrix products. An OPENBLAS_CORETYPE the user
- * set (even empty) is left alone. If the restart fails, carry on with the kernels we have. */
+ * set is left alone. If the restart fails, carry on with the kernels we have. */
 static void restart_with_better_blas(char **argv)
 {
     if (getenv("OPENBLAS_CORETYPE"))
