@@ -140,6 +140,21 @@ def compile_ceiling(scratch):
     return exe
 
 
+def compile_products(scratch):
+    """Compiles bench/step_products.c (the products of one training step, alone)."""
+    exe = os.path.join(scratch, "step_products")
+    run_checked(["gcc", "-O2", "-std=c11", "-o", exe, os.path.join(BENCH_DIR, "step_products.c"),
+                 "-lopenblas"], what="compiling step_products.c")
+    return exe
+
+
+def measure_products(exe, workload, env, inputs=784, classes=10):
+    """One workload's products alone on one thread (see step_products.c): the JSON it prints."""
+    widths = [inputs, *workload.layers, classes]
+    return json.loads(run_checked([exe, str(workload.batch_size), *map(str, widths)], env,
+                                  "step_products"))
+
+
 def measure_ceiling(exe, threads, env):
     """The sgemm ceiling program's JSON (gflops, median_gflops, n, threads, core, config) and
     the 1-minute load average before it: the machine may be shared, and that skews timings."""
@@ -296,8 +311,10 @@ def summarize(runs, workloads, ceiling):
         for p in PROGRAMS:
             sps = median_of(runs, w.name, p, "samples_per_second")
             gflops = 6 * w.parameters() * sps * 1e-9
+            accuracies = [r.test_accuracy for r in runs if r.workload == w.name and r.program == p]
             table[w.name, p] = {
                 "sps": sps, "gflops": gflops, "ceiling_fraction": gflops / ceiling,
+                "accuracy_sd": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
                 "rss_kib": median_of(runs, w.name, p, "peak_rss_kib"),
                 "accuracy": median_of(runs, w.name, p, "test_accuracy"),
             }
@@ -382,10 +399,11 @@ def memory_accuracy_table(workloads, table):
     for w in workloads:
         cells = [w.title]
         cells += [f"{table[w.name, p]['rss_kib'] / 1024:.0f}" for p in PROGRAMS]
-        cells += [f"{100 * table[w.name, p]['accuracy']:.2f}" for p in PROGRAMS]
+        cells += [f"{100 * table[w.name, p]['accuracy']:.2f} (sd {100 * table[w.name, p]['accuracy_sd']:.2f})"
+                  for p in PROGRAMS]
         rows.append(cells)
     return markdown_table(["workload", "nabla MiB", "shipped MiB", "tuned MiB",
-                           "nabla acc %", "shipped acc %", "tuned acc %"], rows)
+                           "nabla acc % (sd over seeds)", "shipped acc %", "tuned acc %"], rows)
 
 
 def targets_table(target_rows):
@@ -403,7 +421,28 @@ def raw_table(runs):
           f"{r.train_seconds:.2f}", f"{r.wall_seconds:.1f}") for r in runs])
 
 
-def summary_tables(workloads, table, target_rows, ceiling_text):
+def bounds_table(workloads, table, products, ceiling, threads):
+    """What the targets ask for, against two ceilings: the sgemm ceiling, and the products of
+    the workload's own training step with nothing else, at `threads` times their 1-thread
+    speed (a perfect split)."""
+    rows = []
+    for w in workloads:
+        fast = faster_torch(table, w.name)
+        bound = threads * products[w.name]["samples_per_second"]
+        needed = w.speedup_target * table[w.name, fast]["sps"]
+        nabla = table[w.name, "nabla"]["sps"]
+        rows.append((w.title, f"{products[w.name]['samples_per_second']:,.0f}", f"{bound:,.0f}",
+                     f"{nabla:,.0f} ({100 * nabla / bound:.0f}%)",
+                     f"{needed:,.0f}",
+                     f"{100 * 6 * w.parameters() * needed * 1e-9 / ceiling:.0f}%",
+                     f"{100 * needed / bound:.0f}%"))
+    return markdown_table(
+        ("workload", "products alone, 1 thread", f"products alone, {threads} threads (bound)",
+         "nabla (% of bound)", "speed target needs", "that as % of sgemm ceiling",
+         "that as % of bound"), rows)
+
+
+def summary_tables(workloads, table, target_rows, ceiling_text, bounds):
     """The tables printed to stdout and placed in RESULTS.md."""
     return "\n\n".join([
         "### Training throughput (median samples/s, training loop only)", throughput_table(
@@ -413,7 +452,13 @@ def summary_tables(workloads, table, target_rows, ceiling_text):
         f"{ceiling_text}", flops_table(workloads, table),
         "### Peak resident memory (/usr/bin/time -v, median) and test accuracy (median)",
         memory_accuracy_table(workloads, table),
-        "### Targets", targets_table(target_rows)])
+        "### Targets", targets_table(target_rows),
+        "### What the speed targets ask for\n\n"
+        "samples/s. *Products alone* runs only the matrix products of one training step of the "
+        "workload (forward, weight and input gradients, same shapes and batch; "
+        "bench/step_products.c) on one OpenBLAS thread; a trainer on OpenBLAS can at best run "
+        "them that fast on each thread, so their speed times the threads bounds any such "
+        "trainer. *Speed target needs* is the target ratio times the faster PyTorch.", bounds])
 
 
 def reproduce_command(args):
@@ -504,6 +549,7 @@ def benchmark(args, scratch):
     """Runs everything and returns the Markdown report; prints the summary to stdout."""
     check_tools(args)
     ceiling_exe = compile_ceiling(scratch)
+    products_exe = compile_products(scratch)
     coretype, kernel_note, probe = choose_kernel(ceiling_exe, args.threads)
     log(kernel_note)
     envs = program_environments(coretype)
@@ -527,9 +573,11 @@ def benchmark(args, scratch):
     ceiling_text = (f"sgemm ceiling: {ceiling:.1f} GFLOP/s (the larger of {start['gflops']:.1f} "
                     f"at the start and {end['gflops']:.1f} at the end; n=1024, "
                     f"{args.threads} threads, OpenBLAS kernel {start['core']}).")
+    products = {w.name: measure_products(products_exe, w, envs["nabla"]) for w in args.workloads}
     table = summarize(runs, args.workloads, ceiling)
+    bounds = bounds_table(args.workloads, table, products, ceiling, args.threads)
     summary = summary_tables(args.workloads, table, judge_targets(runs, args.workloads, table),
-                             ceiling_text)
+                             ceiling_text, bounds)
     print(summary, flush=True)
     return results_markdown(args, machine_description(args, start), kernel_note, (start, end),
                             summary, runs)
