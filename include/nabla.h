@@ -22,6 +22,7 @@
 #ifndef NABLA_H
 #define NABLA_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -302,6 +303,14 @@ int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_erro
  * Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
  * device or directory is refused at once (a FIFO without a writer would block forever). */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
+/* The same two parsers on bytes in memory (gzip'd IDX too; the bytes are not kept). The
+ * `what` strings name the sources in messages, as the paths do (NULL: "images", "labels",
+ * "csv"). */
+int nb_parse_idx(const void *images, size_t images_size, const char *images_what,
+                 const void *labels, size_t labels_size, const char *labels_what,
+                 nb_dataset *out, nb_error *err);
+int nb_parse_csv(const void *text, size_t size, const char *what, nb_dataset *out,
+                 nb_error *err);
 /* The course's planar sets: "moons", "circles", "spirals"; 2 features, 2 classes (spirals:
  * 3 classes). Seeded; noise is the standard deviation of Gaussian noise added. */
 int nb_make_synthetic(const char *kind, int n, float noise, uint64_t seed, nb_dataset *out,
@@ -403,6 +412,28 @@ typedef struct nb_progress {
     double elapsed;              /* seconds in this epoch */
 } nb_progress;
 
+/* Where a training run stands between two steps: with the model's weights and batch-norm
+ * statistics (which live in the model), everything nb_train needs to continue the run exactly
+ * as if it had not stopped. Checkpoints save it (nb_checkpoint_save). */
+typedef struct nb_train_state {
+    int epoch;               /* the epoch in progress, from 0 */
+    int64_t batch;           /* batches of it done; 0: not started (its shuffle is still to come) */
+    int64_t steps, samples;  /* in all, over every epoch so far */
+    double train_seconds;
+    double loss_sum;         /* the epoch in progress: sum of batch loss x batch size, */
+    int64_t correct, seen;   /* correct predictions and samples seen */
+    nb_rng rng;              /* the data-order stream */
+    int n;                   /* training samples */
+    int32_t *order;          /* the data order: n sample indices */
+    nb_optimizer opt;        /* moments and step count */
+} nb_train_state;
+
+/* A fresh state (epoch 0, identity order, zero moments) for n_samples training samples and an
+ * optimizer over n_params parameters. Free it with nb_train_state_free. */
+int nb_train_state_init(nb_train_state *s, const nb_optim_config *optim, size_t n_params,
+                        int n_samples, nb_error *err);
+void nb_train_state_free(nb_train_state *s);
+
 typedef struct nb_train_config {
     nb_optim_config optim;
     nb_schedule schedule;
@@ -415,6 +446,18 @@ typedef struct nb_train_config {
     int (*on_batch)(const nb_progress *p, void *user);
     /* Called after every epoch (may be NULL); return non-zero to stop early. */
     int (*on_epoch)(const nb_epoch_metrics *m, void *user);
+    /* Called with the state at the end of every epoch (after on_epoch), every
+     * checkpoint_every steps (0: at epoch ends only) and when *stop ends the run (may be
+     * NULL). The state is nb_train's own, valid during the call. Non-zero stops training and
+     * nb_train returns -1 (the callback's error, in err if it filled it). */
+    int (*on_checkpoint)(const nb_train_state *s, void *user, nb_error *err);
+    int64_t checkpoint_every;
+    /* Continue the run this state describes (the model holding its weights) rather than
+     * start one; NULL to start. The state must match the data and the optimizer. */
+    const nb_train_state *resume;
+    /* Checked between steps; when it becomes non-zero, training stops there, after an
+     * on_checkpoint call, and result->interrupted is set. For signal handlers; may be NULL. */
+    volatile sig_atomic_t *stop;
     void *user;
 } nb_train_config;
 
@@ -424,6 +467,7 @@ typedef struct nb_train_result {
     int64_t samples;         /* samples trained on */
     double train_seconds;    /* the training loop only: no evaluation */
     double train_loss;       /* of the last epoch */
+    int interrupted;         /* 1 if *stop ended training between two steps */
     int diverged;            /* 1 if a NaN or infinite loss stopped training */
     int diverged_epoch;
     int64_t diverged_step;   /* step within the epoch */
@@ -431,10 +475,39 @@ typedef struct nb_train_result {
 
 /* Trains m on train, evaluating dev and test (either may be NULL or empty) after each epoch.
  * On a NaN or infinite loss, stops, restores the weights from before that step, sets
- * result->diverged and returns 0. */
+ * result->diverged and returns 0. The counts in result include the epochs and steps of the
+ * run resumed from, if any. A resumed run ends with the weights the uninterrupted run would
+ * have had, bit for bit, given the same thread count. */
 int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
              const nb_dataset *test, const nb_train_config *cfg, nb_train_result *result,
              nb_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Checkpoints                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Writes DIR/checkpoint.safetensors: the model's tensors (torch names, loadable like a saved
+ * model), the optimizer's moments ("optimizer.v.<name>", "optimizer.s.<name>"), the data order
+ * ("train.order", int64); in __metadata__ the architecture, the state's numbers, the caller's
+ * entries `meta` (e.g. its configuration and metrics), and "crc32c", the CRC-32C of the data
+ * section. The checkpoint it replaces becomes DIR/checkpoint.prev.safetensors, so one damaged
+ * file never leaves none. The new file is written under a temporary name, fsync'd and renamed
+ * into place, and the directory fsync'd: a failure (a full disk) leaves the earlier
+ * checkpoints as they were. */
+int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                       const nb_st_meta *meta, int n_meta, nb_error *err);
+/* Reads one checkpoint file and verifies its header and checksum. */
+int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
+/* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a
+ * newer one was refused, `note` says which and why (else it is empty). */
+int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
+                       size_t note_size, nb_error *err);
+/* Copies a checkpoint into a model of the same architecture and a state initialized for the
+ * same data and optimizer (nb_train_state_init); every name, shape and number is checked
+ * before anything is copied. */
+int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, nb_error *err);
+/* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
+uint32_t nb_crc32c(uint32_t crc, const void *data, size_t n);
 
 /* Sets the number of threads the library runs on (default: the cores this process may use).
  * The library keeps one pool of threads for all its parallel work and runs OpenBLAS on one

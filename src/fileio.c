@@ -44,7 +44,7 @@ static int create_temp(const char *path, char **tmp_out, int *fd_out, nb_error *
 
 /* fsync of the directory makes the rename durable. Some file systems refuse fsync on a
  * directory (EINVAL); nothing more can be done there, so that is not an error. */
-static int sync_parent_dir(const char *path, nb_error *err)
+int nb_sync_parent_dir(const char *path, nb_error *err)
 {
     const char *slash = strrchr(path, '/');
     char *dir;
@@ -121,7 +121,7 @@ int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error 
         return nb_fail(err, "%s: %s: %s", path, failed, strerror(e));
     }
     free(tmp);
-    return sync_parent_dir(path, err);
+    return nb_sync_parent_dir(path, err);
 }
 
 int nb_open_regular(const char *path, nb_error *err)

@@ -16,6 +16,9 @@ int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error 
 /* Opens path for reading when it is a regular file (after following symbolic links), and
  * returns the descriptor; else -1 with a message naming path. FIFOs, devices and sockets are
  * refused: a FIFO without a writer would block the open forever, and /dev/zero never ends. */
+/* fsyncs the directory that holds path, making a rename into it durable. */
+int nb_sync_parent_dir(const char *path, nb_error *err);
+
 int nb_open_regular(const char *path, nb_error *err);
 
 /* Reads a whole regular file into a new malloc'd buffer (*data, to free(); one extra zero byte

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "memcheck.h"
+#include "model_io.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
 
@@ -159,6 +160,13 @@ static int format_floats(strbuf *b, const float *v, int n)
 
 int nb_model_save(const nb_model *m, const char *path, nb_error *err)
 {
+    return nb_model_save_ex(m, path, NULL, 0, NULL, 0, 0, err);
+}
+
+int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *extra,
+                     int n_extra, const nb_st_meta *extra_meta, int n_extra_meta, int checksum,
+                     nb_error *err)
+{
     if (!m || !m->graph)
         return nb_fail(err, "%s: no model to save", path ? path : "(null)");
     const nb_graph *g = m->graph;
@@ -176,11 +184,13 @@ int nb_model_save(const nb_model *m, const char *path, nb_error *err)
             total += nb_tensor_numel(&v) * 4;
         }
     }
-    nb_st_tensor *tensors = calloc(n > 0 ? (size_t)n : 1, sizeof *tensors);
+    nb_st_tensor *tensors = calloc((size_t)n + (size_t)n_extra + 1, sizeof *tensors);
     unsigned char *bytes = malloc(total ? total : 1);
-    if (!tensors || !bytes) {
+    nb_st_meta *meta = calloc(11 + (size_t)n_extra_meta, sizeof *meta);
+    if (!tensors || !bytes || !meta) {
         free(tensors);
         free(bytes);
+        free(meta);
         return nb_fail(err, "%s: out of memory", path);
     }
     unsigned char *p = bytes;
@@ -217,7 +227,7 @@ int nb_model_save(const nb_model *m, const char *path, nb_error *err)
     sb_printf(&layers, "%s", "");
     for (int i = 0; i < spec->n_hidden; i++)
         sb_printf(&layers, "%s%d", i ? "," : "", spec->hidden[i]);
-    nb_st_meta meta[10] = {
+    const nb_st_meta architecture[8] = {
         {"format", FORMAT_NAME},
         {"nabla_version", NABLA_VERSION},
         {"inputs", inputs},
@@ -228,6 +238,7 @@ int nb_model_save(const nb_model *m, const char *path, nb_error *err)
         {"batchnorm", spec->batchnorm ? "1" : "0"},
     };
     int n_meta = 8;
+    memcpy(meta, architecture, sizeof architecture);
     int rc = 0;
     if (m->norm_mean && m->norm_std) {
         if (format_floats(&mean, m->norm_mean, spec->inputs) != 0 ||
@@ -238,13 +249,27 @@ int nb_model_save(const nb_model *m, const char *path, nb_error *err)
     }
     if (rc == 0 && (layers.failed || mean.failed || std.failed))
         rc = nb_fail(err, "%s: out of memory", path);
+    for (int i = 0; i < n_extra; i++)
+        tensors[n + i] = extra[i];
+    for (int i = 0; i < n_extra_meta; i++)
+        meta[n_meta++] = extra_meta[i];
+    /* The data section is the tensors' bytes in order, so its checksum can be taken here. */
+    char crc_text[16];
+    if (checksum) {
+        uint32_t crc = 0;
+        for (int i = 0; i < n + n_extra; i++)
+            crc = nb_crc32c(crc, tensors[i].data, tensors[i].nbytes);
+        snprintf(crc_text, sizeof crc_text, "%08x", (unsigned)crc);
+        meta[n_meta++] = (nb_st_meta){NB_CRC_KEY, crc_text};
+    }
     if (rc == 0)
-        rc = nb_st_write(path, tensors, n, meta, n_meta, err);
+        rc = nb_st_write(path, tensors, n + n_extra, meta, n_meta, err);
     free(layers.s);
     free(mean.s);
     free(std.s);
     free(tensors);
     free(bytes);
+    free(meta);
     return rc;
 }
 
@@ -308,10 +333,18 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
                        missing.count > 1 ? "s" : "", names_text(&missing),
                        missing.count > 1 ? "are" : "is");
 
+    /* A checkpoint also holds the training state, under names no model tensor has. */
+    int checkpoint = nb_st_meta_get(f, NB_CHECKPOINT_KEY) != NULL;
     for (int i = 0; i < f->n_tensors; i++) {
         nb_named found;
-        if (!nb_graph_find(g, f->tensors[i].name, &found))
-            names_add(&extra, f->tensors[i].name);
+        const char *name = f->tensors[i].name;
+        if (checkpoint && (strncmp(name, NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER,
+                                   strlen(NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER)) == 0 ||
+                           strncmp(name, NB_CHECKPOINT_TENSOR_PREFIX_TRAIN,
+                                   strlen(NB_CHECKPOINT_TENSOR_PREFIX_TRAIN)) == 0))
+            continue;
+        if (!nb_graph_find(g, name, &found))
+            names_add(&extra, name);
     }
     if (extra.count > 0)
         return nb_fail(err, "%s: the file has tensor%s the model does not: %s", what,
@@ -337,7 +370,7 @@ static void copy_weights(nb_model *m, const nb_st_file *f)
     }
 }
 
-static int apply_weights(nb_model *m, const nb_st_file *f, const char *what, nb_error *err)
+int nb_model_apply_weights(nb_model *m, const nb_st_file *f, const char *what, nb_error *err)
 {
     if (check_weights(m, f, what, err) != 0)
         return -1;
@@ -352,7 +385,7 @@ int nb_model_load_weights(nb_model *m, const char *path, nb_error *err)
     nb_st_file f;
     if (nb_st_read(path, &f, err) != 0)
         return -1;
-    int rc = apply_weights(m, &f, path, err);
+    int rc = nb_model_apply_weights(m, &f, path, err);
     nb_st_free(&f);
     return rc;
 }
@@ -514,7 +547,7 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
         if (nb_model_build(m, &spec, max_batch, 0, &inner) != 0) {
             rc = nb_fail(err, "%s: %s", path, inner.msg);
             memset(m, 0, sizeof *m);
-        } else if (apply_weights(m, &f, path, err) != 0) {
+        } else if (nb_model_apply_weights(m, &f, path, err) != 0) {
             nb_model_free(m);
             memset(m, 0, sizeof *m);
             rc = -1;

@@ -94,10 +94,81 @@ static int validate_config(const nb_model *m, const nb_dataset *train, const nb_
     return check_compatible(m, train, "training", err);
 }
 
+int nb_train_state_init(nb_train_state *s, const nb_optim_config *optim, size_t n_params,
+                        int n_samples, nb_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (n_samples < 1)
+        return nb_fail(err, "the training set is empty");
+    /* At most two optimizer moments and the order. */
+    uint64_t need = nb_sat_add(nb_sat_mul(nb_sat_mul(n_params, 2), sizeof(float)),
+                               (uint64_t)n_samples * sizeof(int32_t));
+    if (nb_check_memory(need, "the optimizer state", err) != 0)
+        return -1;
+    if (nb_optimizer_init(&s->opt, optim, n_params, err) != 0)
+        return -1;
+    s->order = malloc((size_t)n_samples * sizeof *s->order);
+    if (!s->order) {
+        nb_optimizer_free(&s->opt);
+        return nb_fail(err, "out of memory");
+    }
+    s->n = n_samples;
+    for (int i = 0; i < n_samples; i++)
+        s->order[i] = i;
+    return 0;
+}
+
+void nb_train_state_free(nb_train_state *s)
+{
+    if (!s)
+        return;
+    nb_optimizer_free(&s->opt);
+    free(s->order);
+    s->order = NULL;
+}
+
+/* Copies a state into one initialized for the same data and optimizer. */
+static int copy_state(nb_train_state *dst, const nb_train_state *src, nb_error *err)
+{
+    if (src->n != dst->n || src->opt.n != dst->opt.n || src->opt.cfg.kind != dst->opt.cfg.kind)
+        return nb_fail(err, "the state to resume has %d samples and %zu %s parameters, but this "
+                            "run has %d and %zu %s", src->n, src->opt.n,
+                       nb_optimizer_name(src->opt.cfg.kind), dst->n, dst->opt.n,
+                       nb_optimizer_name(dst->opt.cfg.kind));
+    if (src->epoch < 0 || src->batch < 0 || src->steps < 0 || src->seen < 0)
+        return nb_fail(err, "the state to resume is not valid (negative position)");
+    /* An all-zero generator only ever draws 0, and the shuffle would never end. */
+    if (!(src->rng.s[0] | src->rng.s[1] | src->rng.s[2] | src->rng.s[3]))
+        return nb_fail(err, "the state to resume is not valid (its generator is all zero)");
+    int32_t *order = dst->order;
+    nb_optimizer opt = dst->opt;
+    *dst = *src;
+    dst->order = order;
+    dst->opt = opt;
+    dst->opt.t = src->opt.t;
+    memcpy(order, src->order, (size_t)src->n * sizeof *order);
+    size_t bytes = src->opt.n * sizeof(float);
+    if (opt.v && src->opt.v)
+        memcpy(opt.v, src->opt.v, bytes);
+    if (opt.s && src->opt.s)
+        memcpy(opt.s, src->opt.s, bytes);
+    return 0;
+}
+
+static int checkpoint(const nb_train_config *cfg, const nb_train_state *st, nb_error *err)
+{
+    if (!cfg->on_checkpoint || cfg->on_checkpoint(st, cfg->user, err) == 0)
+        return 0;
+    if (!err->msg[0])
+        nb_fail(err, "the checkpoint callback stopped training");
+    return -1;
+}
+
 int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const nb_dataset *test,
              const nb_train_config *cfg, nb_train_result *result, nb_error *err)
 {
     memset(result, 0, sizeof *result);
+    err->msg[0] = '\0';
     if (validate_config(m, train, cfg, err) != 0)
         return -1;
     if (dev && dev->n && check_compatible(m, dev, "dev", err) != 0)
@@ -112,50 +183,54 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     nb_graph_params(m->graph, &n_params);
     float *grads = nb_graph_grads(m->graph, NULL);
 
-    /* At most two optimizer moments, the second parameter buffer, and the order. */
-    uint64_t need = nb_sat_add(nb_sat_mul(nb_sat_mul(n_params, 3), sizeof(float)),
-                               (uint64_t)n * sizeof(int32_t));
-    if (nb_check_memory(need, "the optimizer state", err) != 0)
+    nb_train_state st;
+    if (nb_train_state_init(&st, &cfg->optim, n_params, n, err) != 0)
         return -1;
-    nb_optimizer opt;
-    if (nb_optimizer_init(&opt, &cfg->optim, n_params, err) != 0)
-        return -1;
+    if (cfg->resume) {
+        if (copy_state(&st, cfg->resume, err) != 0) {
+            nb_train_state_free(&st);
+            return -1;
+        }
+    } else {
+        /* The data order has its own stream, apart from weight initialization. */
+        nb_rng_seed(&st.rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
+    }
     /* Each step reads the weights from one buffer and writes them to the other, so the
      * weights from before the last step, the last to give a finite loss, are always at hand. */
     if (nb_graph_reserve_spare_params(m->graph, err) != 0) {
-        nb_optimizer_free(&opt);
+        nb_train_state_free(&st);
         return -1;
     }
-    int32_t *order = malloc((size_t)n * sizeof *order);
-    if (!order) {
-        nb_optimizer_free(&opt);
-        return nb_fail(err, "out of memory");
-    }
-    for (int i = 0; i < n; i++)
-        order[i] = i;
-    /* The data order has its own stream, apart from weight initialization. */
-    nb_rng rng;
-    nb_rng_seed(&rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
+    result->epochs = st.epoch;
+    result->steps = st.steps;
+    result->samples = st.samples;
+    result->train_seconds = st.train_seconds;
 
     float *x = nb_node_value(m->x).data;
     int32_t *y = nb_node_labels(m->y);
     nb_graph_set_training(m->graph, 1);
     nb_pool_start();
-    int stop = 0;
-    for (int epoch = 0; epoch < cfg->epochs && !stop; epoch++) {
+    int stop = cfg->max_steps > 0 && st.steps >= cfg->max_steps, failed = 0;
+    int64_t steps_now = 0;  /* in this call: a step to undo exists only after one */
+    while (st.epoch < cfg->epochs && !stop) {
+        int epoch = st.epoch;
         float lr = nb_lr_at(&cfg->schedule, epoch);
-        if (cfg->shuffle)
-            nb_shuffle(&rng, order, n);
-        double start = now_seconds(), loss_sum = 0.0;
-        long correct = 0, seen = 0;
-        for (int64_t b = 0; b < batches && !stop; b++) {
+        if (st.batch == 0) {
+            if (cfg->shuffle)
+                nb_shuffle(&st.rng, st.order, n);
+            st.loss_sum = 0.0;
+            st.correct = st.seen = 0;
+        }
+        double start = now_seconds(), seconds_before = st.train_seconds;
+        int64_t seen_before = st.seen;
+        for (int64_t b = st.batch; b < batches && !stop; b++) {
             int first = (int)(b * batch_size);
             int batch = n - first < batch_size ? n - first : batch_size;
-            nb_dataset_batch(train, order + first, batch, x, y);
+            nb_dataset_batch(train, st.order + first, batch, x, y);
             nb_graph_forward(m->graph, batch);
             float loss = nb_node_scalar(m->loss);
             if (!isfinite(loss)) {
-                if (result->steps > 0)
+                if (steps_now > 0)
                     nb_graph_swap_params(m->graph);
                 result->diverged = 1;
                 result->diverged_epoch = epoch;
@@ -163,46 +238,81 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                 stop = 1;
                 break;
             }
-            correct += count_correct(m, batch);
+            st.correct += count_correct(m, batch);
             nb_graph_backward(m->graph, m->loss);
-            nb_optimizer_step_to(&opt, nb_graph_params(m->graph, NULL), grads, lr,
+            nb_optimizer_step_to(&st.opt, nb_graph_params(m->graph, NULL), grads, lr,
                                  nb_graph_spare_params(m->graph));
             nb_graph_swap_params(m->graph);
-            loss_sum += (double)loss * batch;
-            seen += batch;
-            result->steps++;
-            result->samples += batch;
-            if (cfg->max_steps > 0 && result->steps >= cfg->max_steps)
+            st.loss_sum += (double)loss * batch;
+            st.seen += batch;
+            st.steps++;
+            st.samples += batch;
+            st.batch = b + 1;
+            st.train_seconds = seconds_before + (now_seconds() - start);
+            steps_now++;
+            if (cfg->max_steps > 0 && st.steps >= cfg->max_steps)
                 stop = 1;
             if (cfg->on_batch) {
                 double elapsed = now_seconds() - start;
-                nb_progress p = {epoch, cfg->epochs, b + 1, batches, loss_sum / seen, lr,
-                                 elapsed > 0 ? seen / elapsed : 0.0, elapsed};
+                double rate = elapsed > 0 ? (double)(st.seen - seen_before) / elapsed : 0.0;
+                nb_progress p = {epoch, cfg->epochs, b + 1, batches, st.loss_sum / st.seen, lr,
+                                 rate, elapsed};
                 if (cfg->on_batch(&p, cfg->user))
                     stop = 1;
             }
+            int interrupted = cfg->stop && *cfg->stop;
+            /* Mid-epoch checkpoints; the end of the epoch has its own, after its metrics. */
+            if (st.batch < batches && !stop &&
+                (interrupted || (cfg->checkpoint_every > 0 &&
+                                 st.steps % cfg->checkpoint_every == 0))) {
+                if (checkpoint(cfg, &st, err) != 0) {
+                    failed = 1;
+                    break;
+                }
+                if (interrupted) {
+                    result->interrupted = 1;
+                    stop = 1;
+                }
+            }
         }
-        double seconds = now_seconds() - start;
-        result->train_seconds += seconds;
-        if (seen == 0)
+        st.train_seconds = seconds_before + (now_seconds() - start);
+        result->train_seconds = st.train_seconds;
+        result->steps = st.steps;
+        result->samples = st.samples;
+        if (failed || result->interrupted || st.seen == 0)
             break;
         nb_epoch_metrics metrics = {0};
         metrics.epoch = epoch;
         metrics.lr = lr;
-        metrics.train_loss = loss_sum / seen;
-        metrics.train_accuracy = (double)correct / seen;
-        metrics.seconds = seconds;
+        metrics.train_loss = st.loss_sum / st.seen;
+        metrics.train_accuracy = (double)st.correct / st.seen;
+        metrics.seconds = st.train_seconds - seconds_before;
         result->train_loss = metrics.train_loss;
         result->epochs = epoch + 1;
-        if (nb_evaluate(m, dev, &metrics.dev, err) != 0 || nb_evaluate(m, test, &metrics.test, err) != 0) {
-            free(order);
-            nb_optimizer_free(&opt);
-            return -1;
+        if (nb_evaluate(m, dev, &metrics.dev, err) != 0 ||
+            nb_evaluate(m, test, &metrics.test, err) != 0) {
+            failed = 1;
+            break;
         }
         if (cfg->on_epoch && cfg->on_epoch(&metrics, cfg->user))
             stop = 1;
+        if (result->diverged)
+            break;
+        /* The epoch is done: the state points at the start of the next one. A run stopped
+         * by max_steps or a callback mid-epoch counts that epoch as done too. */
+        st.epoch++;
+        st.batch = 0;
+        st.loss_sum = 0.0;
+        st.correct = st.seen = 0;
+        if (checkpoint(cfg, &st, err) != 0) {
+            failed = 1;
+            break;
+        }
+        if (cfg->stop && *cfg->stop) {
+            result->interrupted = 1;
+            break;
+        }
     }
-    free(order);
-    nb_optimizer_free(&opt);
-    return 0;
+    nb_train_state_free(&st);
+    return failed ? -1 : 0;
 }

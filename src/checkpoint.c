@@ -1,0 +1,468 @@
+/* Checkpoints: a model file (the same tensors and architecture, so `nabla eval` and
+ * --init-weights read it) plus the training state, with a checksum over all of it.
+ *
+ * Tensors: the model's; "optimizer.v.<param>" and "optimizer.s.<param>" (the optimizer's
+ * moments, when it has them); "train.order" (int64, the data order).
+ * Metadata: the architecture; "nabla_checkpoint" (format version); the state's numbers
+ * (doubles printed with 17 digits, so they read back exactly); the caller's entries; "crc32c".
+ *
+ * Files in the run directory, newest first: checkpoint.next.safetensors exists only between the
+ * two renames of a save; checkpoint.safetensors; checkpoint.prev.safetensors. Each is written
+ * whole under a temporary name and renamed, so none is ever half-written. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fileio.h"
+#include "model_io.h"
+#include "nabla.h"
+
+#define FORMAT_VERSION "1"
+
+enum { NEXT, CURRENT, PREVIOUS, N_FILES };
+static const char *const file_names[N_FILES] = {
+    "checkpoint.next.safetensors", "checkpoint.safetensors", "checkpoint.prev.safetensors"};
+
+static int file_path(char *out, size_t size, const char *dir, int which)
+{
+    return snprintf(out, size, "%s/%s", dir, file_names[which]) < (int)size ? 0 : -1;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- saving ---- */
+
+static void store_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void store_f32_le(unsigned char *p, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    store_le(p, u, 4);
+}
+
+/* The state's numbers, as metadata text. */
+typedef struct state_text {
+    char epoch[24], batch[24], steps[24], samples[24], seconds[32], loss_sum[32], correct[24],
+        seen[24], rng[72], t[24], n[24];
+} state_text;
+
+static void format_state(const nb_train_state *s, state_text *t)
+{
+    snprintf(t->epoch, sizeof t->epoch, "%d", s->epoch);
+    snprintf(t->batch, sizeof t->batch, "%" PRId64, s->batch);
+    snprintf(t->steps, sizeof t->steps, "%" PRId64, s->steps);
+    snprintf(t->samples, sizeof t->samples, "%" PRId64, s->samples);
+    snprintf(t->seconds, sizeof t->seconds, "%.17g", s->train_seconds);
+    snprintf(t->loss_sum, sizeof t->loss_sum, "%.17g", s->loss_sum);
+    snprintf(t->correct, sizeof t->correct, "%" PRId64, s->correct);
+    snprintf(t->seen, sizeof t->seen, "%" PRId64, s->seen);
+    snprintf(t->rng, sizeof t->rng, "%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64,
+             s->rng.s[0], s->rng.s[1], s->rng.s[2], s->rng.s[3]);
+    snprintf(t->t, sizeof t->t, "%" PRId64, s->opt.t);
+    snprintf(t->n, sizeof t->n, "%d", s->n);
+}
+
+/* The optimizer moments of every parameter, then the order: tensors over one byte buffer. */
+typedef struct state_tensors {
+    nb_st_tensor *tensors;
+    char **names;
+    unsigned char *bytes;
+    int count;
+} state_tensors;
+
+static void state_tensors_free(state_tensors *t)
+{
+    for (int i = 0; t->names && i < t->count; i++)
+        free(t->names[i]);
+    free(t->names);
+    free(t->tensors);
+    free(t->bytes);
+}
+
+static int add_moment(state_tensors *t, const char *kind, const nb_named *p, const float *moment,
+                      size_t offset, unsigned char **cursor)
+{
+    nb_tensor v = nb_node_value(p->node);
+    size_t count = nb_tensor_numel(&v);
+    size_t len = strlen(NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER) + strlen(kind) + strlen(p->name) + 2;
+    char *name = malloc(len);
+    if (!name)
+        return -1;
+    snprintf(name, len, "%s%s.%s", NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER, kind, p->name);
+    nb_st_tensor *st = &t->tensors[t->count];
+    t->names[t->count++] = name;
+    st->name = name;
+    st->dtype = NB_F32;
+    st->ndim = v.ndim;
+    for (int d = 0; d < v.ndim; d++)
+        st->shape[d] = v.shape[d];
+    st->nbytes = count * 4;
+    st->data = *cursor;
+    for (size_t k = 0; k < count; k++)
+        store_f32_le(*cursor + 4 * k, moment[offset + k]);
+    *cursor += st->nbytes;
+    return 0;
+}
+
+static int build_state_tensors(const nb_model *m, const nb_train_state *s, state_tensors *t,
+                               nb_error *err)
+{
+    memset(t, 0, sizeof *t);
+    nb_graph *g = m->graph;
+    int named = nb_graph_named_count(g), moments = (s->opt.v != NULL) + (s->opt.s != NULL);
+    size_t n_params;
+    const float *base = nb_graph_params(g, &n_params);
+    if (s->opt.n != n_params)
+        return nb_fail(err, "checkpoint: the optimizer has %zu parameters, the model %zu",
+                       s->opt.n, n_params);
+    t->tensors = calloc((size_t)named * 2 + 1, sizeof *t->tensors);
+    t->names = calloc((size_t)named * 2 + 1, sizeof *t->names);
+    t->bytes = malloc(n_params * 4 * (size_t)moments + (size_t)s->n * 8 + 1);
+    if (!t->tensors || !t->names || !t->bytes) {
+        state_tensors_free(t);
+        return nb_fail(err, "checkpoint: out of memory");
+    }
+    unsigned char *cursor = t->bytes;
+    for (int i = 0; i < named; i++) {
+        nb_named p = nb_graph_named(g, i);
+        if (p.kind != NB_KIND_PARAM)
+            continue;
+        size_t offset = (size_t)(nb_node_value(p.node).data - base);
+        if ((s->opt.v && add_moment(t, "v", &p, s->opt.v, offset, &cursor) != 0) ||
+            (s->opt.s && add_moment(t, "s", &p, s->opt.s, offset, &cursor) != 0)) {
+            state_tensors_free(t);
+            return nb_fail(err, "checkpoint: out of memory");
+        }
+    }
+    nb_st_tensor *order = &t->tensors[t->count++];
+    order->name = NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order";
+    order->dtype = NB_I64;
+    order->ndim = 1;
+    order->shape[0] = s->n;
+    order->nbytes = (size_t)s->n * 8;
+    order->data = cursor;
+    for (int i = 0; i < s->n; i++)
+        store_le(cursor + 8 * (size_t)i, (uint64_t)(int64_t)s->order[i], 8);
+    return 0;
+}
+
+int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                       const nb_st_meta *meta, int n_meta, nb_error *err)
+{
+    char next[4096], current[4096], previous[4096];
+    if (file_path(next, sizeof next, dir, NEXT) != 0 ||
+        file_path(current, sizeof current, dir, CURRENT) != 0 ||
+        file_path(previous, sizeof previous, dir, PREVIOUS) != 0)
+        return nb_fail(err, "checkpoint: the directory name is too long");
+    state_tensors t;
+    if (build_state_tensors(m, s, &t, err) != 0)
+        return -1;
+    state_text text;
+    format_state(s, &text);
+    const nb_st_meta own[] = {
+        {NB_CHECKPOINT_KEY, FORMAT_VERSION},
+        {"epoch", text.epoch},
+        {"batch", text.batch},
+        {"steps", text.steps},
+        {"samples", text.samples},
+        {"train_seconds", text.seconds},
+        {"loss_sum", text.loss_sum},
+        {"correct", text.correct},
+        {"seen", text.seen},
+        {"rng", text.rng},
+        {"optimizer", (char *)nb_optimizer_name(s->opt.cfg.kind)},
+        {"optimizer_t", text.t},
+        {"train_samples", text.n},
+    };
+    int n_own = (int)(sizeof own / sizeof own[0]);
+    nb_st_meta *all = calloc((size_t)(n_own + n_meta), sizeof *all);
+    if (!all) {
+        state_tensors_free(&t);
+        return nb_fail(err, "checkpoint: out of memory");
+    }
+    memcpy(all, own, sizeof own);
+    for (int i = 0; i < n_meta; i++)
+        all[n_own + i] = meta[i];
+    int rc = nb_model_save_ex(m, next, t.tensors, t.count, all, n_own + n_meta, 1, err);
+    free(all);
+    state_tensors_free(&t);
+    if (rc != 0)
+        return -1;
+    /* The new file is whole; now the old one steps back and the new one takes its place. */
+    if (exists(current) && rename(current, previous) != 0)
+        return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", current, previous,
+                       strerror(errno));
+    if (rename(next, current) != 0)
+        return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", next, current,
+                       strerror(errno));
+    return nb_sync_parent_dir(current, err);
+}
+
+/* ---- reading ---- */
+
+static uint64_t load_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static float load_f32_le(const unsigned char *p)
+{
+    uint32_t u = (uint32_t)load_le(p, 4);
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
+{
+    if (nb_st_read(path, f, err) != 0)
+        return -1;
+    const char *version = nb_st_meta_get(f, NB_CHECKPOINT_KEY);
+    const char *crc_text = nb_st_meta_get(f, NB_CRC_KEY);
+    int rc = 0;
+    if (!version)
+        rc = nb_fail(err, "%s: not a nabla checkpoint (no '%s' in its metadata)", path,
+                     NB_CHECKPOINT_KEY);
+    else if (strcmp(version, FORMAT_VERSION) != 0)
+        rc = nb_fail(err, "%s: checkpoint format %s; this nabla reads format %s", path,
+                     version, FORMAT_VERSION);
+    else if (!crc_text)
+        rc = nb_fail(err, "%s: the checkpoint has no checksum", path);
+    if (rc == 0) {
+        /* The data section follows the 8-byte header length and the header (nb_st_read has
+         * checked both). */
+        uint64_t header = load_le(f->buffer, 8);
+        uint32_t crc = nb_crc32c(0, f->buffer + 8 + header, f->size - 8 - (size_t)header);
+        char want[16];
+        snprintf(want, sizeof want, "%08x", (unsigned)crc);
+        if (strcmp(want, crc_text) != 0)
+            rc = nb_fail(err, "%s: the checkpoint is damaged: its data has checksum %s, its "
+                              "header says %.16s", path, want, crc_text);
+    }
+    if (rc != 0)
+        nb_st_free(f);
+    return rc;
+}
+
+int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
+                       size_t note_size, nb_error *err)
+{
+    if (note_size)
+        note[0] = '\0';
+    int seen = 0;
+    for (int which = NEXT; which < N_FILES; which++) {
+        char path[4096];
+        if (file_path(path, sizeof path, dir, which) != 0)
+            return nb_fail(err, "checkpoint: the directory name is too long");
+        if (!exists(path))
+            continue;
+        seen++;
+        nb_error why;
+        if (nb_checkpoint_read(path, f, &why) == 0) {
+            snprintf(used, used_size, "%s", path);
+            return 0;
+        }
+        if (note_size && !note[0])
+            snprintf(note, note_size, "%s", why.msg);
+    }
+    if (!seen)
+        return nb_fail(err, "%s has no checkpoint (%s)", dir, file_names[CURRENT]);
+    return nb_fail(err, "%s has no usable checkpoint: %s", dir, note);
+}
+
+/* ---- restoring ---- */
+
+static int meta_i64(const nb_st_file *f, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                    nb_error *err)
+{
+    const char *s = nb_st_meta_get(f, key);
+    if (!s)
+        return nb_fail(err, "checkpoint: '%s' is missing from the metadata", key);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi)
+        return nb_fail(err, "checkpoint: '%s' is '%.40s', not a whole number in [%lld, %lld]",
+                       key, s, (long long)lo, (long long)hi);
+    *out = v;
+    return 0;
+}
+
+static int meta_double(const nb_st_file *f, const char *key, double *out, nb_error *err)
+{
+    const char *s = nb_st_meta_get(f, key);
+    if (!s)
+        return nb_fail(err, "checkpoint: '%s' is missing from the metadata", key);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= 0.0) || v > 1e300)
+        return nb_fail(err, "checkpoint: '%s' is '%.40s', not a finite number >= 0", key, s);
+    *out = v;
+    return 0;
+}
+
+static int meta_rng(const nb_st_file *f, nb_rng *out, nb_error *err)
+{
+    const char *s = nb_st_meta_get(f, "rng");
+    if (!s)
+        return nb_fail(err, "checkpoint: 'rng' is missing from the metadata");
+    for (int i = 0; i < 4; i++) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 16);
+        if (end - s != 16 || errno || *end != (i < 3 ? ',' : '\0'))
+            return nb_fail(err, "checkpoint: 'rng' is not four 16-digit hex numbers");
+        out->s[i] = v;
+        s = end + (i < 3);
+    }
+    if (!(out->s[0] | out->s[1] | out->s[2] | out->s[3]))
+        return nb_fail(err, "checkpoint: 'rng' is all zero, which no generator reaches");
+    return 0;
+}
+
+/* The moment tensor `kind` of parameter p, checked; NULL (and err set) if wrong. */
+static const nb_st_tensor *find_moment(const nb_st_file *f, const char *kind, const nb_named *p,
+                                       nb_error *err)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s.%s", NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER, kind, p->name);
+    const nb_st_tensor *st = nb_st_find(f, name);
+    nb_tensor v = nb_node_value(p->node);
+    if (!st) {
+        nb_fail(err, "checkpoint: tensor '%s' is missing", name);
+        return NULL;
+    }
+    int same = st->dtype == NB_F32 && st->ndim == v.ndim;
+    for (int d = 0; same && d < v.ndim; d++)
+        same = st->shape[d] == v.shape[d];
+    if (!same) {
+        nb_fail(err, "checkpoint: tensor '%s' does not have the dtype and shape of '%s'", name,
+                p->name);
+        return NULL;
+    }
+    for (size_t k = 0; k < st->nbytes / 4; k++) {
+        float x = load_f32_le((const unsigned char *)st->data + 4 * k);
+        if (!isfinite(x) || (kind[0] == 's' && x < 0.0f)) {
+            nb_fail(err, "checkpoint: tensor '%s' element %zu is %g", name, k, (double)x);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+static int check_order(const nb_st_file *f, int n, nb_error *err)
+{
+    const nb_st_tensor *st = nb_st_find(f, NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order");
+    if (!st || st->dtype != NB_I64 || st->ndim != 1 || st->shape[0] != n)
+        return nb_fail(err, "checkpoint: 'train.order' must be int64 [%d], one entry per "
+                            "training sample", n);
+    unsigned char *seen = calloc((size_t)n, 1);
+    if (!seen)
+        return nb_fail(err, "checkpoint: out of memory");
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int64_t v = (int64_t)load_le((const unsigned char *)st->data + 8 * (size_t)i, 8);
+        if (v < 0 || v >= n || seen[v])
+            rc = nb_fail(err, "checkpoint: 'train.order' is not an order of %d samples "
+                              "(entry %d is %lld)", n, i, (long long)v);
+        else
+            seen[v] = 1;
+    }
+    free(seen);
+    return rc;
+}
+
+int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, nb_error *err)
+{
+    nb_train_state in = {0};
+    int64_t epoch, t, n;
+    if (meta_i64(f, "train_samples", 1, INT32_MAX, &n, err) != 0)
+        return -1;
+    if (n != s->n)
+        return nb_fail(err, "checkpoint: it was taken on %lld training samples, this run has %d",
+                       (long long)n, s->n);
+    const char *opt = nb_st_meta_get(f, "optimizer");
+    if (!opt || strcmp(opt, nb_optimizer_name(s->opt.cfg.kind)) != 0)
+        return nb_fail(err, "checkpoint: its optimizer is %.40s, this run's %s",
+                       opt ? opt : "missing", nb_optimizer_name(s->opt.cfg.kind));
+    if (meta_i64(f, "epoch", 0, INT32_MAX, &epoch, err) != 0 ||
+        meta_i64(f, "batch", 0, INT64_MAX, &in.batch, err) != 0 ||
+        meta_i64(f, "steps", 0, INT64_MAX, &in.steps, err) != 0 ||
+        meta_i64(f, "samples", 0, INT64_MAX, &in.samples, err) != 0 ||
+        meta_i64(f, "correct", 0, INT64_MAX, &in.correct, err) != 0 ||
+        meta_i64(f, "seen", 0, INT64_MAX, &in.seen, err) != 0 ||
+        meta_i64(f, "optimizer_t", 0, INT64_MAX, &t, err) != 0 ||
+        meta_double(f, "train_seconds", &in.train_seconds, err) != 0 ||
+        meta_double(f, "loss_sum", &in.loss_sum, err) != 0 || meta_rng(f, &in.rng, err) != 0)
+        return -1;
+    if (in.correct > in.seen || in.seen > in.samples || in.batch > in.steps)
+        return nb_fail(err, "checkpoint: its counts do not add up (correct %lld, seen %lld, "
+                            "samples %lld)", (long long)in.correct, (long long)in.seen,
+                       (long long)in.samples);
+    if (check_order(f, s->n, err) != 0)
+        return -1;
+    nb_graph *g = m->graph;
+    size_t n_params;
+    float *base = nb_graph_params(g, &n_params);
+    if (n_params != s->opt.n)
+        return nb_fail(err, "checkpoint: the model has %zu parameters, the optimizer %zu",
+                       n_params, s->opt.n);
+    int named = nb_graph_named_count(g);
+    for (int i = 0; i < named; i++) {
+        nb_named p = nb_graph_named(g, i);
+        if (p.kind != NB_KIND_PARAM)
+            continue;
+        if ((s->opt.v && !find_moment(f, "v", &p, err)) ||
+            (s->opt.s && !find_moment(f, "s", &p, err)))
+            return -1;
+    }
+    if (nb_model_apply_weights(m, f, "checkpoint", err) != 0)
+        return -1;
+
+    /* Everything checked: copy. */
+    for (int i = 0; i < named; i++) {
+        nb_named p = nb_graph_named(g, i);
+        if (p.kind != NB_KIND_PARAM)
+            continue;
+        size_t offset = (size_t)(nb_node_value(p.node).data - base);
+        for (int k = 0; k < 2; k++) {
+            float *moment = k == 0 ? s->opt.v : s->opt.s;
+            if (!moment)
+                continue;
+            const nb_st_tensor *st = find_moment(f, k == 0 ? "v" : "s", &p, err);
+            for (size_t j = 0; j < st->nbytes / 4; j++)
+                moment[offset + j] = load_f32_le((const unsigned char *)st->data + 4 * j);
+        }
+    }
+    const nb_st_tensor *order = nb_st_find(f, NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order");
+    for (int i = 0; i < s->n; i++)
+        s->order[i] = (int32_t)load_le((const unsigned char *)order->data + 8 * (size_t)i, 8);
+    s->epoch = (int)epoch;
+    s->batch = in.batch;
+    s->steps = in.steps;
+    s->samples = in.samples;
+    s->train_seconds = in.train_seconds;
+    s->loss_sum = in.loss_sum;
+    s->correct = in.correct;
+    s->seen = in.seen;
+    s->rng = in.rng;
+    s->opt.t = t;
+    return 0;
+}

@@ -1,0 +1,25 @@
+/* Inside the model files, shared with the checkpoints (src/checkpoint.c). */
+#ifndef NABLA_MODEL_IO_H
+#define NABLA_MODEL_IO_H
+
+#include "nabla.h"
+
+/* The metadata key of a file's data-section checksum (CRC-32C, 8 hex digits). */
+#define NB_CRC_KEY "crc32c"
+/* A checkpoint has this metadata key (its format version), and its training state in tensors
+ * under these prefixes, which a model loading weights from it skips. */
+#define NB_CHECKPOINT_KEY "nabla_checkpoint"
+#define NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER "optimizer."
+#define NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "train."
+
+/* nb_model_save, with `extra` tensors after the model's and `extra_meta` after its
+ * architecture; with `checksum`, the CRC-32C of the whole data section in NB_CRC_KEY. */
+int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *extra,
+                     int n_extra, const nb_st_meta *extra_meta, int n_extra_meta, int checksum,
+                     nb_error *err);
+
+/* Checks that f has every tensor of the model with the right dtype and shape, then copies
+ * them in; `what` names the file in messages. */
+int nb_model_apply_weights(nb_model *m, const nb_st_file *f, const char *what, nb_error *err);
+
+#endif
