@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "options.h"
 #include "progress.h"
+#include "resume.h"
 #include "run_files.h"
 #include "train_options.h"
 
@@ -45,10 +46,17 @@ typedef struct train_run {
     nb_model model;
     char out_dir[CLI_MAX_PATH];
     char *metrics_path;
+    metrics_log log;             /* metrics.jsonl's lines, for checkpoints */
+    char *argv_json;             /* the arguments checkpoints store */
+    char cwd[CLI_MAX_PATH];      /* ... and the directory they are relative to */
+    resume_point resume;         /* --resume: the checkpoint */
+    nb_train_state state;        /* --resume: the state it holds */
+    int have_state;
     progress prog;
     nb_error err;
     int callback_failed;
     double last_train_accuracy;  /* of the last epoch, for the summary */
+    double last_train_loss;
 } train_run;
 
 static void run_free(train_run *r)
@@ -58,6 +66,11 @@ static void run_free(train_run *r)
     nb_dataset_free(&r->test);
     nb_model_free(&r->model);   /* safe on the zeroed model of a run that stopped early */
     free(r->metrics_path);
+    metrics_log_free(&r->log);
+    free(r->argv_json);
+    if (r->have_state)
+        nb_train_state_free(&r->state);
+    resume_close(&r->resume);
 }
 
 static int runtime_error(const nb_error *err)
@@ -66,7 +79,27 @@ static int runtime_error(const nb_error *err)
     return EXIT_RUNTIME;
 }
 
-/* Loads the data, splits off dev, standardizes, builds the model and loads --init-weights. */
+static void optim_config_of(const train_options *o, nb_optim_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->kind = o->optimizer;
+    c->beta = (float)o->beta;
+    c->beta2 = (float)o->beta2;
+    c->eps = (float)o->eps;
+    c->weight_decay = (float)o->weight_decay;
+    c->bias_correction = o->bias_correction;
+}
+
+/* A copy of an error's message, to wrap it in a longer one. */
+static const char *err_copy(const nb_error *err)
+{
+    static char copy[sizeof err->msg];
+    snprintf(copy, sizeof copy, "%s", err->msg);
+    return copy;
+}
+
+/* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
+ * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
 {
     train_options *o = &r->opt;
@@ -115,6 +148,18 @@ static int prepare(train_run *r)
 
     if (o->init_weights && nb_model_load_weights(&r->model, o->init_weights, &r->err) != 0)
         return -1;
+    if (o->resume) {
+        size_t n_params;
+        nb_graph_params(r->model.graph, &n_params);
+        nb_optim_config optim;
+        optim_config_of(o, &optim);
+        if (nb_train_state_init(&r->state, &optim, n_params, r->train.n, &r->err) != 0)
+            return -1;
+        r->have_state = 1;
+        if (nb_checkpoint_restore(&r->resume.file, &r->model, &r->state, &r->err) != 0)
+            return nb_fail(&r->err, "%s: %s (was the data changed since the run started?)",
+                           r->resume.used, err_copy(&r->err));
+    }
     return 0;
 }
 
@@ -223,6 +268,12 @@ static int write_config(train_run *r)
     cJSON_AddNumberToObject(j, "threads", o->threads);
     cJSON_AddStringToObject(j, "blas_kernel", nb_blas_kernel());
     cJSON_AddStringToObject(j, "out", r->out_dir);
+    if (o->checkpoint_every > 0)
+        cJSON_AddNumberToObject(j, "checkpoint_every", (double)o->checkpoint_every);
+    else
+        cJSON_AddStringToObject(j, "checkpoint_every", "epoch");
+    cJSON_AddItemToObject(j, "resumed_from", json_string_or_null(o->resume ? r->resume.used
+                                                                            : NULL));
     cJSON_AddItemToObject(j, "save_weights", json_string_or_null(o->save_weights));
 
     int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
@@ -241,8 +292,9 @@ static int write_summary(train_run *r, const nb_train_result *res, const nb_eval
     json_add_split(j, "dev", dev);
     cJSON_AddNumberToObject(j, "dev_samples", dev->n);
     /* No finished epoch (a NaN in the very first batch): no training metrics to report. */
-    cJSON_AddItemToObject(j, "train_loss", res->epochs > 0 ? cJSON_CreateNumber(res->train_loss)
-                                                           : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "train_loss", res->epochs > 0
+                                               ? cJSON_CreateNumber(r->last_train_loss)
+                                               : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "train_accuracy", res->epochs > 0
                                                    ? cJSON_CreateNumber(last_train_accuracy)
                                                    : cJSON_CreateNull());
@@ -282,23 +334,30 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     train_run *r = user;
     progress_epoch(&r->prog, m);
     r->last_train_accuracy = m->train_accuracy;
-    if (metrics_append(r->metrics_path, m, &r->err) != 0) {
+    r->last_train_loss = m->train_loss;
+    if (metrics_append(r->metrics_path, m, &r->log, &r->err) != 0) {
         r->callback_failed = 1;
         return 1;   /* stop: a run whose log cannot be written is not worth continuing */
     }
     return 0;
 }
 
+static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
+{
+    train_run *r = user;
+    const nb_st_meta meta[] = {
+        {META_ARGV, r->argv_json},
+        {META_CWD, r->cwd},
+        {META_METRICS, r->log.text ? r->log.text : ""},
+    };
+    return nb_checkpoint_save(r->out_dir, &r->model, s, meta, 3, err) != 0;
+}
+
 static void fill_train_config(const train_run *r, nb_train_config *c)
 {
     const train_options *o = &r->opt;
     memset(c, 0, sizeof *c);
-    c->optim.kind = o->optimizer;
-    c->optim.beta = (float)o->beta;
-    c->optim.beta2 = (float)o->beta2;
-    c->optim.eps = (float)o->eps;
-    c->optim.weight_decay = (float)o->weight_decay;
-    c->optim.bias_correction = o->bias_correction;
+    optim_config_of(o, &c->optim);
     c->schedule.kind = o->decay;
     c->schedule.lr = (float)o->lr;
     c->schedule.rate = (float)o->decay_rate;
@@ -313,6 +372,10 @@ static void fill_train_config(const train_run *r, nb_train_config *c)
     c->seed = o->src.seed;
     c->on_batch = on_batch;
     c->on_epoch = on_epoch;
+    c->on_checkpoint = on_checkpoint;
+    c->checkpoint_every = o->checkpoint_every;
+    c->resume = r->have_state ? &r->state : NULL;
+    c->stop = stop_signal_flag();
 }
 
 static void print_result(const train_run *r, const nb_eval_result *dev,
@@ -324,7 +387,7 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
         printf("dev accuracy %.4f (loss %.4f), no test set\n", dev->accuracy, dev->loss);
     else
         printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
-               res->train_loss);
+               r->last_train_loss);
     if (!r->opt.quiet) {
         printf("wrote %s/ (config.json, metrics.jsonl, model.safetensors, summary.json)\n",
                r->out_dir);
@@ -332,6 +395,45 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
             printf("wrote %s\n", r->opt.save_weights);
     }
     fflush(stdout);
+}
+
+/* A new run in a directory starts with an empty metrics.jsonl and without the checkpoints of
+ * whatever ran there before, which would otherwise be taken for this run's older ones. */
+static int start_fresh(train_run *r)
+{
+    static const char *const old[] = {"checkpoint.next.safetensors", "checkpoint.safetensors",
+                                      "checkpoint.prev.safetensors"};
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
+        char *path = path_join(r->out_dir, old[i]);
+        if (!path)
+            return nb_fail(&r->err, "out of memory");
+        int gone = unlink(path) == 0 || errno == ENOENT;
+        free(path);
+        if (!gone)
+            return nb_fail(&r->err, "%s: cannot remove the checkpoint of an earlier run: %s",
+                           r->out_dir, strerror(errno));
+    }
+    return metrics_start(r->metrics_path, &r->err);
+}
+
+/* A resumed run's metrics.jsonl is what it was at the checkpoint: the epochs finished after
+ * it (if a crash came between the two) will be trained and written again. */
+static int resume_metrics(train_run *r)
+{
+    if (metrics_restore(r->metrics_path, r->resume.metrics, &r->log, &r->err) != 0)
+        return -1;
+    /* The summary's training figures are the last epoch's, even if no epoch is left to run. */
+    const char *last = r->log.len ? r->log.text + r->log.len - 1 : NULL;
+    while (last && last > r->log.text && last[-1] != '\n')
+        last--;
+    cJSON *j = last ? cJSON_Parse(last) : NULL;
+    cJSON *acc = cJSON_GetObjectItem(j, "train_accuracy"), *loss = cJSON_GetObjectItem(j, "train_loss");
+    if (cJSON_IsNumber(acc) && cJSON_IsNumber(loss)) {
+        r->last_train_accuracy = acc->valuedouble;
+        r->last_train_loss = loss->valuedouble;
+    }
+    cJSON_Delete(j);
+    return 0;
 }
 
 /* Trains, evaluates the final weights and writes the results. */
@@ -342,15 +444,23 @@ static int train_and_report(train_run *r)
     memset(&res, 0, sizeof res);
     fill_train_config(r, &cfg);
     cfg.user = r;
-    r->last_train_accuracy = NAN;
 
     nb_set_threads(r->opt.threads);
     progress_init(&r->prog, stdout, r->opt.quiet, r->opt.epochs);
+    stop_signals_install();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
     progress_clear(&r->prog);
     if (rc != 0 || r->callback_failed)
         return runtime_error(&r->err);
+    if (res.interrupted) {
+        int sig = *stop_signal_flag();
+        fprintf(stderr, "nabla: stopped by %s after %lld steps; checkpoint written to "
+                        "%s/checkpoint.safetensors\nnabla: continue with: nabla train --resume "
+                        "%s\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)res.steps,
+                r->out_dir, r->out_dir);
+        return 128 + (sig == SIGTERM ? SIGTERM : SIGINT);
+    }
 
     /* The summary describes the weights that are saved, so evaluate those once more (after a
      * NaN stop they are the last good weights, not the ones of the last finished epoch). */
@@ -390,8 +500,18 @@ int cmd_train(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     int code = EXIT_OK;
+    r->last_train_accuracy = r->last_train_loss = NAN;
     if (train_options_parse(&r->opt, argc, argv, &code) != 0)
         goto done;
+    if (r->opt.resume && resume_open(&r->opt, &r->resume, &code) != 0)
+        goto done;
+    r->argv_json = r->opt.resume ? resume_argv_json(&r->opt) : argv_json(argc, argv);
+    if (!r->argv_json || !getcwd(r->cwd, sizeof r->cwd)) {
+        nb_fail(&r->err, "cannot record the run's arguments and directory: %s",
+                r->argv_json ? strerror(errno) : "out of memory");
+        code = runtime_error(&r->err);
+        goto done;
+    }
     if (data_classify(r->opt.src.data, &r->kind, &r->data_path, &r->err) != 0) {
         code = runtime_error(&r->err);
         goto done;
@@ -416,7 +536,7 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (make_dirs(r->out_dir, &r->err) != 0 || write_config(r) != 0 ||
-        metrics_start(r->metrics_path, &r->err) != 0) {
+        (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0) {
         code = runtime_error(&r->err);
         goto done;
     }

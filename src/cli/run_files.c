@@ -149,7 +149,35 @@ int metrics_start(const char *path, nb_error *err)
     return nb_write_file_atomic(path, "", 0, err);
 }
 
-int metrics_append(const char *path, const nb_epoch_metrics *m, nb_error *err)
+/* Keeps a copy of what metrics.jsonl holds, for checkpoints. */
+static int log_add(metrics_log *log, const char *text, size_t n, nb_error *err)
+{
+    char *grown = realloc(log->text, log->len + n + 1);
+    if (!grown)
+        return nb_fail(err, "out of memory");
+    memcpy(grown + log->len, text, n);
+    log->len += n;
+    grown[log->len] = '\0';
+    log->text = grown;
+    return 0;
+}
+
+void metrics_log_free(metrics_log *log)
+{
+    free(log->text);
+    log->text = NULL;
+    log->len = 0;
+}
+
+int metrics_restore(const char *path, const char *text, metrics_log *log, nb_error *err)
+{
+    metrics_log_free(log);
+    if (nb_write_file_atomic(path, text, strlen(text), err) != 0)
+        return -1;
+    return log_add(log, text, strlen(text), err);
+}
+
+int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log, nb_error *err)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
@@ -190,6 +218,8 @@ int metrics_append(const char *path, const nb_epoch_metrics *m, nb_error *err)
         if (close(fd) != 0 && rc == 0)
             rc = nb_fail(err, "%s: %s", path, strerror(errno));
     }
+    if (rc == 0 && log)
+        rc = log_add(log, line, n + 1, err);
     free(line);
     return rc;
 }

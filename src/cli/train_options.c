@@ -16,7 +16,10 @@ void usage_train(FILE *out)
 "usage: nabla train [options]\n"
 "\n"
 "Trains a classifier (dense layers, softmax cross-entropy) and writes config.json,\n"
-"metrics.jsonl, model.safetensors and summary.json to the run directory.\n"
+"metrics.jsonl, model.safetensors and summary.json to the run directory, and keeps\n"
+"checkpoint.safetensors (and checkpoint.prev.safetensors) there while it trains.\n"
+"Ctrl-C (or SIGTERM) stops at the next step with a checkpoint; --resume continues, ending\n"
+"with the weights an uninterrupted run would have (same --threads).\n"
 "\n"
 "Data:\n"
 "  --data D              fashion-mnist, a directory of IDX files, a CSV file (last column\n"
@@ -59,6 +62,11 @@ void usage_train(FILE *out)
 "  --threads N           threads for matrix products [all cores: %d]\n"
 "  --save-weights F      also write the final weights to F.safetensors [none]\n"
 "  --out DIR             run directory [runs/YYYYmmdd-HHMMSS]\n"
+"  --checkpoint-every N  also checkpoint every N steps; every epoch's end always is\n"
+"                        [epoch ends only]\n"
+"  --resume DIR          continue the run in DIR from its newest good checkpoint, with the\n"
+"                        configuration it was started with; only --epochs (to extend it),\n"
+"                        --threads, --quiet and --checkpoint-every may be given with it\n"
 "  --quiet               print only the final result\n"
 "  -h, --help            this text\n",
             NB_FASHION_MNIST_DIR, cli_default_threads());
@@ -69,7 +77,8 @@ enum {
     OPT_BETA, OPT_BETA2, OPT_EPS, OPT_WEIGHT_DECAY, OPT_BIAS_CORRECTION, OPT_BATCH_SIZE,
     OPT_EPOCHS, OPT_MAX_STEPS, OPT_NO_SHUFFLE, OPT_LR_DECAY, OPT_DECAY_RATE, OPT_DECAY_INTERVAL,
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
-    OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET
+    OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
+    OPT_CHECKPOINT_EVERY, OPT_RESUME
 };
 
 static const struct option long_options[] = {
@@ -104,6 +113,8 @@ static const struct option long_options[] = {
     {"save-weights", required_argument, NULL, OPT_SAVE_WEIGHTS},
     {"out", required_argument, NULL, OPT_OUT},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
+    {"resume", required_argument, NULL, OPT_RESUME},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -238,7 +249,9 @@ static int apply_option(train_options *o, int c, const char *arg)
             return 0;
         }
         return parse_int_min("--batch-size", arg, 1, &o->batch_size);
-    case OPT_EPOCHS: return parse_int_min("--epochs", arg, 1, &o->epochs);
+    case OPT_EPOCHS:
+        o->given_epochs = 1;
+        return parse_int_min("--epochs", arg, 1, &o->epochs);
     case OPT_MAX_STEPS:
         if (cli_parse_i64(CMD, "--max-steps", arg, &o->max_steps) != 0)
             return -1;
@@ -259,7 +272,9 @@ static int apply_option(train_options *o, int c, const char *arg)
     case OPT_DECAY_INTERVAL: return parse_int_min("--decay-interval", arg, 1, &o->decay_interval);
     case OPT_WARMUP_EPOCHS: return parse_int_min("--warmup-epochs", arg, 0, &o->warmup_epochs);
     case OPT_SEED: return cli_parse_u64(CMD, "--seed", arg, &o->src.seed);
-    case OPT_THREADS: return parse_int_min("--threads", arg, 1, &o->threads);
+    case OPT_THREADS:
+        o->given_threads = 1;
+        return parse_int_min("--threads", arg, 1, &o->threads);
     case OPT_DEV_FRACTION: return parse_unit("--dev-fraction", arg, &o->dev_fraction);
     case OPT_NORMALIZE:
         if (strcmp(arg, "none") == 0 || strcmp(arg, "standard") == 0) {
@@ -287,6 +302,21 @@ static int apply_option(train_options *o, int c, const char *arg)
         }
         return cli_parse_path(CMD, "--out", arg, &o->out);
     case OPT_QUIET: o->quiet = 1; return 0;
+    case OPT_CHECKPOINT_EVERY:
+        o->given_checkpoint_every = 1;
+        if (cli_parse_i64(CMD, "--checkpoint-every", arg, &o->checkpoint_every) != 0)
+            return -1;
+        if (o->checkpoint_every <= 0) {
+            cli_usage_error(CMD, "--checkpoint-every must be > 0, got %s", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_RESUME:
+        if (strlen(arg) >= CLI_MAX_PATH) {
+            cli_usage_error(CMD, "--resume is longer than %d bytes", CLI_MAX_PATH - 1);
+            return -1;
+        }
+        return cli_parse_path(CMD, "--resume", arg, &o->resume);
     case 'h': return 1;
     }
     return -1;
@@ -323,7 +353,11 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
     opterr = 0;   /* the messages below say which command, and use the program's format */
     optind = 1;
     int c;
+    const char *fixed = NULL;   /* the first option given that --resume may not change */
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if (!fixed && c != OPT_RESUME && c != OPT_EPOCHS && c != OPT_THREADS && c != OPT_QUIET &&
+            c != OPT_CHECKPOINT_EVERY && c != 'h' && c != '?' && c != ':')
+            fixed = argv[optind - 1 - (optarg && optarg == argv[optind - 1])];
         if (c == '?' || c == ':') {
             const char *bad = argv[optind - 1];
             if (c == ':')
@@ -347,6 +381,13 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
     }
     if (optind < argc) {
         *exit_code = cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (o->resume && fixed) {
+        *exit_code = cli_usage_error(CMD, "%s cannot be given with --resume: a resumed run keeps "
+                                          "the configuration it was started with (only --epochs, "
+                                          "--threads, --quiet and --checkpoint-every may be given)",
+                                     fixed);
         return -1;
     }
     o->spec.leaky_slope = (float)o->leaky_slope;

@@ -25,6 +25,10 @@ typedef struct train_options {
     int normalize;
     const char *init_weights, *save_weights, *out;
     int quiet;
+    int64_t checkpoint_every;    /* steps between checkpoints; 0: at epoch ends only */
+    const char *resume;          /* --resume DIR, or NULL */
+    /* Which of the options --resume may change were given (the others are refused). */
+    int given_epochs, given_threads, given_checkpoint_every;
 } train_options;
 
 /* Fills o from the arguments after "nabla" (argv[0] is "train"). Returns 0 to go on, or -1 with

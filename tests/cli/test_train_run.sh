@@ -11,8 +11,8 @@ check "moons run exits 0 (stderr: $(cat "$WORK/stderr"))" [ "$RC" -eq 0 ]
 for f in config.json metrics.jsonl model.safetensors summary.json; do
     check "moons run writes $f" [ -s "moons/$f" ]
 done
-check "no temporary files are left in the run directory" \
-    [ "$(ls -A moons | tr '\n' ' ')" = "config.json metrics.jsonl model.safetensors summary.json " ]
+check "no temporary files are left in the run directory (the checkpoints, current and previous, are kept)" \
+    [ "$(ls -A moons | tr '\n' ' ')" = "checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
 check "config.json is valid JSON" valid_json moons/config.json
 check "summary.json is valid JSON" valid_json moons/summary.json
 check "metrics.jsonl has exactly --epochs lines" [ "$(lines moons/metrics.jsonl)" -eq 20 ]
@@ -210,7 +210,7 @@ mkdir default && cd default || exit 1
 run train --data moons --samples 100 --layers 4 --epochs 1 --quiet
 check "default --out exits 0" [ "$RC" -eq 0 ]
 check "default --out is runs/YYYYmmdd-HHMMSS" bash -c 'ls runs | grep -Eq "^[0-9]{8}-[0-9]{6}$"'
-check "default --out holds the four files" bash -c '[ "$(ls runs/*/ | wc -l)" -eq 4 ]'
+check "default --out holds the four files and the checkpoint" bash -c '[ "$(ls runs/*/ | wc -l)" -eq 5 ]'
 run train --data moons --samples 100 --layers 4 --epochs 1 --quiet
 check "a second run in the same second gets its own directory" \
     bash -c '[ "$(ls runs | wc -l)" -eq 2 ]'

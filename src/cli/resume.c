@@ -1,0 +1,192 @@
+/* --resume: the run's own arguments come back from its checkpoint and are parsed again, in the
+ * working directory they were given in, so every relative path means what it meant; then the
+ * few options a resumed run may change are laid over them. */
+#include "resume.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "options.h"
+
+static const char *const CMD = "train";
+
+char *argv_json(int argc, char **argv)
+{
+    cJSON *a = cJSON_CreateArray();
+    if (!a)
+        return NULL;
+    for (int i = 1; i < argc; i++) {
+        cJSON *s = cJSON_CreateString(argv[i]);
+        if (!s) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+        cJSON_AddItemToArray(a, s);
+    }
+    char *text = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return text;
+}
+
+/* The stored arguments, as an argv with "train" in front (strings and array malloc'd). */
+typedef struct stored_args {
+    int argc;
+    char **argv;
+} stored_args;
+
+static void stored_args_free(stored_args *a)
+{
+    for (int i = 0; a->argv && i < a->argc; i++)
+        free(a->argv[i]);
+    free(a->argv);
+    a->argv = NULL;
+    a->argc = 0;
+}
+
+static int parse_stored_args(const char *json, stored_args *out, nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *a = json ? cJSON_Parse(json) : NULL;
+    if (!cJSON_IsArray(a)) {
+        cJSON_Delete(a);
+        return nb_fail(err, "its '%s' is missing or not a JSON array", META_ARGV);
+    }
+    int n = cJSON_GetArraySize(a);
+    out->argv = calloc((size_t)n + 2, sizeof *out->argv);
+    if (!out->argv) {
+        cJSON_Delete(a);
+        return nb_fail(err, "out of memory");
+    }
+    out->argv[out->argc++] = strdup("train");
+    int rc = 0;
+    for (cJSON *s = a->child; s && rc == 0; s = s->next) {
+        if (!cJSON_IsString(s))
+            rc = nb_fail(err, "its '%s' holds something other than strings", META_ARGV);
+        else if (!(out->argv[out->argc++] = strdup(s->valuestring)))
+            rc = nb_fail(err, "out of memory");
+    }
+    if (rc == 0 && !out->argv[0])
+        rc = nb_fail(err, "out of memory");
+    cJSON_Delete(a);
+    if (rc != 0)
+        stored_args_free(out);
+    return rc;
+}
+
+static stored_args kept_args; /* the strings the resumed options point into */
+
+char *resume_argv_json(const train_options *o)
+{
+    char epochs[16], threads[16], every[24];
+    snprintf(epochs, sizeof epochs, "%d", o->epochs);
+    snprintf(threads, sizeof threads, "%d", o->threads);
+    snprintf(every, sizeof every, "%lld", (long long)o->checkpoint_every);
+    char *extra[6] = {"--epochs", epochs, "--threads", threads, "--checkpoint-every", every};
+    int n_extra = o->checkpoint_every > 0 ? 6 : 4;
+    int argc = kept_args.argc + n_extra;
+    char **argv = malloc((size_t)argc * sizeof *argv);
+    if (!argv)
+        return NULL;
+    memcpy(argv, kept_args.argv, (size_t)kept_args.argc * sizeof *argv);
+    memcpy(argv + kept_args.argc, extra, (size_t)n_extra * sizeof *argv);
+    char *json = argv_json(argc, argv);
+    free(argv);
+    return json;
+}
+
+void resume_close(resume_point *p)
+{
+    if (p->open)
+        nb_st_free(&p->file);
+    p->open = 0;
+    stored_args_free(&kept_args);
+}
+
+int resume_open(train_options *o, resume_point *p, int *exit_code)
+{
+    memset(p, 0, sizeof *p);
+    *exit_code = EXIT_RUNTIME;
+    const train_options given = *o;
+    if (!realpath(given.resume, p->dir)) {
+        fprintf(stderr, "nabla: --resume %s: %s\n", given.resume, strerror(errno));
+        return -1;
+    }
+    nb_error err;
+    char note[1024];
+    if (nb_checkpoint_open(p->dir, &p->file, p->used, sizeof p->used, note, sizeof note,
+                           &err) != 0) {
+        fprintf(stderr, "nabla: cannot resume: %s\n", err.msg);
+        return -1;
+    }
+    p->open = 1;
+    if (note[0])
+        fprintf(stderr, "nabla: %s\nnabla: resuming from the older checkpoint %s instead\n",
+                note, p->used);
+
+    const char *cwd = nb_st_meta_get(&p->file, META_CWD);
+    p->metrics = nb_st_meta_get(&p->file, META_METRICS);
+    if (!cwd || !p->metrics) {
+        fprintf(stderr, "nabla: cannot resume: %s was not written by nabla train (no '%s' or "
+                        "'%s' in its metadata)\n", p->used, META_CWD, META_METRICS);
+        return -1;
+    }
+    if (parse_stored_args(nb_st_meta_get(&p->file, META_ARGV), &kept_args, &err) != 0) {
+        fprintf(stderr, "nabla: cannot resume from %s: %s\n", p->used, err.msg);
+        return -1;
+    }
+    if (chdir(cwd) != 0) {
+        fprintf(stderr, "nabla: cannot resume: the run was started in %s, which cannot be "
+                        "entered now: %s\n", cwd, strerror(errno));
+        return -1;
+    }
+    int code;
+    if (train_options_parse(o, kept_args.argc, kept_args.argv, &code) != 0) {
+        fprintf(stderr, "nabla: cannot resume: the arguments stored in %s no longer parse\n",
+                p->used);
+        return -1;
+    }
+    if (given.given_epochs) {
+        if (given.epochs < o->epochs) {
+            *exit_code = cli_usage_error(CMD, "--epochs %d is fewer than the run's %d; --resume "
+                                              "can extend a run, not shorten it",
+                                         given.epochs, o->epochs);
+            return -1;
+        }
+        o->epochs = given.epochs;
+    }
+    if (given.given_threads)
+        o->threads = given.threads;
+    if (given.quiet)
+        o->quiet = 1;
+    if (given.given_checkpoint_every)
+        o->checkpoint_every = given.checkpoint_every;
+    o->out = p->dir;
+    o->resume = p->dir;
+    /* The weights come from the checkpoint, not from the file the run started from. */
+    o->init_weights = NULL;
+    return 0;
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+void stop_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND; /* the second Ctrl-C stops at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+volatile sig_atomic_t *stop_signal_flag(void) { return &stop_signal; }

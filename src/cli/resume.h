@@ -1,0 +1,49 @@
+/* Checkpoints from the command line: what `nabla train` stores in them besides the training
+ * state (its own arguments, working directory and metrics), how `--resume DIR` gets the run's
+ * configuration back, and the signals that stop a run with a checkpoint. */
+#ifndef NABLA_CLI_RESUME_H
+#define NABLA_CLI_RESUME_H
+
+#include <signal.h>
+
+#include "nabla.h"
+#include "train_options.h"
+
+/* The metadata keys `nabla train` adds to its checkpoints. */
+#define META_ARGV "argv"        /* the train arguments, a JSON array of strings */
+#define META_CWD "cwd"          /* the working directory they are relative to */
+#define META_METRICS "metrics"  /* metrics.jsonl as it was at the checkpoint */
+
+/* The arguments after "nabla train" as a JSON array (malloc'd; NULL when out of memory). */
+char *argv_json(int argc, char **argv);
+
+/* A run to resume: its newest good checkpoint, open. */
+typedef struct resume_point {
+    nb_st_file file;
+    int open;
+    char dir[4096];       /* the run directory, absolute */
+    char used[4096];      /* the checkpoint file read */
+    const char *metrics;  /* inside file */
+} resume_point;
+
+/* For `nabla train --resume DIR [overrides]` (already parsed into *o): opens DIR's newest
+ * checkpoint that verifies (saying on stderr when an older one had to be used), moves to the
+ * run's working directory, and replaces *o with the run's own options plus the overrides
+ * (--epochs only upwards, --threads, --quiet, --checkpoint-every), --out being DIR.
+ * Returns 0, or -1 with *exit_code set (1 for a missing or damaged checkpoint, 2 for an
+ * override that is not allowed) and the message printed. The strings of *o point into
+ * p->file, which must stay open while they are used. */
+int resume_open(train_options *o, resume_point *p, int *exit_code);
+void resume_close(resume_point *p);
+
+/* The arguments a resumed run's own checkpoints store: the run's, with its --epochs, --threads
+ * and --checkpoint-every as they are now (later options win), so resuming again continues the
+ * extended run. */
+char *resume_argv_json(const train_options *o);
+
+/* SIGINT and SIGTERM set the flag (to the signal's number) instead of killing the program,
+ * once: a second one kills it as usual. */
+void stop_signals_install(void);
+volatile sig_atomic_t *stop_signal_flag(void);
+
+#endif /* NABLA_CLI_RESUME_H */
