@@ -535,8 +535,12 @@ int cmd_train(int argc, char **argv)
         code = runtime_error(&r->err);
         goto done;
     }
-    if (make_dirs(r->out_dir, &r->err) != 0 || write_config(r) != 0 ||
-        (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0) {
+    if (make_dirs(r->out_dir, &r->err) != 0) {
+        code = runtime_error(&r->err);
+        goto done;
+    }
+    remove_stale_temporaries(r->out_dir);
+    if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0) {
         code = runtime_error(&r->err);
         goto done;
     }

@@ -1,6 +1,7 @@
 /* The files of a training run, written atomically (fileio.h) or appended line by line. */
 #include "run_files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -142,6 +143,27 @@ void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
     snprintf(key, sizeof key, "%s_accuracy", name);
     cJSON_AddItemToObject(obj, key,
                           r->n > 0 ? cJSON_CreateNumber(r->accuracy) : cJSON_CreateNull());
+}
+
+void remove_stale_temporaries(const char *dir)
+{
+    static const char *const names[] = {"checkpoint.next.safetensors", "config.json",
+                                        "metrics.jsonl", "model.safetensors", "summary.json"};
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            size_t len = strlen(names[i]);
+            if (strncmp(e->d_name, names[i], len) == 0 && strncmp(e->d_name + len, ".tmp.", 5) == 0) {
+                char *path = path_join(dir, e->d_name);
+                if (path)
+                    unlink(path);
+                free(path);
+            }
+        }
+    closedir(d);
 }
 
 int metrics_start(const char *path, nb_error *err)

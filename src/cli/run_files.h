@@ -18,6 +18,10 @@ int make_dirs(const char *path, nb_error *err);
  * already exists, so that two runs started in the same second do not share files. */
 void default_run_dir(char *buf, size_t size);
 
+/* Removes the temporary files ("<name>.tmp.<pid>.<n>") that a run killed while writing one of
+ * its files left in dir. */
+void remove_stale_temporaries(const char *dir);
+
 /* Writes j (pretty-printed, with a final newline) to dir/name atomically. */
 int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err);
 
