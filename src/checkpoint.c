@@ -4,7 +4,8 @@
  * Tensors: the model's; "optimizer.v.<param>" and "optimizer.s.<param>" (the optimizer's
  * moments, when it has them); "train.order" (int64, the data order).
  * Metadata: the architecture; "nabla_checkpoint" (format version); the state's numbers
- * (doubles printed with 17 digits, so they read back exactly); the caller's entries; "crc32c".
+ * (doubles printed with 17 digits, so they read back exactly); the caller's entries; "crc32c",
+ * the CRC-32C of the data section and then of every other metadata entry.
  *
  * Files in the run directory, newest first: checkpoint.next.safetensors exists only between the
  * two renames of a save; checkpoint.safetensors; checkpoint.prev.safetensors. Each is written
@@ -249,11 +250,12 @@ int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
          * checked both). */
         uint64_t header = load_le(f->buffer, 8);
         uint32_t crc = nb_crc32c(0, f->buffer + 8 + header, f->size - 8 - (size_t)header);
+        rc = nb_checksum_meta(&crc, f->meta, f->n_meta, err);
         char want[16];
         snprintf(want, sizeof want, "%08x", (unsigned)crc);
-        if (strcmp(want, crc_text) != 0)
-            rc = nb_fail(err, "%s: the checkpoint is damaged: its data has checksum %s, its "
-                              "header says %.16s", path, want, crc_text);
+        if (rc == 0 && strcmp(want, crc_text) != 0)
+            rc = nb_fail(err, "%s: the checkpoint is damaged: its contents have checksum %s, "
+                              "its header says %.16s", path, want, crc_text);
     }
     if (rc != 0)
         nb_st_free(f);

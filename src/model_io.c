@@ -158,6 +158,30 @@ static int format_floats(strbuf *b, const float *v, int n)
     return 0;
 }
 
+static int compare_meta_keys(const void *a, const void *b)
+{
+    const nb_st_meta *const *x = a, *const *y = b;
+    return strcmp((*x)->key, (*y)->key);
+}
+
+int nb_checksum_meta(uint32_t *crc, const nb_st_meta *meta, int n, nb_error *err)
+{
+    const nb_st_meta **sorted = malloc((n > 0 ? (size_t)n : 1) * sizeof *sorted);
+    if (!sorted)
+        return nb_fail(err, "out of memory");
+    for (int i = 0; i < n; i++)
+        sorted[i] = &meta[i];
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_meta_keys);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(sorted[i]->key, NB_CRC_KEY) == 0)
+            continue;
+        *crc = nb_crc32c(*crc, sorted[i]->key, strlen(sorted[i]->key) + 1);
+        *crc = nb_crc32c(*crc, sorted[i]->value, strlen(sorted[i]->value) + 1);
+    }
+    free(sorted);
+    return 0;
+}
+
 int nb_model_save(const nb_model *m, const char *path, nb_error *err)
 {
     return nb_model_save_ex(m, path, NULL, 0, NULL, 0, 0, err);
@@ -253,12 +277,14 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
         tensors[n + i] = extra[i];
     for (int i = 0; i < n_extra_meta; i++)
         meta[n_meta++] = extra_meta[i];
-    /* The data section is the tensors' bytes in order, so its checksum can be taken here. */
+    /* The data section is the tensors' bytes in order, so its checksum can be taken here;
+     * the metadata follows it into the checksum (see nb_checksum_meta). */
     char crc_text[16];
-    if (checksum) {
+    if (checksum && rc == 0) {
         uint32_t crc = 0;
         for (int i = 0; i < n + n_extra; i++)
             crc = nb_crc32c(crc, tensors[i].data, tensors[i].nbytes);
+        rc = nb_checksum_meta(&crc, meta, n_meta, err);
         snprintf(crc_text, sizeof crc_text, "%08x", (unsigned)crc);
         meta[n_meta++] = (nb_st_meta){NB_CRC_KEY, crc_text};
     }

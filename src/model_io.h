@@ -12,8 +12,14 @@
 #define NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER "optimizer."
 #define NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "train."
 
+/* Continues *crc over the metadata entries (all but NB_CRC_KEY), sorted by key, each as key
+ * and value with their terminating zeros: the header's values are covered too, not only the
+ * data section (a flipped digit in a stored number would otherwise go unnoticed). */
+int nb_checksum_meta(uint32_t *crc, const nb_st_meta *meta, int n, nb_error *err);
+
 /* nb_model_save, with `extra` tensors after the model's and `extra_meta` after its
- * architecture; with `checksum`, the CRC-32C of the whole data section in NB_CRC_KEY. */
+ * architecture; with `checksum`, the CRC-32C of the whole data section and then of the
+ * metadata (nb_checksum_meta) in NB_CRC_KEY. */
 int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *extra,
                      int n_extra, const nb_st_meta *extra_meta, int n_extra_meta, int checksum,
                      nb_error *err);

@@ -1,6 +1,7 @@
 /* Checkpoints: the checksum, bit-identical resume (mid-epoch and at an epoch's end, with and
  * without batch norm, for optimizers with zero, one and two moments), damaged files refused
  * with the older checkpoint used instead, and a checkpoint read back as a model. */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,6 +221,50 @@ static void flip_byte(const char *path, long from_end)
     fclose(fp);
 }
 
+/* Changes the first digit of the value of metadata key `key` in the header. */
+static void change_meta_digit(const char *path, const char *key)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
+    char *at = memmem(buf, n, pattern, strlen(pattern));
+    assert_non_null(at);
+    long offset = (long)(at - buf + (long)strlen(pattern));
+    assert_true(buf[offset] >= '0' && buf[offset] <= '9');
+    char digit = buf[offset] == '9' ? '8' : (char)(buf[offset] + 1);
+    assert_int_equal(fseek(fp, offset, SEEK_SET), 0);
+    fputc(digit, fp);
+    fclose(fp);
+}
+
+static void test_damaged_header_value_is_caught(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    run r;
+    run_init(&r, NB_ADAM, 0, dir);
+    r.cfg.epochs = 1;
+    nb_error err;
+    nb_train_result res;
+    assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    nb_st_file f;
+    assert_int_equal(nb_checkpoint_read(path, &f, &err), 0);
+    nb_st_free(&f);
+    /* A digit of a stored number: the file still parses, only the checksum can tell. */
+    change_meta_digit(path, "steps");
+    assert_int_equal(nb_checkpoint_read(path, &f, &err), -1);
+    assert_non_null(strstr(err.msg, "damaged"));
+    run_free(&r);
+    remove_dir(dir);
+    free(dir);
+}
+
 static void test_damaged_checkpoint_falls_back(void **state)
 {
     (void)state;
@@ -311,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_resume_at_epoch_end_sgd),
         cmocka_unit_test(test_resume_after_first_step_rmsprop),
         cmocka_unit_test(test_damaged_checkpoint_falls_back),
+        cmocka_unit_test(test_damaged_header_value_is_caught),
         cmocka_unit_test(test_restore_checks_before_copying),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
