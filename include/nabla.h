@@ -491,9 +491,9 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
  * ("train.order", int64); in __metadata__ the architecture, the state's numbers, the caller's
  * entries `meta` (e.g. its configuration and metrics), and "crc32c", the CRC-32C of the data
  * section and the other metadata. The checkpoint it replaces becomes
- * DIR/checkpoint.prev.safetensors, so one damaged file never leaves none. The new file is written under a temporary name, fsync'd and renamed
- * into place, and the directory fsync'd: a failure (a full disk) leaves the earlier
- * checkpoints as they were. */
+ * DIR/checkpoint.prev.safetensors, so one damaged file never leaves none. The new file is
+ * written under a temporary name, fsync'd and renamed into place, and the directory fsync'd:
+ * a failure (a full disk) leaves the earlier checkpoints as they were. */
 int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                        const nb_st_meta *meta, int n_meta, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
