@@ -241,16 +241,24 @@ static void change_meta_digit(const char *path, const char *key)
     fclose(fp);
 }
 
+/* A run trained for `epochs` epochs into a new directory, with its checkpoints there. */
+static char *trained_run(run *r, nb_optimizer_kind kind, int batchnorm, int epochs)
+{
+    char *dir = make_dir();
+    run_init(r, kind, batchnorm, dir);
+    r->cfg.epochs = epochs;
+    nb_error err;
+    nb_train_result res;
+    assert_int_equal(nb_train(&r->model, &r->train, &r->dev, NULL, &r->cfg, &res, &err), 0);
+    return dir;
+}
+
 static void test_damaged_header_value_is_caught(void **state)
 {
     (void)state;
-    char *dir = make_dir();
     run r;
-    run_init(&r, NB_ADAM, 0, dir);
-    r.cfg.epochs = 1;
+    char *dir = trained_run(&r, NB_ADAM, 0, 1);
     nb_error err;
-    nb_train_result res;
-    assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     nb_st_file f;
@@ -268,13 +276,9 @@ static void test_damaged_header_value_is_caught(void **state)
 static void test_damaged_checkpoint_falls_back(void **state)
 {
     (void)state;
-    char *dir = make_dir();
     run r;
-    run_init(&r, NB_ADAM, 1, dir);
-    r.cfg.epochs = 2;
+    char *dir = trained_run(&r, NB_ADAM, 1, 2);
     nb_error err;
-    nb_train_result res;
-    assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
     assert_true(r.checkpoints >= 2);
 
     char current[512], previous[512], used[512], note[512];
@@ -305,13 +309,9 @@ static void test_damaged_checkpoint_falls_back(void **state)
 static void test_restore_checks_before_copying(void **state)
 {
     (void)state;
-    char *dir = make_dir();
     run r;
-    run_init(&r, NB_ADAM, 0, dir);
-    r.cfg.epochs = 1;
+    char *dir = trained_run(&r, NB_ADAM, 0, 1);
     nb_error err;
-    nb_train_result res;
-    assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
 
     char path[512];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
