@@ -2,12 +2,15 @@
 PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = safetensors idx csv
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
-TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch
+TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang
 BENCH_DEPS = $(TEST_DEPS) time
 
-.PHONY: all demo check test asan bench deps test-deps bench-deps install uninstall clean
+.PHONY: all demo check test asan fuzz fuzz-short bench deps test-deps bench-deps install uninstall clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -28,10 +31,12 @@ demo: deps all
 	$(BUILD)/nabla train --epochs 10 --out runs/demo
 
 # Everything CI runs: warnings as errors, all tests, then the unit and CLI tests again with
-# every binary under ASan+UBSan (not the install test: a sanitized library needs sanitized users).
+# every binary under ASan+UBSan (not the install test: a sanitized library needs sanitized users),
+# then a few seconds of fuzzing per input reader.
 check: test-deps all
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) asan
+	$(MAKE) fuzz-short
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j 2
@@ -40,6 +45,28 @@ asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNABLA_WERROR=ON -DNABLA_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -E cli_test_install
+
+# libFuzzer on each input reader for FUZZ_SECONDS seconds (fuzz/README.md), built with clang in
+# $(FUZZ_BUILD). Each run works on a scratch copy of fuzz/corpus/<target> and
+# fuzz/regressions/<target> in $(FUZZ_BUILD)/runs/<target>, where crashes land too: nothing is
+# written back into fuzz/. Example: make fuzz FUZZ_SECONDS=600 FUZZ_TARGETS=csv
+fuzz:
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DNABLA_TESTS=OFF -DNABLA_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  run=$(FUZZ_BUILD)/runs/$$t; rm -rf $$run; mkdir -p $$run/corpus $$run/crashes; \
+	  cp fuzz/corpus/$$t/* $$run/corpus/; \
+	  if ls fuzz/regressions/$$t/* >/dev/null 2>&1; then cp fuzz/regressions/$$t/* $$run/corpus/; fi; \
+	  echo "== fuzz_$$t, $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$t $$run/corpus -dict=fuzz/$$t.dict -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+	    -artifact_prefix=$$run/crashes/ $(FUZZ_ARGS) \
+	    || { echo "fuzz_$$t failed: the input is in $$run/crashes/" >&2; exit 1; }; \
+	done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=5
 
 # nabla against PyTorch, side by side; writes bench/RESULTS.md (see bench/README.md).
 # Not part of `check`: timing is not a test. Example: make bench BENCH_ARGS="--runs 1"
@@ -53,4 +80,4 @@ uninstall:
 	@if [ -f $(BUILD)/install_manifest.txt ]; then xargs rm -f < $(BUILD)/install_manifest.txt; fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

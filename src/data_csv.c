@@ -1,6 +1,7 @@
 /* CSV data sets: rows of numbers, the last column an integer class label.
  *
- * The whole file is read into memory and parsed in one pass, with arrays sized up front from
+ * nb_parse_csv parses bytes in memory (never past their end: they need no terminating zero);
+ * nb_load_csv reads the whole file and hands it over. One pass, with arrays sized up front from
  * a count of newlines (and the rows the bytes could hold at most), so a file of millions of
  * numbers costs one read and one scan.
  * Accepted: commas between fields, spaces or tabs around fields, LF or CRLF line ends, a
@@ -13,6 +14,7 @@
  * goes to strtod itself. */
 #include <errno.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,7 +85,9 @@ static const char *fast_decimal(const char *s, const char *end, float *out)
                 digits++;
             mantissa = mantissa * 10 + (uint64_t)(*p++ - '0');
             exponent--;
-            if (digits > 19)
+            /* Leading zeros after the point are not limited like the digits; a bound on
+             * the exponent keeps it from overflowing on an absurdly long field. */
+            if (digits > 19 || exponent < -1000000)
                 return NULL;
         }
     }
@@ -117,6 +121,10 @@ static const char *fast_decimal(const char *s, const char *end, float *out)
         double above = ((double)nextafterf(f, INFINITY) + f) / 2;
         double margin = v * 0x1p-50;   /* 4 ulp */
         if (v - below <= margin || above - v <= margin)
+            return NULL;
+        /* Likewise near FLT_MAX: strtod's correctly rounded double may lie just above it,
+         * and then the number is out of range for a float. */
+        if (FLT_MAX - v <= margin)
             return NULL;
     }
     *out = negative ? -f : f;
@@ -183,10 +191,11 @@ static int line_is_blank(const char *s, const char *e)
     return s == e;
 }
 
+/* The fields of the line [s, e), at most INT_MAX (a line of gigabytes of commas). */
 static int count_fields(const char *s, const char *e)
 {
     int count = 1;
-    for (; (s = memchr(s, ',', (size_t)(e - s))) != NULL; s++)
+    for (; count < INT_MAX && (s = memchr(s, ',', (size_t)(e - s))) != NULL; s++)
         count++;
     return count;
 }
@@ -287,16 +296,15 @@ bad:;
     return -1;
 }
 
-int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
+int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *out,
+                 nb_error *err)
 {
     memset(out, 0, sizeof *out);
-    unsigned char *bytes = NULL;
-    size_t size = 0;
-    if (nb_read_file(path, &bytes, &size, err) < 0)
-        return -1;
-    char *text = (char *)bytes;
-
-    const char *p = text, *end = text + size;
+    const char *path = what ? what : "csv";
+    if (size == 0)
+        return nb_fail(err, "%s: empty file", path);
+    /* The text is not terminated: every scan below stops at end. */
+    const char *p = bytes, *end = p + size;
     if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
         p += 3;   /* UTF-8 byte order mark */
 
@@ -332,6 +340,10 @@ int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
         if (fields == 0) {
             /* The first line fixes the column count, and may be a header. */
             fields = count_fields(p, e);
+            if (fields == INT_MAX) {
+                nb_fail(err, "%s:%ld: too many fields", path, line);
+                goto fail;
+            }
             if (fields < 2) {
                 nb_fail(err, "%s:%ld: expected at least 2 fields (features, then a label), "
                         "found %d", path, line, fields);
@@ -379,7 +391,6 @@ int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
         nb_fail(err, "%s: no data rows after the header", path);
         goto fail;
     }
-    free(text);
     /* Give back the rows reserved for lines that turned out blank or a header. */
     float *v_fit = realloc(values, (size_t)rows * (size_t)features * sizeof *values);
     int32_t *l_fit = realloc(labels, (size_t)rows * sizeof *labels);
@@ -391,8 +402,19 @@ int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
     return 0;
 
 fail:
-    free(text);
     free(values);
     free(labels);
     return -1;
+}
+
+int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
+{
+    unsigned char *bytes;
+    size_t size;
+    memset(out, 0, sizeof *out);
+    if (nb_read_file(path, &bytes, &size, err) < 0)
+        return -1;
+    int rc = nb_parse_csv(bytes, size, path, out, err);
+    free(bytes);
+    return rc;
 }

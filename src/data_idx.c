@@ -4,17 +4,20 @@
  * dimensions), one big-endian uint32 per dimension, then the data. Images are type 0x08
  * (unsigned byte) with 3 dimensions [n, rows, cols]; labels are 0x08 with 1 dimension [n].
  *
- * zlib's gzread reads plain files transparently, so one code path serves both. Everything in
- * the header is checked before it is trusted: the buffer grows as bytes actually arrive, so a
- * header that claims billions of images in a short file costs a truncation error, not a
- * giant allocation. */
-#include <errno.h>
+ * The parser works on bytes in memory (nb_parse_idx); nb_load_idx reads the files and hands
+ * them over. Bytes that start with the gzip magic 1f 8b are inflated as they are consumed (an
+ * IDX file itself starts with two zero bytes, so the two cannot be confused); several gzip
+ * members in a row are one stream, as gzip(1) has it, but anything else after the gzip data
+ * is refused. Everything in the header is checked before it is trusted: the output buffer
+ * grows as bytes actually arrive, so a header that claims billions of images in a short file
+ * costs a truncation error, not a giant allocation, and a small gzip bomb stops one byte
+ * after the size its header promised. */
+#define ZLIB_CONST   /* next_in points to const bytes */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "fileio.h"
@@ -24,8 +27,8 @@
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
 
-/* Bytes asked of zlib per gzread call: well below its unsigned-int limit. */
-#define READ_CHUNK ((size_t)1 << 24)
+/* Bytes handed to zlib per inflate call: well below its unsigned-int limit. */
+#define ZLIB_CHUNK ((size_t)1 << 24)
 
 typedef struct idx_file {
     uint32_t dims[3];
@@ -34,33 +37,106 @@ typedef struct idx_file {
     size_t size;
 } idx_file;
 
-/* Reads up to len bytes; returns how many were read, or -1 on a read or decompression
- * error (message in err). A short count means the end of the file. */
-static int64_t read_up_to(gzFile f, const char *path, void *buf, size_t len, nb_error *err)
+/* The bytes of one IDX file as they are consumed: plain, or inflated from gzip. */
+typedef struct idx_source {
+    const char *what;       /* names the file in messages */
+    const uint8_t *base;    /* all the input */
+    size_t size;
+    size_t pos;             /* plain: bytes consumed */
+    int gzip;
+    z_stream z;             /* gzip: next_in points into base */
+    int ended;              /* gzip: the last member ended and no input follows */
+    int cut;                /* gzip: the input ended inside a member */
+} idx_source;
+
+static int source_open(idx_source *s, const void *bytes, size_t size, const char *what,
+                       nb_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->what = what;
+    s->base = bytes;
+    s->size = size;
+    s->gzip = size >= 2 && s->base[0] == 0x1f && s->base[1] == 0x8b;
+    if (!s->gzip)
+        return 0;
+    s->z.next_in = s->base;
+    /* 16 + MAX_WBITS: a gzip wrapper, with its CRC-32 and length checked at the end. */
+    if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) {
+        s->gzip = 0;
+        return nb_fail(err, "%s: out of memory for the gzip decoder", what);
+    }
+    return 0;
+}
+
+static void source_close(idx_source *s)
+{
+    if (s->gzip)
+        inflateEnd(&s->z);
+    s->gzip = 0;
+}
+
+/* Inflates up to len bytes into buf; see read_up_to. */
+static int64_t inflate_up_to(idx_source *s, uint8_t *buf, size_t len, nb_error *err)
 {
     size_t got = 0;
-    while (got < len) {
-        size_t want = len - got < READ_CHUNK ? len - got : READ_CHUNK;
-        int r = gzread(f, (uint8_t *)buf + got, (unsigned)want);
-        if (r < 0) {
-            int code;
-            const char *msg = gzerror(f, &code);
-            nb_fail(err, "%s: %s", path, code == Z_ERRNO ? strerror(errno) : msg);
+    while (got < len && !s->ended && !s->cut) {
+        size_t consumed = (size_t)(s->z.next_in - s->base);
+        if (s->z.avail_in == 0) {
+            if (consumed == s->size) {
+                s->cut = 1;   /* inside a member: its end marker and checksum are missing */
+                break;
+            }
+            size_t left = s->size - consumed;
+            s->z.avail_in = (uInt)(left < ZLIB_CHUNK ? left : ZLIB_CHUNK);
+        }
+        size_t want = len - got < ZLIB_CHUNK ? len - got : ZLIB_CHUNK;
+        s->z.next_out = buf + got;
+        s->z.avail_out = (uInt)want;
+        int rc = inflate(&s->z, Z_NO_FLUSH);
+        got += want - s->z.avail_out;
+        if (rc == Z_STREAM_END) {
+            consumed = (size_t)(s->z.next_in - s->base);
+            size_t left = s->size - consumed;
+            if (left == 0) {
+                s->ended = 1;
+            } else if (left >= 2 && s->base[consumed] == 0x1f && s->base[consumed + 1] == 0x8b) {
+                inflateReset(&s->z);   /* another member follows (gzip -c a b > ab.gz) */
+            } else {
+                nb_fail(err, "%s: %zu bytes that are not gzip data follow the gzip data", s->what,
+                        left);
+                return -1;
+            }
+        } else if (rc == Z_BUF_ERROR) {
+            /* No progress: zlib needs more input. The loop above supplies it, or finds the
+             * input exhausted. */
+            if (s->z.avail_in != 0) {
+                nb_fail(err, "%s: gzip decoder made no progress", s->what);
+                return -1;
+            }
+        } else if (rc != Z_OK) {
+            nb_fail(err, "%s: corrupt gzip data: %s", s->what,
+                    rc == Z_MEM_ERROR ? "out of memory"
+                    : s->z.msg        ? s->z.msg
+                                      : "invalid stream");
             return -1;
         }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    /* zlib reports a gzip stream cut short as an error only on the following call, and
-     * gzread returns what it could decode before that; ask it directly. */
-    int code;
-    const char *msg = gzerror(f, &code);
-    if (code != Z_OK && code != Z_BUF_ERROR) {
-        nb_fail(err, "%s: %s", path, code == Z_ERRNO ? strerror(errno) : msg);
-        return -1;
     }
     return (int64_t)got;
+}
+
+/* Reads up to len bytes; returns how many were read, or -1 on a decompression error (message
+ * in err). A short count means the end of the data (s->cut tells whether a gzip stream was
+ * cut short there). */
+static int64_t read_up_to(idx_source *s, void *buf, size_t len, nb_error *err)
+{
+    if (s->gzip)
+        return inflate_up_to(s, buf, len, err);
+    size_t left = s->size - s->pos;
+    size_t n = len < left ? len : left;
+    if (n)
+        memcpy(buf, s->base + s->pos, n);
+    s->pos += n;
+    return (int64_t)n;
 }
 
 static uint32_t big_endian32(const uint8_t *p)
@@ -68,29 +144,18 @@ static uint32_t big_endian32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-/* Reads one IDX file of unsigned bytes with the given magic and dimension count. */
-static int read_idx(const char *path, uint32_t magic, const char *what, idx_file *out,
-                    nb_error *err)
+/* Parses one IDX file of unsigned bytes with the given magic and dimension count from the
+ * source s. */
+static int parse_idx_file(idx_source *s, uint32_t magic, const char *kind, idx_file *out,
+                          nb_error *err)
 {
+    const char *path = s->what;
     memset(out, 0, sizeof *out);
     int ndims = (int)(magic & 0xff);
 
-    /* Only regular files: gzopen would block forever on a FIFO without a writer. */
-    int fd = nb_open_regular(path, err);
-    if (fd < 0)
-        return -1;
-    errno = 0;
-    gzFile f = gzdopen(fd, "rb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        return nb_fail(err, "%s: %s", path, e ? strerror(e) : "cannot open");
-    }
-    gzbuffer(f, 1u << 20);
-
     uint8_t header[4 + 4 * 3];
     size_t header_size = 4 + 4 * (size_t)ndims;
-    int64_t got = read_up_to(f, path, header, header_size, err);
+    int64_t got = read_up_to(s, header, header_size, err);
     if (got < 0)
         goto fail;
     if (got < 4) {
@@ -100,7 +165,7 @@ static int read_idx(const char *path, uint32_t magic, const char *what, idx_file
     }
     uint32_t found = big_endian32(header);
     if (found != magic) {
-        nb_fail(err, "%s: not an IDX %s file: magic 0x%08x, expected 0x%08x", path, what,
+        nb_fail(err, "%s: not an IDX %s file: magic 0x%08x, expected 0x%08x", path, kind,
                 (unsigned)found, (unsigned)magic);
         goto fail;
     }
@@ -141,7 +206,7 @@ static int read_idx(const char *path, uint32_t magic, const char *what, idx_file
     }
     size_t have = 0;
     for (;;) {
-        got = read_up_to(f, path, out->data + have, cap - have, err);
+        got = read_up_to(s, out->data + have, cap - have, err);
         if (got < 0)
             goto fail;
         have += (size_t)got;
@@ -166,7 +231,7 @@ static int read_idx(const char *path, uint32_t magic, const char *what, idx_file
         goto fail;
     }
     uint8_t extra;
-    got = read_up_to(f, path, &extra, 1, err);
+    got = read_up_to(s, &extra, 1, err);
     if (got < 0)
         goto fail;
     if (got > 0) {
@@ -174,15 +239,103 @@ static int read_idx(const char *path, uint32_t magic, const char *what, idx_file
                 ndims == 3 ? "pixels" : "labels");
         goto fail;
     }
+    if (s->cut) {
+        /* All the data arrived, but not the gzip trailer whose checksum vouches for it. */
+        nb_fail(err, "%s: truncated: the gzip data ends before its end marker and checksum",
+                path);
+        goto fail;
+    }
     out->size = total;
-    gzclose(f);
     return 0;
 
 fail:
-    gzclose(f);
     free(out->data);
     memset(out, 0, sizeof *out);
     return -1;
+}
+
+static int parse_idx_bytes(const void *bytes, size_t size, const char *what, uint32_t magic,
+                           const char *kind, idx_file *out, nb_error *err)
+{
+    idx_source s;
+    if (source_open(&s, bytes, size, what, err) < 0) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    int rc = parse_idx_file(&s, magic, kind, out, err);
+    source_close(&s);
+    return rc;
+}
+
+/* Reads a whole IDX file and parses it. */
+static int read_idx(const char *path, uint32_t magic, const char *kind, idx_file *out,
+                    nb_error *err)
+{
+    unsigned char *bytes;
+    size_t size;
+    memset(out, 0, sizeof *out);
+    /* Regular files only: a FIFO without a writer would block forever. */
+    if (nb_read_file(path, &bytes, &size, err) < 0)
+        return -1;
+    int rc = parse_idx_bytes(bytes, size, path, magic, kind, out, err);
+    free(bytes);
+    return rc;
+}
+
+/* Pairs images with labels into out; takes img's pixels, frees lab's bytes, and frees
+ * everything on failure. */
+static int combine(idx_file *img, const char *images, idx_file *lab, const char *labels,
+                   nb_dataset *out, nb_error *err)
+{
+    if (img->dims[0] != lab->dims[0]) {
+        nb_fail(err, "%s has %u images but %s has %u labels", images, (unsigned)img->dims[0],
+                labels, (unsigned)lab->dims[0]);
+        free(img->data);
+        free(lab->data);
+        return -1;
+    }
+    int n = (int)img->dims[0];
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    if (!y) {
+        free(img->data);
+        free(lab->data);
+        return nb_fail(err, "%s: out of memory", labels);
+    }
+    int largest = 0;
+    for (int i = 0; i < n; i++) {
+        y[i] = lab->data[i];   /* a byte, so always a valid label below 256 */
+        if (y[i] > largest)
+            largest = y[i];
+    }
+    free(lab->data);
+
+    out->n = n;
+    out->features = (int)(img->dims[1] * img->dims[2]);
+    out->classes = largest + 1;
+    out->pixels = img->data;
+    out->labels = y;
+    return 0;
+}
+
+int nb_parse_idx(const void *images, size_t images_size, const char *images_what,
+                 const void *labels, size_t labels_size, const char *labels_what,
+                 nb_dataset *out, nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!images_what)
+        images_what = "images";
+    if (!labels_what)
+        labels_what = "labels";
+    idx_file img, lab;
+    if (parse_idx_bytes(images, images_size, images_what, IDX_IMAGES_MAGIC, "image", &img,
+                        err) < 0)
+        return -1;
+    if (parse_idx_bytes(labels, labels_size, labels_what, IDX_LABELS_MAGIC, "label", &lab,
+                        err) < 0) {
+        free(img.data);
+        return -1;
+    }
+    return combine(&img, images_what, &lab, labels_what, out, err);
 }
 
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err)
@@ -195,34 +348,7 @@ int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_erro
         free(img.data);
         return -1;
     }
-    if (img.dims[0] != lab.dims[0]) {
-        nb_fail(err, "%s has %u images but %s has %u labels", images, (unsigned)img.dims[0],
-                labels, (unsigned)lab.dims[0]);
-        free(img.data);
-        free(lab.data);
-        return -1;
-    }
-    int n = (int)img.dims[0];
-    int32_t *y = malloc((size_t)n * sizeof *y);
-    if (!y) {
-        free(img.data);
-        free(lab.data);
-        return nb_fail(err, "%s: out of memory", labels);
-    }
-    int largest = 0;
-    for (int i = 0; i < n; i++) {
-        y[i] = lab.data[i];   /* a byte, so always a valid label below 256 */
-        if (y[i] > largest)
-            largest = y[i];
-    }
-    free(lab.data);
-
-    out->n = n;
-    out->features = (int)(img.dims[1] * img.dims[2]);
-    out->classes = largest + 1;
-    out->pixels = img.data;
-    out->labels = y;
-    return 0;
+    return combine(&img, images, &lab, labels, out, err);
 }
 
 /* dir/base.gz if it exists, else dir/base if that exists; 0 when found. */
