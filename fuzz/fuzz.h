@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nabla.h"
+
 /* libFuzzer's entry point, one per target: feeds `size` bytes to a reader and walks whatever it
  * returns. Always 0. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,6 +31,19 @@ static inline int fuzz_message_ok(const char *msg, const char *prefix)
     size_t n = strlen(prefix);
     return strncmp(msg, prefix, n) == 0 && msg[n] != '\0' && strchr(msg, '\n') == NULL &&
            strchr(msg, '\r') == NULL;
+}
+
+/* Every label of an accepted data set lies in [0, classes), and the largest is classes - 1 (the
+ * readers count the classes from the labels). */
+static inline void fuzz_check_labels(const nb_dataset *d)
+{
+    int largest = 0;
+    for (int i = 0; i < d->n; i++) {
+        FUZZ_CHECK(d->labels[i] >= 0 && d->labels[i] < d->classes);
+        if (d->labels[i] > largest)
+            largest = d->labels[i];
+    }
+    FUZZ_CHECK(largest == d->classes - 1);
 }
 
 #endif /* NABLA_FUZZ_H */

@@ -75,13 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(d.n > 0 && d.features >= 1 && d.values && d.labels && !d.pixels);
-    int largest = 0;
-    for (int i = 0; i < d.n; i++) {
-        FUZZ_CHECK(d.labels[i] >= 0 && d.labels[i] < d.classes);
-        if (d.labels[i] > largest)
-            largest = d.labels[i];
-    }
-    FUZZ_CHECK(largest == d.classes - 1);
+    fuzz_check_labels(&d);
 
     /* The non-blank lines are the rows, after at most one header line. */
     const char *p = (const char *)data, *end = p + size;

@@ -157,13 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         volatile unsigned sink = 0;
         for (size_t i = 0; i < pixels; i++)
             sink += d.pixels[i];
-        int largest = 0;
-        for (int i = 0; i < d.n; i++) {
-            FUZZ_CHECK(d.labels[i] >= 0 && d.labels[i] < d.classes);
-            if (d.labels[i] > largest)
-                largest = d.labels[i];
-        }
-        FUZZ_CHECK(largest == d.classes - 1);
+        fuzz_check_labels(&d);
         (void)sink;
         /* The files, uncompressed, are the header and then exactly the data. */
         check_bytes(img, img_n, 16, d.pixels, pixels);
