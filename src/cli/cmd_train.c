@@ -389,7 +389,8 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
         printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
                r->last_train_loss);
     if (!r->opt.quiet) {
-        printf("wrote %s/ (config.json, metrics.jsonl, model.safetensors, summary.json)\n",
+        printf("wrote %s/ (config.json, metrics.jsonl, model.safetensors, summary.json, "
+               "checkpoint.safetensors)\n",
                r->out_dir);
         if (r->opt.save_weights)
             printf("wrote %s\n", r->opt.save_weights);
