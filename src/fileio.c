@@ -77,10 +77,18 @@ int nb_sync_parent_dir(const char *path, nb_error *err)
 
 int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err)
 {
+    nb_file_part part = {data, n};
+    return nb_write_parts_atomic(path, &part, 1, err);
+}
+
+int nb_write_parts_atomic(const char *path, const nb_file_part *parts, int n_parts,
+                          nb_error *err)
+{
     if (!path || !*path)
         return nb_fail(err, "no file name given");
-    if (!data && n > 0)
-        return nb_fail(err, "%s: no data to write", path);
+    for (int i = 0; i < n_parts; i++)
+        if (!parts[i].data && parts[i].size > 0)
+            return nb_fail(err, "%s: no data to write", path);
 
     char *tmp = NULL;
     int fd = -1;
@@ -95,9 +103,13 @@ int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error 
         close(fd);
         failed = "cannot open the temporary file";
     } else {
-        if (n > 0 && fwrite(data, 1, n, f) != n) {
-            e = errno;
-            failed = "write failed";
+        for (int i = 0; i < n_parts && !failed; i++)
+            if (parts[i].size > 0 && fwrite(parts[i].data, 1, parts[i].size, f) != parts[i].size) {
+                e = errno;
+                failed = "write failed";
+            }
+        if (failed) {
+            /* reported below */
         } else if (fflush(f) != 0) {
             e = errno;
             failed = "write failed";

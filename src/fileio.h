@@ -13,6 +13,15 @@
  * left as it was. Returns 0, or -1 with a message naming path. */
 int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err);
 
+/* The same for a file made of several pieces of memory, written one after the other, so that a
+ * large file need not be assembled in one buffer first. */
+typedef struct nb_file_part {
+    const void *data;
+    size_t size;
+} nb_file_part;
+int nb_write_parts_atomic(const char *path, const nb_file_part *parts, int n_parts,
+                          nb_error *err);
+
 /* Opens path for reading when it is a regular file (after following symbolic links), and
  * returns the descriptor; else -1 with a message naming path. FIFOs, devices and sockets are
  * refused: a FIFO without a writer would block the open forever, and /dev/zero never ends. */

@@ -589,22 +589,25 @@ int nb_st_write(const char *path, const nb_st_tensor *tensors, int n_tensors,
         }
         total += tensors[i].nbytes;
     }
-    unsigned char *buf = malloc(total);
-    if (!buf) {
+    /* The length and the padded header in one buffer; the tensors are written from where
+     * they are, so the file is never assembled in memory. */
+    unsigned char *head = malloc(8 + padded);
+    nb_file_part *parts = malloc(((size_t)n_tensors + 1) * sizeof *parts);
+    if (!head || !parts) {
+        free(head);
+        free(parts);
         free(header);
-        return nb_fail(err, "%s: out of memory for %zu bytes", path, total);
+        return nb_fail(err, "%s: out of memory for the header", path);
     }
-    store_u64_le(buf, padded);
-    memcpy(buf + 8, header, hlen);
-    memset(buf + 8 + hlen, ' ', padded - hlen);
+    store_u64_le(head, padded);
+    memcpy(head + 8, header, hlen);
+    memset(head + 8 + hlen, ' ', padded - hlen);
     free(header);
-    unsigned char *p = buf + 8 + padded;
-    for (int i = 0; i < n_tensors; i++) {
-        if (tensors[i].nbytes)
-            memcpy(p, tensors[i].data, tensors[i].nbytes);
-        p += tensors[i].nbytes;
-    }
-    int rc = nb_write_file_atomic(path, buf, total, err);
-    free(buf);
+    parts[0] = (nb_file_part){head, 8 + padded};
+    for (int i = 0; i < n_tensors; i++)
+        parts[i + 1] = (nb_file_part){tensors[i].data, tensors[i].nbytes};
+    int rc = nb_write_parts_atomic(path, parts, n_tensors + 1, err);
+    free(head);
+    free(parts);
     return rc;
 }
