@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "little_endian.h"
 #include "model_io.h"
 #include "nabla.h"
 
@@ -40,19 +41,6 @@ static int exists(const char *path)
 }
 
 /* ---- saving ---- */
-
-static void store_le(unsigned char *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void store_f32_le(unsigned char *p, float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    store_le(p, u, 4);
-}
 
 /* The state's numbers, as metadata text. */
 typedef struct state_text {
@@ -113,7 +101,7 @@ static int add_moment(state_tensors *t, const char *kind, const nb_named *p, con
     st->nbytes = count * 4;
     st->data = *cursor;
     for (size_t k = 0; k < count; k++)
-        store_f32_le(*cursor + 4 * k, moment[offset + k]);
+        nb_store_f32_le(*cursor + 4 * k, moment[offset + k]);
     *cursor += st->nbytes;
     return 0;
 }
@@ -156,7 +144,7 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
     order->nbytes = (size_t)s->n * 8;
     order->data = cursor;
     for (int i = 0; i < s->n; i++)
-        store_le(cursor + 8 * (size_t)i, (uint64_t)(int64_t)s->order[i], 8);
+        nb_store_i64_le(cursor + 8 * (size_t)i, s->order[i]);
     return 0;
 }
 
@@ -214,22 +202,6 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
 
 /* ---- reading ---- */
 
-static uint64_t load_le(const unsigned char *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static float load_f32_le(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)load_le(p, 4);
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
 {
     if (nb_st_read(path, f, err) != 0)
@@ -248,7 +220,7 @@ int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
     if (rc == 0) {
         /* The data section follows the 8-byte header length and the header (nb_st_read has
          * checked both). */
-        uint64_t header = load_le(f->buffer, 8);
+        uint64_t header = nb_load_u64_le(f->buffer);
         uint32_t crc = nb_crc32c(0, f->buffer + 8 + header, f->size - 8 - (size_t)header);
         rc = nb_checksum_meta(&crc, f->meta, f->n_meta, err);
         char want[16];
@@ -360,7 +332,7 @@ static const nb_st_tensor *find_moment(const nb_st_file *f, const char *kind, co
         return NULL;
     }
     for (size_t k = 0; k < st->nbytes / 4; k++) {
-        float x = load_f32_le((const unsigned char *)st->data + 4 * k);
+        float x = nb_load_f32_le((const unsigned char *)st->data + 4 * k);
         if (!isfinite(x) || (kind[0] == 's' && x < 0.0f)) {
             nb_fail(err, "checkpoint: tensor '%s' element %zu is %g", name, k, (double)x);
             return NULL;
@@ -380,7 +352,7 @@ static int check_order(const nb_st_file *f, int n, nb_error *err)
         return nb_fail(err, "checkpoint: out of memory");
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        int64_t v = (int64_t)load_le((const unsigned char *)st->data + 8 * (size_t)i, 8);
+        int64_t v = nb_load_i64_le((const unsigned char *)st->data + 8 * (size_t)i);
         if (v < 0 || v >= n || seen[v])
             rc = nb_fail(err, "checkpoint: 'train.order' is not an order of %d samples "
                               "(entry %d is %lld)", n, i, (long long)v);
@@ -450,12 +422,12 @@ int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, n
                 continue;
             const nb_st_tensor *st = find_moment(f, k == 0 ? "v" : "s", &p, err);
             for (size_t j = 0; j < st->nbytes / 4; j++)
-                moment[offset + j] = load_f32_le((const unsigned char *)st->data + 4 * j);
+                moment[offset + j] = nb_load_f32_le((const unsigned char *)st->data + 4 * j);
         }
     }
     const nb_st_tensor *order = nb_st_find(f, NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order");
     for (int i = 0; i < s->n; i++)
-        s->order[i] = (int32_t)load_le((const unsigned char *)order->data + 8 * (size_t)i, 8);
+        s->order[i] = (int32_t)nb_load_i64_le((const unsigned char *)order->data + 8 * (size_t)i);
     s->epoch = (int)epoch;
     s->batch = in.batch;
     s->steps = in.steps;

@@ -21,50 +21,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "little_endian.h"
 #include "memcheck.h"
 #include "model_io.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
 
 #define FORMAT_NAME "nabla"
-
-/* ---------------------------------------------------------------------------------------- */
-/* Little-endian conversion                                                                 */
-/* ---------------------------------------------------------------------------------------- */
-
-static void store_f32_le(unsigned char *p, float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(u >> (8 * i));
-}
-
-static float load_f32_le(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                 (uint32_t)p[3] << 24;
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-static void store_i64_le(unsigned char *p, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(u >> (8 * i));
-}
-
-static int64_t load_i64_le(const unsigned char *p)
-{
-    uint64_t u = 0;
-    for (int i = 7; i >= 0; i--)
-        u = (u << 8) | p[i];
-    int64_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small string helpers                                                                     */
@@ -228,7 +191,7 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
             st->dtype = NB_I64;
             st->ndim = 0;
             st->nbytes = 8;
-            store_i64_le(p, *t.counter);
+            nb_store_i64_le(p, *t.counter);
         } else {
             nb_tensor v = nb_node_value(t.node);
             size_t count = nb_tensor_numel(&v);
@@ -238,7 +201,7 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
                 st->shape[d] = v.shape[d];
             st->nbytes = count * 4;
             for (size_t k = 0; k < count; k++)
-                store_f32_le(p + 4 * k, v.data[k]);
+                nb_store_f32_le(p + 4 * k, v.data[k]);
         }
         p += st->nbytes;
     }
@@ -326,9 +289,9 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
             if (!(st->ndim == 0 || (st->ndim == 1 && st->shape[0] == 1)))
                 return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs [] (or [1])",
                                what, t.name, nb_shape_str(st->shape, st->ndim, have, sizeof have));
-            if (load_i64_le(st->data) < 0)
+            if (nb_load_i64_le(st->data) < 0)
                 return nb_fail(err, "%s: tensor '%s' is negative (%lld)", what, t.name,
-                               (long long)load_i64_le(st->data));
+                               (long long)nb_load_i64_le(st->data));
             continue;
         }
         nb_tensor v = nb_node_value(t.node);
@@ -348,7 +311,7 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
         const unsigned char *p = st->data;
         size_t count = st->nbytes / 4;
         for (size_t k = 0; k < count; k++) {
-            float x = load_f32_le(p + 4 * k);
+            float x = nb_load_f32_le(p + 4 * k);
             if (!isfinite(x))
                 return nb_fail(err, "%s: tensor '%s' element %zu is %s", what, t.name, k,
                                isnan(x) ? "NaN" : "infinite");
@@ -386,12 +349,12 @@ static void copy_weights(nb_model *m, const nb_st_file *f)
         const nb_st_tensor *st = nb_st_find(f, t.name);
         const unsigned char *p = st->data;
         if (t.kind == NB_KIND_COUNTER) {
-            *t.counter = load_i64_le(p);
+            *t.counter = nb_load_i64_le(p);
         } else {
             nb_tensor v = nb_node_value(t.node);
             size_t count = nb_tensor_numel(&v);
             for (size_t k = 0; k < count; k++)
-                v.data[k] = load_f32_le(p + 4 * k);
+                v.data[k] = nb_load_f32_le(p + 4 * k);
         }
     }
 }

@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "fileio.h"
+#include "little_endian.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
 
@@ -44,20 +45,6 @@ static size_t dtype_size(nb_dtype d)
 static int dtype_valid(nb_dtype d)
 {
     return d == NB_F32 || d == NB_I64;
-}
-
-static uint64_t load_u64_le(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void store_u64_le(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
@@ -379,7 +366,7 @@ static int parse_owned(unsigned char *buf, size_t size, const char *what, nb_st_
         return nb_fail(err, "%s: too short for a safetensors file (%zu bytes, at least 8 are "
                        "needed)", what, size);
     }
-    uint64_t hlen = load_u64_le(buf);
+    uint64_t hlen = nb_load_u64_le(buf);
     if (hlen == 0) {
         free(buf);
         return nb_fail(err, "%s: the header length is 0", what);
@@ -599,7 +586,7 @@ int nb_st_write(const char *path, const nb_st_tensor *tensors, int n_tensors,
         free(header);
         return nb_fail(err, "%s: out of memory for the header", path);
     }
-    store_u64_le(head, padded);
+    nb_store_u64_le(head, padded);
     memcpy(head + 8, header, hlen);
     memset(head + 8 + hlen, ' ', padded - hlen);
     free(header);
