@@ -496,6 +496,8 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
  * a failure (a full disk) leaves the earlier checkpoints as they were. */
 int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                        const nb_st_meta *meta, int n_meta, nb_error *err);
+/* Removes DIR's checkpoint files (those of a run that a new one in DIR replaces). */
+int nb_checkpoint_remove(const char *dir, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "little_endian.h"
@@ -198,6 +199,18 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", next, current,
                        strerror(errno));
     return nb_sync_parent_dir(current, err);
+}
+
+int nb_checkpoint_remove(const char *dir, nb_error *err)
+{
+    for (int which = NEXT; which < N_FILES; which++) {
+        char path[4096];
+        if (file_path(path, sizeof path, dir, which) != 0)
+            return nb_fail(err, "checkpoint: the directory name is too long");
+        if (unlink(path) != 0 && errno != ENOENT)
+            return nb_fail(err, "%s: cannot remove it: %s", path, strerror(errno));
+    }
+    return 0;
 }
 
 /* ---- reading ---- */

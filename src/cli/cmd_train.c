@@ -90,14 +90,6 @@ static void optim_config_of(const train_options *o, nb_optim_config *c)
     c->bias_correction = o->bias_correction;
 }
 
-/* A copy of an error's message, to wrap it in a longer one. */
-static const char *err_copy(const nb_error *err)
-{
-    static char copy[sizeof err->msg];
-    snprintf(copy, sizeof copy, "%s", err->msg);
-    return copy;
-}
-
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
  * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
@@ -156,9 +148,12 @@ static int prepare(train_run *r)
         if (nb_train_state_init(&r->state, &optim, n_params, r->train.n, &r->err) != 0)
             return -1;
         r->have_state = 1;
-        if (nb_checkpoint_restore(&r->resume.file, &r->model, &r->state, &r->err) != 0)
+        if (nb_checkpoint_restore(&r->resume.file, &r->model, &r->state, &r->err) != 0) {
+            char why[sizeof r->err.msg];
+            snprintf(why, sizeof why, "%s", r->err.msg);
             return nb_fail(&r->err, "%s: %s (was the data changed since the run started?)",
-                           r->resume.used, err_copy(&r->err));
+                           r->resume.used, why);
+        }
     }
     return 0;
 }
@@ -402,18 +397,8 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
  * whatever ran there before, which would otherwise be taken for this run's older ones. */
 static int start_fresh(train_run *r)
 {
-    static const char *const old[] = {"checkpoint.next.safetensors", "checkpoint.safetensors",
-                                      "checkpoint.prev.safetensors"};
-    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
-        char *path = path_join(r->out_dir, old[i]);
-        if (!path)
-            return nb_fail(&r->err, "out of memory");
-        int gone = unlink(path) == 0 || errno == ENOENT;
-        free(path);
-        if (!gone)
-            return nb_fail(&r->err, "%s: cannot remove the checkpoint of an earlier run: %s",
-                           r->out_dir, strerror(errno));
-    }
+    if (nb_checkpoint_remove(r->out_dir, &r->err) != 0)
+        return -1;
     return metrics_start(r->metrics_path, &r->err);
 }
 
