@@ -193,6 +193,17 @@ static nb_pool *get_pool(void)
 
 void nb_pool_start(void) { (void)get_pool(); }
 
+int nb_product_parts(void)
+{
+    static atomic_int parts;
+    int n = atomic_load(&parts);
+    if (n == 0) {
+        n = default_threads();
+        atomic_store(&parts, n);
+    }
+    return n;
+}
+
 void nb_parallel(nb_job_fn fn, void *ctx)
 {
     nb_pool *p = get_pool();
