@@ -8,9 +8,9 @@ FUZZ_TARGETS = safetensors idx csv
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang
-BENCH_DEPS = $(TEST_DEPS) time
+BENCH_DEPS = $(TEST_DEPS) time python3-optuna
 
-.PHONY: all demo check test asan fuzz fuzz-short bench deps test-deps bench-deps install uninstall clean
+.PHONY: all demo check test asan fuzz fuzz-short bench bench-tune deps test-deps bench-deps install uninstall clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -72,6 +72,11 @@ fuzz-short:
 # Not part of `check`: timing is not a test. Example: make bench BENCH_ARGS="--runs 1"
 bench: bench-deps all
 	python3 bench/run.py --nabla $(BUILD)/nabla $(BENCH_ARGS)
+
+# nabla tune against Optuna (random and TPE samplers driving nabla train) with the same budget;
+# writes bench/TUNE_RESULTS.md. Example: make bench-tune BENCH_TUNE_ARGS="--repeats 3"
+bench-tune: bench-deps all
+	/usr/bin/python3 bench/tune_compare.py --nabla $(BUILD)/nabla $(BENCH_TUNE_ARGS)
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -10,6 +10,8 @@
  *   data                           nb_dataset: IDX, CSV, synthetic sets, splits, batches
  *   files                          safetensors in and out
  *   training                       nb_train: the loop, evaluation, NaN guard
+ *   hyperparameter search          nb_search_space: spaces, random and grid points, coarse to
+ *                                  fine narrowing, importance of each hyperparameter
  *
  * Conventions:
  *   - Functions that can fail return 0 on success and -1 on failure, and then fill an nb_error
@@ -522,6 +524,152 @@ void nb_set_threads(int n);
  * before the library loads (i.e. before the program starts) fixes that. */
 const char *nb_blas_kernel(void);
 const char *nb_blas_better_kernel(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pruning: stopping a search's poor trials early (src/search/prune.c)                          */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum nb_prune_kind { NB_PRUNE_NONE, NB_PRUNE_MEDIAN, NB_PRUNE_ASHA } nb_prune_kind;
+
+typedef struct nb_pruner {
+    nb_prune_kind kind;
+    int min_trials;   /* median: how many others must have reached the epoch first (5) */
+    int min_epochs;   /* asha: the first rung (1) */
+    int eta;          /* asha: the reduction factor (3); rungs at min_epochs * eta^k epochs */
+} nb_pruner;
+
+const char *nb_prune_name(nb_prune_kind kind);          /* "none", "median", "asha" */
+int nb_prune_parse(const char *name, nb_prune_kind *kind); /* 0, or -1 for an unknown name */
+int nb_asha_is_rung(const nb_pruner *p, int epoch);
+
+/* Whether a trial stops after `epoch` (1-based) of its `epochs`, with dev accuracy `value`
+ * (higher is better), given the values `others` that the trials it is compared with had after
+ * the same epoch (NaN ones are ignored). Never at the last epoch: the trial is then complete.
+ *   median: value < the median of others, once there are at least min_trials of them
+ *           (Optuna's MedianPruner);
+ *   asha:   at a rung, value is not among the best max(1, floor(n / eta)) of the n values of
+ *           others and itself (asynchronous successive halving, Li et al. 2020; Optuna's
+ *           SuccessiveHalvingPruner); between rungs, never. */
+int nb_prune_should_stop(const nb_pruner *p, int epoch, int epochs, double value,
+                         const double *others, int n_others);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hyperparameter search: spaces, sampling, narrowing, importance                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A search space is written as parts separated by ';', each `name=distribution(arguments)`,
+ * blanks allowed around anything (and one empty part after a final ';'):
+ *
+ *   lr=log(1e-4,1e-1); beta=1-log(0.9,0.999); batch-size=choice(32,64,128,256);
+ *   layers=choice(128|256,128|512,256,128); depth=int(1,3); momentum=uniform(0.5,0.99)
+ *
+ *   uniform(a,b)   a < b: x uniform on [a, b]
+ *   log(a,b)       0 < a < b: log10 x uniform on [log10 a, log10 b] (learning rates, decay)
+ *   1-log(a,b)     a < b < 1: log10(1 - x) uniform on [log10(1 - b), log10(1 - a)], dense near
+ *                  1 (beta 0.9..0.999 samples 1 - beta evenly over 1e-3..1e-1)
+ *   int(a,b)       integers a <= b (within +-1e9): each integer of [a, b] equally likely
+ *   choice(v,...)  1 to NB_SEARCH_MAX_CHOICES distinct values, each equally likely; a value is
+ *                  any text without blanks, ',', ';', '(' or ')', kept verbatim ('|' kept)
+ *
+ * Names are [a-z0-9-]+, each given once; numbers are whole strtod numbers, finite. */
+typedef enum nb_dist_kind {
+    NB_DIST_UNIFORM, NB_DIST_LOG, NB_DIST_ONE_MINUS_LOG, NB_DIST_INT, NB_DIST_CHOICE
+} nb_dist_kind;
+
+#define NB_SEARCH_MAX_PARAMS 16
+#define NB_SEARCH_MAX_CHOICES 32
+#define NB_SEARCH_NAME_MAX 32     /* bytes of a name, with the terminator */
+#define NB_SEARCH_VALUE_MAX 64    /* bytes of a choice value, with the terminator */
+/* A buffer this large always holds nb_search_space_format's text. */
+#define NB_SEARCH_FORMAT_MAX \
+    (NB_SEARCH_MAX_PARAMS * (NB_SEARCH_NAME_MAX + 16 + NB_SEARCH_MAX_CHOICES * NB_SEARCH_VALUE_MAX))
+
+typedef struct nb_search_param {
+    char name[NB_SEARCH_NAME_MAX];
+    nb_dist_kind kind;
+    double lo, hi;   /* the bounds of x as written (1-log: of x itself, e.g. 0.9 and 0.999);
+                        choice: 0 and n_choices - 1, the range of its index */
+    int n_choices;
+    char choices[NB_SEARCH_MAX_CHOICES][NB_SEARCH_VALUE_MAX];
+} nb_search_param;
+
+typedef struct nb_search_space {
+    int n;
+    nb_search_param p[NB_SEARCH_MAX_PARAMS];
+} nb_search_space;
+
+/* A point of a space: one value per parameter, in the space's order; for a choice, the index
+ * of the value. */
+typedef struct nb_search_point {
+    double v[NB_SEARCH_MAX_PARAMS];
+} nb_search_point;
+
+/* "uniform", "log", "1-log", "int", "choice". */
+const char *nb_search_dist_name(nb_dist_kind kind);
+
+/* Parses a spec. An error quotes the part at fault and says what is wrong with it, e.g.
+ * `part 2 "beta=1-lg(0.9,0.999)": unknown distribution "1-lg" (expected uniform, log, 1-log,
+ * int or choice)`. On failure s->n is 0. */
+int nb_search_space_parse(nb_search_space *s, const char *spec, nb_error *err);
+/* The canonical spec of s ("lr=log(0.0001,0.1); depth=int(1,3)"), numbers in the fewest
+ * digits that read back exactly, so that parsing it gives s again (e.g. to store a narrowed
+ * space). Returns -1 if cap is too small (NB_SEARCH_FORMAT_MAX always suffices). */
+int nb_search_space_format(const nb_search_space *s, char *buf, size_t cap);
+
+/* The text of value v of p as a trial receives it: a choice's value verbatim, an int as an
+ * integer, a number in the fewest significant digits (6 or more) that read back as v. For
+ * the values this API produces, strtod(text) == v: a trial runs with exactly the value it is
+ * recorded with. A choice index that names no value prints as "?". */
+void nb_search_value_text(const nb_search_param *p, double v, char *buf, size_t cap);
+/* The inverse, e.g. to read recorded trials back: a choice's value to its index, a number
+ * (an integer for int) to itself. The range is not checked, so that points of an earlier,
+ * wider space stay readable. */
+int nb_search_value_parse(const nb_search_param *p, const char *text, double *v, nb_error *err);
+
+/* Random search: point number `index` of a study seeded with `seed`. It depends on (seed,
+ * index, space) only, never on the points drawn before, so trials can be drawn in any order,
+ * in parallel, or again after a restart. Numbers are rounded to what nb_search_value_text
+ * prints (6 significant digits; more for 1-log near 1, for a very narrow range, or to stay
+ * within [lo, hi]), and lie within [lo, hi]. */
+void nb_search_sample(const nb_search_space *s, uint64_t seed, int64_t index, nb_search_point *out);
+
+/* Grid search: exactly n points (out holds n).
+ * Levels per parameter: first, each choice in order gets all its values while the product of
+ * levels stays <= n (a value left off a grid is never tried); then, starting from 1 level for
+ * the others, one more level goes to the parameter with the fewest levels that can still grow
+ * (a choice up to its number of values, an int up to b - a + 1, a number without limit; ties:
+ * the earlier parameter), until the product reaches n.
+ * Levels of a number are the centres of equal cells of its range on its scale (log10 x for
+ * log, log10(1 - x) for 1-log, x for uniform), rounded like nb_search_sample's values; of an
+ * int, integers spread likewise (distinct); of a choice with fewer levels than values, values
+ * evenly spaced in its list. The grid is ordered as nested loops, the first parameter
+ * outermost. If it has more than n points, a random n of them (seeded with `seed`) are taken,
+ * in grid order. If the whole space has fewer than n points, the grid is repeated in order
+ * until there are n. Fails if n < 1. */
+int nb_search_grid(const nb_search_space *s, int n, uint64_t seed, nb_search_point *out,
+                   nb_error *err);
+
+/* Coarse to fine: a narrower space around the best of n scored points (higher is better; NaN
+ * scores are ignored). Keeps the best max(2, ceil(keep * valid)) points (all if fewer;
+ * 0 < keep <= 1). For every numeric parameter, the new range is the span of the kept points'
+ * values on the parameter's scale, widened by 10% of the old range's width on each side (a
+ * single value: 12.5% on each side), clipped to the old range; bounds are rounded like
+ * sampled values (so the formatted space reads well), ints outward to integers. The kept
+ * points always lie in the new range. Choices are unchanged. out may be s. Fails if no score
+ * is a number. */
+int nb_search_narrow(const nb_search_space *s, const nb_search_point *pts, const double *score,
+                     int n, double keep, nb_search_space *out, nb_error *err);
+
+/* Which hyperparameters mattered: explained[i] in [0, 1] is the fraction of the variance of
+ * the score explained by parameter i, the correlation ratio eta^2 = between-group sum of
+ * squares / total sum of squares. The groups are a choice's values; for a number or an int,
+ * its distinct values if there are at most 4, else 4 groups of about equal count by rank
+ * (equal values in the same group). Points whose score (or value) is NaN are left out.
+ * explained[i] is 0 when the scores do not vary or fewer than 3 points count. With g groups
+ * and m points, a parameter that does nothing still explains about (g - 1) / (m - 1).
+ * Fails only when out of memory. */
+int nb_search_importance(const nb_search_space *s, const nb_search_point *pts,
+                         const double *score, int n, double *explained, nb_error *err);
 
 #ifdef __cplusplus
 }

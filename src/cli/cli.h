@@ -8,8 +8,10 @@
  * exit code: 0 success, 1 runtime failure, 2 bad usage. */
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 void usage_train(FILE *out);
 void usage_eval(FILE *out);
+void usage_tune(FILE *out);
 
 #endif /* NABLA_CLI_CLI_H */

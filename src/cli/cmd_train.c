@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "resume.h"
 #include "run_files.h"
+#include "trial_channel.h"
 #include "train_options.h"
 
 static const char *const CMD = "train";
@@ -55,6 +56,8 @@ typedef struct train_run {
     progress prog;
     nb_error err;
     int callback_failed;
+    trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
+    int tuner_gone;
     double last_train_accuracy;  /* of the last epoch, for the summary */
     double last_train_loss;
 } train_run;
@@ -71,6 +74,7 @@ static void run_free(train_run *r)
     if (r->have_state)
         nb_train_state_free(&r->state);
     resume_close(&r->resume);
+    trial_channel_close(&r->trial);
 }
 
 static int runtime_error(const nb_error *err)
@@ -345,7 +349,17 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
         {META_CWD, r->cwd},
         {META_METRICS, r->log.text ? r->log.text : ""},
     };
-    return nb_checkpoint_save(r->out_dir, &r->model, s, meta, 3, err) != 0;
+    if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, 3, err) != 0)
+        return 1;
+    /* At an epoch's end, with its checkpoint safe, a trial tells the tuner (and stops if the
+     * tuner is gone). */
+    if (s->batch == 0 && trial_channel_report(&r->trial, r->log.text, r->log.len,
+                                              r->opt.epochs) != 0) {
+        r->tuner_gone = 1;
+        nb_fail(err, "the tuner is gone");
+        return 1;
+    }
+    return 0;
 }
 
 static void fill_train_config(const train_run *r, nb_train_config *c)
@@ -437,6 +451,8 @@ static int train_and_report(train_run *r)
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
     progress_clear(&r->prog);
+    if (r->tuner_gone)
+        return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
     if (rc != 0 || r->callback_failed)
         return runtime_error(&r->err);
     if (res.interrupted) {
@@ -487,6 +503,7 @@ int cmd_train(int argc, char **argv)
     }
     int code = EXIT_OK;
     r->last_train_accuracy = r->last_train_loss = NAN;
+    trial_channel_open(&r->trial);
     if (train_options_parse(&r->opt, argc, argv, &code) != 0)
         goto done;
     if (r->opt.resume && resume_open(&r->opt, &r->resume, &code) != 0)
@@ -528,6 +545,11 @@ int cmd_train(int argc, char **argv)
     remove_stale_temporaries(r->out_dir);
     if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0) {
         code = runtime_error(&r->err);
+        goto done;
+    }
+    /* A restarted trial first reports the epochs its checkpoint holds. */
+    if (trial_channel_report(&r->trial, r->log.text, r->log.len, r->opt.epochs) != 0) {
+        code = EXIT_RUNTIME;
         goto done;
     }
     code = train_and_report(r);

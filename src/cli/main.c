@@ -19,6 +19,7 @@ static void usage_overview(FILE *out)
 "Commands:\n"
 "  train      train a classifier and write a run directory\n"
 "  eval       evaluate a saved model on a test set\n"
+"  tune       search hyperparameters: many train runs, scored on a dev split\n"
 "  help [C]   this text, or the options of command C\n"
 "\n"
 "Options:\n"
@@ -31,7 +32,8 @@ static void usage_overview(FILE *out)
 "Examples:\n"
 "  nabla train --epochs 5 --out runs/fashion\n"
 "  nabla train --data moons --layers 16,16 --lr 0.01 --epochs 50 --out runs/moons\n"
-"  nabla eval --model runs/fashion/model.safetensors\n",
+"  nabla eval --model runs/fashion/model.safetensors\n"
+"  nabla tune --epochs 2 --trials 24 --workers 2 --prune asha --out runs/study\n",
             NABLA_VERSION);
 }
 
@@ -43,6 +45,8 @@ static void usage_full(FILE *out)
     usage_train(out);
     fputs("\n", out);
     usage_eval(out);
+    fputs("\n", out);
+    usage_tune(out);
 }
 
 static int is_help(const char *s)
@@ -62,8 +66,10 @@ static int help_command(int argc, char **argv)
         usage_train(stdout);
     else if (strcmp(argv[2], "eval") == 0)
         usage_eval(stdout);
+    else if (strcmp(argv[2], "tune") == 0)
+        usage_tune(stdout);
     else
-        return cli_usage_error("help", "unknown command '%s' (train, eval)", argv[2]);
+        return cli_usage_error("help", "unknown command '%s' (train, eval, tune)", argv[2]);
     return EXIT_OK;
 }
 
@@ -99,8 +105,10 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "tune") == 0)
+        return cmd_tune(argc - 1, argv + 1);
     nb_error e;   /* nb_fail keeps a command name with a line break in it on one line */
-    nb_fail(&e, "unknown command '%s' (train, eval, help)", cmd);
+    nb_fail(&e, "unknown command '%s' (train, eval, tune, help)", cmd);
     fprintf(stderr, "nabla: %s\n", e.msg);
     return EXIT_USAGE;
 }

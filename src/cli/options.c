@@ -216,6 +216,10 @@ int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test,
                                    src->seed + 1, test, err);
         break;
     }
+    if (rc == 0 && src->no_test) {
+        nb_dataset_free(test);
+        memset(test, 0, sizeof *test);
+    }
     if (rc == 0)
         rc = check_not_empty(train, path, err);
     if (rc == 0)

@@ -43,6 +43,7 @@ typedef enum data_kind { DATA_IDX, DATA_CSV, DATA_SYNTHETIC } data_kind;
 typedef struct data_source {
     const char *data;   /* as given: "fashion-mnist", a directory, a CSV file, a synthetic name */
     const char *test;   /* --test CSV, or NULL */
+    int no_test;        /* --test none: no test set at all (IDX and synthetic sets have one) */
     int samples;        /* synthetic training samples */
     double noise;       /* synthetic noise */
     uint64_t seed;      /* synthetic training set; its test set uses seed + 1 */

@@ -25,7 +25,8 @@ void usage_train(FILE *out)
 "  --data D              fashion-mnist, a directory of IDX files, a CSV file (last column\n"
 "                        the class label), or moons|circles|spirals [fashion-mnist]\n"
 "                        (fashion-mnist is read from %s)\n"
-"  --test T              a CSV test set for a CSV training set [none]\n"
+"  --test T              a CSV test set for a CSV training set, or none: no test set\n"
+"                        even where the data has one [IDX: t10k files; synthetic: made]\n"
 "  --dev-fraction F      hold out this fraction of the training set as a dev set, 0 <= F < 1 [0]\n"
 "  --normalize M         none|standard: standardize CSV/synthetic features with the training\n"
 "                        set's mean and std (saved with the model) [none]\n"
@@ -119,6 +120,14 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+int train_option_arity(const char *name)
+{
+    for (const struct option *opt = long_options; opt->name; opt++)
+        if (strcmp(opt->name, name) == 0 && strcmp(name, "help") != 0)
+            return opt->has_arg == required_argument ? 1 : 0;
+    return -1;
+}
+
 static void set_defaults(train_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -210,7 +219,15 @@ static int apply_option(train_options *o, int c, const char *arg)
     nb_error err = {{0}};
     switch (c) {
     case OPT_DATA: return cli_parse_path(CMD, "--data", arg, &o->src.data);
-    case OPT_TEST: return cli_parse_path(CMD, "--test", arg, &o->src.test);
+    case OPT_TEST:
+        /* "none" turns off the test set that IDX and synthetic data bring (`nabla tune`'s
+         * trials never look at it); a CSV file of that name is ./none. */
+        o->src.no_test = strcmp(arg, "none") == 0;
+        if (o->src.no_test) {
+            o->src.test = NULL;
+            return 0;
+        }
+        return cli_parse_path(CMD, "--test", arg, &o->src.test);
     case OPT_LAYERS:
         o->layers = arg;
         if (nb_parse_layers(arg, &o->spec, &err) != 0) {

@@ -35,4 +35,8 @@ typedef struct train_options {
  * *exit_code set: 0 after --help (usage printed), 2 after a one-line usage error on stderr. */
 int train_options_parse(train_options *o, int argc, char **argv, int *exit_code);
 
+/* How `nabla train` takes --name (name without the dashes): 1 with a value, 0 as a flag, -1
+ * not at all (--help included). */
+int train_option_arity(const char *name);
+
 #endif /* NABLA_CLI_TRAIN_OPTIONS_H */

@@ -1,0 +1,110 @@
+/* nabla tune: hyperparameter search over `nabla train` runs (see usage_tune). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+#include "tune_options.h"
+#include "tune_report.h"
+#include "tune_run.h"
+#include "tune_study.h"
+
+static const char *const CMD = "tune";
+
+/* --dry-run: the first round's configurations (later rounds depend on its results). */
+static int dry_run(tune_options *o)
+{
+    study s;
+    memset(&s, 0, sizeof s);
+    s.opt = o;
+    s.trials = calloc((size_t)o->trials, sizeof *s.trials);
+    s.round_space = calloc((size_t)o->rounds, sizeof *s.round_space);
+    nb_error err;
+    if (!s.trials || !s.round_space) {
+        free(s.trials);
+        free(s.round_space);
+        fprintf(stderr, "nabla: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    s.round_space[0] = o->space;
+    s.rounds_known = 1;
+    int first, end;
+    round_range(o, 0, &first, &end);
+    int rc = study_plan_round(&s, 0, &err);
+    for (int i = first; rc == 0 && i < end; i++) {
+        printf("trial %d: ", i);
+        print_params(stdout, &o->space, &s.trials[i].point);
+        printf("\n");
+    }
+    if (rc == 0 && o->rounds > 1)
+        printf("(rounds 2 to %d, trials %d to %d, are drawn from narrower ranges around the best "
+               "trials of the rounds before them)\n", o->rounds, end, o->trials - 1);
+    free(s.trials);
+    free(s.round_space);
+    if (rc != 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+static void print_start(const study *s, int threads_per_trial)
+{
+    const tune_options *o = s->opt;
+    int finished = 0, running = 0;
+    for (int i = 0; i < o->trials; i++) {
+        finished += trial_finished(&s->trials[i]);
+        running += s->trials[i].state == TRIAL_RUNNING;
+    }
+    printf("study %s: %d trials, %s sampler, %d round%s, prune %s, %d worker%s x %d thread%s\n",
+           s->dir, o->trials, o->sampler == SAMPLER_GRID ? "grid" : "random", o->rounds,
+           o->rounds == 1 ? "" : "s", nb_prune_name(o->prune), o->workers,
+           o->workers == 1 ? "" : "s", threads_per_trial, threads_per_trial == 1 ? "" : "s");
+    if (finished || running)
+        printf("continuing: %d finished, %d to restart from their checkpoints\n", finished,
+               running);
+    fflush(stdout);
+}
+
+int cmd_tune(int argc, char **argv)
+{
+    tune_options o;
+    int code = EXIT_OK;
+    if (tune_options_parse(&o, argc, argv, &code) != 0) {
+        tune_options_free(&o);
+        return code;
+    }
+    if (o.dry_run) {
+        code = dry_run(&o);
+        tune_options_free(&o);
+        return code;
+    }
+    study s;
+    nb_error err;
+    if (study_open(&s, &o, &code) != 0) {
+        study_close(&s);
+        tune_options_free(&o);
+        return code;
+    }
+    int workers = o.workers < o.trials ? o.workers : o.trials;
+    int cores = cli_default_threads();
+    if (!o.quiet)
+        print_start(&s, o.threads > 0 ? o.threads : (cores / workers > 0 ? cores / workers : 1));
+    int rc = study_run(&s, &err);
+    if (rc < 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        code = EXIT_RUNTIME;
+    } else if (rc > 0) {
+        fprintf(stderr, "nabla: study stopped; the running trials kept their checkpoints. "
+                        "Run the same command again to continue.\n");
+        code = rc;
+    } else if (study_report(&s, &err) != 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        code = EXIT_RUNTIME;
+    }
+    study_close(&s);
+    tune_options_free(&o);
+    (void)CMD;
+    return code;
+}

@@ -1,0 +1,66 @@
+/* The trial's side of the tuner's socket (see trial_channel.h). */
+#include "trial_channel.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void trial_channel_open(trial_channel *ch)
+{
+    ch->fd = -1;
+    ch->sent = 0;
+    const char *v = getenv(TRIAL_FD_ENV);
+    if (!v)
+        return;
+    char *end;
+    errno = 0;
+    long fd = strtol(v, &end, 10);
+    if (errno == 0 && end != v && *end == '\0' && fd >= 0 && fd < INT_MAX)
+        ch->fd = (int)fd;
+    unsetenv(TRIAL_FD_ENV);
+}
+
+/* send, not write: a tuner that is gone must not kill the trial with SIGPIPE. */
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int trial_channel_report(trial_channel *ch, const char *log, size_t len, int epochs)
+{
+    if (ch->fd < 0)
+        return 0;
+    while (ch->sent < len) {
+        const char *line = log + ch->sent;
+        const char *nl = memchr(line, '\n', len - ch->sent);
+        if (!nl)
+            break;
+        size_t n = (size_t)(nl - line) + 1;
+        char head[32];
+        int h = snprintf(head, sizeof head, "%d ", epochs);
+        if (send_all(ch->fd, head, (size_t)h) != 0 || send_all(ch->fd, line, n) != 0)
+            return 1;
+        ch->sent += n;
+    }
+    return 0;
+}
+
+void trial_channel_close(trial_channel *ch)
+{
+    if (ch->fd >= 0)
+        close(ch->fd);
+    ch->fd = -1;
+}

@@ -1,0 +1,542 @@
+/* The options of `nabla tune`: the usage text, the split between the search's own options and
+ * the train options held fixed, and the checks of the space against `nabla train`. */
+#include "tune_options.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+#include "train_options.h"
+
+static const char *const CMD = "tune";
+
+void usage_tune(FILE *out)
+{
+    fprintf(out,
+"usage: nabla tune [train options, held fixed] --space SPEC --trials N --out STUDY [options]\n"
+"\n"
+"Searches hyperparameters the way the course teaches: random values rather than a grid, the\n"
+"learning rate on a log scale, momentum's beta through 1-beta on a log scale, coarse to fine.\n"
+"Each trial is a `nabla train` run in STUDY/trials/<n>/, scored on a dev split held out from\n"
+"the training set; the test set is used once, for the best model. Running the same command\n"
+"again continues a study that was stopped or killed.\n"
+"\n"
+"Search:\n"
+"  --space SPEC          the train options to search and their distributions, ';'-separated:\n"
+"                          name=uniform(a,b)  uniform on [a,b]\n"
+"                          name=log(a,b)      log-uniform: as likely in [1e-4,1e-3] as in\n"
+"                                             [1e-2,1e-1]; for learning rates, weight decay\n"
+"                          name=1-log(a,b)    1-x log-uniform: dense near 1; for betas\n"
+"                          name=int(a,b)      an integer in [a,b]\n"
+"                          name=choice(v,...) one of the values; '|' stands for ',' inside a\n"
+"                                             value (layers=choice(128|64,256)), and flags\n"
+"                                             take on/off (batchnorm=choice(on,off))\n"
+"                        names are train options (lr, beta, batch-size, layers, ...), or\n"
+"                        units and depth, which make --layers (units repeated depth times)\n"
+"                        [the default space below]\n"
+"  --trials N            trials in all [20]\n"
+"  --sampler S           random|grid: grid spreads the same number of trials on a grid [random]\n"
+"  --rounds R            coarse to fine: after each round, narrow every numeric range to the\n"
+"                        best quarter of the trials so far and sample again [1]\n"
+"  --prune P             none|median|asha: stop a trial after an epoch when its dev accuracy is\n"
+"                        below the median of the earlier trials at that epoch (median, after 5\n"
+"                        of them), or not in the best third of its rung at epochs 1, 3, 9, ...\n"
+"                        (asha: asynchronous successive halving) [none]\n"
+"  --seed S              seed of the sampler; every trial trains with --seed S too [0]\n"
+"  --dev-fraction F      the dev split trials are scored on, 0 < F < 1 [0.1]\n"
+"\n"
+"Run:\n"
+"  --workers W           trials at once, the cores split between them; 1 gives one trial\n"
+"                        all cores. Results do not depend on W [1]\n"
+"  --out STUDY           the study directory (required unless --dry-run)\n"
+"  --dry-run             print the trials' configurations and train nothing\n"
+"  --quiet               print only the leaderboard and the result\n"
+"  -h, --help            this text\n"
+"\n"
+"Every other option is a `nabla train` option held fixed for all trials (see nabla train\n"
+"--help), e.g. --data, --epochs, --optimizer; --test names a CSV test set for the best model.\n"
+"\n"
+"Default space (the course's order of importance; with it, --lr-decay is inverse unless given):\n"
+"  %s\n"
+"\n"
+"STUDY holds journal.jsonl (one line per event: trial, state running|complete|pruned|failed,\n"
+"params, dev_accuracy, dev_loss, epochs, seconds), study.json (the settings), trials/<n>/ and,\n"
+"at the end, best.json (params, dev and test accuracy, the command that trains the best model\n"
+"again, and how much each hyperparameter mattered).\n",
+            TUNE_DEFAULT_SPACE);
+}
+
+/* Train options that a study sets itself, or that would make trials clash. */
+static const char *const NOT_FIXED[] = {"resume", "save-weights"};
+/* Train options that cannot be searched: they change the data the trials are compared on, or
+ * how a run is executed rather than what it learns. */
+static const char *const NOT_SEARCHED[] = {
+    "data", "test", "dev-fraction", "seed", "out", "resume", "threads", "quiet",
+    "save-weights", "checkpoint-every", "samples", "noise",
+};
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+#define IN_LIST(name, list) in_list(name, list, sizeof list / sizeof list[0])
+
+static void set_defaults(tune_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->space_text = TUNE_DEFAULT_SPACE;
+    o->default_space = 1;
+    o->trials = 20;
+    o->workers = 1;
+    o->rounds = 1;
+    o->sampler = SAMPLER_RANDOM;
+    o->prune = NB_PRUNE_NONE;
+    o->dev_fraction = "0.1";
+}
+
+/* The value of the fixed option --name, or NULL. */
+static const char *fixed_value(const tune_options *o, const char *name)
+{
+    const char *found = NULL;
+    for (int i = 0; i < o->n_fixed; i++)
+        if (strcmp(o->fixed[i].flag + 2, name) == 0)
+            found = o->fixed[i].value ? o->fixed[i].value : "";
+    return found;
+}
+
+static int add_fixed(tune_options *o, const char *name, const char *value)
+{
+    tune_fixed *f = realloc(o->fixed, ((size_t)o->n_fixed + 1) * sizeof *f);
+    if (!f)
+        return -1;
+    o->fixed = f;
+    size_t len = strlen(name) + 3;
+    char *flag = malloc(len);
+    if (!flag)
+        return -1;
+    snprintf(flag, len, "--%s", name);
+    o->fixed[o->n_fixed].flag = flag;
+    o->fixed[o->n_fixed].value = value;
+    o->n_fixed++;
+    return 0;
+}
+
+/* One option of tune's own: 1 handled, 0 not one of them, -1 bad (message printed). */
+static int apply_own(tune_options *o, const char *name, const char *value, int *exit_code)
+{
+    double f;
+    int n;
+    if (strcmp(name, "space") == 0) {
+        o->space_text = value;
+        o->default_space = 0;
+    } else if (strcmp(name, "trials") == 0) {
+        if (cli_parse_int(CMD, "--trials", value, &n) != 0)
+            return -1;
+        if (n < 1 || n > 100000)
+            return *exit_code = cli_usage_error(CMD, "--trials must be in [1, 100000], got %d",
+                                                n), -1;
+        o->trials = n;
+    } else if (strcmp(name, "workers") == 0) {
+        if (cli_parse_int(CMD, "--workers", value, &n) != 0)
+            return -1;
+        if (n < 1 || n > 1024)
+            return *exit_code = cli_usage_error(CMD, "--workers must be in [1, 1024], got %d",
+                                                n), -1;
+        o->workers = n;
+    } else if (strcmp(name, "rounds") == 0) {
+        if (cli_parse_int(CMD, "--rounds", value, &n) != 0)
+            return -1;
+        if (n < 1)
+            return *exit_code = cli_usage_error(CMD, "--rounds must be at least 1, got %d", n),
+                   -1;
+        o->rounds = n;
+    } else if (strcmp(name, "sampler") == 0) {
+        if (strcmp(value, "random") == 0)
+            o->sampler = SAMPLER_RANDOM;
+        else if (strcmp(value, "grid") == 0)
+            o->sampler = SAMPLER_GRID;
+        else
+            return *exit_code = cli_usage_error(CMD, "--sampler expects random or grid, got "
+                                                     "'%s'", value), -1;
+    } else if (strcmp(name, "prune") == 0) {
+        if (nb_prune_parse(value, &o->prune) != 0)
+            return *exit_code = cli_usage_error(CMD, "--prune expects none, median or asha, "
+                                                     "got '%s'", value), -1;
+    } else if (strcmp(name, "seed") == 0) {
+        if (cli_parse_u64(CMD, "--seed", value, &o->seed) != 0)
+            return -1;
+    } else if (strcmp(name, "dev-fraction") == 0) {
+        if (cli_parse_double(CMD, "--dev-fraction", value, &f) != 0)
+            return -1;
+        if (!(f > 0 && f < 1))
+            return *exit_code = cli_usage_error(CMD, "--dev-fraction must be in (0, 1): trials "
+                                                     "are scored on the dev split, got %s",
+                                                value), -1;
+        o->dev_fraction = value;
+    } else if (strcmp(name, "out") == 0) {
+        if (cli_parse_path(CMD, "--out", value, &o->out) != 0)
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static int own_flag(tune_options *o, const char *name)
+{
+    if (strcmp(name, "dry-run") == 0)
+        o->dry_run = 1;
+    else if (strcmp(name, "quiet") == 0)
+        o->quiet = 1;
+    else
+        return 0;
+    return 1;
+}
+
+static const char *const OWN_WITH_VALUE[] = {"space", "trials", "workers", "rounds", "sampler",
+                                             "prune", "seed", "dev-fraction", "out"};
+
+/* Walks the arguments: tune's own options are applied, train options are kept as fixed. */
+static int split_arguments(tune_options *o, int argc, char **argv, int *exit_code)
+{
+    *exit_code = EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            usage_tune(stdout);
+            *exit_code = EXIT_OK;
+            return -1;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            cli_usage_error(CMD, "unexpected argument '%s'", arg);
+            return -1;
+        }
+        /* --name value, or --name=value */
+        char name[64];
+        const char *eq = strchr(arg + 2, '=');
+        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (len >= sizeof name) {
+            cli_usage_error(CMD, "unknown option '%s'", arg);
+            return -1;
+        }
+        memcpy(name, arg + 2, len);
+        name[len] = '\0';
+        int own_value = IN_LIST(name, OWN_WITH_VALUE);
+        int train_arity = train_option_arity(name);
+        int takes_value = own_value || (!own_flag(o, name) && train_arity == 1);
+        if (!own_value && !takes_value && eq) {
+            cli_usage_error(CMD, "option '--%s' takes no value", name);
+            return -1;
+        }
+        const char *value = NULL;
+        if (takes_value) {
+            if (eq)
+                value = eq + 1;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else {
+                cli_usage_error(CMD, "option '--%s' needs a value", name);
+                return -1;
+            }
+        }
+        if (own_value) {
+            if (apply_own(o, name, value, exit_code) < 0)
+                return -1;
+            continue;
+        }
+        if (strcmp(name, "dry-run") == 0 || strcmp(name, "quiet") == 0)
+            continue;
+        if (train_arity < 0) {
+            cli_usage_error(CMD, "unknown option '--%s' (neither a tune nor a train option; "
+                                 "see nabla tune --help)", name);
+            return -1;
+        }
+        if (IN_LIST(name, NOT_FIXED)) {
+            cli_usage_error(CMD, "--%s cannot be given to tune: %s", name,
+                            strcmp(name, "resume") == 0
+                                ? "a study resumes when the same command is run again"
+                                : "every trial would write the same file; the best model is "
+                                  "STUDY/trials/<n>/model.safetensors");
+            return -1;
+        }
+        if (strcmp(name, "test") == 0) {
+            o->test = value;
+            continue;
+        }
+        if (strcmp(name, "threads") == 0 && cli_parse_int(CMD, "--threads", value, &o->threads))
+            return -1;
+        /* Kept as "--name" "value", whichever way it was written. */
+        if (add_fixed(o, name, value) != 0) {
+            cli_usage_error(CMD, "out of memory");
+            return -1;
+        }
+    }
+    if (!o->out && !o->dry_run) {
+        cli_usage_error(CMD, "--out STUDY is required: the study directory, where running the "
+                             "same command again continues");
+        return -1;
+    }
+    if (o->rounds > o->trials / 2 && o->rounds > 1) {
+        cli_usage_error(CMD, "--rounds %d needs at least 2 trials a round, but --trials is %d",
+                        o->rounds, o->trials);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the space against nabla train ------------------------------------------------------- */
+
+static int is_layer_part(const char *name)
+{
+    return strcmp(name, "units") == 0 || strcmp(name, "depth") == 0;
+}
+
+/* Appends the arguments that set parameter p to v. units and depth are left to the caller. */
+static int add_param_args(char ***args, int *n, const nb_search_param *p, double v);
+
+static int push(char ***args, int *n, const char *s)
+{
+    char *copy = strdup(s);
+    char **a = realloc(*args, ((size_t)*n + 2) * sizeof *a);
+    if (!copy || !a) {
+        free(copy);
+        if (a)
+            *args = a;
+        return -1;
+    }
+    *args = a;
+    a[(*n)++] = copy;
+    a[*n] = NULL;
+    return 0;
+}
+
+static int add_param_args(char ***args, int *n, const nb_search_param *p, double v)
+{
+    char text[NB_SEARCH_VALUE_MAX + 8], flag[NB_SEARCH_NAME_MAX + 3];
+    nb_search_value_text(p, v, text, sizeof text);
+    snprintf(flag, sizeof flag, "--%s", p->name);
+    if (train_option_arity(p->name) == 0) /* a flag: on or off */
+        return strcmp(text, "on") == 0 ? push(args, n, flag) : 0;
+    for (char *c = text; *c; c++)
+        if (*c == '|')
+            *c = ',';
+    return push(args, n, flag) == 0 && push(args, n, text) == 0 ? 0 : -1;
+}
+
+/* --layers from units and depth: searched values where searched, else the fixed (or default)
+ * --layers' first width and count. */
+static int add_layers_args(const tune_options *o, const nb_search_point *pt, char ***args,
+                           int *n)
+{
+    const char *layers = fixed_value(o, "layers");
+    nb_model_spec spec;
+    nb_error err;
+    memset(&spec, 0, sizeof spec);
+    if (nb_parse_layers(layers ? layers : "256,128", &spec, &err) != 0)
+        return -1;
+    long units = spec.n_hidden > 0 ? spec.hidden[0] : 256, depth = spec.n_hidden;
+    int searched = 0;
+    for (int i = 0; i < o->space.n; i++) {
+        const nb_search_param *p = &o->space.p[i];
+        if (!is_layer_part(p->name))
+            continue;
+        char text[NB_SEARCH_VALUE_MAX];
+        nb_search_value_text(p, pt->v[i], text, sizeof text);
+        long value = strtol(text, NULL, 10);
+        if (strcmp(p->name, "units") == 0)
+            units = value;
+        else
+            depth = value;
+        searched = 1;
+    }
+    if (!searched)
+        return 0;
+    char buf[4096] = "none";
+    size_t used = 0;
+    for (long d = 0; d < depth && used + 32 < sizeof buf; d++)
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%ld", d ? "," : "", units);
+    return push(args, n, "--layers") == 0 && push(args, n, buf) == 0 ? 0 : -1;
+}
+
+void tune_args_free(char **args)
+{
+    if (!args)
+        return;
+    for (char **a = args; *a; a++)
+        free(*a);
+    free(args);
+}
+
+char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *argc)
+{
+    char **args = NULL;
+    int n = 0;
+    int ok = push(&args, &n, "train") == 0;
+    for (int i = 0; ok && i < o->n_fixed; i++)
+        ok = push(&args, &n, o->fixed[i].flag) == 0 &&
+             (!o->fixed[i].value || push(&args, &n, o->fixed[i].value) == 0);
+    for (int i = 0; ok && i < o->space.n; i++)
+        if (!is_layer_part(o->space.p[i].name))
+            ok = add_param_args(&args, &n, &o->space.p[i], pt->v[i]) == 0;
+    if (ok)
+        ok = add_layers_args(o, pt, &args, &n) == 0;
+    if (ok && o->adds_lr_decay)
+        ok = push(&args, &n, "--lr-decay") == 0 && push(&args, &n, "inverse") == 0;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    if (ok)
+        ok = push(&args, &n, "--dev-fraction") == 0 && push(&args, &n, o->dev_fraction) == 0 &&
+             push(&args, &n, "--seed") == 0 && push(&args, &n, seed) == 0;
+    if (!ok) {
+        tune_args_free(args);
+        return NULL;
+    }
+    *argc = n;
+    return args;
+}
+
+/* Whether `nabla train` takes these arguments (its own message on stderr if not). */
+static int train_accepts(char **args, int argc)
+{
+    train_options t;
+    int code;
+    return train_options_parse(&t, argc, args, &code) == 0;
+}
+
+/* The name of every searched parameter must be something a trial can be given. */
+static int check_names(tune_options *o)
+{
+    int has_layers = 0, has_parts = 0;
+    for (int i = 0; i < o->space.n; i++) {
+        const nb_search_param *p = &o->space.p[i];
+        has_layers |= strcmp(p->name, "layers") == 0;
+        has_parts |= is_layer_part(p->name);
+        if (is_layer_part(p->name)) {
+            if (p->kind != NB_DIST_INT && p->kind != NB_DIST_CHOICE) {
+                cli_usage_error(CMD, "--space: %s must be int(a,b) or choice(...) of whole "
+                                     "numbers", p->name);
+                return -1;
+            }
+            continue;
+        }
+        int arity = train_option_arity(p->name);
+        if (arity < 0) {
+            cli_usage_error(CMD, "--space: '%s' is not an option of nabla train (see nabla "
+                                 "train --help; units and depth make --layers)", p->name);
+            return -1;
+        }
+        if (IN_LIST(p->name, NOT_SEARCHED)) {
+            cli_usage_error(CMD, "--space: %s cannot be searched: trials must share the data, "
+                                 "the dev split and the way they run", p->name);
+            return -1;
+        }
+        if (arity == 0 && p->kind != NB_DIST_CHOICE) {
+            cli_usage_error(CMD, "--space: --%s is a flag: search it with choice(on,off)",
+                            p->name);
+            return -1;
+        }
+        for (int c = 0; arity == 0 && c < p->n_choices; c++)
+            if (strcmp(p->choices[c], "on") != 0 && strcmp(p->choices[c], "off") != 0) {
+                cli_usage_error(CMD, "--space: --%s is a flag: its choices are on and off, "
+                                     "not '%s'", p->name, p->choices[c]);
+                return -1;
+            }
+        if (fixed_value(o, p->name)) {
+            cli_usage_error(CMD, "--%s is both held fixed and searched in --space; drop one",
+                            p->name);
+            return -1;
+        }
+    }
+    if (has_layers && has_parts) {
+        cli_usage_error(CMD, "--space: search layers, or units and depth, not both");
+        return -1;
+    }
+    return 0;
+}
+
+/* Each end of every range and every choice, alone, must be accepted by nabla train. */
+static int check_values(tune_options *o)
+{
+    for (int i = 0; i < o->space.n; i++) {
+        const nb_search_param *p = &o->space.p[i];
+        int n_values = p->kind == NB_DIST_CHOICE ? p->n_choices : 2;
+        for (int k = 0; k < n_values; k++) {
+            nb_search_point pt;
+            /* Every other parameter at its first choice or low end, this one at value k. */
+            for (int j = 0; j < o->space.n; j++)
+                pt.v[j] = o->space.p[j].kind == NB_DIST_CHOICE ? 0 : o->space.p[j].lo;
+            pt.v[i] = p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
+            int argc;
+            char **args = tune_trial_args(o, &pt, &argc);
+            if (!args) {
+                cli_usage_error(CMD, "out of memory");
+                return -1;
+            }
+            int ok = train_accepts(args, argc);
+            tune_args_free(args);
+            if (!ok) {
+                char text[NB_SEARCH_VALUE_MAX];
+                nb_search_value_text(p, pt.v[i], text, sizeof text);
+                cli_usage_error(CMD, "--space: %s=%s is refused by nabla train (above)",
+                                p->name, text);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
+{
+    set_defaults(o);
+    if (split_arguments(o, argc, argv, exit_code) != 0)
+        return -1;
+    *exit_code = EXIT_USAGE;
+    nb_error err;
+    if (nb_search_space_parse(&o->space, o->space_text, &err) != 0) {
+        cli_usage_error(CMD, "--space: %s", err.msg);
+        return -1;
+    }
+    if (check_names(o) != 0)
+        return -1;
+    for (int i = 0; i < o->space.n; i++)
+        if (strcmp(o->space.p[i].name, "decay-rate") == 0 && !fixed_value(o, "lr-decay")) {
+            if (!o->default_space) {
+                cli_usage_error(CMD, "--space searches decay-rate, but --lr-decay is none: "
+                                     "give --lr-decay (e.g. inverse)");
+                return -1;
+            }
+            o->adds_lr_decay = 1;
+        }
+    /* The fixed options on their own (a bad --lr fails here, with train's message). */
+    int n;
+    nb_search_point first;
+    for (int j = 0; j < o->space.n; j++)
+        first.v[j] = o->space.p[j].kind == NB_DIST_CHOICE ? 0 : o->space.p[j].lo;
+    char **args = tune_trial_args(o, &first, &n);
+    if (!args) {
+        cli_usage_error(CMD, "out of memory");
+        return -1;
+    }
+    int ok = train_accepts(args, n);
+    tune_args_free(args);
+    if (!ok || check_values(o) != 0)
+        return -1;
+    *exit_code = EXIT_OK;
+    return 0;
+}
+
+void tune_options_free(tune_options *o)
+{
+    for (int i = 0; i < o->n_fixed; i++)
+        free(o->fixed[i].flag);
+    free(o->fixed);
+    o->fixed = NULL;
+    o->n_fixed = 0;
+}

@@ -1,0 +1,57 @@
+/* The options of `nabla tune`: its own (the search) and the `nabla train` options it holds
+ * fixed for every trial. */
+#ifndef NABLA_CLI_TUNE_OPTIONS_H
+#define NABLA_CLI_TUNE_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nabla.h"
+
+/* The space searched when --space is not given: the course's order of importance. */
+#define TUNE_DEFAULT_SPACE                                                                     \
+    "lr=log(1e-4,1e-1); batch-size=choice(32,64,128,256); units=choice(64,128,256,512); "     \
+    "beta=1-log(0.9,0.999); depth=int(1,3); decay-rate=log(0.01,1)"
+
+typedef enum tune_sampler { SAMPLER_RANDOM, SAMPLER_GRID } tune_sampler;
+
+typedef struct tune_fixed {
+    char *flag;                  /* "--name" */
+    const char *value;           /* NULL for a flag */
+} tune_fixed;
+
+typedef struct tune_options {
+    const char *space_text;      /* as given, or TUNE_DEFAULT_SPACE */
+    nb_search_space space;
+    int trials, workers, rounds;
+    tune_sampler sampler;
+    nb_prune_kind prune;
+    uint64_t seed;
+    const char *dev_fraction;    /* as given: it goes to every trial as text */
+    int dry_run, quiet;
+    const char *out;             /* the study directory (NULL only with --dry-run) */
+    /* The train options held fixed, in order. --test is kept apart: trials run without a test
+     * set, only the best model meets it. */
+    tune_fixed *fixed;
+    int n_fixed;
+    int default_space;           /* no --space given */
+    const char *test;            /* --test as given, or NULL */
+    int threads;                 /* --threads if given (every trial gets it), else 0 */
+    int adds_lr_decay;           /* the default space searches decay-rate: --lr-decay inverse */
+} tune_options;
+
+/* Fills o from the arguments after "nabla" (argv[0] is "tune"), checks the space against what
+ * `nabla train` accepts, and returns 0 to go on, or -1 with *exit_code set (0 after --help, 2
+ * after a usage error on stderr). */
+int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code);
+void tune_options_free(tune_options *o);
+
+/* The `nabla train` arguments of a trial at point p (without the program name and "train"):
+ * the fixed ones, then the searched ones. A NULL-terminated array the caller frees with
+ * tune_args_free, or NULL when out of memory. */
+char **tune_trial_args(const tune_options *o, const nb_search_point *p, int *argc);
+void tune_args_free(char **args);
+
+void usage_tune(FILE *out);
+
+#endif /* NABLA_CLI_TUNE_OPTIONS_H */

@@ -1,0 +1,376 @@
+/* The end of a study: the leaderboard, which hyperparameters mattered, the best trial measured
+ * once on the test set, and best.json. */
+#include "tune_report.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "run_files.h"
+
+/* Complete trials first, then pruned, then failed; each by dev accuracy, best first; ties by
+ * trial number. */
+static const study *sort_study;
+
+static int rank_class(const trial *t)
+{
+    return t->state == TRIAL_COMPLETE ? 0 : t->state == TRIAL_PRUNED ? 1 : 2;
+}
+
+static int by_rank(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    const trial *x = &sort_study->trials[i], *y = &sort_study->trials[j];
+    if (rank_class(x) != rank_class(y))
+        return rank_class(x) - rank_class(y);
+    double ax = isnan(x->final_accuracy) ? -1 : x->final_accuracy;
+    double ay = isnan(y->final_accuracy) ? -1 : y->final_accuracy;
+    if (ax != ay)
+        return ax > ay ? -1 : 1;
+    return i - j;
+}
+
+int *study_ranking(const study *s)
+{
+    int *order = malloc((size_t)s->opt->trials * sizeof *order);
+    if (!order)
+        return NULL;
+    for (int i = 0; i < s->opt->trials; i++)
+        order[i] = i;
+    sort_study = s;
+    qsort(order, (size_t)s->opt->trials, sizeof *order, by_rank);
+    return order;
+}
+
+void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p)
+{
+    for (int k = 0; k < space->n; k++) {
+        char text[NB_SEARCH_VALUE_MAX];
+        nb_search_value_text(&space->p[k], p->v[k], text, sizeof text);
+        fprintf(out, "%s%s=%s", k ? " " : "", space->p[k].name, text);
+    }
+}
+
+enum { LEADERBOARD_ROWS = 10 };
+
+static void print_leaderboard(const study *s, const int *order)
+{
+    int n = s->opt->trials, shown = n < LEADERBOARD_ROWS ? n : LEADERBOARD_ROWS;
+    printf("\n%4s  %5s  %-8s  %7s  %6s  %8s  %s\n", "rank", "trial", "state", "dev acc",
+           "epochs", "seconds", "params");
+    for (int k = 0; k < shown; k++) {
+        const trial *t = &s->trials[order[k]];
+        printf("%4d  %5d  %-8s  ", k + 1, order[k], trial_state_name(t->state));
+        if (isnan(t->final_accuracy))
+            printf("%7s", "-");
+        else
+            printf("%7.4f", t->final_accuracy);
+        printf("  %6d  %8.1f  ", t->epochs, t->seconds);
+        print_params(stdout, &s->opt->space, &t->point);
+        printf("\n");
+    }
+    if (shown < n)
+        printf("      (%d more in %s)\n", n - shown, s->journal_path);
+}
+
+/* Importance over the complete trials, in explained[]; returns how many trials it used. */
+static int importance(const study *s, double *explained)
+{
+    int n = 0;
+    nb_search_point *pts = malloc((size_t)s->opt->trials * sizeof *pts);
+    double *score = malloc((size_t)s->opt->trials * sizeof *score);
+    for (int i = 0; pts && score && i < s->opt->trials; i++)
+        if (s->trials[i].state == TRIAL_COMPLETE) {
+            pts[n] = s->trials[i].point;
+            score[n++] = s->trials[i].final_accuracy;
+        }
+    for (int k = 0; k < s->opt->space.n; k++)
+        explained[k] = NAN;
+    nb_error err;
+    if (!pts || !score || nb_search_importance(&s->opt->space, pts, score, n, explained,
+                                               &err) != 0)
+        n = 0; /* said as "too few to say" */
+    free(pts);
+    free(score);
+    return n;
+}
+
+static int by_explained_desc(const void *a, const void *b, const double *e)
+{
+    double x = e[*(const int *)a], y = e[*(const int *)b];
+    return (x < y) - (x > y);
+}
+
+static const double *sort_explained;
+static int cmp_explained(const void *a, const void *b)
+{
+    return by_explained_desc(a, b, sort_explained);
+}
+
+static void print_importance(const study *s, const double *explained, int used)
+{
+    int n = s->opt->space.n, order[NB_SEARCH_MAX_PARAMS];
+    for (int k = 0; k < n; k++)
+        order[k] = k;
+    sort_explained = explained;
+    qsort(order, (size_t)n, sizeof *order, cmp_explained);
+    printf("\nwhat mattered: share of the variance of dev accuracy explained by each "
+           "hyperparameter (%d complete trials)\n", used);
+    if (used < 3) {
+        printf("  too few complete trials to say\n");
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        double e = explained[order[k]];
+        int bar = (int)lround(e * 40);
+        printf("  %-16s %5.2f  ", s->opt->space.p[order[k]].name, e);
+        for (int b = 0; b < bar; b++)
+            putchar('#');
+        putchar('\n');
+    }
+    printf("  (one hyperparameter at a time over random configurations: a guide to which to "
+           "tune first, not an exact split)\n");
+}
+
+/* Appends s to buf, single-quoted for a POSIX shell when it needs it. */
+static void append_shell_word(char *buf, size_t cap, const char *w)
+{
+    size_t len = strlen(buf);
+    int plain = *w != '\0';
+    for (const char *c = w; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,=:+",
+                    *c))
+            plain = 0;
+    if (len && len + 1 < cap)
+        buf[len++] = ' ';
+    if (plain) {
+        snprintf(buf + len, cap - len, "%s", w);
+        return;
+    }
+    if (len + 1 < cap)
+        buf[len++] = '\'';
+    for (const char *c = w; *c && len + 5 < cap; c++) {
+        if (*c == '\'') {
+            memcpy(buf + len, "'\\''", 4);
+            len += 4;
+        } else {
+            buf[len++] = *c;
+        }
+    }
+    if (len + 1 < cap)
+        buf[len++] = '\'';
+    buf[len < cap ? len : cap - 1] = '\0';
+}
+
+/* The command that trains the best configuration again: the trial's own arguments (the
+ * weights do not depend on --threads), with the test set back, into STUDY/best. */
+static int best_command(const study *s, const trial *t, char *buf, size_t cap)
+{
+    int argc;
+    char **args = tune_trial_args(s->opt, &t->point, &argc);
+    if (!args)
+        return -1;
+    buf[0] = '\0';
+    append_shell_word(buf, cap, "nabla");
+    for (int k = 0; k < argc; k++)
+        append_shell_word(buf, cap, args[k]);
+    tune_args_free(args);
+    if (s->opt->test) {
+        append_shell_word(buf, cap, "--test");
+        append_shell_word(buf, cap, s->opt->test);
+    }
+    char *best = path_join(s->dir, "best");
+    if (!best)
+        return -1;
+    append_shell_word(buf, cap, "--out");
+    append_shell_word(buf, cap, best);
+    free(best);
+    return 0;
+}
+
+/* The fixed value of train option --name, or NULL. */
+static const char *fixed(const tune_options *o, const char *name)
+{
+    const char *v = NULL;
+    for (int i = 0; i < o->n_fixed; i++)
+        if (strcmp(o->fixed[i].flag + 2, name) == 0)
+            v = o->fixed[i].value;
+    return v;
+}
+
+/* Measures the best model once on the test set with `nabla eval`: the t10k files of IDX data,
+ * the synthetic test set, or --test for CSV data (a CSV set without --test has none). Returns
+ * 1 with the result, 0 when there is no test set, -1 on failure (message printed). */
+static int test_best(const study *s, int i, double *accuracy, double *loss)
+{
+    const tune_options *o = s->opt;
+    const char *data = fixed(o, "data") ? fixed(o, "data") : "fashion-mnist";
+    data_kind kind;
+    const char *path;
+    nb_error err;
+    if (o->test && strcmp(o->test, "none") == 0)
+        return 0;
+    if (data_classify(data, &kind, &path, &err) != 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        return -1;
+    }
+    if (kind == DATA_CSV && !o->test)
+        return 0;
+    char model[CLI_MAX_PATH + 64], seed[32];
+    snprintf(model, sizeof model, "%s/trials/%d/model.safetensors", s->dir, i);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    const char *args[24];
+    int n = 0;
+    args[n++] = "nabla";
+    args[n++] = "eval";
+    args[n++] = "--model";
+    args[n++] = model;
+    args[n++] = "--data";
+    args[n++] = data;
+    if (o->test) {
+        args[n++] = "--test";
+        args[n++] = o->test;
+    }
+    static const char *const synthetic_options[] = {"samples", "noise"};
+    for (int k = 0; k < 2; k++)
+        if (fixed(o, synthetic_options[k])) {
+            args[n++] = k == 0 ? "--samples" : "--noise";
+            args[n++] = fixed(o, synthetic_options[k]);
+        }
+    args[n++] = "--seed";
+    args[n++] = seed;
+    args[n++] = "--json";
+    args[n] = NULL;
+
+    int out[2];
+    if (pipe(out) != 0) {
+        perror("nabla: pipe");
+        return -1;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execv("/proc/self/exe", (char **)args);
+        execvp("nabla", (char **)args);
+        _exit(127);
+    }
+    close(out[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t got;
+    while (pid > 0 && len + 1 < sizeof buf &&
+           (got = read(out[0], buf + len, sizeof buf - 1 - len)) != 0) {
+        if (got < 0)
+            break;
+        len += (size_t)got;
+    }
+    buf[len] = '\0';
+    close(out[0]);
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    cJSON *j = cJSON_Parse(buf);
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "accuracy");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "loss");
+    int rc = -1;
+    if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && cJSON_IsNumber(acc)) {
+        *accuracy = acc->valuedouble;
+        *loss = cJSON_IsNumber(l) ? l->valuedouble : NAN;
+        rc = 1;
+    } else {
+        fprintf(stderr, "nabla: the test evaluation of %s failed\n", model);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void add_number_or_null(cJSON *j, const char *name, double v)
+{
+    if (isnan(v))
+        cJSON_AddNullToObject(j, name);
+    else
+        cJSON_AddNumberToObject(j, name, v);
+}
+
+int study_report(const study *s, nb_error *err)
+{
+    const tune_options *o = s->opt;
+    int *order = study_ranking(s);
+    if (!order)
+        return nb_fail(err, "out of memory");
+    int counts[TRIAL_FAILED + 1] = {0};
+    for (int i = 0; i < o->trials; i++)
+        counts[s->trials[i].state]++;
+    print_leaderboard(s, order);
+    double explained[NB_SEARCH_MAX_PARAMS];
+    int used = importance(s, explained);
+    print_importance(s, explained, used);
+
+    int b = order[0];
+    const trial *best = &s->trials[b];
+    free(order);
+    cJSON *j = cJSON_CreateObject();
+    char command[16384];
+    if (!j)
+        return nb_fail(err, "out of memory");
+    cJSON_AddNumberToObject(j, "trials", o->trials);
+    cJSON_AddNumberToObject(j, "complete", counts[TRIAL_COMPLETE]);
+    cJSON_AddNumberToObject(j, "pruned", counts[TRIAL_PRUNED]);
+    cJSON_AddNumberToObject(j, "failed", counts[TRIAL_FAILED]);
+    double seconds = 0;
+    for (int i = 0; i < o->trials; i++)
+        seconds += s->trials[i].seconds;
+    cJSON_AddNumberToObject(j, "trial_seconds", seconds);
+    int rc = 0;
+    if (best->state != TRIAL_COMPLETE) {
+        printf("\nno trial completed: no best model (see the reasons in %s)\n", s->journal_path);
+        cJSON_AddNullToObject(j, "trial");
+        rc = nb_fail(err, "no trial of %s completed", s->dir);
+    } else {
+        double test_acc = NAN, test_loss = NAN;
+        int tested = test_best(s, b, &test_acc, &test_loss);
+        if (best_command(s, best, command, sizeof command) != 0) {
+            cJSON_Delete(j);
+            return nb_fail(err, "out of memory");
+        }
+        cJSON_AddNumberToObject(j, "trial", b);
+        cJSON_AddItemToObject(j, "params", params_json(&o->space, &best->point));
+        add_number_or_null(j, "dev_accuracy", best->final_accuracy);
+        add_number_or_null(j, "dev_loss", best->final_loss);
+        add_number_or_null(j, "test_accuracy", test_acc);
+        add_number_or_null(j, "test_loss", test_loss);
+        cJSON_AddNumberToObject(j, "epochs", best->epochs);
+        char model[64];
+        snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
+        cJSON_AddStringToObject(j, "model", model);
+        cJSON_AddStringToObject(j, "command", command);
+        printf("\nbest: trial %d, dev accuracy %.4f", b, best->final_accuracy);
+        if (tested == 1)
+            printf(", test accuracy %.4f", test_acc);
+        else if (tested == 0)
+            printf(", no test set");
+        printf("\n  ");
+        print_params(stdout, &o->space, &best->point);
+        printf("\n  model: %s/%s\n  train it again: %s\n", s->dir, model, command);
+        if (tested < 0)
+            rc = nb_fail(err, "the best model could not be evaluated on the test set");
+    }
+    cJSON *imp = cJSON_AddObjectToObject(j, "importance");
+    for (int k = 0; imp && k < o->space.n; k++)
+        add_number_or_null(imp, o->space.p[k].name, used >= 3 ? explained[k] : NAN);
+    nb_error werr;
+    if (write_json_file(s->dir, "best.json", j, &werr) != 0 && rc == 0)
+        rc = nb_fail(err, "%s", werr.msg);
+    else if (!o->quiet)
+        printf("wrote %s/best.json\n", s->dir);
+    cJSON_Delete(j);
+    fflush(stdout);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* The end of a study: leaderboard and importance on stdout, the best model measured on the
+ * test set, best.json. */
+#ifndef NABLA_CLI_TUNE_REPORT_H
+#define NABLA_CLI_TUNE_REPORT_H
+
+#include <stdio.h>
+
+#include "tune_study.h"
+
+/* Trial numbers from best to worst: complete trials by dev accuracy, then pruned, then failed.
+ * A malloc'd array of opt->trials numbers, or NULL when out of memory. */
+int *study_ranking(const study *s);
+
+/* "name=value name=value ..." */
+void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p);
+
+/* Prints the leaderboard and the importance ranking, evaluates the best model on the test set
+ * and writes STUDY/best.json. Returns 0, or -1 with err (no trial completed, a write failed). */
+int study_report(const study *s, nb_error *err);
+
+#endif /* NABLA_CLI_TUNE_REPORT_H */

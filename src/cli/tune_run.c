@@ -1,0 +1,700 @@
+/* Running a study's trials (see tune_run.h).
+ *
+ * Why results do not depend on --workers: a trial's configuration depends on the seed and its
+ * number only; it trains with the same --seed on any thread count with the same result; and a
+ * pruning decision for trial t after epoch e compares it with the trials numbered below t that
+ * reached epoch e. The tuner answers a trial only once each of those has reported epoch e or
+ * finished, so the set it compares with is always the same. Trials start in number order, so
+ * the ones a trial waits for are running or done: nothing waits forever. */
+#define _GNU_SOURCE /* pipe2-free CLOEXEC socketpair, prctl */
+#include "tune_run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "fileio.h"
+#include "options.h"
+#include "resume.h"
+#include "run_files.h"
+#include "trial_channel.h"
+
+double tune_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- configurations ------------------------------------------------------------------------ */
+
+/* Round q's space: round q-1's, narrowed to the best quarter of the finished trials of the
+ * rounds before q (their results are final once round q may start). */
+static int narrow_round(study *s, int q, nb_error *err)
+{
+    const tune_options *o = s->opt;
+    int n = 0;
+    nb_search_point *pts = malloc((size_t)o->trials * sizeof *pts);
+    double *score = malloc((size_t)o->trials * sizeof *score);
+    if (!pts || !score) {
+        free(pts);
+        free(score);
+        return nb_fail(err, "out of memory");
+    }
+    for (int i = 0; i < o->trials; i++)
+        if (s->trials[i].round < q && s->trials[i].has_point) {
+            pts[n] = s->trials[i].point;
+            score[n++] = s->trials[i].state == TRIAL_COMPLETE ? s->trials[i].final_accuracy : NAN;
+        }
+    int rc = nb_search_narrow(&s->round_space[q - 1], pts, score, n, 0.25, &s->round_space[q],
+                              err);
+    free(pts);
+    free(score);
+    return rc;
+}
+
+int study_plan_round(study *s, int r, nb_error *err)
+{
+    const tune_options *o = s->opt;
+    for (; s->rounds_known <= r; s->rounds_known++)
+        if (narrow_round(s, s->rounds_known, err) != 0)
+            return -1;
+    int first, end;
+    round_range(o, r, &first, &end);
+    nb_search_point *grid = NULL;
+    if (o->sampler == SAMPLER_GRID) {
+        grid = malloc((size_t)(end - first) * sizeof *grid);
+        if (!grid)
+            return nb_fail(err, "out of memory");
+        if (nb_search_grid(&s->round_space[r], end - first, o->seed + (uint64_t)r, grid,
+                           err) != 0) {
+            free(grid);
+            return -1;
+        }
+    }
+    int news = 0;
+    for (int i = first; i < end; i++) {
+        trial *t = &s->trials[i];
+        if (t->has_point)
+            continue; /* started before: the journal holds what it ran with */
+        news++;
+        if (grid)
+            t->point = grid[i - first];
+        else
+            nb_search_sample(&s->round_space[r], o->seed, i, &t->point);
+        t->has_point = 1;
+    }
+    free(grid);
+    /* The journal says where each round after the first searched. */
+    if (news < end - first || r == 0)
+        return 0;
+    char *text = malloc(NB_SEARCH_FORMAT_MAX);
+    if (!text || nb_search_space_format(&s->round_space[r], text, NB_SEARCH_FORMAT_MAX) != 0) {
+        free(text);
+        return nb_fail(err, "out of memory");
+    }
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "round", r);
+    cJSON_AddStringToObject(ev, "space", text);
+    free(text);
+    return journal_append(s, ev, err);
+}
+
+/* ---- trial processes ----------------------------------------------------------------------- */
+
+typedef struct worker {
+    pid_t pid;               /* 0: free */
+    int fd;                  /* the tuner's end of the socket, -1 once closed */
+    int trial;
+    char buf[16384];         /* a partial report line */
+    size_t len;
+    int pruned;              /* killed by the pruner */
+    double started;
+    double seconds_before;   /* the trial's time before this process */
+} worker;
+
+typedef struct runner {
+    study *s;
+    worker *w;
+    int n_workers;
+    int threads;             /* per trial */
+    char threads_text[16];
+    int finished;            /* trials complete, pruned or failed */
+    nb_error *err;
+} runner;
+
+static char *trial_dir(const study *s, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "trials/%d", i);
+    return path_join(s->dir, name);
+}
+
+/* The arguments of the trial's process: its configuration, or --resume when it has a
+ * checkpoint to continue from. */
+static char **process_args(const runner *r, int i, const char *dir)
+{
+    const study *s = r->s;
+    const char *threads = r->threads_text;
+    nb_st_file f;
+    char used[CLI_MAX_PATH], note[512];
+    nb_error err;
+    int resume = nb_checkpoint_open(dir, &f, used, sizeof used, note, sizeof note, &err) == 0;
+    if (resume)
+        nb_st_free(&f);
+    int argc = 0;
+    char **base = resume ? NULL : tune_trial_args(s->opt, &s->trials[i].point, &argc);
+    const char *tail[] = {"--test", "none", "--out", dir, "--threads", threads, "--quiet"};
+    const char *resume_args[] = {"train", "--resume", dir, "--threads", threads, "--quiet"};
+    size_t n_tail = sizeof tail / sizeof tail[0];
+    size_t total = resume ? sizeof resume_args / sizeof resume_args[0] : (size_t)argc + n_tail;
+    char **args = calloc(total + 2, sizeof *args);
+    if (!args || (!resume && !base)) {
+        free(args);
+        tune_args_free(base);
+        return NULL;
+    }
+    args[0] = "nabla";
+    if (resume) {
+        for (size_t k = 0; k < total; k++)
+            args[1 + k] = (char *)resume_args[k];
+    } else {
+        for (int k = 0; k < argc; k++)
+            args[1 + k] = base[k];
+        for (size_t k = 0; k < n_tail; k++)
+            args[1 + argc + k] = (char *)tail[k];
+        free(base); /* the strings now belong to args */
+    }
+    return args;
+}
+
+static void free_process_args(char **args, int owned_from, int owned_to)
+{
+    for (int k = owned_from; k < owned_to; k++)
+        free(args[k]);
+    free(args);
+}
+
+/* Starts trial i on worker w. */
+static int launch(runner *r, worker *w, int i)
+{
+    study *s = r->s;
+    trial *t = &s->trials[i];
+    nb_error *err = r->err;
+    char *dir = trial_dir(s, i);
+    char *log_path = dir ? path_join(dir, "train.log") : NULL;
+    if (!dir || !log_path || make_dirs(dir, err) != 0) {
+        if (!log_path)
+            nb_fail(err, "out of memory");
+        free(dir);
+        free(log_path);
+        return -1;
+    }
+    char **args = process_args(r, i, dir);
+    int argc = 0;
+    while (args && args[argc])
+        argc++;
+    /* The fresh run's own strings are args[1 .. argc - 7]; --resume's are all constants. */
+    int owned_to = args && strcmp(args[2], "--resume") != 0 ? argc - 7 : 1;
+    if (t->state == TRIAL_PENDING) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ev, "trial", i);
+        cJSON_AddStringToObject(ev, "state", "running");
+        cJSON_AddNumberToObject(ev, "round", t->round);
+        cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
+        cJSON *a = cJSON_AddArrayToObject(ev, "args");
+        for (int k = 1; args && k < argc; k++)
+            cJSON_AddItemToArray(a, cJSON_CreateString(args[k]));
+        if (!args || journal_append(s, ev, err) != 0) {
+            if (!args)
+                nb_fail(err, "out of memory");
+            if (args)
+                free_process_args(args, 1, owned_to);
+            free(dir);
+            free(log_path);
+            return -1;
+        }
+        t->state = TRIAL_RUNNING;
+    }
+    int sv[2] = {-1, -1};
+    pid_t parent = getpid();
+    pid_t pid = -1;
+    if (args && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0)
+        pid = fork();
+    if (pid == 0) {
+        /* The child: its own process group (Ctrl-C reaches the tuner, which passes it on
+         * once), killed with the tuner, output to the trial's log, the socket kept open. */
+        setpgid(0, 0);
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+        if (getppid() != parent)
+            _exit(EXIT_RUNTIME);
+        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        char fd_text[16];
+        snprintf(fd_text, sizeof fd_text, "%d", sv[1]);
+        if (log < 0 || dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0 ||
+            fcntl(sv[1], F_SETFD, 0) != 0 || setenv(TRIAL_FD_ENV, fd_text, 1) != 0)
+            _exit(EXIT_RUNTIME);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        execv("/proc/self/exe", args);
+        execvp("nabla", args);
+        _exit(127);
+    }
+    int saved = errno;
+    if (args)
+        free_process_args(args, 1, owned_to);
+    free(dir);
+    free(log_path);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (pid < 0) {
+        if (sv[0] >= 0)
+            close(sv[0]);
+        return nb_fail(err, "cannot start trial %d: %s", i, args ? strerror(saved)
+                                                                 : "out of memory");
+    }
+    memset(w, 0, sizeof *w);
+    w->pid = pid;
+    w->fd = sv[0];
+    w->trial = i;
+    w->started = tune_now();
+    w->seconds_before = t->seconds;
+    return 0;
+}
+
+/* ---- pruning ------------------------------------------------------------------------------- */
+
+/* Whether the pruner can judge trial i after epoch e: every earlier trial has reported epoch e
+ * or finished. Fills the values it is compared with. */
+static int decidable(const study *s, int i, int e, double *others, int *n)
+{
+    *n = 0;
+    for (int u = 0; u < i; u++) {
+        const trial *t = &s->trials[u];
+        if (t->n_reported >= e && !isnan(t->dev_accuracy[e - 1]))
+            others[(*n)++] = t->dev_accuracy[e - 1];
+        else if (!trial_finished(t))
+            return 0;
+    }
+    return 1;
+}
+
+static void print_trial_line(const runner *r, int i);
+
+/* The journal's last word on trial i, from its fields. */
+static int record_end(runner *r, int i)
+{
+    study *s = r->s;
+    trial *t = &s->trials[i];
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "trial", i);
+    cJSON_AddStringToObject(ev, "state", trial_state_name(t->state));
+    cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
+    if (isnan(t->final_accuracy))
+        cJSON_AddNullToObject(ev, "dev_accuracy");
+    else
+        cJSON_AddNumberToObject(ev, "dev_accuracy", t->final_accuracy);
+    if (isnan(t->final_loss))
+        cJSON_AddNullToObject(ev, "dev_loss");
+    else
+        cJSON_AddNumberToObject(ev, "dev_loss", t->final_loss);
+    cJSON_AddNumberToObject(ev, "epochs", t->epochs);
+    cJSON_AddNumberToObject(ev, "seconds", t->seconds);
+    if (t->state == TRIAL_FAILED)
+        cJSON_AddStringToObject(ev, "reason", t->reason);
+    if (journal_append(s, ev, r->err) != 0)
+        return -1;
+    r->finished++;
+    print_trial_line(r, i);
+    return 0;
+}
+
+static worker *worker_of(runner *r, int i)
+{
+    for (int k = 0; k < r->n_workers; k++)
+        if (r->w[k].pid && r->w[k].trial == i)
+            return &r->w[k];
+    return NULL;
+}
+
+/* Trial i stops after epoch e, with that epoch's metrics; its process (which may have run
+ * ahead) is killed. */
+static int prune(runner *r, int i, int e)
+{
+    trial *t = &r->s->trials[i];
+    worker *w = worker_of(r, i);
+    t->state = TRIAL_PRUNED;
+    t->final_accuracy = t->dev_accuracy[e - 1];
+    t->final_loss = t->dev_loss[e - 1];
+    t->epochs = e;
+    if (w) {
+        t->seconds = w->seconds_before + (tune_now() - w->started);
+        w->pruned = 1;
+        kill(w->pid, SIGKILL);
+    }
+    return record_end(r, i);
+}
+
+/* Judges every epoch that can be judged, in trial order; a trial whose process has ended is
+ * recorded once all its epochs are judged. */
+static int decide(runner *r, double *others)
+{
+    study *s = r->s;
+    nb_pruner pruner = {s->opt->prune, 5, 1, 3};
+    for (int i = 0; i < s->opt->trials; i++) {
+        trial *t = &s->trials[i];
+        if (t->state != TRIAL_RUNNING)
+            continue;
+        int pruned = 0;
+        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_accuracy[t->decided])) {
+            int n, e = t->decided + 1;
+            /* Nothing to judge without a pruner, or at the last epoch. */
+            if (s->opt->prune != NB_PRUNE_NONE && e < t->epochs_total) {
+                if (!decidable(s, i, e, others, &n))
+                    break;
+                pruned = nb_prune_should_stop(&pruner, e, t->epochs_total, t->dev_accuracy[e - 1],
+                                              others, n);
+            }
+            if (pruned && prune(r, i, e) != 0)
+                return -1;
+            t->decided = e;
+        }
+        if (!pruned && t->exited && t->decided >= t->n_reported) {
+            t->state = t->exit_state;
+            if (record_end(r, i) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- reports and endings ------------------------------------------------------------------- */
+
+/* One report line from a trial: "<epochs> <metrics JSON>". */
+static int take_report(runner *r, worker *w, char *line)
+{
+    study *s = r->s;
+    trial *t = &s->trials[w->trial];
+    char *json;
+    long epochs = strtol(line, &json, 10);
+    cJSON *m = cJSON_Parse(json);
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(m, "epoch");
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(m, "dev_accuracy");
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(m, "dev_loss");
+    if (epochs < 1 || epochs > 10000000 || !cJSON_IsNumber(epoch) || epoch->valuedouble < 1 ||
+        epoch->valuedouble > epochs || !cJSON_IsNumber(acc)) {
+        cJSON_Delete(m);
+        return 0; /* not a report: ignored (the trial's own files still tell) */
+    }
+    int e = (int)epoch->valuedouble;
+    t->epochs_total = (int)epochs;
+    int is_new = trial_set_epoch(t, e, acc->valuedouble,
+                                 cJSON_IsNumber(loss) ? loss->valuedouble : NAN);
+    cJSON_Delete(m);
+    if (is_new < 0)
+        return nb_fail(r->err, "out of memory");
+    if (!is_new)
+        return 0; /* a restarted trial repeats the epochs of its checkpoint */
+    t->seconds = w->seconds_before + (tune_now() - w->started);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "trial", w->trial);
+    cJSON_AddStringToObject(ev, "state", "running");
+    cJSON_AddNumberToObject(ev, "epoch", e);
+    cJSON_AddNumberToObject(ev, "epochs", t->epochs_total);
+    cJSON_AddNumberToObject(ev, "dev_accuracy", t->dev_accuracy[e - 1]);
+    cJSON_AddNumberToObject(ev, "dev_loss", t->dev_loss[e - 1]);
+    cJSON_AddNumberToObject(ev, "seconds", t->seconds);
+    return journal_append(s, ev, r->err);
+}
+
+/* The last line of the trial's log: what a failed trial said. */
+static void last_log_line(const study *s, int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "no message");
+    char *dir = trial_dir(s, i);
+    char *path = dir ? path_join(dir, "train.log") : NULL;
+    unsigned char *text = NULL;
+    size_t n;
+    nb_error err;
+    if (path && nb_read_file(path, &text, &n, &err) == 0) {
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+            n--;
+        size_t b = n;
+        while (b > 0 && text[b - 1] != '\n')
+            b--;
+        if (n > b) {
+            const char *line = (const char *)text + b;
+            if (strncmp(line, "nabla: ", 7) == 0)
+                line += 7;
+            snprintf(buf, cap, "%.*s", (int)(text + n - (const unsigned char *)line), line);
+        }
+    }
+    free(text);
+    free(path);
+    free(dir);
+}
+
+/* The result in a finished trial's summary.json. */
+static int read_summary(const study *s, int i, trial *t, int *diverged)
+{
+    char *dir = trial_dir(s, i);
+    char *path = dir ? path_join(dir, "summary.json") : NULL;
+    unsigned char *text = NULL;
+    size_t n;
+    nb_error err;
+    int rc = -1;
+    if (path && nb_read_file(path, &text, &n, &err) == 0) {
+        cJSON *j = cJSON_Parse((const char *)text);
+        const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "dev_accuracy");
+        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(j, "dev_loss");
+        const cJSON *epochs = cJSON_GetObjectItemCaseSensitive(j, "epochs");
+        if (cJSON_IsNumber(acc) && cJSON_IsNumber(epochs)) {
+            t->final_accuracy = acc->valuedouble;
+            t->final_loss = cJSON_IsNumber(loss) ? loss->valuedouble : NAN;
+            t->epochs = (int)epochs->valuedouble;
+            *diverged = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "diverged"));
+            rc = 0;
+        }
+        cJSON_Delete(j);
+    }
+    free(text);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+/* The trial's process has ended with `status`: what it says is kept until the pruner has
+ * judged every epoch the trial reported (decide records it). */
+static void trial_ended(runner *r, worker *w, int status, int stopping)
+{
+    study *s = r->s;
+    int i = w->trial;
+    trial *t = &s->trials[i];
+    double seconds = w->seconds_before + (tune_now() - w->started);
+    int pruned = w->pruned;
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    if (pruned || stopping)
+        return; /* recorded already, or to be continued by the next run */
+    int diverged = 0;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int have = read_summary(s, i, t, &diverged) == 0;
+    t->seconds = seconds;
+    t->exited = 1;
+    if (code == 0 && have && !diverged) {
+        t->exit_state = TRIAL_COMPLETE;
+        return;
+    }
+    t->exit_state = TRIAL_FAILED;
+    if (diverged)
+        snprintf(t->reason, sizeof t->reason, "the loss diverged (NaN/inf)");
+    else if (WIFSIGNALED(status))
+        snprintf(t->reason, sizeof t->reason, "killed by signal %d", WTERMSIG(status));
+    else
+        last_log_line(s, i, t->reason, sizeof t->reason);
+    if (!have) {
+        t->final_accuracy = t->final_loss = NAN;
+        t->epochs = t->n_reported;
+    }
+}
+
+static void print_trial_line(const runner *r, int i)
+{
+    const study *s = r->s;
+    const trial *t = &s->trials[i];
+    if (s->opt->quiet)
+        return;
+    int width = snprintf(NULL, 0, "%d", s->opt->trials);
+    printf("[%*d/%d] trial %*d %-8s", width, r->finished, s->opt->trials, width, i,
+           trial_state_name(t->state));
+    if (!isnan(t->final_accuracy))
+        printf("  dev %.4f", t->final_accuracy);
+    printf("  %d epoch%s  %.1f s ", t->epochs, t->epochs == 1 ? "" : "s", t->seconds);
+    for (int k = 0; k < s->opt->space.n; k++) {
+        char text[NB_SEARCH_VALUE_MAX];
+        nb_search_value_text(&s->opt->space.p[k], t->point.v[k], text, sizeof text);
+        printf(" %s=%s", s->opt->space.p[k].name, text);
+    }
+    if (t->state == TRIAL_FAILED)
+        printf("  (%s)", t->reason);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Reads what a worker's trial sent; on end of file, waits for the process. */
+static int service(runner *r, worker *w, int stopping)
+{
+    char *room = w->buf + w->len;
+    ssize_t got = recv(w->fd, room, sizeof w->buf - 1 - w->len, 0);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (got > 0) {
+        w->len += (size_t)got;
+        w->buf[w->len] = '\0';
+        char *nl;
+        while ((nl = memchr(w->buf, '\n', w->len)) != NULL) {
+            *nl = '\0';
+            if (!stopping && take_report(r, w, w->buf) != 0)
+                return -1;
+            size_t used = (size_t)(nl + 1 - w->buf);
+            memmove(w->buf, nl + 1, w->len - used);
+            w->len -= used;
+        }
+        if (w->len == sizeof w->buf - 1)
+            w->len = 0; /* a line this long is not a report */
+        return 0;
+    }
+    /* End of file (or an error): the trial is ending. */
+    close(w->fd);
+    w->fd = -1;
+    int status = 0;
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    trial_ended(r, w, status, stopping);
+    return 0;
+}
+
+/* The next trial to start: the lowest-numbered one not finished and not running, once the
+ * rounds before its own are finished (coarse to fine needs their results). -1: none now. */
+static int next_trial(runner *r, int *round_ready)
+{
+    study *s = r->s;
+    for (int i = 0; i < s->opt->trials; i++) {
+        trial *t = &s->trials[i];
+        if (trial_finished(t) || t->exited || worker_of(r, i))
+            continue;
+        for (int u = 0; u < i; u++)
+            if (s->trials[u].round < t->round && !trial_finished(&s->trials[u]))
+                return -1;
+        *round_ready = t->round;
+        return i;
+    }
+    return -1;
+}
+
+static int run_loop(runner *r)
+{
+    study *s = r->s;
+    volatile sig_atomic_t *stop = stop_signal_flag();
+    double *others = malloc((size_t)s->opt->trials * sizeof *others);
+    struct pollfd *fds = malloc((size_t)r->n_workers * sizeof *fds);
+    int *owner = malloc((size_t)r->n_workers * sizeof *owner);
+    if (!others || !fds || !owner) {
+        free(others);
+        free(fds);
+        free(owner);
+        return nb_fail(r->err, "out of memory");
+    }
+    int rc = 0;
+    while (rc == 0 && !*stop) {
+        /* Judge what can be judged (which may finish trials and a round), then start trials
+         * on free workers. */
+        if ((rc = decide(r, others)) != 0)
+            break;
+        for (int k = 0; rc == 0 && k < r->n_workers; k++) {
+            if (r->w[k].pid)
+                continue;
+            int round, i = next_trial(r, &round);
+            if (i < 0)
+                break;
+            if (!s->trials[i].has_point)
+                rc = study_plan_round(s, round, r->err);
+            if (rc == 0)
+                rc = launch(r, &r->w[k], i);
+        }
+        if (rc != 0)
+            break;
+        int n = 0;
+        for (int k = 0; k < r->n_workers; k++)
+            if (r->w[k].pid && r->w[k].fd >= 0) {
+                fds[n].fd = r->w[k].fd;
+                fds[n].events = POLLIN;
+                owner[n++] = k;
+            }
+        if (n == 0)
+            break; /* nothing running and nothing to start: done */
+        int ready = poll(fds, (nfds_t)n, 1000);
+        if (ready < 0 && errno != EINTR) {
+            rc = nb_fail(r->err, "poll: %s", strerror(errno));
+            break;
+        }
+        for (int j = 0; rc == 0 && ready > 0 && j < n; j++)
+            if (fds[j].revents)
+                rc = service(r, &r->w[owner[j]], 0);
+    }
+    free(others);
+    free(fds);
+    free(owner);
+    return rc;
+}
+
+/* Stops the running trials: each gets the signal (and checkpoints), then its socket closes,
+ * which also releases one waiting for an answer. Their journal entries stay "running". */
+static void stop_all(runner *r, int sig)
+{
+    for (int k = 0; k < r->n_workers; k++)
+        if (r->w[k].pid)
+            kill(r->w[k].pid, sig);
+    for (int k = 0; k < r->n_workers; k++) {
+        worker *w = &r->w[k];
+        if (!w->pid)
+            continue;
+        if (w->fd >= 0) {
+            close(w->fd);
+            w->fd = -1;
+        }
+        int status;
+        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        trial_ended(r, w, status, 1);
+    }
+}
+
+int study_run(study *s, nb_error *err)
+{
+    runner r;
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.err = err;
+    r.n_workers = s->opt->workers < s->opt->trials ? s->opt->workers : s->opt->trials;
+    int cores = cli_default_threads();
+    r.threads = s->opt->threads > 0 ? s->opt->threads
+                                    : (cores / r.n_workers > 0 ? cores / r.n_workers : 1);
+    snprintf(r.threads_text, sizeof r.threads_text, "%d", r.threads);
+    r.w = calloc((size_t)r.n_workers, sizeof *r.w);
+    if (!r.w)
+        return nb_fail(err, "out of memory");
+    for (int k = 0; k < r.n_workers; k++)
+        r.w[k].fd = -1;
+    for (int i = 0; i < s->opt->trials; i++)
+        r.finished += trial_finished(&s->trials[i]);
+    stop_signals_install();
+    int rc = run_loop(&r);
+    volatile sig_atomic_t *stop = stop_signal_flag();
+    int sig = *stop ? (int)*stop : 0;
+    stop_all(&r, sig ? sig : SIGTERM);
+    free(r.w);
+    if (rc != 0)
+        return -1;
+    if (sig)
+        return 128 + sig;
+    for (int i = 0; i < s->opt->trials; i++)
+        if (!trial_finished(&s->trials[i]))
+            return nb_fail(err, "trial %d did not finish (a bug: please report it)", i);
+    return 0;
+}
