@@ -445,7 +445,6 @@ static int train_and_report(train_run *r)
     fill_train_config(r, &cfg);
     cfg.user = r;
 
-    nb_set_threads(r->opt.threads);
     progress_init(&r->prog, stdout, r->opt.quiet, r->opt.epochs);
     stop_signals_install();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
@@ -508,6 +507,8 @@ int cmd_train(int argc, char **argv)
         goto done;
     if (r->opt.resume && resume_open(&r->opt, &r->resume, &code) != 0)
         goto done;
+    /* Before any parallel work (loading, splitting): --threads 1 means one thread throughout. */
+    nb_set_threads(r->opt.threads);
     r->argv_json = r->opt.resume ? resume_argv_json(&r->opt) : argv_json(argc, argv);
     if (!r->argv_json || !getcwd(r->cwd, sizeof r->cwd)) {
         nb_fail(&r->err, "cannot record the run's arguments and directory: %s",

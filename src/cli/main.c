@@ -73,18 +73,25 @@ static int help_command(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* OpenBLAS chose its kernels when it loaded. If it fell back to generic ones on a CPU that can
- * run better ones (src/blas_kernel.c tells), start again, once, with OPENBLAS_CORETYPE naming
- * them: the same program, 3 to 5 times faster matrix products. An OPENBLAS_CORETYPE the user
- * set is left alone. If the restart fails, carry on with the kernels we have. */
+/* OpenBLAS set itself up when it loaded, before main. Two of its choices are wrong for nabla,
+ * and only its environment variables change them, so the program starts again, once, with them
+ * set (an exec costs milliseconds):
+ * - its kernels: on a CPU newer than itself it falls back to generic ones (src/blas_kernel.c
+ *   tells); OPENBLAS_CORETYPE naming the better ones makes matrix products 3 to 5 times faster;
+ * - its threads: it starts one per core, which nabla never uses (the library's own pool runs
+ *   OpenBLAS on one thread), but which spin for about 0.1 s of CPU first; short runs, such as
+ *   `nabla tune`'s trials, side by side, lose that much each. OPENBLAS_NUM_THREADS=1 starts none.
+ * Values the user set are left alone. If the restart fails, carry on as we are. */
 static void restart_with_better_blas(char **argv)
 {
-    if (getenv("OPENBLAS_CORETYPE"))
-        return;
-    const char *better = nb_blas_better_kernel();
-    if (!better || setenv("OPENBLAS_CORETYPE", better, 1) != 0)
-        return;
-    execv("/proc/self/exe", argv);
+    int restart = 0;
+    if (!getenv("OPENBLAS_NUM_THREADS") && setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+        restart = 1;
+    const char *better = getenv("OPENBLAS_CORETYPE") ? NULL : nb_blas_better_kernel();
+    if (better && setenv("OPENBLAS_CORETYPE", better, 1) == 0)
+        restart = 1;
+    if (restart)
+        execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char **argv)

@@ -19,7 +19,7 @@ void usage_train(FILE *out)
 "metrics.jsonl, model.safetensors and summary.json to the run directory, and keeps\n"
 "checkpoint.safetensors (and checkpoint.prev.safetensors) there while it trains.\n"
 "Ctrl-C (or SIGTERM) stops at the next step with a checkpoint; --resume continues, ending\n"
-"with the weights an uninterrupted run would have (same --threads).\n"
+"with the weights an uninterrupted run would have (on any number of threads).\n"
 "\n"
 "Data:\n"
 "  --data D              fashion-mnist, a directory of IDX files, a CSV file (last column\n"

@@ -377,10 +377,16 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
 {
     char **args = NULL;
     int n = 0;
-    int ok = push(&args, &n, "train") == 0;
-    for (int i = 0; ok && i < o->n_fixed; i++)
+    int ok = push(&args, &n, "train") == 0, layer_parts = 0;
+    for (int i = 0; i < o->space.n; i++)
+        layer_parts |= is_layer_part(o->space.p[i].name);
+    for (int i = 0; ok && i < o->n_fixed; i++) {
+        /* A fixed --layers only lends its width or depth to units and depth (below). */
+        if (layer_parts && strcmp(o->fixed[i].flag, "--layers") == 0)
+            continue;
         ok = push(&args, &n, o->fixed[i].flag) == 0 &&
              (!o->fixed[i].value || push(&args, &n, o->fixed[i].value) == 0);
+    }
     for (int i = 0; ok && i < o->space.n; i++)
         if (!is_layer_part(o->space.p[i].name))
             ok = add_param_args(&args, &n, &o->space.p[i], pt->v[i]) == 0;
@@ -460,36 +466,47 @@ static int check_names(tune_options *o)
     return 0;
 }
 
-/* Each end of every range and every choice, alone, must be accepted by nabla train. */
-static int check_values(tune_options *o)
+/* Each end of every range and every choice must be accepted by nabla train, with the fixed
+ * options and nothing else searched (a combination of values that train refuses, such as
+ * --batchnorm with --batch-size 1, only fails the trials that draw it). */
+static int check_values(const tune_options *o)
 {
-    for (int i = 0; i < o->space.n; i++) {
+    tune_options *one = malloc(sizeof *one);
+    if (!one) {
+        cli_usage_error(CMD, "out of memory");
+        return -1;
+    }
+    *one = *o;
+    one->space.n = 1;
+    one->adds_lr_decay = 0;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
+        one->space.p[0] = *p;
+        if (strcmp(p->name, "decay-rate") == 0)
+            one->adds_lr_decay = o->adds_lr_decay;
         int n_values = p->kind == NB_DIST_CHOICE ? p->n_choices : 2;
-        for (int k = 0; k < n_values; k++) {
+        for (int k = 0; rc == 0 && k < n_values; k++) {
             nb_search_point pt;
-            /* Every other parameter at its first choice or low end, this one at value k. */
-            for (int j = 0; j < o->space.n; j++)
-                pt.v[j] = o->space.p[j].kind == NB_DIST_CHOICE ? 0 : o->space.p[j].lo;
-            pt.v[i] = p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
+            pt.v[0] = p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
             int argc;
-            char **args = tune_trial_args(o, &pt, &argc);
+            char **args = tune_trial_args(one, &pt, &argc);
             if (!args) {
                 cli_usage_error(CMD, "out of memory");
-                return -1;
-            }
-            int ok = train_accepts(args, argc);
-            tune_args_free(args);
-            if (!ok) {
+                rc = -1;
+            } else if (!train_accepts(args, argc)) {
                 char text[NB_SEARCH_VALUE_MAX];
-                nb_search_value_text(p, pt.v[i], text, sizeof text);
+                nb_search_value_text(p, pt.v[0], text, sizeof text);
                 cli_usage_error(CMD, "--space: %s=%s is refused by nabla train (above)",
                                 p->name, text);
-                return -1;
+                rc = -1;
             }
+            tune_args_free(args);
         }
+        one->adds_lr_decay = 0;
     }
-    return 0;
+    free(one);
+    return rc;
 }
 
 int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
@@ -514,12 +531,13 @@ int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
             }
             o->adds_lr_decay = 1;
         }
-    /* The fixed options on their own (a bad --lr fails here, with train's message). */
-    int n;
-    nb_search_point first;
-    for (int j = 0; j < o->space.n; j++)
-        first.v[j] = o->space.p[j].kind == NB_DIST_CHOICE ? 0 : o->space.p[j].lo;
-    char **args = tune_trial_args(o, &first, &n);
+    /* The fixed options on their own (a bad --lr fails here, with train's message), then the
+     * searched values. */
+    int n, searched = o->space.n;
+    nb_search_point none = {{0}};
+    o->space.n = 0;
+    char **args = tune_trial_args(o, &none, &n);
+    o->space.n = searched;
     if (!args) {
         cli_usage_error(CMD, "out of memory");
         return -1;

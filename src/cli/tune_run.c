@@ -361,7 +361,8 @@ static int decide(runner *r, double *others)
         if (t->state != TRIAL_RUNNING)
             continue;
         int pruned = 0;
-        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_accuracy[t->decided])) {
+        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_accuracy[t->decided]) &&
+               t->epochs_total > 0) {
             int n, e = t->decided + 1;
             /* Nothing to judge without a pruner, or at the last epoch. */
             if (s->opt->prune != NB_PRUNE_NONE && e < t->epochs_total) {
@@ -415,7 +416,7 @@ static int take_report(runner *r, worker *w, char *line)
     cJSON_AddNumberToObject(ev, "trial", w->trial);
     cJSON_AddStringToObject(ev, "state", "running");
     cJSON_AddNumberToObject(ev, "epoch", e);
-    cJSON_AddNumberToObject(ev, "epochs", t->epochs_total);
+    cJSON_AddNumberToObject(ev, "epochs_planned", t->epochs_total);
     cJSON_AddNumberToObject(ev, "dev_accuracy", t->dev_accuracy[e - 1]);
     cJSON_AddNumberToObject(ev, "dev_loss", t->dev_loss[e - 1]);
     cJSON_AddNumberToObject(ev, "seconds", t->seconds);

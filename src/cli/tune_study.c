@@ -261,6 +261,10 @@ static int apply_event(study *s, const cJSON *ev, int line, int *exit_code)
             trial_set_epoch(t, (int)epoch->valuedouble, number_or_nan(ev, "dev_accuracy"),
                             number_or_nan(ev, "dev_loss")) < 0)
             return journal_error(s, line, "bad epoch", exit_code);
+        double planned = number_or_nan(ev, "epochs_planned");
+        if (!(planned >= epoch->valuedouble && planned <= 1e7))
+            return journal_error(s, line, "bad epochs_planned", exit_code);
+        t->epochs_total = (int)planned;
     }
     double seconds = number_or_nan(ev, "seconds");
     if (!isnan(seconds))

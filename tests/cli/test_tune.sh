@@ -115,6 +115,15 @@ check "rerun: journal unchanged" cmp -s journal.before w1/journal.jsonl
 expect_exit 2 "rerun with other settings" "${STUDY[@]}" --workers 1 --out w1 --trials 9
 check "other settings: says which" grep -q "trials" "$WORK/stderr"
 
+# A line cut short by a crash is dropped; any other damage is an error that names the line.
+cp -r w1 wd
+printf '{"trial":3,"state":"comp' >>wd/journal.jsonl
+expect_exit 0 "journal with a torn last line" "${STUDY[@]}" --workers 1 --out wd
+check "torn line cut off" cmp -s w1/journal.jsonl wd/journal.jsonl
+sed -i '3s/.*/not json/' wd/journal.jsonl
+expect_exit 1 "journal with a damaged line" "${STUDY[@]}" --workers 1 --out wd
+check "damaged journal: names file and line" grep -q "journal.jsonl:3:" "$WORK/stderr"
+
 # ---- kill -9 at random moments, then the same command until it ends ---------------------------
 KILLS=0
 for attempt in $(seq 1 40); do
@@ -171,5 +180,5 @@ check "diverged: failed with a reason" pytrue "any(e.get('state') == 'failed' an
 expect_exit 0 "train --test none" train --data moons --epochs 1 --test none --quiet --out tn
 check "--test none: no test set" pytrue "json.load(open('tn/summary.json'))['test_samples'] == 0"
 
-echo "test_tune: $((SECONDS - STARTED)) s"
+echo "test_tune: $((SECONDS - STARTED)) s, the study killed $KILLS times"
 finish
