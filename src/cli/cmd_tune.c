@@ -5,12 +5,11 @@
 
 #include "cli.h"
 #include "options.h"
+#include "tune_data.h"
 #include "tune_options.h"
 #include "tune_report.h"
 #include "tune_run.h"
 #include "tune_study.h"
-
-static const char *const CMD = "tune";
 
 /* --dry-run: the first round's configurations (later rounds depend on its results). */
 static int dry_run(tune_options *o)
@@ -80,12 +79,29 @@ int cmd_tune(int argc, char **argv)
         tune_options_free(&o);
         return code;
     }
-    study s;
+    /* A missing data set would fail every trial: say it once, before the study starts. */
     nb_error err;
+    data_kind kind;
+    const char *path, *data = "fashion-mnist";
+    for (int i = 0; i < o.n_fixed; i++)
+        if (strcmp(o.fixed[i].flag, "--data") == 0)
+            data = o.fixed[i].value;
+    if (data_classify(data, &kind, &path, &err) != 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        tune_options_free(&o);
+        return EXIT_RUNTIME;
+    }
+    study s;
     if (study_open(&s, &o, &code) != 0) {
         study_close(&s);
         tune_options_free(&o);
         return code;
+    }
+    if (tune_prepare_data(s.dir, data, &s.trial_data, &err) < 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        study_close(&s);
+        tune_options_free(&o);
+        return EXIT_RUNTIME;
     }
     int workers = o.workers < o.trials ? o.workers : o.trials;
     int cores = cli_default_threads();
@@ -105,6 +121,5 @@ int cmd_tune(int argc, char **argv)
     }
     study_close(&s);
     tune_options_free(&o);
-    (void)CMD;
     return code;
 }

@@ -202,7 +202,7 @@ int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test,
     int rc = -1;
     switch (kind) {
     case DATA_IDX:
-        rc = nb_load_idx_dir(path, train, test, err);
+        rc = nb_load_idx_dir(path, train, src->no_test ? NULL : test, err);
         break;
     case DATA_CSV:
         rc = nb_load_csv(path, train, err);

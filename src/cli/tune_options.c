@@ -64,7 +64,8 @@ void usage_tune(FILE *out)
 "STUDY holds journal.jsonl (one line per event: trial, state running|complete|pruned|failed,\n"
 "params, dev_accuracy, dev_loss, epochs, seconds), study.json (the settings), trials/<n>/ and,\n"
 "at the end, best.json (params, dev and test accuracy, the command that trains the best model\n"
-"again, and how much each hyperparameter mattered).\n",
+"again, and how much each hyperparameter mattered); for gzip'd IDX data, data/ holds the\n"
+"training files decompressed once for the trials.\n",
             TUNE_DEFAULT_SPACE);
 }
 

@@ -143,12 +143,16 @@ static char *trial_dir(const study *s, int i)
     return path_join(s->dir, name);
 }
 
-/* The arguments of the trial's process: its configuration, or --resume when it has a
- * checkpoint to continue from. */
+static void free_process_args(char **args)
+{
+    tune_args_free(args);
+}
+
+/* The arguments of the trial's process (argv, every string malloc'd; free_process_args): its
+ * configuration, or --resume when it has a checkpoint to continue from. */
 static char **process_args(const runner *r, int i, const char *dir)
 {
     const study *s = r->s;
-    const char *threads = r->threads_text;
     nb_st_file f;
     char used[CLI_MAX_PATH], note[512];
     nb_error err;
@@ -157,35 +161,31 @@ static char **process_args(const runner *r, int i, const char *dir)
         nb_st_free(&f);
     int argc = 0;
     char **base = resume ? NULL : tune_trial_args(s->opt, &s->trials[i].point, &argc);
-    const char *tail[] = {"--test", "none", "--out", dir, "--threads", threads, "--quiet"};
-    const char *resume_args[] = {"train", "--resume", dir, "--threads", threads, "--quiet"};
-    size_t n_tail = sizeof tail / sizeof tail[0];
-    size_t total = resume ? sizeof resume_args / sizeof resume_args[0] : (size_t)argc + n_tail;
-    char **args = calloc(total + 2, sizeof *args);
+    /* After the configuration (the last --data wins): the decompressed copy, if any. */
+    const char *tail[] = {"--test", "none", "--out", dir, "--threads", r->threads_text,
+                          "--quiet", "--data", s->trial_data};
+    const char *resume_args[] = {"train", "--resume", dir, "--threads", r->threads_text,
+                                 "--quiet"};
+    size_t n_tail = sizeof tail / sizeof tail[0] - (s->trial_data ? 0 : 2);
+    const char *const *extra = resume ? resume_args : tail;
+    size_t n_extra = resume ? sizeof resume_args / sizeof resume_args[0] : n_tail;
+    char **args = calloc((size_t)argc + n_extra + 2, sizeof *args);
     if (!args || (!resume && !base)) {
         free(args);
         tune_args_free(base);
         return NULL;
     }
-    args[0] = "nabla";
-    if (resume) {
-        for (size_t k = 0; k < total; k++)
-            args[1 + k] = (char *)resume_args[k];
-    } else {
-        for (int k = 0; k < argc; k++)
-            args[1 + k] = base[k];
-        for (size_t k = 0; k < n_tail; k++)
-            args[1 + argc + k] = (char *)tail[k];
-        free(base); /* the strings now belong to args */
+    int n = 0, ok = (args[n++] = strdup("nabla")) != NULL;
+    for (int k = 0; k < argc; k++)
+        args[n++] = base[k]; /* the strings move to args */
+    free(base);
+    for (size_t k = 0; ok && k < n_extra; k++)
+        ok = (args[n++] = strdup(extra[k])) != NULL;
+    if (!ok) {
+        free_process_args(args);
+        return NULL;
     }
     return args;
-}
-
-static void free_process_args(char **args, int owned_from, int owned_to)
-{
-    for (int k = owned_from; k < owned_to; k++)
-        free(args[k]);
-    free(args);
 }
 
 /* Starts trial i on worker w. */
@@ -207,8 +207,6 @@ static int launch(runner *r, worker *w, int i)
     int argc = 0;
     while (args && args[argc])
         argc++;
-    /* The fresh run's own strings are args[1 .. argc - 7]; --resume's are all constants. */
-    int owned_to = args && strcmp(args[2], "--resume") != 0 ? argc - 7 : 1;
     if (t->state == TRIAL_PENDING) {
         cJSON *ev = cJSON_CreateObject();
         cJSON_AddNumberToObject(ev, "trial", i);
@@ -221,8 +219,7 @@ static int launch(runner *r, worker *w, int i)
         if (!args || journal_append(s, ev, err) != 0) {
             if (!args)
                 nb_fail(err, "out of memory");
-            if (args)
-                free_process_args(args, 1, owned_to);
+            free_process_args(args);
             free(dir);
             free(log_path);
             return -1;
@@ -256,8 +253,7 @@ static int launch(runner *r, worker *w, int i)
         _exit(127);
     }
     int saved = errno;
-    if (args)
-        free_process_args(args, 1, owned_to);
+    free_process_args(args);
     free(dir);
     free(log_path);
     if (sv[1] >= 0)

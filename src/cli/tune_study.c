@@ -395,6 +395,7 @@ void study_close(study *s)
         }
     free(s->trials);
     free(s->round_space);
+    free(s->trial_data);
     free(s->journal_path);
     free(s->dir);
     if (s->lock_fd >= 0)

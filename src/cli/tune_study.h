@@ -44,6 +44,7 @@ typedef struct study {
     trial *trials;           /* opt->trials of them */
     nb_search_space *round_space; /* opt->rounds of them; round r's is known once it starts */
     int rounds_known;
+    char *trial_data;        /* --data for the trials: the decompressed copy, or NULL */
 } study;
 
 const char *trial_state_name(trial_state s);

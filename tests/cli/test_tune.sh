@@ -58,6 +58,8 @@ expect_exit 2 "dev fraction 0" tune --dev-fraction 0 --out s0
 expect_exit 2 "too many rounds" tune --trials 4 --rounds 3 --out s0
 expect_exit 2 "bad fixed train option" tune --lr -1 --out s0
 check "nothing written by usage errors" absent s0
+expect_exit 1 "missing data" tune --data no/such/file.csv --out s0
+check "missing data: nothing written" absent s0
 
 # ---- help and dry run -------------------------------------------------------------------------
 expect_exit 0 "help" tune --help
