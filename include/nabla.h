@@ -195,6 +195,12 @@ typedef struct nb_model_spec {
     nb_activation activation;
     float leaky_slope;          /* for NB_LEAKY_RELU; 0.01 as in PyTorch */
     int batchnorm;              /* a BatchNorm1d after each hidden dense layer */
+    /* Hidden layer (1-based; 0: none) whose pre-activation, the input of its nonlinearity
+     * (W x + b, or the batch norm's output), the model keeps as a node of its own,
+     * nb_model.pre_activation, to be looked at after a forward pass. Without batch norm that
+     * layer's dense op is then built without the fused activation, which follows as an op of
+     * its own: the same numbers, bit for bit. Not part of the architecture: not saved. */
+    int trace_layer;
 } nb_model_spec;
 
 typedef struct nb_model {
@@ -204,6 +210,7 @@ typedef struct nb_model {
     nb_node *y;        /* labels [B] */
     nb_node *logits;   /* [B, classes] */
     nb_node *loss;     /* softmax cross-entropy, scalar */
+    nb_node *pre_activation; /* [B, width] of hidden layer spec.trace_layer; NULL when 0 */
     /* Input standardization (CSV --normalize standard); NULL when none. Applied by the caller
      * to data before batches are formed (nb_dataset_normalize). Owned by the model. */
     float *norm_mean, *norm_std;
@@ -396,6 +403,10 @@ typedef struct nb_eval_result {
 
 /* Loss and accuracy of the model on a whole dataset, in inference mode, batch by batch. */
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err);
+/* The predicted class (the largest logit; ties go to the lower class) of each of n samples
+ * x [n, inputs] (floats, already normalized as the model expects), into classes [n]; in
+ * inference mode, batch by batch, as nb_evaluate scores them (src/predict.c). */
+int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_error *err);
 
 typedef struct nb_epoch_metrics {
     int epoch;

@@ -105,6 +105,9 @@ int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64
         return nb_fail(err, "a model has 0 to %d hidden layers", NB_MAX_LAYERS);
     if ((unsigned)spec->activation > NB_SIGMOID)
         return nb_fail(err, "unknown activation");
+    if (spec->trace_layer < 0 || spec->trace_layer > spec->n_hidden)
+        return nb_fail(err, "trace_layer %d: the model has hidden layers 1 to %d",
+                       spec->trace_layer, spec->n_hidden);
     m->spec = *spec;
     nb_graph *g = m->graph = nb_graph_new();
     if (!g)
@@ -117,16 +120,22 @@ int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64
     int in = spec->inputs, index = 0;
     for (int l = 0; l < spec->n_hidden; l++) {
         /* Without batch norm the activation is fused into the dense op; with it, it follows
-         * the normalization. */
-        nb_activation act = spec->batchnorm ? NB_IDENTITY : spec->activation;
-        h = dense(g, h, index++, in, spec->hidden[l], !spec->batchnorm, act, spec->leaky_slope,
-                  &weights[l]);
+         * the normalization. The traced layer keeps its pre-activation: unfused, dense with
+         * no activation and then the activation op, which computes the same numbers (the same
+         * functions on the same values, forward and backward). */
+        int traced = l + 1 == spec->trace_layer;
+        int fused = !spec->batchnorm && !traced;
+        h = dense(g, h, index++, in, spec->hidden[l], !spec->batchnorm,
+                  fused ? spec->activation : NB_IDENTITY, spec->leaky_slope, &weights[l]);
         if (spec->batchnorm) {
             char prefix[16];
             snprintf(prefix, sizeof prefix, "%d", index++);
             h = nb_batchnorm(g, h, prefix, 0.1f, 1e-5f);
-            h = activation(g, h, spec);
         }
+        if (traced)
+            m->pre_activation = h;
+        if (!fused)
+            h = activation(g, h, spec);
         index++;
         in = spec->hidden[l];
     }

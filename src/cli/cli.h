@@ -9,9 +9,11 @@
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 void usage_train(FILE *out);
 void usage_eval(FILE *out);
 void usage_tune(FILE *out);
+void usage_report(FILE *out);
 
 #endif /* NABLA_CLI_CLI_H */

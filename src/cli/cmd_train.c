@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,6 +19,7 @@
 #include "run_files.h"
 #include "trial_channel.h"
 #include "train_options.h"
+#include "train_trace.h"
 
 static const char *const CMD = "train";
 
@@ -58,8 +60,11 @@ typedef struct train_run {
     int callback_failed;
     trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
     int tuner_gone;
+    double last_checkpoint;      /* monotonic_seconds() when the last one was written */
+    double checkpoint_cost;      /* seconds it took (0 before the first) */
     double last_train_accuracy;  /* of the last epoch, for the summary */
     double last_train_loss;
+    train_trace trace;           /* --trace-activations and --eval-every */
 } train_run;
 
 static void run_free(train_run *r)
@@ -75,6 +80,7 @@ static void run_free(train_run *r)
         nb_train_state_free(&r->state);
     resume_close(&r->resume);
     trial_channel_close(&r->trial);
+    train_trace_free(&r->trace);
 }
 
 static int runtime_error(const nb_error *err)
@@ -158,6 +164,21 @@ static int prepare(train_run *r)
             return nb_fail(&r->err, "%s: %s (was the data changed since the run started?)",
                            r->resume.used, why);
         }
+    }
+    return 0;
+}
+
+/* What --trace-activations and --eval-every need from the data: the default --trace-every
+ * comes from the batches in an epoch, and an evaluation needs a set to evaluate. */
+static int check_watch_options(train_run *r, int *exit_code)
+{
+    train_options *o = &r->opt;
+    if (o->trace && o->trace_every == 0)
+        o->trace_every = trace_default_every(r->train.n, o->batch_size);
+    if (o->eval_every > 0 && r->dev.n == 0 && r->test.n == 0) {
+        *exit_code = cli_usage_error(CMD, "--eval-every needs a dev set (--dev-fraction) or a "
+                                          "test set, and this run has neither");
+        return -1;
     }
     return 0;
 }
@@ -274,6 +295,20 @@ static int write_config(train_run *r)
     cJSON_AddItemToObject(j, "resumed_from", json_string_or_null(o->resume ? r->resume.used
                                                                             : NULL));
     cJSON_AddItemToObject(j, "save_weights", json_string_or_null(o->save_weights));
+    cJSON_AddBoolToObject(j, "trace_activations", o->trace);
+    if (o->trace) {
+        cJSON_AddNumberToObject(j, "trace_layer", o->trace_layer);
+        cJSON_AddNumberToObject(j, "trace_unit", o->trace_unit);
+        cJSON_AddNumberToObject(j, "trace_every", (double)o->trace_every);
+    } else {
+        cJSON_AddNullToObject(j, "trace_layer");
+        cJSON_AddNullToObject(j, "trace_unit");
+        cJSON_AddNullToObject(j, "trace_every");
+    }
+    if (o->eval_every > 0)
+        cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
+    else
+        cJSON_AddNullToObject(j, "eval_every");
 
     int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
     cJSON_Delete(j);
@@ -325,6 +360,11 @@ static int on_batch(const nb_progress *p, void *user)
 {
     train_run *r = user;
     progress_batch(&r->prog, p);
+    if (train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
+                         r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
+        r->callback_failed = 1;
+        return 1;   /* stop, as when metrics.jsonl cannot be written */
+    }
     return 0;
 }
 
@@ -341,6 +381,30 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     return 0;
 }
 
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Epoch ends can come faster than checkpoints can be written (the course's moons run has 5000
+ * epochs of 5 steps, a fraction of a millisecond each, and a checkpoint costs fsyncs and grows
+ * with metrics.jsonl). So at an epoch's end a checkpoint is written only when the training
+ * since the last one took at least CHECKPOINT_SHARE times as long as writing that one did:
+ * checkpoints then take at most about 1/CHECKPOINT_SHARE of the run, and any epoch longer than
+ * that gets its checkpoint. Always written: the first, the last (end of the run, --max-steps,
+ * a signal) and those asked for with --checkpoint-every. */
+#define CHECKPOINT_SHARE 10.0
+
+static int checkpoint_due(const train_run *r, const nb_train_state *s)
+{
+    int epoch_end = s->batch == 0;
+    int last = s->epoch >= r->opt.epochs || (r->opt.max_steps > 0 && s->steps >= r->opt.max_steps);
+    return !epoch_end || last || *stop_signal_flag() ||
+           monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
+}
+
 static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
 {
     train_run *r = user;
@@ -349,10 +413,17 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
         {META_CWD, r->cwd},
         {META_METRICS, r->log.text ? r->log.text : ""},
     };
-    if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, 3, err) != 0)
-        return 1;
-    /* At an epoch's end, with its checkpoint safe, a trial tells the tuner (and stops if the
-     * tuner is gone). */
+    /* The metrics, trace and evaluation lines up to this step reach the disk before the
+     * checkpoint that a resumed run would keep them for. */
+    if (checkpoint_due(r, s)) {
+        double start = monotonic_seconds();
+        if (metrics_sync(r->metrics_path, err) != 0 || train_trace_sync(&r->trace, err) != 0 ||
+            nb_checkpoint_save(r->out_dir, &r->model, s, meta, 3, err) != 0)
+            return 1;
+        r->last_checkpoint = monotonic_seconds();
+        r->checkpoint_cost = r->last_checkpoint - start;
+    }
+    /* At an epoch's end a trial tells the tuner (and stops if the tuner is gone). */
     if (s->batch == 0 && trial_channel_report(&r->trial, r->log.text, r->log.len,
                                               r->opt.epochs) != 0) {
         r->tuner_gone = 1;
@@ -398,9 +469,10 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
         printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
                r->last_train_loss);
     if (!r->opt.quiet) {
-        printf("wrote %s/ (config.json, metrics.jsonl, model.safetensors, summary.json, "
+        printf("wrote %s/ (config.json, metrics.jsonl, %s%smodel.safetensors, summary.json, "
                "checkpoint.safetensors)\n",
-               r->out_dir);
+               r->out_dir, r->opt.trace ? TRACE_FILE ", " : "",
+               r->opt.eval_every > 0 ? STEPS_FILE ", " : "");
         if (r->opt.save_weights)
             printf("wrote %s\n", r->opt.save_weights);
     }
@@ -447,9 +519,13 @@ static int train_and_report(train_run *r)
 
     progress_init(&r->prog, stdout, r->opt.quiet, r->opt.epochs);
     stop_signals_install();
+    r->last_checkpoint = monotonic_seconds();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
     progress_clear(&r->prog);
+    if (train_trace_close(&r->trace, rc == 0 && !r->callback_failed ? &r->err
+                                                                    : &(nb_error){{0}}) != 0)
+        rc = -1;
     if (r->tuner_gone)
         return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
     if (rc != 0 || r->callback_failed)
@@ -527,6 +603,8 @@ int cmd_train(int argc, char **argv)
         code = runtime_error(&r->err);
         goto done;
     }
+    if (check_watch_options(r, &code) != 0)
+        goto done;
 
     /* Only now, with everything checked, does the run touch the file system. */
     if (r->opt.out)
@@ -544,7 +622,10 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     remove_stale_temporaries(r->out_dir);
-    if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0) {
+    if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
+        train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
+                          r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
+                          &r->err) != 0) {
         code = runtime_error(&r->err);
         goto done;
     }

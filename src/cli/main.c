@@ -20,6 +20,7 @@ static void usage_overview(FILE *out)
 "  train      train a classifier and write a run directory\n"
 "  eval       evaluate a saved model on a test set\n"
 "  tune       search hyperparameters: many train runs, scored on a dev split\n"
+"  report     charts of runs or a study, in one HTML file that opens offline\n"
 "  help [C]   this text, or the options of command C\n"
 "\n"
 "Options:\n"
@@ -33,7 +34,8 @@ static void usage_overview(FILE *out)
 "  nabla train --epochs 5 --out runs/fashion\n"
 "  nabla train --data moons --layers 16,16 --lr 0.01 --epochs 50 --out runs/moons\n"
 "  nabla eval --model runs/fashion/model.safetensors\n"
-"  nabla tune --epochs 2 --trials 24 --workers 2 --prune asha --out runs/study\n",
+"  nabla tune --epochs 2 --trials 24 --workers 2 --prune asha --out runs/study\n"
+"  nabla report runs/moons\n",
             NABLA_VERSION);
 }
 
@@ -47,6 +49,8 @@ static void usage_full(FILE *out)
     usage_eval(out);
     fputs("\n", out);
     usage_tune(out);
+    fputs("\n", out);
+    usage_report(out);
 }
 
 static int is_help(const char *s)
@@ -68,8 +72,11 @@ static int help_command(int argc, char **argv)
         usage_eval(stdout);
     else if (strcmp(argv[2], "tune") == 0)
         usage_tune(stdout);
+    else if (strcmp(argv[2], "report") == 0)
+        usage_report(stdout);
     else
-        return cli_usage_error("help", "unknown command '%s' (train, eval, tune)", argv[2]);
+        return cli_usage_error("help", "unknown command '%s' (train, eval, tune, report)",
+                               argv[2]);
     return EXIT_OK;
 }
 
@@ -114,8 +121,10 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "tune") == 0)
         return cmd_tune(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     nb_error e;   /* nb_fail keeps a command name with a line break in it on one line */
-    nb_fail(&e, "unknown command '%s' (train, eval, tune, help)", cmd);
+    nb_fail(&e, "unknown command '%s' (train, eval, tune, report, help)", cmd);
     fprintf(stderr, "nabla: %s\n", e.msg);
     return EXIT_USAGE;
 }

@@ -148,7 +148,8 @@ void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
 void remove_stale_temporaries(const char *dir)
 {
     static const char *const names[] = {"checkpoint.next.safetensors", "config.json",
-                                        "metrics.jsonl", "model.safetensors", "summary.json"};
+                                        "metrics.jsonl", "model.safetensors", "summary.json",
+                                        "trace.jsonl", "steps.jsonl"};
     DIR *d = opendir(dir);
     if (!d)
         return;
@@ -199,6 +200,15 @@ int metrics_restore(const char *path, const char *text, metrics_log *log, nb_err
     return log_add(log, text, strlen(text), err);
 }
 
+int metrics_sync(const char *path, nb_error *err)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : nb_fail(err, "%s: fsync: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log, nb_error *err)
 {
     cJSON *j = cJSON_CreateObject();
@@ -231,12 +241,12 @@ int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log
     if (fd < 0) {
         rc = nb_fail(err, "%s: %s", path, strerror(errno));
     } else {
-        /* One write per line: O_APPEND puts it at the end in one piece. */
+        /* One write per line: O_APPEND puts it at the end in one piece. No fsync here: the
+         * file reaches the disk with each checkpoint (metrics_sync), which holds a copy of it
+         * for a resumed run; one fsync per epoch would cost more than a small epoch. */
         ssize_t w = write(fd, line, n + 1);
         if (w != (ssize_t)(n + 1))
             rc = nb_fail(err, "%s: %s", path, w < 0 ? strerror(errno) : "short write");
-        else if (fsync(fd) != 0)
-            rc = nb_fail(err, "%s: fsync: %s", path, strerror(errno));
         if (close(fd) != 0 && rc == 0)
             rc = nb_fail(err, "%s: %s", path, strerror(errno));
     }

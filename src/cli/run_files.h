@@ -31,7 +31,8 @@ cJSON *json_float(float v);
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
 
 /* metrics.jsonl: created empty when the run starts, then one line per epoch, each appended
- * with a single write and fsync'd, so a crash loses at most the epoch in progress. The log
+ * with a single write (a killed process loses nothing written; the file is fsync'd with each
+ * checkpoint, against a power cut). The log
  * (may be NULL) keeps a copy of the lines, which checkpoints save; a resumed run rewrites the
  * file from its checkpoint's copy (metrics_restore), so no epoch is there twice or missing. */
 typedef struct metrics_log {
@@ -40,6 +41,8 @@ typedef struct metrics_log {
 } metrics_log;
 int metrics_start(const char *path, nb_error *err);
 int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log, nb_error *err);
+/* fsyncs metrics.jsonl (appends are not fsync'd one by one; checkpoints sync it). */
+int metrics_sync(const char *path, nb_error *err);
 int metrics_restore(const char *path, const char *text, metrics_log *log, nb_error *err);
 void metrics_log_free(metrics_log *log);
 

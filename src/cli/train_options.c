@@ -69,7 +69,18 @@ void usage_train(FILE *out)
 "                        configuration it was started with; only --epochs (to extend it),\n"
 "                        --threads, --quiet and --checkpoint-every may be given with it\n"
 "  --quiet               print only the final result\n"
-"  -h, --help            this text\n",
+"  -h, --help            this text\n"
+"\n"
+"Watching training:\n"
+"  --trace-activations   record percentiles (15th, 50th, 85th) of a hidden layer's\n"
+"                        pre-activation (W x + b, or the batch norm's output) over each\n"
+"                        traced mini-batch, for one unit and for the whole layer, in\n"
+"                        trace.jsonl [off]\n"
+"  --trace-layer K       the hidden layer traced, 1-based [the last]\n"
+"  --trace-unit U        its unit traced, 0-based [0]\n"
+"  --trace-every N       steps between records (and step 1) [about 20 an epoch]\n"
+"  --eval-every N        every N steps, evaluate on the dev and test sets into\n"
+"                        steps.jsonl [off]\n",
             NB_FASHION_MNIST_DIR, cli_default_threads());
 }
 
@@ -79,7 +90,8 @@ enum {
     OPT_EPOCHS, OPT_MAX_STEPS, OPT_NO_SHUFFLE, OPT_LR_DECAY, OPT_DECAY_RATE, OPT_DECAY_INTERVAL,
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
     OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
-    OPT_CHECKPOINT_EVERY, OPT_RESUME
+    OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_TRACE_ACTIVATIONS, OPT_TRACE_LAYER, OPT_TRACE_UNIT,
+    OPT_TRACE_EVERY, OPT_EVAL_EVERY
 };
 
 static const struct option long_options[] = {
@@ -116,6 +128,11 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
     {"resume", required_argument, NULL, OPT_RESUME},
+    {"trace-activations", no_argument, NULL, OPT_TRACE_ACTIVATIONS},
+    {"trace-layer", required_argument, NULL, OPT_TRACE_LAYER},
+    {"trace-unit", required_argument, NULL, OPT_TRACE_UNIT},
+    {"trace-every", required_argument, NULL, OPT_TRACE_EVERY},
+    {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -208,6 +225,18 @@ static int parse_non_negative(const char *opt, const char *s, double *out)
         return -1;
     if (*out < 0) {
         cli_usage_error(CMD, "%s must be >= 0, got %s", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A number of steps, >= 1. */
+static int parse_every(const char *opt, const char *s, int64_t *out)
+{
+    if (cli_parse_i64(CMD, opt, s, out) != 0)
+        return -1;
+    if (*out <= 0) {
+        cli_usage_error(CMD, "%s must be > 0, got %s", opt, s);
         return -1;
     }
     return 0;
@@ -334,9 +363,58 @@ static int apply_option(train_options *o, int c, const char *arg)
             return -1;
         }
         return cli_parse_path(CMD, "--resume", arg, &o->resume);
+    case OPT_TRACE_ACTIVATIONS: o->trace = 1; return 0;
+    case OPT_TRACE_LAYER:
+        o->given_trace_layer = 1;
+        return parse_int_min("--trace-layer", arg, 1, &o->trace_layer);
+    case OPT_TRACE_UNIT:
+        o->given_trace_unit = 1;
+        return parse_int_min("--trace-unit", arg, 0, &o->trace_unit);
+    case OPT_TRACE_EVERY:
+        o->given_trace_every = 1;
+        return parse_every("--trace-every", arg, &o->trace_every);
+    case OPT_EVAL_EVERY: return parse_every("--eval-every", arg, &o->eval_every);
     case 'h': return 1;
     }
     return -1;
+}
+
+/* What --trace-layer and --trace-unit point at must exist; the three need --trace-activations.
+ * Sets the traced layer (the last hidden one by default) in the model's spec. */
+static int check_trace(train_options *o, int *exit_code)
+{
+    const char *given = o->given_trace_layer   ? "--trace-layer"
+                        : o->given_trace_unit  ? "--trace-unit"
+                        : o->given_trace_every ? "--trace-every"
+                                               : NULL;
+    if (!o->trace) {
+        if (given) {
+            *exit_code = cli_usage_error(CMD, "%s needs --trace-activations", given);
+            return -1;
+        }
+        return 0;
+    }
+    int n = o->spec.n_hidden;
+    if (n == 0) {
+        *exit_code = cli_usage_error(CMD, "--trace-activations needs a hidden layer, but "
+                                          "--layers is %s", o->layers);
+        return -1;
+    }
+    if (!o->given_trace_layer)
+        o->trace_layer = n;
+    if (o->trace_layer > n) {
+        *exit_code = cli_usage_error(CMD, "--trace-layer %d: the model has hidden layers 1 to %d",
+                                     o->trace_layer, n);
+        return -1;
+    }
+    int width = o->spec.hidden[o->trace_layer - 1];
+    if (o->trace_unit >= width) {
+        *exit_code = cli_usage_error(CMD, "--trace-unit %d: hidden layer %d has units 0 to %d",
+                                     o->trace_unit, o->trace_layer, width - 1);
+        return -1;
+    }
+    o->spec.trace_layer = o->trace_layer;
+    return 0;
 }
 
 /* Checks that need several options at once. */
@@ -408,5 +486,7 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
         return -1;
     }
     o->spec.leaky_slope = (float)o->leaky_slope;
+    if (check_trace(o, exit_code) != 0)
+        return -1;
     return check_combinations(o, exit_code);
 }

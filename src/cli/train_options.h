@@ -27,8 +27,16 @@ typedef struct train_options {
     int quiet;
     int64_t checkpoint_every;    /* steps between checkpoints; 0: at epoch ends only */
     const char *resume;          /* --resume DIR, or NULL */
+    /* Watching training (train_trace.h). */
+    int trace;                   /* --trace-activations */
+    int trace_layer;             /* hidden layer traced, 1-based (the last one unless given) */
+    int trace_unit;              /* its unit traced, 0-based */
+    int64_t trace_every;         /* steps between records; 0: about 20 an epoch (set by
+                                    cmd_train once the data is known) */
+    int64_t eval_every;          /* --eval-every: steps between evaluations; 0: off */
     /* Which of the options --resume may change were given (the others are refused). */
     int given_epochs, given_threads, given_checkpoint_every;
+    int given_trace_layer, given_trace_unit, given_trace_every;
 } train_options;
 
 /* Fills o from the arguments after "nabla" (argv[0] is "train"). Returns 0 to go on, or -1 with

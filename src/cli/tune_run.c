@@ -188,49 +188,34 @@ static char **process_args(const runner *r, int i, const char *dir)
     return args;
 }
 
-/* Starts trial i on worker w. */
-static int launch(runner *r, worker *w, int i)
+/* The journal's first word on trial i: its configuration and the arguments it runs with. */
+static int record_start(runner *r, int i, char **args)
 {
     study *s = r->s;
     trial *t = &s->trials[i];
-    nb_error *err = r->err;
-    char *dir = trial_dir(s, i);
-    char *log_path = dir ? path_join(dir, "train.log") : NULL;
-    if (!dir || !log_path || make_dirs(dir, err) != 0) {
-        if (!log_path)
-            nb_fail(err, "out of memory");
-        free(dir);
-        free(log_path);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "trial", i);
+    cJSON_AddStringToObject(ev, "state", "running");
+    cJSON_AddNumberToObject(ev, "round", t->round);
+    cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
+    cJSON *a = cJSON_AddArrayToObject(ev, "args");
+    for (int k = 1; args[k]; k++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(args[k]));
+    if (journal_append(s, ev, r->err) != 0)
         return -1;
-    }
-    char **args = process_args(r, i, dir);
-    int argc = 0;
-    while (args && args[argc])
-        argc++;
-    if (t->state == TRIAL_PENDING) {
-        cJSON *ev = cJSON_CreateObject();
-        cJSON_AddNumberToObject(ev, "trial", i);
-        cJSON_AddStringToObject(ev, "state", "running");
-        cJSON_AddNumberToObject(ev, "round", t->round);
-        cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
-        cJSON *a = cJSON_AddArrayToObject(ev, "args");
-        for (int k = 1; args && k < argc; k++)
-            cJSON_AddItemToArray(a, cJSON_CreateString(args[k]));
-        if (!args || journal_append(s, ev, err) != 0) {
-            if (!args)
-                nb_fail(err, "out of memory");
-            free_process_args(args);
-            free(dir);
-            free(log_path);
-            return -1;
-        }
-        t->state = TRIAL_RUNNING;
-    }
-    int sv[2] = {-1, -1};
+    t->state = TRIAL_RUNNING;
+    return 0;
+}
+
+/* Forks and execs the trial's `nabla train`; returns its pid (and the tuner's end of the
+ * socket in *fd), or -1 with errno. */
+static pid_t spawn(char **args, const char *log_path, int *fd)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
     pid_t parent = getpid();
-    pid_t pid = -1;
-    if (args && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0)
-        pid = fork();
+    pid_t pid = fork();
     if (pid == 0) {
         /* The child: its own process group (Ctrl-C reaches the tuner, which passes it on
          * once), killed with the tuner, output to the trial's log, the socket kept open. */
@@ -253,20 +238,45 @@ static int launch(runner *r, worker *w, int i)
         _exit(127);
     }
     int saved = errno;
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        errno = saved;
+        return -1;
+    }
+    *fd = sv[0];
+    return pid;
+}
+
+/* Starts trial i on worker w. */
+static int launch(runner *r, worker *w, int i)
+{
+    study *s = r->s;
+    trial *t = &s->trials[i];
+    char *dir = trial_dir(s, i);
+    char *log_path = dir ? path_join(dir, "train.log") : NULL;
+    char **args = NULL;
+    if (!log_path)
+        nb_fail(r->err, "out of memory");
+    else if (make_dirs(dir, r->err) == 0 && !(args = process_args(r, i, dir)))
+        nb_fail(r->err, "out of memory");
+    int rc = -1, fd = -1;
+    pid_t pid = -1;
+    if (args && (t->state != TRIAL_PENDING || record_start(r, i, args) == 0)) {
+        pid = spawn(args, log_path, &fd);
+        if (pid < 0)
+            nb_fail(r->err, "cannot start trial %d: %s", i, strerror(errno));
+        else
+            rc = 0;
+    }
     free_process_args(args);
     free(dir);
     free(log_path);
-    if (sv[1] >= 0)
-        close(sv[1]);
-    if (pid < 0) {
-        if (sv[0] >= 0)
-            close(sv[0]);
-        return nb_fail(err, "cannot start trial %d: %s", i, args ? strerror(saved)
-                                                                 : "out of memory");
-    }
+    if (rc != 0)
+        return -1;
     memset(w, 0, sizeof *w);
     w->pid = pid;
-    w->fd = sv[0];
+    w->fd = fd;
     w->trial = i;
     w->started = tune_now();
     w->seconds_before = t->seconds;
@@ -387,6 +397,8 @@ static int take_report(runner *r, worker *w, char *line)
 {
     study *s = r->s;
     trial *t = &s->trials[w->trial];
+    if (trial_finished(t))
+        return 0; /* pruned, and reporting epochs it ran ahead to before it was killed */
     char *json;
     long epochs = strtol(line, &json, 10);
     cJSON *m = cJSON_Parse(json);

@@ -241,6 +241,8 @@ static int apply_event(study *s, const cJSON *ev, int line, int *exit_code)
         return journal_error(s, line, "expected \"trial\" (a trial number of this study) and "
                                       "\"state\"", exit_code);
     trial *t = &s->trials[(int)jt->valuedouble];
+    if (trial_finished(t))
+        return 0; /* its end is final: nothing after it counts */
     trial_state state = TRIAL_PENDING;
     for (int k = TRIAL_RUNNING; k <= TRIAL_FAILED; k++)
         if (strcmp(js->valuestring, STATE_NAMES[k]) == 0)

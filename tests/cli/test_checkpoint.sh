@@ -170,16 +170,18 @@ run eval --model ref/checkpoint.safetensors "${EVAL_DATA[@]}" --json
 check "eval on the final checkpoint exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 check "the final checkpoint evaluates like model.safetensors ($(cat "$WORK/stdout") vs $model_eval)" \
     [ "$(cat "$WORK/stdout")" = "$model_eval" ]
-# Without --checkpoint-every the one before the last is from the end of epoch EPOCHS-1: it
-# evaluates to that epoch's test metrics.
+# Without --checkpoint-every the one before the last is from the end of an earlier epoch
+# (epoch EPOCHS-1 unless that epoch ended sooner after a checkpoint than ten times what the
+# checkpoint took to write): it evaluates to that epoch's test metrics.
 run eval --model ref/checkpoint.prev.safetensors "${EVAL_DATA[@]}" --json
 check "eval on checkpoint.prev exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
-check "checkpoint.prev evaluates to the test metrics of epoch $((EPOCHS - 1)) (got: $(cat "$WORK/stdout"))" \
+check "checkpoint.prev evaluates to the test metrics of an earlier epoch (got: $(cat "$WORK/stdout"))" \
     "$PY" - "$(cat "$WORK/stdout")" ref/metrics.jsonl $((EPOCHS - 1)) <<'EOF'
 import json, sys
 e = json.loads(sys.argv[1])
-m = [json.loads(line) for line in open(sys.argv[2])][int(sys.argv[3]) - 1]
-assert e["accuracy"] == m["test_accuracy"] and abs(e["loss"] - m["test_loss"]) < 1e-5, (e, m)
+lines = [json.loads(line) for line in open(sys.argv[2])][:int(sys.argv[3])]
+assert any(e["accuracy"] == m["test_accuracy"] and abs(e["loss"] - m["test_loss"]) < 1e-5
+           for m in lines), (e, lines)
 EOF
 
 # ---- 3. a damaged newest checkpoint: the one before it is used, and said so ----

@@ -126,6 +126,15 @@ sed -i '3s/.*/not json/' wd/journal.jsonl
 expect_exit 1 "journal with a damaged line" "${STUDY[@]}" --workers 1 --out wd
 check "damaged journal: names file and line" grep -q "journal.jsonl:3:" "$WORK/stderr"
 
+# A trial's end is final: an epoch it reported after being pruned (it runs ahead until killed)
+# does not bring it back to life when the study is run again.
+cp -r w1 wp
+P=$(json w1/best.json "[json.loads(l)['trial'] for l in open('w1/journal.jsonl') if json.loads(l).get('state') == 'pruned'][0]")
+echo "{\"trial\":$P,\"state\":\"running\",\"epoch\":3,\"epochs_planned\":3,\"dev_accuracy\":0.5,\"dev_loss\":1,\"seconds\":1}" >>wp/journal.jsonl
+cp wp/journal.jsonl journal.before
+expect_exit 0 "an epoch event after a pruned end" "${STUDY[@]}" --workers 1 --out wp
+check "pruned stays pruned: nothing run again" cmp -s journal.before wp/journal.jsonl
+
 # ---- kill -9 at random moments, then the same command until it ends ---------------------------
 KILLS=0
 for attempt in $(seq 1 40); do

@@ -1,0 +1,45 @@
+/* nabla report: the HTML page around the charts: one self-contained file (inline CSS, a few
+ * lines of inline script, no reference to anything outside it), with sections and tables.
+ * Every text that comes from a file is escaped. */
+#ifndef NABLA_CLI_REPORT_PAGE_H
+#define NABLA_CLI_REPORT_PAGE_H
+
+#include <cjson/cJSON.h>
+
+#include "report_buf.h"
+
+void page_begin(strbuf *b, const char *title, const char *subtitle);
+void page_end(strbuf *b);
+
+/* <section><h2>heading</h2> ... </section> */
+void page_section(strbuf *b, const char *heading);
+void page_section_end(strbuf *b);
+/* A row of charts that wraps. */
+void page_charts_begin(strbuf *b);
+void page_charts_end(strbuf *b);
+
+/* <p class="note">text</p>, the formatted text escaped. */
+void page_note(strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* A JSON value as table text: strings as they are, numbers in at most 6 significant digits
+ * (integers whole), arrays joined with ',', true/false, null as an empty cell. */
+void json_value_text(const cJSON *v, char *buf, size_t cap);
+
+/* Tables (name, value) of an object's members, side by side in `columns` of them. */
+void page_object_table(strbuf *b, const cJSON *obj, int columns);
+/* A "params" object as "name=value name=value ...". */
+void params_object_text(const cJSON *params, char *buf, size_t cap);
+
+/* Tables cell by cell: page_table_begin(b, "th1", "th2", NULL), then rows. */
+void page_table_begin(strbuf *b, const char *cls, ...);
+void page_row_begin(strbuf *b, const char *cls);
+void page_cell(strbuf *b, const char *text);           /* escaped */
+void page_cell_num(strbuf *b, const char *fmt, double v); /* right-aligned; NaN: empty */
+void page_row_end(strbuf *b);
+void page_table_end(strbuf *b);
+
+#endif /* NABLA_CLI_REPORT_PAGE_H */

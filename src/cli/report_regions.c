@@ -1,0 +1,262 @@
+/* Decision regions: regenerate the run's training set, load its model, predict a grid. */
+#include "report_regions.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report_json.h"
+#include "report_svg.h"
+
+#define WIDTH 560
+#define PLOT_W 476
+#define PLOT_H 300
+
+int regions_possible(const run_data *r)
+{
+    return r->has_model && json_number(r->config, "features") == 2;
+}
+
+/* config.json's seed: a number, or a string for seeds beyond 2^53. */
+static int seed_of(const cJSON *config, uint64_t *seed)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, "seed");
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0 &&
+        v->valuedouble == floor(v->valuedouble)) {
+        *seed = (uint64_t)v->valuedouble;
+        return 0;
+    }
+    if (cJSON_IsString(v) && v->valuestring[0] >= '0' && v->valuestring[0] <= '9') {
+        char *end;
+        *seed = strtoull(v->valuestring, &end, 10);
+        return *end ? -1 : 0;
+    }
+    return -1;
+}
+
+/* Where the run's CSV file is from here. A relative path is relative to the directory train
+ * ran in; when the run directory was given as that directory's "out" (config.json) with a
+ * prefix, the prefix leads there: run "x/runs/a" with out "runs/a" ran in "x/". A malloc'd
+ * path (NULL when out of memory). */
+static char *csv_path(const run_data *r, const char *path)
+{
+    const char *out = json_string(r->config, "out");
+    size_t n = strlen(r->dir), m = out ? strlen(out) : 0;
+    if (path[0] == '/' || report_file_exists(path) || !out || m == 0 || out[0] == '/' ||
+        m >= n || strcmp(r->dir + n - m, out) != 0 || r->dir[n - m - 1] != '/')
+        return strdup(path);
+    char *p = malloc(n - m + strlen(path) + 1);
+    if (p) {
+        memcpy(p, r->dir, n - m);
+        strcpy(p + n - m, path);
+    }
+    return p;
+}
+
+/* The run's training points, as `nabla train` had them: 1 with *train filled, 0 when they
+ * cannot be had (why says so), -1 on an error. */
+static int training_points(const run_data *r, nb_dataset *train, char *why, size_t why_size,
+                           nb_error *err)
+{
+    const cJSON *c = r->config;
+    const char *kind = json_string(c, "data_kind"), *path = json_string(c, "data_path");
+    double fraction = json_number(c, "dev_fraction");
+    uint64_t seed;
+    if (!kind || !path || seed_of(c, &seed) != 0 || !(fraction >= 0 && fraction < 1))
+        return nb_fail(err, "%s/config.json: no valid data_kind, data_path, seed and "
+                            "dev_fraction", r->dir);
+    memset(train, 0, sizeof *train);
+    if (strcmp(kind, "synthetic") == 0) {
+        double samples = json_number(c, "samples"), noise = json_number(c, "noise");
+        if (!(samples >= 1 && samples <= 1e7) || !(noise >= 0 && noise < 1e30))
+            return nb_fail(err, "%s/config.json: no valid samples and noise for %s", r->dir,
+                           path);
+        if (nb_make_synthetic(path, (int)samples, (float)noise, seed, train, err) != 0)
+            return -1;
+    } else if (strcmp(kind, "csv") == 0) {
+        char *found = csv_path(r, path);
+        if (!found)
+            return nb_fail(err, "out of memory");
+        if (!report_file_exists(found)) {
+            snprintf(why, why_size, "its data file %s is not there (from here)", path);
+            free(found);
+            return 0;
+        }
+        int rc = nb_load_csv(found, train, err);
+        free(found);
+        if (rc != 0)
+            return -1;
+    } else {
+        snprintf(why, why_size, "its data is not a two-feature set");
+        return 0;
+    }
+    if (fraction > 0) {
+        nb_dataset dev = {0};
+        if (nb_dataset_split(train, (float)fraction, seed, &dev, err) != 0) {
+            nb_dataset_free(train);
+            return -1;
+        }
+        nb_dataset_free(&dev);
+    }
+    if (train->features != 2 || !train->values) {
+        snprintf(why, why_size, "its data has %d features now, not 2", train->features);
+        nb_dataset_free(train);
+        return 0;
+    }
+    return 1;
+}
+
+/* The data's box, padded; widened to the plot's proportions so that circles stay round,
+ * unless the features' spans differ too much for that (unscaled CSV columns). */
+static void data_box(const nb_dataset *d, double box[4])
+{
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < d->n; i++) {
+        x0 = fmin(x0, d->values[2 * i]);
+        x1 = fmax(x1, d->values[2 * i]);
+        y0 = fmin(y0, d->values[2 * i + 1]);
+        y1 = fmax(y1, d->values[2 * i + 1]);
+    }
+    double sx = fmax(x1 - x0, 1e-6 * fmax(1, fabs(x0)));
+    double sy = fmax(y1 - y0, 1e-6 * fmax(1, fabs(y0)));
+    sx *= 1.16;
+    sy *= 1.16;
+    double shape = (sx / sy) / ((double)PLOT_W / PLOT_H);
+    if (shape >= 1.0 / 3 && shape < 1)
+        sx = sy * PLOT_W / PLOT_H;
+    else if (shape >= 1 && shape <= 3)
+        sy = sx * PLOT_H / PLOT_W;
+    double cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    box[0] = cx - sx / 2;
+    box[1] = cx + sx / 2;
+    box[2] = cy - sy / 2;
+    box[3] = cy + sy / 2;
+}
+
+/* The predicted class of every cell (row 0 at the top), or -1 with err. */
+static int predict_grid(nb_model *m, const double box[4], int cols, int rows, int32_t *cls,
+                        nb_error *err)
+{
+    float *x = malloc((size_t)cols * rows * 2 * sizeof *x);
+    if (!x)
+        return nb_fail(err, "out of memory");
+    for (int j = 0; j < rows; j++)
+        for (int i = 0; i < cols; i++) {
+            float *p = x + 2 * ((size_t)j * cols + i);
+            p[0] = (float)(box[0] + (i + 0.5) * (box[1] - box[0]) / cols);
+            p[1] = (float)(box[3] - (j + 0.5) * (box[3] - box[2]) / rows);
+            /* The model's input standardization (--normalize standard), as train applied it. */
+            for (int f = 0; m->norm_mean && m->norm_std && f < 2; f++)
+                p[f] = (p[f] - m->norm_mean[f]) / m->norm_std[f];
+        }
+    int rc = nb_model_predict(m, x, cols * rows, cls, err);
+    free(x);
+    return rc;
+}
+
+static void draw_regions(strbuf *b, const plot_area *p, const int32_t *cls, int cols, int rows)
+{
+    double cw = p->width / cols, ch = p->height / rows;
+    sb_puts(b, "<g class=\"regions\">\n");
+    for (int j = 0; j < rows; j++) {
+        const int32_t *row = cls + (size_t)j * cols;
+        for (int i = 0; i < cols;) {
+            int k = i;
+            while (k < cols && row[k] == row[i])
+                k++;
+            sb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+                         "fill=\"%s\"/>", p->left + i * cw, p->top + j * ch, (k - i) * cw, ch,
+                      class_tint(row[i]));
+            i = k;
+        }
+        sb_puts(b, "\n");
+    }
+    sb_puts(b, "</g>\n");
+}
+
+static void draw_points(strbuf *b, const plot_area *p, const nb_dataset *d, int classes,
+                        legend_entry *legend, int *n_legend, char keys[][16], char names[][32])
+{
+    int stride = (d->n + REGIONS_MAX_POINTS - 1) / REGIONS_MAX_POINTS;
+    for (int c = 0; c < classes; c++) {
+        int any = 0;
+        for (int i = 0; i < d->n && !any; i += stride)
+            any = d->labels[i] == c;
+        if (!any)
+            continue; /* no empty series: each one drawn is there to be seen */
+        snprintf(keys[*n_legend], 16, "c%d", c);
+        snprintf(names[*n_legend], 32, "class %d", c);
+        legend[*n_legend] = (legend_entry){keys[*n_legend], names[*n_legend], class_color(c),
+                                           DASH_SOLID, 0, MARK_CIRCLE};
+        (*n_legend)++;
+        sb_printf(b, "<g class=\"series\" data-key=\"c%d\" data-color=\"%s\"><title>class %d "
+                     "(training points)</title>\n", c, class_color(c), c);
+        for (int i = 0; i < d->n; i += stride)
+            if (d->labels[i] == c)
+                sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.6\" fill=\"%s\" "
+                             "stroke=\"#fff\" stroke-width=\"0.5\"/>",
+                          plot_x(p, d->values[2 * i]), plot_y(p, d->values[2 * i + 1]),
+                          class_color(c));
+        sb_puts(b, "\n</g>\n");
+    }
+}
+
+int regions_chart(strbuf *b, const run_data *r, const char *title, const char *note,
+                  char *why, size_t why_size, nb_error *err)
+{
+    nb_dataset train;
+    int got = training_points(r, &train, why, why_size, err);
+    if (got <= 0)
+        return got;
+    nb_model m;
+    if (nb_model_load(&m, r->model_path, 1024, err) != 0) {
+        nb_dataset_free(&train);
+        return -1;
+    }
+    int rc = 1;
+    if (m.spec.inputs != 2) {
+        snprintf(why, why_size, "its model takes %d inputs, not 2", m.spec.inputs);
+        rc = 0;
+    }
+    int cols = REGIONS_GRID, rows = (int)lround((double)REGIONS_GRID * PLOT_H / PLOT_W);
+    int32_t *cls = rc == 1 ? malloc((size_t)cols * rows * sizeof *cls) : NULL;
+    double box[4];
+    if (rc == 1 && !cls)
+        rc = nb_fail(err, "out of memory");
+    if (rc == 1) {
+        data_box(&train, box);
+        if (predict_grid(&m, box, cols, rows, cls, err) != 0)
+            rc = -1;
+    }
+    if (rc == 1) {
+        plot_area p;
+        memset(&p, 0, sizeof p);
+        p.left = 66;
+        p.top = svg_header_height(note) + 6;
+        p.width = PLOT_W;
+        p.height = PLOT_H;
+        scale_fit(&p.x, SCALE_LINEAR, box[0], box[1], 1, 0);
+        scale_fit(&p.y, SCALE_LINEAR, box[2], box[3], 1, 0);
+        legend_entry legend[REGIONS_MAX_CLASSES];
+        char keys[REGIONS_MAX_CLASSES][16], names[REGIONS_MAX_CLASSES][32];
+        int n_legend = 0;
+        int classes = m.spec.classes < REGIONS_MAX_CLASSES ? m.spec.classes : REGIONS_MAX_CLASSES;
+        /* The legend's height first: it sets the chart's. */
+        legend_entry probe[REGIONS_MAX_CLASSES];
+        for (int c = 0; c < classes; c++)
+            probe[c] = (legend_entry){"c", "class 00", "#000", DASH_SOLID, 0, MARK_CIRCLE};
+        double legend_top = p.top + p.height + 44;
+        int height = (int)(legend_top + legend_height(probe, classes, p.width) + 4);
+        svg_open(b, "regions", title, note, WIDTH, height);
+        draw_regions(b, &p, cls, cols, rows);
+        svg_axes(b, &p, "feature 1", "feature 2", 0, 0);
+        draw_points(b, &p, &train, classes, legend, &n_legend, keys, names);
+        svg_legend(b, legend, n_legend, p.left, legend_top, p.width);
+        svg_close(b);
+    }
+    free(cls);
+    nb_model_free(&m);
+    nb_dataset_free(&train);
+    return rc;
+}
