@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leaderboard.h"
 #include "report_json.h"
 #include "run_files.h"
 
@@ -191,36 +192,27 @@ void study_free(study_data *s)
     memset(s, 0, sizeof *s);
 }
 
-static const study_data *sort_study;
-
-static int rank_class(const study_trial *t)
-{
-    return t->state == SS_COMPLETE ? 0 : t->state == SS_PRUNED ? 1 : 2;
-}
-
-static int by_rank(const void *a, const void *b)
-{
-    int i = *(const int *)a, j = *(const int *)b;
-    const study_trial *x = &sort_study->trials[i], *y = &sort_study->trials[j];
-    if (rank_class(x) != rank_class(y))
-        return rank_class(x) - rank_class(y);
-    double ax = isnan(x->dev_accuracy) ? -1 : x->dev_accuracy;
-    double ay = isnan(y->dev_accuracy) ? -1 : y->dev_accuracy;
-    if (ax != ay)
-        return ax > ay ? -1 : 1;
-    return i - j;
-}
-
 int *study_rank(const study_data *s, int *n)
 {
-    int *order = malloc((size_t)s->n_trials * sizeof *order);
+    int *order = malloc((size_t)(s->n_trials > 0 ? s->n_trials : 1) * sizeof *order);
+    int *group = malloc((size_t)(s->n_trials > 0 ? s->n_trials : 1) * sizeof *group);
+    double *accuracy = malloc((size_t)(s->n_trials > 0 ? s->n_trials : 1) * sizeof *accuracy);
+    int ok = order && group && accuracy;
     *n = 0;
-    if (!order)
-        return NULL;
-    for (int i = 0; i < s->n_trials; i++)
-        if (s->trials[i].state != SS_PENDING)
+    for (int i = 0; ok && i < s->n_trials; i++) {
+        const study_trial *t = &s->trials[i];
+        group[i] = t->state == SS_COMPLETE ? RANK_COMPLETE
+                   : t->state == SS_PRUNED ? RANK_PRUNED : RANK_OTHER;
+        accuracy[i] = t->dev_accuracy;
+        if (t->state != SS_PENDING)
             order[(*n)++] = i;
-    sort_study = s;
-    qsort(order, (size_t)*n, sizeof *order, by_rank);
+    }
+    ok = ok && leaderboard_order(group, accuracy, order, *n) == 0;
+    free(group);
+    free(accuracy);
+    if (!ok) {
+        free(order);
+        return NULL;
+    }
     return order;
 }

@@ -10,39 +10,29 @@
 #include <unistd.h>
 
 #include "options.h"
+#include "leaderboard.h"
 #include "run_files.h"
-
-/* Complete trials first, then pruned, then failed; each by dev accuracy, best first; ties by
- * trial number. */
-static const study *sort_study;
-
-static int rank_class(const trial *t)
-{
-    return t->state == TRIAL_COMPLETE ? 0 : t->state == TRIAL_PRUNED ? 1 : 2;
-}
-
-static int by_rank(const void *a, const void *b)
-{
-    int i = *(const int *)a, j = *(const int *)b;
-    const trial *x = &sort_study->trials[i], *y = &sort_study->trials[j];
-    if (rank_class(x) != rank_class(y))
-        return rank_class(x) - rank_class(y);
-    double ax = isnan(x->final_accuracy) ? -1 : x->final_accuracy;
-    double ay = isnan(y->final_accuracy) ? -1 : y->final_accuracy;
-    if (ax != ay)
-        return ax > ay ? -1 : 1;
-    return i - j;
-}
 
 int *study_ranking(const study *s)
 {
-    int *order = malloc((size_t)s->opt->trials * sizeof *order);
-    if (!order)
-        return NULL;
-    for (int i = 0; i < s->opt->trials; i++)
+    int n = s->opt->trials;
+    int *order = malloc((size_t)n * sizeof *order), *group = malloc((size_t)n * sizeof *group);
+    double *accuracy = malloc((size_t)n * sizeof *accuracy);
+    int ok = order && group && accuracy;
+    for (int i = 0; ok && i < n; i++) {
+        const trial *t = &s->trials[i];
         order[i] = i;
-    sort_study = s;
-    qsort(order, (size_t)s->opt->trials, sizeof *order, by_rank);
+        group[i] = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
+                   : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
+        accuracy[i] = t->final_accuracy;
+    }
+    ok = ok && leaderboard_order(group, accuracy, order, n) == 0;
+    free(group);
+    free(accuracy);
+    if (!ok) {
+        free(order);
+        return NULL;
+    }
     return order;
 }
 
