@@ -447,6 +447,26 @@ int nb_train_state_init(nb_train_state *s, const nb_optim_config *optim, size_t 
                         int n_samples, nb_error *err);
 void nb_train_state_free(nb_train_state *s);
 
+/* Data-parallel training: the processes ("ranks") of a job each train the same model on their
+ * own shard of every global mini-batch, and sum through a communicator the caller provides
+ * (the nabla program implements it with MPI; the library itself knows nothing of MPI). Every
+ * function is collective: all ranks call it in the same order. Each returns 0, or -1 with err
+ * (a lost rank, say), after which the job cannot go on.
+ * nb_train calls them from the thread that called it only (for MPI, MPI_THREAD_FUNNELED is
+ * enough), with n possibly above INT_MAX for a large model. A sum must give every rank the
+ * same bits (MPI_Allreduce's algorithms do; Reduce then Bcast guarantees it): the ranks'
+ * weights stay equal only so. Summing in the same order every time makes runs reproducible.
+ * src/train.c lists the calls a training step makes. */
+typedef struct nb_comm {
+    int rank, size;          /* this process's index, 0 .. size-1, and their number */
+    void *user;              /* passed to the functions */
+    /* In place: the element-wise sum over all ranks of their n values, on every rank. */
+    int (*sum_floats)(void *user, float *data, size_t n, nb_error *err);
+    int (*sum_doubles)(void *user, double *data, size_t n, nb_error *err);
+    /* In place: rank 0's n bytes, on every rank. */
+    int (*broadcast)(void *user, void *data, size_t n, nb_error *err);
+} nb_comm;
+
 typedef struct nb_train_config {
     nb_optim_config optim;
     nb_schedule schedule;
@@ -472,6 +492,22 @@ typedef struct nb_train_config {
      * on_checkpoint call, and result->interrupted is set. For signal handlers; may be NULL. */
     volatile sig_atomic_t *stop;
     void *user;
+    /* Data-parallel training across the ranks of comm (NULL: this process alone). batch_size
+     * stays the global mini-batch: rank r trains on rows [B*r/size, B*(r+1)/size) of each, the
+     * gradients are summed weighted by each shard's share, and every rank takes the same step.
+     * sync_batchnorm: batch norm uses the statistics of the whole global batch (the result
+     * equals one process's); otherwise each rank its own shard's (as PyTorch's
+     * DistributedDataParallel does), and every rank keeps rank 0's running statistics
+     * (broadcast after every step).
+     * Rank 0's run is broadcast at the start (weights, statistics, optimizer state, data
+     * order, position), so initial weights and `resume` count on rank 0 only. Losses,
+     * accuracies, counts and the NaN guard are the global batch's, the same on every rank;
+     * dev and test are evaluated in shards, one per rank, and summed. Every callback is called
+     * on every rank with the same values (the caller decides which rank prints and writes);
+     * a non-zero return, the stop flag or a failed checkpoint on any rank stops every rank
+     * after the same step. A comm of size 1 is the same as none. */
+    const nb_comm *comm;
+    int sync_batchnorm;
 } nb_train_config;
 
 typedef struct nb_train_result {

@@ -414,8 +414,11 @@ static void forward_job(const nb_exec *ex, void *arg)
 
 void nb_graph_forward(nb_graph *g, int batch)
 {
-    if (batch < 1)
-        batch = 1;
+    /* A rank of a data-parallel step may hold no rows of the global batch; it runs the pass
+     * all the same, for the collectives in it. */
+    int least = g->dp.global_batch > 0 ? 0 : 1;
+    if (batch < least)
+        batch = least;
     if (batch > g->max_batch)
         batch = g->max_batch;
     g->batch = batch;
@@ -424,6 +427,18 @@ void nb_graph_forward(nb_graph *g, int batch)
             g->nodes[i]->shape[0] = batch;
     pass p = {g, batch};
     nb_parallel(forward_job, &p);
+}
+
+void nb_graph_dp_sum(nb_graph *g, double *data, size_t n)
+{
+    const nb_comm *c = g->dp.bn_comm;
+    if (!c || g->dp.failed)
+        return;
+    if (c->sum_doubles(c->user, data, n, &g->dp.error) != 0) {
+        if (!g->dp.error.msg[0])
+            nb_fail(&g->dp.error, "summing batch-norm statistics over the ranks failed");
+        g->dp.failed = 1;
+    }
 }
 
 /* This thread's share of a buffer set to one value. */

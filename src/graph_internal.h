@@ -71,6 +71,25 @@ struct nb_node {
     float init_fill;              /* value params and states start with */
 };
 
+/* Data-parallel training (nb_train with a communicator of two or more ranks) sets this around
+ * each training step and clears it after, so that evaluation and single-process use never see
+ * it (zeroed: not data-parallel).
+ *   global_batch  rows of the global mini-batch, of which this rank holds the batch of the
+ *                 pass (possibly none): a mean loss divides its rows' sum by it, so that the
+ *                 ranks' losses and gradients add up to those of the whole batch; a pass may
+ *                 then have zero rows (every op runs, doing nothing but its collectives);
+ *   bn_comm       synchronized batch norm: the communicator its statistics are summed over
+ *                 (NULL: each rank normalizes with its own rows' statistics);
+ *   failed, error the first collective of the pass that failed (later ones are skipped).
+ * Collectives are called by thread 0 of a pool job only (the thread that called nb_train),
+ * between barriers. */
+typedef struct nb_graph_dp {
+    int global_batch;
+    const nb_comm *bn_comm;
+    int failed;
+    nb_error error;
+} nb_graph_dp;
+
 struct nb_graph {
     nb_node **nodes;              /* creation order, which is a topological order */
     int n_nodes, cap_nodes;
@@ -94,7 +113,20 @@ struct nb_graph {
 
     nb_error error;               /* first builder error */
     int failed;
+
+    nb_graph_dp dp;               /* data-parallel training step in progress, if any */
 };
+
+/* Thread 0's collective for an op of a data-parallel step: sums n doubles over the ranks of
+ * g->dp.bn_comm in place. After a failure (recorded in g->dp) it does nothing. */
+void nb_graph_dp_sum(nb_graph *g, double *data, size_t n);
+
+/* Rows a mean over the batch divides by: the global batch of a data-parallel step, else the
+ * pass's own rows. */
+static inline int nb_graph_mean_rows(const nb_graph *g, int batch)
+{
+    return g->dp.global_batch > 0 ? g->dp.global_batch : batch;
+}
 
 /* Records the first builder error; returns NULL so builders can `return nb_graph_fail(...)`. */
 nb_node *nb_graph_fail(nb_graph *g, const char *fmt, ...)

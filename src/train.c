@@ -2,13 +2,13 @@
  * buffers; per epoch the learning rate from the schedule and an evaluation of dev and test.
  * Nothing is allocated inside the loop: the graph was compiled for the largest batch. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "graph_internal.h"
 #include "memcheck.h"
-#include "nabla.h"
-#include "pool.h"
 
 static double now_seconds(void)
 {
@@ -47,6 +47,34 @@ static int check_compatible(const nb_model *m, const nb_dataset *d, const char *
     return 0;
 }
 
+/* Loss sum (each batch's mean loss times its rows) and correct predictions over samples
+ * [lo, hi) of d, in inference mode, in batches of the graph's largest. */
+static int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *loss_sum,
+                         long *correct, nb_error *err)
+{
+    *loss_sum = 0.0;
+    *correct = 0;
+    if (hi <= lo)
+        return 0;
+    int max_batch = nb_graph_max_batch(m->graph);
+    int32_t *index = malloc((size_t)max_batch * sizeof *index);
+    if (!index)
+        return nb_fail(err, "out of memory");
+    nb_graph_set_training(m->graph, 0);
+    for (int start = lo; start < hi; start += max_batch) {
+        int batch = hi - start < max_batch ? hi - start : max_batch;
+        for (int i = 0; i < batch; i++)
+            index[i] = start + i;
+        nb_dataset_batch(d, index, batch, nb_node_value(m->x).data, nb_node_labels(m->y));
+        nb_graph_forward(m->graph, batch);
+        *loss_sum += (double)nb_node_scalar(m->loss) * batch;
+        *correct += count_correct(m, batch);
+    }
+    nb_graph_set_training(m->graph, 1);
+    free(index);
+    return 0;
+}
+
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -54,24 +82,10 @@ int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error 
         return 0;
     if (check_compatible(m, d, "evaluation", err) != 0)
         return -1;
-    int max_batch = nb_graph_max_batch(m->graph);
-    int32_t *index = malloc((size_t)max_batch * sizeof *index);
-    if (!index)
-        return nb_fail(err, "out of memory");
-    nb_graph_set_training(m->graph, 0);
-    double loss = 0.0;
-    long correct = 0;
-    for (int start = 0; start < d->n; start += max_batch) {
-        int batch = d->n - start < max_batch ? d->n - start : max_batch;
-        for (int i = 0; i < batch; i++)
-            index[i] = start + i;
-        nb_dataset_batch(d, index, batch, nb_node_value(m->x).data, nb_node_labels(m->y));
-        nb_graph_forward(m->graph, batch);
-        loss += (double)nb_node_scalar(m->loss) * batch;
-        correct += count_correct(m, batch);
-    }
-    nb_graph_set_training(m->graph, 1);
-    free(index);
+    double loss;
+    long correct;
+    if (evaluate_rows(m, d, 0, d->n, &loss, &correct, err) != 0)
+        return -1;
     out->n = d->n;
     out->loss = loss / d->n;
     out->accuracy = (double)correct / d->n;
@@ -164,50 +178,501 @@ static int checkpoint(const nb_train_config *cfg, const nb_train_state *st, nb_e
     return -1;
 }
 
-int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const nb_dataset *test,
-             const nb_train_config *cfg, nb_train_result *result, nb_error *err)
+/* ---- data-parallel training ----
+ *
+ * With a communicator of two or more ranks (cfg->comm), every rank runs this loop on its own
+ * copy of the model and of the whole training set, in lockstep:
+ *
+ *   start       the ranks check that they run the same configuration and that each could
+ *               start (a rank that could not makes all fail, not hang); then rank 0's whole
+ *               run is broadcast: weights, batch-norm statistics and counters, optimizer
+ *               moments and step count, data order and its generator, position and the
+ *               epoch's running metrics. The ranks start equal however each was initialized
+ *               (--init-weights read on rank 0 only) or resumed.
+ *   each step   the global mini-batch is the same on every rank (the same order); rank r
+ *               trains on its rows [B*r/size, B*(r+1)/size), possibly none (B < size). Its
+ *               loss divides by the global B (ops/loss.c), so the ranks' gradients, summed
+ *               with one sum_floats over the flat buffer, are the global batch's mean gradient,
+ *               and every rank takes the same step. The rows' losses and correct counts are
+ *               summed before backward: every rank sees the global loss, so a loss that is not
+ *               finite on any rank stops all of them at the same step (the NaN guard).
+ *   batch norm  cfg->sync_batchnorm: statistics over the global batch (ops/batchnorm.c); the
+ *               result is one process's. Otherwise each rank normalizes with its own rows'
+ *               statistics, as PyTorch's DistributedDataParallel does, and after every step
+ *               takes rank 0's running statistics. DDP (broadcast_buffers) broadcasts rank 0's
+ *               before every forward pass instead; the statistics every rank evaluates with
+ *               and saves are the same either way, rank 0's, updated from its shards only
+ *               (unchanged when its shard is empty), and here the ranks are equal between
+ *               steps too, for the callbacks.
+ *   epoch ends  each rank evaluates its share [n*r/size, n*(r+1)/size) of dev and test, and
+ *               the sums are added: the same metrics on every rank for 1/size of the work.
+ *   stopping    every decision that ends the loop (a callback's return value, the stop flag,
+ *               a failed checkpoint) is summed over the ranks after the step, so all stop
+ *               after the same step, with the same checkpoint calls.
+ * Counts and times in the state and the result are global (samples of every rank), except
+ * train_seconds, each rank's own clock.
+ *
+ * The collectives, in the order every rank calls them (see nabla.h, nb_comm):
+ *   start        broadcast(fingerprint), sum_doubles(2), then broadcasts of the run's state
+ *   every step   [synchronized batch norm: 2 sum_doubles per batch-norm layer in forward]
+ *                sum_doubles(2): loss and correct predictions
+ *                [synchronized batch norm: 1 sum_doubles per batch-norm layer in backward]
+ *                sum_floats(every parameter): the gradient            (not after a NaN loss)
+ *                [per-rank batch norm: broadcast(running statistics)]
+ *                sum_doubles(2): stop requests                        (not after a NaN loss)
+ *   checkpoints  sum_doubles(2) after each on_checkpoint call (made on every rank)
+ *   epoch ends   sum_doubles(5): dev and test sums; sum_doubles(1): on_epoch's stop
+ */
+
+typedef struct dp_run {
+    const nb_comm *comm;   /* NULL: this process alone (no communicator, or one rank) */
+    int sync_batchnorm;
+    int share_states;      /* per-rank batch norm: rank 0's running statistics after a step */
+} dp_run;
+
+/* This rank's rows [lo, hi) of `rows`. */
+static void shard(int rows, const nb_comm *c, int *lo, int *hi)
 {
-    memset(result, 0, sizeof *result);
-    err->msg[0] = '\0';
+    *lo = (int)((int64_t)rows * c->rank / c->size);
+    *hi = (int)((int64_t)rows * (c->rank + 1) / c->size);
+}
+
+/* The collectives; err is touched only when one fails. */
+static int dp_sum(const dp_run *dp, double *x, size_t n, const char *what, nb_error *err)
+{
+    nb_error e = {{0}};
+    if (dp->comm->sum_doubles(dp->comm->user, x, n, &e) == 0)
+        return 0;
+    return e.msg[0] ? nb_fail(err, "%s", e.msg)
+                    : nb_fail(err, "summing %s over the ranks failed", what);
+}
+
+static int dp_broadcast(const dp_run *dp, void *x, size_t bytes, const char *what, nb_error *err)
+{
+    nb_error e = {{0}};
+    if (bytes == 0 || dp->comm->broadcast(dp->comm->user, x, bytes, &e) == 0)
+        return 0;
+    return e.msg[0] ? nb_fail(err, "%s", e.msg)
+                    : nb_fail(err, "broadcasting %s from rank 0 failed", what);
+}
+
+/* Decisions all ranks must take together: each flag becomes 1 if it is set on any rank.
+ * Alone, the flags stay as they are. */
+static int agree(const dp_run *dp, int *flags, int n, nb_error *err)
+{
+    if (!dp->comm)
+        return 0;
+    double sums[4];
+    for (int i = 0; i < n; i++)
+        sums[i] = flags[i] != 0;
+    if (dp_sum(dp, sums, (size_t)n, "a decision", err) != 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        flags[i] = sums[i] > 0;
+    return 0;
+}
+
+static int dp_init(dp_run *dp, const nb_train_config *cfg, nb_model *m, nb_error *err)
+{
+    memset(dp, 0, sizeof *dp);
+    memset(&m->graph->dp, 0, sizeof m->graph->dp);
+    const nb_comm *c = cfg->comm;
+    if (!c)
+        return 0;
+    if (c->size < 1 || c->rank < 0 || c->rank >= c->size)
+        return nb_fail(err, "the communicator says rank %d of %d", c->rank, c->size);
+    if (c->size == 1)
+        return 0;   /* one rank: exactly a process alone */
+    if (!c->sum_floats || !c->sum_doubles || !c->broadcast)
+        return nb_fail(err, "the communicator lacks one of its functions");
+    dp->comm = c;
+    dp->sync_batchnorm = cfg->sync_batchnorm != 0;
+    dp->share_states = !dp->sync_batchnorm && m->graph->n_states > 0;
+    return 0;
+}
+
+/* What the ranks must agree on, rank 0's being the truth: numbers, floats by their bits. */
+enum { FINGERPRINT = 25 };
+static const struct {
+    const char *name;
+    int is_float;
+} fingerprint_fields[FINGERPRINT] = {
+    {"the number of ranks", 0}, {"sync_batchnorm", 0}, {"the training set's size", 0},
+    {"its features", 0}, {"the dev set's size", 0}, {"the test set's size", 0},
+    {"the batch size", 0}, {"the epochs", 0}, {"max_steps", 0}, {"shuffle", 0},
+    {"the seed", 0}, {"checkpoint_every", 0}, {"the parameter count", 0},
+    {"the size of the batch-norm statistics", 0}, {"the optimizer", 0}, {"beta", 1},
+    {"beta2", 1}, {"eps", 1}, {"the weight decay", 1}, {"bias correction", 0},
+    {"the learning-rate decay", 0}, {"the learning rate", 1}, {"the decay rate", 1},
+    {"the decay interval", 0}, {"the warm-up epochs", 0},
+};
+
+static int64_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static void fingerprint(const nb_model *m, const nb_dataset *train, const nb_dataset *dev,
+                        const nb_dataset *test, const nb_train_config *cfg,
+                        int64_t fp[FINGERPRINT])
+{
+    const nb_optim_config *o = &cfg->optim;
+    const nb_schedule *s = &cfg->schedule;
+    int64_t v[FINGERPRINT] = {
+        cfg->comm->size, cfg->sync_batchnorm != 0, train ? train->n : -1,
+        train ? train->features : -1, dev ? dev->n : 0, test ? test->n : 0, cfg->batch_size,
+        cfg->epochs, cfg->max_steps, cfg->shuffle != 0, (int64_t)cfg->seed,
+        cfg->checkpoint_every, (int64_t)m->graph->n_params, (int64_t)m->graph->n_states,
+        o->kind, float_bits(o->beta), float_bits(o->beta2), float_bits(o->eps),
+        float_bits(o->weight_decay), o->bias_correction, s->kind, float_bits(s->lr),
+        float_bits(s->rate), s->interval, s->warmup_epochs,
+    };
+    memcpy(fp, v, sizeof v);
+}
+
+/* A fingerprint's field as text, for a message. */
+static void field_text(int i, int64_t v, char *buf, size_t cap)
+{
+    if (fingerprint_fields[i].is_float) {
+        uint32_t u = (uint32_t)v;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        snprintf(buf, cap, "%g", (double)f);
+    } else {
+        snprintf(buf, cap, "%lld", (long long)v);
+    }
+}
+
+/* The scalars of a run's state, broadcast as one block. */
+typedef struct run_scalars {
+    int64_t epoch, batch, steps, samples, correct, seen, opt_t;
+    double train_seconds, loss_sum;
+    nb_rng rng;
+} run_scalars;
+
+/* Rank 0's run on every rank (see the top of this section). */
+static int dp_share_run(const dp_run *dp, nb_model *m, nb_train_state *st, nb_error *err)
+{
+    nb_graph *g = m->graph;
+    size_t n_params;
+    float *params = nb_graph_params(g, &n_params);
+    if (dp_broadcast(dp, params, n_params * sizeof *params, "the weights", err) != 0 ||
+        dp_broadcast(dp, g->states, g->n_states * sizeof *g->states, "the batch-norm statistics",
+                     err) != 0 ||
+        (st->opt.v &&
+         dp_broadcast(dp, st->opt.v, n_params * sizeof *st->opt.v, "the optimizer", err) != 0) ||
+        (st->opt.s &&
+         dp_broadcast(dp, st->opt.s, n_params * sizeof *st->opt.s, "the optimizer", err) != 0) ||
+        dp_broadcast(dp, st->order, (size_t)st->n * sizeof *st->order, "the data order",
+                     err) != 0)
+        return -1;
+    int n_counters = 0;
+    for (int i = 0; i < g->n_named; i++)
+        n_counters += g->named[i].kind == NB_KIND_COUNTER;
+    if (n_counters > 0) {
+        int64_t *counters = malloc((size_t)n_counters * sizeof *counters);
+        if (!counters)
+            return nb_fail(err, "out of memory");
+        for (int i = 0, k = 0; i < g->n_named; i++)
+            if (g->named[i].kind == NB_KIND_COUNTER)
+                counters[k++] = *g->named[i].counter;
+        int rc = dp_broadcast(dp, counters, (size_t)n_counters * sizeof *counters,
+                              "the batch-norm counters", err);
+        for (int i = 0, k = 0; i < g->n_named && rc == 0; i++)
+            if (g->named[i].kind == NB_KIND_COUNTER)
+                *g->named[i].counter = counters[k++];
+        free(counters);
+        if (rc != 0)
+            return -1;
+    }
+    run_scalars s = {st->epoch, st->batch, st->steps, st->samples, st->correct, st->seen,
+                     st->opt.t, st->train_seconds, st->loss_sum, st->rng};
+    if (dp_broadcast(dp, &s, sizeof s, "the run's position", err) != 0)
+        return -1;
+    st->epoch = (int)s.epoch;
+    st->batch = s.batch;
+    st->steps = s.steps;
+    st->samples = s.samples;
+    st->correct = s.correct;
+    st->seen = s.seen;
+    st->opt.t = s.opt_t;
+    st->train_seconds = s.train_seconds;
+    st->loss_sum = s.loss_sum;
+    st->rng = s.rng;
+    return 0;
+}
+
+/* Alone: nothing (ready says whether this process could start). With ranks: whether every
+ * rank could start and agrees with rank 0's configuration, then rank 0's run everywhere. */
+static int dp_start(const dp_run *dp, nb_model *m, const nb_dataset *train,
+                    const nb_dataset *dev, const nb_dataset *test, const nb_train_config *cfg,
+                    int ready, nb_train_state *st, nb_error *err)
+{
+    if (!dp->comm)
+        return ready ? 0 : -1;
+    int64_t mine[FINGERPRINT], rank0[FINGERPRINT];
+    fingerprint(m, train, dev, test, cfg, mine);
+    memcpy(rank0, mine, sizeof mine);
+    if (dp_broadcast(dp, rank0, sizeof rank0, "the configuration", err) != 0)
+        return -1;
+    int differs = -1;
+    for (int i = 0; i < FINGERPRINT && differs < 0; i++)
+        if (mine[i] != rank0[i])
+            differs = i;
+    double verdict[2] = {!ready, differs >= 0};
+    if (dp_sum(dp, verdict, 2, "the ranks' readiness", err) != 0)
+        return -1;
+    if (!ready)
+        return -1;   /* err says why */
+    if (differs >= 0) {
+        char here[32], there[32];
+        field_text(differs, mine[differs], here, sizeof here);
+        field_text(differs, rank0[differs], there, sizeof there);
+        return nb_fail(err, "rank %d and rank 0 disagree: %s is %s here but %s on rank 0 "
+                            "(every rank must run the same configuration)",
+                       dp->comm->rank, fingerprint_fields[differs].name, here, there);
+    }
+    if (verdict[0] > 0)
+        return nb_fail(err, "another rank could not start training (its message says why)");
+    if (verdict[1] > 0)
+        return nb_fail(err, "another rank's configuration differs from rank 0's (every rank "
+                            "must run the same configuration)");
+    return dp_share_run(dp, m, st, err);
+}
+
+/* Takes the failure of a collective inside the graph's last pass, if any. */
+static int graph_collectives_ok(nb_graph *g, nb_error *err)
+{
+    if (!g->dp.failed)
+        return 0;
+    return nb_fail(err, "%s", g->dp.error.msg);
+}
+
+/* The forward pass of a step over the global batch order[0, batch): the loss of the global
+ * batch and its correct predictions. With ranks, this rank's rows only, and the sums. */
+static int step_forward(const dp_run *dp, nb_model *m, const nb_dataset *train,
+                        const int32_t *order, int batch, float *loss, int64_t *correct,
+                        nb_error *err)
+{
+    float *x = nb_node_value(m->x).data;
+    int32_t *y = nb_node_labels(m->y);
+    if (!dp->comm) {
+        nb_dataset_batch(train, order, batch, x, y);
+        nb_graph_forward(m->graph, batch);
+        *loss = nb_node_scalar(m->loss);
+        *correct = count_correct(m, batch);
+        return 0;
+    }
+    int lo, hi;
+    shard(batch, dp->comm, &lo, &hi);
+    nb_graph *g = m->graph;
+    g->dp.global_batch = batch;
+    g->dp.bn_comm = dp->sync_batchnorm ? dp->comm : NULL;
+    nb_dataset_batch(train, order + lo, hi - lo, x, y);
+    nb_graph_forward(g, hi - lo);
+    if (graph_collectives_ok(g, err) != 0)
+        return -1;
+    /* This rank's share of the global mean loss (in double, as the loss op keeps it). */
+    double sums[2] = {m->loss->loss, count_correct(m, hi - lo)};
+    if (dp_sum(dp, sums, 2, "the loss", err) != 0)
+        return -1;
+    *loss = (float)sums[0];
+    *correct = (int64_t)sums[1];
+    return 0;
+}
+
+/* The backward pass of the step; with ranks, the gradients summed over them. */
+static int step_backward(const dp_run *dp, nb_model *m, nb_error *err)
+{
+    nb_graph *g = m->graph;
+    nb_graph_backward(g, m->loss);
+    if (!dp->comm)
+        return 0;
+    if (graph_collectives_ok(g, err) != 0)
+        return -1;
+    size_t n_params;
+    float *grads = nb_graph_grads(g, &n_params);
+    nb_error e = {{0}};
+    if (dp->comm->sum_floats(dp->comm->user, grads, n_params, &e) != 0)
+        return e.msg[0] ? nb_fail(err, "%s", e.msg)
+                        : nb_fail(err, "summing the gradients over the ranks failed");
+    return 0;
+}
+
+/* The end of a step's passes: the graph is a single process's again (for evaluation and the
+ * callbacks), and with per-rank batch norm every rank takes rank 0's running statistics. */
+static int step_end(const dp_run *dp, nb_model *m, nb_error *err)
+{
+    nb_graph *g = m->graph;
+    g->dp.global_batch = 0;
+    g->dp.bn_comm = NULL;
+    if (!dp->share_states)
+        return 0;
+    return dp_broadcast(dp, g->states, g->n_states * sizeof *g->states,
+                        "the batch-norm statistics", err);
+}
+
+/* The dev and test metrics of an epoch's end; with ranks, each evaluates its share. */
+static int evaluate_epoch(const dp_run *dp, nb_model *m, const nb_dataset *dev,
+                          const nb_dataset *test, nb_epoch_metrics *metrics, nb_error *err)
+{
+    if (!dp->comm)
+        return nb_evaluate(m, dev, &metrics->dev, err) != 0 ||
+                       nb_evaluate(m, test, &metrics->test, err) != 0
+                   ? -1
+                   : 0;
+    const nb_dataset *sets[2] = {dev, test};
+    nb_eval_result *out[2] = {&metrics->dev, &metrics->test};
+    double sums[5] = {0};
+    int ok = 1;
+    for (int k = 0; k < 2 && ok; k++) {
+        if (!sets[k] || sets[k]->n == 0)
+            continue;
+        int lo, hi;
+        long correct;
+        shard(sets[k]->n, dp->comm, &lo, &hi);
+        ok = evaluate_rows(m, sets[k], lo, hi, &sums[2 * k], &correct, err) == 0;
+        sums[2 * k + 1] = (double)correct;
+    }
+    sums[4] = !ok;
+    if (dp_sum(dp, sums, 5, "the evaluation", err) != 0 || !ok)
+        return -1;
+    if (sums[4] > 0)
+        return nb_fail(err, "evaluating on another rank failed (its message says why)");
+    for (int k = 0; k < 2; k++) {
+        memset(out[k], 0, sizeof *out[k]);
+        if (!sets[k] || sets[k]->n == 0)
+            continue;
+        out[k]->n = sets[k]->n;
+        out[k]->loss = sums[2 * k] / sets[k]->n;
+        out[k]->accuracy = sums[2 * k + 1] / sets[k]->n;
+    }
+    return 0;
+}
+
+/* A checkpoint (on every rank: the callback decides who writes) and whether to stop after it
+ * (*interrupted, or else, with read_stop, the stop flag as it is after the checkpoint), agreed
+ * over the ranks. */
+static int checkpoint_all(const dp_run *dp, const nb_train_config *cfg, const nb_train_state *st,
+                          int read_stop, int *interrupted, nb_error *err)
+{
+    int flags[2] = {checkpoint(cfg, st, err) != 0, *interrupted};
+    if (read_stop)
+        flags[1] = cfg->stop && *cfg->stop;
+    int mine = flags[0];
+    if (agree(dp, flags, 2, err) != 0)
+        return -1;
+    *interrupted = flags[1];
+    if (mine)
+        return -1;   /* err says why */
+    if (flags[0])
+        return nb_fail(err, "a checkpoint failed on another rank (its message says why)");
+    return 0;
+}
+
+/* Batch norm's running statistics and counters from before the step in progress. A step whose
+ * loss is not finite has already updated them in its forward pass (with NaN, typically); the
+ * NaN guard puts them back along with the weights, so the model it keeps evaluates as it did
+ * after the last good step. */
+typedef struct stats_backup {
+    float *states;
+    int64_t *counters;
+} stats_backup;
+
+static int backup_init(stats_backup *b, const nb_graph *g, nb_error *err)
+{
+    b->states = malloc((g->n_states ? g->n_states : 1) * sizeof *b->states);
+    b->counters = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *b->counters);
+    if (!b->states || !b->counters) {
+        free(b->states);
+        free(b->counters);
+        return nb_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+static void backup_take(stats_backup *b, const nb_graph *g)
+{
+    if (g->n_states)
+        memcpy(b->states, g->states, g->n_states * sizeof *b->states);
+    for (int i = 0; i < g->n_nodes; i++)
+        b->counters[i] = g->nodes[i]->counter;
+}
+
+static void backup_restore(const stats_backup *b, nb_graph *g)
+{
+    if (g->n_states)
+        memcpy(g->states, b->states, g->n_states * sizeof *b->states);
+    for (int i = 0; i < g->n_nodes; i++)
+        g->nodes[i]->counter = b->counters[i];
+}
+
+static void backup_free(stats_backup *b)
+{
+    free(b->states);
+    free(b->counters);
+}
+
+/* Everything up to the loop, on this process: checks, the state (fresh or resumed) and the
+ * spare parameter buffer. st is zeroed first, so it can be freed whatever happens. */
+static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
+                   const nb_dataset *test, const nb_train_config *cfg, nb_train_state *st,
+                   nb_error *err)
+{
+    memset(st, 0, sizeof *st);
     if (validate_config(m, train, cfg, err) != 0)
         return -1;
     if (dev && dev->n && check_compatible(m, dev, "dev", err) != 0)
         return -1;
     if (test && test->n && check_compatible(m, test, "test", err) != 0)
         return -1;
-
-    int n = train->n;
-    int batch_size = cfg->batch_size == 0 || cfg->batch_size > n ? n : cfg->batch_size;
-    int64_t batches = (n + batch_size - 1) / batch_size;
     size_t n_params;
     nb_graph_params(m->graph, &n_params);
-    float *grads = nb_graph_grads(m->graph, NULL);
-
-    nb_train_state st;
-    if (nb_train_state_init(&st, &cfg->optim, n_params, n, err) != 0)
+    if (nb_train_state_init(st, &cfg->optim, n_params, train->n, err) != 0)
         return -1;
     if (cfg->resume) {
-        if (copy_state(&st, cfg->resume, err) != 0) {
-            nb_train_state_free(&st);
+        if (copy_state(st, cfg->resume, err) != 0)
             return -1;
-        }
     } else {
         /* The data order has its own stream, apart from weight initialization. */
-        nb_rng_seed(&st.rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
+        nb_rng_seed(&st->rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
     }
     /* Each step reads the weights from one buffer and writes them to the other, so the
      * weights from before the last step, the last to give a finite loss, are always at hand. */
-    if (nb_graph_reserve_spare_params(m->graph, err) != 0) {
+    return nb_graph_reserve_spare_params(m->graph, err);
+}
+
+int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const nb_dataset *test,
+             const nb_train_config *cfg, nb_train_result *result, nb_error *err)
+{
+    memset(result, 0, sizeof *result);
+    err->msg[0] = '\0';
+    dp_run dp;
+    if (dp_init(&dp, cfg, m, err) != 0)
+        return -1;
+    nb_train_state st;
+    int ready = prepare(m, train, dev, test, cfg, &st, err) == 0;
+    if (dp_start(&dp, m, train, dev, test, cfg, ready, &st, err) != 0) {
         nb_train_state_free(&st);
         return -1;
     }
+
+    stats_backup before;
+    if (backup_init(&before, m->graph, err) != 0) {
+        nb_train_state_free(&st);
+        return -1;
+    }
+    int n = train->n;
+    int batch_size = cfg->batch_size == 0 || cfg->batch_size > n ? n : cfg->batch_size;
+    int64_t batches = (n + batch_size - 1) / batch_size;
+    float *grads = nb_graph_grads(m->graph, NULL);
     result->epochs = st.epoch;
     result->steps = st.steps;
     result->samples = st.samples;
     result->train_seconds = st.train_seconds;
 
-    float *x = nb_node_value(m->x).data;
-    int32_t *y = nb_node_labels(m->y);
     nb_graph_set_training(m->graph, 1);
     nb_pool_start();
     int stop = cfg->max_steps > 0 && st.steps >= cfg->max_steps, failed = 0;
@@ -226,23 +691,39 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         for (int64_t b = st.batch; b < batches && !stop; b++) {
             int first = (int)(b * batch_size);
             int batch = n - first < batch_size ? n - first : batch_size;
-            nb_dataset_batch(train, st.order + first, batch, x, y);
-            nb_graph_forward(m->graph, batch);
-            float loss = nb_node_scalar(m->loss);
+            float loss;
+            int64_t correct;
+            backup_take(&before, m->graph);
+            if (step_forward(&dp, m, train, st.order + first, batch, &loss, &correct, err) != 0) {
+                failed = 1;
+                break;
+            }
             if (!isfinite(loss)) {
+                if (step_end(&dp, m, err) != 0) {
+                    failed = 1;
+                    break;
+                }
                 if (steps_now > 0)
                     nb_graph_swap_params(m->graph);
+                backup_restore(&before, m->graph);
                 result->diverged = 1;
                 result->diverged_epoch = epoch;
                 result->diverged_step = b;
                 stop = 1;
                 break;
             }
-            st.correct += count_correct(m, batch);
-            nb_graph_backward(m->graph, m->loss);
+            st.correct += correct;
+            if (step_backward(&dp, m, err) != 0) {
+                failed = 1;
+                break;
+            }
             nb_optimizer_step_to(&st.opt, nb_graph_params(m->graph, NULL), grads, lr,
                                  nb_graph_spare_params(m->graph));
             nb_graph_swap_params(m->graph);
+            if (step_end(&dp, m, err) != 0) {
+                failed = 1;
+                break;
+            }
             st.loss_sum += (double)loss * batch;
             st.seen += batch;
             st.steps++;
@@ -252,20 +733,28 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             steps_now++;
             if (cfg->max_steps > 0 && st.steps >= cfg->max_steps)
                 stop = 1;
+            /* flags: a callback asks to stop; the stop flag is up. */
+            int flags[2] = {0, 0};
             if (cfg->on_batch) {
                 double elapsed = now_seconds() - start;
                 double rate = elapsed > 0 ? (double)(st.seen - seen_before) / elapsed : 0.0;
                 nb_progress p = {epoch, cfg->epochs, b + 1, batches, st.loss_sum / st.seen, lr,
                                  rate, elapsed};
-                if (cfg->on_batch(&p, cfg->user))
-                    stop = 1;
+                flags[0] = cfg->on_batch(&p, cfg->user) != 0;
             }
-            int interrupted = cfg->stop && *cfg->stop;
+            flags[1] = cfg->stop && *cfg->stop;
+            if (agree(&dp, flags, 2, err) != 0) {
+                failed = 1;
+                break;
+            }
+            if (flags[0])
+                stop = 1;
+            int interrupted = flags[1];
             /* Mid-epoch checkpoints; the end of the epoch has its own, after its metrics. */
             if (st.batch < batches && !stop &&
                 (interrupted || (cfg->checkpoint_every > 0 &&
                                  st.steps % cfg->checkpoint_every == 0))) {
-                if (checkpoint(cfg, &st, err) != 0) {
+                if (checkpoint_all(&dp, cfg, &st, 0, &interrupted, err) != 0) {
                     failed = 1;
                     break;
                 }
@@ -289,12 +778,16 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         metrics.seconds = st.train_seconds - seconds_before;
         result->train_loss = metrics.train_loss;
         result->epochs = epoch + 1;
-        if (nb_evaluate(m, dev, &metrics.dev, err) != 0 ||
-            nb_evaluate(m, test, &metrics.test, err) != 0) {
+        if (evaluate_epoch(&dp, m, dev, test, &metrics, err) != 0) {
             failed = 1;
             break;
         }
-        if (cfg->on_epoch && cfg->on_epoch(&metrics, cfg->user))
+        int asked = cfg->on_epoch && cfg->on_epoch(&metrics, cfg->user);
+        if (agree(&dp, &asked, 1, err) != 0) {
+            failed = 1;
+            break;
+        }
+        if (asked)
             stop = 1;
         if (result->diverged)
             break;
@@ -304,15 +797,18 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         st.batch = 0;
         st.loss_sum = 0.0;
         st.correct = st.seen = 0;
-        if (checkpoint(cfg, &st, err) != 0) {
+        int interrupted = 0;
+        if (checkpoint_all(&dp, cfg, &st, 1, &interrupted, err) != 0) {
             failed = 1;
             break;
         }
-        if (cfg->stop && *cfg->stop) {
+        if (interrupted) {
             result->interrupted = 1;
             break;
         }
     }
+    memset(&m->graph->dp, 0, sizeof m->graph->dp);
+    backup_free(&before);
     nb_train_state_free(&st);
     return failed ? -1 : 0;
 }

@@ -177,14 +177,13 @@ static void test_deterministic(void **state)
     nb_dataset_free(&train);
 }
 
-static void test_divergence_keeps_good_weights(void **state)
+static void divergence_keeps_good_weights(int batchnorm)
 {
-    (void)state;
     nb_dataset train = {0};
     nb_error err;
     assert_int_equal(nb_make_synthetic("moons", 200, 0.2f, 1, &train, &err), 0);
     nb_model m;
-    make_model(&m, 0, 20);
+    make_model(&m, batchnorm, 20);
     nb_train_config cfg = adam_config(20, 5);
     cfg.optim.kind = NB_SGD;
     cfg.schedule.lr = 1e30f;
@@ -193,7 +192,9 @@ static void test_divergence_keeps_good_weights(void **state)
     assert_true(res.diverged);
     assert_int_equal(res.diverged_epoch, 0);
     assert_true(res.diverged_step >= 1);
-    /* The weights left behind are finite and give a finite loss. */
+    /* The weights left behind are finite and give a finite loss (in inference mode, with
+     * batch norm's running statistics: the diverging step's forward pass had already updated
+     * them, and they are put back too). */
     size_t n;
     float *p = nb_graph_params(m.graph, &n);
     for (size_t i = 0; i < n; i++)
@@ -203,6 +204,18 @@ static void test_divergence_keeps_good_weights(void **state)
     assert_true(isfinite(eval.loss));
     nb_model_free(&m);
     nb_dataset_free(&train);
+}
+
+static void test_divergence_keeps_good_weights(void **state)
+{
+    (void)state;
+    divergence_keeps_good_weights(0);
+}
+
+static void test_divergence_keeps_good_statistics(void **state)
+{
+    (void)state;
+    divergence_keeps_good_weights(1);
 }
 
 static void test_refuses_mismatched_data(void **state)
@@ -229,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_batch_sizes_and_max_steps),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_divergence_keeps_good_weights),
+        cmocka_unit_test(test_divergence_keeps_good_statistics),
         cmocka_unit_test(test_refuses_mismatched_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,12 @@
  * create the run directory, train, and write the results.
  *
  * The order matters: any bad input (usage error, missing or malformed file, shape mismatch)
- * stops the program before a file or directory is created. */
+ * stops the program before a file or directory is created.
+ *
+ * Under mpirun (mpi_comm.h) every rank runs all of this with the same arguments and trains on
+ * its shard of each mini-batch; only rank 0 writes files and prints. The ranks start together
+ * (all set up, with the same configuration and data, or none goes on) and vote on every
+ * decision one of them makes alone (see "keeping the ranks in step"). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mpi_comm.h"
 #include "options.h"
 #include "progress.h"
 #include "resume.h"
@@ -65,6 +71,12 @@ typedef struct train_run {
     double last_train_accuracy;  /* of the last epoch, for the summary */
     double last_train_loss;
     train_trace trace;           /* --trace-activations and --eval-every */
+    /* Under mpirun with several ranks (else comm is NULL and writer 1). */
+    const nb_comm *comm;
+    int writer;                  /* rank 0: writes the files, prints */
+    volatile sig_atomic_t agreed_stop; /* the stop signal as the ranks agreed on it (cfg.stop) */
+    int peer_failed;             /* another rank's failure stopped the run: nothing to say */
+    char ranks_text[16];         /* the job's size, for the checkpoints' metadata */
 } train_run;
 
 static void run_free(train_run *r)
@@ -257,6 +269,7 @@ static int write_config(train_run *r)
     cJSON_AddStringToObject(j, "activation", nb_activation_name(s->activation));
     cJSON_AddNumberToObject(j, "leaky_slope", o->leaky_slope);
     cJSON_AddBoolToObject(j, "batchnorm", s->batchnorm);
+    cJSON_AddBoolToObject(j, "sync_batchnorm", o->sync_batchnorm);
     size_t n_params = 0;
     nb_graph_params(r->model.graph, &n_params);
     cJSON_AddNumberToObject(j, "parameters", (double)n_params);
@@ -286,6 +299,7 @@ static int write_config(train_run *r)
 
     cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    cJSON_AddNumberToObject(j, "ranks", job_size());
     cJSON_AddStringToObject(j, "blas_kernel", nb_blas_kernel());
     cJSON_AddStringToObject(j, "out", r->out_dir);
     if (o->checkpoint_every > 0)
@@ -340,6 +354,11 @@ static int write_summary(train_run *r, const nb_train_result *res, const nb_eval
                           res->train_seconds > 0
                               ? cJSON_CreateNumber((double)res->samples / res->train_seconds)
                               : cJSON_CreateNull());
+    /* Under mpirun: the processes, and the time rank 0 spent in the sums over them
+     * (gradients, statistics), waiting for the slowest rank included. */
+    cJSON_AddNumberToObject(j, "ranks", job_size());
+    cJSON_AddNumberToObject(j, "allreduce_seconds", job_sum_seconds());
+    cJSON_AddNumberToObject(j, "allreduce_calls", (double)job_sum_calls());
     cJSON_AddBoolToObject(j, "diverged", res->diverged);
     if (res->diverged) {
         cJSON_AddNumberToObject(j, "diverged_epoch", res->diverged_epoch + 1);
@@ -354,30 +373,146 @@ static int write_summary(train_run *r, const nb_train_result *res, const nb_eval
     return rc;
 }
 
-/* ---- callbacks from nb_train ---- */
+/* ---- keeping the ranks in step ----
+ * Under mpirun every rank runs nb_train, and a decision that ends training must be taken by all
+ * of them at the same step, or one would wait for ever in a sum the others never join. Two
+ * decisions are made by one rank alone: a stop signal (mpirun passes Ctrl-C on to every rank as
+ * SIGTERM, but each gets it at its own moment) and a failure of rank 0 to write a file. So the
+ * ranks vote, the largest vote winning: after every batch without waiting (its outcome counts
+ * a step later, which costs nothing per step), and around every checkpoint, waiting: before
+ * it, since a stop signal decides whether rank 0 writes it, and after, on whether it could.
+ * cfg.stop points at the stop signal as agreed, which only a vote changes. (nb_train agrees on
+ * the callbacks' answers and on *cfg.stop as well; the votes here make those answers, and
+ * rank 0's checkpoint, the same on every rank in the first place, and tell the other ranks
+ * when a failure is rank 0's, so that they keep quiet about it.) */
+enum { VOTE_FAILED, VOTE_SIGNAL, N_VOTES };
+
+static void my_votes(const train_run *r, int *v)
+{
+    v[VOTE_FAILED] = r->callback_failed || r->tuner_gone;
+    v[VOTE_SIGNAL] = *stop_signal_flag();
+}
+
+/* Takes the outcome of a vote; returns 1 when the run must stop on a failure. */
+static int apply_votes(train_run *r, const int *v)
+{
+    if (v[VOTE_SIGNAL] && !r->agreed_stop)
+        r->agreed_stop = v[VOTE_SIGNAL];
+    if (v[VOTE_FAILED] && !r->callback_failed) {
+        r->callback_failed = 1;
+        r->peer_failed = 1;   /* rank 0 failed, and says why */
+        nb_fail(&r->err, "another rank stopped the run");
+    }
+    return v[VOTE_FAILED] != 0;
+}
+
+/* The ranks lost touch: that is the run's error now. */
+static int vote_lost(train_run *r, const nb_error *e)
+{
+    if (!r->callback_failed || r->peer_failed) {
+        r->err = *e;
+        r->callback_failed = 1;
+        r->peer_failed = 0;
+    }
+    return 1;
+}
+
+static int vote_now(train_run *r)
+{
+    int pending[N_VOTES], v[N_VOTES];
+    nb_error e;
+    if (job_vote_settle(pending, N_VOTES, &e) != 0)
+        return vote_lost(r, &e);
+    my_votes(r, v);
+    for (int i = 0; i < N_VOTES; i++)
+        v[i] = pending[i] > v[i] ? pending[i] : v[i];
+    if (job_vote(v, N_VOTES, &e) != 0)
+        return vote_lost(r, &e);
+    return apply_votes(r, v);
+}
+
+static int vote_later(train_run *r)
+{
+    int mine[N_VOTES], agreed[N_VOTES];
+    nb_error e;
+    my_votes(r, mine);
+    if (job_vote_later(mine, agreed, N_VOTES, &e) != 0)
+        return vote_lost(r, &e);
+    return apply_votes(r, agreed);
+}
+
+/* The stop signal in force: the process's own, or under mpirun the agreed one. */
+static int stop_signal(const train_run *r)
+{
+    return r->comm ? r->agreed_stop : *stop_signal_flag();
+}
+
+/* "nabla train --resume DIR", with "mpirun -np N " in front under mpirun. */
+static void continue_command(const train_run *r, char *buf, size_t size)
+{
+    char launcher[48] = "";
+    if (r->comm)
+        snprintf(launcher, sizeof launcher, "mpirun -np %d ", job_size());
+    snprintf(buf, size, "%snabla train --resume %s", launcher, r->out_dir);
+}
+
+/* What rank 0 says if a stop finds it waiting for a rank that is gone (job_watch_stops): where
+ * the last checkpoint is, as of now. */
+static void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps)
+{
+    if (!r->comm || !r->writer)
+        return;
+    char command[CLI_MAX_PATH + 64], text[3 * CLI_MAX_PATH];
+    continue_command(r, command, sizeof command);
+    int n = snprintf(text, sizeof text, "nabla: asked to stop while rank 0 waits for the other "
+                                        "ranks, which no longer answer: one of them is gone "
+                                        "(mpirun's message says which)\n");
+    if (n > 0 && (size_t)n < sizeof text) {
+        if (checkpoint)
+            snprintf(text + n, sizeof text - (size_t)n, "nabla: the last checkpoint, %s (step "
+                     "%lld), is intact; continue with: %s\n", checkpoint, (long long)steps,
+                     command);
+        else
+            snprintf(text + n, sizeof text - (size_t)n,
+                     "nabla: no checkpoint was written yet: start the run again\n");
+    }
+    job_watch_stops(stop_signal_flag(), text);
+}
+
+/* ---- callbacks from nb_train ----
+ * In a single process a failure stops training at once; under mpirun it is voted on first. */
 
 static int on_batch(const nb_progress *p, void *user)
 {
     train_run *r = user;
-    progress_batch(&r->prog, p);
-    if (train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
-                         r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
-        r->callback_failed = 1;
-        return 1;   /* stop, as when metrics.jsonl cannot be written */
+    if (r->writer) {
+        progress_batch(&r->prog, p);
+        if (!(r->comm && r->callback_failed) &&
+            train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
+                             r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
+            r->callback_failed = 1;
+            if (!r->comm)
+                return 1;   /* stop, as when metrics.jsonl cannot be written */
+        }
     }
-    return 0;
+    return r->comm ? vote_later(r) : 0;
 }
 
 static int on_epoch(const nb_epoch_metrics *m, void *user)
 {
     train_run *r = user;
-    progress_epoch(&r->prog, m);
     r->last_train_accuracy = m->train_accuracy;
     r->last_train_loss = m->train_loss;
-    if (metrics_append(r->metrics_path, m, &r->log, &r->err) != 0) {
-        r->callback_failed = 1;
-        return 1;   /* stop: a run whose log cannot be written is not worth continuing */
+    if (r->writer) {
+        progress_epoch(&r->prog, m);
+        if (!(r->comm && r->callback_failed) &&
+            metrics_append(r->metrics_path, m, &r->log, &r->err) != 0) {
+            r->callback_failed = 1;
+            if (!r->comm)
+                return 1;   /* stop: a run whose log cannot be written is not worth continuing */
+        }
     }
+    /* Under mpirun the failure goes to the vote of the checkpoint that follows. */
     return 0;
 }
 
@@ -401,27 +536,33 @@ static int checkpoint_due(const train_run *r, const nb_train_state *s)
 {
     int epoch_end = s->batch == 0;
     int last = s->epoch >= r->opt.epochs || (r->opt.max_steps > 0 && s->steps >= r->opt.max_steps);
-    return !epoch_end || last || *stop_signal_flag() ||
+    return !epoch_end || last || stop_signal(r) ||
            monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
 }
 
-static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
+/* Rank 0's part of a checkpoint: the files, and the report to the tuner. Returns 0, or 1 with
+ * err filled. */
+static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err)
 {
-    train_run *r = user;
     const nb_st_meta meta[] = {
         {META_ARGV, r->argv_json},
         {META_CWD, r->cwd},
         {META_METRICS, r->log.text ? r->log.text : ""},
+        {META_RANKS, r->ranks_text},
     };
     /* The metrics, trace and evaluation lines up to this step reach the disk before the
      * checkpoint that a resumed run would keep them for. */
     if (checkpoint_due(r, s)) {
         double start = monotonic_seconds();
         if (metrics_sync(r->metrics_path, err) != 0 || train_trace_sync(&r->trace, err) != 0 ||
-            nb_checkpoint_save(r->out_dir, &r->model, s, meta, 3, err) != 0)
+            nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0)
             return 1;
         r->last_checkpoint = monotonic_seconds();
         r->checkpoint_cost = r->last_checkpoint - start;
+        char *path = path_join(r->out_dir, "checkpoint.safetensors");
+        if (path)
+            watch_for_lost_ranks(r, path, s->steps);
+        free(path);
     }
     /* At an epoch's end a trial tells the tuner (and stops if the tuner is gone). */
     if (s->batch == 0 && trial_channel_report(&r->trial, r->log.text, r->log.len,
@@ -433,7 +574,22 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
     return 0;
 }
 
-static void fill_train_config(const train_run *r, nb_train_config *c)
+static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
+{
+    train_run *r = user;
+    if (!r->comm)
+        return write_checkpoint(r, s, err);
+    /* First the ranks agree on a stop signal, which decides whether this checkpoint is written
+     * and whether the run ends after it; then on whether rank 0 managed to write it. nb_train's
+     * err is r->err, where the votes put their messages. */
+    if (vote_now(r))
+        return 1;
+    if (r->writer && !r->callback_failed && write_checkpoint(r, s, err) != 0)
+        r->callback_failed = 1;
+    return vote_now(r);
+}
+
+static void fill_train_config(train_run *r, nb_train_config *c)
 {
     const train_options *o = &r->opt;
     memset(c, 0, sizeof *c);
@@ -455,7 +611,9 @@ static void fill_train_config(const train_run *r, nb_train_config *c)
     c->on_checkpoint = on_checkpoint;
     c->checkpoint_every = o->checkpoint_every;
     c->resume = r->have_state ? &r->state : NULL;
-    c->stop = stop_signal_flag();
+    c->stop = r->comm ? &r->agreed_stop : stop_signal_flag();
+    c->comm = r->comm;
+    c->sync_batchnorm = o->sync_batchnorm;
 }
 
 static void print_result(const train_run *r, const nb_eval_result *dev,
@@ -508,7 +666,30 @@ static int resume_metrics(train_run *r)
     return 0;
 }
 
-/* Trains, evaluates the final weights and writes the results. */
+/* How a run that failed in training ends: the message (under mpirun each rank says its own;
+ * a rank that only followed rank 0's failure says nothing), and after lost ranks, where to go
+ * on from. */
+static int training_failed(train_run *r)
+{
+    if (!r->comm)
+        return runtime_error(&r->err);
+    if (r->peer_failed)
+        return EXIT_RUNTIME;   /* rank 0 failed and says why */
+    if (!r->writer) {
+        fprintf(stderr, "nabla: rank %d: %s\n", job_rank(), r->err.msg);
+        return EXIT_RUNTIME;
+    }
+    runtime_error(&r->err);
+    if (job_lost()) {
+        char command[CLI_MAX_PATH + 64];
+        continue_command(r, command, sizeof command);
+        fprintf(stderr, "nabla: the last checkpoint in %s is intact; continue with: %s\n",
+                r->out_dir, command);
+    }
+    return EXIT_RUNTIME;
+}
+
+/* Trains, evaluates the final weights and writes the results (rank 0). */
 static int train_and_report(train_run *r)
 {
     nb_train_config cfg;
@@ -517,11 +698,22 @@ static int train_and_report(train_run *r)
     fill_train_config(r, &cfg);
     cfg.user = r;
 
-    progress_init(&r->prog, stdout, r->opt.quiet, r->opt.epochs);
+    progress_init(&r->prog, stdout, r->opt.quiet || !r->writer, r->opt.epochs);
+    /* Open MPI gives the ranks a pseudo-terminal for stdout even when mpirun's own goes to a
+     * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
+    if (r->comm)
+        r->prog.live = 0;
     stop_signals_install();
     r->last_checkpoint = monotonic_seconds();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
+    if (r->comm) {
+        /* The last batch's vote is still out, on every rank alike. */
+        int agreed[N_VOTES];
+        nb_error e;
+        if (job_vote_settle(agreed, N_VOTES, &e) != 0 && rc == 0)
+            vote_lost(r, &e);
+    }
     progress_clear(&r->prog);
     if (train_trace_close(&r->trace, rc == 0 && !r->callback_failed ? &r->err
                                                                     : &(nb_error){{0}}) != 0)
@@ -529,15 +721,20 @@ static int train_and_report(train_run *r)
     if (r->tuner_gone)
         return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
     if (rc != 0 || r->callback_failed)
-        return runtime_error(&r->err);
+        return training_failed(r);
     if (res.interrupted) {
-        int sig = *stop_signal_flag();
-        fprintf(stderr, "nabla: stopped by %s after %lld steps; checkpoint written to "
-                        "%s/checkpoint.safetensors\nnabla: continue with: nabla train --resume "
-                        "%s\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)res.steps,
-                r->out_dir, r->out_dir);
+        int sig = stop_signal(r);
+        char command[CLI_MAX_PATH + 64];
+        continue_command(r, command, sizeof command);
+        if (r->writer)
+            fprintf(stderr, "nabla: stopped by %s after %lld steps; checkpoint written to "
+                            "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)res.steps, r->out_dir,
+                    command);
         return 128 + (sig == SIGTERM ? SIGTERM : SIGINT);
     }
+    if (!r->writer)
+        return res.diverged ? EXIT_RUNTIME : EXIT_OK;
 
     /* The summary describes the weights that are saved, so evaluate those once more (after a
      * NaN stop they are the last good weights, not the ones of the last finished epoch). */
@@ -569,6 +766,180 @@ static int train_and_report(train_run *r)
     return res.diverged ? EXIT_RUNTIME : EXIT_OK;
 }
 
+/* Ranks on one machine share its cores: unless --threads says otherwise, each rank gets its
+ * part of them (the results do not depend on the thread count). */
+static void share_cores(train_options *o)
+{
+    int local = job_local_size();
+    if (!o->given_threads && local > 1)
+        o->threads = o->threads / local > 0 ? o->threads / local : 1;
+}
+
+/* Parses and checks every option, reads the data and builds the model (from the checkpoint
+ * with --resume): all that comes before the run touches the file system. Returns 0, or -1 with
+ * *code set and the message printed. */
+static int set_up(train_run *r, int argc, char **argv, int *code)
+{
+    if (train_options_parse(&r->opt, argc, argv, code) != 0)
+        return -1;
+    if (r->opt.resume && resume_open(&r->opt, &r->resume, code) != 0)
+        return -1;
+    share_cores(&r->opt);
+    /* Before any parallel work (loading, splitting): --threads 1 means one thread throughout. */
+    nb_set_threads(r->opt.threads);
+    r->argv_json = r->opt.resume ? resume_argv_json(&r->opt) : argv_json(argc, argv);
+    if (!r->argv_json || !getcwd(r->cwd, sizeof r->cwd)) {
+        nb_fail(&r->err, "cannot record the run's arguments and directory: %s",
+                r->argv_json ? strerror(errno) : "out of memory");
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    if (data_classify(r->opt.src.data, &r->kind, &r->data_path, &r->err) != 0) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    if (check_data_options(&r->opt, r->kind, code) != 0)
+        return -1;
+    /* Only rank 0 writes --save-weights, so only its file system matters. */
+    if (prepare(r) != 0 || (r->writer && r->opt.save_weights &&
+                            check_save_path(r->opt.save_weights, &r->err) != 0)) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    return check_watch_options(r, code);
+}
+
+/* What must be the same on every rank for their sums to make sense: what shapes training (not,
+ * say, --threads or --quiet) and the training data. (The weights, batch-norm statistics and
+ * optimizer state need not be: nb_train starts every rank from rank 0's.) */
+static uint32_t run_fingerprint(const train_run *r)
+{
+    const train_options *o = &r->opt;
+    const nb_dataset *d = &r->train;
+    size_t n_params;
+    nb_graph_params(r->model.graph, &n_params);
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "layers %s act %d slope %.17g bn %d sync %d opt %d lr %.17g beta %.17g "
+                     "beta2 %.17g eps %.17g wd %.17g bc %d batch %d epochs %d max %lld shuffle %d "
+                     "decay %d rate %.17g interval %d warmup %d seed %llu normalize %d "
+                     "dev %.17g every %lld data %d x %d, %d classes, dev %d, test %d, params %zu",
+                     o->layers, (int)o->spec.activation, o->leaky_slope, o->spec.batchnorm,
+                     o->sync_batchnorm, (int)o->optimizer, o->lr, o->beta, o->beta2, o->eps,
+                     o->weight_decay, o->bias_correction, o->batch_size, o->epochs,
+                     (long long)o->max_steps, o->shuffle, (int)o->decay, o->decay_rate,
+                     o->decay_interval, o->warmup_epochs, (unsigned long long)o->src.seed,
+                     o->normalize, o->dev_fraction, (long long)o->checkpoint_every, d->n,
+                     d->features, d->classes, r->dev.n, r->test.n, n_params);
+    uint32_t c = nb_crc32c(0, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
+    size_t cells = (size_t)d->n * (size_t)d->features;
+    c = d->pixels ? nb_crc32c(c, d->pixels, cells) : nb_crc32c(c, d->values, cells * sizeof(float));
+    return nb_crc32c(c, d->labels, (size_t)d->n * sizeof *d->labels);
+}
+
+/* Under mpirun: the ranks go on together, all set up alike, or none does. Every rank ran the
+ * same setup; a failure is usually the same everywhere (bad arguments), and rank 0 alone says
+ * it, but one rank's own (its copy of the data missing on its machine) is told by that rank.
+ * Then rank 0's fingerprint of the run goes to all, and each checks it has the same. Returns
+ * 0 to go on, or -1 with *code set. */
+static int start_together(train_run *r, int failed, int *code)
+{
+    if (!r->comm)
+        return failed ? -1 : 0;
+    int rank = job_rank(), size = job_size();
+    nb_error e;
+    /* Anyone failed; rank 0 failed; the first other rank that did (as size - rank, the
+     * largest winning); rank 0's exit code. */
+    int v[4] = {failed, failed && rank == 0, failed && rank > 0 ? size - rank : 0,
+                rank == 0 && failed ? *code : 0};
+    if (job_vote(v, 4, &e) != 0) {
+        job_release_stderr(1);
+        fprintf(stderr, "nabla: %s\n", e.msg);
+        *code = EXIT_RUNTIME;
+        return -1;
+    }
+    if (v[0]) {
+        job_release_stderr(failed && !v[1]);
+        if (!v[1] && rank == 0)
+            fprintf(stderr, "nabla: rank %d could not set the run up (see its message); "
+                            "nothing was written\n", size - v[2]);
+        *code = v[1] ? v[3] : EXIT_RUNTIME;
+        return -1;
+    }
+    uint32_t mine = run_fingerprint(r), rank0 = mine;
+    int w[2] = {0, 0};
+    if (job_broadcast(&rank0, sizeof rank0, &e) == 0) {
+        w[0] = mine != rank0;
+        w[1] = w[0] ? size - rank : 0;
+        if (job_vote(w, 2, &e) != 0)
+            w[0] = -1;
+    } else {
+        w[0] = -1;
+    }
+    job_release_stderr(0);
+    if (w[0] < 0) {
+        fprintf(stderr, "nabla: %s\n", e.msg);
+        *code = EXIT_RUNTIME;
+        return -1;
+    }
+    if (w[0]) {
+        if (mine != rank0)
+            fprintf(stderr, "nabla: rank %d: its configuration or training data differ from "
+                            "rank 0's (not the same files on every machine?)\n", rank);
+        if (rank == 0)
+            fprintf(stderr, "nabla: rank %d does not have rank 0's configuration or training "
+                            "data; nothing was written\n", size - w[1]);
+        *code = EXIT_RUNTIME;
+        return -1;
+    }
+    return 0;
+}
+
+/* A run resumed on another number of processes: fine, but not bit for bit (rank 0 says so). */
+static void note_rank_change(const train_run *r)
+{
+    if (!r->opt.resume || !r->writer)
+        return;
+    const char *text = nb_st_meta_get(&r->resume.file, META_RANKS);
+    int was = text ? atoi(text) : 1;
+    if (was == job_size())
+        return;
+    if (r->opt.spec.batchnorm && !r->opt.sync_batchnorm)
+        fprintf(stderr, "nabla: note: the run had %d process%s and goes on with %d; batch norm "
+                        "takes its statistics per process (no --sync-batchnorm), so from here "
+                        "on it trains differently than it would have\n",
+                was, was == 1 ? "" : "es", job_size());
+    else
+        fprintf(stderr, "nabla: note: the run had %d process%s and goes on with %d; the global "
+                        "mini-batches are the same, so it ends with the uninterrupted run's "
+                        "weights up to rounding, not bit for bit\n",
+                was, was == 1 ? "" : "es", job_size());
+}
+
+/* Rank 0: the run directory and its first files. Returns 0, or -1 with *code set and the
+ * message printed. */
+static int create_run_files(train_run *r, int *code)
+{
+    if (make_dirs(r->out_dir, &r->err) != 0) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    remove_stale_temporaries(r->out_dir);
+    if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
+        train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
+                          r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
+                          &r->err) != 0) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    /* A restarted trial first reports the epochs its checkpoint holds. */
+    if (trial_channel_report(&r->trial, r->log.text, r->log.len, r->opt.epochs) != 0) {
+        *code = EXIT_RUNTIME;
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_run *r = calloc(1, sizeof *r);
@@ -578,33 +949,15 @@ int cmd_train(int argc, char **argv)
     }
     int code = EXIT_OK;
     r->last_train_accuracy = r->last_train_loss = NAN;
+    r->comm = job_comm();
+    r->writer = job_rank() == 0;
+    snprintf(r->ranks_text, sizeof r->ranks_text, "%d", job_size());
     trial_channel_open(&r->trial);
-    if (train_options_parse(&r->opt, argc, argv, &code) != 0)
+    job_hold_stderr();
+    int failed = set_up(r, argc, argv, &code) != 0;
+    if (start_together(r, failed, &code) != 0)
         goto done;
-    if (r->opt.resume && resume_open(&r->opt, &r->resume, &code) != 0)
-        goto done;
-    /* Before any parallel work (loading, splitting): --threads 1 means one thread throughout. */
-    nb_set_threads(r->opt.threads);
-    r->argv_json = r->opt.resume ? resume_argv_json(&r->opt) : argv_json(argc, argv);
-    if (!r->argv_json || !getcwd(r->cwd, sizeof r->cwd)) {
-        nb_fail(&r->err, "cannot record the run's arguments and directory: %s",
-                r->argv_json ? strerror(errno) : "out of memory");
-        code = runtime_error(&r->err);
-        goto done;
-    }
-    if (data_classify(r->opt.src.data, &r->kind, &r->data_path, &r->err) != 0) {
-        code = runtime_error(&r->err);
-        goto done;
-    }
-    if (check_data_options(&r->opt, r->kind, &code) != 0)
-        goto done;
-    if (prepare(r) != 0 ||
-        (r->opt.save_weights && check_save_path(r->opt.save_weights, &r->err) != 0)) {
-        code = runtime_error(&r->err);
-        goto done;
-    }
-    if (check_watch_options(r, &code) != 0)
-        goto done;
+    note_rank_change(r);
 
     /* Only now, with everything checked, does the run touch the file system. */
     if (r->opt.out)
@@ -617,23 +970,24 @@ int cmd_train(int argc, char **argv)
         code = runtime_error(&r->err);
         goto done;
     }
-    if (make_dirs(r->out_dir, &r->err) != 0) {
-        code = runtime_error(&r->err);
+    failed = r->writer && create_run_files(r, &code) != 0;
+    if (r->comm) {
+        /* The others wait for rank 0's files; if it could not write them, they stop too. */
+        int v[1] = {failed};
+        nb_error e;
+        if (job_vote(v, 1, &e) != 0) {
+            code = runtime_error(&e);
+            goto done;
+        }
+        if (v[0]) {
+            code = r->writer ? code : EXIT_RUNTIME;
+            goto done;
+        }
+    } else if (failed) {
         goto done;
     }
-    remove_stale_temporaries(r->out_dir);
-    if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
-        train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
-                          r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
-                          &r->err) != 0) {
-        code = runtime_error(&r->err);
-        goto done;
-    }
-    /* A restarted trial first reports the epochs its checkpoint holds. */
-    if (trial_channel_report(&r->trial, r->log.text, r->log.len, r->opt.epochs) != 0) {
-        code = EXIT_RUNTIME;
-        goto done;
-    }
+    watch_for_lost_ranks(r, r->have_state ? r->resume.used : NULL,
+                         r->have_state ? r->state.steps : 0);
     code = train_and_report(r);
 done:
     run_free(r);

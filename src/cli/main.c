@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mpi_comm.h"
 #include "nabla.h"
 #include "options.h"
 
@@ -35,6 +36,7 @@ static void usage_overview(FILE *out)
 "  nabla train --data moons --layers 16,16 --lr 0.01 --epochs 50 --out runs/moons\n"
 "  nabla eval --model runs/fashion/model.safetensors\n"
 "  nabla tune --epochs 2 --trials 24 --workers 2 --prune asha --out runs/study\n"
+"  mpirun -np 4 nabla train --batch-size 256 --out runs/four   # a nabla built with MPI\n"
 "  nabla report runs/moons\n",
             NABLA_VERSION);
 }
@@ -101,9 +103,19 @@ static void restart_with_better_blas(char **argv)
         execv("/proc/self/exe", argv);
 }
 
-int main(int argc, char **argv)
+static int version(void)
 {
-    restart_with_better_blas(argv);
+    printf("nabla %s\n", NABLA_VERSION);
+    const char *mpi = job_mpi_library();
+    if (mpi)
+        printf("with MPI: %s\n", mpi);
+    else
+        printf("without MPI\n");
+    return EXIT_OK;
+}
+
+static int run_command(int argc, char **argv)
+{
     if (argc < 2) {
         usage_overview(stderr);
         return EXIT_USAGE;
@@ -111,9 +123,18 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (is_help(cmd) || strcmp(cmd, "help") == 0)
         return help_command(argc, argv);
-    if (strcmp(cmd, "--version") == 0) {
-        printf("nabla %s\n", NABLA_VERSION);
-        return EXIT_OK;
+    if (strcmp(cmd, "--version") == 0)
+        return version();
+    /* Under mpirun with several processes, only train divides its work among them; the other
+     * commands would each run N times over. */
+    if (job_size() > 1 && strcmp(cmd, "train") != 0) {
+        if (job_rank() == 0) {
+            nb_error e;
+            nb_fail(&e, "'%s' runs on one process; of the commands, only train runs under "
+                        "mpirun with several (-np %d)", cmd, job_size());
+            fprintf(stderr, "nabla: %s\n", e.msg);
+        }
+        return EXIT_USAGE;
     }
     if (strcmp(cmd, "train") == 0)
         return cmd_train(argc - 1, argv + 1);
@@ -127,4 +148,15 @@ int main(int argc, char **argv)
     nb_fail(&e, "unknown command '%s' (train, eval, tune, report, help)", cmd);
     fprintf(stderr, "nabla: %s\n", e.msg);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    /* The restart is an exec, which must come before MPI starts (mpirun's environment goes
+     * along with it). */
+    restart_with_better_blas(argv);
+    int code = job_start(&argc, &argv);
+    if (code == EXIT_OK)
+        code = run_command(argc, argv);
+    return job_end(code);
 }

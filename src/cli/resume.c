@@ -159,8 +159,10 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
         }
         o->epochs = given.epochs;
     }
-    if (given.given_threads)
+    if (given.given_threads) {
         o->threads = given.threads;
+        o->given_threads = 1;   /* chosen, not the default (cmd_train shares that among ranks) */
+    }
     if (given.quiet)
         o->quiet = 1;
     if (given.given_checkpoint_every)

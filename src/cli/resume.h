@@ -13,6 +13,7 @@
 #define META_ARGV "argv"        /* the train arguments, a JSON array of strings */
 #define META_CWD "cwd"          /* the working directory they are relative to */
 #define META_METRICS "metrics"  /* metrics.jsonl as it was at the checkpoint */
+#define META_RANKS "ranks"      /* the processes the run had (under mpirun); 1 if absent */
 
 /* The arguments after "nabla train" as a JSON array (malloc'd; NULL when out of memory). */
 char *argv_json(int argc, char **argv);

@@ -39,6 +39,9 @@ void usage_train(FILE *out)
 "  --activation A        relu|leaky_relu|tanh|sigmoid [relu]\n"
 "  --leaky-slope X       negative slope of leaky_relu [0.01]\n"
 "  --batchnorm           batch normalization after each hidden layer [off]\n"
+"  --sync-batchnorm      under mpirun: batch norm takes its statistics over the whole\n"
+"                        global mini-batch, all ranks together, so that N processes\n"
+"                        train as one does; needs --batchnorm [each rank its own shard's]\n"
 "  --init-weights F      start from the weights in F.safetensors [random init]\n"
 "\n"
 "Optimization:\n"
@@ -91,7 +94,7 @@ enum {
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
     OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
     OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_TRACE_ACTIVATIONS, OPT_TRACE_LAYER, OPT_TRACE_UNIT,
-    OPT_TRACE_EVERY, OPT_EVAL_EVERY
+    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM
 };
 
 static const struct option long_options[] = {
@@ -100,6 +103,7 @@ static const struct option long_options[] = {
     {"layers", required_argument, NULL, OPT_LAYERS},
     {"activation", required_argument, NULL, OPT_ACTIVATION},
     {"batchnorm", no_argument, NULL, OPT_BATCHNORM},
+    {"sync-batchnorm", no_argument, NULL, OPT_SYNC_BATCHNORM},
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
     {"lr", required_argument, NULL, OPT_LR},
     {"beta", required_argument, NULL, OPT_BETA},
@@ -276,6 +280,7 @@ static int apply_option(train_options *o, int c, const char *arg)
         }
         return 0;
     case OPT_BATCHNORM: o->spec.batchnorm = 1; return 0;
+    case OPT_SYNC_BATCHNORM: o->sync_batchnorm = 1; return 0;
     case OPT_OPTIMIZER:
         if (nb_optimizer_parse(arg, &o->optimizer) != 0) {
             cli_usage_error(CMD, "unknown --optimizer '%s' (sgd, momentum, nesterov, rmsprop, "
@@ -425,6 +430,11 @@ static int check_combinations(const train_options *o, int *exit_code)
     nb_error err;
     if (nb_schedule_validate(&sched, &err) != 0) {
         *exit_code = cli_usage_error(CMD, "--lr-decay %s: %s", nb_decay_name(o->decay), err.msg);
+        return -1;
+    }
+    if (o->sync_batchnorm && !o->spec.batchnorm) {
+        *exit_code = cli_usage_error(CMD, "--sync-batchnorm needs --batchnorm (it is how batch "
+                                          "norm takes its statistics under mpirun)");
         return -1;
     }
     /* One sample has no batch statistics (PyTorch refuses it too). */

@@ -22,6 +22,7 @@ typedef struct train_options {
     nb_decay_kind decay;
     int decay_interval, warmup_epochs;
     int threads;
+    int sync_batchnorm;          /* --sync-batchnorm: under MPI, statistics over all ranks */
     int normalize;
     const char *init_weights, *save_weights, *out;
     int quiet;

@@ -10,6 +10,17 @@
  * through the whole computation, with no barrier: the results do not depend on the number of
  * threads.
  *
+ * Synchronized batch norm (a data-parallel step with g->dp.bn_comm set): each rank holds a
+ * shard of the global batch, and the statistics are those of the whole global batch, so the
+ * result is one process's. Forward sums x over the rank's rows, then the ranks sum those sums
+ * (the mean), then the squared deviations from that mean likewise (the variance: two passes,
+ * as in one process, so the numbers match it and do not cancel); backward sums dy and dy·xhat
+ * over the ranks for dx. Each such sum: every thread finishes its features, barrier, thread 0
+ * sums all features over the ranks, barrier. gamma's and beta's gradients stay the rank's own
+ * (its rows' part): the trainer sums them over the ranks with every other gradient. The running
+ * statistics are then updated from the global mean and unbiased variance, the same on every
+ * rank. Per feature that is 2 collectives of n doubles forward and 1 of 2n backward.
+ *
  * Scratch layout (floats): [2n doubles: sums] [mean n] [invstd n] [xhat B*n]. */
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +54,16 @@ static void feature_block(const nb_exec *ex, size_t f, size_t *j0, size_t *j1)
     nb_split(ex, f, 16, j0, j1);
 }
 
+/* Synchronized batch norm: replaces the per-feature sums (n doubles) with their sums over the
+ * ranks, once every thread has finished its features. */
+static void sum_over_ranks(nb_node *n, const nb_exec *ex, double *sums, size_t count)
+{
+    nb_barrier(ex);
+    if (ex->tid == 0)
+        nb_graph_dp_sum(n->graph, sums, count);
+    nb_barrier(ex);
+}
+
 NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const float *x = n->in[BN_X]->value;
@@ -58,28 +79,36 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
         n->forward_was_training = training;
 
     if (training) {
+        /* The rows the statistics are over: the global batch when synchronized (this rank
+         * may hold none of them), else this pass's. */
+        int sync = n->graph->dp.bn_comm != NULL;
+        int count = sync ? n->graph->dp.global_batch : batch;
         for (size_t j = j0; j < j1; j++)
             s.sum_a[j] = s.sum_b[j] = 0.0;
         for (int r = 0; r < batch; r++)
             for (size_t j = j0; j < j1; j++)
                 s.sum_a[j] += x[r * f + j];
+        if (sync)
+            sum_over_ranks(n, ex, s.sum_a, f);
         for (size_t j = j0; j < j1; j++)
-            s.mean[j] = (float)(s.sum_a[j] / batch);
+            s.mean[j] = count > 0 ? (float)(s.sum_a[j] / count) : 0.0f;
         /* Two passes (mean, then squared deviations) for a variance that does not cancel. */
         for (int r = 0; r < batch; r++)
             for (size_t j = j0; j < j1; j++) {
                 double d = (double)x[r * f + j] - s.mean[j];
                 s.sum_b[j] += d * d;
             }
+        if (sync)
+            sum_over_ranks(n, ex, s.sum_b, f);
         for (size_t j = j0; j < j1; j++) {
-            double var = s.sum_b[j] / batch;
+            double var = count > 0 ? s.sum_b[j] / count : 0.0;
             s.invstd[j] = (float)(1.0 / sqrt(var + eps));
             /* A batch of one has no unbiased variance; PyTorch refuses it, we leave the
              * running statistics as they are. */
-            if (batch > 1) {
+            if (count > 1) {
                 running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * s.mean[j];
                 running_var[j] = (1.0f - momentum) * running_var[j] +
-                                 momentum * (float)(s.sum_b[j] / (batch - 1));
+                                 momentum * (float)(s.sum_b[j] / (count - 1));
             }
         }
         /* The counter comes from a file when weights are loaded, so it may already be at the
@@ -103,7 +132,9 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
 /* With sum_dy = Σ dy and sum_dyx = Σ dy·xhat over the batch (per feature):
  *   dgamma = sum_dyx,  dbeta = sum_dy
  *   training:  dx = gamma·invstd/B · (B·dy − sum_dy − xhat·sum_dyx)
- *   inference: dx = gamma·invstd · dy   (the statistics are constants) */
+ *   inference: dx = gamma·invstd · dy   (the statistics are constants)
+ * Synchronized, B and the sums in dx are the global batch's (dy being the gradient of the
+ * global loss, see loss.c), while dgamma and dbeta are this rank's rows' part. */
 NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA], *beta = n->in[BN_BETA];
@@ -130,10 +161,17 @@ NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
         return;
     int assign = n->assign[BN_X];
     if (n->forward_was_training) {
+        int sync = n->graph->dp.bn_comm != NULL;
+        int count = sync ? n->graph->dp.global_batch : batch;
+        /* sum_dy and sum_dyx lie side by side: one collective for both. */
+        if (sync)
+            sum_over_ranks(n, ex, s.sum_a, 2 * f);
+        if (count == 0)
+            return;
         for (size_t j = j0; j < j1; j++) {
             /* Reuse the sums as per-feature coefficients: mean of dy and of dy·xhat. */
-            sum_dy[j] /= batch;
-            sum_dyx[j] /= batch;
+            sum_dy[j] /= count;
+            sum_dyx[j] /= count;
         }
         for (int r = 0; r < batch; r++)
             for (size_t j = j0; j < j1; j++) {

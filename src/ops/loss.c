@@ -1,4 +1,10 @@
-/* Losses: scalars averaged over the batch, each kept in double as well for gradient checks. */
+/* Losses: scalars averaged over the batch, each kept in double as well for gradient checks.
+ *
+ * In a data-parallel step a rank holds only its shard of the global batch; the mean then
+ * divides by the global batch's rows (nb_graph_mean_rows), so each rank's loss is its share of
+ * the global loss, and its gradients its share of the global gradient: summing over the ranks
+ * gives exactly what one process computes on the whole batch, each row scaled by the same
+ * 1/B. A rank without rows has loss 0. */
 #include <math.h>
 
 #include "graph_internal.h"
@@ -52,7 +58,7 @@ static void xent_forward(nb_node *n, int batch, const nb_exec *ex)
     double total = 0.0;
     for (int r = 0; r < batch; r++)
         total += loss[r];
-    n->loss = total / batch;
+    n->loss = total / nb_graph_mean_rows(n->graph, batch);
     n->value[0] = (float)n->loss;
 }
 
@@ -62,7 +68,7 @@ static void xent_backward(nb_node *n, int batch, const nb_exec *ex)
     nb_node *logits = n->in[LOSS_PRED];
     const int32_t *y = n->in[LOSS_TARGET]->labels;
     int classes = logits->shape[1], assign = n->assign[LOSS_PRED];
-    float scale = n->grad[0] / (float)batch;
+    float scale = n->grad[0] / (float)nb_graph_mean_rows(n->graph, batch);
     size_t r0, r1;
     nb_split(ex, (size_t)batch, 1, &r0, &r1);
     for (size_t r = r0; r < r1; r++) {
@@ -93,6 +99,14 @@ nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels)
 
 /* Mean squared error over every element: mean((pred - target)^2). One thread does it all: a
  * sum in one order, and regression outputs are narrow. */
+
+/* The elements the mean divides by: those of the pass, or of the global batch. */
+static size_t mse_count(const nb_node *pred, int batch)
+{
+    if (!pred->batched)
+        return pred->width;
+    return (size_t)nb_graph_mean_rows(pred->graph, batch) * pred->width;
+}
 static void mse_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     if (ex->tid != 0)
@@ -104,7 +118,7 @@ static void mse_forward(nb_node *n, int batch, const nb_exec *ex)
         double d = (double)p[i] - t[i];
         total += d * d;
     }
-    n->loss = total / (double)count;
+    n->loss = total / (double)mse_count(n->in[LOSS_PRED], batch);
     n->value[0] = (float)n->loss;
 }
 
@@ -114,7 +128,7 @@ static void mse_backward(nb_node *n, int batch, const nb_exec *ex)
         return;
     nb_node *pred = n->in[LOSS_PRED], *target = n->in[LOSS_TARGET];
     size_t count = nb_node_size(pred, batch);
-    float scale = 2.0f * n->grad[0] / (float)count;
+    float scale = 2.0f * n->grad[0] / (float)mse_count(pred, batch);
     for (size_t i = 0; i < count; i++) {
         float d = scale * (pred->value[i] - target->value[i]);
         if (pred->grad)

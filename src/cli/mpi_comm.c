@@ -1,0 +1,409 @@
+/* The job with MPI (mpi_comm.h): standard MPI-3 only, so Open MPI and MPICH both do.
+ *
+ * MPI starts only when a launcher started this process as one of several: MPI_Init in an
+ * ordinary run would be a "singleton" start, slow and chatty, for nothing. The job works on its
+ * own duplicate of MPI_COMM_WORLD, with MPI_ERRORS_RETURN, so that an MPI that reports a lost
+ * rank (rather than ending the job itself, as Open MPI's mpirun does) gives an error the
+ * program can explain instead of an abort. */
+#include <fcntl.h>
+#include <limits.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpi_comm.h"
+#include "options.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+/* Open MPI does not free all it allocates, in its calls and in its own threads, and at exit,
+ * when LeakSanitizer checks, MPI_Finalize has unloaded the plugins where much of it was
+ * allocated: nothing would tell those blocks from nabla's. So under a sanitizer the main thread
+ * allocates inside MPI calls with leak checking off (lsan_off), the check for leaks comes
+ * before MPI_Finalize, where the blocks of MPI's own threads can be told by the names of its
+ * libraries (nabla has freed all of its own by then), and the program ends without the check
+ * at exit (job_end). */
+static void lsan_off(void) { __lsan_disable(); }
+static void lsan_on(void) { __lsan_enable(); }
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void) { return "print_suppressions=0"; }
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\nleak:libpmix.so\n"
+           "leak:/openmpi/\nleak:/pmix\nleak:libevent\nleak:libhwloc.so\n";
+}
+#else
+static void lsan_off(void) {}
+static void lsan_on(void) {}
+#endif
+
+static struct {
+    int active;             /* MPI was started: job_end finalizes it */
+    int rank, size, local_size;
+    MPI_Comm world;         /* the job's own copy of MPI_COMM_WORLD */
+    nb_comm comm;
+    int lost;               /* a collective failed */
+    pthread_t main_thread;  /* the only one that calls MPI */
+    double sum_seconds;
+    long long sum_calls;
+    /* job_vote_later's vote in flight */
+    MPI_Request pending;
+    int pending_n;
+    int pending_votes[JOB_MAX_VOTES];
+} job = {.rank = 0, .size = 1, .local_size = 1, .pending = MPI_REQUEST_NULL};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- inside MPI ---- */
+
+/* When the main thread started waiting in a collective (monotonic nanoseconds, plus 1), or 0:
+ * for the watcher. */
+static atomic_llong waiting_since;
+
+/* Around every collective. */
+static void wait_begins(void)
+{
+    lsan_off();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    atomic_store(&waiting_since, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec + 1);
+}
+
+static void wait_ends(void)
+{
+    atomic_store(&waiting_since, 0);
+    lsan_on();
+}
+
+/* ---- errors ---- */
+
+/* Checks made before every collective: the job is still whole, and this is the main thread. */
+static int can_talk(nb_error *err)
+{
+    if (job.lost)
+        return nb_fail(err, "the ranks lost touch earlier in the run");
+    if (!pthread_equal(pthread_self(), job.main_thread))
+        return nb_fail(err, "MPI called from a thread other than the main one (nabla calls it "
+                            "from the main thread only)");
+    return 0;
+}
+
+static int mpi_failed(int rc, const char *what, nb_error *err)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    lsan_off();
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
+        snprintf(msg, sizeof msg, "error %d", rc);
+    lsan_on();
+    job.lost = 1;
+    return nb_fail(err, "the ranks lost touch: %s failed (MPI: %s); a rank is gone", what, msg);
+}
+
+/* ---- the communicator nb_train sums through ---- */
+
+/* MPI counts are ints: a longer buffer goes in pieces. nb_train needs every rank to get the
+ * same bits, or the ranks' weights would drift apart: MPI_Allreduce gives that (the standard
+ * asks it of implementations; Open MPI's and MPICH's algorithms reduce each element in one
+ * place, or in pairs, where a + b and b + a are the same float). */
+static int allreduce_sum(void *data, size_t n, MPI_Datatype type, size_t size, nb_error *err)
+{
+    if (can_talk(err) != 0)
+        return -1;
+    double start = now_seconds();
+    int rc = MPI_SUCCESS;
+    wait_begins();
+    for (size_t done = 0; done < n && rc == MPI_SUCCESS;) {
+        int count = n - done > INT_MAX ? INT_MAX : (int)(n - done);
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)data + done * size, count, type, MPI_SUM,
+                           job.world);
+        done += (size_t)count;
+    }
+    wait_ends();
+    job.sum_seconds += now_seconds() - start;
+    job.sum_calls++;
+    return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Allreduce", err);
+}
+
+static int sum_floats(void *user, float *data, size_t n, nb_error *err)
+{
+    (void)user;
+    return allreduce_sum(data, n, MPI_FLOAT, sizeof *data, err);
+}
+
+static int sum_doubles(void *user, double *data, size_t n, nb_error *err)
+{
+    (void)user;
+    return allreduce_sum(data, n, MPI_DOUBLE, sizeof *data, err);
+}
+
+int job_broadcast(void *data, size_t n, nb_error *err)
+{
+    if (job.size == 1)
+        return 0;
+    if (can_talk(err) != 0)
+        return -1;
+    int rc = MPI_SUCCESS;
+    wait_begins();
+    for (size_t done = 0; done < n && rc == MPI_SUCCESS;) {
+        int count = n - done > INT_MAX ? INT_MAX : (int)(n - done);
+        rc = MPI_Bcast((char *)data + done, count, MPI_BYTE, 0, job.world);
+        done += (size_t)count;
+    }
+    wait_ends();
+    return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Bcast", err);
+}
+
+static int broadcast(void *user, void *data, size_t n, nb_error *err)
+{
+    (void)user;
+    return job_broadcast(data, n, err);
+}
+
+/* ---- votes ---- */
+
+int job_vote(int *values, int n, nb_error *err)
+{
+    if (job.size == 1)
+        return 0;
+    if (n < 1 || n > JOB_MAX_VOTES)
+        return nb_fail(err, "a vote on %d values (1 to %d)", n, JOB_MAX_VOTES);
+    if (can_talk(err) != 0)
+        return -1;
+    wait_begins();
+    int rc = MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_INT, MPI_MAX, job.world);
+    wait_ends();
+    return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Allreduce", err);
+}
+
+int job_vote_settle(int *agreed, int n, nb_error *err)
+{
+    memset(agreed, 0, (size_t)n * sizeof *agreed);
+    if (job.pending == MPI_REQUEST_NULL)
+        return 0;
+    if (can_talk(err) != 0)
+        return -1;
+    if (n != job.pending_n)
+        return nb_fail(err, "a vote on %d values settled as one on %d", job.pending_n, n);
+    wait_begins();
+    int rc = MPI_Wait(&job.pending, MPI_STATUS_IGNORE);
+    wait_ends();
+    if (rc != MPI_SUCCESS)
+        return mpi_failed(rc, "MPI_Wait (a vote)", err);
+    memcpy(agreed, job.pending_votes, (size_t)n * sizeof *agreed);
+    return 0;
+}
+
+int job_vote_later(const int *mine, int *agreed, int n, nb_error *err)
+{
+    if (job.size == 1) {
+        memset(agreed, 0, (size_t)n * sizeof *agreed);
+        return 0;
+    }
+    if (n < 1 || n > JOB_MAX_VOTES)
+        return nb_fail(err, "a vote on %d values (1 to %d)", n, JOB_MAX_VOTES);
+    if (job_vote_settle(agreed, n, err) != 0)
+        return -1;
+    memcpy(job.pending_votes, mine, (size_t)n * sizeof *mine);
+    job.pending_n = n;
+    lsan_off();
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, job.pending_votes, n, MPI_INT, MPI_MAX, job.world,
+                            &job.pending);
+    lsan_on();
+    return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Iallreduce", err);
+}
+
+/* ---- the watcher: a stop signal that finds rank 0 waiting for a rank that is gone ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    char *text;                       /* what to print */
+    volatile sig_atomic_t *flag;      /* the stop signal's flag */
+    atomic_int done;                  /* job_end: time to go */
+    pthread_t thread;
+    int running;
+} watch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watch_loop(void *arg)
+{
+    (void)arg;
+    double signal_seen = 0;
+    const struct timespec tick = {0, 20 * 1000 * 1000};
+    while (!atomic_load(&watch.done)) {
+        nanosleep(&tick, NULL);
+        /* The flag is a sig_atomic_t that the signal handler sets once; reading it here is
+         * the same as reading it in the main thread between two steps. */
+        if (!signal_seen && *watch.flag)
+            signal_seen = now_seconds();
+        long long since = atomic_load(&waiting_since);
+        if (!signal_seen || !since)
+            continue;
+        double waiting = 1e-9 * (double)(since - 1);
+        double from = waiting > signal_seen ? waiting : signal_seen;
+        if (now_seconds() - from < JOB_STUCK_SECONDS)
+            continue;
+        pthread_mutex_lock(&watch.lock);
+        if (watch.text) {
+            /* One write, so that it reaches mpirun in one piece. */
+            ssize_t w = write(STDERR_FILENO, watch.text, strlen(watch.text));
+            (void)w;
+        }
+        pthread_mutex_unlock(&watch.lock);
+        break;
+    }
+    return NULL;
+}
+
+void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text)
+{
+    if (job.size == 1 || job.rank != 0)
+        return;
+    char *copy = strdup(text);
+    pthread_mutex_lock(&watch.lock);
+    if (copy) {
+        free(watch.text);
+        watch.text = copy;
+    }
+    pthread_mutex_unlock(&watch.lock);
+    if (!watch.running) {
+        watch.flag = signal_flag;
+        atomic_store(&watch.done, 0);
+        watch.running = pthread_create(&watch.thread, NULL, watch_loop, NULL) == 0;
+    }
+}
+
+static void watch_stop(void)
+{
+    if (watch.running) {
+        atomic_store(&watch.done, 1);
+        pthread_join(watch.thread, NULL);
+        watch.running = 0;
+    }
+    free(watch.text);
+    watch.text = NULL;
+}
+
+/* ---- start and end ---- */
+
+/* Ranks on this machine: those that share memory with this one (MPI-3). */
+static int count_local_ranks(void)
+{
+    MPI_Comm local;
+    int n = 1;
+    if (MPI_Comm_split_type(job.world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(local, &n);
+        MPI_Comm_free(&local);
+    }
+    return n;
+}
+
+/* MPI_Init and the job's communicator: 0, or -1 after printing why. */
+static int start_mpi(int *argc, char ***argv)
+{
+    int provided;
+    /* FUNNELED: the program has other threads (the library's pool), but only the main one
+     * calls MPI. */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "nabla: MPI did not start (MPI_Init_thread failed)\n");
+        return -1;
+    }
+    job.active = 1;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &job.world) != MPI_SUCCESS) {
+        fprintf(stderr, "nabla: MPI started, but MPI_Comm_dup failed\n");
+        job.lost = 1;
+        return -1;
+    }
+    MPI_Comm_set_errhandler(job.world, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(job.world, &job.rank);
+    MPI_Comm_size(job.world, &job.size);
+    job.local_size = count_local_ranks();
+    return 0;
+}
+
+int job_start(int *argc, char ***argv)
+{
+    int size = launcher_size();
+    if (size == 0 || size == 1)
+        return 0;
+    job.main_thread = pthread_self();
+    lsan_off();
+    int rc = start_mpi(argc, argv);
+    lsan_on();
+    if (rc != 0)
+        return EXIT_RUNTIME;
+    job.comm = (nb_comm){.rank = job.rank, .size = job.size, .user = NULL,
+                         .sum_floats = sum_floats, .sum_doubles = sum_doubles,
+                         .broadcast = broadcast};
+    /* Only rank 0 shows progress and results. */
+    if (job.rank != 0) {
+        fflush(stdout);
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+int job_end(int code)
+{
+    watch_stop();
+    if (!job.active)
+        return code;
+    job.active = 0;
+    fflush(stdout);
+    fflush(stderr);
+    lsan_off();
+    if (job.lost) {
+        /* A rank is gone: MPI_Finalize would wait for it. */
+        MPI_Abort(MPI_COMM_WORLD, code ? code : EXIT_RUNTIME);
+        return code;
+    }
+    /* Every rank made the same calls, so a vote still in flight is in flight everywhere. */
+    if (job.pending != MPI_REQUEST_NULL)
+        MPI_Wait(&job.pending, MPI_STATUS_IGNORE);
+    MPI_Comm_free(&job.world);
+#if defined(__SANITIZE_ADDRESS__)
+    lsan_on();
+    int leaked = __lsan_do_recoverable_leak_check();
+    lsan_off();
+    MPI_Finalize();
+    fflush(NULL);
+    _exit(leaked ? 23 : code);   /* 23: LeakSanitizer's exit code */
+#else
+    MPI_Finalize();
+    return code;
+#endif
+}
+
+int job_rank(void) { return job.rank; }
+int job_size(void) { return job.size; }
+int job_local_size(void) { return job.local_size; }
+const nb_comm *job_comm(void) { return job.size > 1 ? &job.comm : NULL; }
+int job_lost(void) { return job.lost; }
+double job_sum_seconds(void) { return job.sum_seconds; }
+long long job_sum_calls(void) { return job.sum_calls; }
+
+const char *job_mpi_library(void)
+{
+    static char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    if (MPI_Get_library_version(version, &len) != MPI_SUCCESS)
+        return "MPI";
+    version[strcspn(version, "\n")] = '\0';
+    return version;
+}

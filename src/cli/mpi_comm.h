@@ -1,0 +1,91 @@
+/* `nabla train` on several processes: `mpirun -np N nabla train ...` starts N copies ("ranks")
+ * of the program with the same arguments. This is the program's side of it: starting and
+ * stopping MPI, the communicator nb_train sums through (nb_comm), the votes that keep the
+ * ranks' own decisions (stop on a signal, stop because rank 0 could not write a file) the same
+ * on every rank, and the message when a rank is lost.
+ *
+ * mpi_comm.c implements it with MPI. A nabla built without MPI has mpi_none.c instead: one
+ * process, which refuses to run as one of several. mpi_job.c, in both, reads the launcher's
+ * environment and holds a rank's messages back. Every function works in a single process
+ * (no launcher): the job is then rank 0 of 1 and a vote returns the caller's own values.
+ *
+ * MPI is called only from the thread that called job_start (MPI_THREAD_FUNNELED): the program's
+ * main thread, which is the one that runs nb_train and its callbacks. */
+#ifndef NABLA_CLI_MPI_COMM_H
+#define NABLA_CLI_MPI_COMM_H
+
+#include <signal.h>
+
+#include "nabla.h"
+
+/* ---- the launcher (mpi_job.c) ---- */
+
+/* The number of processes an MPI launcher started this one among, read from its environment
+ * before MPI starts (Open MPI's OMPI_COMM_WORLD_SIZE, MPICH's and Slurm's PMI_SIZE): 0 when
+ * there is no launcher; -1 when a PMIx launcher started it without saying how many. */
+int launcher_size(void);
+/* This process's rank according to the launcher, or -1. */
+int launcher_rank(void);
+
+/* A rank other than 0 keeps what it would print on stderr while it sets up (parsing the options,
+ * loading the data): every rank runs the same setup, and N copies of one message help nobody.
+ * release prints what was held, each line marked with the rank, when `show` (this rank failed
+ * where rank 0 did not), and discards it otherwise. Both do nothing on rank 0. */
+void job_hold_stderr(void);
+void job_release_stderr(int show);
+
+/* ---- the job (mpi_comm.c, or mpi_none.c) ---- */
+
+/* Called by main before anything else but the BLAS restart (an exec must come before MPI
+ * starts). Under a launcher with more than one process, starts MPI and sends the stdout of
+ * ranks other than 0 to /dev/null. Returns 0, or an exit code after printing why (a nabla
+ * built without MPI started as one of several: 2). */
+int job_start(int *argc, char ***argv);
+/* Called by main last, with the exit code, which it returns. Ends MPI: MPI_Finalize, or, after
+ * a failed collective (the job cannot be finalized with a rank gone), MPI_Abort. */
+int job_end(int code);
+
+int job_rank(void);        /* 0 in a single process */
+int job_size(void);        /* 1 in a single process */
+int job_local_size(void);  /* ranks on this machine, this one included */
+/* For nb_train_config.comm: NULL in a single process. */
+const nb_comm *job_comm(void);
+/* "Open MPI v4.1.4, ..." (the library's own first line), or NULL in a nabla without MPI. */
+const char *job_mpi_library(void);
+
+/* Time spent in the communicator's sums (the gradient sums and the statistics nb_train adds up
+ * over the ranks), and their number: for summary.json. */
+double job_sum_seconds(void);
+long long job_sum_calls(void);
+
+/* Votes: every rank calls at the same point with the same n (at most JOB_MAX_VOTES); each value
+ * becomes its maximum over the ranks. Return 0, or -1 with err when the ranks lost touch. */
+#define JOB_MAX_VOTES 4
+int job_vote(int *values, int n, nb_error *err);
+/* The same without waiting: returns in `agreed` the outcome of the previous call's vote (zeros
+ * if none is pending) and starts a vote on `mine`. For decisions that may come a step late, at
+ * no cost in latency per step. job_vote_settle waits for the pending vote, if any, and returns
+ * its outcome (zeros if none). */
+int job_vote_later(const int *mine, int *agreed, int n, nb_error *err);
+int job_vote_settle(int *agreed, int n, nb_error *err);
+
+/* Rank 0's broadcast of n bytes (for the configuration's fingerprint). */
+int job_broadcast(void *data, size_t n, nb_error *err);
+
+/* Whether a collective failed (a rank gone, under an MPI that reports it rather than ends the
+ * job): the run cannot go on, and job_end aborts. */
+int job_lost(void);
+
+/* What rank 0 says when a stop signal finds it waiting for the other ranks: mpirun sends the
+ * survivors SIGTERM when a rank dies (and SIGKILL a second later), and the rank waiting in a
+ * sum for the dead one would otherwise end without a word. From the first call (with the
+ * signal flag to watch) until job_end, a thread on rank 0 watches: once the flag is set and the
+ * main thread has been waiting in a collective for JOB_STUCK_SECONDS since, it prints `text`
+ * (one or more lines, the last with its newline) on stderr, once. Later calls replace the text
+ * (after each checkpoint). Does nothing in a single process. The wait is long next to a
+ * step (a Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for each
+ * other only briefly) and short next to the second before SIGKILL. */
+#define JOB_STUCK_SECONDS 0.6
+void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text);
+
+#endif /* NABLA_CLI_MPI_COMM_H */

@@ -1,0 +1,297 @@
+#!/bin/bash
+# nabla train on several processes: `mpirun -np 2 nabla train` against one process.
+#
+# Built with MPI: 2 ranks train the same global mini-batches as one process, so they end with
+# its weights tensor for tensor (to 1e-5 relative, the sums being added in another order),
+# without batch norm and with --sync-batchnorm (running statistics included), and differently
+# with per-rank batch norm; only rank 0 writes and prints; a rank killed mid-run ends the job
+# with a message and an intact checkpoint that resumes, and SIGTERM (what mpirun sends on
+# Ctrl-C) stops every rank at the same step with one message; a resumed run ends as the
+# uninterrupted one, bit for bit.
+# Built without MPI: started as one of several, the program says so and exits 2.
+# Runs under mpirun --oversubscribe on loopback TCP only, one thread per rank.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STARTED=$SECONDS
+# shellcheck disable=SC2054  # the commas are in --layers 32,32
+SMALL=(train --data spirals --samples 500 --batch-size 50 --max-steps 20 --layers 32,32
+       --threads 1 --quiet)
+
+# same_tensors A B TOL: the same tensor names and shapes, and for each tensor
+# max|a - b| <= TOL * max|b| (TOL 0: bit for bit).
+same_tensors() {
+    "$PY" - "$1" "$2" "$3" "$(cd "$HERE/.." && pwd)" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[4])
+import numpy as np
+import safetensors_py
+(a, _), (b, _) = (safetensors_py.read(f) for f in sys.argv[1:3])
+tol = float(sys.argv[3])
+assert a.keys() == b.keys(), (sorted(a.keys()), sorted(b.keys()))
+for name in a:
+    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+    assert x.shape == y.shape, (name, x.shape, y.shape)
+    if tol == 0:
+        assert a[name].tobytes() == b[name].tobytes(), name
+        continue
+    scale = np.max(np.abs(y)) if y.size else 0.0
+    diff = np.max(np.abs(x - y)) if y.size else 0.0
+    assert diff <= tol * scale, (name, diff, scale)
+EOF
+}
+
+# differ A B: some tensor differs by more than 1e-3 of its scale.
+differ() {
+    "$PY" - "$1" "$2" "$(cd "$HERE/.." && pwd)" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[3])
+import numpy as np
+import safetensors_py
+(a, _), (b, _) = (safetensors_py.read(f) for f in sys.argv[1:3])
+worst = max(np.max(np.abs(a[k].astype(np.float64) - b[k])) / max(np.max(np.abs(b[k])), 1e-30)
+            for k in a if b[k].size)
+assert worst > 1e-3, worst
+EOF
+}
+
+# same_metrics A B: metrics.jsonl of A has B's epochs and numbers (to 1e-5, not the times).
+same_metrics() {
+    "$PY" - "$1/metrics.jsonl" "$2/metrics.jsonl" <<'EOF'
+import json, math, sys
+got, want = ([json.loads(line) for line in open(f)] for f in sys.argv[1:3])
+assert [g["epoch"] for g in got] == [w["epoch"] for w in want] == list(range(1, len(want) + 1))
+for g, w in zip(got, want):
+    assert g.keys() == w.keys(), (g.keys(), w.keys())
+    for k in w:
+        if k != "seconds" and isinstance(w[k], float):
+            assert math.isclose(g[k], w[k], rel_tol=1e-5), (w["epoch"], k, g[k], w[k])
+EOF
+}
+
+# files DIR: the names in DIR, on one line.
+# shellcheck disable=SC2012  # nabla's own file names
+files() { (cd "$1" && ls -A | tr '\n' ' '); }
+
+# count TEXT FILE: the lines of FILE that hold TEXT.
+count() { grep -cF -- "$1" "$2"; }
+
+# nabla_lines FILE: the lines of FILE that nabla wrote (not mpirun's).
+nabla_lines() { grep -c '^nabla' "$1"; }
+
+run --version
+if grep -qx 'without MPI' "$WORK/stdout"; then
+    # ---- built without MPI: it must refuse to run as one of several ----
+    echo "this nabla is built without MPI: checking that it says so"
+    for launcher in OMPI_COMM_WORLD PMI; do
+        env "${launcher}_SIZE=2" "${launcher}_RANK=0" "$NABLA" "${SMALL[@]}" --out nompi \
+            >"$WORK/stdout" 2>"$WORK/stderr"
+        RC=$?
+        check "without MPI, rank 0 of 2 ($launcher): exit 2 (got $RC)" [ "$RC" -eq 2 ]
+        check "without MPI, rank 0 of 2 ($launcher): says it was built without MPI" \
+            grep -q "built without MPI.*one of 2 processes" "$WORK/stderr"
+        check "without MPI: nothing written" absent nompi
+        env "${launcher}_SIZE=2" "${launcher}_RANK=1" "$NABLA" "${SMALL[@]}" --out nompi \
+            >"$WORK/stdout" 2>"$WORK/stderr"
+        RC=$?
+        check "without MPI, rank 1 of 2 ($launcher): exit 2, silent (rank 0 says it)" \
+            [ "$RC" -eq 2 ] && [ ! -s "$WORK/stderr" ]
+    done
+    OMPI_COMM_WORLD_SIZE=1 OMPI_COMM_WORLD_RANK=0 "$NABLA" "${SMALL[@]}" --out alone \
+        >"$WORK/stdout" 2>"$WORK/stderr"
+    check "without MPI, one process under a launcher trains as usual" [ $? -eq 0 ]
+    if command -v mpirun >/dev/null; then
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
+            --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+            "$NABLA" "${SMALL[@]}" --out nompi >"$WORK/stdout" 2>"$WORK/stderr"
+        RC=$?
+        check "without MPI, under mpirun -np 2: fails (got $RC)" [ "$RC" -ne 0 ]
+        check "without MPI, under mpirun -np 2: the message, once" \
+            [ "$(count "built without MPI" "$WORK/stderr")" -eq 1 ]
+        check "without MPI, under mpirun: nothing written" absent nompi
+    fi
+    finish
+    exit
+fi
+
+check "--version names the MPI library" grep -q '^with MPI: ' "$WORK/stdout"
+if ! command -v mpirun >/dev/null; then
+    fail "this nabla is built with MPI but mpirun is missing (Debian: openmpi-bin)"
+    finish
+    exit
+fi
+# Root needs Open MPI's consent; loopback TCP only (no network, no shared-memory surprises).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# shellcheck disable=SC2054  # the comma is in "self,tcp"
+MPI_OPTS=(--oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo
+          --mca oob_tcp_if_include lo)
+MPIRUN=(mpirun "${MPI_OPTS[@]}" -np 2)
+
+# mpi ARGS...: nabla under mpirun -np 2, like run.
+mpi() {
+    "${MPIRUN[@]}" "$NABLA" "$@" >"$WORK/stdout" 2>"$WORK/stderr"
+    RC=$?
+}
+
+# ---- 1. no batch norm: 2 ranks equal 1 process ----
+run "${SMALL[@]}" --out one
+check "1 process: exit 0" [ "$RC" -eq 0 ]
+mpi "${SMALL[@]}" --out two
+check "2 ranks: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "2 ranks: the result is printed once (rank 0)" [ "$(count "test accuracy" "$WORK/stdout")" -eq 1 ]
+check "2 ranks: nothing from nabla on stderr" [ "$(nabla_lines "$WORK/stderr")" -eq 0 ]
+check "2 ranks: model.safetensors equals 1 process's, tensor for tensor, to 1e-5" \
+    same_tensors two/model.safetensors one/model.safetensors 1e-5
+check "2 ranks: checkpoint.safetensors too" \
+    same_tensors two/checkpoint.safetensors one/checkpoint.safetensors 1e-5
+check "2 ranks: the run directory has the same files as 1 process's (got: $(files two))" \
+    [ "$(files two)" = "$(files one)" ]
+check "2 ranks: metrics.jsonl has each epoch once, with 1 process's numbers" same_metrics two one
+check "2 ranks: config.json records 2 ranks, no sync batch norm" \
+    pytrue "json.load(open('two/config.json'))['ranks'] == 2 and not json.load(open('two/config.json'))['sync_batchnorm']"
+check "1 process: config.json records 1 rank" \
+    pytrue "json.load(open('one/config.json'))['ranks'] == 1"
+check "2 ranks: summary.json: 2 ranks, time and calls in the sums" \
+    pytrue "(lambda s: s['ranks'] == 2 and s['allreduce_calls'] >= 20 and s['allreduce_seconds'] > 0)(json.load(open('two/summary.json')))"
+check "1 process: summary.json: no sums" \
+    pytrue "(lambda s: s['ranks'] == 1 and s['allreduce_calls'] == 0)(json.load(open('one/summary.json')))"
+
+# ---- 2. batch norm: synchronized equals 1 process; per rank does not ----
+run "${SMALL[@]}" --batchnorm --out one_bn
+check "1 process, batch norm: exit 0" [ "$RC" -eq 0 ]
+mpi "${SMALL[@]}" --batchnorm --sync-batchnorm --out two_sync
+check "2 ranks, --sync-batchnorm: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "2 ranks, --sync-batchnorm: the weights and running statistics equal 1 process's to 1e-5" \
+    same_tensors two_sync/model.safetensors one_bn/model.safetensors 1e-5
+check "2 ranks, --sync-batchnorm: config.json records it" \
+    pytrue "json.load(open('two_sync/config.json'))['sync_batchnorm'] is True"
+mpi "${SMALL[@]}" --batchnorm --out two_bn
+check "2 ranks, per-rank batch norm: exit 0" [ "$RC" -eq 0 ]
+check "2 ranks, per-rank batch norm: differs from 1 process (each rank's own statistics)" \
+    differ two_bn/model.safetensors one_bn/model.safetensors
+
+# ---- 3. bad usage: said once, nothing written ----
+mpi "${SMALL[@]}" --sync-batchnorm --out bad
+check "--sync-batchnorm without --batchnorm: exit 2 (got $RC)" [ "$RC" -eq 2 ]
+check "--sync-batchnorm without --batchnorm: one message (rank 0's)" \
+    [ "$(nabla_lines "$WORK/stderr")" -eq 1 ] && grep -q "needs --batchnorm" "$WORK/stderr"
+check "bad usage under mpirun: nothing written" absent bad
+mpi eval --model one/model.safetensors --data spirals
+check "nabla eval under mpirun -np 2: exit 2, one message" \
+    [ "$RC" -eq 2 ] && [ "$(nabla_lines "$WORK/stderr")" -eq 1 ]
+
+# ---- 4. ranks that do not match: rank 1 alone fails, or has other data (mpirun's A : B) ----
+mpmd() {
+    mpirun "${MPI_OPTS[@]}" -np 1 "$NABLA" "${SMALL[@]}" --out mismatch : \
+        -np 1 "$NABLA" "$@" --out mismatch >"$WORK/stdout" 2>"$WORK/stderr"
+    RC=$?
+}
+mpmd train --data missing.csv
+check "rank 1 cannot read its data: the job fails (got $RC)" [ "$RC" -ne 0 ]
+check "rank 1 cannot read its data: rank 1 says why" \
+    grep -q "^nabla: rank 1: missing.csv: No such file" "$WORK/stderr"
+check "rank 1 cannot read its data: rank 0 says rank 1 could not set up" \
+    grep -q "^nabla: rank 1 could not set the run up" "$WORK/stderr"
+check "rank 1 cannot read its data: nothing written" absent mismatch
+mpmd "${SMALL[@]}" --seed 7
+check "rank 1 has other data (--seed): the job fails (got $RC)" [ "$RC" -ne 0 ]
+check "rank 1 has other data: said, nothing written" \
+    grep -q "^nabla: rank 1 does not have rank 0's configuration or training data" "$WORK/stderr"
+check "rank 1 has other data: nothing written" absent mismatch
+mpmd "${SMALL[@]}" --threads 2
+check "rank 1 with another --threads: runs (a thread count changes no result; exit $RC)" \
+    [ "$RC" -eq 0 ] && same_tensors mismatch/model.safetensors one/model.safetensors 1e-5
+
+# ---- 5. long enough to stop in the middle ----
+# shellcheck disable=SC2054
+LONG=(train --data spirals --samples 2000 --batch-size 50 --max-steps 300 --layers 256,256
+      --checkpoint-every 10 --threads 1 --quiet)
+EVAL_DATA=(--data spirals --samples 2000)
+mpi "${LONG[@]}" --out ref
+check "uninterrupted 2-rank run: exit 0" [ "$RC" -eq 0 ]
+
+# ranks PID: sets R0 and R1 to the ranks mpirun PID started.
+ranks() {
+    R0="" R1=""
+    local c
+    for c in $(pgrep -P "$1"); do
+        if tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then
+            R1=$c
+        else
+            R0=$c
+        fi
+    done
+    [ -n "$R0" ] && [ -n "$R1" ]
+}
+
+# start_long DIR: starts the long run in the background (PID), waits for its first checkpoint
+# and freezes rank 1 (SIGSTOP), so that whatever comes next happens mid-run.
+start_long() {
+    "${MPIRUN[@]}" "$NABLA" "${LONG[@]}" --out "$1" >"$WORK/stdout" 2>"$WORK/stderr" &
+    PID=$!
+    local i
+    for ((i = 0; i < 3000; i++)); do
+        [ -s "$1/checkpoint.safetensors" ] && ranks "$PID" && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    if [ -n "$R1" ] && kill -STOP "$R1" 2>/dev/null; then
+        return 0
+    fi
+    fail "$1: the run did not reach its first checkpoint (stderr: $(head -c 300 "$WORK/stderr"))"
+    kill -9 "$PID" 2>/dev/null
+    wait "$PID"
+    return 1
+}
+
+# no_temporaries DIR: no temporary file left behind.
+no_temporaries() { [ -z "$(find "$1" -name '*.tmp.*' -o -name '*.next.*')" ]; }
+
+# ---- 6. a rank killed mid-run ----
+if start_long killed; then
+    kill -9 "$R1"
+    wait "$PID"
+    RC=$?
+    check "rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "rank 1 killed: rank 0 says a rank is gone" grep -q "nabla: .*one of them is gone" "$WORK/stderr"
+    check "rank 1 killed: and how to continue" \
+        grep -q "is intact; continue with: mpirun -np 2 nabla train --resume killed" "$WORK/stderr"
+    check "rank 1 killed: no model" absent killed/model.safetensors
+    check "rank 1 killed: no temporary file" no_temporaries killed
+    run eval --model killed/checkpoint.safetensors "${EVAL_DATA[@]}"
+    check "rank 1 killed: the newest checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
+    cp -r killed killed_alone
+    mpi train --resume killed
+    check "rank 1 killed: mpirun -np 2 nabla train --resume: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
+        [ "$RC" -eq 0 ]
+    check "rank 1 killed, resumed under mpirun: the model is the uninterrupted run's, bit for bit" \
+        same_tensors killed/model.safetensors ref/model.safetensors 0
+    check "rank 1 killed, resumed: metrics.jsonl has each epoch once" same_metrics killed ref
+    run train --resume killed_alone
+    check "rank 1 killed, resumed on 1 process: exit 0" [ "$RC" -eq 0 ]
+    check "resumed on 1 process: notes the change of rank count" \
+        grep -q "note: the run had 2 processes and goes on with 1" "$WORK/stderr"
+    check "resumed on 1 process: the uninterrupted run's model to 1e-5" \
+        same_tensors killed_alone/model.safetensors ref/model.safetensors 1e-5
+fi
+
+# ---- 7. SIGTERM, as mpirun sends every rank on Ctrl-C, each at its own moment ----
+if start_long stopped; then
+    kill -TERM "$R0" "$R1"
+    kill -CONT "$R1"
+    wait "$PID"
+    RC=$?
+    check "SIGTERM: the job exits 143 (got $RC)" [ "$RC" -eq 143 ]
+    check "SIGTERM: one message, from rank 0" [ "$(count "stopped by SIGTERM" "$WORK/stderr")" -eq 1 ]
+    check "SIGTERM: it says how to continue, once" \
+        [ "$(count "continue with: mpirun -np 2 nabla train --resume stopped" "$WORK/stderr")" -eq 1 ]
+    check "SIGTERM: no temporary file" no_temporaries stopped
+    mpi train --resume stopped
+    check "SIGTERM, resumed under mpirun: exit 0" [ "$RC" -eq 0 ]
+    check "SIGTERM, resumed: the model is the uninterrupted run's, bit for bit" \
+        same_tensors stopped/model.safetensors ref/model.safetensors 0
+    check "SIGTERM, resumed: the same files as the uninterrupted run (got: $(files stopped))" \
+        [ "$(files stopped)" = "$(files ref)" ]
+fi
+
+echo "test_mpi took $((SECONDS - STARTED)) s"
+finish
