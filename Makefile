@@ -8,9 +8,9 @@ FUZZ_TARGETS = safetensors idx csv
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin
-BENCH_DEPS = $(TEST_DEPS) time python3-optuna
+BENCH_DEPS = $(TEST_DEPS) time python3-optuna libopenmpi-dev openmpi-bin
 
-.PHONY: all demo check test asan fuzz fuzz-short bench bench-tune deps test-deps bench-deps install uninstall clean
+.PHONY: all demo check test asan fuzz fuzz-short bench bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -77,6 +77,11 @@ bench: bench-deps all
 # writes bench/TUNE_RESULTS.md. Example: make bench-tune BENCH_TUNE_ARGS="--repeats 3"
 bench-tune: bench-deps all
 	/usr/bin/python3 bench/tune_compare.py --nabla $(BUILD)/nabla $(BENCH_TUNE_ARGS)
+
+# 1 and 2 MPI ranks side by side, the time in the sums, and the same step on paper for 8 and
+# 64 machines; writes bench/MPI_RESULTS.md.
+bench-mpi: bench-deps all
+	/usr/bin/python3 bench/mpi_scaling.py --nabla $(BUILD)/nabla $(BENCH_MPI_ARGS)
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -209,6 +209,29 @@ int metrics_sync(const char *path, nb_error *err)
     return rc;
 }
 
+char *json_line(cJSON *j, size_t *len, nb_error *err)
+{
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!text) {
+        nb_fail(err, "out of memory");
+        return NULL;
+    }
+    size_t n = strlen(text);
+    char *line = malloc(n + 2);
+    if (!line) {
+        cJSON_free(text);
+        nb_fail(err, "out of memory");
+        return NULL;
+    }
+    memcpy(line, text, n);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    cJSON_free(text);
+    *len = n + 1;
+    return line;
+}
+
 int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log, nb_error *err)
 {
     cJSON *j = cJSON_CreateObject();
@@ -221,20 +244,10 @@ int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log
     json_add_split(j, "dev", &m->dev);
     json_add_split(j, "test", &m->test);
     cJSON_AddNumberToObject(j, "seconds", m->seconds);
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!text)
-        return nb_fail(err, "out of memory");
-
-    size_t n = strlen(text);
-    char *line = malloc(n + 1);
-    if (!line) {
-        cJSON_free(text);
-        return nb_fail(err, "out of memory");
-    }
-    memcpy(line, text, n);
-    line[n] = '\n';
-    cJSON_free(text);
+    size_t n;
+    char *line = json_line(j, &n, err);
+    if (!line)
+        return -1;
 
     int rc = 0;
     int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -244,14 +257,14 @@ int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log
         /* One write per line: O_APPEND puts it at the end in one piece. No fsync here: the
          * file reaches the disk with each checkpoint (metrics_sync), which holds a copy of it
          * for a resumed run; one fsync per epoch would cost more than a small epoch. */
-        ssize_t w = write(fd, line, n + 1);
-        if (w != (ssize_t)(n + 1))
+        ssize_t w = write(fd, line, n);
+        if (w != (ssize_t)n)
             rc = nb_fail(err, "%s: %s", path, w < 0 ? strerror(errno) : "short write");
         if (close(fd) != 0 && rc == 0)
             rc = nb_fail(err, "%s: %s", path, strerror(errno));
     }
     if (rc == 0 && log)
-        rc = log_add(log, line, n + 1, err);
+        rc = log_add(log, line, n, err);
     free(line);
     return rc;
 }

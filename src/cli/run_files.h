@@ -22,6 +22,10 @@ void default_run_dir(char *buf, size_t size);
  * its files left in dir. */
 void remove_stale_temporaries(const char *dir);
 
+/* j (whose ownership it takes) as one line of JSON Lines: unformatted, a newline, a
+ * terminator; *len counts the newline, not the terminator. NULL with err when out of memory. */
+char *json_line(cJSON *j, size_t *len, nb_error *err);
+
 /* Writes j (pretty-printed, with a final newline) to dir/name atomically. */
 int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err);
 

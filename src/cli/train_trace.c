@@ -108,22 +108,13 @@ static int is_open(const step_file *f) { return f->path && f->fd >= 0; }
 /* One JSON object as one line, with one write (O_APPEND puts it at the end in one piece). */
 static int append_line(step_file *f, cJSON *j, nb_error *err)
 {
-    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!text)
-        return nb_fail(err, "out of memory");
-    size_t n = strlen(text);
-    char *line = malloc(n + 1);
-    if (!line) {
-        cJSON_free(text);
-        return nb_fail(err, "out of memory");
-    }
-    memcpy(line, text, n);
-    line[n] = '\n';
-    cJSON_free(text);
-    ssize_t w = write(f->fd, line, n + 1);
+    size_t n;
+    char *line = json_line(j, &n, err);
+    if (!line)
+        return -1;
+    ssize_t w = write(f->fd, line, n);
     free(line);
-    if (w != (ssize_t)(n + 1))
+    if (w != (ssize_t)n)
         return nb_fail(err, "%s: %s", f->path, w < 0 ? strerror(errno) : "short write");
     return 0;
 }

@@ -99,18 +99,17 @@ static int point_of_params(const nb_search_space *space, const cJSON *params, nb
 
 int journal_append(study *s, cJSON *ev, nb_error *err)
 {
-    char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
-    cJSON_Delete(ev);
+    size_t n;
+    char *text = json_line(ev, &n, err);
     if (!text)
-        return nb_fail(err, "out of memory");
-    size_t n = strlen(text);
-    text[n] = '\n'; /* replaces the terminator: the line goes out in one write */
+        return -1;
+    /* The line goes out in one write. */
     int fd = open(s->journal_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     int rc = -1;
     if (fd >= 0) {
-        ssize_t w = write(fd, text, n + 1);
-        rc = w == (ssize_t)(n + 1) && fsync(fd) == 0 ? 0 : -1;
-        if (w >= 0 && w != (ssize_t)(n + 1) && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
+        ssize_t w = write(fd, text, n);
+        rc = w == (ssize_t)n && fsync(fd) == 0 ? 0 : -1;
+        if (w >= 0 && w != (ssize_t)n && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
             rc = -1; /* a partial line is taken back; if even that fails, the reader drops it */
     }
     int saved = errno;
