@@ -84,8 +84,9 @@ int job_lost(void);
  * (one or more lines, the last with its newline) on stderr, once. Later calls replace the text
  * (after each checkpoint). Does nothing in a single process. The wait is long next to a
  * step (a Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for each
- * other only briefly) and short next to the second before SIGKILL. */
-#define JOB_STUCK_SECONDS 0.6
+ * other only briefly) and short next to the second before SIGKILL (0.6 s proved too close to
+ * it on a loaded machine). */
+#define JOB_STUCK_SECONDS 0.3
 void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text);
 
 #endif /* NABLA_CLI_MPI_COMM_H */

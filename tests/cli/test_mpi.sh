@@ -224,9 +224,13 @@ ranks() {
 }
 
 # start_long DIR: starts the long run in the background (PID), waits for its first checkpoint
-# and freezes rank 1 (SIGSTOP), so that whatever comes next happens mid-run.
+# and freezes rank 1 (SIGSTOP), so that whatever comes next happens mid-run. mpirun's second
+# between the SIGTERM and the SIGKILL it sends the survivors of a dead rank is made three: on a
+# loaded machine (the test suite runs two tests at a time) one second can pass before rank 0
+# is scheduled at all.
 start_long() {
-    "${MPIRUN[@]}" "$NABLA" "${LONG[@]}" --out "$1" >"$WORK/stdout" 2>"$WORK/stderr" &
+    "${MPIRUN[@]}" --mca odls_base_sigkill_timeout 3 "$NABLA" "${LONG[@]}" --out "$1" \
+        >"$WORK/stdout" 2>"$WORK/stderr" &
     PID=$!
     local i
     for ((i = 0; i < 3000; i++)); do
