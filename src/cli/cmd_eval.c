@@ -117,14 +117,8 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
             usage_eval(stdout);
             *exit_code = EXIT_OK;
             return -1;
-        case ':':
-            cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-            return -1;
-        default:
-            if (optopt && optopt < 256)
-                cli_usage_error(CMD, "unknown option '-%c'", optopt);
-            else
-                cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        default: /* ':' or '?' */
+            cli_option_error(CMD, c, argv);
             return -1;
         }
         if (rc != 0)

@@ -91,14 +91,8 @@ static int parse_options(report_options *o, int argc, char **argv, int *exit_cod
             usage_report(stdout);
             *exit_code = EXIT_OK;
             return -1;
-        case ':':
-            cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-            return -1;
-        default:
-            if (optopt && optopt < 256)
-                cli_usage_error(CMD, "unknown option '-%c'", optopt);
-            else
-                cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        default: /* ':' or '?' */
+            cli_option_error(CMD, c, argv);
             return -1;
         }
     }

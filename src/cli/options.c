@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -109,6 +110,16 @@ int cli_parse_path(const char *cmd, const char *opt, const char *s, const char *
     }
     *out = s;
     return 0;
+}
+
+int cli_option_error(const char *cmd, int c, char **argv)
+{
+    const char *bad = argv[optind - 1];
+    if (c == ':')
+        return cli_usage_error(cmd, "option '%s' needs a value", bad);
+    if (optopt && optopt < 256)
+        return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    return cli_usage_error(cmd, "unknown option '%s'", bad);
 }
 
 int cli_default_threads(void)

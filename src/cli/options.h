@@ -18,6 +18,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* The message for what getopt_long returned as ':' (an option without its value) or anything
+ * else it did not know ('?'), from argv and getopt's optind/optopt; returns EXIT_USAGE. */
+int cli_option_error(const char *cmd, int c, char **argv);
+
 /* Whole-string conversions: no empty string, no leading blanks, no trailing characters, no
  * overflow. Return 0, or -1 after printing "nabla <cmd>: <opt> expects ..., got '<s>'". */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, int *out);

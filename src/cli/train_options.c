@@ -464,13 +464,7 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
             c != OPT_CHECKPOINT_EVERY && c != 'h' && c != '?' && c != ':')
             fixed = argv[optind - 1 - (optarg && optarg == argv[optind - 1])];
         if (c == '?' || c == ':') {
-            const char *bad = argv[optind - 1];
-            if (c == ':')
-                *exit_code = cli_usage_error(CMD, "option '%s' needs a value", bad);
-            else if (optopt && optopt < 256)
-                *exit_code = cli_usage_error(CMD, "unknown option '-%c'", optopt);
-            else
-                *exit_code = cli_usage_error(CMD, "unknown option '%s'", bad);
+            *exit_code = cli_option_error(CMD, c, argv);
             return -1;
         }
         int rc = apply_option(o, c, optarg);
