@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mpi_comm.h"
 #include "options.h"
+#include "tune_agent.h"
 #include "tune_data.h"
 #include "tune_options.h"
 #include "tune_report.h"
@@ -48,17 +50,21 @@ static int dry_run(tune_options *o)
     return EXIT_OK;
 }
 
-static void print_start(const study *s, int threads_per_trial)
+static void print_start(const study *s)
 {
+    int threads_per_trial = tune_threads_per_trial(s->opt);
     const tune_options *o = s->opt;
     int finished = 0, running = 0;
     for (int i = 0; i < o->trials; i++) {
         finished += trial_finished(&s->trials[i]);
         running += s->trials[i].state == TRIAL_RUNNING;
     }
-    printf("study %s: %d trials, %s sampler, %d round%s, prune %s, %d worker%s x %d thread%s\n",
+    char ranks[32] = "";
+    if (job_size() > 1)
+        snprintf(ranks, sizeof ranks, "%d ranks x ", job_size());
+    printf("study %s: %d trials, %s sampler, %d round%s, prune %s, %s%d worker%s x %d thread%s\n",
            s->dir, o->trials, o->sampler == SAMPLER_GRID ? "grid" : "random", o->rounds,
-           o->rounds == 1 ? "" : "s", nb_prune_name(o->prune), o->workers,
+           o->rounds == 1 ? "" : "s", nb_prune_name(o->prune), ranks, o->workers,
            o->workers == 1 ? "" : "s", threads_per_trial, threads_per_trial == 1 ? "" : "s");
     if (finished || running)
         printf("continuing: %d finished, %d to restart from their checkpoints\n", finished,
@@ -66,7 +72,7 @@ static void print_start(const study *s, int threads_per_trial)
     fflush(stdout);
 }
 
-int cmd_tune(int argc, char **argv)
+static int tune(int argc, char **argv)
 {
     tune_options o;
     int code = EXIT_OK;
@@ -103,10 +109,8 @@ int cmd_tune(int argc, char **argv)
         tune_options_free(&o);
         return EXIT_RUNTIME;
     }
-    int workers = o.workers < o.trials ? o.workers : o.trials;
-    int cores = cli_default_threads();
     if (!o.quiet)
-        print_start(&s, o.threads > 0 ? o.threads : (cores / workers > 0 ? cores / workers : 1));
+        print_start(&s);
     int rc = study_run(&s, &err);
     if (rc < 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
@@ -121,5 +125,15 @@ int cmd_tune(int argc, char **argv)
     }
     study_close(&s);
     tune_options_free(&o);
+    return code;
+}
+
+/* Under mpirun, rank 0 runs the study and the other ranks run its trials (tune_agent.h). */
+int cmd_tune(int argc, char **argv)
+{
+    if (job_rank() != 0)
+        return tune_agent_run();
+    int code = tune(argc, argv);
+    tune_agents_done(code);
     return code;
 }

@@ -125,13 +125,13 @@ static int run_command(int argc, char **argv)
         return help_command(argc, argv);
     if (strcmp(cmd, "--version") == 0)
         return version();
-    /* Under mpirun with several processes, only train divides its work among them; the other
-     * commands would each run N times over. */
-    if (job_size() > 1 && strcmp(cmd, "train") != 0) {
+    /* Under mpirun with several processes, only train and tune divide their work among them;
+     * the other commands would each run N times over. */
+    if (job_size() > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "tune") != 0) {
         if (job_rank() == 0) {
             nb_error e;
-            nb_fail(&e, "'%s' runs on one process; of the commands, only train runs under "
-                        "mpirun with several (-np %d)", cmd, job_size());
+            nb_fail(&e, "'%s' runs on one process; of the commands, only train and tune run "
+                        "under mpirun with several (-np %d)", cmd, job_size());
             fprintf(stderr, "nabla: %s\n", e.msg);
         }
         return EXIT_USAGE;

@@ -48,7 +48,7 @@ static struct {
     int rank, size, local_size;
     MPI_Comm world;         /* the job's own copy of MPI_COMM_WORLD */
     nb_comm comm;
-    int lost;               /* a collective failed */
+    int lost;               /* an MPI call failed */
     pthread_t main_thread;  /* the only one that calls MPI */
     double sum_seconds;
     long long sum_calls;
@@ -67,11 +67,11 @@ static double now_seconds(void)
 
 /* ---- inside MPI ---- */
 
-/* When the main thread started waiting in a collective (monotonic nanoseconds, plus 1), or 0:
+/* When the main thread started waiting in MPI (monotonic nanoseconds, plus 1), or 0:
  * for the watcher. */
 static atomic_llong waiting_since;
 
-/* Around every collective. */
+/* Around every MPI call that may wait for another rank. */
 static void wait_begins(void)
 {
     lsan_off();
@@ -88,7 +88,7 @@ static void wait_ends(void)
 
 /* ---- errors ---- */
 
-/* Checks made before every collective: the job is still whole, and this is the main thread. */
+/* Checks made before every MPI call: the job is still whole, and this is the main thread. */
 static int can_talk(nb_error *err)
 {
     if (job.lost)
@@ -222,6 +222,113 @@ int job_vote_later(const int *mine, int *agreed, int n, nb_error *err)
                             &job.pending);
     lsan_on();
     return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Iallreduce", err);
+}
+
+/* ---- messages ---- */
+
+/* Sends under way: MPI_Isend's request and the copy of the bytes it sends. A blocking send could
+ * wait for a receiver that is itself sending (MPI may hold a long message until its receive
+ * is posted): two ranks sending to each other would wait forever. */
+static struct {
+    MPI_Request *request;
+    char **bytes;
+    int n, cap;
+} outbox;
+
+/* Frees the sends that are complete; with `wait`, waits for all of them first. */
+static int outbox_settle(int wait, nb_error *err)
+{
+    int k = 0, rc = MPI_SUCCESS;
+    for (int i = 0; i < outbox.n; i++) {
+        int done = 0;
+        if (rc == MPI_SUCCESS)
+            rc = wait ? MPI_Wait(&outbox.request[i], MPI_STATUS_IGNORE)
+                      : MPI_Test(&outbox.request[i], &done, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && (wait || done)) {
+            free(outbox.bytes[i]);
+            continue;
+        }
+        outbox.request[k] = outbox.request[i];
+        outbox.bytes[k++] = outbox.bytes[i];
+    }
+    outbox.n = k;
+    return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, wait ? "MPI_Wait (a message)" : "MPI_Test", err);
+}
+
+int job_send(int to, int tag, const void *data, size_t n, nb_error *err)
+{
+    if (job.size == 1 || to < 0 || to >= job.size || n > INT_MAX)
+        return nb_fail(err, "a message to rank %d of %d (%zu bytes)", to, job.size, n);
+    if (can_talk(err) != 0)
+        return -1;
+    wait_begins();
+    int rc = outbox_settle(0, err);
+    wait_ends();
+    if (rc != 0)
+        return -1;
+    if (outbox.n == outbox.cap) {
+        int cap = outbox.cap ? 2 * outbox.cap : 16;
+        MPI_Request *r = realloc(outbox.request, (size_t)cap * sizeof *r);
+        if (r)
+            outbox.request = r;
+        char **b = r ? realloc(outbox.bytes, (size_t)cap * sizeof *b) : NULL;
+        if (!b)
+            return nb_fail(err, "out of memory");
+        outbox.bytes = b;
+        outbox.cap = cap;
+    }
+    char *copy = malloc(n ? n : 1);
+    if (!copy)
+        return nb_fail(err, "out of memory");
+    memcpy(copy, data, n);
+    wait_begins();
+    rc = MPI_Isend(copy, (int)n, MPI_BYTE, to, tag, job.world, &outbox.request[outbox.n]);
+    wait_ends();
+    if (rc != MPI_SUCCESS) {
+        free(copy);
+        return mpi_failed(rc, "MPI_Isend", err);
+    }
+    outbox.bytes[outbox.n++] = copy;
+    return 0;
+}
+
+int job_receive(int *from, int *tag, char **data, size_t *n, nb_error *err)
+{
+    if (job.size == 1)
+        return 0;
+    if (can_talk(err) != 0)
+        return -1;
+    int flag = 0, count = 0;
+    MPI_Status st;
+    wait_begins();
+    int settled = outbox_settle(0, err);
+    int rc = settled == 0 ? MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, job.world, &flag, &st)
+                          : MPI_SUCCESS;
+    wait_ends();
+    if (settled != 0)
+        return -1;
+    if (rc != MPI_SUCCESS)
+        return mpi_failed(rc, "MPI_Iprobe", err);
+    if (!flag)
+        return 0;
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    char *buf = malloc((size_t)count + 1);
+    if (!buf)
+        return nb_fail(err, "out of memory");
+    wait_begins();
+    rc = MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, job.world,
+                  MPI_STATUS_IGNORE);
+    wait_ends();
+    if (rc != MPI_SUCCESS) {
+        free(buf);
+        return mpi_failed(rc, "MPI_Recv", err);
+    }
+    buf[count] = '\0';
+    *from = st.MPI_SOURCE;
+    *tag = st.MPI_TAG;
+    *data = buf;
+    *n = (size_t)count;
+    return 1;
 }
 
 /* ---- the watcher: a stop signal that finds rank 0 waiting for a rank that is gone ---- */
@@ -376,6 +483,10 @@ int job_end(int code)
     /* Every rank made the same calls, so a vote still in flight is in flight everywhere. */
     if (job.pending != MPI_REQUEST_NULL)
         MPI_Wait(&job.pending, MPI_STATUS_IGNORE);
+    nb_error err;
+    outbox_settle(1, &err);
+    free(outbox.request);
+    free(outbox.bytes);
     MPI_Comm_free(&job.world);
 #if defined(__SANITIZE_ADDRESS__)
     lsan_on();

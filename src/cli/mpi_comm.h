@@ -26,6 +26,9 @@
 int launcher_size(void);
 /* This process's rank according to the launcher, or -1. */
 int launcher_rank(void);
+/* Removes from this process's environment what launcher_size and launcher_rank read: for the
+ * child of a rank, which is not one of the job's processes (a trial of `nabla tune`). */
+void launcher_forget(void);
 
 /* A rank other than 0 keeps what it would print on stderr while it sets up (parsing the options,
  * loading the data): every rank runs the same setup, and N copies of one message help nobody.
@@ -72,16 +75,25 @@ int job_vote_settle(int *agreed, int n, nb_error *err);
 /* Rank 0's broadcast of n bytes (for the configuration's fingerprint). */
 int job_broadcast(void *data, size_t n, nb_error *err);
 
-/* Whether a collective failed (a rank gone, under an MPI that reports it rather than ends the
+/* Messages from one rank to another (`nabla tune`'s rank 0 and its agents): a tag (0 to 99)
+ * and bytes. job_send does not wait for the receiver: it copies the bytes and the message goes
+ * out as MPI progresses (job_end sees every message out). Messages between two ranks arrive in
+ * the order they were sent. Both return -1 with err when the ranks lost touch. */
+int job_send(int to, int tag, const void *data, size_t n, nb_error *err);
+/* The next message from any rank, without waiting: 1 with *from, *tag and *data (malloc'd, n
+ * bytes followed by a NUL that n does not count; the caller frees it), 0 when none is there. */
+int job_receive(int *from, int *tag, char **data, size_t *n, nb_error *err);
+
+/* Whether an MPI call failed (a rank gone, under an MPI that reports it rather than ends the
  * job): the run cannot go on, and job_end aborts. */
 int job_lost(void);
 
 /* What rank 0 says when a stop signal finds it waiting for the other ranks: mpirun sends the
  * survivors SIGTERM when a rank dies (and SIGKILL a second later), and the rank waiting in a
- * sum for the dead one would otherwise end without a word. From the first call (with the
- * signal flag to watch) until job_end, a thread on rank 0 watches: once the flag is set and the
- * main thread has been waiting in a collective for JOB_STUCK_SECONDS since, it prints `text`
- * (one or more lines, the last with its newline) on stderr, once. Later calls replace the text
+ * sum (or for a message) from the dead one would otherwise end without a word. From the first
+ * call (with the signal flag to watch) until job_end, a thread on rank 0 watches: once the flag
+ * is set and the main thread has been waiting in an MPI call for JOB_STUCK_SECONDS since, it
+ * prints `text` (one or more lines, the last with its newline) on stderr, once. Later calls replace the text
  * (after each checkpoint). Does nothing in a single process. The wait is long next to a
  * step (a Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for each
  * other only briefly) and short next to the second before SIGKILL (0.6 s proved too close to

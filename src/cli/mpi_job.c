@@ -47,6 +47,14 @@ int launcher_rank(void)
     return -1;
 }
 
+void launcher_forget(void)
+{
+    static const char *const names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                        "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unsetenv(names[i]);
+}
+
 static FILE *held;        /* where stderr goes meanwhile */
 static int saved_stderr = -1;
 

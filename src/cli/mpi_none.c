@@ -74,3 +74,22 @@ void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text)
     (void)signal_flag;
     (void)text;
 }
+
+int job_send(int to, int tag, const void *data, size_t n, nb_error *err)
+{
+    (void)to;
+    (void)tag;
+    (void)data;
+    (void)n;
+    return nb_fail(err, "no other rank to send to (a nabla without MPI)");
+}
+
+int job_receive(int *from, int *tag, char **data, size_t *n, nb_error *err)
+{
+    (void)from;
+    (void)tag;
+    (void)data;
+    (void)n;
+    (void)err;
+    return 0;
+}

@@ -12,6 +12,7 @@
 #include "options.h"
 #include "leaderboard.h"
 #include "run_files.h"
+#include "trial_process.h"
 
 int *study_ranking(const study *s)
 {
@@ -247,9 +248,7 @@ static int test_best(const study *s, int i, double *accuracy, double *loss)
         dup2(out[1], STDOUT_FILENO);
         close(out[0]);
         close(out[1]);
-        execv("/proc/self/exe", (char **)args);
-        execvp("nabla", (char **)args);
-        _exit(127);
+        exec_nabla((char *const *)args);
     }
     close(out[1]);
     char buf[4096];

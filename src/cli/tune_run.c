@@ -1,4 +1,6 @@
-/* Running a study's trials (see tune_run.h).
+/* Running a study's trials (see tune_run.h), here and, under mpirun, on the other ranks
+ * (tune_agent.h): a worker is a slot on some rank, and everything but starting and killing a
+ * trial is the same for all of them.
  *
  * Why results do not depend on --workers: a trial's configuration depends on the seed and its
  * number only; it trains with the same --seed on any thread count with the same result; and a
@@ -6,7 +8,7 @@
  * reached epoch e. The tuner answers a trial only once each of those has reported epoch e or
  * finished, so the set it compares with is always the same. Trials start in number order, so
  * the ones a trial waits for are running or done: nothing waits forever. */
-#define _GNU_SOURCE /* pipe2-free CLOEXEC socketpair, prctl */
+#define _GNU_SOURCE /* stpcpy */
 #include "tune_run.h"
 
 #include <errno.h>
@@ -30,7 +32,19 @@
 #include "options.h"
 #include "resume.h"
 #include "run_files.h"
-#include "trial_channel.h"
+#include "mpi_comm.h"
+#include "trial_process.h"
+#include "tune_agent.h"
+
+int tune_threads_per_trial(const tune_options *o)
+{
+    if (o->threads > 0)
+        return o->threads;
+    /* The trials at once on this machine: --workers on each of its ranks. */
+    int here = (o->workers < o->trials ? o->workers : o->trials) * job_local_size();
+    int cores = cli_default_threads();
+    return cores / here > 0 ? cores / here : 1;
+}
 
 double tune_now(void)
 {
@@ -115,9 +129,13 @@ int study_plan_round(study *s, int r, nb_error *err)
 
 /* ---- trial processes ----------------------------------------------------------------------- */
 
+/* A place where one trial runs at a time: a process of this one, or of an agent's (another
+ * rank, under mpirun: tune_agent.h), which passes on what the trial sends and how it ends. */
 typedef struct worker {
-    pid_t pid;               /* 0: free */
-    int fd;                  /* the tuner's end of the socket, -1 once closed */
+    int busy;
+    int rank;                /* 0: here; otherwise the agent's */
+    pid_t pid;               /* here: the trial's process */
+    int fd;                  /* here: the tuner's end of the socket, -1 once closed */
     int trial;
     char buf[16384];         /* a partial report line */
     size_t len;
@@ -129,7 +147,7 @@ typedef struct worker {
 typedef struct runner {
     study *s;
     worker *w;
-    int n_workers;
+    int n_workers;           /* on every rank together */
     int threads;             /* per trial */
     char threads_text[16];
     int finished;            /* trials complete, pruned or failed */
@@ -189,7 +207,7 @@ static char **process_args(const runner *r, int i, const char *dir)
 }
 
 /* The journal's first word on trial i: its configuration and the arguments it runs with. */
-static int record_start(runner *r, int i, char **args)
+static int record_start(runner *r, int i, char **args, int rank)
 {
     study *s = r->s;
     trial *t = &s->trials[i];
@@ -197,6 +215,8 @@ static int record_start(runner *r, int i, char **args)
     cJSON_AddNumberToObject(ev, "trial", i);
     cJSON_AddStringToObject(ev, "state", "running");
     cJSON_AddNumberToObject(ev, "round", t->round);
+    if (job_size() > 1)
+        cJSON_AddNumberToObject(ev, "rank", rank);
     cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
     cJSON *a = cJSON_AddArrayToObject(ev, "args");
     for (int k = 1; args[k]; k++)
@@ -207,45 +227,25 @@ static int record_start(runner *r, int i, char **args)
     return 0;
 }
 
-/* Forks and execs the trial's `nabla train`; returns its pid (and the tuner's end of the
- * socket in *fd), or -1 with errno. */
-static pid_t spawn(char **args, const char *log_path, int *fd)
+/* Hands trial i to worker w's agent: the working directory, the log, the arguments. */
+static int send_start(runner *r, const worker *w, char **args, const char *log_path)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return -1;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* The child: its own process group (Ctrl-C reaches the tuner, which passes it on
-         * once), killed with the tuner, output to the trial's log, the socket kept open. */
-        setpgid(0, 0);
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-        if (getppid() != parent)
-            _exit(EXIT_RUNTIME);
-        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        char fd_text[16];
-        snprintf(fd_text, sizeof fd_text, "%d", sv[1]);
-        if (log < 0 || dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0 ||
-            fcntl(sv[1], F_SETFD, 0) != 0 || setenv(TRIAL_FD_ENV, fd_text, 1) != 0)
-            _exit(EXIT_RUNTIME);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        execv("/proc/self/exe", args);
-        execvp("nabla", args);
-        _exit(127);
-    }
-    int saved = errno;
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
-        errno = saved;
-        return -1;
-    }
-    *fd = sv[0];
-    return pid;
+    char cwd[CLI_MAX_PATH];
+    if (!getcwd(cwd, sizeof cwd))
+        return nb_fail(r->err, "cannot tell the working directory: %s", strerror(errno));
+    size_t n = strlen(cwd) + strlen(log_path) + 2;
+    for (int k = 0; args[k]; k++)
+        n += strlen(args[k]) + 1;
+    char *text = malloc(n), *p = text;
+    if (!text)
+        return nb_fail(r->err, "out of memory");
+    p = stpcpy(p, cwd) + 1;
+    p = stpcpy(p, log_path) + 1;
+    for (int k = 0; args[k]; k++)
+        p = stpcpy(p, args[k]) + 1;
+    int rc = agent_send(w->rank, AGENT_START, (int)(w - r->w), 0, text, n, r->err);
+    free(text);
+    return rc;
 }
 
 /* Starts trial i on worker w. */
@@ -261,10 +261,11 @@ static int launch(runner *r, worker *w, int i)
     else if (make_dirs(dir, r->err) == 0 && !(args = process_args(r, i, dir)))
         nb_fail(r->err, "out of memory");
     int rc = -1, fd = -1;
-    pid_t pid = -1;
-    if (args && (t->state != TRIAL_PENDING || record_start(r, i, args) == 0)) {
-        pid = spawn(args, log_path, &fd);
-        if (pid < 0)
+    pid_t pid = 0;
+    if (args && (t->state != TRIAL_PENDING || record_start(r, i, args, w->rank) == 0)) {
+        if (w->rank != 0)
+            rc = send_start(r, w, args, log_path);
+        else if ((pid = trial_spawn(args, log_path, &fd)) < 0)
             nb_fail(r->err, "cannot start trial %d: %s", i, strerror(errno));
         else
             rc = 0;
@@ -274,7 +275,10 @@ static int launch(runner *r, worker *w, int i)
     free(log_path);
     if (rc != 0)
         return -1;
+    int rank = w->rank;
     memset(w, 0, sizeof *w);
+    w->busy = 1;
+    w->rank = rank;
     w->pid = pid;
     w->fd = fd;
     w->trial = i;
@@ -333,7 +337,7 @@ static int record_end(runner *r, int i)
 static worker *worker_of(runner *r, int i)
 {
     for (int k = 0; k < r->n_workers; k++)
-        if (r->w[k].pid && r->w[k].trial == i)
+        if (r->w[k].busy && r->w[k].trial == i)
             return &r->w[k];
     return NULL;
 }
@@ -351,7 +355,10 @@ static int prune(runner *r, int i, int e)
     if (w) {
         t->seconds = w->seconds_before + (tune_now() - w->started);
         w->pruned = 1;
-        kill(w->pid, SIGKILL);
+        if (w->rank == 0)
+            kill(w->pid, SIGKILL);
+        else if (agent_send(w->rank, AGENT_KILL, (int)(w - r->w), 0, NULL, 0, r->err) != 0)
+            return -1;
     }
     return record_end(r, i);
 }
@@ -495,9 +502,10 @@ static void trial_ended(runner *r, worker *w, int status, int stopping)
     int i = w->trial;
     trial *t = &s->trials[i];
     double seconds = w->seconds_before + (tune_now() - w->started);
-    int pruned = w->pruned;
+    int pruned = w->pruned, rank = w->rank;
     memset(w, 0, sizeof *w);
     w->fd = -1;
+    w->rank = rank;
     if (pruned || stopping)
         return; /* recorded already, or to be continued by the next run */
     int diverged = 0;
@@ -545,16 +553,16 @@ static void print_trial_line(const runner *r, int i)
     fflush(stdout);
 }
 
-/* Reads what a worker's trial sent; on end of file, waits for the process. */
-static int service(runner *r, worker *w, int stopping)
+/* Bytes a worker's trial sent: each whole line is a report. */
+static int absorb(runner *r, worker *w, const char *bytes, size_t n, int stopping)
 {
-    char *room = w->buf + w->len;
-    ssize_t got = recv(w->fd, room, sizeof w->buf - 1 - w->len, 0);
-    if (got < 0 && (errno == EINTR || errno == EAGAIN))
-        return 0;
-    if (got > 0) {
-        w->len += (size_t)got;
+    while (n > 0) {
+        size_t room = sizeof w->buf - 1 - w->len, take = n < room ? n : room;
+        memcpy(w->buf + w->len, bytes, take);
+        w->len += take;
         w->buf[w->len] = '\0';
+        bytes += take;
+        n -= take;
         char *nl;
         while ((nl = memchr(w->buf, '\n', w->len)) != NULL) {
             *nl = '\0';
@@ -566,8 +574,19 @@ static int service(runner *r, worker *w, int stopping)
         }
         if (w->len == sizeof w->buf - 1)
             w->len = 0; /* a line this long is not a report */
-        return 0;
     }
+    return 0;
+}
+
+/* Reads what a trial of this process sent; on end of file, waits for the process. */
+static int service(runner *r, worker *w, int stopping)
+{
+    char buf[sizeof w->buf];
+    ssize_t got = recv(w->fd, buf, sizeof buf, 0);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (got > 0)
+        return absorb(r, w, buf, (size_t)got, stopping);
     /* End of file (or an error): the trial is ending. */
     close(w->fd);
     w->fd = -1;
@@ -576,6 +595,54 @@ static int service(runner *r, worker *w, int stopping)
     }
     trial_ended(r, w, status, stopping);
     return 0;
+}
+
+/* One message from an agent. *stopped counts the agents that answered AGENT_STOP. */
+static int from_agent(runner *r, int from, int tag, const char *data, size_t n, int stopping,
+                      int *stopped)
+{
+    int slot, value;
+    const char *text;
+    size_t text_n;
+    if (agent_parse(data, n, &slot, &value, &text, &text_n) != 0)
+        return nb_fail(r->err, "a garbled message from rank %d", from);
+    worker *w = slot >= 0 && slot < r->n_workers ? &r->w[slot] : NULL;
+    int ours = w && w->busy && w->rank == from;
+    switch (tag) {
+    case AGENT_REPORT:
+        return ours ? absorb(r, w, text, text_n, stopping) : 0;
+    case AGENT_ENDED:
+        if (!ours)
+            return 0;
+        if (text_n) /* could not start it: as when this process cannot */
+            return nb_fail(r->err, "cannot start trial %d: %.*s", w->trial, (int)text_n, text);
+        trial_ended(r, w, value, stopping);
+        return 0;
+    case AGENT_STOPPED:
+        ++*stopped;
+        return 0;
+    case AGENT_SIGNAL:
+        if (!*stop_signal_flag())
+            *stop_signal_flag() = value;
+        return 0;
+    default:
+        return nb_fail(r->err, "a message from rank %d with an unknown tag %d", from, tag);
+    }
+}
+
+/* Every message the agents have sent. */
+static int serve_agents(runner *r, int stopping, int *stopped)
+{
+    int from, tag, got, rc = 0;
+    char *data;
+    size_t n;
+    while (rc == 0 && (got = job_receive(&from, &tag, &data, &n, r->err)) != 0) {
+        if (got < 0)
+            return -1;
+        rc = from_agent(r, from, tag, data, n, stopping, stopped);
+        free(data);
+    }
+    return rc;
 }
 
 /* The next trial to start: the lowest-numbered one not finished and not running, once the
@@ -616,7 +683,7 @@ static int run_loop(runner *r)
         if ((rc = decide(r, others)) != 0)
             break;
         for (int k = 0; rc == 0 && k < r->n_workers; k++) {
-            if (r->w[k].pid)
+            if (r->w[k].busy)
                 continue;
             int round, i = next_trial(r, &round);
             if (i < 0)
@@ -628,16 +695,20 @@ static int run_loop(runner *r)
         }
         if (rc != 0)
             break;
-        int n = 0;
-        for (int k = 0; k < r->n_workers; k++)
-            if (r->w[k].pid && r->w[k].fd >= 0) {
+        int n = 0, busy = 0, remote = 0;
+        for (int k = 0; k < r->n_workers; k++) {
+            busy += r->w[k].busy;
+            remote += r->w[k].busy && r->w[k].rank != 0;
+            if (r->w[k].busy && r->w[k].fd >= 0) {
                 fds[n].fd = r->w[k].fd;
                 fds[n].events = POLLIN;
                 owner[n++] = k;
             }
-        if (n == 0)
+        }
+        if (busy == 0)
             break; /* nothing running and nothing to start: done */
-        int ready = poll(fds, (nfds_t)n, 1000);
+        /* The agents' messages come through MPI, which has no descriptor to wait on. */
+        int ready = poll(fds, (nfds_t)n, remote ? 10 : 1000);
         if (ready < 0 && errno != EINTR) {
             rc = nb_fail(r->err, "poll: %s", strerror(errno));
             break;
@@ -645,6 +716,9 @@ static int run_loop(runner *r)
         for (int j = 0; rc == 0 && ready > 0 && j < n; j++)
             if (fds[j].revents)
                 rc = service(r, &r->w[owner[j]], 0);
+        int stopped = 0;
+        if (rc == 0 && job_size() > 1)
+            rc = serve_agents(r, 0, &stopped);
     }
     free(others);
     free(fds);
@@ -652,16 +726,23 @@ static int run_loop(runner *r)
     return rc;
 }
 
+/* How long rank 0 waits for the agents' trials to stop: they only checkpoint. */
+#define AGENTS_STOP_SECONDS 30.0
+
 /* Stops the running trials: each gets the signal (and checkpoints), then its socket closes,
- * which also releases one waiting for an answer. Their journal entries stay "running". */
-static void stop_all(runner *r, int sig)
+ * which also releases one waiting for an answer. Their journal entries stay "running". The
+ * agents stop theirs likewise. */
+static int stop_all(runner *r, int sig, nb_error *err)
 {
+    int agents = 0;
+    for (int a = 1; a < job_size(); a++)
+        agents += agent_send(a, AGENT_STOP, -1, sig, NULL, 0, err) == 0;
     for (int k = 0; k < r->n_workers; k++)
-        if (r->w[k].pid)
+        if (r->w[k].busy && r->w[k].rank == 0)
             kill(r->w[k].pid, sig);
     for (int k = 0; k < r->n_workers; k++) {
         worker *w = &r->w[k];
-        if (!w->pid)
+        if (!w->busy || w->rank != 0)
             continue;
         if (w->fd >= 0) {
             close(w->fd);
@@ -672,6 +753,20 @@ static void stop_all(runner *r, int sig)
         }
         trial_ended(r, w, status, 1);
     }
+    /* Each agent answers once its trials have ended, after all it sent before. */
+    int stopped = 0;
+    double give_up = tune_now() + AGENTS_STOP_SECONDS;
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    while (stopped < agents && tune_now() < give_up) {
+        if (serve_agents(r, 1, &stopped) != 0)
+            return -1;
+        if (stopped < agents)
+            nanosleep(&tick, NULL);
+    }
+    if (stopped < agents)
+        return nb_fail(err, "%d of the other ranks did not stop their trials within %.0f s",
+                       agents - stopped, AGENTS_STOP_SECONDS);
+    return 0;
 }
 
 int study_run(study *s, nb_error *err)
@@ -680,23 +775,37 @@ int study_run(study *s, nb_error *err)
     memset(&r, 0, sizeof r);
     r.s = s;
     r.err = err;
-    r.n_workers = s->opt->workers < s->opt->trials ? s->opt->workers : s->opt->trials;
-    int cores = cli_default_threads();
-    r.threads = s->opt->threads > 0 ? s->opt->threads
-                                    : (cores / r.n_workers > 0 ? cores / r.n_workers : 1);
+    /* --workers on every rank; the slots take turns among the ranks. */
+    long slots = (long)s->opt->workers * job_size();
+    r.n_workers = slots < s->opt->trials ? (int)slots : s->opt->trials;
+    r.threads = tune_threads_per_trial(s->opt);
     snprintf(r.threads_text, sizeof r.threads_text, "%d", r.threads);
     r.w = calloc((size_t)r.n_workers, sizeof *r.w);
     if (!r.w)
         return nb_fail(err, "out of memory");
-    for (int k = 0; k < r.n_workers; k++)
+    for (int k = 0; k < r.n_workers; k++) {
         r.w[k].fd = -1;
+        r.w[k].rank = k % job_size();
+    }
     for (int i = 0; i < s->opt->trials; i++)
         r.finished += trial_finished(&s->trials[i]);
     stop_signals_install();
+    /* When a rank dies, mpirun stops the others (SIGTERM, then SIGKILL): rank 0 then waits in
+     * MPI for an agent that never answers, and this is its last chance to say a word. */
+    job_watch_stops(stop_signal_flag(),
+                    "nabla: asked to stop while rank 0 waits for the other ranks, which no "
+                    "longer answer: one of them is gone (mpirun's message says which)\n"
+                    "nabla: the study directory is intact; the same command, under mpirun or "
+                    "not, continues the study\n");
     int rc = run_loop(&r);
     volatile sig_atomic_t *stop = stop_signal_flag();
     int sig = *stop ? (int)*stop : 0;
-    stop_all(&r, sig ? sig : SIGTERM);
+    nb_error stop_err;
+    r.err = &stop_err; /* keeps a failure of the loop's own */
+    if (stop_all(&r, sig ? sig : SIGTERM, &stop_err) != 0 && rc == 0) {
+        *err = stop_err;
+        rc = -1;
+    }
     free(r.w);
     if (rc != 0)
         return -1;

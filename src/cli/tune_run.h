@@ -1,5 +1,6 @@
-/* Running a study's trials: `nabla train` processes, at most --workers at once, each reporting
- * its epochs over a socket and waiting for the answer (go on, or pruned). */
+/* Running a study's trials: `nabla train` processes, at most --workers at once (on each rank,
+ * under mpirun: tune_agent.h), each reporting its epochs over a socket and killed when the
+ * pruner says so. */
 #ifndef NABLA_CLI_TUNE_RUN_H
 #define NABLA_CLI_TUNE_RUN_H
 
@@ -15,6 +16,10 @@ int study_plan_round(study *s, int r, nb_error *err);
  * continues), or -1 with err on a failure of the tuner itself (the journal cannot be written,
  * a process cannot be started). */
 int study_run(study *s, nb_error *err);
+
+/* Threads each trial's process gets: --threads, or the machine's cores shared among the
+ * trials that run on it at once. */
+int tune_threads_per_trial(const tune_options *o);
 
 /* Seconds since an arbitrary start (CLOCK_MONOTONIC). */
 double tune_now(void);

@@ -69,6 +69,24 @@ pytrue() {
 # A directory (or file) that must not exist.
 absent() { [ ! -e "$1" ]; }
 
+# study_outcome DIR: one line per trial of nabla tune's study DIR from the journal's final events
+# (trial, state, dev accuracy, epochs, params), after checking that every trial has exactly one
+# final event.
+study_outcome() {
+    "$PY" - "$1/journal.jsonl" <<'EOF'
+import json, sys
+final = {}
+for line in open(sys.argv[1]):
+    ev = json.loads(line)
+    if ev.get("state") in ("complete", "pruned", "failed"):
+        assert ev["trial"] not in final, ("finished twice", ev["trial"])
+        final[ev["trial"]] = ev
+for t in sorted(final):
+    ev = final[t]
+    print(t, ev["state"], ev["dev_accuracy"], ev["epochs"], json.dumps(ev["params"], sort_keys=True))
+EOF
+}
+
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]

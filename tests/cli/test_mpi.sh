@@ -7,7 +7,9 @@
 # with per-rank batch norm; only rank 0 writes and prints; a rank killed mid-run ends the job
 # with a message and an intact checkpoint that resumes, and SIGTERM (what mpirun sends on
 # Ctrl-C) stops every rank at the same step with one message; a resumed run ends as the
-# uninterrupted one, bit for bit.
+# uninterrupted one, bit for bit. `mpirun -np 2 nabla tune` ends with the single process's
+# trials, runs trials on both ranks, and is stopped and continued (under mpirun or not) as on one
+# machine.
 # Built without MPI: started as one of several, the program says so and exits 2.
 # Runs under mpirun --oversubscribe on loopback TCP only, one thread per rank.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -93,8 +95,9 @@ if grep -qx 'without MPI' "$WORK/stdout"; then
         env "${launcher}_SIZE=2" "${launcher}_RANK=1" "$NABLA" "${SMALL[@]}" --out nompi \
             >"$WORK/stdout" 2>"$WORK/stderr"
         RC=$?
-        check "without MPI, rank 1 of 2 ($launcher): exit 2, silent (rank 0 says it)" \
-            [ "$RC" -eq 2 ] && [ ! -s "$WORK/stderr" ]
+        check "without MPI, rank 1 of 2 ($launcher): exit 2 (got $RC)" [ "$RC" -eq 2 ]
+        check "without MPI, rank 1 of 2 ($launcher): silent (rank 0 says it)" \
+            [ ! -s "$WORK/stderr" ]
     done
     OMPI_COMM_WORLD_SIZE=1 OMPI_COMM_WORLD_RANK=0 "$NABLA" "${SMALL[@]}" --out alone \
         >"$WORK/stdout" 2>"$WORK/stderr"
@@ -173,11 +176,12 @@ check "2 ranks, per-rank batch norm: differs from 1 process (each rank's own sta
 mpi "${SMALL[@]}" --sync-batchnorm --out bad
 check "--sync-batchnorm without --batchnorm: exit 2 (got $RC)" [ "$RC" -eq 2 ]
 check "--sync-batchnorm without --batchnorm: one message (rank 0's)" \
-    [ "$(nabla_lines "$WORK/stderr")" -eq 1 ] && grep -q "needs --batchnorm" "$WORK/stderr"
+    [ "$(nabla_lines "$WORK/stderr")" -eq 1 ]
+check "--sync-batchnorm without --batchnorm: says why" grep -q "needs --batchnorm" "$WORK/stderr"
 check "bad usage under mpirun: nothing written" absent bad
 mpi eval --model one/model.safetensors --data spirals
-check "nabla eval under mpirun -np 2: exit 2, one message" \
-    [ "$RC" -eq 2 ] && [ "$(nabla_lines "$WORK/stderr")" -eq 1 ]
+check "nabla eval under mpirun -np 2: exit 2 (got $RC)" [ "$RC" -eq 2 ]
+check "nabla eval under mpirun -np 2: one message" [ "$(nabla_lines "$WORK/stderr")" -eq 1 ]
 
 # ---- 4. ranks that do not match: rank 1 alone fails, or has other data (mpirun's A : B) ----
 mpmd() {
@@ -198,8 +202,9 @@ check "rank 1 has other data: said, nothing written" \
     grep -q "^nabla: rank 1 does not have rank 0's configuration or training data" "$WORK/stderr"
 check "rank 1 has other data: nothing written" absent mismatch
 mpmd "${SMALL[@]}" --threads 2
-check "rank 1 with another --threads: runs (a thread count changes no result; exit $RC)" \
-    [ "$RC" -eq 0 ] && same_tensors mismatch/model.safetensors one/model.safetensors 1e-5
+check "rank 1 with another --threads: runs (exit $RC)" [ "$RC" -eq 0 ]
+check "rank 1 with another --threads: the same model (a thread count changes no result)" \
+    same_tensors mismatch/model.safetensors one/model.safetensors 1e-5
 
 # ---- 5. long enough to stop in the middle ----
 # shellcheck disable=SC2054
@@ -223,13 +228,16 @@ ranks() {
     [ -n "$R0" ] && [ -n "$R1" ]
 }
 
-# start_long DIR: starts the long run in the background (PID), waits for its first checkpoint
-# and freezes rank 1 (SIGSTOP), so that whatever comes next happens mid-run. mpirun's second
-# between the SIGTERM and the SIGKILL it sends the survivors of a dead rank is made three: on a
-# loaded machine (the test suite runs two tests at a time) one second can pass before rank 0
-# is scheduled at all.
+# KILL_OPTS: mpirun's second between the SIGTERM and the SIGKILL it sends the survivors of a
+# dead rank made three: on a loaded machine (the test suite runs two tests at a time) one second
+# can pass before rank 0 is scheduled at all. (Only where a rank is killed: mpirun also waits
+# those seconds at the end of a job stopped by a signal.)
+KILL_OPTS=(--mca odls_base_sigkill_timeout 3)
+
+# start_long DIR [MPIRUN OPTIONS]: starts the long run in the background (PID), waits for its
+# first checkpoint and freezes rank 1 (SIGSTOP), so that whatever comes next happens mid-run.
 start_long() {
-    "${MPIRUN[@]}" --mca odls_base_sigkill_timeout 3 "$NABLA" "${LONG[@]}" --out "$1" \
+    "${MPIRUN[@]}" "${@:2}" "$NABLA" "${LONG[@]}" --out "$1" \
         >"$WORK/stdout" 2>"$WORK/stderr" &
     PID=$!
     local i
@@ -251,7 +259,7 @@ start_long() {
 no_temporaries() { [ -z "$(find "$1" -name '*.tmp.*' -o -name '*.next.*')" ]; }
 
 # ---- 6. a rank killed mid-run ----
-if start_long killed; then
+if start_long killed "${KILL_OPTS[@]}"; then
     kill -9 "$R1"
     wait "$PID"
     RC=$?
@@ -295,6 +303,78 @@ if start_long stopped; then
         same_tensors stopped/model.safetensors ref/model.safetensors 0
     check "SIGTERM, resumed: the same files as the uninterrupted run (got: $(files stopped))" \
         [ "$(files stopped)" = "$(files ref)" ]
+fi
+
+# ---- 8. nabla tune: rank 0 runs the study, every rank runs trials ----
+SPACE="lr=log(1e-3,3e-1); beta=1-log(0.5,0.99); units=choice(64,128); depth=int(1,2); batchnorm=choice(on,off)"
+STUDY=(tune --data spirals --samples 100000 --epochs 3 --batch-size 40 --checkpoint-every 100
+       --space "$SPACE" --trials 8 --prune asha --seed 3 --threads 1 --quiet)
+run "${STUDY[@]}" --workers 2 --out study1
+check "tune, 1 process, 2 workers: exit 0" [ "$RC" -eq 0 ]
+mpi "${STUDY[@]}" --workers 1 --out study2
+check "tune, 2 ranks: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "tune, 2 ranks: the same trials, ended the same way, as 1 process" \
+    diff <(study_outcome study1) <(study_outcome study2)
+check "tune, 2 ranks: each rank ran trials" pytrue \
+    "{json.loads(l).get('rank') for l in open('study2/journal.jsonl')} >= {0, 1}"
+B=$(json study1/best.json "j['trial']")
+check "tune, 2 ranks: the same best trial ($B)" [ "$(json study2/best.json "j['trial']")" = "$B" ]
+check "tune, 2 ranks: the same best model, bit for bit" \
+    cmp "study1/trials/$B/model.safetensors" "study2/trials/$B/model.safetensors"
+check "tune, 2 ranks: the summary printed once" [ "$(count "best: trial" "$WORK/stdout")" -eq 1 ]
+check "tune, 2 ranks: no trial process left" bash -c "! pgrep -f -- '--out study2/trial[s]/'"
+
+# start_study DIR [MPIRUN OPTIONS]: the study under mpirun in the background (PID), once rank 1
+# runs a trial (its first event in the journal); rank 1 is then frozen (SIGSTOP), so the study
+# cannot end before whatever comes next.
+start_study() {
+    "${MPIRUN[@]}" "${@:2}" "$NABLA" "${STUDY[@]}" --workers 1 \
+        --out "$1" >"$WORK/stdout" 2>"$WORK/stderr" &
+    PID=$!
+    local i
+    for ((i = 0; i < 3000; i++)); do
+        grep -q '"rank":1' "$1/journal.jsonl" 2>/dev/null && ranks "$PID" && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    if [ -n "$R1" ] && kill -STOP "$R1" 2>/dev/null; then
+        return 0
+    fi
+    fail "$1: rank 1 ran no trial (stderr: $(head -c 300 "$WORK/stderr"))"
+    kill -9 "$PID" 2>/dev/null
+    wait "$PID"
+    return 1
+}
+
+if start_study study_stopped; then
+    kill -TERM "$R0" "$R1"
+    kill -CONT "$R1"
+    wait "$PID"
+    RC=$?
+    check "tune, SIGTERM: the job exits 143 (got $RC)" [ "$RC" -eq 143 ]
+    check "tune, SIGTERM: rank 0 says how to continue, once" \
+        [ "$(count "Run the same command again to continue" "$WORK/stderr")" -eq 1 ]
+    check "tune, SIGTERM: no trial process left" \
+        bash -c "! pgrep -f -- '--out study_stopped/trial[s]/'"
+    mpi "${STUDY[@]}" --workers 1 --out study_stopped
+    check "tune, SIGTERM: the same command continues (exit $RC)" [ "$RC" -eq 0 ]
+    check "tune, SIGTERM, continued: the uninterrupted study's trials" \
+        diff <(study_outcome study1) <(study_outcome study_stopped)
+fi
+
+if start_study study_killed "${KILL_OPTS[@]}"; then
+    kill -9 "$R1"
+    wait "$PID"
+    RC=$?
+    check "tune, rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "tune, rank 1 killed: rank 0 says a rank is gone and how to continue" \
+        grep -q "nabla: the study directory is intact; the same command" "$WORK/stderr"
+    check "tune, rank 1 killed: no trial process left" \
+        bash -c "! pgrep -f -- '--out study_killed/trial[s]/'"
+    run "${STUDY[@]}" --workers 2 --out study_killed
+    check "tune, rank 1 killed: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
+    check "tune, rank 1 killed, continued: the uninterrupted study's trials" \
+        diff <(study_outcome study1) <(study_outcome study_killed)
 fi
 
 echo "test_mpi took $((SECONDS - STARTED)) s"

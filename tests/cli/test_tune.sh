@@ -12,27 +12,10 @@ SPACE="lr=log(1e-3,3e-1); beta=1-log(0.5,0.99); units=choice(64,128); depth=int(
 STUDY=(tune --data spirals --samples 100000 --epochs 3 --batch-size 40 --checkpoint-every 100
        --space "$SPACE" --trials 8 --prune asha --seed 3 --quiet)
 
-# outcome DIR: one line per trial from the journal's final events (trial, state, dev accuracy,
-# epochs, params), after checking that every trial has exactly one final event.
-outcome() {
-    "$PY" - "$1/journal.jsonl" <<'EOF'
-import json, sys
-final = {}
-for line in open(sys.argv[1]):
-    ev = json.loads(line)
-    if ev.get("state") in ("complete", "pruned", "failed"):
-        assert ev["trial"] not in final, ("finished twice", ev["trial"])
-        final[ev["trial"]] = ev
-for t in sorted(final):
-    ev = final[t]
-    print(t, ev["state"], ev["dev_accuracy"], ev["epochs"], json.dumps(ev["params"], sort_keys=True))
-EOF
-}
-
 differ() { ! cmp -s "$1" "$2"; }
 
 # finished DIR: how many trials the journal has finished.
-finished() { outcome "$1" | wc -l; }
+finished() { study_outcome "$1" | wc -l; }
 
 # ---- usage errors: exit 2, one line, nothing written -----------------------------------------
 expect_exit 2 "no --out" tune --trials 2
@@ -99,7 +82,7 @@ check "best is the best complete trial" pytrue "(lambda j, evs: j['dev_accuracy'
 check "trials never saw a test set" pytrue "all(json.load(open('w1/trials/%d/config.json' % i))['test_samples'] == 0 for i in range(8))"
 
 expect_exit 0 "study, 2 workers" "${STUDY[@]}" --workers 2 --out w2
-check "workers 1 and 2: the same results" diff <(outcome w1) <(outcome w2)
+check "workers 1 and 2: the same results" diff <(study_outcome w1) <(study_outcome w2)
 B=$(json w1/best.json "j['trial']")
 check "workers 1 and 2: the same best model" cmp -s "w1/trials/$B/model.safetensors" "w2/trials/$B/model.safetensors"
 
@@ -147,7 +130,7 @@ for attempt in $(seq 1 40); do
 done
 check "killed at least twice" [ "$KILLS" -ge 2 ]
 expect_exit 0 "killed study: the same command finishes it" "${STUDY[@]}" --workers 2 --out k
-check "killed study: exactly 8 trials, none twice, same results" diff <(outcome w1) <(outcome k)
+check "killed study: exactly 8 trials, none twice, same results" diff <(study_outcome w1) <(study_outcome k)
 check "killed study: no trial process left" bash -c "! pgrep -f -- '--out k/trial[s]/' >/dev/null"
 
 # ---- SIGINT: stops with the checkpoints, the same command continues ---------------------------
@@ -160,7 +143,7 @@ rc=$?
 check "SIGINT: exit 130 (or finished first)" [ "$rc" -eq 130 -o "$rc" -eq 0 ]
 [ "$rc" -eq 130 ] && check "SIGINT: says how to continue" grep -q "same command" i.err
 expect_exit 0 "after SIGINT: continues" "${STUDY[@]}" --workers 2 --out i
-check "after SIGINT: same results" diff <(outcome w1) <(outcome i)
+check "after SIGINT: same results" diff <(study_outcome w1) <(study_outcome i)
 
 # ---- the lock: one tuner per study ------------------------------------------------------------
 flock w1/.lock sleep 3 &

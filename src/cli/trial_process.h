@@ -1,0 +1,19 @@
+/* Starting a trial of `nabla tune`: a `nabla train` process with its output in the trial's log
+ * and one end of a socket pair named by NABLA_TRIAL_FD (trial_channel.h), on the tuner's
+ * machine or on another rank's (tune_agent.h). */
+#ifndef NABLA_CLI_TRIAL_PROCESS_H
+#define NABLA_CLI_TRIAL_PROCESS_H
+
+#include <sys/types.h>
+
+/* Forks and execs `args` (argv, args[0] "nabla"); returns its pid and the caller's end of the
+ * socket in *fd, or -1 with errno. The child has its own process group (a Ctrl-C reaches the
+ * tuner, which passes it on once), dies with its parent, and is not one of an MPI job's
+ * processes. */
+pid_t trial_spawn(char **args, const char *log_path, int *fd);
+
+/* In a child of the program: becomes `nabla args...` (this same program), a process of its
+ * own even when its parent is a rank of an MPI job; exits 127 when it cannot. */
+_Noreturn void exec_nabla(char *const *args);
+
+#endif /* NABLA_CLI_TRIAL_PROCESS_H */
