@@ -50,13 +50,19 @@ static void cpu_relax(void)
 #endif
 }
 
+static int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 1024 ? (int)n : 1;
+}
+
+/* The cores this process may run on. */
 static int default_threads(void)
 {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
         return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 && n < 1024 ? (int)n : 1;
+    return online_cores();
 }
 
 static void wait_for_job(nb_pool *p, unsigned seen)
@@ -198,7 +204,7 @@ int nb_product_parts(void)
     static atomic_int parts;
     int n = atomic_load(&parts);
     if (n == 0) {
-        n = default_threads();
+        n = online_cores();
         atomic_store(&parts, n);
     }
     return n;

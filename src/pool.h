@@ -38,11 +38,13 @@ void nb_split(const nb_exec *ex, size_t n, size_t align, size_t *begin, size_t *
  * loop, which then allocates nothing). */
 void nb_pool_start(void);
 
-/* How many blocks a matrix product is cut into: the cores this process may run on, fixed for
- * the process whatever the thread count. Each block is one cblas_sgemm call, and OpenBLAS may
- * sum in another order for another block shape, so cutting by the thread count would make
- * results depend on --threads; cut this way they do not (a thread takes several blocks, or
- * none). */
+/* How many blocks a matrix product is cut into: the machine's cores (online), whatever the
+ * thread count and whatever cores this process is allowed on. Each block is one cblas_sgemm
+ * call, and OpenBLAS may sum in another order for another block shape, so cutting by the
+ * thread count would make results depend on --threads; cut this way they do not (a thread
+ * takes several blocks, or none). Not by the cores this process may run on either: mpirun
+ * binds a rank to one core, taskset or a batch system restrict a process, and the same run
+ * must give the same weights there as anywhere on the machine. */
 int nb_product_parts(void);
 
 /* The thread count jobs will run with. */

@@ -1,9 +1,10 @@
 /* Starting a trial's process (see trial_process.h). */
-#define _GNU_SOURCE /* SOCK_CLOEXEC */
+#define _GNU_SOURCE /* SOCK_CLOEXEC, sched_setaffinity */
 #include "trial_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,21 @@ void exec_nabla(char *const *args)
     _exit(127);
 }
 
+/* mpirun binds each rank to a core or a few (Open MPI: to a core when it starts 2 processes or
+ * fewer): that binding is for the rank, which only waits for messages. Its trials share every
+ * core of the machine with the other ranks' (tune_threads_per_trial counts them so), not the
+ * rank's one core. The kernel keeps the mask inside the cores a batch system allows. */
+static void use_every_core(void)
+{
+#ifdef __linux__
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof set, &set);
+#endif
+}
+
 pid_t trial_spawn(char **args, const char *log_path, int *fd)
 {
     int sv[2];
@@ -41,6 +57,8 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd)
 #endif
         if (getppid() != parent)
             _exit(EXIT_RUNTIME);
+        if (job_size() > 1)
+            use_every_core();
         int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         char fd_text[16];
         snprintf(fd_text, sizeof fd_text, "%d", sv[1]);

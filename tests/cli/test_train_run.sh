@@ -77,6 +77,16 @@ check "same seed twice: byte-identical model.safetensors" \
 run train --data moons --layers 16,16 --lr 0.01 --epochs 20 --seed 4 --out moons-seed4 --quiet
 check "another seed gives other weights" \
     bash -c '! cmp -s moons/model.safetensors moons-seed4/model.safetensors'
+# Restricted to one core (taskset; mpirun binds a rank so), a run gives the same bytes: products
+# are cut by the machine's cores, not by the cores the process may use. A batch of 100 and a
+# layer of 300 give OpenBLAS blocks whose sums it orders differently when cut otherwise.
+SPIRALS=(train --data spirals --samples 600 --layers 300,24 --batch-size 100 --epochs 3
+         --threads 1 --quiet)
+run "${SPIRALS[@]}" --out anywhere
+taskset -c 0 "$NABLA" "${SPIRALS[@]}" --out one-core >/dev/null 2>&1
+check "on one core (taskset -c 0): byte-identical model" \
+    cmp anywhere/model.safetensors one-core/model.safetensors
+run train --data moons --layers 16,16 --lr 0.01 --epochs 20 --seed 4 --out moons-seed4 --quiet
 check "--quiet prints only the result line" [ "$(lines "$WORK/stdout")" -eq 1 ] 
 check "--quiet result line" grep -q "^test accuracy 0\.[0-9]\{4\} (loss [0-9.]*)$" "$WORK/stdout"
 
