@@ -123,7 +123,7 @@ KILLS=0
 for attempt in $(seq 1 40); do
     "$NABLA" "${STUDY[@]}" --workers 2 --out k >/dev/null 2>&1 &
     pid=$!
-    sleep "0.$((RANDOM % 8 + 1))"
+    sleep "0.$((RANDOM % 5 + 1))"
     if kill -9 "$pid" 2>/dev/null; then KILLS=$((KILLS + 1)); fi
     wait "$pid" 2>/dev/null
     [ "$(finished k)" -ge 8 ] && break
