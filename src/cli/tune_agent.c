@@ -75,20 +75,23 @@ typedef struct agent {
     nb_error *err;
 } agent;
 
-static int ended(agent *a, int k, int status, const char *why)
+/* Child k has ended with `status`: rank 0 hears of it. */
+static int ended(agent *a, int k, int status)
 {
     int slot = a->c[k].slot;
     a->c[k] = a->c[--a->n];
-    return agent_send(0, AGENT_ENDED, slot, status, why, why ? strlen(why) : 0, a->err);
+    return agent_send(0, AGENT_ENDED, slot, status, NULL, 0, a->err);
 }
 
-/* Fails to start the trial of `slot`, saying why to rank 0. */
+/* Fails to start the trial of `slot`, saying why to rank 0: fmt takes this rank, its host,
+ * `what` and errno's text. */
 static int cannot_start(agent *a, int slot, const char *fmt, const char *what)
 {
+    int error = errno;
     char host[256] = "?", why[1024];
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    snprintf(why, sizeof why, fmt, job_rank(), host, what, strerror(errno));
+    snprintf(why, sizeof why, fmt, job_rank(), host, what, strerror(error));
     return agent_send(0, AGENT_ENDED, slot, 0, why, strlen(why), a->err);
 }
 
@@ -158,7 +161,7 @@ static int relay(agent *a, int k)
     int status = 0;
     while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return ended(a, k, status, NULL);
+    return ended(a, k, status);
 }
 
 /* Every trial gets `sig`, and the agent waits for them to end. */

@@ -12,7 +12,6 @@
 #include "tune_run.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,19 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "fileio.h"
+#include "mpi_comm.h"
 #include "options.h"
 #include "resume.h"
 #include "run_files.h"
-#include "mpi_comm.h"
 #include "trial_process.h"
 #include "tune_agent.h"
 
