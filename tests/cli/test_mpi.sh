@@ -234,32 +234,39 @@ ranks() {
 # those seconds at the end of a job stopped by a signal.)
 KILL_OPTS=(--mca odls_base_sigkill_timeout 3)
 
-# start_long DIR [MPIRUN OPTIONS]: starts the long run in the background (PID), waits for its
-# first checkpoint and freezes rank 1 (SIGSTOP), so that whatever comes next happens mid-run.
-start_long() {
-    "${MPIRUN[@]}" "${@:2}" "$NABLA" "${LONG[@]}" --out "$1" \
-        >"$WORK/stdout" 2>"$WORK/stderr" &
+# start_frozen DIR WHEN [MPIRUN OPTIONS] -- ARGS...: `mpirun ... nabla ARGS --out DIR` in the
+# background (PID); once `WHEN DIR` holds, rank 1 is frozen (SIGSTOP), so that whatever comes
+# next happens in the middle of the job. R0 and R1 are the ranks' PIDs.
+start_frozen() {
+    local dir=$1 when=$2 opts=()
+    shift 2
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    "${MPIRUN[@]}" "${opts[@]}" "$NABLA" "$@" --out "$dir" >"$WORK/stdout" 2>"$WORK/stderr" &
     PID=$!
     local i
     for ((i = 0; i < 3000; i++)); do
-        [ -s "$1/checkpoint.safetensors" ] && ranks "$PID" && break
+        "$when" "$dir" && ranks "$PID" && break
         kill -0 "$PID" 2>/dev/null || break
         sleep 0.01
     done
     if [ -n "$R1" ] && kill -STOP "$R1" 2>/dev/null; then
         return 0
     fi
-    fail "$1: the run did not reach its first checkpoint (stderr: $(head -c 300 "$WORK/stderr"))"
+    fail "$dir: $when never held (stderr: $(head -c 300 "$WORK/stderr"))"
     kill -9 "$PID" 2>/dev/null
     wait "$PID"
     return 1
 }
 
+# has_checkpoint DIR: the run has written its first checkpoint.
+has_checkpoint() { [ -s "$1/checkpoint.safetensors" ]; }
+
 # no_temporaries DIR: no temporary file left behind.
 no_temporaries() { [ -z "$(find "$1" -name '*.tmp.*' -o -name '*.next.*')" ]; }
 
 # ---- 6. a rank killed mid-run ----
-if start_long killed "${KILL_OPTS[@]}"; then
+if start_frozen killed has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
     kill -9 "$R1"
     wait "$PID"
     RC=$?
@@ -287,7 +294,7 @@ if start_long killed "${KILL_OPTS[@]}"; then
 fi
 
 # ---- 7. SIGTERM, as mpirun sends every rank on Ctrl-C, each at its own moment ----
-if start_long stopped; then
+if start_frozen stopped has_checkpoint -- "${LONG[@]}"; then
     kill -TERM "$R0" "$R1"
     kill -CONT "$R1"
     wait "$PID"
@@ -309,6 +316,9 @@ fi
 SPACE="lr=log(1e-3,3e-1); beta=1-log(0.5,0.99); units=choice(64,128); depth=int(1,2); batchnorm=choice(on,off)"
 STUDY=(tune --data spirals --samples 100000 --epochs 3 --batch-size 40 --checkpoint-every 100
        --space "$SPACE" --trials 8 --prune asha --seed 3 --threads 1 --quiet)
+# no_trials_left STUDY: no trial process of STUDY is running.
+no_trials_left() { ! pgrep -f -- "--out $1/trial[s]/" >/dev/null; }
+
 run "${STUDY[@]}" --workers 2 --out study1
 check "tune, 1 process, 2 workers: exit 0" [ "$RC" -eq 0 ]
 mpi "${STUDY[@]}" --workers 1 --out study2
@@ -322,31 +332,13 @@ check "tune, 2 ranks: the same best trial ($B)" [ "$(json study2/best.json "j['t
 check "tune, 2 ranks: the same best model, bit for bit" \
     cmp "study1/trials/$B/model.safetensors" "study2/trials/$B/model.safetensors"
 check "tune, 2 ranks: the summary printed once" [ "$(count "best: trial" "$WORK/stdout")" -eq 1 ]
-check "tune, 2 ranks: no trial process left" bash -c "! pgrep -f -- '--out study2/trial[s]/'"
+check "tune, 2 ranks: no trial process left" no_trials_left study2
 
-# start_study DIR [MPIRUN OPTIONS]: the study under mpirun in the background (PID), once rank 1
-# runs a trial (its first event in the journal); rank 1 is then frozen (SIGSTOP), so the study
-# cannot end before whatever comes next.
-start_study() {
-    "${MPIRUN[@]}" "${@:2}" "$NABLA" "${STUDY[@]}" --workers 1 \
-        --out "$1" >"$WORK/stdout" 2>"$WORK/stderr" &
-    PID=$!
-    local i
-    for ((i = 0; i < 3000; i++)); do
-        grep -q '"rank":1' "$1/journal.jsonl" 2>/dev/null && ranks "$PID" && break
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.01
-    done
-    if [ -n "$R1" ] && kill -STOP "$R1" 2>/dev/null; then
-        return 0
-    fi
-    fail "$1: rank 1 ran no trial (stderr: $(head -c 300 "$WORK/stderr"))"
-    kill -9 "$PID" 2>/dev/null
-    wait "$PID"
-    return 1
-}
+# rank1_ran_a_trial STUDY: the journal has a trial run by rank 1 (which cannot end while rank 1
+# is frozen, so neither can the study).
+rank1_ran_a_trial() { grep -q '"rank":1' "$1/journal.jsonl" 2>/dev/null; }
 
-if start_study study_stopped; then
+if start_frozen study_stopped rank1_ran_a_trial -- "${STUDY[@]}" --workers 1; then
     kill -TERM "$R0" "$R1"
     kill -CONT "$R1"
     wait "$PID"
@@ -354,23 +346,21 @@ if start_study study_stopped; then
     check "tune, SIGTERM: the job exits 143 (got $RC)" [ "$RC" -eq 143 ]
     check "tune, SIGTERM: rank 0 says how to continue, once" \
         [ "$(count "Run the same command again to continue" "$WORK/stderr")" -eq 1 ]
-    check "tune, SIGTERM: no trial process left" \
-        bash -c "! pgrep -f -- '--out study_stopped/trial[s]/'"
+    check "tune, SIGTERM: no trial process left" no_trials_left study_stopped
     mpi "${STUDY[@]}" --workers 1 --out study_stopped
     check "tune, SIGTERM: the same command continues (exit $RC)" [ "$RC" -eq 0 ]
     check "tune, SIGTERM, continued: the uninterrupted study's trials" \
         diff <(study_outcome study1) <(study_outcome study_stopped)
 fi
 
-if start_study study_killed "${KILL_OPTS[@]}"; then
+if start_frozen study_killed rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}" --workers 1; then
     kill -9 "$R1"
     wait "$PID"
     RC=$?
     check "tune, rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
     check "tune, rank 1 killed: rank 0 says a rank is gone and how to continue" \
         grep -q "nabla: the study directory is intact; the same command" "$WORK/stderr"
-    check "tune, rank 1 killed: no trial process left" \
-        bash -c "! pgrep -f -- '--out study_killed/trial[s]/'"
+    check "tune, rank 1 killed: no trial process left" no_trials_left study_killed
     run "${STUDY[@]}" --workers 2 --out study_killed
     check "tune, rank 1 killed: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
     check "tune, rank 1 killed, continued: the uninterrupted study's trials" \
