@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from bench_args import check_args
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 OPTUNA_SCRIPT = os.path.join(HERE, "tune_optuna.py")
@@ -336,12 +338,7 @@ def parse_args():
     p.add_argument("--skip-nabla", action="store_true",
                    help="compare only the two Optuna samplers (while `nabla tune` is missing)")
     args = p.parse_args()
-    for name in ("repeats", "trials", "epochs", "workers"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
-    if not (os.path.isfile(args.nabla) and os.access(args.nabla, os.X_OK)):
-        p.error(f"--nabla {args.nabla}: not an executable file (build it with `make`)")
-    args.nabla = os.path.abspath(args.nabla)
+    check_args(p, args, ("repeats", "trials", "epochs", "workers"))
     return args
 
 

@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 
+from bench_args import check_args
+
 try:
     import optuna
 except ImportError:
@@ -239,12 +241,7 @@ def parse_args(argv=None):
                                  "[a temporary directory, removed at the end]")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = p.parse_args(argv)
-    for name in ("trials", "epochs", "workers"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
-    if not (os.path.isfile(args.nabla) and os.access(args.nabla, os.X_OK)):
-        p.error(f"--nabla {args.nabla}: not an executable file (build it with `make`)")
-    args.nabla = os.path.abspath(args.nabla)
+    check_args(p, args, ("trials", "epochs", "workers"))
     return args
 
 

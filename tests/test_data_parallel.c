@@ -423,6 +423,13 @@ static void ranks_train(run *ranks, int size)
         pthread_join(threads[r], NULL);
 }
 
+static void ranks_free(run *ranks, hub *h, int size)
+{
+    for (int r = 0; r < size; r++)
+        run_free(&ranks[r]);
+    hub_destroy(h);
+}
+
 static void reference_train(run *ref, const setup *s, const sets *d)
 {
     run_init(ref, s, d, s->batch > 0 ? s->batch : d->train.n, 7);
@@ -563,10 +570,8 @@ static void check_against_one_process(const setup *s, int n_train, const char *w
     }
     assert_false(h.mismatched);
     assert_matches_reference(ranks, &ref, s->size, what);
-    for (int r = 0; r < s->size; r++)
-        run_free(&ranks[r]);
+    ranks_free(ranks, &h, s->size);
     run_free(&ref);
-    hub_destroy(&h);
     data_free(&d);
 }
 
@@ -640,10 +645,8 @@ static void test_per_rank_batchnorm_differs_from_one_process(void **state)
     /* Still training: the loss went down. */
     assert_true(ranks[0].metrics[ranks[0].n_metrics - 1].train_loss <
                 ranks[0].metrics[0].train_loss);
-    for (int r = 0; r < s.size; r++)
-        run_free(&ranks[r]);
+    ranks_free(ranks, &h, s.size);
     run_free(&ref);
-    hub_destroy(&h);
     data_free(&d);
 }
 
@@ -687,9 +690,7 @@ static void test_per_rank_batchnorm_keeps_rank_0s_statistics(void **state)
     run_init(&fresh, &s, &d, 2, 7);
     assert_true(model_hash(&fresh.model) != model_hash(&ranks[0].model));
     run_free(&fresh);
-    for (int r = 0; r < s.size; r++)
-        run_free(&ranks[r]);
-    hub_destroy(&h);
+    ranks_free(ranks, &h, s.size);
     data_free(&d);
 }
 
@@ -761,10 +762,8 @@ static void test_nan_on_one_rank_stops_all(void **state)
                    ref.metrics[0].dev.loss);
         /* Without batch norm the sample's rows are the only NaN ones: only its rank saw it. */
         assert_matches_reference(ranks, &ref, s.size, bn ? "NaN guard, sync bn" : "NaN guard");
-        for (int r = 0; r < s.size; r++)
-            run_free(&ranks[r]);
+        ranks_free(ranks, &h, s.size);
         run_free(&ref);
-        hub_destroy(&h);
         data_free(&d);
     }
 }
@@ -906,9 +905,7 @@ static void test_one_rank_stops_all(void **state)
         assert_false(ranks[r].res.interrupted);
     }
     assert_ranks_equal(ranks, s.size);
-    for (int r = 0; r < s.size; r++)
-        run_free(&ranks[r]);
-    hub_destroy(&h);
+    ranks_free(ranks, &h, s.size);
 
     ranks_init(ranks, &h, &s, &d);
     ranks[1].flag_stop_at = 9;
@@ -922,9 +919,7 @@ static void test_one_rank_stops_all(void **state)
     }
     assert_false(h.mismatched);
     assert_ranks_equal(ranks, s.size);
-    for (int r = 0; r < s.size; r++)
-        run_free(&ranks[r]);
-    hub_destroy(&h);
+    ranks_free(ranks, &h, s.size);
     data_free(&d);
 }
 
@@ -947,9 +942,7 @@ static void test_failures_are_shared(void **state)
     assert_non_null(strstr(ranks[1].err.msg, "the learning rate is 0.02 here but 0.01 on rank 0"));
     assert_non_null(strstr(ranks[0].err.msg, "configuration"));
     assert_int_equal(ranks[0].res.steps, 0);
-    for (int r = 0; r < s.size; r++)
-        run_free(&ranks[r]);
-    hub_destroy(&h);
+    ranks_free(ranks, &h, s.size);
 
     /* One rank's training set is not the model's: the other fails with it. */
     nb_dataset other = {0};
@@ -965,9 +958,7 @@ static void test_failures_are_shared(void **state)
     assert_non_null(strstr(ranks[0].err.msg, "another rank"));
     other.features = 2;
     nb_dataset_free(&other);
-    for (int r = 0; r < s.size; r++)
-        run_free(&ranks[r]);
-    hub_destroy(&h);
+    ranks_free(ranks, &h, s.size);
 
     ranks_init(ranks, &h, &s, &d);
     h.fail_at = 40;
@@ -975,10 +966,9 @@ static void test_failures_are_shared(void **state)
     for (int r = 0; r < s.size; r++) {
         assert_int_equal(ranks[r].rc_train, -1);
         assert_non_null(strstr(ranks[r].err.msg, "injected failure at call 40"));
-        run_free(&ranks[r]);
     }
     assert_false(h.mismatched);
-    hub_destroy(&h);
+    ranks_free(ranks, &h, s.size);
     data_free(&d);
 }
 

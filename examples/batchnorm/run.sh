@@ -12,29 +12,19 @@
 # steps), for the tests; --lr: SGD's learning rate [0.5]; --epochs: the budget [10].
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-QUICK=0
 LR=0.5
 EPOCHS=10
-POSITIONAL=()
+REST=()
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) QUICK=1 ;;
         --lr) LR=${2:?run.sh: --lr needs a value}; shift ;;
         --epochs) EPOCHS=${2:?run.sh: --epochs needs a value}; shift ;;
-        -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
-        -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-        *) POSITIONAL+=("$1") ;;
+        *) REST+=("$1") ;;
     esac
     shift
 done
-[ ${#POSITIONAL[@]} -le 2 ] || { echo "run.sh: at most two arguments: NABLA OUT" >&2; exit 2; }
-NABLA=${POSITIONAL[0]:-$ROOT/build/nabla}
-OUT=${POSITIONAL[1]:-$ROOT/runs/batchnorm}
-[ -x "$NABLA" ] || { echo "run.sh: no nabla program at $NABLA (build it with make)" >&2; exit 1; }
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
-PY=python3
-STARTED=$SECONDS
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+example_start batchnorm "${REST[@]}"
 
 # 60,000 training images / 60 = 1,000 steps an epoch. The trace records the last hidden layer
 # (the default), unit 0, 20 times an epoch (step 1 and every 50 steps).

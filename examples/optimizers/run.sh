@@ -12,24 +12,8 @@
 # alone (for the tests); the default is the full experiment, repeated over seeds 0-4.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-QUICK=0
-POSITIONAL=()
-for arg in "$@"; do
-    case $arg in
-        --quick) QUICK=1 ;;
-        -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
-        -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
-        *) POSITIONAL+=("$arg") ;;
-    esac
-done
-[ ${#POSITIONAL[@]} -le 2 ] || { echo "run.sh: at most two arguments: NABLA OUT" >&2; exit 2; }
-NABLA=${POSITIONAL[0]:-$ROOT/build/nabla}
-OUT=${POSITIONAL[1]:-$ROOT/runs/optimizers}
-[ -x "$NABLA" ] || { echo "run.sh: no nabla program at $NABLA (build it with make)" >&2; exit 1; }
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
-PY=python3
-STARTED=$SECONDS
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+example_start optimizers "$@"
 
 # The course: 300 points, noise 0.2, layers [2, 5, 2, 1] (here a 2-way softmax output),
 # mini-batches of 64, 5000 epochs, beta 0.9, Adam 0.9/0.999/1e-8. nabla's moons are sklearn's

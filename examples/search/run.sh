@@ -16,24 +16,8 @@
 # tests); the default is the full experiment (20 seeds, 9 and 16 trials of 10 epochs).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-QUICK=0
-POSITIONAL=()
-for arg in "$@"; do
-    case $arg in
-        --quick) QUICK=1 ;;
-        -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
-        -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
-        *) POSITIONAL+=("$arg") ;;
-    esac
-done
-[ ${#POSITIONAL[@]} -le 2 ] || { echo "run.sh: at most two arguments: NABLA OUT" >&2; exit 2; }
-NABLA=${POSITIONAL[0]:-$ROOT/build/nabla}
-OUT=${POSITIONAL[1]:-$ROOT/runs/search}
-[ -x "$NABLA" ] || { echo "run.sh: no nabla program at $NABLA (build it with make)" >&2; exit 1; }
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
-PY=python3
-STARTED=$SECONDS
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+example_start search "$@"
 
 # The important hyperparameter, Adam's learning rate, with one unimportant one (2d) or three
 # (4d); the ranking study over the 4d space shows which matter.
