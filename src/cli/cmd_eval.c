@@ -1,4 +1,4 @@
-/* nabla eval: loss and accuracy of a saved model on the test split of a data set. */
+/* nabla eval: loss and accuracy of a saved model on a split of a data set (test by default). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +17,15 @@ void usage_eval(FILE *out)
 "usage: nabla eval --model F.safetensors [options]\n"
 "\n"
 "Evaluates a model written by `nabla train` (or --save-weights) on the test split of a data\n"
-"set: the t10k files of an IDX directory, the CSV file itself, or the synthetic test set.\n"
-"A model trained with --normalize standard applies its saved mean and std to the data.\n"
+"set: the t10k files of an IDX directory, the CSV file itself, or the synthetic test set;\n"
+"or, with --split, on the training data as `nabla train` read it (its dev split held out\n"
+"as train did it, given the same --dev-fraction and --seed). A model trained with\n"
+"--normalize standard applies its saved mean and std to the data.\n"
 "\n"
 "  --model F             the model, a .safetensors file (required)\n"
+"  --split S             test|train|dev: which data [test]; train and dev are the training\n"
+"                        set without and with only the dev split of --dev-fraction\n"
+"  --dev-fraction F      the dev split train held out, 0 <= F < 1 (dev needs F > 0) [0]\n"
 "  --data D              fashion-mnist, a directory of IDX files, a CSV file, or\n"
 "                        moons|circles|spirals [fashion-mnist]\n"
 "                        (fashion-mnist is read from %s)\n"
@@ -28,7 +33,8 @@ void usage_eval(FILE *out)
 "  --samples N           synthetic sets: the training size given to train (at most\n"
 "                        10000000); the test set has max(200, N/4) samples [1000]\n"
 "  --noise X             synthetic sets: noise [0.2]\n"
-"  --seed N              synthetic sets: the seed given to train (test set: seed + 1) [0]\n"
+"  --seed N              the seed given to train: synthetic sets (test set: seed + 1) and\n"
+"                        the dev split [0]\n"
 "  --batch-size N        samples per forward pass [256]\n"
 "  --threads N           threads for matrix products [all cores: %d]\n"
 "  --json                print {\"loss\":..,\"accuracy\":..,\"samples\":..}\n"
@@ -38,7 +44,7 @@ void usage_eval(FILE *out)
 
 enum {
     OPT_MODEL = 256, OPT_DATA, OPT_TEST, OPT_SAMPLES, OPT_NOISE, OPT_SEED, OPT_BATCH_SIZE,
-    OPT_THREADS, OPT_JSON
+    OPT_THREADS, OPT_JSON, OPT_SPLIT, OPT_DEV_FRACTION
 };
 
 static const struct option long_options[] = {
@@ -51,13 +57,19 @@ static const struct option long_options[] = {
     {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"json", no_argument, NULL, OPT_JSON},
+    {"split", required_argument, NULL, OPT_SPLIT},
+    {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
+enum split { SPLIT_TEST, SPLIT_TRAIN, SPLIT_DEV };
+
 typedef struct eval_options {
     const char *model;
     data_source src;
+    enum split split;
+    double dev_fraction;
     int data_given;     /* --data was on the command line, not the default */
     int batch_size;
     int threads;
@@ -113,6 +125,22 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
         case OPT_BATCH_SIZE: rc = positive_int("--batch-size", optarg, &o->batch_size); break;
         case OPT_THREADS: rc = positive_int("--threads", optarg, &o->threads); break;
         case OPT_JSON: o->json = 1; break;
+        case OPT_SPLIT:
+            if (strcmp(optarg, "test") == 0)
+                o->split = SPLIT_TEST;
+            else if (strcmp(optarg, "train") == 0)
+                o->split = SPLIT_TRAIN;
+            else if (strcmp(optarg, "dev") == 0)
+                o->split = SPLIT_DEV;
+            else
+                rc = -1, cli_usage_error(CMD, "--split must be test, train or dev, got '%s'",
+                                         optarg);
+            break;
+        case OPT_DEV_FRACTION:
+            rc = cli_parse_double(CMD, "--dev-fraction", optarg, &o->dev_fraction);
+            if (rc == 0 && !(o->dev_fraction >= 0 && o->dev_fraction < 1))
+                rc = -1, cli_usage_error(CMD, "--dev-fraction must be in [0, 1), got %s", optarg);
+            break;
         case 'h':
             usage_eval(stdout);
             *exit_code = EXIT_OK;
@@ -130,6 +158,15 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
     }
     if (!o->model) {
         cli_usage_error(CMD, "--model F.safetensors is required");
+        return -1;
+    }
+    if (o->split == SPLIT_DEV && o->dev_fraction == 0) {
+        cli_usage_error(CMD, "--split dev needs the --dev-fraction the model was trained with");
+        return -1;
+    }
+    if (o->split != SPLIT_TEST && o->src.test) {
+        cli_usage_error(CMD, "--test names a test set, but --split %s evaluates the training "
+                             "data", o->split == SPLIT_TRAIN ? "train" : "dev");
         return -1;
     }
     return 0;
@@ -163,13 +200,37 @@ static int print_json(const nb_eval_result *res)
     return EXIT_OK;
 }
 
+/* The training data as `nabla train` read it, and the part --split asks for: all of it less
+ * the dev split, or the dev split alone. */
+static int load_training_split(const eval_options *o, nb_dataset *d, nb_error *err)
+{
+    data_source src = o->src;
+    src.no_test = 1;
+    nb_dataset none, dev;
+    memset(&dev, 0, sizeof dev);
+    if (data_load_train(&src, d, &none, err) != 0)
+        return -1;
+    nb_dataset_free(&none);
+    if (o->dev_fraction > 0 &&
+        nb_dataset_split(d, (float)o->dev_fraction, o->src.seed, &dev, err) != 0)
+        return -1;
+    if (o->split == SPLIT_DEV) {
+        nb_dataset_free(d);
+        *d = dev;
+    } else {
+        nb_dataset_free(&dev);
+    }
+    return 0;
+}
+
 /* Loads the model and the data, applies the model's input standardization, evaluates. */
 static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_result *res,
                     nb_error *err)
 {
     /* The data first: its size bounds the batch the model is compiled for, so that a large
-     * --batch-size costs no more memory than the whole test set. */
-    if (data_load_eval(&o->src, d, err) != 0)
+     * --batch-size costs no more memory than the whole data. */
+    if ((o->split == SPLIT_TEST ? data_load_eval(&o->src, d, err)
+                                : load_training_split(o, d, err)) != 0)
         return -1;
     if (nb_model_load(m, o->model, o->batch_size < d->n ? o->batch_size : d->n, err) != 0)
         return -1;

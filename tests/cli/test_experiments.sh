@@ -57,14 +57,16 @@ import json, sys
 s = {o: json.load(open(f"{sys.argv[1]}/constant/{o}/summary.json"))["train_loss"] for o in ("sgd", "momentum")}
 assert 0 < abs(s["sgd"] - s["momentum"]) < 0.01, s
 EOF
-check "optimizers: the table prints each run's numbers" "$PY" - "$O" "$WORK/optimizers.out" <<'EOF'
+check "optimizers: the table prints each run's numbers (train: nabla eval --split train)" "$PY" - "$O" "$WORK/optimizers.out" <<'EOF'
 import json, sys
 out, printed = sys.argv[1], open(sys.argv[2]).read().splitlines()
 rows = [l.split() for l in printed if l.split()[:1] in (["constant"], ["decay"])]
 assert len(rows) == 6, printed
 for r in rows:
     s = json.load(open(f"{out}/{r[0]}/{r[1]}/summary.json"))
-    assert r[2:5] == [f"{s['train_loss']:.4f}", f"{s['train_accuracy']:.4f}", f"{s['test_accuracy']:.4f}"], r
+    e = json.load(open(f"{out}/{r[0]}/{r[1]}/train_eval.json"))
+    assert e["samples"] == 300, e
+    assert r[2:5] == [f"{e['loss']:.4f}", f"{e['accuracy']:.4f}", f"{s['test_accuracy']:.4f}"], r
 EOF
 for schedule in constant decay; do
     R=$O/$schedule/report.html

@@ -110,6 +110,28 @@ check "eval of another seed's test set runs" [ "$RC" -eq 0 ]
 check "eval --samples sizes the synthetic test set like train does" bash -c \
     "'$NABLA' eval --model moons/model.safetensors --data moons --samples 2000 --json | grep -q '\"samples\":500}'"
 
+# ---- eval --split: the training data as train read it, its dev split held out the same way ----
+run train --data moons --samples 500 --layers 16,16 --lr 0.01 --epochs 30 --dev-fraction 0.2 \
+    --seed 5 --out moons-dev --quiet
+DEV=(--model moons-dev/model.safetensors --data moons --samples 500 --seed 5 --json)
+run eval "${DEV[@]}" --split dev --dev-fraction 0.2
+cp "$WORK/stdout" dev.json
+check "eval --split dev: the 100 dev samples and the summary's dev accuracy and loss" "$PY" - <<'EOF'
+import json
+e = json.load(open("dev.json"))
+s = json.load(open("moons-dev/summary.json"))
+assert e["samples"] == 100 and e["accuracy"] == s["dev_accuracy"], (e, s)
+assert abs(e["loss"] - s["dev_loss"]) < 1e-5, (e, s)
+EOF
+run eval "${DEV[@]}" --split train --dev-fraction 0.2
+check "eval --split train with the dev fraction: the other 400 samples" \
+    grep -q '"samples":400}' "$WORK/stdout"
+run eval "${DEV[@]}" --split train
+check "eval --split train: all 500 training samples" grep -q '"samples":500}' "$WORK/stdout"
+run eval "${DEV[@]}" --split dev --dev-fraction 0.2 --seed 6
+check "eval --split dev: another seed holds out other samples" \
+    bash -c "! cmp -s dev.json '$WORK/stdout'"
+
 # ---- --normalize standard round-trips through the model file ----
 # Features far from zero and on very different scales: standardization is what makes this
 # trainable in a few epochs, and eval must apply the saved mean and std to match.

@@ -27,7 +27,7 @@ for default in "[fashion-mnist]" "[256,128]" "[relu]" "[adam]" "[0.001]" "[0.9]"
     check "train --help shows the default $default" grep -qF -- "$default" "$WORK/stdout"
 done
 run eval --help
-for opt in model data test json batch-size samples noise seed threads; do
+for opt in model data test json batch-size samples noise seed threads split dev-fraction; do
     check "eval --help lists --$opt" grep -q -- "--$opt\b" "$WORK/stdout"
 done
 # The full manual covers both commands.
@@ -164,5 +164,13 @@ usage_error "nabla eval: --samples must be > 0" eval --model m.safetensors --sam
 usage_error "nabla eval: unknown option '--bogus'" eval --model m.safetensors --bogus
 usage_error "nabla eval: --test needs a CSV --data" eval --model m.safetensors --data moons \
     --test "$WORK/tiny.csv"
+usage_error "nabla eval: --split must be test, train or dev, got 'val'" eval \
+    --model m.safetensors --split val
+usage_error "nabla eval: --split dev needs the --dev-fraction the model was trained with" eval \
+    --model m.safetensors --split dev
+usage_error "nabla eval: --dev-fraction must be in [0, 1), got 1" eval --model m.safetensors \
+    --split dev --dev-fraction 1
+usage_error "nabla eval: --test names a test set, but --split train evaluates the training data" \
+    eval --model m.safetensors --data "$WORK/tiny.csv" --test "$WORK/tiny.csv" --split train
 
 finish
