@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evaluate.h"
 #include "graph_internal.h"
 
 /* ---- data-parallel training ----
@@ -375,6 +376,16 @@ int evaluate_epoch(const dp_run *dp, nb_model *m, const nb_dataset *dev,
         out[k]->accuracy = sums[2 * k + 1] / sets[k]->n;
     }
     return 0;
+}
+
+/* The checkpoint callback, if any; a failure without a message gets one. */
+static int checkpoint(const nb_train_config *cfg, const nb_train_state *st, nb_error *err)
+{
+    if (!cfg->on_checkpoint || cfg->on_checkpoint(st, cfg->user, err) == 0)
+        return 0;
+    if (!err->msg[0])
+        nb_fail(err, "the checkpoint callback stopped training");
+    return -1;
 }
 
 /* A checkpoint (on every rank: the callback decides who writes) and whether to stop after it

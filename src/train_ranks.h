@@ -36,10 +36,4 @@ int evaluate_epoch(const dp_run *dp, nb_model *m, const nb_dataset *dev, const n
 int checkpoint_all(const dp_run *dp, const nb_train_config *cfg, const nb_train_state *st,
                    int read_stop, int *interrupted, nb_error *err);
 
-/* From train.c. */
-int count_correct(const nb_model *m, int batch);
-int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *loss_sum,
-                  long *correct, nb_error *err);
-int checkpoint(const nb_train_config *cfg, const nb_train_state *st, nb_error *err);
-
 #endif /* NABLA_TRAIN_RANKS_H */
