@@ -7,7 +7,7 @@
  * Under mpirun (mpi_comm.h) every rank runs all of this with the same arguments and trains on
  * its shard of each mini-batch; only rank 0 writes files and prints. The ranks start together
  * (all set up, with the same configuration and data, or none goes on) and vote on every
- * decision one of them makes alone (see "keeping the ranks in step"). */
+ * decision one of them makes alone (train_lockstep.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,13 +19,7 @@
 
 #include "cli.h"
 #include "mpi_comm.h"
-#include "options.h"
-#include "progress.h"
-#include "resume.h"
-#include "run_files.h"
-#include "trial_channel.h"
-#include "train_options.h"
-#include "train_trace.h"
+#include "train_run.h"
 
 static const char *const CMD = "train";
 
@@ -45,39 +39,6 @@ static int check_data_options(const train_options *o, data_kind kind, int *exit_
     }
     return 0;
 }
-
-/* Everything a run holds; released in one place. */
-typedef struct train_run {
-    train_options opt;
-    data_kind kind;
-    const char *data_path;
-    nb_dataset train, dev, test;
-    nb_model model;
-    char out_dir[CLI_MAX_PATH];
-    char *metrics_path;
-    metrics_log log;             /* metrics.jsonl's lines, for checkpoints */
-    char *argv_json;             /* the arguments checkpoints store */
-    char cwd[CLI_MAX_PATH];      /* ... and the directory they are relative to */
-    resume_point resume;         /* --resume: the checkpoint */
-    nb_train_state state;        /* --resume: the state it holds */
-    int have_state;
-    progress prog;
-    nb_error err;
-    int callback_failed;
-    trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
-    int tuner_gone;
-    double last_checkpoint;      /* monotonic_seconds() when the last one was written */
-    double checkpoint_cost;      /* seconds it took (0 before the first) */
-    double last_train_accuracy;  /* of the last epoch, for the summary */
-    double last_train_loss;
-    train_trace trace;           /* --trace-activations and --eval-every */
-    /* Under mpirun with several ranks (else comm is NULL and writer 1). */
-    const nb_comm *comm;
-    int writer;                  /* rank 0: writes the files, prints */
-    volatile sig_atomic_t agreed_stop; /* the stop signal as the ranks agreed on it (cfg.stop) */
-    int peer_failed;             /* another rank's failure stopped the run: nothing to say */
-    char ranks_text[16];         /* the job's size, for the checkpoints' metadata */
-} train_run;
 
 static void run_free(train_run *r)
 {
@@ -220,263 +181,6 @@ static int check_save_path(const char *path, nb_error *err)
                      strerror(errno));
     free(dir);
     return rc;
-}
-
-static cJSON *json_seed(uint64_t seed)
-{
-    /* JSON numbers are doubles here: seeds beyond 2^53 go in as strings to stay exact. */
-    if (seed <= (1ULL << 53))
-        return cJSON_CreateNumber((double)seed);
-    char buf[32];
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
-    return cJSON_CreateString(buf);
-}
-
-static cJSON *json_string_or_null(const char *s)
-{
-    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
-}
-
-static int write_config(train_run *r)
-{
-    const train_options *o = &r->opt;
-    const nb_model_spec *s = &r->model.spec;
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return nb_fail(&r->err, "out of memory");
-    cJSON_AddStringToObject(j, "command", "train");
-    cJSON_AddStringToObject(j, "version", NABLA_VERSION);
-    cJSON_AddStringToObject(j, "data", o->src.data);
-    cJSON_AddStringToObject(j, "data_path", r->data_path);
-    cJSON_AddStringToObject(j, "data_kind", data_kind_name(r->kind));
-    cJSON_AddItemToObject(j, "test", json_string_or_null(o->src.test));
-    cJSON_AddNumberToObject(j, "features", s->inputs);
-    cJSON_AddNumberToObject(j, "classes", s->classes);
-    cJSON_AddNumberToObject(j, "train_samples", r->train.n);
-    cJSON_AddNumberToObject(j, "dev_samples", r->dev.n);
-    cJSON_AddNumberToObject(j, "test_samples", r->test.n);
-    if (r->kind == DATA_SYNTHETIC) {
-        cJSON_AddNumberToObject(j, "samples", o->src.samples);
-        cJSON_AddNumberToObject(j, "noise", o->src.noise);
-    } else {
-        cJSON_AddNullToObject(j, "samples");
-        cJSON_AddNullToObject(j, "noise");
-    }
-    cJSON_AddNumberToObject(j, "dev_fraction", o->dev_fraction);
-    cJSON_AddStringToObject(j, "normalize", o->normalize ? "standard" : "none");
-
-    cJSON_AddItemToObject(j, "layers", cJSON_CreateIntArray(s->hidden, s->n_hidden));
-    cJSON_AddStringToObject(j, "activation", nb_activation_name(s->activation));
-    cJSON_AddNumberToObject(j, "leaky_slope", o->leaky_slope);
-    cJSON_AddBoolToObject(j, "batchnorm", s->batchnorm);
-    cJSON_AddBoolToObject(j, "sync_batchnorm", o->sync_batchnorm);
-    size_t n_params = 0;
-    nb_graph_params(r->model.graph, &n_params);
-    cJSON_AddNumberToObject(j, "parameters", (double)n_params);
-    cJSON_AddItemToObject(j, "init_weights", json_string_or_null(o->init_weights));
-
-    cJSON_AddStringToObject(j, "optimizer", nb_optimizer_name(o->optimizer));
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "beta", o->beta);
-    cJSON_AddNumberToObject(j, "beta2", o->beta2);
-    cJSON_AddNumberToObject(j, "eps", o->eps);
-    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
-    cJSON_AddBoolToObject(j, "bias_correction", o->bias_correction);
-    if (o->batch_size > 0)
-        cJSON_AddNumberToObject(j, "batch_size", o->batch_size);
-    else
-        cJSON_AddStringToObject(j, "batch_size", "full");
-    cJSON_AddNumberToObject(j, "epochs", o->epochs);
-    if (o->max_steps > 0)
-        cJSON_AddNumberToObject(j, "max_steps", (double)o->max_steps);
-    else
-        cJSON_AddNullToObject(j, "max_steps");
-    cJSON_AddBoolToObject(j, "shuffle", o->shuffle);
-    cJSON_AddStringToObject(j, "lr_decay", nb_decay_name(o->decay));
-    cJSON_AddNumberToObject(j, "decay_rate", o->decay_rate);
-    cJSON_AddNumberToObject(j, "decay_interval", o->decay_interval);
-    cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
-
-    cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
-    cJSON_AddNumberToObject(j, "threads", o->threads);
-    cJSON_AddNumberToObject(j, "ranks", job_size());
-    cJSON_AddStringToObject(j, "blas_kernel", nb_blas_kernel());
-    cJSON_AddStringToObject(j, "out", r->out_dir);
-    if (o->checkpoint_every > 0)
-        cJSON_AddNumberToObject(j, "checkpoint_every", (double)o->checkpoint_every);
-    else
-        cJSON_AddStringToObject(j, "checkpoint_every", "epoch");
-    cJSON_AddItemToObject(j, "resumed_from", json_string_or_null(o->resume ? r->resume.used
-                                                                            : NULL));
-    cJSON_AddItemToObject(j, "save_weights", json_string_or_null(o->save_weights));
-    cJSON_AddBoolToObject(j, "trace_activations", o->trace);
-    if (o->trace) {
-        cJSON_AddNumberToObject(j, "trace_layer", o->trace_layer);
-        cJSON_AddNumberToObject(j, "trace_unit", o->trace_unit);
-        cJSON_AddNumberToObject(j, "trace_every", (double)o->trace_every);
-    } else {
-        cJSON_AddNullToObject(j, "trace_layer");
-        cJSON_AddNullToObject(j, "trace_unit");
-        cJSON_AddNullToObject(j, "trace_every");
-    }
-    if (o->eval_every > 0)
-        cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
-    else
-        cJSON_AddNullToObject(j, "eval_every");
-
-    int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
-    cJSON_Delete(j);
-    return rc;
-}
-
-static int write_summary(train_run *r, const nb_train_result *res, const nb_eval_result *dev,
-                         const nb_eval_result *test, double last_train_accuracy)
-{
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return nb_fail(&r->err, "out of memory");
-    json_add_split(j, "test", test);
-    cJSON_AddNumberToObject(j, "test_samples", test->n);
-    json_add_split(j, "dev", dev);
-    cJSON_AddNumberToObject(j, "dev_samples", dev->n);
-    /* No finished epoch (a NaN in the very first batch): no training metrics to report. */
-    cJSON_AddItemToObject(j, "train_loss", res->epochs > 0
-                                               ? cJSON_CreateNumber(r->last_train_loss)
-                                               : cJSON_CreateNull());
-    cJSON_AddItemToObject(j, "train_accuracy", res->epochs > 0
-                                                   ? cJSON_CreateNumber(last_train_accuracy)
-                                                   : cJSON_CreateNull());
-    cJSON_AddNumberToObject(j, "epochs", res->epochs);
-    cJSON_AddNumberToObject(j, "steps", (double)res->steps);
-    cJSON_AddNumberToObject(j, "samples", (double)res->samples);
-    cJSON_AddNumberToObject(j, "train_seconds", res->train_seconds);
-    cJSON_AddItemToObject(j, "samples_per_second",
-                          res->train_seconds > 0
-                              ? cJSON_CreateNumber((double)res->samples / res->train_seconds)
-                              : cJSON_CreateNull());
-    /* Under mpirun: the processes, and the time rank 0 spent in the sums over them
-     * (gradients, statistics), waiting for the slowest rank included. */
-    cJSON_AddNumberToObject(j, "ranks", job_size());
-    cJSON_AddNumberToObject(j, "allreduce_seconds", job_sum_seconds());
-    cJSON_AddNumberToObject(j, "allreduce_calls", (double)job_sum_calls());
-    cJSON_AddBoolToObject(j, "diverged", res->diverged);
-    if (res->diverged) {
-        cJSON_AddNumberToObject(j, "diverged_epoch", res->diverged_epoch + 1);
-        cJSON_AddNumberToObject(j, "diverged_step", (double)res->diverged_step + 1);
-    } else {
-        cJSON_AddNullToObject(j, "diverged_epoch");
-        cJSON_AddNullToObject(j, "diverged_step");
-    }
-    cJSON_AddStringToObject(j, "model", "model.safetensors");
-    int rc = write_json_file(r->out_dir, "summary.json", j, &r->err);
-    cJSON_Delete(j);
-    return rc;
-}
-
-/* ---- keeping the ranks in step ----
- * Under mpirun every rank runs nb_train, and a decision that ends training must be taken by all
- * of them at the same step, or one would wait for ever in a sum the others never join. Two
- * decisions are made by one rank alone: a stop signal (mpirun passes Ctrl-C on to every rank as
- * SIGTERM, but each gets it at its own moment) and a failure of rank 0 to write a file. So the
- * ranks vote, the largest vote winning: after every batch without waiting (its outcome counts
- * a step later, which costs nothing per step), and around every checkpoint, waiting: before
- * it, since a stop signal decides whether rank 0 writes it, and after, on whether it could.
- * cfg.stop points at the stop signal as agreed, which only a vote changes. (nb_train agrees on
- * the callbacks' answers and on *cfg.stop as well; the votes here make those answers, and
- * rank 0's checkpoint, the same on every rank in the first place, and tell the other ranks
- * when a failure is rank 0's, so that they keep quiet about it.) */
-enum { VOTE_FAILED, VOTE_SIGNAL, N_VOTES };
-
-static void my_votes(const train_run *r, int *v)
-{
-    v[VOTE_FAILED] = r->callback_failed || r->tuner_gone;
-    v[VOTE_SIGNAL] = *stop_signal_flag();
-}
-
-/* Takes the outcome of a vote; returns 1 when the run must stop on a failure. */
-static int apply_votes(train_run *r, const int *v)
-{
-    if (v[VOTE_SIGNAL] && !r->agreed_stop)
-        r->agreed_stop = v[VOTE_SIGNAL];
-    if (v[VOTE_FAILED] && !r->callback_failed) {
-        r->callback_failed = 1;
-        r->peer_failed = 1;   /* rank 0 failed, and says why */
-        nb_fail(&r->err, "another rank stopped the run");
-    }
-    return v[VOTE_FAILED] != 0;
-}
-
-/* The ranks lost touch: that is the run's error now. */
-static int vote_lost(train_run *r, const nb_error *e)
-{
-    if (!r->callback_failed || r->peer_failed) {
-        r->err = *e;
-        r->callback_failed = 1;
-        r->peer_failed = 0;
-    }
-    return 1;
-}
-
-static int vote_now(train_run *r)
-{
-    int pending[N_VOTES], v[N_VOTES];
-    nb_error e;
-    if (job_vote_settle(pending, N_VOTES, &e) != 0)
-        return vote_lost(r, &e);
-    my_votes(r, v);
-    for (int i = 0; i < N_VOTES; i++)
-        v[i] = pending[i] > v[i] ? pending[i] : v[i];
-    if (job_vote(v, N_VOTES, &e) != 0)
-        return vote_lost(r, &e);
-    return apply_votes(r, v);
-}
-
-static int vote_later(train_run *r)
-{
-    int mine[N_VOTES], agreed[N_VOTES];
-    nb_error e;
-    my_votes(r, mine);
-    if (job_vote_later(mine, agreed, N_VOTES, &e) != 0)
-        return vote_lost(r, &e);
-    return apply_votes(r, agreed);
-}
-
-/* The stop signal in force: the process's own, or under mpirun the agreed one. */
-static int stop_signal(const train_run *r)
-{
-    return r->comm ? r->agreed_stop : *stop_signal_flag();
-}
-
-/* "nabla train --resume DIR", with "mpirun -np N " in front under mpirun. */
-static void continue_command(const train_run *r, char *buf, size_t size)
-{
-    char launcher[48] = "";
-    if (r->comm)
-        snprintf(launcher, sizeof launcher, "mpirun -np %d ", job_size());
-    snprintf(buf, size, "%snabla train --resume %s", launcher, r->out_dir);
-}
-
-/* What rank 0 says if a stop finds it waiting for a rank that is gone (job_watch_stops): where
- * the last checkpoint is, as of now. */
-static void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps)
-{
-    if (!r->comm || !r->writer)
-        return;
-    char command[CLI_MAX_PATH + 64], text[3 * CLI_MAX_PATH];
-    continue_command(r, command, sizeof command);
-    int n = snprintf(text, sizeof text, "nabla: asked to stop while rank 0 waits for the other "
-                                        "ranks, which no longer answer: one of them is gone "
-                                        "(mpirun's message says which)\n");
-    if (n > 0 && (size_t)n < sizeof text) {
-        if (checkpoint)
-            snprintf(text + n, sizeof text - (size_t)n, "nabla: the last checkpoint, %s (step "
-                     "%lld), is intact; continue with: %s\n", checkpoint, (long long)steps,
-                     command);
-        else
-            snprintf(text + n, sizeof text - (size_t)n,
-                     "nabla: no checkpoint was written yet: start the run again\n");
-    }
-    job_watch_stops(stop_signal_flag(), text);
 }
 
 /* ---- callbacks from nb_train ----
@@ -707,13 +411,8 @@ static int train_and_report(train_run *r)
     r->last_checkpoint = monotonic_seconds();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
-    if (r->comm) {
-        /* The last batch's vote is still out, on every rank alike. */
-        int agreed[N_VOTES];
-        nb_error e;
-        if (job_vote_settle(agreed, N_VOTES, &e) != 0 && rc == 0)
-            vote_lost(r, &e);
-    }
+    if (r->comm)
+        vote_settle(r, rc == 0);
     progress_clear(&r->prog);
     if (train_trace_close(&r->trace, rc == 0 && !r->callback_failed ? &r->err
                                                                     : &(nb_error){{0}}) != 0)
@@ -754,7 +453,7 @@ static int train_and_report(train_run *r)
     if (rc == 0 && r->opt.save_weights)
         rc = nb_model_save(&r->model, r->opt.save_weights, &r->err);
     if (rc == 0)
-        rc = write_summary(r, &res, &dev, &test, r->last_train_accuracy);
+        rc = train_write_summary(r, &res, &dev, &test);
     if (rc != 0)
         return runtime_error(&r->err);
 
@@ -809,113 +508,6 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     return check_watch_options(r, code);
 }
 
-/* What must be the same on every rank for their sums to make sense: what shapes training (not,
- * say, --threads or --quiet) and the training data. (The weights, batch-norm statistics and
- * optimizer state need not be: nb_train starts every rank from rank 0's.) */
-static uint32_t run_fingerprint(const train_run *r)
-{
-    const train_options *o = &r->opt;
-    const nb_dataset *d = &r->train;
-    size_t n_params;
-    nb_graph_params(r->model.graph, &n_params);
-    char text[1024];
-    int n = snprintf(text, sizeof text,
-                     "layers %s act %d slope %.17g bn %d sync %d opt %d lr %.17g beta %.17g "
-                     "beta2 %.17g eps %.17g wd %.17g bc %d batch %d epochs %d max %lld shuffle %d "
-                     "decay %d rate %.17g interval %d warmup %d seed %llu normalize %d "
-                     "dev %.17g every %lld data %d x %d, %d classes, dev %d, test %d, params %zu",
-                     o->layers, (int)o->spec.activation, o->leaky_slope, o->spec.batchnorm,
-                     o->sync_batchnorm, (int)o->optimizer, o->lr, o->beta, o->beta2, o->eps,
-                     o->weight_decay, o->bias_correction, o->batch_size, o->epochs,
-                     (long long)o->max_steps, o->shuffle, (int)o->decay, o->decay_rate,
-                     o->decay_interval, o->warmup_epochs, (unsigned long long)o->src.seed,
-                     o->normalize, o->dev_fraction, (long long)o->checkpoint_every, d->n,
-                     d->features, d->classes, r->dev.n, r->test.n, n_params);
-    uint32_t c = nb_crc32c(0, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
-    size_t cells = (size_t)d->n * (size_t)d->features;
-    c = d->pixels ? nb_crc32c(c, d->pixels, cells) : nb_crc32c(c, d->values, cells * sizeof(float));
-    return nb_crc32c(c, d->labels, (size_t)d->n * sizeof *d->labels);
-}
-
-/* Under mpirun: the ranks go on together, all set up alike, or none does. Every rank ran the
- * same setup; a failure is usually the same everywhere (bad arguments), and rank 0 alone says
- * it, but one rank's own (its copy of the data missing on its machine) is told by that rank.
- * Then rank 0's fingerprint of the run goes to all, and each checks it has the same. Returns
- * 0 to go on, or -1 with *code set. */
-static int start_together(train_run *r, int failed, int *code)
-{
-    if (!r->comm)
-        return failed ? -1 : 0;
-    int rank = job_rank(), size = job_size();
-    nb_error e;
-    /* Anyone failed; rank 0 failed; the first other rank that did (as size - rank, the
-     * largest winning); rank 0's exit code. */
-    int v[4] = {failed, failed && rank == 0, failed && rank > 0 ? size - rank : 0,
-                rank == 0 && failed ? *code : 0};
-    if (job_vote(v, 4, &e) != 0) {
-        job_release_stderr(1);
-        fprintf(stderr, "nabla: %s\n", e.msg);
-        *code = EXIT_RUNTIME;
-        return -1;
-    }
-    if (v[0]) {
-        job_release_stderr(failed && !v[1]);
-        if (!v[1] && rank == 0)
-            fprintf(stderr, "nabla: rank %d could not set the run up (see its message); "
-                            "nothing was written\n", size - v[2]);
-        *code = v[1] ? v[3] : EXIT_RUNTIME;
-        return -1;
-    }
-    uint32_t mine = run_fingerprint(r), rank0 = mine;
-    int w[2] = {0, 0};
-    if (job_broadcast(&rank0, sizeof rank0, &e) == 0) {
-        w[0] = mine != rank0;
-        w[1] = w[0] ? size - rank : 0;
-        if (job_vote(w, 2, &e) != 0)
-            w[0] = -1;
-    } else {
-        w[0] = -1;
-    }
-    job_release_stderr(0);
-    if (w[0] < 0) {
-        fprintf(stderr, "nabla: %s\n", e.msg);
-        *code = EXIT_RUNTIME;
-        return -1;
-    }
-    if (w[0]) {
-        if (mine != rank0)
-            fprintf(stderr, "nabla: rank %d: its configuration or training data differ from "
-                            "rank 0's (not the same files on every machine?)\n", rank);
-        if (rank == 0)
-            fprintf(stderr, "nabla: rank %d does not have rank 0's configuration or training "
-                            "data; nothing was written\n", size - w[1]);
-        *code = EXIT_RUNTIME;
-        return -1;
-    }
-    return 0;
-}
-
-/* A run resumed on another number of processes: fine, but not bit for bit (rank 0 says so). */
-static void note_rank_change(const train_run *r)
-{
-    if (!r->opt.resume || !r->writer)
-        return;
-    const char *text = nb_st_meta_get(&r->resume.file, META_RANKS);
-    int was = text ? atoi(text) : 1;
-    if (was == job_size())
-        return;
-    if (r->opt.spec.batchnorm && !r->opt.sync_batchnorm)
-        fprintf(stderr, "nabla: note: the run had %d process%s and goes on with %d; batch norm "
-                        "takes its statistics per process (no --sync-batchnorm), so from here "
-                        "on it trains differently than it would have\n",
-                was, was == 1 ? "" : "es", job_size());
-    else
-        fprintf(stderr, "nabla: note: the run had %d process%s and goes on with %d; the global "
-                        "mini-batches are the same, so it ends with the uninterrupted run's "
-                        "weights up to rounding, not bit for bit\n",
-                was, was == 1 ? "" : "es", job_size());
-}
-
 /* Rank 0: the run directory and its first files. Returns 0, or -1 with *code set and the
  * message printed. */
 static int create_run_files(train_run *r, int *code)
@@ -925,7 +517,7 @@ static int create_run_files(train_run *r, int *code)
         return -1;
     }
     remove_stale_temporaries(r->out_dir);
-    if (write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
+    if (train_write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
         train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
                           r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
                           &r->err) != 0) {

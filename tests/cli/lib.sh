@@ -87,6 +87,18 @@ for t in sorted(final):
 EOF
 }
 
+# no_trials_left STUDY: no trial process of nabla tune's study STUDY (a path relative to $WORK)
+# is running; processes of another test's study of the same name (another directory) do not
+# count.
+no_trials_left() {
+    local pid here
+    here=$(cd "$WORK" && pwd -P)
+    for pid in $(pgrep -f -- "--out $1/trial[s]/"); do
+        [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$here" ] && return 1
+    done
+    return 0
+}
+
 finish() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]

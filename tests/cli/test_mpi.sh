@@ -316,9 +316,6 @@ fi
 SPACE="lr=log(1e-3,3e-1); beta=1-log(0.5,0.99); units=choice(64,128); depth=int(1,2); batchnorm=choice(on,off)"
 STUDY=(tune --data spirals --samples 100000 --epochs 3 --batch-size 40 --checkpoint-every 100
        --space "$SPACE" --trials 8 --prune asha --seed 3 --threads 1 --quiet)
-# no_trials_left STUDY: no trial process of STUDY is running.
-no_trials_left() { ! pgrep -f -- "--out $1/trial[s]/" >/dev/null; }
-
 run "${STUDY[@]}" --workers 2 --out study1
 check "tune, 1 process, 2 workers: exit 0" [ "$RC" -eq 0 ]
 mpi "${STUDY[@]}" --workers 1 --out study2

@@ -131,7 +131,7 @@ done
 check "killed at least twice" [ "$KILLS" -ge 2 ]
 expect_exit 0 "killed study: the same command finishes it" "${STUDY[@]}" --workers 2 --out k
 check "killed study: exactly 8 trials, none twice, same results" diff <(study_outcome w1) <(study_outcome k)
-check "killed study: no trial process left" bash -c "! pgrep -f -- '--out k/trial[s]/' >/dev/null"
+check "killed study: no trial process left" no_trials_left k
 
 # ---- SIGINT: stops with the checkpoints, the same command continues ---------------------------
 "$NABLA" "${STUDY[@]}" --workers 2 --out i >i.out 2>i.err &

@@ -1,0 +1,156 @@
+/* A `nabla train` run's config.json and summary.json (train_run.h). */
+#include <stdio.h>
+
+#include "mpi_comm.h"
+#include "train_run.h"
+
+static cJSON *json_seed(uint64_t seed)
+{
+    /* JSON numbers are doubles here: seeds beyond 2^53 go in as strings to stay exact. */
+    if (seed <= (1ULL << 53))
+        return cJSON_CreateNumber((double)seed);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
+    return cJSON_CreateString(buf);
+}
+
+static cJSON *json_string_or_null(const char *s)
+{
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+int train_write_config(train_run *r)
+{
+    const train_options *o = &r->opt;
+    const nb_model_spec *s = &r->model.spec;
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return nb_fail(&r->err, "out of memory");
+    cJSON_AddStringToObject(j, "command", "train");
+    cJSON_AddStringToObject(j, "version", NABLA_VERSION);
+    cJSON_AddStringToObject(j, "data", o->src.data);
+    cJSON_AddStringToObject(j, "data_path", r->data_path);
+    cJSON_AddStringToObject(j, "data_kind", data_kind_name(r->kind));
+    cJSON_AddItemToObject(j, "test", json_string_or_null(o->src.test));
+    cJSON_AddNumberToObject(j, "features", s->inputs);
+    cJSON_AddNumberToObject(j, "classes", s->classes);
+    cJSON_AddNumberToObject(j, "train_samples", r->train.n);
+    cJSON_AddNumberToObject(j, "dev_samples", r->dev.n);
+    cJSON_AddNumberToObject(j, "test_samples", r->test.n);
+    if (r->kind == DATA_SYNTHETIC) {
+        cJSON_AddNumberToObject(j, "samples", o->src.samples);
+        cJSON_AddNumberToObject(j, "noise", o->src.noise);
+    } else {
+        cJSON_AddNullToObject(j, "samples");
+        cJSON_AddNullToObject(j, "noise");
+    }
+    cJSON_AddNumberToObject(j, "dev_fraction", o->dev_fraction);
+    cJSON_AddStringToObject(j, "normalize", o->normalize ? "standard" : "none");
+
+    cJSON_AddItemToObject(j, "layers", cJSON_CreateIntArray(s->hidden, s->n_hidden));
+    cJSON_AddStringToObject(j, "activation", nb_activation_name(s->activation));
+    cJSON_AddNumberToObject(j, "leaky_slope", o->leaky_slope);
+    cJSON_AddBoolToObject(j, "batchnorm", s->batchnorm);
+    cJSON_AddBoolToObject(j, "sync_batchnorm", o->sync_batchnorm);
+    size_t n_params = 0;
+    nb_graph_params(r->model.graph, &n_params);
+    cJSON_AddNumberToObject(j, "parameters", (double)n_params);
+    cJSON_AddItemToObject(j, "init_weights", json_string_or_null(o->init_weights));
+
+    cJSON_AddStringToObject(j, "optimizer", nb_optimizer_name(o->optimizer));
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "beta", o->beta);
+    cJSON_AddNumberToObject(j, "beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "eps", o->eps);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddBoolToObject(j, "bias_correction", o->bias_correction);
+    if (o->batch_size > 0)
+        cJSON_AddNumberToObject(j, "batch_size", o->batch_size);
+    else
+        cJSON_AddStringToObject(j, "batch_size", "full");
+    cJSON_AddNumberToObject(j, "epochs", o->epochs);
+    if (o->max_steps > 0)
+        cJSON_AddNumberToObject(j, "max_steps", (double)o->max_steps);
+    else
+        cJSON_AddNullToObject(j, "max_steps");
+    cJSON_AddBoolToObject(j, "shuffle", o->shuffle);
+    cJSON_AddStringToObject(j, "lr_decay", nb_decay_name(o->decay));
+    cJSON_AddNumberToObject(j, "decay_rate", o->decay_rate);
+    cJSON_AddNumberToObject(j, "decay_interval", o->decay_interval);
+    cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
+
+    cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
+    cJSON_AddNumberToObject(j, "threads", o->threads);
+    cJSON_AddNumberToObject(j, "ranks", job_size());
+    cJSON_AddStringToObject(j, "blas_kernel", nb_blas_kernel());
+    cJSON_AddStringToObject(j, "out", r->out_dir);
+    if (o->checkpoint_every > 0)
+        cJSON_AddNumberToObject(j, "checkpoint_every", (double)o->checkpoint_every);
+    else
+        cJSON_AddStringToObject(j, "checkpoint_every", "epoch");
+    cJSON_AddItemToObject(j, "resumed_from", json_string_or_null(o->resume ? r->resume.used
+                                                                            : NULL));
+    cJSON_AddItemToObject(j, "save_weights", json_string_or_null(o->save_weights));
+    cJSON_AddBoolToObject(j, "trace_activations", o->trace);
+    if (o->trace) {
+        cJSON_AddNumberToObject(j, "trace_layer", o->trace_layer);
+        cJSON_AddNumberToObject(j, "trace_unit", o->trace_unit);
+        cJSON_AddNumberToObject(j, "trace_every", (double)o->trace_every);
+    } else {
+        cJSON_AddNullToObject(j, "trace_layer");
+        cJSON_AddNullToObject(j, "trace_unit");
+        cJSON_AddNullToObject(j, "trace_every");
+    }
+    if (o->eval_every > 0)
+        cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
+    else
+        cJSON_AddNullToObject(j, "eval_every");
+
+    int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int train_write_summary(train_run *r, const nb_train_result *res, const nb_eval_result *dev,
+                        const nb_eval_result *test)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return nb_fail(&r->err, "out of memory");
+    json_add_split(j, "test", test);
+    cJSON_AddNumberToObject(j, "test_samples", test->n);
+    json_add_split(j, "dev", dev);
+    cJSON_AddNumberToObject(j, "dev_samples", dev->n);
+    /* No finished epoch (a NaN in the very first batch): no training metrics to report. */
+    cJSON_AddItemToObject(j, "train_loss", res->epochs > 0
+                                               ? cJSON_CreateNumber(r->last_train_loss)
+                                               : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "train_accuracy", res->epochs > 0
+                                                   ? cJSON_CreateNumber(r->last_train_accuracy)
+                                                   : cJSON_CreateNull());
+    cJSON_AddNumberToObject(j, "epochs", res->epochs);
+    cJSON_AddNumberToObject(j, "steps", (double)res->steps);
+    cJSON_AddNumberToObject(j, "samples", (double)res->samples);
+    cJSON_AddNumberToObject(j, "train_seconds", res->train_seconds);
+    cJSON_AddItemToObject(j, "samples_per_second",
+                          res->train_seconds > 0
+                              ? cJSON_CreateNumber((double)res->samples / res->train_seconds)
+                              : cJSON_CreateNull());
+    /* Under mpirun: the processes, and the time rank 0 spent in the sums over them
+     * (gradients, statistics), waiting for the slowest rank included. */
+    cJSON_AddNumberToObject(j, "ranks", job_size());
+    cJSON_AddNumberToObject(j, "allreduce_seconds", job_sum_seconds());
+    cJSON_AddNumberToObject(j, "allreduce_calls", (double)job_sum_calls());
+    cJSON_AddBoolToObject(j, "diverged", res->diverged);
+    if (res->diverged) {
+        cJSON_AddNumberToObject(j, "diverged_epoch", res->diverged_epoch + 1);
+        cJSON_AddNumberToObject(j, "diverged_step", (double)res->diverged_step + 1);
+    } else {
+        cJSON_AddNullToObject(j, "diverged_epoch");
+        cJSON_AddNullToObject(j, "diverged_step");
+    }
+    cJSON_AddStringToObject(j, "model", "model.safetensors");
+    int rc = write_json_file(r->out_dir, "summary.json", j, &r->err);
+    cJSON_Delete(j);
+    return rc;
+}

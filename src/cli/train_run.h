@@ -1,0 +1,83 @@
+/* A `nabla train` run as the program holds it (cmd_train.c), and the parts of it that live in
+ * files of their own: the run's config.json and summary.json (train_files.c), and keeping the
+ * ranks of an MPI job in step (train_lockstep.c). */
+#ifndef NABLA_CLI_TRAIN_RUN_H
+#define NABLA_CLI_TRAIN_RUN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "nabla.h"
+#include "options.h"
+#include "progress.h"
+#include "resume.h"
+#include "run_files.h"
+#include "train_options.h"
+#include "train_trace.h"
+#include "trial_channel.h"
+
+/* Everything a run holds; released in one place. */
+typedef struct train_run {
+    train_options opt;
+    data_kind kind;
+    const char *data_path;
+    nb_dataset train, dev, test;
+    nb_model model;
+    char out_dir[CLI_MAX_PATH];
+    char *metrics_path;
+    metrics_log log;             /* metrics.jsonl's lines, for checkpoints */
+    char *argv_json;             /* the arguments checkpoints store */
+    char cwd[CLI_MAX_PATH];      /* ... and the directory they are relative to */
+    resume_point resume;         /* --resume: the checkpoint */
+    nb_train_state state;        /* --resume: the state it holds */
+    int have_state;
+    progress prog;
+    nb_error err;
+    int callback_failed;
+    trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
+    int tuner_gone;
+    double last_checkpoint;      /* monotonic_seconds() when the last one was written */
+    double checkpoint_cost;      /* seconds it took (0 before the first) */
+    double last_train_accuracy;  /* of the last epoch, for the summary */
+    double last_train_loss;
+    train_trace trace;           /* --trace-activations and --eval-every */
+    /* Under mpirun with several ranks (else comm is NULL and writer 1). */
+    const nb_comm *comm;
+    int writer;                  /* rank 0: writes the files, prints */
+    volatile sig_atomic_t agreed_stop; /* the stop signal as the ranks agreed on it (cfg.stop) */
+    int peer_failed;             /* another rank's failure stopped the run: nothing to say */
+    char ranks_text[16];         /* the job's size, for the checkpoints' metadata */
+} train_run;
+
+/* ---- train_files.c ---- */
+
+/* config.json: the run's settings, data and model as they were at the start. */
+int train_write_config(train_run *r);
+/* summary.json: the saved weights' dev and test results and the run's figures. */
+int train_write_summary(train_run *r, const nb_train_result *res, const nb_eval_result *dev,
+                        const nb_eval_result *test);
+
+/* ---- train_lockstep.c: keeping the ranks in step (see there) ---- */
+
+/* Votes on a failure and the stop signal: now, waiting; or for the step after, not waiting.
+ * Return 1 when the run must stop on a failure (r->err says why). */
+int vote_now(train_run *r);
+int vote_later(train_run *r);
+/* Settles the last vote still out; with keep_error, a lost rank becomes the run's error. */
+void vote_settle(train_run *r, int keep_error);
+/* The ranks lost touch: that is the run's error now. Returns 1. */
+int vote_lost(train_run *r, const nb_error *e);
+/* The stop signal in force: the process's own, or under mpirun the agreed one. */
+int stop_signal(const train_run *r);
+/* "nabla train --resume DIR", with "mpirun -np N " in front under mpirun. */
+void continue_command(const train_run *r, char *buf, size_t size);
+/* What rank 0 says if a stop finds it waiting for a rank that is gone: where the last
+ * checkpoint (NULL: none yet) is, as of now. */
+void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps);
+/* Under mpirun: the ranks go on together, all set up alike, or none does. Returns 0 to go on,
+ * or -1 with *code set. */
+int start_together(train_run *r, int failed, int *code);
+/* A run resumed on another number of processes: rank 0 says what that means. */
+void note_rank_change(const train_run *r);
+
+#endif /* NABLA_CLI_TRAIN_RUN_H */
