@@ -114,6 +114,8 @@ static int tune(int argc, char **argv)
     int rc = study_run(&s, &err);
     if (rc < 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
+        if (job_lost())
+            fputs(TUNE_CONTINUE_LINE, stderr);
         code = EXIT_RUNTIME;
     } else if (rc > 0) {
         fprintf(stderr, "nabla: study stopped; the running trials kept their checkpoints. "

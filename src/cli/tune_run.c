@@ -790,8 +790,7 @@ int study_run(study *s, nb_error *err)
     job_watch_stops(stop_signal_flag(),
                     "nabla: asked to stop while rank 0 waits for the other ranks, which no "
                     "longer answer: one of them is gone (mpirun's message says which)\n"
-                    "nabla: the study directory is intact; the same command, under mpirun or "
-                    "not, continues the study\n");
+                    TUNE_CONTINUE_LINE);
     int rc = run_loop(&r);
     volatile sig_atomic_t *stop = stop_signal_flag();
     int sig = *stop ? (int)*stop : 0;

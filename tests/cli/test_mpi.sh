@@ -355,7 +355,7 @@ if start_frozen study_killed rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}
     wait "$PID"
     RC=$?
     check "tune, rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
-    check "tune, rank 1 killed: rank 0 says a rank is gone and how to continue" \
+    check "tune, rank 1 killed: rank 0 says a rank is gone and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
         grep -q "nabla: the study directory is intact; the same command" "$WORK/stderr"
     check "tune, rank 1 killed: no trial process left" no_trials_left study_killed
     run "${STUDY[@]}" --workers 2 --out study_killed
