@@ -4,15 +4,15 @@
 #include <math.h>
 #include <stdlib.h>
 
-typedef struct entry {
+typedef struct ranked {
     int group;
     double accuracy;   /* -1 for NaN: below every real accuracy */
     int trial;
-} entry;
+} ranked;
 
 static int best_first(const void *a, const void *b)
 {
-    const entry *x = a, *y = b;
+    const ranked *x = a, *y = b;
     if (x->group != y->group)
         return x->group - y->group;
     if (x->accuracy != y->accuracy)
@@ -20,18 +20,24 @@ static int best_first(const void *a, const void *b)
     return x->trial - y->trial;
 }
 
-int leaderboard_order(const int *group, const double *accuracy, int *order, int n)
+int *leaderboard_rank(int n, leaderboard_fn *entry, const void *ctx, int *count)
 {
-    entry *e = malloc((size_t)(n > 0 ? n : 1) * sizeof *e);
-    if (!e)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        int t = order[i];
-        e[i] = (entry){group[t], isnan(accuracy[t]) ? -1.0 : accuracy[t], t};
+    ranked *r = malloc((size_t)(n > 0 ? n : 1) * sizeof *r);
+    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    *count = 0;
+    if (!r || !order) {
+        free(r);
+        free(order);
+        return NULL;
     }
-    qsort(e, (size_t)n, sizeof *e, best_first);
-    for (int i = 0; i < n; i++)
-        order[i] = e[i].trial;
-    free(e);
-    return 0;
+    for (int i = 0; i < n; i++) {
+        leaderboard_entry e;
+        if (entry(ctx, i, &e))
+            r[(*count)++] = (ranked){e.group, isnan(e.accuracy) ? -1.0 : e.accuracy, i};
+    }
+    qsort(r, (size_t)*count, sizeof *r, best_first);
+    for (int k = 0; k < *count; k++)
+        order[k] = r[k].trial;
+    free(r);
+    return order;
 }

@@ -192,27 +192,17 @@ void study_free(study_data *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Every trial that started. */
+static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
+{
+    const study_trial *t = &((const study_data *)ctx)->trials[i];
+    e->group = t->state == SS_COMPLETE ? RANK_COMPLETE
+               : t->state == SS_PRUNED ? RANK_PRUNED : RANK_OTHER;
+    e->accuracy = t->dev_accuracy;
+    return t->state != SS_PENDING;
+}
+
 int *study_rank(const study_data *s, int *n)
 {
-    int *order = malloc((size_t)(s->n_trials > 0 ? s->n_trials : 1) * sizeof *order);
-    int *group = malloc((size_t)(s->n_trials > 0 ? s->n_trials : 1) * sizeof *group);
-    double *accuracy = malloc((size_t)(s->n_trials > 0 ? s->n_trials : 1) * sizeof *accuracy);
-    int ok = order && group && accuracy;
-    *n = 0;
-    for (int i = 0; ok && i < s->n_trials; i++) {
-        const study_trial *t = &s->trials[i];
-        group[i] = t->state == SS_COMPLETE ? RANK_COMPLETE
-                   : t->state == SS_PRUNED ? RANK_PRUNED : RANK_OTHER;
-        accuracy[i] = t->dev_accuracy;
-        if (t->state != SS_PENDING)
-            order[(*n)++] = i;
-    }
-    ok = ok && leaderboard_order(group, accuracy, order, *n) == 0;
-    free(group);
-    free(accuracy);
-    if (!ok) {
-        free(order);
-        return NULL;
-    }
-    return order;
+    return leaderboard_rank(s->n_trials, rank_entry, s, n);
 }

@@ -14,27 +14,19 @@
 #include "run_files.h"
 #include "trial_process.h"
 
+static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
+{
+    const trial *t = &((const study *)ctx)->trials[i];
+    e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
+               : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
+    e->accuracy = t->final_accuracy;
+    return 1;
+}
+
 int *study_ranking(const study *s)
 {
-    int n = s->opt->trials;
-    int *order = malloc((size_t)n * sizeof *order), *group = malloc((size_t)n * sizeof *group);
-    double *accuracy = malloc((size_t)n * sizeof *accuracy);
-    int ok = order && group && accuracy;
-    for (int i = 0; ok && i < n; i++) {
-        const trial *t = &s->trials[i];
-        order[i] = i;
-        group[i] = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
-                   : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
-        accuracy[i] = t->final_accuracy;
-    }
-    ok = ok && leaderboard_order(group, accuracy, order, n) == 0;
-    free(group);
-    free(accuracy);
-    if (!ok) {
-        free(order);
-        return NULL;
-    }
-    return order;
+    int n;
+    return leaderboard_rank(s->opt->trials, rank_entry, s, &n);
 }
 
 void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p)

@@ -76,6 +76,28 @@ assert any(e["state"] == "pruned" for e in fin), "ASHA pruned nothing"
 assert all(e["epochs"] < 3 for e in fin if e["state"] == "pruned")
 '
 check "leaderboard printed" grep -q "^rank" "$WORK/stdout"
+cp "$WORK/stdout" w1.out
+check "leaderboard: every trial once; complete, then pruned, then failed; dev accuracy down; ties by number" "$PY" - <<'EOF'
+import json
+lines = open("w1.out").read().split("\n")
+head = next(i for i, l in enumerate(lines) if l.startswith("rank"))
+rows = []
+for l in lines[head + 1:]:
+    if not l.strip():
+        break
+    f = l.split()
+    rows.append((int(f[1]), f[2], float(f[3])))
+final = {}
+for l in open("w1/journal.jsonl"):
+    e = json.loads(l)
+    if e.get("state") in ("complete", "pruned", "failed"):
+        final[e["trial"]] = e
+assert sorted(t for t, _, _ in rows) == sorted(final), rows
+group = {"complete": 0, "pruned": 1, "failed": 2}
+assert all(final[t]["state"] == state for t, state, _ in rows), rows
+key = [(group[state], -final[t]["dev_accuracy"], t) for t, state, _ in rows]
+assert key == sorted(key), rows
+EOF
 check "importance printed" grep -q "what mattered" "$WORK/stdout"
 check "best.json" pytrue "(lambda j: j['trial'] is not None and 0 < j['dev_accuracy'] <= 1 and 0 < j['test_accuracy'] <= 1 and j['command'].startswith('nabla train') and set(j['importance']) == {'lr','beta','units','depth','batchnorm'})(json.load(open('w1/best.json')))"
 check "best is the best complete trial" pytrue "(lambda j, evs: j['dev_accuracy'] == max(e['dev_accuracy'] for e in evs if e.get('state') == 'complete'))(json.load(open('w1/best.json')), [json.loads(l) for l in open('w1/journal.jsonl')])"
