@@ -364,5 +364,26 @@ if start_frozen study_killed rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}
         diff <(study_outcome study1) <(study_outcome study_killed)
 fi
 
+# A rank that does not see the study directory (rank 1 in a mount namespace of its own, with an
+# empty file system over the working directory): the study fails with a message saying so, and
+# once every rank sees it, the same command finishes it. Needs mount namespaces (root, and a
+# container that allows them); skipped otherwise.
+HERE_P=$(pwd -P)
+if unshare -m sh -c 'mount -t tmpfs none "$0"' "$HERE_P" 2>/dev/null; then
+    mpirun "${MPI_OPTS[@]}" -np 1 "$NABLA" "${STUDY[@]}" --workers 1 --out study_unseen : \
+        -np 1 unshare -m sh -c 'mount -t tmpfs none "$0" && exec "$@"' "$HERE_P" \
+        "$NABLA" "${STUDY[@]}" --workers 1 --out study_unseen >"$WORK/stdout" 2>"$WORK/stderr"
+    RC=$?
+    check "tune, rank 1 without the study directory: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "tune, rank 1 without the study directory: says so" \
+        grep -q "^nabla: cannot start trial [0-9]*: rank 1 (on .*) does not see the trial's directory study_unseen/trials/[0-9]*.*: the study must be on a file system every rank shares" "$WORK/stderr"
+    mpi "${STUDY[@]}" --workers 1 --out study_unseen
+    check "tune, then seen by every rank: the same command finishes (exit $RC)" [ "$RC" -eq 0 ]
+    check "tune, then seen by every rank: the uninterrupted study's trials" \
+        diff <(study_outcome study1) <(study_outcome study_unseen)
+else
+    echo "skipped: a rank without the study directory (no mount namespaces here)"
+fi
+
 echo "test_mpi took $((SECONDS - STARTED)) s"
 finish
