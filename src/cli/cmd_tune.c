@@ -9,6 +9,7 @@
 #include "tune_agent.h"
 #include "tune_data.h"
 #include "tune_options.h"
+#include "tune_plan.h"
 #include "tune_report.h"
 #include "tune_run.h"
 #include "tune_study.h"

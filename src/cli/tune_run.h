@@ -6,11 +6,6 @@
 
 #include "tune_study.h"
 
-/* The configurations of round r's trials (sampled, or taken from the journal); the space of
- * round r is narrowed from the finished trials of the rounds before it, so they must be done.
- * Returns 0, or -1 with err. */
-int study_plan_round(study *s, int r, nb_error *err);
-
 /* Runs every trial not finished yet. Returns 0 when all are finished, 128 + the signal when
  * SIGINT or SIGTERM stopped the study (the running trials checkpoint and stop; the same command
  * continues), or -1 with err on a failure of the tuner itself (the journal cannot be written,
