@@ -71,7 +71,9 @@ static double now_seconds(void)
  * for the watcher. */
 static atomic_llong waiting_since;
 
-/* Around every MPI call that may wait for another rank. */
+/* Around every MPI call that may wait for another rank: the collectives and messages, and the
+ * nonblocking calls too, which Open MPI can hold up for seconds on a connection to a rank that
+ * is gone (its error report waits for mpirun). */
 static void wait_begins(void)
 {
     lsan_off();
@@ -217,10 +219,10 @@ int job_vote_later(const int *mine, int *agreed, int n, nb_error *err)
         return -1;
     memcpy(job.pending_votes, mine, (size_t)n * sizeof *mine);
     job.pending_n = n;
-    lsan_off();
+    wait_begins();
     int rc = MPI_Iallreduce(MPI_IN_PLACE, job.pending_votes, n, MPI_INT, MPI_MAX, job.world,
                             &job.pending);
-    lsan_on();
+    wait_ends();
     return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Iallreduce", err);
 }
 

@@ -229,10 +229,11 @@ ranks() {
 }
 
 # KILL_OPTS: mpirun's second between the SIGTERM and the SIGKILL it sends the survivors of a
-# dead rank made three: on a loaded machine (the test suite runs two tests at a time) one second
-# can pass before rank 0 is scheduled at all. (Only where a rank is killed: mpirun also waits
-# those seconds at the end of a job stopped by a signal.)
-KILL_OPTS=(--mca odls_base_sigkill_timeout 3)
+# dead rank made five: on a loaded machine (the test suite runs two tests at a time, under
+# AddressSanitizer too) seconds can pass before rank 0 is scheduled and speaks; with three, one
+# CI run in six missed rank 0's message. (Only where a rank is killed: mpirun also waits those
+# seconds at the end of a job stopped by a signal.)
+KILL_OPTS=(--mca odls_base_sigkill_timeout 5)
 
 # start_frozen DIR WHEN [MPIRUN OPTIONS] -- ARGS...: `mpirun ... nabla ARGS --out DIR` in the
 # background (PID); once `WHEN DIR` holds, rank 1 is frozen (SIGSTOP), so that whatever comes
