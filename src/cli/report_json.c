@@ -14,6 +14,14 @@ int report_file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+char *report_dir_name(const char *dir)
+{
+    char *d = strdup(dir);
+    for (size_t n = d ? strlen(d) : 0; n > 1 && d[n - 1] == '/'; n--)
+        d[n - 1] = '\0';
+    return d;
+}
+
 int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err)
 {
     *out = NULL;

@@ -10,6 +10,10 @@
 /* Whether path exists (as anything). */
 int report_file_exists(const char *path);
 
+/* A malloc'd copy of a directory's name without trailing slashes ("runs/a/" -> "runs/a"; "/"
+ * stays), as reports name runs and studies; NULL when out of memory. */
+char *report_dir_name(const char *dir);
+
 /* Reads path, which must hold one JSON object, into *out (cJSON_Delete it). With missing_ok,
  * a file that does not exist gives *out = NULL and 0. */
 int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err);

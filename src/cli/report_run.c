@@ -45,11 +45,9 @@ static int optional_table(const char *dir, const char *name, const char *const *
 int run_load(run_data *r, const char *dir, nb_error *err)
 {
     memset(r, 0, sizeof *r);
-    r->dir = strdup(dir);
+    r->dir = report_dir_name(dir);
     if (!r->dir)
         return nb_fail(err, "out of memory");
-    for (size_t n = strlen(r->dir); n > 1 && r->dir[n - 1] == '/'; n--)
-        r->dir[n - 1] = '\0';
 
     char *config = path_join(r->dir, "config.json");
     char *summary = path_join(r->dir, "summary.json");

@@ -154,11 +154,9 @@ static int load_settings(study_data *s, const char *path, nb_error *err)
 int study_load(study_data *s, const char *dir, nb_error *err)
 {
     memset(s, 0, sizeof *s);
-    s->dir = strdup(dir);
+    s->dir = report_dir_name(dir);
     if (!s->dir)
         return nb_fail(err, "out of memory");
-    for (size_t n = strlen(s->dir); n > 1 && s->dir[n - 1] == '/'; n--)
-        s->dir[n - 1] = '\0';
     char *settings = path_join(s->dir, "study.json");
     char *journal = path_join(s->dir, "journal.jsonl");
     char *best = path_join(s->dir, "best.json");
