@@ -2,6 +2,7 @@
  * the train options held fixed, and the checks of the space against `nabla train`. */
 #include "tune_options.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,35 +130,41 @@ static int add_fixed(tune_options *o, const char *name, const char *value)
     return 0;
 }
 
+/* An integer option in [lo, hi] (hi INT_MAX: no upper bound) into *out; -1 (message printed)
+ * otherwise. */
+static int int_option(const char *flag, const char *value, int lo, int hi, int *out,
+                      int *exit_code)
+{
+    int n;
+    if (cli_parse_int(CMD, flag, value, &n) != 0)
+        return -1;
+    if (n < lo || n > hi) {
+        *exit_code = hi == INT_MAX
+                         ? cli_usage_error(CMD, "%s must be at least %d, got %d", flag, lo, n)
+                         : cli_usage_error(CMD, "%s must be in [%d, %d], got %d", flag, lo, hi,
+                                           n);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 /* One option of tune's own: 1 handled, 0 not one of them, -1 bad (message printed). */
 static int apply_own(tune_options *o, const char *name, const char *value, int *exit_code)
 {
     double f;
-    int n;
     if (strcmp(name, "space") == 0) {
         o->space_text = value;
         o->default_space = 0;
     } else if (strcmp(name, "trials") == 0) {
-        if (cli_parse_int(CMD, "--trials", value, &n) != 0)
+        if (int_option("--trials", value, 1, 100000, &o->trials, exit_code) != 0)
             return -1;
-        if (n < 1 || n > 100000)
-            return *exit_code = cli_usage_error(CMD, "--trials must be in [1, 100000], got %d",
-                                                n), -1;
-        o->trials = n;
     } else if (strcmp(name, "workers") == 0) {
-        if (cli_parse_int(CMD, "--workers", value, &n) != 0)
+        if (int_option("--workers", value, 1, 1024, &o->workers, exit_code) != 0)
             return -1;
-        if (n < 1 || n > 1024)
-            return *exit_code = cli_usage_error(CMD, "--workers must be in [1, 1024], got %d",
-                                                n), -1;
-        o->workers = n;
     } else if (strcmp(name, "rounds") == 0) {
-        if (cli_parse_int(CMD, "--rounds", value, &n) != 0)
+        if (int_option("--rounds", value, 1, INT_MAX, &o->rounds, exit_code) != 0)
             return -1;
-        if (n < 1)
-            return *exit_code = cli_usage_error(CMD, "--rounds must be at least 1, got %d", n),
-                   -1;
-        o->rounds = n;
     } else if (strcmp(name, "sampler") == 0) {
         if (strcmp(value, "random") == 0)
             o->sampler = SAMPLER_RANDOM;
