@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <mpi.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +437,11 @@ static int start_mpi(int *argc, char ***argv)
         return -1;
     }
     MPI_Comm_set_errhandler(job.world, MPI_ERRORS_RETURN);
+    /* Open MPI writes to a dead rank's TCP socket with plain write(): SIGPIPE would kill this
+     * rank on the spot, silently, before it can say that a rank is gone and where to go on
+     * from. Ignored, the write fails and MPI reports the loss (or the watcher speaks). The
+     * programs a rank starts get the default back (exec_nabla). */
+    signal(SIGPIPE, SIG_IGN);
     MPI_Comm_rank(job.world, &job.rank);
     MPI_Comm_size(job.world, &job.size);
     job.local_size = count_local_ranks();

@@ -23,6 +23,7 @@ void exec_nabla(char *const *args)
     /* Started by a rank of an MPI job, the child is a process of its own: it must not take
      * itself for one of the job's ranks. */
     launcher_forget();
+    signal(SIGPIPE, SIG_DFL);   /* a rank ignores it (start_mpi) */
     execv("/proc/self/exe", args);
     execvp("nabla", args);
     _exit(127);
