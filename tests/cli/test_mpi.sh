@@ -236,10 +236,10 @@ ranks() {
 # also waits those seconds at the end of a job stopped by a signal.
 KILL_OPTS=(--mca odls_base_sigkill_timeout 5)
 
-# start_frozen DIR WHEN [MPIRUN OPTIONS] -- ARGS...: `mpirun ... nabla ARGS --out DIR` in the
-# background (PID); once `WHEN DIR` holds, rank 1 is frozen (SIGSTOP), so that whatever comes
-# next happens in the middle of the job. R0 and R1 are the ranks' PIDs.
-start_frozen() {
+# start_job DIR WHEN [MPIRUN OPTIONS] -- ARGS...: `mpirun ... nabla ARGS --out DIR` in the
+# background (PID), returning once `WHEN DIR` holds and both ranks are found (R0 and R1 their
+# PIDs); 1 after a failure if it never holds.
+start_job() {
     local dir=$1 when=$2 opts=()
     shift 2
     while [ "$1" != -- ]; do opts+=("$1"); shift; done
@@ -248,14 +248,22 @@ start_frozen() {
     PID=$!
     local i
     for ((i = 0; i < 3000; i++)); do
-        "$when" "$dir" && ranks "$PID" && break
+        "$when" "$dir" && ranks "$PID" && return 0
         kill -0 "$PID" 2>/dev/null || break
         sleep 0.01
     done
-    if [ -n "$R1" ] && kill -STOP "$R1" 2>/dev/null; then
-        return 0
-    fi
     fail "$dir: $when never held (stderr: $(head -c 300 "$WORK/stderr"))"
+    kill -9 "$PID" 2>/dev/null
+    wait "$PID"
+    return 1
+}
+
+# start_frozen DIR WHEN [MPIRUN OPTIONS] -- ARGS...: start_job, then rank 1 is frozen (SIGSTOP),
+# so that whatever comes next happens in the middle of the job.
+start_frozen() {
+    start_job "$@" || return 1
+    kill -STOP "$R1" 2>/dev/null && return 0
+    fail "$1: rank 1 could not be frozen"
     kill -9 "$PID" 2>/dev/null
     wait "$PID"
     return 1
@@ -315,6 +323,23 @@ if start_frozen stopped has_checkpoint -- "${LONG[@]}"; then
         [ "$(files stopped)" = "$(files ref)" ]
 fi
 
+# ---- 7b. Ctrl-C to mpirun itself: a second later, it sends every rank SIGTERM ----
+ENDLESS=("${LONG[@]}" --max-steps 100000000 --epochs 1000000)
+if start_job ctrl_c has_checkpoint -- "${ENDLESS[@]}"; then
+    kill -INT "$PID"
+    wait "$PID"
+    RC=$?
+    check "Ctrl-C to mpirun: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "Ctrl-C to mpirun: rank 0 says where it stopped, once (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
+        [ "$(count "stopped by SIGTERM" "$WORK/stderr")" -eq 1 ]
+    check "Ctrl-C to mpirun: and how to continue, once" \
+        [ "$(count "continue with: mpirun -np 2 nabla train --resume ctrl_c" "$WORK/stderr")" -eq 1 ]
+    check "Ctrl-C to mpirun: no temporary file" no_temporaries ctrl_c
+    check "Ctrl-C to mpirun: no model" absent ctrl_c/model.safetensors
+    run eval --model ctrl_c/checkpoint.safetensors "${EVAL_DATA[@]}"
+    check "Ctrl-C to mpirun: the checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
+fi
+
 # ---- 8. nabla tune: rank 0 runs the study, every rank runs trials ----
 SPACE="lr=log(1e-3,3e-1); beta=1-log(0.5,0.99); units=choice(64,128); depth=int(1,2); batchnorm=choice(on,off)"
 STUDY=(tune --data spirals --samples 100000 --epochs 3 --batch-size 40 --checkpoint-every 100
@@ -351,6 +376,17 @@ if start_frozen study_stopped rank1_ran_a_trial -- "${STUDY[@]}" --workers 1; th
     check "tune, SIGTERM: the same command continues (exit $RC)" [ "$RC" -eq 0 ]
     check "tune, SIGTERM, continued: the uninterrupted study's trials" \
         diff <(study_outcome study1) <(study_outcome study_stopped)
+fi
+
+if start_job study_ctrl_c rank1_ran_a_trial -- "${STUDY[@]}" --workers 1 \
+    --trials 1000; then
+    kill -INT "$PID"
+    wait "$PID"
+    RC=$?
+    check "tune, Ctrl-C to mpirun: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "tune, Ctrl-C to mpirun: rank 0 says how to continue, once (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
+        [ "$(count "Run the same command again to continue" "$WORK/stderr")" -eq 1 ]
+    check "tune, Ctrl-C to mpirun: no trial process left" no_trials_left study_ctrl_c
 fi
 
 if start_frozen study_killed rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}" --workers 1; then
