@@ -3,6 +3,7 @@ PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+NOMPI_BUILD ?= build-nompi
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = safetensors idx csv
 JOBS ?= $(shell nproc)
@@ -10,7 +11,7 @@ DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmoc
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin
 BENCH_DEPS = $(TEST_DEPS) time python3-optuna
 
-.PHONY: all demo check test asan fuzz fuzz-short bench bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
+.PHONY: all demo check test asan without-mpi fuzz fuzz-short bench bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -32,10 +33,11 @@ demo: deps all
 
 # Everything CI runs: warnings as errors, all tests, then the unit and CLI tests again with
 # every binary under ASan+UBSan (not the install test: a sanitized library needs sanitized users),
-# then a few seconds of fuzzing per input reader.
+# the program built without MPI, then a few seconds of fuzzing per input reader.
 check: test-deps all
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) asan
+	$(MAKE) without-mpi
 	$(MAKE) fuzz-short
 
 test: all
@@ -45,6 +47,14 @@ asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNABLA_WERROR=ON -DNABLA_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -E cli_test_install
+
+# The program built with NABLA_MPI=OFF, as where MPI is not installed: it trains as usual, and
+# refuses to run as one of several ranks, saying so (test_mpi.sh checks either build).
+without-mpi:
+	cmake -S . -B $(NOMPI_BUILD) -DCMAKE_BUILD_TYPE=Release -DNABLA_WERROR=ON -DNABLA_MPI=OFF \
+	  -DNABLA_TESTS=OFF
+	cmake --build $(NOMPI_BUILD) -j $(JOBS) --target nabla
+	cd tests/cli && bash test_mpi.sh $(abspath $(NOMPI_BUILD))/nabla
 
 # libFuzzer on each input reader for FUZZ_SECONDS seconds (fuzz/README.md), built with clang in
 # $(FUZZ_BUILD). Each run works on a scratch copy of fuzz/corpus/<target> and
@@ -90,4 +100,4 @@ uninstall:
 	@if [ -f $(BUILD)/install_manifest.txt ]; then xargs rm -f < $(BUILD)/install_manifest.txt; fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(NOMPI_BUILD)
