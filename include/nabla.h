@@ -421,8 +421,8 @@ typedef struct nb_progress {
     int64_t batch, batches;      /* within the epoch */
     double loss;                 /* running mean over the epoch so far */
     float lr;
-    double samples_per_second;
-    double elapsed;              /* seconds in this epoch */
+    double samples_per_second;   /* over the time in steps, as train_seconds */
+    double elapsed;              /* wall-clock seconds in this epoch (in this call) */
 } nb_progress;
 
 /* Where a training run stands between two steps: with the model's weights and batch-norm

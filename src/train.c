@@ -212,7 +212,9 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             st.loss_sum = 0.0;
             st.correct = st.seen = 0;
         }
-        double start = now_seconds(), seconds_before = st.train_seconds;
+        /* train_seconds counts the steps only: the callbacks (progress, evaluation every N
+         * steps, traces) and mid-epoch checkpoints take their time out of it. */
+        double start = now_seconds(), seconds_before = st.train_seconds, aside = 0.0;
         int64_t seen_before = st.seen;
         for (int64_t b = st.batch; b < batches && !stop; b++) {
             int first = (int)(b * batch_size);
@@ -255,15 +257,17 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             st.steps++;
             st.samples += batch;
             st.batch = b + 1;
-            st.train_seconds = seconds_before + (now_seconds() - start);
+            double stepped = now_seconds();
+            st.train_seconds = seconds_before + (stepped - start - aside);
             steps_now++;
             if (cfg->max_steps > 0 && st.steps >= cfg->max_steps)
                 stop = 1;
             /* flags: a callback asks to stop; the stop flag is up. */
             int flags[2] = {0, 0};
             if (cfg->on_batch) {
-                double elapsed = now_seconds() - start;
-                double rate = elapsed > 0 ? (double)(st.seen - seen_before) / elapsed : 0.0;
+                double stepping = st.train_seconds - seconds_before;
+                double rate = stepping > 0 ? (double)(st.seen - seen_before) / stepping : 0.0;
+                double elapsed = stepped - start;
                 nb_progress p = {epoch, cfg->epochs, b + 1, batches, st.loss_sum / st.seen, lr,
                                  rate, elapsed};
                 flags[0] = cfg->on_batch(&p, cfg->user) != 0;
@@ -289,8 +293,8 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                     stop = 1;
                 }
             }
+            aside += now_seconds() - stepped;
         }
-        st.train_seconds = seconds_before + (now_seconds() - start);
         result->train_seconds = st.train_seconds;
         result->steps = st.steps;
         result->samples = st.samples;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -84,6 +85,47 @@ static void test_no_allocation_while_training(void **state)
         assert_int_equal(probe.at_last_batch, probe.at_first_batch);
         nb_model_free(&m);
     }
+    nb_dataset_free(&train);
+}
+
+/* A slow progress callback (as --eval-every's evaluations are): its time is not training's. */
+typedef struct slow_probe {
+    double last_elapsed;
+    int64_t last_batch;
+} slow_probe;
+
+enum { SLOW_CALLBACK_MS = 50 };
+
+static int slow_batch(const nb_progress *p, void *user)
+{
+    slow_probe *probe = user;
+    probe->last_elapsed = p->elapsed;
+    probe->last_batch = p->batch;
+    const struct timespec pause = {0, SLOW_CALLBACK_MS * 1000000L};
+    nanosleep(&pause, NULL);
+    return 0;
+}
+
+static void test_callback_time_is_not_training_time(void **state)
+{
+    (void)state;
+    nb_dataset train = {0};
+    nb_error err;
+    assert_int_equal(nb_make_synthetic("moons", 100, 0.2f, 1, &train, &err), 0);
+    nb_model m;
+    make_model(&m, 0, 20);
+    nb_train_config cfg = adam_config(20, 2);   /* 2 epochs of 5 batches: 10 pauses */
+    slow_probe probe = {0};
+    cfg.on_batch = slow_batch;
+    cfg.user = &probe;
+    nb_train_result res;
+    assert_int_equal(nb_train(&m, &train, NULL, NULL, &cfg, &res, &err), 0);
+    /* The progress's elapsed time is the wall clock's: the pauses before the last batch. */
+    assert_int_equal(probe.last_batch, 5);
+    assert_true(probe.last_elapsed >= 4 * SLOW_CALLBACK_MS / 1000.0);
+    /* 10 steps of a 16-16 network take well under a millisecond each; the pauses, 0.5 s. */
+    assert_true(res.train_seconds < 0.25);
+    nb_model_free(&m);
     nb_dataset_free(&train);
 }
 
@@ -238,6 +280,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_allocation_while_training),
+        cmocka_unit_test(test_callback_time_is_not_training_time),
         cmocka_unit_test(test_learns_moons),
         cmocka_unit_test(test_batch_sizes_and_max_steps),
         cmocka_unit_test(test_deterministic),
