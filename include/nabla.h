@@ -423,6 +423,8 @@ typedef struct nb_progress {
     float lr;
     double samples_per_second;   /* over the time in steps, as train_seconds */
     double elapsed;              /* wall-clock seconds in this epoch (in this call) */
+    int64_t timed_batches;       /* the batches elapsed covers: fewer than batch after a resume
+                                    in the middle of the epoch */
 } nb_progress;
 
 /* Where a training run stands between two steps: with the model's weights and batch-norm

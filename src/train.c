@@ -215,7 +215,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         /* train_seconds counts the steps only: the callbacks (progress, evaluation every N
          * steps, traces) and mid-epoch checkpoints take their time out of it. */
         double start = now_seconds(), seconds_before = st.train_seconds, aside = 0.0;
-        int64_t seen_before = st.seen;
+        int64_t seen_before = st.seen, batch_before = st.batch;
         for (int64_t b = st.batch; b < batches && !stop; b++) {
             int first = (int)(b * batch_size);
             int batch = n - first < batch_size ? n - first : batch_size;
@@ -269,7 +269,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                 double rate = stepping > 0 ? (double)(st.seen - seen_before) / stepping : 0.0;
                 double elapsed = stepped - start;
                 nb_progress p = {epoch, cfg->epochs, b + 1, batches, st.loss_sum / st.seen, lr,
-                                 rate, elapsed};
+                                 rate, elapsed, b + 1 - batch_before};
                 flags[0] = cfg->on_batch(&p, cfg->user) != 0;
             }
             flags[1] = cfg->stop && *cfg->stop;

@@ -37,13 +37,27 @@ typedef struct run {
     int64_t stop_after;     /* steps, counted over this call */
     int64_t calls;
     int checkpoints;
+    int64_t first_untimed;  /* batches of the first epoch of this call its progress did not time */
+    int64_t untimed;        /* the same for the epoch in progress */
+    int epoch;
 } run;
 
 static int on_batch(const nb_progress *p, void *user)
 {
-    (void)p;
     run *r = user;
-    if (r->stop_after > 0 && ++r->calls >= r->stop_after)
+    /* The progress times the batches of this call only: all of an epoch's but the first
+     * epoch's after a resume in its middle, whose earlier batches ran in another call. */
+    assert_true(p->timed_batches >= 1 && p->timed_batches <= p->batch);
+    if (r->calls == 0 || p->epoch != r->epoch) {
+        r->untimed = p->batch - p->timed_batches;
+        if (r->calls == 0)
+            r->first_untimed = r->untimed;
+        else
+            assert_int_equal(r->untimed, 0);
+        r->epoch = p->epoch;
+    }
+    assert_int_equal(p->batch - p->timed_batches, r->untimed);
+    if (++r->calls >= r->stop_after && r->stop_after > 0)
         r->stop = 1;
     return 0;
 }
@@ -169,6 +183,7 @@ static void check_resume(nb_optimizer_kind kind, int batchnorm, int64_t stop_aft
     assert_int_equal(nb_train(&c.model, &c.train, &c.dev, NULL, &c.cfg, &rc, &err), 0);
     assert_int_equal(rc.steps, ra.steps);
     assert_int_equal(rc.epochs, ra.epochs);
+    assert_int_equal(c.first_untimed, stop_after % 10);   /* 10 steps an epoch */
     size_t n_got = snapshot(&c.model, got, CAP);
     assert_int_equal(n_got, n_want);
     assert_memory_equal(got, want, n_want * sizeof *want);

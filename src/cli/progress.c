@@ -83,7 +83,7 @@ void progress_batch(progress *p, const nb_progress *np)
     format_thousands(np->samples_per_second, rate, sizeof rate);
 
     /* Batches left in this epoch and the later ones, at this epoch's pace so far. */
-    double per_batch = np->batch > 0 ? np->elapsed / (double)np->batch : NAN;
+    double per_batch = np->timed_batches > 0 ? np->elapsed / (double)np->timed_batches : NAN;
     double left = (double)(np->batches - np->batch) +
                   (double)(p->epochs - (np->epoch + 1)) * (double)np->batches;
     format_duration(per_batch * left, eta, sizeof eta);
