@@ -7,20 +7,23 @@
 
 #include "graph_internal.h"
 
+int predicted_class(const float *logits, int classes)
+{
+    int best = 0;
+    for (int c = 1; c < classes; c++)
+        if (logits[c] > logits[best])
+            best = c;
+    return best;
+}
+
 /* Rows of the batch whose largest logit is the label. */
 int count_correct(const nb_model *m, int batch)
 {
     const float *z = nb_node_value(m->logits).data;
     const int32_t *y = nb_node_labels(m->y);
     int classes = m->spec.classes, correct = 0;
-    for (int r = 0; r < batch; r++) {
-        const float *zr = z + (size_t)r * classes;
-        int best = 0;
-        for (int c = 1; c < classes; c++)
-            if (zr[c] > zr[best])
-                best = c;
-        correct += best == y[r];
-    }
+    for (int r = 0; r < batch; r++)
+        correct += predicted_class(z + (size_t)r * classes, classes) == y[r];
     return correct;
 }
 

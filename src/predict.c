@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evaluate.h"
 #include "nabla.h"
 
 int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_error *err)
@@ -28,14 +29,8 @@ int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_er
         memset(labels, 0, (size_t)batch * sizeof *labels);
         nb_graph_forward(m->graph, batch);
         const float *z = nb_node_value(m->logits).data;
-        for (int r = 0; r < batch; r++) {
-            const float *zr = z + (size_t)r * n_classes;
-            int best = 0;
-            for (int c = 1; c < n_classes; c++)
-                if (zr[c] > zr[best])
-                    best = c;
-            classes[start + r] = best;
-        }
+        for (int r = 0; r < batch; r++)
+            classes[start + r] = predicted_class(z + (size_t)r * n_classes, n_classes);
     }
     /* Back to training mode, as nb_evaluate leaves the model. */
     nb_graph_set_training(m->graph, 1);
