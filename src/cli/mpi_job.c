@@ -23,23 +23,26 @@ static int env_int(const char *name)
     return (int)v;
 }
 
+/* What launchers put in a rank's environment: Open MPI's mpirun; MPICH's Hydra and Slurm's srun
+ * with PMI-1 or PMI-2; a PMIx launcher (srun --mpi=pmix, prterun), which names the rank only. */
+static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+static const char *const ranks[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 int launcher_size(void)
 {
-    /* Open MPI's mpirun; MPICH's Hydra and Slurm's srun with PMI-1 or PMI-2. */
-    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (size_t i = 0; i < COUNT(sizes); i++) {
         int n = env_int(sizes[i]);
         if (n > 0)
             return n;
     }
-    /* A PMIx launcher (srun --mpi=pmix, prterun) names the rank but not the size. */
+    /* A PMIx launcher names the rank but not the size. */
     return env_int("PMIX_RANK") >= 0 ? -1 : 0;
 }
 
 int launcher_rank(void)
 {
-    static const char *const ranks[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
-    for (size_t i = 0; i < sizeof ranks / sizeof ranks[0]; i++) {
+    for (size_t i = 0; i < COUNT(ranks); i++) {
         int r = env_int(ranks[i]);
         if (r >= 0)
             return r;
@@ -49,10 +52,10 @@ int launcher_rank(void)
 
 void launcher_forget(void)
 {
-    static const char *const names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
-                                        "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        unsetenv(names[i]);
+    for (size_t i = 0; i < COUNT(sizes); i++)
+        unsetenv(sizes[i]);
+    for (size_t i = 0; i < COUNT(ranks); i++)
+        unsetenv(ranks[i]);
 }
 
 static FILE *held;        /* where stderr goes meanwhile */
