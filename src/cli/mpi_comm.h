@@ -93,11 +93,11 @@ int job_lost(void);
  * sum (or for a message) from the dead one would otherwise end without a word. From the first
  * call (with the signal flag to watch) until job_end, a thread on rank 0 watches: once the flag
  * is set and the main thread has been waiting in an MPI call for JOB_STUCK_SECONDS since, it
- * prints `text` (one or more lines, the last with its newline) on stderr, once. Later calls replace the text
- * (after each checkpoint). Does nothing in a single process. The wait is long next to a
- * step (a Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for each
- * other only briefly) and short next to the second before SIGKILL (0.6 s proved too close to
- * it on a loaded machine). */
+ * prints `text` (one or more lines, the last with its newline) on stderr, once. Later calls
+ * replace the text (after each checkpoint). Does nothing in a single process. The wait is long
+ * next to a step (a Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for
+ * each other only briefly) and short next to the second before SIGKILL (0.6 s proved too close
+ * to it on a loaded machine). */
 #define JOB_STUCK_SECONDS 0.3
 void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text);
 

@@ -66,6 +66,14 @@ typedef struct worker {
     double seconds_before;   /* the trial's time before this process */
 } worker;
 
+/* Worker w is free, on `rank`: nothing of its last trial is left. */
+static void worker_clear(worker *w, int rank)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    w->rank = rank;
+}
+
 typedef struct runner {
     study *s;
     worker *w;
@@ -197,10 +205,8 @@ static int launch(runner *r, worker *w, int i)
     free(log_path);
     if (rc != 0)
         return -1;
-    int rank = w->rank;
-    memset(w, 0, sizeof *w);
+    worker_clear(w, w->rank);
     w->busy = 1;
-    w->rank = rank;
     w->pid = pid;
     w->fd = fd;
     w->trial = i;
@@ -424,10 +430,8 @@ static void trial_ended(runner *r, worker *w, int status, int stopping)
     int i = w->trial;
     trial *t = &s->trials[i];
     double seconds = w->seconds_before + (tune_now() - w->started);
-    int pruned = w->pruned, rank = w->rank;
-    memset(w, 0, sizeof *w);
-    w->fd = -1;
-    w->rank = rank;
+    int pruned = w->pruned;
+    worker_clear(w, w->rank);
     if (pruned || stopping)
         return; /* recorded already, or to be continued by the next run */
     int diverged = 0;
@@ -705,10 +709,8 @@ int study_run(study *s, nb_error *err)
     r.w = calloc((size_t)r.n_workers, sizeof *r.w);
     if (!r.w)
         return nb_fail(err, "out of memory");
-    for (int k = 0; k < r.n_workers; k++) {
-        r.w[k].fd = -1;
-        r.w[k].rank = k % job_size();
-    }
+    for (int k = 0; k < r.n_workers; k++)
+        worker_clear(&r.w[k], k % job_size());
     for (int i = 0; i < s->opt->trials; i++)
         r.finished += trial_finished(&s->trials[i]);
     stop_signals_install();
