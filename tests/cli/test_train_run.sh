@@ -110,19 +110,25 @@ check "eval of another seed's test set runs" [ "$RC" -eq 0 ]
 check "eval --samples sizes the synthetic test set like train does" bash -c \
     "'$NABLA' eval --model moons/model.safetensors --data moons --samples 2000 --json | grep -q '\"samples\":500}'"
 
+# matches_summary EVAL_JSON SUMMARY N SPLIT: `nabla eval --json` scored N samples, with the
+# summary's SPLIT (dev or test) accuracy exactly and its loss to 1e-5.
+matches_summary() {
+    "$PY" - "$@" <<'EOF'
+import json, sys
+e, s = (json.load(open(f)) for f in sys.argv[1:3])
+n, split = int(sys.argv[3]), sys.argv[4]
+assert e["samples"] == n and e["accuracy"] == s[split + "_accuracy"], (e, s)
+assert abs(e["loss"] - s[split + "_loss"]) < 1e-5, (e, s)
+EOF
+}
+
 # ---- eval --split: the training data as train read it, its dev split held out the same way ----
 run train --data moons --samples 500 --layers 16,16 --lr 0.01 --epochs 30 --dev-fraction 0.2 \
     --seed 5 --out moons-dev --quiet
 DEV=(--model moons-dev/model.safetensors --data moons --samples 500 --seed 5 --json)
 run eval "${DEV[@]}" --split dev --dev-fraction 0.2
-cp "$WORK/stdout" dev.json
-check "eval --split dev: the 100 dev samples and the summary's dev accuracy and loss" "$PY" - <<'EOF'
-import json
-e = json.load(open("dev.json"))
-s = json.load(open("moons-dev/summary.json"))
-assert e["samples"] == 100 and e["accuracy"] == s["dev_accuracy"], (e, s)
-assert abs(e["loss"] - s["dev_loss"]) < 1e-5, (e, s)
-EOF
+check "eval --split dev: the 100 dev samples and the summary's dev accuracy and loss" \
+    matches_summary "$WORK/stdout" moons-dev/summary.json 100 dev
 run eval "${DEV[@]}" --split train --dev-fraction 0.2
 check "eval --split train with the dev fraction: the other 400 samples" \
     grep -q '"samples":400}' "$WORK/stdout"
@@ -164,14 +170,8 @@ run train --data offset.csv --test offset.csv --layers 8 --epochs 1 --out no-nor
 check "without --normalize the model file has no mean and std" bash -c \
     "! grep -q normalize_mean no-norm/model.safetensors"
 run eval --model norm/model.safetensors --data offset.csv --json
-cp "$WORK/stdout" norm-eval.json
-check "--normalize standard: eval gives the summary's accuracy and loss" "$PY" - <<'EOF'
-import json
-e = json.load(open("norm-eval.json"))
-s = json.load(open("norm/summary.json"))
-assert e["samples"] == 400 and e["accuracy"] == s["test_accuracy"], (e, s)
-assert abs(e["loss"] - s["test_loss"]) < 1e-5, (e, s)
-EOF
+check "--normalize standard: eval gives the summary's accuracy and loss" \
+    matches_summary "$WORK/stdout" norm/summary.json 400 test
 run eval --model norm/model.safetensors --data offset.csv --test offset.csv --json
 check "eval --test evaluates the CSV given" grep -q '"samples":400' "$WORK/stdout"
 
