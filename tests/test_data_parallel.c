@@ -423,6 +423,16 @@ static void ranks_train(run *ranks, int size)
         pthread_join(threads[r], NULL);
 }
 
+/* Every rank's nb_train succeeded, and the ranks made the same collective calls. */
+static void assert_all_trained(const run *ranks, const hub *h, int size)
+{
+    for (int r = 0; r < size; r++) {
+        if (ranks[r].rc_train != 0)
+            fail_msg("rank %d: %s", r, ranks[r].err.msg);
+    }
+    assert_false(h->mismatched);
+}
+
 static void ranks_free(run *ranks, hub *h, int size)
 {
     for (int r = 0; r < size; r++)
@@ -564,11 +574,7 @@ static void check_against_one_process(const setup *s, int n_train, const char *w
     hub h;
     ranks_init(ranks, &h, s, &d);
     ranks_train(ranks, s->size);
-    for (int r = 0; r < s->size; r++) {
-        if (ranks[r].rc_train != 0)
-            fail_msg("rank %d: %s", r, ranks[r].err.msg);
-    }
-    assert_false(h.mismatched);
+    assert_all_trained(ranks, &h, s->size);
     assert_matches_reference(ranks, &ref, s->size, what);
     ranks_free(ranks, &h, s->size);
     run_free(&ref);
@@ -631,9 +637,7 @@ static void test_per_rank_batchnorm_differs_from_one_process(void **state)
     hub h;
     ranks_init(ranks, &h, &s, &d);
     ranks_train(ranks, s.size);
-    for (int r = 0; r < s.size; r++)
-        assert_int_equal(ranks[r].rc_train, 0);
-    assert_false(h.mismatched);
+    assert_all_trained(ranks, &h, s.size);
     assert_ranks_equal(ranks, s.size);
     assert_int_equal(ranks[0].res.steps, 20);
     double rel;
@@ -664,9 +668,7 @@ static void test_per_rank_batchnorm_keeps_rank_0s_statistics(void **state)
     hub h;
     ranks_init(ranks, &h, &s, &d);
     ranks_train(ranks, s.size);
-    for (int r = 0; r < s.size; r++)
-        assert_int_equal(ranks[r].rc_train, 0);
-    assert_false(h.mismatched);
+    assert_all_trained(ranks, &h, s.size);
     assert_ranks_equal(ranks, s.size);
     nb_graph *g = ranks[2].model.graph;
     int checked = 0;
@@ -751,11 +753,9 @@ static void test_nan_on_one_rank_stops_all(void **state)
         hub h;
         ranks_init(ranks, &h, &s, &d);
         ranks_train(ranks, s.size);
-        for (int r = 0; r < s.size; r++) {
-            assert_int_equal(ranks[r].rc_train, 0);
+        assert_all_trained(ranks, &h, s.size);
+        for (int r = 0; r < s.size; r++)
             assert_true(ranks[r].res.diverged);
-        }
-        assert_false(h.mismatched);
         if (print_measurements)
             printf("  diverged at epoch %d, step %lld; dev loss then %g\n",
                    ref.res.diverged_epoch, (long long)ref.res.diverged_step,
@@ -785,11 +785,9 @@ static void test_resume_equals_uninterrupted(void **state)
         for (int r = 0; r < s.size; r++)
             whole[r].capture_at = 8;
         ranks_train(whole, s.size);
-        for (int r = 0; r < s.size; r++) {
-            assert_int_equal(whole[r].rc_train, 0);
+        assert_all_trained(whole, &h, s.size);
+        for (int r = 0; r < s.size; r++)
             assert_true(whole[r].have_saved);
-        }
-        assert_false(h.mismatched);
         hub_destroy(&h);
 
         /* Rank 0 resumes from its checkpoint; rank 1 as from a spoiled one (its weights
@@ -811,9 +809,7 @@ static void test_resume_equals_uninterrupted(void **state)
             resumed[1].cfg.resume = &whole[1].saved;
         }
         ranks_train(resumed, s.size);
-        for (int r = 0; r < s.size; r++)
-            assert_int_equal(resumed[r].rc_train, 0);
-        assert_false(h.mismatched);
+        assert_all_trained(resumed, &h, s.size);
         assert_ranks_equal(resumed, s.size);
         assert_int_equal(resumed[0].res.steps, 20);
         assert_int_equal(model_hash(&resumed[0].model), model_hash(&whole[0].model));
@@ -899,8 +895,8 @@ static void test_one_rank_stops_all(void **state)
     ranks_init(ranks, &h, &s, &d);
     ranks[2].ask_stop_at = 4;
     ranks_train(ranks, s.size);
+    assert_all_trained(ranks, &h, s.size);
     for (int r = 0; r < s.size; r++) {
-        assert_int_equal(ranks[r].rc_train, 0);
         assert_int_equal(ranks[r].res.steps, 4);
         assert_false(ranks[r].res.interrupted);
     }
@@ -910,14 +906,13 @@ static void test_one_rank_stops_all(void **state)
     ranks_init(ranks, &h, &s, &d);
     ranks[1].flag_stop_at = 9;
     ranks_train(ranks, s.size);
+    assert_all_trained(ranks, &h, s.size);
     for (int r = 0; r < s.size; r++) {
-        assert_int_equal(ranks[r].rc_train, 0);
         assert_int_equal(ranks[r].res.steps, 9);
         assert_true(ranks[r].res.interrupted);
         /* at the end of the first epoch (step 6), and at the stop */
         assert_int_equal(ranks[r].checkpoints, 2);
     }
-    assert_false(h.mismatched);
     assert_ranks_equal(ranks, s.size);
     ranks_free(ranks, &h, s.size);
     data_free(&d);
