@@ -92,6 +92,7 @@ bench-tune: bench-deps all
 # 64 machines; writes bench/MPI_RESULTS.md.
 bench-mpi: bench-deps all
 	/usr/bin/python3 bench/mpi_scaling.py --nabla $(BUILD)/nabla $(BENCH_MPI_ARGS)
+	/usr/bin/python3 bench/mpi_drift.py --nabla $(BUILD)/nabla $(BENCH_DRIFT_ARGS)
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -158,6 +158,20 @@ check "2 ranks: summary.json: 2 ranks, time and calls in the sums" \
 check "1 process: summary.json: no sums" \
     pytrue "(lambda s: s['ranks'] == 1 and s['allreduce_calls'] == 0)(json.load(open('one/summary.json')))"
 
+# ---- 1b. the images (each rank reads the IDX files), shards of 38 and 39 rows ----
+# Momentum: the optimizers that divide by a gradient's own magnitude (RMSprop, Adam) turn the
+# rounding of near-cancelling gradients into larger differences on these images within 20
+# steps (bench/mpi_drift.py measures it); the spirals above keep Adam within 1e-5.
+# shellcheck disable=SC2054
+IMAGES=(train --max-steps 20 --batch-size 77 --optimizer momentum --lr 0.1 --batchnorm
+        --sync-batchnorm --test none --threads 1 --quiet)
+run "${IMAGES[@]}" --out images_one
+check "Fashion-MNIST, 1 process: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+mpi "${IMAGES[@]}" --out images_two
+check "Fashion-MNIST, 2 ranks: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "Fashion-MNIST, momentum, --sync-batchnorm: 2 ranks equal 1 process to 1e-5" \
+    same_tensors images_two/model.safetensors images_one/model.safetensors 1e-5
+
 # ---- 2. batch norm: synchronized equals 1 process; per rank does not ----
 run "${SMALL[@]}" --batchnorm --out one_bn
 check "1 process, batch norm: exit 0" [ "$RC" -eq 0 ]
