@@ -17,7 +17,6 @@ worst tensor. Writes bench/MPI_DRIFT.md and prints it.
 """
 
 import argparse
-import datetime
 import os
 import statistics
 import subprocess
@@ -27,9 +26,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import numpy as np  # noqa: E402
 import safetensors_py  # noqa: E402
-
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,tcp",
-          "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+from mpi_bench import MPIRUN, nabla_with_mpi, write_report  # noqa: E402
 
 # Each optimizer at a learning rate it trains this network well with.
 OPTIMIZERS = [("sgd", "0.1"), ("momentum", "0.1"), ("nesterov", "0.1"), ("rmsprop", "0.001"),
@@ -109,10 +106,7 @@ def main():
         p.error("--steps: whole numbers separated by commas, such as 20,200")
     if a.ranks < 2 or a.seeds < 1 or not steps or min(steps) < 1:
         p.error("--ranks must be at least 2, --seeds and every step count at least 1")
-    nabla = os.path.abspath(a.nabla)
-    version = subprocess.run([nabla, "--version"], capture_output=True, text=True).stdout
-    if "with MPI" not in version:
-        sys.exit("mpi_drift.py: %s was built without MPI (install libopenmpi-dev and rebuild)" % nabla)
+    nabla, version = nabla_with_mpi(a.nabla, "mpi_drift.py")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,15 +164,8 @@ def main():
               "bits on any number of ranks would need every sum over the batch in one fixed "
               "order (or exact): OpenBLAS's products do not give it (a row's result depends "
               "on how many rows the product has), and summing in double would cost the single "
-              "process much of its speed.", "",
-              "Machine: %s, %d cores, %s; %s" % (
-                  open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(),
-                  os.cpu_count(), version.strip().replace("\n", "; "),
-                  datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"))]
-    text = "\n".join(lines) + "\n"
-    with open(a.results, "w") as f:
-        f.write(text)
-    print(text)
+              "process much of its speed."]
+    write_report(a.results, lines, version)
 
 
 if __name__ == "__main__":

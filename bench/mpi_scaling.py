@@ -14,17 +14,14 @@ alike; medians over repeats. Writes bench/MPI_RESULTS.md and prints it.
 """
 
 import argparse
-import datetime
 import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,tcp",
-          "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+from mpi_bench import MPIRUN, nabla_with_mpi, write_report
 
 WORKLOADS = [
     ("784-256-128-10, batch 64", ["--layers", "256,128", "--batch-size", "64"]),
@@ -106,10 +103,7 @@ def main():
     p.add_argument("--tune-trials", type=int, default=16)
     p.add_argument("--results", default=os.path.join(os.path.dirname(__file__), "MPI_RESULTS.md"))
     a = p.parse_args()
-    nabla = os.path.abspath(a.nabla)
-    version = subprocess.run([nabla, "--version"], capture_output=True, text=True).stdout
-    if "with MPI" not in version:
-        sys.exit("mpi_scaling.py: %s was built without MPI (install libopenmpi-dev and rebuild)" % nabla)
+    nabla, version = nabla_with_mpi(a.nabla, "mpi_scaling.py")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,15 +202,7 @@ def main():
         else:
             lines += ["", "The overlap saves up to %.0f%% a step here: summing per layer during "
                       "the backward pass would pay on this machine." % (100 * best)]
-    lines += ["",
-              "Machine: %s, %d cores, %s; %s" % (
-                  open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(),
-                  os.cpu_count(), version.strip().replace("\n", "; "),
-                  datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"))]
-    text = "\n".join(lines) + "\n"
-    with open(a.results, "w") as f:
-        f.write(text)
-    print(text)
+    write_report(a.results, lines, version)
 
 
 if __name__ == "__main__":
