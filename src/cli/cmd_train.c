@@ -244,6 +244,15 @@ static int checkpoint_due(const train_run *r, const nb_train_state *s)
            monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
 }
 
+/* The checkpoint of `steps` steps is on disk: the one to name should a rank be lost. */
+static void watch_checkpoint(train_run *r, int64_t steps)
+{
+    char *path = path_join(r->out_dir, "checkpoint.safetensors");
+    if (path)
+        watch_for_lost_ranks(r, path, steps);
+    free(path);
+}
+
 /* Rank 0's part of a checkpoint: the files, and the report to the tuner. Returns 0, or 1 with
  * err filled. */
 static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err)
@@ -263,10 +272,8 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
             return 1;
         r->last_checkpoint = monotonic_seconds();
         r->checkpoint_cost = r->last_checkpoint - start;
-        char *path = path_join(r->out_dir, "checkpoint.safetensors");
-        if (path)
-            watch_for_lost_ranks(r, path, s->steps);
-        free(path);
+        r->wrote_checkpoint = 1;
+        watch_checkpoint(r, s->steps);
     }
     /* At an epoch's end a trial tells the tuner (and stops if the tuner is gone). */
     if (s->batch == 0 && trial_channel_report(&r->trial, r->log.text, r->log.len,
@@ -288,9 +295,15 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
      * err is r->err, where the votes put their messages. */
     if (vote_now(r))
         return 1;
+    r->wrote_checkpoint = 0;
     if (r->writer && !r->callback_failed && write_checkpoint(r, s, err) != 0)
         r->callback_failed = 1;
-    return vote_now(r);
+    if (vote_now(r))
+        return 1;
+    /* The vote told the other ranks whether rank 0 wrote a checkpoint just now. */
+    if (!r->writer && r->checkpoint_written)
+        watch_checkpoint(r, s->steps);
+    return 0;
 }
 
 static void fill_train_config(train_run *r, nb_train_config *c)

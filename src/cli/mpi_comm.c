@@ -5,6 +5,7 @@
  * own duplicate of MPI_COMM_WORLD, with MPI_ERRORS_RETURN, so that an MPI that reports a lost
  * rank (rather than ending the job itself, as Open MPI's mpirun does) gives an error the
  * program can explain instead of an abort. */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <mpi.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -334,16 +336,150 @@ int job_receive(int *from, int *tag, char **data, size_t *n, nb_error *err)
     return 1;
 }
 
-/* ---- the watcher: a stop signal that finds rank 0 waiting for a rank that is gone ---- */
+/* ---- where the ranks run ----
+ *
+ * Each rank's machine and process, gathered at the start. MPI cannot say that a rank is gone
+ * (Open MPI's collectives wait for a dead rank rather than fail), but a rank can look for
+ * another that runs on its machine, in its process namespace: kill(pid, 0). */
+
+typedef struct {
+    char host[64];
+    unsigned long long pid_namespace;   /* /proc/self/ns/pid's inode, 0 if unknown */
+    long long pid;
+} rank_place;
+
+static rank_place *places;   /* job.size of them, or NULL */
+
+static void gather_places(void)
+{
+    rank_place me;
+    memset(&me, 0, sizeof me);
+    if (gethostname(me.host, sizeof me.host - 1) != 0)
+        me.host[0] = '\0';
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) == 0)
+        me.pid_namespace = (unsigned long long)st.st_ino;
+    me.pid = (long long)getpid();
+    places = calloc((size_t)job.size, sizeof *places);
+    if (places && MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, places, (int)sizeof me,
+                                MPI_BYTE, job.world) != MPI_SUCCESS) {
+        free(places);
+        places = NULL;
+    }
+}
+
+/* Whether this rank can see rank q's process. */
+static int is_local(int q)
+{
+    const rank_place *me = places ? &places[job.rank] : NULL;
+    return me && me->pid_namespace != 0 && places[q].pid_namespace == me->pid_namespace &&
+           strcmp(places[q].host, me->host) == 0;
+}
+
+/* Whether the process has ended; a zombie its launcher has not reaped yet has. */
+static int process_ended(long long pid)
+{
+    if (kill((pid_t)pid, 0) != 0)
+        return errno == ESRCH;
+    char path[64], stat_line[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT;
+    size_t n = fread(stat_line, 1, sizeof stat_line - 1, f);
+    fclose(f);
+    stat_line[n] = '\0';
+    /* "pid (name) state ...": the name may hold anything, so the state follows the last ')' */
+    const char *end_of_name = strrchr(stat_line, ')');
+    return end_of_name && end_of_name[1] == ' ' &&
+           (end_of_name[2] == 'Z' || end_of_name[2] == 'X');
+}
+
+/* ---- the watcher: a stop signal that finds a rank waiting for one that is gone ---- */
 
 static struct {
     pthread_mutex_t lock;
-    char *text;                       /* what to print */
+    char *text;                       /* what to say after the first line */
     volatile sig_atomic_t *flag;      /* the stop signal's flag */
     atomic_int done;                  /* job_end: time to go */
     pthread_t thread;
     int running;
 } watch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The first line of what a stuck rank says, in `line`; 0 when this rank should keep quiet.
+ * Rank 0 speaks, naming the ranks on its machine that are gone; it keeps quiet only when every
+ * other rank is on its machine and still there (a slow rank, as when Ctrl-C finds one in a
+ * long step). Another rank speaks when every rank below it is on its machine and gone: it is
+ * then the first rank left, and no one else will. */
+static int first_line(char *line, size_t size)
+{
+    char gone[512] = "";
+    size_t used = 0;
+    int n_gone = 0, unseen = 0, lower_all_gone = 1;
+    for (int q = 0; q < job.size; q++) {
+        if (q == job.rank)
+            continue;
+        int ended = is_local(q) && process_ended(places[q].pid);
+        unseen += !is_local(q);
+        if (q < job.rank && !ended)
+            lower_all_gone = 0;
+        if (ended && used < sizeof gone) {
+            int w = snprintf(gone + used, sizeof gone - used, "%srank %d (process %lld)",
+                             n_gone ? ", " : "", q, places[q].pid);
+            used += w > 0 ? (size_t)w : 0;
+            n_gone++;
+        }
+    }
+    if (job.rank > 0) {
+        if (!lower_all_gone)
+            return 0;
+        snprintf(line, size, "nabla: rank %d: asked to stop while it waits for the other "
+                 "ranks: %s %s gone\n", job.rank, gone, n_gone > 1 ? "are" : "is");
+        return 1;
+    }
+    if (n_gone > 0)
+        snprintf(line, size, "nabla: asked to stop while rank 0 waits for the other ranks: "
+                 "%s %s gone\n", gone, n_gone > 1 ? "are" : "is");
+    else if (unseen > 0)
+        snprintf(line, size, "nabla: asked to stop while rank 0 waits for the other ranks, "
+                 "which no longer answer: one of them is gone (mpirun's message says which)\n");
+    else
+        return 0;
+    return 1;
+}
+
+/* The first line and `text` on stderr in one write, so that they reach mpirun in one piece,
+ * if this rank is the one to speak: 1 if it spoke. */
+static int say_lost(const char *text)
+{
+    static atomic_int said;   /* the watcher and the main thread may both get here */
+    char line[1024];
+    if (atomic_load(&said))
+        return 1;
+    if (!first_line(line, sizeof line) || atomic_exchange(&said, 1))
+        return atomic_load(&said);
+    size_t n = strlen(line), m = text ? strlen(text) : 0;
+    char *all = malloc(n + m + 1);
+    if (all) {
+        memcpy(all, line, n);
+        memcpy(all + n, text ? text : "", m + 1);
+        ssize_t w = write(STDERR_FILENO, all, n + m);
+        (void)w;
+        free(all);
+    }
+    return 1;
+}
+
+int job_say_lost(const char *text) { return job.size > 1 && say_lost(text); }
+
+int job_rank_gone(int rank)
+{
+    if (job.size == 1 || rank < 0 || rank >= job.size || rank == job.rank || !is_local(rank) ||
+        !process_ended(places[rank].pid))
+        return 0;
+    job.lost = 1;   /* MPI_Finalize would wait for it: job_end aborts */
+    return 1;
+}
 
 static void *watch_loop(void *arg)
 {
@@ -364,20 +500,17 @@ static void *watch_loop(void *arg)
         if (now_seconds() - from < JOB_STUCK_SECONDS)
             continue;
         pthread_mutex_lock(&watch.lock);
-        if (watch.text) {
-            /* One write, so that it reaches mpirun in one piece. */
-            ssize_t w = write(STDERR_FILENO, watch.text, strlen(watch.text));
-            (void)w;
-        }
+        int spoke = say_lost(watch.text);
         pthread_mutex_unlock(&watch.lock);
-        break;
+        if (spoke)
+            break;
     }
     return NULL;
 }
 
 void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text)
 {
-    if (job.size == 1 || job.rank != 0)
+    if (job.size == 1)
         return;
     char *copy = strdup(text);
     pthread_mutex_lock(&watch.lock);
@@ -445,6 +578,7 @@ static int start_mpi(int *argc, char ***argv)
     MPI_Comm_rank(job.world, &job.rank);
     MPI_Comm_size(job.world, &job.size);
     job.local_size = count_local_ranks();
+    gather_places();
     return 0;
 }
 
@@ -477,6 +611,8 @@ int job_start(int *argc, char ***argv)
 int job_end(int code)
 {
     watch_stop();
+    free(places);
+    places = NULL;
     if (!job.active)
         return code;
     job.active = 0;

@@ -88,17 +88,29 @@ int job_receive(int *from, int *tag, char **data, size_t *n, nb_error *err);
  * job): the run cannot go on, and job_end aborts. */
 int job_lost(void);
 
-/* What rank 0 says when a stop signal finds it waiting for the other ranks: mpirun sends the
- * survivors SIGTERM when a rank dies (and SIGKILL a second later), and the rank waiting in a
- * sum (or for a message) from the dead one would otherwise end without a word. From the first
- * call (with the signal flag to watch) until job_end, a thread on rank 0 watches: once the flag
- * is set and the main thread has been waiting in an MPI call for JOB_STUCK_SECONDS since, it
- * prints `text` (one or more lines, the last with its newline) on stderr, once. Later calls
- * replace the text (after each checkpoint). Does nothing in a single process. The wait is long
- * next to a step (a Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for
- * each other only briefly) and short next to the second before SIGKILL (0.6 s proved too close
- * to it on a loaded machine). */
+/* What a rank says when a stop signal finds it waiting for the other ranks: mpirun sends the
+ * survivors SIGTERM when a rank dies (and SIGKILL a second later), and a rank waiting in a sum
+ * (or for a message) from the dead one would otherwise end without a word. From the first call
+ * (with the signal flag to watch) until job_end, a thread of each rank watches: once the flag
+ * is set and the main thread has been waiting in an MPI call for JOB_STUCK_SECONDS since, the
+ * rank prints a line saying who is gone, then `text` (what is intact and how to go on: one or
+ * more lines, the last with its newline), on stderr, once. Which ranks are gone it can tell for
+ * those on its own machine (their processes have ended); of ranks elsewhere it says only that
+ * one of them is gone, as mpirun's message will say which. Rank 0 speaks, unless every other
+ * rank is on its machine and still there (then none is gone: a slow step); another rank speaks
+ * only when every rank below it is on its machine and gone. Later calls replace the text (after
+ * each checkpoint). Does nothing in a single process. The wait is long next to a step (a
+ * Ctrl-C, which mpirun also passes on as SIGTERM, finds the ranks waiting for each other only
+ * briefly) and short next to the second before SIGKILL (0.6 s proved too close to it on a
+ * loaded machine). */
 #define JOB_STUCK_SECONDS 0.3
 void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text);
+/* The same at once, for a rank that does not wait inside MPI (`nabla tune`'s agents, which poll):
+ * the line saying who is gone, then `text`, if this rank is the one to speak. Returns 1 if it
+ * spoke. */
+int job_say_lost(const char *text);
+/* Whether `rank` is known to be gone: it ran on this machine and its process has ended. The
+ * job then cannot be finalized, and job_end aborts it. 0 when it is there or cannot be seen. */
+int job_rank_gone(int rank);
 
 #endif /* NABLA_CLI_MPI_COMM_H */

@@ -75,6 +75,18 @@ void job_watch_stops(volatile sig_atomic_t *signal_flag, const char *text)
     (void)text;
 }
 
+int job_say_lost(const char *text)
+{
+    (void)text;
+    return 0;
+}
+
+int job_rank_gone(int rank)
+{
+    (void)rank;
+    return 0;
+}
+
 int job_send(int to, int tag, const void *data, size_t n, nb_error *err)
 {
     (void)to;

@@ -17,17 +17,20 @@
 #include "mpi_comm.h"
 #include "train_run.h"
 
-enum { VOTE_FAILED, VOTE_SIGNAL, N_VOTES };
+/* VOTE_WRITTEN: rank 0 wrote a checkpoint just now (what the others name should it be lost). */
+enum { VOTE_FAILED, VOTE_SIGNAL, VOTE_WRITTEN, N_VOTES };
 
 static void my_votes(const train_run *r, int *v)
 {
     v[VOTE_FAILED] = r->callback_failed || r->tuner_gone;
     v[VOTE_SIGNAL] = *stop_signal_flag();
+    v[VOTE_WRITTEN] = r->wrote_checkpoint;
 }
 
 /* Takes the outcome of a vote; returns 1 when the run must stop on a failure. */
 static int apply_votes(train_run *r, const int *v)
 {
+    r->checkpoint_written = v[VOTE_WRITTEN];
     if (v[VOTE_SIGNAL] && !r->agreed_stop)
         r->agreed_stop = v[VOTE_SIGNAL];
     if (v[VOTE_FAILED] && !r->callback_failed) {
@@ -88,26 +91,26 @@ void continue_command(const train_run *r, char *buf, size_t size)
     snprintf(buf, size, "%snabla train --resume %s", launcher, r->out_dir);
 }
 
-/* What rank 0 says if a stop finds it waiting for a rank that is gone (job_watch_stops): where
- * the last checkpoint is, as of now. */
+/* What a rank says after its watcher's line if a stop finds it waiting for a rank that is gone
+ * (job_watch_stops): where the last checkpoint is, as of now. */
 void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps)
 {
-    if (!r->comm || !r->writer)
+    if (!r->comm)
         return;
-    char command[CLI_MAX_PATH + 64], text[3 * CLI_MAX_PATH];
+    char command[CLI_MAX_PATH + 64], text[2 * CLI_MAX_PATH + 256];
     continue_command(r, command, sizeof command);
-    int n = snprintf(text, sizeof text, "nabla: asked to stop while rank 0 waits for the other "
-                                        "ranks, which no longer answer: one of them is gone "
-                                        "(mpirun's message says which)\n");
-    if (n > 0 && (size_t)n < sizeof text) {
-        if (checkpoint)
-            snprintf(text + n, sizeof text - (size_t)n, "nabla: the last checkpoint, %s (step "
-                     "%lld), is intact; continue with: %s\n", checkpoint, (long long)steps,
-                     command);
-        else
-            snprintf(text + n, sizeof text - (size_t)n,
-                     "nabla: no checkpoint was written yet: start the run again\n");
-    }
+    /* Another rank knows of a checkpoint once the ranks have voted after it: rank 0 may have
+     * written a later one before it was lost. */
+    if (checkpoint)
+        snprintf(text, sizeof text, "nabla: the last checkpoint, %s (step %lld%s), is intact; "
+                 "continue with: %s\n", checkpoint, (long long)steps,
+                 r->writer ? "" : " or later", command);
+    else if (r->writer)
+        snprintf(text, sizeof text, "nabla: no checkpoint was written yet: start the run again\n");
+    else
+        snprintf(text, sizeof text, "nabla: if rank 0 wrote a checkpoint before it was lost, "
+                 "continue with: %s (which says so if there is none); else start the run "
+                 "again\n", command);
     job_watch_stops(stop_signal_flag(), text);
 }
 

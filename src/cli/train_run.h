@@ -46,6 +46,8 @@ typedef struct train_run {
     int writer;                  /* rank 0: writes the files, prints */
     volatile sig_atomic_t agreed_stop; /* the stop signal as the ranks agreed on it (cfg.stop) */
     int peer_failed;             /* another rank's failure stopped the run: nothing to say */
+    int wrote_checkpoint;        /* rank 0 wrote one at this on_checkpoint call */
+    int checkpoint_written;      /* ... as the last vote made known to every rank */
     char ranks_text[16];         /* the job's size, for the checkpoints' metadata */
 } train_run;
 
@@ -71,7 +73,7 @@ int vote_lost(train_run *r, const nb_error *e);
 int stop_signal(const train_run *r);
 /* "nabla train --resume DIR", with "mpirun -np N " in front under mpirun. */
 void continue_command(const train_run *r, char *buf, size_t size);
-/* What rank 0 says if a stop finds it waiting for a rank that is gone: where the last
+/* What a rank says if a stop finds it waiting for a rank that is gone: where the last
  * checkpoint (NULL: none yet) is, as of now. */
 void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps);
 /* Under mpirun: the ranks go on together, all set up alike, or none does. Returns 0 to go on,

@@ -18,6 +18,7 @@
 #include "options.h"
 #include "resume.h"
 #include "trial_process.h"
+#include "tune_run.h"
 
 /* At most this many bytes of a trial's reports in one message: messages this short go out at
  * once under any MPI (a long one may wait for its receiver). */
@@ -211,7 +212,11 @@ int tune_agent_run(void)
     agent a = {.err = &err};
     stop_signals_install();
     volatile sig_atomic_t *stop = stop_signal_flag();
+    /* Should a call to MPI hold this rank up after a stop signal (a connection to rank 0,
+     * gone), the watcher says what the loop below would. */
+    job_watch_stops(stop, TUNE_CONTINUE_LINE);
     int told = 0, code = -1, rc = 0;
+    double told_at = 0;
     struct pollfd *fds = NULL;
     while (rc == 0 && code < 0) {
         struct pollfd *more = realloc(fds, (size_t)(a.n + 1) * sizeof *fds);
@@ -245,6 +250,13 @@ int tune_agent_run(void)
         if (rc == 0 && *stop && !told) {
             rc = agent_send(0, AGENT_SIGNAL, -1, (int)*stop, NULL, 0, &err);
             told = 1;
+            told_at = tune_now();
+        }
+        /* Unless rank 0 is gone (mpirun's SIGTERM when a rank dies): then this rank says so,
+         * if it is the first one left, rather than wait for mpirun's SIGKILL. */
+        if (rc == 0 && told && tune_now() - told_at >= JOB_STUCK_SECONDS && job_rank_gone(0)) {
+            job_say_lost(TUNE_CONTINUE_LINE);
+            code = EXIT_RUNTIME;
         }
     }
     stop_children(&a, SIGKILL);

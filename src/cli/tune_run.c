@@ -716,10 +716,7 @@ int study_run(study *s, nb_error *err)
     stop_signals_install();
     /* When a rank dies, mpirun stops the others (SIGTERM, then SIGKILL): rank 0 then waits in
      * MPI for an agent that never answers, and this is its last chance to say a word. */
-    job_watch_stops(stop_signal_flag(),
-                    "nabla: asked to stop while rank 0 waits for the other ranks, which no "
-                    "longer answer: one of them is gone (mpirun's message says which)\n"
-                    TUNE_CONTINUE_LINE);
+    job_watch_stops(stop_signal_flag(), TUNE_CONTINUE_LINE);
     int rc = run_loop(&r);
     volatile sig_atomic_t *stop = stop_signal_flag();
     int sig = *stop ? (int)*stop : 0;

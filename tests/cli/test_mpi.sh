@@ -295,8 +295,9 @@ if start_frozen killed has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
     wait "$PID"
     RC=$?
     check "rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
-    check "rank 1 killed: rank 0 says a rank is gone (mpirun: $(grep -m1 'exited on signal' "$WORK/stderr"))" \
-        grep -q "nabla: .*one of them is gone" "$WORK/stderr"
+    check "rank 1 killed: rank 0 says rank 1 is gone (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
+        grep -q "^nabla: asked to stop while rank 0 waits for the other ranks: rank 1 (process $R1) is gone" "$WORK/stderr"
+    check "rank 1 killed: rank 0 alone says it" [ "$(count "is gone" "$WORK/stderr")" -eq 1 ]
     check "rank 1 killed: and how to continue" \
         grep -q "is intact; continue with: mpirun -np 2 nabla train --resume killed" "$WORK/stderr"
     check "rank 1 killed: no model" absent killed/model.safetensors
@@ -316,6 +317,29 @@ if start_frozen killed has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
         grep -q "note: the run had 2 processes and goes on with 1" "$WORK/stderr"
     check "resumed on 1 process: the uninterrupted run's model to 1e-5" \
         same_tensors killed_alone/model.safetensors ref/model.safetensors 1e-5
+fi
+
+# ---- 6b. rank 0, the one that writes, killed mid-run: rank 1 speaks ----
+if start_job killed0 has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
+    kill -9 "$R0"
+    wait "$PID"
+    RC=$?
+    check "rank 0 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "rank 0 killed: rank 1 says rank 0 is gone (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
+        grep -q "^nabla: rank 1: asked to stop while it waits for the other ranks: rank 0 (process $R0) is gone" "$WORK/stderr"
+    check "rank 0 killed: one message" [ "$(count "is gone" "$WORK/stderr")" -eq 1 ]
+    # (rank 1 names the checkpoint once the ranks have voted after it; before, it says "if")
+    check "rank 0 killed: and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
+        grep -q "continue with: mpirun -np 2 nabla train --resume killed0" "$WORK/stderr"
+    check "rank 0 killed: no model" absent killed0/model.safetensors
+    run eval --model killed0/checkpoint.safetensors "${EVAL_DATA[@]}"
+    check "rank 0 killed: the newest checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
+    mpi train --resume killed0
+    check "rank 0 killed: mpirun -np 2 nabla train --resume: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
+        [ "$RC" -eq 0 ]
+    check "rank 0 killed, resumed: the model is the uninterrupted run's, bit for bit" \
+        same_tensors killed0/model.safetensors ref/model.safetensors 0
+    check "rank 0 killed, resumed: no temporary file left" no_temporaries killed0
 fi
 
 # ---- 7. SIGTERM, as mpirun sends every rank on Ctrl-C, each at its own moment ----
@@ -415,6 +439,22 @@ if start_frozen study_killed rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}
     check "tune, rank 1 killed: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
     check "tune, rank 1 killed, continued: the uninterrupted study's trials" \
         diff <(study_outcome study1) <(study_outcome study_killed)
+fi
+
+if start_job study_killed0 rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}" --workers 1; then
+    kill -9 "$R0"
+    wait "$PID"
+    RC=$?
+    check "tune, rank 0 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "tune, rank 0 killed: rank 1 says rank 0 is gone and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
+        grep -q "^nabla: rank 1: asked to stop while it waits for the other ranks: rank 0 (process $R0) is gone" "$WORK/stderr"
+    check "tune, rank 0 killed: the study directory is intact, once" \
+        [ "$(count "the study directory is intact" "$WORK/stderr")" -eq 1 ]
+    check "tune, rank 0 killed: no trial process left" no_trials_left study_killed0
+    run "${STUDY[@]}" --workers 2 --out study_killed0
+    check "tune, rank 0 killed: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
+    check "tune, rank 0 killed, continued: the uninterrupted study's trials" \
+        diff <(study_outcome study1) <(study_outcome study_killed0)
 fi
 
 # A rank that does not see the study directory (rank 1 in a mount namespace of its own, with an
