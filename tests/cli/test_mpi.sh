@@ -289,28 +289,42 @@ has_checkpoint() { [ -s "$1/checkpoint.safetensors" ]; }
 # no_temporaries DIR: no temporary file left behind.
 no_temporaries() { [ -z "$(find "$1" -name '*.tmp.*' -o -name '*.next.*')" ]; }
 
-# ---- 6. a rank killed mid-run ----
-if start_frozen killed has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
-    kill -9 "$R1"
+# killed_run DIR WHO LINE HOW: the job started by start_job in DIR, after `kill -9` of rank
+# WHO: it fails, the rank left says LINE (once) and how to continue (HOW), the newest
+# checkpoint is a good model, and `mpirun -np 2 nabla train --resume` ends as the uninterrupted
+# run, bit for bit, leaving no temporary file. DIR_alone keeps a copy of DIR as the job left it.
+killed_run() {
+    local dir=$1 who="rank $2 killed"
     wait "$PID"
     RC=$?
-    check "rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
-    check "rank 1 killed: rank 0 says rank 1 is gone (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
-        grep -q "^nabla: asked to stop while rank 0 waits for the other ranks: rank 1 (process $R1) is gone" "$WORK/stderr"
-    check "rank 1 killed: rank 0 alone says it" [ "$(count "is gone" "$WORK/stderr")" -eq 1 ]
-    check "rank 1 killed: and how to continue" \
-        grep -q "is intact; continue with: mpirun -np 2 nabla train --resume killed" "$WORK/stderr"
-    check "rank 1 killed: no model" absent killed/model.safetensors
-    check "rank 1 killed: no temporary file" no_temporaries killed
-    run eval --model killed/checkpoint.safetensors "${EVAL_DATA[@]}"
-    check "rank 1 killed: the newest checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
-    cp -r killed killed_alone
-    mpi train --resume killed
-    check "rank 1 killed: mpirun -np 2 nabla train --resume: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
+    check "$who: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "$who: the rank left says so (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
+        grep -q "^$3" "$WORK/stderr"
+    check "$who: one message" [ "$(count "is gone" "$WORK/stderr")" -eq 1 ]
+    check "$who: and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
+        grep -q "$4" "$WORK/stderr"
+    check "$who: no model" absent "$dir/model.safetensors"
+    run eval --model "$dir/checkpoint.safetensors" "${EVAL_DATA[@]}"
+    check "$who: the newest checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
+    cp -r "$dir" "${dir}_alone"
+    mpi train --resume "$dir"
+    check "$who: mpirun -np 2 nabla train --resume: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
         [ "$RC" -eq 0 ]
-    check "rank 1 killed, resumed under mpirun: the model is the uninterrupted run's, bit for bit" \
-        same_tensors killed/model.safetensors ref/model.safetensors 0
-    check "rank 1 killed, resumed: metrics.jsonl has each epoch once" same_metrics killed ref
+    check "$who, resumed under mpirun: the model is the uninterrupted run's, bit for bit" \
+        same_tensors "$dir/model.safetensors" ref/model.safetensors 0
+    check "$who, resumed: metrics.jsonl has each epoch once" same_metrics "$dir" ref
+    check "$who, resumed: no temporary file left" no_temporaries "$dir"
+}
+
+# ---- 6. a rank killed mid-run: rank 1 (frozen, so that rank 0 waits for it), then rank 0,
+# the one that writes (rank 1 then speaks: it names the checkpoint once the ranks have voted
+# after it, and before that says "if") ----
+if start_frozen killed has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
+    kill -9 "$R1"
+    killed_run killed 1 \
+        "nabla: asked to stop while rank 0 waits for the other ranks: rank 1 (process $R1) is gone" \
+        "^nabla: the last checkpoint, killed/checkpoint.safetensors (step [0-9]*), is intact; continue with: mpirun -np 2 nabla train --resume killed$"
+    check "rank 1 killed: rank 0 left no temporary file" no_temporaries killed_alone
     run train --resume killed_alone
     check "rank 1 killed, resumed on 1 process: exit 0" [ "$RC" -eq 0 ]
     check "resumed on 1 process: notes the change of rank count" \
@@ -318,28 +332,11 @@ if start_frozen killed has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
     check "resumed on 1 process: the uninterrupted run's model to 1e-5" \
         same_tensors killed_alone/model.safetensors ref/model.safetensors 1e-5
 fi
-
-# ---- 6b. rank 0, the one that writes, killed mid-run: rank 1 speaks ----
 if start_job killed0 has_checkpoint "${KILL_OPTS[@]}" -- "${LONG[@]}"; then
     kill -9 "$R0"
-    wait "$PID"
-    RC=$?
-    check "rank 0 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
-    check "rank 0 killed: rank 1 says rank 0 is gone (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
-        grep -q "^nabla: rank 1: asked to stop while it waits for the other ranks: rank 0 (process $R0) is gone" "$WORK/stderr"
-    check "rank 0 killed: one message" [ "$(count "is gone" "$WORK/stderr")" -eq 1 ]
-    # (rank 1 names the checkpoint once the ranks have voted after it; before, it says "if")
-    check "rank 0 killed: and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
-        grep -q "continue with: mpirun -np 2 nabla train --resume killed0" "$WORK/stderr"
-    check "rank 0 killed: no model" absent killed0/model.safetensors
-    run eval --model killed0/checkpoint.safetensors "${EVAL_DATA[@]}"
-    check "rank 0 killed: the newest checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
-    mpi train --resume killed0
-    check "rank 0 killed: mpirun -np 2 nabla train --resume: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
-        [ "$RC" -eq 0 ]
-    check "rank 0 killed, resumed: the model is the uninterrupted run's, bit for bit" \
-        same_tensors killed0/model.safetensors ref/model.safetensors 0
-    check "rank 0 killed, resumed: no temporary file left" no_temporaries killed0
+    killed_run killed0 0 \
+        "nabla: rank 1: asked to stop while it waits for the other ranks: rank 0 (process $R0) is gone" \
+        "continue with: mpirun -np 2 nabla train --resume killed0"
 fi
 
 # ---- 7. SIGTERM, as mpirun sends every rank on Ctrl-C, each at its own moment ----
