@@ -295,10 +295,11 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
      * err is r->err, where the votes put their messages. */
     if (vote_now(r))
         return 1;
-    r->wrote_checkpoint = 0;
     if (r->writer && !r->callback_failed && write_checkpoint(r, s, err) != 0)
         r->callback_failed = 1;
-    if (vote_now(r))
+    int failed = vote_now(r);
+    r->wrote_checkpoint = 0;   /* told: the next votes are about the next call */
+    if (failed)
         return 1;
     /* The vote told the other ranks whether rank 0 wrote a checkpoint just now. */
     if (!r->writer && r->checkpoint_written)

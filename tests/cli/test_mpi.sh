@@ -424,34 +424,36 @@ if start_job study_ctrl_c rank1_ran_a_trial -- "${STUDY[@]}" --workers 1 \
     check "tune, Ctrl-C to mpirun: no trial process left" no_trials_left study_ctrl_c
 fi
 
+# killed_study DIR WHO LINE: the study started by start_job in DIR, after `kill -9` of rank
+# WHO: it fails, the rank left says LINE, no trial process is left, and one process continues
+# the study to the uninterrupted study's trials.
+killed_study() {
+    local dir=$1 who="tune, rank $2 killed"
+    wait "$PID"
+    RC=$?
+    check "$who: the job fails (got $RC)" [ "$RC" -ne 0 ]
+    check "$who: the rank left says who is gone and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
+        grep -q "$3" "$WORK/stderr"
+    check "$who: no trial process left" no_trials_left "$dir"
+    local said=$WORK/stderr.killed
+    cp "$WORK/stderr" "$said"
+    run "${STUDY[@]}" --workers 2 --out "$dir"
+    check "$who: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
+    check "$who, continued: the uninterrupted study's trials" \
+        diff <(study_outcome study1) <(study_outcome "$dir")
+    cp "$said" "$WORK/stderr"   # for the caller's own checks of what was said
+}
+
 if start_frozen study_killed rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}" --workers 1; then
     kill -9 "$R1"
-    wait "$PID"
-    RC=$?
-    check "tune, rank 1 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
-    check "tune, rank 1 killed: rank 0 says a rank is gone and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
-        grep -q "nabla: the study directory is intact; the same command" "$WORK/stderr"
-    check "tune, rank 1 killed: no trial process left" no_trials_left study_killed
-    run "${STUDY[@]}" --workers 2 --out study_killed
-    check "tune, rank 1 killed: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
-    check "tune, rank 1 killed, continued: the uninterrupted study's trials" \
-        diff <(study_outcome study1) <(study_outcome study_killed)
+    killed_study study_killed 1 "nabla: the study directory is intact; the same command"
 fi
-
 if start_job study_killed0 rank1_ran_a_trial "${KILL_OPTS[@]}" -- "${STUDY[@]}" --workers 1; then
     kill -9 "$R0"
-    wait "$PID"
-    RC=$?
-    check "tune, rank 0 killed: the job fails (got $RC)" [ "$RC" -ne 0 ]
-    check "tune, rank 0 killed: rank 1 says rank 0 is gone and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
-        grep -q "^nabla: rank 1: asked to stop while it waits for the other ranks: rank 0 (process $R0) is gone" "$WORK/stderr"
+    killed_study study_killed0 0 \
+        "^nabla: rank 1: asked to stop while it waits for the other ranks: rank 0 (process $R0) is gone"
     check "tune, rank 0 killed: the study directory is intact, once" \
         [ "$(count "the study directory is intact" "$WORK/stderr")" -eq 1 ]
-    check "tune, rank 0 killed: no trial process left" no_trials_left study_killed0
-    run "${STUDY[@]}" --workers 2 --out study_killed0
-    check "tune, rank 0 killed: one process continues the study (exit $RC)" [ "$RC" -eq 0 ]
-    check "tune, rank 0 killed, continued: the uninterrupted study's trials" \
-        diff <(study_outcome study1) <(study_outcome study_killed0)
 fi
 
 # A rank that does not see the study directory (rank 1 in a mount namespace of its own, with an
