@@ -135,8 +135,9 @@ static void say_kept_horizon(const train_options *o)
     char held[128] = "";
     if (o->epochs > o->decay_epochs) {
         nb_schedule s = train_schedule(o);
-        snprintf(held, sizeof held, ": epochs %d to %d keep epoch %d's rate, %g", o->decay_epochs + 1,
-                 o->epochs, o->decay_epochs, (double)nb_lr_at(&s, o->decay_epochs - 1));
+        snprintf(held, sizeof held, ": epochs %d to %d keep epoch %d's rate, %g",
+                 o->decay_epochs + 1, o->epochs, o->decay_epochs,
+                 (double)nb_lr_at(&s, o->decay_epochs - 1));
     }
     fprintf(stderr, "nabla: the cosine schedule keeps its %d-epoch horizon%s; this run equals "
                     "%s\n", o->decay_epochs, held,
