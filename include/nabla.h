@@ -278,14 +278,16 @@ typedef struct nb_schedule {
     float rate;           /* k: decay rate */
     int interval;         /* epochs per step of interval and step decay */
     int warmup_epochs;    /* linear warm-up: epoch e < w runs at lr*(e+1)/w; decay starts after */
-    int epochs;           /* total epochs (cosine reaches 0 at the end) */
+    int epochs;           /* the horizon of cosine decay: it decays over epochs 0 to epochs - 1
+                             and holds the rate of epoch epochs - 1 after them; the other kinds
+                             ignore it. Usually the run's epochs (nb_train_config.epochs). */
 } nb_schedule;
 
 /* The learning rate of epoch e (counted from 0). */
 float nb_lr_at(const nb_schedule *s, int epoch);
 /* Checks a schedule: lr > 0 and finite; rate >= 0 for inverse and interval decay, rate in (0, 1]
  * for exp and step decay; interval >= 1 for interval and step decay; warmup_epochs >= 0;
- * epochs >= 1 for cosine decay. */
+ * epochs (the horizon) >= 1 for cosine decay. */
 int nb_schedule_validate(const nb_schedule *s, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------ */

@@ -312,12 +312,7 @@ static void fill_train_config(train_run *r, nb_train_config *c)
     const train_options *o = &r->opt;
     memset(c, 0, sizeof *c);
     optim_config_of(o, &c->optim);
-    c->schedule.kind = o->decay;
-    c->schedule.lr = (float)o->lr;
-    c->schedule.rate = (float)o->decay_rate;
-    c->schedule.interval = o->decay_interval;
-    c->schedule.warmup_epochs = o->warmup_epochs;
-    c->schedule.epochs = o->epochs;
+    c->schedule = train_schedule(o);
     /* 0 stays 0 (the whole set); a mini-batch larger than the set is the whole set too. */
     c->batch_size = o->batch_size < r->train.n ? o->batch_size : r->train.n;
     c->epochs = o->epochs;

@@ -304,3 +304,33 @@ int data_check_for_model(const nb_dataset *d, const char *what, int features, in
                        d->classes - 1, classes);
     return 0;
 }
+
+/* Appends s to buf, single-quoted for a POSIX shell when it needs it. */
+void append_shell_word(char *buf, size_t cap, const char *w)
+{
+    size_t len = strlen(buf);
+    int plain = *w != '\0';
+    for (const char *c = w; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,=:+",
+                    *c))
+            plain = 0;
+    if (len && len + 1 < cap)
+        buf[len++] = ' ';
+    if (plain) {
+        snprintf(buf + len, cap - len, "%s", w);
+        return;
+    }
+    if (len + 1 < cap)
+        buf[len++] = '\'';
+    for (const char *c = w; *c && len + 5 < cap; c++) {
+        if (*c == '\'') {
+            memcpy(buf + len, "'\\''", 4);
+            len += 4;
+        } else {
+            buf[len++] = *c;
+        }
+    }
+    if (len + 1 < cap)
+        buf[len++] = '\'';
+    buf[len < cap ? len : cap - 1] = '\0';
+}

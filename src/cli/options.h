@@ -31,6 +31,10 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out
  * float, the type the library computes in. */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 
+/* Appends the word w to the command line in buf (a space before it unless buf is empty),
+ * single-quoted for a POSIX shell when it needs it; cut short rather than overflow cap. */
+void append_shell_word(char *buf, size_t cap, const char *w);
+
 /* The longest path accepted for --out (the run directory's buffer), with its terminator. */
 #define CLI_MAX_PATH 4096
 

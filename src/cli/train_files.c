@@ -78,6 +78,11 @@ int train_write_config(train_run *r)
     cJSON_AddNumberToObject(j, "decay_rate", o->decay_rate);
     cJSON_AddNumberToObject(j, "decay_interval", o->decay_interval);
     cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
+    /* Only cosine decay has a horizon; a resumed run keeps the one it started with. */
+    if (o->decay == NB_DECAY_COSINE)
+        cJSON_AddNumberToObject(j, "decay_epochs", o->decay_epochs);
+    else
+        cJSON_AddNullToObject(j, "decay_epochs");
 
     cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
     cJSON_AddNumberToObject(j, "threads", o->threads);
