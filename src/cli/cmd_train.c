@@ -531,7 +531,8 @@ static int create_run_files(train_run *r, int *code)
         return -1;
     }
     remove_stale_temporaries(r->out_dir);
-    if (train_write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
+    if (train_write_config(r) != 0 || summary_remove(r->out_dir, &r->err) != 0 ||
+        (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
         train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
                           r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
                           &r->err) != 0) {
