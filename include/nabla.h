@@ -299,6 +299,7 @@ typedef struct nb_dataset {
     uint8_t *pixels;    /* n*features bytes, images; become floats in [0,1] per batch */
     float *values;      /* n*features floats, otherwise (exactly one of the two is set) */
     int32_t *labels;    /* n */
+    int header;         /* CSV: its first line was a header (not a sample); else 0 */
 } nb_dataset;
 
 #define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -308,8 +309,10 @@ typedef struct nb_dataset {
 int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_error *err);
 /* One IDX image file and its label file (gz or not, detected by magic). */
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
-/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line.
- * Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
+/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line (the
+ * first line when none of its fields is a number; out->header says whether there was one).
+ * UTF-8 text; a UTF-8 byte order mark is skipped, and other encodings (UTF-16) or binary
+ * files are refused, naming what they look like. Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
  * device or directory is refused at once (a FIFO without a writer would block forever). */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
 /* The same two parsers on bytes in memory (gzip'd IDX too; the bytes are not kept). The
