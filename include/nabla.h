@@ -555,7 +555,11 @@ int nb_checkpoint_remove(const char *dir, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a
- * newer one was refused, `note` says which and why (else it is empty). */
+ * newer one was passed over (unreadable, damaged, or checkpoint.safetensors missing before
+ * an older file), `note` says which and why, each reason after the one before (else it is
+ * empty). When none verifies, the error gives every file's reason. Something other than a
+ * file or a symbolic link at a checkpoint's name (a directory, a FIFO) is an error: the run
+ * that resumes could not write its checkpoints there. */
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err);
 /* Copies a checkpoint into a model of the same architecture and a state initialized for the
