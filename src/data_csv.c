@@ -316,8 +316,9 @@ bad:;
 }
 
 /* Whether n bytes look like UTF-16 without a byte order mark: the text's ASCII characters
- * leave every other byte zero (odd bytes: little-endian; even bytes: big-endian), and the
- * other bytes never are. Returns 'L', 'B' or 0. */
+ * (all of a CSV file's but a header's) leave every other byte zero (odd bytes: little-endian;
+ * even bytes: big-endian), nine in ten of them at least, and the other bytes never are.
+ * Returns 'L', 'B' or 0. */
 static int utf16_order(const unsigned char *p, size_t n)
 {
     size_t pairs = (n < 512 ? n : 512) / 2, zero_even = 0, zero_odd = 0;
@@ -327,9 +328,9 @@ static int utf16_order(const unsigned char *p, size_t n)
     }
     if (pairs == 0)
         return 0;
-    if (zero_even == 0 && 2 * zero_odd >= pairs)
+    if (zero_even == 0 && 10 * zero_odd >= 9 * pairs)
         return 'L';
-    if (zero_odd == 0 && 2 * zero_even >= pairs)
+    if (zero_odd == 0 && 10 * zero_even >= 9 * pairs)
         return 'B';
     return 0;
 }
