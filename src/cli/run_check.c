@@ -138,6 +138,8 @@ static const member_rule CONFIG_MEMBERS[] = {
     {"data_path", MT_STRING, 0, 0, NULL},
     {"data_kind", MT_STRING, 0, 0, NULL},
     {"test", MT_STRING, 0, 1, NULL},
+    {"data_header", MT_BOOL, 0, 1, NULL},
+    {"test_header", MT_BOOL, 0, 1, NULL},
     {"features", MT_NUMBER, V_INT_1, 0, NULL},
     {"classes", MT_NUMBER, V_INT_1, 0, NULL},
     {"train_samples", MT_NUMBER, V_INT_1, 0, NULL},

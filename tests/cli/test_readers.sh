@@ -236,6 +236,8 @@ csv_ok() {
     check "train --data $file: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
     check "train --data $file: says '$want' (got: $(head -n 1 "$WORK/stdout"))" \
         grep -qxF "data $file: 6 samples, 2 features; $want" "$WORK/stdout"
+    check "train --data $file: config.json's data_header" \
+        pytrue "json.load(open('run-$file/config.json'))['data_header'] == bool($2)"
 }
 csv_ok header.csv 1
 csv_ok plain.csv 0
@@ -250,6 +252,8 @@ run train --data header.csv --test plain.csv --layers 4 --epochs 1 --threads 1 -
 check "--test: its own line (got: $(cat "$WORK/stdout"))" \
     grep -qxF "test plain.csv: 6 samples, 2 features; line 1 is a sample (it holds numbers), not a header" \
     "$WORK/stdout"
+check "--test: config.json's test_header" \
+    pytrue "json.load(open('with-test/config.json'))['test_header'] is False"
 run eval --model with-test/model.safetensors --data header.csv --test quoted.csv
 check "eval --test: says line 1 is a header (got: $(cat "$WORK/stdout"))" \
     grep -qxF "test quoted.csv: 2 features; line 1 is a header (no number in it), not a sample" \
