@@ -244,7 +244,8 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
     return 0;
 }
 
-/* A split's loss and accuracy are null exactly when it has no samples. */
+/* A split's accuracy is null exactly when it has no samples, and so is its loss, except that
+ * a loss that overflowed (weights grown huge before a divergence) is null too. */
 static int split_check(const cJSON *summary, const char *text, const char *path,
                        const char *split, nb_error *err)
 {
@@ -252,9 +253,10 @@ static int split_check(const cJSON *summary, const char *text, const char *path,
     snprintf(samples, sizeof samples, "%s_samples", split);
     double n = json_number(summary, samples);
     for (int k = 0; k < 2; k++) {
-        snprintf(name, sizeof name, "%s_%s", split, k ? "accuracy" : "loss");
+        int accuracy = k == 1;
+        snprintf(name, sizeof name, "%s_%s", split, accuracy ? "accuracy" : "loss");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(summary, name);
-        if (!v || isnan(n) || cJSON_IsNull(v) == (n == 0))
+        if (!v || isnan(n) || cJSON_IsNull(v) == (n == 0) || (!accuracy && cJSON_IsNull(v)))
             continue;
         json_member_where(text, path, name, where, sizeof where);
         return nb_fail(err, "%s: \"%s\" is %s, but \"%s\" is %.0f", where, name,

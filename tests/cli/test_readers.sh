@@ -153,6 +153,9 @@ summary_refused train_seconds -1 "is -1, expected a finite number >= 0"
 summary_refused test_loss -0.5 "is -0.5, expected a finite number >= 0"
 summary_refused test_samples 17 "is 17, but config.json's is"
 summary_refused test_accuracy null "is null, but \"test_samples\" is"
+summary_refused dev_samples 9 "is 9, but config.json's is 60"
+copy sum-no-test && json_set sum-no-test/summary.json test_samples 0
+refused sum-no-test "sum-no-test/summary.json:$(line_of sum-no-test/summary.json test_loss): \"test_loss\" is a number, but \"test_samples\" is 0"
 summary_refused diverged '"no"' "must be true or false"
 summary_refused ranks 0 "is 0, expected a whole number from 1"
 
@@ -187,6 +190,8 @@ accepted lr-zero "a learning rate decayed to 0 (a float underflows)"
 copy nulls && jsonl_set nulls/metrics.jsonl 2 train_loss null && jsonl_set nulls/metrics.jsonl 2 \
     train_accuracy null && jsonl_set nulls/trace.jsonl 2 unit_p50 null
 accepted nulls "null losses and percentiles (a diverging step)"
+copy inf-loss && json_set inf-loss/summary.json test_loss null
+accepted inf-loss "a summary's test loss that overflowed (null), with test samples"
 copy edges && jsonl_set edges/metrics.jsonl 1 train_accuracy 0 && jsonl_set edges/metrics.jsonl 2 \
     test_accuracy 1 && jsonl_set edges/metrics.jsonl 3 train_loss 0
 accepted edges "accuracies of exactly 0 and 1, a loss of 0"
