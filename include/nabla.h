@@ -301,6 +301,7 @@ typedef struct nb_dataset {
     uint8_t *pixels;    /* n*features bytes, images; become floats in [0,1] per batch */
     float *values;      /* n*features floats, otherwise (exactly one of the two is set) */
     int32_t *labels;    /* n */
+    int header;         /* CSV: its first line was a header (not a sample); else 0 */
 } nb_dataset;
 
 #define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -310,8 +311,10 @@ typedef struct nb_dataset {
 int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_error *err);
 /* One IDX image file and its label file (gz or not, detected by magic). */
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
-/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line.
- * Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
+/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line (the
+ * first line when none of its fields is a number; out->header says whether there was one).
+ * UTF-8 text; a UTF-8 byte order mark is skipped, and other encodings (UTF-16) or binary
+ * files are refused, naming what they look like. Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
  * device or directory is refused at once (a FIFO without a writer would block forever). */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
 /* The same two parsers on bytes in memory (gzip'd IDX too; the bytes are not kept). The
@@ -554,7 +557,11 @@ int nb_checkpoint_remove(const char *dir, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a
- * newer one was refused, `note` says which and why (else it is empty). */
+ * newer one was passed over (unreadable, damaged, or checkpoint.safetensors missing before
+ * an older file), `note` says which and why, each reason after the one before (else it is
+ * empty). When none verifies, the error gives every file's reason. Something other than a
+ * file or a symbolic link at a checkpoint's name (a directory, a FIFO) is an error: the run
+ * that resumes could not write its checkpoints there. */
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err);
 /* Copies a checkpoint into a model of the same architecture and a state initialized for the

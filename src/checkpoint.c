@@ -247,30 +247,79 @@ int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
     return rc;
 }
 
+/* Appends "; " and a reason to a list of them in buf. */
+static void add_reason(char *buf, size_t size, const char *reason)
+{
+    size_t len = strlen(buf);
+    /* A reason that does not fit is cut short: the message is for a person. */
+    if (len + 1 < size && snprintf(buf + len, size - len, "%s%s", len ? "; " : "", reason) < 0)
+        buf[len] = '\0';
+}
+
+/* What sits at a checkpoint's name, when it is neither a file nor a symbolic link. */
+static const char *not_a_file(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "a device";
+}
+
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err)
 {
     if (note_size)
         note[0] = '\0';
-    int seen = 0;
+    /* Why each newer file was passed over; and something in the way of the checkpoints the
+     * resumed run will write (a directory, a FIFO: not a file nabla wrote). */
+    char refused[1024] = "", blocker[4200] = "";
+    int seen = 0, found = 0;
     for (int which = NEXT; which < N_FILES; which++) {
         char path[4096];
         if (file_path(path, sizeof path, dir, which) != 0)
             return nb_fail(err, "checkpoint: the directory name is too long");
-        if (!exists(path))
+        struct stat st;
+        if (lstat(path, &st) != 0) {
+            /* checkpoint.next exists only in the middle of a save and checkpoint.prev only
+             * from the second checkpoint on, but checkpoint.safetensors is always there once
+             * a run has one: its absence before an older file is worth saying. */
+            if (which == CURRENT && !found) {
+                char missing[4200];
+                snprintf(missing, sizeof missing, "%s: missing", path);
+                add_reason(refused, sizeof refused, missing);
+            }
             continue;
+        }
         seen++;
+        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !blocker[0])
+            snprintf(blocker, sizeof blocker, "%s is %s", path, not_a_file(st.st_mode));
+        if (found)
+            continue;
         nb_error why;
         if (nb_checkpoint_read(path, f, &why) == 0) {
+            found = 1;
             snprintf(used, used_size, "%s", path);
-            return 0;
+        } else {
+            add_reason(refused, sizeof refused, why.msg);
         }
-        if (note_size && !note[0])
-            snprintf(note, note_size, "%s", why.msg);
+    }
+    if (blocker[0]) {
+        char intact[4200] = "";
+        if (found) {
+            snprintf(intact, sizeof intact, " (%s is intact)", used);
+            nb_st_free(f);
+        }
+        return nb_fail(err, "%s, not a checkpoint file, where the resumed run would write its "
+                       "checkpoints: move it away%s", blocker, intact);
+    }
+    if (found) {
+        if (note_size)
+            snprintf(note, note_size, "%s", refused);
+        return 0;
     }
     if (!seen)
         return nb_fail(err, "%s has no checkpoint (%s)", dir, file_names[CURRENT]);
-    return nb_fail(err, "%s has no usable checkpoint: %s", dir, note);
+    return nb_fail(err, "%s has no usable checkpoint: %s", dir, refused);
 }
 
 /* ---- restoring ---- */

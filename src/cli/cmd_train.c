@@ -402,6 +402,15 @@ static int training_failed(train_run *r)
     return EXIT_RUNTIME;
 }
 
+/* Whether line 1 of a CSV training or test set was a header: said before the first epoch. */
+static void describe_csv_data(const train_run *r)
+{
+    if (r->kind == DATA_CSV)
+        data_describe_csv(stdout, "data", r->data_path, &r->train, r->train.n + r->dev.n);
+    if (r->opt.src.test && r->test.n > 0)
+        data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n);
+}
+
 /* Trains, evaluates the final weights and writes the results (rank 0). */
 static int train_and_report(train_run *r)
 {
@@ -411,6 +420,8 @@ static int train_and_report(train_run *r)
     fill_train_config(r, &cfg);
     cfg.user = r;
 
+    if (r->writer && !r->opt.quiet)
+        describe_csv_data(r);
     progress_init(&r->prog, stdout, r->opt.quiet || !r->writer, r->opt.epochs);
     /* Open MPI gives the ranks a pseudo-terminal for stdout even when mpirun's own goes to a
      * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
@@ -526,7 +537,8 @@ static int create_run_files(train_run *r, int *code)
         return -1;
     }
     remove_stale_temporaries(r->out_dir);
-    if (train_write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
+    if (train_write_config(r) != 0 || summary_remove(r->out_dir, &r->err) != 0 ||
+        (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
         train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
                           r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
                           &r->err) != 0) {

@@ -293,6 +293,17 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err)
     return rc;
 }
 
+void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
+                       int samples)
+{
+    char count[32] = "";
+    if (samples >= 0)
+        snprintf(count, sizeof count, "%d samples, ", samples);
+    fprintf(out, "%s %s: %s%d features; %s\n", role, path, count, d->features,
+            d->header ? "line 1 is a header (no number in it), not a sample"
+                      : "line 1 is a sample (it holds numbers), not a header");
+}
+
 int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
                          nb_error *err)
 {

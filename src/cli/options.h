@@ -5,6 +5,7 @@
 #define NABLA_CLI_OPTIONS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nabla.h"
 
@@ -80,6 +81,13 @@ int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test,
 /* Loads only the set `nabla eval` measures: the t10k pair of an IDX directory, the --test CSV
  * if given, else the CSV named by --data, or the synthetic test set (seed + 1). */
 int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
+
+/* The line that says what a CSV file gave ("data train.csv: 1000 samples, 2 features; line 1
+ * is a header (no number in it), not a sample"), so that taking line 1 for a header or for a sample is never
+ * silent. role is "data" or "test"; samples counts the file's samples (a dev split included), and
+ * is left out when negative. */
+void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
+                       int samples);
 
 /* Label and feature checks against a model. */
 int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,

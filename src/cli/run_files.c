@@ -167,6 +167,18 @@ void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
+int summary_remove(const char *dir, nb_error *err)
+{
+    char *path = path_join(dir, "summary.json");
+    if (!path)
+        return nb_fail(err, "out of memory");
+    int rc = unlink(path) == 0 || errno == ENOENT
+                 ? 0
+                 : nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
+    free(path);
+    return rc;
+}
+
 int metrics_start(const char *path, nb_error *err)
 {
     return nb_write_file_atomic(path, "", 0, err);
