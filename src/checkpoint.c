@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,14 +150,64 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
     return 0;
 }
 
+static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                           const nb_st_meta *meta, int n_meta, int recorded, nb_error *err);
+
+/* The save in progress, for nb_abandon_writes: its files, and how far the save has got.
+ * FILLING while the names are copied (a handler reads the names only in the later phases);
+ * a save that finds another in progress (another thread's) goes unrecorded. */
+enum { SAVE_IDLE, SAVE_FILLING, SAVE_WRITING, SAVE_NEXT_WHOLE, SAVE_CURRENT_MOVED };
+static struct {
+    atomic_int phase;
+    char next[4096], current[4096], previous[4096];
+} saving;
+
+/* Moves the recorded save to `phase`, if this save is the one recorded. */
+static void save_phase(int recorded, int phase)
+{
+    if (recorded)
+        atomic_store(&saving.phase, phase);
+}
+
+int nb_abandon_writes(void)
+{
+    nb_remove_unfinished_files();
+    switch (atomic_load(&saving.phase)) {
+    case SAVE_NEXT_WHOLE:
+        rename(saving.current, saving.previous);  /* fails harmlessly if there is none */
+        /* fall through */
+    case SAVE_CURRENT_MOVED:
+        /* No next file: the save renamed it itself, just before the signal came. */
+        return rename(saving.next, saving.current) == 0 || errno == ENOENT;
+    default:
+        return 0;
+    }
+}
+
 int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                        const nb_st_meta *meta, int n_meta, nb_error *err)
+{
+    int expected = SAVE_IDLE;
+    int recorded = atomic_compare_exchange_strong(&saving.phase, &expected, SAVE_FILLING);
+    int rc = checkpoint_save(dir, m, s, meta, n_meta, recorded, err);
+    save_phase(recorded, SAVE_IDLE);
+    return rc;
+}
+
+static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                           const nb_st_meta *meta, int n_meta, int recorded, nb_error *err)
 {
     char next[4096], current[4096], previous[4096];
     if (file_path(next, sizeof next, dir, NEXT) != 0 ||
         file_path(current, sizeof current, dir, CURRENT) != 0 ||
         file_path(previous, sizeof previous, dir, PREVIOUS) != 0)
         return nb_fail(err, "checkpoint: the directory name is too long");
+    if (recorded) {
+        memcpy(saving.next, next, sizeof next);
+        memcpy(saving.current, current, sizeof current);
+        memcpy(saving.previous, previous, sizeof previous);
+        save_phase(recorded, SAVE_WRITING);
+    }
     state_tensors t;
     if (build_state_tensors(m, s, &t, err) != 0)
         return -1;
@@ -192,12 +243,15 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
     if (rc != 0)
         return -1;
     /* The new file is whole; now the old one steps back and the new one takes its place. */
+    save_phase(recorded, SAVE_NEXT_WHOLE);
     if (exists(current) && rename(current, previous) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", current, previous,
                        strerror(errno));
+    save_phase(recorded, SAVE_CURRENT_MOVED);
     if (rename(next, current) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", next, current,
                        strerror(errno));
+    save_phase(recorded, SAVE_IDLE);
     return nb_sync_parent_dir(current, err);
 }
 

@@ -91,27 +91,47 @@ void continue_command(const train_run *r, char *buf, size_t size)
     snprintf(buf, size, "%snabla train --resume %s", launcher, r->out_dir);
 }
 
-/* What a rank says after its watcher's line if a stop finds it waiting for a rank that is gone
- * (job_watch_stops): where the last checkpoint is, as of now. */
-void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps)
+/* The lines that say where the run goes on from, its last checkpoint being `checkpoint` (NULL:
+ * none yet) after `steps` steps, as rank 0 knows it. Another rank knows of a checkpoint once
+ * the ranks have voted after it: rank 0 may have written a later one before it was lost. */
+static void go_on_text(const train_run *r, const char *checkpoint, int64_t steps, char *text,
+                       size_t size)
 {
-    if (!r->comm)
-        return;
-    char command[CLI_MAX_PATH + 64], text[2 * CLI_MAX_PATH + 256];
+    char command[CLI_MAX_PATH + 64];
     continue_command(r, command, sizeof command);
-    /* Another rank knows of a checkpoint once the ranks have voted after it: rank 0 may have
-     * written a later one before it was lost. */
     if (checkpoint)
-        snprintf(text, sizeof text, "nabla: the last checkpoint, %s (step %lld%s), is intact; "
+        snprintf(text, size, "nabla: the last checkpoint, %s (step %lld%s), is intact; "
                  "continue with: %s\n", checkpoint, (long long)steps,
                  r->writer ? "" : " or later", command);
     else if (r->writer)
-        snprintf(text, sizeof text, "nabla: no checkpoint was written yet: start the run again\n");
+        snprintf(text, size, "nabla: no checkpoint was written yet: start the run again\n");
     else
-        snprintf(text, sizeof text, "nabla: if rank 0 wrote a checkpoint before it was lost, "
+        snprintf(text, size, "nabla: if rank 0 wrote a checkpoint before it was lost, "
                  "continue with: %s (which says so if there is none); else start the run "
                  "again\n", command);
-    job_watch_stops(stop_signal_flag(), text);
+}
+
+void note_last_checkpoint(train_run *r, const char *checkpoint, int64_t steps)
+{
+    char text[2 * CLI_MAX_PATH + 256];
+    go_on_text(r, checkpoint, steps, text, sizeof text);
+    /* A second stop signal says it after its own line (the writer's, which cleans up). */
+    if (r->writer)
+        stop_note_set(text, NULL);
+    /* A rank that a stop finds waiting for a rank that is gone says it after its watcher's
+     * line (job_watch_stops). */
+    if (r->comm)
+        job_watch_stops(stop_signal_flag(), text);
+}
+
+void note_checkpoint_under_way(train_run *r, int64_t steps)
+{
+    if (!r->writer)
+        return;
+    char path[CLI_MAX_PATH + 32], text[2 * CLI_MAX_PATH + 256];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", r->out_dir);
+    go_on_text(r, path, steps, text, sizeof text);
+    stop_note_set(NULL, text);
 }
 
 void vote_settle(train_run *r, int keep_error)
