@@ -153,14 +153,29 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
 static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                            const nb_st_meta *meta, int n_meta, int recorded, nb_error *err);
 
-/* The save in progress, for nb_abandon_writes: its files, and how far the save has got.
- * FILLING while the names are copied (a handler reads the names only in the later phases);
- * a save that finds another in progress (another thread's) goes unrecorded. */
+/* The save under way, for nb_abandon_writes: its files, its step count and how far it got
+ * (FILLING while they are recorded: a handler reads them only in the later phases), and the
+ * step count of the checkpoint the latest save put in place. A save that finds another under
+ * way (another thread's) goes unrecorded. The counts are lock-free atomics (64-bit machines),
+ * which a handler may read.
+ * The new file is whole from the moment its temporary is renamed to checkpoint.next, which
+ * happens inside the write (before it syncs the directory, still WRITING): a checkpoint.next
+ * whose inode is not that of the one there before the save (left by a crash) is this save's. */
 enum { SAVE_IDLE, SAVE_FILLING, SAVE_WRITING, SAVE_NEXT_WHOLE, SAVE_CURRENT_MOVED };
 static struct {
     atomic_int phase;
+    atomic_llong steps;      /* of the save under way */
+    atomic_llong in_place;   /* of DIR/checkpoint.safetensors, as the last save left it; -1 */
+    ino_t old_next;          /* the inode of a checkpoint.next there before the save; 0 */
     char next[4096], current[4096], previous[4096];
-} saving;
+} saving = {.in_place = -1};
+
+/* In a handler, during WRITING: whether this save's new file is whole already. */
+static int next_is_new(void)
+{
+    struct stat st;
+    return stat(saving.next, &st) == 0 && st.st_ino != saving.old_next;
+}
 
 /* Moves the recorded save to `phase`, if this save is the one recorded. */
 static void save_phase(int recorded, int phase)
@@ -169,26 +184,33 @@ static void save_phase(int recorded, int phase)
         atomic_store(&saving.phase, phase);
 }
 
-int nb_abandon_writes(void)
+int64_t nb_abandon_writes(void)
 {
     nb_remove_unfinished_files();
     switch (atomic_load(&saving.phase)) {
+    case SAVE_WRITING:
+        if (!next_is_new())
+            break;
+        /* fall through */
     case SAVE_NEXT_WHOLE:
         rename(saving.current, saving.previous);  /* fails harmlessly if there is none */
         /* fall through */
     case SAVE_CURRENT_MOVED:
         /* No next file: the save renamed it itself, just before the signal came. */
-        return rename(saving.next, saving.current) == 0 || errno == ENOENT;
+        if (rename(saving.next, saving.current) == 0 || errno == ENOENT)
+            return atomic_load(&saving.steps);
+        break;
     default:
-        return 0;
+        break;
     }
+    return atomic_load(&saving.in_place);
 }
 
 int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                        const nb_st_meta *meta, int n_meta, nb_error *err)
 {
-    int expected = SAVE_IDLE;
-    int recorded = atomic_compare_exchange_strong(&saving.phase, &expected, SAVE_FILLING);
+    int idle = SAVE_IDLE;
+    int recorded = atomic_compare_exchange_strong(&saving.phase, &idle, SAVE_FILLING);
     int rc = checkpoint_save(dir, m, s, meta, n_meta, recorded, err);
     save_phase(recorded, SAVE_IDLE);
     return rc;
@@ -206,6 +228,9 @@ static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_st
         memcpy(saving.next, next, sizeof next);
         memcpy(saving.current, current, sizeof current);
         memcpy(saving.previous, previous, sizeof previous);
+        struct stat st;
+        saving.old_next = stat(next, &st) == 0 ? st.st_ino : 0;
+        atomic_store(&saving.steps, (long long)s->steps);
         save_phase(recorded, SAVE_WRITING);
     }
     state_tensors t;
@@ -251,7 +276,8 @@ static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_st
     if (rename(next, current) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", next, current,
                        strerror(errno));
-    save_phase(recorded, SAVE_IDLE);
+    if (recorded)
+        atomic_store(&saving.in_place, (long long)s->steps);
     return nb_sync_parent_dir(current, err);
 }
 

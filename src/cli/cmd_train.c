@@ -270,7 +270,6 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
     /* The metrics, trace and evaluation lines up to this step reach the disk before the
      * checkpoint that a resumed run would keep them for. */
     if (checkpoint_due(r, s)) {
-        note_checkpoint_under_way(r, s->steps);
         double start = monotonic_seconds();
         if (metrics_sync(r->metrics_path, err) != 0 || train_trace_sync(&r->trace, err) != 0 ||
             nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0)
@@ -589,6 +588,7 @@ int cmd_train(int argc, char **argv)
      * without leaving temporary files behind (the second): it names the last checkpoint. */
     note_last_checkpoint(r, r->have_state ? r->resume.used : NULL,
                          r->have_state ? r->state.steps : 0);
+    note_checkpoints_to_come(r);
     stop_signals_install();
     failed = r->writer && create_run_files(r, &code) != 0;
     if (r->comm) {

@@ -120,7 +120,7 @@ static int tune(int argc, char **argv)
     }
     /* From here on a Ctrl-C stops the study with checkpoints (the first), or at once without
      * leaving temporary files behind (the second). */
-    stop_note_set(TUNE_AT_ONCE_NOTE, NULL);
+    stop_note_set(TUNE_AT_ONCE_NOTE);
     stop_signals_install();
     study s;
     if (study_open(&s, &o, &code) != 0) {

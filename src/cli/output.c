@@ -1,4 +1,5 @@
 /* Standard output, checked (see output.h). */
+#define _GNU_SOURCE /* fopencookie */
 #include "output.h"
 
 #include <errno.h>
@@ -13,6 +14,28 @@
 static int lost;    /* the errno of the first failed write to stdout; 0 while none */
 static int told;    /* the command said so itself */
 
+/* stdout's writes, through which every byte the program prints goes out. The C library's own
+ * report of a failed write is a flag (ferror), its errno gone by the time anyone looks when it
+ * happened inside a printf; here the reason is kept. A signal that interrupts a write to a
+ * full pipe (Ctrl-C while the reader is paused) is no failure: the write goes on. */
+static ssize_t write_stdout(void *cookie, const char *data, size_t n)
+{
+    (void)cookie;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(STDOUT_FILENO, data + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (!lost)
+                lost = w < 0 ? errno : EIO;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)n;
+}
+
 void output_start(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -24,17 +47,19 @@ void output_start(void)
                 close(null);
             }
         }
+    /* Buffered as the C library buffers stdout: by line on a terminal, else in blocks. */
+    FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = write_stdout});
+    if (out && setvbuf(out, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ) == 0)
+        stdout = out;
+    else if (out)
+        fclose(out);
 }
 
 int output_flush(void)
 {
-    if (lost)
-        return -1;
-    errno = 0;
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        /* A failure at an implicit flush, inside a printf, left only the flag: its errno is
-         * gone, and the flush above had nothing left to write (the library dropped it). */
-        lost = errno ? errno : EIO;
+    if (fflush(stdout) != 0 || ferror(stdout) || lost) {
+        if (!lost)
+            lost = EIO;   /* (only if stdout could not be replaced) */
         return -1;
     }
     return 0;

@@ -39,22 +39,34 @@ int stop_signal_to_pass_on(int reason) { return reason == STOP_OUTPUT_LOST ? SIG
 #define NOTE_MAX (2 * CLI_MAX_PATH + 512)
 static struct note {
     char kept[NOTE_MAX];
-    char completed[NOTE_MAX];
+    char before[NOTE_MAX], after[NOTE_MAX];   /* around a checkpoint's step count */
 } notes[2];
 static volatile sig_atomic_t note_in_use = -1;   /* -1: nothing to say */
 
-void stop_note_set(const char *kept, const char *completed)
+/* Fills the copy not in use with `kept`, `before` and `after` (NULL: the current one's), and
+ * puts it in use. */
+static void note_update(const char *kept, const char *before, const char *after)
 {
     int now = note_in_use, next = now == 0 ? 1 : 0;
     struct note *n = &notes[next];
+    if (now >= 0)
+        *n = notes[now];
+    else
+        memset(n, 0, sizeof *n);
     if (kept)
         snprintf(n->kept, sizeof n->kept, "%s", kept);
-    else if (now >= 0)
-        memcpy(n->kept, notes[now].kept, sizeof n->kept);
-    else
-        n->kept[0] = '\0';
-    snprintf(n->completed, sizeof n->completed, "%s", completed ? completed : "");
+    if (before && after) {
+        snprintf(n->before, sizeof n->before, "%s", before);
+        snprintf(n->after, sizeof n->after, "%s", after);
+    }
     note_in_use = next;
+}
+
+void stop_note_set(const char *kept) { note_update(kept, NULL, NULL); }
+
+void stop_note_checkpoint(const char *before, const char *after)
+{
+    note_update(NULL, before, after);
 }
 
 /* ---- the trials to stop with this process ----
@@ -133,6 +145,19 @@ static void say(const char *text)
     }
 }
 
+/* A non-negative number in decimal, as printf would, for a handler (which may not call it). */
+static void say_number(int64_t v)
+{
+    char digits[24];
+    int i = (int)sizeof digits - 1;
+    digits[i] = '\0';
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 && i > 0);
+    say(digits + i);
+}
+
 static void on_stop_signal(int sig)
 {
     if (atomic_fetch_add(&signals_seen, 1) == 0) {
@@ -147,13 +172,19 @@ static void on_stop_signal(int sig)
         return;
     }
     stop_children_at_once();
-    int completed = nb_abandon_writes();
+    int64_t steps = nb_abandon_writes();
     int in_use = note_in_use;
     if (in_use >= 0) {
         const struct note *n = &notes[in_use];
         say(sig == SIGTERM ? "nabla: stopped at once by a second SIGTERM\n"
                            : "nabla: stopped at once by a second SIGINT\n");
-        say(completed && n->completed[0] ? n->completed : n->kept);
+        if (steps >= 0 && n->before[0]) {
+            say(n->before);
+            say_number(steps);
+            say(n->after);
+        } else {
+            say(n->kept);
+        }
     }
     _exit(128 + sig);
 }

@@ -32,12 +32,13 @@ void stop_for_output(void);
 int stop_exit_code(int reason);
 int stop_signal_to_pass_on(int reason);
 
-/* What a second signal says after "nabla: stopped at once by a second SIGINT": `kept` when the
- * checkpoints are those from before the signal, `completed` when nb_abandon_writes completed
- * the checkpoint being saved (NULL: none is being saved); each one or more lines, with their
- * newlines. NULL for `kept` keeps the current one. Until the first call, a second signal says
- * nothing (a rank of an MPI job that writes no files). Called from the installing thread. */
-void stop_note_set(const char *kept, const char *completed);
+/* What a second signal says after "nabla: stopped at once by a second SIGINT" (one or more
+ * lines, with their newlines): once this process has saved a checkpoint (nb_abandon_writes
+ * says so, and which step), `before`, its step count and `after`; until then `kept`. Until
+ * either is set, a second signal says nothing (a rank of an MPI job that writes no files).
+ * Called from the installing thread. */
+void stop_note_set(const char *kept);
+void stop_note_checkpoint(const char *before, const char *after);
 
 /* The processes this one started that a second signal must stop at once too (a study's
  * trials): each gets SIGINT and SIGTERM (two signals: it stops at once, whatever it got

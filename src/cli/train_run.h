@@ -78,9 +78,9 @@ void continue_command(const train_run *r, char *buf, size_t size);
  * steps. What a second stop signal says (stop_signals.h), and what a rank says if a stop finds
  * it waiting for a rank that is gone. */
 void note_last_checkpoint(train_run *r, const char *checkpoint, int64_t steps);
-/* The same for the checkpoint of `steps` steps about to be saved, should a second stop signal
- * complete it (nb_abandon_writes). */
-void note_checkpoint_under_way(train_run *r, int64_t steps);
+/* What a second stop signal says once the run has saved checkpoints of its own: the last one
+ * (nb_abandon_writes tells which step it holds). */
+void note_checkpoints_to_come(train_run *r);
 /* Under mpirun: the ranks go on together, all set up alike, or none does. Returns 0 to go on,
  * or -1 with *code set. */
 int start_together(train_run *r, int failed, int *code);
