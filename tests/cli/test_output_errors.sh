@@ -155,11 +155,11 @@ RC=$("${CTL[@]}" lost-terminal "$WORK/stderr" -- "$NABLA" "${LONG[@]}" --out los
 stopped_for_output "train on a terminal that goes away" lost-tty "Input/output error"
 
 # ---- 3. nabla tune whose output goes ----------------------------------------------------------
-# stopped_study DESCRIPTION DIR REASON: exit 141, the two lines, every trial that started has a
-# checkpoint or is complete, no trial left running; then the same command ends the study with
-# the uninterrupted study's results.
+# stopped_study DESCRIPTION DIR REASON [RERUN]: exit 141, the two lines, every trial that
+# started has a checkpoint or is complete, no trial left running; then (unless RERUN is "no")
+# the same command ends the study with the uninterrupted study's results.
 stopped_study() {
-    local desc=$1 dir=$2 reason=$3 t
+    local desc=$1 dir=$2 reason=$3 rerun=${4:-yes} t
     check "$desc: exit 141 (got $RC; stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 141 ]
     check "$desc: says why (got: $(head -c 300 "$WORK/stderr"))" \
         grep -qx "nabla: cannot write standard output: $reason" "$WORK/stderr"
@@ -172,6 +172,7 @@ stopped_study() {
     done
     check "$desc: no trial left running" no_trials_left "$dir"
     check "$desc: no temporary file" no_temporaries "$dir"
+    [ "$rerun" = no ] && return
     run "${STUDY[@]}" --out "$dir"
     check "$desc, then the same command: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
     check "$desc, then the same command: the uninterrupted study's results" \
@@ -187,7 +188,7 @@ stopped_study "tune | head -1" study-head "Broken pipe"
 RC=$?
 check "tune >/dev/full: no trial started (its first line could not be written)" \
     absent study-full/trials/0/config.json
-stopped_study "tune >/dev/full" study-full "No space left on device"
+stopped_study "tune >/dev/full" study-full "No space left on device" no
 
 # ---- 4. a full file system --------------------------------------------------------------------
 mkdir -p "$MNT"
