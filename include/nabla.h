@@ -568,6 +568,14 @@ int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_s
  * same data and optimizer (nb_train_state_init); every name, shape and number is checked
  * before anything is copied. */
 int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, nb_error *err);
+/* For a signal handler that ends the process at once (a second Ctrl-C), on the thread that
+ * writes: removes the temporary files the library is writing (nothing half-written stays
+ * behind), and settles a checkpoint save under way: one whose new file is whole is completed
+ * (the renames of nb_checkpoint_save), one still being written is dropped. Returns the step
+ * count of the checkpoint that DIR/checkpoint.safetensors now holds, when this process saved
+ * it (the latest nb_checkpoint_save's DIR), or -1 (none saved yet: an older one is there, or
+ * none). Async-signal-safe: unlink and rename. */
+int64_t nb_abandon_writes(void);
 /* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
 uint32_t nb_crc32c(uint32_t crc, const void *data, size_t n);
 

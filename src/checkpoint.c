@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,14 +150,89 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
     return 0;
 }
 
+static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                           const nb_st_meta *meta, int n_meta, int recorded, nb_error *err);
+
+/* The save under way, for nb_abandon_writes: its files, its step count and how far it got
+ * (FILLING while they are recorded: a handler reads them only in the later phases), and the
+ * step count of the checkpoint the latest save put in place. A save that finds another under
+ * way (another thread's) goes unrecorded. The counts are lock-free atomics (64-bit machines),
+ * which a handler may read.
+ * The new file is whole from the moment its temporary is renamed to checkpoint.next, which
+ * happens inside the write (before it syncs the directory, still WRITING): a checkpoint.next
+ * whose inode is not that of the one there before the save (left by a crash) is this save's. */
+enum { SAVE_IDLE, SAVE_FILLING, SAVE_WRITING, SAVE_NEXT_WHOLE, SAVE_CURRENT_MOVED };
+static struct {
+    atomic_int phase;
+    atomic_llong steps;      /* of the save under way */
+    atomic_llong in_place;   /* of DIR/checkpoint.safetensors, as the last save left it; -1 */
+    ino_t old_next;          /* the inode of a checkpoint.next there before the save; 0 */
+    char next[4096], current[4096], previous[4096];
+} saving = {.in_place = -1};
+
+/* In a handler, during WRITING: whether this save's new file is whole already. */
+static int next_is_new(void)
+{
+    struct stat st;
+    return stat(saving.next, &st) == 0 && st.st_ino != saving.old_next;
+}
+
+/* Moves the recorded save to `phase`, if this save is the one recorded. */
+static void save_phase(int recorded, int phase)
+{
+    if (recorded)
+        atomic_store(&saving.phase, phase);
+}
+
+int64_t nb_abandon_writes(void)
+{
+    nb_remove_unfinished_files();
+    switch (atomic_load(&saving.phase)) {
+    case SAVE_WRITING:
+        if (!next_is_new())
+            break;
+        /* fall through */
+    case SAVE_NEXT_WHOLE:
+        rename(saving.current, saving.previous);  /* fails harmlessly if there is none */
+        /* fall through */
+    case SAVE_CURRENT_MOVED:
+        /* No next file: the save renamed it itself, just before the signal came. */
+        if (rename(saving.next, saving.current) == 0 || errno == ENOENT)
+            return atomic_load(&saving.steps);
+        break;
+    default:
+        break;
+    }
+    return atomic_load(&saving.in_place);
+}
+
 int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                        const nb_st_meta *meta, int n_meta, nb_error *err)
+{
+    int idle = SAVE_IDLE;
+    int recorded = atomic_compare_exchange_strong(&saving.phase, &idle, SAVE_FILLING);
+    int rc = checkpoint_save(dir, m, s, meta, n_meta, recorded, err);
+    save_phase(recorded, SAVE_IDLE);
+    return rc;
+}
+
+static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                           const nb_st_meta *meta, int n_meta, int recorded, nb_error *err)
 {
     char next[4096], current[4096], previous[4096];
     if (file_path(next, sizeof next, dir, NEXT) != 0 ||
         file_path(current, sizeof current, dir, CURRENT) != 0 ||
         file_path(previous, sizeof previous, dir, PREVIOUS) != 0)
         return nb_fail(err, "checkpoint: the directory name is too long");
+    if (recorded) {
+        memcpy(saving.next, next, sizeof next);
+        memcpy(saving.current, current, sizeof current);
+        memcpy(saving.previous, previous, sizeof previous);
+        struct stat st;
+        saving.old_next = stat(next, &st) == 0 ? st.st_ino : 0;
+        atomic_store(&saving.steps, (long long)s->steps);
+        save_phase(recorded, SAVE_WRITING);
+    }
     state_tensors t;
     if (build_state_tensors(m, s, &t, err) != 0)
         return -1;
@@ -192,12 +268,16 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
     if (rc != 0)
         return -1;
     /* The new file is whole; now the old one steps back and the new one takes its place. */
+    save_phase(recorded, SAVE_NEXT_WHOLE);
     if (exists(current) && rename(current, previous) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", current, previous,
                        strerror(errno));
+    save_phase(recorded, SAVE_CURRENT_MOVED);
     if (rename(next, current) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", next, current,
                        strerror(errno));
+    if (recorded)
+        atomic_store(&saving.in_place, (long long)s->steps);
     return nb_sync_parent_dir(current, err);
 }
 

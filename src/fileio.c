@@ -25,14 +25,16 @@ static int create_temp(const char *path, char **tmp_out, int *fd_out, nb_error *
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned n = atomic_fetch_add(&tmp_counter, 1u);
         snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
+        nb_temp_register(tmp);   /* before it exists: never a file the record misses */
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
             *tmp_out = tmp;
             *fd_out = fd;
             return 0;
         }
-        if (errno != EEXIST) {
-            int e = errno;
+        int e = errno;
+        nb_temp_forget(tmp);
+        if (e != EEXIST) {
             free(tmp);
             return nb_fail(err, "%s: cannot create a temporary file next to it: %s", path,
                            strerror(e));
@@ -127,12 +129,12 @@ int nb_write_parts_atomic(const char *path, const nb_file_part *parts, int n_par
         e = errno;
         failed = e == EISDIR ? "cannot replace it" : "cannot rename the temporary file to it";
     }
-    if (failed) {
+    if (failed)
         unlink(tmp);
-        free(tmp);
-        return nb_fail(err, "%s: %s: %s", path, failed, strerror(e));
-    }
+    nb_temp_forget(tmp);
     free(tmp);
+    if (failed)
+        return nb_fail(err, "%s: %s: %s", path, failed, strerror(e));
     return nb_sync_parent_dir(path, err);
 }
 
@@ -233,4 +235,47 @@ int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *er
     *data = buf;
     *n = len;
     return 0;
+}
+
+/* ---- the temporary files being written, for a signal handler (fileio.h) ----
+ * A fixed table, as a handler may neither lock nor allocate: a slot is claimed by moving its
+ * state from FREE to FILLING (compare-and-swap, so threads never share one), filled, and made
+ * ACTIVE; the handler reads only ACTIVE slots. A name registered while every slot is taken
+ * goes unrecorded (more than TEMP_SLOTS files written at once). */
+#define TEMP_SLOTS 16
+#define TEMP_NAME_MAX 4200
+enum { SLOT_FREE, SLOT_FILLING, SLOT_ACTIVE };
+static struct {
+    atomic_int state;
+    char name[TEMP_NAME_MAX];
+} temps[TEMP_SLOTS];
+
+void nb_temp_register(const char *tmp)
+{
+    if (strlen(tmp) >= TEMP_NAME_MAX)
+        return;
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        int expected = SLOT_FREE;
+        if (atomic_compare_exchange_strong(&temps[i].state, &expected, SLOT_FILLING)) {
+            memcpy(temps[i].name, tmp, strlen(tmp) + 1);
+            atomic_store(&temps[i].state, SLOT_ACTIVE);
+            return;
+        }
+    }
+}
+
+void nb_temp_forget(const char *tmp)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].state) == SLOT_ACTIVE && strcmp(temps[i].name, tmp) == 0) {
+            atomic_store(&temps[i].state, SLOT_FREE);
+            return;
+        }
+}
+
+void nb_remove_unfinished_files(void)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].state) == SLOT_ACTIVE)
+            unlink(temps[i].name);
 }

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "mpi_comm.h"
+#include "output.h"
 #include "train_run.h"
 
 static const char *const CMD = "train";
@@ -190,7 +191,8 @@ static int on_batch(const nb_progress *p, void *user)
 {
     train_run *r = user;
     if (r->writer) {
-        progress_batch(&r->prog, p);
+        if (progress_batch(&r->prog, p) != 0)
+            stop_for_output();   /* stops at the next step, with a checkpoint, as a signal does */
         if (!(r->comm && r->callback_failed) &&
             train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
                              r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
@@ -208,7 +210,8 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     r->last_train_accuracy = m->train_accuracy;
     r->last_train_loss = m->train_loss;
     if (r->writer) {
-        progress_epoch(&r->prog, m);
+        if (progress_epoch(&r->prog, m) != 0)
+            stop_for_output();
         if (!(r->comm && r->callback_failed) &&
             metrics_append(r->metrics_path, m, &r->log, &r->err) != 0) {
             r->callback_failed = 1;
@@ -244,12 +247,13 @@ static int checkpoint_due(const train_run *r, const nb_train_state *s)
            monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
 }
 
-/* The checkpoint of `steps` steps is on disk: the one to name should a rank be lost. */
+/* The checkpoint of `steps` steps is on disk: the one to name should the run stop without
+ * another (a second Ctrl-C, a lost rank). */
 static void watch_checkpoint(train_run *r, int64_t steps)
 {
     char *path = path_join(r->out_dir, "checkpoint.safetensors");
     if (path)
-        watch_for_lost_ranks(r, path, steps);
+        note_last_checkpoint(r, path, steps);
     free(path);
 }
 
@@ -422,12 +426,11 @@ static int train_and_report(train_run *r)
 
     if (r->writer && !r->opt.quiet)
         describe_csv_data(r);
-    progress_init(&r->prog, stdout, r->opt.quiet || !r->writer, r->opt.epochs);
+    progress_init(&r->prog, r->opt.quiet || !r->writer, r->opt.epochs);
     /* Open MPI gives the ranks a pseudo-terminal for stdout even when mpirun's own goes to a
      * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
     if (r->comm)
         r->prog.live = 0;
-    stop_signals_install();
     r->last_checkpoint = monotonic_seconds();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
@@ -442,15 +445,20 @@ static int train_and_report(train_run *r)
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
-        int sig = stop_signal(r);
+        int reason = stop_signal(r);
         char command[CLI_MAX_PATH + 64];
         continue_command(r, command, sizeof command);
+        if (r->writer && reason == STOP_OUTPUT_LOST) {
+            fprintf(stderr, "nabla: cannot write standard output: %s; stopped", output_error());
+            output_failure_told();
+        } else if (r->writer) {
+            fprintf(stderr, "nabla: stopped by %s", reason == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
         if (r->writer)
-            fprintf(stderr, "nabla: stopped by %s after %lld steps; checkpoint written to "
+            fprintf(stderr, " after %lld steps; checkpoint written to "
                             "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
-                    sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)res.steps, r->out_dir,
-                    command);
-        return 128 + (sig == SIGTERM ? SIGTERM : SIGINT);
+                    (long long)res.steps, r->out_dir, command);
+        return stop_exit_code(reason);
     }
     if (!r->writer)
         return res.diverged ? EXIT_RUNTIME : EXIT_OK;
@@ -583,6 +591,12 @@ int cmd_train(int argc, char **argv)
         code = runtime_error(&r->err);
         goto done;
     }
+    /* From here on a stop signal stops the run with a checkpoint (the first), or at once
+     * without leaving temporary files behind (the second): it names the last checkpoint. */
+    note_last_checkpoint(r, r->have_state ? r->resume.used : NULL,
+                         r->have_state ? r->state.steps : 0);
+    note_checkpoints_to_come(r);
+    stop_signals_install();
     failed = r->writer && create_run_files(r, &code) != 0;
     if (r->comm) {
         /* The others wait for rank 0's files; if it could not write them, they stop too. */
@@ -599,8 +613,6 @@ int cmd_train(int argc, char **argv)
     } else if (failed) {
         goto done;
     }
-    watch_for_lost_ranks(r, r->have_state ? r->resume.used : NULL,
-                         r->have_state ? r->state.steps : 0);
     code = train_and_report(r);
 done:
     run_free(r);

@@ -9,8 +9,11 @@
 
 #include "nabla.h"
 
-/* Exit codes of the program. */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+/* Exit codes of the program. A run or a study stopped part way (it continues with --resume or
+ * the same command) exits 128 + the signal for SIGINT and SIGTERM (130, 143), and
+ * EXIT_OUTPUT_LOST (141, 128 + SIGPIPE, as a shell reports a program a closed pipe killed) when
+ * its standard output could no longer be written (output.h). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_OUTPUT_LOST = 141 };
 
 /* Prints "nabla <cmd>: <message>" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -225,22 +225,3 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     o->init_weights = NULL;
     return 0;
 }
-
-/* ---- signals ---- */
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-void stop_signals_install(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND; /* the second Ctrl-C stops at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-volatile sig_atomic_t *stop_signal_flag(void) { return &stop_signal; }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -16,6 +17,7 @@
 
 #include "mpi_comm.h"
 #include "options.h"
+#include "stop_signals.h"
 #include "trial_channel.h"
 
 void exec_nabla(char *const *args)
@@ -23,7 +25,6 @@ void exec_nabla(char *const *args)
     /* Started by a rank of an MPI job, the child is a process of its own: it must not take
      * itself for one of the job's ranks. */
     launcher_forget();
-    signal(SIGPIPE, SIG_DFL);   /* a rank ignores it (start_mpi) */
     execv("/proc/self/exe", args);
     execvp("nabla", args);
     _exit(127);
@@ -77,6 +78,20 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd)
         errno = saved;
         return -1;
     }
+    stop_signals_track(pid);
     *fd = sv[0];
     return pid;
+}
+
+void trial_reap(pid_t pid, int *status)
+{
+    /* Waits without reaping first, so that the pid stays this trial's (not another process's
+     * that got it since) for as long as it is on record. */
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    stop_signals_untrack(pid);
+    int ignored;
+    while (waitpid(pid, status ? status : &ignored, 0) < 0 && errno == EINTR) {
+    }
 }

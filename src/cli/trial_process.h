@@ -12,6 +12,11 @@
  * processes. */
 pid_t trial_spawn(char **args, const char *log_path, int *fd);
 
+/* Waits for a trial trial_spawn started to end, and reaps it; its status goes to *status (if
+ * not NULL). Until it is reaped, a second stop signal stops it at once with this process
+ * (stop_signals.h). */
+void trial_reap(pid_t pid, int *status);
+
 /* In a child of the program: becomes `nabla args...` (this same program), a process of its
  * own even when its parent is a rank of an MPI job; exits 127 when it cannot. */
 _Noreturn void exec_nabla(char *const *args);

@@ -16,7 +16,7 @@
 
 #include "mpi_comm.h"
 #include "options.h"
-#include "resume.h"
+#include "stop_signals.h"
 #include "trial_process.h"
 #include "tune_run.h"
 
@@ -160,8 +160,7 @@ static int relay(agent *a, int k)
     close(c->fd);
     c->fd = -1;
     int status = 0;
-    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    trial_reap(c->pid, &status);
     return ended(a, k, status);
 }
 
@@ -173,8 +172,7 @@ static void stop_children(agent *a, int sig)
     for (int k = 0; k < a->n; k++) {
         if (a->c[k].fd >= 0)
             close(a->c[k].fd);
-        while (waitpid(a->c[k].pid, NULL, 0) < 0 && errno == EINTR) {
-        }
+        trial_reap(a->c[k].pid, NULL);
     }
     a->n = 0;
 }

@@ -28,6 +28,7 @@ static int gunzip_file(const char *from, const char *to, nb_error *err)
 {
     char tmp[CLI_MAX_PATH + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", to, (long)getpid());
+    nb_temp_register(tmp);   /* a second Ctrl-C removes it (fileio.h) */
     gzFile in = gzopen(from, "rb");
     int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     char *buf = malloc(1 << 20);
@@ -61,8 +62,10 @@ static int gunzip_file(const char *from, const char *to, nb_error *err)
         saved = errno;
         rc = -1;
     }
-    if (rc != 0) {
+    if (rc != 0)
         unlink(tmp);
+    nb_temp_forget(tmp);
+    if (rc != 0) {
         if (rc == -1)
             nb_fail(err, "%s: %s", to, strerror(saved ? saved : ENOMEM));
         return -1;

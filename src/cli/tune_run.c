@@ -26,8 +26,9 @@
 #include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
-#include "resume.h"
+#include "output.h"
 #include "run_files.h"
+#include "stop_signals.h"
 #include "trial_process.h"
 #include "tune_agent.h"
 #include "tune_plan.h"
@@ -476,7 +477,8 @@ static void print_trial_line(const runner *r, int i)
     if (t->state == TRIAL_FAILED)
         printf("  (%s)", t->reason);
     printf("\n");
-    fflush(stdout);
+    if (output_flush() != 0)
+        stop_for_output();   /* `nabla tune | head -1`: the study stops as on Ctrl-C */
 }
 
 /* Bytes a worker's trial sent: each whole line is a report. */
@@ -517,8 +519,7 @@ static int service(runner *r, worker *w, int stopping)
     close(w->fd);
     w->fd = -1;
     int status = 0;
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    trial_reap(w->pid, &status);
     trial_ended(r, w, status, stopping);
     return 0;
 }
@@ -675,8 +676,7 @@ static int stop_all(runner *r, int sig, nb_error *err)
             w->fd = -1;
         }
         int status;
-        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
-        }
+        trial_reap(w->pid, &status);
         trial_ended(r, w, status, 1);
     }
     /* Each agent answers once its trials have ended, after all it sent before. */
@@ -713,24 +713,23 @@ int study_run(study *s, nb_error *err)
         worker_clear(&r.w[k], k % job_size());
     for (int i = 0; i < s->opt->trials; i++)
         r.finished += trial_finished(&s->trials[i]);
-    stop_signals_install();
     /* When a rank dies, mpirun stops the others (SIGTERM, then SIGKILL): rank 0 then waits in
      * MPI for an agent that never answers, and this is its last chance to say a word. */
     job_watch_stops(stop_signal_flag(), TUNE_CONTINUE_LINE);
     int rc = run_loop(&r);
-    volatile sig_atomic_t *stop = stop_signal_flag();
-    int sig = *stop ? (int)*stop : 0;
+    int reason = *stop_signal_flag();
     nb_error stop_err;
     r.err = &stop_err; /* keeps a failure of the loop's own */
-    if (stop_all(&r, sig ? sig : SIGTERM, &stop_err) != 0 && rc == 0) {
+    if (stop_all(&r, reason ? stop_signal_to_pass_on(reason) : SIGTERM, &stop_err) != 0 &&
+        rc == 0) {
         *err = stop_err;
         rc = -1;
     }
     free(r.w);
     if (rc != 0)
         return -1;
-    if (sig)
-        return 128 + sig;
+    if (reason)
+        return stop_exit_code(reason);
     for (int i = 0; i < s->opt->trials; i++)
         if (!trial_finished(&s->trials[i]))
             return nb_fail(err, "trial %d did not finish (a bug: please report it)", i);
