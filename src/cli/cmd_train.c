@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "model_io.h"
 #include "mpi_comm.h"
 #include "train_run.h"
 
@@ -72,6 +73,19 @@ static void optim_config_of(const train_options *o, nb_optim_config *c)
     c->bias_correction = o->bias_correction;
 }
 
+/* --init-weights: a file that cannot be read is an accident; weights that do not fit the model
+ * are the configuration's doing (a tune trial with other --layers than the file's). */
+static int init_weights(train_run *r)
+{
+    nb_st_file f;
+    if (nb_st_read(r->opt.init_weights, &f, &r->err) != 0)
+        return -1;
+    int rc = nb_model_apply_weights(&r->model, &f, r->opt.init_weights, &r->err);
+    nb_st_free(&f);
+    r->own_fault = rc != 0;
+    return rc;
+}
+
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
  * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
@@ -121,7 +135,7 @@ static int prepare(train_run *r)
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
     r->model.norm_std = std;
 
-    if (o->init_weights && nb_model_load_weights(&r->model, o->init_weights, &r->err) != 0)
+    if (o->init_weights && init_weights(r) != 0)
         return -1;
     if (o->resume) {
         size_t n_params;
