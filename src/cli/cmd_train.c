@@ -625,7 +625,7 @@ int cmd_train(int argc, char **argv)
 done:
     /* A trial's last word: how and why it ends, which tells the tuner whether it failed or
      * was interrupted. */
-    trial_channel_end(&r->trial, code, r->own_fault, code == EXIT_OK ? "" : cli_last_error());
+    trial_channel_end(&r->trial, code, r->own_fault, cli_last_error());
     run_free(r);
     free(r);
     return code;
