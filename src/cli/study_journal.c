@@ -143,6 +143,18 @@ static int read_number(const reader *rd, int line, const cJSON *ev, const char *
     return 0;
 }
 
+/* "seconds": the trial's time so far, over every process that ran it: it never decreases. */
+static int read_seconds(const reader *rd, int line, const cJSON *ev, int i, double *out,
+                        nb_error *err)
+{
+    if (read_number(rd, line, ev, "seconds", 0, INFINITY, 0, out, err) != 0)
+        return -1;
+    if (*out < rd->trials[i].seconds)
+        return bad(rd, line, err, "\"seconds\" is %g, but trial %d had run %g s already: time "
+                                  "goes backwards", *out, i, rd->trials[i].seconds);
+    return 0;
+}
+
 /* Member `name` of ev as a string that says something. */
 static int read_reason(const reader *rd, int line, const cJSON *ev, const char *name,
                        const char **out, nb_error *err)
@@ -255,7 +267,7 @@ static int epoch_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
         read_whole(rd, line, ev, "epochs_planned", 1, JOURNAL_MAX_EPOCHS, &planned, err) != 0 ||
         read_number(rd, line, ev, "dev_accuracy", 0, 1, 0, &accuracy, err) != 0 ||
         read_number(rd, line, ev, "dev_loss", 0, INFINITY, 1, &loss, err) != 0 ||
-        read_number(rd, line, ev, "seconds", 0, INFINITY, 0, &seconds, err) != 0)
+        read_seconds(rd, line, ev, i, &seconds, err) != 0)
         return -1;
     if (epoch > planned)
         return bad(rd, line, err, "epoch %d of a trial of %d epochs", epoch, planned);
@@ -280,7 +292,7 @@ static int interrupted_event(reader *rd, int i, const cJSON *ev, int line, nb_er
     const char *reason = "";
     double seconds;
     if (read_reason(rd, line, ev, "reason", &reason, err) != 0 ||
-        read_number(rd, line, ev, "seconds", 0, INFINITY, 0, &seconds, err) != 0)
+        read_seconds(rd, line, ev, i, &seconds, err) != 0)
         return -1;
     snprintf(t->reason, sizeof t->reason, "%s", reason);
     t->seconds = seconds;
@@ -303,7 +315,7 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
         read_number(rd, line, ev, "dev_loss", 0, INFINITY, 1, &loss, err) != 0 ||
         read_whole(rd, line, ev, "epochs", state == TRIAL_FAILED ? 0 : 1, JOURNAL_MAX_EPOCHS,
                    &epochs, err) != 0 ||
-        read_number(rd, line, ev, "seconds", 0, INFINITY, 0, &seconds, err) != 0 ||
+        read_seconds(rd, line, ev, i, &seconds, err) != 0 ||
         (state == TRIAL_FAILED && read_reason(rd, line, ev, "reason", &reason, err) != 0))
         return -1;
     int same = 1;

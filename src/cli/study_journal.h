@@ -16,7 +16,8 @@
  * and the line: a trial number outside the study, a state that does not exist, params outside
  * the study's space or other than the trial's start, a round out of range, an event before the
  * trial's start, a second start, epochs that go backwards or repeat, an event after the trial's
- * end, accuracies outside [0, 1], negative losses or seconds. A last line without its newline
+ * end, accuracies outside [0, 1], negative losses or seconds, a trial's time that goes
+ * backwards. A last line without its newline
  * is an append cut short by a crash and is left out. */
 #ifndef NABLA_CLI_STUDY_JOURNAL_H
 #define NABLA_CLI_STUDY_JOURNAL_H

@@ -363,6 +363,8 @@ damaged j_accuracy_text '"dev_accuracy" must be a number' \
     'k = at(1, "epoch"); lines[k] = dict(ev[k], dev_accuracy="high"); bad = k'
 damaged j_seconds_negative '"seconds" is -3: it cannot be negative' \
     'k = at(0, "epoch"); lines[k] = dict(ev[k], seconds=-3); bad = k'
+damaged j_seconds_backwards '"seconds" is 0.0001, but trial 0 had run' \
+    'k = at(0, "end"); lines[k] = dict(ev[k], seconds=0.0001); bad = k'
 damaged j_loss_negative '"dev_loss" is -1: it cannot be negative' \
     'k = at(0, "end"); lines[k] = dict(ev[k], dev_loss=-1); bad = k'
 damaged j_epoch_beyond 'epoch 4 of a trial of 3 epochs' \
