@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "model_io.h"
 #include "mpi_comm.h"
 #include "output.h"
 #include "train_run.h"
@@ -59,8 +60,7 @@ static void run_free(train_run *r)
 
 static int runtime_error(const nb_error *err)
 {
-    fprintf(stderr, "nabla: %s\n", err->msg);
-    return EXIT_RUNTIME;
+    return cli_error("%s", err->msg);
 }
 
 static void optim_config_of(const train_options *o, nb_optim_config *c)
@@ -72,6 +72,19 @@ static void optim_config_of(const train_options *o, nb_optim_config *c)
     c->eps = (float)o->eps;
     c->weight_decay = (float)o->weight_decay;
     c->bias_correction = o->bias_correction;
+}
+
+/* --init-weights: a file that cannot be read is an accident; weights that do not fit the model
+ * are the configuration's doing (a tune trial with other --layers than the file's). */
+static int init_weights(train_run *r)
+{
+    nb_st_file f;
+    if (nb_st_read(r->opt.init_weights, &f, &r->err) != 0)
+        return -1;
+    int rc = nb_model_apply_weights(&r->model, &f, r->opt.init_weights, &r->err);
+    nb_st_free(&f);
+    r->own_fault = rc != 0;
+    return rc;
 }
 
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
@@ -117,12 +130,13 @@ static int prepare(train_run *r)
     if (nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
         free(mean);
         free(std);
+        r->own_fault = 1;   /* the model does not fit in memory: its configuration's doing */
         return -1;
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
     r->model.norm_std = std;
 
-    if (o->init_weights && nb_model_load_weights(&r->model, o->init_weights, &r->err) != 0)
+    if (o->init_weights && init_weights(r) != 0)
         return -1;
     if (o->resume) {
         size_t n_params;
@@ -190,6 +204,7 @@ static int check_save_path(const char *path, nb_error *err)
 static int on_batch(const nb_progress *p, void *user)
 {
     train_run *r = user;
+    r->stepped = 1;
     if (r->writer) {
         if (progress_batch(&r->prog, p) != 0)
             stop_for_output();   /* stops at the next step, with a checkpoint, as a signal does */
@@ -292,8 +307,12 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
 static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
 {
     train_run *r = user;
-    if (!r->comm)
-        return write_checkpoint(r, s, err);
+    if (!r->comm) {
+        if (write_checkpoint(r, s, err) == 0)
+            return 0;
+        r->callback_failed = 1;
+        return 1;
+    }
     /* First the ranks agree on a stop signal, which decides whether this checkpoint is written
      * and whether the run ends after it; then on whether rank 0 managed to write it. nb_train's
      * err is r->err, where the votes put their messages. */
@@ -442,6 +461,10 @@ static int train_and_report(train_run *r)
         rc = -1;
     if (r->tuner_gone)
         return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
+    /* nb_train refusing to start (its checks of the model and the memory its state needs) is
+     * the configuration's doing; a failure once it trains is the files' or the machine's. */
+    if (rc != 0 && !r->callback_failed && !r->stepped)
+        r->own_fault = 1;
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
@@ -458,6 +481,11 @@ static int train_and_report(train_run *r)
             fprintf(stderr, " after %lld steps; checkpoint written to "
                             "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
                     (long long)res.steps, r->out_dir, command);
+        cli_note_error("stopped by %s after %lld steps, its checkpoint written",
+                       reason == STOP_OUTPUT_LOST ? "its lost standard output"
+                       : reason == SIGTERM        ? "SIGTERM"
+                                                  : "SIGINT",
+                       (long long)res.steps);
         return stop_exit_code(reason);
     }
     if (!r->writer)
@@ -485,10 +513,14 @@ static int train_and_report(train_run *r)
     if (rc != 0)
         return runtime_error(&r->err);
 
-    if (res.diverged)
+    if (res.diverged) {
         fprintf(stderr, "nabla: loss became NaN/inf at epoch %d step %lld; keeping the last good "
                         "weights. Try a lower learning rate (--lr is %g).\n",
                 res.diverged_epoch + 1, (long long)res.diverged_step + 1, r->opt.lr);
+        cli_note_error("the loss diverged (NaN/inf) at epoch %d step %lld",
+                       res.diverged_epoch + 1, (long long)res.diverged_step + 1);
+        r->own_fault = 1;
+    }
     print_result(r, &dev, &test, &res);
     return res.diverged ? EXIT_RUNTIME : EXIT_OK;
 }
@@ -564,10 +596,8 @@ static int create_run_files(train_run *r, int *code)
 int cmd_train(int argc, char **argv)
 {
     train_run *r = calloc(1, sizeof *r);
-    if (!r) {
-        fprintf(stderr, "nabla: out of memory\n");
-        return EXIT_RUNTIME;
-    }
+    if (!r)
+        return cli_error("out of memory");
     int code = EXIT_OK;
     r->last_train_accuracy = r->last_train_loss = NAN;
     r->comm = job_comm();
@@ -615,6 +645,9 @@ int cmd_train(int argc, char **argv)
     }
     code = train_and_report(r);
 done:
+    /* A trial's last word: how and why it ends, which tells the tuner whether it failed or
+     * was interrupted. */
+    trial_channel_end(&r->trial, code, r->own_fault, cli_last_error());
     run_free(r);
     free(r);
     return code;

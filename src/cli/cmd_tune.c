@@ -34,7 +34,7 @@ static int dry_run(tune_options *o)
     s.round_space[0] = o->space;
     s.rounds_known = 1;
     int first, end;
-    round_range(o, 0, &first, &end);
+    round_range(o->trials, o->rounds, 0, &first, &end);
     int rc = study_plan_round(&s, 0, &err);
     for (int i = first; rc == 0 && i < end; i++) {
         printf("trial %d: ", i);
@@ -60,7 +60,8 @@ static void print_start(const study *s)
     int finished = 0, running = 0;
     for (int i = 0; i < o->trials; i++) {
         finished += trial_finished(&s->trials[i]);
-        running += s->trials[i].state == TRIAL_RUNNING;
+        running += s->trials[i].state == TRIAL_RUNNING ||
+                   s->trials[i].state == TRIAL_INTERRUPTED;
     }
     char ranks[32] = "";
     if (job_size() > 1)
@@ -141,6 +142,9 @@ static int tune(int argc, char **argv)
         fprintf(stderr, "nabla: %s\n", err.msg);
         if (job_lost())
             fputs(TUNE_CONTINUE_LINE, stderr);
+        code = EXIT_RUNTIME;
+    } else if (rc == STUDY_INTERRUPTED) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
         code = EXIT_RUNTIME;
     } else if (rc > 0) {
         code = study_stopped(rc);

@@ -13,18 +13,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+/* The last reason noted: one message, one line (nb_fail escapes any line break or control
+ * byte in it, since messages quote the user's arguments). */
+static nb_error last_error;
+
+static void note(const char *fmt, va_list ap)
 {
-    /* The message quotes the user's arguments; nb_fail escapes any line break or control
-     * byte in them so that the message stays on one line. */
     char raw[1024];
-    nb_error e;
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    nb_fail(&last_error, "%s", raw);
+}
+
+const char *cli_last_error(void) { return last_error.msg; }
+
+void cli_note_error(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    note(fmt, ap);
     va_end(ap);
-    nb_fail(&e, "%s", raw);
-    fprintf(stderr, "nabla %s: %s\n", cmd, e.msg);
+}
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    note(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "nabla: %s\n", last_error.msg);
+    return EXIT_RUNTIME;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    note(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "nabla %s: %s\n", cmd, last_error.msg);
     return EXIT_USAGE;
 }
 

@@ -22,6 +22,26 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* Prints "nabla: <message>" on stderr, notes the message (cli_last_error) and returns
+ * EXIT_RUNTIME: how a command says why it fails. */
+int cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Notes a message as the reason the command fails, without printing it (for a reason worded
+ * otherwise than the lines printed). */
+void cli_note_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* The last message cli_usage_error, cli_error or cli_note_error noted ("" if none): what a
+ * trial of `nabla tune` tells the tuner as the reason it stopped (trial_channel.h). */
+const char *cli_last_error(void);
+
 /* The message for what getopt_long returned as ':' (an option without its value) or anything
  * else it did not know ('?'), from argv and getopt's optind/optopt; returns EXIT_USAGE. */
 int cli_option_error(const char *cmd, int c, char **argv);

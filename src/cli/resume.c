@@ -160,14 +160,14 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     *exit_code = EXIT_RUNTIME;
     const train_options given = *o;
     if (!realpath(given.resume, p->dir)) {
-        fprintf(stderr, "nabla: --resume %s: %s\n", given.resume, strerror(errno));
+        cli_error("--resume %s: %s", given.resume, strerror(errno));
         return -1;
     }
     nb_error err;
     char note[1024];
     if (nb_checkpoint_open(p->dir, &p->file, p->used, sizeof p->used, note, sizeof note,
                            &err) != 0) {
-        fprintf(stderr, "nabla: cannot resume: %s\n", err.msg);
+        cli_error("cannot resume: %s", err.msg);
         return -1;
     }
     p->open = 1;
@@ -178,23 +178,22 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     const char *cwd = nb_st_meta_get(&p->file, META_CWD);
     p->metrics = nb_st_meta_get(&p->file, META_METRICS);
     if (!cwd || !p->metrics) {
-        fprintf(stderr, "nabla: cannot resume: %s was not written by nabla train (no '%s' or "
-                        "'%s' in its metadata)\n", p->used, META_CWD, META_METRICS);
+        cli_error("cannot resume: %s was not written by nabla train (no '%s' or '%s' in its "
+                  "metadata)", p->used, META_CWD, META_METRICS);
         return -1;
     }
     if (parse_stored_args(nb_st_meta_get(&p->file, META_ARGV), &kept_args, &err) != 0) {
-        fprintf(stderr, "nabla: cannot resume from %s: %s\n", p->used, err.msg);
+        cli_error("cannot resume from %s: %s", p->used, err.msg);
         return -1;
     }
     if (chdir(cwd) != 0) {
-        fprintf(stderr, "nabla: cannot resume: the run was started in %s, which cannot be "
-                        "entered now: %s\n", cwd, strerror(errno));
+        cli_error("cannot resume: the run was started in %s, which cannot be entered now: %s",
+                  cwd, strerror(errno));
         return -1;
     }
     int code;
     if (train_options_parse(o, kept_args.argc, kept_args.argv, &code) != 0) {
-        fprintf(stderr, "nabla: cannot resume: the arguments stored in %s no longer parse\n",
-                p->used);
+        cli_error("cannot resume: the arguments stored in %s no longer parse", p->used);
         return -1;
     }
     if (given.given_epochs) {

@@ -35,6 +35,9 @@ typedef struct train_run {
     progress prog;
     nb_error err;
     int callback_failed;
+    int stepped;                 /* nb_train took a step (it did not refuse to start) */
+    int own_fault;               /* it failed for what it is responsible for: its model does
+                                    not fit in memory, its loss diverged (trial_channel.h) */
     trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
     int tuner_gone;
     double last_checkpoint;      /* monotonic_seconds() when the last one was written */

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,11 +46,20 @@ static void use_every_core(void)
 #endif
 }
 
-pid_t trial_spawn(char **args, const char *log_path, int *fd)
+pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    /* The log is opened here, so that a study's file it cannot write is said as such. */
+    int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) {
+        nb_fail(err, "%s: %s", log_path, strerror(errno));
         return -1;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        nb_fail(err, "cannot make a socket pair for a trial: %s", strerror(errno));
+        close(log);
+        return -1;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -61,10 +71,9 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd)
             _exit(EXIT_RUNTIME);
         if (job_size() > 1)
             use_every_core();
-        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         char fd_text[16];
         snprintf(fd_text, sizeof fd_text, "%d", sv[1]);
-        if (log < 0 || dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0 ||
+        if (dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0 ||
             fcntl(sv[1], F_SETFD, 0) != 0 || setenv(TRIAL_FD_ENV, fd_text, 1) != 0)
             _exit(EXIT_RUNTIME);
         signal(SIGINT, SIG_DFL);
@@ -72,10 +81,11 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd)
         exec_nabla(args);
     }
     int saved = errno;
+    close(log);
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
-        errno = saved;
+        nb_fail(err, "cannot start a trial's process: %s", strerror(saved));
         return -1;
     }
     stop_signals_track(pid);
