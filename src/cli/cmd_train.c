@@ -308,10 +308,13 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
 {
     train_run *r = user;
     if (!r->comm) {
-        if (write_checkpoint(r, s, err) == 0)
-            return 0;
-        r->callback_failed = 1;
-        return 1;
+        if (write_checkpoint(r, s, err) != 0) {
+            r->callback_failed = 1;
+            return 1;
+        }
+        if (stop_signal(r))
+            stop_signals_finishing();   /* the stop's checkpoint is on disk */
+        return 0;
     }
     /* First the ranks agree on a stop signal, which decides whether this checkpoint is written
      * and whether the run ends after it; then on whether rank 0 managed to write it. nb_train's
@@ -324,6 +327,8 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
     r->wrote_checkpoint = 0;   /* told: the next votes are about the next call */
     if (failed)
         return 1;
+    if (stop_signal(r))
+        stop_signals_finishing();   /* the stop's checkpoint is on disk */
     /* The vote told the other ranks whether rank 0 wrote a checkpoint just now. */
     if (!r->writer && r->checkpoint_written)
         watch_checkpoint(r, s->steps);

@@ -16,8 +16,11 @@
 static volatile sig_atomic_t stop_flag;
 static atomic_int signals_seen;   /* lock-free, so a handler may count on it */
 static pthread_t writer_thread;
+static atomic_int finishing;   /* stop_signals_finishing was called */
 
 volatile sig_atomic_t *stop_signal_flag(void) { return &stop_flag; }
+
+void stop_signals_finishing(void) { atomic_store(&finishing, 1); }
 
 void stop_for_output(void)
 {
@@ -165,6 +168,8 @@ static void on_stop_signal(int sig)
             stop_flag = sig;
         return;
     }
+    if (atomic_load(&finishing))
+        return;
     /* The second: on the thread that writes files, so that no write goes on behind the
      * handler's back while it cleans up. */
     if (!pthread_equal(pthread_self(), writer_thread)) {

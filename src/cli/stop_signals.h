@@ -45,6 +45,11 @@ void stop_note_checkpoint(const char *before, const char *after);
  * before), and the handler waits for them (a few seconds at most, then SIGKILL). Tracked from
  * the fork until the process is reaped. */
 void stop_signals_track(pid_t child);
+/* The stop's checkpoint is written: what is left is to say so and exit, which a second signal
+ * would only cut short. From now on stop signals are ignored. (Under mpirun this matters: when
+ * one rank has exited, mpirun sends the others SIGTERM again, which must not turn rank 0's
+ * "stopped by SIGTERM ... continue with" into a "stopped at once" of its own.) */
+void stop_signals_finishing(void);
 void stop_signals_untrack(pid_t child);
 
 #endif /* NABLA_CLI_STOP_SIGNALS_H */
