@@ -549,6 +549,11 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
                        const nb_st_meta *meta, int n_meta, nb_error *err);
 /* Removes DIR's checkpoint files (those of a run that a new one in DIR replaces). */
 int nb_checkpoint_remove(const char *dir, nb_error *err);
+/* Checks that each of DIR's checkpoint files is a regular file or absent. Saving renames
+ * them and a new run removes them, which would move or delete whatever else a user put at
+ * those names (a symbolic link, a device, a FIFO): save and remove refuse, and a program can
+ * refuse up front. Returns 0, or -1 with a message naming the file and what it is. */
+int nb_checkpoint_check_files(const char *dir, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a

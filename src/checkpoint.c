@@ -41,6 +41,27 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+int nb_checkpoint_check_files(const char *dir, nb_error *err)
+{
+    for (int which = NEXT; which < N_FILES; which++) {
+        char path[4096];
+        struct stat st;
+        if (file_path(path, sizeof path, dir, which) != 0)
+            return nb_fail(err, "checkpoint: the directory name is too long");
+        if (lstat(path, &st) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return nb_fail(err, "%s: %s", path, strerror(errno));
+        }
+        if (!S_ISREG(st.st_mode))
+            return nb_fail(err, "%s: is %s; nabla keeps its checkpoints as regular files, "
+                                "renamed and removed as the run goes, so it leaves this alone: "
+                                "move it away",
+                           path, nb_file_kind(st.st_mode));
+    }
+    return 0;
+}
+
 /* ---- saving ---- */
 
 /* The state's numbers, as metadata text. */
@@ -157,6 +178,8 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
         file_path(current, sizeof current, dir, CURRENT) != 0 ||
         file_path(previous, sizeof previous, dir, PREVIOUS) != 0)
         return nb_fail(err, "checkpoint: the directory name is too long");
+    if (nb_checkpoint_check_files(dir, err) != 0)
+        return -1;
     state_tensors t;
     if (build_state_tensors(m, s, &t, err) != 0)
         return -1;
@@ -203,6 +226,8 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
 
 int nb_checkpoint_remove(const char *dir, nb_error *err)
 {
+    if (nb_checkpoint_check_files(dir, err) != 0)
+        return -1;
     for (int which = NEXT; which < N_FILES; which++) {
         char path[4096];
         if (file_path(path, sizeof path, dir, which) != 0)

@@ -8,8 +8,10 @@
 
 #include "nabla.h"
 
-/* Exit codes of the program. */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+/* Exit codes of the program. EXIT_TRIAL_LOCKED (EX_TEMPFAIL of sysexits.h) ends a trial of
+ * nabla tune whose run directory another process still held after the trial waited for it:
+ * not the trial's failure, and not its result; the tuner tells it apart by this code. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_TRIAL_LOCKED = 75 };
 
 /* Prints "nabla <cmd>: <message>" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

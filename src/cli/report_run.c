@@ -16,19 +16,6 @@ static const char *const TRACE[T_COLS] = {
     "step", "layer", "unit", "epoch", "unit_p15", "unit_p50", "unit_p85", "layer_p15",
     "layer_p50", "layer_p85"};
 
-static int has_file(const char *dir, const char *name)
-{
-    char *path = path_join(dir, name);
-    int yes = path && report_file_exists(path);
-    free(path);
-    return yes;
-}
-
-int is_run_dir(const char *dir)
-{
-    return has_file(dir, "config.json") || has_file(dir, "metrics.jsonl");
-}
-
 /* Reads an optional table: *present tells whether the file was there. */
 static int optional_table(const char *dir, const char *name, const char *const *cols, int n_cols,
                           int n_required, int *present, table *t, nb_error *err)

@@ -21,14 +21,6 @@ const char *study_state_name(study_state s)
     return (unsigned)s <= SS_FAILED ? STATE_NAMES[s] : "?";
 }
 
-int is_study_dir(const char *dir)
-{
-    char *path = path_join(dir, "study.json");
-    int yes = path && report_file_exists(path);
-    free(path);
-    return yes;
-}
-
 typedef struct journal_job {
     study_data *s;
     const char *path;

@@ -8,12 +8,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
 
+#include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
 #include "trial_channel.h"
@@ -44,11 +46,19 @@ static void use_every_core(void)
 #endif
 }
 
-pid_t trial_spawn(char **args, const char *log_path, int *fd)
+pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    /* The log is opened here, by the output rule (fileio.h), so that a failure has its
+     * message; the child only puts it in place of its stdout and stderr. */
+    int log = nb_open_append(log_path, err);
+    if (log < 0)
         return -1;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        nb_fail(err, "cannot make a socket pair: %s", strerror(errno));
+        close(log);
+        return -1;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -60,10 +70,9 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd)
             _exit(EXIT_RUNTIME);
         if (job_size() > 1)
             use_every_core();
-        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         char fd_text[16];
         snprintf(fd_text, sizeof fd_text, "%d", sv[1]);
-        if (log < 0 || dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0 ||
+        if (dup2(log, STDOUT_FILENO) < 0 || dup2(log, STDERR_FILENO) < 0 ||
             fcntl(sv[1], F_SETFD, 0) != 0 || setenv(TRIAL_FD_ENV, fd_text, 1) != 0)
             _exit(EXIT_RUNTIME);
         signal(SIGINT, SIG_DFL);
@@ -72,9 +81,10 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd)
     }
     int saved = errno;
     close(sv[1]);
+    close(log);
     if (pid < 0) {
         close(sv[0]);
-        errno = saved;
+        nb_fail(err, "cannot start a process: %s", strerror(saved));
         return -1;
     }
     *fd = sv[0];

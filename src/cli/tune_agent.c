@@ -85,14 +85,14 @@ static int ended(agent *a, int k, int status)
 }
 
 /* Fails to start the trial of `slot`, saying why to rank 0: fmt takes this rank, its host,
- * `what` and errno's text. */
-static int cannot_start(agent *a, int slot, const char *fmt, const char *what)
+ * `what` and `reason`. */
+static int cannot_start(agent *a, int slot, const char *fmt, const char *what,
+                        const char *reason)
 {
-    int error = errno;
     char host[256] = "?", why[1024];
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    snprintf(why, sizeof why, fmt, job_rank(), host, what, strerror(error));
+    snprintf(why, sizeof why, fmt, job_rank(), host, what, reason);
     return agent_send(0, AGENT_ENDED, slot, 0, why, strlen(why), a->err);
 }
 
@@ -129,16 +129,19 @@ static int start(agent *a, int slot, const char *text, size_t n)
         snprintf(dir, sizeof dir, ".");
     child *c = &a->c[a->n];
     struct stat st;
+    nb_error e;
     int rc = 0;
     if (chdir(cwd) != 0)
         rc = cannot_start(a, slot, "rank %d (on %s) cannot enter rank 0's working directory "
-                                   "%s: %s; every rank must see the same files", cwd);
+                                   "%s: %s; every rank must see the same files", cwd,
+                          strerror(errno));
     else if (stat(dir, &st) != 0)
         rc = cannot_start(a, slot, "rank %d (on %s) does not see the trial's directory %s (%s): "
                                    "the study must be on a file system every rank shares, at "
-                                   "the same path", dir);
-    else if ((c->pid = trial_spawn(args, log, &c->fd)) < 0)
-        rc = cannot_start(a, slot, "rank %d (on %s) cannot start a trial's %s: %s", args[0]);
+                                   "the same path", dir, strerror(errno));
+    else if ((c->pid = trial_spawn(args, log, &c->fd, &e)) < 0)
+        rc = cannot_start(a, slot, "rank %d (on %s) cannot start a trial's %s: %s", args[0],
+                          e.msg);
     else {
         c->slot = slot;
         a->n++;

@@ -192,11 +192,12 @@ static int launch(runner *r, worker *w, int i)
         nb_fail(r->err, "out of memory");
     int rc = -1, fd = -1;
     pid_t pid = 0;
+    nb_error why;
     if (args && (t->state != TRIAL_PENDING || record_start(r, i, args, w->rank) == 0)) {
         if (w->rank != 0)
             rc = send_start(r, w, args, log_path);
-        else if ((pid = trial_spawn(args, log_path, &fd)) < 0)
-            nb_fail(r->err, "cannot start trial %d: %s", i, strerror(errno));
+        else if ((pid = trial_spawn(args, log_path, &fd, &why)) < 0)
+            nb_fail(r->err, "cannot start trial %d: %s", i, why.msg);
         else
             rc = 0;
     }
