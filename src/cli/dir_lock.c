@@ -63,10 +63,10 @@ static int holder_line(char *buf, size_t size)
     return n < 0 ? 0 : n < (int)size ? n : (int)size - 1;
 }
 
-/* Whether the line names a process of this machine that has ended: then it was left by an
- * earlier holder (killed before it could empty it), and the present one has not written its
- * own yet. */
-static int line_is_stale(const char *line)
+/* The pid a line names if that is a process of this machine that has ended, else 0: then the
+ * line was left by an earlier holder (killed before it could empty it), and the present one
+ * has not written its own yet. */
+static long stale_pid(const char *line)
 {
     long pid;
     char host[256], own[256] = "";
@@ -74,7 +74,7 @@ static int line_is_stale(const char *line)
         return 0;
     gethostname(own, sizeof own - 1);
     own[sizeof own - 1] = '\0';
-    return strcmp(host, own) == 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    return strcmp(host, own) == 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH ? pid : 0;
 }
 
 /* The refusal: who holds the lock, as well as the line in the file tells. */
@@ -85,15 +85,16 @@ static int held_by(const char *dir, int fd, nb_error *err)
     line[n > 0 ? n : 0] = '\0';
     line[strcspn(line, "\n")] = '\0';
     printable(line);
+    long stale = line[0] ? stale_pid(line) : 0;
     if (!line[0])
         return nb_fail(err, "%s is in use by another process, which has not written who it is "
                             "yet (%s/%s is empty)",
                        dir, dir, DIR_LOCK_FILE);
-    if (line_is_stale(line))
+    if (stale)
         return nb_fail(err, "%s is in use by another process, which has not written who it is "
-                            "yet (%s/%s still names an earlier holder, %.200s, which has "
+                            "yet (%s/%s still names an earlier holder, pid %ld, which has "
                             "ended)",
-                       dir, dir, DIR_LOCK_FILE, line);
+                       dir, dir, DIR_LOCK_FILE, stale);
     return nb_fail(err, "%s is in use by another process: %.300s", dir, line);
 }
 

@@ -49,8 +49,9 @@ int train_dir_check(train_run *r, const char *dir)
 
 int train_dir_lock(train_run *r, const char *dir, int *code)
 {
-    if (r->lock.fd >= 0)
-        return 0;
+    struct stat st;
+    if (r->lock.fd >= 0 || (r->opt.resume && stat(dir, &st) != 0))
+        return 0; /* held; or nothing to resume, which resume_open says */
     int trial = r->trial.fd >= 0;
     int got = dir_check_for_run(dir, r->opt.resume ? "--resume" : "--out", r->opt.resume != NULL,
                                 &r->err) != 0

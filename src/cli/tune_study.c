@@ -332,17 +332,27 @@ static int read_journal(study *s, int *exit_code)
 }
 
 /* The study directory: new, empty or a study (not a run's, not somewhere with other files),
- * created, and locked for this process's life: one tuner per study. */
-static int take_lock(study *s, int *exit_code)
+ * created, and locked for this process's life: one tuner per study. Then the files the study
+ * writes must be writable by the output rule (fileio.h): best.json, written last, must not
+ * fail only after every trial has run. */
+static int claim_dir(study *s, int *exit_code)
 {
+    static const char *const written[] = {"study.json", "journal.jsonl", "best.json"};
     nb_error err;
-    if (dir_check_for_study(s->dir, &err) != 0 || make_dirs(s->dir, &err) != 0 ||
-        dir_lock_take(&s->lock, s->dir, 0, &err) != DIR_LOCK_TAKEN) {
+    int rc = dir_check_for_study(s->dir, &err) != 0 || make_dirs(s->dir, &err) != 0 ||
+                     dir_lock_take(&s->lock, s->dir, 0, &err) != DIR_LOCK_TAKEN
+                 ? -1
+                 : 0;
+    for (size_t i = 0; rc == 0 && i < sizeof written / sizeof written[0]; i++) {
+        char *path = path_join(s->dir, written[i]);
+        rc = path ? nb_output_check(path, &err) : nb_fail(&err, "out of memory");
+        free(path);
+    }
+    if (rc != 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
         *exit_code = EXIT_RUNTIME;
-        return -1;
     }
-    return 0;
+    return rc;
 }
 
 int study_open(study *s, tune_options *o, int *exit_code)
@@ -364,7 +374,7 @@ int study_open(study *s, tune_options *o, int *exit_code)
         s->trials[i].final_accuracy = s->trials[i].final_loss = NAN;
     s->round_space[0] = o->space;
     s->rounds_known = 1;
-    if (take_lock(s, exit_code) != 0 || check_settings(s, exit_code) != 0 ||
+    if (claim_dir(s, exit_code) != 0 || check_settings(s, exit_code) != 0 ||
         read_journal(s, exit_code) != 0)
         return -1;
     char *trials_dir = path_join(o->out, "trials");
