@@ -164,10 +164,11 @@ static int way_of(const char *path, const destination *d, write_way *way, nb_err
                    path, d->via_link ? "a symbolic link to " : "", nb_file_kind(d->mode));
 }
 
-/* Opens a character device or FIFO to write through it: no O_CREAT, no O_TRUNC, and
- * O_NONBLOCK so that a FIFO without a reader fails at once (ENXIO) instead of waiting for one;
- * writes then block as usual. Whatever it turned out to be must still be one of the two. */
-static int open_through(const char *path, int flags, nb_error *err)
+/* Opens path to write into it as it is: never O_TRUNC (flags may add O_CREAT and O_APPEND),
+ * and O_NONBLOCK so that a FIFO without a reader fails at once (ENXIO) instead of waiting for
+ * one; writes then block as usual. What was opened must be something the rule writes into (the
+ * path may have changed since it was looked at). */
+static int open_as_is(const char *path, int flags, nb_error *err)
 {
     int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | flags, 0666);
     if (fd < 0) {
@@ -278,7 +279,7 @@ int nb_output_begin(nb_output *o, const char *path, nb_error *err)
         return nb_fail(err, "%s: out of memory", path);
     }
     if (way == WRITE_THROUGH) {
-        o->fd = open_through(o->target, 0, err);
+        o->fd = open_as_is(o->target, 0, err);
         if (o->fd < 0) {
             output_release(o);
             return -1;
@@ -461,8 +462,8 @@ int nb_open_append(const char *path, nb_error *err)
         return -1;
     int fd = -1;
     if (way_of(path, &d, &way, err) == 0)
-        fd = way == WRITE_THROUGH ? open_through(d.target, O_APPEND, err)
-                                  : open_through(d.target, O_APPEND | O_CREAT, err);
+        fd = way == WRITE_THROUGH ? open_as_is(d.target, O_APPEND, err)
+                                  : open_as_is(d.target, O_APPEND | O_CREAT, err);
     free(d.target);
     return fd;
 }

@@ -109,16 +109,12 @@ int journal_append(study *s, cJSON *ev, nb_error *err)
         free(text);
         return -1;
     }
-    int rc = -1;
-    if (fd >= 0) {
-        ssize_t w = write(fd, text, n);
-        rc = w == (ssize_t)n && nb_fsync_output(fd) == 0 ? 0 : -1;
-        if (w >= 0 && w != (ssize_t)n && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
-            rc = -1; /* a partial line is taken back; if even that fails, the reader drops it */
-    }
+    ssize_t w = write(fd, text, n);
+    int rc = w == (ssize_t)n && nb_fsync_output(fd) == 0 ? 0 : -1;
+    if (w >= 0 && w != (ssize_t)n && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
+        rc = -1; /* a partial line is taken back; if even that fails, the reader drops it */
     int saved = errno;
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     free(text);
     if (rc != 0)
         return nb_fail(err, "%s: cannot append: %s", s->journal_path, strerror(saved));

@@ -143,8 +143,7 @@ check "the resumed run's metrics.jsonl: epochs 1..2000 once each" epochs_once ex
 KILLED=$!
 BACKGROUND+=("$KILLED")
 check "a run to kill takes the lock" wait_for 120 holds killed "$KILLED"
-kill -9 "$KILLED"
-wait "$KILLED" 2>/dev/null
+{ kill -9 "$KILLED" && wait "$KILLED"; } 2>/dev/null
 check "after kill -9: the lock is free" flock -n killed/.lock true
 check "after kill -9: its line is still there (stale)" holds killed "$KILLED"
 # Someone holds the lock before writing its own line: the stale line is not taken for it.
@@ -184,7 +183,7 @@ hold st/trials/1
 as_trial train --resume st/trials/1 --epochs 4 --quiet >trial1.out 2>trial1.err &
 TRIAL1=$!
 BACKGROUND+=("$TRIAL1")
-check "a trial says it waits for its directory" wait_for 60 grep -q "waiting up to" trial1.err
+check "a trial says it waits for its directory" wait_for 60 grep -qs "waiting up to" trial1.err
 release
 wait "$TRIAL1"
 rc=$?
@@ -200,8 +199,7 @@ TUNER=$!
 BACKGROUND+=("$TUNER")
 trial_running() { grep -qs "^pid " restart/trials/0/.lock restart/trials/1/.lock; }
 check "the tuner's trials take their directories' locks" wait_for 120 trial_running
-kill -9 "$TUNER"
-wait "$TUNER" 2>/dev/null
+{ kill -9 "$TUNER" && wait "$TUNER"; } 2>/dev/null
 expect_exit 0 "the same command right after kill -9 finishes the study" "${BIG[@]}"
 check "restarted: no trial failed (journal: $(grep -c failed restart/journal.jsonl) failed)" \
     pytrue "not any(json.loads(l).get('state') == 'failed' for l in open('restart/journal.jsonl'))"
