@@ -83,10 +83,10 @@ same_metrics() {
 }
 
 # ---- 1. two trains in one directory ------------------------------------------------------------
-run "${LONG[@]}" --epochs 2000 --out ref
+run "${LONG[@]}" --epochs 800 --out ref
 check "reference run exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 
-"$NABLA" "${LONG[@]}" --epochs 2000 --out same >first.out 2>first.err &
+"$NABLA" "${LONG[@]}" --epochs 800 --out same >first.out 2>first.err &
 FIRST=$!
 BACKGROUND+=("$FIRST")
 check "the first run takes the lock and names itself in it" wait_for 120 holds same "$FIRST"
@@ -110,15 +110,15 @@ rc=$?
 check "the first run finishes (exit $rc, stderr: $(head -c 300 first.err))" [ "$rc" -eq 0 ]
 check "the first run is untouched: the model of the same run alone" \
     cmp -s same/model.safetensors ref/model.safetensors
-check "the first run's metrics.jsonl has epochs 1..2000 once each" epochs_once same 2000
+check "the first run's metrics.jsonl has epochs 1..800 once each" epochs_once same 800
 check "the first run's metrics.jsonl is the run's alone" same_metrics same ref
 check "after the run: its line is gone from the lock" [ ! -s same/.lock ]
 check "after the run: the lock is free" flock -n same/.lock true
 
 # ---- 2. train against a running --resume ------------------------------------------------------
-run "${LONG[@]}" --epochs 1000 --out ext
+run "${LONG[@]}" --epochs 400 --out ext
 check "a run to extend exits 0" [ "$RC" -eq 0 ]
-"$NABLA" train --resume ext --epochs 2000 --quiet >resume.out 2>resume.err &
+"$NABLA" train --resume ext --epochs 800 --quiet >resume.out 2>resume.err &
 RESUMED=$!
 BACKGROUND+=("$RESUMED")
 check "the resumed run takes the lock" wait_for 120 holds ext "$RESUMED"
@@ -136,7 +136,7 @@ wait "$RESUMED"
 rc=$?
 check "the resumed run finishes (exit $rc, stderr: $(head -c 300 resume.err))" [ "$rc" -eq 0 ]
 check "the resumed run ends as the uninterrupted one" cmp -s ext/model.safetensors ref/model.safetensors
-check "the resumed run's metrics.jsonl: epochs 1..2000 once each" epochs_once ext 2000
+check "the resumed run's metrics.jsonl: epochs 1..800 once each" epochs_once ext 800
 
 # ---- 3. the lock goes with the process: kill -9 -------------------------------------------------
 "$NABLA" "${LONG[@]}" --epochs 100000 --out killed >/dev/null 2>&1 &
@@ -192,7 +192,7 @@ check "the trial goes on once its directory is free (exit $rc, stderr: $(head -c
 check "the trial ran on: 4 epochs" epochs_once st/trials/1 4
 # A tuner killed while its trials run, restarted at once: the trials' old processes may still
 # hold their directories for a moment; the restarted trials wait for them and none fails.
-BIG=(tune --data spirals --samples 1000 --layers 32,32 --epochs 1000 --trials 2 --workers 2
+BIG=(tune --data spirals --samples 1000 --layers 32,32 --epochs 400 --trials 2 --workers 2
      --space "lr=log(1e-3,1e-2)" --threads 1 --quiet --out restart)
 "$NABLA" "${BIG[@]}" >tuner.out 2>&1 &
 TUNER=$!
@@ -207,7 +207,7 @@ check "restarted: both trials complete" \
     [ "$(grep -c '"state":"complete"' restart/journal.jsonl)" -eq 2 ]
 
 # ---- 5. one tuner per study --------------------------------------------------------------------
-SLOW=(tune --data spirals --samples 1000 --layers 32,32 --epochs 300 --trials 2 --workers 1
+SLOW=(tune --data spirals --samples 1000 --layers 32,32 --epochs 50 --trials 2 --workers 1
       --space "lr=log(1e-3,1e-2)" --threads 1 --quiet --out busy)
 "$NABLA" "${SLOW[@]}" >busy.out 2>busy.err &
 TUNER=$!
