@@ -278,14 +278,16 @@ typedef struct nb_schedule {
     float rate;           /* k: decay rate */
     int interval;         /* epochs per step of interval and step decay */
     int warmup_epochs;    /* linear warm-up: epoch e < w runs at lr*(e+1)/w; decay starts after */
-    int epochs;           /* total epochs (cosine reaches 0 at the end) */
+    int epochs;           /* the horizon of cosine decay: it decays over epochs 0 to epochs - 1
+                             and holds the rate of epoch epochs - 1 after them; the other kinds
+                             ignore it. Usually the run's epochs (nb_train_config.epochs). */
 } nb_schedule;
 
 /* The learning rate of epoch e (counted from 0). */
 float nb_lr_at(const nb_schedule *s, int epoch);
 /* Checks a schedule: lr > 0 and finite; rate >= 0 for inverse and interval decay, rate in (0, 1]
  * for exp and step decay; interval >= 1 for interval and step decay; warmup_epochs >= 0;
- * epochs >= 1 for cosine decay. */
+ * epochs (the horizon) >= 1 for cosine decay. */
 int nb_schedule_validate(const nb_schedule *s, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -299,6 +301,7 @@ typedef struct nb_dataset {
     uint8_t *pixels;    /* n*features bytes, images; become floats in [0,1] per batch */
     float *values;      /* n*features floats, otherwise (exactly one of the two is set) */
     int32_t *labels;    /* n */
+    int header;         /* CSV: its first line was a header (not a sample); else 0 */
 } nb_dataset;
 
 #define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -308,8 +311,10 @@ typedef struct nb_dataset {
 int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_error *err);
 /* One IDX image file and its label file (gz or not, detected by magic). */
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
-/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line.
- * Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
+/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line (the
+ * first line when none of its fields is a number; out->header says whether there was one).
+ * UTF-8 text; a UTF-8 byte order mark is skipped, and other encodings (UTF-16) or binary
+ * files are refused, naming what they look like. Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
  * device or directory is refused at once (a FIFO without a writer would block forever). */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
 /* The same two parsers on bytes in memory (gzip'd IDX too; the bytes are not kept). The
@@ -557,13 +562,26 @@ int nb_checkpoint_check_files(const char *dir, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a
- * newer one was refused, `note` says which and why (else it is empty). */
+ * newer one was passed over (unreadable, damaged, or checkpoint.safetensors missing before
+ * an older file), `note` says which and why, each reason after the one before (else it is
+ * empty). When none verifies, the error gives every file's reason. Something other than a
+ * regular file at a checkpoint's name (a symbolic link, a directory, a FIFO) is an error, as
+ * nb_checkpoint_check_files says it, and names the intact checkpoint if there is one: the run
+ * that resumes would rename or remove it, or could not write its checkpoints there. */
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err);
 /* Copies a checkpoint into a model of the same architecture and a state initialized for the
  * same data and optimizer (nb_train_state_init); every name, shape and number is checked
  * before anything is copied. */
 int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, nb_error *err);
+/* For a signal handler that ends the process at once (a second Ctrl-C), on the thread that
+ * writes: removes the temporary files the library is writing (nothing half-written stays
+ * behind), and settles a checkpoint save under way: one whose new file is whole is completed
+ * (the renames of nb_checkpoint_save), one still being written is dropped. Returns the step
+ * count of the checkpoint that DIR/checkpoint.safetensors now holds, when this process saved
+ * it (the latest nb_checkpoint_save's DIR), or -1 (none saved yet: an older one is there, or
+ * none). Async-signal-safe: unlink and rename. */
+int64_t nb_abandon_writes(void);
 /* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
 uint32_t nb_crc32c(uint32_t crc, const void *data, size_t n);
 

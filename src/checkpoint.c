@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +55,9 @@ int nb_checkpoint_check_files(const char *dir, nb_error *err)
             return nb_fail(err, "%s: %s", path, strerror(errno));
         }
         if (!S_ISREG(st.st_mode))
-            return nb_fail(err, "%s: is %s; nabla keeps its checkpoints as regular files, "
-                                "renamed and removed as the run goes, so it leaves this alone: "
-                                "move it away",
+            return nb_fail(err, "%s: is %s, not a checkpoint file; nabla keeps its checkpoints "
+                                "as regular files, renamed and removed as the run goes, so it "
+                                "leaves this alone: move it away",
                            path, nb_file_kind(st.st_mode));
     }
     return 0;
@@ -170,8 +171,74 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
     return 0;
 }
 
+static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                           const nb_st_meta *meta, int n_meta, int recorded, nb_error *err);
+
+/* The save under way, for nb_abandon_writes: its files, its step count and how far it got
+ * (FILLING while they are recorded: a handler reads them only in the later phases), and the
+ * step count of the checkpoint the latest save put in place. A save that finds another under
+ * way (another thread's) goes unrecorded. The counts are lock-free atomics (64-bit machines),
+ * which a handler may read.
+ * The new file is whole from the moment its temporary is renamed to checkpoint.next, which
+ * happens inside the write (before it syncs the directory, still WRITING): a checkpoint.next
+ * whose inode is not that of the one there before the save (left by a crash) is this save's. */
+enum { SAVE_IDLE, SAVE_FILLING, SAVE_WRITING, SAVE_NEXT_WHOLE, SAVE_CURRENT_MOVED };
+static struct {
+    atomic_int phase;
+    atomic_llong steps;      /* of the save under way */
+    atomic_llong in_place;   /* of DIR/checkpoint.safetensors, as the last save left it; -1 */
+    ino_t old_next;          /* the inode of a checkpoint.next there before the save; 0 */
+    char next[4096], current[4096], previous[4096];
+} saving = {.in_place = -1};
+
+/* In a handler, during WRITING: whether this save's new file is whole already. */
+static int next_is_new(void)
+{
+    struct stat st;
+    return stat(saving.next, &st) == 0 && st.st_ino != saving.old_next;
+}
+
+/* Moves the recorded save to `phase`, if this save is the one recorded. */
+static void save_phase(int recorded, int phase)
+{
+    if (recorded)
+        atomic_store(&saving.phase, phase);
+}
+
+int64_t nb_abandon_writes(void)
+{
+    nb_remove_unfinished_files();
+    switch (atomic_load(&saving.phase)) {
+    case SAVE_WRITING:
+        if (!next_is_new())
+            break;
+        /* fall through */
+    case SAVE_NEXT_WHOLE:
+        rename(saving.current, saving.previous);  /* fails harmlessly if there is none */
+        /* fall through */
+    case SAVE_CURRENT_MOVED:
+        /* No next file: the save renamed it itself, just before the signal came. */
+        if (rename(saving.next, saving.current) == 0 || errno == ENOENT)
+            return atomic_load(&saving.steps);
+        break;
+    default:
+        break;
+    }
+    return atomic_load(&saving.in_place);
+}
+
 int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
                        const nb_st_meta *meta, int n_meta, nb_error *err)
+{
+    int idle = SAVE_IDLE;
+    int recorded = atomic_compare_exchange_strong(&saving.phase, &idle, SAVE_FILLING);
+    int rc = checkpoint_save(dir, m, s, meta, n_meta, recorded, err);
+    save_phase(recorded, SAVE_IDLE);
+    return rc;
+}
+
+static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_state *s,
+                           const nb_st_meta *meta, int n_meta, int recorded, nb_error *err)
 {
     char next[4096], current[4096], previous[4096];
     if (file_path(next, sizeof next, dir, NEXT) != 0 ||
@@ -180,6 +247,15 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
         return nb_fail(err, "checkpoint: the directory name is too long");
     if (nb_checkpoint_check_files(dir, err) != 0)
         return -1;
+    if (recorded) {
+        memcpy(saving.next, next, sizeof next);
+        memcpy(saving.current, current, sizeof current);
+        memcpy(saving.previous, previous, sizeof previous);
+        struct stat st;
+        saving.old_next = stat(next, &st) == 0 ? st.st_ino : 0;
+        atomic_store(&saving.steps, (long long)s->steps);
+        save_phase(recorded, SAVE_WRITING);
+    }
     state_tensors t;
     if (build_state_tensors(m, s, &t, err) != 0)
         return -1;
@@ -215,12 +291,16 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
     if (rc != 0)
         return -1;
     /* The new file is whole; now the old one steps back and the new one takes its place. */
+    save_phase(recorded, SAVE_NEXT_WHOLE);
     if (exists(current) && rename(current, previous) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", current, previous,
                        strerror(errno));
+    save_phase(recorded, SAVE_CURRENT_MOVED);
     if (rename(next, current) != 0)
         return nb_fail(err, "checkpoint: cannot rename %s to %s: %s", next, current,
                        strerror(errno));
+    if (recorded)
+        atomic_store(&saving.in_place, (long long)s->steps);
     return nb_sync_parent_dir(current, err);
 }
 
@@ -272,30 +352,70 @@ int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
     return rc;
 }
 
+/* Appends "; " and a reason to a list of them in buf. */
+static void add_reason(char *buf, size_t size, const char *reason)
+{
+    size_t len = strlen(buf);
+    /* A reason that does not fit is cut short: the message is for a person. */
+    if (len + 1 < size && snprintf(buf + len, size - len, "%s%s", len ? "; " : "", reason) < 0)
+        buf[len] = '\0';
+}
+
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err)
 {
     if (note_size)
         note[0] = '\0';
-    int seen = 0;
+    /* Something other than a regular file at a checkpoint's name (a symbolic link, a
+     * directory, a FIFO) is in the way of the checkpoints the resumed run will write, which
+     * would rename or remove it: refused up front, by the rule saving applies. */
+    nb_error blocked;
+    int is_blocked = nb_checkpoint_check_files(dir, &blocked) != 0;
+    char refused[1024] = ""; /* why each newer file was passed over */
+    int seen = 0, found = 0;
     for (int which = NEXT; which < N_FILES; which++) {
         char path[4096];
         if (file_path(path, sizeof path, dir, which) != 0)
             return nb_fail(err, "checkpoint: the directory name is too long");
-        if (!exists(path))
+        struct stat st;
+        if (lstat(path, &st) != 0) {
+            /* checkpoint.next exists only in the middle of a save and checkpoint.prev only
+             * from the second checkpoint on, but checkpoint.safetensors is always there once
+             * a run has one: its absence before an older file is worth saying. */
+            if (which == CURRENT && !found) {
+                char missing[4200];
+                snprintf(missing, sizeof missing, "%s: missing", path);
+                add_reason(refused, sizeof refused, missing);
+            }
             continue;
+        }
         seen++;
+        if (found || !S_ISREG(st.st_mode))   /* not regular: the check refused it */
+            continue;
         nb_error why;
         if (nb_checkpoint_read(path, f, &why) == 0) {
+            found = 1;
             snprintf(used, used_size, "%s", path);
-            return 0;
+        } else {
+            add_reason(refused, sizeof refused, why.msg);
         }
-        if (note_size && !note[0])
-            snprintf(note, note_size, "%s", why.msg);
+    }
+    if (is_blocked) {
+        char intact[4200] = "";
+        if (found) {
+            snprintf(intact, sizeof intact, " (%s is intact)", used);
+            nb_st_free(f);
+        }
+        return nb_fail(err, "%s%s", blocked.msg, intact);
+    }
+    if (found) {
+        if (note_size)
+            snprintf(note, note_size, "%s", refused);
+        return 0;
     }
     if (!seen)
         return nb_fail(err, "%s has no checkpoint (%s)", dir, file_names[CURRENT]);
-    return nb_fail(err, "%s has no usable checkpoint: %s", dir, note);
+    return nb_fail(err, "%s has no usable checkpoint: %s", dir, refused);
 }
 
 /* ---- restoring ---- */

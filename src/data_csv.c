@@ -6,8 +6,14 @@
  * numbers costs one read and one scan.
  * Accepted: commas between fields, spaces or tabs around fields, LF or CRLF line ends, a
  * missing final newline, blank lines at the end, a UTF-8 byte order mark, and an optional
- * header (the first line is a header when any of its fields is not a number). Labels are
- * integers ("3", and also "3.0" as written by tools that store every column as float).
+ * header. The first line is a header only when it clearly is one: none of its fields is a
+ * number. A line of numbers and words ("0.1,0.2x,1") is data with a bad field, and its error
+ * says why it was not taken for a header. Labels are integers ("3", and also "3.0" as written
+ * by tools that store every column as float).
+ *
+ * Bytes that are not text are named for what they are rather than parsed: UTF-16 or UTF-32
+ * (with or without a byte order mark), gzip, an IDX or a safetensors file, and any other file
+ * with a NUL byte (a binary file), with the line and column of that byte.
  *
  * Numbers become exactly the float that (float)strtod(field) gives. Most fields take a fast
  * path (below); anything unusual (hex, "nan", "inf", very long mantissas, large exponents)
@@ -200,15 +206,28 @@ static int count_fields(const char *s, const char *e)
     return count;
 }
 
-/* Whether every field of the line is a number (else the line is a header). */
-static int all_numbers(const char *s, const char *e)
+/* The fields of the line [s, e) that are numbers and that are not: how many of each, and the
+ * first number (for messages). */
+typedef struct line_kinds {
+    int numbers, others;
+    field first_number;
+    int first_number_index;   /* 1-based */
+} line_kinds;
+
+static line_kinds classify_fields(const char *s, const char *e)
 {
-    for (;;) {
+    line_kinds k = {0};
+    for (int index = 1;; index++) {
         const char *comma = memchr(s, ',', (size_t)(e - s));
-        if (!is_number(trimmed(s, comma ? comma : e)))
-            return 0;
+        field f = trimmed(s, comma ? comma : e);
+        if (!is_number(f)) {
+            k.others++;
+        } else if (k.numbers++ == 0) {
+            k.first_number = f;
+            k.first_number_index = index;
+        }
         if (!comma)
-            return 1;
+            return k;
         s = comma + 1;
     }
 }
@@ -296,6 +315,68 @@ bad:;
     return -1;
 }
 
+/* Whether n bytes look like UTF-16 without a byte order mark: the text's ASCII characters
+ * (all of a CSV file's but a header's) leave every other byte zero (odd bytes: little-endian;
+ * even bytes: big-endian), nine in ten of them at least, and the other bytes never are.
+ * Returns 'L', 'B' or 0. */
+static int utf16_order(const unsigned char *p, size_t n)
+{
+    size_t pairs = (n < 512 ? n : 512) / 2, zero_even = 0, zero_odd = 0;
+    for (size_t i = 0; i < pairs; i++) {
+        zero_even += p[2 * i] == 0;
+        zero_odd += p[2 * i + 1] == 0;
+    }
+    if (pairs == 0)
+        return 0;
+    if (zero_even == 0 && 10 * zero_odd >= 9 * pairs)
+        return 'L';
+    if (zero_odd == 0 && 10 * zero_even >= 9 * pairs)
+        return 'B';
+    return 0;
+}
+
+/* Refuses bytes that are not CSV text, saying what they are: text in UTF-16 or UTF-32, a
+ * compressed, IDX or safetensors file, or a binary file (a NUL byte, with its line and
+ * column). 0 when the bytes may be text. */
+static int check_text(const unsigned char *p, size_t size, const char *path, nb_error *err)
+{
+    static const char convert[] = "nabla reads CSV as UTF-8 (or ASCII): convert it with iconv";
+    if (size >= 4 && (memcmp(p, "\xFF\xFE\0\0", 4) == 0 || memcmp(p, "\0\0\xFE\xFF", 4) == 0))
+        return nb_fail(err, "%s: UTF-32 text (it starts with a UTF-32 byte order mark); %s -f "
+                       "UTF-32 -t UTF-8", path, convert);
+    if (size >= 2 && (memcmp(p, "\xFF\xFE", 2) == 0 || memcmp(p, "\xFE\xFF", 2) == 0))
+        return nb_fail(err, "%s: UTF-16 text (it starts with a UTF-16 byte order mark); %s -f "
+                       "UTF-16 -t UTF-8", path, convert);
+    if (size >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+        return nb_fail(err, "%s: gzip-compressed data, not CSV text: decompress it first "
+                       "(gunzip), or for IDX files give --data their directory", path);
+    /* IDX: two zero bytes, the element type (0x08 bytes ... 0x0E doubles), 1 to 4 dimensions. */
+    if (size >= 4 && p[0] == 0 && p[1] == 0 && p[2] >= 0x08 && p[2] <= 0x0E && p[3] >= 1 &&
+        p[3] <= 4)
+        return nb_fail(err, "%s: an IDX file (the MNIST format), not CSV text: give --data the "
+                       "directory that holds the IDX files", path);
+    /* safetensors: an 8-byte little-endian header length, then the header's JSON object. */
+    if (size >= 10 && p[8] == '{' && p[7] == 0 && p[6] == 0 && p[5] == 0 && p[4] == 0)
+        return nb_fail(err, "%s: a safetensors file (a model or checkpoint), not CSV text", path);
+    int order = utf16_order(p, size);
+    if (order)
+        return nb_fail(err, "%s: UTF-16 text (%s-endian, without a byte order mark); %s -f "
+                       "UTF-16%s -t UTF-8", path, order == 'L' ? "little" : "big", convert,
+                       order == 'L' ? "LE" : "BE");
+    const unsigned char *nul = memchr(p, 0, size);
+    if (nul) {
+        long line = 1;
+        const unsigned char *start = p;
+        for (const unsigned char *q = p; (q = memchr(q, '\n', (size_t)(nul - q))) != NULL; q++) {
+            line++;
+            start = q + 1;
+        }
+        return nb_fail(err, "%s:%ld:%ld: a NUL byte: this looks like a binary file, not CSV "
+                       "text", path, line, (long)(nul - start) + 1);
+    }
+    return 0;
+}
+
 int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *out,
                  nb_error *err)
 {
@@ -303,6 +384,8 @@ int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *o
     const char *path = what ? what : "csv";
     if (size == 0)
         return nb_fail(err, "%s: empty file", path);
+    if (check_text(bytes, size, path, err) != 0)
+        return -1;
     /* The text is not terminated: every scan below stops at end. */
     const char *p = bytes, *end = p + size;
     if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
@@ -318,6 +401,7 @@ int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *o
     int fields = 0, features = 0, rows = 0, largest = -1;
     long line = 0;
     long blank_line = 0;   /* the first blank line; only blank lines may follow it */
+    line_kinds first = {0}; /* of the first line, when it is data */
 
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -367,16 +451,28 @@ int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *o
                 nb_fail(err, "%s: out of memory", path);
                 goto fail;
             }
-            if (!all_numbers(p, e)) {
-                p = next;   /* a header */
+            first = classify_fields(p, e);
+            if (first.numbers == 0) {
+                out->header = 1;
+                p = next;
                 continue;
             }
         }
 
         long long label;
         if (parse_row(p, e, fields, path, line, values + (size_t)rows * (size_t)features,
-                      &label, err) < 0)
+                      &label, err) < 0) {
+            if (rows == 0 && first.numbers > 0 && first.others > 0) {
+                /* A mix of numbers and words: a damaged first row, or a header with a number
+                 * in it; either way not clearly a header, and the message says so. */
+                char why[sizeof err->msg];
+                snprintf(why, sizeof why, "%s", err->msg);
+                nb_fail(err, "%s (line %ld was not taken for a header: field %d '%.*s' is a "
+                        "number, and a header has none)", why, line, first.first_number_index,
+                        quote_len(first.first_number), first.first_number.s);
+            }
             goto fail;
+        }
         labels[rows++] = (int32_t)label;
         if (label > largest)
             largest = (int)label;
@@ -404,6 +500,7 @@ int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *o
 fail:
     free(values);
     free(labels);
+    memset(out, 0, sizeof *out);
     return -1;
 }
 

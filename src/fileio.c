@@ -175,7 +175,8 @@ static int open_as_is(const char *path, int flags, nb_error *err)
         if (errno == ENXIO)
             return nb_fail(err, "%s: a FIFO with no reader (nabla writes into a FIFO only while "
                                 "something reads it)", path);
-        return nb_fail(err, "%s: %s", path, strerror(errno));
+        return nb_fail(err, "%s: %s%s", path, flags & O_APPEND ? "cannot append: " : "",
+                       strerror(errno));
     }
     struct stat st;
     int fl = fcntl(fd, F_GETFL);
@@ -216,6 +217,51 @@ int nb_output_check(const char *path, nb_error *err)
     return rc;
 }
 
+/* ---- the temporary files being written, for a signal handler (fileio.h) ----
+ * Every temporary file nabla makes is made by create_temp, which puts its name on record
+ * before creating it; the name is forgotten once the file is renamed into place or removed.
+ * A fixed table, as a handler may neither lock nor allocate: a slot is claimed by moving its
+ * state from FREE to FILLING (compare-and-swap, so threads never share one), filled, and made
+ * ACTIVE; the handler reads only ACTIVE slots. A name registered while every slot is taken
+ * goes unrecorded (more than TEMP_SLOTS files written at once). */
+#define TEMP_SLOTS 16
+#define TEMP_NAME_MAX 4200
+enum { SLOT_FREE, SLOT_FILLING, SLOT_ACTIVE };
+static struct {
+    atomic_int state;
+    char name[TEMP_NAME_MAX];
+} temps[TEMP_SLOTS];
+
+static void temp_register(const char *tmp)
+{
+    if (strlen(tmp) >= TEMP_NAME_MAX)
+        return;
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        int expected = SLOT_FREE;
+        if (atomic_compare_exchange_strong(&temps[i].state, &expected, SLOT_FILLING)) {
+            memcpy(temps[i].name, tmp, strlen(tmp) + 1);
+            atomic_store(&temps[i].state, SLOT_ACTIVE);
+            return;
+        }
+    }
+}
+
+static void temp_forget(const char *tmp)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].state) == SLOT_ACTIVE && strcmp(temps[i].name, tmp) == 0) {
+            atomic_store(&temps[i].state, SLOT_FREE);
+            return;
+        }
+}
+
+void nb_remove_unfinished_files(void)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].state) == SLOT_ACTIVE)
+            unlink(temps[i].name);
+}
+
 /* ---- writing ---- */
 
 /* Distinguishes temporary names made by threads of one process; O_EXCL settles any race. */
@@ -233,14 +279,16 @@ static int create_temp(nb_output *o, nb_error *err)
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned n = atomic_fetch_add(&tmp_counter, 1u);
         snprintf(tmp, len, "%s.tmp.%ld.%u", o->target, (long)getpid(), n);
+        temp_register(tmp);   /* before it exists: never a file the record misses */
         int fd = open(tmp, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
             o->tmp = tmp;
             o->fd = fd;
             return 0;
         }
-        if (errno != EEXIST) {
-            int e = errno;
+        int e = errno;
+        temp_forget(tmp);
+        if (e != EEXIST) {
             free(tmp);
             return nb_fail(err, "%s: cannot create a temporary file next to it: %s", o->name,
                            strerror(e));
@@ -353,8 +401,10 @@ void nb_output_abort(nb_output *o)
 {
     if (o->fd >= 0)
         close(o->fd);
-    if (o->tmp)
+    if (o->tmp) {
         unlink(o->tmp);
+        temp_forget(o->tmp);
+    }
     output_release(o);
 }
 
@@ -397,6 +447,7 @@ int nb_output_commit(nb_output *o, int *keep_fd, nb_error *err)
         nb_output_abort(o);
         return -1;
     }
+    temp_forget(o->tmp);   /* renamed: no temporary left to remove */
     int rc = nb_sync_parent_dir(o->target, err);
     if (keep_fd && rc == 0)
         *keep_fd = o->fd;

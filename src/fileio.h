@@ -87,4 +87,13 @@ int nb_open_regular(const char *path, nb_error *err);
  * naming path (missing, a directory, unreadable, out of memory). */
 int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err);
 
+/* The temporary files being written are on record, for a signal handler that ends the process
+ * at once (a second Ctrl-C) and must not leave them behind: nb_output_begin (and so every
+ * atomic write above) records its temporary before creating it, and it is forgotten once it is
+ * renamed into place or removed. nb_remove_unfinished_files removes every file on record; it
+ * is async-signal-safe (unlink only), and meant for a handler that runs on the thread doing
+ * the writing, or that stops the process right after (a write that goes on in another thread
+ * meanwhile may recreate nothing: its file is open, and unlinked). */
+void nb_remove_unfinished_files(void);
+
 #endif /* NABLA_FILEIO_H */

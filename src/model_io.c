@@ -310,11 +310,19 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
                            nb_shape_str(vshape, v.ndim, need, sizeof need));
         const unsigned char *p = st->data;
         size_t count = st->nbytes / 4;
+        /* Batch norm's running variance is an average of variances: never negative (and
+         * a negative one would make the model's outputs NaN). */
+        size_t len = strlen(t.name);
+        int variance = t.kind == NB_KIND_STATE && len >= 12 &&
+                       strcmp(t.name + len - 12, ".running_var") == 0;
         for (size_t k = 0; k < count; k++) {
             float x = nb_load_f32_le(p + 4 * k);
             if (!isfinite(x))
                 return nb_fail(err, "%s: tensor '%s' element %zu is %s", what, t.name, k,
                                isnan(x) ? "NaN" : "infinite");
+            if (variance && x < 0)
+                return nb_fail(err, "%s: tensor '%s' element %zu is %g: a variance cannot be "
+                               "negative", what, t.name, k, (double)x);
         }
     }
     if (missing.count > 0)

@@ -7,9 +7,16 @@
  *   inverse-sqrt  lr / sqrt(e + 1)
  *   interval      lr / (1 + k*floor(e/interval)) inverse decay applied every `interval` epochs
  *   step          lr * k^floor(e/interval)       torch StepLR(step_size=interval, gamma=k)
- *   cosine        lr * (1 + cos(pi*e/E)) / 2     over E = epochs; 0 once e >= E
+ *   cosine        lr * (1 + cos(pi*e/E)) / 2     over the horizon E = s->epochs
  * A linear warm-up of w epochs runs epoch e < w at lr*(e+1)/w; the decay then runs on e - w
  * (and cosine over E - w epochs), so the first epoch after the warm-up is at lr again.
+ *
+ * Only cosine depends on a length, its horizon E (`nabla train --decay-epochs`, by default the
+ * run's --epochs). From epoch E on it holds the rate of epoch E - 1, the last of its horizon:
+ * it neither reaches 0 (where an extended run would train nothing) nor rises again (as a
+ * periodic cosine, PyTorch's CosineAnnealingLR past T_max, would). So a run extended past its
+ * horizon is the run started with the longer --epochs and the same horizon, and the other
+ * kinds, which never look at E, extend into the longer run as they are.
  * Computed in double, returned as float.
  */
 #include <math.h>
@@ -54,6 +61,8 @@ float nb_lr_at(const nb_schedule *s, int epoch)
     const int interval = s->interval > 0 ? s->interval : 1;
     if (epoch < 0)
         epoch = 0;
+    if (s->kind == NB_DECAY_COSINE && s->epochs >= 1 && epoch >= s->epochs)
+        epoch = s->epochs - 1; /* past the horizon: hold its last epoch's rate (warm-up or not) */
     if (epoch < warmup)
         return (float)(lr * (epoch + 1) / warmup);
 
@@ -73,7 +82,7 @@ float nb_lr_at(const nb_schedule *s, int epoch)
         return (float)(lr * pow(k, e / interval));
     case NB_DECAY_COSINE: {
         const int span = s->epochs - warmup;
-        if (e >= span) /* past the end (or no decay span at all): the curve has reached 0 */
+        if (e >= span) /* no horizon at all (epochs < 1, which validate refuses) */
             return 0.0f;
         return (float)(lr * 0.5 * (1.0 + cos(pi * e / span)));
     }
@@ -107,7 +116,7 @@ int nb_schedule_validate(const nb_schedule *s, nb_error *err)
     if ((s->kind == NB_DECAY_INTERVAL || s->kind == NB_DECAY_STEP) && s->interval < 1)
         return nb_fail(err, "%s decay: interval must be >= 1 epoch, got %d", name, s->interval);
     if (s->kind == NB_DECAY_COSINE && s->epochs < 1)
-        return nb_fail(err, "cosine decay needs the number of epochs (>= 1), got %d", s->epochs);
+        return nb_fail(err, "cosine decay needs its horizon in epochs (>= 1), got %d", s->epochs);
     if (s->warmup_epochs < 0)
         return nb_fail(err, "warm-up epochs must be >= 0, got %d", s->warmup_epochs);
     return 0;

@@ -118,7 +118,7 @@ int dp_init(dp_run *dp, const nb_train_config *cfg, nb_model *m, nb_error *err)
 }
 
 /* What the ranks must agree on, rank 0's being the truth: numbers, floats by their bits. */
-enum { FINGERPRINT = 25 };
+enum { FINGERPRINT = 26 };
 static const struct {
     const char *name;
     int is_float;
@@ -130,7 +130,7 @@ static const struct {
     {"the size of the batch-norm statistics", 0}, {"the optimizer", 0}, {"beta", 1},
     {"beta2", 1}, {"eps", 1}, {"the weight decay", 1}, {"bias correction", 0},
     {"the learning-rate decay", 0}, {"the learning rate", 1}, {"the decay rate", 1},
-    {"the decay interval", 0}, {"the warm-up epochs", 0},
+    {"the decay interval", 0}, {"the warm-up epochs", 0}, {"the schedule's horizon", 0},
 };
 
 static int64_t float_bits(float f)
@@ -153,7 +153,7 @@ static void fingerprint(const nb_model *m, const nb_dataset *train, const nb_dat
         cfg->checkpoint_every, (int64_t)m->graph->n_params, (int64_t)m->graph->n_states,
         o->kind, float_bits(o->beta), float_bits(o->beta2), float_bits(o->eps),
         float_bits(o->weight_decay), o->bias_correction, s->kind, float_bits(s->lr),
-        float_bits(s->rate), s->interval, s->warmup_epochs,
+        float_bits(s->rate), s->interval, s->warmup_epochs, s->epochs,
     };
     memcpy(fp, v, sizeof v);
 }

@@ -506,6 +506,7 @@ static void test_csv_header_crlf_spaces(void **state)
     nb_dataset d;
     nb_error err = {""};
     assert_int_equal(nb_load_csv(path, &d, &err), 0);
+    assert_int_equal(d.header, 1);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.features, 2);
     assert_int_equal(d.classes, 3);
@@ -531,6 +532,7 @@ static void test_csv_no_header(void **state)
     nb_dataset d;
     nb_error err = {""};
     assert_int_equal(nb_load_csv(path, &d, &err), 0);
+    assert_int_equal(d.header, 0);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.features, 3);
     assert_int_equal(d.classes, 5);
@@ -630,16 +632,22 @@ static void test_csv_float_midpoints(void **state)
     free(expected);
 }
 
-/* Writes text to name, loads it and expects the message "<path>:<rest>". */
-static void expect_csv_error(const char *name, const char *text, const char *rest)
+/* Writes size bytes to name, loads them and expects the message "<path><rest>". */
+static void expect_csv_bytes_error(const char *name, const void *bytes, size_t size,
+                                   const char *rest)
 {
     const char *path = tmp_path(name);
-    write_text(path, text);
+    write_bytes(path, bytes, size);
     nb_dataset d;
     nb_error err = {""};
     assert_int_equal(nb_load_csv(path, &d, &err), -1);
     expect_message(&err, "%s%s", path, rest);
     assert_true(is_zeroed(&d));
+}
+
+static void expect_csv_error(const char *name, const char *text, const char *rest)
+{
+    expect_csv_bytes_error(name, text, strlen(text), rest);
 }
 
 static void test_csv_errors(void **state)
@@ -746,6 +754,81 @@ static void test_loaders_refuse_non_regular_files(void **state)
     assert_int_equal(nb_load_idx(tmpdir, labels, &d, &err), -1);
     expect_message(&err, "%s: is a directory, not a file", tmpdir);
     unlink(fifo);
+}
+
+/* Parses text, expecting n samples and whether line 1 was a header. */
+static void expect_csv_header(const char *text, int header, int n)
+{
+    nb_dataset d;
+    nb_error err = {""};
+    assert_int_equal(nb_parse_csv(text, strlen(text), "h.csv", &d, &err), 0);
+    assert_int_equal(d.header, header);
+    assert_int_equal(d.n, n);
+    nb_dataset_free(&d);
+}
+
+/* Line 1 is a header only when none of its fields is a number; a line of numbers and words is
+ * data with a bad field, and the message says why it was not taken for a header. */
+static void test_csv_header_rule(void **state)
+{
+    (void)state;
+    expect_csv_header("x,y,label\n1,2,0\n", 1, 1);
+    expect_csv_header("\"x\",\"y\",\"label\"\r\n1,2,0\r\n3,4,1\r\n", 1, 2);
+    expect_csv_header("\xEF\xBB\xBFx 1, x 2 ,class\n1,2,0\n", 1, 1);
+    expect_csv_header(",x,label\n0,1,0\n", 1, 1);      /* pandas' unnamed index column */
+    expect_csv_header("1,2,0\n3,4,1\n", 0, 2);
+    expect_csv_header("\xEF\xBB\xBF" "1,2,0\r\n", 0, 1);
+    expect_csv_error("h1.csv", "0.1,0.2x,1\n0.3,0.4,0\n",
+                     ":1: field 2 '0.2x' is not a number (line 1 was not taken for a header: "
+                     "field 1 '0.1' is a number, and a header has none)");
+    expect_csv_error("h2.csv", "0,1,label\n0.3,0.4,0\n",
+                     ":1: label 'label' is not an integer (line 1 was not taken for a header: "
+                     "field 1 '0' is a number, and a header has none)");
+    expect_csv_error("h3.csv", "x,1e3,label\n0.3,0.4,0\n",
+                     ":1: field 1 'x' is not a number (line 1 was not taken for a header: "
+                     "field 2 '1e3' is a number, and a header has none)");
+    /* A bad number further down is that line's error, with nothing about headers. */
+    expect_csv_error("h4.csv", "x,y,label\n0.1,0.2,1\n0.3,0.4x,0\n",
+                     ":3: field 2 '0.4x' is not a number");
+    expect_csv_error("h5.csv", "0.1,0.2,1\n0.3,0.4x,0\n", ":2: field 2 '0.4x' is not a number");
+}
+
+/* Bytes that are not CSV text are named for what they are. */
+static void test_csv_not_text(void **state)
+{
+    (void)state;
+    static const char iconv_hint[] = "nabla reads CSV as UTF-8 (or ASCII): convert it with iconv";
+    char want[256];
+    /* "1,0\n" in UTF-16 and UTF-32, with and without byte order marks */
+    snprintf(want, sizeof want, ": UTF-16 text (it starts with a UTF-16 byte order mark); %s -f "
+             "UTF-16 -t UTF-8", iconv_hint);
+    expect_csv_bytes_error("le-bom.csv", "\xFF\xFE" "1\0,\0" "0\0\n\0", 10, want);
+    expect_csv_bytes_error("be-bom.csv", "\xFE\xFF" "\0" "1\0,\0" "0\0\n", 10, want);
+    snprintf(want, sizeof want, ": UTF-16 text (little-endian, without a byte order mark); %s "
+             "-f UTF-16LE -t UTF-8", iconv_hint);
+    expect_csv_bytes_error("le.csv", "1\0,\0" "0\0\n\0", 8, want);
+    snprintf(want, sizeof want, ": UTF-16 text (big-endian, without a byte order mark); %s -f "
+             "UTF-16BE -t UTF-8", iconv_hint);
+    expect_csv_bytes_error("be.csv", "\0" "1\0,\0" "0\0\n", 8, want);
+    snprintf(want, sizeof want, ": UTF-32 text (it starts with a UTF-32 byte order mark); %s -f "
+             "UTF-32 -t UTF-8", iconv_hint);
+    expect_csv_bytes_error("utf32.csv", "\xFF\xFE\0\0" "1\0\0\0", 8, want);
+    /* NUL bytes: where the first one is */
+    expect_csv_bytes_error("nul1.csv", "\0" "1,0\n", 5,
+                           ":1:1: a NUL byte: this looks like a binary file, not CSV text");
+    expect_csv_bytes_error("nul2.csv", "x,y\n1,2\n3\0,0\n", 14,
+                           ":3:2: a NUL byte: this looks like a binary file, not CSV text");
+    expect_csv_bytes_error("nul3.csv", "1,2\n3,4\0", 9,
+                           ":2:4: a NUL byte: this looks like a binary file, not CSV text");
+    /* other formats given where a CSV file was expected */
+    expect_csv_bytes_error("gz.csv", "\x1f\x8b\x08\0\0\0\0\0", 8,
+                           ": gzip-compressed data, not CSV text: decompress it first (gunzip), "
+                           "or for IDX files give --data their directory");
+    expect_csv_bytes_error("idx.csv", "\0\0\x08\x01\0\0\0\x02\x01\x02", 10,
+                           ": an IDX file (the MNIST format), not CSV text: give --data the "
+                           "directory that holds the IDX files");
+    expect_csv_bytes_error("st.csv", "\x02\0\0\0\0\0\0\0{}", 10,
+                           ": a safetensors file (a model or checkpoint), not CSV text");
 }
 
 /* Fields and labels are quoted in messages; a control character in one must not break the
@@ -1210,6 +1293,8 @@ int main(void)
         cmocka_unit_test(test_csv_wide_header_then_blank_lines),
         cmocka_unit_test(test_loaders_refuse_non_regular_files),
         cmocka_unit_test(test_csv_messages_stay_on_one_line),
+        cmocka_unit_test(test_csv_header_rule),
+        cmocka_unit_test(test_csv_not_text),
         cmocka_unit_test(test_synthetic_shapes_and_geometry),
         cmocka_unit_test(test_synthetic_seeds_and_noise),
         cmocka_unit_test(test_synthetic_errors),

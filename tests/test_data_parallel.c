@@ -939,6 +939,17 @@ static void test_failures_are_shared(void **state)
     assert_int_equal(ranks[0].res.steps, 0);
     ranks_free(ranks, &h, s.size);
 
+    /* So does a cosine schedule with another horizon (it decides every epoch's rate). */
+    ranks_init(ranks, &h, &s, &d);
+    for (int r = 0; r < s.size; r++)
+        ranks[r].cfg.schedule.kind = NB_DECAY_COSINE;
+    ranks[1].cfg.schedule.epochs = 7;
+    ranks_train(ranks, s.size);
+    assert_int_equal(ranks[0].rc_train, -1);
+    assert_int_equal(ranks[1].rc_train, -1);
+    assert_non_null(strstr(ranks[1].err.msg, "the schedule's horizon is 7 here but 10 on rank 0"));
+    ranks_free(ranks, &h, s.size);
+
     /* One rank's training set is not the model's: the other fails with it. */
     nb_dataset other = {0};
     nb_error err;

@@ -1,5 +1,6 @@
-/* Tests for src/schedule.c: every decay kind against values worked by hand, warm-up, and the
- * validation of schedule parameters. */
+/* Tests for src/schedule.c: every decay kind against values worked by hand, warm-up, what a
+ * schedule does past its horizon, and the validation of schedule parameters. (The CLI test
+ * tests/cli/test_schedule_resume.sh compares the rates a run logs with PyTorch's schedulers.) */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -138,8 +139,11 @@ static void test_cosine_endpoints_and_midpoint(void **state)
     assert_lr(&s, 0, 0.1);
     assert_lr(&s, 5, 0.05);                        /* cos(pi/2) = 0 */
     assert_lr(&s, 9, 0.05 * (1.0 - 0.951056516)); /* cos(0.9 pi) = -0.951056516 */
-    assert_lr(&s, 10, 0.0);
-    assert_lr(&s, 15, 0.0); /* stays at 0 past the end rather than rising again */
+    /* Past the horizon it holds epoch 9's rate: not 0, and not rising again as a periodic
+     * cosine (torch's CosineAnnealingLR past T_max) would. */
+    assert_lr(&s, 10, 0.05 * (1.0 - 0.951056516));
+    assert_lr(&s, 15, 0.05 * (1.0 - 0.951056516));
+    assert_lr(&s, 1000000, 0.05 * (1.0 - 0.951056516));
     /* quarter point: (1 + cos(pi/4))/2 = 0.853553391 */
     s.epochs = 4;
     assert_lr(&s, 1, 0.0853553391);
@@ -180,7 +184,73 @@ static void test_warmup(void **state)
     assert_lr(&s, 0, 0.05);
     assert_lr(&s, 2, 0.1);
     assert_lr(&s, 7, 0.05);
-    assert_lr(&s, 12, 0.0);
+    assert_lr(&s, 11, 0.05 * (1.0 - 0.951056516)); /* e - w = 9 of 10 */
+    assert_lr(&s, 12, 0.05 * (1.0 - 0.951056516)); /* past the horizon: epoch 11's */
+}
+
+/* The horizon (s.epochs) is where a cosine schedule ends: the rates before it do not depend on
+ * what comes after, and from it on the rate is the last epoch's, warm-up or not. */
+static void test_cosine_past_the_horizon(void **state)
+{
+    (void)state;
+    /* The run: lr 0.01 over 4 epochs, extended. */
+    nb_schedule s = schedule(NB_DECAY_COSINE, 0.01f, 0.0f, 0);
+    s.epochs = 4;
+    const double four[] = {0.01, 0.00853553391, 0.005, 0.00146446609};
+    for (int e = 0; e < 4; e++)
+        assert_lr(&s, e, four[e]);
+    for (int e = 4; e < 40; e++)
+        assert_lr(&s, e, four[3]);
+
+    /* A one-epoch horizon is a constant rate. */
+    s.epochs = 1;
+    for (int e = 0; e < 5; e++)
+        assert_lr(&s, e, 0.01);
+
+    /* With a warm-up: w = 1 and E = 3, cosine over the 2 epochs after it. */
+    s.epochs = 3;
+    s.warmup_epochs = 1;
+    assert_lr(&s, 0, 0.01);
+    assert_lr(&s, 1, 0.01);
+    assert_lr(&s, 2, 0.005);
+    assert_lr(&s, 3, 0.005);
+    assert_lr(&s, 9, 0.005);
+
+    /* A warm-up that fills the horizon: the ramp stops where the horizon ends. */
+    s.epochs = 2;
+    s.warmup_epochs = 4;
+    assert_lr(&s, 0, 0.0025);
+    assert_lr(&s, 1, 0.005);
+    assert_lr(&s, 2, 0.005);
+    assert_lr(&s, 7, 0.005);
+
+    /* A horizon longer than the run changes nothing about the epochs the run has. */
+    nb_schedule longer = schedule(NB_DECAY_COSINE, 0.01f, 0.0f, 0);
+    longer.epochs = 8;
+    assert_lr(&longer, 3, 0.005 * (1.0 + 0.382683432)); /* cos(3 pi / 8) */
+    assert_lr(&longer, 4, 0.005);
+}
+
+/* Every other kind ignores the horizon: its rates are the same whatever s.epochs says, so a
+ * run extended with more epochs is the longer run, warm-up included. */
+static void test_other_kinds_have_no_horizon(void **state)
+{
+    (void)state;
+    const nb_decay_kind kinds[] = {NB_DECAY_NONE,         NB_DECAY_INVERSE, NB_DECAY_EXP,
+                                   NB_DECAY_INVERSE_SQRT, NB_DECAY_INTERVAL, NB_DECAY_STEP};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        for (int w = 0; w <= 2; w++) {
+            nb_schedule short_run = schedule(kinds[k], 0.1f, 0.5f, 2);
+            short_run.warmup_epochs = w;
+            short_run.epochs = 3;
+            nb_schedule long_run = short_run;
+            long_run.epochs = 30;
+            for (int e = 0; e < 40; e++)
+                if (nb_lr_at(&short_run, e) != nb_lr_at(&long_run, e))
+                    fail_msg("%s decay, warm-up %d, epoch %d: %.9g with 3 epochs, %.9g with 30",
+                             nb_decay_name(kinds[k]), w, e, (double)nb_lr_at(&short_run, e),
+                             (double)nb_lr_at(&long_run, e));
+        }
 }
 
 static void test_negative_epoch_is_epoch_zero(void **state)
@@ -258,6 +328,8 @@ int main(void)
         cmocka_unit_test(test_step_boundaries),
         cmocka_unit_test(test_cosine_endpoints_and_midpoint),
         cmocka_unit_test(test_warmup),
+        cmocka_unit_test(test_cosine_past_the_horizon),
+        cmocka_unit_test(test_other_kinds_have_no_horizon),
         cmocka_unit_test(test_negative_epoch_is_epoch_zero),
         cmocka_unit_test(test_validate_accepts),
         cmocka_unit_test(test_validate_rejects),

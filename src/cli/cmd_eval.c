@@ -215,8 +215,10 @@ static int load_training_split(const eval_options *o, nb_dataset *d, nb_error *e
         nb_dataset_split(d, (float)o->dev_fraction, o->src.seed, &dev, err) != 0)
         return -1;
     if (o->split == SPLIT_DEV) {
+        int header = d->header;   /* the file's, which describe_csv reports */
         nb_dataset_free(d);
         *d = dev;
+        d->header = header;
     } else {
         nb_dataset_free(&dev);
     }
@@ -244,6 +246,17 @@ static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_r
         nb_dataset_normalize(d, m->norm_mean, m->norm_std);
     }
     return nb_evaluate(m, d, res, err);
+}
+
+/* For a CSV file, whether its line 1 was a header (the text output only: --json stays one
+ * object). The result's line counts the samples (of the split evaluated). */
+static void describe_csv(const eval_options *o, const nb_dataset *d)
+{
+    data_kind kind = DATA_CSV;
+    const char *path = o->src.test;
+    nb_error err;
+    if ((path || data_classify(o->src.data, &kind, &path, &err) == 0) && kind == DATA_CSV)
+        data_describe_csv(stdout, o->src.test ? "test" : "data", path, d, -1);
 }
 
 int cmd_eval(int argc, char **argv)
@@ -275,10 +288,12 @@ int cmd_eval(int argc, char **argv)
         code = runtime_error(&err);
     } else {
         code = EXIT_OK;
-        if (o.json)
+        if (o.json) {
             code = print_json(&res);
-        else
+        } else {
+            describe_csv(&o, &d);
             printf("loss %.4f accuracy %.4f (%d samples)\n", res.loss, res.accuracy, res.n);
+        }
     }
     nb_model_free(&m);   /* safe on a zeroed model, after a failed load too */
     nb_dataset_free(&d);

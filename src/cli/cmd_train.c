@@ -19,7 +19,9 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "model_io.h"
 #include "mpi_comm.h"
+#include "output.h"
 #include "train_run.h"
 
 static const char *const CMD = "train";
@@ -62,8 +64,7 @@ static void run_free(train_run *r)
 
 static int runtime_error(const nb_error *err)
 {
-    fprintf(stderr, "nabla: %s\n", err->msg);
-    return EXIT_RUNTIME;
+    return cli_error("%s", err->msg);
 }
 
 static void optim_config_of(const train_options *o, nb_optim_config *c)
@@ -75,6 +76,19 @@ static void optim_config_of(const train_options *o, nb_optim_config *c)
     c->eps = (float)o->eps;
     c->weight_decay = (float)o->weight_decay;
     c->bias_correction = o->bias_correction;
+}
+
+/* --init-weights: a file that cannot be read is an accident; weights that do not fit the model
+ * are the configuration's doing (a tune trial with other --layers than the file's). */
+static int init_weights(train_run *r)
+{
+    nb_st_file f;
+    if (nb_st_read(r->opt.init_weights, &f, &r->err) != 0)
+        return -1;
+    int rc = nb_model_apply_weights(&r->model, &f, r->opt.init_weights, &r->err);
+    nb_st_free(&f);
+    r->own_fault = rc != 0;
+    return rc;
 }
 
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
@@ -120,12 +134,13 @@ static int prepare(train_run *r)
     if (nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
         free(mean);
         free(std);
+        r->own_fault = 1;   /* the model does not fit in memory: its configuration's doing */
         return -1;
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
     r->model.norm_std = std;
 
-    if (o->init_weights && nb_model_load_weights(&r->model, o->init_weights, &r->err) != 0)
+    if (o->init_weights && init_weights(r) != 0)
         return -1;
     if (o->resume) {
         size_t n_params;
@@ -181,8 +196,10 @@ static int check_save_path(const char *path, nb_error *err)
 static int on_batch(const nb_progress *p, void *user)
 {
     train_run *r = user;
+    r->stepped = 1;
     if (r->writer) {
-        progress_batch(&r->prog, p);
+        if (progress_batch(&r->prog, p) != 0)
+            stop_for_output();   /* stops at the next step, with a checkpoint, as a signal does */
         if (!(r->comm && r->callback_failed) &&
             train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
                              r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
@@ -200,7 +217,8 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     r->last_train_accuracy = m->train_accuracy;
     r->last_train_loss = m->train_loss;
     if (r->writer) {
-        progress_epoch(&r->prog, m);
+        if (progress_epoch(&r->prog, m) != 0)
+            stop_for_output();
         if (!(r->comm && r->callback_failed) &&
             metrics_append(r->metrics_fd, r->metrics_path, m, &r->log, &r->err) != 0) {
             r->callback_failed = 1;
@@ -236,12 +254,13 @@ static int checkpoint_due(const train_run *r, const nb_train_state *s)
            monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
 }
 
-/* The checkpoint of `steps` steps is on disk: the one to name should a rank be lost. */
+/* The checkpoint of `steps` steps is on disk: the one to name should the run stop without
+ * another (a second Ctrl-C, a lost rank). */
 static void watch_checkpoint(train_run *r, int64_t steps)
 {
     char *path = path_join(r->out_dir, "checkpoint.safetensors");
     if (path)
-        watch_for_lost_ranks(r, path, steps);
+        note_last_checkpoint(r, path, steps);
     free(path);
 }
 
@@ -280,8 +299,12 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
 static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
 {
     train_run *r = user;
-    if (!r->comm)
-        return write_checkpoint(r, s, err);
+    if (!r->comm) {
+        if (write_checkpoint(r, s, err) == 0)
+            return 0;
+        r->callback_failed = 1;
+        return 1;
+    }
     /* First the ranks agree on a stop signal, which decides whether this checkpoint is written
      * and whether the run ends after it; then on whether rank 0 managed to write it. nb_train's
      * err is r->err, where the votes put their messages. */
@@ -304,12 +327,7 @@ static void fill_train_config(train_run *r, nb_train_config *c)
     const train_options *o = &r->opt;
     memset(c, 0, sizeof *c);
     optim_config_of(o, &c->optim);
-    c->schedule.kind = o->decay;
-    c->schedule.lr = (float)o->lr;
-    c->schedule.rate = (float)o->decay_rate;
-    c->schedule.interval = o->decay_interval;
-    c->schedule.warmup_epochs = o->warmup_epochs;
-    c->schedule.epochs = o->epochs;
+    c->schedule = train_schedule(o);
     /* 0 stays 0 (the whole set); a mini-batch larger than the set is the whole set too. */
     c->batch_size = o->batch_size < r->train.n ? o->batch_size : r->train.n;
     c->epochs = o->epochs;
@@ -401,6 +419,15 @@ static int training_failed(train_run *r)
     return EXIT_RUNTIME;
 }
 
+/* Whether line 1 of a CSV training or test set was a header: said before the first epoch. */
+static void describe_csv_data(const train_run *r)
+{
+    if (r->kind == DATA_CSV)
+        data_describe_csv(stdout, "data", r->data_path, &r->train, r->train.n + r->dev.n);
+    if (r->opt.src.test && r->test.n > 0)
+        data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n);
+}
+
 /* Trains, evaluates the final weights and writes the results (rank 0). */
 static int train_and_report(train_run *r)
 {
@@ -410,12 +437,13 @@ static int train_and_report(train_run *r)
     fill_train_config(r, &cfg);
     cfg.user = r;
 
-    progress_init(&r->prog, stdout, r->opt.quiet || !r->writer, r->opt.epochs);
+    if (r->writer && !r->opt.quiet)
+        describe_csv_data(r);
+    progress_init(&r->prog, r->opt.quiet || !r->writer, r->opt.epochs);
     /* Open MPI gives the ranks a pseudo-terminal for stdout even when mpirun's own goes to a
      * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
     if (r->comm)
         r->prog.live = 0;
-    stop_signals_install();
     r->last_checkpoint = monotonic_seconds();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
@@ -427,18 +455,32 @@ static int train_and_report(train_run *r)
         rc = -1;
     if (r->tuner_gone)
         return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
+    /* nb_train refusing to start (its checks of the model and the memory its state needs) is
+     * the configuration's doing; a failure once it trains is the files' or the machine's. */
+    if (rc != 0 && !r->callback_failed && !r->stepped)
+        r->own_fault = 1;
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
-        int sig = stop_signal(r);
+        int reason = stop_signal(r);
         char command[CLI_MAX_PATH + 64];
         continue_command(r, command, sizeof command);
+        if (r->writer && reason == STOP_OUTPUT_LOST) {
+            fprintf(stderr, "nabla: cannot write standard output: %s; stopped", output_error());
+            output_failure_told();
+        } else if (r->writer) {
+            fprintf(stderr, "nabla: stopped by %s", reason == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
         if (r->writer)
-            fprintf(stderr, "nabla: stopped by %s after %lld steps; checkpoint written to "
+            fprintf(stderr, " after %lld steps; checkpoint written to "
                             "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
-                    sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)res.steps, r->out_dir,
-                    command);
-        return 128 + (sig == SIGTERM ? SIGTERM : SIGINT);
+                    (long long)res.steps, r->out_dir, command);
+        cli_note_error("stopped by %s after %lld steps, its checkpoint written",
+                       reason == STOP_OUTPUT_LOST ? "its lost standard output"
+                       : reason == SIGTERM        ? "SIGTERM"
+                                                  : "SIGINT",
+                       (long long)res.steps);
+        return stop_exit_code(reason);
     }
     if (!r->writer)
         return res.diverged ? EXIT_RUNTIME : EXIT_OK;
@@ -465,10 +507,14 @@ static int train_and_report(train_run *r)
     if (rc != 0)
         return runtime_error(&r->err);
 
-    if (res.diverged)
+    if (res.diverged) {
         fprintf(stderr, "nabla: loss became NaN/inf at epoch %d step %lld; keeping the last good "
                         "weights. Try a lower learning rate (--lr is %g).\n",
                 res.diverged_epoch + 1, (long long)res.diverged_step + 1, r->opt.lr);
+        cli_note_error("the loss diverged (NaN/inf) at epoch %d step %lld",
+                       res.diverged_epoch + 1, (long long)res.diverged_step + 1);
+        r->own_fault = 1;
+    }
     print_result(r, &dev, &test, &res);
     return res.diverged ? EXIT_RUNTIME : EXIT_OK;
 }
@@ -538,7 +584,8 @@ static int create_run_files(train_run *r, int *code)
         return -1;
     }
     remove_stale_temporaries(r->out_dir);
-    if (train_write_config(r) != 0 || (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
+    if (train_write_config(r) != 0 || summary_remove(r->out_dir, &r->err) != 0 ||
+        (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
         train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
                           r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
                           &r->err) != 0) {
@@ -556,10 +603,8 @@ static int create_run_files(train_run *r, int *code)
 int cmd_train(int argc, char **argv)
 {
     train_run *r = calloc(1, sizeof *r);
-    if (!r) {
-        fprintf(stderr, "nabla: out of memory\n");
-        return EXIT_RUNTIME;
-    }
+    if (!r)
+        return cli_error("out of memory");
     int code = EXIT_OK;
     r->last_train_accuracy = r->last_train_loss = NAN;
     r->lock.fd = r->metrics_fd = -1;
@@ -584,6 +629,12 @@ int cmd_train(int argc, char **argv)
         code = runtime_error(&r->err);
         goto done;
     }
+    /* From here on a stop signal stops the run with a checkpoint (the first), or at once
+     * without leaving temporary files behind (the second): it names the last checkpoint. */
+    note_last_checkpoint(r, r->have_state ? r->resume.used : NULL,
+                         r->have_state ? r->state.steps : 0);
+    note_checkpoints_to_come(r);
+    stop_signals_install();
     failed = r->writer && create_run_files(r, &code) != 0;
     if (r->comm) {
         /* The others wait for rank 0's files; if it could not write them, they stop too. */
@@ -600,10 +651,11 @@ int cmd_train(int argc, char **argv)
     } else if (failed) {
         goto done;
     }
-    watch_for_lost_ranks(r, r->have_state ? r->resume.used : NULL,
-                         r->have_state ? r->state.steps : 0);
     code = train_and_report(r);
 done:
+    /* A trial's last word: how and why it ends, which tells the tuner whether it failed or
+     * was interrupted. */
+    trial_channel_end(&r->trial, code, r->own_fault, cli_last_error());
     run_free(r);
     free(r);
     return code;

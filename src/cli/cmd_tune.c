@@ -6,6 +6,8 @@
 #include "cli.h"
 #include "mpi_comm.h"
 #include "options.h"
+#include "output.h"
+#include "stop_signals.h"
 #include "tune_agent.h"
 #include "tune_data.h"
 #include "tune_options.h"
@@ -32,7 +34,7 @@ static int dry_run(tune_options *o)
     s.round_space[0] = o->space;
     s.rounds_known = 1;
     int first, end;
-    round_range(o, 0, &first, &end);
+    round_range(o->trials, o->rounds, 0, &first, &end);
     int rc = study_plan_round(&s, 0, &err);
     for (int i = first; rc == 0 && i < end; i++) {
         printf("trial %d: ", i);
@@ -58,7 +60,8 @@ static void print_start(const study *s)
     int finished = 0, running = 0;
     for (int i = 0; i < o->trials; i++) {
         finished += trial_finished(&s->trials[i]);
-        running += s->trials[i].state == TRIAL_RUNNING;
+        running += s->trials[i].state == TRIAL_RUNNING ||
+                   s->trials[i].state == TRIAL_INTERRUPTED;
     }
     char ranks[32] = "";
     if (job_size() > 1)
@@ -70,7 +73,25 @@ static void print_start(const study *s)
     if (finished || running)
         printf("continuing: %d finished, %d to restart from their checkpoints\n", finished,
                running);
-    fflush(stdout);
+    if (output_flush() != 0)
+        stop_for_output();   /* no trial starts: the study stops as on Ctrl-C */
+}
+
+/* What a second Ctrl-C says, after it stopped the running trials at once too. */
+#define TUNE_AT_ONCE_NOTE                                                                      \
+    "nabla: the running trials stopped at once too, each keeping its last checkpoint; the "     \
+    "study directory is intact: the same command continues the study\n"
+
+/* How a study that stopped part way ends: what stopped it, and how to go on. */
+static int study_stopped(int code)
+{
+    if (code == EXIT_OUTPUT_LOST) {
+        fprintf(stderr, "nabla: cannot write standard output: %s\n", output_error());
+        output_failure_told();
+    }
+    fprintf(stderr, "nabla: study stopped; the running trials kept their checkpoints. "
+                    "Run the same command again to continue.\n");
+    return code;
 }
 
 static int tune(int argc, char **argv)
@@ -98,6 +119,10 @@ static int tune(int argc, char **argv)
         tune_options_free(&o);
         return EXIT_RUNTIME;
     }
+    /* From here on a Ctrl-C stops the study with checkpoints (the first), or at once without
+     * leaving temporary files behind (the second). */
+    stop_note_set(TUNE_AT_ONCE_NOTE);
+    stop_signals_install();
     study s;
     if (study_open(&s, &o, &code) != 0) {
         study_close(&s);
@@ -118,10 +143,11 @@ static int tune(int argc, char **argv)
         if (job_lost())
             fputs(TUNE_CONTINUE_LINE, stderr);
         code = EXIT_RUNTIME;
+    } else if (rc == STUDY_INTERRUPTED) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
+        code = EXIT_RUNTIME;
     } else if (rc > 0) {
-        fprintf(stderr, "nabla: study stopped; the running trials kept their checkpoints. "
-                        "Run the same command again to continue.\n");
-        code = rc;
+        code = study_stopped(rc);
     } else if (study_report(&s, &err) != 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
         code = EXIT_RUNTIME;

@@ -1,5 +1,7 @@
 /* nabla: the command-line program. Dispatches to one file per subcommand.
- * Exit codes: 0 success, 1 runtime failure (bad file, diverged training), 2 bad usage. */
+ * Exit codes (options.h): 0 success, 1 runtime failure (bad file, diverged training, standard
+ * output that could not be written), 2 bad usage; a run or study stopped with a checkpoint:
+ * 130 and 143 (SIGINT, SIGTERM), 141 (its standard output could no longer be written). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "mpi_comm.h"
 #include "nabla.h"
 #include "options.h"
+#include "output.h"
 
 static void usage_overview(FILE *out)
 {
@@ -28,8 +31,10 @@ static void usage_overview(FILE *out)
 "  -h, --help      this text\n"
 "  --version       print the version\n"
 "\n"
-"Exit status: 0 on success, 1 on a runtime failure (a bad file, a diverged run), 2 on bad\n"
-"usage. Every command takes --help.\n"
+"Exit status: 0 on success, 1 on a runtime failure (a bad file, a diverged run, output that\n"
+"could not be written), 2 on bad usage; a run or study stopped part way, with a checkpoint:\n"
+"130 (Ctrl-C), 143 (SIGTERM), 141 (its output could no longer be written: a closed pipe, a\n"
+"full disk). Every command takes --help.\n"
 "\n"
 "Examples:\n"
 "  nabla train --epochs 5 --out runs/fashion\n"
@@ -155,8 +160,11 @@ int main(int argc, char **argv)
     /* The restart is an exec, which must come before MPI starts (mpirun's environment goes
      * along with it). */
     restart_with_better_blas(argv);
+    output_start();
     int code = job_start(&argc, &argv);
     if (code == EXIT_OK)
         code = run_command(argc, argv);
+    /* What every command printed must have got out, to the last flush. */
+    code = output_finish(code);
     return job_end(code);
 }

@@ -13,18 +13,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+/* The last reason noted: one message, one line (nb_fail escapes any line break or control
+ * byte in it, since messages quote the user's arguments). */
+static nb_error last_error;
+
+static void note(const char *fmt, va_list ap)
 {
-    /* The message quotes the user's arguments; nb_fail escapes any line break or control
-     * byte in them so that the message stays on one line. */
     char raw[1024];
-    nb_error e;
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    nb_fail(&last_error, "%s", raw);
+}
+
+const char *cli_last_error(void) { return last_error.msg; }
+
+void cli_note_error(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    note(fmt, ap);
     va_end(ap);
-    nb_fail(&e, "%s", raw);
-    fprintf(stderr, "nabla %s: %s\n", cmd, e.msg);
+}
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    note(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "nabla: %s\n", last_error.msg);
+    return EXIT_RUNTIME;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    note(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "nabla %s: %s\n", cmd, last_error.msg);
     return EXIT_USAGE;
 }
 
@@ -293,6 +319,17 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err)
     return rc;
 }
 
+void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
+                       int samples)
+{
+    char count[32] = "";
+    if (samples >= 0)
+        snprintf(count, sizeof count, "%d samples, ", samples);
+    fprintf(out, "%s %s: %s%d features; %s\n", role, path, count, d->features,
+            d->header ? "line 1 is a header (no number in it), not a sample"
+                      : "line 1 is a sample (it holds numbers), not a header");
+}
+
 int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
                          nb_error *err)
 {
@@ -303,4 +340,34 @@ int data_check_for_model(const nb_dataset *d, const char *what, int features, in
         return nb_fail(err, "%s: label %d, but the model has only %d classes", what,
                        d->classes - 1, classes);
     return 0;
+}
+
+/* Appends s to buf, single-quoted for a POSIX shell when it needs it. */
+void append_shell_word(char *buf, size_t cap, const char *w)
+{
+    size_t len = strlen(buf);
+    int plain = *w != '\0';
+    for (const char *c = w; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,=:+",
+                    *c))
+            plain = 0;
+    if (len && len + 1 < cap)
+        buf[len++] = ' ';
+    if (plain) {
+        snprintf(buf + len, cap - len, "%s", w);
+        return;
+    }
+    if (len + 1 < cap)
+        buf[len++] = '\'';
+    for (const char *c = w; *c && len + 5 < cap; c++) {
+        if (*c == '\'') {
+            memcpy(buf + len, "'\\''", 4);
+            len += 4;
+        } else {
+            buf[len++] = *c;
+        }
+    }
+    if (len + 1 < cap)
+        buf[len++] = '\'';
+    buf[len < cap ? len : cap - 1] = '\0';
 }

@@ -5,13 +5,24 @@
 #define NABLA_CLI_OPTIONS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nabla.h"
 
-/* Exit codes of the program. EXIT_TRIAL_LOCKED (EX_TEMPFAIL of sysexits.h) ends a trial of
- * nabla tune whose run directory another process still held after the trial waited for it:
- * not the trial's failure, and not its result; the tuner tells it apart by this code. */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_TRIAL_LOCKED = 75 };
+/* Exit codes of the program. A run or a study stopped part way (it continues with --resume or
+ * the same command) exits 128 + the signal for SIGINT and SIGTERM (130, 143), and
+ * EXIT_OUTPUT_LOST (141, 128 + SIGPIPE, as a shell reports a program a closed pipe killed) when
+ * its standard output could no longer be written (output.h). EXIT_TRIAL_LOCKED (EX_TEMPFAIL of
+ * sysexits.h) ends a trial of nabla tune whose run directory another process still held after
+ * the trial waited for it: not the trial's failure, and not its result, but an interruption
+ * (trial_channel.h). */
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,
+    EXIT_USAGE = 2,
+    EXIT_TRIAL_LOCKED = 75,
+    EXIT_OUTPUT_LOST = 141
+};
 
 /* Prints "nabla <cmd>: <message>" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -19,6 +30,26 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* Prints "nabla: <message>" on stderr, notes the message (cli_last_error) and returns
+ * EXIT_RUNTIME: how a command says why it fails. */
+int cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Notes a message as the reason the command fails, without printing it (for a reason worded
+ * otherwise than the lines printed). */
+void cli_note_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* The last message cli_usage_error, cli_error or cli_note_error noted ("" if none): what a
+ * trial of `nabla tune` tells the tuner as the reason it stopped (trial_channel.h). */
+const char *cli_last_error(void);
 
 /* The message for what getopt_long returned as ':' (an option without its value) or anything
  * else it did not know ('?'), from argv and getopt's optind/optopt; returns EXIT_USAGE. */
@@ -32,6 +63,10 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out
 /* Accepts finite numbers only (no nan, no inf), and only those that stay finite as a 32-bit
  * float, the type the library computes in. */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+
+/* Appends the word w to the command line in buf (a space before it unless buf is empty),
+ * single-quoted for a POSIX shell when it needs it; cut short rather than overflow cap. */
+void append_shell_word(char *buf, size_t cap, const char *w);
 
 /* The longest path accepted for --out (the run directory's buffer), with its terminator. */
 #define CLI_MAX_PATH 4096
@@ -78,6 +113,13 @@ int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test,
 /* Loads only the set `nabla eval` measures: the t10k pair of an IDX directory, the --test CSV
  * if given, else the CSV named by --data, or the synthetic test set (seed + 1). */
 int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
+
+/* The line that says what a CSV file gave ("data train.csv: 1000 samples, 2 features; line 1
+ * is a header (no number in it), not a sample"), so that taking line 1 for a header or for a sample is never
+ * silent. role is "data" or "test"; samples counts the file's samples (a dev split included), and
+ * is left out when negative. */
+void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
+                       int samples);
 
 /* Label and feature checks against a model. */
 int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,

@@ -1,10 +1,12 @@
-/* The live progress bar and the per-epoch lines of `nabla train`. */
+/* The live progress bar and the per-epoch lines of `nabla train`, on stdout. */
 #include "progress.h"
 
 #include <math.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "output.h"
 
 #define BAR_WIDTH 10
 #define REDRAW_SECONDS 0.1
@@ -46,12 +48,12 @@ void format_duration(double seconds, char *buf, size_t size)
         snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
 }
 
-void progress_init(progress *p, FILE *out, int quiet, int epochs)
+void progress_init(progress *p, int quiet, int epochs)
 {
     memset(p, 0, sizeof *p);
-    p->out = out;
+    p->out = stdout;
     p->quiet = quiet;
-    p->live = !quiet && isatty(fileno(out));
+    p->live = !quiet && isatty(STDOUT_FILENO);
     p->epochs = epochs;
     p->last_draw = -1;
 }
@@ -60,19 +62,19 @@ void progress_clear(progress *p)
 {
     if (p->bar_shown) {
         fputs("\r\033[2K", p->out);   /* carriage return, then erase the whole line */
-        fflush(p->out);
+        output_flush();              /* a failure stays on record for the end (output.h) */
         p->bar_shown = 0;
     }
 }
 
-void progress_batch(progress *p, const nb_progress *np)
+int progress_batch(progress *p, const nb_progress *np)
 {
     if (!p->live)
-        return;
+        return 0;
     double now = monotonic_seconds();
     int last = np->batch >= np->batches;
     if (p->last_draw >= 0 && now - p->last_draw < REDRAW_SECONDS && !last)
-        return;
+        return 0;
     p->last_draw = now;
 
     char bar[BAR_WIDTH + 1], rate[32], eta[32];
@@ -91,8 +93,8 @@ void progress_batch(progress *p, const nb_progress *np)
     fprintf(p->out, "\r\033[2Kepoch %d/%d [%s] %lld/%lld loss %.4f lr %.1e %s samples/s ETA %s",
             np->epoch + 1, p->epochs, bar, (long long)np->batch, (long long)np->batches,
             np->loss, (double)np->lr, rate, eta);
-    fflush(p->out);
     p->bar_shown = 1;
+    return output_flush();
 }
 
 static void print_split(FILE *out, const char *name, const nb_eval_result *r)
@@ -101,15 +103,15 @@ static void print_split(FILE *out, const char *name, const nb_eval_result *r)
         fprintf(out, "  %s loss %.4f acc %.4f", name, r->loss, r->accuracy);
 }
 
-void progress_epoch(progress *p, const nb_epoch_metrics *m)
+int progress_epoch(progress *p, const nb_epoch_metrics *m)
 {
     if (p->quiet)
-        return;
+        return 0;
     progress_clear(p);
     fprintf(p->out, "epoch %d/%d  lr %g  train loss %.4f acc %.4f", m->epoch + 1, p->epochs,
             (double)m->lr, m->train_loss, m->train_accuracy);
     print_split(p->out, "dev", &m->dev);
     print_split(p->out, "test", &m->test);
     fprintf(p->out, "  %.1fs\n", m->seconds);
-    fflush(p->out);
+    return output_flush();
 }

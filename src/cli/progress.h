@@ -1,4 +1,6 @@
-/* What `nabla train` shows while it runs: a live bar on a terminal, one line per epoch. */
+/* What `nabla train` shows on stdout while it runs: a live bar on a terminal, one line per
+ * epoch. Each is flushed at once, and a flush that fails (a closed pipe, a full disk) is
+ * returned, so that the run can stop (output.h). */
 #ifndef NABLA_CLI_PROGRESS_H
 #define NABLA_CLI_PROGRESS_H
 
@@ -7,7 +9,7 @@
 #include "nabla.h"
 
 typedef struct progress {
-    FILE *out;
+    FILE *out;           /* stdout */
     int live;            /* redraw a bar with \r (out is a terminal and not quiet) */
     int quiet;           /* nothing per epoch */
     int epochs;          /* planned, for "epoch 3/10" and the ETA */
@@ -15,11 +17,12 @@ typedef struct progress {
     int bar_shown;       /* a bar is on the current line and must be cleared first */
 } progress;
 
-void progress_init(progress *p, FILE *out, int quiet, int epochs);
-/* After every batch: redraws the bar at most ten times a second (live mode only). */
-void progress_batch(progress *p, const nb_progress *np);
+void progress_init(progress *p, int quiet, int epochs);
+/* After every batch: redraws the bar at most ten times a second (live mode only). Both return
+ * 0, or -1 when stdout can no longer be written. */
+int progress_batch(progress *p, const nb_progress *np);
 /* After every epoch: one plain line (unless quiet), replacing the bar. */
-void progress_epoch(progress *p, const nb_epoch_metrics *m);
+int progress_epoch(progress *p, const nb_epoch_metrics *m);
 /* Removes a bar left on the line, before other output. */
 void progress_clear(progress *p);
 

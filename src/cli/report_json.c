@@ -1,7 +1,9 @@
 /* Strict readers for the JSON files of runs and studies. */
 #include "report_json.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,9 +24,12 @@ char *report_dir_name(const char *dir)
     return d;
 }
 
-int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err)
+int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **text,
+                          nb_error *err)
 {
     *out = NULL;
+    if (text)
+        *text = NULL;
     if (missing_ok && !report_file_exists(path))
         return 0;
     unsigned char *data;
@@ -49,9 +54,60 @@ int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *er
         return nb_fail(err, "%s:%d: %s", path, line,
                        j ? "expected a JSON object" : "not valid JSON");
     }
-    free(data);
+    if (text)
+        *text = (char *)data;   /* nb_read_file terminates what it reads */
+    else
+        free(data);
     *out = j;
     return 0;
+}
+
+int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err)
+{
+    return report_read_json_text(path, missing_ok, out, NULL, err);
+}
+
+/* A JSON string starting at its opening quote p: the position after its closing quote. */
+static const char *skip_string(const char *p)
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return *p ? p + 1 : p;
+}
+
+int json_member_line(const char *text, const char *name)
+{
+    size_t len = strlen(name);
+    int depth = 0, line = 1;
+    for (const char *p = text; p && *p;) {
+        if (*p == '"') {
+            const char *after = skip_string(p);
+            if (depth == 1 && (size_t)(after - p) == len + 2 && memcmp(p + 1, name, len) == 0) {
+                const char *q = after;
+                while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+                    q++;
+                if (*q == ':')
+                    return line;
+            }
+            p = after;
+            continue;
+        }
+        depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
+        line += *p == '\n';
+        p++;
+    }
+    return 0;
+}
+
+void json_member_where(const char *text, const char *path, const char *name, char *where,
+                       size_t size)
+{
+    int line = text ? json_member_line(text, name) : 0;
+    if (line > 0)
+        snprintf(where, size, "%s:%d", path, line);
+    else
+        snprintf(where, size, "%s", path);
 }
 
 int report_read_jsonl(const char *path, jsonl_fn fn, void *user, nb_error *err)
@@ -94,8 +150,8 @@ void table_free(table *t)
 
 typedef struct table_job {
     const char *path;
-    const char *const *names;
-    int n_names, n_required;
+    const table_spec *spec;
+    const void *ctx;
     table *t;
 } table_job;
 
@@ -118,36 +174,135 @@ static int table_line(const cJSON *obj, int line, void *user, nb_error *err)
 {
     table_job *job = user;
     table *t = job->t;
+    const table_spec *spec = job->spec;
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", job->path, line);
     if (grow(t, err) != 0)
         return -1;
-    for (int c = 0; c < job->n_names; c++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, job->names[c]);
+    for (int c = 0; c < spec->n_cols; c++) {
+        const table_column *col = &spec->cols[c];
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, col->name);
         double x = NAN;
         if (cJSON_IsNumber(v))
             x = v->valuedouble;
-        else if (c < job->n_required)
-            return nb_fail(err, "%s:%d: \"%s\" %s", job->path, line, job->names[c],
+        else if (col->required)
+            return nb_fail(err, "%s: \"%s\" %s", where, col->name,
                            v ? "must be a number" : "is missing");
         else if (v && !cJSON_IsNull(v))
-            return nb_fail(err, "%s:%d: \"%s\" must be a number or null", job->path, line,
-                           job->names[c]);
+            return nb_fail(err, "%s: \"%s\" must be a number or null", where, col->name);
+        if (value_check(x, col->rule, !col->required, where, col->name, err) != 0)
+            return -1;
         t->col[c][t->n] = x;
     }
     t->n++;
-    return 0;
+    return spec->check_row ? spec->check_row(t, where, job->ctx, err) : 0;
 }
 
-int report_read_table(const char *path, const char *const *names, int n_names, int n_required,
-                      table *t, nb_error *err)
+int report_read_table(const char *path, const table_spec *spec, const void *ctx, table *t,
+                      nb_error *err)
 {
     memset(t, 0, sizeof *t);
-    if (n_names > TABLE_MAX_COLS)
+    if (spec->n_cols > TABLE_MAX_COLS)
         return nb_fail(err, "too many columns");
-    t->n_cols = n_names;
-    table_job job = {path, names, n_names, n_required, t};
+    t->n_cols = spec->n_cols;
+    table_job job = {path, spec, ctx, t};
     if (report_read_jsonl(path, table_line, &job, err) != 0) {
         table_free(t);
         return -1;
+    }
+    return 0;
+}
+
+/* ---- sense ---- */
+
+/* x as briefly as it reads back exactly: 0.1 as "0.1", not "0.10000000000000001". */
+static void format_number(double x, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.15g", x);
+    if (strtod(buf, NULL) != x)
+        snprintf(buf, size, "%.17g", x);
+}
+
+#define MAX_EXACT 9007199254740992.0   /* 2^53: doubles count exactly up to here */
+
+int value_check(double x, value_rule rule, int nullable, const char *where, const char *name,
+                nb_error *err)
+{
+    if (isnan(x))
+        return nullable ? 0 : nb_fail(err, "%s: \"%s\" must be a number", where, name);
+    int whole = x == floor(x);
+    int ok = 0;
+    const char *expected = "";
+    switch (rule) {
+    case V_FINITE: ok = isfinite(x); expected = "a finite number"; break;
+    case V_NON_NEG: ok = isfinite(x) && x >= 0; expected = "a finite number >= 0"; break;
+    case V_POSITIVE: ok = isfinite(x) && x > 0; expected = "a finite number > 0"; break;
+    case V_UNIT: ok = x >= 0 && x <= 1; expected = "a number in [0, 1]"; break;
+    case V_FRACTION: ok = x >= 0 && x < 1; expected = "a number in [0, 1)"; break;
+    case V_COUNT: ok = whole && x >= 0 && x <= MAX_EXACT; expected = "a whole number >= 0"; break;
+    case V_COUNT_1: ok = whole && x >= 1 && x <= MAX_EXACT; expected = "a whole number >= 1"; break;
+    case V_INT:
+        ok = whole && x >= 0 && x <= INT_MAX;
+        expected = "a whole number from 0 to 2147483647";
+        break;
+    case V_INT_1:
+        ok = whole && x >= 1 && x <= INT_MAX;
+        expected = "a whole number from 1 to 2147483647";
+        break;
+    }
+    if (ok)
+        return 0;
+    char text[40];
+    format_number(x, text, sizeof text);
+    return nb_fail(err, "%s: \"%s\" is %s, expected %s", where, name, text, expected);
+}
+
+static const char *type_name(member_type type)
+{
+    switch (type) {
+    case MT_NUMBER: return "a number";
+    case MT_BOOL: return "true or false";
+    case MT_STRING: return "a string";
+    case MT_NUMBERS: return "an array of numbers";
+    }
+    return "?";
+}
+
+static int member_check(const cJSON *v, const member_rule *r, const char *where, nb_error *err)
+{
+    if (cJSON_IsNull(v) && r->nullable)
+        return 0;
+    if (r->also && cJSON_IsString(v) && strcmp(v->valuestring, r->also) == 0)
+        return 0;
+    int fits = r->type == MT_NUMBER    ? cJSON_IsNumber(v)
+               : r->type == MT_BOOL    ? cJSON_IsBool(v)
+               : r->type == MT_STRING  ? cJSON_IsString(v)
+                                       : cJSON_IsArray(v);
+    if (!fits)
+        return nb_fail(err, "%s: \"%s\" must be %s%s%s%s%s", where, r->name, type_name(r->type),
+                       r->also ? " or \"" : "", r->also ? r->also : "", r->also ? "\"" : "",
+                       r->nullable ? " or null" : "");
+    if (r->type == MT_NUMBER)
+        return value_check(v->valuedouble, r->rule, 0, where, r->name, err);
+    if (r->type == MT_NUMBERS)
+        for (const cJSON *x = v->child; x; x = x->next)
+            if (value_check(cJSON_IsNumber(x) ? x->valuedouble : NAN, r->rule, 0, where, r->name,
+                            err) != 0)
+                return -1;
+    return 0;
+}
+
+int json_members_check(const cJSON *obj, const char *text, const char *path,
+                       const member_rule *rules, int n_rules, nb_error *err)
+{
+    for (int i = 0; i < n_rules; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, rules[i].name);
+        if (!v)
+            continue;
+        char where[4200];
+        json_member_where(text, path, rules[i].name, where, sizeof where);
+        if (member_check(v, &rules[i], where, err) != 0)
+            return -1;
     }
     return 0;
 }

@@ -7,24 +7,42 @@
 
 #include "run_files.h"
 
-static const char *const METRICS[M_COLS] = {
-    "epoch", "lr", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "test_loss",
-    "test_accuracy", "seconds"};
-static const char *const STEPS[S_COLS] = {
-    "step", "epoch", "lr", "dev_loss", "dev_accuracy", "test_loss", "test_accuracy"};
-static const char *const TRACE[T_COLS] = {
-    "step", "layer", "unit", "epoch", "unit_p15", "unit_p50", "unit_p85", "layer_p15",
-    "layer_p50", "layer_p85"};
-
 /* Reads an optional table: *present tells whether the file was there. */
-static int optional_table(const char *dir, const char *name, const char *const *cols, int n_cols,
-                          int n_required, int *present, table *t, nb_error *err)
+static int optional_table(const char *dir, const char *name, const table_spec *spec,
+                          const cJSON *config, int *present, table *t, nb_error *err)
 {
     char *path = path_join(dir, name);
     if (!path)
         return nb_fail(err, "out of memory");
     *present = report_file_exists(path);
-    int rc = *present ? report_read_table(path, cols, n_cols, n_required, t, err) : 0;
+    int rc = *present ? report_read_table(path, spec, config, t, err) : 0;
+    free(path);
+    return rc;
+}
+
+/* config.json (required) and its sense. */
+static int read_config(run_data *r, nb_error *err)
+{
+    char *path = path_join(r->dir, "config.json"), *text = NULL;
+    int rc = !path ? nb_fail(err, "out of memory")
+             : report_read_json_text(path, 0, &r->config, &text, err) != 0
+                 ? -1
+                 : run_check_config(r->config, text, path, err);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/* summary.json (absent until the run finishes) and its sense, against config.json and
+ * metrics.jsonl, which are read first. */
+static int read_summary(run_data *r, nb_error *err)
+{
+    char *path = path_join(r->dir, "summary.json"), *text = NULL;
+    int rc = !path ? nb_fail(err, "out of memory")
+             : report_read_json_text(path, 1, &r->summary, &text, err) != 0 ? -1
+             : r->summary ? run_check_summary(r->summary, text, path, r->config, &r->metrics, err)
+                          : 0;
+    free(text);
     free(path);
     return rc;
 }
@@ -36,29 +54,24 @@ int run_load(run_data *r, const char *dir, nb_error *err)
     if (!r->dir)
         return nb_fail(err, "out of memory");
 
-    char *config = path_join(r->dir, "config.json");
-    char *summary = path_join(r->dir, "summary.json");
     r->model_path = path_join(r->dir, "model.safetensors");
     int rc = -1, present = 0;
-    if (!config || !summary || !r->model_path)
+    if (!r->model_path)
         nb_fail(err, "out of memory");
-    else if (report_read_json(config, 0, &r->config, err) == 0 &&
-             report_read_json(summary, 1, &r->summary, err) == 0 &&
-             optional_table(r->dir, "metrics.jsonl", METRICS, M_COLS, 1, &present, &r->metrics,
-                            err) == 0 &&
-             optional_table(r->dir, "steps.jsonl", STEPS, S_COLS, 1, &r->has_steps, &r->steps,
-                            err) == 0 &&
-             optional_table(r->dir, "trace.jsonl", TRACE, T_COLS, 3, &r->has_trace, &r->trace,
-                            err) == 0) {
+    else if (read_config(r, err) == 0 &&
+             optional_table(r->dir, "metrics.jsonl", &METRICS_TABLE, r->config, &present,
+                            &r->metrics, err) == 0 &&
+             optional_table(r->dir, "steps.jsonl", &STEPS_TABLE, r->config, &r->has_steps,
+                            &r->steps, err) == 0 &&
+             optional_table(r->dir, "trace.jsonl", &TRACE_TABLE, r->config, &r->has_trace,
+                            &r->trace, err) == 0) {
         if (!present)
             nb_fail(err, "%s/metrics.jsonl: missing (not a finished or running run?)", r->dir);
         else
-            rc = 0;
+            rc = read_summary(r, err);
     }
     if (rc == 0)
         r->has_model = report_file_exists(r->model_path);
-    free(config);
-    free(summary);
     if (rc != 0)
         run_free(r);
     return rc;

@@ -6,13 +6,7 @@
 
 #include "nabla.h"
 #include "report_json.h"
-
-/* Columns of metrics.jsonl, steps.jsonl and trace.jsonl, in these orders. */
-enum { M_EPOCH, M_LR, M_TRAIN_LOSS, M_TRAIN_ACC, M_DEV_LOSS, M_DEV_ACC, M_TEST_LOSS, M_TEST_ACC,
-       M_SECONDS, M_COLS };
-enum { S_STEP, S_EPOCH, S_LR, S_DEV_LOSS, S_DEV_ACC, S_TEST_LOSS, S_TEST_ACC, S_COLS };
-enum { T_STEP, T_LAYER, T_UNIT, T_EPOCH, T_UNIT_P15, T_UNIT_P50, T_UNIT_P85, T_LAYER_P15,
-       T_LAYER_P50, T_LAYER_P85, T_COLS };
+#include "run_check.h"   /* the columns of the tables */
 
 typedef struct run_data {
     char *dir;             /* as given, without trailing slashes */
@@ -27,8 +21,8 @@ typedef struct run_data {
     char *model_path;
 } run_data;
 
-/* Reads DIR; a missing or damaged required file, or a damaged optional one, is an error
- * naming the file (and line). */
+/* Reads DIR; a missing or damaged required file, or a damaged optional one, or one that makes
+ * no sense (run_check.h), is an error naming the file (and line). */
 int run_load(run_data *r, const char *dir, nb_error *err);
 void run_free(run_data *r);
 

@@ -5,37 +5,19 @@
 #include <cjson/cJSON.h>
 
 #include "nabla.h"
-
-typedef enum study_state {
-    SS_PENDING,    /* no event yet */
-    SS_RUNNING,
-    SS_COMPLETE,
-    SS_PRUNED,
-    SS_FAILED,
-} study_state;
-
-const char *study_state_name(study_state s);
-
-typedef struct study_trial {
-    study_state state;        /* of its last event */
-    nb_search_point point;    /* its parameters, in the space's order (choices: index) */
-    double dev_accuracy, dev_loss, seconds;   /* of its end event (NaN when absent) */
-    int epochs;
-    char *reason;             /* a failed trial's, or NULL */
-    int n_epochs;             /* dev accuracy after epochs 1..n_epochs (NaN where unknown) */
-    double *epoch_accuracy;
-} study_trial;
+#include "study_journal.h"
 
 typedef struct study_data {
     char *dir;                /* as given, without trailing slashes */
     cJSON *settings;          /* study.json */
     nb_search_space space;    /* its "space" */
     int n_trials;             /* study.json "trials" */
-    study_trial *trials;
+    int n_rounds;             /* study.json "rounds" */
+    trial *trials;            /* as the journal tells (study_journal.h) */
     cJSON *best;              /* best.json, or NULL: the study has not finished */
 } study_data;
 
-/* Reads study.json, journal.jsonl (each trial as its last event left it) and best.json. */
+/* Reads study.json, journal.jsonl (each trial as its events left it) and best.json. */
 int study_load(study_data *s, const char *dir, nb_error *err);
 void study_free(study_data *s);
 

@@ -16,16 +16,16 @@
 #include "report_page.h"
 
 typedef struct state_style {
-    study_state state;
+    trial_state state;
     const char *name;
     int color;
     mark_kind mark;
 } state_style;
 
 /* The states that have a point, in drawing order (the complete ones on top). */
-static const state_style STYLES[] = {{SS_FAILED, "failed", 3, MARK_CROSS},
-                                     {SS_PRUNED, "pruned", 1, MARK_TRIANGLE},
-                                     {SS_COMPLETE, "complete", 0, MARK_CIRCLE}};
+static const state_style STYLES[] = {{TRIAL_FAILED, "failed", 3, MARK_CROSS},
+                                     {TRIAL_PRUNED, "pruned", 1, MARK_TRIANGLE},
+                                     {TRIAL_COMPLETE, "complete", 0, MARK_CIRCLE}};
 #define N_STYLES 3
 #define RUNNING_COLOR 7
 
@@ -49,7 +49,7 @@ static double jitter(int i)
     return ((h >> 8) % 1000) / 1000.0 * 0.5 - 0.25;
 }
 
-static void params_text(const study_data *s, const study_trial *t, char *buf, size_t cap)
+static void params_text(const study_data *s, const trial *t, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
@@ -77,21 +77,21 @@ static int view_init(study_view *v, const study_data *s)
     if (!v->number || !v->value || !v->jittered || !v->tips)
         return -1;
     for (int i = 0; i < v->n; i++) {
-        const study_trial *t = &s->trials[i];
+        const trial *t = &s->trials[i];
         v->number[i] = i;
         for (int k = 0; k < s->space.n; k++) {
-            double x = t->state == SS_PENDING ? NAN : t->point.v[k];
+            double x = t->state == TRIAL_PENDING ? NAN : t->point.v[k];
             param_values(v, k)[i] = x;
             v->jittered[(size_t)k * v->n + i] =
                 s->space.p[k].kind == NB_DIST_CHOICE ? x + jitter(i) : x;
         }
         char params[2048], tip[2300];
         params_text(s, t, params, sizeof params);
-        if (isnan(t->dev_accuracy))
-            snprintf(tip, sizeof tip, "trial %d (%s): %s", i, study_state_name(t->state), params);
+        if (isnan(t->final_accuracy))
+            snprintf(tip, sizeof tip, "trial %d (%s): %s", i, trial_state_name(t->state), params);
         else
             snprintf(tip, sizeof tip, "trial %d (%s): dev accuracy %.4f; %s", i,
-                     study_state_name(t->state), t->dev_accuracy, params);
+                     trial_state_name(t->state), t->final_accuracy, params);
         if (!(v->tips[i] = strdup(tip)))
             return -1;
     }
@@ -110,7 +110,7 @@ static void view_free(study_view *v)
 }
 
 /* The y values of the trials in one state (NaN for the others). */
-static double *state_mask(const study_view *v, study_state st, const double *y)
+static double *state_mask(const study_view *v, trial_state st, const double *y)
 {
     double *out = malloc((size_t)v->n * sizeof *out);
     if (!out)
@@ -125,7 +125,7 @@ static double *accuracies(const study_view *v)
 {
     double *a = malloc((size_t)v->n * sizeof *a);
     for (int i = 0; a && i < v->n; i++)
-        a[i] = v->s->trials[i].dev_accuracy;
+        a[i] = v->s->trials[i].final_accuracy;
     return a;
 }
 
@@ -135,7 +135,7 @@ static int add_state_series(study_view *v, const double *x, const double *acc, d
 {
     for (int s = 0; s < N_STYLES; s++) {
         const state_style *st = &STYLES[s];
-        masks[s] = state_mask(v, st->state, st->state == SS_FAILED ? NULL : acc);
+        masks[s] = state_mask(v, st->state, st->state == TRIAL_FAILED ? NULL : acc);
         if (!masks[s])
             return -1;
         int any = 0;
@@ -145,9 +145,9 @@ static int add_state_series(study_view *v, const double *x, const double *acc, d
             continue;
         builder_series(&v->bd, &(chart_series){
             .key = st->name, .name = st->name, .color = palette_color(st->color),
-            .mark = st->mark, .pin_bottom = st->state == SS_FAILED, .n = v->n, .x = x,
+            .mark = st->mark, .pin_bottom = st->state == TRIAL_FAILED, .n = v->n, .x = x,
             .y = masks[s], .tips = (const char *const *)v->tips});
-        builder_legend(&v->bd, &(legend_entry){st->name, st->state == SS_FAILED
+        builder_legend(&v->bd, &(legend_entry){st->name, st->state == TRIAL_FAILED
                                                              ? "failed (no score)"
                                                              : st->name,
                                                 palette_color(st->color), DASH_SOLID, 0,
@@ -233,10 +233,10 @@ static int best_so_far_chart(strbuf *b, study_view *v)
     if (acc && best) {
         double so_far = NAN;
         for (int i = 0; i < v->n; i++) {
-            const study_trial *t = &v->s->trials[i];
-            if (t->state == SS_COMPLETE && !isnan(t->dev_accuracy) &&
-                (isnan(so_far) || t->dev_accuracy > so_far))
-                so_far = t->dev_accuracy;
+            const trial *t = &v->s->trials[i];
+            if (t->state == TRIAL_COMPLETE && !isnan(t->final_accuracy) &&
+                (isnan(so_far) || t->final_accuracy > so_far))
+                so_far = t->final_accuracy;
             best[i] = so_far;
         }
         if (any_finite(best, v->n)) {
@@ -265,29 +265,31 @@ static int learning_curves_chart(strbuf *b, study_view *v)
 {
     int most = 0;
     for (int i = 0; i < v->n; i++)
-        most = v->s->trials[i].n_epochs > most ? v->s->trials[i].n_epochs : most;
+        most = v->s->trials[i].n_reported > most ? v->s->trials[i].n_reported : most;
     double *epochs = malloc(((size_t)most + 1) * sizeof *epochs);
     if (!epochs)
         return -1;
     for (int e = 0; e < most; e++)
         epochs[e] = e + 1;
-    int present[SS_FAILED + 1] = {0};
+    int present[TRIAL_FAILED + 1] = {0};
     for (int pass = 0; pass < N_STYLES + 1; pass++) {
         /* Running trials first, then failed, pruned, complete: the complete ones on top. */
-        study_state st = pass == 0 ? SS_RUNNING : STYLES[pass - 1].state;
+        trial_state st = pass == 0 ? TRIAL_RUNNING : STYLES[pass - 1].state;
         int color = pass == 0 ? RUNNING_COLOR : STYLES[pass - 1].color;
         for (int i = 0; i < v->n; i++) {
-            const study_trial *t = &v->s->trials[i];
-            if (t->state != st || !any_finite(t->epoch_accuracy, t->n_epochs))
+            const trial *t = &v->s->trials[i];
+            /* An interrupted trial is unfinished, as a running one: the study resumes it. */
+            trial_state drawn = t->state == TRIAL_INTERRUPTED ? TRIAL_RUNNING : t->state;
+            if (drawn != st || !any_finite(t->dev_accuracy, t->n_reported))
                 continue;
             present[st] = 1;
             builder_series(&v->bd, &(chart_series){
-                .key = study_state_name(st), .name = v->tips[i], .color = palette_color(color),
-                .width = st == SS_COMPLETE ? 1.6 : 1.1, .plain = 1, .n = t->n_epochs,
-                .x = epochs, .y = t->epoch_accuracy});
+                .key = trial_state_name(st), .name = v->tips[i], .color = palette_color(color),
+                .width = st == TRIAL_COMPLETE ? 1.6 : 1.1, .plain = 1, .n = t->n_reported,
+                .x = epochs, .y = t->dev_accuracy});
         }
         if (present[st])
-            builder_legend(&v->bd, &(legend_entry){study_state_name(st), study_state_name(st),
+            builder_legend(&v->bd, &(legend_entry){trial_state_name(st), trial_state_name(st),
                                                     palette_color(color), DASH_SOLID, 1,
                                                     MARK_NONE});
     }
@@ -311,9 +313,9 @@ static int parallel_chart(strbuf *b, study_view *v)
          * still running have no score to place. */
         double lo = INFINITY, hi = -INFINITY;
         for (int i = 0; i < v->n; i++) {
-            study_state st = v->s->trials[i].state;
-            shown[i] = st == SS_COMPLETE || st == SS_PRUNED ? acc[i] : NAN;
-            color[i] = st == SS_COMPLETE ? acc[i] : NAN;
+            trial_state st = v->s->trials[i].state;
+            shown[i] = st == TRIAL_COMPLETE || st == TRIAL_PRUNED ? acc[i] : NAN;
+            color[i] = st == TRIAL_COMPLETE ? acc[i] : NAN;
             if (!isnan(shown[i])) {
                 lo = fmin(lo, shown[i]);
                 hi = fmax(hi, shown[i]);
@@ -385,13 +387,14 @@ static void importance_chart(strbuf *b, const study_data *s)
 
 static void summary_section(strbuf *b, const study_data *s)
 {
-    int count[SS_FAILED + 1] = {0};
+    int count[TRIAL_FAILED + 1] = {0};
     for (int i = 0; i < s->n_trials; i++)
         count[s->trials[i].state]++;
     page_section(b, "Outcome");
-    page_note(b, "%d trials: %d complete, %d pruned, %d failed, %d running, %d not started.",
-              s->n_trials, count[SS_COMPLETE], count[SS_PRUNED], count[SS_FAILED],
-              count[SS_RUNNING], count[SS_PENDING]);
+    page_note(b, "%d trials: %d complete, %d pruned, %d failed, %d running or interrupted, %d "
+                 "not started.", s->n_trials, count[TRIAL_COMPLETE], count[TRIAL_PRUNED],
+              count[TRIAL_FAILED], count[TRIAL_RUNNING] + count[TRIAL_INTERRUPTED],
+              count[TRIAL_PENDING]);
     if (!s->best) {
         page_note(b, "best.json is missing: the study has not finished, or no trial completed; "
                      "the best model has not been measured on the test set.");
@@ -432,20 +435,20 @@ static void leaderboard(strbuf *b, const study_data *s, const int *order, int n)
     }
     sb_puts(b, "<th>note</th></tr></thead>\n<tbody>\n");
     for (int r = 0; r < n; r++) {
-        const study_trial *t = &s->trials[order[r]];
-        page_row_begin(b, r == 0 && t->state == SS_COMPLETE ? "best" : NULL);
+        const trial *t = &s->trials[order[r]];
+        page_row_begin(b, r == 0 && t->state == TRIAL_COMPLETE ? "best" : NULL);
         page_cell_num(b, "%.0f", r + 1);
         page_cell_num(b, "%.0f", order[r]);
-        page_cell(b, study_state_name(t->state));
-        page_cell_num(b, "%.4f", t->dev_accuracy);
-        page_cell_num(b, "%.0f", t->state >= SS_COMPLETE ? t->epochs : NAN);
+        page_cell(b, trial_state_name(t->state));
+        page_cell_num(b, "%.4f", t->final_accuracy);
+        page_cell_num(b, "%.0f", t->state >= TRIAL_COMPLETE ? t->epochs : NAN);
         page_cell_num(b, "%.1f", t->seconds);
         for (int k = 0; k < s->space.n; k++) {
             char text[NB_SEARCH_VALUE_MAX];
             nb_search_value_text(&s->space.p[k], t->point.v[k], text, sizeof text);
             page_cell(b, text);
         }
-        page_cell(b, t->reason ? t->reason : "");
+        page_cell(b, t->reason);
         page_row_end(b);
     }
     page_table_end(b);

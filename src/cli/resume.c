@@ -82,12 +82,22 @@ static stored_args kept_args; /* the strings the resumed options point into */
 
 char *resume_argv_json(const train_options *o)
 {
-    char epochs[16], threads[16], every[24];
+    char epochs[16], horizon[16], threads[16], every[24];
     snprintf(epochs, sizeof epochs, "%d", o->epochs);
+    snprintf(horizon, sizeof horizon, "%d", o->decay_epochs);
     snprintf(threads, sizeof threads, "%d", o->threads);
     snprintf(every, sizeof every, "%lld", (long long)o->checkpoint_every);
-    char *extra[6] = {"--epochs", epochs, "--threads", threads, "--checkpoint-every", every};
-    int n_extra = o->checkpoint_every > 0 ? 6 : 4;
+    /* A cosine schedule's horizon is stated, so that the longer --epochs does not move it. */
+    char *extra[8] = {"--epochs", epochs, "--threads", threads};
+    int n_extra = 4;
+    if (o->decay == NB_DECAY_COSINE) {
+        extra[n_extra++] = "--decay-epochs";
+        extra[n_extra++] = horizon;
+    }
+    if (o->checkpoint_every > 0) {
+        extra[n_extra++] = "--checkpoint-every";
+        extra[n_extra++] = every;
+    }
     int argc = kept_args.argc + n_extra;
     char **argv = malloc((size_t)argc * sizeof *argv);
     if (!argv)
@@ -97,6 +107,43 @@ char *resume_argv_json(const train_options *o)
     char *json = argv_json(argc, argv);
     free(argv);
     return json;
+}
+
+/* The line a cosine run extended by --epochs prints: the horizon it keeps, and the fresh run
+ * it equals (the run's own arguments with the new --epochs and the old horizon). */
+static void say_kept_horizon(const train_options *o)
+{
+    char **kept = malloc((size_t)kept_args.argc * sizeof *kept);
+    int n = kept ? train_args_without_length(kept_args.argc, kept_args.argv, kept) : 0;
+    char epochs[16], horizon[16];
+    snprintf(epochs, sizeof epochs, "%d", o->epochs);
+    snprintf(horizon, sizeof horizon, "%d", o->decay_epochs);
+    size_t cap = 64;   /* "nabla", the four words at the end, and quoting at its worst */
+    for (int i = 0; i < n; i++)
+        cap += 4 * strlen(kept[i]) + 3;
+    char *command = malloc(cap);
+    if (command) {
+        command[0] = '\0';
+        append_shell_word(command, cap, "nabla");
+        for (int i = 0; i < n; i++)
+            append_shell_word(command, cap, kept[i]);
+        append_shell_word(command, cap, "--epochs");
+        append_shell_word(command, cap, epochs);
+        append_shell_word(command, cap, "--decay-epochs");
+        append_shell_word(command, cap, horizon);
+    }
+    char held[128] = "";
+    if (o->epochs > o->decay_epochs) {
+        nb_schedule s = train_schedule(o);
+        snprintf(held, sizeof held, ": epochs %d to %d keep epoch %d's rate, %g",
+                 o->decay_epochs + 1, o->epochs, o->decay_epochs,
+                 (double)nb_lr_at(&s, o->decay_epochs - 1));
+    }
+    fprintf(stderr, "nabla: the cosine schedule keeps its %d-epoch horizon%s; this run equals "
+                    "%s\n", o->decay_epochs, held,
+            command ? command : "the run started with these --epochs and --decay-epochs");
+    free(command);
+    free(kept);
 }
 
 void resume_close(resume_point *p)
@@ -113,14 +160,14 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     *exit_code = EXIT_RUNTIME;
     const train_options given = *o;
     if (!realpath(given.resume, p->dir)) {
-        fprintf(stderr, "nabla: --resume %s: %s\n", given.resume, strerror(errno));
+        cli_error("--resume %s: %s", given.resume, strerror(errno));
         return -1;
     }
     nb_error err;
     char note[1024];
     if (nb_checkpoint_open(p->dir, &p->file, p->used, sizeof p->used, note, sizeof note,
                            &err) != 0) {
-        fprintf(stderr, "nabla: cannot resume: %s\n", err.msg);
+        cli_error("cannot resume: %s", err.msg);
         return -1;
     }
     p->open = 1;
@@ -131,23 +178,22 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     const char *cwd = nb_st_meta_get(&p->file, META_CWD);
     p->metrics = nb_st_meta_get(&p->file, META_METRICS);
     if (!cwd || !p->metrics) {
-        fprintf(stderr, "nabla: cannot resume: %s was not written by nabla train (no '%s' or "
-                        "'%s' in its metadata)\n", p->used, META_CWD, META_METRICS);
+        cli_error("cannot resume: %s was not written by nabla train (no '%s' or '%s' in its "
+                  "metadata)", p->used, META_CWD, META_METRICS);
         return -1;
     }
     if (parse_stored_args(nb_st_meta_get(&p->file, META_ARGV), &kept_args, &err) != 0) {
-        fprintf(stderr, "nabla: cannot resume from %s: %s\n", p->used, err.msg);
+        cli_error("cannot resume from %s: %s", p->used, err.msg);
         return -1;
     }
     if (chdir(cwd) != 0) {
-        fprintf(stderr, "nabla: cannot resume: the run was started in %s, which cannot be "
-                        "entered now: %s\n", cwd, strerror(errno));
+        cli_error("cannot resume: the run was started in %s, which cannot be entered now: %s",
+                  cwd, strerror(errno));
         return -1;
     }
     int code;
     if (train_options_parse(o, kept_args.argc, kept_args.argv, &code) != 0) {
-        fprintf(stderr, "nabla: cannot resume: the arguments stored in %s no longer parse\n",
-                p->used);
+        cli_error("cannot resume: the arguments stored in %s no longer parse", p->used);
         return -1;
     }
     if (given.given_epochs) {
@@ -157,7 +203,12 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
                                          given.epochs, o->epochs);
             return -1;
         }
+        int extended = given.epochs > o->epochs;
+        /* o->decay_epochs stays: the horizon is the run's, and the epochs trained so far
+         * followed it. */
         o->epochs = given.epochs;
+        if (extended && o->decay == NB_DECAY_COSINE)
+            say_kept_horizon(o);
     }
     if (given.given_threads) {
         o->threads = given.threads;
@@ -173,22 +224,3 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     o->init_weights = NULL;
     return 0;
 }
-
-/* ---- signals ---- */
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-void stop_signals_install(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND; /* the second Ctrl-C stops at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-volatile sig_atomic_t *stop_signal_flag(void) { return &stop_signal; }

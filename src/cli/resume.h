@@ -1,10 +1,8 @@
 /* Checkpoints from the command line: what `nabla train` stores in them besides the training
- * state (its own arguments, working directory and metrics), how `--resume DIR` gets the run's
- * configuration back, and the signals that stop a run with a checkpoint. */
+ * state (its own arguments, working directory and metrics), and how `--resume DIR` gets the
+ * run's configuration back. (What stops a run with a checkpoint: stop_signals.h.) */
 #ifndef NABLA_CLI_RESUME_H
 #define NABLA_CLI_RESUME_H
-
-#include <signal.h>
 
 #include "nabla.h"
 #include "train_options.h"
@@ -41,10 +39,5 @@ void resume_close(resume_point *p);
  * and --checkpoint-every as they are now (later options win), so resuming again continues the
  * extended run. */
 char *resume_argv_json(const train_options *o);
-
-/* SIGINT and SIGTERM set the flag (to the signal's number) instead of killing the program,
- * once: a second one kills it as usual. */
-void stop_signals_install(void);
-volatile sig_atomic_t *stop_signal_flag(void);
 
 #endif /* NABLA_CLI_RESUME_H */

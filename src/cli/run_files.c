@@ -181,6 +181,24 @@ int start_appending(const char *path, const char *text, size_t n, nb_error *err)
     return nb_output_commit(&o, &fd, err) == 0 ? fd : -1;
 }
 
+int summary_remove(const char *dir, nb_error *err)
+{
+    char *path = path_join(dir, "summary.json");
+    if (!path)
+        return nb_fail(err, "out of memory");
+    /* What the output rule (fileio.h) would replace: summary.json when it is a regular file, or
+     * through a symbolic link the regular file it leads to (the link stays, as the user made
+     * it). A device or FIFO there holds no earlier summary, and is left alone. */
+    struct stat st;
+    char *target = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? realpath(path, NULL) : NULL;
+    int rc = !target || unlink(target) == 0 || errno == ENOENT
+                 ? 0
+                 : nb_fail(err, "cannot remove %s: %s", target, strerror(errno));
+    free(target);
+    free(path);
+    return rc;
+}
+
 int metrics_start(const char *path, nb_error *err)
 {
     return start_appending(path, "", 0, err);

@@ -22,6 +22,12 @@ void default_run_dir(char *buf, size_t size);
  * its files left in dir. */
 void remove_stale_temporaries(const char *dir);
 
+/* Removes dir/summary.json, if there: a run in progress has none. An earlier run's, or the
+ * one of the run being resumed (which ends later now, or again), would contradict
+ * metrics.jsonl until the run writes its own at its end. Only a regular file, or the one a
+ * symbolic link there leads to, is removed (the link stays); a device or FIFO is left. */
+int summary_remove(const char *dir, nb_error *err);
+
 /* j (whose ownership it takes) as one line of JSON Lines: unformatted, a newline, a
  * terminator; *len counts the newline, not the terminator. NULL with err when out of memory. */
 char *json_line(cJSON *j, size_t *len, nb_error *err);

@@ -59,7 +59,7 @@ int train_dir_lock(train_run *r, const char *dir, int *code)
                   : dir_lock_take(&r->lock, dir, trial ? TRIAL_LOCK_WAIT_SECONDS : 0, &r->err);
     if (got == DIR_LOCK_TAKEN)
         return 0;
-    fprintf(stderr, "nabla: %s\n", r->err.msg);
+    cli_error("%s", r->err.msg);   /* noted too: a trial's last word gives it (trial_channel.h) */
     *code = got == DIR_LOCK_HELD && trial ? EXIT_TRIAL_LOCKED : EXIT_RUNTIME;
     return -1;
 }

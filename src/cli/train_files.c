@@ -32,6 +32,11 @@ int train_write_config(train_run *r)
     cJSON_AddStringToObject(j, "data_path", r->data_path);
     cJSON_AddStringToObject(j, "data_kind", data_kind_name(r->kind));
     cJSON_AddItemToObject(j, "test", json_string_or_null(o->src.test));
+    /* Whether line 1 of a CSV file was a header (data_describe_csv says it too). */
+    cJSON_AddItemToObject(j, "data_header", r->kind == DATA_CSV ? cJSON_CreateBool(r->train.header)
+                                                                 : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "test_header", o->src.test ? cJSON_CreateBool(r->test.header)
+                                                        : cJSON_CreateNull());
     cJSON_AddNumberToObject(j, "features", s->inputs);
     cJSON_AddNumberToObject(j, "classes", s->classes);
     cJSON_AddNumberToObject(j, "train_samples", r->train.n);
@@ -78,6 +83,11 @@ int train_write_config(train_run *r)
     cJSON_AddNumberToObject(j, "decay_rate", o->decay_rate);
     cJSON_AddNumberToObject(j, "decay_interval", o->decay_interval);
     cJSON_AddNumberToObject(j, "warmup_epochs", o->warmup_epochs);
+    /* Only cosine decay has a horizon; a resumed run keeps the one it started with. */
+    if (o->decay == NB_DECAY_COSINE)
+        cJSON_AddNumberToObject(j, "decay_epochs", o->decay_epochs);
+    else
+        cJSON_AddNullToObject(j, "decay_epochs");
 
     cJSON_AddItemToObject(j, "seed", json_seed(o->src.seed));
     cJSON_AddNumberToObject(j, "threads", o->threads);

@@ -91,27 +91,55 @@ void continue_command(const train_run *r, char *buf, size_t size)
     snprintf(buf, size, "%snabla train --resume %s", launcher, r->out_dir);
 }
 
-/* What a rank says after its watcher's line if a stop finds it waiting for a rank that is gone
- * (job_watch_stops): where the last checkpoint is, as of now. */
-void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps)
+/* The line that names a checkpoint, around its step count: another rank knows of a checkpoint
+ * once the ranks have voted after it, and rank 0 may have written a later one before it was
+ * lost. */
+static void checkpoint_line(const train_run *r, const char *checkpoint, char *before,
+                            size_t before_size, char *after, size_t after_size)
 {
-    if (!r->comm)
-        return;
-    char command[CLI_MAX_PATH + 64], text[2 * CLI_MAX_PATH + 256];
+    char command[CLI_MAX_PATH + 64];
     continue_command(r, command, sizeof command);
-    /* Another rank knows of a checkpoint once the ranks have voted after it: rank 0 may have
-     * written a later one before it was lost. */
-    if (checkpoint)
-        snprintf(text, sizeof text, "nabla: the last checkpoint, %s (step %lld%s), is intact; "
-                 "continue with: %s\n", checkpoint, (long long)steps,
-                 r->writer ? "" : " or later", command);
-    else if (r->writer)
+    snprintf(before, before_size, "nabla: the last checkpoint, %s (step ", checkpoint);
+    snprintf(after, after_size, "%s), is intact; continue with: %s\n",
+             r->writer ? "" : " or later", command);
+}
+
+#define LINE_MAX_BYTES (2 * CLI_MAX_PATH + 256)
+
+void note_last_checkpoint(train_run *r, const char *checkpoint, int64_t steps)
+{
+    char text[3 * LINE_MAX_BYTES];
+    if (checkpoint) {
+        char before[LINE_MAX_BYTES], after[LINE_MAX_BYTES];
+        checkpoint_line(r, checkpoint, before, sizeof before, after, sizeof after);
+        snprintf(text, sizeof text, "%s%lld%s", before, (long long)steps, after);
+    } else if (r->writer) {
         snprintf(text, sizeof text, "nabla: no checkpoint was written yet: start the run again\n");
-    else
+    } else {
+        char command[CLI_MAX_PATH + 64];
+        continue_command(r, command, sizeof command);
         snprintf(text, sizeof text, "nabla: if rank 0 wrote a checkpoint before it was lost, "
                  "continue with: %s (which says so if there is none); else start the run "
                  "again\n", command);
-    job_watch_stops(stop_signal_flag(), text);
+    }
+    /* A second stop signal says it after its own line (the writer's, which cleans up), until
+     * the run has saved a checkpoint of its own, which it then names (stop_signals.h). */
+    if (r->writer)
+        stop_note_set(text);
+    /* A rank that a stop finds waiting for a rank that is gone says it after its watcher's
+     * line (job_watch_stops). */
+    if (r->comm)
+        job_watch_stops(stop_signal_flag(), text);
+}
+
+void note_checkpoints_to_come(train_run *r)
+{
+    if (!r->writer)
+        return;
+    char path[CLI_MAX_PATH + 32], before[LINE_MAX_BYTES], after[LINE_MAX_BYTES];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", r->out_dir);
+    checkpoint_line(r, path, before, sizeof before, after, sizeof after);
+    stop_note_checkpoint(before, after);
 }
 
 void vote_settle(train_run *r, int keep_error)

@@ -60,6 +60,9 @@ void usage_train(FILE *out)
 "  --decay-rate K        decay rate of --lr-decay [1]\n"
 "  --decay-interval N    epochs per step of interval/step decay [1]\n"
 "  --warmup-epochs N     linear learning-rate warm-up epochs [0]\n"
+"  --decay-epochs N      the horizon of cosine decay: it falls over epochs 1..N (warm-up\n"
+"                        included), then holds epoch N's rate (not 0, not rising again);\n"
+"                        the other kinds do not depend on the run's length [--epochs]\n"
 "\n"
 "Run:\n"
 "  --seed N              seed for initialization, shuffling, splits and synthetic data [0]\n"
@@ -71,7 +74,9 @@ void usage_train(FILE *out)
 "                        [epoch ends only]\n"
 "  --resume DIR          continue the run in DIR from its newest good checkpoint, with the\n"
 "                        configuration it was started with; only --epochs (to extend it),\n"
-"                        --threads, --quiet and --checkpoint-every may be given with it\n"
+"                        --threads, --quiet and --checkpoint-every may be given with it.\n"
+"                        An extended run equals a fresh run with the new --epochs; a\n"
+"                        cosine schedule keeps its horizon (--decay-epochs) and says so\n"
 "  --quiet               print only the final result\n"
 "  -h, --help            this text\n"
 "\n"
@@ -95,7 +100,7 @@ enum {
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
     OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
     OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_TRACE_ACTIVATIONS, OPT_TRACE_LAYER, OPT_TRACE_UNIT,
-    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM
+    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM, OPT_DECAY_EPOCHS
 };
 
 static const struct option long_options[] = {
@@ -120,6 +125,7 @@ static const struct option long_options[] = {
     {"decay-rate", required_argument, NULL, OPT_DECAY_RATE},
     {"decay-interval", required_argument, NULL, OPT_DECAY_INTERVAL},
     {"warmup-epochs", required_argument, NULL, OPT_WARMUP_EPOCHS},
+    {"decay-epochs", required_argument, NULL, OPT_DECAY_EPOCHS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
@@ -323,6 +329,9 @@ static int apply_option(train_options *o, int c, const char *arg)
     case OPT_DECAY_RATE: return parse_non_negative("--decay-rate", arg, &o->decay_rate);
     case OPT_DECAY_INTERVAL: return parse_int_min("--decay-interval", arg, 1, &o->decay_interval);
     case OPT_WARMUP_EPOCHS: return parse_int_min("--warmup-epochs", arg, 0, &o->warmup_epochs);
+    case OPT_DECAY_EPOCHS:
+        o->given_decay_epochs = 1;
+        return parse_int_min("--decay-epochs", arg, 1, &o->decay_epochs);
     case OPT_SEED: return cli_parse_u64(CMD, "--seed", arg, &o->src.seed);
     case OPT_THREADS:
         o->given_threads = 1;
@@ -423,11 +432,24 @@ static int check_trace(train_options *o, int *exit_code)
     return 0;
 }
 
+nb_schedule train_schedule(const train_options *o)
+{
+    nb_schedule s = {o->decay, (float)o->lr, (float)o->decay_rate, o->decay_interval,
+                     o->warmup_epochs, o->decay_epochs};
+    return s;
+}
+
 /* Checks that need several options at once. */
 static int check_combinations(const train_options *o, int *exit_code)
 {
-    nb_schedule sched = {o->decay, (float)o->lr, (float)o->decay_rate, o->decay_interval,
-                         o->warmup_epochs, o->epochs};
+    /* A horizon given to a schedule that has none would be a flag that does nothing. */
+    if (o->given_decay_epochs && o->decay != NB_DECAY_COSINE) {
+        *exit_code = cli_usage_error(CMD, "--decay-epochs is the horizon of --lr-decay cosine, "
+                                          "but --lr-decay is %s, which does not depend on the "
+                                          "run's length", nb_decay_name(o->decay));
+        return -1;
+    }
+    nb_schedule sched = train_schedule(o);
     nb_error err;
     if (nb_schedule_validate(&sched, &err) != 0) {
         *exit_code = cli_usage_error(CMD, "--lr-decay %s: %s", nb_decay_name(o->decay), err.msg);
@@ -445,6 +467,24 @@ static int check_combinations(const train_options *o, int *exit_code)
         return -1;
     }
     return 0;
+}
+
+int train_args_without_length(int argc, char **argv, char **kept)
+{
+    opterr = 0;
+    optind = 1;
+    int n = 0, from = 1, c;
+    kept[n++] = argv[0];
+    /* Each option spans argv[from .. optind): "--epochs 8", "--epochs=8" or an abbreviation. */
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if (c != OPT_EPOCHS && c != OPT_DECAY_EPOCHS)
+            for (int i = from; i < optind; i++)
+                kept[n++] = argv[i];
+        from = optind;
+    }
+    for (int i = from; i < argc; i++)
+        kept[n++] = argv[i];
+    return n;
 }
 
 int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
@@ -491,6 +531,8 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
         return -1;
     }
     o->spec.leaky_slope = (float)o->leaky_slope;
+    if (!o->given_decay_epochs)
+        o->decay_epochs = o->epochs;   /* the horizon is the run's own length */
     if (check_trace(o, exit_code) != 0)
         return -1;
     return check_combinations(o, exit_code);

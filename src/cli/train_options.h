@@ -21,6 +21,7 @@ typedef struct train_options {
     int shuffle;
     nb_decay_kind decay;
     int decay_interval, warmup_epochs;
+    int decay_epochs;            /* the horizon of cosine decay: --decay-epochs, else --epochs */
     int threads;
     int sync_batchnorm;          /* --sync-batchnorm: under MPI, statistics over all ranks */
     int normalize;
@@ -37,12 +38,21 @@ typedef struct train_options {
     int64_t eval_every;          /* --eval-every: steps between evaluations; 0: off */
     /* Which of the options --resume may change were given (the others are refused). */
     int given_epochs, given_threads, given_checkpoint_every;
+    int given_decay_epochs;      /* else decay_epochs is --epochs */
     int given_trace_layer, given_trace_unit, given_trace_every;
 } train_options;
 
 /* Fills o from the arguments after "nabla" (argv[0] is "train"). Returns 0 to go on, or -1 with
  * *exit_code set: 0 after --help (usage printed), 2 after a one-line usage error on stderr. */
 int train_options_parse(train_options *o, int argc, char **argv, int *exit_code);
+
+/* The learning-rate schedule the options describe. */
+nb_schedule train_schedule(const train_options *o);
+
+/* The arguments of a run (argv[0] "train", arguments that parse) with every --epochs and
+ * --decay-epochs left out, however each was written: the start of a command that gives the
+ * run's length again. Fills kept (room for argc pointers, into argv) and returns the count. */
+int train_args_without_length(int argc, char **argv, char **kept);
 
 /* How `nabla train` takes --name (name without the dashes): 1 with a value, 0 as a flag, -1
  * not at all (--help included). */

@@ -13,6 +13,7 @@
 #include "progress.h"
 #include "resume.h"
 #include "run_files.h"
+#include "stop_signals.h"
 #include "train_options.h"
 #include "train_trace.h"
 #include "trial_channel.h"
@@ -37,6 +38,9 @@ typedef struct train_run {
     progress prog;
     nb_error err;
     int callback_failed;
+    int stepped;                 /* nb_train took a step (it did not refuse to start) */
+    int own_fault;               /* it failed for what it is responsible for: its model does
+                                    not fit in memory, its loss diverged (trial_channel.h) */
     trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
     int tuner_gone;
     double last_checkpoint;      /* monotonic_seconds() when the last one was written */
@@ -91,9 +95,13 @@ int vote_lost(train_run *r, const nb_error *e);
 int stop_signal(const train_run *r);
 /* "nabla train --resume DIR", with "mpirun -np N " in front under mpirun. */
 void continue_command(const train_run *r, char *buf, size_t size);
-/* What a rank says if a stop finds it waiting for a rank that is gone: where the last
- * checkpoint (NULL: none yet) is, as of now. */
-void watch_for_lost_ranks(train_run *r, const char *checkpoint, int64_t steps);
+/* Where the run goes on from, as of now: its last checkpoint (NULL: none yet) after `steps`
+ * steps. What a second stop signal says (stop_signals.h), and what a rank says if a stop finds
+ * it waiting for a rank that is gone. */
+void note_last_checkpoint(train_run *r, const char *checkpoint, int64_t steps);
+/* What a second stop signal says once the run has saved checkpoints of its own: the last one
+ * (nb_abandon_writes tells which step it holds). */
+void note_checkpoints_to_come(train_run *r);
 /* Under mpirun: the ranks go on together, all set up alike, or none does. Returns 0 to go on,
  * or -1 with *code set. */
 int start_together(train_run *r, int failed, int *code);

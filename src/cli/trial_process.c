@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -18,6 +19,7 @@
 #include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
+#include "stop_signals.h"
 #include "trial_channel.h"
 
 void exec_nabla(char *const *args)
@@ -25,7 +27,6 @@ void exec_nabla(char *const *args)
     /* Started by a rank of an MPI job, the child is a process of its own: it must not take
      * itself for one of the job's ranks. */
     launcher_forget();
-    signal(SIGPIPE, SIG_DFL);   /* a rank ignores it (start_mpi) */
     execv("/proc/self/exe", args);
     execvp("nabla", args);
     _exit(127);
@@ -48,14 +49,14 @@ static void use_every_core(void)
 
 pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err)
 {
-    /* The log is opened here, by the output rule (fileio.h), so that a failure has its
-     * message; the child only puts it in place of its stdout and stderr. */
+    /* The log is opened here, by the output rule (fileio.h), so that a study's file it cannot
+     * write is said as such; the child only puts it in place of its stdout and stderr. */
     int log = nb_open_append(log_path, err);
     if (log < 0)
         return -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        nb_fail(err, "cannot make a socket pair: %s", strerror(errno));
+        nb_fail(err, "cannot make a socket pair for a trial: %s", strerror(errno));
         close(log);
         return -1;
     }
@@ -80,13 +81,27 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err)
         exec_nabla(args);
     }
     int saved = errno;
-    close(sv[1]);
     close(log);
+    close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
-        nb_fail(err, "cannot start a process: %s", strerror(saved));
+        nb_fail(err, "cannot start a trial's process: %s", strerror(saved));
         return -1;
     }
+    stop_signals_track(pid);
     *fd = sv[0];
     return pid;
+}
+
+void trial_reap(pid_t pid, int *status)
+{
+    /* Waits without reaping first, so that the pid stays this trial's (not another process's
+     * that got it since) for as long as it is on record. */
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    stop_signals_untrack(pid);
+    int ignored;
+    while (waitpid(pid, status ? status : &ignored, 0) < 0 && errno == EINTR) {
+    }
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 
 #include "mpi_comm.h"
 #include "options.h"
-#include "resume.h"
+#include "stop_signals.h"
 #include "trial_process.h"
 #include "tune_run.h"
 
@@ -84,15 +85,20 @@ static int ended(agent *a, int k, int status)
     return agent_send(0, AGENT_ENDED, slot, status, NULL, 0, a->err);
 }
 
-/* Fails to start the trial of `slot`, saying why to rank 0: fmt takes this rank, its host,
- * `what` and `reason`. */
-static int cannot_start(agent *a, int slot, const char *fmt, const char *what,
-                        const char *reason)
+/* Fails to start the trial of `slot`, saying why to rank 0: "rank R (on HOST) " and fmt. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int cannot_start(agent *a, int slot, const char *fmt, ...)
 {
-    char host[256] = "?", why[1024];
+    char host[256] = "?", what[768], why[1100];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    snprintf(why, sizeof why, fmt, job_rank(), host, what, reason);
+    snprintf(why, sizeof why, "rank %d (on %s) %s", job_rank(), host, what);
     return agent_send(0, AGENT_ENDED, slot, 0, why, strlen(why), a->err);
 }
 
@@ -129,19 +135,17 @@ static int start(agent *a, int slot, const char *text, size_t n)
         snprintf(dir, sizeof dir, ".");
     child *c = &a->c[a->n];
     struct stat st;
-    nb_error e;
     int rc = 0;
+    nb_error err;
     if (chdir(cwd) != 0)
-        rc = cannot_start(a, slot, "rank %d (on %s) cannot enter rank 0's working directory "
-                                   "%s: %s; every rank must see the same files", cwd,
-                          strerror(errno));
+        rc = cannot_start(a, slot, "cannot enter rank 0's working directory %s: %s; every rank "
+                                   "must see the same files", cwd, strerror(errno));
     else if (stat(dir, &st) != 0)
-        rc = cannot_start(a, slot, "rank %d (on %s) does not see the trial's directory %s (%s): "
-                                   "the study must be on a file system every rank shares, at "
-                                   "the same path", dir, strerror(errno));
-    else if ((c->pid = trial_spawn(args, log, &c->fd, &e)) < 0)
-        rc = cannot_start(a, slot, "rank %d (on %s) cannot start a trial's %s: %s", args[0],
-                          e.msg);
+        rc = cannot_start(a, slot, "does not see the trial's directory %s (%s): the study must "
+                                   "be on a file system every rank shares, at the same path",
+                          dir, strerror(errno));
+    else if ((c->pid = trial_spawn(args, log, &c->fd, &err)) < 0)
+        rc = cannot_start(a, slot, "cannot start a trial: %s", err.msg);
     else {
         c->slot = slot;
         a->n++;
@@ -163,8 +167,7 @@ static int relay(agent *a, int k)
     close(c->fd);
     c->fd = -1;
     int status = 0;
-    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    trial_reap(c->pid, &status);
     return ended(a, k, status);
 }
 
@@ -176,8 +179,7 @@ static void stop_children(agent *a, int sig)
     for (int k = 0; k < a->n; k++) {
         if (a->c[k].fd >= 0)
             close(a->c[k].fd);
-        while (waitpid(a->c[k].pid, NULL, 0) < 0 && errno == EINTR) {
-        }
+        trial_reap(a->c[k].pid, NULL);
     }
     a->n = 0;
 }

@@ -36,7 +36,7 @@ int study_plan_round(study *s, int r, nb_error *err)
         if (narrow_round(s, s->rounds_known, err) != 0)
             return -1;
     int first, end;
-    round_range(o, r, &first, &end);
+    round_range(o->trials, o->rounds, r, &first, &end);
     nb_search_point *grid = NULL;
     if (o->sampler == SAMPLER_GRID) {
         grid = malloc((size_t)(end - first) * sizeof *grid);

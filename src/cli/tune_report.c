@@ -119,36 +119,6 @@ static void print_importance(const study *s, const double *explained, int used)
            "tune first, not an exact split)\n");
 }
 
-/* Appends s to buf, single-quoted for a POSIX shell when it needs it. */
-static void append_shell_word(char *buf, size_t cap, const char *w)
-{
-    size_t len = strlen(buf);
-    int plain = *w != '\0';
-    for (const char *c = w; *c; c++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,=:+",
-                    *c))
-            plain = 0;
-    if (len && len + 1 < cap)
-        buf[len++] = ' ';
-    if (plain) {
-        snprintf(buf + len, cap - len, "%s", w);
-        return;
-    }
-    if (len + 1 < cap)
-        buf[len++] = '\'';
-    for (const char *c = w; *c && len + 5 < cap; c++) {
-        if (*c == '\'') {
-            memcpy(buf + len, "'\\''", 4);
-            len += 4;
-        } else {
-            buf[len++] = *c;
-        }
-    }
-    if (len + 1 < cap)
-        buf[len++] = '\'';
-    buf[len < cap ? len : cap - 1] = '\0';
-}
-
 /* The command that trains the best configuration again: the trial's own arguments (the
  * weights do not depend on --threads), with the test set back, into STUDY/best. */
 static int best_command(const study *s, const trial *t, char *buf, size_t cap)

@@ -26,8 +26,10 @@
 #include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
-#include "resume.h"
+#include "output.h"
 #include "run_files.h"
+#include "stop_signals.h"
+#include "trial_channel.h"
 #include "trial_process.h"
 #include "tune_agent.h"
 #include "tune_plan.h"
@@ -62,6 +64,9 @@ typedef struct worker {
     char buf[16384];         /* a partial report line */
     size_t len;
     int pruned;              /* killed by the pruner */
+    int said;                /* its last word came (trial_channel.h): */
+    trial_end end;           /* how it ends */
+    char why[256];           /* and why */
     double started;
     double seconds_before;   /* the trial's time before this process */
 } worker;
@@ -81,6 +86,7 @@ typedef struct runner {
     int threads;             /* per trial */
     char threads_text[16];
     int finished;            /* trials complete, pruned or failed */
+    int interrupted;         /* the first trial an accident stopped (the study stops), or -1 */
     nb_error *err;
 } runner;
 
@@ -192,14 +198,11 @@ static int launch(runner *r, worker *w, int i)
         nb_fail(r->err, "out of memory");
     int rc = -1, fd = -1;
     pid_t pid = 0;
-    nb_error why;
     if (args && (t->state != TRIAL_PENDING || record_start(r, i, args, w->rank) == 0)) {
         if (w->rank != 0)
             rc = send_start(r, w, args, log_path);
-        else if ((pid = trial_spawn(args, log_path, &fd, &why)) < 0)
-            nb_fail(r->err, "cannot start trial %d: %s", i, why.msg);
         else
-            rc = 0;
+            rc = (pid = trial_spawn(args, log_path, &fd, r->err)) < 0 ? -1 : 0;
     }
     free_process_args(args);
     free(dir);
@@ -213,6 +216,8 @@ static int launch(runner *r, worker *w, int i)
     w->trial = i;
     w->started = tune_now();
     w->seconds_before = t->seconds;
+    t->state = TRIAL_RUNNING; /* an interrupted trial is resumed */
+    t->reason[0] = '\0';
     return 0;
 }
 
@@ -335,6 +340,10 @@ static int take_report(runner *r, worker *w, char *line)
     trial *t = &s->trials[w->trial];
     if (trial_finished(t))
         return 0; /* pruned, and reporting epochs it ran ahead to before it was killed */
+    if (trial_channel_parse_end(line, &w->end, w->why, sizeof w->why)) {
+        w->said = 1;
+        return 0;
+    }
     char *json;
     long epochs = strtol(line, &json, 10);
     cJSON *m = cJSON_Parse(json);
@@ -367,43 +376,17 @@ static int take_report(runner *r, worker *w, char *line)
     return journal_append(s, ev, r->err);
 }
 
-/* The last line of the trial's log: what a failed trial said. */
-static void last_log_line(const study *s, int i, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "no message");
-    char *dir = trial_dir(s, i);
-    char *path = dir ? path_join(dir, "train.log") : NULL;
-    unsigned char *text = NULL;
-    size_t n;
-    nb_error err;
-    if (path && nb_read_file(path, &text, &n, &err) == 0) {
-        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-            n--;
-        size_t b = n;
-        while (b > 0 && text[b - 1] != '\n')
-            b--;
-        if (n > b) {
-            const char *line = (const char *)text + b;
-            if (strncmp(line, "nabla: ", 7) == 0)
-                line += 7;
-            snprintf(buf, cap, "%.*s", (int)(text + n - (const unsigned char *)line), line);
-        }
-    }
-    free(text);
-    free(path);
-    free(dir);
-}
-
 /* The result in a finished trial's summary.json. */
-static int read_summary(const study *s, int i, trial *t, int *diverged)
+static int read_summary(const study *s, int i, trial *t, nb_error *err)
 {
     char *dir = trial_dir(s, i);
     char *path = dir ? path_join(dir, "summary.json") : NULL;
     unsigned char *text = NULL;
     size_t n;
-    nb_error err;
     int rc = -1;
-    if (path && nb_read_file(path, &text, &n, &err) == 0) {
+    if (!path) {
+        nb_fail(err, "out of memory");
+    } else if (nb_read_file(path, &text, &n, err) == 0) {
         cJSON *j = cJSON_Parse((const char *)text);
         const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "dev_accuracy");
         const cJSON *loss = cJSON_GetObjectItemCaseSensitive(j, "dev_loss");
@@ -412,8 +395,9 @@ static int read_summary(const study *s, int i, trial *t, int *diverged)
             t->final_accuracy = acc->valuedouble;
             t->final_loss = cJSON_IsNumber(loss) ? loss->valuedouble : NAN;
             t->epochs = (int)epochs->valuedouble;
-            *diverged = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "diverged"));
             rc = 0;
+        } else {
+            nb_fail(err, "%s: not a run's summary (no dev_accuracy and epochs)", path);
         }
         cJSON_Delete(j);
     }
@@ -423,38 +407,105 @@ static int read_summary(const study *s, int i, trial *t, int *diverged)
     return rc;
 }
 
-/* The trial's process has ended with `status`: what it says is kept until the pruner has
- * judged every epoch the trial reported (decide records it). */
-static void trial_ended(runner *r, worker *w, int status, int stopping)
+/* A signal's name, for the reasons. */
+static const char *signal_name(int sig)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {{SIGKILL, "SIGKILL"}, {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},
+                 {SIGHUP, "SIGHUP"},   {SIGQUIT, "SIGQUIT"}, {SIGABRT, "SIGABRT"},
+                 {SIGSEGV, "SIGSEGV"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+                 {SIGILL, "SIGILL"},   {SIGPIPE, "SIGPIPE"}, {SIGXCPU, "SIGXCPU"},
+                 {SIGXFSZ, "SIGXFSZ"}, {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (names[k].sig == sig)
+            return names[k].name;
+    return NULL;
+}
+
+/* How trial i's process ended, all told: its last word (trial_channel.h), its exit status and
+ * its summary.json. The tuner's one place that tells a trial complete, failed (for what it is
+ * responsible for: final) or interrupted (by anything else: nothing is concluded from it, and
+ * the study's next run resumes it); fills why for the last two, and t's result. Signals the
+ * tuner sent (pruning, stopping the study) do not come here. */
+static trial_state judge_end(const study *s, int i, const worker *w, int status, char *why,
+                             size_t cap)
+{
+    trial *t = &s->trials[i];
+    nb_error err;
+    int have = read_summary(s, i, t, &err) == 0;
+    if (!have) {
+        t->final_accuracy = t->final_loss = NAN;
+        t->epochs = t->n_reported;
+    }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    trial_state state = TRIAL_INTERRUPTED;
+    if (w->said && w->end == TRIAL_END_FAILED)
+        state = TRIAL_FAILED;
+    else if (w->said && w->end == TRIAL_END_COMPLETE && code == EXIT_OK && have)
+        return TRIAL_COMPLETE;
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    char *dir = trial_dir(s, i);
+    if (w->said && w->end != TRIAL_END_COMPLETE && w->why[0])
+        snprintf(why, cap, "%s", w->why);
+    else if (sig == SIGKILL)
+        snprintf(why, cap, "killed by SIGKILL: out of memory, or killed by someone");
+    else if (sig && signal_name(sig))
+        snprintf(why, cap, "killed by %s", signal_name(sig));
+    else if (sig)
+        snprintf(why, cap, "killed by signal %d", sig);
+    else if (w->said && w->end == TRIAL_END_COMPLETE)
+        snprintf(why, cap, "it trained to its end, but %.200s", err.msg);
+    else if (code == EXIT_TRIAL_LOCKED)
+        snprintf(why, cap, "its directory stayed in use by another process (see %s/train.log)",
+                 dir ? dir : "its");
+    else
+        snprintf(why, cap, "exit status %d, %s (see %s/train.log)", code,
+                 w->said ? "without a reason" : "without a word to the tuner", dir ? dir : "its");
+    free(dir);
+    return state;
+}
+
+/* Trial i was interrupted: the journal says so and why (not its end: the study's next run
+ * resumes it), and the study stops. */
+static int record_interrupted(runner *r, int i, const char *why)
+{
+    trial *t = &r->s->trials[i];
+    t->state = TRIAL_INTERRUPTED;
+    snprintf(t->reason, sizeof t->reason, "%s", why);
+    if (r->interrupted < 0)
+        r->interrupted = i;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "trial", i);
+    cJSON_AddStringToObject(ev, "state", "interrupted");
+    cJSON_AddStringToObject(ev, "reason", why);
+    cJSON_AddNumberToObject(ev, "seconds", t->seconds);
+    return journal_append(r->s, ev, r->err);
+}
+
+/* The trial's process has ended with `status`. An interruption is journaled at once; a result
+ * waits until the pruner has judged every epoch the trial reported (decide records it). */
+static int trial_ended(runner *r, worker *w, int status, int stopping)
 {
     study *s = r->s;
     int i = w->trial;
     trial *t = &s->trials[i];
     double seconds = w->seconds_before + (tune_now() - w->started);
-    int pruned = w->pruned;
-    worker_clear(w, w->rank);
-    if (pruned || stopping)
-        return; /* recorded already, or to be continued by the next run */
-    int diverged = 0;
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    int have = read_summary(s, i, t, &diverged) == 0;
+    if (w->pruned || stopping) {
+        worker_clear(w, w->rank);
+        return 0; /* recorded already, or to be continued by the next run */
+    }
     t->seconds = seconds;
+    char why[sizeof t->reason];
+    trial_state state = judge_end(s, i, w, status, why, sizeof why);
+    worker_clear(w, w->rank);
+    if (state == TRIAL_INTERRUPTED)
+        return record_interrupted(r, i, why);
+    snprintf(t->reason, sizeof t->reason, "%s", state == TRIAL_FAILED ? why : "");
     t->exited = 1;
-    if (code == 0 && have && !diverged) {
-        t->exit_state = TRIAL_COMPLETE;
-        return;
-    }
-    t->exit_state = TRIAL_FAILED;
-    if (diverged)
-        snprintf(t->reason, sizeof t->reason, "the loss diverged (NaN/inf)");
-    else if (WIFSIGNALED(status))
-        snprintf(t->reason, sizeof t->reason, "killed by signal %d", WTERMSIG(status));
-    else
-        last_log_line(s, i, t->reason, sizeof t->reason);
-    if (!have) {
-        t->final_accuracy = t->final_loss = NAN;
-        t->epochs = t->n_reported;
-    }
+    t->exit_state = state;
+    return 0;
 }
 
 static void print_trial_line(const runner *r, int i)
@@ -477,7 +528,8 @@ static void print_trial_line(const runner *r, int i)
     if (t->state == TRIAL_FAILED)
         printf("  (%s)", t->reason);
     printf("\n");
-    fflush(stdout);
+    if (output_flush() != 0)
+        stop_for_output();   /* `nabla tune | head -1`: the study stops as on Ctrl-C */
 }
 
 /* Bytes a worker's trial sent: each whole line is a report. */
@@ -518,10 +570,8 @@ static int service(runner *r, worker *w, int stopping)
     close(w->fd);
     w->fd = -1;
     int status = 0;
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    trial_ended(r, w, status, stopping);
-    return 0;
+    trial_reap(w->pid, &status);
+    return trial_ended(r, w, status, stopping);
 }
 
 /* One message from an agent. *stopped counts the agents that answered AGENT_STOP. */
@@ -543,8 +593,7 @@ static int from_agent(runner *r, int from, int tag, const char *data, size_t n, 
             return 0;
         if (text_n) /* could not start it: as when this process cannot */
             return nb_fail(r->err, "cannot start trial %d: %.*s", w->trial, (int)text_n, text);
-        trial_ended(r, w, value, stopping);
-        return 0;
+        return trial_ended(r, w, value, stopping);
     case AGENT_STOPPED:
         ++*stopped;
         return 0;
@@ -604,7 +653,7 @@ static int run_loop(runner *r)
         return nb_fail(r->err, "out of memory");
     }
     int rc = 0;
-    while (rc == 0 && !*stop) {
+    while (rc == 0 && !*stop && r->interrupted < 0) {
         /* Judge what can be judged (which may finish trials and a round), then start trials
          * on free workers. */
         if ((rc = decide(r, others)) != 0)
@@ -656,7 +705,8 @@ static int run_loop(runner *r)
 /* How long rank 0 waits for the agents' trials to stop: they only checkpoint. */
 #define AGENTS_STOP_SECONDS 30.0
 
-/* Stops the running trials: each gets the signal (and checkpoints), then its socket closes,
+/* Stops the running trials (at the end of the loop: after a stop signal, an interruption or a
+ * failure of the tuner's own): each gets the signal (and checkpoints), then its socket closes,
  * which also releases one waiting for an answer. Their journal entries stay "running". The
  * agents stop theirs likewise. */
 static int stop_all(runner *r, int sig, nb_error *err)
@@ -676,9 +726,8 @@ static int stop_all(runner *r, int sig, nb_error *err)
             w->fd = -1;
         }
         int status;
-        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        trial_ended(r, w, status, 1);
+        trial_reap(w->pid, &status);
+        trial_ended(r, w, status, 1); /* records nothing */
     }
     /* Each agent answers once its trials have ended, after all it sent before. */
     int stopped = 0;
@@ -702,6 +751,7 @@ int study_run(study *s, nb_error *err)
     memset(&r, 0, sizeof r);
     r.s = s;
     r.err = err;
+    r.interrupted = -1;
     /* --workers on every rank; the slots take turns among the ranks. */
     long slots = (long)s->opt->workers * job_size();
     r.n_workers = slots < s->opt->trials ? (int)slots : s->opt->trials;
@@ -714,24 +764,29 @@ int study_run(study *s, nb_error *err)
         worker_clear(&r.w[k], k % job_size());
     for (int i = 0; i < s->opt->trials; i++)
         r.finished += trial_finished(&s->trials[i]);
-    stop_signals_install();
     /* When a rank dies, mpirun stops the others (SIGTERM, then SIGKILL): rank 0 then waits in
      * MPI for an agent that never answers, and this is its last chance to say a word. */
     job_watch_stops(stop_signal_flag(), TUNE_CONTINUE_LINE);
     int rc = run_loop(&r);
-    volatile sig_atomic_t *stop = stop_signal_flag();
-    int sig = *stop ? (int)*stop : 0;
+    int reason = *stop_signal_flag();
     nb_error stop_err;
     r.err = &stop_err; /* keeps a failure of the loop's own */
-    if (stop_all(&r, sig ? sig : SIGTERM, &stop_err) != 0 && rc == 0) {
+    if (stop_all(&r, reason ? stop_signal_to_pass_on(reason) : SIGTERM, &stop_err) != 0 &&
+        rc == 0) {
         *err = stop_err;
         rc = -1;
     }
     free(r.w);
     if (rc != 0)
         return -1;
-    if (sig)
-        return 128 + sig;
+    if (reason)
+        return stop_exit_code(reason);
+    if (r.interrupted >= 0) {
+        nb_fail(err, "trial %d was interrupted (%s); nothing is concluded from it; the same "
+                     "command resumes the study from its checkpoints", r.interrupted,
+                s->trials[r.interrupted].reason);
+        return STUDY_INTERRUPTED;
+    }
     for (int i = 0; i < s->opt->trials; i++)
         if (!trial_finished(&s->trials[i]))
             return nb_fail(err, "trial %d did not finish (a bug: please report it)", i);

@@ -6,10 +6,15 @@
 
 #include "tune_study.h"
 
-/* Runs every trial not finished yet. Returns 0 when all are finished, 128 + the signal when
- * SIGINT or SIGTERM stopped the study (the running trials checkpoint and stop; the same command
- * continues), or -1 with err on a failure of the tuner itself (the journal cannot be written,
- * a process cannot be started). */
+/* Runs every trial not finished yet (the stop signals installed: stop_signals.h). Returns 0
+ * when all are finished, the exit code of the stop (stop_exit_code: 130, 143, 141) when
+ * SIGINT or SIGTERM stopped the study, or its standard output could no longer be written (the
+ * running trials checkpoint and stop; the same command continues), STUDY_INTERRUPTED with err
+ * saying which trial and why when an accident stopped a trial (a signal the tuner did not
+ * send, a full disk, the data gone: trial_channel.h; the study stops likewise, and the same
+ * command resumes it), or -1 with err on a failure of the tuner itself (a file of the study
+ * cannot be written, a process cannot be started). */
+#define STUDY_INTERRUPTED 1
 int study_run(study *s, nb_error *err);
 
 /* What rank 0 says, under mpirun, after the other ranks stopped answering: the study survives

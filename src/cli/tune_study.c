@@ -17,48 +17,6 @@
 #include "options.h"
 #include "run_files.h"
 
-static const char *const STATE_NAMES[] = {"pending", "running", "complete", "pruned", "failed"};
-
-const char *trial_state_name(trial_state s) { return STATE_NAMES[s]; }
-
-int trial_finished(const trial *t) { return t->state >= TRIAL_COMPLETE; }
-
-void round_range(const tune_options *o, int r, int *first, int *end)
-{
-    /* The first (trials % rounds) rounds take one trial more. */
-    int base = o->trials / o->rounds, extra = o->trials % o->rounds;
-    *first = r * base + (r < extra ? r : extra);
-    *end = *first + base + (r < extra);
-}
-
-int trial_set_epoch(trial *t, int epoch, double accuracy, double loss)
-{
-    if (epoch > t->capacity) {
-        int cap = t->capacity ? t->capacity : 8;
-        while (cap < epoch)
-            cap *= 2;
-        double *a = realloc(t->dev_accuracy, (size_t)cap * sizeof *a);
-        if (a)
-            t->dev_accuracy = a;
-        double *l = realloc(t->dev_loss, (size_t)cap * sizeof *l);
-        if (l)
-            t->dev_loss = l;
-        if (!a || !l)
-            return -1;
-        for (int i = t->capacity; i < cap; i++)
-            t->dev_accuracy[i] = t->dev_loss[i] = NAN;
-        t->capacity = cap;
-    }
-    int is_new = isnan(t->dev_accuracy[epoch - 1]);
-    if (is_new) {
-        t->dev_accuracy[epoch - 1] = accuracy;
-        t->dev_loss[epoch - 1] = loss;
-    }
-    if (epoch > t->n_reported)
-        t->n_reported = epoch;
-    return is_new;
-}
-
 cJSON *params_json(const nb_search_space *space, const nb_search_point *p)
 {
     cJSON *j = cJSON_CreateObject();
@@ -70,31 +28,6 @@ cJSON *params_json(const nb_search_space *space, const nb_search_point *p)
             cJSON_AddNumberToObject(j, q->name, p->v[i]);
     }
     return j;
-}
-
-/* The point of a "params" object, or -1 if it does not fit the space. */
-static int point_of_params(const nb_search_space *space, const cJSON *params, nb_search_point *p)
-{
-    if (!cJSON_IsObject(params) || cJSON_GetArraySize(params) != space->n)
-        return -1;
-    for (int i = 0; i < space->n; i++) {
-        const nb_search_param *q = &space->p[i];
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, q->name);
-        if (q->kind == NB_DIST_CHOICE) {
-            int found = -1;
-            for (int c = 0; cJSON_IsString(v) && c < q->n_choices; c++)
-                if (strcmp(v->valuestring, q->choices[c]) == 0)
-                    found = c;
-            if (found < 0)
-                return -1;
-            p->v[i] = found;
-        } else {
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-                return -1;
-            p->v[i] = v->valuedouble;
-        }
-    }
-    return 0;
 }
 
 int journal_append(study *s, cJSON *ev, nb_error *err)
@@ -155,6 +88,17 @@ static cJSON *settings_json(const tune_options *o)
     return j;
 }
 
+/* Whether the journal holds an event (a whole line): a study has started there. */
+static int journal_has_events(const study *s)
+{
+    unsigned char *data = NULL;
+    size_t n = 0;
+    nb_error err;
+    int yes = nb_read_file(s->journal_path, &data, &n, &err) == 0 && n > 0 && memchr(data, '\n', n);
+    free(data);
+    return yes;
+}
+
 /* Writes study.json for a new study, or checks that an existing one has the same settings. */
 static int check_settings(study *s, int *exit_code)
 {
@@ -170,9 +114,15 @@ static int check_settings(study *s, int *exit_code)
     size_t n;
     int rc = 0;
     struct stat st;
-    if (path && stat(path, &st) != 0) {
-        rc = write_json_file(s->dir, "study.json", want, &err);
-        if (rc != 0) {
+    if (path && stat(path, &st) != 0 && errno == ENOENT) {
+        /* Without its settings, a study's journal cannot be told from another study's. */
+        if (journal_has_events(s)) {
+            fprintf(stderr, "nabla: %s, the study's settings, is missing, but %s has trials: "
+                            "their settings cannot be checked against this command's. Put "
+                            "study.json back, or use another --out\n", path, s->journal_path);
+            *exit_code = EXIT_RUNTIME;
+            rc = -1;
+        } else if ((rc = write_json_file(s->dir, "study.json", want, &err)) != 0) {
             fprintf(stderr, "nabla: %s\n", err.msg);
             *exit_code = EXIT_RUNTIME;
         }
@@ -214,116 +164,33 @@ static int check_settings(study *s, int *exit_code)
 
 /* ---- the journal, read back ---------------------------------------------------------------- */
 
-static int journal_error(const study *s, int line, const char *what, int *exit_code)
-{
-    fprintf(stderr, "nabla: %s:%d: %s; the journal is damaged (move the study aside or fix "
-                    "that line)\n", s->journal_path, line, what);
-    *exit_code = EXIT_RUNTIME;
-    return -1;
-}
-
-static double number_or_nan(const cJSON *j, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-/* Applies one event to the trials. */
-static int apply_event(study *s, const cJSON *ev, int line, int *exit_code)
-{
-    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(ev, "trial");
-    if (!jt)
-        return 0; /* not about a trial (a round's space) */
-    const cJSON *js = cJSON_GetObjectItemCaseSensitive(ev, "state");
-    if (!cJSON_IsNumber(jt) || jt->valuedouble < 0 || jt->valuedouble >= s->opt->trials ||
-        jt->valuedouble != (int)jt->valuedouble || !cJSON_IsString(js))
-        return journal_error(s, line, "expected \"trial\" (a trial number of this study) and "
-                                      "\"state\"", exit_code);
-    trial *t = &s->trials[(int)jt->valuedouble];
-    if (trial_finished(t))
-        return 0; /* its end is final: nothing after it counts */
-    trial_state state = TRIAL_PENDING;
-    for (int k = TRIAL_RUNNING; k <= TRIAL_FAILED; k++)
-        if (strcmp(js->valuestring, STATE_NAMES[k]) == 0)
-            state = (trial_state)k;
-    if (state == TRIAL_PENDING)
-        return journal_error(s, line, "unknown state", exit_code);
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(ev, "params");
-    if (params) {
-        nb_search_point p;
-        if (point_of_params(&s->opt->space, params, &p) != 0)
-            return journal_error(s, line, "params do not fit the study's space", exit_code);
-        t->point = p;
-        t->has_point = 1;
-    }
-    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(ev, "epoch");
-    if (cJSON_IsNumber(epoch)) {
-        if (epoch->valuedouble < 1 || epoch->valuedouble > 1e7 ||
-            trial_set_epoch(t, (int)epoch->valuedouble, number_or_nan(ev, "dev_accuracy"),
-                            number_or_nan(ev, "dev_loss")) < 0)
-            return journal_error(s, line, "bad epoch", exit_code);
-        double planned = number_or_nan(ev, "epochs_planned");
-        if (!(planned >= epoch->valuedouble && planned <= 1e7))
-            return journal_error(s, line, "bad epochs_planned", exit_code);
-        t->epochs_total = (int)planned;
-    }
-    double seconds = number_or_nan(ev, "seconds");
-    if (!isnan(seconds))
-        t->seconds = seconds;
-    if (!t->has_point)
-        return journal_error(s, line, "a trial's first event must hold its params", exit_code);
-    t->state = state;
-    if (state >= TRIAL_COMPLETE) {
-        t->final_accuracy = number_or_nan(ev, "dev_accuracy");
-        t->final_loss = number_or_nan(ev, "dev_loss");
-        double e = number_or_nan(ev, "epochs");
-        t->epochs = isnan(e) ? 0 : (int)e;
-        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(ev, "reason");
-        if (cJSON_IsString(reason))
-            snprintf(t->reason, sizeof t->reason, "%s", reason->valuestring);
-    }
-    return 0;
-}
-
-/* Reads the journal. A last line without its newline is an append cut short by a crash: it
- * is cut off (the event did not happen). Any other bad line is an error. */
+/* Reads the journal (study_journal.h). A last line without its newline is an append cut short
+ * by a crash: it is cut off here (the event did not happen), so the next append starts a line
+ * of its own. */
 static int read_journal(study *s, int *exit_code)
 {
     nb_error err;
     unsigned char *data = NULL;
     size_t n = 0;
     struct stat st;
-    if (stat(s->journal_path, &st) != 0)
+    if (stat(s->journal_path, &st) != 0 && errno == ENOENT)
         return 0; /* a new study */
-    if (nb_read_file(s->journal_path, &data, &n, &err) != 0) {
+    int rc = nb_read_file(s->journal_path, &data, &n, &err);
+    if (rc != 0)
         fprintf(stderr, "nabla: %s\n", err.msg);
-        *exit_code = EXIT_RUNTIME;
-        return -1;
-    }
-    char *text = (char *)data;
     size_t whole = n;
-    while (whole > 0 && text[whole - 1] != '\n')
+    while (rc == 0 && whole > 0 && data[whole - 1] != '\n')
         whole--;
-    if (whole < n && truncate(s->journal_path, (off_t)whole) != 0) {
+    free(data);
+    if (rc == 0 && whole < n && (rc = truncate(s->journal_path, (off_t)whole)) != 0)
         fprintf(stderr, "nabla: %s: cannot cut off its unfinished last line: %s\n",
                 s->journal_path, strerror(errno));
-        free(data);
+    study_shape shape = {s->opt->trials, s->opt->rounds, &s->opt->space};
+    if (rc == 0 && (rc = journal_read(s->journal_path, &shape, s->trials, &err)) != 0)
+        fprintf(stderr, "nabla: %s; the journal is damaged (move the study aside, or mend that "
+                        "line)\n", err.msg);
+    if (rc != 0)
         *exit_code = EXIT_RUNTIME;
-        return -1;
-    }
-    int rc = 0, line = 0;
-    for (char *p = text; rc == 0 && p < text + whole; line++) {
-        char *nl = memchr(p, '\n', (size_t)(text + whole - p));
-        *nl = '\0';
-        cJSON *ev = cJSON_Parse(p);
-        if (!cJSON_IsObject(ev))
-            rc = journal_error(s, line + 1, "not a JSON object", exit_code);
-        else
-            rc = apply_event(s, ev, line + 1, exit_code);
-        cJSON_Delete(ev);
-        p = nl + 1;
-    }
-    free(data);
     return rc;
 }
 
@@ -359,15 +226,13 @@ int study_open(study *s, tune_options *o, int *exit_code)
     nb_error err;
     s->dir = strdup(o->out);
     s->journal_path = path_join(o->out, "journal.jsonl");
-    s->trials = calloc((size_t)o->trials, sizeof *s->trials);
+    s->trials = trials_new(o->trials, o->rounds);
     s->round_space = calloc((size_t)o->rounds, sizeof *s->round_space);
     if (!s->dir || !s->journal_path || !s->trials || !s->round_space) {
         fprintf(stderr, "nabla: out of memory\n");
         *exit_code = EXIT_RUNTIME;
         return -1;
     }
-    for (int i = 0; i < o->trials; i++)
-        s->trials[i].final_accuracy = s->trials[i].final_loss = NAN;
     s->round_space[0] = o->space;
     s->rounds_known = 1;
     if (claim_dir(s, exit_code) != 0 || check_settings(s, exit_code) != 0 ||
@@ -381,23 +246,13 @@ int study_open(study *s, tune_options *o, int *exit_code)
         *exit_code = EXIT_RUNTIME;
         return -1;
     }
-    for (int r = 0; r < o->rounds; r++) {
-        int first, end;
-        round_range(o, r, &first, &end);
-        for (int i = first; i < end; i++)
-            s->trials[i].round = r;
-    }
     return 0;
 }
 
 void study_close(study *s)
 {
     if (s->trials)
-        for (int i = 0; i < s->opt->trials; i++) {
-            free(s->trials[i].dev_accuracy);
-            free(s->trials[i].dev_loss);
-        }
-    free(s->trials);
+        trials_free(s->trials, s->opt->trials);
     free(s->round_space);
     free(s->trial_data);
     free(s->journal_path);

@@ -9,7 +9,7 @@
 # Ctrl-C) stops every rank at the same step with one message; a resumed run ends as the
 # uninterrupted one, bit for bit. `mpirun -np 2 nabla tune` ends with the single process's
 # trials, runs trials on both ranks, and is stopped and continued (under mpirun or not) as on one
-# machine.
+# machine; a trial killed on rank 1 is an interruption, as on rank 0's machine.
 # Built without MPI: started as one of several, the program says so and exits 2.
 # Runs under mpirun --oversubscribe on loopback TCP only, one thread per rank.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -422,6 +422,43 @@ if start_job study_ctrl_c rank1_ran_a_trial -- "${STUDY[@]}" --workers 1 \
     check "tune, Ctrl-C to mpirun: rank 0 says how to continue, once (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
         [ "$(count "Run the same command again to continue" "$WORK/stderr")" -eq 1 ]
     check "tune, Ctrl-C to mpirun: no trial process left" no_trials_left study_ctrl_c
+fi
+
+# A trial killed on rank 1 (by its machine's OOM killer, say): rank 0 hears how it ended from
+# rank 1's agent and stops the study as for a trial of its own: interrupted, not failed, and one
+# process finishes it with the uninterrupted study's trials. Without pruning, only the kill can
+# end the trial early.
+LONE=(tune --data spirals --samples 100000 --epochs 3 --batch-size 40 --checkpoint-every 100
+      --space "$SPACE" --trials 2 --seed 3 --threads 1 --quiet)
+run "${LONE[@]}" --workers 2 --out lone1
+check "tune without pruning, 1 process: exit 0" [ "$RC" -eq 0 ]
+# rank1_trial_frozen STUDY: trial 1, rank 1's, has reported an epoch and its process (VICTIM)
+# is now frozen.
+rank1_trial_frozen() {
+    local pid here
+    grep -q '"trial":1,"state":"running","epoch"' "$1/journal.jsonl" 2>/dev/null || return 1
+    here=$(cd "$WORK" && pwd -P)
+    for pid in $(pgrep -f -- "$1/trials/1 --threads"); do
+        [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$here" ] && VICTIM=$pid &&
+            kill -STOP "$pid" 2>/dev/null && return 0
+    done
+    return 1
+}
+if start_job lone2 rank1_trial_frozen -- "${LONE[@]}" --workers 1; then
+    kill -9 "$VICTIM"
+    wait "$PID"
+    RC=$?
+    who="tune, a trial on rank 1 killed"
+    check "$who: the job exits 1 (got $RC)" [ "$RC" -eq 1 ]
+    check "$who: rank 0 says trial 1 was interrupted, once (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 300))" \
+        [ "$(count "nabla: trial 1 was interrupted (killed by SIGKILL: out of memory, or killed by someone); nothing is concluded" "$WORK/stderr")" -eq 1 ]
+    check "$who: journaled as interrupted, not failed" pytrue \
+        "[e['state'] for e in map(json.loads, open('lone2/journal.jsonl')) if e['state'] not in ('running', 'complete')] == ['interrupted']"
+    check "$who: no trial process left" no_trials_left lone2
+    run "${LONE[@]}" --workers 2 --out lone2
+    check "$who: one process finishes the study (exit $RC)" [ "$RC" -eq 0 ]
+    check "$who, finished: the uninterrupted study's trials" \
+        diff <(study_outcome lone1) <(study_outcome lone2)
 fi
 
 # killed_study DIR WHO LINE: the study started by start_job in DIR, after `kill -9` of rank

@@ -148,15 +148,15 @@ with open("edge/metrics.jsonl", "w") as f:     # no dev or test set, a gap, an u
     for e, loss in ((1, 0.7), (2, None), (3, 0.5)):
         line(f, epoch=e, lr=0.5, train_loss=loss, train_accuracy=loss and 1 - loss,
              dev_loss=None, dev_accuracy=None, test_loss=None, test_accuracy=None, seconds=0.1)
-with open("edge/steps.jsonl", "w") as f:       # 5000 points, negative ones, gaps, all-equal test
+with open("edge/steps.jsonl", "w") as f:       # 5000 points, gaps, all-equal test
     for s in range(1, 5001):
         gap = 2000 <= s < 2100
         line(f, step=s, epoch=1 + s // 1000, lr=0.5,
-             dev_loss=None if gap else -1 - math.sin(s / 50),
+             dev_loss=None if gap else 1 - math.sin(s / 50),
              dev_accuracy=None if gap else 0.5 + 0.4 * math.sin(s / 300),
              test_loss=2.0, test_accuracy=0.75)
 with open("edge/trace.jsonl", "w") as f:       # negative, and 3000 of them
-    for s in range(3000):
+    for s in range(1, 3001):
         line(f, step=s, epoch=1, layer=1, unit=3, unit_p15=-5 - s / 1000, unit_p50=-4,
              unit_p85=-3 + s / 3000, layer_p15=-1, layer_p50=-1, layer_p85=-1)
 with open("one/metrics.jsonl", "w") as f:      # a single epoch

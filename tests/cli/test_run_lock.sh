@@ -5,7 +5,8 @@
 # resume against a run, a tuner against a tuner. The lock goes with the process, however it
 # ends (kill -9 too). A trial of nabla tune waits a while for its directory (its previous
 # process may still be ending when the tuner restarts) and, if it stays held, exits 75; a
-# restarted tuner's trials are never refused for their old processes.
+# restarted tuner's trials are never refused for their old processes; the tuner takes that
+# for an interruption (journaled with its reason), not a failure.
 #
 # No check depends on timing: a run that must still be running while another is refused is
 # stopped (SIGSTOP) once it holds its lock, and continued after.
@@ -167,6 +168,16 @@ check "the new run's metrics.jsonl has its own 2 epochs" epochs_once killed 2
 STUDY=(tune --data spirals --samples 300 --epochs 3 --trials 2 --workers 2
        --space "lr=log(1e-3,1e-1)" --quiet)
 expect_exit 0 "a small study" "${STUDY[@]}" --out st
+# A study whose trial finds its directory held for good: the trial gives up after its wait
+# (exit 75), which is an interruption, not a failure: the journal says why, the tuner stops,
+# and the same command finishes the study once the directory is free. In the background,
+# checked at the end of this script, so that the wait overlaps the checks in between.
+mkdir -p lockst/trials/0
+hold lockst/trials/0
+HOLDER_ST=$HOLDER
+"$NABLA" "${STUDY[@]}" --out lockst >lockst.out 2>lockst.err &
+TUNER_ST=$!
+BACKGROUND+=("$TUNER_ST")
 hold st/trials/0
 HOLDER0=$HOLDER
 expect_exit 1 "an interactive train into a held trial directory is refused at once" \
@@ -254,6 +265,22 @@ HOLDER=$HOLDER0
 release
 check "a trial that gave up wrote nothing: its metrics are the study's 3 epochs" \
     epochs_once st/trials/0 3
+wait "$TUNER_ST"
+rc=$?
+check "a study whose trial's directory stays held stops, exit 1 (got $rc: $(head -c 400 lockst.err))" \
+    [ "$rc" -eq 1 ]
+check "the tuner says the trial was interrupted, and why (got: $(head -c 400 lockst.err))" \
+    grep -q "trial 0 was interrupted (lockst/trials/0 is in use by another process" lockst.err
+check "the journal records the interruption with its reason" \
+    pytrue "any(e.get('trial') == 0 and e.get('state') == 'interrupted' and 'lockst/trials/0 is in use by another process' in e.get('reason', '') for e in map(json.loads, open('lockst/journal.jsonl')))"
+check "no trial failed or ended for it" \
+    pytrue "not any(e.get('trial') == 0 and e.get('state') not in ('running', 'interrupted') for e in map(json.loads, open('lockst/journal.jsonl')))"
+HOLDER=$HOLDER_ST
+release
+expect_exit 0 "once its directory is free, the same command finishes the study" \
+    "${STUDY[@]}" --out lockst
+check "both trials complete" \
+    pytrue "sorted(e['trial'] for e in map(json.loads, open('lockst/journal.jsonl')) if e.get('state') == 'complete') == [0, 1]"
 
 echo "test_run_lock: $((SECONDS - STARTED)) s"
 finish

@@ -131,14 +131,15 @@ sed -i '3s/.*/not json/' wd/journal.jsonl
 expect_exit 1 "journal with a damaged line" "${STUDY[@]}" --workers 1 --out wd
 check "damaged journal: names file and line" grep -q "journal.jsonl:3:" "$WORK/stderr"
 
-# A trial's end is final: an epoch it reported after being pruned (it runs ahead until killed)
-# does not bring it back to life when the study is run again.
+# A trial's end is final: the tuner journals nothing of a trial after it (a pruned trial that
+# runs ahead until it is killed reports epochs it ignores), so an event after it is damage.
 cp -r w1 wp
 P=$(json w1/best.json "[json.loads(l)['trial'] for l in open('w1/journal.jsonl') if json.loads(l).get('state') == 'pruned'][0]")
 echo "{\"trial\":$P,\"state\":\"running\",\"epoch\":3,\"epochs_planned\":3,\"dev_accuracy\":0.5,\"dev_loss\":1,\"seconds\":1}" >>wp/journal.jsonl
 cp wp/journal.jsonl journal.before
-expect_exit 0 "an epoch event after a pruned end" "${STUDY[@]}" --workers 1 --out wp
-check "pruned stays pruned: nothing run again" cmp -s journal.before wp/journal.jsonl
+expect_exit 1 "an epoch event after a pruned end" "${STUDY[@]}" --workers 1 --out wp
+check "an event after the end: names the line" grep -q "wp/journal.jsonl:$(lines wp/journal.jsonl): an event of trial $P after its end" "$WORK/stderr"
+check "an event after the end: journal untouched" cmp -s journal.before wp/journal.jsonl
 
 # ---- kill -9 at random moments, then the same command until it ends ---------------------------
 KILLS=0

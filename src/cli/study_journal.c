@@ -1,0 +1,390 @@
+/* A study's journal, read back and checked for sense (see study_journal.h). */
+#include "study_journal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report_json.h"
+
+/* More epochs than any trial runs: bounds what a damaged line may ask to allocate. */
+#define JOURNAL_MAX_EPOCHS 10000000
+
+static const char *const STATE_NAMES[] = {"pending",  "running", "interrupted",
+                                          "complete", "pruned",  "failed"};
+
+const char *trial_state_name(trial_state s)
+{
+    return (unsigned)s <= TRIAL_FAILED ? STATE_NAMES[s] : "?";
+}
+
+int trial_finished(const trial *t) { return t->state >= TRIAL_COMPLETE; }
+
+void round_range(int trials, int rounds, int r, int *first, int *end)
+{
+    /* The first (trials % rounds) rounds take one trial more. */
+    int base = trials / rounds, extra = trials % rounds;
+    *first = r * base + (r < extra ? r : extra);
+    *end = *first + base + (r < extra);
+}
+
+trial *trials_new(int n, int rounds)
+{
+    trial *t = calloc((size_t)(n > 0 ? n : 1), sizeof *t);
+    if (!t)
+        return NULL;
+    for (int r = 0; r < rounds; r++) {
+        int first, end;
+        round_range(n, rounds, r, &first, &end);
+        for (int i = first; i < end; i++)
+            t[i].round = r;
+    }
+    for (int i = 0; i < n; i++)
+        t[i].final_accuracy = t[i].final_loss = NAN;
+    return t;
+}
+
+void trials_free(trial *t, int n)
+{
+    for (int i = 0; t && i < n; i++) {
+        free(t[i].dev_accuracy);
+        free(t[i].dev_loss);
+    }
+    free(t);
+}
+
+int trial_set_epoch(trial *t, int epoch, double accuracy, double loss)
+{
+    if (epoch > t->capacity) {
+        int cap = t->capacity ? t->capacity : 8;
+        while (cap < epoch)
+            cap *= 2;
+        double *a = realloc(t->dev_accuracy, (size_t)cap * sizeof *a);
+        if (a)
+            t->dev_accuracy = a;
+        double *l = realloc(t->dev_loss, (size_t)cap * sizeof *l);
+        if (l)
+            t->dev_loss = l;
+        if (!a || !l)
+            return -1;
+        for (int i = t->capacity; i < cap; i++)
+            t->dev_accuracy[i] = t->dev_loss[i] = NAN;
+        t->capacity = cap;
+    }
+    int is_new = isnan(t->dev_accuracy[epoch - 1]);
+    if (is_new) {
+        t->dev_accuracy[epoch - 1] = accuracy;
+        t->dev_loss[epoch - 1] = loss;
+    }
+    if (epoch > t->n_reported)
+        t->n_reported = epoch;
+    return is_new;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+typedef struct reader {
+    const char *path;
+    const study_shape *shape;
+    trial *trials;
+    int *start_line, *end_line; /* per trial: the line of its start and of its end (0: none) */
+    nb_search_space *scratch;   /* a round's space, parsed to check it */
+} reader;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int bad(const reader *rd, int line, nb_error *err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return nb_fail(err, "%s:%d: %s", rd->path, line, what);
+}
+
+/* Member `name` of ev as a whole number in [lo, hi], into *out. */
+static int read_whole(const reader *rd, int line, const cJSON *ev, const char *name, int lo,
+                      int hi, int *out, nb_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, name);
+    if (!v)
+        return bad(rd, line, err, "\"%s\" is missing", name);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi)
+        return bad(rd, line, err, "\"%s\" must be a whole number from %d to %d", name, lo, hi);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+/* Member `name` of ev as a finite number in [lo, hi] (hi may be INFINITY), into *out; with
+ * null_ok, null gives NaN. */
+static int read_number(const reader *rd, int line, const cJSON *ev, const char *name, double lo,
+                       double hi, int null_ok, double *out, nb_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, name);
+    if (!v)
+        return bad(rd, line, err, "\"%s\" is missing", name);
+    if (null_ok && cJSON_IsNull(v)) {
+        *out = NAN;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return bad(rd, line, err, "\"%s\" must be a number%s", name, null_ok ? " or null" : "");
+    double x = v->valuedouble;
+    if (x < lo && isinf(hi))
+        return bad(rd, line, err, "\"%s\" is %g: it cannot be negative", name, x);
+    if (x < lo || x > hi)
+        return bad(rd, line, err, "\"%s\" is %g, outside [%g, %g]", name, x, lo, hi);
+    *out = x;
+    return 0;
+}
+
+/* "seconds": the trial's time so far, over every process that ran it: it never decreases. */
+static int read_seconds(const reader *rd, int line, const cJSON *ev, int i, double *out,
+                        nb_error *err)
+{
+    if (read_number(rd, line, ev, "seconds", 0, INFINITY, 0, out, err) != 0)
+        return -1;
+    if (*out < rd->trials[i].seconds)
+        return bad(rd, line, err, "\"seconds\" is %g, but trial %d had run %g s already: time "
+                                  "goes backwards", *out, i, rd->trials[i].seconds);
+    return 0;
+}
+
+/* Member `name` of ev as a string that says something. */
+static int read_reason(const reader *rd, int line, const cJSON *ev, const char *name,
+                       const char **out, nb_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, name);
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return bad(rd, line, err, "\"%s\" must say why (a string)", name);
+    *out = v->valuestring;
+    return 0;
+}
+
+/* The point of a "params" object: every parameter of the study's space and nothing else, a
+ * number within its range or one of its choices. */
+static int read_params(const reader *rd, int line, const cJSON *params, nb_search_point *p,
+                       nb_error *err)
+{
+    const nb_search_space *space = rd->shape->space;
+    if (!params)
+        return bad(rd, line, err, "\"params\" is missing");
+    if (!cJSON_IsObject(params))
+        return bad(rd, line, err, "\"params\" must be an object");
+    for (int i = 0; i < space->n; i++) {
+        const nb_search_param *q = &space->p[i];
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, q->name);
+        nb_error why;
+        int fits;
+        if (q->kind == NB_DIST_CHOICE)
+            fits = cJSON_IsString(v) && nb_search_value_parse(q, v->valuestring, &p->v[i],
+                                                              &why) == 0;
+        else
+            fits = cJSON_IsNumber(v) && isfinite(v->valuedouble) &&
+                   v->valuedouble >= q->lo && v->valuedouble <= q->hi &&
+                   (q->kind != NB_DIST_INT || v->valuedouble == floor(v->valuedouble));
+        if (!fits)
+            return bad(rd, line, err, "params: \"%s\" is %s", q->name,
+                       v ? "not a value of the study's space" : "missing");
+        if (q->kind != NB_DIST_CHOICE)
+            p->v[i] = v->valuedouble;
+    }
+    for (const cJSON *m = params->child; m; m = m->next) {
+        int known = 0;
+        for (int i = 0; i < space->n && !known; i++)
+            known = strcmp(m->string, space->p[i].name) == 0;
+        if (!known)
+            return bad(rd, line, err, "params: \"%s\" is not a parameter of the study's space",
+                       m->string);
+    }
+    return 0;
+}
+
+/* {"round":r,"space":"..."}: where round r (after the first) searched. */
+static int round_event(reader *rd, const cJSON *ev, int line, nb_error *err)
+{
+    int r;
+    if (!cJSON_GetObjectItemCaseSensitive(ev, "round"))
+        return bad(rd, line, err, "neither a trial's event (no \"trial\") nor a round's "
+                                  "(no \"round\")");
+    if (rd->shape->rounds < 2)
+        return bad(rd, line, err, "a round's event, but the study has one round");
+    if (read_whole(rd, line, ev, "round", 1, rd->shape->rounds - 1, &r, err) != 0)
+        return -1;
+    const char *spec = json_string(ev, "space");
+    nb_error why;
+    if (!spec)
+        return bad(rd, line, err, "\"space\" must be a search space (a string)");
+    if (nb_search_space_parse(rd->scratch, spec, &why) != 0)
+        return bad(rd, line, err, "\"space\": %s", why.msg);
+    if (rd->scratch->n != rd->shape->space->n)
+        return bad(rd, line, err, "\"space\" has %d parameters, the study's %d",
+                   rd->scratch->n, rd->shape->space->n);
+    return 0;
+}
+
+/* {"trial":i,"state":"running","round":r,"params":{...},"args":[...]}: trial i starts. */
+static int start_event(reader *rd, int i, const cJSON *ev, int line, nb_error *err)
+{
+    trial *t = &rd->trials[i];
+    if (rd->start_line[i])
+        return bad(rd, line, err, "trial %d starts a second time (it started at line %d)", i,
+                   rd->start_line[i]);
+    int round;
+    if (read_whole(rd, line, ev, "round", 0, rd->shape->rounds - 1, &round, err) != 0)
+        return -1;
+    if (round != t->round)
+        return bad(rd, line, err, "trial %d is in round %d of this study, not %d", i, t->round,
+                   round);
+    const cJSON *rank = cJSON_GetObjectItemCaseSensitive(ev, "rank");
+    int r;
+    if (rank && read_whole(rd, line, ev, "rank", 0, 1 << 30, &r, err) != 0)
+        return -1;
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(ev, "args");
+    if (args && !cJSON_IsArray(args))
+        return bad(rd, line, err, "\"args\" must be an array");
+    if (read_params(rd, line, cJSON_GetObjectItemCaseSensitive(ev, "params"), &t->point,
+                    err) != 0)
+        return -1;
+    t->has_point = 1;
+    t->state = TRIAL_RUNNING;
+    rd->start_line[i] = line;
+    return 0;
+}
+
+/* {"trial":i,"state":"running","epoch":e,...}: trial i reported epoch e. */
+static int epoch_event(reader *rd, int i, const cJSON *ev, int line, nb_error *err)
+{
+    trial *t = &rd->trials[i];
+    int epoch = 0, planned = 0;
+    double accuracy, loss, seconds;
+    if (read_whole(rd, line, ev, "epoch", 1, JOURNAL_MAX_EPOCHS, &epoch, err) != 0 ||
+        read_whole(rd, line, ev, "epochs_planned", 1, JOURNAL_MAX_EPOCHS, &planned, err) != 0 ||
+        read_number(rd, line, ev, "dev_accuracy", 0, 1, 0, &accuracy, err) != 0 ||
+        read_number(rd, line, ev, "dev_loss", 0, INFINITY, 1, &loss, err) != 0 ||
+        read_seconds(rd, line, ev, i, &seconds, err) != 0)
+        return -1;
+    if (epoch > planned)
+        return bad(rd, line, err, "epoch %d of a trial of %d epochs", epoch, planned);
+    if (t->epochs_total && planned != t->epochs_total)
+        return bad(rd, line, err, "trial %d was to run %d epochs, now %d", i, t->epochs_total,
+                   planned);
+    if (epoch <= t->n_reported)
+        return bad(rd, line, err, "epoch %d of trial %d comes after its epoch %d: epochs go "
+                                  "backwards or repeat", epoch, i, t->n_reported);
+    if (trial_set_epoch(t, epoch, accuracy, loss) < 0)
+        return nb_fail(err, "out of memory");
+    t->epochs_total = planned;
+    t->seconds = seconds;
+    t->state = TRIAL_RUNNING;
+    return 0;
+}
+
+/* {"trial":i,"state":"interrupted","reason":...}: an accident stopped trial i; not its end. */
+static int interrupted_event(reader *rd, int i, const cJSON *ev, int line, nb_error *err)
+{
+    trial *t = &rd->trials[i];
+    const char *reason = "";
+    double seconds;
+    if (read_reason(rd, line, ev, "reason", &reason, err) != 0 ||
+        read_seconds(rd, line, ev, i, &seconds, err) != 0)
+        return -1;
+    snprintf(t->reason, sizeof t->reason, "%s", reason);
+    t->seconds = seconds;
+    t->state = TRIAL_INTERRUPTED;
+    return 0;
+}
+
+/* {"trial":i,"state":"complete"|"pruned"|"failed",...}: the end of trial i, final. */
+static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int line,
+                     nb_error *err)
+{
+    trial *t = &rd->trials[i];
+    nb_search_point p;
+    double accuracy, loss, seconds;
+    int epochs;
+    const char *reason = "";
+    if (read_params(rd, line, cJSON_GetObjectItemCaseSensitive(ev, "params"), &p, err) != 0 ||
+        read_number(rd, line, ev, "dev_accuracy", 0, 1, state == TRIAL_FAILED, &accuracy,
+                    err) != 0 ||
+        read_number(rd, line, ev, "dev_loss", 0, INFINITY, 1, &loss, err) != 0 ||
+        read_whole(rd, line, ev, "epochs", state == TRIAL_FAILED ? 0 : 1, JOURNAL_MAX_EPOCHS,
+                   &epochs, err) != 0 ||
+        read_seconds(rd, line, ev, i, &seconds, err) != 0 ||
+        (state == TRIAL_FAILED && read_reason(rd, line, ev, "reason", &reason, err) != 0))
+        return -1;
+    int same = 1;
+    for (int k = 0; k < rd->shape->space->n; k++)
+        same &= p.v[k] == t->point.v[k];
+    if (!same)
+        return bad(rd, line, err, "params differ from those trial %d started with (line %d)",
+                   i, rd->start_line[i]);
+    if (t->epochs_total && epochs > t->epochs_total)
+        return bad(rd, line, err, "trial %d ends after %d epochs of the %d it was to run", i,
+                   epochs, t->epochs_total);
+    /* The pruner stops a trial at an epoch it reported, never at its last. */
+    if (state == TRIAL_PRUNED && (epochs > t->n_reported || epochs == t->epochs_total))
+        return bad(rd, line, err, "trial %d pruned at epoch %d, but it reported %d of %d", i,
+                   epochs, t->n_reported, t->epochs_total);
+    t->final_accuracy = accuracy;
+    t->final_loss = loss;
+    t->epochs = epochs;
+    t->seconds = seconds;
+    snprintf(t->reason, sizeof t->reason, "%s", reason);
+    t->state = state;
+    rd->end_line[i] = line;
+    return 0;
+}
+
+static int journal_event(const cJSON *ev, int line, void *user, nb_error *err)
+{
+    reader *rd = user;
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(ev, "trial");
+    if (!jt)
+        return round_event(rd, ev, line, err);
+    int i;
+    if (read_whole(rd, line, ev, "trial", 0, rd->shape->trials - 1, &i, err) != 0)
+        return -1;
+    const char *name = json_string(ev, "state");
+    if (!name)
+        return bad(rd, line, err, "\"state\" must be a trial's state (a string)");
+    trial_state state = TRIAL_PENDING;
+    for (int k = TRIAL_RUNNING; k <= TRIAL_FAILED; k++)
+        if (strcmp(name, STATE_NAMES[k]) == 0)
+            state = (trial_state)k;
+    if (state == TRIAL_PENDING)
+        return bad(rd, line, err, "unknown state \"%s\"", name);
+    trial *t = &rd->trials[i];
+    if (trial_finished(t))
+        return bad(rd, line, err, "an event of trial %d after its end (line %d)", i,
+                   rd->end_line[i]);
+    int is_start = state == TRIAL_RUNNING && !cJSON_GetObjectItemCaseSensitive(ev, "epoch");
+    if (!is_start && !rd->start_line[i])
+        return bad(rd, line, err, "%s of trial %d before its start",
+                   state == TRIAL_RUNNING ? "an epoch's report" : "an event", i);
+    if (is_start)
+        return start_event(rd, i, ev, line, err);
+    if (state == TRIAL_RUNNING)
+        return epoch_event(rd, i, ev, line, err);
+    if (state == TRIAL_INTERRUPTED)
+        return interrupted_event(rd, i, ev, line, err);
+    return end_event(rd, i, state, ev, line, err);
+}
+
+int journal_read(const char *path, const study_shape *shape, trial *trials, nb_error *err)
+{
+    reader rd = {path, shape, trials, calloc((size_t)shape->trials, sizeof(int)),
+                 calloc((size_t)shape->trials, sizeof(int)), malloc(sizeof(nb_search_space))};
+    int rc = rd.start_line && rd.end_line && rd.scratch
+                 ? report_read_jsonl(path, journal_event, &rd, err)
+                 : nb_fail(err, "out of memory");
+    free(rd.start_line);
+    free(rd.end_line);
+    free(rd.scratch);
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* A study's journal (STUDY/journal.jsonl), read back: the one reader behind `nabla tune`, which
+ * continues a study from it, and `nabla report`, which draws it. The tuner appends the events
+ * (tune_study.h journal_append), one JSON object a line:
+ *
+ *   {"round":r,"space":"..."}                         round r (>= 1) of coarse to fine starts
+ *   {"trial":i,"state":"running","round":r,"params":{...},"args":[...]}   trial i starts
+ *   {"trial":i,"state":"running","epoch":e,"epochs_planned":E,"dev_accuracy":a,"dev_loss":l,
+ *    "seconds":s}                                      trial i reported epoch e
+ *   {"trial":i,"state":"interrupted","reason":"...","seconds":s}
+ *                                                      stopped by an accident (not final: the
+ *                                                      study's next run resumes it)
+ *   {"trial":i,"state":"complete"|"pruned"|"failed","params":{...},"dev_accuracy":a,
+ *    "dev_loss":l,"epochs":e,"seconds":s,"reason":"..."}   its end, final (reason: failed only)
+ *
+ * Every event is checked for sense, and the first that makes none is an error naming the file
+ * and the line: a trial number outside the study, a state that does not exist, params outside
+ * the study's space or other than the trial's start, a round out of range, an event before the
+ * trial's start, a second start, epochs that go backwards or repeat, an event after the trial's
+ * end, accuracies outside [0, 1], negative losses or seconds, a trial's time that goes
+ * backwards. A last line without its newline
+ * is an append cut short by a crash and is left out. */
+#ifndef NABLA_CLI_STUDY_JOURNAL_H
+#define NABLA_CLI_STUDY_JOURNAL_H
+
+#include "nabla.h"
+
+typedef enum trial_state {
+    TRIAL_PENDING,     /* not started */
+    TRIAL_RUNNING,     /* started, not finished (or stopped with the study) */
+    TRIAL_INTERRUPTED, /* stopped by an accident; resumed by the study's next run */
+    TRIAL_COMPLETE,    /* from here on: finished, for good */
+    TRIAL_PRUNED,
+    TRIAL_FAILED,
+} trial_state;
+
+/* What is known of a trial: from the journal, and while the study runs, from its process. */
+typedef struct trial {
+    int round;
+    trial_state state;
+    int has_point;
+    nb_search_point point;
+    /* Dev accuracy and loss after each epoch, as reported (NaN where not yet). */
+    double *dev_accuracy, *dev_loss;
+    int n_reported;          /* epochs 1..n_reported have values */
+    int capacity;
+    int epochs_total;        /* the trial's --epochs, from its reports (0: none yet) */
+    double seconds;          /* wall time so far, over every process that ran it */
+    /* Finished trials: the result. */
+    double final_accuracy, final_loss;
+    int epochs;
+    char reason[256];        /* failed or interrupted: why */
+    /* Only while the tuner runs the study: */
+    int decided;             /* epochs 1..decided have passed the pruner */
+    int exited;              /* its process ended; the result waits for the pruner */
+    trial_state exit_state;  /* complete or failed, as the process ended */
+} trial;
+
+const char *trial_state_name(trial_state s);
+/* Complete, pruned or failed: nothing changes it any more. */
+int trial_finished(const trial *t);
+
+/* `n` trials, nothing known of them yet (results NaN), each in its round; free with
+ * trials_free. NULL when out of memory. */
+trial *trials_new(int n, int rounds);
+void trials_free(trial *t, int n);
+
+/* Records a value for epoch (1-based) of trial t; 1 if it is new, 0 if known, -1 no memory. */
+int trial_set_epoch(trial *t, int epoch, double accuracy, double loss);
+
+/* Trials of round r of a study of `trials` trials in `rounds` rounds: [*first, *end). */
+void round_range(int trials, int rounds, int r, int *first, int *end);
+
+/* What the journal is checked against. */
+typedef struct study_shape {
+    int trials, rounds;
+    const nb_search_space *space;
+} study_shape;
+
+/* Reads journal.jsonl at `path` into trials (from trials_new(shape->trials, shape->rounds)).
+ * Returns 0, or -1 with "path:line: what" (or why the file cannot be read) in err. */
+int journal_read(const char *path, const study_shape *shape, trial *trials, nb_error *err);
+
+#endif /* NABLA_CLI_STUDY_JOURNAL_H */
