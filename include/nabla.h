@@ -554,14 +554,20 @@ int nb_checkpoint_save(const char *dir, const nb_model *m, const nb_train_state 
                        const nb_st_meta *meta, int n_meta, nb_error *err);
 /* Removes DIR's checkpoint files (those of a run that a new one in DIR replaces). */
 int nb_checkpoint_remove(const char *dir, nb_error *err);
+/* Checks that each of DIR's checkpoint files is a regular file or absent. Saving renames
+ * them and a new run removes them, which would move or delete whatever else a user put at
+ * those names (a symbolic link, a device, a FIFO): save and remove refuse, and a program can
+ * refuse up front. Returns 0, or -1 with a message naming the file and what it is. */
+int nb_checkpoint_check_files(const char *dir, nb_error *err);
 /* Reads one checkpoint file and verifies its header and checksum. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a
  * newer one was passed over (unreadable, damaged, or checkpoint.safetensors missing before
  * an older file), `note` says which and why, each reason after the one before (else it is
  * empty). When none verifies, the error gives every file's reason. Something other than a
- * file or a symbolic link at a checkpoint's name (a directory, a FIFO) is an error: the run
- * that resumes could not write its checkpoints there. */
+ * regular file at a checkpoint's name (a symbolic link, a directory, a FIFO) is an error, as
+ * nb_checkpoint_check_files says it, and names the intact checkpoint if there is one: the run
+ * that resumes would rename or remove it, or could not write its checkpoints there. */
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err);
 /* Copies a checkpoint into a model of the same architecture and a state initialized for the

@@ -42,6 +42,27 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+int nb_checkpoint_check_files(const char *dir, nb_error *err)
+{
+    for (int which = NEXT; which < N_FILES; which++) {
+        char path[4096];
+        struct stat st;
+        if (file_path(path, sizeof path, dir, which) != 0)
+            return nb_fail(err, "checkpoint: the directory name is too long");
+        if (lstat(path, &st) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return nb_fail(err, "%s: %s", path, strerror(errno));
+        }
+        if (!S_ISREG(st.st_mode))
+            return nb_fail(err, "%s: is %s, not a checkpoint file; nabla keeps its checkpoints "
+                                "as regular files, renamed and removed as the run goes, so it "
+                                "leaves this alone: move it away",
+                           path, nb_file_kind(st.st_mode));
+    }
+    return 0;
+}
+
 /* ---- saving ---- */
 
 /* The state's numbers, as metadata text. */
@@ -224,6 +245,8 @@ static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_st
         file_path(current, sizeof current, dir, CURRENT) != 0 ||
         file_path(previous, sizeof previous, dir, PREVIOUS) != 0)
         return nb_fail(err, "checkpoint: the directory name is too long");
+    if (nb_checkpoint_check_files(dir, err) != 0)
+        return -1;
     if (recorded) {
         memcpy(saving.next, next, sizeof next);
         memcpy(saving.current, current, sizeof current);
@@ -283,6 +306,8 @@ static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_st
 
 int nb_checkpoint_remove(const char *dir, nb_error *err)
 {
+    if (nb_checkpoint_check_files(dir, err) != 0)
+        return -1;
     for (int which = NEXT; which < N_FILES; which++) {
         char path[4096];
         if (file_path(path, sizeof path, dir, which) != 0)
@@ -336,23 +361,17 @@ static void add_reason(char *buf, size_t size, const char *reason)
         buf[len] = '\0';
 }
 
-/* What sits at a checkpoint's name, when it is neither a file nor a symbolic link. */
-static const char *not_a_file(mode_t mode)
-{
-    return S_ISDIR(mode)    ? "a directory"
-           : S_ISFIFO(mode) ? "a FIFO"
-           : S_ISSOCK(mode) ? "a socket"
-                            : "a device";
-}
-
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err)
 {
     if (note_size)
         note[0] = '\0';
-    /* Why each newer file was passed over; and something in the way of the checkpoints the
-     * resumed run will write (a directory, a FIFO: not a file nabla wrote). */
-    char refused[1024] = "", blocker[4200] = "";
+    /* Something other than a regular file at a checkpoint's name (a symbolic link, a
+     * directory, a FIFO) is in the way of the checkpoints the resumed run will write, which
+     * would rename or remove it: refused up front, by the rule saving applies. */
+    nb_error blocked;
+    int is_blocked = nb_checkpoint_check_files(dir, &blocked) != 0;
+    char refused[1024] = ""; /* why each newer file was passed over */
     int seen = 0, found = 0;
     for (int which = NEXT; which < N_FILES; which++) {
         char path[4096];
@@ -371,9 +390,7 @@ int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_s
             continue;
         }
         seen++;
-        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !blocker[0])
-            snprintf(blocker, sizeof blocker, "%s is %s", path, not_a_file(st.st_mode));
-        if (found)
+        if (found || !S_ISREG(st.st_mode))   /* not regular: the check refused it */
             continue;
         nb_error why;
         if (nb_checkpoint_read(path, f, &why) == 0) {
@@ -383,14 +400,13 @@ int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_s
             add_reason(refused, sizeof refused, why.msg);
         }
     }
-    if (blocker[0]) {
+    if (is_blocked) {
         char intact[4200] = "";
         if (found) {
             snprintf(intact, sizeof intact, " (%s is intact)", used);
             nb_st_free(f);
         }
-        return nb_fail(err, "%s, not a checkpoint file, where the resumed run would write its "
-                       "checkpoints: move it away%s", blocker, intact);
+        return nb_fail(err, "%s%s", blocked.msg, intact);
     }
     if (found) {
         if (note_size)

@@ -1,65 +1,468 @@
-/* Whole-file I/O: atomic replacement on write, one buffer on read. See fileio.h. */
+/* File I/O: every write by one rule (see fileio.h), whole files read into one buffer. */
 #include "fileio.h"
 #include "memcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* ---- where a path leads ---- */
+
+/* The directory part of path ("." for a bare name), malloc'd. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    char *dir = malloc(len + 1);
+    if (dir) {
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+    }
+    return dir;
+}
+
+/* The final name a dangling chain of symbolic links leads to (it does not exist; writing
+ * creates it). A relative link is relative to the directory that holds it. */
+static char *dangling_target(const char *path, nb_error *err)
+{
+    char *at = strdup(path);
+    char link[PATH_MAX];
+    for (int hops = 0; at && hops < 40; hops++) {
+        ssize_t n = readlink(at, link, sizeof link - 1);
+        if (n < 0) {
+            nb_fail(err, "%s: cannot follow its symbolic link %s: %s", path, at, strerror(errno));
+            free(at);
+            return NULL;
+        }
+        link[n] = '\0';
+        char *next;
+        if (link[0] == '/') {
+            next = strdup(link);
+        } else {
+            char *dir = dir_of(at);
+            next = dir ? malloc(strlen(dir) + strlen(link) + 2) : NULL;
+            if (next)
+                sprintf(next, "%s/%s", dir, link);
+            free(dir);
+        }
+        free(at);
+        at = next;
+        struct stat st;
+        if (!at)
+            break;
+        if (lstat(at, &st) != 0) {
+            if (errno == ENOENT)
+                return at;
+            nb_fail(err, "%s: its symbolic link leads to %s: %s", path, at, strerror(errno));
+            free(at);
+            return NULL;
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            /* stat() said the chain leads nowhere, yet this exists: a directory on the way
+             * is missing or the chain changed meanwhile. */
+            nb_fail(err, "%s: its symbolic link leads to %s, which cannot be written", path, at);
+            free(at);
+            return NULL;
+        }
+    }
+    if (at) {
+        nb_fail(err, "%s: %s", path, strerror(ELOOP));
+        free(at);
+    } else {
+        nb_fail(err, "%s: out of memory", path);
+    }
+    return NULL;
+}
+
+/* How a file is written, by what its path leads to. */
+typedef enum write_way { WRITE_REPLACE, WRITE_THROUGH } write_way;
+
+typedef struct destination {
+    char *target;    /* path with its links followed (malloc'd) */
+    int exists;      /* something is at target */
+    mode_t mode;     /* its type and permission bits */
+    int via_link;    /* path is a symbolic link */
+} destination;
+
+/* What path leads to. Returns 0, or -1 with a message naming path. */
+static int find_destination(const char *path, destination *d, nb_error *err)
+{
+    memset(d, 0, sizeof *d);
+    if (!path || !*path)
+        return nb_fail(err, "no file name given");
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT)
+            return nb_fail(err, "%s: %s", path, strerror(errno));
+        d->target = strdup(path);
+    } else if (!S_ISLNK(st.st_mode)) {
+        d->exists = 1;
+        d->mode = st.st_mode;
+        d->target = strdup(path);
+    } else {
+        d->via_link = 1;
+        if (stat(path, &st) == 0) {
+            d->exists = 1;
+            d->mode = st.st_mode;
+            /* A regular file is replaced in its own directory, so the rename stays within one
+             * file system and the link stays a link. A device or FIFO is opened through the
+             * link, which also works for the kernel's own links (/dev/stdout). */
+            d->target = S_ISREG(st.st_mode) ? realpath(path, NULL) : strdup(path);
+            if (!d->target && S_ISREG(st.st_mode))
+                return nb_fail(err, "%s: cannot follow its symbolic link: %s", path,
+                               strerror(errno));
+        } else if (errno == ENOENT) {
+            d->target = dangling_target(path, err);
+            if (!d->target)
+                return -1;
+        } else {
+            return nb_fail(err, "%s: %s", path, strerror(errno));
+        }
+    }
+    if (!d->target)
+        return nb_fail(err, "%s: out of memory", path);
+    return 0;
+}
+
+const char *nb_file_kind(mode_t mode)
+{
+    return S_ISREG(mode)    ? "a regular file"
+           : S_ISDIR(mode)  ? "a directory"
+           : S_ISLNK(mode)  ? "a symbolic link"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "of an unknown kind";
+}
+
+/* The rule: replace what is missing or a regular file, write through to a character device or
+ * a FIFO, refuse the rest. */
+static int way_of(const char *path, const destination *d, write_way *way, nb_error *err)
+{
+    if (!d->exists || S_ISREG(d->mode)) {
+        *way = WRITE_REPLACE;
+        return 0;
+    }
+    if (S_ISCHR(d->mode) || S_ISFIFO(d->mode)) {
+        *way = WRITE_THROUGH;
+        return 0;
+    }
+    return nb_fail(err, "%s: is %s%s, not a file to write (nabla writes regular files, "
+                        "character devices and FIFOs)",
+                   path, d->via_link ? "a symbolic link to " : "", nb_file_kind(d->mode));
+}
+
+/* Opens path to write into it as it is: never O_TRUNC (flags may add O_CREAT and O_APPEND),
+ * and O_NONBLOCK so that a FIFO without a reader fails at once (ENXIO) instead of waiting for
+ * one; writes then block as usual. What was opened must be something the rule writes into (the
+ * path may have changed since it was looked at). */
+static int open_as_is(const char *path, int flags, nb_error *err)
+{
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | flags, 0666);
+    if (fd < 0) {
+        if (errno == ENXIO)
+            return nb_fail(err, "%s: a FIFO with no reader (nabla writes into a FIFO only while "
+                                "something reads it)", path);
+        return nb_fail(err, "%s: %s%s", path, flags & O_APPEND ? "cannot append: " : "",
+                       strerror(errno));
+    }
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    if (fstat(fd, &st) != 0 || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return nb_fail(err, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISREG(st.st_mode)) {
+        close(fd);
+        return nb_fail(err, "%s: is %s, not a file to write", path, nb_file_kind(st.st_mode));
+    }
+    return fd;
+}
+
+int nb_output_check(const char *path, nb_error *err)
+{
+    destination d;
+    write_way way = WRITE_REPLACE;
+    if (find_destination(path, &d, err) != 0)
+        return -1;
+    int rc = way_of(path, &d, &way, err);
+    if (rc == 0 && way == WRITE_THROUGH && access(d.target, W_OK) != 0)
+        rc = nb_fail(err, "%s: %s", path, strerror(errno));
+    if (rc == 0 && way == WRITE_REPLACE) {
+        char *dir = dir_of(d.target);
+        struct stat st;
+        if (!dir)
+            rc = nb_fail(err, "%s: out of memory", path);
+        else if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            rc = nb_fail(err, "%s: directory %s does not exist", path, dir);
+        else if (access(dir, W_OK | X_OK) != 0)
+            rc = nb_fail(err, "%s: cannot write to directory %s: %s", path, dir,
+                         strerror(errno));
+        free(dir);
+    }
+    free(d.target);
+    return rc;
+}
+
+/* ---- the temporary files being written, for a signal handler (fileio.h) ----
+ * Every temporary file nabla makes is made by create_temp, which puts its name on record
+ * before creating it; the name is forgotten once the file is renamed into place or removed.
+ * A fixed table, as a handler may neither lock nor allocate: a slot is claimed by moving its
+ * state from FREE to FILLING (compare-and-swap, so threads never share one), filled, and made
+ * ACTIVE; the handler reads only ACTIVE slots. A name registered while every slot is taken
+ * goes unrecorded (more than TEMP_SLOTS files written at once). */
+#define TEMP_SLOTS 16
+#define TEMP_NAME_MAX 4200
+enum { SLOT_FREE, SLOT_FILLING, SLOT_ACTIVE };
+static struct {
+    atomic_int state;
+    char name[TEMP_NAME_MAX];
+} temps[TEMP_SLOTS];
+
+static void temp_register(const char *tmp)
+{
+    if (strlen(tmp) >= TEMP_NAME_MAX)
+        return;
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        int expected = SLOT_FREE;
+        if (atomic_compare_exchange_strong(&temps[i].state, &expected, SLOT_FILLING)) {
+            memcpy(temps[i].name, tmp, strlen(tmp) + 1);
+            atomic_store(&temps[i].state, SLOT_ACTIVE);
+            return;
+        }
+    }
+}
+
+static void temp_forget(const char *tmp)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].state) == SLOT_ACTIVE && strcmp(temps[i].name, tmp) == 0) {
+            atomic_store(&temps[i].state, SLOT_FREE);
+            return;
+        }
+}
+
+void nb_remove_unfinished_files(void)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].state) == SLOT_ACTIVE)
+            unlink(temps[i].name);
+}
+
+/* ---- writing ---- */
 
 /* Distinguishes temporary names made by threads of one process; O_EXCL settles any race. */
 static atomic_uint tmp_counter;
 
-/* Creates "<path>.tmp.<pid>.<n>" exclusively. Same directory as path, so rename() is atomic
- * (it never crosses a file system). Mode 0666 lets the umask decide, as for a plain fopen. */
-static int create_temp(const char *path, char **tmp_out, int *fd_out, nb_error *err)
+/* Creates "<target>.tmp.<pid>.<n>" exclusively. Same directory as target, so rename() is atomic
+ * (it never crosses a file system). Mode 0666 lets the umask decide, as for a plain fopen;
+ * O_APPEND so that the descriptor can go on appending once the file is in place. */
+static int create_temp(nb_output *o, nb_error *err)
 {
-    size_t len = strlen(path) + 64;
+    size_t len = strlen(o->target) + 64;
     char *tmp = malloc(len);
     if (!tmp)
-        return nb_fail(err, "%s: out of memory", path);
+        return nb_fail(err, "%s: out of memory", o->name);
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned n = atomic_fetch_add(&tmp_counter, 1u);
-        snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
-        nb_temp_register(tmp);   /* before it exists: never a file the record misses */
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        snprintf(tmp, len, "%s.tmp.%ld.%u", o->target, (long)getpid(), n);
+        temp_register(tmp);   /* before it exists: never a file the record misses */
+        int fd = open(tmp, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
-            *tmp_out = tmp;
-            *fd_out = fd;
+            o->tmp = tmp;
+            o->fd = fd;
             return 0;
         }
         int e = errno;
-        nb_temp_forget(tmp);
+        temp_forget(tmp);
         if (e != EEXIST) {
             free(tmp);
-            return nb_fail(err, "%s: cannot create a temporary file next to it: %s", path,
+            return nb_fail(err, "%s: cannot create a temporary file next to it: %s", o->name,
                            strerror(e));
         }
     }
     free(tmp);
-    return nb_fail(err, "%s: cannot create a temporary file next to it: too many exist", path);
+    return nb_fail(err, "%s: cannot create a temporary file next to it: too many exist",
+                   o->name);
+}
+
+static void output_release(nb_output *o)
+{
+    free(o->name);
+    free(o->target);
+    free(o->tmp);
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+}
+
+int nb_output_begin(nb_output *o, const char *path, nb_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+    destination d;
+    write_way way = WRITE_REPLACE;
+    if (find_destination(path, &d, err) != 0)
+        return -1;
+    if (way_of(path, &d, &way, err) != 0) {
+        free(d.target);
+        return -1;
+    }
+    o->target = d.target;
+    o->name = strdup(path);
+    if (!o->name) {
+        output_release(o);
+        return nb_fail(err, "%s: out of memory", path);
+    }
+    if (way == WRITE_THROUGH) {
+        o->fd = open_as_is(o->target, 0, err);
+        if (o->fd < 0) {
+            output_release(o);
+            return -1;
+        }
+        return 0;
+    }
+    if (create_temp(o, err) != 0) {
+        output_release(o);
+        return -1;
+    }
+    /* The new file keeps the permission bits of the one it replaces. */
+    if (d.exists && fchmod(o->fd, d.mode & 07777) != 0) {
+        int e = errno;
+        nb_output_abort(o);
+        return nb_fail(err, "%s: cannot give the new file the old one's permissions: %s", path,
+                       strerror(e));
+    }
+    return 0;
+}
+
+int nb_write_all(int fd, const void *data, size_t n)
+{
+    /* SIGPIPE is blocked for the write and, if the write raised it, taken back: a FIFO
+     * whose reader left is an EPIPE error to report, not a reason to die. */
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    const char *p = data;
+    int rc = 0, e = 0;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            rc = -1;
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    if (e == EPIPE && !sigismember(&old, SIGPIPE)) {
+        const struct timespec now = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return rc;
+}
+
+int nb_fsync_output(int fd)
+{
+    if (fsync(fd) == 0 || errno == EINVAL || errno == ENOTSUP)
+        return 0;
+    return -1;
+}
+
+int nb_output_write(nb_output *o, const void *data, size_t n, nb_error *err)
+{
+    if (n == 0)
+        return 0;
+    if (!data)
+        return nb_fail(err, "%s: no data to write", o->name);
+    if (nb_write_all(o->fd, data, n) != 0)
+        return nb_fail(err, "%s: write failed: %s", o->name, strerror(errno));
+    return 0;
+}
+
+void nb_output_abort(nb_output *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    if (o->tmp) {
+        unlink(o->tmp);
+        temp_forget(o->tmp);
+    }
+    output_release(o);
+}
+
+int nb_output_commit(nb_output *o, int *keep_fd, nb_error *err)
+{
+    if (!o->tmp) {
+        /* Written through: nothing to sync or rename. */
+        int fd = o->fd;
+        o->fd = -1;
+        if (keep_fd) {
+            *keep_fd = fd;
+        } else if (close(fd) != 0) {
+            nb_fail(err, "%s: write failed: %s", o->name, strerror(errno));
+            output_release(o);
+            return -1;
+        }
+        output_release(o);
+        return 0;
+    }
+    const char *failed = NULL;
+    int e = 0;
+    if (fsync(o->fd) != 0) {
+        e = errno;
+        failed = "fsync failed";
+    } else if (!keep_fd) {
+        /* close reports a delayed write error (NFS) too; the descriptor is gone either way. */
+        int rc = close(o->fd);
+        o->fd = -1;
+        if (rc != 0) {
+            e = errno;
+            failed = "close failed";
+        }
+    }
+    if (!failed && rename(o->tmp, o->target) != 0) {
+        e = errno;
+        failed = "cannot rename the temporary file to it";
+    }
+    if (failed) {
+        nb_fail(err, "%s: %s: %s", o->name, failed, strerror(e));
+        nb_output_abort(o);
+        return -1;
+    }
+    temp_forget(o->tmp);   /* renamed: no temporary left to remove */
+    int rc = nb_sync_parent_dir(o->target, err);
+    if (keep_fd && rc == 0)
+        *keep_fd = o->fd;
+    else if (keep_fd)
+        close(o->fd);
+    o->fd = -1;
+    output_release(o);
+    return rc;
 }
 
 /* fsync of the directory makes the rename durable. Some file systems refuse fsync on a
  * directory (EINVAL); nothing more can be done there, so that is not an error. */
 int nb_sync_parent_dir(const char *path, nb_error *err)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) {
-        dir = strdup(".");
-    } else {
-        size_t len = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(len + 1);
-        if (dir) {
-            memcpy(dir, path, len);
-            dir[len] = '\0';
-        }
-    }
+    char *dir = dir_of(path);
     if (!dir)
         return nb_fail(err, "%s: out of memory", path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -91,51 +494,29 @@ int nb_write_parts_atomic(const char *path, const nb_file_part *parts, int n_par
     for (int i = 0; i < n_parts; i++)
         if (!parts[i].data && parts[i].size > 0)
             return nb_fail(err, "%s: no data to write", path);
-
-    char *tmp = NULL;
-    int fd = -1;
-    if (create_temp(path, &tmp, &fd, err) != 0)
+    nb_output o;
+    if (nb_output_begin(&o, path, err) != 0)
         return -1;
+    for (int i = 0; i < n_parts; i++)
+        if (nb_output_write(&o, parts[i].data, parts[i].size, err) != 0) {
+            nb_output_abort(&o);
+            return -1;
+        }
+    return nb_output_commit(&o, NULL, err);
+}
 
-    const char *failed = NULL;
-    int e = 0;
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        e = errno;
-        close(fd);
-        failed = "cannot open the temporary file";
-    } else {
-        for (int i = 0; i < n_parts && !failed; i++)
-            if (parts[i].size > 0 && fwrite(parts[i].data, 1, parts[i].size, f) != parts[i].size) {
-                e = errno;
-                failed = "write failed";
-            }
-        if (failed) {
-            /* reported below */
-        } else if (fflush(f) != 0) {
-            e = errno;
-            failed = "write failed";
-        } else if (fsync(fileno(f)) != 0) {
-            e = errno;
-            failed = "fsync failed";
-        }
-        /* fclose reports errors of buffered writes too; the stream is gone either way. */
-        if (fclose(f) != 0 && !failed) {
-            e = errno;
-            failed = "close failed";
-        }
-    }
-    if (!failed && rename(tmp, path) != 0) {
-        e = errno;
-        failed = e == EISDIR ? "cannot replace it" : "cannot rename the temporary file to it";
-    }
-    if (failed)
-        unlink(tmp);
-    nb_temp_forget(tmp);
-    free(tmp);
-    if (failed)
-        return nb_fail(err, "%s: %s: %s", path, failed, strerror(e));
-    return nb_sync_parent_dir(path, err);
+int nb_open_append(const char *path, nb_error *err)
+{
+    destination d;
+    write_way way = WRITE_REPLACE;
+    if (find_destination(path, &d, err) != 0)
+        return -1;
+    int fd = -1;
+    if (way_of(path, &d, &way, err) == 0)
+        fd = way == WRITE_THROUGH ? open_as_is(d.target, O_APPEND, err)
+                                  : open_as_is(d.target, O_APPEND | O_CREAT, err);
+    free(d.target);
+    return fd;
 }
 
 int nb_open_regular(const char *path, nb_error *err)
@@ -235,47 +616,4 @@ int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *er
     *data = buf;
     *n = len;
     return 0;
-}
-
-/* ---- the temporary files being written, for a signal handler (fileio.h) ----
- * A fixed table, as a handler may neither lock nor allocate: a slot is claimed by moving its
- * state from FREE to FILLING (compare-and-swap, so threads never share one), filled, and made
- * ACTIVE; the handler reads only ACTIVE slots. A name registered while every slot is taken
- * goes unrecorded (more than TEMP_SLOTS files written at once). */
-#define TEMP_SLOTS 16
-#define TEMP_NAME_MAX 4200
-enum { SLOT_FREE, SLOT_FILLING, SLOT_ACTIVE };
-static struct {
-    atomic_int state;
-    char name[TEMP_NAME_MAX];
-} temps[TEMP_SLOTS];
-
-void nb_temp_register(const char *tmp)
-{
-    if (strlen(tmp) >= TEMP_NAME_MAX)
-        return;
-    for (int i = 0; i < TEMP_SLOTS; i++) {
-        int expected = SLOT_FREE;
-        if (atomic_compare_exchange_strong(&temps[i].state, &expected, SLOT_FILLING)) {
-            memcpy(temps[i].name, tmp, strlen(tmp) + 1);
-            atomic_store(&temps[i].state, SLOT_ACTIVE);
-            return;
-        }
-    }
-}
-
-void nb_temp_forget(const char *tmp)
-{
-    for (int i = 0; i < TEMP_SLOTS; i++)
-        if (atomic_load(&temps[i].state) == SLOT_ACTIVE && strcmp(temps[i].name, tmp) == 0) {
-            atomic_store(&temps[i].state, SLOT_FREE);
-            return;
-        }
-}
-
-void nb_remove_unfinished_files(void)
-{
-    for (int i = 0; i < TEMP_SLOTS; i++)
-        if (atomic_load(&temps[i].state) == SLOT_ACTIVE)
-            unlink(temps[i].name);
 }

@@ -1,20 +1,59 @@
-/* Whole-file I/O shared by the modules that write results: safetensors, summaries, journals. */
+/* File I/O shared by everything that writes results (safetensors, checkpoints, summaries,
+ * journals, reports) and by the readers of whole files.
+ *
+ * One rule decides how every file nabla writes is written, by what its path leads to
+ * (symbolic links followed, as `echo > path` follows them):
+ * - nothing, or a regular file: replaced atomically. The bytes go to a temporary file in the
+ *   same directory, which is fsync'd and renamed over the file, and the directory is fsync'd
+ *   so the rename survives a crash: a reader sees the old file or the whole new one, never a
+ *   half-written one. An existing file keeps its permission bits.
+ * - a symbolic link, or a chain of them: followed, and its final target written by this rule,
+ *   the temporary next to the target (in the target's own directory); a dangling link gets
+ *   its target created.
+ * - a character device (/dev/null, a terminal) or a FIFO: written through, not atomically:
+ *   opened without creating or truncating, and left what it is. A FIFO nobody reads is an
+ *   error, not a hang.
+ * - anything else (a directory, a socket, a block device): refused, with one line naming the
+ *   path and what it is. */
 #ifndef NABLA_FILEIO_H
 #define NABLA_FILEIO_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "nabla.h"
 
-/* Writes n bytes to path so that a reader sees either the old file or the whole new one, never
- * a half-written file: the bytes go to a temporary file in the same directory, which is
- * flushed, fsync'd and renamed over path; then the directory is fsync'd so the rename itself
- * survives a crash. On failure the temporary file is removed and an existing file at path is
- * left as it was. Returns 0, or -1 with a message naming path. */
-int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err);
+/* "a directory", "a FIFO", "a symbolic link", ... for a stat mode, for messages. */
+const char *nb_file_kind(mode_t mode);
 
-/* The same for a file made of several pieces of memory, written one after the other, so that a
- * large file need not be assembled in one buffer first. */
+/* Checks, without writing anything, that path can be written by the rule: it is not refused,
+ * and the directory of an atomic write exists and is writable (a device or FIFO: it is
+ * writable). Returns 0, or -1 with a message naming path. */
+int nb_output_check(const char *path, nb_error *err);
+
+/* A file being written by the rule: begin, write, then commit (or abort). */
+typedef struct nb_output {
+    char *name;    /* path as the caller gave it, for messages */
+    char *target;  /* what is written: path with its symbolic links followed */
+    char *tmp;     /* the temporary file that will replace target; NULL when written through */
+    int fd;
+} nb_output;
+
+/* Opens path for writing by the rule (refusing what it refuses). Returns 0, or -1 with a
+ * message naming path and nothing created. */
+int nb_output_begin(nb_output *o, const char *path, nb_error *err);
+int nb_output_write(nb_output *o, const void *data, size_t n, nb_error *err);
+/* Finishes the file: fsync, rename into place and fsync of the directory, or for a device or
+ * FIFO just the close. With keep_fd, the file stays open (for appending: an atomic write's
+ * descriptor has O_APPEND) and its descriptor goes to *keep_fd. On failure the temporary is
+ * removed and an earlier file is left as it was. The output is released either way. */
+int nb_output_commit(nb_output *o, int *keep_fd, nb_error *err);
+/* Gives up: removes the temporary file; the file at path is as it was. */
+void nb_output_abort(nb_output *o);
+
+/* Writes n bytes to path by the rule, in one piece or several (so that a large file need not
+ * be assembled in one buffer first). Returns 0, or -1 with a message naming path. */
+int nb_write_file_atomic(const char *path, const void *data, size_t n, nb_error *err);
 typedef struct nb_file_part {
     const void *data;
     size_t size;
@@ -22,12 +61,25 @@ typedef struct nb_file_part {
 int nb_write_parts_atomic(const char *path, const nb_file_part *parts, int n_parts,
                           nb_error *err);
 
-/* Opens path for reading when it is a regular file (after following symbolic links), and
- * returns the descriptor; else -1 with a message naming path. FIFOs, devices and sockets are
- * refused: a FIFO without a writer would block the open forever, and /dev/zero never ends. */
+/* Opens path to append to by the rule (a log or journal that grows line by line): a missing
+ * file is created, a regular file keeps its contents, a device or FIFO is written through.
+ * Returns the descriptor, or -1 with a message naming path. */
+int nb_open_append(const char *path, nb_error *err);
+
+/* write() until all n bytes are out (through EINTR and partial writes). A FIFO whose reader
+ * went away gives -1 with errno EPIPE, without the SIGPIPE that would kill the process. */
+int nb_write_all(int fd, const void *data, size_t n);
+
+/* fsync where the file can be synced: a FIFO or a terminal cannot (EINVAL), which is no
+ * failure. Returns 0, or -1 with errno. */
+int nb_fsync_output(int fd);
+
 /* fsyncs the directory that holds path, making a rename into it durable. */
 int nb_sync_parent_dir(const char *path, nb_error *err);
 
+/* Opens path for reading when it is a regular file (after following symbolic links), and
+ * returns the descriptor; else -1 with a message naming path. FIFOs, devices and sockets are
+ * refused: a FIFO without a writer would block the open forever, and /dev/zero never ends. */
 int nb_open_regular(const char *path, nb_error *err);
 
 /* Reads a whole regular file into a new malloc'd buffer (*data, to free(); one extra zero byte
@@ -36,14 +88,12 @@ int nb_open_regular(const char *path, nb_error *err);
 int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err);
 
 /* The temporary files being written are on record, for a signal handler that ends the process
- * at once (a second Ctrl-C) and must not leave them behind: nb_write_parts_atomic registers
- * its temporary before creating it and forgets it once it is renamed or removed; a caller that
- * makes a temporary file of its own does the same. nb_remove_unfinished_files removes every
- * file on record; it is async-signal-safe (unlink only), and meant for a handler that runs on
- * the thread doing the writing, or that stops the process right after (a write that goes on
- * in another thread meanwhile may recreate nothing: its file is open, and unlinked). */
-void nb_temp_register(const char *tmp);
-void nb_temp_forget(const char *tmp);
+ * at once (a second Ctrl-C) and must not leave them behind: nb_output_begin (and so every
+ * atomic write above) records its temporary before creating it, and it is forgotten once it is
+ * renamed into place or removed. nb_remove_unfinished_files removes every file on record; it
+ * is async-signal-safe (unlink only), and meant for a handler that runs on the thread doing
+ * the writing, or that stops the process right after (a write that goes on in another thread
+ * meanwhile may recreate nothing: its file is open, and unlinked). */
 void nb_remove_unfinished_files(void);
 
 #endif /* NABLA_FILEIO_H */

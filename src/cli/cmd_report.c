@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
+#include "dir_kind.h"
 #include "fileio.h"
 #include "options.h"
 #include "report_pages.h"
@@ -116,28 +116,30 @@ static int runtime_error(const nb_error *err)
     return EXIT_RUNTIME;
 }
 
-typedef enum dir_kind { DIR_RUN, DIR_STUDY } dir_kind;
+typedef enum report_kind { REPORT_RUN, REPORT_STUDY } report_kind;
 
-/* What each directory is; a path that is no directory, or a directory that is neither, is a
- * runtime failure (the file system, not the command line, is at fault). */
-static int classify(const report_options *o, dir_kind *kinds, int *n_studies, nb_error *err)
+/* What each directory is (dir_kind.h); a path that is no directory, or a directory that is
+ * neither, is a runtime failure (the file system, not the command line, is at fault). */
+static int classify(const report_options *o, report_kind *kinds, int *n_studies, nb_error *err)
 {
     *n_studies = 0;
     for (int i = 0; i < o->n_dirs; i++) {
-        struct stat st;
         const char *d = o->dirs[i];
-        if (stat(d, &st) != 0)
+        dir_contents c;
+        if (dir_contents_read(d, &c, err) != 0)
+            return -1;
+        if (!c.exists)
             return nb_fail(err, "%s: no such directory", d);
-        if (!S_ISDIR(st.st_mode))
+        if (!c.is_dir)
             return nb_fail(err, "%s: not a directory (give a run or study directory)", d);
-        if (is_study_dir(d)) {
-            kinds[i] = DIR_STUDY;
+        if (c.study_file[0]) {
+            kinds[i] = REPORT_STUDY;
             (*n_studies)++;
-        } else if (is_run_dir(d)) {
-            kinds[i] = DIR_RUN;
+        } else if (c.run_file[0]) {
+            kinds[i] = REPORT_RUN;
         } else {
-            return nb_fail(err, "%s: neither a run directory (no config.json or metrics.jsonl) "
-                                "nor a study (no study.json)", d);
+            return nb_fail(err, "%s: neither a run directory (no config.json, metrics.jsonl, "
+                                "...) nor a study (no study.json, journal.jsonl, ...)", d);
         }
     }
     return 0;
@@ -177,7 +179,7 @@ int cmd_report(int argc, char **argv)
     if (parse_options(&o, argc, argv, &code) != 0)
         return code;
     nb_error err = {{0}};
-    dir_kind *kinds = malloc((size_t)o.n_dirs * sizeof *kinds);
+    report_kind *kinds = malloc((size_t)o.n_dirs * sizeof *kinds);
     if (!kinds) {
         fprintf(stderr, "nabla: out of memory\n");
         return EXIT_RUNTIME;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "model_io.h"
 #include "mpi_comm.h"
 #include "output.h"
@@ -49,6 +50,8 @@ static void run_free(train_run *r)
     nb_dataset_free(&r->test);
     nb_model_free(&r->model);   /* safe on the zeroed model of a run that stopped early */
     free(r->metrics_path);
+    if (r->metrics_fd >= 0)
+        close(r->metrics_fd);
     metrics_log_free(&r->log);
     free(r->argv_json);
     if (r->have_state)
@@ -56,6 +59,7 @@ static void run_free(train_run *r)
     resume_close(&r->resume);
     trial_channel_close(&r->trial);
     train_trace_free(&r->trace);
+    dir_lock_release(&r->lock);   /* last: the run has written everything it will */
 }
 
 static int runtime_error(const nb_error *err)
@@ -172,30 +176,18 @@ static int check_watch_options(train_run *r, int *exit_code)
 }
 
 /* Fails early (before training, before the run directory exists) when --save-weights could
- * not be written at the end: its directory is missing or not writable, or the path itself is
- * a directory (the final rename onto it would fail). */
+ * not be written at the end: the output rule refuses it (a directory, a socket, ...), or its
+ * directory is missing or not writable. */
 static int check_save_path(const char *path, nb_error *err)
 {
-    struct stat st;
     if (!*path)
         return nb_fail(err, "--save-weights needs a file name");
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return nb_fail(err, "--save-weights %s: is a directory", path);
-    char *dir = strdup(path);
-    if (!dir)
-        return nb_fail(err, "out of memory");
-    char *slash = strrchr(dir, '/');
-    int rc = 0;
-    if (slash)
-        slash[slash == dir ? 1 : 0] = '\0';
-    const char *d = slash ? dir : ".";
-    if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-        rc = nb_fail(err, "--save-weights %s: directory %s does not exist", path, d);
-    else if (access(d, W_OK | X_OK) != 0)
-        rc = nb_fail(err, "--save-weights %s: cannot write to directory %s: %s", path, d,
-                     strerror(errno));
-    free(dir);
-    return rc;
+    if (nb_output_check(path, err) != 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return nb_fail(err, "--save-weights %s", why);
+    }
+    return 0;
 }
 
 /* ---- callbacks from nb_train ----
@@ -228,7 +220,7 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
         if (progress_epoch(&r->prog, m) != 0)
             stop_for_output();
         if (!(r->comm && r->callback_failed) &&
-            metrics_append(r->metrics_path, m, &r->log, &r->err) != 0) {
+            metrics_append(r->metrics_fd, r->metrics_path, m, &r->log, &r->err) != 0) {
             r->callback_failed = 1;
             if (!r->comm)
                 return 1;   /* stop: a run whose log cannot be written is not worth continuing */
@@ -286,7 +278,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
      * checkpoint that a resumed run would keep them for. */
     if (checkpoint_due(r, s)) {
         double start = monotonic_seconds();
-        if (metrics_sync(r->metrics_path, err) != 0 || train_trace_sync(&r->trace, err) != 0 ||
+        if (metrics_sync(r->metrics_fd, r->metrics_path, err) != 0 || train_trace_sync(&r->trace, err) != 0 ||
             nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0)
             return 1;
         r->last_checkpoint = monotonic_seconds();
@@ -384,14 +376,16 @@ static int start_fresh(train_run *r)
 {
     if (nb_checkpoint_remove(r->out_dir, &r->err) != 0)
         return -1;
-    return metrics_start(r->metrics_path, &r->err);
+    r->metrics_fd = metrics_start(r->metrics_path, &r->err);
+    return r->metrics_fd < 0 ? -1 : 0;
 }
 
 /* A resumed run's metrics.jsonl is what it was at the checkpoint: the epochs finished after
  * it (if a crash came between the two) will be trained and written again. */
 static int resume_metrics(train_run *r)
 {
-    if (metrics_restore(r->metrics_path, r->resume.metrics, &r->log, &r->err) != 0)
+    r->metrics_fd = metrics_restore(r->metrics_path, r->resume.metrics, &r->log, &r->err);
+    if (r->metrics_fd < 0)
         return -1;
     /* The summary's training figures are the last epoch's, even if no epoch is left to run. */
     const char *last = r->log.len ? r->log.text + r->log.len - 1 : NULL;
@@ -546,6 +540,10 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
 {
     if (train_options_parse(&r->opt, argc, argv, code) != 0)
         return -1;
+    /* A run directory is locked before its checkpoint is read: a resume while the run still
+     * writes there is refused before anything else. (Only rank 0 writes, so only it locks.) */
+    if (r->opt.resume && r->writer && train_dir_lock(r, r->opt.resume, code) != 0)
+        return -1;
     if (r->opt.resume && resume_open(&r->opt, &r->resume, code) != 0)
         return -1;
     share_cores(&r->opt);
@@ -564,9 +562,10 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     }
     if (check_data_options(&r->opt, r->kind, code) != 0)
         return -1;
-    /* Only rank 0 writes --save-weights, so only its file system matters. */
-    if (prepare(r) != 0 || (r->writer && r->opt.save_weights &&
-                            check_save_path(r->opt.save_weights, &r->err) != 0)) {
+    /* Only rank 0 writes --out and --save-weights, so only its file system matters. */
+    if (prepare(r) != 0 ||
+        (r->writer && r->opt.save_weights && check_save_path(r->opt.save_weights, &r->err) != 0) ||
+        (r->writer && r->opt.out && train_dir_check(r, r->opt.out) != 0)) {
         *code = runtime_error(&r->err);
         return -1;
     }
@@ -578,6 +577,14 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
 static int create_run_files(train_run *r, int *code)
 {
     if (make_dirs(r->out_dir, &r->err) != 0) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    /* Locked (a resumed run is already), then checked again: the directory may have changed
+     * while the data loaded. */
+    if (train_dir_lock(r, r->out_dir, code) != 0)
+        return -1;
+    if (train_dir_check(r, r->out_dir) != 0) {
         *code = runtime_error(&r->err);
         return -1;
     }
@@ -605,6 +612,7 @@ int cmd_train(int argc, char **argv)
         return cli_error("out of memory");
     int code = EXIT_OK;
     r->last_train_accuracy = r->last_train_loss = NAN;
+    r->lock.fd = r->metrics_fd = -1;
     r->comm = job_comm();
     r->writer = job_rank() == 0;
     snprintf(r->ranks_text, sizeof r->ranks_text, "%d", job_size());

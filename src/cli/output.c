@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "options.h"
 
 static int lost;    /* the errno of the first failed write to stdout; 0 while none */
@@ -17,21 +18,14 @@ static int told;    /* the command said so itself */
 /* stdout's writes, through which every byte the program prints goes out. The C library's own
  * report of a failed write is a flag (ferror), its errno gone by the time anyone looks when it
  * happened inside a printf; here the reason is kept. A signal that interrupts a write to a
- * full pipe (Ctrl-C while the reader is paused) is no failure: the write goes on. */
+ * full pipe (Ctrl-C while the reader is paused) is no failure: nb_write_all goes on. */
 static ssize_t write_stdout(void *cookie, const char *data, size_t n)
 {
     (void)cookie;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(STDOUT_FILENO, data + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (!lost)
-                lost = w < 0 ? errno : EIO;
-            return -1;
-        }
-        done += (size_t)w;
+    if (nb_write_all(STDOUT_FILENO, data, n) != 0) {
+        if (!lost)
+            lost = errno;
+        return -1;
     }
     return (ssize_t)n;
 }

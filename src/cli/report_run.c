@@ -7,19 +7,6 @@
 
 #include "run_files.h"
 
-static int has_file(const char *dir, const char *name)
-{
-    char *path = path_join(dir, name);
-    int yes = path && report_file_exists(path);
-    free(path);
-    return yes;
-}
-
-int is_run_dir(const char *dir)
-{
-    return has_file(dir, "config.json") || has_file(dir, "metrics.jsonl");
-}
-
 /* Reads an optional table: *present tells whether the file was there. */
 static int optional_table(const char *dir, const char *name, const table_spec *spec,
                           const cJSON *config, int *present, table *t, nb_error *err)

@@ -21,9 +21,6 @@ typedef struct run_data {
     char *model_path;
 } run_data;
 
-/* Whether DIR looks like a run directory: it has config.json or metrics.jsonl. */
-int is_run_dir(const char *dir);
-
 /* Reads DIR; a missing or damaged required file, or a damaged optional one, or one that makes
  * no sense (run_check.h), is an error naming the file (and line). */
 int run_load(run_data *r, const char *dir, nb_error *err);

@@ -13,14 +13,6 @@
 /* More trials than a study could run; bounds the allocation a damaged study.json asks for. */
 #define STUDY_MAX_TRIALS 1000000
 
-int is_study_dir(const char *dir)
-{
-    char *path = path_join(dir, "study.json");
-    int yes = path && report_file_exists(path);
-    free(path);
-    return yes;
-}
-
 static int load_settings(study_data *s, const char *path, nb_error *err)
 {
     if (report_read_json(path, 0, &s->settings, err) != 0)

@@ -17,9 +17,6 @@ typedef struct study_data {
     cJSON *best;              /* best.json, or NULL: the study has not finished */
 } study_data;
 
-/* Whether DIR is a study: it has study.json. */
-int is_study_dir(const char *dir);
-
 /* Reads study.json, journal.jsonl (each trial as its events left it) and best.json. */
 int study_load(study_data *s, const char *dir, nb_error *err);
 void study_free(study_data *s);

@@ -157,14 +157,28 @@ void remove_stale_temporaries(const char *dir)
     while ((e = readdir(d)) != NULL)
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
             size_t len = strlen(names[i]);
-            if (strncmp(e->d_name, names[i], len) == 0 && strncmp(e->d_name + len, ".tmp.", 5) == 0) {
-                char *path = path_join(dir, e->d_name);
-                if (path)
-                    unlink(path);
-                free(path);
-            }
+            struct stat st;
+            /* Only regular files: the temporaries are; anything else is not ours. */
+            if (strncmp(e->d_name, names[i], len) == 0 &&
+                strncmp(e->d_name + len, ".tmp.", 5) == 0 &&
+                fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode))
+                unlinkat(dirfd(d), e->d_name, 0);
         }
     closedir(d);
+}
+
+int start_appending(const char *path, const char *text, size_t n, nb_error *err)
+{
+    nb_output o;
+    int fd = -1;
+    if (nb_output_begin(&o, path, err) != 0)
+        return -1;
+    if (nb_output_write(&o, text, n, err) != 0) {
+        nb_output_abort(&o);
+        return -1;
+    }
+    return nb_output_commit(&o, &fd, err) == 0 ? fd : -1;
 }
 
 int summary_remove(const char *dir, nb_error *err)
@@ -172,16 +186,34 @@ int summary_remove(const char *dir, nb_error *err)
     char *path = path_join(dir, "summary.json");
     if (!path)
         return nb_fail(err, "out of memory");
-    int rc = unlink(path) == 0 || errno == ENOENT
+    /* What the output rule (fileio.h) would replace: summary.json when it is a regular file, or
+     * through a symbolic link the regular file it leads to (the link stays, as the user made
+     * it). A device or FIFO there holds no earlier summary, and is left alone. */
+    struct stat st;
+    char *target = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? realpath(path, NULL) : NULL;
+    int rc = !target || unlink(target) == 0 || errno == ENOENT
                  ? 0
-                 : nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
+                 : nb_fail(err, "cannot remove %s: %s", target, strerror(errno));
+    free(target);
     free(path);
     return rc;
 }
 
 int metrics_start(const char *path, nb_error *err)
 {
-    return nb_write_file_atomic(path, "", 0, err);
+    return start_appending(path, "", 0, err);
+}
+
+int run_file_removable(const char *path, nb_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : nb_fail(err, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return nb_fail(err, "%s: is %s, which a new run would remove as an earlier run's file; "
+                            "nabla leaves it alone: move it away",
+                       path, nb_file_kind(st.st_mode));
+    return 0;
 }
 
 /* Keeps a copy of what metrics.jsonl holds, for checkpoints. */
@@ -207,18 +239,21 @@ void metrics_log_free(metrics_log *log)
 int metrics_restore(const char *path, const char *text, metrics_log *log, nb_error *err)
 {
     metrics_log_free(log);
-    if (nb_write_file_atomic(path, text, strlen(text), err) != 0)
+    int fd = start_appending(path, text, strlen(text), err);
+    if (fd < 0)
         return -1;
-    return log_add(log, text, strlen(text), err);
+    if (log_add(log, text, strlen(text), err) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
-int metrics_sync(const char *path, nb_error *err)
+int metrics_sync(int fd, const char *path, nb_error *err)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : nb_fail(err, "%s: fsync: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    if (nb_fsync_output(fd) != 0)
+        return nb_fail(err, "%s: fsync: %s", path, strerror(errno));
+    return 0;
 }
 
 char *json_line(cJSON *j, size_t *len, nb_error *err)
@@ -244,7 +279,8 @@ char *json_line(cJSON *j, size_t *len, nb_error *err)
     return line;
 }
 
-int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log, nb_error *err)
+int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_log *log,
+                   nb_error *err)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
@@ -260,21 +296,10 @@ int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log
     char *line = json_line(j, &n, err);
     if (!line)
         return -1;
-
-    int rc = 0;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0) {
-        rc = nb_fail(err, "%s: %s", path, strerror(errno));
-    } else {
-        /* One write per line: O_APPEND puts it at the end in one piece. No fsync here: the
-         * file reaches the disk with each checkpoint (metrics_sync), which holds a copy of it
-         * for a resumed run; one fsync per epoch would cost more than a small epoch. */
-        ssize_t w = write(fd, line, n);
-        if (w != (ssize_t)n)
-            rc = nb_fail(err, "%s: %s", path, w < 0 ? strerror(errno) : "short write");
-        if (close(fd) != 0 && rc == 0)
-            rc = nb_fail(err, "%s: %s", path, strerror(errno));
-    }
+    /* One write per line: O_APPEND puts it at the end in one piece. No fsync here: the file
+     * reaches the disk with each checkpoint (metrics_sync), which holds a copy of it for a
+     * resumed run; one fsync per epoch would cost more than a small epoch. */
+    int rc = nb_write_all(fd, line, n) == 0 ? 0 : nb_fail(err, "%s: %s", path, strerror(errno));
     if (rc == 0 && log)
         rc = log_add(log, line, n, err);
     free(line);

@@ -24,7 +24,8 @@ void remove_stale_temporaries(const char *dir);
 
 /* Removes dir/summary.json, if there: a run in progress has none. An earlier run's, or the
  * one of the run being resumed (which ends later now, or again), would contradict
- * metrics.jsonl until the run writes its own at its end. */
+ * metrics.jsonl until the run writes its own at its end. Only a regular file, or the one a
+ * symbolic link there leads to, is removed (the link stays); a device or FIFO is left. */
 int summary_remove(const char *dir, nb_error *err);
 
 /* j (whose ownership it takes) as one line of JSON Lines: unformatted, a newline, a
@@ -39,20 +40,33 @@ int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error 
 cJSON *json_float(float v);
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
 
-/* metrics.jsonl: created empty when the run starts, then one line per epoch, each appended
- * with a single write (a killed process loses nothing written; the file is fsync'd with each
- * checkpoint, against a power cut). The log
- * (may be NULL) keeps a copy of the lines, which checkpoints save; a resumed run rewrites the
- * file from its checkpoint's copy (metrics_restore), so no epoch is there twice or missing. */
+/* A file that grows line by line (metrics.jsonl, trace.jsonl, steps.jsonl): path gets its first
+ * n bytes by the output rule (fileio.h: a regular file is replaced atomically, a device or FIFO
+ * written through) and stays open for appending. Returns the descriptor, or -1 with err. */
+int start_appending(const char *path, const char *text, size_t n, nb_error *err);
+
+/* metrics.jsonl: created empty when the run starts (or, resumed, as it was at the checkpoint:
+ * metrics_restore) and kept open, then one line per epoch, each appended with a single write
+ * (a killed process loses nothing written; the file is fsync'd with each checkpoint, against a
+ * power cut). Written by the output rule (fileio.h): a device or FIFO there gets the lines as
+ * they come. The log (may be NULL) keeps a copy of the lines, which checkpoints save; a resumed
+ * run rewrites the file from its checkpoint's copy, so no epoch is there twice or missing.
+ * metrics_start and metrics_restore return the open file's descriptor, or -1 with err. */
 typedef struct metrics_log {
     char *text;   /* the lines so far, or NULL */
     size_t len;
 } metrics_log;
 int metrics_start(const char *path, nb_error *err);
-int metrics_append(const char *path, const nb_epoch_metrics *m, metrics_log *log, nb_error *err);
-/* fsyncs metrics.jsonl (appends are not fsync'd one by one; checkpoints sync it). */
-int metrics_sync(const char *path, nb_error *err);
 int metrics_restore(const char *path, const char *text, metrics_log *log, nb_error *err);
+int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_log *log,
+                   nb_error *err);
+/* fsyncs metrics.jsonl (appends are not fsync'd one by one; checkpoints sync it). */
+int metrics_sync(int fd, const char *path, nb_error *err);
 void metrics_log_free(metrics_log *log);
+
+/* Whether a new run may remove path, an earlier run's file it does not write again: only a
+ * regular file (or nothing) is removed; anything else a user put there (a link, a device, a
+ * FIFO) is refused, with a message naming it. Returns 0, or -1 with err. */
+int run_file_removable(const char *path, nb_error *err);
 
 #endif /* NABLA_CLI_RUN_FILES_H */

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "dir_lock.h"
 #include "nabla.h"
 #include "options.h"
 #include "progress.h"
@@ -25,7 +26,9 @@ typedef struct train_run {
     nb_dataset train, dev, test;
     nb_model model;
     char out_dir[CLI_MAX_PATH];
+    dir_lock lock;               /* rank 0: the run directory's, for the process's life */
     char *metrics_path;
+    int metrics_fd;              /* open from the run's start (-1 before) */
     metrics_log log;             /* metrics.jsonl's lines, for checkpoints */
     char *argv_json;             /* the arguments checkpoints store */
     char cwd[CLI_MAX_PATH];      /* ... and the directory they are relative to */
@@ -62,6 +65,21 @@ int train_write_config(train_run *r);
 /* summary.json: the saved weights' dev and test results and the run's figures. */
 int train_write_summary(train_run *r, const nb_train_result *res, const nb_eval_result *dev,
                         const nb_eval_result *test);
+
+/* ---- train_dir.c: the run directory, before anything is written into it ---- */
+
+/* Whether the run may write into dir (rank 0, before anything is written): dir is new, empty
+ * or a run directory (train_run's --resume: not a study), every file the run writes there can
+ * be written by the output rule, and those it rotates or removes (checkpoints, an earlier
+ * run's trace.jsonl and steps.jsonl) are regular files. Returns 0, or -1 with r->err. */
+int train_dir_check(train_run *r, const char *dir);
+
+/* Takes dir's lock for the rest of the process (after checking that dir may be a run's; dir
+ * must exist). A trial of nabla tune waits a while for a holder that is ending (the trial's
+ * own process before a restart); any other run is refused at once. Returns 0, or -1 with *code
+ * set and the message printed: EXIT_TRIAL_LOCKED for a trial whose directory stays held, else
+ * EXIT_RUNTIME. */
+int train_dir_lock(train_run *r, const char *dir, int *code);
 
 /* ---- train_lockstep.c: keeping the ranks in step (see there) ---- */
 

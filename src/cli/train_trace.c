@@ -112,21 +112,23 @@ static int append_line(step_file *f, cJSON *j, nb_error *err)
     char *line = json_line(j, &n, err);
     if (!line)
         return -1;
-    ssize_t w = write(f->fd, line, n);
+    int rc = nb_write_all(f->fd, line, n) == 0 ? 0
+                                               : nb_fail(err, "%s: %s", f->path, strerror(errno));
     free(line);
-    if (w != (ssize_t)n)
-        return nb_fail(err, "%s: %s", f->path, w < 0 ? strerror(errno) : "short write");
-    return 0;
+    return rc;
 }
 
-/* The lines of path with a "step" of at most max_step, written back in place atomically; a
- * missing file becomes an empty one. A line cut short or not a record is dropped. */
+/* Opens path again for a resumed run, with the lines that have a "step" of at most max_step (a
+ * line cut short or not a record is dropped); a missing file starts empty. A device or FIFO
+ * has nothing to read back: the lines to come are written through. */
 static int keep_steps_until(const char *path, int64_t max_step, nb_error *err)
 {
     struct stat st;
-    if (stat(path, &st) != 0)
-        return errno == ENOENT ? nb_write_file_atomic(path, "", 0, err)
-                               : nb_fail(err, "%s: %s", path, strerror(errno));
+    int missing = stat(path, &st) != 0;
+    if (missing && errno != ENOENT)
+        return nb_fail(err, "%s: %s", path, strerror(errno));
+    if (missing || !S_ISREG(st.st_mode))
+        return start_appending(path, "", 0, err);
     unsigned char *data;
     size_t n;
     if (nb_read_file(path, &data, &n, err) != 0)
@@ -151,9 +153,9 @@ static int keep_steps_until(const char *path, int64_t max_step, nb_error *err)
         }
         at += len + 1;
     }
-    int rc = nb_write_file_atomic(path, text, kept, err);
+    int fd = start_appending(path, text, kept, err);
     free(data);
-    return rc;
+    return fd;
 }
 
 /* Opens (or, off, removes for a new run) one of the files. */
@@ -168,20 +170,15 @@ static int start_file(step_file *f, const char *dir, const char *name, int on, i
         /* A new run in a directory does not leave an earlier run's file to be taken for its
          * own; a resumed run never had one to remove. */
         int rc = 0;
-        if (!resuming && unlink(path) != 0 && errno != ENOENT)
+        if (!resuming && (rc = run_file_removable(path, err)) == 0 && unlink(path) != 0 &&
+            errno != ENOENT)
             rc = nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
         free(path);
         return rc;
     }
     f->path = path;
-    int rc = resuming ? keep_steps_until(path, steps_done, err)
-                      : nb_write_file_atomic(path, "", 0, err);
-    if (rc != 0)
-        return -1;
-    f->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (f->fd < 0)
-        return nb_fail(err, "%s: %s", path, strerror(errno));
-    return 0;
+    f->fd = resuming ? keep_steps_until(path, steps_done, err) : start_appending(path, "", 0, err);
+    return f->fd < 0 ? -1 : 0;
 }
 
 int train_trace_start(train_trace *t, const char *dir, const train_options *o,
@@ -276,7 +273,7 @@ int train_trace_step(train_trace *t, nb_model *m, const nb_progress *p, const nb
 
 static int sync_file(const step_file *f, nb_error *err)
 {
-    if (is_open(f) && fsync(f->fd) != 0)
+    if (is_open(f) && nb_fsync_output(f->fd) != 0)
         return nb_fail(err, "%s: fsync: %s", f->path, strerror(errno));
     return 0;
 }

@@ -66,6 +66,10 @@ trial_end trial_end_of(int exit_code, int own_fault)
 {
     if (exit_code == EXIT_OK)
         return TRIAL_END_COMPLETE;
+    /* Its directory held by another process (its own earlier one, still ending): nothing the
+     * trial did, whatever else it noted. */
+    if (exit_code == EXIT_TRIAL_LOCKED)
+        return TRIAL_END_INTERRUPTED;
     if (exit_code == EXIT_USAGE || own_fault)
         return TRIAL_END_FAILED;
     return TRIAL_END_INTERRUPTED;

@@ -10,7 +10,8 @@
  *                                error, exit 2; a model too large for the memory) or its loss
  *                                diverged. The tuner records it failed, for good.
  *   "end interrupted <why>\n"    anything else: a file it could not read or write (a full disk,
- *                                the data gone), a signal, its directory in use. The tuner
+ *                                the data gone), a signal, its directory in use (locked by
+ *                                another process: exit 75, EXIT_TRIAL_LOCKED). The tuner
  *                                concludes nothing from it and the study's next run resumes it.
  *
  * <why> is one line. A trial that says nothing (killed by a signal, or a crash) was

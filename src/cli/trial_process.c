@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
 #include "stop_signals.h"
@@ -48,12 +49,11 @@ static void use_every_core(void)
 
 pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err)
 {
-    /* The log is opened here, so that a study's file it cannot write is said as such. */
-    int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) {
-        nb_fail(err, "%s: %s", log_path, strerror(errno));
+    /* The log is opened here, by the output rule (fileio.h), so that a study's file it cannot
+     * write is said as such; the child only puts it in place of its stdout and stderr. */
+    int log = nb_open_append(log_path, err);
+    if (log < 0)
         return -1;
-    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         nb_fail(err, "cannot make a socket pair for a trial: %s", strerror(errno));

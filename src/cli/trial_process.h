@@ -8,11 +8,11 @@
 
 #include "nabla.h"
 
-/* Forks and execs `args` (argv, args[0] "nabla") with its output appended to log_path;
- * returns its pid and the caller's end of the socket in *fd, or -1 with err (naming the log
- * when that is what cannot be opened). The child has its own process group (a Ctrl-C reaches
- * the tuner, which passes it on once), dies with its parent, and is not one of an MPI job's
- * processes. */
+/* Forks and execs `args` (argv, args[0] "nabla") with its stdout and stderr appended to
+ * log_path (opened here by the output rule, fileio.h); returns its pid and the caller's end of
+ * the socket in *fd, or -1 with err (naming the log when that is what cannot be opened). The
+ * child has its own process group (a Ctrl-C reaches the tuner, which passes it on once), dies
+ * with its parent, and is not one of an MPI job's processes. */
 pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err);
 
 /* Waits for a trial trial_spawn started to end, and reaps it; its status goes to *status (if

@@ -2,12 +2,10 @@
 #include "tune_data.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "fileio.h"
@@ -23,54 +21,35 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* gunzip from → to, through a temporary file renamed into place. */
+/* gunzip from → to, written by the output rule (fileio.h): atomically, as a regular file. */
 static int gunzip_file(const char *from, const char *to, nb_error *err)
 {
-    char tmp[CLI_MAX_PATH + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", to, (long)getpid());
-    nb_temp_register(tmp);   /* a second Ctrl-C removes it (fileio.h) */
     gzFile in = gzopen(from, "rb");
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (!in)
+        return nb_fail(err, "%s: %s", from, strerror(errno ? errno : ENOMEM));
     char *buf = malloc(1 << 20);
-    int rc = in && out >= 0 && buf ? 0 : -1;
-    int saved = errno;
+    nb_output out;
+    int rc = buf ? nb_output_begin(&out, to, err) : nb_fail(err, "out of memory");
+    int begun = rc == 0;
     while (rc == 0) {
         int n = gzread(in, buf, 1 << 20);
         if (n < 0) {
             int zerr;
-            nb_fail(err, "%s: %s", from, gzerror(in, &zerr));
-            rc = -2;
+            rc = nb_fail(err, "%s: %s", from, gzerror(in, &zerr));
         } else if (n == 0) {
             break;
-        } else if (write(out, buf, (size_t)n) != n) {
-            saved = errno;
-            rc = -1;
+        } else {
+            rc = nb_output_write(&out, buf, (size_t)n, err);
         }
     }
-    if (rc == 0 && fsync(out) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (out >= 0 && close(out) != 0 && rc == 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (in)
-        gzclose(in);
+    gzclose(in);
     free(buf);
-    if (rc == 0 && rename(tmp, to) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc != 0)
-        unlink(tmp);
-    nb_temp_forget(tmp);
     if (rc != 0) {
-        if (rc == -1)
-            nb_fail(err, "%s: %s", to, strerror(saved ? saved : ENOMEM));
+        if (begun)
+            nb_output_abort(&out);
         return -1;
     }
-    return nb_sync_parent_dir(to, err);
+    return nb_output_commit(&out, NULL, err);
 }
 
 int tune_prepare_data(const char *study_dir, const char *data, char **dir, nb_error *err)

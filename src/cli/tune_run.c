@@ -457,6 +457,9 @@ static trial_state judge_end(const study *s, int i, const worker *w, int status,
         snprintf(why, cap, "killed by signal %d", sig);
     else if (w->said && w->end == TRIAL_END_COMPLETE)
         snprintf(why, cap, "it trained to its end, but %.200s", err.msg);
+    else if (code == EXIT_TRIAL_LOCKED)
+        snprintf(why, cap, "its directory stayed in use by another process (see %s/train.log)",
+                 dir ? dir : "its");
     else
         snprintf(why, cap, "exit status %d, %s (see %s/train.log)", code,
                  w->said ? "without a reason" : "without a word to the tuner", dir ? dir : "its");

@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dir_kind.h"
 #include "fileio.h"
 #include "options.h"
 #include "run_files.h"
@@ -37,17 +37,17 @@ int journal_append(study *s, cJSON *ev, nb_error *err)
     if (!text)
         return -1;
     /* The line goes out in one write. */
-    int fd = open(s->journal_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    int rc = -1;
-    if (fd >= 0) {
-        ssize_t w = write(fd, text, n);
-        rc = w == (ssize_t)n && fsync(fd) == 0 ? 0 : -1;
-        if (w >= 0 && w != (ssize_t)n && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
-            rc = -1; /* a partial line is taken back; if even that fails, the reader drops it */
+    int fd = nb_open_append(s->journal_path, err);
+    if (fd < 0) {
+        free(text);
+        return -1;
     }
+    ssize_t w = write(fd, text, n);
+    int rc = w == (ssize_t)n && nb_fsync_output(fd) == 0 ? 0 : -1;
+    if (w >= 0 && w != (ssize_t)n && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
+        rc = -1; /* a partial line is taken back; if even that fails, the reader drops it */
     int saved = errno;
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     free(text);
     if (rc != 0)
         return nb_fail(err, "%s: cannot append: %s", s->journal_path, strerror(saved));
@@ -194,31 +194,34 @@ static int read_journal(study *s, int *exit_code)
     return rc;
 }
 
-static int take_lock(study *s, int *exit_code)
+/* The study directory: new, empty or a study (not a run's, not somewhere with other files),
+ * created, and locked for this process's life: one tuner per study. Then the files the study
+ * writes must be writable by the output rule (fileio.h): best.json, written last, must not
+ * fail only after every trial has run. */
+static int claim_dir(study *s, int *exit_code)
 {
-    char *path = path_join(s->dir, ".lock");
-    s->lock_fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
-    if (s->lock_fd < 0) {
-        fprintf(stderr, "nabla: %s: %s\n", path ? path : s->dir,
-                path ? strerror(errno) : "out of memory");
+    static const char *const written[] = {"study.json", "journal.jsonl", "best.json"};
+    nb_error err;
+    int rc = dir_check_for_study(s->dir, &err) != 0 || make_dirs(s->dir, &err) != 0 ||
+                     dir_lock_take(&s->lock, s->dir, 0, &err) != DIR_LOCK_TAKEN
+                 ? -1
+                 : 0;
+    for (size_t i = 0; rc == 0 && i < sizeof written / sizeof written[0]; i++) {
+        char *path = path_join(s->dir, written[i]);
+        rc = path ? nb_output_check(path, &err) : nb_fail(&err, "out of memory");
         free(path);
-        *exit_code = EXIT_RUNTIME;
-        return -1;
     }
-    free(path);
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "nabla: %s is in use by another nabla tune (wait for it, or stop it)\n",
-                s->dir);
+    if (rc != 0) {
+        fprintf(stderr, "nabla: %s\n", err.msg);
         *exit_code = EXIT_RUNTIME;
-        return -1;
     }
-    return 0;
+    return rc;
 }
 
 int study_open(study *s, tune_options *o, int *exit_code)
 {
     memset(s, 0, sizeof *s);
-    s->lock_fd = -1;
+    s->lock.fd = -1;
     s->opt = o;
     nb_error err;
     s->dir = strdup(o->out);
@@ -232,6 +235,9 @@ int study_open(study *s, tune_options *o, int *exit_code)
     }
     s->round_space[0] = o->space;
     s->rounds_known = 1;
+    if (claim_dir(s, exit_code) != 0 || check_settings(s, exit_code) != 0 ||
+        read_journal(s, exit_code) != 0)
+        return -1;
     char *trials_dir = path_join(o->out, "trials");
     int rc = trials_dir ? make_dirs(trials_dir, &err) : nb_fail(&err, "out of memory");
     free(trials_dir);
@@ -240,9 +246,6 @@ int study_open(study *s, tune_options *o, int *exit_code)
         *exit_code = EXIT_RUNTIME;
         return -1;
     }
-    if (take_lock(s, exit_code) != 0 || check_settings(s, exit_code) != 0 ||
-        read_journal(s, exit_code) != 0)
-        return -1;
     return 0;
 }
 
@@ -254,7 +257,7 @@ void study_close(study *s)
     free(s->trial_data);
     free(s->journal_path);
     free(s->dir);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd); /* releases the lock */
+    dir_lock_release(&s->lock);
     memset(s, 0, sizeof *s);
+    s->lock.fd = -1;
 }

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "dir_lock.h"
 #include "nabla.h"
 #include "study_journal.h"
 #include "tune_options.h"
@@ -12,7 +13,7 @@ typedef struct study {
     tune_options *opt;
     char *dir;
     char *journal_path;
-    int lock_fd;
+    dir_lock lock;           /* one tuner per study */
     trial *trials;           /* opt->trials of them */
     nb_search_space *round_space; /* opt->rounds of them; round r's is known once it starts */
     int rounds_known;

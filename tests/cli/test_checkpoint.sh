@@ -140,7 +140,7 @@ check "reference: metrics.jsonl has epochs 1..$EPOCHS" epochs_once ref
 check "reference: a checkpoint is kept" [ -s ref/checkpoint.safetensors ]
 check "reference: the checkpoint before it is kept" [ -s ref/checkpoint.prev.safetensors ]
 check "reference: no temporary file is left (got: $(ls -A ref | tr '\n' ' '))" \
-    [ "$(ls -A ref | tr '\n' ' ')" = "checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
+    [ "$(ls -A ref | tr '\n' ' ')" = ".lock checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
 run "${TRAIN[@]}" --out ref2
 check "second reference run exits 0" [ "$RC" -eq 0 ]
 check "the same run twice: byte-identical model.safetensors" \
@@ -155,13 +155,13 @@ check "--checkpoint-every 7 does not change the result" \
     cmp -s every7/model.safetensors ref/model.safetensors
 check "--checkpoint-every 7: metrics.jsonl has epochs 1..$EPOCHS" epochs_once every7
 check "--checkpoint-every 7: no temporary file is left (got: $(ls -A every7 | tr '\n' ' '))" \
-    [ "$(ls -A every7 | tr '\n' ' ')" = "checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
+    [ "$(ls -A every7 | tr '\n' ' ')" = ".lock checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
 echo "a run with --checkpoint-every 7 takes $RUN_MS ms"
 # One epoch, one checkpoint: nothing older to keep.
 run "${BASE[@]}" --epochs 1 --out one-epoch
 check "a 1-epoch run exits 0" [ "$RC" -eq 0 ]
 check "a 1-epoch run keeps one checkpoint and no older one (got: $(ls -A one-epoch | tr '\n' ' '))" \
-    [ "$(ls -A one-epoch | tr '\n' ' ')" = "checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
+    [ "$(ls -A one-epoch | tr '\n' ' ')" = ".lock checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
 
 # ---- 8. a checkpoint is a model file ----
 run eval --model ref/model.safetensors "${EVAL_DATA[@]}" --json
@@ -361,7 +361,7 @@ if [ -s full-base/checkpoint.safetensors ]; then
     check "full disk: checkpoint.safetensors is the one before the failed write" \
         cmp -s full/checkpoint.safetensors full-base/checkpoint.safetensors
     check "full disk: no temporary file is left (got: $(ls -A full | tr '\n' ' '))" \
-        bash -c "! ls -A full | grep -Evq '^(checkpoint(\.prev)?\.safetensors|config\.json|metrics\.jsonl)$'"
+        bash -c "! ls -A full | grep -Evq '^(\.lock|checkpoint(\.prev)?\.safetensors|config\.json|metrics\.jsonl)$'"
     run train --resume full "${RESUME_OPTS[@]}"
     check "full disk, then --resume without the limit exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
         [ "$RC" -eq 0 ]

@@ -382,8 +382,8 @@ variant garbage && head -c "$(stat -c %s ck/checkpoint.safetensors)" /dev/urando
 falls_back garbage ""
 variant missing && rm missing/checkpoint.safetensors
 falls_back missing "missing"
-variant dangling && rm dangling/checkpoint.safetensors && ln -s nowhere dangling/checkpoint.safetensors
-falls_back dangling "No such file or directory"
+variant zeros && head -c "$(stat -c %s ck/checkpoint.safetensors)" /dev/zero >zeros/checkpoint.safetensors
+falls_back zeros ""
 # Unreadable: as root every file is readable, so user nobody resumes the run.
 variant unreadable && chmod -R a+rwX unreadable && chmod 000 unreadable/checkpoint.safetensors
 falls_back unreadable "Permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups
@@ -397,21 +397,28 @@ check "a damaged checkpoint.next: named, and checkpoint.safetensors used (got: $
     <(tr '\n' ' ' <"$WORK/stderr")
 check "a damaged checkpoint.next: ck's model" cmp -s next/model.safetensors ck/model.safetensors
 
-# Something other than a file at a checkpoint's name: the resumed run could not write its
-# checkpoints there, so it does not start; nothing is touched.
+# Something other than a regular file at a checkpoint's name: the resumed run would rename or
+# remove it (a symbolic link, even one to nothing), or could not write its checkpoints there, so
+# it does not start; nothing is touched.
 blocked() {   # NAME WHAT
     local dir
     dir=$(cd "$1" && pwd -P)
     before=$(ls -l "$1" | md5sum)
     expect_exit 1 "--resume $1" train --resume "$1" --quiet
     check "$1: one line naming it and the intact older one (got: $(cat "$WORK/stderr"))" \
-        one_line_error "nabla: cannot resume: $dir/checkpoint.safetensors is $2, not a checkpoint file, where the resumed run would write its checkpoints: move it away ($dir/checkpoint.prev.safetensors is intact)"
+        one_line_error "nabla: cannot resume: $dir/checkpoint.safetensors: is $2, not a checkpoint file; nabla keeps its checkpoints as regular files, renamed and removed as the run goes, so it leaves this alone: move it away ($dir/checkpoint.prev.safetensors is intact)"
     check "$1: nothing touched" [ "$(ls -l "$1" | md5sum)" = "$before" ]
 }
 variant dir-in-place && rm dir-in-place/checkpoint.safetensors && mkdir dir-in-place/checkpoint.safetensors
 blocked dir-in-place "a directory"
 variant fifo-in-place && rm fifo-in-place/checkpoint.safetensors && mkfifo fifo-in-place/checkpoint.safetensors
 blocked fifo-in-place "a FIFO"
+variant dangling && rm dangling/checkpoint.safetensors && ln -s nowhere dangling/checkpoint.safetensors
+blocked dangling "a symbolic link"
+variant linked && mv linked/checkpoint.safetensors linked-elsewhere.safetensors &&
+    ln -s ../linked-elsewhere.safetensors linked/checkpoint.safetensors
+blocked linked "a symbolic link"
+check "linked: the link's target is untouched" cmp -s linked-elsewhere.safetensors ck/checkpoint.safetensors
 rm -r dir-in-place/checkpoint.safetensors
 falls_back dir-in-place "missing"
 
@@ -429,8 +436,8 @@ both both-empty "too short for a safetensors file (0 bytes, at least 8 are neede
     "too short for a safetensors file (0 bytes, at least 8 are needed)"
 variant both-missing && rm both-missing/checkpoint.safetensors && echo x >both-missing/checkpoint.prev.safetensors
 both both-missing "missing" "too short for a safetensors file (2 bytes, at least 8 are needed)"
-variant both-dangling && ln -sf nowhere both-dangling/checkpoint.safetensors &&
-    ln -sf nowhere-either both-dangling/checkpoint.prev.safetensors
-both both-dangling "No such file or directory" "No such file or directory"
+variant both-zeros && head -c 5000 /dev/zero >both-zeros/checkpoint.safetensors &&
+    head -c 5000 /dev/zero >both-zeros/checkpoint.prev.safetensors
+both both-zeros "the header length is 0" "the header length is 0"
 
 finish

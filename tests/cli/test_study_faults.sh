@@ -158,7 +158,7 @@ mkdir -p ro1/trials/1
 if check "read-only: trials/1 bind-mounted read-only" mount_read_only ro1/trials/1; then
     expect_exit 1 "read-only trial directory: the study stops" "${LIGHT[@]}" --out ro1
     check "read-only trial directory: one line naming the file ($(head -c 300 "$WORK/stderr"))" \
-        one_line_error "nabla: ro1/trials/1/train.log: Read-only file system"
+        one_line_error "nabla: ro1/trials/1/train.log: cannot append: Read-only file system"
     check "read-only trial directory: no trial failed ($(cat "$WORK/report.err"))" journal_ok ro1
     check "read-only trial directory: no trial process left" no_trials_left ro1
     umount ro1/trials/1

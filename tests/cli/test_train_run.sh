@@ -12,7 +12,7 @@ for f in config.json metrics.jsonl model.safetensors summary.json; do
     check "moons run writes $f" [ -s "moons/$f" ]
 done
 check "no temporary files are left in the run directory (the checkpoints, current and previous, are kept)" \
-    [ "$(ls -A moons | tr '\n' ' ')" = "checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
+    [ "$(ls -A moons | tr '\n' ' ')" = ".lock checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json " ]
 check "config.json is valid JSON" valid_json moons/config.json
 check "summary.json is valid JSON" valid_json moons/summary.json
 check "metrics.jsonl has exactly --epochs lines" [ "$(lines moons/metrics.jsonl)" -eq 20 ]

@@ -131,7 +131,7 @@ run train "${SPIRALS[@]}" --batch-size 32 --epochs 2 --trace-activations --out t
 check "trace run exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 # shellcheck disable=SC2012  # the names are known
 check "trace run: trace.jsonl is in the run directory (got: $(ls -A tr | tr '\n' ' '))" \
-    [ "$(ls -A tr | tr '\n' ' ')" = "checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json trace.jsonl " ]
+    [ "$(ls -A tr | tr '\n' ' ')" = ".lock checkpoint.prev.safetensors checkpoint.safetensors config.json metrics.jsonl model.safetensors summary.json trace.jsonl " ]
 check "trace.jsonl: step 1 and every 3rd step, the right epochs, every key, p15 <= p50 <= p85" \
     "$PY" - <<'EOF'
 import json

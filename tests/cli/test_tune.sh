@@ -172,7 +172,7 @@ check "after SIGINT: same results" diff <(study_outcome w1) <(study_outcome i)
 flock w1/.lock sleep 3 &
 sleep 0.3
 expect_exit 1 "a locked study" "${STUDY[@]}" --out w1
-check "locked: says so" grep -q "in use by another nabla tune" "$WORK/stderr"
+check "locked: says so" grep -q "w1 is in use by another process" "$WORK/stderr"
 wait
 
 # ---- coarse to fine ---------------------------------------------------------------------------

@@ -1,0 +1,286 @@
+#!/bin/bash
+# One writer per run directory and per study: DIR/.lock, flock'd for the writer's whole life and
+# naming it (pid, host, since when, command). A second writer is refused (exit 1) with that
+# line, before it writes anything: train against train, train against a running --resume, a
+# resume against a run, a tuner against a tuner. The lock goes with the process, however it
+# ends (kill -9 too). A trial of nabla tune waits a while for its directory (its previous
+# process may still be ending when the tuner restarts) and, if it stays held, exits 75; a
+# restarted tuner's trials are never refused for their old processes; the tuner takes that
+# for an interruption (journaled with its reason), not a failure.
+#
+# No check depends on timing: a run that must still be running while another is refused is
+# stopped (SIGSTOP) once it holds its lock, and continued after.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STARTED=$SECONDS
+# shellcheck disable=SC2054  # the comma is in --layers 32,32
+LONG=(train --data spirals --samples 1000 --layers 32,32 --test none --threads 1 --quiet)
+HOLDERS=()
+BACKGROUND=()
+cleanup() {
+    local p
+    for p in "${HOLDERS[@]}" "${BACKGROUND[@]}"; do
+        kill -CONT "$p" 2>/dev/null
+        kill -9 "$p" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# wait_for SECONDS COMMAND...: polls until COMMAND succeeds; fails after SECONDS.
+wait_for() {
+    local limit=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -ge "$limit" ] && return 1
+        sleep 0.02
+    done
+}
+
+# holds DIR PID: DIR/.lock names process PID as its holder.
+holds() { grep -q "^pid $2 on host " "$1/.lock" 2>/dev/null; }
+
+# locked DIR: some process holds DIR/.lock.
+locked() { ! flock -n "$1/.lock" true; }
+
+# hold DIR: a process (not nabla: it writes no line) takes DIR/.lock and keeps it; its pid is
+# HOLDER. release: kills it.
+hold() {
+    "$PY" -c '
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+time.sleep(100000)' "$1/.lock" &
+    HOLDER=$!
+    HOLDERS+=("$HOLDER")
+    check "a holder takes $1/.lock" wait_for 60 locked "$1"
+}
+release() { kill "$HOLDER"; wait "$HOLDER" 2>/dev/null; }
+
+# as_trial ARGS...: runs nabla as nabla tune runs a trial, with NABLA_TRIAL_FD naming its end of
+# a socket pair whose reports are read and dropped; exits with nabla's status.
+as_trial() {
+    "$PY" - "$NABLA" "$@" <<'EOF'
+import os, socket, subprocess, sys
+ours, theirs = socket.socketpair()
+env = dict(os.environ, NABLA_TRIAL_FD=str(theirs.fileno()))
+p = subprocess.Popen(sys.argv[1:], env=env, pass_fds=[theirs.fileno()])
+theirs.close()
+while ours.recv(65536):
+    pass
+code = p.wait()
+sys.exit(code if code >= 0 else 128 - code)
+EOF
+}
+
+# epochs_once DIR N: metrics.jsonl of DIR has epochs 1..N, each once, in order.
+epochs_once() {
+    pytrue "[json.loads(l)['epoch'] for l in open('$1/metrics.jsonl')] == list(range(1, $2 + 1))"
+}
+
+# same_metrics A B: the same lines but for the seconds.
+same_metrics() {
+    pytrue "[dict(json.loads(l), seconds=0) for l in open('$1/metrics.jsonl')] == [dict(json.loads(l), seconds=0) for l in open('$2/metrics.jsonl')]"
+}
+
+# ---- 1. two trains in one directory ------------------------------------------------------------
+run "${LONG[@]}" --epochs 800 --out ref
+check "reference run exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+
+"$NABLA" "${LONG[@]}" --epochs 800 --out same >first.out 2>first.err &
+FIRST=$!
+BACKGROUND+=("$FIRST")
+check "the first run takes the lock and names itself in it" wait_for 120 holds same "$FIRST"
+kill -STOP "$FIRST"
+check "the lock line has the host, the time and the command" \
+    grep -qE "^pid $FIRST on host $(hostname) since [0-9]{4}-[0-9]{2}-[0-9]{2} .*: .*nabla train .*--out same" same/.lock
+expect_exit 1 "a second train into the same directory is refused" \
+    train --data moons --layers 8 --epochs 50 --seed 2 --out same
+check "refused: one line naming the first's pid (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: same is in use by another process: pid $FIRST on host"
+check "refused: says what to do" grep -q "wait for it to end, or stop it" "$WORK/stderr"
+expect_exit 1 "--resume of a running run is refused" train --resume same
+check "--resume refused: names the first's pid (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: same is in use by another process: pid $FIRST on host"
+expect_exit 1 "a run with another --save-weights into the same directory is refused too" \
+    train --data moons --layers 8 --epochs 1 --out same --save-weights other.safetensors
+check "refused: --save-weights not written either" absent other.safetensors
+kill -CONT "$FIRST"
+wait "$FIRST"
+rc=$?
+check "the first run finishes (exit $rc, stderr: $(head -c 300 first.err))" [ "$rc" -eq 0 ]
+check "the first run is untouched: the model of the same run alone" \
+    cmp -s same/model.safetensors ref/model.safetensors
+check "the first run's metrics.jsonl has epochs 1..800 once each" epochs_once same 800
+check "the first run's metrics.jsonl is the run's alone" same_metrics same ref
+check "after the run: its line is gone from the lock" [ ! -s same/.lock ]
+check "after the run: the lock is free" flock -n same/.lock true
+
+# ---- 2. train against a running --resume ------------------------------------------------------
+run "${LONG[@]}" --epochs 400 --out ext
+check "a run to extend exits 0" [ "$RC" -eq 0 ]
+"$NABLA" train --resume ext --epochs 800 --quiet >resume.out 2>resume.err &
+RESUMED=$!
+BACKGROUND+=("$RESUMED")
+check "the resumed run takes the lock" wait_for 120 holds ext "$RESUMED"
+kill -STOP "$RESUMED"
+check "its line names the --resume command" grep -q "nabla train --resume ext" ext/.lock
+expect_exit 1 "a new run into a directory a --resume writes is refused" \
+    "${LONG[@]}" --epochs 5 --out ext
+check "refused: names the resumed run's pid (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: ext is in use by another process: pid $RESUMED on host"
+expect_exit 1 "a second --resume is refused" train --resume ext --epochs 3000
+check "refused: names the resumed run's pid" \
+    one_line_error "nabla: ext is in use by another process: pid $RESUMED on host"
+kill -CONT "$RESUMED"
+wait "$RESUMED"
+rc=$?
+check "the resumed run finishes (exit $rc, stderr: $(head -c 300 resume.err))" [ "$rc" -eq 0 ]
+check "the resumed run ends as the uninterrupted one" cmp -s ext/model.safetensors ref/model.safetensors
+check "the resumed run's metrics.jsonl: epochs 1..800 once each" epochs_once ext 800
+
+# ---- 3. the lock goes with the process: kill -9 -------------------------------------------------
+"$NABLA" "${LONG[@]}" --epochs 100000 --out killed >/dev/null 2>&1 &
+KILLED=$!
+BACKGROUND+=("$KILLED")
+check "a run to kill takes the lock" wait_for 120 holds killed "$KILLED"
+{ kill -9 "$KILLED" && wait "$KILLED"; } 2>/dev/null
+check "after kill -9: the lock is free" flock -n killed/.lock true
+check "after kill -9: its line is still there (stale)" holds killed "$KILLED"
+# Someone holds the lock before writing its own line: the stale line is not taken for it.
+hold killed
+expect_exit 1 "a run into a directory held by another process is refused" \
+    train --data moons --layers 8 --epochs 1 --out killed
+check "refused: the stale line is said to be an ended process's (got: $(head -c 400 "$WORK/stderr"))" \
+    grep -q "still names an earlier holder, pid $KILLED, which has ended" "$WORK/stderr"
+release
+: >killed/.lock
+hold killed
+expect_exit 1 "a lock with no line yet" train --data moons --layers 8 --epochs 1 --out killed
+check "refused: says the holder has not written who it is (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: killed is in use by another process, which has not written who it is yet"
+release
+expect_exit 0 "after kill -9 and the holders, the directory takes a new run" \
+    train --data moons --layers 8 --epochs 2 --out killed --quiet
+check "the new run's metrics.jsonl has its own 2 epochs" epochs_once killed 2
+
+# ---- 4. a trial's directory --------------------------------------------------------------------
+STUDY=(tune --data spirals --samples 300 --epochs 3 --trials 2 --workers 2
+       --space "lr=log(1e-3,1e-1)" --quiet)
+expect_exit 0 "a small study" "${STUDY[@]}" --out st
+# A study whose trial finds its directory held for good: the trial gives up after its wait
+# (exit 75), which is an interruption, not a failure: the journal says why, the tuner stops,
+# and the same command finishes the study once the directory is free. In the background,
+# checked at the end of this script, so that the wait overlaps the checks in between.
+mkdir -p lockst/trials/0
+hold lockst/trials/0
+HOLDER_ST=$HOLDER
+"$NABLA" "${STUDY[@]}" --out lockst >lockst.out 2>lockst.err &
+TUNER_ST=$!
+BACKGROUND+=("$TUNER_ST")
+hold st/trials/0
+HOLDER0=$HOLDER
+expect_exit 1 "an interactive train into a held trial directory is refused at once" \
+    train --resume st/trials/0
+check "refused without waiting (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: st/trials/0 is in use by another process"
+# As a trial of nabla tune: it waits (10 s), then ends with its own exit status, 75 (checked at
+# the end of this script, so that the wait overlaps the checks in between).
+as_trial train --resume st/trials/0 --quiet >trial0.out 2>trial0.err &
+TRIAL0=$!
+BACKGROUND+=("$TRIAL0")
+# Meanwhile, a trial whose holder goes away while it waits goes on.
+hold st/trials/1
+as_trial train --resume st/trials/1 --epochs 4 --quiet >trial1.out 2>trial1.err &
+TRIAL1=$!
+BACKGROUND+=("$TRIAL1")
+check "a trial says it waits for its directory" wait_for 60 grep -qs "waiting up to" trial1.err
+release
+wait "$TRIAL1"
+rc=$?
+check "the trial goes on once its directory is free (exit $rc, stderr: $(head -c 300 trial1.err))" \
+    [ "$rc" -eq 0 ]
+check "the trial ran on: 4 epochs" epochs_once st/trials/1 4
+# A tuner killed while its trials run, restarted at once: the trials' old processes may still
+# hold their directories for a moment; the restarted trials wait for them and none fails.
+BIG=(tune --data spirals --samples 1000 --layers 32,32 --epochs 400 --trials 2 --workers 2
+     --space "lr=log(1e-3,1e-2)" --threads 1 --quiet --out restart)
+"$NABLA" "${BIG[@]}" >tuner.out 2>&1 &
+TUNER=$!
+BACKGROUND+=("$TUNER")
+trial_running() { grep -qs "^pid " restart/trials/0/.lock restart/trials/1/.lock; }
+check "the tuner's trials take their directories' locks" wait_for 120 trial_running
+{ kill -9 "$TUNER" && wait "$TUNER"; } 2>/dev/null
+expect_exit 0 "the same command right after kill -9 finishes the study" "${BIG[@]}"
+check "restarted: no trial failed (journal: $(grep -c failed restart/journal.jsonl) failed)" \
+    pytrue "not any(json.loads(l).get('state') == 'failed' for l in open('restart/journal.jsonl'))"
+check "restarted: both trials complete" \
+    [ "$(grep -c '"state":"complete"' restart/journal.jsonl)" -eq 2 ]
+
+# ---- 5. one tuner per study --------------------------------------------------------------------
+SLOW=(tune --data spirals --samples 1000 --layers 32,32 --epochs 50 --trials 2 --workers 1
+      --space "lr=log(1e-3,1e-2)" --threads 1 --quiet --out busy)
+"$NABLA" "${SLOW[@]}" >busy.out 2>busy.err &
+TUNER=$!
+BACKGROUND+=("$TUNER")
+check "the tuner takes the study's lock" wait_for 120 holds busy "$TUNER"
+kill -STOP "$TUNER"
+expect_exit 1 "a second tuner on the same study is refused" "${SLOW[@]}"
+check "refused: one line naming the first tuner's pid (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: busy is in use by another process: pid $TUNER on host"
+check "refused: names the first tuner's command" grep -q "nabla tune .*--out busy" "$WORK/stderr"
+expect_exit 1 "a train into the running study is refused" train --data moons --epochs 1 --out busy
+kill -CONT "$TUNER"
+wait "$TUNER"
+rc=$?
+check "the first tuner finishes (exit $rc, stderr: $(head -c 300 busy.err))" [ "$rc" -eq 0 ]
+check "after it: the study's lock is free" flock -n busy/.lock true
+
+# ---- 6. under mpirun only rank 0 writes, and it takes the lock ---------------------------------
+run --version
+if grep -q '^with MPI: ' "$WORK/stdout" && command -v mpirun >/dev/null; then
+    mkdir mpi
+    hold mpi
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
+        --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+        "$NABLA" train --data spirals --samples 200 --max-steps 5 --threads 1 --quiet --out mpi \
+        >"$WORK/stdout" 2>"$WORK/stderr"
+    RC=$?
+    check "mpirun -np 2 into a held directory fails (got $RC)" [ "$RC" -ne 0 ]
+    check "mpirun: rank 0 says it, once (got: $(head -c 400 "$WORK/stderr"))" \
+        [ "$(grep -c 'mpi is in use by another process' "$WORK/stderr")" -eq 1 ]
+    check "mpirun: nothing written" [ "$(ls -A mpi)" = ".lock" ]
+    release
+else
+    echo "this nabla is built without MPI (or mpirun is missing): no mpirun check"
+fi
+
+# ---- 4, the end: the trial left waiting for trial 0's held directory (10 s) ----------------------
+wait "$TRIAL0"
+rc=$?
+check "a trial whose directory stays held exits 75 (got $rc)" [ "$rc" -eq 75 ]
+check "it said it waits, then why it gives up (got: $(cat trial0.err))" \
+    bash -c "grep -q 'waiting up to 10 s' trial0.err && tail -1 trial0.err | grep -q 'st/trials/0 is in use by another process'"
+HOLDER=$HOLDER0
+release
+check "a trial that gave up wrote nothing: its metrics are the study's 3 epochs" \
+    epochs_once st/trials/0 3
+wait "$TUNER_ST"
+rc=$?
+check "a study whose trial's directory stays held stops, exit 1 (got $rc: $(head -c 400 lockst.err))" \
+    [ "$rc" -eq 1 ]
+check "the tuner says the trial was interrupted, and why (got: $(head -c 400 lockst.err))" \
+    grep -q "trial 0 was interrupted (lockst/trials/0 is in use by another process" lockst.err
+check "the journal records the interruption with its reason" \
+    pytrue "any(e.get('trial') == 0 and e.get('state') == 'interrupted' and 'lockst/trials/0 is in use by another process' in e.get('reason', '') for e in map(json.loads, open('lockst/journal.jsonl')))"
+check "no trial failed or ended for it" \
+    pytrue "not any(e.get('trial') == 0 and e.get('state') not in ('running', 'interrupted') for e in map(json.loads, open('lockst/journal.jsonl')))"
+HOLDER=$HOLDER_ST
+release
+expect_exit 0 "once its directory is free, the same command finishes the study" \
+    "${STUDY[@]}" --out lockst
+check "both trials complete" \
+    pytrue "sorted(e['trial'] for e in map(json.loads, open('lockst/journal.jsonl')) if e.get('state') == 'complete') == [0, 1]"
+
+echo "test_run_lock: $((SECONDS - STARTED)) s"
+finish
