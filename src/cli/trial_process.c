@@ -16,6 +16,7 @@
 
 #include "mpi_comm.h"
 #include "options.h"
+#include "self_exe.h"
 #include "trial_channel.h"
 
 void exec_nabla(char *const *args)
@@ -24,8 +25,10 @@ void exec_nabla(char *const *args)
      * itself for one of the job's ranks. */
     launcher_forget();
     signal(SIGPIPE, SIG_DFL);   /* a rank ignores it (start_mpi) */
-    execv("/proc/self/exe", args);
-    execvp("nabla", args);
+    /* This same program: under valgrind, /proc/self/exe is valgrind's (self_exe.h). */
+    const char *self = self_exe_path();
+    if (self)
+        execv(self, args);
     _exit(127);
 }
 
