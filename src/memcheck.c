@@ -182,7 +182,7 @@ int nb_check_run_memory(const char *what, const nb_memory_part *parts, int n_par
     if (limit < 0)
         return 0;
     /* " (weights 520 MB, ..., OpenBLAS's buffers and the stacks of 2 threads 272 MB)": the
-     * pool's part as it counts under this limit, and parts of a megabyte or more. */
+     * parts of a megabyte or more, the pool's as it counts under this limit. */
     char list[512] = "";
     size_t len = 0;
     uint64_t pool = need_under(&(nb_memory_need){0, need.reserved, need.address}, limit);
