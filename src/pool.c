@@ -24,9 +24,9 @@ enum { JOB_SPINS = 20000, BARRIER_SPINS = 10000 };
 /* What a thread costs beyond its stack, in address space, measured (gdb on a process spinning
  * in OpenBLAS's allocator under ulimit -v, and /proc/self/status before and after a thread's
  * first product) with Debian 12's OpenBLAS 0.3.21 and glibc 2.36:
- * - OpenBLAS maps one buffer for each thread that calls it at a time (blas_memory_alloc, 128 MiB
- *   of which a product touches a few MiB), on its first call, and keeps it; when the mapping is
- *   refused it tries again forever;
+ * - OpenBLAS maps one buffer for each of the threads that call it at the same time
+ *   (blas_memory_alloc, 128 MiB of which a product touches a few MiB) and keeps it; when the
+ *   mapping is refused it tries again forever;
  * - glibc reserves a malloc arena of 64 MiB of address space (inaccessible until used) for a
  *   thread the first time it calls malloc or free. */
 #define BLAS_BUFFER_BYTES (UINT64_C(128) << 20)
@@ -210,18 +210,6 @@ static nb_pool *get_pool(void)
 
 void nb_pool_start(void) { (void)get_pool(); }
 
-/* Threads that have called OpenBLAS, each counted once. */
-static atomic_int blas_threads;
-static _Thread_local int blas_called;
-
-void nb_pool_blas_called(void)
-{
-    if (!blas_called) {
-        blas_called = 1;
-        atomic_fetch_add(&blas_threads, 1);
-    }
-}
-
 /* A thread's stack as the pool creates it (the default attributes): its size and guard. */
 static uint64_t thread_stack_bytes(void)
 {
@@ -246,9 +234,11 @@ nb_memory_need nb_pool_pending_memory(int *threads)
         need.reserved = (uint64_t)(n - 1) * thread_stack_bytes();
         need.address = (uint64_t)(n - 1) * MALLOC_ARENA_BYTES;
     }
-    int called = atomic_load(&blas_threads);
-    if (called < n)
-        need.reserved += (uint64_t)(n - called) * BLAS_BUFFER_BYTES;
+    /* OpenBLAS shares its buffers between the threads whose calls do not overlap and does not
+     * say how many it has; they are counted as still to come, always. A process that has them
+     * already (a report drawing several models) is asked for that room twice, never for too
+     * little. */
+    need.reserved += (uint64_t)n * BLAS_BUFFER_BYTES;
     *threads = n;
     return need;
 }

@@ -52,14 +52,10 @@ int nb_product_parts(void);
 /* The thread count jobs will run with. */
 int nb_pool_threads(void);
 
-/* What the pool will add to the process when it runs its first matrix products, and does not
- * hold yet: the stacks of its threads and the malloc arena glibc reserves for each, until the
- * threads exist; and an OpenBLAS buffer for each thread that has not called OpenBLAS yet.
- * *threads gets the thread count. memcheck.c counts this in every check of memory that will
- * run a graph, since OpenBLAS spins when a limit refuses it its buffer. */
+/* What running matrix products on the pool will add to the process: the stacks of its threads
+ * and the malloc arena glibc reserves for each, until the threads exist; and an OpenBLAS buffer
+ * for each thread. *threads gets the thread count. memcheck.c counts this in every check of
+ * memory that will run a graph, since OpenBLAS spins when a limit refuses it its buffer. */
 nb_memory_need nb_pool_pending_memory(int *threads);
-
-/* Tells the pool that the calling thread has called cblas_sgemm, and so has its buffer. */
-void nb_pool_blas_called(void);
 
 #endif

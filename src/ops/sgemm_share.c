@@ -49,12 +49,10 @@ nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int 
         const float *pa = by_rows ? a + (trans_a ? begin : begin * (size_t)lda) : a;
         const float *pb = by_rows ? b : b + (trans_b ? begin * (size_t)ldb : begin);
         float *pc = c + (by_rows ? begin * (size_t)ldc : begin);
-        if (rows > 0 && cols > 0) {
+        if (rows > 0 && cols > 0)
             cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                         trans_b ? CblasTrans : CblasNoTrans, rows, cols, k, alpha, pa, lda, pb,
                         ldb, beta, pc, ldc);
-            nb_pool_blas_called();
-        }
     }
     if (by_rows) {
         blk.row0 = (int)first;
