@@ -533,6 +533,15 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
              const nb_dataset *test, const nb_train_config *cfg, nb_train_result *result,
              nb_error *err);
 
+/* Whether the process may use the memory nb_train adds to the compiled model (the optimizer
+ * state, a second weight buffer, what checkpoints need, OpenBLAS's buffers and the threads'
+ * stacks) under each of its limits: ulimit -v and -d, its cgroup's memory limit, the machine's
+ * available memory. nb_train checks this first itself; a program that writes files before it
+ * trains can ask before them. Returns 0, or -1 with "out of memory: training needs N MB (...),
+ * but the process may use M MB more (ulimit -v)". */
+int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
+                          nb_error *err);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Checkpoints                                                                                  */
 /* ------------------------------------------------------------------------------------------ */

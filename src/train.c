@@ -149,11 +149,12 @@ static void backup_free(stats_backup *b)
  * its buffer): the optimizer state, the spare parameter buffer, the NaN guard's copy of the
  * batch-norm statistics, what a checkpoint writes from a buffer of its own (the data order as
  * int64), and with them (nb_check_run_memory) OpenBLAS's buffers and the threads' stacks. */
-static int check_training_memory(const nb_graph *g, int n_samples, const nb_train_config *cfg,
-                                 nb_error *err)
+int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
+                          nb_error *err)
 {
+    const nb_graph *g = m->graph;
     uint64_t weights = nb_sat_mul(g->n_params, sizeof(float));
-    uint64_t samples = (uint64_t)n_samples;
+    uint64_t samples = train->n > 0 ? (uint64_t)train->n : 0;
     const nb_memory_part parts[] = {
         {"optimizer state",
          nb_sat_add(nb_sat_mul(weights, (uint64_t)nb_optimizer_moments(cfg->optim.kind)),
@@ -179,7 +180,7 @@ static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
         return -1;
     if (test && test->n && check_compatible(m, test, "test", err) != 0)
         return -1;
-    if (check_training_memory(m->graph, train->n, cfg, err) != 0)
+    if (nb_train_check_memory(m, train, cfg, err) != 0)
         return -1;
     size_t n_params;
     nb_graph_params(m->graph, &n_params);

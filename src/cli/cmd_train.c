@@ -552,6 +552,14 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         *code = runtime_error(&r->err);
         return -1;
     }
+    /* The memory training will add, before the run directory exists (nb_train checks it
+     * again, as it would for any caller). */
+    nb_train_config cfg;
+    fill_train_config(r, &cfg);
+    if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
     return check_watch_options(r, code);
 }
 
