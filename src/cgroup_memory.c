@@ -1,6 +1,7 @@
 /* The memory limit of the cgroups this process is in (see cgroup_memory.h). */
 #include "cgroup_memory.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,14 +151,38 @@ static uint64_t stat_value(const char *dir, const char *key)
     return found;
 }
 
+/* Where a hierarchy's cgroup of this process is: found once per process (reading
+ * /proc/self/mountinfo costs most of a check), since a process stays in its cgroup unless
+ * something moves it. */
+typedef struct location {
+    int found;
+    char mount[4096], dir[4200];
+} location;
+
+static location locations[2];
+static pthread_once_t located = PTHREAD_ONCE_INIT;
+
+static void locate(void)
+{
+    const hierarchy *h[2] = {&V1, &V2};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        location *l = &locations[i];
+        l->found = cgroup_path(h[i], path, sizeof path) &&
+                   cgroup_dir(h[i], path, l->mount, sizeof l->mount, l->dir, sizeof l->dir);
+    }
+}
+
 /* The least room over the levels of hierarchy h, from the process's cgroup up to the mount. */
 static int hierarchy_room(const hierarchy *h, uint64_t *room, char *where, size_t where_size)
 {
-    char path[4096], mount[4096], dir[4200];
-    if (!cgroup_path(h, path, sizeof path) ||
-        !cgroup_dir(h, path, mount, sizeof mount, dir, sizeof dir))
+    pthread_once(&located, locate);
+    const location *l = &locations[h->v1 ? 0 : 1];
+    if (!l->found)
         return 0;
-    size_t top = strlen(mount);
+    char dir[4200];
+    memcpy(dir, l->dir, sizeof dir);
+    size_t top = strlen(l->mount);
     int found = 0;
     for (;;) {
         uint64_t limit, usage;
