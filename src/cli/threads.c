@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdio.h>
 
+#include "mpi_comm.h"
 #include "options.h"
 
 int cli_usable_cores(void)
@@ -13,6 +14,11 @@ int cli_usable_cores(void)
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
         return CPU_COUNT(&set);
     return cli_default_threads();
+}
+
+int cli_trial_cores(void)
+{
+    return job_size() > 1 ? cli_default_threads() : cli_usable_cores();
 }
 
 int cli_cap_threads(const char *cmd, int threads, int cores, const char *who, int say)

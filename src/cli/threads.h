@@ -10,6 +10,11 @@
  * mpirun's binding of a rank), at least 1; the default thread count of train and eval. */
 int cli_usable_cores(void);
 
+/* The cores a trial of `nabla tune` may run on: the tuner's (cli_usable_cores), or under mpirun
+ * every core of the machine, which a trial takes back from its rank's binding
+ * (trial_process.c). */
+int cli_trial_cores(void);
+
 /* `threads` capped at `cores`. When it is cut, and `say` is set, one line on stderr:
  * "nabla <cmd>: note: --threads 10000, but <who> may run on 2 cores: using 2 threads (results
  * do not depend on the thread count)". */

@@ -557,12 +557,10 @@ int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
     tune_args_free(args);
     if (!ok || check_values(o) != 0)
         return -1;
-    /* A trial runs on the cores the tuner may use, or under mpirun on every core of its
-     * machine (trial_process.c): threads beyond those only take turns (threads.h). */
+    /* Threads beyond the cores a trial may use only take turns (threads.h). */
     if (o->threads > 0)
-        o->threads = cli_cap_threads(CMD, o->threads,
-                                     job_size() > 1 ? cli_default_threads() : cli_usable_cores(),
-                                     "a trial", job_rank() == 0);
+        o->threads = cli_cap_threads(CMD, o->threads, cli_trial_cores(), "a trial",
+                                     job_rank() == 0);
     *exit_code = EXIT_OK;
     return 0;
 }

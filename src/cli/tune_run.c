@@ -28,6 +28,7 @@
 #include "options.h"
 #include "resume.h"
 #include "run_files.h"
+#include "threads.h"
 #include "trial_process.h"
 #include "tune_agent.h"
 #include "tune_plan.h"
@@ -38,7 +39,7 @@ int tune_threads_per_trial(const tune_options *o)
         return o->threads;
     /* The trials at once on this machine: --workers on each of its ranks. */
     int here = (o->workers < o->trials ? o->workers : o->trials) * job_local_size();
-    int cores = cli_default_threads();
+    int cores = cli_trial_cores();
     return cores / here > 0 ? cores / here : 1;
 }
 
