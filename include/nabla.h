@@ -376,6 +376,8 @@ int nb_st_read(const char *path, nb_st_file *out, nb_error *err);
 /* The same from memory (the bytes are copied). */
 int nb_st_parse(const void *bytes, size_t size, const char *what, nb_st_file *out, nb_error *err);
 void nb_st_free(nb_st_file *f);
+/* Frees the file's bytes and tensors, keeping its metadata (which nb_st_free frees later). */
+void nb_st_drop_tensors(nb_st_file *f);
 const nb_st_tensor *nb_st_find(const nb_st_file *f, const char *name);
 const char *nb_st_meta_get(const nb_st_file *f, const char *key);
 /* Writes tensors and metadata to path atomically (temporary file, fsync, rename, fsync dir). */

@@ -138,6 +138,10 @@ static int prepare(train_run *r)
             return nb_fail(&r->err, "%s: %s (was the data changed since the run started?)",
                            r->resume.used, why);
         }
+        /* The checkpoint's tensors are in the model and the state now; their bytes (three
+         * times the model's with Adam) need not stay in memory while the run goes on. What the
+         * run still reads, its options and metrics, is in the metadata. */
+        nb_st_drop_tensors(&r->resume.file);
     }
     return 0;
 }
