@@ -152,6 +152,8 @@ static void backup_free(stats_backup *b)
 int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
                           nb_error *err)
 {
+    if (!m || !m->graph || !train || !cfg)
+        return nb_fail(err, "no model, data or configuration to check");
     const nb_graph *g = m->graph;
     uint64_t weights = nb_sat_mul(g->n_params, sizeof(float));
     uint64_t samples = train->n > 0 ? (uint64_t)train->n : 0;
