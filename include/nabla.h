@@ -381,6 +381,8 @@ int nb_st_read(const char *path, nb_st_file *out, nb_error *err);
 /* The same from memory (the bytes are copied). */
 int nb_st_parse(const void *bytes, size_t size, const char *what, nb_st_file *out, nb_error *err);
 void nb_st_free(nb_st_file *f);
+/* Frees the file's bytes and tensors, keeping its metadata (which nb_st_free frees later). */
+void nb_st_drop_tensors(nb_st_file *f);
 const nb_st_tensor *nb_st_find(const nb_st_file *f, const char *name);
 const char *nb_st_meta_get(const nb_st_file *f, const char *key);
 /* Writes tensors and metadata to path atomically (temporary file, fsync, rename, fsync dir). */
@@ -537,6 +539,15 @@ typedef struct nb_train_result {
 int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
              const nb_dataset *test, const nb_train_config *cfg, nb_train_result *result,
              nb_error *err);
+
+/* Whether the process may use the memory nb_train adds to the compiled model (the optimizer
+ * state, a second weight buffer, what checkpoints need, OpenBLAS's buffers and the threads'
+ * stacks) under each of its limits: ulimit -v and -d, its cgroup's memory limit, the machine's
+ * available memory. nb_train checks this first itself; a program that writes files before it
+ * trains can ask before them. Returns 0, or -1 with "out of memory: training needs N MB (...),
+ * but the process may use M MB more (ulimit -v)". */
+int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
+                          nb_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Checkpoints                                                                                  */

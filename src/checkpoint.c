@@ -87,25 +87,29 @@ static void format_state(const nb_train_state *s, state_text *t)
     snprintf(t->n, sizeof t->n, "%d", s->n);
 }
 
-/* The optimizer moments of every parameter, then the order: tensors over one byte buffer. */
+/* The optimizer moments of every parameter, then the order. The moments are written from
+ * where they are (nb_le_view: no second copy of them in memory; owned[i] is a converted copy
+ * on a big-endian host); the order becomes int64 in a buffer of its own. */
 typedef struct state_tensors {
     nb_st_tensor *tensors;
     char **names;
-    unsigned char *bytes;
+    unsigned char **owned;
     int count;
 } state_tensors;
 
 static void state_tensors_free(state_tensors *t)
 {
-    for (int i = 0; t->names && i < t->count; i++)
+    for (int i = 0; t->names && t->owned && i < t->count; i++) {
         free(t->names[i]);
+        free(t->owned[i]);
+    }
     free(t->names);
+    free(t->owned);
     free(t->tensors);
-    free(t->bytes);
 }
 
 static int add_moment(state_tensors *t, const char *kind, const nb_named *p, const float *moment,
-                      size_t offset, unsigned char **cursor)
+                      size_t offset)
 {
     nb_tensor v = nb_node_value(p->node);
     size_t count = nb_tensor_numel(&v);
@@ -114,19 +118,17 @@ static int add_moment(state_tensors *t, const char *kind, const nb_named *p, con
     if (!name)
         return -1;
     snprintf(name, len, "%s%s.%s", NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER, kind, p->name);
-    nb_st_tensor *st = &t->tensors[t->count];
-    t->names[t->count++] = name;
+    int i = t->count++;
+    nb_st_tensor *st = &t->tensors[i];
+    t->names[i] = name;
     st->name = name;
     st->dtype = NB_F32;
     st->ndim = v.ndim;
     for (int d = 0; d < v.ndim; d++)
         st->shape[d] = v.shape[d];
     st->nbytes = count * 4;
-    st->data = *cursor;
-    for (size_t k = 0; k < count; k++)
-        nb_store_f32_le(*cursor + 4 * k, moment[offset + k]);
-    *cursor += st->nbytes;
-    return 0;
+    st->data = nb_le_view(moment + offset, count, 4, &t->owned[i]);
+    return st->data || !st->nbytes ? 0 : -1;
 }
 
 static int build_state_tensors(const nb_model *m, const nb_train_state *s, state_tensors *t,
@@ -134,7 +136,7 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
 {
     memset(t, 0, sizeof *t);
     nb_graph *g = m->graph;
-    int named = nb_graph_named_count(g), moments = (s->opt.v != NULL) + (s->opt.s != NULL);
+    int named = nb_graph_named_count(g);
     size_t n_params;
     const float *base = nb_graph_params(g, &n_params);
     if (s->opt.n != n_params)
@@ -142,32 +144,38 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
                        s->opt.n, n_params);
     t->tensors = calloc((size_t)named * 2 + 1, sizeof *t->tensors);
     t->names = calloc((size_t)named * 2 + 1, sizeof *t->names);
-    t->bytes = malloc(n_params * 4 * (size_t)moments + (size_t)s->n * 8 + 1);
-    if (!t->tensors || !t->names || !t->bytes) {
+    t->owned = calloc((size_t)named * 2 + 1, sizeof *t->owned);
+    if (!t->tensors || !t->names || !t->owned) {
         state_tensors_free(t);
         return nb_fail(err, "checkpoint: out of memory");
     }
-    unsigned char *cursor = t->bytes;
     for (int i = 0; i < named; i++) {
         nb_named p = nb_graph_named(g, i);
         if (p.kind != NB_KIND_PARAM)
             continue;
         size_t offset = (size_t)(nb_node_value(p.node).data - base);
-        if ((s->opt.v && add_moment(t, "v", &p, s->opt.v, offset, &cursor) != 0) ||
-            (s->opt.s && add_moment(t, "s", &p, s->opt.s, offset, &cursor) != 0)) {
+        if ((s->opt.v && add_moment(t, "v", &p, s->opt.v, offset) != 0) ||
+            (s->opt.s && add_moment(t, "s", &p, s->opt.s, offset) != 0)) {
             state_tensors_free(t);
             return nb_fail(err, "checkpoint: out of memory");
         }
     }
-    nb_st_tensor *order = &t->tensors[t->count++];
+    int i = t->count++;
+    unsigned char *bytes = malloc((size_t)s->n * 8 + 1);
+    if (!bytes) {
+        state_tensors_free(t);
+        return nb_fail(err, "checkpoint: out of memory for the data order of %d samples", s->n);
+    }
+    t->owned[i] = bytes;
+    nb_st_tensor *order = &t->tensors[i];
     order->name = NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order";
     order->dtype = NB_I64;
     order->ndim = 1;
     order->shape[0] = s->n;
     order->nbytes = (size_t)s->n * 8;
-    order->data = cursor;
-    for (int i = 0; i < s->n; i++)
-        nb_store_i64_le(cursor + 8 * (size_t)i, s->order[i]);
+    order->data = bytes;
+    for (int k = 0; k < s->n; k++)
+        nb_store_i64_le(bytes + 8 * (size_t)k, s->order[k]);
     return 0;
 }
 

@@ -261,8 +261,9 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
         return nb_fail(err, "the largest batch must be at least 1, not %d", max_batch);
 
     /* The sizes come from options and files (layer widths, the batch size), so they are
-     * added up without overflow (saturating) and checked against the machine's memory: a graph
-     * that cannot fit fails here with its size rather than in the allocator. */
+     * added up without overflow (saturating) and checked against what the process may use,
+     * with what running the graph will add (memcheck.h): a graph that cannot fit fails here
+     * with its size rather than in the allocator, or in OpenBLAS's. */
     uint64_t n_params = 0, n_states = 0, n_labels = 0, arena = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const nb_node *n = g->nodes[i];
@@ -284,7 +285,9 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
                                 nb_sat_add(n_labels, arena));
     char what[64];
     snprintf(what, sizeof what, "the graph for batches of %d", max_batch);
-    if (nb_check_memory(nb_sat_mul(total, sizeof(float)), what, err) != 0)
+    nb_memory_part part = {"weights, gradients and activations",
+                           nb_sat_mul(total, sizeof(float))};
+    if (nb_check_run_memory(what, &part, 1, err) != 0)
         return -1;
 
     g->params = calloc(n_params ? n_params : 1, sizeof(float));

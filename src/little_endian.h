@@ -4,6 +4,7 @@
 #define NABLA_LITTLE_ENDIAN_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline void nb_store_u64_le(unsigned char *p, uint64_t v)
@@ -51,6 +52,39 @@ static inline int64_t nb_load_i64_le(const unsigned char *p)
     int64_t v;
     memcpy(&v, &u, sizeof v);
     return v;
+}
+
+/* Whether this host stores numbers little-endian, as the files do (a constant the compiler
+ * folds). */
+static inline int nb_host_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* The file's bytes of n floats (size 4) or int64s (size 8) in memory. On a little-endian host
+ * they are the memory itself: a model or a checkpoint is then written straight from the
+ * weights, with no second copy of them in memory. On a big-endian host they are converted
+ * into a new buffer, *owned (to free()); NULL when it cannot be had. */
+static inline const void *nb_le_view(const void *values, size_t n, size_t size,
+                                     unsigned char **owned)
+{
+    *owned = NULL;
+    if (nb_host_little_endian())
+        return values;
+    unsigned char *bytes = malloc(n * size + 1);
+    if (!bytes)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (size == 4)
+            nb_store_f32_le(bytes + 4 * i, ((const float *)values)[i]);
+        else
+            nb_store_i64_le(bytes + 8 * i, ((const int64_t *)values)[i]);
+    }
+    *owned = bytes;
+    return bytes;
 }
 
 #endif

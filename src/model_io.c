@@ -160,38 +160,23 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     const nb_model_spec *spec = &m->spec;
     int n = nb_graph_named_count(g);
 
-    /* One buffer holds the little-endian bytes of every tensor. */
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        nb_named t = nb_graph_named(g, i);
-        if (t.kind == NB_KIND_COUNTER) {
-            total += 8;
-        } else {
-            nb_tensor v = nb_node_value(t.node);
-            total += nb_tensor_numel(&v) * 4;
-        }
-    }
+    /* The tensors are written from where they are (nb_le_view): saving a model, or a
+     * checkpoint at the end of a run that has only just enough memory, needs no second copy of
+     * the weights. owned[i] is tensor i's converted copy on a big-endian host. */
     nb_st_tensor *tensors = calloc((size_t)n + (size_t)n_extra + 1, sizeof *tensors);
-    unsigned char *bytes = malloc(total ? total : 1);
+    unsigned char **owned = calloc((size_t)n + 1, sizeof *owned);
     nb_st_meta *meta = calloc(11 + (size_t)n_extra_meta, sizeof *meta);
-    if (!tensors || !bytes || !meta) {
-        free(tensors);
-        free(bytes);
-        free(meta);
-        return nb_fail(err, "%s: out of memory", path);
-    }
-    unsigned char *p = bytes;
-    for (int i = 0; i < n; i++) {
+    int rc = tensors && owned && meta ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
         nb_named t = nb_graph_named(g, i);
         nb_st_tensor *st = &tensors[i];
         st->name = (char *)t.name;
-        st->data = p;
         if (t.kind == NB_KIND_COUNTER) {
             /* A 0-dim int64, as PyTorch stores num_batches_tracked. */
             st->dtype = NB_I64;
             st->ndim = 0;
             st->nbytes = 8;
-            nb_store_i64_le(p, *t.counter);
+            st->data = nb_le_view(t.counter, 1, 8, &owned[i]);
         } else {
             nb_tensor v = nb_node_value(t.node);
             size_t count = nb_tensor_numel(&v);
@@ -200,10 +185,18 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
             for (int d = 0; d < v.ndim; d++)
                 st->shape[d] = v.shape[d];
             st->nbytes = count * 4;
-            for (size_t k = 0; k < count; k++)
-                nb_store_f32_le(p + 4 * k, v.data[k]);
+            st->data = nb_le_view(v.data, count, 4, &owned[i]);
         }
-        p += st->nbytes;
+        if (!st->data && st->nbytes)
+            rc = -1;
+    }
+    if (rc != 0) {
+        for (int i = 0; owned && i < n; i++)
+            free(owned[i]);
+        free(owned);
+        free(tensors);
+        free(meta);
+        return nb_fail(err, "%s: out of memory", path);
     }
 
     char inputs[16], classes[16], slope[32];
@@ -226,7 +219,6 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     };
     int n_meta = 8;
     memcpy(meta, architecture, sizeof architecture);
-    int rc = 0;
     if (m->norm_mean && m->norm_std) {
         if (format_floats(&mean, m->norm_mean, spec->inputs) != 0 ||
             format_floats(&std, m->norm_std, spec->inputs) != 0)
@@ -256,8 +248,10 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     free(layers.s);
     free(mean.s);
     free(std.s);
+    for (int i = 0; i < n; i++)
+        free(owned[i]);
+    free(owned);
     free(tensors);
-    free(bytes);
     free(meta);
     return rc;
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "nabla.h"
+#include "optim_internal.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -68,6 +69,11 @@ static int needs_velocity(nb_optimizer_kind k)
 static int needs_second_moment(nb_optimizer_kind k)
 {
     return k == NB_RMSPROP || k == NB_ADAM || k == NB_ADAMW;
+}
+
+int nb_optimizer_moments(nb_optimizer_kind kind)
+{
+    return needs_velocity(kind) + needs_second_moment(kind);
 }
 
 /* The comparisons are written so that NaN fails them. */

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "memcheck.h"
+
 typedef struct nb_pool nb_pool;
 
 /* What a job's function sees. */
@@ -49,5 +51,11 @@ int nb_product_parts(void);
 
 /* The thread count jobs will run with. */
 int nb_pool_threads(void);
+
+/* What running matrix products on the pool will add to the process: the stacks of its threads
+ * and the malloc arena glibc reserves for each, until the threads exist; and an OpenBLAS buffer
+ * for each thread. *threads gets the thread count. memcheck.c counts this in every check of
+ * memory that will run a graph, since OpenBLAS spins when a limit refuses it its buffer. */
+nb_memory_need nb_pool_pending_memory(int *threads);
 
 #endif

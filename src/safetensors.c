@@ -136,19 +136,30 @@ const char *nb_shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
 /* Reading                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-void nb_st_free(nb_st_file *f)
+void nb_st_drop_tensors(nb_st_file *f)
 {
     if (!f)
         return;
     for (int i = 0; i < f->n_tensors; i++)
         free(f->tensors[i].name);
     free(f->tensors);
+    free(f->buffer);
+    f->tensors = NULL;
+    f->n_tensors = 0;
+    f->buffer = NULL;
+    f->size = 0;
+}
+
+void nb_st_free(nb_st_file *f)
+{
+    if (!f)
+        return;
+    nb_st_drop_tensors(f);
     for (int i = 0; i < f->n_meta; i++) {
         free(f->meta[i].key);
         free(f->meta[i].value);
     }
     free(f->meta);
-    free(f->buffer);
     memset(f, 0, sizeof *f);
 }
 

@@ -10,6 +10,7 @@
 #include "graph_internal.h"
 #include "memcheck.h"
 #include "evaluate.h"
+#include "optim_internal.h"
 #include "train_ranks.h"
 
 static double now_seconds(void)
@@ -41,9 +42,11 @@ int nb_train_state_init(nb_train_state *s, const nb_optim_config *optim, size_t 
     memset(s, 0, sizeof *s);
     if (n_samples < 1)
         return nb_fail(err, "the training set is empty");
-    /* At most two optimizer moments and the order. */
-    uint64_t need = nb_sat_add(nb_sat_mul(nb_sat_mul(n_params, 2), sizeof(float)),
-                               (uint64_t)n_samples * sizeof(int32_t));
+    /* The optimizer's moments and the order. */
+    uint64_t need = nb_sat_add(
+        nb_sat_mul(nb_sat_mul(n_params, (uint64_t)nb_optimizer_moments(optim->kind)),
+                   sizeof(float)),
+        (uint64_t)n_samples * sizeof(int32_t));
     if (nb_check_memory(need, "the optimizer state", err) != 0)
         return -1;
     if (nb_optimizer_init(&s->opt, optim, n_params, err) != 0)
@@ -141,6 +144,31 @@ static void backup_free(stats_backup *b)
     free(b->counters);
 }
 
+/* Everything training adds to the compiled model, checked at once before any of it is
+ * allocated and before the first product calls OpenBLAS (which spins when a limit refuses it
+ * its buffer): the optimizer state, the spare parameter buffer, the NaN guard's copy of the
+ * batch-norm statistics, what a checkpoint writes from a buffer of its own (the data order as
+ * int64), and with them (nb_check_run_memory) OpenBLAS's buffers and the threads' stacks. */
+int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
+                          nb_error *err)
+{
+    if (!m || !m->graph || !train || !cfg)
+        return nb_fail(err, "no model, data or configuration to check");
+    const nb_graph *g = m->graph;
+    uint64_t weights = nb_sat_mul(g->n_params, sizeof(float));
+    uint64_t samples = train->n > 0 ? (uint64_t)train->n : 0;
+    const nb_memory_part parts[] = {
+        {"optimizer state",
+         nb_sat_add(nb_sat_mul(weights, (uint64_t)nb_optimizer_moments(cfg->optim.kind)),
+                    samples * sizeof(int32_t))},
+        {"a second weight buffer", g->spare_params ? 0 : weights},
+        {"the NaN guard's statistics", nb_sat_add(nb_sat_mul(g->n_states, sizeof(float)),
+                                                  (uint64_t)g->n_nodes * sizeof(int64_t))},
+        {"checkpoints", samples * sizeof(int64_t)},
+    };
+    return nb_check_run_memory("training", parts, (int)(sizeof parts / sizeof parts[0]), err);
+}
+
 /* Everything up to the loop, on this process: checks, the state (fresh or resumed) and the
  * spare parameter buffer. st is zeroed first, so it can be freed whatever happens. */
 static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
@@ -153,6 +181,8 @@ static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
     if (dev && dev->n && check_compatible(m, dev, "dev", err) != 0)
         return -1;
     if (test && test->n && check_compatible(m, test, "test", err) != 0)
+        return -1;
+    if (nb_train_check_memory(m, train, cfg, err) != 0)
         return -1;
     size_t n_params;
     nb_graph_params(m->graph, &n_params);

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "threads.h"
 
 static const char *const CMD = "eval";
 
@@ -36,10 +37,11 @@ void usage_eval(FILE *out)
 "  --seed N              the seed given to train: synthetic sets (test set: seed + 1) and\n"
 "                        the dev split [0]\n"
 "  --batch-size N        samples per forward pass [256]\n"
-"  --threads N           threads for matrix products [all cores: %d]\n"
+"  --threads N           threads for matrix products, at most the cores this process may\n"
+"                        use [those cores: %d]\n"
 "  --json                print {\"loss\":..,\"accuracy\":..,\"samples\":..}\n"
 "  -h, --help            this text\n",
-            NB_FASHION_MNIST_DIR, cli_default_threads());
+            NB_FASHION_MNIST_DIR, cli_usable_cores());
 }
 
 enum {
@@ -95,7 +97,7 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
     o->src.samples = 1000;
     o->src.noise = 0.2;
     o->batch_size = 256;
-    o->threads = cli_default_threads();
+    o->threads = cli_usable_cores();
 
     opterr = 0;
     optind = 1;
@@ -278,7 +280,7 @@ int cmd_eval(int argc, char **argv)
                                    kind == DATA_IDX ? "an IDX data set" : "a synthetic set");
     }
 
-    nb_set_threads(o.threads);
+    nb_set_threads(cli_cap_threads(CMD, o.threads, cli_usable_cores(), "this process", 1));
     nb_model m;
     nb_dataset d;
     nb_eval_result res = {0};

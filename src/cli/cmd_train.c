@@ -22,6 +22,7 @@
 #include "model_io.h"
 #include "mpi_comm.h"
 #include "output.h"
+#include "threads.h"
 #include "train_run.h"
 
 static const char *const CMD = "train";
@@ -156,6 +157,10 @@ static int prepare(train_run *r)
             return nb_fail(&r->err, "%s: %s (was the data changed since the run started?)",
                            r->resume.used, why);
         }
+        /* The checkpoint's tensors are in the model and the state now; their bytes (three
+         * times the model's with Adam) need not stay in memory while the run goes on. What the
+         * run still reads, its options and metrics, is in the metadata. */
+        nb_st_drop_tensors(&r->resume.file);
     }
     return 0;
 }
@@ -246,11 +251,16 @@ static double monotonic_seconds(void)
  * a signal) and those asked for with --checkpoint-every. */
 #define CHECKPOINT_SHARE 10.0
 
+/* The state is the run's end: its last epoch done, or --max-steps reached. */
+static int run_ends_at(const train_run *r, const nb_train_state *s)
+{
+    return s->epoch >= r->opt.epochs || (r->opt.max_steps > 0 && s->steps >= r->opt.max_steps);
+}
+
 static int checkpoint_due(const train_run *r, const nb_train_state *s)
 {
     int epoch_end = s->batch == 0;
-    int last = s->epoch >= r->opt.epochs || (r->opt.max_steps > 0 && s->steps >= r->opt.max_steps);
-    return !epoch_end || last || stop_signal(r) ||
+    return !epoch_end || run_ends_at(r, s) || stop_signal(r) ||
            monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
 }
 
@@ -278,13 +288,26 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
      * checkpoint that a resumed run would keep them for. */
     if (checkpoint_due(r, s)) {
         double start = monotonic_seconds();
-        if (metrics_sync(r->metrics_fd, r->metrics_path, err) != 0 || train_trace_sync(&r->trace, err) != 0 ||
-            nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0)
+        if (metrics_sync(r->metrics_fd, r->metrics_path, err) != 0 ||
+            train_trace_sync(&r->trace, err) != 0)
             return 1;
-        r->last_checkpoint = monotonic_seconds();
-        r->checkpoint_cost = r->last_checkpoint - start;
-        r->wrote_checkpoint = 1;
-        watch_checkpoint(r, s->steps);
+        if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0) {
+            /* A checkpoint is what a run continues from; one that fails stops the run. But at
+             * the run's end the run is done: its model and summary are written all the same
+             * (train_and_report says what happened), and only continuing from its very end is
+             * lost (the checkpoint before stays, and --resume retrains the steps since then to
+             * the same weights). An interrupted run's checkpoint is all it leaves: it fails. */
+            if (!run_ends_at(r, s) || stop_signal(r))
+                return 1;
+            r->final_checkpoint_failed = 1;
+            r->final_checkpoint = *err;
+        } else {
+            r->last_checkpoint = monotonic_seconds();
+            r->checkpoint_cost = r->last_checkpoint - start;
+            r->checkpoint_steps = s->steps;
+            r->wrote_checkpoint = 1;
+            watch_checkpoint(r, s->steps);
+        }
     }
     /* At an epoch's end a trial tells the tuner (and stops if the tuner is gone). */
     if (s->batch == 0 && trial_channel_report(&r->trial, r->log.text, r->log.len,
@@ -360,10 +383,10 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
         printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
                r->last_train_loss);
     if (!r->opt.quiet) {
-        printf("wrote %s/ (config.json, metrics.jsonl, %s%smodel.safetensors, summary.json, "
-               "checkpoint.safetensors)\n",
+        printf("wrote %s/ (config.json, metrics.jsonl, %s%smodel.safetensors, summary.json%s)\n",
                r->out_dir, r->opt.trace ? TRACE_FILE ", " : "",
-               r->opt.eval_every > 0 ? STEPS_FILE ", " : "");
+               r->opt.eval_every > 0 ? STEPS_FILE ", " : "",
+               r->final_checkpoint_failed ? "" : ", checkpoint.safetensors");
         if (r->opt.save_weights)
             printf("wrote %s\n", r->opt.save_weights);
     }
@@ -521,16 +544,31 @@ static int train_and_report(train_run *r)
         r->own_fault = 1;
     }
     print_result(r, &dev, &test, &res);
+    if (r->final_checkpoint_failed) {
+        /* The run is complete; what it lacks is a way to continue from its very end. Said, but
+         * not a failure: its results are all written (write_checkpoint). */
+        char older[64] = "there is no checkpoint to continue from";
+        if (r->checkpoint_steps >= 0)
+            snprintf(older, sizeof older, "--resume would continue from step %lld",
+                     (long long)r->checkpoint_steps);
+        fprintf(stderr, "nabla: warning: the run is complete (model.safetensors, summary.json) "
+                        "but its final checkpoint was not written: %s; %s\n",
+                r->final_checkpoint.msg, older);
+    }
     return res.diverged ? EXIT_RUNTIME : EXIT_OK;
 }
 
 /* Ranks on one machine share its cores: unless --threads says otherwise, each rank gets its
- * part of them (the results do not depend on the thread count). */
+ * part of them (the results do not depend on the thread count). Then no more threads than the
+ * cores this rank or process may run on (mpirun may bind a rank to one; threads.h), said when
+ * --threads asked for more. */
 static void share_cores(train_options *o)
 {
     int local = job_local_size();
     if (!o->given_threads && local > 1)
-        o->threads = o->threads / local > 0 ? o->threads / local : 1;
+        o->threads = cli_default_threads() / local > 0 ? cli_default_threads() / local : 1;
+    o->threads = cli_cap_threads(CMD, o->threads, cli_usable_cores(), "this process",
+                                 o->given_threads && job_rank() == 0);
 }
 
 /* Parses and checks every option, reads the data and builds the model (from the checkpoint
@@ -566,6 +604,14 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     if (prepare(r) != 0 ||
         (r->writer && r->opt.save_weights && check_save_path(r->opt.save_weights, &r->err) != 0) ||
         (r->writer && r->opt.out && train_dir_check(r, r->opt.out) != 0)) {
+        *code = runtime_error(&r->err);
+        return -1;
+    }
+    /* The memory training will add, before the run directory exists (nb_train checks it
+     * again, as it would for any caller). */
+    nb_train_config cfg;
+    fill_train_config(r, &cfg);
+    if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
         *code = runtime_error(&r->err);
         return -1;
     }
@@ -656,6 +702,7 @@ int cmd_train(int argc, char **argv)
     } else if (failed) {
         goto done;
     }
+    r->checkpoint_steps = r->have_state ? r->state.steps : -1;
     code = train_and_report(r);
 done:
     /* A trial's last word: how and why it ends, which tells the tuner whether it failed or

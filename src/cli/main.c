@@ -12,6 +12,7 @@
 #include "nabla.h"
 #include "options.h"
 #include "output.h"
+#include "self_exe.h"
 
 static void usage_overview(FILE *out)
 {
@@ -95,9 +96,18 @@ static int help_command(int argc, char **argv)
  * - its threads: it starts one per core, which nabla never uses (the library's own pool runs
  *   OpenBLAS on one thread), but which spin for about 0.1 s of CPU first; short runs, such as
  *   `nabla tune`'s trials, side by side, lose that much each. OPENBLAS_NUM_THREADS=1 starts none.
- * Values the user set are left alone. If the restart fails, carry on as we are. */
+ * Values the user set are left alone. If the restart fails, carry on as we are.
+ *
+ * Under a tool that runs nabla inside its own process (valgrind, the dynamic loader started by
+ * hand: self_exe.h) there is no restart: an exec would start the tool's program rather than
+ * nabla, or leave the tool and run nabla unchecked, which is not what its user wants. nabla then
+ * runs with OpenBLAS's own choices (the kernel it picked, recorded in config.json; its idle
+ * threads), which change its speed, not its results' validity. The environment is left as it
+ * was, so the programs it starts (tune's trials) make their own choice. */
 static void restart_with_better_blas(char **argv)
 {
+    if (!self_exe_is_program())
+        return;
     int restart = 0;
     if (!getenv("OPENBLAS_NUM_THREADS") && setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
         restart = 1;
@@ -105,7 +115,7 @@ static void restart_with_better_blas(char **argv)
     if (better && setenv("OPENBLAS_CORETYPE", better, 1) == 0)
         restart = 1;
     if (restart)
-        execv("/proc/self/exe", argv);
+        execv(self_exe_path(), argv);
 }
 
 static int version(void)
@@ -159,6 +169,7 @@ int main(int argc, char **argv)
 {
     /* The restart is an exec, which must come before MPI starts (mpirun's environment goes
      * along with it). */
+    self_exe_init();
     restart_with_better_blas(argv);
     output_start();
     int code = job_start(&argc, &argv);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "threads.h"
 
 static const char *const CMD = "train";
 
@@ -66,7 +67,8 @@ void usage_train(FILE *out)
 "\n"
 "Run:\n"
 "  --seed N              seed for initialization, shuffling, splits and synthetic data [0]\n"
-"  --threads N           threads for matrix products [all cores: %d]\n"
+"  --threads N           threads for matrix products, at most the cores this process may\n"
+"                        use [those cores: %d]\n"
 "  --save-weights F      also write the final weights to F.safetensors [none]\n"
 "  --out DIR             run directory: new, empty or an earlier run's; one run writes\n"
 "                        there at a time [runs/YYYYmmdd-HHMMSS]\n"
@@ -90,7 +92,7 @@ void usage_train(FILE *out)
 "  --trace-every N       steps between records (and step 1) [about 20 an epoch]\n"
 "  --eval-every N        every N steps, evaluate on the dev and test sets into\n"
 "                        steps.jsonl [off]\n",
-            NB_FASHION_MNIST_DIR, cli_default_threads());
+            NB_FASHION_MNIST_DIR, cli_usable_cores());
 }
 
 enum {
@@ -177,7 +179,7 @@ static void set_defaults(train_options *o)
     o->decay = NB_DECAY_NONE;
     o->decay_rate = 1;
     o->decay_interval = 1;
-    o->threads = cli_default_threads();
+    o->threads = cli_usable_cores();
 }
 
 /* Integer options that must be >= min. */

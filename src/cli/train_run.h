@@ -44,6 +44,9 @@ typedef struct train_run {
     trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
     int tuner_gone;
     double last_checkpoint;      /* monotonic_seconds() when the last one was written */
+    int64_t checkpoint_steps;    /* the steps of the newest checkpoint on disk, -1: none */
+    int final_checkpoint_failed; /* the run's last checkpoint was not written: ... */
+    nb_error final_checkpoint;   /* ... why */
     double checkpoint_cost;      /* seconds it took (0 before the first) */
     double last_train_accuracy;  /* of the last epoch, for the summary */
     double last_train_loss;

@@ -19,6 +19,7 @@
 #include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
+#include "self_exe.h"
 #include "stop_signals.h"
 #include "trial_channel.h"
 
@@ -27,8 +28,10 @@ void exec_nabla(char *const *args)
     /* Started by a rank of an MPI job, the child is a process of its own: it must not take
      * itself for one of the job's ranks. */
     launcher_forget();
-    execv("/proc/self/exe", args);
-    execvp("nabla", args);
+    /* This same program: under valgrind, /proc/self/exe is valgrind's (self_exe.h). */
+    const char *self = self_exe_path();
+    if (self)
+        execv(self, args);
     _exit(127);
 }
 

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mpi_comm.h"
 #include "options.h"
+#include "threads.h"
 #include "train_options.h"
 
 static const char *const CMD = "tune";
@@ -556,6 +558,10 @@ int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
     tune_args_free(args);
     if (!ok || check_values(o) != 0)
         return -1;
+    /* Threads beyond the cores a trial may use only take turns (threads.h). */
+    if (o->threads > 0)
+        o->threads = cli_cap_threads(CMD, o->threads, cli_trial_cores(), "a trial",
+                                     job_rank() == 0);
     *exit_code = EXIT_OK;
     return 0;
 }

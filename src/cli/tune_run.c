@@ -29,6 +29,7 @@
 #include "output.h"
 #include "run_files.h"
 #include "stop_signals.h"
+#include "threads.h"
 #include "trial_channel.h"
 #include "trial_process.h"
 #include "tune_agent.h"
@@ -40,7 +41,7 @@ int tune_threads_per_trial(const tune_options *o)
         return o->threads;
     /* The trials at once on this machine: --workers on each of its ranks. */
     int here = (o->workers < o->trials ? o->workers : o->trials) * job_local_size();
-    int cores = cli_default_threads();
+    int cores = cli_trial_cores();
     return cores / here > 0 ? cores / here : 1;
 }
 
