@@ -612,6 +612,7 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     nb_train_config cfg;
     fill_train_config(r, &cfg);
     if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
+        r->own_fault = 1;   /* as for the model itself: the configuration does not fit */
         *code = runtime_error(&r->err);
         return -1;
     }
