@@ -121,8 +121,11 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
 void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
                        int samples);
 
-/* Label and feature checks against a model. */
-int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
-                         nb_error *err);
+/* The data set d, read from `what`, against a model or a training set (`against`, for the
+ * message: "the model"): it has `features` features and its labels are below `classes`. The
+ * first label that is not is named by its line when d is a CSV file as read (first_line > 0:
+ * its sample i is on line first_line + i), else by its sample number. */
+int data_check_fits(const nb_dataset *d, const char *what, int first_line, const char *against,
+                    int features, int classes, nb_error *err);
 
 #endif /* NABLA_CLI_OPTIONS_H */
