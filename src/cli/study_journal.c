@@ -378,10 +378,12 @@ static int journal_event(const cJSON *ev, int line, void *user, nb_error *err)
 
 int journal_read(const char *path, const study_shape *shape, trial *trials, nb_error *err)
 {
+    /* The tuner writes a trial's events beginning with its number, a round's with the round. */
+    static const char *const starts[] = {"{\"trial\":", "{\"round\":", NULL};
     reader rd = {path, shape, trials, calloc((size_t)shape->trials, sizeof(int)),
                  calloc((size_t)shape->trials, sizeof(int)), malloc(sizeof(nb_search_space))};
     int rc = rd.start_line && rd.end_line && rd.scratch
-                 ? report_read_jsonl(path, journal_event, &rd, err)
+                 ? report_read_jsonl(path, journal_event, &rd, starts, NULL, err)
                  : nb_fail(err, "out of memory");
     free(rd.start_line);
     free(rd.end_line);
