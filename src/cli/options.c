@@ -26,6 +26,16 @@ static void note(const char *fmt, va_list ap)
 
 const char *cli_last_error(void) { return last_error.msg; }
 
+/* Whether the messages are noted only (cli_errors_quiet). */
+static int quiet_errors;
+
+int cli_errors_quiet(int quiet)
+{
+    int was = quiet_errors;
+    quiet_errors = quiet;
+    return was;
+}
+
 void cli_note_error(const char *fmt, ...)
 {
     va_list ap;
@@ -40,7 +50,8 @@ int cli_error(const char *fmt, ...)
     va_start(ap, fmt);
     note(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "nabla: %s\n", last_error.msg);
+    if (!quiet_errors)
+        fprintf(stderr, "nabla: %s\n", last_error.msg);
     return EXIT_RUNTIME;
 }
 
@@ -50,7 +61,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     note(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "nabla %s: %s\n", cmd, last_error.msg);
+    if (!quiet_errors)
+        fprintf(stderr, "nabla %s: %s\n", cmd, last_error.msg);
     return EXIT_USAGE;
 }
 

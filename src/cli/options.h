@@ -51,6 +51,12 @@ void cli_note_error(const char *fmt, ...)
  * trial of `nabla tune` tells the tuner as the reason it stopped (trial_channel.h). */
 const char *cli_last_error(void);
 
+/* While quiet is set, cli_usage_error and cli_error note their message (cli_last_error)
+ * without printing it: for values read from a file and checked with the command line's own
+ * checks, whose reader gives the message itself, with the file and the line. Returns what it
+ * was before, to be put back. */
+int cli_errors_quiet(int quiet);
+
 /* The message for what getopt_long returned as ':' (an option without its value) or anything
  * else it did not know ('?'), from argv and getopt's optind/optopt; returns EXIT_USAGE. */
 int cli_option_error(const char *cmd, int c, char **argv);

@@ -302,7 +302,7 @@ runtime_error 'badstudy/journal.jsonl:1: params: "layers" is not a value of the 
     report badstudy
 damaged badstudy study
 sed -i 's/"space":.*/"space": "lr=lg(1,2)",/' badstudy/study.json
-runtime_error 'badstudy/study.json: "space"' report badstudy
+runtime_error 'badstudy/study.json:2: "space": --space: part 1 "lr=lg(1,2)"' report badstudy
 damaged badstudy study
 rm badstudy/best.json
 run report badstudy
