@@ -383,13 +383,13 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
     if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(config, "layers")) > NB_MAX_LAYERS)
         return config_fail(text, path, "layers", err, "\"layers\" has more than %d hidden "
                            "layers", NB_MAX_LAYERS);
+    const char *kind = json_string(config, "data_kind");
+    if (strcmp(kind, "synthetic") == 0 && synthetic_check(config, text, path, err) != 0)
+        return -1;
     double parameters = json_number(config, "parameters"), made = parameter_count(config);
     if (parameters != made)
         return config_fail(text, path, "parameters", err, "\"parameters\" is %.0f, but a model "
                            "of these features, layers and classes has %.0f", parameters, made);
-    const char *kind = json_string(config, "data_kind");
-    if (strcmp(kind, "synthetic") == 0 && synthetic_check(config, text, path, err) != 0)
-        return -1;
     return trace_check(config, text, path, err);
 }
 

@@ -16,8 +16,7 @@
  * there yet has no events. Checked: the journal (study_journal.h); best.json's members, and
  * that it is the journal's end (every trial finished, the counts, the best complete trial with
  * its params, dev accuracy and epochs, the importance of the space's parameters); trials/ a
- * directory whose run directories are trials of the study that the journal started. 0, or -1
- * with err. */
+ * directory whose numbered entries are trials of the study. 0, or -1 with err. */
 int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJSON **best,
                     nb_error *err);
 
