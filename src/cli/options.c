@@ -29,6 +29,8 @@ const char *cli_last_error(void) { return last_error.msg; }
 /* Whether the messages are noted only (cli_errors_quiet). */
 static int quiet_errors;
 
+int cli_errors_quieted(void) { return quiet_errors; }
+
 int cli_errors_quiet(int quiet)
 {
     int was = quiet_errors;

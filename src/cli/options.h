@@ -56,6 +56,8 @@ const char *cli_last_error(void);
  * checks, whose reader gives the message itself, with the file and the line. Returns what it
  * was before, to be put back. */
 int cli_errors_quiet(int quiet);
+/* Whether they are (cli_errors_quiet). */
+int cli_errors_quieted(void);
 
 /* The message for what getopt_long returned as ':' (an option without its value) or anything
  * else it did not know ('?'), from argv and getopt's optind/optopt; returns EXIT_USAGE. */

@@ -235,14 +235,16 @@ int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJS
 {
     char *best_path = path_join(dir, "best.json"), *journal = path_join(dir, "journal.jsonl");
     char *text = NULL;
+    cJSON *none = NULL, **best_json = best ? best : &none;
     int rc = !best_path || !journal ? nb_fail(err, "out of memory")
-                                    : report_read_json_text(best_path, 1, best, &text, err);
+             : best                 ? report_read_json_text(best_path, 1, best, &text, err)
+                                    : 0;
     if (rc == 0 && report_file_exists(journal))
         rc = journal_read(journal, opt, trials, err);
     if (rc == 0)
         rc = trials_check(dir, opt, err);
-    if (rc == 0 && *best)
-        rc = best_check(*best, text, best_path, opt, trials, err);
+    if (rc == 0 && *best_json)
+        rc = best_check(*best_json, text, best_path, opt, trials, err);
     free(text);
     free(best_path);
     free(journal);

@@ -431,17 +431,13 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
     return args;
 }
 
-/* Whether `nabla train` takes these arguments; if not, its reason in why (tune says it, in one
- * line of its own). */
-static int train_accepts(char **args, int argc, char *why, size_t cap)
+/* Whether `nabla train` takes these arguments; if not, train has said why in its own line
+ * (cli_last_error, when errors are quiet). */
+static int train_accepts(char **args, int argc)
 {
     train_options t;
-    int code, was = cli_errors_quiet(1);
-    int ok = train_options_parse(&t, argc, args, &code) == 0;
-    cli_errors_quiet(was);
-    if (!ok)
-        snprintf(why, cap, "%s", cli_last_error());
-    return ok;
+    int code;
+    return train_options_parse(&t, argc, args, &code) == 0;
 }
 
 /* The name of every searched parameter must be something a trial can be given. */
@@ -509,7 +505,6 @@ static int check_values(const tune_options *o)
     one->space.n = 1;
     one->adds_lr_decay = 0;
     int rc = 0;
-    char why[1024];
     for (int i = 0; rc == 0 && i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
         one->space.p[0] = *p;
@@ -524,11 +519,17 @@ static int check_values(const tune_options *o)
             if (!args) {
                 cli_usage_error(CMD, "out of memory");
                 rc = -1;
-            } else if (!train_accepts(args, argc, why, sizeof why)) {
-                char text[NB_SEARCH_VALUE_MAX];
+            } else if (!train_accepts(args, argc)) {
+                char text[NB_SEARCH_VALUE_MAX], why[1024];
                 nb_search_value_text(p, pt.v[0], text, sizeof text);
-                cli_usage_error(CMD, "--space: %s=%s is refused by nabla train: %s", p->name,
-                                text, why);
+                /* Train's reason is on the line above, or when quiet, given here. */
+                snprintf(why, sizeof why, "%s", cli_last_error());
+                if (cli_errors_quieted())
+                    cli_usage_error(CMD, "--space: %s=%s is refused by nabla train: %s", p->name,
+                                    text, why);
+                else
+                    cli_usage_error(CMD, "--space: %s=%s is refused by nabla train (above)",
+                                    p->name, text);
                 rc = -1;
             }
             tune_args_free(args);
@@ -577,13 +578,10 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
         cli_usage_error(CMD, "out of memory");
         return -1;
     }
-    char why[1024];
-    int ok = train_accepts(args, n, why, sizeof why);
+    int ok = train_accepts(args, n);
     tune_args_free(args);
-    if (!ok) {
-        cli_usage_error(CMD, "%s", why);
-        return -1;
-    }
+    if (!ok)
+        return -1;   /* train said why */
     *bad = TUNE_SPACE;
     if (check_values(o) != 0)
         return -1;

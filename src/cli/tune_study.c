@@ -118,15 +118,13 @@ static int check_settings(study *s, int *exit_code)
 
 /* ---- the journal, read back ---------------------------------------------------------------- */
 
-/* Reads the journal, best.json and trials/ (study_files.h). A last line of the journal without
+/* Reads the journal and trials/ (study_files.h). A last line of the journal without
  * its newline is an append cut short by a crash: it is cut off here (the event did not happen),
  * so the next append starts a line of its own. */
 static int read_journal(study *s, int *exit_code)
 {
     nb_error err;
-    cJSON *best = NULL;
-    int rc = study_read_back(s->dir, s->opt, s->trials, &best, &err);
-    cJSON_Delete(best);
+    int rc = study_read_back(s->dir, s->opt, s->trials, NULL, &err);
     if (rc != 0)
         fprintf(stderr, "nabla: %s; the study's files are damaged (move the study aside, or "
                         "mend that file)\n", err.msg);

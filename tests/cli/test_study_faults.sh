@@ -456,24 +456,38 @@ printf '{"round":1,"space":"lr=log(0.0' >>torn_round/journal.jsonl
 expect_exit 0 "a torn round event: nabla report reads the rest" report torn_round
 
 # ---- the study's other files, read by both as one: study.json, best.json, trials/ -----------------
-# study_refused NAME MESSAGE SHELL: a copy of r2 that SHELL damages (in NAME); the tuner and
-# nabla report both exit 1 with one line "nabla: NAME/MESSAGE..." and write nothing.
+# study_refused NAME MESSAGE SHELL [best]: a copy of r2 that SHELL damages (in NAME); the tuner
+# and nabla report both exit 1 with one line "nabla: NAME/MESSAGE..." and write nothing. With
+# "best", the damage is best.json's, the tuner's output: report refuses it, and the tuner writes
+# it again from the journal (as r2's); with "report", report alone is tried.
+# same_best A B: two best.json alike but for their commands (each names its own directory).
+same_best() {
+    "$PY" -c 'import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+a.pop("command"); b.pop("command")
+sys.exit(a != b)' "$1" "$2"
+}
 study_refused() {
-    local name=$1 message=$2
+    local name=$1 message=$2 who=${4:-both}
     rm -rf "$name"
     cp -r r2 "$name"
     (cd "$name" && eval "$3")
     local before
     before=$(cd "$name" && find . -type f ! -name .lock -exec md5sum {} + | sort | md5sum)
-    expect_exit 1 "$name: the tuner refuses" "${R2[@]}" --out "$name"
-    check "$name: the tuner says '$name/$message' ($(head -c 300 "$WORK/stderr"))" \
-        one_line_error "nabla: $name/$message"
-    check "$name: the tuner wrote nothing" \
-        [ "$(cd "$name" && find . -type f ! -name .lock -exec md5sum {} + | sort | md5sum)" = "$before" ]
     expect_exit 1 "$name: nabla report refuses" report "$name"
     check "$name: report says '$name/$message' ($(head -c 300 "$WORK/stderr"))" \
         one_line_error "nabla: $name/$message"
     check "$name: no report written" absent "$name/report.html"
+    if [ "$who" = best ]; then
+        expect_exit 0 "$name: the tuner writes best.json again" "${R2[@]}" --out "$name"
+        check "$name: best.json as the study's" same_best r2/best.json "$name/best.json"
+    elif [ "$who" = both ]; then
+        expect_exit 1 "$name: the tuner refuses" "${R2[@]}" --out "$name"
+        check "$name: the tuner says '$name/$message' ($(head -c 300 "$WORK/stderr"))" \
+            one_line_error "nabla: $name/$message"
+        check "$name: the tuner wrote nothing" \
+            [ "$(cd "$name" && find . -type f ! -name .lock -exec md5sum {} + | sort | md5sum)" = "$before" ]
+    fi
 }
 # set_json FILE KEY JSON: member KEY of a JSON file set (as nabla writes JSON: a member a line).
 set_json() {
@@ -490,44 +504,44 @@ ends.sort(key=lambda e: (-e["dev_accuracy"], e["trial"]))
 print(ends[1]["trial"])')
 LB=$(line_of r2/best.json trial)
 study_refused b_trial_99 "best.json:$LB: \"trial\" is 99, but the best complete trial of journal.jsonl is $BEST" \
-    'set_json best.json trial 99'
+    'set_json best.json trial 99' best
 study_refused b_trial_other "best.json:$LB: \"trial\" is $SECOND, but the best complete trial of journal.jsonl is $BEST" \
-    "set_json best.json trial $SECOND"
+    "set_json best.json trial $SECOND" best
 study_refused b_trial_null "best.json:$LB: \"trial\" is null, but the best complete trial" \
-    'set_json best.json trial null'
+    'set_json best.json trial null' best
 study_refused b_accuracy_2 "best.json:$(line_of r2/best.json dev_accuracy): \"dev_accuracy\" is 2, expected a number in [0, 1]" \
-    'set_json best.json dev_accuracy 2'
+    'set_json best.json dev_accuracy 2' best
 study_refused b_accuracy_other "best.json:$(line_of r2/best.json dev_accuracy): \"dev_accuracy\" is 0.5, but trial $BEST ended with" \
-    'set_json best.json dev_accuracy 0.5'
+    'set_json best.json dev_accuracy 0.5' best
 study_refused b_epochs "best.json:$(line_of r2/best.json epochs): \"epochs\" is 2, but trial $BEST ended with 3" \
-    'set_json best.json epochs 2'
-study_refused b_empty 'best.json: "trials" is missing' 'echo "{}" >best.json'
-study_refused b_array 'best.json:1: expected a JSON object' 'echo "[]" >best.json'
+    'set_json best.json epochs 2' best
+study_refused b_empty 'best.json: "trials" is missing' 'echo "{}" >best.json' best
+study_refused b_array 'best.json:1: expected a JSON object' 'echo "[]" >best.json' best
 study_refused b_complete "best.json:$(line_of r2/best.json complete): \"complete\" is 9, but journal.jsonl has 4 complete trials" \
-    'set_json best.json complete 9'
+    'set_json best.json complete 9' best
 study_refused b_trials "best.json:$(line_of r2/best.json trials): \"trials\" is 5, but the study has 4 (study.json)" \
-    'set_json best.json trials 5'
+    'set_json best.json trials 5' best
 study_refused b_params "best.json:$(line_of r2/best.json params): \"params\" are not those trial $BEST started with" \
-    'set_json best.json params "{\"lr\": 0.01, \"batch-size\": \"32\"}"'
+    'set_json best.json params "{\"lr\": 0.01, \"batch-size\": \"32\"}"' best
 study_refused b_model "best.json:$(line_of r2/best.json model): \"model\" is \"/etc/passwd\", but the best trial's is trials/$BEST/model.safetensors" \
-    'set_json best.json model "\"/etc/passwd\""'
+    'set_json best.json model "\"/etc/passwd\""' best
 study_refused b_importance "best.json:$(line_of r2/best.json importance): \"importance\" has \"units\", which is not a parameter of the study's space" \
-    'set_json best.json importance "{\"lr\": 0.5, \"batch-size\": 0.1, \"units\": 0.2}"'
+    'set_json best.json importance "{\"lr\": 0.5, \"batch-size\": 0.1, \"units\": 0.2}"' best
 study_refused b_importance_range "best.json:$(line_of r2/best.json importance): \"importance\": \"lr\" must be a share in [0, 1] or null" \
-    'set_json best.json importance "{\"lr\": 7, \"batch-size\": 0.1}"'
+    'set_json best.json importance "{\"lr\": 7, \"batch-size\": 0.1}"' best
 study_refused b_dup "best.json:$((LB + 1)): \"trial\" appears twice" \
-    "sed -i '${LB}s/\$/\\n\t\"trial\":\t0,/' best.json"
+    "sed -i '${LB}s/\$/\\n\t\"trial\":\t0,/' best.json" best
 study_refused b_seconds "best.json:$(line_of r2/best.json trial_seconds): \"trial_seconds\" is 99999, but the trials of journal.jsonl ran" \
-    'set_json best.json trial_seconds 99999'
+    'set_json best.json trial_seconds 99999' best
 # The journal emptied or gone while the trials' runs and best.json are there: best.json is the
 # study's last word, written when every trial had finished.
 for how in "emptied:: >journal.jsonl" "gone:rm journal.jsonl" "alone:: >journal.jsonl && rm -r trials"; do
     study_refused "b_journal_${how%%:*}" \
         "best.json: the study's last word, but trial 0 has not finished in journal.jsonl (it never started)" \
-        "${how#*:}"
+        "${how#*:}" report
 done
 study_refused b_unfinished "best.json: the study's last word, but trial 3 has not finished in journal.jsonl (running)" \
-    "sed -i '/\"trial\":3,\"state\":\"complete\"/d' journal.jsonl"
+    "sed -i '/\"trial\":3,\"state\":\"complete\"/d' journal.jsonl" report
 # trials/ is the trials' run directories.
 study_refused t_file "trials: is a regular file, but a study keeps its trials' run directories there" \
     'rm -r trials && echo x >trials'
@@ -562,8 +576,8 @@ obj = json.load(open(sys.argv[1])); del obj[sys.argv[2]]
 open(sys.argv[1], "w").write(json.dumps(obj, indent="\t") + "\n")' "$@"
 }
 study_refused s_missing 'study.json: "prune" is missing' 'drop_json study.json prune'
-study_refused b_missing 'best.json: "importance" is missing' 'drop_json best.json importance'
-study_refused b_missing_best "best.json: \"params\" is missing (\"trial\" is $BEST)" 'drop_json best.json params'
+study_refused b_missing 'best.json: "importance" is missing' 'drop_json best.json importance' best
+study_refused b_missing_best "best.json: \"params\" is missing (\"trial\" is $BEST)" 'drop_json best.json params' best
 
 # A last line cut short by a crash is no damage: both leave it out.
 rm -rf torn
