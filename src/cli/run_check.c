@@ -484,7 +484,7 @@ static int same_as_last_epoch(const cJSON *summary, const char *text, const char
                    (int)metrics->col[M_EPOCH][metrics->n - 1], b);
 }
 
-/* The training, dev and test figures of the summary are the last epoch's. */
+/* The training, dev and test figures of the summary are the last epoch's (but see below). */
 static int figures_check(const cJSON *summary, const char *text, const char *path,
                          const table *metrics, nb_error *err)
 {
@@ -511,7 +511,13 @@ static int figures_check(const cJSON *summary, const char *text, const char *pat
             }
         return 0;
     }
-    for (size_t k = 0; k < sizeof figures / sizeof figures[0]; k++)
+    /* A run whose loss turned NaN at the first step of an epoch keeps the weights before the
+     * step that made it (the last that gave a finite loss): not the ones the last epoch, which
+     * ended on that step, was evaluated with. Its training figures are still that epoch's. */
+    int before_last_step = diverged(summary) && json_number(summary, "epochs") ==
+                                                    json_number(summary, "diverged_epoch") - 1;
+    size_t n_figures = before_last_step ? 2 : sizeof figures / sizeof figures[0];
+    for (size_t k = 0; k < n_figures; k++)
         if (same_as_last_epoch(summary, text, path, metrics, figures[k].name, figures[k].col,
                                figures[k].accuracy,
                                figures[k].samples ? json_number(summary, figures[k].samples)

@@ -38,7 +38,9 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
 
 /* summary.json; against config.json and metrics.jsonl too when they are given (not NULL): the
  * sample counts are config's, the epochs metrics.jsonl's last, and so are the training, dev
- * and test figures (the summary evaluates the weights the last epoch ended with). */
+ * and test figures (the summary evaluates the weights the last epoch ended with; a run that
+ * diverged at an epoch's first step keeps those before it, and only its training figures are
+ * the last epoch's). */
 int run_check_summary(const cJSON *summary, const char *text, const char *path,
                       const cJSON *config, const table *metrics, nb_error *err);
 

@@ -349,6 +349,16 @@ copy_of diverged div && accepted div "a diverged run"
 copy_of diverged div-null && jsonl_set div-null/metrics.jsonl "$(lines diverged/metrics.jsonl)" test_loss null &&
     json_set div-null/summary.json test_loss null
 accepted div-null "a diverged run whose test loss overflowed"
+# Diverged at an epoch's first step (one step an epoch): the model kept is the one before that
+# step, not the one the last epoch was evaluated with; only the training figures compare.
+run train --data moons --samples 300 --epochs 3 --layers 8 --batch-size full --optimizer sgd \
+    --lr 1e30 --threads 1 --quiet --out diverged-first
+check "a run diverging at an epoch's first step exits 1" [ "$RC" -eq 1 ]
+check "it diverged in epoch 2, after epoch 1" pytrue \
+    "(lambda s: (s['epochs'], s['diverged_epoch']) == (1, 2))(json.load(open('diverged-first/summary.json')))"
+copy_of diverged-first div-first && accepted div-first "a run that diverged at an epoch's first step"
+copy_of diverged-first div-first-train && json_set div-first-train/summary.json train_loss 0.5
+refused div-first-train "div-first-train/summary.json:$(line_of div-first-train/summary.json train_loss): \"train_loss\" is 0.5, but metrics.jsonl's last epoch (1) has"
 copy_of diverged div-epochs && json_set div-epochs/summary.json diverged_epoch 3
 refused div-epochs "div-epochs/summary.json:$(line_of div-epochs/summary.json epochs): \"epochs\" is 1, but the run diverged in epoch 3"
 
