@@ -130,11 +130,6 @@ int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **
     return 0;
 }
 
-int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err)
-{
-    return report_read_json_text(path, missing_ok, out, NULL, err);
-}
-
 void json_member_where(const char *text, const char *path, const char *name, char *where,
                        size_t size)
 {

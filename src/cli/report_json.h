@@ -15,12 +15,11 @@ int report_file_exists(const char *path);
  * stays), as reports name runs and studies; NULL when out of memory. */
 char *report_dir_name(const char *dir);
 
-/* Reads path, which must hold one JSON object, into *out (cJSON_Delete it). With missing_ok,
- * a file that does not exist gives *out = NULL and 0. report_read_json_text also hands back
- * the file's text (free it; NULL with *out), for json_member_line. A name that appears twice
- * in one object (json_check.h) is an error naming its line: nabla never writes one, and a
- * reader would silently take the first. */
-int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err);
+/* Reads path, which must hold one JSON object, into *out (cJSON_Delete it), and hands back
+ * the file's text in *text when text is not NULL (free it; NULL with *out), for
+ * json_member_line. With missing_ok, a file that does not exist gives *out = NULL and 0. A
+ * name that appears twice in one object (json_check.h) is an error naming its line: nabla
+ * never writes one, and a reader would silently take the first. */
 int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **text,
                           nb_error *err);
 

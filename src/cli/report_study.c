@@ -2,7 +2,6 @@
  * checked by study_journal.c, as `nabla tune` reads it), best.json. */
 #include "report_study.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -2,7 +2,6 @@
  * tune_report.c at the study's end, the journal by tune_run.c, trials/<n>/ by each trial. */
 #include "study_files.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
