@@ -337,7 +337,8 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
                      nb_error *err);
 void nb_dataset_free(nb_dataset *d);
 
-/* Per-feature mean and standard deviation (population; std 0 is replaced by 1). */
+/* Per-feature mean and standard deviation (population; a std of 0, or below FLT_MIN, the
+ * smallest normal float, is replaced by 1). */
 void nb_dataset_stats(const nb_dataset *d, float *mean, float *std);
 /* values = (values - mean) / std, in place (float datasets only). */
 void nb_dataset_normalize(nb_dataset *d, const float *mean, const float *std);

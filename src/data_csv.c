@@ -16,8 +16,10 @@
  * with a NUL byte (a binary file), with the line and column of that byte.
  *
  * Numbers become exactly the float that (float)strtod(field) gives. Most fields take a fast
- * path (below); anything unusual (hex, "nan", "inf", very long mantissas, large exponents)
- * goes to strtod itself. */
+ * path (below); anything unusual (very long mantissas, large exponents) goes to strtod
+ * itself. Numbers are decimal: the hexadecimal ones strtod would read ("0x10") are refused, and
+ * so are "nan" and "inf" (a field that looks like a number is still a number for the header
+ * rule). */
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -241,13 +243,27 @@ static int spells_infinity(field f)
     return *p == 'i' || *p == 'I';
 }
 
-/* The feature in field f (careful path): 0 and the value, or -1 with a message. */
-static int parse_feature(field f, const char *path, long line, int index, float *out,
-                         nb_error *err)
+/* "0x10", "-0X1p3": strtod reads C's hexadecimal numbers, but a CSV number is decimal. */
+static int spells_hex(field f)
+{
+    const char *p = f.s, *end = f.s + f.len;
+    if (p < end && (*p == '+' || *p == '-'))
+        p++;
+    return end - p >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+}
+
+/* The feature in field f (careful path) of the line that starts at line_start: 0 and the
+ * value, or -1 with a message. */
+static int parse_feature(field f, const char *path, long line, const char *line_start,
+                         int index, float *out, nb_error *err)
 {
     double v;
     if (f.len == 0)
         return nb_fail(err, "%s:%ld: field %d is empty", path, line, index);
+    if (spells_hex(f))
+        return nb_fail(err, "%s:%ld:%ld: field %d '%.*s' is a hexadecimal number; CSV numbers "
+                            "are decimal", path, line, (long)(f.s - line_start) + 1, index,
+                       quote_len(f), f.s);
     if (strtod_field(f, &v) < 0)
         return nb_fail(err, "%s:%ld: field %d '%.*s' is not a number", path, line, index,
                        quote_len(f), f.s);
@@ -281,7 +297,7 @@ static int parse_row(const char *p, const char *e, int fields, const char *path,
         }
         /* Not a plain number followed by a comma: look closer. */
         const char *comma = memchr(q, ',', (size_t)(e - q));
-        if (!comma || parse_feature(trimmed(q, comma), path, line, j + 1, &row[j], err) < 0)
+        if (!comma || parse_feature(trimmed(q, comma), path, line, p, j + 1, &row[j], err) < 0)
             goto bad;
         q = comma + 1;
     }

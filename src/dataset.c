@@ -3,6 +3,7 @@
  *
  * A data set holds either bytes (images, `pixels`) or floats (`values`). Everything here
  * treats a byte as the float the network sees: byte / 255. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,8 +151,10 @@ void nb_dataset_stats(const nb_dataset *d, float *mean, float *std)
         for (int j = 0; j < width; j++) {
             double sd = d->n > 0 ? sqrt(squares[j] / d->n) : 0.0;
             mean[j0 + j] = (float)sum[j];
-            /* A constant feature carries no information; dividing by 1 leaves it centred. */
-            std[j0 + j] = (float)sd > 0.0f ? (float)sd : 1.0f;
+            /* A constant feature carries no information; dividing by 1 leaves it centred. So
+             * does one whose spread is below the smallest normal float: dividing by a
+             * subnormal would overflow, and a model's metadata refuses one (model_io.c). */
+            std[j0 + j] = (float)sd >= FLT_MIN ? (float)sd : 1.0f;
         }
     }
 }

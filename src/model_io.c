@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json_check.h"
 #include "little_endian.h"
 #include "memcheck.h"
 #include "model_io.h"
@@ -394,23 +396,50 @@ static const char *need_meta(const nb_st_file *f, const char *key, const char *w
     return v;
 }
 
+/* Metadata numbers are read as strictly as nabla writes them: a whole number in digits, without
+ * a sign, a blank or a leading zero ("%d"); a decimal number as JSON writes one ("%.9g"). A
+ * file whose " 8", "+8", "08" or "0x1p-7" a lenient parse would take is refused instead. */
+static int plain_whole(const char *s, size_t n)
+{
+    size_t digits = 0;
+    while (digits < n && isdigit((unsigned char)s[digits]))
+        digits++;
+    return n > 0 && digits == n && !(s[0] == '0' && n > 1);
+}
+
 static int meta_positive_int(const nb_st_file *f, const char *key, const char *what, int *out,
                              nb_error *err)
 {
     const char *s = need_meta(f, key, what, err);
     if (!s)
         return -1;
-    char *end;
     errno = 0;
-    long v = isdigit((unsigned char)s[0]) ? strtol(s, &end, 10) : 0;
-    if (!isdigit((unsigned char)s[0]) || *end || errno || v < 1 || v > INT_MAX)
+    long v = plain_whole(s, strlen(s)) ? strtol(s, NULL, 10) : 0;
+    if (errno || v < 1 || v > INT_MAX)
         return nb_fail(err, "%s: metadata '%s' is '%s', expected a positive integer", what, key,
                        s);
     *out = (int)v;
     return 0;
 }
 
-/* A JSON array of exactly n finite numbers (std: also positive) in a metadata string. */
+/* "" (no hidden layer) or widths as plain whole numbers separated by commas ("256,128"). */
+static int plain_layers(const char *s)
+{
+    for (const char *p = s; *s;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (!plain_whole(p, n))
+            return 0;
+        if (!comma)
+            return 1;
+        p = comma + 1;
+    }
+    return 1;
+}
+
+/* A JSON array of exactly n finite numbers in a metadata string. A standard deviation (positive)
+ * is at least the smallest normal float, as nb_dataset_stats makes it: dividing by a subnormal
+ * one (1e-45) would turn any input into an infinity. */
 static int meta_floats(const nb_st_file *f, const char *key, const char *what, int n,
                        int positive, float **out, nb_error *err)
 {
@@ -428,9 +457,15 @@ static int meta_floats(const nb_st_file *f, const char *key, const char *what, i
         int i = 0;
         for (const cJSON *x = arr->child; x && rc == 0; x = x->next, i++) {
             float v = cJSON_IsNumber(x) ? (float)x->valuedouble : NAN;
-            if (!isfinite(v) || (positive && !(v > 0)))
-                rc = nb_fail(err, "%s: metadata '%s' value %d is not a %s number", what, key, i,
-                             positive ? "positive finite" : "finite");
+            char shown[40] = "not a number";
+            if (cJSON_IsNumber(x))
+                snprintf(shown, sizeof shown, "%.9g", x->valuedouble);
+            if (!isfinite(v) || (positive && !(v >= FLT_MIN)))
+                rc = nb_fail(err, "%s: metadata '%s' value %d is not a %s (%s)", what, key, i,
+                             positive ? "positive finite number of at least 1.17549435e-38, the "
+                                        "smallest normal float"
+                                      : "finite number",
+                             shown);
             else
                 (*out)[i] = v;
         }
@@ -459,6 +494,9 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
     if (!layers)
         return -1;
     nb_error inner;
+    if (!plain_layers(layers))
+        return nb_fail(err, "%s: metadata 'layers' is '%s', expected widths in digits separated "
+                       "by commas, like '256,128' ('' for none)", what, layers);
     if (nb_parse_layers(layers, spec, &inner) != 0)
         return nb_fail(err, "%s: metadata 'layers': %s", what, inner.msg);
 
@@ -472,9 +510,8 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
     const char *slope = need_meta(f, "leaky_slope", what, err);
     if (!slope)
         return -1;
-    char *end;
-    spec->leaky_slope = strtof(slope, &end);
-    if (end == slope || *end || !isfinite(spec->leaky_slope))
+    spec->leaky_slope = nb_json_number_text(slope) ? strtof(slope, NULL) : NAN;
+    if (!isfinite(spec->leaky_slope))
         return nb_fail(err, "%s: metadata 'leaky_slope' is '%s', expected a finite number", what,
                        slope);
 

@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "fileio.h"
+#include "json_check.h"
 #include "little_endian.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
@@ -163,17 +164,11 @@ void nb_st_free(nb_st_file *f)
     memset(f, 0, sizeof *f);
 }
 
-/* Sorting helpers for the checks that need an order: by name to find duplicates, by offset to
- * check that the tensors tile the data section. */
+/* The order the check that the tensors tile the data section needs: by offset. */
 typedef struct span {
     const char *name;
     uint64_t begin, end;
 } span;
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(((const span *)a)->name, ((const span *)b)->name);
-}
 
 static int by_offset(const void *a, const void *b)
 {
@@ -183,11 +178,6 @@ static int by_offset(const void *a, const void *b)
     if (x->end != y->end)
         return x->end < y->end ? -1 : 1;
     return 0;
-}
-
-static int by_meta_key(const void *a, const void *b)
-{
-    return strcmp((*(const nb_st_meta *const *)a)->key, (*(const nb_st_meta *const *)b)->key);
 }
 
 static int parse_metadata(const cJSON *obj, const char *what, nb_st_file *out, nb_error *err)
@@ -210,21 +200,7 @@ static int parse_metadata(const cJSON *obj, const char *what, nb_st_file *out, n
         if (!m->key || !m->value)
             return nb_fail(err, "%s: out of memory", what);
     }
-    /* Duplicates are found in key order: comparing every pair would take minutes for the
-     * hundreds of thousands of keys a header of a few megabytes can hold. The entries keep
-     * the file's order. */
-    const nb_st_meta **sorted = malloc((size_t)n * sizeof *sorted);
-    if (!sorted)
-        return nb_fail(err, "%s: out of memory", what);
-    for (int i = 0; i < n; i++)
-        sorted[i] = &out->meta[i];
-    qsort(sorted, (size_t)n, sizeof *sorted, by_meta_key);
-    int rc = 0;
-    for (int i = 1; i < n && rc == 0; i++)
-        if (strcmp(sorted[i - 1]->key, sorted[i]->key) == 0)
-            rc = nb_fail(err, "%s: duplicate metadata key '%s'", what, sorted[i]->key);
-    free(sorted);
-    return rc;
+    return 0;
 }
 
 /* One tensor entry; offsets are checked against the data section here, tiling later. */
@@ -296,7 +272,8 @@ static int parse_tensor(const cJSON *entry, const char *what, uint64_t data_size
     return 0;
 }
 
-/* Duplicate names, then overlap and gaps in offset order. sp is reordered. */
+/* Overlap and gaps, in offset order (names are unique: header_names_unique). sp is
+ * reordered. */
 static int check_layout(span *sp, int n, uint64_t data_size, const char *what, nb_error *err)
 {
     if (n == 0) {
@@ -305,11 +282,6 @@ static int check_layout(span *sp, int n, uint64_t data_size, const char *what, n
                            (unsigned long long)data_size);
         return 0;
     }
-    qsort(sp, (size_t)n, sizeof *sp, by_name);
-    for (int i = 1; i < n; i++)
-        if (strcmp(sp[i - 1].name, sp[i].name) == 0)
-            return nb_fail(err, "%s: duplicate tensor name '%s'", what, sp[i].name);
-
     qsort(sp, (size_t)n, sizeof *sp, by_offset);
     uint64_t pos = 0;
     for (int i = 0; i < n; i++) {
@@ -330,9 +302,7 @@ static int check_layout(span *sp, int n, uint64_t data_size, const char *what, n
 static int parse_header(const cJSON *root, const unsigned char *data, uint64_t data_size,
                         const char *what, nb_st_file *out, nb_error *err)
 {
-    if (!cJSON_IsObject(root))
-        return nb_fail(err, "%s: the header is not a JSON object", what);
-    int n = 0, seen_meta = 0;
+    int n = 0;
     for (const cJSON *item = root->child; item; item = item->next)
         n += strcmp(item->string, "__metadata__") != 0;
 
@@ -348,10 +318,7 @@ static int parse_header(const cJSON *root, const unsigned char *data, uint64_t d
     int rc = 0;
     for (const cJSON *item = root->child; item && rc == 0; item = item->next) {
         if (strcmp(item->string, "__metadata__") == 0) {
-            if (seen_meta++)
-                rc = nb_fail(err, "%s: __metadata__ appears twice", what);
-            else
-                rc = parse_metadata(item, what, out, err);
+            rc = parse_metadata(item, what, out, err);
             continue;
         }
         nb_st_tensor *t = &out->tensors[out->n_tensors];
@@ -365,6 +332,50 @@ static int parse_header(const cJSON *root, const unsigned char *data, uint64_t d
         rc = check_layout(sp, n, data_size, what, err);
     free(sp);
     return rc;
+}
+
+/* The numbers of a header are shapes and offsets: non-negative integers, written as JSON writes
+ * them (digits, no leading zero). cJSON would take 8.0, 8e0 or 08 for 8; the reference
+ * implementation (serde_json into integers) refuses them, and so does nabla. */
+static int header_numbers_plain(const char *text, size_t n, const char *what, nb_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '"') {
+            for (i++; i < n && text[i] != '"'; i++)
+                i += text[i] == '\\';
+            continue;
+        }
+        if (text[i] != '-' && !(text[i] >= '0' && text[i] <= '9'))
+            continue;
+        size_t len = strspn(text + i, "0123456789+-.eE");
+        size_t digits = strspn(text + i, "0123456789");
+        if (digits != len || (len > 1 && text[i] == '0'))
+            return nb_fail(err, "%s: the header writes a number as '%.*s' (byte %zu of the "
+                           "header), but a header's numbers are shapes and offsets, whole "
+                           "numbers written in digits alone", what, (int)(len > 40 ? 40 : len),
+                           text + i, i);
+        i += len - 1;
+    }
+    return 0;
+}
+
+/* No name twice in one object of the header (the format disallows it, and a reader that took
+ * the first of two would read another model than one that took the last): not two tensors, two
+ * __metadata__ or two metadata keys of one name, nor a tensor's dtype, shape or offsets twice. */
+static int header_names_unique(const cJSON *root, const char *what, nb_error *err)
+{
+    const cJSON *object = NULL;
+    const char *name = nb_json_duplicate_name(root, &object);
+    if (!name)
+        return 0;
+    if (object == root)
+        return strcmp(name, "__metadata__") == 0
+                   ? nb_fail(err, "%s: __metadata__ appears twice", what)
+                   : nb_fail(err, "%s: duplicate tensor name '%s'", what, name);
+    if (object->string && strcmp(object->string, "__metadata__") == 0)
+        return nb_fail(err, "%s: duplicate metadata key '%s'", what, name);
+    return nb_fail(err, "%s: tensor '%s': '%s' appears twice", what,
+                   object->string ? object->string : "?", name);
 }
 
 /* Takes ownership of buf (size bytes, freed on failure too). */
@@ -411,19 +422,39 @@ static int parse_owned(unsigned char *buf, size_t size, const char *what, nb_st_
     memcpy(text, header, (size_t)hlen);
     text[hlen] = '\0';
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
-    if (!root) {
-        long at = end ? (long)(end - text) : 0;
-        free(text);
-        free(buf);
-        return nb_fail(err, "%s: the header is not valid JSON (at byte %ld of the header)", what,
-                       at);
+    cJSON *root = text[0] == '{' ? cJSON_ParseWithOpts(text, &end, 0) : NULL;
+    int rc = 0;
+    if (text[0] != '{')
+        rc = nb_fail(err, "%s: the header is not a JSON object beginning at its first byte "
+                     "with '{'", what);
+    else if (!root)
+        rc = nb_fail(err, "%s: the header is not valid JSON (at byte %ld of the header)", what,
+                     end ? (long)(end - text) : 0L);
+    else if (strspn(end, " ") != strlen(end)) {
+        const char *odd = end + strspn(end, " ");
+        char shown[16];
+        snprintf(shown, sizeof shown, *odd > ' ' && *odd < 127 ? "'%c'" : "byte 0x%02x",
+                 (unsigned char)*odd);
+        rc = nb_fail(err, "%s: the header has %s after its JSON object, where only spaces may "
+                     "pad it (byte %ld of the header)", what, shown, (long)(odd - text));
     }
-    free(text);
+    if (rc == 0)
+        rc = header_names_unique(root, what, err);
+    if (rc != 0) {
+        free(text);
+        cJSON_Delete(root);
+        free(buf);
+        return -1;
+    }
     out->buffer = buf;
     out->size = size;
     const unsigned char *data = buf + 8 + hlen;
-    int rc = parse_header(root, data, (uint64_t)(size - 8 - hlen), what, out, err);
+    rc = parse_header(root, data, (uint64_t)(size - 8 - hlen), what, out, err);
+    /* After parse_header, whose messages say which number of which tensor is not a whole
+     * number >= 0: what is left are whole numbers that are not written in digits alone. */
+    if (rc == 0)
+        rc = header_numbers_plain(text, (size_t)(end - text), what, err);
+    free(text);
     cJSON_Delete(root);
     if (rc != 0)
         nb_st_free(out);

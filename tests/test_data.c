@@ -528,7 +528,7 @@ static void test_csv_no_header(void **state)
     write_text(path, "\xEF\xBB\xBF"
                      "1,2,3,0\n"
                      "0.12345678901234567890,-0,+7,4.0\n"
-                     "1e-30,0x10,12345678901234567890,1");
+                     "1e-30,1.6E+1,12345678901234567890,1");
     nb_dataset d;
     nb_error err = {""};
     assert_int_equal(nb_load_csv(path, &d, &err), 0);
@@ -669,6 +669,14 @@ static void test_csv_errors(void **state)
     expect_csv_error("e12.csv", "1,2,0\n1,2,1000000\n", ":2: label 1000000 is too large (at most 999999)");
     expect_csv_error("e13.csv", "5\n6\n", ":1: expected at least 2 fields (features, then a label), found 1");
     expect_csv_error("e14.csv", "1,2,0\n1, 2 3,0\n", ":2: field 2 '2 3' is not a number");
+    /* strtod reads C's hexadecimal numbers; a CSV number is decimal (line, column, field). */
+    expect_csv_error("e15.csv", "1,2,0\n0x10,2,0\n", ":2:1: field 1 '0x10' is a hexadecimal number; CSV numbers are decimal");
+    expect_csv_error("e16.csv", "1,2,0\n1, -0X1p3 ,0\n", ":2:4: field 2 '-0X1p3' is a hexadecimal number; CSV numbers are decimal");
+    expect_csv_error("e17.csv", "0x1,2,0\n1,2,0\n", ":1:1: field 1 '0x1' is a hexadecimal number; CSV numbers are decimal");
+    expect_csv_error("e18.csv", "1,2,0\n1,+0x1.8p1,0\n", ":2:3: field 2 '+0x1.8p1' is a hexadecimal number; CSV numbers are decimal");
+    expect_csv_error("e19.csv", "1,2,0\n1,2,0x1\n", ":2: label '0x1' is not an integer");
+    expect_csv_error("e20.csv", "1,2,0\n1,Infinity,0\n", ":2: field 2 is infinite");
+    expect_csv_error("e21.csv", "1,2,0\n1,-NAN,0\n", ":2: field 2 is NaN");
     expect_csv_error("empty.csv", "", ": empty file");
     expect_csv_error("blank.csv", "\n \r\n\n", ": empty file");
     expect_csv_error("header.csv", "x,y,label\r\n", ": no data rows after the header");

@@ -612,6 +612,25 @@ static void test_load_refuses_bad_metadata(void **state)
     expect_load_error(bad, "metadata 'batchnorm' is 'yes'");
     write_with_meta(good, bad, "normalize_mean", "[0,0,0]");
     expect_load_error(bad, "has 'normalize_mean' without 'normalize_std'");
+    /* Numbers are read as strictly as nabla writes them ("%d", "%.9g"). */
+    write_with_meta(good, bad, "inputs", "03");
+    expect_load_error(bad, "metadata 'inputs' is '03', expected a positive integer");
+    write_with_meta(good, bad, "inputs", "+3");
+    expect_load_error(bad, "metadata 'inputs' is '+3'");
+    write_with_meta(good, bad, "layers", " 4");
+    expect_load_error(bad, "metadata 'layers' is ' 4', expected widths in digits");
+    write_with_meta(good, bad, "layers", "+4");
+    expect_load_error(bad, "metadata 'layers' is '+4'");
+    write_with_meta(good, bad, "layers", "04");
+    expect_load_error(bad, "metadata 'layers' is '04'");
+    write_with_meta(good, bad, "layers", "4 ");
+    expect_load_error(bad, "metadata 'layers' is '4 '");
+    write_with_meta(good, bad, "leaky_slope", " 0.01");
+    expect_load_error(bad, "metadata 'leaky_slope' is ' 0.01'");
+    write_with_meta(good, bad, "leaky_slope", "+0.01");
+    expect_load_error(bad, "metadata 'leaky_slope' is '+0.01'");
+    write_with_meta(good, bad, "leaky_slope", "0x1p-7");
+    expect_load_error(bad, "metadata 'leaky_slope' is '0x1p-7'");
 
     /* Metadata that disagrees with the tensors: the model built from it does not fit. */
     write_with_meta(good, bad, "layers", "5");
@@ -729,6 +748,12 @@ static void test_load_refuses_bad_normalization(void **state)
     expect_load_error(bad, "'normalize_std' value 1 is not a positive finite number");
     write_with_meta(good, bad, "normalize_std", "[1,1,1e39]");
     expect_load_error(bad, "'normalize_std' value 2");
+    /* Subnormal: every standardized input would overflow to an infinity. */
+    write_with_meta(good, bad, "normalize_std", "[1e-45,1,1]");
+    expect_load_error(bad, "'normalize_std' value 0 is not a positive finite number of at least "
+                           "1.17549435e-38, the smallest normal float (1e-45)");
+    write_with_meta(good, bad, "normalize_std", "[1,1,1e-39]");
+    expect_load_error(bad, "'normalize_std' value 2 is not a positive");
 
     /* A model whose normalization is not finite is not saved. */
     m.norm_std[1] = INFINITY;

@@ -369,8 +369,15 @@ static void test_reader_json_errors(void **state)
 {
     (void)state;
     expect_header_error("{\"a\":", 0, "not valid JSON");
-    expect_header_error("{} x", 0, "not valid JSON");            /* garbage after the object */
-    expect_header_error("{\"a\":{}} {}", 0, "not valid JSON");
+    /* After the object only spaces may pad the header (the format's rule), and it begins with
+     * the object's '{'. */
+    expect_header_error("{} x", 0, "the header has 'x' after its JSON object, where only spaces "
+                                   "may pad it (byte 3 of the header)");
+    expect_header_error("{\"a\":{}} {}", 0, "has '{' after its JSON object");
+    expect_header_error("{}\n", 0, "has byte 0x0a after its JSON object");
+    expect_header_error("{}  \t", 0, "has byte 0x09 after its JSON object");
+    expect_header_error(" {}", 0, "the header is not a JSON object beginning at its first byte");
+    expect_header_error("\n{}", 0, "the header is not a JSON object beginning at its first");
     expect_header_error("[1,2]", 0, "header is not a JSON object");
     expect_header_error("\"text\"", 0, "header is not a JSON object");
     expect_header_error("{\"a\":\"\xc3\x28\"}", 0, "not valid UTF-8");
@@ -411,6 +418,26 @@ static void test_reader_shape_errors(void **state)
                         "non-negative integers");
     expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,4]}}", 4,
                         "non-negative integers");
+    /* Whole numbers written otherwise than in digits: JSON would give 8, the format does not
+     * (its reference reads them as integers and refuses these). */
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4,
+                        "the header writes a number as '1.0' (byte 29 of the header)");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1e0],\"data_offsets\":[0,4]}}", 4,
+                        "writes a number as '1e0'");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4,
+                        "writes a number as '01'");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-0,4]}}", 4,
+                        "writes a number as '-0'");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]}}", 4,
+                        "writes a number as '4.0'");
+    /* Digits inside strings are no numbers; spaces between tokens are JSON's own. */
+    expect_header_ok("{\"a1.0\":{\"dtype\":\"F32\", \"shape\": [ 1 ], \"data_offsets\":[0, 4]},"
+                     "\"__metadata__\":{\"k\":\"-1.5e3 \\\"08\"}}", 4, 1);
+    /* A name twice inside a tensor's entry: which dtype, which shape? */
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"dtype\":\"I64\",\"shape\":[1],"
+                        "\"data_offsets\":[0,4]}}", 4, "tensor 'a': 'dtype' appears twice");
+    expect_header_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"shape\":[2],"
+                        "\"data_offsets\":[0,4]}}", 4, "tensor 'a': 'shape' appears twice");
     expect_header_error(
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
         "tensor 'a' has 5 dimensions, at most 4");

@@ -1,5 +1,6 @@
 /* nabla eval: loss and accuracy of a saved model on a split of a data set (test by default). */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,7 +240,15 @@ static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_r
     if (nb_model_load(m, o->model, o->batch_size < d->n ? o->batch_size : d->n, err) != 0)
         return -1;
     const char *what = o->src.test ? o->src.test : o->src.data;
-    if (data_check_for_model(d, what, m->spec.inputs, m->spec.classes, err) != 0)
+    /* A CSV file evaluated as read has its samples on its lines, in order, after the header. */
+    data_kind kind = DATA_CSV;
+    const char *path;
+    nb_error ignored;
+    int whole_csv = o->split == SPLIT_TEST &&
+                    (o->src.test || (data_classify(o->src.data, &kind, &path, &ignored) == 0 &&
+                                     kind == DATA_CSV));
+    if (data_check_fits(d, what, whole_csv ? 1 + d->header : 0, "the model", m->spec.inputs,
+                        m->spec.classes, err) != 0)
         return -1;
     if (m->norm_mean && m->norm_std) {
         if (!d->values)
@@ -247,7 +256,17 @@ static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_r
                                 "synthetic data, not on pixels", o->model);
         nb_dataset_normalize(d, m->norm_mean, m->norm_std);
     }
-    return nb_evaluate(m, d, res, err);
+    if (nb_evaluate(m, d, res, err) != 0)
+        return -1;
+    /* Outputs that overflow (weights, or a standardization, that make an infinity or a NaN)
+     * have no loss, and an accuracy taken over NaNs would mean nothing: an error, not a
+     * result. */
+    if (res->n > 0 && !isfinite(res->loss))
+        return nb_fail(err, "%s: the model's outputs on %s are not finite (the loss is %s): its "
+                            "weights or its input standardization overflow float, so it has "
+                            "no loss or accuracy", o->model, what,
+                       isnan(res->loss) ? "NaN" : "infinite");
+    return 0;
 }
 
 /* For a CSV file, whether its line 1 was a header (the text output only: --json stays one

@@ -100,8 +100,8 @@ static int prepare(train_run *r)
     if (data_load_train(&o->src, &r->train, &r->test, &r->err) != 0)
         return -1;
     if (r->test.n > 0 &&
-        data_check_for_model(&r->test, "test set", r->train.features, r->train.classes,
-                             &r->err) != 0)
+        data_check_fits(&r->test, "test set", 0, "the training set", r->train.features,
+                        r->train.classes, &r->err) != 0)
         return -1;
     if (o->dev_fraction > 0 &&
         nb_dataset_split(&r->train, (float)o->dev_fraction, o->src.seed, &r->dev, &r->err) != 0)

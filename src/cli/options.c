@@ -26,6 +26,18 @@ static void note(const char *fmt, va_list ap)
 
 const char *cli_last_error(void) { return last_error.msg; }
 
+/* Whether the messages are noted only (cli_errors_quiet). */
+static int quiet_errors;
+
+int cli_errors_quieted(void) { return quiet_errors; }
+
+int cli_errors_quiet(int quiet)
+{
+    int was = quiet_errors;
+    quiet_errors = quiet;
+    return was;
+}
+
 void cli_note_error(const char *fmt, ...)
 {
     va_list ap;
@@ -40,7 +52,8 @@ int cli_error(const char *fmt, ...)
     va_start(ap, fmt);
     note(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "nabla: %s\n", last_error.msg);
+    if (!quiet_errors)
+        fprintf(stderr, "nabla: %s\n", last_error.msg);
     return EXIT_RUNTIME;
 }
 
@@ -50,7 +63,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     note(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "nabla %s: %s\n", cmd, last_error.msg);
+    if (!quiet_errors)
+        fprintf(stderr, "nabla %s: %s\n", cmd, last_error.msg);
     return EXIT_USAGE;
 }
 
@@ -215,12 +229,9 @@ static int load_csv_test(const char *path, const nb_dataset *train, nb_dataset *
         return -1;
     if (check_not_empty(test, path, err) != 0 || check_finite(test, path, err) != 0)
         return -1;
-    if (test->features != train->features)
-        return nb_fail(err, "%s: %d features, but the training set has %d", path,
-                       test->features, train->features);
-    if (test->classes > train->classes)
-        return nb_fail(err, "%s: label %d, but the training set has only %d classes (0..%d)",
-                       path, test->classes - 1, train->classes, train->classes - 1);
+    if (data_check_fits(test, path, 1 + test->header, "the training set", train->features,
+                        train->classes, err) != 0)
+        return -1;
     test->classes = train->classes;
     return 0;
 }
@@ -330,15 +341,24 @@ void data_describe_csv(FILE *out, const char *role, const char *path, const nb_d
                       : "line 1 is a sample (it holds numbers), not a header");
 }
 
-int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
-                         nb_error *err)
+int data_check_fits(const nb_dataset *d, const char *what, int first_line, const char *against,
+                    int features, int classes, nb_error *err)
 {
     if (d->features != features)
-        return nb_fail(err, "%s: %d features, but the model takes %d inputs", what, d->features,
+        return nb_fail(err, "%s: %d features, but %s has %d", what, d->features, against,
                        features);
-    if (d->classes > classes)
-        return nb_fail(err, "%s: label %d, but the model has only %d classes", what,
-                       d->classes - 1, classes);
+    for (int i = 0; i < d->n; i++) {
+        if (d->labels[i] < classes)
+            continue;
+        char where[64];
+        if (first_line > 0)
+            snprintf(where, sizeof where, ":%d:", first_line + i);
+        else
+            snprintf(where, sizeof where, ": sample %d (counted from 1) has", i + 1);
+        return nb_fail(err, "%s%s label %d, but %s has only %d class%s (labels 0 to %d)", what,
+                       where, d->labels[i], against, classes, classes == 1 ? "" : "es",
+                       classes - 1);
+    }
     return 0;
 }
 

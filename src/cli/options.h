@@ -51,6 +51,14 @@ void cli_note_error(const char *fmt, ...)
  * trial of `nabla tune` tells the tuner as the reason it stopped (trial_channel.h). */
 const char *cli_last_error(void);
 
+/* While quiet is set, cli_usage_error and cli_error note their message (cli_last_error)
+ * without printing it: for values read from a file and checked with the command line's own
+ * checks, whose reader gives the message itself, with the file and the line. Returns what it
+ * was before, to be put back. */
+int cli_errors_quiet(int quiet);
+/* Whether they are (cli_errors_quiet). */
+int cli_errors_quieted(void);
+
 /* The message for what getopt_long returned as ':' (an option without its value) or anything
  * else it did not know ('?'), from argv and getopt's optind/optopt; returns EXIT_USAGE. */
 int cli_option_error(const char *cmd, int c, char **argv);
@@ -121,8 +129,11 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
 void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
                        int samples);
 
-/* Label and feature checks against a model. */
-int data_check_for_model(const nb_dataset *d, const char *what, int features, int classes,
-                         nb_error *err);
+/* The data set d, read from `what`, against a model or a training set (`against`, for the
+ * message: "the model"): it has `features` features and its labels are below `classes`. The
+ * first label that is not is named by its line when d is a CSV file as read (first_line > 0:
+ * its sample i is on line first_line + i), else by its sample number. */
+int data_check_fits(const nb_dataset *d, const char *what, int first_line, const char *against,
+                    int features, int classes, nb_error *err);
 
 #endif /* NABLA_CLI_OPTIONS_H */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "json_check.h"
 
 int report_file_exists(const char *path)
 {
@@ -22,6 +23,57 @@ char *report_dir_name(const char *dir)
     for (size_t n = d ? strlen(d) : 0; n > 1 && d[n - 1] == '/'; n--)
         d[n - 1] = '\0';
     return d;
+}
+
+/* A JSON string starting at its opening quote p: the position after its closing quote. */
+static const char *skip_string(const char *p)
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return *p ? p + 1 : p;
+}
+
+/* The line on which the nth (1, 2, ...) top-level member `name` of text starts; 0 if none. */
+static int member_line(const char *text, const char *name, int nth)
+{
+    size_t len = strlen(name);
+    int depth = 0, line = 1;
+    for (const char *p = text; p && *p;) {
+        if (*p == '"') {
+            const char *after = skip_string(p);
+            if (depth == 1 && (size_t)(after - p) == len + 2 && memcmp(p + 1, name, len) == 0) {
+                const char *q = after;
+                while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+                    q++;
+                if (*q == ':' && --nth == 0)
+                    return line;
+            }
+            p = after;
+            continue;
+        }
+        depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
+        line += *p == '\n';
+        p++;
+    }
+    return 0;
+}
+
+int json_member_line(const char *text, const char *name)
+{
+    return member_line(text, name, 1);
+}
+
+/* "\"epoch\" appears twice", and where when not at the top level of root. */
+static void duplicate_text(const char *name, const cJSON *holder, const cJSON *root, char *buf,
+                           size_t size)
+{
+    if (holder == root)
+        snprintf(buf, size, "\"%.80s\" appears twice (a JSON object's names are unique)", name);
+    else
+        snprintf(buf, size, "\"%.80s\" appears twice in %s%.80s%s", name,
+                 holder->string ? "\"" : "one of its objects",
+                 holder->string ? holder->string : "", holder->string ? "\"" : "");
 }
 
 int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **text,
@@ -54,49 +106,27 @@ int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **
         return nb_fail(err, "%s:%d: %s", path, line,
                        j ? "expected a JSON object" : "not valid JSON");
     }
+    const cJSON *holder = NULL;
+    const char *twice = nb_json_duplicate_name(j, &holder);
+    if (twice) {
+        /* The line of its second appearance, or of the member that holds the object. */
+        const char *t = (const char *)data;
+        int line = holder == j           ? member_line(t, twice, 2)
+                   : holder->string      ? json_member_line(t, holder->string)
+                                         : 0;
+        char what[200];
+        duplicate_text(twice, holder, j, what, sizeof what);
+        int rc = line > 0 ? nb_fail(err, "%s:%d: %s", path, line, what)
+                          : nb_fail(err, "%s: %s", path, what);
+        cJSON_Delete(j);
+        free(data);
+        return rc;
+    }
     if (text)
         *text = (char *)data;   /* nb_read_file terminates what it reads */
     else
         free(data);
     *out = j;
-    return 0;
-}
-
-int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err)
-{
-    return report_read_json_text(path, missing_ok, out, NULL, err);
-}
-
-/* A JSON string starting at its opening quote p: the position after its closing quote. */
-static const char *skip_string(const char *p)
-{
-    for (p++; *p && *p != '"'; p++)
-        if (*p == '\\' && p[1])
-            p++;
-    return *p ? p + 1 : p;
-}
-
-int json_member_line(const char *text, const char *name)
-{
-    size_t len = strlen(name);
-    int depth = 0, line = 1;
-    for (const char *p = text; p && *p;) {
-        if (*p == '"') {
-            const char *after = skip_string(p);
-            if (depth == 1 && (size_t)(after - p) == len + 2 && memcmp(p + 1, name, len) == 0) {
-                const char *q = after;
-                while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
-                    q++;
-                if (*q == ':')
-                    return line;
-            }
-            p = after;
-            continue;
-        }
-        depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
-        line += *p == '\n';
-        p++;
-    }
     return 0;
 }
 
@@ -110,7 +140,34 @@ void json_member_where(const char *text, const char *path, const char *name, cha
         snprintf(where, size, "%s", path);
 }
 
-int report_read_jsonl(const char *path, jsonl_fn fn, void *user, nb_error *err)
+/* Whether the n bytes at s begin as one of starts does, or are the beginning of one. */
+static int begins_as(const char *s, size_t n, const char *const *starts)
+{
+    for (; *starts; starts++) {
+        size_t len = strlen(*starts);
+        if (memcmp(s, *starts, n < len ? n : len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The last line of a JSON Lines file, without its newline (report_read_jsonl). */
+static int torn_line(const char *path, int line, const char *s, size_t n,
+                     const char *const *starts, const char *finished_by, nb_error *err)
+{
+    if (finished_by)
+        return nb_fail(err, "%s:%d: the last line has no newline, but %s is there: the file "
+                            "was finished, so none of its lines can be half written",
+                       path, line, finished_by);
+    if (!nb_json_object_prefix(s, n) || !begins_as(s, n, starts))
+        return nb_fail(err, "%s:%d: the last line has no newline and is not the beginning of a "
+                            "line of this file (those begin %s): it is damaged, not being "
+                            "written", path, line, starts[0]);
+    return 0;
+}
+
+int report_read_jsonl(const char *path, jsonl_fn fn, void *user, const char *const *starts,
+                      const char *finished_by, nb_error *err)
 {
     unsigned char *data;
     size_t n;
@@ -127,14 +184,23 @@ int report_read_jsonl(const char *path, jsonl_fn fn, void *user, nb_error *err)
         cJSON *obj = memchr(p, '\0', (size_t)(nl - p))
                          ? NULL
                          : cJSON_ParseWithLengthOpts(p, (size_t)(nl - p) + 1, NULL, 1);
-        if (!cJSON_IsObject(obj))
+        const cJSON *holder = NULL;
+        const char *twice = cJSON_IsObject(obj) ? nb_json_duplicate_name(obj, &holder) : NULL;
+        if (!cJSON_IsObject(obj)) {
             rc = nb_fail(err, "%s:%d: %s", path, line,
                          obj ? "expected a JSON object" : "not valid JSON");
-        else
+        } else if (twice) {
+            char what[200];
+            duplicate_text(twice, holder, obj, what, sizeof what);
+            rc = nb_fail(err, "%s:%d: %s", path, line, what);
+        } else {
             rc = fn(obj, line, user, err);
+        }
         cJSON_Delete(obj);
         p = nl + 1;
     }
+    if (rc == 0 && whole < n)
+        rc = torn_line(path, line, text + whole, n - whole, starts, finished_by, err);
     free(data);
     return rc;
 }
@@ -198,15 +264,19 @@ static int table_line(const cJSON *obj, int line, void *user, nb_error *err)
     return spec->check_row ? spec->check_row(t, where, job->ctx, err) : 0;
 }
 
-int report_read_table(const char *path, const table_spec *spec, const void *ctx, table *t,
-                      nb_error *err)
+int report_read_table(const char *path, const table_spec *spec, const void *ctx,
+                      const char *finished_by, table *t, nb_error *err)
 {
     memset(t, 0, sizeof *t);
     if (spec->n_cols > TABLE_MAX_COLS)
         return nb_fail(err, "too many columns");
     t->n_cols = spec->n_cols;
+    /* Lines begin with the first column: {"epoch":... */
+    char start[64];
+    snprintf(start, sizeof start, "{\"%s\":", spec->cols[0].name);
+    const char *const starts[] = {start, NULL};
     table_job job = {path, spec, ctx, t};
-    if (report_read_jsonl(path, table_line, &job, err) != 0) {
+    if (report_read_jsonl(path, table_line, &job, starts, finished_by, err) != 0) {
         table_free(t);
         return -1;
     }
@@ -215,9 +285,12 @@ int report_read_table(const char *path, const table_spec *spec, const void *ctx,
 
 /* ---- sense ---- */
 
-/* x as briefly as it reads back exactly: 0.1 as "0.1", not "0.10000000000000001". */
-static void format_number(double x, char *buf, size_t size)
+void json_number_text(double x, char *buf, size_t size)
 {
+    if (isnan(x)) {
+        snprintf(buf, size, "null");
+        return;
+    }
     snprintf(buf, size, "%.15g", x);
     if (strtod(buf, NULL) != x)
         snprintf(buf, size, "%.17g", x);
@@ -253,7 +326,7 @@ int value_check(double x, value_rule rule, int nullable, const char *where, cons
     if (ok)
         return 0;
     char text[40];
-    format_number(x, text, sizeof text);
+    json_number_text(x, text, sizeof text);
     return nb_fail(err, "%s: \"%s\" is %s, expected %s", where, name, text, expected);
 }
 
@@ -264,6 +337,8 @@ static const char *type_name(member_type type)
     case MT_BOOL: return "true or false";
     case MT_STRING: return "a string";
     case MT_NUMBERS: return "an array of numbers";
+    case MT_STRINGS: return "an array of strings";
+    case MT_OBJECT: return "an object";
     }
     return "?";
 }
@@ -277,11 +352,17 @@ static int member_check(const cJSON *v, const member_rule *r, const char *where,
     int fits = r->type == MT_NUMBER    ? cJSON_IsNumber(v)
                : r->type == MT_BOOL    ? cJSON_IsBool(v)
                : r->type == MT_STRING  ? cJSON_IsString(v)
+               : r->type == MT_OBJECT  ? cJSON_IsObject(v)
                                        : cJSON_IsArray(v);
+    for (const cJSON *x = r->type == MT_STRINGS && fits ? v->child : NULL; x; x = x->next)
+        fits &= cJSON_IsString(x);
     if (!fits)
         return nb_fail(err, "%s: \"%s\" must be %s%s%s%s%s", where, r->name, type_name(r->type),
                        r->also ? " or \"" : "", r->also ? r->also : "", r->also ? "\"" : "",
                        r->nullable ? " or null" : "");
+    if (r->type == MT_STRING && r->valid && !r->valid(v->valuestring))
+        return nb_fail(err, "%s: \"%s\" is \"%.80s\", which nabla does not write there", where,
+                       r->name, v->valuestring);
     if (r->type == MT_NUMBER)
         return value_check(v->valuedouble, r->rule, 0, where, r->name, err);
     if (r->type == MT_NUMBERS)
@@ -297,6 +378,8 @@ int json_members_check(const cJSON *obj, const char *text, const char *path,
 {
     for (int i = 0; i < n_rules; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, rules[i].name);
+        if (!v && rules[i].required)
+            return nb_fail(err, "%s: \"%s\" is missing", path, rules[i].name);
         if (!v)
             continue;
         char where[4200];

@@ -15,10 +15,11 @@ int report_file_exists(const char *path);
  * stays), as reports name runs and studies; NULL when out of memory. */
 char *report_dir_name(const char *dir);
 
-/* Reads path, which must hold one JSON object, into *out (cJSON_Delete it). With missing_ok,
- * a file that does not exist gives *out = NULL and 0. report_read_json_text also hands back
- * the file's text (free it; NULL with *out), for json_member_line. */
-int report_read_json(const char *path, int missing_ok, cJSON **out, nb_error *err);
+/* Reads path, which must hold one JSON object, into *out (cJSON_Delete it), and hands back
+ * the file's text in *text when text is not NULL (free it; NULL with *out), for
+ * json_member_line. With missing_ok, a file that does not exist gives *out = NULL and 0. A
+ * name that appears twice in one object (json_check.h) is an error naming its line: nabla
+ * never writes one, and a reader would silently take the first. */
 int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **text,
                           nb_error *err);
 
@@ -28,12 +29,17 @@ int json_member_line(const char *text, const char *name);
 void json_member_where(const char *text, const char *path, const char *name, char *where,
                        size_t size);
 
-/* Calls fn for every line of a JSON Lines file, each of which must be a JSON object; fn's
- * failure stops the reading. A last line without its newline is left out: it is being
- * written right now, or was cut short by a crash (the writers append whole lines, as `nabla
- * tune` reads its journal). Messages say "path:line: ...". */
+/* Calls fn for every line of a JSON Lines file, each of which must be a JSON object without a
+ * name twice in one object; fn's failure stops the reading. A last line without its newline is
+ * left out when it may be a line being written right now, or one a crash cut short (the
+ * writers append whole lines): while the file's writer may still be at work (finished_by
+ * NULL), if it is the beginning of a JSON object that begins as the file's lines do (with one
+ * of `starts`, such as "{\"epoch\":"). Anything else there is damage. finished_by names what
+ * says the writer is done ("summary.json"): then the file has no line cut short. Messages say
+ * "path:line: ...". */
 typedef int (*jsonl_fn)(const cJSON *obj, int line, void *user, nb_error *err);
-int report_read_jsonl(const char *path, jsonl_fn fn, void *user, nb_error *err);
+int report_read_jsonl(const char *path, jsonl_fn fn, void *user, const char *const *starts,
+                      const char *finished_by, nb_error *err);
 
 /* What a number in a run's or a study's files may be, beyond being a number: reading checks
  * sense, not only format. */
@@ -71,29 +77,40 @@ typedef struct table_column {
     int required;
 } table_column;
 typedef struct table_spec {
-    const table_column *cols;
+    const table_column *cols;   /* the writer's first member first: lines begin with it */
     int n_cols;
     int (*check_row)(const table *t, const char *where, const void *ctx, nb_error *err);
 } table_spec;
-int report_read_table(const char *path, const table_spec *spec, const void *ctx, table *t,
-                      nb_error *err);
+/* finished_by as for report_read_jsonl. */
+int report_read_table(const char *path, const table_spec *spec, const void *ctx,
+                      const char *finished_by, table *t, nb_error *err);
 void table_free(table *t);
 
 /* The members of a JSON object and what each may be: a number under its rule, true or false,
- * a string, or an array of numbers; `also` names a string accepted instead of a number
- * ("full" for a batch size); nullable lets it be null. A member that is absent passes. */
-typedef enum member_type { MT_NUMBER, MT_BOOL, MT_STRING, MT_NUMBERS } member_type;
+ * a string, an array of numbers or of strings, or an object; `also` names a string accepted
+ * instead of a number ("full" for a batch size); nullable lets it be null; a required member
+ * must be there (nabla has always written it); `valid` (may be NULL) says which strings a
+ * string may be (those nabla writes there). Members no rule names are left alone. */
+typedef enum member_type {
+    MT_NUMBER, MT_BOOL, MT_STRING, MT_NUMBERS, MT_STRINGS, MT_OBJECT
+} member_type;
 typedef struct member_rule {
     const char *name;
     member_type type;
     value_rule rule;   /* MT_NUMBER and MT_NUMBERS */
     int nullable;
     const char *also;
+    int required;
+    int (*valid)(const char *s);
 } member_rule;
 /* Checks obj's members against rules; messages say "path:line: ..." with the member's line in
  * text (NULL: "path: ..."). */
 int json_members_check(const cJSON *obj, const char *text, const char *path,
                        const member_rule *rules, int n_rules, nb_error *err);
+
+/* x as briefly as it reads back exactly (0.1 as "0.1", not "0.10000000000000001"), or "null"
+ * for NaN (a null member). */
+void json_number_text(double x, char *buf, size_t size);
 
 /* A member of an object as a number: its value, or NaN when absent, null or not a number. */
 double json_number(const cJSON *obj, const char *name);

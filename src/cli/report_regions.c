@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "report_json.h"
+#include "run_check.h"
 #include "report_svg.h"
 
 #define WIDTH 560
@@ -214,11 +215,8 @@ int regions_chart(strbuf *b, const run_data *r, const char *title, const char *n
         nb_dataset_free(&train);
         return -1;
     }
-    int rc = 1;
-    if (m.spec.inputs != 2) {
-        snprintf(why, why_size, "its model takes %d inputs, not 2", m.spec.inputs);
-        rc = 0;
-    }
+    /* The run's own model, not one copied in from another run. */
+    int rc = run_check_model(&m, r->model_path, r->config, err) == 0 ? 1 : -1;
     int cols = REGIONS_GRID, rows = (int)lround((double)REGIONS_GRID * PLOT_H / PLOT_W);
     int32_t *cls = rc == 1 ? malloc((size_t)cols * rows * sizeof *cls) : NULL;
     double box[4];

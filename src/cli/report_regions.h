@@ -25,7 +25,7 @@ int regions_possible(const run_data *r);
  * again from config.json (a synthetic set from its name, samples, noise and seed; a CSV file
  * from its path) and split as the run split it. Returns 1 when drawn; 0 when it cannot be (the
  * data file is not there any more), with the reason in why; -1 on an error (a damaged model
- * file, out of memory). */
+ * file, a model that is not the run's (run_check_model), out of memory). */
 int regions_chart(strbuf *b, const run_data *r, const char *title, const char *note,
                   char *why, size_t why_size, nb_error *err);
 

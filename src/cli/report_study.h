@@ -6,10 +6,12 @@
 
 #include "nabla.h"
 #include "study_journal.h"
+#include "tune_options.h"
 
 typedef struct study_data {
     char *dir;                /* as given, without trailing slashes */
     cJSON *settings;          /* study.json */
+    tune_options opt;         /* its settings, as tune reads them (study_settings.h) */
     nb_search_space space;    /* its "space" */
     int n_trials;             /* study.json "trials" */
     int n_rounds;             /* study.json "rounds" */
@@ -17,7 +19,8 @@ typedef struct study_data {
     cJSON *best;              /* best.json, or NULL: the study has not finished */
 } study_data;
 
-/* Reads study.json, journal.jsonl (each trial as its events left it) and best.json. */
+/* Reads study.json, journal.jsonl (each trial as its events left it), best.json and trials/,
+ * as nabla tune reads them (study_settings.h, study_files.h). */
 int study_load(study_data *s, const char *dir, nb_error *err);
 void study_free(study_data *s);
 

@@ -1,22 +1,29 @@
 /* The sense of a run directory's files (run_check.h). The writers are cmd_train.c with
  * run_files.c (metrics.jsonl), train_files.c (config.json, summary.json) and train_trace.c
- * (steps.jsonl, trace.jsonl); what they can write is what passes here. */
+ * (steps.jsonl, trace.jsonl); what they write, and what older versions of nabla wrote, is what
+ * passes here. */
 #include "run_check.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "options.h"
+
+#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 /* ---- the tables ---- */
 
-/* metrics.jsonl: null is a split the run does not have (dev, test), or a loss and accuracy
- * the run could not compute (a diverged epoch). The learning rate may be 0: a decay that
- * underflows the float ends there. */
+/* metrics.jsonl: null is a split the run does not have (dev, test), or a loss the run could not
+ * compute (weights grown huge before a divergence). The training figures of an epoch are
+ * always numbers: the epoch's finite losses and its count of right answers. The learning rate
+ * may be 0: a decay that underflows the float ends there. */
 static const table_column METRICS_COLUMNS[M_COLS] = {
     [M_EPOCH] = {"epoch", V_INT_1, 1},
     [M_LR] = {"lr", V_NON_NEG, 1},
-    [M_TRAIN_LOSS] = {"train_loss", V_NON_NEG, 0},
-    [M_TRAIN_ACC] = {"train_accuracy", V_UNIT, 0},
+    [M_TRAIN_LOSS] = {"train_loss", V_NON_NEG, 1},
+    [M_TRAIN_ACC] = {"train_accuracy", V_UNIT, 1},
     [M_DEV_LOSS] = {"dev_loss", V_NON_NEG, 0},
     [M_DEV_ACC] = {"dev_accuracy", V_UNIT, 0},
     [M_TEST_LOSS] = {"test_loss", V_NON_NEG, 0},
@@ -50,18 +57,58 @@ static const table_column TRACE_COLUMNS[T_COLS] = {
 #define NOW(t, c) ((t)->col[c][(t)->n - 1])
 #define BEFORE(t, c) ((t)->col[c][(t)->n - 2])
 
-/* An epoch no later than the run's last (config.json's "epochs", when known). */
-static int within_run(double epoch, const void *config, const char *where, nb_error *err)
+static const cJSON *config_of(const void *ctx)
 {
-    double last = config ? json_number(config, "epochs") : NAN;
+    return ctx ? ((const run_context *)ctx)->config : NULL;
+}
+
+/* An epoch no later than the run's last (config.json's "epochs", when known). */
+static int within_run(double epoch, const void *ctx, const char *where, nb_error *err)
+{
+    double last = config_of(ctx) ? json_number(config_of(ctx), "epochs") : NAN;
     if (epoch > last)
         return nb_fail(err, "%s: epoch %.0f, but the run has %.0f (config.json's \"epochs\")",
                        where, epoch, last);
     return 0;
 }
 
+/* Whether the run diverged, as its summary says (0 while it has none). */
+static int diverged(const cJSON *summary)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(summary, "diverged"));
+}
+
+/* The dev or test split's loss and accuracy on the row just read: numbers exactly when
+ * config.json gives the split samples; the loss null only in a run that diverged or has not
+ * finished (weights grown huge overflow it before the training loss turns NaN). */
+static int split_columns(const table *t, const table_column *cols, int loss, int accuracy,
+                         const char *split, const char *where, const void *ctx, nb_error *err)
+{
+    const run_context *run = ctx;
+    char samples[32];
+    snprintf(samples, sizeof samples, "%s_samples", split);
+    double n = run && run->config ? json_number(run->config, samples) : NAN;
+    if (isnan(n))
+        return 0;
+    if (n == 0) {
+        for (int c = loss; c <= accuracy; c += accuracy - loss)
+            if (!isnan(NOW(t, c)))
+                return nb_fail(err, "%s: \"%s\" is a number, but config.json's \"%s\" is 0 (the "
+                                    "run has no %s split)", where, cols[c].name, samples, split);
+        return 0;
+    }
+    if (isnan(NOW(t, accuracy)))
+        return nb_fail(err, "%s: \"%s\" is null, but the %s split has %.0f samples "
+                            "(config.json's \"%s\")", where, cols[accuracy].name, split, n,
+                       samples);
+    if (isnan(NOW(t, loss)) && run->summary && !diverged(run->summary))
+        return nb_fail(err, "%s: \"%s\" is null, but the %s split has %.0f samples and the run "
+                            "did not diverge (summary.json)", where, cols[loss].name, split, n);
+    return 0;
+}
+
 /* Epochs 1, 2, 3, ...: one line each, none repeated, skipped or going backwards. */
-static int metrics_row(const table *t, const char *where, const void *config, nb_error *err)
+static int metrics_row(const table *t, const char *where, const void *ctx, nb_error *err)
 {
     double epoch = NOW(t, M_EPOCH);
     if (t->n == 1 && epoch != 1)
@@ -74,11 +121,14 @@ static int metrics_row(const table *t, const char *where, const void *config, nb
                        : epoch < before ? "epochs go backwards"
                                         : "an epoch is missing");
     }
-    return within_run(epoch, config, where, err);
+    if (within_run(epoch, ctx, where, err) != 0 ||
+        split_columns(t, METRICS_COLUMNS, M_DEV_LOSS, M_DEV_ACC, "dev", where, ctx, err) != 0)
+        return -1;
+    return split_columns(t, METRICS_COLUMNS, M_TEST_LOSS, M_TEST_ACC, "test", where, ctx, err);
 }
 
 /* Steps that increase, in epochs that do not go backwards. */
-static int step_order(const table *t, int step, int epoch, const char *where, const void *config,
+static int step_order(const table *t, int step, int epoch, const char *where, const void *ctx,
                       nb_error *err)
 {
     if (t->n > 1 && !(NOW(t, step) > BEFORE(t, step)))
@@ -87,12 +137,15 @@ static int step_order(const table *t, int step, int epoch, const char *where, co
     if (t->n > 1 && NOW(t, epoch) < BEFORE(t, epoch))
         return nb_fail(err, "%s: epoch %.0f after epoch %.0f (epochs go backwards)", where,
                        NOW(t, epoch), BEFORE(t, epoch));
-    return within_run(NOW(t, epoch), config, where, err);
+    return within_run(NOW(t, epoch), ctx, where, err);
 }
 
-static int steps_row(const table *t, const char *where, const void *config, nb_error *err)
+static int steps_row(const table *t, const char *where, const void *ctx, nb_error *err)
 {
-    return step_order(t, S_STEP, S_EPOCH, where, config, err);
+    if (step_order(t, S_STEP, S_EPOCH, where, ctx, err) != 0 ||
+        split_columns(t, STEPS_COLUMNS, S_DEV_LOSS, S_DEV_ACC, "dev", where, ctx, err) != 0)
+        return -1;
+    return split_columns(t, STEPS_COLUMNS, S_TEST_LOSS, S_TEST_ACC, "test", where, ctx, err);
 }
 
 /* p15 <= p50 <= p85, where both are known. */
@@ -108,7 +161,7 @@ static int percentiles_in_order(const table *t, int p15, const char *where, nb_e
 }
 
 /* One layer and unit for the whole run, steps in order, percentiles in order. */
-static int trace_row(const table *t, const char *where, const void *config, nb_error *err)
+static int trace_row(const table *t, const char *where, const void *ctx, nb_error *err)
 {
     if (t->n > 1)
         for (int c = T_LAYER; c <= T_UNIT; c++)
@@ -116,7 +169,7 @@ static int trace_row(const table *t, const char *where, const void *config, nb_e
                 return nb_fail(err, "%s: %s %.0f, but line 1 traces %s %.0f", where,
                                TRACE_COLUMNS[c].name, NOW(t, c), TRACE_COLUMNS[c].name,
                                t->col[c][0]);
-    if (step_order(t, T_STEP, T_EPOCH, where, config, err) != 0 ||
+    if (step_order(t, T_STEP, T_EPOCH, where, ctx, err) != 0 ||
         percentiles_in_order(t, T_UNIT_P15, where, err) != 0)
         return -1;
     return percentiles_in_order(t, T_LAYER_P15, where, err);
@@ -126,87 +179,97 @@ const table_spec METRICS_TABLE = {METRICS_COLUMNS, M_COLS, metrics_row};
 const table_spec STEPS_TABLE = {STEPS_COLUMNS, S_COLS, steps_row};
 const table_spec TRACE_TABLE = {TRACE_COLUMNS, T_COLS, trace_row};
 
-/* ---- config.json and summary.json ---- */
+/* ---- the strings nabla writes ---- */
 
-#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+static int is_train(const char *s) { return strcmp(s, "train") == 0; }
+static int is_model_file(const char *s) { return strcmp(s, "model.safetensors") == 0; }
+static int is_normalize(const char *s)
+{
+    return strcmp(s, "none") == 0 || strcmp(s, "standard") == 0;
+}
+static int is_data_kind(const char *s)
+{
+    for (data_kind k = DATA_IDX; k <= DATA_SYNTHETIC; k++)
+        if (strcmp(s, data_kind_name(k)) == 0)
+            return 1;
+    return 0;
+}
+/* A name as the library writes it (its parser may take other spellings too). */
+static int is_activation(const char *s)
+{
+    nb_activation a;
+    return nb_activation_parse(s, &a) == 0 && strcmp(nb_activation_name(a), s) == 0;
+}
+static int is_optimizer(const char *s)
+{
+    nb_optimizer_kind k;
+    return nb_optimizer_parse(s, &k) == 0 && strcmp(nb_optimizer_name(k), s) == 0;
+}
+static int is_decay(const char *s)
+{
+    nb_decay_kind k;
+    return nb_decay_parse(s, &k) == 0 && strcmp(nb_decay_name(k), s) == 0;
+}
 
-/* As train_write_config writes them; the option parsers set the ranges. */
+/* ---- config.json ---- */
+
+/* As train_write_config writes them; the option parsers set the ranges. Required: what every
+ * version of nabla has written (the others came later: data_header, test_header,
+ * sync_batchnorm, decay_epochs, ranks, blas_kernel, checkpoint_every, resumed_from and the
+ * trace and evaluation settings). */
 static const member_rule CONFIG_MEMBERS[] = {
-    {"command", MT_STRING, 0, 0, NULL},
-    {"version", MT_STRING, 0, 0, NULL},
-    {"data", MT_STRING, 0, 0, NULL},
-    {"data_path", MT_STRING, 0, 0, NULL},
-    {"data_kind", MT_STRING, 0, 0, NULL},
-    {"test", MT_STRING, 0, 1, NULL},
-    {"data_header", MT_BOOL, 0, 1, NULL},
-    {"test_header", MT_BOOL, 0, 1, NULL},
-    {"features", MT_NUMBER, V_INT_1, 0, NULL},
-    {"classes", MT_NUMBER, V_INT_1, 0, NULL},
-    {"train_samples", MT_NUMBER, V_INT_1, 0, NULL},
-    {"dev_samples", MT_NUMBER, V_INT, 0, NULL},
-    {"test_samples", MT_NUMBER, V_INT, 0, NULL},
-    {"samples", MT_NUMBER, V_INT_1, 1, NULL},
-    {"noise", MT_NUMBER, V_NON_NEG, 1, NULL},
-    {"dev_fraction", MT_NUMBER, V_FRACTION, 0, NULL},
-    {"normalize", MT_STRING, 0, 0, NULL},
-    {"layers", MT_NUMBERS, V_INT_1, 0, NULL},
-    {"activation", MT_STRING, 0, 0, NULL},
-    {"leaky_slope", MT_NUMBER, V_FINITE, 0, NULL},
-    {"batchnorm", MT_BOOL, 0, 0, NULL},
-    {"sync_batchnorm", MT_BOOL, 0, 0, NULL},
-    {"parameters", MT_NUMBER, V_COUNT_1, 0, NULL},
-    {"init_weights", MT_STRING, 0, 1, NULL},
-    {"optimizer", MT_STRING, 0, 0, NULL},
-    {"lr", MT_NUMBER, V_POSITIVE, 0, NULL},
-    {"beta", MT_NUMBER, V_FRACTION, 0, NULL},
-    {"beta2", MT_NUMBER, V_FRACTION, 0, NULL},
-    {"eps", MT_NUMBER, V_POSITIVE, 0, NULL},
-    {"weight_decay", MT_NUMBER, V_NON_NEG, 0, NULL},
-    {"bias_correction", MT_BOOL, 0, 0, NULL},
-    {"batch_size", MT_NUMBER, V_INT_1, 0, "full"},
-    {"epochs", MT_NUMBER, V_INT_1, 0, NULL},
-    {"max_steps", MT_NUMBER, V_COUNT_1, 1, NULL},
-    {"shuffle", MT_BOOL, 0, 0, NULL},
-    {"lr_decay", MT_STRING, 0, 0, NULL},
-    {"decay_rate", MT_NUMBER, V_NON_NEG, 0, NULL},
-    {"decay_interval", MT_NUMBER, V_INT_1, 0, NULL},
-    {"warmup_epochs", MT_NUMBER, V_INT, 0, NULL},
-    {"threads", MT_NUMBER, V_INT_1, 0, NULL},
-    {"ranks", MT_NUMBER, V_INT_1, 0, NULL},
-    {"blas_kernel", MT_STRING, 0, 0, NULL},
-    {"out", MT_STRING, 0, 0, NULL},
-    {"checkpoint_every", MT_NUMBER, V_COUNT_1, 0, "epoch"},
-    {"resumed_from", MT_STRING, 0, 1, NULL},
-    {"save_weights", MT_STRING, 0, 1, NULL},
-    {"trace_activations", MT_BOOL, 0, 0, NULL},
-    {"trace_layer", MT_NUMBER, V_INT_1, 1, NULL},
-    {"trace_unit", MT_NUMBER, V_INT, 1, NULL},
-    {"trace_every", MT_NUMBER, V_COUNT_1, 1, NULL},
-    {"eval_every", MT_NUMBER, V_COUNT_1, 1, NULL},
-};
-
-/* As train_write_summary writes them. */
-static const member_rule SUMMARY_MEMBERS[] = {
-    {"test_loss", MT_NUMBER, V_NON_NEG, 1, NULL},
-    {"test_accuracy", MT_NUMBER, V_UNIT, 1, NULL},
-    {"test_samples", MT_NUMBER, V_INT, 0, NULL},
-    {"dev_loss", MT_NUMBER, V_NON_NEG, 1, NULL},
-    {"dev_accuracy", MT_NUMBER, V_UNIT, 1, NULL},
-    {"dev_samples", MT_NUMBER, V_INT, 0, NULL},
-    {"train_loss", MT_NUMBER, V_NON_NEG, 1, NULL},
-    {"train_accuracy", MT_NUMBER, V_UNIT, 1, NULL},
-    {"epochs", MT_NUMBER, V_INT, 0, NULL},
-    {"steps", MT_NUMBER, V_COUNT, 0, NULL},
-    {"samples", MT_NUMBER, V_COUNT, 0, NULL},
-    {"train_seconds", MT_NUMBER, V_NON_NEG, 0, NULL},
-    {"samples_per_second", MT_NUMBER, V_NON_NEG, 1, NULL},
-    {"ranks", MT_NUMBER, V_INT_1, 0, NULL},
-    {"allreduce_seconds", MT_NUMBER, V_NON_NEG, 0, NULL},
-    {"allreduce_calls", MT_NUMBER, V_COUNT, 0, NULL},
-    {"diverged", MT_BOOL, 0, 0, NULL},
-    {"diverged_epoch", MT_NUMBER, V_INT_1, 1, NULL},
-    {"diverged_step", MT_NUMBER, V_COUNT_1, 1, NULL},
-    {"model", MT_STRING, 0, 0, NULL},
+    {"command", MT_STRING, 0, 0, NULL, 1, is_train},
+    {"version", MT_STRING, 0, 0, NULL, 1, NULL},
+    {"data", MT_STRING, 0, 0, NULL, 1, NULL},
+    {"data_path", MT_STRING, 0, 0, NULL, 1, NULL},
+    {"data_kind", MT_STRING, 0, 0, NULL, 1, is_data_kind},
+    {"test", MT_STRING, 0, 1, NULL, 1, NULL},
+    {"data_header", MT_BOOL, 0, 1, NULL, 0, NULL},
+    {"test_header", MT_BOOL, 0, 1, NULL, 0, NULL},
+    {"features", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"classes", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"train_samples", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"dev_samples", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"test_samples", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"samples", MT_NUMBER, V_INT_1, 1, NULL, 1, NULL},
+    {"noise", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
+    {"dev_fraction", MT_NUMBER, V_FRACTION, 0, NULL, 1, NULL},
+    {"normalize", MT_STRING, 0, 0, NULL, 1, is_normalize},
+    {"layers", MT_NUMBERS, V_INT_1, 0, NULL, 1, NULL},
+    {"activation", MT_STRING, 0, 0, NULL, 1, is_activation},
+    {"leaky_slope", MT_NUMBER, V_FINITE, 0, NULL, 1, NULL},
+    {"batchnorm", MT_BOOL, 0, 0, NULL, 1, NULL},
+    {"sync_batchnorm", MT_BOOL, 0, 0, NULL, 0, NULL},
+    {"parameters", MT_NUMBER, V_COUNT_1, 0, NULL, 1, NULL},
+    {"init_weights", MT_STRING, 0, 1, NULL, 1, NULL},
+    {"optimizer", MT_STRING, 0, 0, NULL, 1, is_optimizer},
+    {"lr", MT_NUMBER, V_POSITIVE, 0, NULL, 1, NULL},
+    {"beta", MT_NUMBER, V_FRACTION, 0, NULL, 1, NULL},
+    {"beta2", MT_NUMBER, V_FRACTION, 0, NULL, 1, NULL},
+    {"eps", MT_NUMBER, V_POSITIVE, 0, NULL, 1, NULL},
+    {"weight_decay", MT_NUMBER, V_NON_NEG, 0, NULL, 1, NULL},
+    {"bias_correction", MT_BOOL, 0, 0, NULL, 1, NULL},
+    {"batch_size", MT_NUMBER, V_INT_1, 0, "full", 1, NULL},
+    {"epochs", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"max_steps", MT_NUMBER, V_COUNT_1, 1, NULL, 1, NULL},
+    {"shuffle", MT_BOOL, 0, 0, NULL, 1, NULL},
+    {"lr_decay", MT_STRING, 0, 0, NULL, 1, is_decay},
+    {"decay_rate", MT_NUMBER, V_NON_NEG, 0, NULL, 1, NULL},
+    {"decay_interval", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"warmup_epochs", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"decay_epochs", MT_NUMBER, V_INT_1, 1, NULL, 0, NULL},
+    {"threads", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"ranks", MT_NUMBER, V_INT_1, 0, NULL, 0, NULL},
+    {"blas_kernel", MT_STRING, 0, 0, NULL, 0, NULL},
+    {"out", MT_STRING, 0, 0, NULL, 1, NULL},
+    {"checkpoint_every", MT_NUMBER, V_COUNT_1, 0, "epoch", 0, NULL},
+    {"resumed_from", MT_STRING, 0, 1, NULL, 0, NULL},
+    {"save_weights", MT_STRING, 0, 1, NULL, 1, NULL},
+    {"trace_activations", MT_BOOL, 0, 0, NULL, 0, NULL},
+    {"trace_layer", MT_NUMBER, V_INT_1, 1, NULL, 0, NULL},
+    {"trace_unit", MT_NUMBER, V_INT, 1, NULL, 0, NULL},
+    {"trace_every", MT_NUMBER, V_COUNT_1, 1, NULL, 0, NULL},
+    {"eval_every", MT_NUMBER, V_COUNT_1, 1, NULL, 0, NULL},
 };
 
 /* config.json's seed: a whole number, or for seeds beyond 2^53 their digits as a string. */
@@ -214,7 +277,7 @@ static int seed_check(const cJSON *config, const char *text, const char *path, n
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, "seed");
     if (!v)
-        return 0;
+        return nb_fail(err, "%s: \"seed\" is missing", path);
     char where[4200];
     json_member_where(text, path, "seed", where, sizeof where);
     if (cJSON_IsString(v)) {
@@ -228,6 +291,85 @@ static int seed_check(const cJSON *config, const char *text, const char *path, n
     return value_check(v->valuedouble, V_COUNT, 0, where, "seed", err);
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+/* "path:line: what" for config.json's member `name`. */
+static int config_fail(const char *text, const char *path, const char *name, nb_error *err,
+                       const char *fmt, ...)
+{
+    char where[4200], what[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    json_member_where(text, path, name, where, sizeof where);
+    return nb_fail(err, "%s: %s", where, what);
+}
+
+/* The parameters a model of config's architecture has: per hidden layer its weights and its
+ * bias, or with batch norm (which replaces the bias) gamma and beta; then the output layer. */
+static double parameter_count(const cJSON *config)
+{
+    double in = json_number(config, "features"), classes = json_number(config, "classes");
+    int batchnorm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "batchnorm"));
+    double total = 0;
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
+    for (const cJSON *w = layers ? layers->child : NULL; w; w = w->next) {
+        total += in * w->valuedouble + (batchnorm ? 2 : 1) * w->valuedouble;
+        in = w->valuedouble;
+    }
+    return total + in * classes + classes;
+}
+
+/* A synthetic set (moons, circles, spirals): its features and classes are the set's own, and
+ * its samples are split between training and dev. */
+static int synthetic_check(const cJSON *config, const char *text, const char *path,
+                           nb_error *err)
+{
+    const char *name = json_string(config, "data_path");
+    if (!nb_is_synthetic(name))
+        return config_fail(text, path, "data_path", err, "\"data_path\" is \"%.80s\", but "
+                           "\"data_kind\" is \"synthetic\" (moons, circles or spirals)", name);
+    nb_dataset d;
+    nb_error why;
+    if (nb_make_synthetic(name, 3, 0.0f, 0, &d, &why) != 0)
+        return nb_fail(err, "%s", why.msg);
+    double features = d.features, classes = d.classes;
+    nb_dataset_free(&d);
+    const char *counts[2] = {"features", "classes"};
+    double want[2] = {features, classes};
+    for (int k = 0; k < 2; k++)
+        if (json_number(config, counts[k]) != want[k])
+            return config_fail(text, path, counts[k], err, "\"%s\" is %.0f, but %s has %.0f",
+                               counts[k], json_number(config, counts[k]), name, want[k]);
+    double samples = json_number(config, "samples");
+    double split = json_number(config, "train_samples") + json_number(config, "dev_samples");
+    if (samples != split)
+        return config_fail(text, path, "samples", err, "\"samples\" is %s, but "
+                           "\"train_samples\" and \"dev_samples\" make %.0f",
+                           isnan(samples) ? "null" : "not their sum", split);
+    return 0;
+}
+
+/* The traced unit, when the run traces one, is in the model: a hidden layer and a unit of it. */
+static int trace_check(const cJSON *config, const char *text, const char *path, nb_error *err)
+{
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "trace_activations")))
+        return 0;
+    double layer = json_number(config, "trace_layer"), unit = json_number(config, "trace_unit");
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
+    int depth = cJSON_GetArraySize(layers);
+    if (!(layer >= 1 && layer <= depth))
+        return config_fail(text, path, "trace_layer", err, "\"trace_layer\" must be a hidden "
+                           "layer, 1 to %d, when \"trace_activations\" is true", depth);
+    double width = cJSON_GetArrayItem(layers, (int)layer - 1)->valuedouble;
+    if (!(unit >= 0 && unit < width))
+        return config_fail(text, path, "trace_unit", err, "\"trace_unit\" must be a unit of "
+                           "layer %.0f, 0 to %.0f", layer, width - 1);
+    return 0;
+}
+
 int run_check_config(const cJSON *config, const char *text, const char *path, nb_error *err)
 {
     if (json_members_check(config, text, path, CONFIG_MEMBERS, N_OF(CONFIG_MEMBERS), err) != 0 ||
@@ -235,14 +377,47 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
         return -1;
     /* A dev split is held out exactly when a fraction is asked for (at least one sample). */
     double fraction = json_number(config, "dev_fraction"), dev = json_number(config, "dev_samples");
-    if ((fraction > 0 && dev == 0) || (fraction == 0 && dev > 0)) {
-        char where[4200];
-        json_member_where(text, path, "dev_samples", where, sizeof where);
-        return nb_fail(err, "%s: \"dev_samples\" is %.0f, but \"dev_fraction\" is %g", where, dev,
-                       fraction);
-    }
-    return 0;
+    if ((fraction > 0 && dev == 0) || (fraction == 0 && dev > 0))
+        return config_fail(text, path, "dev_samples", err, "\"dev_samples\" is %.0f, but "
+                           "\"dev_fraction\" is %g", dev, fraction);
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(config, "layers")) > NB_MAX_LAYERS)
+        return config_fail(text, path, "layers", err, "\"layers\" has more than %d hidden "
+                           "layers", NB_MAX_LAYERS);
+    const char *kind = json_string(config, "data_kind");
+    if (strcmp(kind, "synthetic") == 0 && synthetic_check(config, text, path, err) != 0)
+        return -1;
+    double parameters = json_number(config, "parameters"), made = parameter_count(config);
+    if (parameters != made)
+        return config_fail(text, path, "parameters", err, "\"parameters\" is %.0f, but a model "
+                           "of these features, layers and classes has %.0f", parameters, made);
+    return trace_check(config, text, path, err);
 }
+
+/* ---- summary.json ---- */
+
+/* As train_write_summary writes them; ranks and the all-reduce figures came with mpirun. */
+static const member_rule SUMMARY_MEMBERS[] = {
+    {"test_loss", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
+    {"test_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 1, NULL},
+    {"test_samples", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"dev_loss", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
+    {"dev_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 1, NULL},
+    {"dev_samples", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"train_loss", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
+    {"train_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 1, NULL},
+    {"epochs", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"steps", MT_NUMBER, V_COUNT, 0, NULL, 1, NULL},
+    {"samples", MT_NUMBER, V_COUNT, 0, NULL, 1, NULL},
+    {"train_seconds", MT_NUMBER, V_NON_NEG, 0, NULL, 1, NULL},
+    {"samples_per_second", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
+    {"ranks", MT_NUMBER, V_INT_1, 0, NULL, 0, NULL},
+    {"allreduce_seconds", MT_NUMBER, V_NON_NEG, 0, NULL, 0, NULL},
+    {"allreduce_calls", MT_NUMBER, V_COUNT, 0, NULL, 0, NULL},
+    {"diverged", MT_BOOL, 0, 0, NULL, 1, NULL},
+    {"diverged_epoch", MT_NUMBER, V_INT_1, 1, NULL, 1, NULL},
+    {"diverged_step", MT_NUMBER, V_COUNT_1, 1, NULL, 1, NULL},
+    {"model", MT_STRING, 0, 0, NULL, 1, is_model_file},
+};
 
 /* A split's accuracy is null exactly when it has no samples, and so is its loss, except that
  * a loss that overflowed (weights grown huge before a divergence) is null too. */
@@ -278,27 +453,183 @@ static int same_as_config(const cJSON *summary, const char *text, const char *pa
                    there);
 }
 
+/* The summary's figure `name` and the last epoch's (column col): the same evaluation of the
+ * same weights. Under one process they are equal; under mpirun the epoch's evaluation was
+ * summed over the ranks' shares and the summary's made whole on rank 0, so losses may differ
+ * in rounding (the floats of other batches), and an accuracy by a sample per rank beyond the
+ * first (a sample whose two best classes tie within that rounding). */
+static int same_as_last_epoch(const cJSON *summary, const char *text, const char *path,
+                              const table *metrics, const char *name, int col, int accuracy,
+                              double samples, nb_error *err)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(summary, name))
+        return 0;
+    double here = json_number(summary, name), there = metrics->col[col][metrics->n - 1];
+    double ranks = json_number(summary, "ranks");
+    int same;
+    if (isnan(here) || isnan(there))
+        same = isnan(here) && isnan(there);
+    else if (accuracy)
+        same = here == there || (ranks > 1 && fabs(here - there) * samples <= ranks - 1 + 1e-9);
+    else
+        same = fabs(here - there) <= 1e-5 * fmax(fabs(here), fabs(there));
+    if (same)
+        return 0;
+    char where[4200], a[40], b[40];
+    json_member_where(text, path, name, where, sizeof where);
+    json_number_text(here, a, sizeof a);
+    json_number_text(there, b, sizeof b);
+    return nb_fail(err, "%s: \"%s\" is %s, but metrics.jsonl's last epoch (%d) has %s: the "
+                        "summary evaluates the weights that epoch ended with", where, name, a,
+                   (int)metrics->col[M_EPOCH][metrics->n - 1], b);
+}
+
+/* The training, dev and test figures of the summary are the last epoch's (but see below). */
+static int figures_check(const cJSON *summary, const char *text, const char *path,
+                         const table *metrics, nb_error *err)
+{
+    static const struct {
+        const char *name;
+        int col, accuracy;
+        const char *samples;
+    } figures[] = {
+        {"train_loss", M_TRAIN_LOSS, 0, NULL},
+        {"train_accuracy", M_TRAIN_ACC, 1, NULL},
+        {"dev_loss", M_DEV_LOSS, 0, "dev_samples"},
+        {"dev_accuracy", M_DEV_ACC, 1, "dev_samples"},
+        {"test_loss", M_TEST_LOSS, 0, "test_samples"},
+        {"test_accuracy", M_TEST_ACC, 1, "test_samples"},
+    };
+    if (metrics->n == 0) {
+        /* No epoch finished (a NaN in the very first batch): no training figures. */
+        for (int k = 0; k < 2; k++)
+            if (!isnan(json_number(summary, figures[k].name))) {
+                char where[4200];
+                json_member_where(text, path, figures[k].name, where, sizeof where);
+                return nb_fail(err, "%s: \"%s\" is a number, but metrics.jsonl has no epoch",
+                               where, figures[k].name);
+            }
+        return 0;
+    }
+    /* A run whose loss turned NaN at the first step of an epoch keeps the weights before the
+     * step that made it (the last that gave a finite loss): not the ones the last epoch, which
+     * ended on that step, was evaluated with. Its training figures are still that epoch's. */
+    int before_last_step = diverged(summary) && json_number(summary, "epochs") ==
+                                                    json_number(summary, "diverged_epoch") - 1;
+    size_t n_figures = before_last_step ? 2 : sizeof figures / sizeof figures[0];
+    for (size_t k = 0; k < n_figures; k++)
+        if (same_as_last_epoch(summary, text, path, metrics, figures[k].name, figures[k].col,
+                               figures[k].accuracy,
+                               figures[k].samples ? json_number(summary, figures[k].samples)
+                                                  : 0,
+                               err) != 0)
+            return -1;
+    return 0;
+}
+
+/* "diverged": where it diverged is told exactly when it did, and the last epoch is the
+ * diverging one (its steps before the NaN), or the one before when the first step of an
+ * epoch diverged. */
+static int divergence_check(const cJSON *summary, const char *text, const char *path,
+                            nb_error *err)
+{
+    int yes = diverged(summary);
+    const char *names[2] = {"diverged_epoch", "diverged_step"};
+    for (int k = 0; k < 2; k++) {
+        double v = json_number(summary, names[k]);
+        if (isnan(v) == !yes)
+            continue;
+        char where[4200];
+        json_member_where(text, path, names[k], where, sizeof where);
+        return nb_fail(err, "%s: \"%s\" is %s, but \"diverged\" is %s", where, names[k],
+                       yes ? "null" : "a number", yes ? "true" : "false");
+    }
+    double epoch = json_number(summary, "diverged_epoch"), epochs = json_number(summary, "epochs");
+    if (yes && !isnan(epochs) && epochs != epoch && epochs != epoch - 1) {
+        char where[4200];
+        json_member_where(text, path, "epochs", where, sizeof where);
+        return nb_fail(err, "%s: \"epochs\" is %.0f, but the run diverged in epoch %.0f", where,
+                       epochs, epoch);
+    }
+    return 0;
+}
+
 int run_check_summary(const cJSON *summary, const char *text, const char *path,
                       const cJSON *config, const table *metrics, nb_error *err)
 {
     if (json_members_check(summary, text, path, SUMMARY_MEMBERS, N_OF(SUMMARY_MEMBERS), err) !=
             0 ||
         split_check(summary, text, path, "test", err) != 0 ||
-        split_check(summary, text, path, "dev", err) != 0)
+        split_check(summary, text, path, "dev", err) != 0 ||
+        divergence_check(summary, text, path, err) != 0)
         return -1;
     if (config && (same_as_config(summary, text, path, config, "test_samples", err) != 0 ||
-                   same_as_config(summary, text, path, config, "dev_samples", err) != 0))
+                   same_as_config(summary, text, path, config, "dev_samples", err) != 0 ||
+                   same_as_config(summary, text, path, config, "ranks", err) != 0))
         return -1;
+    if (!metrics)
+        return 0;
+    /* The run's epochs, the last of them possibly cut short (a divergence, --max-steps). */
     double epochs = json_number(summary, "epochs");
-    if (metrics && !isnan(epochs)) {
-        /* The run's epochs, the last of them possibly cut short (a divergence, --max-steps). */
-        double last = metrics->n > 0 ? metrics->col[M_EPOCH][metrics->n - 1] : 0;
-        if (epochs != last) {
-            char where[4200];
-            json_member_where(text, path, "epochs", where, sizeof where);
-            return nb_fail(err, "%s: \"epochs\" is %.0f, but metrics.jsonl's last epoch is %.0f",
-                           where, epochs, last);
-        }
+    double last = metrics->n > 0 ? metrics->col[M_EPOCH][metrics->n - 1] : 0;
+    if (epochs != last) {
+        char where[4200];
+        json_member_where(text, path, "epochs", where, sizeof where);
+        return nb_fail(err, "%s: \"epochs\" is %.0f, but metrics.jsonl's last epoch is %.0f",
+                       where, epochs, last);
     }
-    return 0;
+    return figures_check(summary, text, path, metrics, err);
+}
+
+/* ---- the model ---- */
+
+int run_check_model(const nb_model *m, const char *path, const cJSON *config, nb_error *err)
+{
+    const nb_model_spec *spec = &m->spec;
+    char have[160] = "", want[160] = "";
+    const char *what = NULL;
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
+    const char *activation = json_string(config, "activation");
+    const char *normalize = json_string(config, "normalize");
+    int batchnorm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "batchnorm"));
+    int same_layers = cJSON_GetArraySize(layers) == spec->n_hidden;
+    for (int i = 0; same_layers && i < spec->n_hidden; i++)
+        same_layers = cJSON_GetArrayItem(layers, i)->valuedouble == spec->hidden[i];
+    if (json_number(config, "features") != spec->inputs) {
+        what = "inputs";
+        snprintf(have, sizeof have, "%d", spec->inputs);
+        snprintf(want, sizeof want, "%.0f (\"features\")", json_number(config, "features"));
+    } else if (json_number(config, "classes") != spec->classes) {
+        what = "classes";
+        snprintf(have, sizeof have, "%d", spec->classes);
+        snprintf(want, sizeof want, "%.0f", json_number(config, "classes"));
+    } else if (!same_layers) {
+        what = "hidden layers";
+        for (int i = 0; i < spec->n_hidden; i++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", i ? "," : "",
+                     spec->hidden[i]);
+        for (const cJSON *w = layers ? layers->child : NULL; w; w = w->next)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%.0f",
+                     w == layers->child ? "" : ",", w->valuedouble);
+        if (!have[0])
+            snprintf(have, sizeof have, "none");
+        if (!want[0])
+            snprintf(want, sizeof want, "none");
+    } else if (!activation || strcmp(activation, nb_activation_name(spec->activation)) != 0) {
+        what = "activation";
+        snprintf(have, sizeof have, "%s", nb_activation_name(spec->activation));
+        snprintf(want, sizeof want, "%.80s", activation ? activation : "?");
+    } else if (batchnorm != spec->batchnorm) {
+        what = "batch norm";
+        snprintf(have, sizeof have, "%s", spec->batchnorm ? "on" : "off");
+        snprintf(want, sizeof want, "%s", batchnorm ? "on" : "off");
+    } else if (normalize && (strcmp(normalize, "standard") == 0) != (m->norm_mean != NULL)) {
+        what = "input standardization";
+        snprintf(have, sizeof have, "%s", m->norm_mean ? "standard" : "none");
+        snprintf(want, sizeof want, "%.80s (\"normalize\")", normalize);
+    }
+    if (!what)
+        return 0;
+    return nb_fail(err, "%s: the model's %s: %s; config.json's: %s (not this run's model)", path,
+                   what, have, want);
 }

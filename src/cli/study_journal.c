@@ -83,13 +83,27 @@ int trial_set_epoch(trial *t, int epoch, double accuracy, double loss)
     return is_new;
 }
 
+cJSON *params_json(const nb_search_space *space, const nb_search_point *p)
+{
+    cJSON *j = cJSON_CreateObject();
+    for (int i = 0; j && i < space->n; i++) {
+        const nb_search_param *q = &space->p[i];
+        if (q->kind == NB_DIST_CHOICE)
+            cJSON_AddStringToObject(j, q->name, q->choices[(int)p->v[i]]);
+        else
+            cJSON_AddNumberToObject(j, q->name, p->v[i]);
+    }
+    return j;
+}
+
 /* ---- reading ------------------------------------------------------------------------------- */
 
 typedef struct reader {
     const char *path;
-    const study_shape *shape;
+    const tune_options *opt;    /* the study's settings */
     trial *trials;
     int *start_line, *end_line; /* per trial: the line of its start and of its end (0: none) */
+    int *planned;               /* per trial: its --epochs, known from its start */
     nb_search_space *scratch;   /* a round's space, parsed to check it */
 } reader;
 
@@ -171,7 +185,7 @@ static int read_reason(const reader *rd, int line, const cJSON *ev, const char *
 static int read_params(const reader *rd, int line, const cJSON *params, nb_search_point *p,
                        nb_error *err)
 {
-    const nb_search_space *space = rd->shape->space;
+    const nb_search_space *space = &rd->opt->space;
     if (!params)
         return bad(rd, line, err, "\"params\" is missing");
     if (!cJSON_IsObject(params))
@@ -212,9 +226,9 @@ static int round_event(reader *rd, const cJSON *ev, int line, nb_error *err)
     if (!cJSON_GetObjectItemCaseSensitive(ev, "round"))
         return bad(rd, line, err, "neither a trial's event (no \"trial\") nor a round's "
                                   "(no \"round\")");
-    if (rd->shape->rounds < 2)
+    if (rd->opt->rounds < 2)
         return bad(rd, line, err, "a round's event, but the study has one round");
-    if (read_whole(rd, line, ev, "round", 1, rd->shape->rounds - 1, &r, err) != 0)
+    if (read_whole(rd, line, ev, "round", 1, rd->opt->rounds - 1, &r, err) != 0)
         return -1;
     const char *spec = json_string(ev, "space");
     nb_error why;
@@ -222,10 +236,36 @@ static int round_event(reader *rd, const cJSON *ev, int line, nb_error *err)
         return bad(rd, line, err, "\"space\" must be a search space (a string)");
     if (nb_search_space_parse(rd->scratch, spec, &why) != 0)
         return bad(rd, line, err, "\"space\": %s", why.msg);
-    if (rd->scratch->n != rd->shape->space->n)
+    if (rd->scratch->n != rd->opt->space.n)
         return bad(rd, line, err, "\"space\" has %d parameters, the study's %d",
-                   rd->scratch->n, rd->shape->space->n);
+                   rd->scratch->n, rd->opt->space.n);
     return 0;
+}
+
+/* The arguments a trial started with: the ones its params and the study's settings give
+ * (tune_trial_args), then the tuner's own (--out, --threads, ...); or, for a trial that found
+ * a checkpoint in its directory, "train --resume DIR ...". */
+static int args_check(const reader *rd, int line, const nb_search_point *p, const cJSON *args,
+                      nb_error *err)
+{
+    const cJSON *second = args->child ? args->child->next : NULL;
+    if (cJSON_IsString(second) && strcmp(second->valuestring, "--resume") == 0)
+        return 0;
+    int argc;
+    char **want = tune_trial_args(rd->opt, p, &argc);
+    if (!want)
+        return nb_fail(err, "out of memory");
+    int rc = 0;
+    const cJSON *a = args->child;
+    for (int k = 0; k < argc && rc == 0; k++, a = a ? a->next : NULL)
+        if (!cJSON_IsString(a) || strcmp(a->valuestring, want[k]) != 0)
+            rc = bad(rd, line, err, "\"args\" are not those its params and the study's settings "
+                                    "give: argument %d is %s%.60s%s, not '%.60s'", k + 1,
+                     cJSON_IsString(a) ? "'" : "", cJSON_IsString(a) ? a->valuestring
+                                                   : a ? "not a string" : "missing",
+                     cJSON_IsString(a) ? "'" : "", want[k]);
+    tune_args_free(want);
+    return rc;
 }
 
 /* {"trial":i,"state":"running","round":r,"params":{...},"args":[...]}: trial i starts. */
@@ -236,7 +276,7 @@ static int start_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
         return bad(rd, line, err, "trial %d starts a second time (it started at line %d)", i,
                    rd->start_line[i]);
     int round;
-    if (read_whole(rd, line, ev, "round", 0, rd->shape->rounds - 1, &round, err) != 0)
+    if (read_whole(rd, line, ev, "round", 0, rd->opt->rounds - 1, &round, err) != 0)
         return -1;
     if (round != t->round)
         return bad(rd, line, err, "trial %d is in round %d of this study, not %d", i, t->round,
@@ -249,8 +289,12 @@ static int start_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
     if (args && !cJSON_IsArray(args))
         return bad(rd, line, err, "\"args\" must be an array");
     if (read_params(rd, line, cJSON_GetObjectItemCaseSensitive(ev, "params"), &t->point,
-                    err) != 0)
+                    err) != 0 ||
+        (args && args_check(rd, line, &t->point, args, err) != 0))
         return -1;
+    rd->planned[i] = tune_trial_epochs(rd->opt, &t->point);
+    if (rd->planned[i] < 0)
+        return nb_fail(err, "out of memory");
     t->has_point = 1;
     t->state = TRIAL_RUNNING;
     rd->start_line[i] = line;
@@ -271,8 +315,9 @@ static int epoch_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
         return -1;
     if (epoch > planned)
         return bad(rd, line, err, "epoch %d of a trial of %d epochs", epoch, planned);
-    if (t->epochs_total && planned != t->epochs_total)
-        return bad(rd, line, err, "trial %d was to run %d epochs, now %d", i, t->epochs_total,
+    /* A trial runs its --epochs, from its params and the study's settings. */
+    if (planned != rd->planned[i])
+        return bad(rd, line, err, "trial %d was to run %d epochs, now %d", i, rd->planned[i],
                    planned);
     if (epoch <= t->n_reported)
         return bad(rd, line, err, "epoch %d of trial %d comes after its epoch %d: epochs go "
@@ -300,6 +345,24 @@ static int interrupted_event(reader *rd, int i, const cJSON *ev, int line, nb_er
     return 0;
 }
 
+/* A complete or pruned trial's result is the dev accuracy and loss it reported for its last
+ * epoch (the pruner's verdict, or the run's summary, which evaluates the same weights). */
+static int reported_check(const reader *rd, int line, const trial *t, int epochs,
+                          double accuracy, double loss, nb_error *err)
+{
+    if (epochs > t->n_reported || isnan(t->dev_accuracy[epochs - 1]))
+        return 0;
+    double a = t->dev_accuracy[epochs - 1], l = t->dev_loss[epochs - 1];
+    const char *name = accuracy != a ? "dev_accuracy" : "dev_loss";
+    if (accuracy == a && (loss == l || (isnan(loss) && isnan(l))))
+        return 0;
+    char here[40], there[40];
+    json_number_text(accuracy != a ? accuracy : loss, here, sizeof here);
+    json_number_text(accuracy != a ? a : l, there, sizeof there);
+    return bad(rd, line, err, "\"%s\" is %s, but the trial reported %s for its epoch %d", name,
+               here, there, epochs);
+}
+
 /* {"trial":i,"state":"complete"|"pruned"|"failed",...}: the end of trial i, final. */
 static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int line,
                      nb_error *err)
@@ -319,18 +382,24 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
         (state == TRIAL_FAILED && read_reason(rd, line, ev, "reason", &reason, err) != 0))
         return -1;
     int same = 1;
-    for (int k = 0; k < rd->shape->space->n; k++)
+    for (int k = 0; k < rd->opt->space.n; k++)
         same &= p.v[k] == t->point.v[k];
     if (!same)
         return bad(rd, line, err, "params differ from those trial %d started with (line %d)",
                    i, rd->start_line[i]);
-    if (t->epochs_total && epochs > t->epochs_total)
+    int planned = rd->planned[i];
+    if (epochs > planned)
         return bad(rd, line, err, "trial %d ends after %d epochs of the %d it was to run", i,
-                   epochs, t->epochs_total);
+                   epochs, planned);
     /* The pruner stops a trial at an epoch it reported, never at its last. */
-    if (state == TRIAL_PRUNED && (epochs > t->n_reported || epochs == t->epochs_total))
+    if (state == TRIAL_PRUNED && (epochs > t->n_reported || epochs == planned))
         return bad(rd, line, err, "trial %d pruned at epoch %d, but it reported %d of %d", i,
-                   epochs, t->n_reported, t->epochs_total);
+                   epochs, t->n_reported, planned);
+    if (state == TRIAL_COMPLETE && epochs < t->n_reported)
+        return bad(rd, line, err, "trial %d complete after %d epochs, but it reported epoch %d",
+                   i, epochs, t->n_reported);
+    if (state != TRIAL_FAILED && reported_check(rd, line, t, epochs, accuracy, loss, err) != 0)
+        return -1;
     t->final_accuracy = accuracy;
     t->final_loss = loss;
     t->epochs = epochs;
@@ -348,7 +417,7 @@ static int journal_event(const cJSON *ev, int line, void *user, nb_error *err)
     if (!jt)
         return round_event(rd, ev, line, err);
     int i;
-    if (read_whole(rd, line, ev, "trial", 0, rd->shape->trials - 1, &i, err) != 0)
+    if (read_whole(rd, line, ev, "trial", 0, rd->opt->trials - 1, &i, err) != 0)
         return -1;
     const char *name = json_string(ev, "state");
     if (!name)
@@ -376,15 +445,19 @@ static int journal_event(const cJSON *ev, int line, void *user, nb_error *err)
     return end_event(rd, i, state, ev, line, err);
 }
 
-int journal_read(const char *path, const study_shape *shape, trial *trials, nb_error *err)
+int journal_read(const char *path, const tune_options *opt, trial *trials, nb_error *err)
 {
-    reader rd = {path, shape, trials, calloc((size_t)shape->trials, sizeof(int)),
-                 calloc((size_t)shape->trials, sizeof(int)), malloc(sizeof(nb_search_space))};
-    int rc = rd.start_line && rd.end_line && rd.scratch
-                 ? report_read_jsonl(path, journal_event, &rd, err)
+    /* The tuner writes a trial's events beginning with its number, a round's with the round. */
+    static const char *const starts[] = {"{\"trial\":", "{\"round\":", NULL};
+    size_t n = (size_t)opt->trials;
+    reader rd = {path, opt, trials, calloc(n, sizeof(int)), calloc(n, sizeof(int)),
+                 calloc(n, sizeof(int)), malloc(sizeof(nb_search_space))};
+    int rc = rd.start_line && rd.end_line && rd.planned && rd.scratch
+                 ? report_read_jsonl(path, journal_event, &rd, starts, NULL, err)
                  : nb_fail(err, "out of memory");
     free(rd.start_line);
     free(rd.end_line);
+    free(rd.planned);
     free(rd.scratch);
     return rc;
 }

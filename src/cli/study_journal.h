@@ -12,17 +12,23 @@
  *   {"trial":i,"state":"complete"|"pruned"|"failed","params":{...},"dev_accuracy":a,
  *    "dev_loss":l,"epochs":e,"seconds":s,"reason":"..."}   its end, final (reason: failed only)
  *
- * Every event is checked for sense, and the first that makes none is an error naming the file
- * and the line: a trial number outside the study, a state that does not exist, params outside
- * the study's space or other than the trial's start, a round out of range, an event before the
- * trial's start, a second start, epochs that go backwards or repeat, an event after the trial's
- * end, accuracies outside [0, 1], negative losses or seconds, a trial's time that goes
- * backwards. A last line without its newline
- * is an append cut short by a crash and is left out. */
+ * Every event is checked for sense, against the study's settings (study.json, checked as tune
+ * checks its options), and the first that makes none is an error naming the file and the line:
+ * a trial number outside the study, a state that does not exist, params outside the study's
+ * space or other than the trial's start, args other than its params and the settings give, a
+ * round out of range, an event before the trial's start, a second start, epochs that go
+ * backwards or repeat, epochs_planned other than the trial's --epochs, an event after the
+ * trial's end, an end whose dev accuracy is not the one the trial reported for that epoch,
+ * accuracies outside [0, 1], negative losses or seconds, a trial's time that goes backwards,
+ * a name twice in one object. A last line without its newline is an append cut short by a
+ * crash and is left out when it is the beginning of an event; anything else there is damage. */
 #ifndef NABLA_CLI_STUDY_JOURNAL_H
 #define NABLA_CLI_STUDY_JOURNAL_H
 
+#include <cjson/cJSON.h>
+
 #include "nabla.h"
+#include "tune_options.h"
 
 typedef enum trial_state {
     TRIAL_PENDING,     /* not started */
@@ -70,14 +76,12 @@ int trial_set_epoch(trial *t, int epoch, double accuracy, double loss);
 /* Trials of round r of a study of `trials` trials in `rounds` rounds: [*first, *end). */
 void round_range(int trials, int rounds, int r, int *first, int *end);
 
-/* What the journal is checked against. */
-typedef struct study_shape {
-    int trials, rounds;
-    const nb_search_space *space;
-} study_shape;
+/* Reads journal.jsonl at `path` into trials (from trials_new(opt->trials, opt->rounds)),
+ * checked against the study's settings opt. Returns 0, or -1 with "path:line: what" (or why the
+ * file cannot be read) in err. */
+int journal_read(const char *path, const tune_options *opt, trial *trials, nb_error *err);
 
-/* Reads journal.jsonl at `path` into trials (from trials_new(shape->trials, shape->rounds)).
- * Returns 0, or -1 with "path:line: what" (or why the file cannot be read) in err. */
-int journal_read(const char *path, const study_shape *shape, trial *trials, nb_error *err);
+/* The "params" object of a point: numbers for numeric parameters, the text of choices. */
+cJSON *params_json(const nb_search_space *space, const nb_search_point *p);
 
 #endif /* NABLA_CLI_STUDY_JOURNAL_H */

@@ -174,7 +174,7 @@ static void set_defaults(train_options *o)
     o->eps = 1e-8;
     o->leaky_slope = 0.01;
     o->batch_size = 64;
-    o->epochs = 10;
+    o->epochs = TRAIN_DEFAULT_EPOCHS;
     o->shuffle = 1;
     o->decay = NB_DECAY_NONE;
     o->decay_rate = 1;

@@ -7,6 +7,9 @@
 #include "nabla.h"
 #include "options.h"
 
+/* --epochs when not given. */
+#define TRAIN_DEFAULT_EPOCHS 10
+
 /* Every value as given (or defaulted); doubles keep the user's decimal value for config.json. */
 typedef struct train_options {
     data_source src;

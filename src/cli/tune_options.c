@@ -93,7 +93,7 @@ static int in_list(const char *name, const char *const *list, size_t n)
 
 #define IN_LIST(name, list) in_list(name, list, sizeof list / sizeof list[0])
 
-static void set_defaults(tune_options *o)
+void tune_options_init(tune_options *o)
 {
     memset(o, 0, sizeof *o);
     o->space_text = TUNE_DEFAULT_SPACE;
@@ -214,13 +214,16 @@ static int own_flag(tune_options *o, const char *name)
 static const char *const OWN_WITH_VALUE[] = {"space", "trials", "workers", "rounds", "sampler",
                                              "prune", "seed", "dev-fraction", "out"};
 
-/* Walks the arguments: tune's own options are applied, train options are kept as fixed. */
-static int split_arguments(tune_options *o, int argc, char **argv, int *exit_code)
+/* Walks the arguments: tune's own options are applied, train options are kept as fixed. With
+ * fixed_only, the arguments are the train options a study holds fixed (study.json's "fixed"),
+ * and anything else among them is refused. */
+static int split_arguments(tune_options *o, int argc, char **argv, int fixed_only,
+                           int *exit_code)
 {
     *exit_code = EXIT_USAGE;
-    for (int i = 1; i < argc; i++) {
+    for (int i = fixed_only ? 0 : 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+        if (!fixed_only && (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)) {
             usage_tune(stdout);
             *exit_code = EXIT_OK;
             return -1;
@@ -241,6 +244,11 @@ static int split_arguments(tune_options *o, int argc, char **argv, int *exit_cod
         name[len] = '\0';
         int own_value = IN_LIST(name, OWN_WITH_VALUE);
         int train_arity = train_option_arity(name);
+        if (fixed_only && (own_value || strcmp(name, "dry-run") == 0 ||
+                           strcmp(name, "quiet") == 0 || strcmp(name, "test") == 0)) {
+            cli_usage_error(CMD, "'%s' is not a train option held fixed", arg);
+            return -1;
+        }
         int takes_value = own_value || (!own_flag(o, name) && train_arity == 1);
         if (!own_value && !takes_value && eq) {
             cli_usage_error(CMD, "option '--%s' takes no value", name);
@@ -289,17 +297,21 @@ static int split_arguments(tune_options *o, int argc, char **argv, int *exit_cod
             return -1;
         }
     }
-    if (!o->out && !o->dry_run) {
-        cli_usage_error(CMD, "--out STUDY is required: the study directory, where running the "
-                             "same command again continues");
-        return -1;
-    }
-    if (o->rounds > o->trials / 2 && o->rounds > 1) {
-        cli_usage_error(CMD, "--rounds %d needs at least 2 trials a round, but --trials is %d",
-                        o->rounds, o->trials);
-        return -1;
-    }
     return 0;
+}
+
+int tune_option_set(tune_options *o, const char *name, const char *value, int *exit_code)
+{
+    *exit_code = EXIT_USAGE;
+    int rc = apply_own(o, name, value, exit_code);
+    if (rc == 0)
+        cli_usage_error(CMD, "'%s' is not an option of tune", name);
+    return rc == 1 ? 0 : -1;
+}
+
+int tune_options_fix(tune_options *o, int argc, char **argv, int *exit_code)
+{
+    return split_arguments(o, argc, argv, 1, exit_code);
 }
 
 /* ---- the space against nabla train ------------------------------------------------------- */
@@ -419,7 +431,8 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
     return args;
 }
 
-/* Whether `nabla train` takes these arguments (its own message on stderr if not). */
+/* Whether `nabla train` takes these arguments; if not, train has said why in its own line
+ * (cli_last_error, when errors are quiet). */
 static int train_accepts(char **args, int argc)
 {
     train_options t;
@@ -507,10 +520,16 @@ static int check_values(const tune_options *o)
                 cli_usage_error(CMD, "out of memory");
                 rc = -1;
             } else if (!train_accepts(args, argc)) {
-                char text[NB_SEARCH_VALUE_MAX];
+                char text[NB_SEARCH_VALUE_MAX], why[1024];
                 nb_search_value_text(p, pt.v[0], text, sizeof text);
-                cli_usage_error(CMD, "--space: %s=%s is refused by nabla train (above)",
-                                p->name, text);
+                /* Train's reason is on the line above, or when quiet, given here. */
+                snprintf(why, sizeof why, "%s", cli_last_error());
+                if (cli_errors_quieted())
+                    cli_usage_error(CMD, "--space: %s=%s is refused by nabla train: %s", p->name,
+                                    text, why);
+                else
+                    cli_usage_error(CMD, "--space: %s=%s is refused by nabla train (above)",
+                                    p->name, text);
                 rc = -1;
             }
             tune_args_free(args);
@@ -521,12 +540,16 @@ static int check_values(const tune_options *o)
     return rc;
 }
 
-int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
+int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
 {
-    set_defaults(o);
-    if (split_arguments(o, argc, argv, exit_code) != 0)
-        return -1;
     *exit_code = EXIT_USAGE;
+    *bad = TUNE_ROUNDS;
+    if (o->rounds > o->trials / 2 && o->rounds > 1) {
+        cli_usage_error(CMD, "--rounds %d needs at least 2 trials a round, but --trials is %d",
+                        o->rounds, o->trials);
+        return -1;
+    }
+    *bad = TUNE_SPACE;
     nb_error err;
     if (nb_search_space_parse(&o->space, o->space_text, &err) != 0) {
         cli_usage_error(CMD, "--space: %s", err.msg);
@@ -545,6 +568,7 @@ int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
         }
     /* The fixed options on their own (a bad --lr fails here, with train's message), then the
      * searched values. */
+    *bad = TUNE_FIXED;
     int n, searched = o->space.n;
     nb_search_point none = {{0}};
     o->space.n = 0;
@@ -556,14 +580,47 @@ int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
     }
     int ok = train_accepts(args, n);
     tune_args_free(args);
-    if (!ok || check_values(o) != 0)
+    if (!ok)
+        return -1;   /* train said why */
+    *bad = TUNE_SPACE;
+    if (check_values(o) != 0)
+        return -1;
+    *exit_code = EXIT_OK;
+    return 0;
+}
+
+int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code)
+{
+    tune_options_init(o);
+    if (split_arguments(o, argc, argv, 0, exit_code) != 0)
+        return -1;
+    if (!o->out && !o->dry_run) {
+        cli_usage_error(CMD, "--out STUDY is required: the study directory, where running the "
+                             "same command again continues");
+        return -1;
+    }
+    tune_setting bad;
+    if (tune_options_check(o, &bad, exit_code) != 0)
         return -1;
     /* Threads beyond the cores a trial may use only take turns (threads.h). */
     if (o->threads > 0)
         o->threads = cli_cap_threads(CMD, o->threads, cli_trial_cores(), "a trial",
                                      job_rank() == 0);
-    *exit_code = EXIT_OK;
     return 0;
+}
+
+int tune_trial_epochs(const tune_options *o, const nb_search_point *p)
+{
+    int argc, epochs = TRAIN_DEFAULT_EPOCHS;
+    char **args = tune_trial_args(o, p, &argc);
+    if (!args)
+        return -1;
+    /* The last --epochs counts, as getopt reads them; tune checked its value. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(args[i], "--epochs") == 0)
+            epochs = atoi(args[i + 1]);
+    tune_args_free(args);
+    return epochs;
 }
 
 void tune_options_free(tune_options *o)

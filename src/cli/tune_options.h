@@ -42,9 +42,29 @@ typedef struct tune_options {
 
 /* Fills o from the arguments after "nabla" (argv[0] is "tune"), checks the space against what
  * `nabla train` accepts, and returns 0 to go on, or -1 with *exit_code set (0 after --help, 2
- * after a usage error on stderr). */
+ * after a usage error on stderr). It is tune_options_init, then each option by the functions
+ * below, then tune_options_check: the checks a study's settings read back from study.json go
+ * through too (study_settings.h). */
 int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code);
 void tune_options_free(tune_options *o);
+
+/* The defaults, nothing fixed. */
+void tune_options_init(tune_options *o);
+/* One of tune's own options that take a value ("trials", "seed", "space", ...) set to value
+ * (kept, not copied): 0, or -1 with a usage error (cli_usage_error). */
+int tune_option_set(tune_options *o, const char *name, const char *value, int *exit_code);
+/* The train options held fixed, as "--name" ["value"] words (kept, not copied); anything else
+ * among them is refused. 0, or -1 with a usage error. */
+int tune_options_fix(tune_options *o, int argc, char **argv, int *exit_code);
+/* The settings, together: the rounds against the trials, the space (names, values nabla train
+ * accepts with the fixed options), the fixed options on their own. 0, or -1 with a usage error
+ * and in *bad the setting it concerns. */
+typedef enum tune_setting { TUNE_ROUNDS, TUNE_SPACE, TUNE_FIXED } tune_setting;
+int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code);
+
+/* The --epochs of the trial at point p (its arguments', or train's default); -1 when out of
+ * memory. */
+int tune_trial_epochs(const tune_options *o, const nb_search_point *p);
 
 /* The `nabla train` arguments of a trial at point p (without the program name and "train"):
  * the fixed ones, then the searched ones. A NULL-terminated array the caller frees with

@@ -27,6 +27,7 @@
 #include "mpi_comm.h"
 #include "options.h"
 #include "output.h"
+#include "run_check.h"
 #include "run_files.h"
 #include "stop_signals.h"
 #include "threads.h"
@@ -377,31 +378,30 @@ static int take_report(runner *r, worker *w, char *line)
     return journal_append(s, ev, r->err);
 }
 
-/* The result in a finished trial's summary.json. */
+/* The result in a finished trial's summary.json, read and checked as every reader of a run's
+ * files reads it (run_check.h). */
 static int read_summary(const study *s, int i, trial *t, nb_error *err)
 {
     char *dir = trial_dir(s, i);
     char *path = dir ? path_join(dir, "summary.json") : NULL;
-    unsigned char *text = NULL;
-    size_t n;
+    char *text = NULL;
+    cJSON *j = NULL;
     int rc = -1;
     if (!path) {
         nb_fail(err, "out of memory");
-    } else if (nb_read_file(path, &text, &n, err) == 0) {
-        cJSON *j = cJSON_Parse((const char *)text);
+    } else if (report_read_json_text(path, 0, &j, &text, err) == 0 &&
+               run_check_summary(j, text, path, NULL, NULL, err) == 0) {
         const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "dev_accuracy");
-        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(j, "dev_loss");
-        const cJSON *epochs = cJSON_GetObjectItemCaseSensitive(j, "epochs");
-        if (cJSON_IsNumber(acc) && cJSON_IsNumber(epochs)) {
+        if (cJSON_IsNumber(acc)) {
             t->final_accuracy = acc->valuedouble;
-            t->final_loss = cJSON_IsNumber(loss) ? loss->valuedouble : NAN;
-            t->epochs = (int)epochs->valuedouble;
+            t->final_loss = json_number(j, "dev_loss");
+            t->epochs = (int)json_number(j, "epochs");
             rc = 0;
         } else {
-            nb_fail(err, "%s: not a run's summary (no dev_accuracy and epochs)", path);
+            nb_fail(err, "%s: a trial's summary without a dev accuracy", path);
         }
-        cJSON_Delete(j);
     }
+    cJSON_Delete(j);
     free(text);
     free(path);
     free(dir);

@@ -16,19 +16,8 @@
 #include "fileio.h"
 #include "options.h"
 #include "run_files.h"
-
-cJSON *params_json(const nb_search_space *space, const nb_search_point *p)
-{
-    cJSON *j = cJSON_CreateObject();
-    for (int i = 0; j && i < space->n; i++) {
-        const nb_search_param *q = &space->p[i];
-        if (q->kind == NB_DIST_CHOICE)
-            cJSON_AddStringToObject(j, q->name, q->choices[(int)p->v[i]]);
-        else
-            cJSON_AddNumberToObject(j, q->name, p->v[i]);
-    }
-    return j;
-}
+#include "study_files.h"
+#include "study_settings.h"
 
 int journal_append(study *s, cJSON *ev, nb_error *err)
 {
@@ -56,38 +45,6 @@ int journal_append(study *s, cJSON *ev, nb_error *err)
 
 /* ---- study.json ---------------------------------------------------------------------------- */
 
-static cJSON *settings_json(const tune_options *o)
-{
-    char *space = malloc(NB_SEARCH_FORMAT_MAX);
-    cJSON *j = cJSON_CreateObject();
-    if (!j || !space || nb_search_space_format(&o->space, space, NB_SEARCH_FORMAT_MAX) != 0) {
-        free(space);
-        cJSON_Delete(j);
-        return NULL;
-    }
-    cJSON_AddStringToObject(j, "space", space);
-    free(space);
-    cJSON_AddStringToObject(j, "sampler", o->sampler == SAMPLER_GRID ? "grid" : "random");
-    cJSON_AddNumberToObject(j, "trials", o->trials);
-    cJSON_AddNumberToObject(j, "rounds", o->rounds);
-    cJSON_AddStringToObject(j, "prune", nb_prune_name(o->prune));
-    char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-    cJSON_AddStringToObject(j, "seed", seed);
-    cJSON_AddStringToObject(j, "dev_fraction", o->dev_fraction);
-    cJSON *fixed = cJSON_AddArrayToObject(j, "fixed");
-    for (int i = 0; fixed && i < o->n_fixed; i++) {
-        cJSON_AddItemToArray(fixed, cJSON_CreateString(o->fixed[i].flag));
-        if (o->fixed[i].value)
-            cJSON_AddItemToArray(fixed, cJSON_CreateString(o->fixed[i].value));
-    }
-    if (o->test)
-        cJSON_AddStringToObject(j, "test", o->test);
-    else
-        cJSON_AddNullToObject(j, "test");
-    return j;
-}
-
 /* Whether the journal holds an event (a whole line): a study has started there. */
 static int journal_has_events(const study *s)
 {
@@ -99,20 +56,19 @@ static int journal_has_events(const study *s)
     return yes;
 }
 
-/* Writes study.json for a new study, or checks that an existing one has the same settings. */
+/* Writes study.json for a new study, or checks that an existing one has the same settings
+ * (read and checked as tune checks its options: study_settings.h). */
 static int check_settings(study *s, int *exit_code)
 {
     nb_error err;
-    cJSON *want = settings_json(s->opt);
+    cJSON *want = study_settings_json(s->opt);
     if (!want) {
         fprintf(stderr, "nabla: out of memory\n");
         *exit_code = EXIT_RUNTIME;
         return -1;
     }
     char *path = path_join(s->dir, "study.json");
-    unsigned char *text = NULL;
-    size_t n;
-    int rc = 0;
+    int rc = 0, other = 0;
     struct stat st;
     if (path && stat(path, &st) != 0 && errno == ENOENT) {
         /* Without its settings, a study's journal cannot be told from another study's. */
@@ -120,75 +76,73 @@ static int check_settings(study *s, int *exit_code)
             fprintf(stderr, "nabla: %s, the study's settings, is missing, but %s has trials: "
                             "their settings cannot be checked against this command's. Put "
                             "study.json back, or use another --out\n", path, s->journal_path);
-            *exit_code = EXIT_RUNTIME;
             rc = -1;
         } else if ((rc = write_json_file(s->dir, "study.json", want, &err)) != 0) {
             fprintf(stderr, "nabla: %s\n", err.msg);
-            *exit_code = EXIT_RUNTIME;
         }
-    } else if (!path || nb_read_file(path, &text, &n, &err) != 0) {
-        fprintf(stderr, "nabla: %s\n", path ? err.msg : "out of memory");
-        *exit_code = EXIT_RUNTIME;
+    } else if (!path) {
+        fprintf(stderr, "nabla: out of memory\n");
         rc = -1;
     } else {
-        cJSON *have = cJSON_Parse((const char *)text);
-        if (!cJSON_IsObject(have)) {
-            fprintf(stderr, "nabla: %s: not a study's settings (damaged?); use another --out\n",
-                    path);
-            *exit_code = EXIT_RUNTIME;
+        tune_options had;
+        cJSON *have = NULL;
+        if (study_settings_read(path, &had, &have, &err) != 0) {
+            fprintf(stderr, "nabla: %s; the study's settings are damaged (put back the "
+                            "study.json it started with, or use another --out)\n", err.msg);
             rc = -1;
-        } else {
-            for (const cJSON *w = want->child; w && rc == 0; w = w->next) {
-                const cJSON *h = cJSON_GetObjectItemCaseSensitive(have, w->string);
-                if (!h || !cJSON_Compare(w, h, 1)) {
-                    char *a = cJSON_PrintUnformatted(w), *b = h ? cJSON_PrintUnformatted(h) : NULL;
-                    fprintf(stderr,
-                            "nabla tune: %s was started with other settings: %s is %s there, "
-                            "%s now. Run the study's own command to continue it, or use "
-                            "another --out\n",
-                            s->dir, w->string, b ? b : "missing", a ? a : "?");
-                    free(a);
-                    free(b);
-                    *exit_code = EXIT_USAGE;
-                    rc = -1;
-                }
+        }
+        for (const cJSON *w = want->child; w && rc == 0; w = w->next) {
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(have, w->string);
+            if (!h || !cJSON_Compare(w, h, 1)) {
+                char *a = cJSON_PrintUnformatted(w), *b = h ? cJSON_PrintUnformatted(h) : NULL;
+                fprintf(stderr,
+                        "nabla tune: %s was started with other settings: %s is %s there, "
+                        "%s now. Run the study's own command to continue it, or use "
+                        "another --out\n",
+                        s->dir, w->string, b ? b : "missing", a ? a : "?");
+                free(a);
+                free(b);
+                other = 1;
+                rc = -1;
             }
         }
+        tune_options_free(&had);
         cJSON_Delete(have);
     }
-    free(text);
     free(path);
     cJSON_Delete(want);
+    if (rc != 0)
+        *exit_code = other ? EXIT_USAGE : EXIT_RUNTIME;   /* other settings: the command's */
     return rc;
 }
 
 /* ---- the journal, read back ---------------------------------------------------------------- */
 
-/* Reads the journal (study_journal.h). A last line without its newline is an append cut short
- * by a crash: it is cut off here (the event did not happen), so the next append starts a line
- * of its own. */
+/* Reads the journal and trials/ (study_files.h). A last line of the journal without
+ * its newline is an append cut short by a crash: it is cut off here (the event did not happen),
+ * so the next append starts a line of its own. */
 static int read_journal(study *s, int *exit_code)
 {
     nb_error err;
-    unsigned char *data = NULL;
-    size_t n = 0;
-    struct stat st;
-    if (stat(s->journal_path, &st) != 0 && errno == ENOENT)
-        return 0; /* a new study */
-    int rc = nb_read_file(s->journal_path, &data, &n, &err);
+    int rc = study_read_back(s->dir, s->opt, s->trials, NULL, &err);
     if (rc != 0)
-        fprintf(stderr, "nabla: %s\n", err.msg);
-    size_t whole = n;
-    while (rc == 0 && whole > 0 && data[whole - 1] != '\n')
-        whole--;
-    free(data);
-    if (rc == 0 && whole < n && (rc = truncate(s->journal_path, (off_t)whole)) != 0)
-        fprintf(stderr, "nabla: %s: cannot cut off its unfinished last line: %s\n",
-                s->journal_path, strerror(errno));
-    study_shape shape = {s->opt->trials, s->opt->rounds, &s->opt->space};
-    if (rc == 0 && (rc = journal_read(s->journal_path, &shape, s->trials, &err)) != 0)
-        fprintf(stderr, "nabla: %s; the journal is damaged (move the study aside, or mend that "
-                        "line)\n", err.msg);
+        fprintf(stderr, "nabla: %s; the study's files are damaged (move the study aside, or "
+                        "mend that file)\n", err.msg);
+    unsigned char *data = NULL;
+    size_t n = 0, whole = 0;
+    struct stat st;
+    if (rc == 0 && stat(s->journal_path, &st) == 0) {
+        rc = nb_read_file(s->journal_path, &data, &n, &err);
+        if (rc != 0)
+            fprintf(stderr, "nabla: %s\n", err.msg);
+        whole = n;
+        while (rc == 0 && whole > 0 && data[whole - 1] != '\n')
+            whole--;
+        free(data);
+        if (rc == 0 && whole < n && (rc = truncate(s->journal_path, (off_t)whole)) != 0)
+            fprintf(stderr, "nabla: %s: cannot cut off its unfinished last line: %s\n",
+                    s->journal_path, strerror(errno));
+    }
     if (rc != 0)
         *exit_code = EXIT_RUNTIME;
     return rc;

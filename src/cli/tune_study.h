@@ -29,7 +29,4 @@ void study_close(study *s);
  * fsync, so that it is there whole or not at all after a crash. Takes ownership of ev. */
 int journal_append(study *s, cJSON *ev, nb_error *err);
 
-/* The "params" object of a point: numbers for numeric parameters, the text of choices. */
-cJSON *params_json(const nb_search_space *space, const nb_search_point *p);
-
 #endif /* NABLA_CLI_TUNE_STUDY_H */

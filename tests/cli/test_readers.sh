@@ -3,7 +3,13 @@
 #   1. nabla report on run directories damaged in every file (metrics.jsonl, steps.jsonl,
 #      trace.jsonl, summary.json, config.json), each kind of nonsense: exit 1, one line naming
 #      the file and line, no report written; runs in progress and legitimate odd values pass.
-#   2. nabla eval: what it reads besides the run (the model file, the data set).
+#      1b: across members and files: required members, a name twice, last lines without their
+#      newline, values config.json's options could not have had, splits and their nulls, a
+#      summary that is not the last epoch's, another run's model; diverged and older runs pass.
+#   2. nabla eval: what it reads besides the run (the model file, the data set): outputs that
+#      are not finite, a standardization that overflows, labels beyond the model's classes
+#      (named by line), hexadecimal numbers, safetensors headers and metadata the format or
+#      nabla would not write.
 #   3. CSV: the header rule (train, --test, eval), and bytes that are not CSV text (UTF-16
 #      with and without byte order marks, NUL bytes, other formats).
 #   4. --resume when the newest checkpoint cannot be read: the fallback is announced.
@@ -187,11 +193,12 @@ copy started && rm started/summary.json && : >started/metrics.jsonl && : >starte
 accepted started "a run that has just started"
 copy lr-zero && jsonl_set lr-zero/metrics.jsonl 4 lr 0
 accepted lr-zero "a learning rate decayed to 0 (a float underflows)"
-copy nulls && jsonl_set nulls/metrics.jsonl 2 train_loss null && jsonl_set nulls/metrics.jsonl 2 \
-    train_accuracy null && jsonl_set nulls/trace.jsonl 2 unit_p50 null
-accepted nulls "null losses and percentiles (a diverging step)"
-copy inf-loss && json_set inf-loss/summary.json test_loss null
-accepted inf-loss "a summary's test loss that overflowed (null), with test samples"
+# A run still going whose weights grow huge: dev and test losses that overflowed (null), and
+# percentiles of a diverging step.
+copy nulls && rm nulls/summary.json && jsonl_set nulls/metrics.jsonl 2 dev_loss null &&
+    jsonl_set nulls/metrics.jsonl 3 test_loss null && jsonl_set nulls/steps.jsonl 2 dev_loss null &&
+    jsonl_set nulls/trace.jsonl 2 unit_p50 null
+accepted nulls "null losses and percentiles in a run still going (weights grown huge)"
 copy edges && jsonl_set edges/metrics.jsonl 1 train_accuracy 0 && jsonl_set edges/metrics.jsonl 2 \
     test_accuracy 1 && jsonl_set edges/metrics.jsonl 3 train_loss 0
 accepted edges "accuracies of exactly 0 and 1, a loss of 0"
@@ -201,6 +208,189 @@ run train --resume again --epochs 6 --quiet
 check "resume with more epochs: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 check "the resumed run's summary says 6 epochs" pytrue "json.load(open('again/summary.json'))['epochs'] == 6"
 accepted again "a resumed run, extended"
+
+# ---- 1b. report: sense across members and files -----------------------------------------------
+# Every required member (the ones every nabla has written); each file's table says them.
+copy sum-empty && echo '{}' >sum-empty/summary.json
+refused sum-empty 'sum-empty/summary.json: "test_loss" is missing'
+copy sum-array && echo '[]' >sum-array/summary.json
+refused sum-array 'sum-array/summary.json:1: expected a JSON object'
+drop_member() {   # FILE KEY: the file without member KEY
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+obj = json.load(open(sys.argv[1]))
+del obj[sys.argv[2]]
+open(sys.argv[1], "w").write(json.dumps(obj, indent="\t") + "\n")
+EOF
+}
+for key in model epochs diverged dev_samples; do
+    copy "sum-no-$key" && drop_member "sum-no-$key/summary.json" "$key"
+    refused "sum-no-$key" "sum-no-$key/summary.json: \"$key\" is missing"
+done
+for key in optimizer layers epochs seed features; do
+    copy "cfg-no-$key" && drop_member "cfg-no-$key/config.json" "$key"
+    refused "cfg-no-$key" "cfg-no-$key/config.json: \"$key\" is missing"
+done
+# Older nabla wrote fewer members (data_header, sync_batchnorm, decay_epochs, ranks, blas_kernel,
+# checkpoint_every, resumed_from, the trace and evaluation settings in config.json; ranks and
+# the all-reduce figures in summary.json): their runs stay readable.
+copy older && "$PY" - older <<'EOF'
+import json, sys
+d = sys.argv[1]
+c = json.load(open(d + "/config.json"))
+for k in ("data_header", "test_header", "sync_batchnorm", "decay_epochs", "ranks", "blas_kernel",
+          "checkpoint_every", "resumed_from", "trace_activations", "trace_layer", "trace_unit",
+          "trace_every", "eval_every"):
+    del c[k]
+open(d + "/config.json", "w").write(json.dumps(c, indent="\t") + "\n")
+s = json.load(open(d + "/summary.json"))
+for k in ("ranks", "allreduce_seconds", "allreduce_calls"):
+    del s[k]
+open(d + "/summary.json", "w").write(json.dumps(s, indent="\t") + "\n")
+EOF
+accepted older "the files of an older nabla (fewer members)"
+
+# A name twice in one object: cJSON would keep the first; every reader refuses it.
+raw_edit() {   # FILE LINE PYTHON-EXPRESSION: line LINE (1-based), l, becomes the expression
+    "$PY" - "$@" <<'EOF'
+import sys
+path, n, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lines = open(path).read().split("\n")
+l = lines[n - 1]
+lines[n - 1] = eval(expr)
+open(path, "w").write("\n".join(lines))
+EOF
+}
+copy dup-epoch && raw_edit dup-epoch/metrics.jsonl 3 "l.replace('{\"epoch\":3,', '{\"epoch\":3,\"epoch\":9,')"
+refused dup-epoch 'dup-epoch/metrics.jsonl:3: "epoch" appears twice'
+copy dup-acc && raw_edit dup-acc/metrics.jsonl 2 "l[:-1] + ',\"train_accuracy\":5}'"
+refused dup-acc 'dup-acc/metrics.jsonl:2: "train_accuracy" appears twice'
+copy dup-same && raw_edit dup-same/metrics.jsonl 2 "l[:-1] + ',\"epoch\":2}'"
+refused dup-same 'dup-same/metrics.jsonl:2: "epoch" appears twice'
+copy dup-steps && raw_edit dup-steps/steps.jsonl 1 "l[:-1] + ',\"step\":4}'"
+refused dup-steps 'dup-steps/steps.jsonl:1: "step" appears twice'
+copy dup-trace && raw_edit dup-trace/trace.jsonl 2 "l[:-1] + ',\"unit\":0}'"
+refused dup-trace 'dup-trace/trace.jsonl:2: "unit" appears twice'
+LINE=$(line_of base/config.json epochs)
+copy dup-cfg && raw_edit dup-cfg/config.json "$LINE" "l + '\n\t\"epochs\":\t1,'"
+refused dup-cfg "dup-cfg/config.json:$((LINE + 1)): \"epochs\" appears twice"
+LINE=$(line_of base/summary.json test_accuracy)
+copy dup-sum && raw_edit dup-sum/summary.json "$LINE" "l + '\n\t\"test_accuracy\":\t0.99,'"
+refused dup-sum "dup-sum/summary.json:$((LINE + 1)): \"test_accuracy\" appears twice"
+
+# A last line without its newline: a line being written begins like the file's lines, and only
+# a run still going (no summary.json) has one.
+copy bin && rm bin/summary.json && head -c 20000 /dev/urandom | tr -d '\n' | head -c 1600 >bin/metrics.jsonl
+refused bin 'bin/metrics.jsonl:1: the last line has no newline and is not the beginning of a line of this file'
+copy junk-going && rm junk-going/summary.json && printf 'GARBAGE{{{' >>junk-going/metrics.jsonl
+refused junk-going 'junk-going/metrics.jsonl:5: the last line has no newline and is not the beginning'
+copy junk-done && printf 'GARBAGE{{{' >>junk-done/metrics.jsonl
+refused junk-done 'junk-done/metrics.jsonl:5: the last line has no newline, but summary.json is there'
+copy torn-done && printf '{"epoch":5,"lr":0.0' >>torn-done/metrics.jsonl
+refused torn-done 'torn-done/metrics.jsonl:5: the last line has no newline, but summary.json is there'
+copy torn-other && rm torn-other/summary.json && printf '{"step":5,"ep' >>torn-other/metrics.jsonl
+refused torn-other 'torn-other/metrics.jsonl:5: the last line has no newline and is not the beginning'
+copy torn-json && rm torn-json/summary.json && printf '{"epoch":5,"lr":0.0.1' >>torn-json/metrics.jsonl
+refused torn-json 'torn-json/metrics.jsonl:5: the last line has no newline and is not the beginning'
+copy torn-steps && rm torn-steps/summary.json && printf '\001\002{"step":' >>torn-steps/steps.jsonl
+refused torn-steps "torn-steps/steps.jsonl:$((LAST_STEPS + 1)): the last line has no newline and is not"
+copy torn-trace && printf '{"step":99,"lay' >>torn-trace/trace.jsonl
+refused torn-trace "torn-trace/trace.jsonl:$((LAST_TRACE + 1)): the last line has no newline, but summary.json is there"
+
+# Values config.json's options could not have had, and members that disagree.
+config_refused optimizer '"bogus"' 'is "bogus", which nabla does not write there'
+config_refused optimizer '"Adam"' 'is "Adam", which nabla does not write there'
+config_refused activation '"bogus"' 'is "bogus", which nabla does not write there'
+config_refused lr_decay '"linear"' 'is "linear", which nabla does not write there'
+config_refused normalize '"minmax"' 'is "minmax", which nabla does not write there'
+config_refused data_kind '"parquet"' 'is "parquet", which nabla does not write there'
+config_refused command '"tune"' 'is "tune", which nabla does not write there'
+config_refused features 99 "is 99, but moons has 2"
+config_refused classes 3 "is 3, but moons has 2"
+config_refused parameters 115 "is 115, but a model of these features, layers and classes has 114"
+config_refused samples 999 "is not their sum, but \"train_samples\" and \"dev_samples\" make 300"
+config_refused data_path '"moonz"' 'is "moonz", but "data_kind" is "synthetic"'
+config_refused trace_layer 3 'must be a hidden layer, 1 to 2'
+config_refused trace_unit 8 'must be a unit of layer 2, 0 to 7'
+# A split's numbers in metrics.jsonl and steps.jsonl exactly when it has samples; its loss null
+# only in a run that diverged or is still going.
+copy n-dev-acc && jsonl_set n-dev-acc/metrics.jsonl 2 dev_accuracy null
+refused n-dev-acc 'n-dev-acc/metrics.jsonl:2: "dev_accuracy" is null, but the dev split has 60 samples'
+copy n-test-loss && jsonl_set n-test-loss/metrics.jsonl 3 test_loss null
+refused n-test-loss 'n-test-loss/metrics.jsonl:3: "test_loss" is null, but the test split has 200 samples and the run did not diverge'
+copy n-train && jsonl_set n-train/metrics.jsonl 2 train_accuracy null
+refused n-train 'n-train/metrics.jsonl:2: "train_accuracy" must be a number'
+copy n-steps && jsonl_set n-steps/steps.jsonl 2 test_accuracy null
+refused n-steps 'n-steps/steps.jsonl:2: "test_accuracy" is null, but the test split has 200 samples'
+copy n-going && rm n-going/summary.json && jsonl_set n-going/metrics.jsonl 2 dev_accuracy null
+refused n-going 'n-going/metrics.jsonl:2: "dev_accuracy" is null, but the dev split has 60 samples'
+copy n-nodev && json_set n-nodev/config.json dev_fraction 0 && json_set n-nodev/config.json dev_samples 0 &&
+    json_set n-nodev/config.json train_samples 300 && json_set n-nodev/summary.json dev_samples 0
+refused n-nodev "n-nodev/metrics.jsonl:1: \"dev_loss\" is a number, but config.json's \"dev_samples\" is 0"
+# The summary evaluates the weights the last epoch ended with: its figures are that epoch's.
+for key in test_accuracy dev_accuracy train_accuracy train_loss dev_loss test_loss; do
+    copy "s-$key" && json_set "s-$key/summary.json" "$key" 0.123
+    refused "s-$key" "s-$key/summary.json:$(line_of "s-$key/summary.json" "$key"): \"$key\" is 0.123, but metrics.jsonl's last epoch (4) has"
+done
+summary_refused model '"/etc/passwd"' 'is "/etc/passwd", which nabla does not write there'
+summary_refused model '"../x/model.safetensors"' 'is "../x/model.safetensors", which nabla'
+copy s-div && json_set s-div/summary.json diverged true
+refused s-div "s-div/summary.json:$(line_of s-div/summary.json diverged_epoch): \"diverged_epoch\" is null, but \"diverged\" is true"
+copy s-div-epoch && json_set s-div-epoch/summary.json diverged_epoch 2
+refused s-div-epoch "s-div-epoch/summary.json:$(line_of s-div-epoch/summary.json diverged_epoch): \"diverged_epoch\" is a number, but \"diverged\" is false"
+
+# A diverged run: its summary evaluates the last good weights, as its last epoch did; losses
+# that overflowed are null in both.
+run train --data moons --samples 300 --epochs 4 --dev-fraction 0.2 --layers 8 --optimizer sgd \
+    --lr 1e10 --threads 1 --quiet --out diverged
+check "a diverging run exits 1 with its files" [ "$RC" -eq 1 ] && [ -f diverged/summary.json ]
+copy_of() { rm -rf "$2" && cp -r "$1" "$2" && echo "an older report" >"$2/report.html"; }
+copy_of diverged div && accepted div "a diverged run"
+copy_of diverged div-null && jsonl_set div-null/metrics.jsonl "$(lines diverged/metrics.jsonl)" test_loss null &&
+    json_set div-null/summary.json test_loss null
+accepted div-null "a diverged run whose test loss overflowed"
+# Diverged at an epoch's first step (one step an epoch): the model kept is the one before that
+# step, not the one the last epoch was evaluated with; only the training figures compare.
+run train --data moons --samples 300 --epochs 3 --layers 8 --batch-size full --optimizer sgd \
+    --lr 1e30 --threads 1 --quiet --out diverged-first
+check "a run diverging at an epoch's first step exits 1" [ "$RC" -eq 1 ]
+check "it diverged in epoch 2, after epoch 1" pytrue \
+    "(lambda s: (s['epochs'], s['diverged_epoch']) == (1, 2))(json.load(open('diverged-first/summary.json')))"
+copy_of diverged-first div-first && accepted div-first "a run that diverged at an epoch's first step"
+copy_of diverged-first div-first-train && json_set div-first-train/summary.json train_loss 0.5
+refused div-first-train "div-first-train/summary.json:$(line_of div-first-train/summary.json train_loss): \"train_loss\" is 0.5, but metrics.jsonl's last epoch (1) has"
+copy_of diverged div-epochs && json_set div-epochs/summary.json diverged_epoch 3
+refused div-epochs "div-epochs/summary.json:$(line_of div-epochs/summary.json epochs): \"epochs\" is 1, but the run diverged in epoch 3"
+
+# The model of the decision regions is the run's: another run's, copied in, is refused.
+small() { run train --data "$1" --samples 200 --epochs 1 --threads 1 --quiet --out "$2" "${@:3}"; }
+small moons F --layers 16,16 --dev-fraction 0.2
+small circles G --layers 8
+small moons H --layers 16,16 --batchnorm
+small moons I --layers 16,16 --activation tanh
+small spirals J --layers 16,16
+foreign() {   # NAME FROM MESSAGE
+    copy_of F "$1" && cp "$2/model.safetensors" "$1/"
+    refused "$1" "$1/model.safetensors: the model's $3 (not this run's model)"
+}
+foreign f-layers G "hidden layers: 8; config.json's: 16,16"
+foreign f-bn H "batch norm: on; config.json's: off"
+foreign f-act I "activation: tanh; config.json's: relu"
+foreign f-classes J "classes: 3; config.json's: 2"
+"$PY" -c '
+import random
+random.seed(3)
+with open("two.csv", "w") as f:
+    for i in range(100):
+        y = random.randrange(2)
+        f.write("%.3f,%.3f,%d\n" % (random.gauss(3 * y, 1), random.gauss(-y, 1), y))
+'
+run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --quiet --out K
+run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --normalize standard \
+    --quiet --out L
+copy_of K f-norm && cp L/model.safetensors f-norm/
+refused f-norm "f-norm/model.safetensors: the model's input standardization: standard; config.json's: none (\"normalize\") (not this run's model)"
+copy_of F f-own && accepted f-own "the run's own model"
 
 # ---- 2. eval ---------------------------------------------------------------------------------
 # nabla eval reads the model file (its architecture, normalization and tensors, all checked)
@@ -222,6 +412,150 @@ check "negative variance: one line naming the tensor (got: $(cat "$WORK/stderr")
 rm -rf evdir && cp -r base evdir && jsonl_set evdir/metrics.jsonl 2 epoch 9
 run eval --model evdir/model.safetensors --data moons --samples 300 --json
 check "eval reads the model alone: a damaged metrics.jsonl beside it does not matter" [ "$RC" -eq 0 ]
+
+# st_meta IN OUT KEY VALUE: a copy of model IN with metadata KEY set to the string VALUE.
+st_meta() {
+    "$PY" - "$@" <<'EOF'
+import json, struct, sys
+src, dst, key, value = sys.argv[1:5]
+b = open(src, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+h["__metadata__"][key] = value
+text = json.dumps(h, separators=(",", ":")).encode()
+text += b" " * (-len(text) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(text)) + text + b[8 + n:])
+EOF
+}
+# st_weights IN OUT VALUE: a copy of model IN with every element of its dense weights VALUE.
+st_weights() {
+    "$PY" - "$@" <<'EOF'
+import json, struct, sys
+src, dst, value = sys.argv[1], sys.argv[2], float(sys.argv[3])
+b = bytearray(open(src, "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+for name, t in json.loads(b[8:8 + n]).items():
+    if name.endswith(".weight"):
+        begin, end = t["data_offsets"]
+        for k in range(8 + n + begin, 8 + n + end, 4):
+            b[k:k + 4] = struct.pack("<f", value)
+open(dst, "wb").write(b)
+EOF
+}
+# st_header IN OUT OLD NEW: a copy of model IN whose header text has OLD replaced by NEW (the
+# header length adjusted, no padding added); OLD "END": NEW after the JSON, instead of its
+# padding.
+st_header() {
+    "$PY" - "$@" <<'EOF'
+import struct, sys
+src, dst, old, new = sys.argv[1:5]
+b = open(src, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+text = b[8:8 + n].decode()
+if old == "END":
+    text = (text.rstrip(" ") + new).encode()
+else:
+    assert old in text, (old, text)
+    text = text.replace(old, new, 1).encode()
+open(dst, "wb").write(struct.pack("<Q", len(text)) + text + b[8 + n:])
+EOF
+}
+# eval_refused WHAT MESSAGE ARGS...: nabla eval ARGS exits 1 with one line holding MESSAGE and
+# prints nothing (no loss, no JSON).
+eval_refused() {
+    local what=$1 message=$2
+    shift 2
+    expect_exit 1 "eval: $what" eval "$@"
+    check "eval: $what: one line with '$message' (got: $(head -c 400 "$WORK/stderr"))" \
+        bash -c '[ "$(wc -l <"$1")" -eq 1 ] && grep -qF -- "$2" "$1"' _ "$WORK/stderr" "$message"
+    check "eval: $what: nothing on stdout" [ ! -s "$WORK/stdout" ]
+}
+# A standardization that makes infinities: a std below the smallest normal float is refused on
+# load; a model whose outputs are not finite is an error, never "loss -nan".
+run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --normalize standard \
+    --quiet --out std
+check "train std" [ "$RC" -eq 0 ]
+for bad in "[1e-45,1e-45]:0 is not a positive finite number of at least 1.17549435e-38, the smallest normal float (1e-45)" \
+           "[1,1e-39]:1 is not a positive finite number of at least 1.17549435e-38" \
+           "[0,1]:0 is not a positive finite number" "[1,-2]:1 is not a positive finite number"; do
+    st_meta std/model.safetensors std-bad.safetensors normalize_std "${bad%%:*}"
+    eval_refused "normalize_std ${bad%%:*}" \
+        "nabla: std-bad.safetensors: metadata 'normalize_std' value ${bad#*:}" \
+        --model std-bad.safetensors --data two.csv
+done
+st_meta std/model.safetensors std-huge.safetensors normalize_mean "[1e38,1e38]"
+st_meta std-huge.safetensors std-huge.safetensors normalize_std "[1e-30,1e-30]"
+for json in "" --json; do
+    eval_refused "a standardization that overflows $json" \
+        "nabla: std-huge.safetensors: the model's outputs on two.csv are not finite (the loss is NaN)" \
+        --model std-huge.safetensors --data two.csv $json
+done
+for value in 3e38 1e25; do
+    st_weights base/model.safetensors huge.safetensors "$value"
+    for json in "" --json; do
+        eval_refused "weights of $value $json" \
+            "nabla: huge.safetensors: the model's outputs on moons are not finite" \
+            --model huge.safetensors --data moons --samples 300 $json
+    done
+done
+run eval --model base/model.safetensors --data moons --samples 300 --json
+check "eval of the run's own model: a finite loss" pytrue "json.load(open('$WORK/stdout'))['loss'] > 0"
+# A label beyond the model's classes: named by its line in the CSV file (its sample number in a
+# split, whose samples are no longer the file's lines in order).
+{ echo "x,y,label"; echo "0.1,0.2,0"; echo "0.9,0.8,1"; echo "0.2,0.1,7"; } >label7.csv
+eval_refused "label 7, a header" "nabla: label7.csv:4: label 7, but the model has only 2 classes (labels 0 to 1)" \
+    --model K/model.safetensors --data label7.csv
+tail -n 3 label7.csv >label7-plain.csv
+eval_refused "label 7, no header" "nabla: label7-plain.csv:3: label 7, but the model has only 2 classes" \
+    --model K/model.safetensors --data label7-plain.csv
+eval_refused "label 7 in --test" "nabla: label7.csv:4: label 7, but the model has only 2 classes" \
+    --model K/model.safetensors --data two.csv --test label7.csv
+eval_refused "label 7, --split train" "nabla: label7.csv: sample 3 (counted from 1) has label 7, but the model has only 2 classes" \
+    --model K/model.safetensors --data label7.csv --split train
+data_refused_train() {   # MESSAGE ARGS...
+    rm -rf refused-run
+    expect_exit 1 "train: $1" train --layers 4 --epochs 1 --threads 1 --out refused-run "${@:2}"
+    check "train: one line with '$1' (got: $(head -c 300 "$WORK/stderr"))" \
+        bash -c '[ "$(wc -l <"$1")" -eq 1 ] && grep -qF -- "$2" "$1"' _ "$WORK/stderr" "$1"
+}
+data_refused_train "nabla: label7.csv:4: label 7, but the training set has only 2 classes (labels 0 to 1)" \
+    --data two.csv --test label7.csv
+# Numbers are decimal: strtod would read 0x10 as 16.
+{ echo "0.1,0.2,0"; echo "0x10,0.8,1"; } >hex.csv
+eval_refused "a hexadecimal number" "nabla: hex.csv:2:1: field 1 '0x10' is a hexadecimal number; CSV numbers are decimal" \
+    --model K/model.safetensors --data hex.csv
+{ echo "0.1,0.2,0"; echo "0.9, -0X1P3,1"; } >hex2.csv
+data_refused_train "nabla: hex2.csv:2:6: field 2 '-0X1P3' is a hexadecimal number" --data hex2.csv --test none
+{ echo "0.1,0.2,0"; echo "0.9,Infinity,1"; } >inf.csv
+data_refused_train "nabla: inf.csv:2: field 2 is infinite" --data inf.csv --test none
+# safetensors headers as the format has them: a JSON object from the first byte, only spaces
+# after it, no name twice, whole numbers in digits; nabla's metadata numbers as nabla writes
+# them.
+M=base/model.safetensors
+header_refused() {   # WHAT OLD NEW MESSAGE
+    st_header "$M" hdr.safetensors "$2" "$3"
+    eval_refused "$1" "nabla: hdr.safetensors: $4" --model hdr.safetensors --data moons
+}
+header_refused "a header beginning with a blank" '{"__metadata__"' ' {"__metadata__"' \
+    "the header is not a JSON object beginning at its first byte with '{'"
+header_refused "a header padded with a newline" END $'\n' \
+    "the header has byte 0x0a after its JSON object, where only spaces may pad it"
+header_refused "a header padded with a tab" END $'  \t' "the header has byte 0x09 after its JSON object"
+header_refused "a header followed by text" END ' x' "the header has 'x' after its JSON object"
+header_refused "a shape of 8.0" '"shape":[8,2]' '"shape":[8.0,2]' "the header writes a number as '8.0'"
+header_refused "a shape of 08" '"shape":[8,2]' '"shape":[08,2]' "the header writes a number as '08'"
+header_refused "an offset of 64e0" '"data_offsets":[0,64]' '"data_offsets":[0,64e0]' \
+    "the header writes a number as '64e0'"
+header_refused "a dtype twice" '"0.weight":{"dtype":"F32"' '"0.weight":{"dtype":"F32","dtype":"I64"' \
+    "tensor '0.weight': 'dtype' appears twice"
+header_refused "a metadata key twice" '"format":"nabla"' '"format":"nabla","inputs":"3"' \
+    "duplicate metadata key 'inputs'"
+for bad in "layers: 8,8" "layers:+8,8" "layers:08,8" "layers:8, 8" "inputs:02" "inputs:+2" \
+           "leaky_slope: 0.01" "leaky_slope:+0.01" "leaky_slope:0x1p-7"; do
+    st_meta "$M" meta.safetensors "${bad%%:*}" "${bad#*:}"
+    eval_refused "metadata ${bad%%:*} '${bad#*:}'" \
+        "nabla: meta.safetensors: metadata '${bad%%:*}' is '${bad#*:}'" --model meta.safetensors --data moons
+done
 
 # ---- 3. CSV: the header rule, and bytes that are not CSV text -----------------------------------
 rows() { printf '0.1,0.2,0\n0.9,0.8,1\n0.2,0.1,0\n0.8,0.9,1\n0.15,0.25,0\n0.85,0.75,1\n'; }

@@ -144,16 +144,18 @@ cp r1/config.json one/
 import json, math
 def line(f, **kv):
     f.write(json.dumps(kv) + "\n")
-with open("edge/metrics.jsonl", "w") as f:     # no dev or test set, a gap, an unchanging lr
+# A run that has not finished (no summary.json), diverging: its dev and test losses may be null
+# (overflowed), its accuracies not.
+with open("edge/metrics.jsonl", "w") as f:     # a gap, all-equal test, an unchanging lr
     for e, loss in ((1, 0.7), (2, None), (3, 0.5)):
-        line(f, epoch=e, lr=0.5, train_loss=loss, train_accuracy=loss and 1 - loss,
-             dev_loss=None, dev_accuracy=None, test_loss=None, test_accuracy=None, seconds=0.1)
+        line(f, epoch=e, lr=0.5, train_loss=0.6, train_accuracy=0.4, dev_loss=loss,
+             dev_accuracy=0.5, test_loss=0.25, test_accuracy=0.75, seconds=0.1)
 with open("edge/steps.jsonl", "w") as f:       # 5000 points, gaps, all-equal test
     for s in range(1, 5001):
         gap = 2000 <= s < 2100
         line(f, step=s, epoch=1 + s // 1000, lr=0.5,
              dev_loss=None if gap else 1 - math.sin(s / 50),
-             dev_accuracy=None if gap else 0.5 + 0.4 * math.sin(s / 300),
+             dev_accuracy=0.5 + 0.4 * math.sin(s / 300),
              test_loss=2.0, test_accuracy=0.75)
 with open("edge/trace.jsonl", "w") as f:       # negative, and 3000 of them
     for s in range(1, 3001):
@@ -165,7 +167,7 @@ with open("one/metrics.jsonl", "w") as f:      # a single epoch
 EOF
 run report edge
 check "report edge: exit 0" [ "$RC" -eq 0 ]
-browser_ok "odd data" edge/report.html --charts 7 --series loss=1 --series accuracy=1 \
+browser_ok "odd data" edge/report.html --charts 7 --series loss=3 --series accuracy=3 \
     --series lr=1 --series steps-loss=2 --series steps-accuracy=2 --series trace-unit=3 \
     --series trace-layer=3 --max-points 2000 --colors 4 --height 2600
 check "odd data: no decision regions without a model" absent edge/model.safetensors
@@ -262,7 +264,7 @@ runtime_error "bad/metrics.jsonl:2: not valid JSON" report bad
 check "a damaged file leaves the older report alone" grep -qx "an older report" bad/report.html
 damaged bad r1
 sed -i '3s/"train_loss":[^,]*/"train_loss":"low"/' bad/metrics.jsonl
-runtime_error 'bad/metrics.jsonl:3: "train_loss" must be a number or null' report bad
+runtime_error 'bad/metrics.jsonl:3: "train_loss" must be a number' report bad
 damaged bad r1
 sed -i '1s/"epoch":1/"epoch":null/' bad/metrics.jsonl
 runtime_error 'bad/metrics.jsonl:1: "epoch" must be a number' report bad
@@ -281,8 +283,10 @@ if [ $TRACED = 1 ]; then
     sed -i '4s/"unit_p15":[^,]*/"unit_p15":[1]/' bad/trace.jsonl
     runtime_error 'bad/trace.jsonl:4: "unit_p15" must be a number or null' report bad
 fi
-# A last line without its newline is being written: left out, not an error.
+# A last line without its newline is being written: left out, not an error (while the run has
+# no summary.json; a finished run has no line being written).
 damaged bad r1
+rm bad/summary.json
 printf '{"epoch":7,"lr":0.01,"train_lo' >>bad/metrics.jsonl
 run report bad
 check "an unfinished last line is left out" [ "$RC" -eq 0 ]
@@ -298,7 +302,7 @@ runtime_error 'badstudy/journal.jsonl:1: params: "layers" is not a value of the 
     report badstudy
 damaged badstudy study
 sed -i 's/"space":.*/"space": "lr=lg(1,2)",/' badstudy/study.json
-runtime_error 'badstudy/study.json: "space"' report badstudy
+runtime_error 'badstudy/study.json:2: "space": --space: part 1 "lr=lg(1,2)"' report badstudy
 damaged badstudy study
 rm badstudy/best.json
 run report badstudy

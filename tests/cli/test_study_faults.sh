@@ -6,7 +6,9 @@
 # trial fails only for what it is responsible for (its loss diverged, its configuration is bad),
 # with its reason, and the study goes on. A file of the study's own that cannot be written stops
 # the study at once, naming it. study.json deleted. Journals damaged with every kind of
-# nonsense, read by the tuner and by `nabla report`. Needs root (tmpfs and bind mounts).
+# nonsense, and study.json, best.json and trials/ that make no sense or disagree with the
+# journal, read by the tuner and by `nabla report` as one reader. Needs root (tmpfs and bind
+# mounts).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STARTED=$SECONDS
@@ -392,6 +394,190 @@ damaged j_params_differ 'params differ from those trial 1 started with' \
 damaged j_not_json 'not valid JSON' 'k = at(2, "epoch"); lines[k] = "not json"; bad = k'
 damaged j_no_kind 'neither a trial'"'"'s event (no "trial") nor a round'"'"'s (no "round")' \
     'k = at(2, "epoch"); lines.insert(k, {"state": "running"}); bad = k'
+
+# Names twice in one object: cJSON would take the first; both readers refuse the line.
+damaged j_dup_trial '"trial" appears twice' \
+    'k = at(1, "epoch"); lines[k] = json.dumps(ev[k]).replace("{\"trial\": 1,", "{\"trial\": 0, \"trial\": 1,", 1); bad = k'
+damaged j_dup_accuracy '"dev_accuracy" appears twice' \
+    'k = at(0, "epoch"); lines[k] = json.dumps(ev[k])[:-1] + ", \"dev_accuracy\": 0.99}"; bad = k'
+damaged j_dup_state '"state" appears twice' \
+    'k = at(2, "end"); lines[k] = json.dumps(ev[k])[:-1] + ", \"state\": \"failed\"}"; bad = k'
+damaged j_dup_params '"lr" appears twice in "params"' \
+    'k = at(1, "start"); lines[k] = json.dumps(ev[k]).replace("\"params\": {", "\"params\": {\"lr\": 0.5, ", 1); bad = k'
+# An end says what the trial reported: the dev accuracy (and loss) of its last epoch.
+damaged j_complete_accuracy '"dev_accuracy" is 0.123456, but the trial reported' \
+    'k = at(1, "end"); lines[k] = dict(ev[k], dev_accuracy=0.123456); bad = k'
+damaged j_complete_loss '"dev_loss" is 5, but the trial reported' \
+    'k = at(0, "end"); lines[k] = dict(ev[k], dev_loss=5); bad = k'
+damaged j_complete_early 'trial 3 complete after 2 epochs, but it reported epoch 3' \
+    'k = at(3, "end"); lines[k] = dict(ev[k], epochs=2); bad = k'
+# epochs_planned is the trial's --epochs (3 here), from its params and the study's settings.
+damaged j_planned_all 'trial 0 was to run 3 epochs, now 50' \
+    'ks = [k for k, e in enumerate(ev) if e.get("trial") == 0 and "epoch" in e]
+for k in ks: lines[k] = dict(ev[k], epochs_planned=50)
+bad = ks[0]'
+damaged j_planned_fewer 'trial 2 was to run 3 epochs, now 2' \
+    'k = at(2, "epoch"); lines[k] = dict(ev[k], epochs_planned=2); bad = k'
+# args are what its params and the settings give.
+damaged j_args_lr '"args" are not those its params and the study'"'"'s settings give: argument' \
+    'k = at(0, "start"); e = dict(ev[k]); a = list(e["args"]); i = a.index("--lr"); a[i + 1] = "0.5"; e["args"] = a; lines[k] = e; bad = k'
+damaged j_args_params '"args" are not those its params and the study'"'"'s settings give: argument' \
+    'k = at(2, "start"); e = dict(ev[k]); e["params"] = dict(e["params"], **{"batch-size": "64" if e["params"]["batch-size"] == "32" else "32"}); lines[k] = e
+for j, f in enumerate(ev):
+    if f.get("trial") == 2 and "params" in f and j != k: lines[j] = dict(f, params=e["params"])
+bad = k'
+damaged j_args_epochs '"args" are not those its params and the study'"'"'s settings give: argument' \
+    'k = at(1, "start"); e = dict(ev[k]); a = list(e["args"]); i = a.index("--epochs"); a[i + 1] = "50"; e["args"] = a; lines[k] = e; bad = k'
+
+# A last line without its newline is left out only when it begins an event.
+tail_refused() {   # NAME BYTES WHAT
+    rm -rf "$1"
+    cp -r r2 "$1"
+    printf "$2" >>"$1/journal.jsonl"
+    local line=$(($(wc -l <r2/journal.jsonl) + 1))
+    cp "$1/journal.jsonl" journal.before
+    expect_exit 1 "$1: the tuner refuses" "${R2[@]}" --out "$1"
+    check "$1: the tuner names $1/journal.jsonl:$line ($(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $1/journal.jsonl:$line: $3"
+    check "$1: the tuner left the journal alone" cmp -s journal.before "$1/journal.jsonl"
+    expect_exit 1 "$1: nabla report refuses" report "$1"
+    check "$1: report names $1/journal.jsonl:$line ($(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $1/journal.jsonl:$line: $3"
+}
+NOT_BEGUN="the last line has no newline and is not the beginning of a line of this file"
+tail_refused j_junk 'GARBAGE{{{' "$NOT_BEGUN"
+tail_refused j_binary '\001\377\376{"trial":' "$NOT_BEGUN"
+tail_refused j_other_file '{"epoch":3,"lr":0.1' "$NOT_BEGUN"
+tail_refused j_broken_json '{"trial":3,"state":"complete",,' "$NOT_BEGUN"
+tail_refused j_blank '   ' "$NOT_BEGUN"
+rm -rf torn_round
+cp -r r2 torn_round
+printf '{"round":1,"space":"lr=log(0.0' >>torn_round/journal.jsonl
+expect_exit 0 "a torn round event: nabla report reads the rest" report torn_round
+
+# ---- the study's other files, read by both as one: study.json, best.json, trials/ -----------------
+# study_refused NAME MESSAGE SHELL [best]: a copy of r2 that SHELL damages (in NAME); the tuner
+# and nabla report both exit 1 with one line "nabla: NAME/MESSAGE..." and write nothing. With
+# "best", the damage is best.json's, the tuner's output: report refuses it, and the tuner writes
+# it again from the journal (as r2's); with "report", report alone is tried.
+# same_best A B: two best.json alike but for their commands (each names its own directory).
+same_best() {
+    "$PY" -c 'import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+a.pop("command"); b.pop("command")
+sys.exit(a != b)' "$1" "$2"
+}
+study_refused() {
+    local name=$1 message=$2 who=${4:-both}
+    rm -rf "$name"
+    cp -r r2 "$name"
+    (cd "$name" && eval "$3")
+    local before
+    before=$(cd "$name" && find . -type f ! -name .lock -exec md5sum {} + | sort | md5sum)
+    expect_exit 1 "$name: nabla report refuses" report "$name"
+    check "$name: report says '$name/$message' ($(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $name/$message"
+    check "$name: no report written" absent "$name/report.html"
+    if [ "$who" = best ]; then
+        expect_exit 0 "$name: the tuner writes best.json again" "${R2[@]}" --out "$name"
+        check "$name: best.json as the study's" same_best r2/best.json "$name/best.json"
+    elif [ "$who" = both ]; then
+        expect_exit 1 "$name: the tuner refuses" "${R2[@]}" --out "$name"
+        check "$name: the tuner says '$name/$message' ($(head -c 300 "$WORK/stderr"))" \
+            one_line_error "nabla: $name/$message"
+        check "$name: the tuner wrote nothing" \
+            [ "$(cd "$name" && find . -type f ! -name .lock -exec md5sum {} + | sort | md5sum)" = "$before" ]
+    fi
+}
+# set_json FILE KEY JSON: member KEY of a JSON file set (as nabla writes JSON: a member a line).
+set_json() {
+    "$PY" -c 'import json, sys
+obj = json.load(open(sys.argv[1])); obj[sys.argv[2]] = json.loads(sys.argv[3])
+open(sys.argv[1], "w").write(json.dumps(obj, indent="\t") + "\n")' "$@"
+}
+line_of() { grep -n "\"$2\"" "$1" | head -1 | cut -d: -f1; }
+BEST=$("$PY" -c 'import json; print(json.load(open("r2/best.json"))["trial"])')
+SECOND=$("$PY" -c '
+import json
+ends = [e for e in map(json.loads, open("r2/journal.jsonl")) if e.get("state") == "complete"]
+ends.sort(key=lambda e: (-e["dev_accuracy"], e["trial"]))
+print(ends[1]["trial"])')
+LB=$(line_of r2/best.json trial)
+study_refused b_trial_99 "best.json:$LB: \"trial\" is 99, but the best complete trial of journal.jsonl is $BEST" \
+    'set_json best.json trial 99' best
+study_refused b_trial_other "best.json:$LB: \"trial\" is $SECOND, but the best complete trial of journal.jsonl is $BEST" \
+    "set_json best.json trial $SECOND" best
+study_refused b_trial_null "best.json:$LB: \"trial\" is null, but the best complete trial" \
+    'set_json best.json trial null' best
+study_refused b_accuracy_2 "best.json:$(line_of r2/best.json dev_accuracy): \"dev_accuracy\" is 2, expected a number in [0, 1]" \
+    'set_json best.json dev_accuracy 2' best
+study_refused b_accuracy_other "best.json:$(line_of r2/best.json dev_accuracy): \"dev_accuracy\" is 0.5, but trial $BEST ended with" \
+    'set_json best.json dev_accuracy 0.5' best
+study_refused b_epochs "best.json:$(line_of r2/best.json epochs): \"epochs\" is 2, but trial $BEST ended with 3" \
+    'set_json best.json epochs 2' best
+study_refused b_empty 'best.json: "trials" is missing' 'echo "{}" >best.json' best
+study_refused b_array 'best.json:1: expected a JSON object' 'echo "[]" >best.json' best
+study_refused b_complete "best.json:$(line_of r2/best.json complete): \"complete\" is 9, but journal.jsonl has 4 complete trials" \
+    'set_json best.json complete 9' best
+study_refused b_trials "best.json:$(line_of r2/best.json trials): \"trials\" is 5, but the study has 4 (study.json)" \
+    'set_json best.json trials 5' best
+study_refused b_params "best.json:$(line_of r2/best.json params): \"params\" are not those trial $BEST started with" \
+    'set_json best.json params "{\"lr\": 0.01, \"batch-size\": \"32\"}"' best
+study_refused b_model "best.json:$(line_of r2/best.json model): \"model\" is \"/etc/passwd\", but the best trial's is trials/$BEST/model.safetensors" \
+    'set_json best.json model "\"/etc/passwd\""' best
+study_refused b_importance "best.json:$(line_of r2/best.json importance): \"importance\" has \"units\", which is not a parameter of the study's space" \
+    'set_json best.json importance "{\"lr\": 0.5, \"batch-size\": 0.1, \"units\": 0.2}"' best
+study_refused b_importance_range "best.json:$(line_of r2/best.json importance): \"importance\": \"lr\" must be a share in [0, 1] or null" \
+    'set_json best.json importance "{\"lr\": 7, \"batch-size\": 0.1}"' best
+study_refused b_dup "best.json:$((LB + 1)): \"trial\" appears twice" \
+    "sed -i '${LB}s/\$/\\n\t\"trial\":\t0,/' best.json" best
+study_refused b_seconds "best.json:$(line_of r2/best.json trial_seconds): \"trial_seconds\" is 99999, but the trials of journal.jsonl ran" \
+    'set_json best.json trial_seconds 99999' best
+# The journal emptied or gone while the trials' runs and best.json are there: best.json is the
+# study's last word, written when every trial had finished.
+for how in "emptied:: >journal.jsonl" "gone:rm journal.jsonl" "alone:: >journal.jsonl && rm -r trials"; do
+    study_refused "b_journal_${how%%:*}" \
+        "best.json: the study's last word, but trial 0 has not finished in journal.jsonl (it never started)" \
+        "${how#*:}" report
+done
+study_refused b_unfinished "best.json: the study's last word, but trial 3 has not finished in journal.jsonl (running)" \
+    "sed -i '/\"trial\":3,\"state\":\"complete\"/d' journal.jsonl" report
+# trials/ is the trials' run directories.
+study_refused t_file "trials: is a regular file, but a study keeps its trials' run directories there" \
+    'rm -r trials && echo x >trials'
+study_refused t_beyond "trials/7: trial 7, but the study has 4 trials (study.json)" \
+    'cp -r trials/0 trials/7'
+# study.json as tune reads its own options: what tune would refuse on its command line.
+study_refused s_seed "study.json:$(line_of r2/study.json seed): \"seed\": --seed expects a non-negative integer, got 'banana'" \
+    'set_json study.json seed "\"banana\""'
+study_refused s_seed_number "study.json:$(line_of r2/study.json seed): \"seed\" must be a string" \
+    'set_json study.json seed 7'
+study_refused s_dev_fraction "study.json:$(line_of r2/study.json dev_fraction): \"dev_fraction\": --dev-fraction must be in (0, 1)" \
+    'set_json study.json dev_fraction "\"7\""'
+study_refused s_prune "study.json:$(line_of r2/study.json prune): \"prune\": --prune expects none, median or asha, got 'bogus'" \
+    'set_json study.json prune "\"bogus\""'
+study_refused s_sampler "study.json:$(line_of r2/study.json sampler): \"sampler\": --sampler expects random or grid, got 'bogus'" \
+    'set_json study.json sampler "\"bogus\""'
+study_refused s_fixed_numbers "study.json:$(line_of r2/study.json fixed): \"fixed\" must be an array of strings" \
+    'set_json study.json fixed "[7, \"--data\", \"moons\"]"'
+study_refused s_fixed_train "study.json:$(line_of r2/study.json fixed): \"fixed\": --epochs must be > 0, got 0" \
+    'set_json study.json fixed "[\"--data\", \"moons\", \"--epochs\", \"0\"]"'
+study_refused s_fixed_own "study.json:$(line_of r2/study.json fixed): \"fixed\": '--trials' is not a train option held fixed" \
+    'set_json study.json fixed "[\"--trials\", \"5\"]"'
+study_refused s_rounds "study.json:$(line_of r2/study.json rounds): \"rounds\": --rounds 3 needs at least 2 trials a round" \
+    'set_json study.json rounds 3'
+study_refused s_space "study.json:$(line_of r2/study.json space): \"space\": --space: " \
+    'set_json study.json space "\"lr=lg(1,2)\""'
+study_refused s_dup_trials "study.json:$(($(line_of r2/study.json trials) + 1)): \"trials\" appears twice" \
+    "sed -i '$(line_of r2/study.json trials)s/\$/\\n\t\"trials\":\t4,/' study.json"
+drop_json() {   # FILE KEY: member KEY of a JSON file taken out
+    "$PY" -c 'import json, sys
+obj = json.load(open(sys.argv[1])); del obj[sys.argv[2]]
+open(sys.argv[1], "w").write(json.dumps(obj, indent="\t") + "\n")' "$@"
+}
+study_refused s_missing 'study.json: "prune" is missing' 'drop_json study.json prune'
+study_refused b_missing 'best.json: "importance" is missing' 'drop_json best.json importance' best
+study_refused b_missing_best "best.json: \"params\" is missing (\"trial\" is $BEST)" 'drop_json best.json params' best
 
 # A last line cut short by a crash is no damage: both leave it out.
 rm -rf torn

@@ -1,0 +1,251 @@
+/* A study directory read back and checked as a whole (study_files.h). best.json is written by
+ * tune_report.c at the study's end, the journal by tune_run.c, trials/<n>/ by each trial. */
+#include "study_files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "leaderboard.h"
+#include "report_json.h"
+#include "run_files.h"
+
+#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* As study_report writes them; the best trial's members only when there is one. */
+static const member_rule BEST_MEMBERS[] = {
+    {"trials", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"complete", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"pruned", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"failed", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"trial_seconds", MT_NUMBER, V_NON_NEG, 0, NULL, 1, NULL},
+    {"trial", MT_NUMBER, V_INT, 1, NULL, 1, NULL},
+    {"params", MT_OBJECT, 0, 0, NULL, 0, NULL},
+    {"dev_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 0, NULL},
+    {"dev_loss", MT_NUMBER, V_NON_NEG, 1, NULL, 0, NULL},
+    {"test_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 0, NULL},
+    {"test_loss", MT_NUMBER, V_NON_NEG, 1, NULL, 0, NULL},
+    {"epochs", MT_NUMBER, V_INT_1, 0, NULL, 0, NULL},
+    {"model", MT_STRING, 0, 0, NULL, 0, NULL},
+    {"command", MT_STRING, 0, 0, NULL, 0, NULL},
+    {"importance", MT_OBJECT, 0, 0, NULL, 1, NULL},
+};
+static const char *const BEST_TRIAL_MEMBERS[] = {"params", "dev_accuracy", "dev_loss",
+                                                 "test_accuracy", "test_loss", "epochs",
+                                                 "model", "command"};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+/* "path:line: what" for best.json's member `name` (its line, when it has one). */
+static int best_fail(const char *text, const char *path, const char *name, nb_error *err,
+                     const char *fmt, ...)
+{
+    char where[4200], what[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    json_member_where(text, path, name, where, sizeof where);
+    return nb_fail(err, "%s: %s", where, what);
+}
+
+/* Every complete trial ranks before the rest (leaderboard.h). */
+static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
+{
+    const trial *t = &((const trial *)ctx)[i];
+    e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE : RANK_OTHER;
+    e->accuracy = t->final_accuracy;
+    return 1;
+}
+
+/* The best complete trial, as the tuner ranks them; -1 when none is complete, -2 out of
+ * memory. */
+static int best_trial(const tune_options *opt, const trial *trials)
+{
+    int n;
+    int *order = leaderboard_rank(opt->trials, rank_entry, trials, &n);
+    if (!order)
+        return -2;
+    int b = n > 0 && trials[order[0]].state == TRIAL_COMPLETE ? order[0] : -1;
+    free(order);
+    return b;
+}
+
+/* Two numbers of the same result: equal, or both null. */
+static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+/* best.json's best trial (b >= 0) and what it says of it: the journal's. */
+static int best_trial_check(const cJSON *best, const char *text, const char *path,
+                            const tune_options *opt, const trial *t, int b, nb_error *err)
+{
+    for (int k = 0; k < N_OF(BEST_TRIAL_MEMBERS); k++)
+        if (!cJSON_GetObjectItemCaseSensitive(best, BEST_TRIAL_MEMBERS[k]))
+            return nb_fail(err, "%s: \"%s\" is missing (\"trial\" is %d)", path,
+                           BEST_TRIAL_MEMBERS[k], b);
+    cJSON *params = params_json(&opt->space, &t->point);
+    if (!params)
+        return nb_fail(err, "out of memory");
+    int same_params = cJSON_Compare(params, cJSON_GetObjectItemCaseSensitive(best, "params"), 1);
+    cJSON_Delete(params);
+    if (!same_params)
+        return best_fail(text, path, "params", err, "\"params\" are not those trial %d started "
+                         "with (journal.jsonl)", b);
+    static const char *const figures[] = {"dev_accuracy", "dev_loss", "epochs"};
+    double journal[] = {t->final_accuracy, t->final_loss, t->epochs};
+    for (int k = 0; k < 3; k++) {
+        double v = json_number(best, figures[k]);
+        if (same(v, journal[k]))
+            continue;
+        char here[40], there[40];
+        json_number_text(v, here, sizeof here);
+        json_number_text(journal[k], there, sizeof there);
+        return best_fail(text, path, figures[k], err, "\"%s\" is %s, but trial %d ended with %s "
+                         "(journal.jsonl)", figures[k], here, b, there);
+    }
+    char model[64];
+    snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
+    const char *given = json_string(best, "model");
+    if (strcmp(given, model) != 0)
+        return best_fail(text, path, "model", err, "\"model\" is \"%.80s\", but the best trial's "
+                         "is %s", given, model);
+    return 0;
+}
+
+/* "importance": a share of the variance for each parameter of the space, in [0, 1], or null
+ * (too few complete trials to tell). */
+static int importance_check(const cJSON *best, const char *text, const char *path,
+                            const tune_options *opt, nb_error *err)
+{
+    const cJSON *imp = cJSON_GetObjectItemCaseSensitive(best, "importance");
+    for (const cJSON *m = imp->child; m; m = m->next) {
+        int known = 0;
+        for (int k = 0; k < opt->space.n && !known; k++)
+            known = strcmp(m->string, opt->space.p[k].name) == 0;
+        if (!known)
+            return best_fail(text, path, "importance", err, "\"importance\" has \"%.80s\", which "
+                             "is not a parameter of the study's space", m->string);
+        if (!cJSON_IsNull(m) && !(cJSON_IsNumber(m) && m->valuedouble >= 0 &&
+                                  m->valuedouble <= 1))
+            return best_fail(text, path, "importance", err, "\"importance\": \"%.80s\" must be a "
+                             "share in [0, 1] or null", m->string);
+    }
+    for (int k = 0; k < opt->space.n; k++)
+        if (!cJSON_GetObjectItemCaseSensitive(imp, opt->space.p[k].name))
+            return best_fail(text, path, "importance", err, "\"importance\" lacks \"%s\", a "
+                             "parameter of the study's space", opt->space.p[k].name);
+    return 0;
+}
+
+/* best.json against the journal, which it ends: written once every trial has finished. */
+static int best_check(const cJSON *best, const char *text, const char *path,
+                      const tune_options *opt, const trial *trials, nb_error *err)
+{
+    if (json_members_check(best, text, path, BEST_MEMBERS, N_OF(BEST_MEMBERS), err) != 0)
+        return -1;
+    if (json_number(best, "trials") != opt->trials)
+        return best_fail(text, path, "trials", err, "\"trials\" is %.0f, but the study has %d "
+                         "(study.json)", json_number(best, "trials"), opt->trials);
+    int counts[TRIAL_FAILED + 1] = {0};
+    double seconds = 0;
+    for (int i = 0; i < opt->trials; i++) {
+        if (!trial_finished(&trials[i]))
+            return nb_fail(err, "%s: the study's last word, but trial %d has not finished in "
+                                "journal.jsonl (%s)", path, i,
+                           trials[i].state == TRIAL_PENDING ? "it never started"
+                                                            : trial_state_name(trials[i].state));
+        counts[trials[i].state]++;
+        seconds += trials[i].seconds;
+    }
+    static const trial_state states[] = {TRIAL_COMPLETE, TRIAL_PRUNED, TRIAL_FAILED};
+    for (int k = 0; k < 3; k++) {
+        const char *name = trial_state_name(states[k]);
+        if (json_number(best, name) != counts[states[k]])
+            return best_fail(text, path, name, err, "\"%s\" is %.0f, but journal.jsonl has %d %s "
+                             "trial%s", name, json_number(best, name), counts[states[k]], name,
+                             counts[states[k]] == 1 ? "" : "s");
+    }
+    double given = json_number(best, "trial_seconds");
+    if (fabs(given - seconds) > 1e-9 * fmax(1, seconds))
+        return best_fail(text, path, "trial_seconds", err, "\"trial_seconds\" is %g, but the "
+                         "trials of journal.jsonl ran %g s", given, seconds);
+    int b = best_trial(opt, trials);
+    if (b == -2)
+        return nb_fail(err, "out of memory");
+    double named = json_number(best, "trial");
+    if (b < 0 && !isnan(named))
+        return best_fail(text, path, "trial", err, "\"trial\" is %.0f, but no trial of "
+                         "journal.jsonl is complete", named);
+    if (b >= 0 && named != b) {
+        char acc[40], here[40];
+        json_number_text(trials[b].final_accuracy, acc, sizeof acc);
+        json_number_text(named, here, sizeof here);
+        return best_fail(text, path, "trial", err, "\"trial\" is %s, but the best complete "
+                         "trial of journal.jsonl is %d (dev accuracy %s)", here, b, acc);
+    }
+    if (b >= 0 && best_trial_check(best, text, path, opt, &trials[b], b, err) != 0)
+        return -1;
+    return importance_check(best, text, path, opt, err);
+}
+
+/* trials/: a directory whose numbered entries are trials of the study. (A trial's run there
+ * may be ahead of the journal, whose last events a crash of the tuner can lose: the same
+ * command then continues the trial from the run's checkpoint.) */
+static int trials_check(const char *dir, const tune_options *opt, nb_error *err)
+{
+    char *path = path_join(dir, "trials");
+    if (!path)
+        return nb_fail(err, "out of memory");
+    struct stat st;
+    int rc = 0;
+    DIR *d = NULL;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT)
+            rc = nb_fail(err, "%s: %s", path, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        rc = nb_fail(err, "%s: is %s, but a study keeps its trials' run directories there",
+                     path, S_ISREG(st.st_mode) ? "a regular file" : "not a directory");
+    } else if (!(d = opendir(path))) {
+        rc = nb_fail(err, "%s: %s", path, strerror(errno));
+    }
+    for (struct dirent *e; d && rc == 0 && (e = readdir(d)) != NULL;) {
+        const char *name = e->d_name;
+        size_t len = strlen(name);
+        if (len == 0 || len > 9 || strspn(name, "0123456789") != len || (name[0] == '0' && len > 1))
+            continue;   /* not a trial's: left alone */
+        int i = atoi(name);
+        if (i >= opt->trials)
+            rc = nb_fail(err, "%s/%s: trial %d, but the study has %d trials (study.json)", path,
+                         name, i, opt->trials);
+    }
+    if (d)
+        closedir(d);
+    free(path);
+    return rc;
+}
+
+int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJSON **best,
+                    nb_error *err)
+{
+    char *best_path = path_join(dir, "best.json"), *journal = path_join(dir, "journal.jsonl");
+    char *text = NULL;
+    cJSON *none = NULL, **best_json = best ? best : &none;
+    int rc = !best_path || !journal ? nb_fail(err, "out of memory")
+             : best                 ? report_read_json_text(best_path, 1, best, &text, err)
+                                    : 0;
+    if (rc == 0 && report_file_exists(journal))
+        rc = journal_read(journal, opt, trials, err);
+    if (rc == 0)
+        rc = trials_check(dir, opt, err);
+    if (rc == 0 && *best_json)
+        rc = best_check(*best_json, text, best_path, opt, trials, err);
+    free(text);
+    free(best_path);
+    free(journal);
+    return rc;
+}
