@@ -95,6 +95,10 @@ typedef struct destination {
     int via_link;    /* path is a symbolic link */
 } destination;
 
+static nb_link_guard link_guard;
+
+void nb_set_link_guard(nb_link_guard guard) { link_guard = guard; }
+
 /* What path leads to. Returns 0, or -1 with a message naming path. */
 static int find_destination(const char *path, destination *d, nb_error *err)
 {
@@ -132,6 +136,11 @@ static int find_destination(const char *path, destination *d, nb_error *err)
     }
     if (!d->target)
         return nb_fail(err, "%s: out of memory", path);
+    if (d->via_link && link_guard && link_guard(path, err) != 0) {
+        free(d->target);
+        d->target = NULL;
+        return -1;
+    }
     return 0;
 }
 

@@ -181,21 +181,15 @@ int start_appending(const char *path, const char *text, size_t n, nb_error *err)
     return nb_output_commit(&o, &fd, err) == 0 ? fd : -1;
 }
 
-int summary_remove(const char *dir, nb_error *err)
+int results_remove(const char *dir, nb_error *err)
 {
-    char *path = path_join(dir, "summary.json");
-    if (!path)
-        return nb_fail(err, "out of memory");
-    /* What the output rule (fileio.h) would replace: summary.json when it is a regular file, or
-     * through a symbolic link the regular file it leads to (the link stays, as the user made
-     * it). A device or FIFO there holds no earlier summary, and is left alone. */
-    struct stat st;
-    char *target = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? realpath(path, NULL) : NULL;
-    int rc = !target || unlink(target) == 0 || errno == ENOENT
-                 ? 0
-                 : nb_fail(err, "cannot remove %s: %s", target, strerror(errno));
-    free(target);
-    free(path);
+    static const char *const names[] = RUN_RESULT_FILES;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++) {
+        char *path = path_join(dir, names[i]);
+        rc = path ? run_file_remove(path, 1, err) : nb_fail(err, "out of memory");
+        free(path);
+    }
     return rc;
 }
 
@@ -204,15 +198,26 @@ int metrics_start(const char *path, nb_error *err)
     return start_appending(path, "", 0, err);
 }
 
-int run_file_removable(const char *path, nb_error *err)
+int run_file_removable(const char *path, int through_ok, nb_error *err)
 {
     struct stat st;
     if (lstat(path, &st) != 0)
         return errno == ENOENT ? 0 : nb_fail(err, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return nb_fail(err, "%s: is %s, which a new run would remove as an earlier run's file; "
-                            "nabla leaves it alone: move it away",
-                       path, nb_file_kind(st.st_mode));
+    if (S_ISREG(st.st_mode) || (through_ok && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))))
+        return 0;
+    return nb_fail(err, "%s: is %s, which a run removes when it starts, as an earlier run's file; "
+                        "nabla removes only regular files, and follows no link to remove what it "
+                        "leads to: move it away",
+                   path, nb_file_kind(st.st_mode));
+}
+
+int run_file_remove(const char *path, int through_ok, nb_error *err)
+{
+    struct stat st;
+    if (run_file_removable(path, through_ok, err) != 0)
+        return -1;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) != 0 && errno != ENOENT)
+        return nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
     return 0;
 }
 

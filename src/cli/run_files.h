@@ -22,11 +22,15 @@ void default_run_dir(char *buf, size_t size);
  * its files left in dir. */
 void remove_stale_temporaries(const char *dir);
 
-/* Removes dir/summary.json, if there: a run in progress has none. An earlier run's, or the
- * one of the run being resumed (which ends later now, or again), would contradict
- * metrics.jsonl until the run writes its own at its end. Only a regular file, or the one a
- * symbolic link there leads to, is removed (the link stays); a device or FIFO is left. */
-int summary_remove(const char *dir, nb_error *err);
+/* The files a run writes at its end (model.safetensors, summary.json), which a run in
+ * progress does not have: an earlier run's, or those of the run being resumed (which ends
+ * later now, or again), would contradict metrics.jsonl until the run writes its own, and an
+ * interrupted run would leave them beside its own curves. */
+#define RUN_RESULT_FILES {"model.safetensors", "summary.json"}
+
+/* Removes dir's earlier results (RUN_RESULT_FILES) by run_file_remove, a device or FIFO there
+ * being left (the run's results are written through it). Returns 0, or -1 with err. */
+int results_remove(const char *dir, nb_error *err);
 
 /* j (whose ownership it takes) as one line of JSON Lines: unformatted, a newline, a
  * terminator; *len counts the newline, not the terminator. NULL with err when out of memory. */
@@ -64,9 +68,14 @@ int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_
 int metrics_sync(int fd, const char *path, nb_error *err);
 void metrics_log_free(metrics_log *log);
 
-/* Whether a new run may remove path, an earlier run's file it does not write again: only a
- * regular file (or nothing) is removed; anything else a user put there (a link, a device, a
- * FIFO) is refused, with a message naming it. Returns 0, or -1 with err. */
-int run_file_removable(const char *path, nb_error *err);
+/* Whether a run may remove path, an earlier run's file it does not keep: only a regular file
+ * (or nothing) is removed. A symbolic link is refused, never followed (what it leads to is not
+ * the run's), as is a directory, a socket or a block device; a device or a FIFO too, unless
+ * through_ok: a file the run writes through at its end, which holds nothing to remove and is
+ * left. Returns 0, or -1 with a message naming path. */
+int run_file_removable(const char *path, int through_ok, nb_error *err);
+/* Removes path when it is a regular file, once run_file_removable says it may (checked again
+ * here, as the directory may have changed since the run's start was checked). */
+int run_file_remove(const char *path, int through_ok, nb_error *err);
 
 #endif /* NABLA_CLI_RUN_FILES_H */

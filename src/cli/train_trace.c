@@ -169,10 +169,7 @@ static int start_file(step_file *f, const char *dir, const char *name, int on, i
     if (!on) {
         /* A new run in a directory does not leave an earlier run's file to be taken for its
          * own; a resumed run never had one to remove. */
-        int rc = 0;
-        if (!resuming && (rc = run_file_removable(path, err)) == 0 && unlink(path) != 0 &&
-            errno != ENOENT)
-            rc = nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
+        int rc = resuming ? 0 : run_file_remove(path, 0, err);
         free(path);
         return rc;
     }
