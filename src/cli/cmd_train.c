@@ -199,6 +199,15 @@ static int check_save_path(const char *path, const char *out_dir, nb_error *err)
     return 0;
 }
 
+/* A stop found a file of the run not being read (a FIFO whose reader does not read): the run
+ * goes on to its stop, and says so at its end (the first such file). */
+static void note_cut(train_run *r, const nb_error *e)
+{
+    if (!r->cut_short)
+        r->cut = *e;
+    r->cut_short = 1;
+}
+
 /* ---- callbacks from nb_train ----
  * In a single process a failure stops training at once; under mpirun it is voted on first. */
 
@@ -209,9 +218,15 @@ static int on_batch(const nb_progress *p, void *user)
     if (r->writer) {
         if (progress_batch(&r->prog, p) != 0)
             stop_for_output();   /* stops at the next step, with a checkpoint, as a signal does */
-        if (!(r->comm && r->callback_failed) &&
-            train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
-                             r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
+        nb_error e;
+        int rc = r->comm && r->callback_failed
+                     ? 0
+                     : train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
+                                        r->test.n > 0 ? &r->test : NULL, &e);
+        if (rc == APPEND_CUT)
+            note_cut(r, &e);
+        if (rc < 0) {
+            r->err = e;
             r->callback_failed = 1;
             if (!r->comm)
                 return 1;   /* stop, as when metrics.jsonl cannot be written */
@@ -228,8 +243,17 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     if (r->writer) {
         if (progress_epoch(&r->prog, m) != 0)
             stop_for_output();
-        if (!(r->comm && r->callback_failed) &&
-            metrics_append(r->metrics_fd, r->metrics_path, m, &r->log, &r->err) != 0) {
+        nb_error e;
+        int rc = r->comm && r->callback_failed
+                     ? 0
+                     : metrics_append(r->metrics_fd, r->metrics_path, m, &r->log, &e);
+        if (rc == APPEND_CUT) {
+            note_cut(r, &e);
+            close(r->metrics_fd);   /* no line after the gap; the log goes on */
+            r->metrics_fd = -1;
+        }
+        if (rc < 0) {
+            r->err = e;
             r->callback_failed = 1;
             if (!r->comm)
                 return 1;   /* stop: a run whose log cannot be written is not worth continuing */
@@ -511,6 +535,8 @@ static int train_and_report(train_run *r)
             fprintf(stderr, " after %lld steps; checkpoint written to "
                             "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
                     (long long)res.steps, r->out_dir, command);
+        if (r->cut_short)
+            fprintf(stderr, "nabla: %s\n", r->cut.msg);
         cli_note_error("stopped by %s after %lld steps, its checkpoint written",
                        reason == STOP_OUTPUT_LOST ? "its lost standard output"
                        : reason == SIGTERM        ? "SIGTERM"
@@ -557,6 +583,8 @@ static int train_and_report(train_run *r)
         r->own_fault = 1;
     }
     print_result(r, &dev, &test, &res);
+    if (r->cut_short)   /* the stop came as the run ended: complete, but for that file */
+        return cli_error("%s", r->cut.msg);
     if (r->final_checkpoint_failed) {
         /* The run is complete; what it lacks is a way to continue from its very end. Said, but
          * not a failure: its results are all written (write_checkpoint). */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,8 +41,18 @@ static int make_one_dir(const char *path, int *created, nb_error *err)
     int saved = errno;
     if (saved == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
+    char target[4096];
+    ssize_t n;
+    if (saved == EEXIST && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+        (n = readlink(path, target, sizeof target - 1)) >= 0) {
+        target[n] = '\0';
+        return nb_fail(err, "cannot create directory %s: it is a symbolic link to %s, which does "
+                            "not exist (create it, or give the directory itself)",
+                       path, target);
+    }
     if (saved == EEXIST)
-        return nb_fail(err, "cannot create directory %s: exists and is not a directory", path);
+        return nb_fail(err, "cannot create directory %s: it exists and is %s, not a directory",
+                       path, stat(path, &st) == 0 ? nb_file_kind(st.st_mode) : "no directory");
     return nb_fail(err, "cannot create directory %s: %s", path, strerror(saved));
 }
 
@@ -168,17 +179,42 @@ void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
+int line_file_free(const char *path, nb_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;   /* nothing there, or a device or FIFO: written through, not replaced */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;   /* what cannot be read is for the output rule to judge */
+    int busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    if (busy)
+        return nb_fail(err, "%s: the file it leads to is being written by another nabla run now "
+                            "(two runs' files linked to one file?): give each run its own",
+                       path);
+    return 0;
+}
+
 int start_appending(const char *path, const char *text, size_t n, nb_error *err)
 {
     nb_output o;
     int fd = -1;
-    if (nb_output_begin(&o, path, err) != 0)
+    if (line_file_free(path, err) != 0 || nb_output_begin(&o, path, err) != 0)
         return -1;
     if (nb_output_write(&o, text, n, err) != 0) {
         nb_output_abort(&o);
         return -1;
     }
-    return nb_output_commit(&o, &fd, err) == 0 ? fd : -1;
+    if (nb_output_commit(&o, &fd, err) != 0)
+        return -1;
+    /* Ours while it is open (line_file_free). A regular file only; a lock refused cannot be
+     * another run's on this new file, and would only make the check above weaker. */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        /* as said */
+    }
+    return fd;
 }
 
 int results_remove(const char *dir, nb_error *err)
@@ -256,7 +292,7 @@ int metrics_restore(const char *path, const char *text, metrics_log *log, nb_err
 
 int metrics_sync(int fd, const char *path, nb_error *err)
 {
-    if (nb_fsync_output(fd) != 0)
+    if (fd >= 0 && nb_fsync_output(fd) != 0)
         return nb_fail(err, "%s: fsync: %s", path, strerror(errno));
     return 0;
 }
@@ -303,10 +339,24 @@ int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_
         return -1;
     /* One write per line: O_APPEND puts it at the end in one piece. No fsync here: the file
      * reaches the disk with each checkpoint (metrics_sync), which holds a copy of it for a
-     * resumed run; one fsync per epoch would cost more than a small epoch. */
-    int rc = nb_write_all(fd, line, n) == 0 ? 0 : nb_fail(err, "%s: %s", path, strerror(errno));
-    if (rc == 0 && log)
-        rc = log_add(log, line, n, err);
+     * resumed run; one fsync per epoch would cost more than a small epoch. A line a stop cut
+     * short still goes to the log: the checkpoint keeps it, and --resume writes it. */
+    int rc = fd >= 0 ? append_run_line(fd, path, line, n, err) : 0;
+    if (rc >= 0 && log && log_add(log, line, n, err) != 0)
+        rc = -1;
     free(line);
     return rc;
+}
+
+int append_run_line(int fd, const char *path, const char *line, size_t n, nb_error *err)
+{
+    if (nb_write_all(fd, line, n) == 0)
+        return 0;
+    if (errno == EINTR) {
+        nb_fail(err, "%s: was not being read when the run stopped: its lines from there on "
+                     "are not in it (the checkpoint has them, and --resume writes them again)",
+                path);
+        return APPEND_CUT;
+    }
+    return nb_fail(err, "%s: %s", path, strerror(errno));
 }

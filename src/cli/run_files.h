@@ -44,10 +44,24 @@ int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error 
 cJSON *json_float(float v);
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
 
+/* Appends one line (n bytes, its newline included) to a file that grows line by line, open
+ * as fd: one write. Returns 0; -1 with err when it cannot be written; or APPEND_CUT when a stop
+ * signal found the file not being read (a FIFO or pipe whose reader does not read: the write
+ * gave up, nb_write_all), the line not in it, and err saying so: the caller writes no more
+ * lines there (none after a gap) and the stop proceeds, with its checkpoint. */
+#define APPEND_CUT 1
+int append_run_line(int fd, const char *path, const char *line, size_t n, nb_error *err);
+
 /* A file that grows line by line (metrics.jsonl, trace.jsonl, steps.jsonl): path gets its first
  * n bytes by the output rule (fileio.h: a regular file is replaced atomically, a device or FIFO
- * written through) and stays open for appending. Returns the descriptor, or -1 with err. */
+ * written through) and stays open for appending. Returns the descriptor, or -1 with err.
+ * A regular file is flock'd for as long as it is open: two runs whose files lead to one file
+ * (links to a shared file) would otherwise replace and interleave each other's lines. */
 int start_appending(const char *path, const char *text, size_t n, nb_error *err);
+
+/* Whether the file path leads to is free of another run writing it line by line
+ * (start_appending's flock). Returns 0, or -1 with a message naming path. */
+int line_file_free(const char *path, nb_error *err);
 
 /* metrics.jsonl: created empty when the run starts (or, resumed, as it was at the checkpoint:
  * metrics_restore) and kept open, then one line per epoch, each appended with a single write
@@ -62,9 +76,12 @@ typedef struct metrics_log {
 } metrics_log;
 int metrics_start(const char *path, nb_error *err);
 int metrics_restore(const char *path, const char *text, metrics_log *log, nb_error *err);
+/* Appends the epoch's line (to the log, and to the file unless fd is -1: one cut short).
+ * Returns what append_run_line returns; the line is in the log unless that is -1. */
 int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_log *log,
                    nb_error *err);
-/* fsyncs metrics.jsonl (appends are not fsync'd one by one; checkpoints sync it). */
+/* fsyncs metrics.jsonl (appends are not fsync'd one by one; checkpoints sync it); nothing when
+ * fd is -1. */
 int metrics_sync(int fd, const char *path, nb_error *err);
 void metrics_log_free(metrics_log *log);
 

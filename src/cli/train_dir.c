@@ -13,16 +13,20 @@
  * checkpoint and end on its SIGTERM: seconds at most. */
 #define TRIAL_LOCK_WAIT_SECONDS 10.0
 
-/* dir/name can be written by the output rule (writes), and removed as an earlier run's file
- * (removes: through_ok says whether a device or FIFO there is left as it is). */
-static int check_file(const char *dir, const char *name, int writes, int removes, int through_ok,
-                      nb_error *err)
+/* What the run does with one of its files: writes it by the output rule, and if it grows line
+ * by line, alone (not another run's through a link); removes an earlier run's (a device or
+ * FIFO there left as it is with THROUGH_OK: written through at the end). */
+enum { WRITES = 1, LINES = 2, REMOVES = 4, THROUGH_OK = 8 };
+
+/* Whether dir/name may be handled as `how` says. */
+static int check_file(const char *dir, const char *name, int how, nb_error *err)
 {
     char *path = path_join(dir, name);
     if (!path)
         return nb_fail(err, "out of memory");
-    int rc = (writes ? nb_output_check(path, err) : 0) != 0 ||
-                     (removes && run_file_removable(path, through_ok, err) != 0)
+    int rc = ((how & WRITES) && nb_output_check(path, err) != 0) ||
+                     ((how & LINES) && line_file_free(path, err) != 0) ||
+                     ((how & REMOVES) && run_file_removable(path, how & THROUGH_OK, err) != 0)
                  ? -1
                  : 0;
     free(path);
@@ -52,22 +56,21 @@ int train_dir_check(train_run *r, const char *dir)
     struct stat st;
     if (stat(dir, &st) != 0)
         return 0; /* new: nothing there yet */
-    static const char *const written[] = {"config.json", "metrics.jsonl"};
     static const char *const results[] = RUN_RESULT_FILES;
-    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++)
-        if (check_file(dir, written[i], 1, 0, 0, &r->err) != 0)
-            return -1;
+    if (check_file(dir, "config.json", WRITES, &r->err) != 0 ||
+        check_file(dir, "metrics.jsonl", WRITES | LINES, &r->err) != 0)
+        return -1;
     /* Written at the end, and removed at the start (a device or FIFO left for the end). */
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
-        if (check_file(dir, results[i], 1, 1, 1, &r->err) != 0)
+        if (check_file(dir, results[i], WRITES | REMOVES | THROUGH_OK, &r->err) != 0)
             return -1;
     /* A resumed run keeps these files as they are when its options leave them off; a new run
      * removes an earlier run's. */
     if ((o->trace || !resuming) &&
-        check_file(dir, TRACE_FILE, o->trace, !o->trace, 0, &r->err) != 0)
+        check_file(dir, TRACE_FILE, o->trace ? WRITES | LINES : REMOVES, &r->err) != 0)
         return -1;
     if ((o->eval_every > 0 || !resuming) &&
-        check_file(dir, STEPS_FILE, o->eval_every > 0, o->eval_every == 0, 0, &r->err) != 0)
+        check_file(dir, STEPS_FILE, o->eval_every > 0 ? WRITES | LINES : REMOVES, &r->err) != 0)
         return -1;
     return nb_checkpoint_check_files(dir, &r->err);
 }
