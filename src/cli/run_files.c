@@ -181,7 +181,11 @@ void remove_stale_temporaries(const char *dir)
 
 int line_file_free(const char *path, nb_error *err)
 {
+    /* Only a symbolic link leads two runs to one file (their own names are theirs, under
+     * their directories' locks, and a hard link is broken by the atomic replacement). */
     struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+        return 0;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return 0;   /* nothing there, or a device or FIFO: written through, not replaced */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);

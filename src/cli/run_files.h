@@ -59,8 +59,9 @@ int append_run_line(int fd, const char *path, const char *line, size_t n, nb_err
  * (links to a shared file) would otherwise replace and interleave each other's lines. */
 int start_appending(const char *path, const char *text, size_t n, nb_error *err);
 
-/* Whether the file path leads to is free of another run writing it line by line
- * (start_appending's flock). Returns 0, or -1 with a message naming path. */
+/* Whether the file the symbolic link path leads to is free of another run writing it line by
+ * line (start_appending's flock); a path that is no link is. Returns 0, or -1 with a message
+ * naming path. */
 int line_file_free(const char *path, nb_error *err);
 
 /* metrics.jsonl: created empty when the run starts (or, resumed, as it was at the checkpoint:
