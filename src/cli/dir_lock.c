@@ -253,9 +253,10 @@ int dir_lock_check(const dir_lock *l, nb_error *err)
     int removed;
     if (l->fd < 0 || still_there(l->fd, l->path, &removed))
         return 0;
-    return nb_fail(err, "%s/%s, this process's lock on %s, was %s while it held it: another "
-                        "process may be writing in %s now; stopping without writing more there",
-                   l->dir, DIR_LOCK_FILE, l->dir, removed ? "removed" : "replaced", l->dir);
+    return nb_fail(err, "%s/%s, this process's lock on %s, was removed or replaced while it "
+                        "held it: another process may be writing in %s now; stopping without "
+                        "writing more there",
+                   l->dir, DIR_LOCK_FILE, l->dir, l->dir);
 }
 
 void dir_lock_release(dir_lock *l)
