@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -95,6 +96,10 @@ typedef struct destination {
     int via_link;    /* path is a symbolic link */
 } destination;
 
+static nb_link_guard link_guard;
+
+void nb_set_link_guard(nb_link_guard guard) { link_guard = guard; }
+
 /* What path leads to. Returns 0, or -1 with a message naming path. */
 static int find_destination(const char *path, destination *d, nb_error *err)
 {
@@ -132,6 +137,11 @@ static int find_destination(const char *path, destination *d, nb_error *err)
     }
     if (!d->target)
         return nb_fail(err, "%s: out of memory", path);
+    if (d->via_link && link_guard && link_guard(path, err) != 0) {
+        free(d->target);
+        d->target = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -264,6 +274,25 @@ void nb_remove_unfinished_files(void)
 
 /* ---- writing ---- */
 
+/* Why a temporary file could not be made next to o's target (errno e), in the words of
+ * nb_output_check: its directory is missing, or cannot be written. */
+static int temp_failure(const nb_output *o, int e, nb_error *err)
+{
+    char *dir = dir_of(o->target);
+    int rc;
+    if (!dir)
+        rc = nb_fail(err, "%s: out of memory", o->name);
+    else if (e == ENOENT || e == ENOTDIR)
+        rc = nb_fail(err, "%s: directory %s does not exist", o->name, dir);
+    else if (e == EACCES || e == EPERM || e == EROFS)
+        rc = nb_fail(err, "%s: cannot write to directory %s: %s", o->name, dir, strerror(e));
+    else
+        rc = nb_fail(err, "%s: cannot create a temporary file next to it: %s", o->name,
+                     strerror(e));
+    free(dir);
+    return rc;
+}
+
 /* Distinguishes temporary names made by threads of one process; O_EXCL settles any race. */
 static atomic_uint tmp_counter;
 
@@ -290,8 +319,7 @@ static int create_temp(nb_output *o, nb_error *err)
         temp_forget(tmp);
         if (e != EEXIST) {
             free(tmp);
-            return nb_fail(err, "%s: cannot create a temporary file next to it: %s", o->name,
-                           strerror(e));
+            return temp_failure(o, e, err);
         }
     }
     free(tmp);
@@ -348,6 +376,27 @@ int nb_output_begin(nb_output *o, const char *path, nb_error *err)
     return 0;
 }
 
+static volatile sig_atomic_t *write_stop;
+
+void nb_set_write_stop(volatile sig_atomic_t *stop) { write_stop = stop; }
+
+/* With a stop under way: how much of n bytes may be written to fd without waiting (0: none,
+ * give up). *may_wait caches whether fd is anything but a regular file (-1: not known yet). */
+static size_t room_now(int fd, size_t n, int *may_wait)
+{
+    if (*may_wait < 0) {
+        struct stat st;
+        *may_wait = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
+    }
+    if (!*may_wait)
+        return n;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 0) != 1)
+        return 0;
+    /* POLLERR, POLLHUP: the write says what went wrong (EPIPE). */
+    return n < PIPE_BUF ? n : PIPE_BUF;
+}
+
 int nb_write_all(int fd, const void *data, size_t n)
 {
     /* SIGPIPE is blocked for the write and, if the write raised it, taken back: a FIFO
@@ -357,11 +406,17 @@ int nb_write_all(int fd, const void *data, size_t n)
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     const char *p = data;
-    int rc = 0, e = 0;
+    int rc = 0, e = 0, may_wait = -1;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        size_t piece = write_stop && *write_stop ? room_now(fd, n, &may_wait) : n;
+        if (piece == 0) {
+            e = EINTR;   /* a stop: the rest would wait for a reader that does not read */
+            rc = -1;
+            break;
+        }
+        ssize_t w = write(fd, p, piece);
         if (w < 0 && errno == EINTR)
-            continue;
+            continue;   /* a signal: a stop it set is seen above */
         if (w <= 0) {
             e = w < 0 ? errno : EIO;
             rc = -1;

@@ -18,10 +18,17 @@
 #ifndef NABLA_FILEIO_H
 #define NABLA_FILEIO_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "nabla.h"
+
+/* A check a program adds to the rule for a path that is a symbolic link, made before anything
+ * is written (the nabla program: its own files are never written through a link; see
+ * src/cli/dir_kind.h). Returns 0, or -1 with a message. NULL, the default: no check. */
+typedef int (*nb_link_guard)(const char *path, nb_error *err);
+void nb_set_link_guard(nb_link_guard guard);
 
 /* "a directory", "a FIFO", "a symbolic link", ... for a stat mode, for messages. */
 const char *nb_file_kind(mode_t mode);
@@ -67,8 +74,18 @@ int nb_write_parts_atomic(const char *path, const nb_file_part *parts, int n_par
 int nb_open_append(const char *path, nb_error *err);
 
 /* write() until all n bytes are out (through EINTR and partial writes). A FIFO whose reader
- * went away gives -1 with errno EPIPE, without the SIGPIPE that would kill the process. */
+ * went away gives -1 with errno EPIPE, without the SIGPIPE that would kill the process.
+ * Once the stop flag given to nb_set_write_stop is set (a program stopping on a signal), a
+ * write to anything but a regular file (a pipe, a FIFO, a terminal, a socket) no longer
+ * waits for its reader: what can go out at once does (polled, in pieces of at most PIPE_BUF
+ * bytes, which a pipe with room takes whole), and when the rest would wait (a reader that is
+ * paused or stopped), or the signal interrupts a write that waits, the write gives up: -1
+ * with errno EINTR, the bytes not written dropped. So one stop signal takes effect even while
+ * the program is blocked writing. */
 int nb_write_all(int fd, const void *data, size_t n);
+
+/* The flag that makes writes stop waiting (see nb_write_all); NULL, the default: none. */
+void nb_set_write_stop(volatile sig_atomic_t *stop);
 
 /* fsync where the file can be synced: a FIFO or a terminal cannot (EINVAL), which is no
  * failure. Returns 0, or -1 with errno. */

@@ -198,6 +198,10 @@ int cmd_report(int argc, char **argv)
                       : o.n_dirs == 1 ? path_join(o.dirs[0], "report.html") : strdup("report.html");
     strbuf b = {0};
     int rc = out ? 0 : nb_fail(&err, "out of memory");
+    /* Not over one of nabla's own files (a run's metrics.jsonl, a lock: dir_kind.h); a
+     * report.html anywhere is a report's. */
+    if (rc == 0)
+        rc = dir_check_output(out, "--out", NULL, "report.html", &err);
     if (rc == 0)
         rc = n_studies ? write_study(&o, &b, &err) : write_runs(&o, &b, &err);
     if (rc == 0 && b.failed)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dir_kind.h"
 #include "fileio.h"
 #include "model_io.h"
 #include "mpi_comm.h"
@@ -181,18 +182,30 @@ static int check_watch_options(train_run *r, int *exit_code)
 }
 
 /* Fails early (before training, before the run directory exists) when --save-weights could
- * not be written at the end: the output rule refuses it (a directory, a socket, ...), or its
+ * not be written at the end: it is one of nabla's own files or inside the run directory
+ * (out_dir; dir_kind.h), the output rule refuses it (a directory, a socket, ...), or its
  * directory is missing or not writable. */
-static int check_save_path(const char *path, nb_error *err)
+static int check_save_path(const char *path, const char *out_dir, nb_error *err)
 {
     if (!*path)
         return nb_fail(err, "--save-weights needs a file name");
+    if (dir_check_output(path, "--save-weights", out_dir, NULL, err) != 0)
+        return -1;
     if (nb_output_check(path, err) != 0) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         return nb_fail(err, "--save-weights %s", why);
     }
     return 0;
+}
+
+/* A stop found a file of the run not being read (a FIFO whose reader does not read): the run
+ * goes on to its stop, and says so at its end (the first such file). */
+static void note_cut(train_run *r, const nb_error *e)
+{
+    if (!r->cut_short)
+        r->cut = *e;
+    r->cut_short = 1;
 }
 
 /* ---- callbacks from nb_train ----
@@ -205,9 +218,15 @@ static int on_batch(const nb_progress *p, void *user)
     if (r->writer) {
         if (progress_batch(&r->prog, p) != 0)
             stop_for_output();   /* stops at the next step, with a checkpoint, as a signal does */
-        if (!(r->comm && r->callback_failed) &&
-            train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
-                             r->test.n > 0 ? &r->test : NULL, &r->err) != 0) {
+        nb_error e;
+        int rc = r->comm && r->callback_failed
+                     ? 0
+                     : train_trace_step(&r->trace, &r->model, p, r->dev.n > 0 ? &r->dev : NULL,
+                                        r->test.n > 0 ? &r->test : NULL, &e);
+        if (rc == APPEND_CUT)
+            note_cut(r, &e);
+        if (rc < 0) {
+            r->err = e;
             r->callback_failed = 1;
             if (!r->comm)
                 return 1;   /* stop, as when metrics.jsonl cannot be written */
@@ -224,8 +243,17 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     if (r->writer) {
         if (progress_epoch(&r->prog, m) != 0)
             stop_for_output();
-        if (!(r->comm && r->callback_failed) &&
-            metrics_append(r->metrics_fd, r->metrics_path, m, &r->log, &r->err) != 0) {
+        nb_error e;
+        int rc = r->comm && r->callback_failed
+                     ? 0
+                     : metrics_append(r->metrics_fd, r->metrics_path, m, &r->log, &e);
+        if (rc == APPEND_CUT) {
+            note_cut(r, &e);
+            close(r->metrics_fd);   /* no line after the gap; the log goes on */
+            r->metrics_fd = -1;
+        }
+        if (rc < 0) {
+            r->err = e;
             r->callback_failed = 1;
             if (!r->comm)
                 return 1;   /* stop: a run whose log cannot be written is not worth continuing */
@@ -284,6 +312,10 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
         {META_METRICS, r->log.text ? r->log.text : ""},
         {META_RANKS, r->ranks_text},
     };
+    /* Another writer may be in the directory if the lock was removed or replaced (nothing of
+     * nabla's does that, but a user can): the run stops rather than write over it. */
+    if (dir_lock_check(&r->lock, err) != 0)
+        return 1;
     /* The metrics, trace and evaluation lines up to this step reach the disk before the
      * checkpoint that a resumed run would keep them for. */
     if (checkpoint_due(r, s)) {
@@ -503,6 +535,8 @@ static int train_and_report(train_run *r)
             fprintf(stderr, " after %lld steps; checkpoint written to "
                             "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
                     (long long)res.steps, r->out_dir, command);
+        if (r->cut_short)
+            fprintf(stderr, "nabla: %s\n", r->cut.msg);
         cli_note_error("stopped by %s after %lld steps, its checkpoint written",
                        reason == STOP_OUTPUT_LOST ? "its lost standard output"
                        : reason == SIGTERM        ? "SIGTERM"
@@ -528,12 +562,17 @@ static int train_and_report(train_run *r)
     }
     rc = nb_model_save(&r->model, model_path, &r->err);
     free(model_path);
-    if (rc == 0 && r->opt.save_weights)
-        rc = nb_model_save(&r->model, r->opt.save_weights, &r->err);
     if (rc == 0)
         rc = train_write_summary(r, &res, &dev, &test);
     if (rc != 0)
         return runtime_error(&r->err);
+    /* The copy last: the run is complete without it, and says so if it cannot be written. The
+     * rule is checked again (the path may have changed since the run started). */
+    if (r->opt.save_weights &&
+        (check_save_path(r->opt.save_weights, r->out_dir, &r->err) != 0 ||
+         nb_model_save(&r->model, r->opt.save_weights, &r->err) != 0))
+        return cli_error("%s; the run itself is complete (%s/model.safetensors, summary.json)",
+                         r->err.msg, r->out_dir);
 
     if (res.diverged) {
         fprintf(stderr, "nabla: loss became NaN/inf at epoch %d step %lld; keeping the last good "
@@ -544,6 +583,8 @@ static int train_and_report(train_run *r)
         r->own_fault = 1;
     }
     print_result(r, &dev, &test, &res);
+    if (r->cut_short)   /* the stop came as the run ended: complete, but for that file */
+        return cli_error("%s", r->cut.msg);
     if (r->final_checkpoint_failed) {
         /* The run is complete; what it lacks is a way to continue from its very end. Said, but
          * not a failure: its results are all written (write_checkpoint). */
@@ -602,7 +643,8 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         return -1;
     /* Only rank 0 writes --out and --save-weights, so only its file system matters. */
     if (prepare(r) != 0 ||
-        (r->writer && r->opt.save_weights && check_save_path(r->opt.save_weights, &r->err) != 0) ||
+        (r->writer && r->opt.save_weights &&
+         check_save_path(r->opt.save_weights, r->opt.out, &r->err) != 0) ||
         (r->writer && r->opt.out && train_dir_check(r, r->opt.out) != 0)) {
         *code = runtime_error(&r->err);
         return -1;
@@ -636,7 +678,7 @@ static int create_run_files(train_run *r, int *code)
         return -1;
     }
     remove_stale_temporaries(r->out_dir);
-    if (train_write_config(r) != 0 || summary_remove(r->out_dir, &r->err) != 0 ||
+    if (train_write_config(r) != 0 || results_remove(r->out_dir, &r->err) != 0 ||
         (r->opt.resume ? resume_metrics(r) : start_fresh(r)) != 0 ||
         train_trace_start(&r->trace, r->out_dir, &r->opt, &r->model,
                           r->have_state ? r->state.steps : 0, r->opt.resume != NULL,
@@ -675,6 +717,9 @@ int cmd_train(int argc, char **argv)
         snprintf(r->out_dir, sizeof r->out_dir, "%s", r->opt.out);
     else
         default_run_dir(r->out_dir, sizeof r->out_dir);
+    /* "runs/x/" is "runs/x" (its files are named "runs/x/config.json"); "/" stays "/". */
+    for (size_t n = strlen(r->out_dir); n > 1 && r->out_dir[n - 1] == '/'; n--)
+        r->out_dir[n - 1] = '\0';
     r->metrics_path = path_join(r->out_dir, "metrics.jsonl");
     if (!r->metrics_path) {
         nb_fail(&r->err, "out of memory");

@@ -4,9 +4,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
 
@@ -135,6 +138,7 @@ int dir_contents_read(const char *path, dir_contents *c, nb_error *err)
             others_add(&aux, e->d_name, entry_is_dir(d, e));
             break;
         case ROLE_SHARED:
+            c->has_lock |= strcmp(e->d_name, ".lock") == 0;
             break;
         case ROLE_OTHER:
             others_add(&other, e->d_name, entry_is_dir(d, e));
@@ -168,6 +172,10 @@ int dir_check_for_run(const char *dir, const char *opt, int resuming, nb_error *
         return nb_fail(err, "%s %s: is a study of nabla tune (it holds %s), not a run "
                             "directory; its trials are (%s/trials/N)",
                        opt, dir, c.study_file, dir);
+    if (resuming && !c.run_file[0])
+        return nb_fail(err, "%s %s: is not a run directory (it holds none of a run's files: no "
+                            "checkpoint, config.json or metrics.jsonl); nothing to resume",
+                       opt, dir);
     if (!resuming && c.n_others > 0)
         return nb_fail(err, "%s %s: holds files that are not a nabla run's (%s); give a new "
                             "or empty directory, or a run directory",
@@ -193,4 +201,202 @@ int dir_check_for_study(const char *dir, nb_error *err)
                             "new or empty directory, or a study directory",
                        dir, c.others);
     return 0;
+}
+
+/* ---- nabla's own files ---- */
+
+/* "dir/name" (a new string; NULL when out of memory), with no doubled '/'. */
+static char *join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p)
+        snprintf(p, a + b + 2, "%s%s%s", dir, a > 0 && dir[a - 1] == '/' ? "" : "/", name);
+    return p;
+}
+
+/* Splits path at its last '/' (trailing ones ignored): *dir becomes a new string ("." for a
+ * bare name, "/" at the root), *name points into a new string too. Returns 0, or -1. */
+static int split_path(const char *path, char **dir, char **name)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    size_t len = strlen(copy);
+    while (len > 1 && copy[len - 1] == '/')
+        copy[--len] = '\0';
+    char *slash = strrchr(copy, '/');
+    if (!slash) {
+        *dir = strdup(".");
+        *name = copy;
+        copy = NULL;
+    } else {
+        *name = strdup(slash + 1);
+        slash[slash == copy ? 1 : 0] = '\0';
+        *dir = copy;
+        copy = NULL;
+    }
+    free(copy);
+    if (!*dir || !*name) {
+        free(*dir);
+        free(*name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Where path leads, absolute, with every symbolic link followed, whether it exists or not:
+ * realpath for what exists; for what does not, its directory's path and its name (a dangling
+ * link is followed to the name it gives). A new string, or NULL. */
+static char *canonical(const char *path, int depth)
+{
+    char *real = realpath(path, NULL);
+    if (real || depth > 40)
+        return real;
+    struct stat st;
+    char link[PATH_MAX];
+    ssize_t n;
+    char *dir, *name, *out = NULL;
+    if (split_path(path, &dir, &name) != 0)
+        return NULL;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+        (n = readlink(path, link, sizeof link - 1)) > 0) {
+        /* A dangling link: where it leads, relative to the directory that holds it. */
+        link[n] = '\0';
+        char *next = link[0] == '/' ? strdup(link) : join(dir, link);
+        out = next ? canonical(next, depth + 1) : NULL;
+        free(next);
+    } else if (strcmp(path, "/") != 0) {
+        char *parent = canonical(dir, depth + 1);
+        if (parent && strcmp(name, ".") == 0) {
+            out = parent;
+            parent = NULL;
+        } else if (parent && strcmp(name, "..") == 0) {
+            char *up, *last;
+            if (split_path(parent, &up, &last) == 0) {
+                out = up;
+                free(last);
+            }
+        } else if (parent) {
+            out = join(parent, name);
+        }
+        free(parent);
+    }
+    free(dir);
+    free(name);
+    return out;
+}
+
+/* Whether the file at target (canonical) is nabla's own: fills what with whose it is, "the
+ * run directory /x/r" or "the study /x/s's decompressed data". */
+static int owned_file(const char *target, char *what, size_t size)
+{
+    char *dir, *name;
+    if (split_path(target, &dir, &name) != 0)
+        return 0;
+    dir_contents c;
+    nb_error ignored;
+    int owned = 0;
+    if (known_name(name) >= 0 && dir_contents_read(dir, &c, &ignored) == 0 && c.is_dir &&
+        (c.run_file[0] || c.study_file[0] || c.has_lock)) {
+        snprintf(what, size, "the %s %s",
+                 c.study_file[0] ? "study" : c.run_file[0] ? "run directory"
+                                                           : "run or study directory",
+                 dir);
+        owned = 1;
+    }
+    char *study, *data;
+    if (!owned && split_path(dir, &study, &data) == 0) {
+        if (strcmp(data, "data") == 0 && dir_contents_read(study, &c, &ignored) == 0 &&
+            c.study_file[0]) {
+            snprintf(what, size, "the study %s's decompressed data", study);
+            owned = 1;
+        }
+        free(study);
+        free(data);
+    }
+    free(dir);
+    free(name);
+    return owned;
+}
+
+static int is_link(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+int dir_check_output(const char *path, const char *opt, const char *own_dir,
+                     const char *allowed, nb_error *err)
+{
+    char *target = canonical(path, 0);
+    char *own = own_dir ? canonical(own_dir, 0) : NULL;
+    char *dir = NULL, *name = NULL;
+    if (!target || (own_dir && !own) || split_path(target, &dir, &name) != 0) {
+        free(target);
+        free(own);
+        return nb_fail(err, "%s %s: cannot tell where it leads: %s", opt, path,
+                       strerror(errno ? errno : ENOMEM));
+    }
+    char what[2 * PATH_MAX];
+    int rc = 0;
+    int inside_own = own && strcmp(dir, own) == 0;
+    if (allowed && strcmp(name, allowed) == 0)
+        rc = 0;
+    else if (inside_own && known_name(name) >= 0)
+        rc = nb_fail(err, "%s %s: is this run's own %s (in %s); nabla writes it itself: give "
+                          "another file name",
+                     opt, path, name, own_dir);
+    else if (inside_own)
+        rc = nb_fail(err, "%s %s: is inside this run's directory %s, which holds the run's "
+                          "files only: give a file outside it",
+                     opt, path, own_dir);
+    else if (owned_file(target, what, sizeof what) && is_link(path))
+        rc = nb_fail(err, "%s %s: leads to %s, a file of %s, which nabla writes itself: give "
+                          "another file name",
+                     opt, path, target, what);
+    else if (owned_file(target, what, sizeof what))
+        rc = nb_fail(err, "%s %s: is a file of %s, which nabla writes itself: give another "
+                          "file name",
+                     opt, path, what);
+    free(target);
+    free(own);
+    free(dir);
+    free(name);
+    return rc;
+}
+
+int dir_link_guard(const char *path, nb_error *err)
+{
+    char *target = canonical(path, 0);
+    char what[2 * PATH_MAX];
+    int rc = 0;
+    if (target && owned_file(target, what, sizeof what))
+        rc = nb_fail(err, "%s: is a symbolic link to %s, a file of %s; nabla writes its own "
+                          "files under their own names only, never through a link: remove the "
+                          "link",
+                     path, target, what);
+    free(target);
+    return rc;
+}
+
+int dir_is_trial(const char *dir, char *study, size_t size)
+{
+    char *target = canonical(dir, 0);
+    char *parent = NULL, *name = NULL, *top = NULL, *trials = NULL;
+    int yes = 0;
+    if (target && split_path(target, &parent, &name) == 0 &&
+        split_path(parent, &top, &trials) == 0 && strcmp(trials, "trials") == 0) {
+        dir_contents c;
+        nb_error ignored;
+        yes = dir_contents_read(top, &c, &ignored) == 0 && c.study_file[0];
+        if (yes)
+            snprintf(study, size, "%s", top);
+    }
+    free(target);
+    free(parent);
+    free(name);
+    free(top);
+    free(trials);
+    return yes;
 }

@@ -2,6 +2,7 @@
 #include "dir_lock.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,61 +106,134 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Opens DIR/.lock, creating it; it must be a regular file (a FIFO or device there must not
- * block or be written, a symbolic link not followed). */
-static int open_lock_file(const char *dir, nb_error *err)
+/* What is wrong with a lock file of this kind and link count, or NULL when nothing is. */
+static const char *lock_file_fault(const struct stat *st, char *buf, size_t size)
 {
-    char *path = path_join(dir, DIR_LOCK_FILE);
-    if (!path)
-        return nb_fail(err, "out of memory");
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-    struct stat st;
-    if (fd < 0 && errno == ELOOP)
-        nb_fail(err, "%s: is a symbolic link; the lock must be a regular file: move it away",
-                path);
-    else if (fd < 0)
-        nb_fail(err, "%s: cannot create the lock: %s", path, strerror(errno));
-    else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        nb_fail(err, "%s: is %s; the lock must be a regular file: move it away", path,
-                nb_file_kind(st.st_mode));
-        close(fd);
-        fd = -1;
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(buf, size, "is %s", nb_file_kind(st->st_mode));
+        return buf;
     }
-    free(path);
+    if (st->st_nlink != 1) {
+        /* Another name for the same file: whatever it holds would be truncated and written. */
+        snprintf(buf, size, "is a regular file with %ju names (a hard link: another name for "
+                            "it is elsewhere)", (uintmax_t)st->st_nlink);
+        return buf;
+    }
+    return NULL;
+}
+
+/* Opens DIR/.lock (path), creating it; it must be a regular file of one link. What is there is
+ * looked at before it is opened (a device must not even be opened, a FIFO must not block, a
+ * symbolic link is not followed) and again once it is open. */
+static int open_lock_file(const char *path, const char *shown, nb_error *err)
+{
+    struct stat st;
+    char why[128];
+    if (lstat(path, &st) == 0 && lock_file_fault(&st, why, sizeof why))
+        return nb_fail(err, "%s: %s; the lock must be a regular file of its own: move it away",
+                       shown, why);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP)
+        return nb_fail(err, "%s: is a symbolic link; the lock must be a regular file of its "
+                            "own: move it away", shown);
+    if (fd < 0)
+        return nb_fail(err, "%s: cannot create the lock: %s", shown, strerror(errno));
+    const char *fault =
+        fstat(fd, &st) != 0 ? strerror(errno) : lock_file_fault(&st, why, sizeof why);
+    if (fault) {
+        nb_fail(err, "%s: %s; the lock must be a regular file of its own: move it away", shown,
+                fault);
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
-int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *err)
+/* Whether fd is the file at path now (not removed or replaced since it was opened). */
+static int still_there(int fd, const char *path, int *removed)
 {
-    l->fd = -1;
-    int fd = open_lock_file(dir, err);
-    if (fd < 0)
-        return DIR_LOCK_FAILED;
+    struct stat at, held;
+    *removed = lstat(path, &at) != 0;
+    return !*removed && fstat(fd, &held) == 0 && at.st_dev == held.st_dev &&
+           at.st_ino == held.st_ino;
+}
+
+/* Waits for the lock on fd as dir_lock_take says. */
+static int wait_for_lock(int fd, const char *dir, double wait_seconds, int *said, nb_error *err)
+{
     double give_up = now_seconds() + wait_seconds;
-    int said = 0;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;
         if (errno != EWOULDBLOCK) {
             nb_fail(err, "%s/%s: cannot lock it: %s", dir, DIR_LOCK_FILE, strerror(errno));
-            close(fd);
             return DIR_LOCK_FAILED;
         }
         held_by(dir, fd, err);
         if (now_seconds() >= give_up) {
-            close(fd);
             char who[sizeof err->msg];
             snprintf(who, sizeof who, "%s", err->msg);
             nb_fail(err, "%s; wait for it to end, or stop it", who);
             return DIR_LOCK_HELD;
         }
-        if (!said) {
+        if (!*said) {
             fprintf(stderr, "nabla: %s; waiting up to %.0f s for it to end\n", err->msg,
                     wait_seconds);
-            said = 1;
+            *said = 1;
         }
         const struct timespec tick = {0, 100 * 1000 * 1000};
         nanosleep(&tick, NULL);
+    }
+    return DIR_LOCK_TAKEN;
+}
+
+/* How many times a lock whose file was replaced while it was being taken is taken again. */
+#define LOCK_ATTEMPTS 20
+
+int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *err)
+{
+    l->fd = -1;
+    l->path = l->dir = NULL;
+    char *absolute = realpath(dir, NULL);
+    if (!absolute) {
+        nb_fail(err, "%s: %s", dir, strerror(errno));
+        return DIR_LOCK_FAILED;
+    }
+    char *path = path_join(absolute, DIR_LOCK_FILE);
+    char *name = strdup(dir);
+    char *shown = path_join(dir, DIR_LOCK_FILE);
+    free(absolute);
+    if (!path || !name || !shown) {
+        free(path);
+        free(name);
+        free(shown);
+        nb_fail(err, "out of memory");
+        return DIR_LOCK_FAILED;
+    }
+    int said = 0, got = DIR_LOCK_FAILED, fd = -1;
+    for (int attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+        fd = open_lock_file(path, shown, err);
+        if (fd < 0)
+            break;
+        got = wait_for_lock(fd, dir, wait_seconds, &said, err);
+        int removed;
+        if (got != DIR_LOCK_TAKEN || still_there(fd, path, &removed))
+            break;
+        /* Locked, but no longer DIR/.lock: the next process would lock the file there now.
+         * Taken again, on the file that is there. */
+        close(fd);
+        fd = -1;
+        got = DIR_LOCK_FAILED;
+        nb_fail(err, "%s: was replaced or removed each time it was locked (%d times); "
+                     "something else is changing it", shown, LOCK_ATTEMPTS);
+    }
+    free(shown);
+    if (got != DIR_LOCK_TAKEN) {
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        free(name);
+        return got;
     }
     /* Who holds it, for the next one. A line that cannot be written (a full disk) only makes
      * that message vaguer: the lock is held all the same. */
@@ -169,16 +243,33 @@ int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *e
         /* as said: not an error */
     }
     l->fd = fd;
+    l->path = path;
+    l->dir = name;
     return DIR_LOCK_TAKEN;
+}
+
+int dir_lock_check(const dir_lock *l, nb_error *err)
+{
+    int removed;
+    if (l->fd < 0 || still_there(l->fd, l->path, &removed))
+        return 0;
+    return nb_fail(err, "%s/%s, this process's lock on %s, was removed or replaced while it "
+                        "held it: another process may be writing in %s now; stopping without "
+                        "writing more there",
+                   l->dir, DIR_LOCK_FILE, l->dir, l->dir);
 }
 
 void dir_lock_release(dir_lock *l)
 {
-    if (l->fd < 0)
-        return;
-    if (ftruncate(l->fd, 0) != 0) {
+    /* Emptied only while it is still the lock: a file put in its place is not ours. */
+    int removed;
+    if (l->fd >= 0 && still_there(l->fd, l->path, &removed) && ftruncate(l->fd, 0) != 0) {
         /* the next holder overwrites the line anyway */
     }
-    close(l->fd);
+    if (l->fd >= 0)
+        close(l->fd);
+    free(l->path);
+    free(l->dir);
     l->fd = -1;
+    l->path = l->dir = NULL;
 }

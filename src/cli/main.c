@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dir_kind.h"
+#include "fileio.h"
 #include "mpi_comm.h"
 #include "nabla.h"
 #include "options.h"
@@ -172,6 +174,8 @@ int main(int argc, char **argv)
     self_exe_init();
     restart_with_better_blas(argv);
     output_start();
+    /* No file is written through a link to one of nabla's own files (dir_kind.h). */
+    nb_set_link_guard(dir_link_guard);
     int code = job_start(&argc, &argv);
     if (code == EXIT_OK)
         code = run_command(argc, argv);

@@ -12,10 +12,13 @@
 #ifndef NABLA_CLI_OUTPUT_H
 #define NABLA_CLI_OUTPUT_H
 
-/* Called by main first: ignores SIGPIPE, puts /dev/null, opened read-only, on descriptors 0, 1
- * and 2 if they are closed (`nabla help >&-`), so that no file the program opens lands there
- * and receives what is meant for stdout (writes to such a stdout fail: EBADF), and replaces
- * stdout by the checked stream. */
+/* Called by main first: ignores SIGPIPE, fills descriptors 0, 1 and 2 if they are closed
+ * (`nabla help >&-`), so that no file the program opens lands there and receives what is meant
+ * for stdout or stderr: stdin gets /dev/null, stdout and stderr a pipe no one reads, whose
+ * writes fail (a write to such a stdout is reported as EBADF, "Bad file descriptor") and whose
+ * names (/dev/stdout, /dev/stderr) the output rule refuses as a FIFO with no reader, so that
+ * `--save-weights /dev/stderr 2>&-` fails instead of writing nowhere. Then replaces stdout by
+ * the checked stream. */
 void output_start(void);
 
 /* Flushes stdout. Returns 0, or -1 when this or any earlier write to it failed (the failure is
@@ -31,7 +34,8 @@ void output_failure_told(void);
 
 /* Called by main last, with the command's exit code: flushes stdout, and if any write to it
  * failed, says so (unless the command did) and returns 1 where the command returned 0. Other
- * codes are kept: they say more (a usage error, a run stopped with a checkpoint). */
+ * codes are kept: they say more (a usage error, a run stopped with a checkpoint). Output a stop
+ * dropped (stdout was not being read when it came: nb_write_all) is said too. */
 int output_finish(int code);
 
 #endif /* NABLA_CLI_OUTPUT_H */

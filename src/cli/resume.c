@@ -78,6 +78,30 @@ static int parse_stored_args(const char *json, stored_args *out, nb_error *err)
     return rc;
 }
 
+int resume_same_run(const nb_st_file *f, const train_options *expected, const char *cwd,
+                    char *what, size_t size)
+{
+    const char *run_cwd = nb_st_meta_get(f, META_CWD);
+    stored_args a;
+    nb_error err;
+    if (!run_cwd) {
+        snprintf(what, size, "it has no working directory in its metadata");
+        return 0;
+    }
+    if (parse_stored_args(nb_st_meta_get(f, META_ARGV), &a, &err) != 0) {
+        snprintf(what, size, "%s", err.msg);
+        return 0;
+    }
+    train_options stored;
+    int code, same = 0;
+    if (train_options_parse(&stored, a.argc, a.argv, &code) != 0)
+        snprintf(what, size, "its arguments no longer parse");
+    else
+        same = train_options_same_run(&stored, run_cwd, expected, cwd, what, size);
+    stored_args_free(&a);
+    return same;
+}
+
 static stored_args kept_args; /* the strings the resumed options point into */
 
 char *resume_argv_json(const train_options *o)

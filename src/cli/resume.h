@@ -35,6 +35,12 @@ typedef struct resume_point {
 int resume_open(train_options *o, resume_point *p, int *exit_code);
 void resume_close(resume_point *p);
 
+/* Whether the checkpoint f is one of the run that `expected` (options parsed in the working
+ * directory cwd) describes: the arguments and working directory it stores give the same run
+ * (train_options_same_run). Returns 1 if so, else 0 with what saying how it differs. */
+int resume_same_run(const nb_st_file *f, const train_options *expected, const char *cwd,
+                    char *what, size_t size);
+
 /* The arguments a resumed run's own checkpoints store: the run's, with its --epochs, --threads
  * and --checkpoint-every as they are now (later options win), so resuming again continues the
  * extended run. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,8 +41,18 @@ static int make_one_dir(const char *path, int *created, nb_error *err)
     int saved = errno;
     if (saved == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
+    char target[4096];
+    ssize_t n;
+    if (saved == EEXIST && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+        (n = readlink(path, target, sizeof target - 1)) >= 0) {
+        target[n] = '\0';
+        return nb_fail(err, "cannot create directory %s: it is a symbolic link to %s, which does "
+                            "not exist (create it, or give the directory itself)",
+                       path, target);
+    }
     if (saved == EEXIST)
-        return nb_fail(err, "cannot create directory %s: exists and is not a directory", path);
+        return nb_fail(err, "cannot create directory %s: it exists and is %s, not a directory",
+                       path, stat(path, &st) == 0 ? nb_file_kind(st.st_mode) : "no directory");
     return nb_fail(err, "cannot create directory %s: %s", path, strerror(saved));
 }
 
@@ -168,34 +179,57 @@ void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
+int line_file_free(const char *path, nb_error *err)
+{
+    /* Only a symbolic link leads two runs to one file (their own names are theirs, under
+     * their directories' locks, and a hard link is broken by the atomic replacement). */
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+        return 0;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;   /* nothing there, or a device or FIFO: written through, not replaced */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;   /* what cannot be read is for the output rule to judge */
+    int busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    if (busy)
+        return nb_fail(err, "%s: the file it leads to is being written by another nabla run now "
+                            "(two runs' files linked to one file?): give each run its own",
+                       path);
+    return 0;
+}
+
 int start_appending(const char *path, const char *text, size_t n, nb_error *err)
 {
     nb_output o;
     int fd = -1;
-    if (nb_output_begin(&o, path, err) != 0)
+    if (line_file_free(path, err) != 0 || nb_output_begin(&o, path, err) != 0)
         return -1;
     if (nb_output_write(&o, text, n, err) != 0) {
         nb_output_abort(&o);
         return -1;
     }
-    return nb_output_commit(&o, &fd, err) == 0 ? fd : -1;
+    if (nb_output_commit(&o, &fd, err) != 0)
+        return -1;
+    /* Ours while it is open (line_file_free). A regular file only; a lock refused cannot be
+     * another run's on this new file, and would only make the check above weaker. */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        /* as said */
+    }
+    return fd;
 }
 
-int summary_remove(const char *dir, nb_error *err)
+int results_remove(const char *dir, nb_error *err)
 {
-    char *path = path_join(dir, "summary.json");
-    if (!path)
-        return nb_fail(err, "out of memory");
-    /* What the output rule (fileio.h) would replace: summary.json when it is a regular file, or
-     * through a symbolic link the regular file it leads to (the link stays, as the user made
-     * it). A device or FIFO there holds no earlier summary, and is left alone. */
-    struct stat st;
-    char *target = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? realpath(path, NULL) : NULL;
-    int rc = !target || unlink(target) == 0 || errno == ENOENT
-                 ? 0
-                 : nb_fail(err, "cannot remove %s: %s", target, strerror(errno));
-    free(target);
-    free(path);
+    static const char *const names[] = RUN_RESULT_FILES;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++) {
+        char *path = path_join(dir, names[i]);
+        rc = path ? run_file_remove(path, 1, err) : nb_fail(err, "out of memory");
+        free(path);
+    }
     return rc;
 }
 
@@ -204,15 +238,26 @@ int metrics_start(const char *path, nb_error *err)
     return start_appending(path, "", 0, err);
 }
 
-int run_file_removable(const char *path, nb_error *err)
+int run_file_removable(const char *path, int through_ok, nb_error *err)
 {
     struct stat st;
     if (lstat(path, &st) != 0)
         return errno == ENOENT ? 0 : nb_fail(err, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return nb_fail(err, "%s: is %s, which a new run would remove as an earlier run's file; "
-                            "nabla leaves it alone: move it away",
-                       path, nb_file_kind(st.st_mode));
+    if (S_ISREG(st.st_mode) || (through_ok && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))))
+        return 0;
+    return nb_fail(err, "%s: is %s, which a run removes when it starts, as an earlier run's file; "
+                        "nabla removes only regular files, and follows no link to remove what it "
+                        "leads to: move it away",
+                   path, nb_file_kind(st.st_mode));
+}
+
+int run_file_remove(const char *path, int through_ok, nb_error *err)
+{
+    struct stat st;
+    if (run_file_removable(path, through_ok, err) != 0)
+        return -1;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) != 0 && errno != ENOENT)
+        return nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -251,7 +296,7 @@ int metrics_restore(const char *path, const char *text, metrics_log *log, nb_err
 
 int metrics_sync(int fd, const char *path, nb_error *err)
 {
-    if (nb_fsync_output(fd) != 0)
+    if (fd >= 0 && nb_fsync_output(fd) != 0)
         return nb_fail(err, "%s: fsync: %s", path, strerror(errno));
     return 0;
 }
@@ -298,10 +343,24 @@ int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_
         return -1;
     /* One write per line: O_APPEND puts it at the end in one piece. No fsync here: the file
      * reaches the disk with each checkpoint (metrics_sync), which holds a copy of it for a
-     * resumed run; one fsync per epoch would cost more than a small epoch. */
-    int rc = nb_write_all(fd, line, n) == 0 ? 0 : nb_fail(err, "%s: %s", path, strerror(errno));
-    if (rc == 0 && log)
-        rc = log_add(log, line, n, err);
+     * resumed run; one fsync per epoch would cost more than a small epoch. A line a stop cut
+     * short still goes to the log: the checkpoint keeps it, and --resume writes it. */
+    int rc = fd >= 0 ? append_run_line(fd, path, line, n, err) : 0;
+    if (rc >= 0 && log && log_add(log, line, n, err) != 0)
+        rc = -1;
     free(line);
     return rc;
+}
+
+int append_run_line(int fd, const char *path, const char *line, size_t n, nb_error *err)
+{
+    if (nb_write_all(fd, line, n) == 0)
+        return 0;
+    if (errno == EINTR) {
+        nb_fail(err, "%s: was not being read when the run stopped: its lines from there on "
+                     "are not in it (the checkpoint has them, and --resume writes them again)",
+                path);
+        return APPEND_CUT;
+    }
+    return nb_fail(err, "%s: %s", path, strerror(errno));
 }

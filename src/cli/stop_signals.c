@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "nabla.h"
 #include "options.h"
 
@@ -161,11 +162,22 @@ static void say_number(int64_t v)
     say(digits + i);
 }
 
+/* A first signal taken on another thread, passed on to the writing one: that thread may be
+ * blocked in a write to a pipe nobody reads, which only a signal on it interrupts (the
+ * handler has no SA_RESTART, so the write returns EINTR and gives up: nb_write_all). */
+static atomic_int passed_on;
+
 static void on_stop_signal(int sig)
 {
+    if (pthread_equal(pthread_self(), writer_thread) && atomic_exchange(&passed_on, 0))
+        return;   /* the first signal, passed on: it did its work by interrupting */
     if (atomic_fetch_add(&signals_seen, 1) == 0) {
         if (!stop_flag)
             stop_flag = sig;
+        if (!pthread_equal(pthread_self(), writer_thread)) {
+            atomic_store(&passed_on, 1);
+            pthread_kill(writer_thread, sig);
+        }
         return;
     }
     if (atomic_load(&finishing))
@@ -197,6 +209,9 @@ static void on_stop_signal(int sig)
 void stop_signals_install(void)
 {
     writer_thread = pthread_self();
+    /* From the first stop on, writes to pipes, FIFOs and terminals no longer wait for their
+     * reader (fileio.h): the stop takes effect even while output is blocked. */
+    nb_set_write_stop(&stop_flag);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;

@@ -3,7 +3,9 @@
 #include "train_options.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -538,4 +540,110 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
     if (check_trace(o, exit_code) != 0)
         return -1;
     return check_combinations(o, exit_code);
+}
+
+/* ---- the same run? ---- */
+
+/* The real path of a path option given in cwd, or NULL when it leads to nothing that exists
+ * (or is not given). A new string. */
+static char *real_path_in(const char *path, const char *cwd)
+{
+    if (!path)
+        return NULL;
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *joined = malloc(n);
+    if (!joined)
+        return NULL;
+    snprintf(joined, n, "%s%s%s", path[0] == '/' ? "" : cwd, path[0] == '/' ? "" : "/", path);
+    char *real = realpath(joined, NULL);
+    free(joined);
+    return real;
+}
+
+/* The same path option: both absent, both leading to the same file, or the same words for
+ * what is no file (a synthetic set's name). */
+static int same_path(const char *a, const char *cwd_a, const char *b, const char *cwd_b)
+{
+    if (!a || !b)
+        return !a && !b;
+    char *ra = real_path_in(a, cwd_a), *rb = real_path_in(b, cwd_b);
+    int same = ra && rb ? strcmp(ra, rb) == 0 : !ra && !rb && strcmp(a, b) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+int train_options_same_run(const train_options *a, const char *cwd_a, const train_options *b,
+                           const char *cwd_b, char *what, size_t size)
+{
+#define DIFFERS(name, fmt, x, y)                                                            \
+    do {                                                                                    \
+        snprintf(what, size, "%s is " fmt ", not " fmt, name, x, y);                          \
+        return 0;                                                                           \
+    } while (0)
+#define SAME_NUMBER(name, field)                                                            \
+    if (a->field != b->field)                                                               \
+    DIFFERS(name, "%g", (double)a->field, (double)b->field)
+#define SAME_FLAG(name, field)                                                              \
+    if (!a->field != !b->field)                                                             \
+    DIFFERS(name, "%s", a->field ? "given" : "not given", b->field ? "given" : "not given")
+#define SAME_PATH(name, field)                                                              \
+    if (!same_path(a->field, cwd_a, b->field, cwd_b))                                       \
+    DIFFERS(name, "%s", a->field ? a->field : "not given", b->field ? b->field : "not given")
+
+    SAME_PATH("--data", src.data);
+    SAME_PATH("--test", src.test);
+    SAME_FLAG("--test none", src.no_test);
+    SAME_NUMBER("--samples", src.samples);
+    SAME_NUMBER("--noise", src.noise);
+    if (a->src.seed != b->src.seed)
+        DIFFERS("--seed", "%llu", (unsigned long long)a->src.seed,
+                (unsigned long long)b->src.seed);
+    SAME_NUMBER("--dev-fraction", dev_fraction);
+    SAME_FLAG("--normalize standard", normalize);
+    int same_layers = a->spec.n_hidden == b->spec.n_hidden;
+    for (int i = 0; same_layers && i < a->spec.n_hidden; i++)
+        same_layers = a->spec.hidden[i] == b->spec.hidden[i];
+    if (!same_layers)
+        DIFFERS("--layers", "%s", a->layers ? a->layers : "the default",
+                b->layers ? b->layers : "the default");
+    if (a->spec.activation != b->spec.activation)
+        DIFFERS("--activation", "%s", nb_activation_name(a->spec.activation),
+                nb_activation_name(b->spec.activation));
+    SAME_NUMBER("--leaky-slope", leaky_slope);
+    SAME_FLAG("--batchnorm", spec.batchnorm);
+    SAME_FLAG("--sync-batchnorm", sync_batchnorm);
+    SAME_PATH("--init-weights", init_weights);
+    if (a->optimizer != b->optimizer)
+        DIFFERS("--optimizer", "%s", nb_optimizer_name(a->optimizer),
+                nb_optimizer_name(b->optimizer));
+    SAME_NUMBER("--lr", lr);
+    SAME_NUMBER("--beta", beta);
+    SAME_NUMBER("--beta2", beta2);
+    SAME_NUMBER("--eps", eps);
+    SAME_NUMBER("--weight-decay", weight_decay);
+    SAME_FLAG("--bias-correction", bias_correction);
+    SAME_NUMBER("--batch-size", batch_size);
+    SAME_NUMBER("--epochs", epochs);
+    SAME_NUMBER("--max-steps", max_steps);
+    if (!a->shuffle != !b->shuffle)
+        DIFFERS("--no-shuffle", "%s", a->shuffle ? "not given" : "given",
+                b->shuffle ? "not given" : "given");
+    if (a->decay != b->decay)
+        DIFFERS("--lr-decay", "%s", nb_decay_name(a->decay), nb_decay_name(b->decay));
+    SAME_NUMBER("--decay-rate", decay_rate);
+    SAME_NUMBER("--decay-interval", decay_interval);
+    SAME_NUMBER("--warmup-epochs", warmup_epochs);
+    SAME_NUMBER("--decay-epochs", decay_epochs);
+    SAME_PATH("--save-weights", save_weights);
+    SAME_FLAG("--trace-activations", trace);
+    SAME_NUMBER("--trace-layer", trace_layer);
+    SAME_NUMBER("--trace-unit", trace_unit);
+    SAME_NUMBER("--trace-every", trace_every);
+    SAME_NUMBER("--eval-every", eval_every);
+    return 1;
+#undef DIFFERS
+#undef SAME_NUMBER
+#undef SAME_FLAG
+#undef SAME_PATH
 }

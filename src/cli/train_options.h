@@ -2,6 +2,7 @@
 #ifndef NABLA_CLI_TRAIN_OPTIONS_H
 #define NABLA_CLI_TRAIN_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nabla.h"
@@ -56,6 +57,15 @@ nb_schedule train_schedule(const train_options *o);
  * --decay-epochs left out, however each was written: the start of a command that gives the
  * run's length again. Fills kept (room for argc pointers, into argv) and returns the count. */
 int train_args_without_length(int argc, char **argv, char **kept);
+
+/* Whether a and b, parsed from arguments given in the working directories cwd_a and cwd_b,
+ * train the same run: every option that shapes the data, the model, training or the run's
+ * files is the same (paths compared by where they lead). --threads, --quiet,
+ * --checkpoint-every and --resume change nothing in a run's results and are not compared. Returns 1
+ * when they are the same; else 0, with what naming the first that differs ("--lr is 0.5, not
+ * 0.0123": a's value first). */
+int train_options_same_run(const train_options *a, const char *cwd_a, const train_options *b,
+                           const char *cwd_b, char *what, size_t size);
 
 /* How `nabla train` takes --name (name without the dashes): 1 with a value, 0 as a flag, -1
  * not at all (--help included). */

@@ -48,6 +48,8 @@ typedef struct train_run {
     int final_checkpoint_failed; /* the run's last checkpoint was not written: ... */
     nb_error final_checkpoint;   /* ... why */
     double checkpoint_cost;      /* seconds it took (0 before the first) */
+    int cut_short;               /* a stop found a file of the run not being read (a FIFO): */
+    nb_error cut;                /* ... which, said when the run ends (run_files.h) */
     double last_train_accuracy;  /* of the last epoch, for the summary */
     double last_train_loss;
     train_trace trace;           /* --trace-activations and --eval-every */

@@ -105,15 +105,20 @@ size_t percentiles(float *v, size_t n, const double *pct, int k, double *out)
 /* A file is open when it has a path and a descriptor (a zeroed step_file has neither). */
 static int is_open(const step_file *f) { return f->path && f->fd >= 0; }
 
-/* One JSON object as one line, with one write (O_APPEND puts it at the end in one piece). */
+/* One JSON object as one line, with one write (O_APPEND puts it at the end in one piece).
+ * Returns what append_run_line returns; a file a stop cut short is closed (no line after the
+ * gap). */
 static int append_line(step_file *f, cJSON *j, nb_error *err)
 {
     size_t n;
     char *line = json_line(j, &n, err);
     if (!line)
         return -1;
-    int rc = nb_write_all(f->fd, line, n) == 0 ? 0
-                                               : nb_fail(err, "%s: %s", f->path, strerror(errno));
+    int rc = append_run_line(f->fd, f->path, line, n, err);
+    if (rc == APPEND_CUT) {
+        close(f->fd);
+        f->fd = -1;
+    }
     free(line);
     return rc;
 }
@@ -169,10 +174,7 @@ static int start_file(step_file *f, const char *dir, const char *name, int on, i
     if (!on) {
         /* A new run in a directory does not leave an earlier run's file to be taken for its
          * own; a resumed run never had one to remove. */
-        int rc = 0;
-        if (!resuming && (rc = run_file_removable(path, err)) == 0 && unlink(path) != 0 &&
-            errno != ENOENT)
-            rc = nb_fail(err, "cannot remove %s: %s", path, strerror(errno));
+        int rc = resuming ? 0 : run_file_remove(path, 0, err);
         free(path);
         return rc;
     }
@@ -262,13 +264,18 @@ int train_trace_step(train_trace *t, nb_model *m, const nb_progress *p, const nb
 {
     t->steps++;
     /* The trace first: evaluating runs the graph again, over the step's values. */
-    if (is_open(&t->trace) && (t->steps == 1 || t->steps % t->trace_every == 0) &&
-        write_trace(t, p, err) != 0)
-        return -1;
-    if (is_open(&t->evals) && t->steps % t->eval_every == 0 &&
-        write_evaluation(t, m, p, dev, test, err) != 0)
-        return -1;
-    return 0;
+    int rc = 0;
+    if (is_open(&t->trace) && (t->steps == 1 || t->steps % t->trace_every == 0))
+        rc = write_trace(t, p, err);
+    if (rc >= 0 && is_open(&t->evals) && t->steps % t->eval_every == 0) {
+        nb_error e;
+        int r2 = write_evaluation(t, m, p, dev, test, &e);
+        if (r2 < 0 || (rc == 0 && r2 == APPEND_CUT)) {
+            *err = e;
+            rc = r2;
+        }
+    }
+    return rc;
 }
 
 static int sync_file(const step_file *f, nb_error *err)

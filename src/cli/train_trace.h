@@ -72,7 +72,9 @@ int train_trace_start(train_trace *t, const char *dir, const train_options *o,
                       const nb_model *m, int64_t steps_done, int resuming, nb_error *err);
 
 /* Called once after every optimizer step (nb_train's on_batch), p that step's progress: counts
- * it and writes the records that fall on it. dev and test may be NULL. */
+ * it and writes the records that fall on it. dev and test may be NULL. Returns 0, -1 with err,
+ * or APPEND_CUT (run_files.h) with err when a stop found a file not being read: that file
+ * takes no more lines, and the run goes on to its stop. */
 int train_trace_step(train_trace *t, nb_model *m, const nb_progress *p, const nb_dataset *dev,
                      const nb_dataset *test, nb_error *err);
 

@@ -27,11 +27,13 @@
 #include "mpi_comm.h"
 #include "options.h"
 #include "output.h"
+#include "resume.h"
 #include "run_check.h"
 #include "run_files.h"
 #include "stop_signals.h"
 #include "threads.h"
 #include "trial_channel.h"
+#include "train_options.h"
 #include "trial_process.h"
 #include "tune_agent.h"
 #include "tune_plan.h"
@@ -104,8 +106,39 @@ static void free_process_args(char **args)
     tune_args_free(args);
 }
 
+/* Whether the checkpoint f in trial i's directory is the trial's own: its arguments give the
+ * run the tuner starts trial i with (base: its configuration, tail: what the tuner adds). A
+ * directory the trial never wrote (another run put there, another trial's copied in) would
+ * otherwise be continued as the trial's and judged as its result. Returns 0, or -1 with a
+ * message that says what to do. */
+static int check_own_checkpoint(const runner *r, int i, const char *dir, const nb_st_file *f,
+                                char **base, int argc, const char *const *tail, size_t n_tail)
+{
+    char **argv = calloc((size_t)argc + n_tail + 1, sizeof *argv);
+    char cwd[CLI_MAX_PATH], what[512];
+    if (!argv || !getcwd(cwd, sizeof cwd)) {
+        free(argv);
+        return nb_fail(r->err, "%s", argv ? strerror(errno) : "out of memory");
+    }
+    memcpy(argv, base, (size_t)argc * sizeof *argv);
+    memcpy(argv + argc, tail, n_tail * sizeof *argv);
+    train_options want;
+    int code, rc = 0;
+    if (train_options_parse(&want, argc + (int)n_tail, argv, &code) != 0)
+        rc = nb_fail(r->err, "trial %d: its arguments no longer parse (a bug: please report it)",
+                     i);
+    else if (!resume_same_run(f, &want, cwd, what, sizeof what))
+        rc = nb_fail(r->err, "%s holds a run that is not trial %d's (its checkpoint's %s), which "
+                             "the tuner does not continue: move %s away (or remove it), and the "
+                             "same command runs trial %d from its start",
+                     dir, i, what, dir, i);
+    free(argv);
+    return rc;
+}
+
 /* The arguments of the trial's process (argv, every string malloc'd; free_process_args): its
- * configuration, or --resume when it has a checkpoint to continue from. */
+ * configuration, or --resume when it has a checkpoint to continue from (its own). Returns NULL
+ * with r->err set. */
 static char **process_args(const runner *r, int i, const char *dir)
 {
     const study *s = r->s;
@@ -113,32 +146,40 @@ static char **process_args(const runner *r, int i, const char *dir)
     char used[CLI_MAX_PATH], note[512];
     nb_error err;
     int resume = nb_checkpoint_open(dir, &f, used, sizeof used, note, sizeof note, &err) == 0;
-    if (resume)
-        nb_st_free(&f);
     int argc = 0;
-    char **base = resume ? NULL : tune_trial_args(s->opt, &s->trials[i].point, &argc);
+    char **base = tune_trial_args(s->opt, &s->trials[i].point, &argc);
     /* After the configuration (the last --data wins): the decompressed copy, if any. */
     const char *tail[] = {"--test", "none", "--out", dir, "--threads", r->threads_text,
                           "--quiet", "--data", s->trial_data};
     const char *resume_args[] = {"train", "--resume", dir, "--threads", r->threads_text,
                                  "--quiet"};
     size_t n_tail = sizeof tail / sizeof tail[0] - (s->trial_data ? 0 : 2);
+    int foreign = resume && base && check_own_checkpoint(r, i, dir, &f, base, argc, tail,
+                                                         n_tail) != 0;
+    if (resume)
+        nb_st_free(&f);
     const char *const *extra = resume ? resume_args : tail;
     size_t n_extra = resume ? sizeof resume_args / sizeof resume_args[0] : n_tail;
-    char **args = calloc((size_t)argc + n_extra + 2, sizeof *args);
-    if (!args || (!resume && !base)) {
+    char **args = foreign ? NULL : calloc((size_t)argc + n_extra + 2, sizeof *args);
+    if (!args || !base) {
         free(args);
         tune_args_free(base);
+        if (!foreign)
+            nb_fail(r->err, "out of memory");
         return NULL;
     }
     int n = 0, ok = (args[n++] = strdup("nabla")) != NULL;
-    for (int k = 0; k < argc; k++)
+    for (int k = 0; !resume && k < argc; k++)
         args[n++] = base[k]; /* the strings move to args */
-    free(base);
+    if (resume)
+        tune_args_free(base);
+    else
+        free(base);
     for (size_t k = 0; ok && k < n_extra; k++)
         ok = (args[n++] = strdup(extra[k])) != NULL;
     if (!ok) {
         free_process_args(args);
+        nb_fail(r->err, "out of memory");
         return NULL;
     }
     return args;
@@ -196,8 +237,8 @@ static int launch(runner *r, worker *w, int i)
     char **args = NULL;
     if (!log_path)
         nb_fail(r->err, "out of memory");
-    else if (make_dirs(dir, r->err) == 0 && !(args = process_args(r, i, dir)))
-        nb_fail(r->err, "out of memory");
+    else if (make_dirs(dir, r->err) == 0)
+        args = process_args(r, i, dir);
     int rc = -1, fd = -1;
     pid_t pid = 0;
     if (args && (t->state != TRIAL_PENDING || record_start(r, i, args, w->rank) == 0)) {

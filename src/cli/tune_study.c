@@ -21,6 +21,11 @@
 
 int journal_append(study *s, cJSON *ev, nb_error *err)
 {
+    /* A journal whose lock was removed or replaced may have another tuner appending to it. */
+    if (dir_lock_check(&s->lock, err) != 0) {
+        cJSON_Delete(ev);
+        return -1;
+    }
     size_t n;
     char *text = json_line(ev, &n, err);
     if (!text)
@@ -156,8 +161,11 @@ static int claim_dir(study *s, int *exit_code)
 {
     static const char *const written[] = {"study.json", "journal.jsonl", "best.json"};
     nb_error err;
+    /* The kind is checked again once the lock is held: another process may have made it a
+     * run directory between the first look and the lock. */
     int rc = dir_check_for_study(s->dir, &err) != 0 || make_dirs(s->dir, &err) != 0 ||
-                     dir_lock_take(&s->lock, s->dir, 0, &err) != DIR_LOCK_TAKEN
+                     dir_lock_take(&s->lock, s->dir, 0, &err) != DIR_LOCK_TAKEN ||
+                     dir_check_for_study(s->dir, &err) != 0
                  ? -1
                  : 0;
     for (size_t i = 0; rc == 0 && i < sizeof written / sizeof written[0]; i++) {

@@ -22,6 +22,7 @@ trap 'for p in "${READERS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK
 # A FIFO nobody reads must not hang a writer: every nabla runs under a time limit (exit 124).
 printf '#!/bin/sh\nexec timeout 120 "%s" "$@"\n' "$NABLA" >nabla-timeout
 chmod +x nabla-timeout
+REAL_NABLA=$NABLA   # for runs in the background, stopped and signalled themselves
 NABLA=$WORK/nabla-timeout
 
 KINDS=(chardev fifo-reader fifo-noreader link-file chain dangling link-dir dir socket blockdev)
@@ -125,11 +126,8 @@ verify() {
         local target
         target=$(aside "$path" target)
         check "$what, a $kind: the target is written" "$compare" "$target" "$ref"
-        # summary.json is removed when a run starts (a run in progress has none), through the
-        # link: the run's summary is a new file, with a new file's permissions.
-        [ "${path##*/}" = summary.json ] ||
-            check "$what, a $kind: the target keeps its permissions (got $(stat -c %a "$target"))" \
-                [ "$(stat -c %a "$target")" = 640 ]
+        check "$what, a $kind: the target keeps its permissions (got $(stat -c %a "$target"))" \
+            [ "$(stat -c %a "$target")" = 640 ]
         check "$what, a $kind: no temporary file left" \
             [ -z "$(find "$(dirname "$path")" "$(dirname "$target")" -name '*.tmp.*')" ]
         ;;
@@ -217,7 +215,7 @@ in_run() {
     refused "$kind" && check "a run's $name, a $kind: refused before anything is written" \
         [ "$(ls -A "$dir")" = "$name" ]
 }
-for kind in "${KINDS[@]}"; do
+for kind in chardev fifo-reader fifo-noreader link-dir dir socket blockdev; do
     in_run model.safetensors "$kind" same_bytes ref/model.safetensors
 done
 for kind in chardev fifo-reader fifo-noreader link-file dangling dir socket; do
@@ -225,7 +223,26 @@ for kind in chardev fifo-reader fifo-noreader link-file dangling dir socket; do
 done
 for kind in chain chardev dir; do
     in_run config.json "$kind" any_json ""
+done
+for kind in chardev dir; do
     in_run summary.json "$kind" any_json ""
+done
+# model.safetensors and summary.json are removed when a run starts (a run in progress has
+# neither, and an interrupted one must not show an earlier run's): a link there is refused, not
+# followed, as for any file a run removes; what it leads to is left alone.
+for name in model.safetensors summary.json; do
+    for kind in link-file chain dangling; do
+        dir=lk-${name%%.*}-$kind
+        mkdir "$dir"
+        plant "$kind" "$dir/$name"
+        run "${TRAIN[@]}" --out "$dir"
+        check "a run's $name, a $kind: refused (got $RC)" [ "$RC" -eq 1 ]
+        check "a run's $name, a $kind: one line, it would be removed (got: $(head -c 300 "$WORK/stderr"))" \
+            one_line_error "nabla: $dir/$name: is a symbolic link, which a run removes when it starts"
+        check "a run's $name, a $kind: nothing written" [ "$(ls -A "$dir")" = "$name" ]
+        check "a run's $name, a $kind: the link and what it leads to are left alone" \
+            bash -c "[ -L $dir/$name ] && { [ '$kind' = dangling ] || [ \"\$(cat '$(aside "$dir/$name" target)')\" = old ]; }"
+    done
 done
 for kind in fifo-reader link-file chardev blockdev; do
     in_run trace.jsonl "$kind" json_lines "" --trace-activations --trace-every 1
@@ -302,6 +319,205 @@ done
 appended_to() { [ "$(head -1 "$1")" = old ]; }
 for kind in chardev link-file; do
     in_study trials/0/train.log "$kind" appended_to
+done
+
+# ---- nabla's own files: no output lands on one, no write reaches one through a link ------------
+# A run's and a study's files (the lock, config.json, metrics.jsonl, a checkpoint, study.json,
+# journal.jsonl, a trial's files, the decompressed data/, ...) are written by their run or
+# study under their own names only. --save-weights and report --out naming one, directly, through
+# a link or a linked directory, are refused with one line before anything is written; so is a
+# file of a run or a study that is a link leading to one (another run's, or its own lock).
+run "${TRAIN[@]}" --out own
+check "a run to protect exits 0" [ "$RC" -eq 0 ]
+run "${STUDY[@]}" --out ownst
+check "a study to protect exits 0" [ "$RC" -eq 0 ]
+mkdir ownst/data && echo data >ownst/data/train-images-idx3-ubyte
+cp -a own own.orig
+cp -a ownst ownst.orig
+untouched() { diff -r own own.orig >/dev/null && diff -r ownst ownst.orig >/dev/null; }
+ln -s own/metrics.jsonl lk-metrics
+ln -s lk-metrics lk-chain
+ln -s own lk-rundir
+ln -s ../own/.lock aside/lk-lock
+OWNED=(own/.lock own/config.json own/metrics.jsonl own/summary.json own/model.safetensors
+       own/checkpoint.safetensors own/checkpoint.prev.safetensors own/train.log
+       own/config.json.tmp.1.0 ownst/study.json ownst/journal.jsonl ownst/best.json ownst/.lock
+       ownst/trials/0/metrics.jsonl ownst/trials/0/train.log ownst/trials/1/.lock
+       ownst/data/train-images-idx3-ubyte lk-metrics lk-chain lk-rundir/summary.json
+       aside/lk-lock)
+n=0
+for target in "${OWNED[@]}"; do
+    n=$((n + 1))
+    run "${TRAIN[@]}" --out "swo-$n" --save-weights "$target"
+    check "--save-weights $target: refused (got $RC)" [ "$RC" -eq 1 ]
+    check "--save-weights $target: one line saying it is nabla's own (got: $(head -c 300 "$WORK/stderr"))" \
+        bash -c "one_line() { [ \$(wc -l <'$WORK/stderr') -eq 1 ]; }; one_line && grep -q '^nabla: --save-weights $target: \(is\|leads to\) .*which nabla writes itself: give another file name$' '$WORK/stderr'"
+    check "--save-weights $target: nothing written" absent "swo-$n"
+    run report own --out "$target"
+    check "report --out $target: refused (got $RC)" [ "$RC" -eq 1 ]
+    check "report --out $target: one line saying it is nabla's own (got: $(head -c 300 "$WORK/stderr"))" \
+        bash -c "[ \$(wc -l <'$WORK/stderr') -eq 1 ] && grep -q '^nabla: --out $target: \(is\|leads to\) .*which nabla writes itself' '$WORK/stderr'"
+done
+check "the run and the study are untouched by all of it" untouched
+# The run being written: its own names, and anything inside it (it holds its files only).
+run "${TRAIN[@]}" --out swnew --save-weights swnew/model.safetensors
+check "--save-weights into the new run's own model.safetensors: refused (got: $(head -c 300 "$WORK/stderr"))" \
+    one_line_error "nabla: --save-weights swnew/model.safetensors: is this run's own model.safetensors (in swnew)"
+check "... nothing written" absent swnew
+run "${TRAIN[@]}" --out own --save-weights own/weights.safetensors
+check "--save-weights inside the run's directory: refused (got: $(head -c 300 "$WORK/stderr"))" \
+    one_line_error "nabla: --save-weights own/weights.safetensors: is inside this run's directory own"
+for name in .lock metrics.jsonl; do
+    run "${TRAIN[@]}" --out own --save-weights "own/$name"
+    check "--save-weights own/$name into the run own: refused" \
+        one_line_error "nabla: --save-weights own/$name: is this run's own $name (in own)"
+done
+check "the run is untouched" untouched
+# A report goes where reports go: report.html, in a run or a study.
+expect_exit 0 "report --out another run's report.html" report ref --out own/report.html
+expect_exit 0 "report --out a study's report.html" report ref --out ownst/report.html
+rm -f own/report.html ownst/report.html
+# A run's own files, links to nabla's own files: refused before anything is written.
+glink() {
+    local name=$1 to=$2
+    shift 2
+    local dir=gl-$((n += 1))
+    mkdir "$dir"
+    ln -s "$to" "$dir/$name"
+    run "${TRAIN[@]}" --out "$dir" "$@"
+    check "a run's $name linked to $to: refused (got $RC)" [ "$RC" -eq 1 ]
+    check "a run's $name linked to $to: one line naming it (got: $(head -c 300 "$WORK/stderr"))" \
+        bash -c "[ \$(wc -l <'$WORK/stderr') -eq 1 ] && grep -q '^nabla: $dir/$name: is a symbolic link to .*, a file of the \(run directory\|study\|run or study directory\) .*never through a link' '$WORK/stderr'"
+    check "a run's $name linked to $to: nothing written, no lock taken" [ "$(ls -A "$dir")" = "$name" ]
+}
+glink config.json ../own/metrics.jsonl
+glink config.json .lock
+glink metrics.jsonl .lock
+glink metrics.jsonl "$WORK/own/.lock"
+glink metrics.jsonl ../ownst/journal.jsonl
+glink config.json ../lk-chain
+glink metrics.jsonl ../own/checkpoint.safetensors
+glink trace.jsonl ../ownst/trials/0/metrics.jsonl --trace-activations
+glink steps.jsonl ../own/config.json --eval-every 5 --dev-fraction 0.2
+glink config.json ../lk-rundir/summary.json
+check "the run and the study are untouched by the links" untouched
+# A study's files likewise.
+slink() {
+    local name=$1 to=$2 dir=sl-$((n += 1))
+    mkdir -p "$dir/trials/0"
+    ln -s "$to" "$dir/$name"
+    run "${STUDY[@]}" --out "$dir"
+    check "a study's $name linked to $to: refused (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        bash -c "[ $RC -eq 1 ] && grep -q '^nabla: $dir/$name: is a symbolic link to .*never through a link' '$WORK/stderr'"
+}
+slink best.json ../own/summary.json
+slink journal.jsonl ../ownst/journal.jsonl
+slink trials/0/train.log ../../../own/metrics.jsonl
+check "the run and the study are untouched by the study's links" untouched
+# What a run removes when it starts (an earlier run's summary.json and model.safetensors): a
+# link there is refused, not followed, wherever it leads.
+echo "my thesis" >thesis.txt
+for pair in summary.json:../thesis.txt summary.json:../own/checkpoint.safetensors \
+            model.safetensors:../own/model.safetensors summary.json:.lock; do
+    name=${pair%%:*} to=${pair#*:} dir=rl-$((n += 1))
+    mkdir "$dir"
+    ln -s "$to" "$dir/$name"
+    run "${TRAIN[@]}" --out "$dir"
+    check "a run's $name linked to $to: refused, one line (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        bash -c "[ $RC -eq 1 ] && [ \$(wc -l <'$WORK/stderr') -eq 1 ] && grep -q '^nabla: $dir/$name: is a symbolic link' '$WORK/stderr'"
+    check "a run's $name linked to $to: nothing written" [ "$(ls -A "$dir")" = "$name" ]
+done
+check "what the links led to is still there" bash -c "[ \"\$(cat thesis.txt)\" = 'my thesis' ]"
+check "the run is untouched by the removals" untouched
+
+# ---- a new run shows no earlier run's results -------------------------------------------------
+# A run removes the model.safetensors and summary.json an earlier run (or the run it resumes)
+# left, when it starts: interrupted, it leaves none beside its own curves.
+# holds DIR PID: DIR/.lock names PID; started DIR: the run has written its first checkpoint.
+holds() { grep -q "^pid $2 on host " "$1/.lock" 2>/dev/null; }
+wait_for() {
+    local i
+    for ((i = 0; i < 3000; i++)); do "$@" && return 0; sleep 0.02; done
+    return 1
+}
+for how in new resumed; do
+    dir=older-$how
+    run "${TRAIN[@]}" --out "$dir"
+    if [ "$how" = new ]; then
+        "$REAL_NABLA" train --data moons --samples 200 --layers 16,16 --epochs 100000 --test none \
+            --quiet --out "$dir" >/dev/null 2>"$WORK/stderr" &
+    else
+        "$REAL_NABLA" train --resume "$dir" --epochs 100000 --quiet >/dev/null 2>"$WORK/stderr" &
+    fi
+    pid=$!
+    READERS+=("$pid")
+    check "a $how run into an earlier run's directory starts" \
+        wait_for bash -c "grep -q '^pid $pid ' $dir/.lock && [ -s $dir/metrics.jsonl ]"
+    kill -STOP "$pid"
+    check "a $how run in progress: no model.safetensors, no summary.json (got: $(ls "$dir" | tr '\n' ' '))" \
+        bash -c "[ ! -e $dir/model.safetensors ] && [ ! -e $dir/summary.json ]"
+    kill -INT "$pid"
+    kill -CONT "$pid"
+    wait "$pid"
+    RC=$?
+    check "a $how run interrupted: exit 130 (got $RC: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 130 ]
+    check "a $how run interrupted: still no earlier model or summary" \
+        bash -c "[ ! -e $dir/model.safetensors ] && [ ! -e $dir/summary.json ]"
+    expect_exit 1 "a $how run interrupted: eval finds no model to take for it" \
+        eval --model "$dir/model.safetensors" --data moons --samples 200
+done
+
+# ---- messages that say the real problem -----------------------------------------------------------
+ln -s nowhere dangling-out
+run "${TRAIN[@]}" --out dangling-out
+check "train --out a dangling link: says so (got: $(head -c 300 "$WORK/stderr"))" \
+    one_line_error "nabla: cannot create directory dangling-out: it is a symbolic link to nowhere, which does not exist"
+run "${STUDY[@]}" --out dangling-out
+check "tune --out a dangling link: says so (got: $(head -c 300 "$WORK/stderr"))" \
+    one_line_error "nabla: cannot create directory dangling-out: it is a symbolic link to nowhere, which does not exist"
+for out in nodir/x.html nodir/sub/x.html; do
+    run report ref --out "$out"
+    check "report --out $out: the directory is missing, as train says it (got: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $out: directory ${out%/*} does not exist"
+done
+mkdir slashed
+for out in slashed/ slashed//; do
+    run train --data moons --samples 200 --layers 4 --epochs 1 --test none --out "$out"
+    check "train --out $out: the path printed once, without a doubled slash (got: $(tail -1 "$WORK/stdout"))" \
+        grep -qx "wrote slashed/ (config.json, metrics.jsonl, model.safetensors, summary.json, checkpoint.safetensors)" "$WORK/stdout"
+done
+check "train --out slashed/: config.json's out is the directory" [ "$(json slashed/config.json 'j["out"]')" = slashed ]
+# A --save-weights FIFO whose reader leaves early: the run is complete, and says so.
+mkfifo early-fifo
+head -c 1 early-fifo >/dev/null &
+run train --data moons --samples 200 --layers 512,512 --epochs 1 --test none --quiet --out early \
+    --save-weights early-fifo
+check "--save-weights, a FIFO whose reader leaves early: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+check "... says the run is complete but for it (got: $(head -c 300 "$WORK/stderr"))" \
+    one_line_error "nabla: early-fifo: write failed: Broken pipe; the run itself is complete (early/model.safetensors, summary.json)"
+check "... the run's model and summary are written" \
+    bash -c "[ -s early/model.safetensors ] && [ -s early/summary.json ]"
+# Two runs whose files link to one shared file: the second is refused while the first writes it.
+for name in metrics.jsonl steps.jsonl; do
+    opts=()
+    [ "$name" = steps.jsonl ] && opts=(--eval-every 1 --dev-fraction 0.2)
+    mkdir "sh1-$name" "sh2-$name"
+    ln -s "../shared-$name" "sh1-$name/$name"
+    ln -s "../shared-$name" "sh2-$name/$name"
+    "$REAL_NABLA" train --data moons --samples 200 --layers 16,16 --epochs 100000 --test none \
+        --quiet "${opts[@]}" --out "sh1-$name" >/dev/null 2>&1 &
+    pid=$!
+    READERS+=("$pid")
+    check "a run writing shared-$name through a link holds it" \
+        wait_for bash -c "[ -e shared-$name ] && ! flock -n shared-$name true"
+    kill -STOP "$pid"
+    run "${TRAIN[@]}" "${opts[@]}" --out "sh2-$name"
+    check "a second run whose $name links to the same file: refused (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: sh2-$name/$name: the file it leads to is being written by another nabla run now"
+    check "... before anything is written" [ "$(ls -A "sh2-$name")" = "$name" ]
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    expect_exit 0 "once the first is gone, the second run goes on" "${TRAIN[@]}" "${opts[@]}" --out "sh2-$name"
 done
 
 # ---- --out: train into a new, empty or run directory; tune into a new, empty or study one -------

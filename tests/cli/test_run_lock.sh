@@ -255,6 +255,236 @@ else
     echo "this nabla is built without MPI (or mpirun is missing): no mpirun check"
 fi
 
+echo "test_run_lock: sections 1 to 6 took $((SECONDS - STARTED)) s"
+# ---- 7. the lock itself: a file of its own, still the holder's -------------------------------
+# .lock must be a regular file with one name: a hard link's other name would be truncated and
+# written, a device or FIFO opened. Refused before anything is written, the other file intact.
+SMALL=(train --data moons --samples 200 --layers 4 --epochs 2 --test none --quiet)
+run "${SMALL[@]}" --out hl-run
+run "${STUDY[@]}" --out hl-study
+for how in new resume tune; do
+    dir=hl-$how
+    case $how in
+    new) mkdir "$dir" ;;
+    resume) cp -r hl-run "$dir" && rm -f "$dir/.lock" ;;
+    tune) cp -r hl-study "$dir" && rm -f "$dir/.lock" ;;
+    esac
+    echo "precious data" >"precious-$how"
+    ln "precious-$how" "$dir/.lock"
+    case $how in
+    new) run "${SMALL[@]}" --out "$dir" ;;
+    resume) run train --resume "$dir" --epochs 3 ;;
+    tune) run "${STUDY[@]}" --out "$dir" ;;
+    esac
+    check "a .lock that is a hard link ($how): refused (got $RC)" [ "$RC" -eq 1 ]
+    check "a .lock that is a hard link ($how): one line saying so (got: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $dir/.lock: is a regular file with 2 names (a hard link"
+    check "a .lock that is a hard link ($how): the other file keeps its data" \
+        [ "$(cat "precious-$how")" = "precious data" ]
+done
+check "a hard-linked lock, new run: nothing written" [ "$(ls -A hl-new)" = .lock ]
+check "a hard-linked lock, resumed run: not resumed" \
+    pytrue "len(open('hl-resume/metrics.jsonl').readlines()) == 2"
+# Two runs' locks, one file: both refused.
+mkdir hl-a hl-b
+: >hl-a/.lock
+ln hl-a/.lock hl-b/.lock
+for d in hl-a hl-b; do
+    run "${SMALL[@]}" --out "$d"
+    check "two runs sharing one lock file: $d refused" one_line_error "nabla: $d/.lock: is a regular file with 2 names"
+done
+# Not a regular file at all: said for what it is, and left alone.
+for kind in socket fifo chardev dir symlink; do
+    dir=lk-$kind
+    mkdir "$dir"
+    case $kind in
+    socket) "$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$dir/.lock" ;;
+    fifo) mkfifo "$dir/.lock" ;;
+    chardev) mknod "$dir/.lock" c 1 3 ;;
+    dir) mkdir "$dir/.lock" ;;
+    symlink) ln -s ../precious-new "$dir/.lock" ;;
+    esac
+    run "${SMALL[@]}" --out "$dir"
+    what=$kind
+    case $kind in
+    socket) what="a socket" ;; fifo) what="a FIFO" ;; chardev) what="a character device" ;;
+    dir) what="a directory" ;; symlink) what="a symbolic link" ;;
+    esac
+    check "a .lock that is $what: refused, saying what it is (got: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $dir/.lock: is $what; the lock must be a regular file of its own: move it away"
+    check "a .lock that is $what: nothing written" [ "$(ls -A "$dir")" = .lock ]
+done
+
+# --resume of a directory that is no run: refused before its lock is made there.
+mkdir nr-empty nr-other && touch nr-other/notes.txt
+run "${STUDY[@]}" --out nr-study
+for d in nr-empty nr-other nr-study/trials /; do
+    had_lock=no
+    [ -e "$d/.lock" ] && had_lock=yes
+    run train --resume "$d"
+    check "--resume $d (no run): exit 1 (got $RC)" [ "$RC" -eq 1 ]
+    check "--resume $d (no run): says it is not a run directory (got: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: --resume $d: is not a run directory"
+    [ "$had_lock" = no ] && check "--resume $d (no run): no .lock left there" absent "${d%/}/.lock"
+    [ "$had_lock" = no ] || rm -f "${d%/}/.lock.never"
+done
+(cd nr-other && "$NABLA" train --resume . >"$WORK/stdout" 2>"$WORK/stderr")
+check "--resume . in a directory of other files: refused, no .lock" \
+    bash -c "grep -q 'is not a run directory' '$WORK/stderr' && [ ! -e nr-other/.lock ]"
+
+echo "test_run_lock: to the lock removed, $((SECONDS - STARTED)) s"
+# A lock removed or replaced while its holder runs: the holder finds out at its next checkpoint
+# (a run) or journal line (a tuner) and stops, exit 1, saying another process may be writing
+# there; what the newcomer wrote is left as it wrote it.
+run "${SMALL[@]}" --epochs 3 --out alone
+# lose_lock HOW DIR: a holder of DIR (a new run, or a resumed one), stopped; its lock removed
+# or replaced, a second run into DIR (not for "resumed"), the holder continued; rc its status.
+# A holder stopped in the middle of a checkpoint (after its check) fails on that checkpoint
+# instead: tried again, up to 3 times.
+lose_lock() {
+    local how=$1 dir=$2 pid
+    rm -rf "$dir"
+    if [ "$how" = resumed ]; then
+        run "${SMALL[@]}" --out "$dir"
+        "$NABLA" train --resume "$dir" --epochs 100000 --quiet >holder.out 2>holder.err &
+    else
+        "$NABLA" "${LONG[@]}" --epochs 100000 --out "$dir" >holder.out 2>holder.err &
+    fi
+    pid=$!
+    BACKGROUND+=("$pid")
+    check "a holder takes $dir's lock" wait_for 120 holds "$dir" "$pid"
+    kill -STOP "$pid"
+    if [ "$how" = replaced ]; then
+        : >new-lock
+        mv new-lock "$dir/.lock"
+    else
+        rm "$dir/.lock"
+    fi
+    if [ "$how" != resumed ]; then
+        run "${SMALL[@]}" --epochs 3 --out "$dir"
+        check "$how lock: a second run gets in (exit $RC)" [ "$RC" -eq 0 ]
+    fi
+    kill -CONT "$pid"
+    wait "$pid"
+    rc=$?
+}
+for how in removed replaced resumed; do
+    dir=lost-$how
+    for attempt in 1 2 3; do
+        lose_lock "$how" "$dir"
+        grep -q "was removed or replaced while it held it" holder.err && break
+    done
+    check "$how lock: the holder stops, exit 1 (got $rc: $(head -c 300 holder.err))" [ "$rc" -eq 1 ]
+    check "$how lock: it says why (got: $(head -c 400 holder.err))" \
+        grep -q "^nabla: $dir/.lock, this process's lock on $dir, was removed or replaced while it held it: another process may be writing in $dir now" holder.err
+    [ "$how" = resumed ] || {
+        check "$how lock: the second run's model is its own" cmp -s "$dir/model.safetensors" alone/model.safetensors
+        check "$how lock: the second run's metrics.jsonl is its own" epochs_once "$dir" 3
+    }
+done
+# A tuner likewise, before its next journal line.
+"$NABLA" tune --data spirals --samples 1000 --layers 32,32 --epochs 400 --trials 2 --workers 2 \
+    --space "lr=log(1e-3,1e-2)" --threads 1 --quiet --out lost-study >tuner.out 2>tuner.err &
+TUNER=$!
+BACKGROUND+=("$TUNER")
+check "a tuner takes its study's lock" wait_for 120 holds lost-study "$TUNER"
+kill -STOP "$TUNER"
+rm lost-study/.lock
+kill -CONT "$TUNER"
+wait "$TUNER"
+rc=$?
+check "a tuner whose lock was removed stops, exit 1 (got $rc: $(head -c 300 tuner.err))" [ "$rc" -eq 1 ]
+check "it says why (got: $(head -c 400 tuner.err))" \
+    grep -q "^nabla: lost-study/.lock, this process's lock on lost-study, was removed or replaced while it held it" tuner.err
+check "no trial left running" no_trials_left lost-study
+# nabla never does it itself: the lock replaced through a link (summary.json, config.json,
+# metrics.jsonl made links to it), or an output named after it, while a run holds it.
+"$NABLA" "${LONG[@]}" --epochs 100000 --out held >held.out 2>held.err &
+HELD=$!
+BACKGROUND+=("$HELD")
+check "a run holds held/.lock" wait_for 120 holds held "$HELD"
+kill -STOP "$HELD"
+ino=$(stat -c %i held/.lock)
+run report alone --out held/.lock
+check "report --out a running run's .lock: refused" one_line_error "nabla: --out held/.lock: is a file of the run directory"
+run "${SMALL[@]}" --out other-out --save-weights held/.lock
+check "--save-weights a running run's .lock: refused" one_line_error "nabla: --save-weights held/.lock: is a file of the run directory"
+for name in summary.json config.json metrics.jsonl; do
+    mkdir "via-$name"
+    ln -s ../held/.lock "via-$name/$name"
+    run "${SMALL[@]}" --out "via-$name"
+    check "a run whose $name links to a running run's .lock: refused (got $RC)" [ "$RC" -eq 1 ]
+done
+check "the lock is still the holder's file" [ "$(stat -c %i held/.lock)" = "$ino" ]
+check "... naming the holder" holds held "$HELD"
+expect_exit 1 "a second run into held is still refused" "${SMALL[@]}" --out held
+kill -9 "$HELD"
+wait "$HELD" 2>/dev/null
+
+echo "test_run_lock: to the lock replaced under a trial, $((SECONDS - STARTED)) s"
+# A lock replaced or removed while a trial waits for it: the trial locks the file that is there
+# once it gets its turn (the next process would lock that one), not the one it waited on.
+for how in replaced removed; do
+    dir=waitlk-$how
+    mkdir "$dir"
+    hold "$dir"
+    as_trial "${LONG[@]}" --epochs 100000 --out "$dir" >"trial-$how.out" 2>"trial-$how.err" &
+    tpid=$!
+    BACKGROUND+=("$tpid")
+    check "a trial waits for $dir" wait_for 60 grep -qs "waiting up to" "trial-$how.err"
+    if [ "$how" = replaced ]; then
+        : >new-lock && mv new-lock "$dir/.lock"
+    else
+        rm "$dir/.lock"
+    fi
+    release
+    check "$how while it waited: the trial holds the lock file that is there now" \
+        wait_for 60 bash -c "grep -qs '^pid ' $dir/.lock && ! flock -n $dir/.lock true"
+    pkill -9 -f -- "--out $dir\$" 2>/dev/null
+    wait "$tpid" 2>/dev/null
+done
+
+echo "test_run_lock: to the waiting trials, $((SECONDS - STARTED)) s"
+# The directory's kind, checked again once the lock is held: made a study (or a run) between
+# the first look and the lock, it is refused. strace stops nabla (SIGSTOP) right after its first
+# flock, while the directory is changed.
+if command -v strace >/dev/null; then
+    # kind_race NAME FILE ARGS...: runs nabla ARGS stopped after its first flock, puts FILE in
+    # directory NAME, lets it go on.
+    kind_race() {
+        local dir=$1 file=$2 spid pid i
+        shift 2
+        strace -f -o /dev/null -e trace=flock -e inject=flock:signal=SIGSTOP:when=1 \
+            "$NABLA" "$@" >"$WORK/stdout" 2>"$WORK/stderr" &
+        spid=$!
+        BACKGROUND+=("$spid")
+        pid=
+        for ((i = 0; i < 3000; i++)); do
+            pid=$(ps -o pid= --ppid "$spid" | tr -d ' ')
+            [ -n "$pid" ] && [ "$(ps -o stat= -p "$pid" | cut -c1)" = t ] && break
+            sleep 0.02
+        done
+        mkdir -p "$dir" && touch "$dir/$file"
+        kill -CONT "$pid"
+        wait "$spid"
+        RC=$?
+    }
+    kind_race race-tune config.json "${STUDY[@]}" --out race-tune
+    check "tune --out, made a run directory under it while it locks: refused (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: --out race-tune: is a run directory of nabla train (it holds config.json)"
+    check "... no study.json written" absent race-tune/study.json
+    kind_race race-train study.json "${SMALL[@]}" --out race-train
+    check "train --out, made a study under it while it locks: refused (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: --out race-train: is a study of nabla tune (it holds study.json)"
+    check "... no config.json written" absent race-train/config.json
+    run "${SMALL[@]}" --out race-resume
+    kind_race race-resume journal.jsonl train --resume race-resume --epochs 3
+    check "train --resume, made a study under it while it locks: refused (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: --resume race-resume: is a study of nabla tune (it holds journal.jsonl)"
+else
+    fail "strace is missing: the kind re-checked under the lock is not tested"
+fi
+
 # ---- 4, the end: the trial left waiting for trial 0's held directory (10 s) ----------------------
 wait "$TRIAL0"
 rc=$?
