@@ -495,8 +495,10 @@ typedef struct nb_train_config {
     int (*on_checkpoint)(const nb_train_state *s, void *user, nb_error *err);
     int64_t checkpoint_every;
     /* Continue the run this state describes (the model holding its weights) rather than
-     * start one; NULL to start. The state must match the data and the optimizer. */
-    const nb_train_state *resume;
+     * start one; NULL to start. The state must match the data and the optimizer. Training
+     * goes on in it (its moments and order are used and updated in place, not copied: a
+     * resumed run needs no more memory than the run did); it stays the caller's to free. */
+    nb_train_state *resume;
     /* Checked between steps; when it becomes non-zero, training stops there, after an
      * on_checkpoint call, and result->interrupted is set. For signal handlers; may be NULL. */
     volatile sig_atomic_t *stop;
@@ -548,6 +550,13 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
  * but the process may use M MB more (ulimit -v)". */
 int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
                           nb_error *err);
+/* The same for a model not built yet: what nb_model_build(spec, max_batch) and nb_train
+ * together will need, checked in one go before anything is allocated (building a large model
+ * and drawing its weights takes seconds), the training state included whether the run starts
+ * or resumes (allocate the state to resume after this check). */
+int nb_train_check_model_memory(const nb_model_spec *spec, int max_batch,
+                                const nb_dataset *train, const nb_train_config *cfg,
+                                nb_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Checkpoints                                                                                  */
@@ -598,7 +607,11 @@ uint32_t nb_crc32c(uint32_t crc, const void *data, size_t n);
 
 /* Sets the number of threads the library runs on (default: the cores this process may use).
  * The library keeps one pool of threads for all its parallel work and runs OpenBLAS on one
- * thread inside it, so the cores are never oversubscribed. Call it between computations. */
+ * thread inside it, so the cores are never oversubscribed. Call it between computations.
+ * Results do not depend on the count, but memory does (each thread has an OpenBLAS buffer and
+ * a stack): when a memory check (building a model, nb_train_check_memory) finds that the
+ * memory needed does not fit the process's limits with n threads but does with fewer, it
+ * lowers the count to the most that fit rather than fail. */
 void nb_set_threads(int n);
 
 /* The OpenBLAS kernels in use (its core name, e.g. "SkylakeX"), and the core name of better

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "memcheck.h"
 #include "model_io.h"
 #include "mpi_comm.h"
 #include "output.h"
@@ -43,6 +44,9 @@ static int check_data_options(const train_options *o, data_kind kind, int *exit_
     }
     return 0;
 }
+
+static void fill_train_config(train_run *r, nb_train_config *c);
+static nb_memory_verdict memory_refused(train_run *r);
 
 static void run_free(train_run *r)
 {
@@ -92,6 +96,26 @@ static int init_weights(train_run *r)
     return rc;
 }
 
+/* After a check refused memory (nb_memory_verdict_take: memcheck.h): when the run could fit
+ * the limit but other processes hold the memory now, the message says so and what helps. It is
+ * then not the configuration's doing: a tune trial is interrupted, not failed, and the same
+ * command retries it. */
+static nb_memory_verdict memory_refused(train_run *r)
+{
+    nb_memory_verdict v = nb_memory_verdict_take();
+    if (v == NB_MEMORY_SHORT_NOW) {
+        char why[sizeof r->err.msg];
+        snprintf(why, sizeof why, "%s", r->err.msg);
+        nb_fail(&r->err, "%s; %s", why,
+                r->trial.fd >= 0 ? "the trial would fit, but other processes (or trials beside "
+                                   "it) hold the memory now: free memory, or run fewer trials at "
+                                   "once (--workers)"
+                                 : "the run would fit, but other processes hold the memory now: "
+                                   "free memory and run it again");
+    }
+    return v;
+}
+
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
  * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
@@ -132,10 +156,17 @@ static int prepare(train_run *r)
     /* A mini-batch larger than the set is the whole set; no need for a bigger graph. */
     int max_batch = o->batch_size > 0 && o->batch_size < r->train.n ? o->batch_size
                                                                     : r->train.n;
-    if (nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
+    /* All the memory the run will need, model and training state (a resumed run's too),
+     * before the model is built: building a large one takes seconds. A model that cannot be
+     * built is its configuration's doing, unless it is only the memory of the moment. */
+    nb_train_config cfg;
+    fill_train_config(r, &cfg);
+    nb_memory_verdict_take();
+    if (nb_train_check_model_memory(&spec, max_batch, &r->train, &cfg, &r->err) != 0 ||
+        nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
         free(mean);
         free(std);
-        r->own_fault = 1;   /* the model does not fit in memory: its configuration's doing */
+        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
         return -1;
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
@@ -484,9 +515,10 @@ static int train_and_report(train_run *r)
     if (r->tuner_gone)
         return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
     /* nb_train refusing to start (its checks of the model and the memory its state needs) is
-     * the configuration's doing; a failure once it trains is the files' or the machine's. */
+     * the configuration's doing, unless only the memory of the moment was short; a failure
+     * once it trains is the files' or the machine's. */
     if (rc != 0 && !r->callback_failed && !r->stepped)
-        r->own_fault = 1;
+        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
@@ -612,10 +644,11 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     nb_train_config cfg;
     fill_train_config(r, &cfg);
     if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
-        r->own_fault = 1;   /* as for the model itself: the configuration does not fit */
+        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
         *code = runtime_error(&r->err);
         return -1;
     }
+    cli_say_threads_lowered(CMD, &r->opt.threads);
     return check_watch_options(r, code);
 }
 

@@ -337,7 +337,7 @@ static int apply_option(train_options *o, int c, const char *arg)
     case OPT_SEED: return cli_parse_u64(CMD, "--seed", arg, &o->src.seed);
     case OPT_THREADS:
         o->given_threads = 1;
-        return parse_int_min("--threads", arg, 1, &o->threads);
+        return cli_parse_threads(CMD, arg, &o->threads);
     case OPT_DEV_FRACTION: return parse_unit("--dev-fraction", arg, &o->dev_fraction);
     case OPT_NORMALIZE:
         if (strcmp(arg, "none") == 0 || strcmp(arg, "standard") == 0) {
