@@ -529,17 +529,14 @@ static int train_and_report(train_run *r)
             fprintf(stderr, "nabla: cannot write standard output: %s; stopped", output_error());
             output_failure_told();
         } else if (r->writer) {
-            fprintf(stderr, "nabla: stopped by %s", reason == SIGTERM ? "SIGTERM" : "SIGINT");
+            fprintf(stderr, "nabla: stopped by %s", stop_signal_name(reason));
         }
         if (r->writer)
             fprintf(stderr, " after %lld steps; checkpoint written to "
                             "%s/checkpoint.safetensors\nnabla: continue with: %s\n",
                     (long long)res.steps, r->out_dir, command);
         cli_note_error("stopped by %s after %lld steps, its checkpoint written",
-                       reason == STOP_OUTPUT_LOST ? "its lost standard output"
-                       : reason == SIGTERM        ? "SIGTERM"
-                                                  : "SIGINT",
-                       (long long)res.steps);
+                       stop_signal_name(reason), (long long)res.steps);
         return stop_exit_code(reason);
     }
     if (!r->writer)

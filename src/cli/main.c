@@ -1,7 +1,9 @@
 /* nabla: the command-line program. Dispatches to one file per subcommand.
  * Exit codes (options.h): 0 success, 1 runtime failure (bad file, diverged training, standard
  * output that could not be written), 2 bad usage; a run or study stopped with a checkpoint:
- * 130 and 143 (SIGINT, SIGTERM), 141 (its standard output could no longer be written). */
+ * 130, 143 and 129 (SIGINT, SIGTERM, SIGHUP), 141 (its standard output could no longer be
+ * written). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +36,8 @@ static void usage_overview(FILE *out)
 "\n"
 "Exit status: 0 on success, 1 on a runtime failure (a bad file, a diverged run, output that\n"
 "could not be written), 2 on bad usage; a run or study stopped part way, with a checkpoint:\n"
-"130 (Ctrl-C), 143 (SIGTERM), 141 (its output could no longer be written: a closed pipe, a\n"
-"full disk). Every command takes --help.\n"
+"130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP: the terminal went away), 141 (its output could\n"
+"no longer be written: a closed pipe, a full disk). Every command takes --help.\n"
 "\n"
 "Examples:\n"
 "  nabla train --epochs 5 --out runs/fashion\n"
@@ -167,6 +169,11 @@ static int run_command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A file size limit (ulimit -f) kills a process that writes past it with SIGXFSZ: no
+     * message, its temporary files left behind. Ignored, the write fails with EFBIG instead,
+     * which every writer reports as it does a full disk ("File too large"). Before anything,
+     * and kept across the restart's exec and into the trials nabla tune starts. */
+    signal(SIGXFSZ, SIG_IGN);
     /* The restart is an exec, which must come before MPI starts (mpirun's environment goes
      * along with it). */
     self_exe_init();
