@@ -22,6 +22,7 @@
 
 #include "fileio.h"
 #include "little_endian.h"
+#include "memcheck.h"
 #include "model_io.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
@@ -334,6 +335,8 @@ int nb_checkpoint_remove(const char *dir, nb_error *err)
 static int data_crc(const nb_st_file *f, uint32_t *crc, nb_error *err)
 {
     enum { PIECE = 1 << 20 };
+    if (nb_check_memory(PIECE, "checking a checkpoint", err) != 0)
+        return -1;
     unsigned char *piece = malloc(PIECE);
     if (!piece)
         return nb_fail(err, "out of memory");
@@ -422,9 +425,15 @@ int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_s
         if (found || !S_ISREG(st.st_mode))   /* not regular: the check refused it */
             continue;
         nb_error why;
+        nb_memory_verdict_take();
         if (nb_checkpoint_read(path, f, &why) == 0) {
             found = 1;
             snprintf(used, used_size, "%s", path);
+        } else if (nb_memory_verdict_take() != NB_MEMORY_FITS) {
+            /* Not the file's fault: it could not be checked for want of memory, and falling
+             * back to an older one would say it was damaged. */
+            return nb_fail(err, "%s (not found damaged: there was no memory to check it)",
+                           why.msg);
         } else {
             add_reason(refused, sizeof refused, why.msg);
         }

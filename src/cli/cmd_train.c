@@ -211,6 +211,39 @@ static int check_watch_options(train_run *r, int *exit_code)
     return 0;
 }
 
+/* --resume DIR --epochs N on a run that --max-steps ends: a resumed run keeps its --max-steps,
+ * so more epochs may add nothing. Refused (exit 2) when the run has reached them already: it
+ * would train nothing; said in a note when they end it before epoch N. */
+static int check_extension(train_run *r, int *exit_code)
+{
+    const train_options *o = &r->opt;
+    if (!o->resume || !r->resume.extended_from || o->max_steps <= 0 || !r->have_state)
+        return 0;
+    int64_t batch = o->batch_size > 0 && o->batch_size < r->train.n ? o->batch_size
+                                                                    : r->train.n;
+    int64_t batches = (r->train.n + batch - 1) / batch;
+    int64_t wanted = (int64_t)o->epochs * batches;
+    if (o->max_steps >= wanted)
+        return 0;
+    if (r->state.steps >= o->max_steps) {
+        *exit_code = cli_usage_error(CMD, "--epochs %d cannot extend %s: the run ends at "
+                                          "--max-steps %lld, which it has reached, and a "
+                                          "resumed run keeps its --max-steps (to train on, "
+                                          "start a run from its weights: --init-weights "
+                                          "%s/model.safetensors)",
+                                     o->epochs, r->resume.dir, (long long)o->max_steps,
+                                     r->resume.dir);
+        return -1;
+    }
+    if (r->writer)
+        fprintf(stderr, "nabla train: note: --max-steps %lld still ends this run, at step %lld "
+                        "of the %lld that --epochs %d would take (a resumed run keeps its "
+                        "--max-steps)\n",
+                (long long)o->max_steps, (long long)o->max_steps, (long long)wanted,
+                o->epochs);
+    return 0;
+}
+
 /* Fails early (before training, before the run directory exists) when --save-weights could
  * not be written at the end: the output rule refuses it (a directory, a socket, ...), or its
  * directory is missing or not writable. */
@@ -646,6 +679,8 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         return -1;
     }
     cli_say_threads_lowered(CMD, &r->opt.threads);
+    if (check_extension(r, code) != 0)
+        return -1;
     return check_watch_options(r, code);
 }
 

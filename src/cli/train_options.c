@@ -480,7 +480,7 @@ int train_args_without_length(int argc, char **argv, char **kept)
     kept[n++] = argv[0];
     /* Each option spans argv[from .. optind): "--epochs 8", "--epochs=8" or an abbreviation. */
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
-        if (c != OPT_EPOCHS && c != OPT_DECAY_EPOCHS)
+        if (c != OPT_EPOCHS && c != OPT_DECAY_EPOCHS && c != OPT_OUT)
             for (int i = from; i < optind; i++)
                 kept[n++] = argv[i];
         from = optind;
