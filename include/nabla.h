@@ -372,13 +372,24 @@ typedef struct nb_st_file {
     nb_st_tensor *tensors;
     int n_meta;
     nb_st_meta *meta;
-    unsigned char *buffer;   /* the whole file, owned */
-    size_t size;
+    unsigned char *buffer;   /* the whole file, owned (NULL after nb_st_open) */
+    size_t size;             /* the file's size */
+    void *source;            /* nb_st_open: the open file the tensors' bytes are read from */
 } nb_st_file;
 
 /* Reads and validates a whole file: header length, JSON, dtypes, shapes, offsets within the
- * data section, no overlap, no gaps. Tensors of other dtypes are refused. */
+ * data section, no overlap, no gaps. Tensors of other dtypes are refused. The header is read
+ * and checked against the file's size first: a file larger than its tensors (padded, with
+ * anything appended) is refused before its data is read. */
 int nb_st_read(const char *path, nb_st_file *out, nb_error *err);
+/* The same checks, reading the header only: the tensors' data stay NULL, and their bytes are
+ * read from the file (kept open until nb_st_free) by nb_st_tensor_bytes, straight where they
+ * are wanted. For files as large as the memory they go into (a checkpoint). */
+int nb_st_open(const char *path, nb_st_file *out, nb_error *err);
+/* n bytes of tensor t of f from `offset` in its data, into dst: from memory, or from the file
+ * of nb_st_open. */
+int nb_st_tensor_bytes(const nb_st_file *f, const nb_st_tensor *t, uint64_t offset, size_t n,
+                       void *dst, nb_error *err);
 /* The same from memory (the bytes are copied). */
 int nb_st_parse(const void *bytes, size_t size, const char *what, nb_st_file *out, nb_error *err);
 void nb_st_free(nb_st_file *f);
@@ -496,8 +507,10 @@ typedef struct nb_train_config {
     int (*on_checkpoint)(const nb_train_state *s, void *user, nb_error *err);
     int64_t checkpoint_every;
     /* Continue the run this state describes (the model holding its weights) rather than
-     * start one; NULL to start. The state must match the data and the optimizer. */
-    const nb_train_state *resume;
+     * start one; NULL to start. The state must match the data and the optimizer. Training
+     * goes on in it (its moments and order are used and updated in place, not copied: a
+     * resumed run needs no more memory than the run did); it stays the caller's to free. */
+    nb_train_state *resume;
     /* Checked between steps; when it becomes non-zero, training stops there, after an
      * on_checkpoint call, and result->interrupted is set. For signal handlers; may be NULL. */
     volatile sig_atomic_t *stop;
@@ -549,6 +562,13 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
  * but the process may use M MB more (ulimit -v)". */
 int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
                           nb_error *err);
+/* The same for a model not built yet: what nb_model_build(spec, max_batch) and nb_train
+ * together will need, checked in one go before anything is allocated (building a large model
+ * and drawing its weights takes seconds), the training state included whether the run starts
+ * or resumes (allocate the state to resume after this check). */
+int nb_train_check_model_memory(const nb_model_spec *spec, int max_batch,
+                                const nb_dataset *train, const nb_train_config *cfg,
+                                nb_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Checkpoints                                                                                  */
@@ -571,7 +591,9 @@ int nb_checkpoint_remove(const char *dir, nb_error *err);
  * those names (a symbolic link, a device, a FIFO): save and remove refuse, and a program can
  * refuse up front. Returns 0, or -1 with a message naming the file and what it is. */
 int nb_checkpoint_check_files(const char *dir, nb_error *err);
-/* Reads one checkpoint file and verifies its header and checksum. */
+/* Opens one checkpoint file and verifies its header and checksum, reading its data a piece at
+ * a time: only the header is kept in memory, and the file stays open (until nb_st_free) for
+ * nb_checkpoint_restore to read the tensors from. */
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
 /* The newest checkpoint of DIR that verifies. The path of the file used goes to `used`; if a
  * newer one was passed over (unreadable, damaged, or checkpoint.safetensors missing before
@@ -582,9 +604,10 @@ int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err);
  * that resumes would rename or remove it, or could not write its checkpoints there. */
 int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_size, char *note,
                        size_t note_size, nb_error *err);
-/* Copies a checkpoint into a model of the same architecture and a state initialized for the
- * same data and optimizer (nb_train_state_init); every name, shape and number is checked
- * before anything is copied. */
+/* Reads a checkpoint into a model of the same architecture and a state initialized for the
+ * same data and optimizer (nb_train_state_init): every name and shape is checked first, then
+ * the numbers are read straight into the model and the state (no copy of the checkpoint in
+ * memory) and checked there. On failure the model and state hold part of it: free them. */
 int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, nb_error *err);
 /* For a signal handler that ends the process at once (a second Ctrl-C), on the thread that
  * writes: removes the temporary files the library is writing (nothing half-written stays
@@ -599,7 +622,11 @@ uint32_t nb_crc32c(uint32_t crc, const void *data, size_t n);
 
 /* Sets the number of threads the library runs on (default: the cores this process may use).
  * The library keeps one pool of threads for all its parallel work and runs OpenBLAS on one
- * thread inside it, so the cores are never oversubscribed. Call it between computations. */
+ * thread inside it, so the cores are never oversubscribed. Call it between computations.
+ * Results do not depend on the count, but memory does (each thread has an OpenBLAS buffer and
+ * a stack): when a memory check (building a model, nb_train_check_memory) finds that the
+ * memory needed does not fit the process's limits with n threads but does with fewer, it
+ * lowers the count to the most that fit rather than fail. */
 void nb_set_threads(int n);
 
 /* The OpenBLAS kernels in use (its core name, e.g. "SkylakeX"), and the core name of better

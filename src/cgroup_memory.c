@@ -174,7 +174,8 @@ static void locate(void)
 }
 
 /* The least room over the levels of hierarchy h, from the process's cgroup up to the mount. */
-static int hierarchy_room(const hierarchy *h, uint64_t *room, char *where, size_t where_size)
+static int hierarchy_room(const hierarchy *h, uint64_t *room, uint64_t *total, char *where,
+                          size_t where_size)
 {
     pthread_once(&located, locate);
     const location *l = &locations[h->v1 ? 0 : 1];
@@ -193,6 +194,7 @@ static int hierarchy_room(const hierarchy *h, uint64_t *room, char *where, size_
             uint64_t left = limit > used ? limit - used : 0;
             if (!found || left < *room) {
                 *room = left;
+                *total = limit;
                 snprintf(where, where_size, "%s", dir);
             }
             found = 1;
@@ -205,16 +207,17 @@ static int hierarchy_room(const hierarchy *h, uint64_t *room, char *where, size_
     return found;
 }
 
-int nb_cgroup_memory_room(uint64_t *room, char *where, size_t where_size)
+int nb_cgroup_memory_room(uint64_t *room, uint64_t *limit, char *where, size_t where_size)
 {
-    uint64_t r1 = 0, r2 = 0;
+    uint64_t r1 = 0, r2 = 0, l1 = 0, l2 = 0;
     char w1[4200], w2[4200];
-    int v1 = hierarchy_room(&V1, &r1, w1, sizeof w1);
-    int v2 = hierarchy_room(&V2, &r2, w2, sizeof w2);
+    int v1 = hierarchy_room(&V1, &r1, &l1, w1, sizeof w1);
+    int v2 = hierarchy_room(&V2, &r2, &l2, w2, sizeof w2);
     if (!v1 && !v2)
         return 0;
     int use_v1 = v1 && (!v2 || r1 <= r2);
     *room = use_v1 ? r1 : r2;
+    *limit = use_v1 ? l1 : l2;
     snprintf(where, where_size, "%s", use_v1 ? w1 : w2);
     return 1;
 }

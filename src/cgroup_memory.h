@@ -15,8 +15,8 @@
 
 /* The bytes the cgroups' limits still leave to this process: the least, over every level that
  * has a limit, of the limit minus what the cgroup uses (less its inactive file cache, which the
- * kernel reclaims before it kills). Returns 1 with *room and the binding cgroup's directory in
- * `where`, or 0 when no level has a limit (or none can be read). */
-int nb_cgroup_memory_room(uint64_t *room, char *where, size_t where_size);
+ * kernel reclaims before it kills). Returns 1 with *room, that level's limit in *limit and its
+ * directory in `where`, or 0 when no level has a limit (or none can be read). */
+int nb_cgroup_memory_room(uint64_t *room, uint64_t *limit, char *where, size_t where_size);
 
 #endif /* NABLA_CGROUP_MEMORY_H */

@@ -22,8 +22,10 @@
 
 #include "fileio.h"
 #include "little_endian.h"
+#include "memcheck.h"
 #include "model_io.h"
 #include "nabla.h"
+#include "safetensors_internal.h"
 
 #define FORMAT_VERSION "1"
 
@@ -328,9 +330,32 @@ int nb_checkpoint_remove(const char *dir, nb_error *err)
 
 /* ---- reading ---- */
 
+/* The CRC-32C of f's data section, read from its file a piece at a time: a checkpoint is
+ * checked without holding it in memory. */
+static int data_crc(const nb_st_file *f, uint32_t *crc, nb_error *err)
+{
+    enum { PIECE = 1 << 20 };
+    if (nb_check_memory(PIECE, "checking a checkpoint", err) != 0)
+        return -1;
+    unsigned char *piece = malloc(PIECE);
+    if (!piece)
+        return nb_fail(err, "out of memory");
+    uint64_t size = nb_st_data_size(f);
+    int rc = 0;
+    *crc = 0;
+    for (uint64_t at = 0; at < size && rc == 0; at += PIECE) {
+        size_t n = size - at < PIECE ? (size_t)(size - at) : PIECE;
+        rc = nb_st_data_bytes(f, at, n, piece, err);
+        if (rc == 0)
+            *crc = nb_crc32c(*crc, piece, n);
+    }
+    free(piece);
+    return rc;
+}
+
 int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
 {
-    if (nb_st_read(path, f, err) != 0)
+    if (nb_st_open(path, f, err) != 0)
         return -1;
     const char *version = nb_st_meta_get(f, NB_CHECKPOINT_KEY);
     const char *crc_text = nb_st_meta_get(f, NB_CRC_KEY);
@@ -344,11 +369,10 @@ int nb_checkpoint_read(const char *path, nb_st_file *f, nb_error *err)
     else if (!crc_text)
         rc = nb_fail(err, "%s: the checkpoint has no checksum", path);
     if (rc == 0) {
-        /* The data section follows the 8-byte header length and the header (nb_st_read has
-         * checked both). */
-        uint64_t header = nb_load_u64_le(f->buffer);
-        uint32_t crc = nb_crc32c(0, f->buffer + 8 + header, f->size - 8 - (size_t)header);
-        rc = nb_checksum_meta(&crc, f->meta, f->n_meta, err);
+        uint32_t crc;
+        rc = data_crc(f, &crc, err);
+        if (rc == 0)
+            rc = nb_checksum_meta(&crc, f->meta, f->n_meta, err);
         char want[16];
         snprintf(want, sizeof want, "%08x", (unsigned)crc);
         if (rc == 0 && strcmp(want, crc_text) != 0)
@@ -401,9 +425,15 @@ int nb_checkpoint_open(const char *dir, nb_st_file *f, char *used, size_t used_s
         if (found || !S_ISREG(st.st_mode))   /* not regular: the check refused it */
             continue;
         nb_error why;
+        nb_memory_verdict_take();
         if (nb_checkpoint_read(path, f, &why) == 0) {
             found = 1;
             snprintf(used, used_size, "%s", path);
+        } else if (nb_memory_verdict_take() != NB_MEMORY_FITS) {
+            /* Not the file's fault: it could not be checked for want of memory, and falling
+             * back to an older one would say it was damaged. */
+            return nb_fail(err, "%s (not found damaged: there was no memory to check it)",
+                           why.msg);
         } else {
             add_reason(refused, sizeof refused, why.msg);
         }
@@ -477,7 +507,8 @@ static int meta_rng(const nb_st_file *f, nb_rng *out, nb_error *err)
     return 0;
 }
 
-/* The moment tensor `kind` of parameter p, checked; NULL (and err set) if wrong. */
+/* The moment tensor `kind` of parameter p, its dtype and shape checked; NULL (and err set) if
+ * wrong. */
 static const nb_st_tensor *find_moment(const nb_st_file *f, const char *kind, const nb_named *p,
                                        nb_error *err)
 {
@@ -497,35 +528,52 @@ static const nb_st_tensor *find_moment(const nb_st_file *f, const char *kind, co
                 p->name);
         return NULL;
     }
-    for (size_t k = 0; k < st->nbytes / 4; k++) {
-        float x = nb_load_f32_le((const unsigned char *)st->data + 4 * k);
-        if (!isfinite(x) || (kind[0] == 's' && x < 0.0f)) {
-            nb_fail(err, "checkpoint: tensor '%s' element %zu is %g", name, k, (double)x);
-            return NULL;
-        }
-    }
     return st;
 }
 
-static int check_order(const nb_st_file *f, int n, nb_error *err)
+/* Reads the moment `kind` of parameter p into place and checks its numbers: finite, and a
+ * second moment not negative. */
+static int read_moment(const nb_st_file *f, const char *kind, const nb_named *p, float *moment,
+                       nb_error *err)
+{
+    const nb_st_tensor *st = find_moment(f, kind, p, err);
+    size_t count = st ? st->nbytes / 4 : 0;
+    if (!st || nb_st_read_floats(f, st, moment, count, err) != 0)
+        return -1;
+    for (size_t k = 0; k < count; k++)
+        if (!isfinite(moment[k]) || (kind[0] == 's' && moment[k] < 0.0f))
+            return nb_fail(err, "checkpoint: tensor '%s%s.%s' element %zu is %g",
+                           NB_CHECKPOINT_TENSOR_PREFIX_OPTIMIZER, kind, p->name, k,
+                           (double)moment[k]);
+    return 0;
+}
+
+/* Reads the data order (int64 [n], a permutation of 0..n-1) into order, a piece at a time. */
+static int read_order(const nb_st_file *f, int n, int32_t *order, nb_error *err)
 {
     const nb_st_tensor *st = nb_st_find(f, NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order");
     if (!st || st->dtype != NB_I64 || st->ndim != 1 || st->shape[0] != n)
         return nb_fail(err, "checkpoint: 'train.order' must be int64 [%d], one entry per "
                             "training sample", n);
-    unsigned char *seen = calloc((size_t)n, 1);
-    if (!seen)
-        return nb_fail(err, "checkpoint: out of memory");
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        int64_t v = nb_load_i64_le((const unsigned char *)st->data + 8 * (size_t)i);
-        if (v < 0 || v >= n || seen[v])
-            rc = nb_fail(err, "checkpoint: 'train.order' is not an order of %d samples "
-                              "(entry %d is %lld)", n, i, (long long)v);
-        else
-            seen[v] = 1;
+    enum { PIECE = 8192 };
+    unsigned char *seen = calloc((size_t)n, 1), *piece = malloc(8 * PIECE);
+    int rc = !seen || !piece ? nb_fail(err, "checkpoint: out of memory") : 0;
+    for (int i = 0; i < n && rc == 0; i += PIECE) {
+        int m = n - i < PIECE ? n - i : PIECE;
+        rc = nb_st_tensor_bytes(f, st, 8 * (uint64_t)i, 8 * (size_t)m, piece, err);
+        for (int j = 0; j < m && rc == 0; j++) {
+            int64_t v = nb_load_i64_le(piece + 8 * (size_t)j);
+            if (v < 0 || v >= n || seen[v])
+                rc = nb_fail(err, "checkpoint: 'train.order' is not an order of %d samples "
+                                  "(entry %d is %lld)", n, i + j, (long long)v);
+            else {
+                seen[v] = 1;
+                order[i + j] = (int32_t)v;
+            }
+        }
     }
     free(seen);
+    free(piece);
     return rc;
 }
 
@@ -556,8 +604,6 @@ int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, n
         return nb_fail(err, "checkpoint: its counts do not add up (correct %lld, seen %lld, "
                             "samples %lld)", (long long)in.correct, (long long)in.seen,
                        (long long)in.samples);
-    if (check_order(f, s->n, err) != 0)
-        return -1;
     nb_graph *g = m->graph;
     size_t n_params;
     float *base = nb_graph_params(g, &n_params);
@@ -573,27 +619,20 @@ int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, n
             (s->opt.s && !find_moment(f, "s", &p, err)))
             return -1;
     }
-    if (nb_model_apply_weights(m, f, "checkpoint", err) != 0)
+    /* Names and shapes checked: the numbers are read straight into the model and the state
+     * (a file of nb_st_open is never copied whole into memory) and checked there. */
+    if (nb_model_apply_weights(m, f, "checkpoint", err) != 0 ||
+        read_order(f, s->n, s->order, err) != 0)
         return -1;
-
-    /* Everything checked: copy. */
     for (int i = 0; i < named; i++) {
         nb_named p = nb_graph_named(g, i);
         if (p.kind != NB_KIND_PARAM)
             continue;
         size_t offset = (size_t)(nb_node_value(p.node).data - base);
-        for (int k = 0; k < 2; k++) {
-            float *moment = k == 0 ? s->opt.v : s->opt.s;
-            if (!moment)
-                continue;
-            const nb_st_tensor *st = find_moment(f, k == 0 ? "v" : "s", &p, err);
-            for (size_t j = 0; j < st->nbytes / 4; j++)
-                moment[offset + j] = nb_load_f32_le((const unsigned char *)st->data + 4 * j);
-        }
+        if ((s->opt.v && read_moment(f, "v", &p, s->opt.v + offset, err) != 0) ||
+            (s->opt.s && read_moment(f, "s", &p, s->opt.s + offset, err) != 0))
+            return -1;
     }
-    const nb_st_tensor *order = nb_st_find(f, NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "order");
-    for (int i = 0; i < s->n; i++)
-        s->order[i] = (int32_t)nb_load_i64_le((const unsigned char *)order->data + 8 * (size_t)i);
     s->epoch = (int)epoch;
     s->batch = in.batch;
     s->steps = in.steps;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "fileio.h"
@@ -267,6 +268,35 @@ static int parse_idx_bytes(const void *bytes, size_t size, const char *what, uin
     return rc;
 }
 
+/* A plain IDX file says in its header how long it is: one longer than that (padded, a sparse
+ * file of terabytes) is refused from its header and its size, before it is read. Anything
+ * else (gzip, a bad magic, a short file) is left to the parser, which names it. */
+static int check_idx_size(const char *path, uint32_t magic, nb_error *err)
+{
+    int fd = nb_open_regular(path, err);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    uint8_t header[4 + 4 * 3];
+    ssize_t got = fstat(fd, &st) == 0 ? pread(fd, header, sizeof header, 0) : -1;
+    close(fd);
+    int ndims = (int)(magic & 0xff);
+    size_t header_size = 4 + 4 * (size_t)ndims;
+    if (got < (ssize_t)header_size || big_endian32(header) != magic)
+        return 0;
+    uint64_t total = 1;
+    for (int i = 0; i < ndims; i++) {
+        uint32_t d = big_endian32(header + 4 + 4 * i);
+        if (d == 0 || total > UINT64_MAX / d)
+            return 0;
+        total *= d;
+    }
+    if ((uint64_t)st.st_size - header_size > total)
+        return nb_fail(err, "%s: trailing bytes after the %llu bytes of %s", path,
+                       (unsigned long long)total, ndims == 3 ? "pixels" : "labels");
+    return 0;
+}
+
 /* Reads a whole IDX file and parses it. */
 static int read_idx(const char *path, uint32_t magic, const char *kind, idx_file *out,
                     nb_error *err)
@@ -274,6 +304,8 @@ static int read_idx(const char *path, uint32_t magic, const char *kind, idx_file
     unsigned char *bytes;
     size_t size;
     memset(out, 0, sizeof *out);
+    if (check_idx_size(path, magic, err) != 0)
+        return -1;
     /* Regular files only: a FIFO without a writer would block forever. */
     if (nb_read_file(path, &bytes, &size, err) < 0)
         return -1;

@@ -249,6 +249,44 @@ static void plan_gradients(nb_graph *g, int root)
     g->planned_root = root;
 }
 
+void nb_graph_measure(const nb_graph *g, int max_batch, nb_graph_sizes *z)
+{
+    memset(z, 0, sizeof *z);
+    z->rows = (uint64_t)max_batch;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nb_node *n = g->nodes[i];
+        uint64_t size = n->batched ? nb_sat_mul((uint64_t)max_batch, n->width) : n->width;
+        uint64_t scratch = nb_sat_add(nb_sat_mul(n->scratch_per_row, (uint64_t)max_batch),
+                                      n->scratch_fixed);
+        if (n->leaf == NB_LEAF_PARAM)
+            z->params = nb_sat_add(z->params, size);
+        else if (n->leaf == NB_LEAF_STATE)
+            z->states = nb_sat_add(z->states, size);
+        else if (n->leaf == NB_LEAF_LABELS)
+            z->labels = nb_sat_add(z->labels, size);
+        else
+            z->arena = nb_sat_add(z->arena, nb_sat_mul(round_up(size), n->requires_grad ? 2 : 1));
+        z->arena = nb_sat_add(z->arena, round_up(scratch));
+        /* A product's result has the batch's rows, or (a weight gradient) as many as a layer
+         * has units: the width of a batched node. */
+        if (n->batched && n->width > z->rows)
+            z->rows = n->width;
+    }
+    z->nodes = (uint64_t)g->n_nodes;
+}
+
+void nb_graph_memory_parts(const nb_graph_sizes *z, nb_memory_part parts[2])
+{
+    /* params and their gradients, states; labels (int32, the size of a float) and the arena */
+    parts[0] = (nb_memory_part){"weights and gradients",
+                                nb_sat_mul(nb_sat_add(nb_sat_mul(z->params, 2), z->states),
+                                           sizeof(float)),
+                                0};
+    parts[1] = (nb_memory_part){"activations", nb_sat_mul(nb_sat_add(z->labels, z->arena),
+                                                          sizeof(float)),
+                                1};
+}
+
 int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
 {
     if (!g)
@@ -261,43 +299,31 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
         return nb_fail(err, "the largest batch must be at least 1, not %d", max_batch);
 
     /* The sizes come from options and files (layer widths, the batch size), so they are
-     * added up without overflow (saturating) and checked against what the process may use,
-     * with what running the graph will add (memcheck.h): a graph that cannot fit fails here
-     * with its size rather than in the allocator, or in OpenBLAS's. */
-    uint64_t n_params = 0, n_states = 0, n_labels = 0, arena = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const nb_node *n = g->nodes[i];
-        uint64_t size = n->batched ? nb_sat_mul((uint64_t)max_batch, n->width) : n->width;
-        uint64_t scratch = nb_sat_add(nb_sat_mul(n->scratch_per_row, (uint64_t)max_batch),
-                                      n->scratch_fixed);
-        if (n->leaf == NB_LEAF_PARAM)
-            n_params = nb_sat_add(n_params, size);
-        else if (n->leaf == NB_LEAF_STATE)
-            n_states = nb_sat_add(n_states, size);
-        else if (n->leaf == NB_LEAF_LABELS)
-            n_labels = nb_sat_add(n_labels, size);
-        else
-            arena = nb_sat_add(arena, nb_sat_mul(round_up(size), n->requires_grad ? 2 : 1));
-        arena = nb_sat_add(arena, round_up(scratch));
-    }
-    /* params and their gradients, states, labels (int32, the size of a float), the arena */
-    uint64_t total = nb_sat_add(nb_sat_add(nb_sat_mul(n_params, 2), n_states),
-                                nb_sat_add(n_labels, arena));
+     * checked against what the process may use, with what running the graph will add
+     * (memcheck.h): a graph that cannot fit fails here with its size rather than in the
+     * allocator, or in OpenBLAS's. */
+    nb_graph_sizes z;
+    nb_graph_measure(g, max_batch, &z);
     char what[64];
     snprintf(what, sizeof what, "the graph for batches of %d", max_batch);
-    nb_memory_part part = {"weights, gradients and activations",
-                           nb_sat_mul(total, sizeof(float))};
-    if (nb_check_run_memory(what, &part, 1, err) != 0)
+    nb_memory_part parts[2];
+    nb_graph_memory_parts(&z, parts);
+    if (nb_check_run_memory(what, parts, 2, z.rows, err) != 0)
         return -1;
+    uint64_t n_params = z.params, n_states = z.states, arena = z.arena;
+    uint64_t total = nb_sat_add(parts[0].bytes, parts[1].bytes) / sizeof(float);
 
     g->params = calloc(n_params ? n_params : 1, sizeof(float));
-    g->grads = calloc(n_params ? n_params : 1, sizeof(float));
+    g->grads = malloc((n_params ? n_params : 1) * sizeof(float));
     g->states = calloc(n_states ? n_states : 1, sizeof(float));
     if (posix_memalign(&g->arena, 64, (arena ? arena : 1) * sizeof(float)) != 0)
         g->arena = NULL;
     if (!g->params || !g->grads || !g->states || !g->arena)
         return nb_fail(err, "out of memory: the graph needs %llu MB for batches of %d",
                        (unsigned long long)(total * sizeof(float) >> 20), max_batch);
+    /* Zeroed by writing, not left to the kernel's zero pages: what the check counted is then
+     * resident, and a cgroup's usage (which counts only what is) says so to the next check. */
+    memset(g->grads, 0, n_params * sizeof(float));
     memset(g->arena, 0, arena * sizeof(float));
     g->arena_bytes = arena * sizeof(float);
 

@@ -117,6 +117,22 @@ struct nb_graph {
     nb_graph_dp dp;               /* data-parallel training step in progress, if any */
 };
 
+/* What a graph compiled for batches of max_batch holds, in floats, before it is compiled:
+ * nb_graph_compile checks it, and a trainer can check it with its own state before the graph
+ * exists (nb_model_check_train_memory). rows: the most rows a matrix product's result can
+ * have (nb_pool_memory_for). */
+typedef struct nb_graph_sizes {
+    uint64_t params, states, labels, arena, nodes, rows;
+} nb_graph_sizes;
+void nb_graph_measure(const nb_graph *g, int max_batch, nb_graph_sizes *z);
+/* The two parts of a check: "weights and gradients" and "activations" (which grow with the
+ * batch), in bytes. */
+void nb_graph_memory_parts(const nb_graph_sizes *z, nb_memory_part parts[2]);
+
+/* A model's graph built from its spec but not compiled (model.c): for measuring it before
+ * anything is allocated. Free it with nb_model_free. */
+int nb_model_construct(nb_model *m, const nb_model_spec *spec, nb_error *err);
+
 /* Thread 0's collective for an op of a data-parallel step: sums n doubles over the ranks of
  * g->dp.bn_comm in place. After a failure (recorded in g->dp) it does nothing. */
 void nb_graph_dp_sum(nb_graph *g, double *data, size_t n);

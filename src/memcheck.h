@@ -10,7 +10,11 @@
  * - ulimit -v (RLIMIT_AS) less the address space already mapped (VmSize);
  * - ulimit -d (RLIMIT_DATA) less the private writable memory already mapped (VmData);
  * - the memory limit of the process's cgroups less their usage (cgroup_memory.h);
- * - the machine's MemAvailable plus SwapFree. */
+ * - the machine's MemAvailable plus SwapFree.
+ * The first two count address space; the last two count memory that is written (resident):
+ * memory allocated but not yet touched is not in a cgroup's usage, so whatever a check counted
+ * is touched as soon as it is allocated (graph.c), and the part of OpenBLAS's buffer its
+ * packing writes is counted as written (pool.h). */
 #ifndef NABLA_MEMCHECK_H
 #define NABLA_MEMCHECK_H
 
@@ -25,8 +29,9 @@ uint64_t nb_sat_mul(uint64_t a, uint64_t b);
 /* Memory of three kinds, which count against different limits. */
 typedef struct nb_memory_need {
     uint64_t bytes;     /* memory that will be written: counts against every limit */
-    uint64_t reserved;  /* writable memory mapped but mostly never touched (OpenBLAS's buffers,
-                         * thread stacks): counts against ulimit -v and ulimit -d */
+    uint64_t reserved;  /* writable memory mapped but never touched (the part of OpenBLAS's
+                         * buffers its packing does not reach, thread stacks): counts against
+                         * ulimit -v and ulimit -d */
     uint64_t address;   /* address space reserved without access (the malloc arena glibc
                          * reserves for each thread): counts against ulimit -v only */
 } nb_memory_need;
@@ -35,26 +40,58 @@ typedef struct nb_memory_need {
 uint64_t nb_memory_available(void);
 
 /* 0 when `bytes` fit every limit, else -1 with
- * "out of memory: <what> needs N MB, but the process may use M MB more (<limit>)", naming the
- * limit that binds: "ulimit -v", "ulimit -d", "the memory limit of cgroup <dir>" or "the
- * machine's available memory". */
+ * "out of memory: <what> needs N MB, but the process may use M MB more (<limit>, T MB in
+ * all)", naming the limit that binds: "ulimit -v", "ulimit -d", "the memory limit of cgroup
+ * <dir>" or "the machine's available memory". */
 int nb_check_memory(uint64_t bytes, const char *what, nb_error *err);
 
 /* A named part of a need, for the message. */
 typedef struct nb_memory_part {
     const char *name;
     uint64_t bytes;
+    int batched;   /* grows with the batch size (activations): a smaller batch needs less */
 } nb_memory_part;
 
 /* The check for memory that graphs will run with (a compiled graph, a trainer's state): the
- * parts, plus what the thread pool will add the first time it runs a matrix product and does
- * not hold yet (nb_pool_pending_memory: OpenBLAS's buffers, the threads' stacks), plus
- * NB_RUN_MARGIN for the small allocations around them. Made before anything calls OpenBLAS,
- * which would otherwise spin when its buffer is refused. The message lists the parts:
+ * parts, plus what the thread pool will add the first time it runs a matrix product
+ * (nb_pool_memory_for: OpenBLAS's buffers, the part of them its packing writes for products
+ * of up to `rows` rows, the threads' stacks), plus NB_RUN_MARGIN for the small allocations
+ * around them. Made before anything calls OpenBLAS, which would otherwise spin when its buffer
+ * is refused.
+ *
+ * Results do not depend on the thread count, so when the need does not fit with the pool's
+ * threads but does with fewer, the pool is set to the most that fit (nb_set_threads) and the
+ * check passes; nb_memory_threads_lowered tells. When it does not fit even with one thread:
  * "out of memory: <what> needs N MB (<part> X MB, ..., OpenBLAS's buffers and the stacks of
- * T threads Y MB), but the process may use M MB more (<limit>)", M being the room less the
- * margin. */
+ * 1 thread Y MB), but the process may use M MB more (<limit>, T MB in all)", M being the room
+ * less the margin, and "; with smaller batches it would fit" when the parts that grow with the
+ * batch are what does not fit. */
 int nb_check_run_memory(const char *what, const nb_memory_part *parts, int n_parts,
-                        nb_error *err);
+                        uint64_t rows, nb_error *err);
+
+/* Whether a check lowered the thread count (the latest that did): from and to, and why
+ * ("training needs 360 MB with 2 threads, but the process may use 330 MB more (ulimit -v)").
+ * Returns 1 and fills *out, or 0. */
+typedef struct nb_threads_lowered {
+    int from, to;
+    char why[512];
+} nb_threads_lowered;
+int nb_memory_threads_lowered(nb_threads_lowered *out);
+
+/* What the checks that refused found, since the last call (which forgets it):
+ * - NB_MEMORY_FITS: none refused;
+ * - NB_MEMORY_NEVER_FITS: the need could not fit even were the process alone under the limit
+ *   that refused it, with one thread: it needs more than that limit holds in all (ulimit -v or
+ *   -d, the cgroup's limit, the machine's memory and swap) less what this process holds
+ *   already. Nothing but a smaller need helps;
+ * - NB_MEMORY_SHORT_NOW: it would fit, but not now: other processes (in the cgroup, on the
+ *   machine) hold the rest. Freeing memory, or running fewer processes at once, helps.
+ * A refusal NEVER_FITS stays so until the call. */
+typedef enum nb_memory_verdict {
+    NB_MEMORY_FITS,
+    NB_MEMORY_SHORT_NOW,
+    NB_MEMORY_NEVER_FITS,
+} nb_memory_verdict;
+nb_memory_verdict nb_memory_verdict_take(void);
 
 #endif /* NABLA_MEMCHECK_H */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_internal.h"
 #include "nabla.h"
 
 static const char *const activation_names[] = {"relu", "leaky_relu", "tanh", "sigmoid",
@@ -94,8 +95,9 @@ static nb_node *activation(nb_graph *g, nb_node *h, const nb_model_spec *spec)
     return nb_relu(g, h);
 }
 
-int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64_t seed,
-                   nb_error *err)
+/* The model's graph, built but not compiled; weights[l] are the layers' weight nodes. */
+static int construct(nb_model *m, const nb_model_spec *spec, nb_node *weights[NB_MAX_LAYERS + 1],
+                     nb_error *err)
 {
     memset(m, 0, sizeof *m);
     if (spec->inputs < 1 || spec->classes < 2)
@@ -113,7 +115,6 @@ int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64
     if (!g)
         return nb_fail(err, "out of memory");
 
-    nb_node *weights[NB_MAX_LAYERS + 1];
     m->x = nb_input(g, spec->inputs);
     m->y = nb_labels(g);
     nb_node *h = m->x;
@@ -142,14 +143,32 @@ int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64
     m->logits = dense(g, h, index, in, spec->classes, 1, NB_IDENTITY, 0.0f,
                       &weights[spec->n_hidden]);
     m->loss = nb_softmax_cross_entropy(g, m->logits, m->y);
-    if (nb_graph_compile(g, max_batch, err) != 0) {
+    return 0;
+}
+
+int nb_model_construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
+{
+    nb_node *weights[NB_MAX_LAYERS + 1];
+    if (construct(m, spec, weights, err) != 0) {
+        nb_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64_t seed,
+                   nb_error *err)
+{
+    nb_node *weights[NB_MAX_LAYERS + 1];
+    if (construct(m, spec, weights, err) != 0 ||
+        nb_graph_compile(m->graph, max_batch, err) != 0) {
         nb_model_free(m);
         return -1;
     }
 
     nb_rng rng;
     nb_rng_seed(&rng, seed);
-    in = spec->inputs;
+    int in = spec->inputs;
     for (int l = 0; l <= spec->n_hidden; l++) {
         int out = l < spec->n_hidden ? spec->hidden[l] : spec->classes;
         init_weights(nb_node_value(weights[l]).data, out, in, spec, &rng);

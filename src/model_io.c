@@ -262,8 +262,9 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
 /* Loading weights                                                                          */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Everything that could make the copy fail or put garbage into the model, checked up front. */
-static int check_weights(const nb_model *m, const nb_st_file *f, const char *what,
+/* The file's tensors against the model's: names, dtypes and shapes, checked before any
+ * number is read. */
+static int check_tensors(const nb_model *m, const nb_st_file *f, const char *what,
                          nb_error *err)
 {
     const nb_graph *g = m->graph;
@@ -285,9 +286,6 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
             if (!(st->ndim == 0 || (st->ndim == 1 && st->shape[0] == 1)))
                 return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs [] (or [1])",
                                what, t.name, nb_shape_str(st->shape, st->ndim, have, sizeof have));
-            if (nb_load_i64_le(st->data) < 0)
-                return nb_fail(err, "%s: tensor '%s' is negative (%lld)", what, t.name,
-                               (long long)nb_load_i64_le(st->data));
             continue;
         }
         nb_tensor v = nb_node_value(t.node);
@@ -304,22 +302,6 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
             return nb_fail(err, "%s: tensor '%s' has shape %s, the model needs %s", what, t.name,
                            nb_shape_str(st->shape, st->ndim, have, sizeof have),
                            nb_shape_str(vshape, v.ndim, need, sizeof need));
-        const unsigned char *p = st->data;
-        size_t count = st->nbytes / 4;
-        /* Batch norm's running variance is an average of variances: never negative (and
-         * a negative one would make the model's outputs NaN). */
-        size_t len = strlen(t.name);
-        int variance = t.kind == NB_KIND_STATE && len >= 12 &&
-                       strcmp(t.name + len - 12, ".running_var") == 0;
-        for (size_t k = 0; k < count; k++) {
-            float x = nb_load_f32_le(p + 4 * k);
-            if (!isfinite(x))
-                return nb_fail(err, "%s: tensor '%s' element %zu is %s", what, t.name, k,
-                               isnan(x) ? "NaN" : "infinite");
-            if (variance && x < 0)
-                return nb_fail(err, "%s: tensor '%s' element %zu is %g: a variance cannot be "
-                               "negative", what, t.name, k, (double)x);
-        }
     }
     if (missing.count > 0)
         return nb_fail(err, "%s: the model's tensor%s %s %s missing from the file", what,
@@ -345,30 +327,84 @@ static int check_weights(const nb_model *m, const nb_st_file *f, const char *wha
     return 0;
 }
 
-static void copy_weights(nb_model *m, const nb_st_file *f)
+int nb_st_read_floats(const nb_st_file *f, const nb_st_tensor *st, float *dst, size_t count,
+                      nb_error *err)
+{
+    /* Straight into place: a file opened with nb_st_open is read into dst, not into a copy
+     * of its own first. */
+    if (nb_st_tensor_bytes(f, st, 0, count * sizeof(float), dst, err) != 0)
+        return -1;
+    if (!nb_host_little_endian())
+        for (size_t k = 0; k < count; k++) {
+            unsigned char bytes[4];
+            memcpy(bytes, &dst[k], 4);
+            dst[k] = nb_load_f32_le(bytes);
+        }
+    return 0;
+}
+
+/* Reads every tensor and checks its numbers: no NaN or infinity, no negative running variance
+ * (batch norm's is an average of variances; a negative one would make the model's outputs
+ * NaN), no negative counter. Into the model, or, given `scratch` (room for the largest
+ * tensor), into it only: a check that changes nothing. */
+static int read_weights(nb_model *m, const nb_st_file *f, const char *what, float *scratch,
+                        nb_error *err)
 {
     int n = nb_graph_named_count(m->graph);
     for (int i = 0; i < n; i++) {
         nb_named t = nb_graph_named(m->graph, i);
         const nb_st_tensor *st = nb_st_find(f, t.name);
-        const unsigned char *p = st->data;
         if (t.kind == NB_KIND_COUNTER) {
-            *t.counter = nb_load_i64_le(p);
-        } else {
-            nb_tensor v = nb_node_value(t.node);
-            size_t count = nb_tensor_numel(&v);
-            for (size_t k = 0; k < count; k++)
-                v.data[k] = nb_load_f32_le(p + 4 * k);
+            unsigned char p[8];
+            if (nb_st_tensor_bytes(f, st, 0, 8, p, err) != 0)
+                return -1;
+            if (nb_load_i64_le(p) < 0)
+                return nb_fail(err, "%s: tensor '%s' is negative (%lld)", what, t.name,
+                               (long long)nb_load_i64_le(p));
+            if (!scratch)
+                *t.counter = nb_load_i64_le(p);
+            continue;
+        }
+        nb_tensor v = nb_node_value(t.node);
+        size_t count = nb_tensor_numel(&v);
+        float *x = scratch ? scratch : v.data;
+        if (nb_st_read_floats(f, st, x, count, err) != 0)
+            return -1;
+        size_t len = strlen(t.name);
+        int variance = t.kind == NB_KIND_STATE && len >= 12 &&
+                       strcmp(t.name + len - 12, ".running_var") == 0;
+        for (size_t k = 0; k < count; k++) {
+            if (!isfinite(x[k]))
+                return nb_fail(err, "%s: tensor '%s' element %zu is %s", what, t.name, k,
+                               isnan(x[k]) ? "NaN" : "infinite");
+            if (variance && x[k] < 0)
+                return nb_fail(err, "%s: tensor '%s' element %zu is %g: a variance cannot be "
+                               "negative", what, t.name, k, (double)x[k]);
         }
     }
+    return 0;
 }
 
 int nb_model_apply_weights(nb_model *m, const nb_st_file *f, const char *what, nb_error *err)
 {
-    if (check_weights(m, f, what, err) != 0)
+    if (check_tensors(m, f, what, err) != 0)
         return -1;
-    copy_weights(m, f);
-    return 0;
+    /* A file in memory is checked whole before the model changes; one read from its file goes
+     * straight into the model (the caller frees a model it failed to fill). */
+    if (f->buffer) {
+        size_t largest = 1;
+        for (int i = 0; i < f->n_tensors; i++)
+            if (f->tensors[i].nbytes / 4 > largest)
+                largest = f->tensors[i].nbytes / 4;
+        float *scratch = malloc(largest * sizeof *scratch);
+        if (!scratch)
+            return nb_fail(err, "%s: out of memory", what);
+        int rc = read_weights(m, f, what, scratch, err);
+        free(scratch);
+        if (rc != 0)
+            return -1;
+    }
+    return read_weights(m, f, what, NULL, err);
 }
 
 int nb_model_load_weights(nb_model *m, const char *path, nb_error *err)
@@ -376,7 +412,7 @@ int nb_model_load_weights(nb_model *m, const char *path, nb_error *err)
     if (!m || !m->graph)
         return nb_fail(err, "%s: no model to load weights into", path ? path : "(null)");
     nb_st_file f;
-    if (nb_st_read(path, &f, err) != 0)
+    if (nb_st_read(path, &f, err) != 0)   /* in memory: the model changes only if all is well */
         return -1;
     int rc = nb_model_apply_weights(m, &f, path, err);
     nb_st_free(&f);
@@ -551,7 +587,7 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
 {
     memset(m, 0, sizeof *m);
     nb_st_file f;
-    if (nb_st_read(path, &f, err) != 0)
+    if (nb_st_open(path, &f, err) != 0)   /* the weights are read into the model built */
         return -1;
     nb_model_spec spec;
     float *mean = NULL, *std = NULL;

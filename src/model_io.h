@@ -24,8 +24,15 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
                      int n_extra, const nb_st_meta *extra_meta, int n_extra_meta, int checksum,
                      nb_error *err);
 
-/* Checks that f has every tensor of the model with the right dtype and shape, then copies
- * them in; `what` names the file in messages. */
+/* Checks that f has every tensor of the model with the right dtype and shape, then reads
+ * them in, checking their numbers (no NaN or infinity, no negative variance or counter); `what`
+ * names the file in messages. A file in memory (nb_st_read) is checked whole first and a
+ * failure leaves the model as it was; one of nb_st_open is read straight into the model, which
+ * holds part of it after a bad number (the caller frees it). */
 int nb_model_apply_weights(nb_model *m, const nb_st_file *f, const char *what, nb_error *err);
+
+/* count F32 numbers of tensor st into dst, in the host's order (nb_st_tensor_bytes). */
+int nb_st_read_floats(const nb_st_file *f, const nb_st_tensor *st, float *dst, size_t count,
+                      nb_error *err);
 
 #endif

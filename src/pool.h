@@ -52,10 +52,12 @@ int nb_product_parts(void);
 /* The thread count jobs will run with. */
 int nb_pool_threads(void);
 
-/* What running matrix products on the pool will add to the process: the stacks of its threads
- * and the malloc arena glibc reserves for each, until the threads exist; and an OpenBLAS buffer
- * for each thread. *threads gets the thread count. memcheck.c counts this in every check of
- * memory that will run a graph, since OpenBLAS spins when a limit refuses it its buffer. */
-nb_memory_need nb_pool_pending_memory(int *threads);
+/* What running matrix products on a pool of `threads` threads will add to the process: the
+ * stacks of its threads and the malloc arena glibc reserves for each, unless the pool runs
+ * with that many already; and an OpenBLAS buffer for each thread, of which the part its
+ * packing writes for products whose results have up to `rows` rows counts as written memory
+ * (the rest as reserved). memcheck.c counts this in every check of memory that will run a
+ * graph, since OpenBLAS spins when a limit refuses it its buffer. */
+nb_memory_need nb_pool_memory_for(int threads, uint64_t rows);
 
 #endif

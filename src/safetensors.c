@@ -9,22 +9,29 @@
  *
  * The reader trusts nothing: every length and offset is checked against the file before a
  * byte of data is touched, and the tensors must tile the data section exactly (no overlap, no
- * gap), as the reference implementation requires. Only F32 and I64 are accepted because they
+ * gap), as the reference implementation requires. A file is read in two steps, its header,
+ * checked against the file's size, and only then its data: a file much larger than its header
+ * says (padded, sparse, anything appended) is refused without being read. nb_st_open stops
+ * after the first step and reads each tensor's bytes when asked, straight where they go. Only F32 and I64 are accepted because they
  * are the only types nabla stores; any other dtype is refused by name rather than misread.
  *
  * Integers are assembled byte by byte and data is only ever reached through memcpy, so the
  * code is independent of the host's alignment rules.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "fileio.h"
 #include "json_check.h"
 #include "little_endian.h"
+#include "memcheck.h"
 #include "nabla.h"
 #include "safetensors_internal.h"
 
@@ -137,6 +144,25 @@ const char *nb_shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
 /* Reading                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
+/* The open file behind the tensors of nb_st_open: where each tensor's bytes are. */
+typedef struct st_source {
+    int fd;
+    uint64_t data_start;   /* the data section's offset in the file */
+    uint64_t *begin;       /* each tensor's offset in the data section */
+    char *path;
+} st_source;
+
+static void source_free(st_source *src)
+{
+    if (!src)
+        return;
+    if (src->fd >= 0)
+        close(src->fd);
+    free(src->begin);
+    free(src->path);
+    free(src);
+}
+
 void nb_st_drop_tensors(nb_st_file *f)
 {
     if (!f)
@@ -145,10 +171,12 @@ void nb_st_drop_tensors(nb_st_file *f)
         free(f->tensors[i].name);
     free(f->tensors);
     free(f->buffer);
+    source_free(f->source);
     f->tensors = NULL;
     f->n_tensors = 0;
     f->buffer = NULL;
     f->size = 0;
+    f->source = NULL;
 }
 
 void nb_st_free(nb_st_file *f)
@@ -299,14 +327,19 @@ static int check_layout(span *sp, int n, uint64_t data_size, const char *what, n
     return 0;
 }
 
-static int parse_header(const cJSON *root, const unsigned char *data, uint64_t data_size,
-                        const char *what, nb_st_file *out, nb_error *err)
+/* The tensors and metadata of the header; begin[i] gets tensor i's offset in the data section
+ * (an array of one entry per tensor, malloc'd, also on failure). */
+static int parse_header(const cJSON *root, uint64_t data_size, const char *what,
+                        nb_st_file *out, uint64_t **begin, nb_error *err)
 {
     int n = 0;
     for (const cJSON *item = root->child; item; item = item->next)
         n += strcmp(item->string, "__metadata__") != 0;
 
     span *sp = NULL;
+    *begin = calloc((size_t)n + 1, sizeof **begin);
+    if (!*begin)
+        return nb_fail(err, "%s: out of memory", what);
     if (n > 0) {
         out->tensors = calloc((size_t)n, sizeof *out->tensors);
         sp = calloc((size_t)n, sizeof *sp);
@@ -326,7 +359,7 @@ static int parse_header(const cJSON *root, const unsigned char *data, uint64_t d
         if (t->name)
             out->n_tensors++;
         if (rc == 0)
-            t->data = data + sp[out->n_tensors - 1].begin;
+            (*begin)[out->n_tensors - 1] = sp[out->n_tensors - 1].begin;
     }
     if (rc == 0)
         rc = check_layout(sp, n, data_size, what, err);
@@ -378,47 +411,41 @@ static int header_names_unique(const cJSON *root, const char *what, nb_error *er
                    object->string ? object->string : "?", name);
 }
 
-/* Takes ownership of buf (size bytes, freed on failure too). */
-static int parse_owned(unsigned char *buf, size_t size, const char *what, nb_st_file *out,
-                       nb_error *err)
+/* The header length (the file's first 8 bytes, of `size` in all), checked. */
+static int check_length(const unsigned char *first8, uint64_t size, const char *what,
+                        uint64_t *hlen, nb_error *err)
 {
-    memset(out, 0, sizeof *out);
-    if (size < 8) {
-        free(buf);
-        return nb_fail(err, "%s: too short for a safetensors file (%zu bytes, at least 8 are "
-                       "needed)", what, size);
-    }
-    uint64_t hlen = nb_load_u64_le(buf);
-    if (hlen == 0) {
-        free(buf);
+    if (size < 8)
+        return nb_fail(err, "%s: too short for a safetensors file (%llu bytes, at least 8 are "
+                       "needed)", what, (unsigned long long)size);
+    *hlen = nb_load_u64_le(first8);
+    if (*hlen == 0)
         return nb_fail(err, "%s: the header length is 0", what);
-    }
-    if (hlen > ST_MAX_HEADER) {
-        free(buf);
+    if (*hlen > ST_MAX_HEADER)
         return nb_fail(err, "%s: the header length %llu exceeds the limit of %llu bytes", what,
-                       (unsigned long long)hlen, ST_MAX_HEADER);
-    }
-    if (hlen > size - 8) {
-        free(buf);
+                       (unsigned long long)*hlen, ST_MAX_HEADER);
+    if (*hlen > size - 8)
         return nb_fail(err, "%s: the header length %llu is larger than the rest of the file "
-                       "(%zu bytes); is the file truncated?", what, (unsigned long long)hlen,
-                       size - 8);
-    }
-    const unsigned char *header = buf + 8;
-    if (memchr(header, 0, (size_t)hlen)) {
-        free(buf);
+                       "(%llu bytes); is the file truncated?", what, (unsigned long long)*hlen,
+                       (unsigned long long)(size - 8));
+    return 0;
+}
+
+/* The header (hlen bytes) of a file of `size` bytes: its JSON, its tensors checked against the
+ * data section that size leaves. Fills out (tensors without data) and *begin (see
+ * parse_header); on failure frees what it made of out. */
+static int parse_header_text(const unsigned char *header, uint64_t hlen, uint64_t size,
+                             const char *what, nb_st_file *out, uint64_t **begin, nb_error *err)
+{
+    *begin = NULL;
+    if (memchr(header, 0, (size_t)hlen))
         return nb_fail(err, "%s: the header contains a zero byte", what);
-    }
-    if (!utf8_valid(header, (size_t)hlen)) {
-        free(buf);
+    if (!utf8_valid(header, (size_t)hlen))
         return nb_fail(err, "%s: the header is not valid UTF-8", what);
-    }
     /* cJSON wants a terminated string; the header is followed by data, so copy it. */
     char *text = malloc((size_t)hlen + 1);
-    if (!text) {
-        free(buf);
+    if (!text)
         return nb_fail(err, "%s: out of memory", what);
-    }
     memcpy(text, header, (size_t)hlen);
     text[hlen] = '\0';
     const char *end = NULL;
@@ -440,25 +467,39 @@ static int parse_owned(unsigned char *buf, size_t size, const char *what, nb_st_
     }
     if (rc == 0)
         rc = header_names_unique(root, what, err);
-    if (rc != 0) {
-        free(text);
-        cJSON_Delete(root);
-        free(buf);
-        return -1;
-    }
-    out->buffer = buf;
-    out->size = size;
-    const unsigned char *data = buf + 8 + hlen;
-    rc = parse_header(root, data, (uint64_t)(size - 8 - hlen), what, out, err);
+    if (rc == 0)
+        rc = parse_header(root, size - 8 - hlen, what, out, begin, err);
     /* After parse_header, whose messages say which number of which tensor is not a whole
      * number >= 0: what is left are whole numbers that are not written in digits alone. */
     if (rc == 0)
         rc = header_numbers_plain(text, (size_t)(end - text), what, err);
     free(text);
     cJSON_Delete(root);
-    if (rc != 0)
+    if (rc != 0) {
         nb_st_free(out);
+        free(*begin);
+        *begin = NULL;
+    }
     return rc;
+}
+
+/* Takes ownership of buf (size bytes, freed on failure too). */
+static int parse_owned(unsigned char *buf, size_t size, const char *what, nb_st_file *out,
+                       nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t hlen = 0, *begin;
+    if (check_length(buf, size, what, &hlen, err) != 0 ||
+        parse_header_text(buf + 8, hlen, size, what, out, &begin, err) != 0) {
+        free(buf);
+        return -1;
+    }
+    out->buffer = buf;
+    out->size = size;
+    for (int i = 0; i < out->n_tensors; i++)
+        out->tensors[i].data = buf + 8 + hlen + begin[i];
+    free(begin);
+    return 0;
 }
 
 int nb_st_parse(const void *bytes, size_t size, const char *what, nb_st_file *out, nb_error *err)
@@ -475,14 +516,120 @@ int nb_st_parse(const void *bytes, size_t size, const char *what, nb_st_file *ou
     return parse_owned(buf, size, what, out, err);
 }
 
+/* n bytes at `offset` of fd, all of them, or -1 with a message. */
+static int read_at(int fd, void *dst, size_t n, uint64_t offset, const char *what,
+                   nb_error *err)
+{
+    unsigned char *p = dst;
+    while (n > 0) {
+        ssize_t got = pread(fd, p, n, (off_t)offset);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return nb_fail(err, "%s: read failed: %s", what, strerror(errno));
+        if (got == 0)
+            return nb_fail(err, "%s: the file became shorter while it was read", what);
+        p += got;
+        n -= (size_t)got;
+        offset += (uint64_t)got;
+    }
+    return 0;
+}
+
+int nb_st_open(const char *path, nb_st_file *out, nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int fd = nb_open_regular(path, err);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return nb_fail(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    uint64_t size = (uint64_t)st.st_size, hlen = 0, *begin = NULL;
+    unsigned char first8[8] = {0};
+    unsigned char *header = NULL;
+    int rc = read_at(fd, first8, size < 8 ? (size_t)size : 8, 0, path, err);
+    if (rc == 0)
+        rc = check_length(first8, size, path, &hlen, err);
+    if (rc == 0 && (rc = nb_check_memory(hlen, path, err)) == 0 && !(header = malloc(hlen))) {
+        rc = nb_fail(err, "%s: out of memory for its header of %llu bytes", path,
+                     (unsigned long long)hlen);
+    }
+    if (rc == 0)
+        rc = read_at(fd, header, (size_t)hlen, 8, path, err);
+    if (rc == 0)
+        rc = parse_header_text(header, hlen, size, path, out, &begin, err);
+    free(header);
+    st_source *src = rc == 0 ? calloc(1, sizeof *src) : NULL;
+    if (rc == 0 && (!src || !(src->path = strdup(path)))) {
+        rc = nb_fail(err, "%s: out of memory", path);
+        nb_st_free(out);
+    }
+    if (rc != 0) {
+        free(begin);
+        free(src);
+        close(fd);
+        return -1;
+    }
+    src->fd = fd;
+    src->data_start = 8 + hlen;
+    src->begin = begin;
+    out->source = src;
+    out->size = (size_t)size;
+    return 0;
+}
+
 int nb_st_read(const char *path, nb_st_file *out, nb_error *err)
 {
-    unsigned char *buf;
-    size_t size;
-    memset(out, 0, sizeof *out);
-    if (nb_read_file(path, &buf, &size, err) != 0)
+    /* The header first: the data is read only once the header accounts for every byte. */
+    if (nb_st_open(path, out, err) != 0)
         return -1;
-    return parse_owned(buf, size, path, out, err);
+    st_source *src = out->source;
+    uint64_t size = out->size;
+    unsigned char *buf = NULL;
+    int rc = nb_check_memory(size, path, err);
+    if (rc == 0 && !(buf = malloc(size ? size : 1)))
+        rc = nb_fail(err, "%s: out of memory for %llu bytes", path, (unsigned long long)size);
+    if (rc == 0)
+        rc = read_at(src->fd, buf, size, 0, path, err);
+    /* The file must be the one whose header was checked, and no longer. */
+    char extra;
+    if (rc == 0 && pread(src->fd, &extra, 1, (off_t)size) != 0)
+        rc = nb_fail(err, "%s: the file changed while it was read", path);
+    if (rc == 0 && nb_load_u64_le(buf) + 8 != src->data_start)
+        rc = nb_fail(err, "%s: the file changed while it was read", path);
+    if (rc != 0) {
+        free(buf);
+        nb_st_free(out);
+        return -1;
+    }
+    for (int i = 0; i < out->n_tensors; i++)
+        out->tensors[i].data = buf + src->data_start + src->begin[i];
+    out->buffer = buf;
+    out->source = NULL;
+    source_free(src);
+    return 0;
+}
+
+int nb_st_tensor_bytes(const nb_st_file *f, const nb_st_tensor *t, uint64_t offset, size_t n,
+                       void *dst, nb_error *err)
+{
+    if (offset > t->nbytes || n > t->nbytes - offset)
+        return nb_fail(err, "tensor '%s': bytes %llu..%llu are beyond its %zu", t->name,
+                       (unsigned long long)offset, (unsigned long long)(offset + n), t->nbytes);
+    if (t->data) {
+        memcpy(dst, (const unsigned char *)t->data + offset, n);
+        return 0;
+    }
+    const st_source *src = f->source;
+    if (!src)
+        return nb_fail(err, "tensor '%s': its bytes are neither in memory nor in a file",
+                       t->name);
+    return read_at(src->fd, dst, n, src->data_start + src->begin[t - f->tensors] + offset,
+                   src->path, err);
 }
 
 const nb_st_tensor *nb_st_find(const nb_st_file *f, const char *name)
@@ -639,4 +786,34 @@ int nb_st_write(const char *path, const nb_st_tensor *tensors, int n_tensors,
     free(head);
     free(parts);
     return rc;
+}
+
+/* Where the data section starts: after the 8-byte length and the header. */
+static uint64_t data_start(const nb_st_file *f)
+{
+    const st_source *src = f->source;
+    if (src)
+        return src->data_start;
+    return f->buffer && f->size >= 8 ? 8 + nb_load_u64_le(f->buffer) : 0;
+}
+
+uint64_t nb_st_data_size(const nb_st_file *f)
+{
+    uint64_t start = data_start(f);
+    return f->size > start ? f->size - start : 0;
+}
+
+int nb_st_data_bytes(const nb_st_file *f, uint64_t offset, size_t n, void *dst, nb_error *err)
+{
+    uint64_t size = nb_st_data_size(f);
+    if (offset > size || n > size - offset)
+        return nb_fail(err, "bytes %llu..%llu are beyond the data section (%llu bytes)",
+                       (unsigned long long)offset, (unsigned long long)(offset + n),
+                       (unsigned long long)size);
+    const st_source *src = f->source;
+    if (!src) {
+        memcpy(dst, f->buffer + data_start(f) + offset, n);
+        return 0;
+    }
+    return read_at(src->fd, dst, n, src->data_start + offset, src->path, err);
 }

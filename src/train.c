@@ -71,31 +71,21 @@ void nb_train_state_free(nb_train_state *s)
     s->order = NULL;
 }
 
-/* Copies a state into one initialized for the same data and optimizer. */
-static int copy_state(nb_train_state *dst, const nb_train_state *src, nb_error *err)
+/* Whether a state to resume fits this run: the same data and optimizer, a sane position. */
+static int check_resume_state(const nb_train_state *s, const nb_train_config *cfg,
+                              size_t n_params, int n_samples, nb_error *err)
 {
-    if (src->n != dst->n || src->opt.n != dst->opt.n || src->opt.cfg.kind != dst->opt.cfg.kind)
+    if (s->n != n_samples || s->opt.n != n_params || s->opt.cfg.kind != cfg->optim.kind ||
+        !s->order)
         return nb_fail(err, "the state to resume has %d samples and %zu %s parameters, but this "
-                            "run has %d and %zu %s", src->n, src->opt.n,
-                       nb_optimizer_name(src->opt.cfg.kind), dst->n, dst->opt.n,
-                       nb_optimizer_name(dst->opt.cfg.kind));
-    if (src->epoch < 0 || src->batch < 0 || src->steps < 0 || src->seen < 0)
+                            "run has %d and %zu %s", s->n, s->opt.n,
+                       nb_optimizer_name(s->opt.cfg.kind), n_samples, n_params,
+                       nb_optimizer_name(cfg->optim.kind));
+    if (s->epoch < 0 || s->batch < 0 || s->steps < 0 || s->seen < 0)
         return nb_fail(err, "the state to resume is not valid (negative position)");
     /* An all-zero generator only ever draws 0, and the shuffle would never end. */
-    if (!(src->rng.s[0] | src->rng.s[1] | src->rng.s[2] | src->rng.s[3]))
+    if (!(s->rng.s[0] | s->rng.s[1] | s->rng.s[2] | s->rng.s[3]))
         return nb_fail(err, "the state to resume is not valid (its generator is all zero)");
-    int32_t *order = dst->order;
-    nb_optimizer opt = dst->opt;
-    *dst = *src;
-    dst->order = order;
-    dst->opt = opt;
-    dst->opt.t = src->opt.t;
-    memcpy(order, src->order, (size_t)src->n * sizeof *order);
-    size_t bytes = src->opt.n * sizeof(float);
-    if (opt.v && src->opt.v)
-        memcpy(opt.v, src->opt.v, bytes);
-    if (opt.s && src->opt.s)
-        memcpy(opt.s, src->opt.s, bytes);
     return 0;
 }
 
@@ -144,56 +134,88 @@ static void backup_free(stats_backup *b)
     free(b->counters);
 }
 
-/* Everything training adds to the compiled model, checked at once before any of it is
+/* Everything training adds to a graph of these sizes, checked at once before any of it is
  * allocated and before the first product calls OpenBLAS (which spins when a limit refuses it
- * its buffer): the optimizer state, the spare parameter buffer, the NaN guard's copy of the
- * batch-norm statistics, what a checkpoint writes from a buffer of its own (the data order as
- * int64), and with them (nb_check_run_memory) OpenBLAS's buffers and the threads' stacks. */
+ * its buffer): the optimizer state and the data order (unless the state to resume holds them
+ * already), the spare parameter buffer, the NaN guard's copy of the batch-norm statistics,
+ * what a checkpoint writes from a buffer of its own (the data order as int64). */
+enum { TRAIN_PARTS = 5 };
+static void train_parts(const nb_graph_sizes *z, int has_spare, int samples, int has_state,
+                        const nb_train_config *cfg, nb_memory_part parts[TRAIN_PARTS])
+{
+    uint64_t weights = nb_sat_mul(z->params, sizeof(float));
+    uint64_t n = samples > 0 ? (uint64_t)samples : 0;
+    int fresh = !has_state;
+    parts[0] = (nb_memory_part){
+        "optimizer state",
+        fresh ? nb_sat_mul(weights, (uint64_t)nb_optimizer_moments(cfg->optim.kind)) : 0, 0};
+    parts[1] = (nb_memory_part){"the data order", fresh ? n * sizeof(int32_t) : 0, 0};
+    parts[2] = (nb_memory_part){"a second weight buffer", has_spare ? 0 : weights, 0};
+    parts[3] = (nb_memory_part){"the NaN guard's statistics",
+                                nb_sat_add(nb_sat_mul(z->states, sizeof(float)),
+                                           nb_sat_mul(z->nodes, sizeof(int64_t))),
+                                0};
+    parts[4] = (nb_memory_part){"checkpoints' copy of the data order", n * sizeof(int64_t), 0};
+}
+
 int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
                           nb_error *err)
 {
     if (!m || !m->graph || !train || !cfg)
         return nb_fail(err, "no model, data or configuration to check");
     const nb_graph *g = m->graph;
-    uint64_t weights = nb_sat_mul(g->n_params, sizeof(float));
-    uint64_t samples = train->n > 0 ? (uint64_t)train->n : 0;
-    const nb_memory_part parts[] = {
-        {"optimizer state",
-         nb_sat_add(nb_sat_mul(weights, (uint64_t)nb_optimizer_moments(cfg->optim.kind)),
-                    samples * sizeof(int32_t))},
-        {"a second weight buffer", g->spare_params ? 0 : weights},
-        {"the NaN guard's statistics", nb_sat_add(nb_sat_mul(g->n_states, sizeof(float)),
-                                                  (uint64_t)g->n_nodes * sizeof(int64_t))},
-        {"checkpoints", samples * sizeof(int64_t)},
-    };
-    return nb_check_run_memory("training", parts, (int)(sizeof parts / sizeof parts[0]), err);
+    nb_graph_sizes z;
+    nb_graph_measure(g, g->max_batch, &z);
+    nb_memory_part parts[TRAIN_PARTS];
+    train_parts(&z, g->spare_params != NULL, train->n, cfg->resume != NULL, cfg, parts);
+    return nb_check_run_memory("training", parts, TRAIN_PARTS, z.rows, err);
 }
 
-/* Everything up to the loop, on this process: checks, the state (fresh or resumed) and the
- * spare parameter buffer. st is zeroed first, so it can be freed whatever happens. */
+int nb_train_check_model_memory(const nb_model_spec *spec, int max_batch,
+                                const nb_dataset *train, const nb_train_config *cfg,
+                                nb_error *err)
+{
+    if (!spec || !train || !cfg)
+        return nb_fail(err, "no model, data or configuration to check");
+    if (max_batch < 1)
+        return nb_fail(err, "the largest batch must be at least 1, not %d", max_batch);
+    nb_model shape;
+    if (nb_model_construct(&shape, spec, err) != 0)
+        return -1;
+    nb_graph_sizes z;
+    nb_graph_measure(shape.graph, max_batch, &z);
+    nb_model_free(&shape);
+    nb_memory_part parts[2 + TRAIN_PARTS];
+    nb_graph_memory_parts(&z, parts);
+    train_parts(&z, 0, train->n, 0, cfg, parts + 2);
+    return nb_check_run_memory("training", parts, 2 + TRAIN_PARTS, z.rows, err);
+}
+
+/* Everything up to the loop, on this process: checks, the state (the caller's to resume, or a
+ * fresh one in *own) and the spare parameter buffer. *own is zeroed first, so it can be freed
+ * whatever happens. */
 static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
-                   const nb_dataset *test, const nb_train_config *cfg, nb_train_state *st,
+                   const nb_dataset *test, const nb_train_config *cfg, nb_train_state *own,
                    nb_error *err)
 {
-    memset(st, 0, sizeof *st);
+    memset(own, 0, sizeof *own);
     if (validate_config(m, train, cfg, err) != 0)
         return -1;
     if (dev && dev->n && check_compatible(m, dev, "dev", err) != 0)
         return -1;
     if (test && test->n && check_compatible(m, test, "test", err) != 0)
         return -1;
-    if (nb_train_check_memory(m, train, cfg, err) != 0)
-        return -1;
     size_t n_params;
     nb_graph_params(m->graph, &n_params);
-    if (nb_train_state_init(st, &cfg->optim, n_params, train->n, err) != 0)
+    if (cfg->resume && check_resume_state(cfg->resume, cfg, n_params, train->n, err) != 0)
         return -1;
-    if (cfg->resume) {
-        if (copy_state(st, cfg->resume, err) != 0)
+    if (nb_train_check_memory(m, train, cfg, err) != 0)
+        return -1;
+    if (!cfg->resume) {
+        if (nb_train_state_init(own, &cfg->optim, n_params, train->n, err) != 0)
             return -1;
-    } else {
         /* The data order has its own stream, apart from weight initialization. */
-        nb_rng_seed(&st->rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
+        nb_rng_seed(&own->rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
     }
     /* Each step reads the weights from one buffer and writes them to the other, so the
      * weights from before the last step, the last to give a finite loss, are always at hand. */
@@ -208,51 +230,54 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     dp_run dp;
     if (dp_init(&dp, cfg, m, err) != 0)
         return -1;
-    nb_train_state st;
-    int ready = prepare(m, train, dev, test, cfg, &st, err) == 0;
-    if (dp_start(&dp, m, train, dev, test, cfg, ready, &st, err) != 0) {
-        nb_train_state_free(&st);
+    /* A resumed run goes on in the caller's state, which holds the checkpoint's moments: a
+     * copy would need a second optimizer state, more than the run itself needed. */
+    nb_train_state own;
+    nb_train_state *st = cfg->resume ? cfg->resume : &own;
+    int ready = prepare(m, train, dev, test, cfg, &own, err) == 0;
+    if (dp_start(&dp, m, train, dev, test, cfg, ready, st, err) != 0) {
+        nb_train_state_free(&own);
         return -1;
     }
 
     stats_backup before;
     if (backup_init(&before, m->graph, err) != 0) {
-        nb_train_state_free(&st);
+        nb_train_state_free(&own);
         return -1;
     }
     int n = train->n;
     int batch_size = cfg->batch_size == 0 || cfg->batch_size > n ? n : cfg->batch_size;
     int64_t batches = (n + batch_size - 1) / batch_size;
     float *grads = nb_graph_grads(m->graph, NULL);
-    result->epochs = st.epoch;
-    result->steps = st.steps;
-    result->samples = st.samples;
-    result->train_seconds = st.train_seconds;
+    result->epochs = st->epoch;
+    result->steps = st->steps;
+    result->samples = st->samples;
+    result->train_seconds = st->train_seconds;
 
     nb_graph_set_training(m->graph, 1);
     nb_pool_start();
-    int stop = cfg->max_steps > 0 && st.steps >= cfg->max_steps, failed = 0;
+    int stop = cfg->max_steps > 0 && st->steps >= cfg->max_steps, failed = 0;
     int64_t steps_now = 0;  /* in this call: a step to undo exists only after one */
-    while (st.epoch < cfg->epochs && !stop) {
-        int epoch = st.epoch;
+    while (st->epoch < cfg->epochs && !stop) {
+        int epoch = st->epoch;
         float lr = nb_lr_at(&cfg->schedule, epoch);
-        if (st.batch == 0) {
+        if (st->batch == 0) {
             if (cfg->shuffle)
-                nb_shuffle(&st.rng, st.order, n);
-            st.loss_sum = 0.0;
-            st.correct = st.seen = 0;
+                nb_shuffle(&st->rng, st->order, n);
+            st->loss_sum = 0.0;
+            st->correct = st->seen = 0;
         }
         /* train_seconds counts the steps only: the callbacks (progress, evaluation every N
          * steps, traces) and mid-epoch checkpoints take their time out of it. */
-        double start = now_seconds(), seconds_before = st.train_seconds, aside = 0.0;
-        int64_t seen_before = st.seen, batch_before = st.batch;
-        for (int64_t b = st.batch; b < batches && !stop; b++) {
+        double start = now_seconds(), seconds_before = st->train_seconds, aside = 0.0;
+        int64_t seen_before = st->seen, batch_before = st->batch;
+        for (int64_t b = st->batch; b < batches && !stop; b++) {
             int first = (int)(b * batch_size);
             int batch = n - first < batch_size ? n - first : batch_size;
             float loss;
             int64_t correct;
             backup_take(&before, m->graph);
-            if (step_forward(&dp, m, train, st.order + first, batch, &loss, &correct, err) != 0) {
+            if (step_forward(&dp, m, train, st->order + first, batch, &loss, &correct, err) != 0) {
                 failed = 1;
                 break;
             }
@@ -270,35 +295,35 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                 stop = 1;
                 break;
             }
-            st.correct += correct;
+            st->correct += correct;
             if (step_backward(&dp, m, err) != 0) {
                 failed = 1;
                 break;
             }
-            nb_optimizer_step_to(&st.opt, nb_graph_params(m->graph, NULL), grads, lr,
+            nb_optimizer_step_to(&st->opt, nb_graph_params(m->graph, NULL), grads, lr,
                                  nb_graph_spare_params(m->graph));
             nb_graph_swap_params(m->graph);
             if (step_end(&dp, m, err) != 0) {
                 failed = 1;
                 break;
             }
-            st.loss_sum += (double)loss * batch;
-            st.seen += batch;
-            st.steps++;
-            st.samples += batch;
-            st.batch = b + 1;
+            st->loss_sum += (double)loss * batch;
+            st->seen += batch;
+            st->steps++;
+            st->samples += batch;
+            st->batch = b + 1;
             double stepped = now_seconds();
-            st.train_seconds = seconds_before + (stepped - start - aside);
+            st->train_seconds = seconds_before + (stepped - start - aside);
             steps_now++;
-            if (cfg->max_steps > 0 && st.steps >= cfg->max_steps)
+            if (cfg->max_steps > 0 && st->steps >= cfg->max_steps)
                 stop = 1;
             /* flags: a callback asks to stop; the stop flag is up. */
             int flags[2] = {0, 0};
             if (cfg->on_batch) {
-                double stepping = st.train_seconds - seconds_before;
-                double rate = stepping > 0 ? (double)(st.seen - seen_before) / stepping : 0.0;
+                double stepping = st->train_seconds - seconds_before;
+                double rate = stepping > 0 ? (double)(st->seen - seen_before) / stepping : 0.0;
                 double elapsed = stepped - start;
-                nb_progress p = {epoch, cfg->epochs, b + 1, batches, st.loss_sum / st.seen, lr,
+                nb_progress p = {epoch, cfg->epochs, b + 1, batches, st->loss_sum / st->seen, lr,
                                  rate, elapsed, b + 1 - batch_before};
                 flags[0] = cfg->on_batch(&p, cfg->user) != 0;
             }
@@ -311,10 +336,10 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                 stop = 1;
             int interrupted = flags[1];
             /* Mid-epoch checkpoints; the end of the epoch has its own, after its metrics. */
-            if (st.batch < batches && !stop &&
+            if (st->batch < batches && !stop &&
                 (interrupted || (cfg->checkpoint_every > 0 &&
-                                 st.steps % cfg->checkpoint_every == 0))) {
-                if (checkpoint_all(&dp, cfg, &st, 0, &interrupted, err) != 0) {
+                                 st->steps % cfg->checkpoint_every == 0))) {
+                if (checkpoint_all(&dp, cfg, st, 0, &interrupted, err) != 0) {
                     failed = 1;
                     break;
                 }
@@ -325,17 +350,17 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             }
             aside += now_seconds() - stepped;
         }
-        result->train_seconds = st.train_seconds;
-        result->steps = st.steps;
-        result->samples = st.samples;
-        if (failed || result->interrupted || st.seen == 0)
+        result->train_seconds = st->train_seconds;
+        result->steps = st->steps;
+        result->samples = st->samples;
+        if (failed || result->interrupted || st->seen == 0)
             break;
         nb_epoch_metrics metrics = {0};
         metrics.epoch = epoch;
         metrics.lr = lr;
-        metrics.train_loss = st.loss_sum / st.seen;
-        metrics.train_accuracy = (double)st.correct / st.seen;
-        metrics.seconds = st.train_seconds - seconds_before;
+        metrics.train_loss = st->loss_sum / st->seen;
+        metrics.train_accuracy = (double)st->correct / st->seen;
+        metrics.seconds = st->train_seconds - seconds_before;
         result->train_loss = metrics.train_loss;
         result->epochs = epoch + 1;
         if (evaluate_epoch(&dp, m, dev, test, &metrics, err) != 0) {
@@ -353,12 +378,12 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             break;
         /* The epoch is done: the state points at the start of the next one. A run stopped
          * by max_steps or a callback mid-epoch counts that epoch as done too. */
-        st.epoch++;
-        st.batch = 0;
-        st.loss_sum = 0.0;
-        st.correct = st.seen = 0;
+        st->epoch++;
+        st->batch = 0;
+        st->loss_sum = 0.0;
+        st->correct = st->seen = 0;
         int interrupted = 0;
-        if (checkpoint_all(&dp, cfg, &st, 1, &interrupted, err) != 0) {
+        if (checkpoint_all(&dp, cfg, st, 1, &interrupted, err) != 0) {
             failed = 1;
             break;
         }
@@ -369,6 +394,6 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     }
     memset(&m->graph->dp, 0, sizeof m->graph->dp);
     backup_free(&before);
-    nb_train_state_free(&st);
+    nb_train_state_free(&own);
     return failed ? -1 : 0;
 }

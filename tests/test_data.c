@@ -845,7 +845,11 @@ static void test_csv_messages_stay_on_one_line(void **state)
 {
     (void)state;
     expect_csv_error("ctl1.csv", "1,2,0\n1,\x1b[2J,0\n", ":2: field 2 '\\x1b[2J' is not a number");
-    expect_csv_error("ctl2.csv", "1,2,0\n1,2,3\r4\n", ":2: label '3\\r4' is not an integer");
+    expect_csv_error("ctl2.csv", "1,2,0\n1,2,3\b4\n", ":2: label '3\\x084' is not an integer");
+    /* A carriage return inside a line is not a line end. */
+    expect_csv_error("ctl3.csv", "1,2,0\n1,2,3\r4\n", ":2:6: a carriage return (CR) that does not "
+                                                     "end a line with a line feed: lines must end "
+                                                     "with LF or CRLF");
 }
 
 /* ---- synthetic sets -------------------------------------------------------------------- */

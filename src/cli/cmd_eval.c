@@ -126,7 +126,7 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
             break;
         case OPT_SEED: rc = cli_parse_u64(CMD, "--seed", optarg, &o->src.seed); break;
         case OPT_BATCH_SIZE: rc = positive_int("--batch-size", optarg, &o->batch_size); break;
-        case OPT_THREADS: rc = positive_int("--threads", optarg, &o->threads); break;
+        case OPT_THREADS: rc = cli_parse_threads(CMD, optarg, &o->threads); break;
         case OPT_JSON: o->json = 1; break;
         case OPT_SPLIT:
             if (strcmp(optarg, "test") == 0)
@@ -299,13 +299,16 @@ int cmd_eval(int argc, char **argv)
                                    kind == DATA_IDX ? "an IDX data set" : "a synthetic set");
     }
 
-    nb_set_threads(cli_cap_threads(CMD, o.threads, cli_usable_cores(), "this process", 1));
+    int threads = cli_cap_threads(CMD, o.threads, cli_usable_cores(), "this process", 1);
+    nb_set_threads(threads);
     nb_model m;
     nb_dataset d;
     nb_eval_result res = {0};
     memset(&m, 0, sizeof m);
     memset(&d, 0, sizeof d);
-    if (evaluate(&o, &m, &d, &res, &err) != 0) {
+    int failed = evaluate(&o, &m, &d, &res, &err) != 0;
+    cli_say_threads_lowered(CMD, &threads);
+    if (failed) {
         code = runtime_error(&err);
     } else {
         code = EXIT_OK;

@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "dir_kind.h"
 #include "fileio.h"
+#include "memcheck.h"
 #include "model_io.h"
 #include "mpi_comm.h"
 #include "output.h"
@@ -44,6 +45,9 @@ static int check_data_options(const train_options *o, data_kind kind, int *exit_
     }
     return 0;
 }
+
+static void fill_train_config(train_run *r, nb_train_config *c);
+static nb_memory_verdict memory_refused(train_run *r);
 
 static void run_free(train_run *r)
 {
@@ -93,6 +97,26 @@ static int init_weights(train_run *r)
     return rc;
 }
 
+/* After a check refused memory (nb_memory_verdict_take: memcheck.h): when the run could fit
+ * the limit but other processes hold the memory now, the message says so and what helps. It is
+ * then not the configuration's doing: a tune trial is interrupted, not failed, and the same
+ * command retries it. */
+static nb_memory_verdict memory_refused(train_run *r)
+{
+    nb_memory_verdict v = nb_memory_verdict_take();
+    if (v == NB_MEMORY_SHORT_NOW) {
+        char why[sizeof r->err.msg];
+        snprintf(why, sizeof why, "%s", r->err.msg);
+        nb_fail(&r->err, "%s; %s", why,
+                r->trial.fd >= 0 ? "the trial would fit, but other processes (or trials beside "
+                                   "it) hold the memory now: free memory, or run fewer trials at "
+                                   "once (--workers)"
+                                 : "the run would fit, but other processes hold the memory now: "
+                                   "free memory and run it again");
+    }
+    return v;
+}
+
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
  * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
@@ -133,10 +157,17 @@ static int prepare(train_run *r)
     /* A mini-batch larger than the set is the whole set; no need for a bigger graph. */
     int max_batch = o->batch_size > 0 && o->batch_size < r->train.n ? o->batch_size
                                                                     : r->train.n;
-    if (nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
+    /* All the memory the run will need, model and training state (a resumed run's too),
+     * before the model is built: building a large one takes seconds. A model that cannot be
+     * built is its configuration's doing, unless it is only the memory of the moment. */
+    nb_train_config cfg;
+    fill_train_config(r, &cfg);
+    nb_memory_verdict_take();
+    if (nb_train_check_model_memory(&spec, max_batch, &r->train, &cfg, &r->err) != 0 ||
+        nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
         free(mean);
         free(std);
-        r->own_fault = 1;   /* the model does not fit in memory: its configuration's doing */
+        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
         return -1;
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
@@ -178,6 +209,39 @@ static int check_watch_options(train_run *r, int *exit_code)
                                           "test set, and this run has neither");
         return -1;
     }
+    return 0;
+}
+
+/* --resume DIR --epochs N on a run that --max-steps ends: a resumed run keeps its --max-steps,
+ * so more epochs may add nothing. Refused (exit 2) when the run has reached them already: it
+ * would train nothing; said in a note when they end it before epoch N. */
+static int check_extension(train_run *r, int *exit_code)
+{
+    const train_options *o = &r->opt;
+    if (!o->resume || !r->resume.extended_from || o->max_steps <= 0 || !r->have_state)
+        return 0;
+    int64_t batch = o->batch_size > 0 && o->batch_size < r->train.n ? o->batch_size
+                                                                    : r->train.n;
+    int64_t batches = (r->train.n + batch - 1) / batch;
+    int64_t wanted = (int64_t)o->epochs * batches;
+    if (o->max_steps >= wanted)
+        return 0;
+    if (r->state.steps >= o->max_steps) {
+        *exit_code = cli_usage_error(CMD, "--epochs %d cannot extend %s: the run ends at "
+                                          "--max-steps %lld, which it has reached, and a "
+                                          "resumed run keeps its --max-steps (to train on, "
+                                          "start a run from its weights: --init-weights "
+                                          "%s/model.safetensors)",
+                                     o->epochs, r->resume.dir, (long long)o->max_steps,
+                                     r->resume.dir);
+        return -1;
+    }
+    if (r->writer)
+        fprintf(stderr, "nabla train: note: --max-steps %lld still ends this run, at step %lld "
+                        "of the %lld that --epochs %d would take (a resumed run keeps its "
+                        "--max-steps)\n",
+                (long long)o->max_steps, (long long)o->max_steps, (long long)wanted,
+                o->epochs);
     return 0;
 }
 
@@ -516,9 +580,10 @@ static int train_and_report(train_run *r)
     if (r->tuner_gone)
         return EXIT_RUNTIME; /* the tuner's next run continues from the checkpoint */
     /* nb_train refusing to start (its checks of the model and the memory its state needs) is
-     * the configuration's doing; a failure once it trains is the files' or the machine's. */
+     * the configuration's doing, unless only the memory of the moment was short; a failure
+     * once it trains is the files' or the machine's. */
     if (rc != 0 && !r->callback_failed && !r->stepped)
-        r->own_fault = 1;
+        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
@@ -529,7 +594,7 @@ static int train_and_report(train_run *r)
             fprintf(stderr, "nabla: cannot write standard output: %s; stopped", output_error());
             output_failure_told();
         } else if (r->writer) {
-            fprintf(stderr, "nabla: stopped by %s", reason == SIGTERM ? "SIGTERM" : "SIGINT");
+            fprintf(stderr, "nabla: stopped by %s", stop_signal_name(reason));
         }
         if (r->writer)
             fprintf(stderr, " after %lld steps; checkpoint written to "
@@ -538,10 +603,7 @@ static int train_and_report(train_run *r)
         if (r->cut_short)
             fprintf(stderr, "nabla: %s\n", r->cut.msg);
         cli_note_error("stopped by %s after %lld steps, its checkpoint written",
-                       reason == STOP_OUTPUT_LOST ? "its lost standard output"
-                       : reason == SIGTERM        ? "SIGTERM"
-                                                  : "SIGINT",
-                       (long long)res.steps);
+                       stop_signal_name(reason), (long long)res.steps);
         return stop_exit_code(reason);
     }
     if (!r->writer)
@@ -654,10 +716,13 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     nb_train_config cfg;
     fill_train_config(r, &cfg);
     if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
-        r->own_fault = 1;   /* as for the model itself: the configuration does not fit */
+        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
         *code = runtime_error(&r->err);
         return -1;
     }
+    cli_say_threads_lowered(CMD, &r->opt.threads);
+    if (check_extension(r, code) != 0)
+        return -1;
     return check_watch_options(r, code);
 }
 

@@ -1,7 +1,9 @@
 /* nabla: the command-line program. Dispatches to one file per subcommand.
  * Exit codes (options.h): 0 success, 1 runtime failure (bad file, diverged training, standard
  * output that could not be written), 2 bad usage; a run or study stopped with a checkpoint:
- * 130 and 143 (SIGINT, SIGTERM), 141 (its standard output could no longer be written). */
+ * 130, 143 and 129 (SIGINT, SIGTERM, SIGHUP), 141 (its standard output could no longer be
+ * written). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +38,8 @@ static void usage_overview(FILE *out)
 "\n"
 "Exit status: 0 on success, 1 on a runtime failure (a bad file, a diverged run, output that\n"
 "could not be written), 2 on bad usage; a run or study stopped part way, with a checkpoint:\n"
-"130 (Ctrl-C), 143 (SIGTERM), 141 (its output could no longer be written: a closed pipe, a\n"
-"full disk). Every command takes --help.\n"
+"130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP: the terminal went away), 141 (its output could\n"
+"no longer be written: a closed pipe, a full disk). Every command takes --help.\n"
 "\n"
 "Examples:\n"
 "  nabla train --epochs 5 --out runs/fashion\n"
@@ -90,6 +92,29 @@ static int help_command(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* OpenBLAS starts its threads (one per core, which nabla never uses) in its constructor, when
+ * it loads, before main. Under a tight address-space limit (ulimit -v 50000) creating them
+ * fails, and OpenBLAS 0.3.21 then raises SIGINT, which would end the process as a Ctrl-C does
+ * (exit 130) before nabla says a word. The program's .preinit_array runs before any shared
+ * library's constructor (the environment cannot be changed there: libc has not set it up
+ * yet), so SIGINT is ignored from then until main puts its disposition back: OpenBLAS goes on
+ * without its threads, the restart below sets OPENBLAS_NUM_THREADS=1 (no threads at all), and
+ * nabla's own memory checks say what does not fit. */
+static struct sigaction sigint_before_load;
+
+static void ignore_sigint_while_loading(int argc, char **argv, char **envp)
+{
+    (void)argc;
+    (void)argv;
+    (void)envp;
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &ignore, &sigint_before_load);
+}
+__attribute__((section(".preinit_array"), used)) static void (*const preinit)(
+    int, char **, char **) = ignore_sigint_while_loading;
+
 /* OpenBLAS set itself up when it loaded, before main. Two of its choices are wrong for nabla,
  * and only its environment variables change them, so the program starts again, once, with them
  * set (an exec costs milliseconds):
@@ -97,7 +122,8 @@ static int help_command(int argc, char **argv)
  *   tells); OPENBLAS_CORETYPE naming the better ones makes matrix products 3 to 5 times faster;
  * - its threads: it starts one per core, which nabla never uses (the library's own pool runs
  *   OpenBLAS on one thread), but which spin for about 0.1 s of CPU first; short runs, such as
- *   `nabla tune`'s trials, side by side, lose that much each. OPENBLAS_NUM_THREADS=1 starts none.
+ *   `nabla tune`'s trials, side by side, lose that much each. OPENBLAS_NUM_THREADS=1
+ *   starts none.
  * Values the user set are left alone. If the restart fails, carry on as we are.
  *
  * Under a tool that runs nabla inside its own process (valgrind, the dynamic loader started by
@@ -169,6 +195,12 @@ static int run_command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A file size limit (ulimit -f) kills a process that writes past it with SIGXFSZ: no
+     * message, its temporary files left behind. Ignored, the write fails with EFBIG instead,
+     * which every writer reports as it does a full disk ("File too large"). Before anything,
+     * and kept across the restart's exec and into the trials nabla tune starts. */
+    signal(SIGXFSZ, SIG_IGN);
+    sigaction(SIGINT, &sigint_before_load, NULL);   /* as it was before OpenBLAS loaded */
     /* The restart is an exec, which must come before MPI starts (mpirun's environment goes
      * along with it). */
     self_exe_init();

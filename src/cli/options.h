@@ -10,7 +10,7 @@
 #include "nabla.h"
 
 /* Exit codes of the program. A run or a study stopped part way (it continues with --resume or
- * the same command) exits 128 + the signal for SIGINT and SIGTERM (130, 143), and
+ * the same command) exits 128 + the signal for SIGINT, SIGTERM and SIGHUP (130, 143, 129), and
  * EXIT_OUTPUT_LOST (141, 128 + SIGPIPE, as a shell reports a program a closed pipe killed) when
  * its standard output could no longer be written (output.h). EXIT_TRIAL_LOCKED (EX_TEMPFAIL of
  * sysexits.h) ends a trial of nabla tune whose run directory another process still held after

@@ -134,15 +134,16 @@ char *resume_argv_json(const train_options *o)
 }
 
 /* The line a cosine run extended by --epochs prints: the horizon it keeps, and the fresh run
- * it equals (the run's own arguments with the new --epochs and the old horizon). */
-static void say_kept_horizon(const train_options *o)
+ * it equals (the run's own arguments with the new --epochs and the old horizon, in the
+ * directory resumed, wherever the run was started). */
+static void say_kept_horizon(const train_options *o, const char *dir)
 {
     char **kept = malloc((size_t)kept_args.argc * sizeof *kept);
     int n = kept ? train_args_without_length(kept_args.argc, kept_args.argv, kept) : 0;
     char epochs[16], horizon[16];
     snprintf(epochs, sizeof epochs, "%d", o->epochs);
     snprintf(horizon, sizeof horizon, "%d", o->decay_epochs);
-    size_t cap = 64;   /* "nabla", the four words at the end, and quoting at its worst */
+    size_t cap = 64 + 4 * strlen(dir) + 3;   /* "nabla", the six words at the end, quoted */
     for (int i = 0; i < n; i++)
         cap += 4 * strlen(kept[i]) + 3;
     char *command = malloc(cap);
@@ -155,6 +156,8 @@ static void say_kept_horizon(const train_options *o)
         append_shell_word(command, cap, epochs);
         append_shell_word(command, cap, "--decay-epochs");
         append_shell_word(command, cap, horizon);
+        append_shell_word(command, cap, "--out");
+        append_shell_word(command, cap, dir);
     }
     char held[128] = "";
     if (o->epochs > o->decay_epochs) {
@@ -228,11 +231,13 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
             return -1;
         }
         int extended = given.epochs > o->epochs;
+        if (extended)
+            p->extended_from = o->epochs;
         /* o->decay_epochs stays: the horizon is the run's, and the epochs trained so far
          * followed it. */
         o->epochs = given.epochs;
         if (extended && o->decay == NB_DECAY_COSINE)
-            say_kept_horizon(o);
+            say_kept_horizon(o, p->dir);
     }
     if (given.given_threads) {
         o->threads = given.threads;

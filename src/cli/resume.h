@@ -23,6 +23,7 @@ typedef struct resume_point {
     char dir[4096];       /* the run directory, absolute */
     char used[4096];      /* the checkpoint file read */
     const char *metrics;  /* inside file */
+    int extended_from;    /* the run's own --epochs when --epochs extends it, else 0 */
 } resume_point;
 
 /* For `nabla train --resume DIR [overrides]` (already parsed into *o): opens DIR's newest

@@ -36,6 +36,14 @@ int stop_exit_code(int reason)
 
 int stop_signal_to_pass_on(int reason) { return reason == STOP_OUTPUT_LOST ? SIGTERM : reason; }
 
+const char *stop_signal_name(int reason)
+{
+    return reason == SIGHUP    ? "SIGHUP"
+           : reason == SIGTERM ? "SIGTERM"
+           : reason == SIGINT  ? "SIGINT"
+                               : "its lost standard output";
+}
+
 /* ---- what a second signal says ----
  * Two copies: the installing thread fills the one the handler does not read, then switches;
  * the handler runs on that same thread (or the process is gone), so it never sees a copy half
@@ -193,8 +201,9 @@ static void on_stop_signal(int sig)
     int in_use = note_in_use;
     if (in_use >= 0) {
         const struct note *n = &notes[in_use];
-        say(sig == SIGTERM ? "nabla: stopped at once by a second SIGTERM\n"
-                           : "nabla: stopped at once by a second SIGINT\n");
+        say("nabla: stopped at once by a second ");
+        say(stop_signal_name(sig));
+        say("\n");
         if (steps >= 0 && n->before[0]) {
             say(n->before);
             say_number(steps);
@@ -219,6 +228,8 @@ void stop_signals_install(void)
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, SIGINT);
     sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);   /* the terminal went away: a stop like the others */
 }

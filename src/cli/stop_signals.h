@@ -1,5 +1,5 @@
-/* Stopping a run or a study part way: SIGINT, SIGTERM, and standard output that can no longer
- * be written.
+/* Stopping a run or a study part way: SIGINT, SIGTERM, SIGHUP (the terminal went away), and
+ * standard output that can no longer be written.
  *
  * The first stop signal, like a failed write to stdout (stop_for_output), only sets the stop
  * flag: `nabla train` stops at its next step and writes a checkpoint, `nabla tune` stops its
@@ -18,7 +18,7 @@
  * number, so that under mpirun, where the ranks' largest value wins, all ranks agree on it. */
 #define STOP_OUTPUT_LOST 256
 
-/* Installs the handler for SIGINT and SIGTERM. The thread that calls it is the one that
+/* Installs the handler for SIGINT, SIGTERM and SIGHUP. The thread that calls it is the one that
  * writes files (a second signal that reaches another thread is passed on to it). */
 void stop_signals_install(void);
 /* The stop flag: 0, the first stop signal's number, or STOP_OUTPUT_LOST (whichever came
@@ -27,10 +27,12 @@ volatile sig_atomic_t *stop_signal_flag(void);
 /* Standard output failed: stop as on a signal (unless a stop is under way already). */
 void stop_for_output(void);
 
-/* For a stop flag's value: the exit code (130, 143, or EXIT_OUTPUT_LOST), and the signal that
- * passes the stop on to a trial (the signal itself; SIGTERM for a lost output). */
+/* For a stop flag's value: the exit code (130, 143, 129, or EXIT_OUTPUT_LOST), and the signal
+ * that passes the stop on to a trial (the signal itself; SIGTERM for a lost output). */
 int stop_exit_code(int reason);
 int stop_signal_to_pass_on(int reason);
+/* "SIGINT", "SIGTERM", "SIGHUP", or for STOP_OUTPUT_LOST "its lost standard output". */
+const char *stop_signal_name(int reason);
 
 /* What a second signal says after "nabla: stopped at once by a second SIGINT" (one or more
  * lines, with their newlines): once this process has saved a checkpoint (nb_abandon_writes

@@ -20,4 +20,16 @@ int cli_trial_cores(void);
  * do not depend on the thread count)". */
 int cli_cap_threads(const char *cmd, int threads, int cores, const char *who, int say);
 
+/* When a memory check ran the library on fewer threads than asked (memcheck.h: results do not
+ * depend on the count, memory does), one line on stderr, "nabla <cmd>: note: using 1 thread,
+ * not 2: <why> (results do not depend on the thread count)", and *threads becomes the count
+ * in use. */
+void cli_say_threads_lowered(const char *cmd, int *threads);
+
+/* --threads N: a whole number from 1 to CLI_MAX_THREADS, else a usage error of `cmd` (exit 2)
+ * naming the option. Counts above the cores are accepted here and cut down by cli_cap_threads;
+ * counts beyond any machine's (more than 65536) are refused, whatever their size. */
+#define CLI_MAX_THREADS 65536
+int cli_parse_threads(const char *cmd, const char *text, int *threads);
+
 #endif /* NABLA_CLI_THREADS_H */

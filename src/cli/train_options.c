@@ -21,8 +21,9 @@ void usage_train(FILE *out)
 "Trains a classifier (dense layers, softmax cross-entropy) and writes config.json,\n"
 "metrics.jsonl, model.safetensors and summary.json to the run directory, and keeps\n"
 "checkpoint.safetensors (and checkpoint.prev.safetensors) there while it trains.\n"
-"Ctrl-C (or SIGTERM) stops at the next step with a checkpoint; --resume continues, ending\n"
-"with the weights an uninterrupted run would have (on any number of threads).\n"
+"Ctrl-C (or SIGTERM, or SIGHUP from a terminal that went away) stops at the next step with\n"
+"a checkpoint; --resume continues, ending with the weights an uninterrupted run would have\n"
+"(on any number of threads).\n"
 "\n"
 "Data:\n"
 "  --data D              fashion-mnist, a directory of IDX files, a CSV file (last column\n"
@@ -339,7 +340,7 @@ static int apply_option(train_options *o, int c, const char *arg)
     case OPT_SEED: return cli_parse_u64(CMD, "--seed", arg, &o->src.seed);
     case OPT_THREADS:
         o->given_threads = 1;
-        return parse_int_min("--threads", arg, 1, &o->threads);
+        return cli_parse_threads(CMD, arg, &o->threads);
     case OPT_DEV_FRACTION: return parse_unit("--dev-fraction", arg, &o->dev_fraction);
     case OPT_NORMALIZE:
         if (strcmp(arg, "none") == 0 || strcmp(arg, "standard") == 0) {
@@ -481,7 +482,7 @@ int train_args_without_length(int argc, char **argv, char **kept)
     kept[n++] = argv[0];
     /* Each option spans argv[from .. optind): "--epochs 8", "--epochs=8" or an abbreviation. */
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
-        if (c != OPT_EPOCHS && c != OPT_DECAY_EPOCHS)
+        if (c != OPT_EPOCHS && c != OPT_DECAY_EPOCHS && c != OPT_OUT)
             for (int i = from; i < optind; i++)
                 kept[n++] = argv[i];
         from = optind;

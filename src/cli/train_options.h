@@ -53,9 +53,10 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
 /* The learning-rate schedule the options describe. */
 nb_schedule train_schedule(const train_options *o);
 
-/* The arguments of a run (argv[0] "train", arguments that parse) with every --epochs and
- * --decay-epochs left out, however each was written: the start of a command that gives the
- * run's length again. Fills kept (room for argc pointers, into argv) and returns the count. */
+/* The arguments of a run (argv[0] "train", arguments that parse) with every --epochs,
+ * --decay-epochs and --out left out, however each was written: the start of a command that
+ * gives the run's length and directory again. Fills kept (room for argc pointers, into argv)
+ * and returns the count. */
 int train_args_without_length(int argc, char **argv, char **kept);
 
 /* Whether a and b, parsed from arguments given in the working directories cwd_a and cwd_b,

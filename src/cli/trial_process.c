@@ -81,6 +81,7 @@ pid_t trial_spawn(char **args, const char *log_path, int *fd, nb_error *err)
             _exit(EXIT_RUNTIME);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         exec_nabla(args);
     }
     int saved = errno;

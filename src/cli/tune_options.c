@@ -289,8 +289,13 @@ static int split_arguments(tune_options *o, int argc, char **argv, int fixed_onl
             o->test = value;
             continue;
         }
-        if (strcmp(name, "threads") == 0 && cli_parse_int(CMD, "--threads", value, &o->threads))
-            return -1;
+        /* How a trial runs, not what it learns: not one of the study's settings (a study goes
+         * on with another --threads, as with another --workers), and each trial gets it. */
+        if (strcmp(name, "threads") == 0) {
+            if (cli_parse_threads(CMD, value, &o->threads) != 0)
+                return -1;
+            continue;
+        }
         /* Kept as "--name" "value", whichever way it was written. */
         if (add_fixed(o, name, value) != 0) {
             cli_usage_error(CMD, "out of memory");

@@ -61,6 +61,24 @@ static int journal_has_events(const study *s)
     return yes;
 }
 
+/* Studies of earlier versions kept --threads among the fixed options; it is not a setting of
+ * the study (how a trial runs, not what it learns), so it is left out of the comparison. */
+static void drop_threads(cJSON *fixed)
+{
+    cJSON *item = fixed ? fixed->child : NULL;
+    while (item) {
+        cJSON *next = item->next;
+        if (cJSON_IsString(item) && strcmp(item->valuestring, "--threads") == 0) {
+            cJSON *value = next;
+            next = value ? value->next : NULL;
+            cJSON_Delete(cJSON_DetachItemViaPointer(fixed, item));
+            if (value)
+                cJSON_Delete(cJSON_DetachItemViaPointer(fixed, value));
+        }
+        item = next;
+    }
+}
+
 /* Writes study.json for a new study, or checks that an existing one has the same settings
  * (read and checked as tune checks its options: study_settings.h). */
 static int check_settings(study *s, int *exit_code)
@@ -96,6 +114,8 @@ static int check_settings(study *s, int *exit_code)
                             "study.json it started with, or use another --out)\n", err.msg);
             rc = -1;
         }
+        if (rc == 0)
+            drop_threads(cJSON_GetObjectItemCaseSensitive(have, "fixed"));
         for (const cJSON *w = want->child; w && rc == 0; w = w->next) {
             const cJSON *h = cJSON_GetObjectItemCaseSensitive(have, w->string);
             if (!h || !cJSON_Compare(w, h, 1)) {

@@ -110,7 +110,7 @@ rmdir a-dir
 
 # A graph that cannot fit in memory (2 -> 10^6 -> 10^6 -> 2 has 10^12 weights): refused with
 # its size before anything is allocated.
-runtime_error "out of memory: the graph for batches of 64 needs" train --data moons \
+runtime_error "out of memory: training needs" train --data moons \
     --layers 1000000,1000000
 
 # FIFOs, devices and directories where a file is expected: refused at once. (A FIFO without a

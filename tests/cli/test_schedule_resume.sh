@@ -71,12 +71,12 @@ extended() {
 no_note() { [ ! -s "note-$1" ]; }
 
 # note_says N HORIZON E2: the resume of case N printed one line: the horizon kept, and a command
-# that ends with the new --epochs and the horizon, each given once.
+# that ends with the new --epochs and the horizon, each given once, and the directory resumed.
 note_says() {
     local f=note-$1
     [ "$(lines "$f")" -eq 1 ] &&
         grep -q "^nabla: the cosine schedule keeps its $2-epoch horizon" "$f" &&
-        grep -q -- " --epochs $3 --decay-epochs $2\$" "$f" &&
+        grep -q -- " --epochs $3 --decay-epochs $2 --out [^ ]*ext-$1\$" "$f" &&
         [ "$(grep -o -- "--epochs" "$f" | wc -l)" -eq 1 ] &&
         [ "$(grep -o -- "--decay-epochs" "$f" | wc -l)" -eq 1 ]
 }
@@ -85,7 +85,7 @@ note_says() {
 # trains the extended run's model and metrics.
 note_command_equals() {
     local cmd
-    cmd=$(sed -n 's/^.*; this run equals nabla //p' "note-$1")
+    cmd=$(sed -n 's/^.*; this run equals nabla \(.*\) --out [^ ]*$/\1/p' "note-$1")
     [ -n "$cmd" ] || return 1
     eval "\"\$NABLA\" $cmd --out noted-$1" >/dev/null 2>&1 || return 1
     same_run "noted-$1" "ext-$1"
