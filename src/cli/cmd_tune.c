@@ -148,7 +148,12 @@ static int tune(int argc, char **argv)
         code = EXIT_RUNTIME;
     } else if (rc > 0) {
         code = study_stopped(rc);
-    } else if (study_report(&s, &err) != 0) {
+    } else if ((rc = study_report(&s, &err)) > 0) {
+        fprintf(stderr, "nabla: stopped by %s during the test evaluation of the best model; "
+                        "every trial has finished: run the same command again to evaluate it "
+                        "and write %s/best.json\n", stop_signal_name(rc), s.dir);
+        code = stop_exit_code(rc);
+    } else if (rc < 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
         code = EXIT_RUNTIME;
     }

@@ -2,7 +2,10 @@
  * once on the test set, and best.json. */
 #include "tune_report.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,11 @@
 #include "options.h"
 #include "leaderboard.h"
 #include "run_files.h"
+#include "stop_signals.h"
 #include "trial_process.h"
+
+/* test_best's result when a stop signal came while the best model was being evaluated. */
+#define TEST_STOPPED 2
 
 static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
 {
@@ -157,7 +164,9 @@ static const char *fixed(const tune_options *o, const char *name)
 
 /* Measures the best model once on the test set with `nabla eval`: the t10k files of IDX data,
  * the synthetic test set, or --test for CSV data (a CSV set without --test has none). Returns
- * 1 with the result, 0 when there is no test set, -1 on failure (message printed). */
+ * 1 with the result, 0 when there is no test set, -1 on failure (message printed), and
+ * TEST_STOPPED when a stop signal came while it ran (the evaluation is stopped too: it is an
+ * interruption, not a failure of the model). */
 static int test_best(const study *s, int i, double *accuracy, double *loss)
 {
     const tune_options *o = s->opt;
@@ -213,20 +222,35 @@ static int test_best(const study *s, int i, double *accuracy, double *loss)
         exec_nabla((char *const *)args);
     }
     close(out[1]);
+    if (pid > 0)
+        stop_signals_track(pid);   /* a second signal stops it at once, with the tuner */
     char buf[4096];
     size_t len = 0;
-    ssize_t got;
-    while (pid > 0 && len + 1 < sizeof buf &&
-           (got = read(out[0], buf + len, sizeof buf - 1 - len)) != 0) {
-        if (got < 0)
+    ssize_t got = 0;
+    volatile sig_atomic_t *stop = stop_signal_flag();
+    /* The stop flag is looked at between reads: a signal sent to the tuner alone (kill, a
+     * scheduler) does not reach the evaluation, which is then stopped here. */
+    while (pid > 0 && len + 1 < sizeof buf && !*stop) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        if ((got = read(out[0], buf + len, sizeof buf - 1 - len)) == 0)
             break;
-        len += (size_t)got;
+        if (got < 0 && errno != EINTR)
+            break;
+        len += got > 0 ? (size_t)got : 0;
     }
     buf[len] = '\0';
     close(out[0]);
     int status = 0;
+    if (pid > 0 && *stop)
+        kill(pid, SIGTERM);
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
     if (pid > 0)
-        waitpid(pid, &status, 0);
+        stop_signals_untrack(pid);
+    if (*stop)
+        return TEST_STOPPED;
     cJSON *j = cJSON_Parse(buf);
     const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "accuracy");
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "loss");
@@ -287,6 +311,13 @@ int study_report(const study *s, nb_error *err)
     } else {
         double test_acc = NAN, test_loss = NAN;
         int tested = test_best(s, b, &test_acc, &test_loss);
+        if (tested == TEST_STOPPED) {
+            /* Every trial is done; best.json is left unwritten, so the same command evaluates
+             * the best model again and writes it. */
+            cJSON_Delete(j);
+            fflush(stdout);
+            return (int)*stop_signal_flag();
+        }
         if (best_command(s, best, command, sizeof command) != 0) {
             cJSON_Delete(j);
             return nb_fail(err, "out of memory");

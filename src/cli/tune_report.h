@@ -15,7 +15,9 @@ int *study_ranking(const study *s);
 void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p);
 
 /* Prints the leaderboard and the importance ranking, evaluates the best model on the test set
- * and writes STUDY/best.json. Returns 0, or -1 with err (no trial completed, a write failed). */
+ * and writes STUDY/best.json. Returns 0, -1 with err (no trial completed, a write failed), or
+ * the stop flag's value (stop_signals.h) when a stop signal came during the test evaluation:
+ * then best.json is not written. */
 int study_report(const study *s, nb_error *err);
 
 #endif /* NABLA_CLI_TUNE_REPORT_H */

@@ -327,9 +327,10 @@ for round in 1 2 3 4 5 6; do
             fresh=0
         fi
     else
-        # The run had ended on the first before the second came: the usual two lines.
+        # The run had ended on the first before the second came: the usual two lines (a resumed
+        # run names its directory by its full path: it runs where the run was started).
         check "two Ctrl-C after ${delay}s (round $round): a stop's lines (got: $(head -c 300 "$WORK/stderr"))" \
-            grep -qx "nabla: continue with: nabla train --resume pairs" "$WORK/stderr"
+            grep -Eqx "nabla: continue with: nabla train --resume (/.*/)?pairs" "$WORK/stderr"
         fresh=0
     fi
     check "two Ctrl-C after ${delay}s (round $round): no temporary file (got: $(ls pairs | tr '\n' ' '))" \

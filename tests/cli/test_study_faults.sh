@@ -587,5 +587,36 @@ expect_exit 0 "a torn last line: nabla report reads the rest" report torn
 expect_exit 0 "a torn last line: the tuner cuts it off" "${R2[@]}" --out torn
 check "a torn last line: cut off" cmp -s r2/journal.jsonl torn/journal.jsonl
 
+# A stop during the test evaluation of the best model, at the study's very end: an interruption
+# like any other (exit 130, the evaluation stopped too, best.json not written), and the same
+# command evaluates the best model and writes best.json. The evaluation is held with SIGSTOP
+# while the tuner alone gets the signal, as from kill or a scheduler.
+EVALED=(tune --data moons --samples 4000000 --layers 16 --max-steps 1 --epochs 1
+        --space "lr=log(1e-3,1e-1)" --trials 2 --workers 2 --quiet --out evaled)
+"$NABLA" "${EVALED[@]}" >evaled.out 2>evaled.err &
+TUNER=$!
+eval_pid() { pgrep -f -- "eval --model evaled/trials/"; }
+if wait_until eval_pid >/dev/null; then
+    EVAL=$(eval_pid)
+    kill -STOP "$EVAL"
+    kill -INT "$TUNER"
+    sleep 0.3
+    kill -CONT "$EVAL"
+    wait "$TUNER"
+    rc=$?
+    check "Ctrl-C during the test evaluation: exit 130 (got $rc: $(head -c 300 evaled.err))" [ "$rc" -eq 130 ]
+    check "... one line saying what was stopped and how to finish (got: $(cat evaled.err))" \
+        bash -c "[ \$(wc -l <evaled.err) -eq 1 ] && grep -q '^nabla: stopped by SIGINT during the test evaluation of the best model; every trial has finished: run the same command again to evaluate it and write evaled/best.json\$' evaled.err"
+    check "... the evaluation stopped too" wait_until bash -c "! kill -0 $EVAL 2>/dev/null"
+    check "... no best.json" absent evaled/best.json
+    run "${EVALED[@]}"
+    check "the same command again: exit 0 (got $RC: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+    check "... best.json with the test accuracy" \
+        pytrue "isinstance(json.load(open('evaled/best.json'))['test_accuracy'], float)"
+else
+    fail "the tuner's test evaluation was never seen running"
+    kill -9 "$TUNER"
+fi
+
 echo "test_study_faults: $((SECONDS - STARTED)) s"
 finish
