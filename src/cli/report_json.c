@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,18 @@ void json_member_where(const char *text, const char *path, const char *name, cha
         snprintf(where, size, "%s:%d", path, line);
     else
         snprintf(where, size, "%s", path);
+}
+
+int json_member_fail(const char *text, const char *path, const char *name, nb_error *err,
+                     const char *fmt, ...)
+{
+    char where[4200], what[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    json_member_where(text, path, name, where, sizeof where);
+    return nb_fail(err, "%s: %s", where, what);
 }
 
 /* Whether the n bytes at s begin as one of starts does, or are the beginning of one. */

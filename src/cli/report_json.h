@@ -28,6 +28,12 @@ int report_read_json_text(const char *path, int missing_ok, cJSON **out, char **
 int json_member_line(const char *text, const char *name);
 void json_member_where(const char *text, const char *path, const char *name, char *where,
                        size_t size);
+/* Fails with err = "path:line: what" (what formatted as printf does) for member `name`. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+int json_member_fail(const char *text, const char *path, const char *name, nb_error *err,
+                     const char *fmt, ...);
 
 /* Calls fn for every line of a JSON Lines file, each of which must be a JSON object without a
  * name twice in one object; fn's failure stops the reading. A last line without its newline is

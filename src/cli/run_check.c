@@ -5,7 +5,6 @@
 #include "run_check.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -291,22 +290,6 @@ static int seed_check(const cJSON *config, const char *text, const char *path, n
     return value_check(v->valuedouble, V_COUNT, 0, where, "seed", err);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-/* "path:line: what" for config.json's member `name`. */
-static int config_fail(const char *text, const char *path, const char *name, nb_error *err,
-                       const char *fmt, ...)
-{
-    char where[4200], what[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    json_member_where(text, path, name, where, sizeof where);
-    return nb_fail(err, "%s: %s", where, what);
-}
-
 /* The parameters a model of config's architecture has: per hidden layer its weights and its
  * bias, or with batch norm (which replaces the bias) gamma and beta; then the output layer. */
 static double parameter_count(const cJSON *config)
@@ -329,8 +312,8 @@ static int synthetic_check(const cJSON *config, const char *text, const char *pa
 {
     const char *name = json_string(config, "data_path");
     if (!nb_is_synthetic(name))
-        return config_fail(text, path, "data_path", err, "\"data_path\" is \"%.80s\", but "
-                           "\"data_kind\" is \"synthetic\" (moons, circles or spirals)", name);
+        return json_member_fail(text, path, "data_path", err, "\"data_path\" is \"%.80s\", but "
+                                "\"data_kind\" is \"synthetic\" (moons, circles or spirals)", name);
     nb_dataset d;
     nb_error why;
     if (nb_make_synthetic(name, 3, 0.0f, 0, &d, &why) != 0)
@@ -341,14 +324,14 @@ static int synthetic_check(const cJSON *config, const char *text, const char *pa
     double want[2] = {features, classes};
     for (int k = 0; k < 2; k++)
         if (json_number(config, counts[k]) != want[k])
-            return config_fail(text, path, counts[k], err, "\"%s\" is %.0f, but %s has %.0f",
-                               counts[k], json_number(config, counts[k]), name, want[k]);
+            return json_member_fail(text, path, counts[k], err, "\"%s\" is %.0f, but %s has %.0f",
+                                    counts[k], json_number(config, counts[k]), name, want[k]);
     double samples = json_number(config, "samples");
     double split = json_number(config, "train_samples") + json_number(config, "dev_samples");
     if (samples != split)
-        return config_fail(text, path, "samples", err, "\"samples\" is %s, but "
-                           "\"train_samples\" and \"dev_samples\" make %.0f",
-                           isnan(samples) ? "null" : "not their sum", split);
+        return json_member_fail(text, path, "samples", err, "\"samples\" is %s, but "
+                                "\"train_samples\" and \"dev_samples\" make %.0f",
+                                isnan(samples) ? "null" : "not their sum", split);
     return 0;
 }
 
@@ -361,12 +344,12 @@ static int trace_check(const cJSON *config, const char *text, const char *path, 
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
     int depth = cJSON_GetArraySize(layers);
     if (!(layer >= 1 && layer <= depth))
-        return config_fail(text, path, "trace_layer", err, "\"trace_layer\" must be a hidden "
-                           "layer, 1 to %d, when \"trace_activations\" is true", depth);
+        return json_member_fail(text, path, "trace_layer", err, "\"trace_layer\" must be a hidden "
+                                "layer, 1 to %d, when \"trace_activations\" is true", depth);
     double width = cJSON_GetArrayItem(layers, (int)layer - 1)->valuedouble;
     if (!(unit >= 0 && unit < width))
-        return config_fail(text, path, "trace_unit", err, "\"trace_unit\" must be a unit of "
-                           "layer %.0f, 0 to %.0f", layer, width - 1);
+        return json_member_fail(text, path, "trace_unit", err, "\"trace_unit\" must be a unit of "
+                                "layer %.0f, 0 to %.0f", layer, width - 1);
     return 0;
 }
 
@@ -378,18 +361,19 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
     /* A dev split is held out exactly when a fraction is asked for (at least one sample). */
     double fraction = json_number(config, "dev_fraction"), dev = json_number(config, "dev_samples");
     if ((fraction > 0 && dev == 0) || (fraction == 0 && dev > 0))
-        return config_fail(text, path, "dev_samples", err, "\"dev_samples\" is %.0f, but "
-                           "\"dev_fraction\" is %g", dev, fraction);
+        return json_member_fail(text, path, "dev_samples", err, "\"dev_samples\" is %.0f, but "
+                                "\"dev_fraction\" is %g", dev, fraction);
     if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(config, "layers")) > NB_MAX_LAYERS)
-        return config_fail(text, path, "layers", err, "\"layers\" has more than %d hidden "
-                           "layers", NB_MAX_LAYERS);
+        return json_member_fail(text, path, "layers", err, "\"layers\" has more than %d hidden "
+                                "layers", NB_MAX_LAYERS);
     const char *kind = json_string(config, "data_kind");
     if (strcmp(kind, "synthetic") == 0 && synthetic_check(config, text, path, err) != 0)
         return -1;
     double parameters = json_number(config, "parameters"), made = parameter_count(config);
     if (parameters != made)
-        return config_fail(text, path, "parameters", err, "\"parameters\" is %.0f, but a model "
-                           "of these features, layers and classes has %.0f", parameters, made);
+        return json_member_fail(text, path, "parameters", err,
+                                "\"parameters\" is %.0f, but a model "
+                                "of these features, layers and classes has %.0f", parameters, made);
     return trace_check(config, text, path, err);
 }
 

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,22 +37,6 @@ static const member_rule BEST_MEMBERS[] = {
 static const char *const BEST_TRIAL_MEMBERS[] = {"params", "dev_accuracy", "dev_loss",
                                                  "test_accuracy", "test_loss", "epochs",
                                                  "model", "command"};
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-/* "path:line: what" for best.json's member `name` (its line, when it has one). */
-static int best_fail(const char *text, const char *path, const char *name, nb_error *err,
-                     const char *fmt, ...)
-{
-    char where[4200], what[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    json_member_where(text, path, name, where, sizeof where);
-    return nb_fail(err, "%s: %s", where, what);
-}
 
 /* Every complete trial ranks before the rest (leaderboard.h). */
 static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
@@ -94,8 +77,9 @@ static int best_trial_check(const cJSON *best, const char *text, const char *pat
     int same_params = cJSON_Compare(params, cJSON_GetObjectItemCaseSensitive(best, "params"), 1);
     cJSON_Delete(params);
     if (!same_params)
-        return best_fail(text, path, "params", err, "\"params\" are not those trial %d started "
-                         "with (journal.jsonl)", b);
+        return json_member_fail(text, path, "params", err,
+                                "\"params\" are not those trial %d started "
+                                "with (journal.jsonl)", b);
     static const char *const figures[] = {"dev_accuracy", "dev_loss", "epochs"};
     double journal[] = {t->final_accuracy, t->final_loss, t->epochs};
     for (int k = 0; k < 3; k++) {
@@ -105,15 +89,17 @@ static int best_trial_check(const cJSON *best, const char *text, const char *pat
         char here[40], there[40];
         json_number_text(v, here, sizeof here);
         json_number_text(journal[k], there, sizeof there);
-        return best_fail(text, path, figures[k], err, "\"%s\" is %s, but trial %d ended with %s "
-                         "(journal.jsonl)", figures[k], here, b, there);
+        return json_member_fail(text, path, figures[k], err,
+                                "\"%s\" is %s, but trial %d ended with %s "
+                                "(journal.jsonl)", figures[k], here, b, there);
     }
     char model[64];
     snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
     const char *given = json_string(best, "model");
     if (strcmp(given, model) != 0)
-        return best_fail(text, path, "model", err, "\"model\" is \"%.80s\", but the best trial's "
-                         "is %s", given, model);
+        return json_member_fail(text, path, "model", err,
+                                "\"model\" is \"%.80s\", but the best trial's "
+                                "is %s", given, model);
     return 0;
 }
 
@@ -128,17 +114,19 @@ static int importance_check(const cJSON *best, const char *text, const char *pat
         for (int k = 0; k < opt->space.n && !known; k++)
             known = strcmp(m->string, opt->space.p[k].name) == 0;
         if (!known)
-            return best_fail(text, path, "importance", err, "\"importance\" has \"%.80s\", which "
-                             "is not a parameter of the study's space", m->string);
+            return json_member_fail(text, path, "importance", err,
+                                    "\"importance\" has \"%.80s\", which "
+                                    "is not a parameter of the study's space", m->string);
         if (!cJSON_IsNull(m) && !(cJSON_IsNumber(m) && m->valuedouble >= 0 &&
                                   m->valuedouble <= 1))
-            return best_fail(text, path, "importance", err, "\"importance\": \"%.80s\" must be a "
-                             "share in [0, 1] or null", m->string);
+            return json_member_fail(text, path, "importance", err,
+                                    "\"importance\": \"%.80s\" must be a "
+                                    "share in [0, 1] or null", m->string);
     }
     for (int k = 0; k < opt->space.n; k++)
         if (!cJSON_GetObjectItemCaseSensitive(imp, opt->space.p[k].name))
-            return best_fail(text, path, "importance", err, "\"importance\" lacks \"%s\", a "
-                             "parameter of the study's space", opt->space.p[k].name);
+            return json_member_fail(text, path, "importance", err, "\"importance\" lacks \"%s\", a "
+                                    "parameter of the study's space", opt->space.p[k].name);
     return 0;
 }
 
@@ -149,8 +137,9 @@ static int best_check(const cJSON *best, const char *text, const char *path,
     if (json_members_check(best, text, path, BEST_MEMBERS, N_OF(BEST_MEMBERS), err) != 0)
         return -1;
     if (json_number(best, "trials") != opt->trials)
-        return best_fail(text, path, "trials", err, "\"trials\" is %.0f, but the study has %d "
-                         "(study.json)", json_number(best, "trials"), opt->trials);
+        return json_member_fail(text, path, "trials", err,
+                                "\"trials\" is %.0f, but the study has %d "
+                                "(study.json)", json_number(best, "trials"), opt->trials);
     int counts[TRIAL_FAILED + 1] = {0};
     double seconds = 0;
     for (int i = 0; i < opt->trials; i++) {
@@ -166,27 +155,29 @@ static int best_check(const cJSON *best, const char *text, const char *path,
     for (int k = 0; k < 3; k++) {
         const char *name = trial_state_name(states[k]);
         if (json_number(best, name) != counts[states[k]])
-            return best_fail(text, path, name, err, "\"%s\" is %.0f, but journal.jsonl has %d %s "
-                             "trial%s", name, json_number(best, name), counts[states[k]], name,
-                             counts[states[k]] == 1 ? "" : "s");
+            return json_member_fail(text, path, name, err,
+                                    "\"%s\" is %.0f, but journal.jsonl has %d %s trial%s",
+                                    name, json_number(best, name), counts[states[k]], name,
+                                    counts[states[k]] == 1 ? "" : "s");
     }
     double given = json_number(best, "trial_seconds");
     if (fabs(given - seconds) > 1e-9 * fmax(1, seconds))
-        return best_fail(text, path, "trial_seconds", err, "\"trial_seconds\" is %g, but the "
-                         "trials of journal.jsonl ran %g s", given, seconds);
+        return json_member_fail(text, path, "trial_seconds", err,
+                                "\"trial_seconds\" is %g, but the "
+                                "trials of journal.jsonl ran %g s", given, seconds);
     int b = best_trial(opt, trials);
     if (b == -2)
         return nb_fail(err, "out of memory");
     double named = json_number(best, "trial");
     if (b < 0 && !isnan(named))
-        return best_fail(text, path, "trial", err, "\"trial\" is %.0f, but no trial of "
-                         "journal.jsonl is complete", named);
+        return json_member_fail(text, path, "trial", err, "\"trial\" is %.0f, but no trial of "
+                                "journal.jsonl is complete", named);
     if (b >= 0 && named != b) {
         char acc[40], here[40];
         json_number_text(trials[b].final_accuracy, acc, sizeof acc);
         json_number_text(named, here, sizeof here);
-        return best_fail(text, path, "trial", err, "\"trial\" is %s, but the best complete "
-                         "trial of journal.jsonl is %d (dev accuracy %s)", here, b, acc);
+        return json_member_fail(text, path, "trial", err, "\"trial\" is %s, but the best complete "
+                                "trial of journal.jsonl is %d (dev accuracy %s)", here, b, acc);
     }
     if (b >= 0 && best_trial_check(best, text, path, opt, &trials[b], b, err) != 0)
         return -1;
