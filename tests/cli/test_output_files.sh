@@ -443,6 +443,7 @@ wait_for() {
 for how in new resumed; do
     dir=older-$how
     run "${TRAIN[@]}" --out "$dir"
+    earlier=$(stat -c %i "$dir/metrics.jsonl")
     if [ "$how" = new ]; then
         "$REAL_NABLA" train --data moons --samples 200 --layers 16,16 --epochs 100000 --test none \
             --quiet --out "$dir" >/dev/null 2>"$WORK/stderr" &
@@ -451,8 +452,10 @@ for how in new resumed; do
     fi
     pid=$!
     READERS+=("$pid")
+    # Started: its own metrics.jsonl (a new file, after the removals) has a line.
     check "a $how run into an earlier run's directory starts" \
-        wait_for bash -c "grep -q '^pid $pid ' $dir/.lock && [ -s $dir/metrics.jsonl ]"
+        wait_for bash -c "grep -q '^pid $pid ' $dir/.lock && [ -s $dir/metrics.jsonl ] &&
+                          [ \$(stat -c %i $dir/metrics.jsonl) != $earlier ]"
     kill -STOP "$pid"
     check "a $how run in progress: no model.safetensors, no summary.json (got: $(ls "$dir" | tr '\n' ' '))" \
         bash -c "[ ! -e $dir/model.safetensors ] && [ ! -e $dir/summary.json ]"
