@@ -47,7 +47,7 @@ static int check_data_options(const train_options *o, data_kind kind, int *exit_
 }
 
 static void fill_train_config(train_run *r, nb_train_config *c);
-static nb_memory_verdict memory_refused(train_run *r);
+static int memory_refused(train_run *r);
 
 static void run_free(train_run *r)
 {
@@ -97,24 +97,27 @@ static int init_weights(train_run *r)
     return rc;
 }
 
-/* After a check refused memory (nb_memory_verdict_take: memcheck.h): when the run could fit
- * the limit but other processes hold the memory now, the message says so and what helps. It is
- * then not the configuration's doing: a tune trial is interrupted, not failed, and the same
- * command retries it. */
-static nb_memory_verdict memory_refused(train_run *r)
+/* After a check refused memory (nb_memory_verdict_take: memcheck.h), the message says what
+ * helps when it is not a smaller configuration: when the run could fit the limit but other
+ * processes hold the memory now, or when the limit is too small for any run. Either is not the
+ * configuration's doing: a tune trial is then interrupted, not failed, and the same command
+ * retries it (once memory is free, or under a larger limit). Returns whether it was the
+ * configuration's doing (own_fault). */
+static int memory_refused(train_run *r)
 {
     nb_memory_verdict v = nb_memory_verdict_take();
-    if (v == NB_MEMORY_SHORT_NOW) {
-        char why[sizeof r->err.msg];
-        snprintf(why, sizeof why, "%s", r->err.msg);
-        nb_fail(&r->err, "%s; %s", why,
-                r->trial.fd >= 0 ? "the trial would fit, but other processes (or trials beside "
-                                   "it) hold the memory now: free memory, or run fewer trials at "
-                                   "once (--workers)"
-                                 : "the run would fit, but other processes hold the memory now: "
-                                   "free memory and run it again");
-    }
-    return v;
+    const char *trial = r->trial.fd >= 0 ? "the trial" : "the run";
+    char why[sizeof r->err.msg];
+    snprintf(why, sizeof why, "%s", r->err.msg);
+    if (v == NB_MEMORY_SHORT_NOW)
+        nb_fail(&r->err, "%s; %s would fit, but other processes%s hold the memory now: %s", why,
+                trial, r->trial.fd >= 0 ? " (or trials beside it)" : "",
+                r->trial.fd >= 0 ? "free memory, or run fewer trials at once (--workers)"
+                                 : "free memory and run it again");
+    else if (v == NB_MEMORY_NO_RUN_FITS)
+        nb_fail(&r->err, "%s; no run fits under this limit, whatever its configuration: "
+                         "raise it", why);
+    return v == NB_MEMORY_NEVER_FITS;
 }
 
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
@@ -167,7 +170,7 @@ static int prepare(train_run *r)
         nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
         free(mean);
         free(std);
-        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
+        r->own_fault = memory_refused(r);
         return -1;
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
@@ -583,7 +586,7 @@ static int train_and_report(train_run *r)
      * the configuration's doing, unless only the memory of the moment was short; a failure
      * once it trains is the files' or the machine's. */
     if (rc != 0 && !r->callback_failed && !r->stepped)
-        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
+        r->own_fault = memory_refused(r);
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
@@ -716,7 +719,7 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     nb_train_config cfg;
     fill_train_config(r, &cfg);
     if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
-        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
+        r->own_fault = memory_refused(r);
         *code = runtime_error(&r->err);
         return -1;
     }

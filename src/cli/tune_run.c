@@ -70,7 +70,7 @@ typedef struct worker {
     int pruned;              /* killed by the pruner */
     int said;                /* its last word came (trial_channel.h): */
     trial_end end;           /* how it ends */
-    char why[256];           /* and why */
+    char why[512];           /* and why */
     double started;
     double seconds_before;   /* the trial's time before this process */
 } worker;
