@@ -378,6 +378,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
         {META_CWD, r->cwd},
         {META_METRICS, r->log.text ? r->log.text : ""},
         {META_RANKS, r->ranks_text},
+        {META_RUN, r->run_name},
     };
     /* Another writer may be in the directory if the lock was removed or replaced (nothing of
      * nabla's does that, but a user can): the run stops rather than write over it. */
@@ -390,7 +391,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
         if (metrics_sync(r->metrics_fd, r->metrics_path, err) != 0 ||
             train_trace_sync(&r->trace, err) != 0)
             return 1;
-        if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0) {
+        if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, sizeof meta / sizeof meta[0], err) != 0) {
             /* A checkpoint is what a run continues from; one that fails stops the run. But at
              * the run's end the run is done: its model and summary are written all the same
              * (train_and_report says what happened), and only continuing from its very end is
@@ -690,6 +691,10 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         return -1;
     if (r->opt.resume && resume_open(&r->opt, &r->resume, code) != 0)
         return -1;
+    if (r->opt.resume)
+        snprintf(r->run_name, sizeof r->run_name, "%s", r->resume.run);
+    else
+        run_name_new(r->run_name);
     share_cores(&r->opt);
     /* Before any parallel work (loading, splitting): --threads 1 means one thread throughout. */
     nb_set_threads(r->opt.threads);
@@ -724,9 +729,12 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         return -1;
     }
     cli_say_threads_lowered(CMD, &r->opt.threads);
-    if (check_extension(r, code) != 0)
+    /* The notes about an extended run come after every refusal: none for a refused resume. */
+    if (check_watch_options(r, code) != 0 || check_extension(r, code) != 0)
         return -1;
-    return check_watch_options(r, code);
+    if (r->writer)
+        resume_say_extension(&r->opt, &r->resume);
+    return 0;
 }
 
 /* Rank 0: the run directory and its first files. Returns 0, or -1 with *code set and the
