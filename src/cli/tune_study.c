@@ -110,7 +110,10 @@ int journal_append(study *s, cJSON *ev, nb_error *err)
     if (rc != 0 && ftruncate(fd, before) != 0) {
         /* a partial line left: the reader drops it */
     }
-    if (rc == 0 && fstat(fd, &st) == 0)
+    /* What the journal is now, for the next check: its size must be ours (someone who
+     * wrote to it since the check above would otherwise pass for this tuner). */
+    int ours = rc == 0 && fstat(fd, &st) == 0 && st.st_size == before + (off_t)n;
+    if (ours)
         seen_from(&s->journal_seen, &st);
     else
         s->journal_seen.known = 0;   /* not known any more: the next append refuses */
@@ -118,6 +121,8 @@ int journal_append(study *s, cJSON *ev, nb_error *err)
     free(text);
     if (rc != 0)
         return nb_fail(err, "%s: cannot append: %s", s->journal_path, strerror(saved));
+    if (!ours)
+        return changed_behind(s, s->journal_path, err);
     return 0;
 }
 
