@@ -1006,8 +1006,9 @@ static void test_synthetic_errors(void **state)
     expect_message(&err, "spirals: noise must be a finite number >= 0, not -1");
     assert_int_equal(nb_make_synthetic("circles", 10, NAN, 1, &d, &err), -1);
     assert_true(is_zeroed(&d));
-    /* 2^31 - 1 samples need (2^31 - 1) * 28 bytes (57344 MB, rounded up: two arrays of 2 floats and three
-     * of int32 per sample while they are shuffled): refused up front with the size rather than
+    /* 2^31 - 1 samples need (2^31 - 1) * 28 bytes (57344 MB, rounded up: two arrays of 2
+     * floats and three of int32 per sample while they are shuffled): refused up front with the
+     * size rather than
      * left to the allocator, on any machine with less memory than that. */
     if (nb_memory_available() < UINT64_C(2147483647) * 28) {
         assert_int_equal(nb_make_synthetic("moons", 2147483647, 0.1f, 1, &d, &err), -1);
