@@ -1008,8 +1008,7 @@ static void test_synthetic_errors(void **state)
     assert_true(is_zeroed(&d));
     /* 2^31 - 1 samples need (2^31 - 1) * 28 bytes (57344 MB, rounded up: two arrays of 2
      * floats and three of int32 per sample while they are shuffled): refused up front with the
-     * size rather than
-     * left to the allocator, on any machine with less memory than that. */
+     * size rather than left to the allocator, on any machine with less memory than that. */
     if (nb_memory_available() < UINT64_C(2147483647) * 28) {
         assert_int_equal(nb_make_synthetic("moons", 2147483647, 0.1f, 1, &d, &err), -1);
         assert_non_null(
