@@ -167,6 +167,13 @@ static unsigned long long mb(uint64_t bytes)
     return (unsigned long long)(bytes >> 20);
 }
 
+/* A need in MB rounded up, the room rounded down (mb): a need that does not fit never reads
+ * as equal to the room, or less. */
+static unsigned long long mb_up(uint64_t bytes)
+{
+    return (unsigned long long)(nb_sat_add(bytes, (UINT64_C(1) << 20) - 1) >> 20);
+}
+
 /* The first limit the need does not fit with `margin` to spare, or -1. */
 static int binding_limit(const nb_memory_need *need, uint64_t margin, const room r[N_LIMITS])
 {
@@ -215,10 +222,15 @@ int nb_memory_threads_lowered(nb_threads_lowered *out)
     return have_lowered;
 }
 
-static void note_refusal(const nb_memory_need *need, uint64_t margin, const room r[N_LIMITS])
+/* A refusal of `need`, whose part `fixed` every run needs whatever its configuration. */
+static void note_refusal(const nb_memory_need *need, const nb_memory_need *fixed,
+                         uint64_t margin, const room r[N_LIMITS])
 {
-    if (verdict != NB_MEMORY_NEVER_FITS)
-        verdict = never_fits(need, margin, r) ? NB_MEMORY_NEVER_FITS : NB_MEMORY_SHORT_NOW;
+    nb_memory_verdict v = !never_fits(need, margin, r) ? NB_MEMORY_SHORT_NOW
+                          : never_fits(fixed, margin, r) ? NB_MEMORY_NO_RUN_FITS
+                                                         : NB_MEMORY_NEVER_FITS;
+    if (v > verdict)
+        verdict = v;
 }
 
 /* " (ulimit -v, 1600 MB in all)" */
@@ -237,7 +249,7 @@ static int fail_room(nb_error *err, const char *what, uint64_t need, const char 
     limit_text(r, limit, sizeof limit);
     return nb_fail(err, "out of memory: %s needs %llu MB%s, but the process may use %llu MB "
                         "more %s%s",
-                   what, mb(need), parts, mb(may), limit, hint);
+                   what, mb_up(need), parts, mb(may), limit, hint);
 }
 
 int nb_check_memory(uint64_t bytes, const char *what, nb_error *err)
@@ -248,7 +260,8 @@ int nb_check_memory(uint64_t bytes, const char *what, nb_error *err)
     int limit = binding_limit(&need, 0, r);
     if (limit < 0)
         return 0;
-    note_refusal(&need, 0, r);
+    nb_memory_need nothing = {0, 0, 0};
+    note_refusal(&need, &nothing, 0, r);
     return fail_room(err, what, bytes, "", 0, &r[limit], "");
 }
 
@@ -293,13 +306,14 @@ int nb_check_run_memory(const char *what, const nb_memory_part *parts, int n_par
             limit_text(&r[first_limit], where, sizeof where);
             uint64_t left = r[first_limit].bytes;
             snprintf(lowered.why, sizeof lowered.why, "%.64s needs %llu MB with %d threads, but "
-                     "the process may use %llu MB more %.300s", what, mb(first_need), want,
+                     "the process may use %llu MB more %.300s", what, mb_up(first_need), want,
                      mb(left > NB_RUN_MARGIN ? left - NB_RUN_MARGIN : 0), where);
         }
         return 0;
     }
     /* Not even one thread fits: the message gives the need with one. */
-    note_refusal(&need, NB_RUN_MARGIN, r);
+    nb_memory_need fixed = nb_pool_memory_for(1, 1);
+    note_refusal(&need, &fixed, NB_RUN_MARGIN, r);
     /* " (weights 520 MB, ..., OpenBLAS's buffers and the stacks of 1 thread 150 MB)": the
      * parts of a megabyte or more, the pool's as it counts under this limit. */
     char list[512] = "";

@@ -80,17 +80,22 @@ int nb_memory_threads_lowered(nb_threads_lowered *out);
 
 /* What the checks that refused found, since the last call (which forgets it):
  * - NB_MEMORY_FITS: none refused;
+ * - NB_MEMORY_SHORT_NOW: it would fit, but not now: other processes (in the cgroup, on the
+ *   machine) hold the rest. Freeing memory, or running fewer processes at once, helps.
  * - NB_MEMORY_NEVER_FITS: the need could not fit even were the process alone under the limit
  *   that refused it, with one thread: it needs more than that limit holds in all (ulimit -v or
  *   -d, the cgroup's limit, the machine's memory and swap) less what this process holds
  *   already. Nothing but a smaller need helps;
- * - NB_MEMORY_SHORT_NOW: it would fit, but not now: other processes (in the cgroup, on the
- *   machine) hold the rest. Freeing memory, or running fewer processes at once, helps.
- * A refusal NEVER_FITS stays so until the call. */
+ * - NB_MEMORY_NO_RUN_FITS: as NEVER_FITS, but not even what every run needs whatever its
+ *   configuration (OpenBLAS's buffers and the stack of one thread for products of one row, and
+ *   the margin for small allocations) could fit: the limit is too small for any run, so the
+ *   refusal says nothing of this run's configuration. Only a larger limit helps.
+ * The strongest refusal (in that order) stays until the call. */
 typedef enum nb_memory_verdict {
     NB_MEMORY_FITS,
     NB_MEMORY_SHORT_NOW,
     NB_MEMORY_NEVER_FITS,
+    NB_MEMORY_NO_RUN_FITS,
 } nb_memory_verdict;
 nb_memory_verdict nb_memory_verdict_take(void);
 

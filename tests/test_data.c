@@ -821,6 +821,15 @@ static void test_csv_not_text(void **state)
     snprintf(want, sizeof want, ": UTF-32 text (it starts with a UTF-32 byte order mark); %s -f "
              "UTF-32 -t UTF-8", iconv_hint);
     expect_csv_bytes_error("utf32.csv", "\xFF\xFE\0\0" "1\0\0\0", 8, want);
+    /* UTF-32 without a byte order mark, either order ("1,0\n" and "1,2,0\n") */
+    snprintf(want, sizeof want, ": UTF-32 text (little-endian, without a byte order mark); %s "
+             "-f UTF-32LE -t UTF-8", iconv_hint);
+    expect_csv_bytes_error("u32le.csv", "1\0\0\0,\0\0\0" "0\0\0\0\n\0\0\0", 16, want);
+    expect_csv_bytes_error("u32le2.csv", "1\0\0\0,\0\0\0" "2\0\0\0,\0\0\0" "0\0\0\0\n\0\0\0",
+                           24, want);
+    snprintf(want, sizeof want, ": UTF-32 text (big-endian, without a byte order mark); %s -f "
+             "UTF-32BE -t UTF-8", iconv_hint);
+    expect_csv_bytes_error("u32be.csv", "\0\0\0" "1\0\0\0,\0\0\0" "0\0\0\0\n", 16, want);
     /* NUL bytes: where the first one is */
     expect_csv_bytes_error("nul1.csv", "\0" "1,0\n", 5,
                            ":1:1: a NUL byte: this looks like a binary file, not CSV text");
@@ -850,6 +859,32 @@ static void test_csv_messages_stay_on_one_line(void **state)
     expect_csv_error("ctl3.csv", "1,2,0\n1,2,3\r4\n", ":2:6: a carriage return (CR) that does not "
                                                      "end a line with a line feed: lines must end "
                                                      "with LF or CRLF");
+}
+
+/* Line ends of a CR alone (old Mac OS), and a byte order mark past the file's start, are named
+ * with their line and column, not read as one long line or a field that is not a number. */
+static void test_csv_line_ends_and_inner_bom(void **state)
+{
+    (void)state;
+    static const char cr_only[] = ": a carriage return (CR) that does not end a line with a "
+                                  "line feed: lines must end with LF or CRLF; this file's end "
+                                  "with CR alone (old Mac OS): convert them with tr '\\r' '\\n'";
+    char want[512];
+    snprintf(want, sizeof want, ":1:6%s", cr_only);
+    expect_csv_error("cr1.csv", "1,2,0\r3,4,1\r", want);
+    snprintf(want, sizeof want, ":1:4%s", cr_only);
+    expect_csv_error("cr2.csv", "x,y\r1,0\r", want);
+    /* CR alone after CRLF lines: that line's CR, without the old Mac OS hint (the file has LF) */
+    expect_csv_error("cr3.csv", "1,2,0\r\n3,4,1\r5,6,0\r\n",
+                     ":2:6: a carriage return (CR) that does not end a line with a line feed: "
+                     "lines must end with LF or CRLF");
+    static const char bom[] = "a byte order mark (U+FEFF, bytes EF BB BF) in the middle of the "
+                              "text (were two files joined?): only the file's very start may "
+                              "have one";
+    snprintf(want, sizeof want, ":3:1: %s", bom);
+    expect_csv_error("bom1.csv", "1,2,0\n3,4,1\n\xEF\xBB\xBF" "5,6,0\n", want);
+    snprintf(want, sizeof want, ":2:3: %s", bom);
+    expect_csv_error("bom2.csv", "\xEF\xBB\xBF" "x,y,label\n1,\xEF\xBB\xBF" "2,0\n", want);
 }
 
 /* ---- synthetic sets -------------------------------------------------------------------- */
@@ -971,13 +1006,13 @@ static void test_synthetic_errors(void **state)
     expect_message(&err, "spirals: noise must be a finite number >= 0, not -1");
     assert_int_equal(nb_make_synthetic("circles", 10, NAN, 1, &d, &err), -1);
     assert_true(is_zeroed(&d));
-    /* 2^31 - 1 samples need (2^31 - 1) * 28 bytes (57343 MB: two arrays of 2 floats and three
-     * of int32 per sample while they are shuffled): refused up front with the size rather than
-     * left to the allocator, on any machine with less memory than that. */
+    /* 2^31 - 1 samples need (2^31 - 1) * 28 bytes (57344 MB, rounded up: two arrays of 2
+     * floats and three of int32 per sample while they are shuffled): refused up front with the
+     * size rather than left to the allocator, on any machine with less memory than that. */
     if (nb_memory_available() < UINT64_C(2147483647) * 28) {
         assert_int_equal(nb_make_synthetic("moons", 2147483647, 0.1f, 1, &d, &err), -1);
         assert_non_null(
-            strstr(err.msg, "out of memory: 2147483647 samples of moons needs 57343 MB"));
+            strstr(err.msg, "out of memory: 2147483647 samples of moons needs 57344 MB"));
         assert_true(is_zeroed(&d));
     }
 
@@ -1305,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_csv_wide_header_then_blank_lines),
         cmocka_unit_test(test_loaders_refuse_non_regular_files),
         cmocka_unit_test(test_csv_messages_stay_on_one_line),
+        cmocka_unit_test(test_csv_line_ends_and_inner_bom),
         cmocka_unit_test(test_csv_header_rule),
         cmocka_unit_test(test_csv_not_text),
         cmocka_unit_test(test_synthetic_shapes_and_geometry),

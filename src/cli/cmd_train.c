@@ -47,7 +47,7 @@ static int check_data_options(const train_options *o, data_kind kind, int *exit_
 }
 
 static void fill_train_config(train_run *r, nb_train_config *c);
-static nb_memory_verdict memory_refused(train_run *r);
+static int memory_refused(train_run *r);
 
 static void run_free(train_run *r)
 {
@@ -97,24 +97,27 @@ static int init_weights(train_run *r)
     return rc;
 }
 
-/* After a check refused memory (nb_memory_verdict_take: memcheck.h): when the run could fit
- * the limit but other processes hold the memory now, the message says so and what helps. It is
- * then not the configuration's doing: a tune trial is interrupted, not failed, and the same
- * command retries it. */
-static nb_memory_verdict memory_refused(train_run *r)
+/* After a check refused memory (nb_memory_verdict_take: memcheck.h), the message says what
+ * helps when it is not a smaller configuration: when the run could fit the limit but other
+ * processes hold the memory now, or when the limit is too small for any run. Either is not the
+ * configuration's doing: a tune trial is then interrupted, not failed, and the same command
+ * retries it (once memory is free, or under a larger limit). Returns whether it was the
+ * configuration's doing (own_fault). */
+static int memory_refused(train_run *r)
 {
     nb_memory_verdict v = nb_memory_verdict_take();
-    if (v == NB_MEMORY_SHORT_NOW) {
-        char why[sizeof r->err.msg];
-        snprintf(why, sizeof why, "%s", r->err.msg);
-        nb_fail(&r->err, "%s; %s", why,
-                r->trial.fd >= 0 ? "the trial would fit, but other processes (or trials beside "
-                                   "it) hold the memory now: free memory, or run fewer trials at "
-                                   "once (--workers)"
-                                 : "the run would fit, but other processes hold the memory now: "
-                                   "free memory and run it again");
-    }
-    return v;
+    const char *trial = r->trial.fd >= 0 ? "the trial" : "the run";
+    char why[sizeof r->err.msg];
+    snprintf(why, sizeof why, "%s", r->err.msg);
+    if (v == NB_MEMORY_SHORT_NOW)
+        nb_fail(&r->err, "%s; %s would fit, but other processes%s hold the memory now: %s", why,
+                trial, r->trial.fd >= 0 ? " (or trials beside it)" : "",
+                r->trial.fd >= 0 ? "free memory, or run fewer trials at once (--workers)"
+                                 : "free memory and run it again");
+    else if (v == NB_MEMORY_NO_RUN_FITS)
+        nb_fail(&r->err, "%s; no run fits under this limit, whatever its configuration: "
+                         "raise it", why);
+    return v == NB_MEMORY_NEVER_FITS;
 }
 
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
@@ -167,7 +170,7 @@ static int prepare(train_run *r)
         nb_model_build(&r->model, &spec, max_batch, o->src.seed, &r->err) != 0) {
         free(mean);
         free(std);
-        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
+        r->own_fault = memory_refused(r);
         return -1;
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
@@ -375,6 +378,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
         {META_CWD, r->cwd},
         {META_METRICS, r->log.text ? r->log.text : ""},
         {META_RANKS, r->ranks_text},
+        {META_RUN, r->run_name},
     };
     /* Another writer may be in the directory if the lock was removed or replaced (nothing of
      * nabla's does that, but a user can): the run stops rather than write over it. */
@@ -387,7 +391,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
         if (metrics_sync(r->metrics_fd, r->metrics_path, err) != 0 ||
             train_trace_sync(&r->trace, err) != 0)
             return 1;
-        if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, 4, err) != 0) {
+        if (nb_checkpoint_save(r->out_dir, &r->model, s, meta, sizeof meta / sizeof meta[0], err) != 0) {
             /* A checkpoint is what a run continues from; one that fails stops the run. But at
              * the run's end the run is done: its model and summary are written all the same
              * (train_and_report says what happened), and only continuing from its very end is
@@ -583,7 +587,7 @@ static int train_and_report(train_run *r)
      * the configuration's doing, unless only the memory of the moment was short; a failure
      * once it trains is the files' or the machine's. */
     if (rc != 0 && !r->callback_failed && !r->stepped)
-        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
+        r->own_fault = memory_refused(r);
     if (rc != 0 || r->callback_failed)
         return training_failed(r);
     if (res.interrupted) {
@@ -687,6 +691,10 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         return -1;
     if (r->opt.resume && resume_open(&r->opt, &r->resume, code) != 0)
         return -1;
+    if (r->opt.resume)
+        snprintf(r->run_name, sizeof r->run_name, "%s", r->resume.run);
+    else
+        run_name_new(r->run_name);
     share_cores(&r->opt);
     /* Before any parallel work (loading, splitting): --threads 1 means one thread throughout. */
     nb_set_threads(r->opt.threads);
@@ -716,14 +724,17 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
     nb_train_config cfg;
     fill_train_config(r, &cfg);
     if (nb_train_check_memory(&r->model, &r->train, &cfg, &r->err) != 0) {
-        r->own_fault = memory_refused(r) != NB_MEMORY_SHORT_NOW;
+        r->own_fault = memory_refused(r);
         *code = runtime_error(&r->err);
         return -1;
     }
     cli_say_threads_lowered(CMD, &r->opt.threads);
-    if (check_extension(r, code) != 0)
+    /* The notes about an extended run come after every refusal: none for a refused resume. */
+    if (check_watch_options(r, code) != 0 || check_extension(r, code) != 0)
         return -1;
-    return check_watch_options(r, code);
+    if (r->writer)
+        resume_say_extension(&r->opt, &r->resume);
+    return 0;
 }
 
 /* Rank 0: the run directory and its first files. Returns 0, or -1 with *code set and the

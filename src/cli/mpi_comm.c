@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
 
@@ -463,8 +464,7 @@ static int say_lost(const char *text)
     if (all) {
         memcpy(all, line, n);
         memcpy(all + n, text ? text : "", m + 1);
-        ssize_t w = write(STDERR_FILENO, all, n + m);
-        (void)w;
+        (void)nb_write_all(STDERR_FILENO, all, n + m);   /* stderr gone: nothing to tell */
         free(all);
     }
     return 1;

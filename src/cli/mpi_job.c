@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "mpi_comm.h"
 
 /* A non-negative integer from the environment, or -1. */
@@ -102,8 +103,7 @@ void job_release_stderr(int show)
                 snprintf(out, sizeof out, "nabla: rank %d: %s", job_rank(), rest);
             else
                 snprintf(out, sizeof out, "%s", rest);
-            ssize_t w = write(STDERR_FILENO, out, strlen(out));
-            (void)w;
+            (void)nb_write_all(STDERR_FILENO, out, strlen(out));
             start = strchr(line, '\n') != NULL;
         }
         fflush(stderr);

@@ -9,9 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "options.h"
+#include "run_files.h"
 
 static const char *const CMD = "train";
 
@@ -31,6 +35,22 @@ char *argv_json(int argc, char **argv)
     char *text = cJSON_PrintUnformatted(a);
     cJSON_Delete(a);
     return text;
+}
+
+void run_name_new(char name[RUN_NAME_SIZE])
+{
+    unsigned char bytes[16];
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+        /* No random source: the time and the process, unlikely to recur in one directory. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t a = (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 32);
+        uint64_t b = (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts;
+        memcpy(bytes, &a, 8);
+        memcpy(bytes + 8, &b, 8);
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(name + 2 * i, 3, "%02x", bytes[i]);
 }
 
 /* The stored arguments, as an argv with "train" in front (strings and array malloc'd). */
@@ -173,12 +193,149 @@ static void say_kept_horizon(const train_options *o, const char *dir)
     free(kept);
 }
 
+void resume_say_extension(const train_options *o, const resume_point *p)
+{
+    if (p->extended_from && o->decay == NB_DECAY_COSINE)
+        say_kept_horizon(o, p->dir);
+}
+
 void resume_close(resume_point *p)
 {
     if (p->open)
         nb_st_free(&p->file);
     p->open = 0;
     stored_args_free(&kept_args);
+}
+
+/* ---- whose run a checkpoint is ---- */
+
+/* nb_checkpoint_open's files (nabla.h), newest first. */
+static const char *const checkpoint_files[] = {
+    "checkpoint.next.safetensors", "checkpoint.safetensors", "checkpoint.prev.safetensors"};
+#define N_CHECKPOINT_FILES (sizeof checkpoint_files / sizeof checkpoint_files[0])
+
+/* The run DIR/config.json names, or "" (no config.json, not readable, or of a version before
+ * runs had names). */
+static void config_run(const char *dir, char name[RUN_NAME_SIZE])
+{
+    name[0] = '\0';
+    char *path = path_join(dir, "config.json");
+    unsigned char *text = NULL;
+    size_t n = 0;
+    nb_error err;
+    cJSON *j = path && nb_read_file(path, &text, &n, &err) == 0
+                   ? cJSON_ParseWithLength((const char *)text, n)
+                   : NULL;
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(j, "run");
+    if (cJSON_IsString(run) && strlen(run->valuestring) < RUN_NAME_SIZE)
+        snprintf(name, RUN_NAME_SIZE, "%s", run->valuestring);
+    cJSON_Delete(j);
+    free(text);
+    free(path);
+}
+
+/* Whether checkpoint f is of another run than `run`: both named, and not alike (a checkpoint
+ * of a version before runs had names is taken as the run's). */
+static int other_run(const nb_st_file *f, const char *run)
+{
+    const char *own = nb_st_meta_get(f, META_RUN);
+    return own && run[0] && strcmp(own, run) != 0;
+}
+
+/* "run 0123abcd: nabla train --data moons ...", for messages (the name's first 8 digits,
+ * the command cut short if long). */
+static void describe_run(const nb_st_file *f, char *out, size_t cap)
+{
+    const char *run = nb_st_meta_get(f, META_RUN);
+    stored_args a;
+    nb_error err;
+    char command[2048] = "";
+    append_shell_word(command, sizeof command, "nabla");
+    if (parse_stored_args(nb_st_meta_get(f, META_ARGV), &a, &err) == 0) {
+        for (int i = 0; i < a.argc; i++)
+            append_shell_word(command, sizeof command, a.argv[i]);
+        stored_args_free(&a);
+    }
+    snprintf(out, cap, "run %.8s: %.160s%s", run ? run : "without a name", command,
+             strlen(command) > 160 ? "..." : "");
+}
+
+/* The first checkpoint older than p->used that verifies and is of `run`, into *f; its path
+ * into path. Returns 1 if found. */
+static int older_of_run(const resume_point *p, const char *run, nb_st_file *f, char *path,
+                        size_t cap)
+{
+    int older = 0;
+    for (size_t k = 0; k < N_CHECKPOINT_FILES; k++) {
+        char here[sizeof p->used];
+        snprintf(here, sizeof here, "%.4000s/%s", p->dir, checkpoint_files[k]);
+        if (!older) {
+            older = strcmp(here, p->used) == 0;
+            continue;
+        }
+        nb_error err;
+        if (nb_checkpoint_read(here, f, &err) != 0)
+            continue;
+        if (!other_run(f, run)) {
+            snprintf(path, cap, "%s", here);
+            return 1;
+        }
+        nb_st_free(f);
+    }
+    return 0;
+}
+
+/* The checkpoint p->file is the directory's run's: the run its config.json names. When it is
+ * another's, the newest older checkpoint of that run replaces it (said on stderr); when none
+ * is, the resume is refused. Without a name in config.json, every older checkpoint must be of
+ * the same run as p->file, or there is no telling which one is the directory's. Returns 0, or
+ * -1 with the message printed. */
+static int check_directory_run(resume_point *p)
+{
+    char run[RUN_NAME_SIZE], have[256], want[256], path[sizeof p->used];
+    nb_st_file f;
+    config_run(p->dir, run);
+    if (!run[0]) {
+        for (size_t k = 0; k < N_CHECKPOINT_FILES; k++) {
+            char here[sizeof p->used];
+            nb_error err;
+            snprintf(here, sizeof here, "%.4000s/%s", p->dir, checkpoint_files[k]);
+            if (strcmp(here, p->used) == 0 || nb_checkpoint_read(here, &f, &err) != 0)
+                continue;
+            const char *mine = nb_st_meta_get(&p->file, META_RUN);
+            int other = mine && other_run(&f, mine);
+            if (other) {
+                describe_run(&p->file, have, sizeof have);
+                describe_run(&f, want, sizeof want);
+            }
+            nb_st_free(&f);
+            if (other) {
+                cli_error("cannot resume: %s (%s) and %s (%s) are checkpoints of two runs, and "
+                          "%s/config.json, which tells the directory's, is missing or names "
+                          "none: put it back, or remove the checkpoint that is not the run's",
+                          p->used, have, here, want, p->dir);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (!other_run(&p->file, run))
+        return 0;
+    describe_run(&p->file, have, sizeof have);
+    if (older_of_run(p, run, &f, path, sizeof path)) {
+        fprintf(stderr, "nabla: %s is another run's checkpoint (%s), not the run of %s/"
+                        "config.json (run %.8s)\nnabla: resuming from the older checkpoint %s "
+                        "instead\n", p->used, have, p->dir, run, path);
+        nb_st_free(&p->file);
+        p->file = f;
+        snprintf(p->used, sizeof p->used, "%s", path);
+        return 0;
+    }
+    cli_error("cannot resume: %s is another run's checkpoint (%s), not the run of %s/"
+              "config.json (run %.8s), and no older checkpoint there is that run's: put the "
+              "run's own checkpoint back, or resume the other run in its own directory",
+              p->used, have, p->dir, run);
+    return -1;
 }
 
 int resume_open(train_options *o, resume_point *p, int *exit_code)
@@ -201,6 +358,13 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
     if (note[0])
         fprintf(stderr, "nabla: %s\nnabla: resuming from the older checkpoint %s instead\n",
                 note, p->used);
+    if (check_directory_run(p) != 0)
+        return -1;
+    const char *run = nb_st_meta_get(&p->file, META_RUN);
+    if (run && strlen(run) < RUN_NAME_SIZE)
+        snprintf(p->run, sizeof p->run, "%s", run);
+    else
+        run_name_new(p->run);   /* a run of an older version gets its name now */
 
     const char *cwd = nb_st_meta_get(&p->file, META_CWD);
     p->metrics = nb_st_meta_get(&p->file, META_METRICS);
@@ -236,8 +400,6 @@ int resume_open(train_options *o, resume_point *p, int *exit_code)
         /* o->decay_epochs stays: the horizon is the run's, and the epochs trained so far
          * followed it. */
         o->epochs = given.epochs;
-        if (extended && o->decay == NB_DECAY_COSINE)
-            say_kept_horizon(o, p->dir);
     }
     if (given.given_threads) {
         o->threads = given.threads;

@@ -104,6 +104,13 @@ void stop_signals_untrack(pid_t child)
     }
 }
 
+void stop_signals_send(pid_t child, int sig)
+{
+    kill(child, sig);
+    if (sig != SIGKILL && sig != SIGCONT)
+        kill(child, SIGCONT);
+}
+
 /* How long the handler waits for the trials to stop at once: they only remove their own
  * temporary files and write a line. */
 #define CHILD_WAIT_TICKS 500   /* of 10 ms */
@@ -117,7 +124,7 @@ static void stop_children_at_once(void)
         pid_t pid = (pid_t)atomic_load(&children[i]);
         if (pid > 0) {
             kill(pid, SIGINT);
-            kill(pid, SIGTERM);
+            stop_signals_send(pid, SIGTERM);
             left++;
         }
     }

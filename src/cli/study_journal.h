@@ -54,7 +54,7 @@ typedef struct trial {
     /* Finished trials: the result. */
     double final_accuracy, final_loss;
     int epochs;
-    char reason[256];        /* failed or interrupted: why */
+    char reason[512];        /* failed or interrupted: why */
     /* Only while the tuner runs the study: */
     int decided;             /* epochs 1..decided have passed the pruner */
     int exited;              /* its process ended; the result waits for the pruner */

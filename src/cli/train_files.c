@@ -28,6 +28,7 @@ int train_write_config(train_run *r)
         return nb_fail(&r->err, "out of memory");
     cJSON_AddStringToObject(j, "command", "train");
     cJSON_AddStringToObject(j, "version", NABLA_VERSION);
+    cJSON_AddStringToObject(j, "run", r->run_name);
     cJSON_AddStringToObject(j, "data", o->src.data);
     cJSON_AddStringToObject(j, "data_path", r->data_path);
     cJSON_AddStringToObject(j, "data_kind", data_kind_name(r->kind));

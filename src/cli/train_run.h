@@ -32,6 +32,7 @@ typedef struct train_run {
     metrics_log log;             /* metrics.jsonl's lines, for checkpoints */
     char *argv_json;             /* the arguments checkpoints store */
     char cwd[CLI_MAX_PATH];      /* ... and the directory they are relative to */
+    char run_name[RUN_NAME_SIZE]; /* the run's name (resume.h): in config.json, checkpoints */
     resume_point resume;         /* --resume: the checkpoint */
     nb_train_state state;        /* --resume: the state it holds */
     int have_state;

@@ -175,7 +175,7 @@ static int relay(agent *a, int k)
 static void stop_children(agent *a, int sig)
 {
     for (int k = 0; k < a->n; k++)
-        kill(a->c[k].pid, sig);
+        stop_signals_send(a->c[k].pid, sig);
     for (int k = 0; k < a->n; k++) {
         if (a->c[k].fd >= 0)
             close(a->c[k].fd);

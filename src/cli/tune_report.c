@@ -244,7 +244,7 @@ static int test_best(const study *s, int i, double *accuracy, double *loss)
     close(out[0]);
     int status = 0;
     if (pid > 0 && *stop)
-        kill(pid, SIGTERM);
+        stop_signals_send(pid, SIGTERM);
     while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (pid > 0)
@@ -277,6 +277,10 @@ static void add_number_or_null(cJSON *j, const char *name, double v)
 int study_report(const study *s, nb_error *err)
 {
     const tune_options *o = s->opt;
+    /* No leaderboard, no best.json, for a study whose files someone else changed since its
+     * last journal line: that is not the study the journal tells. */
+    if (study_check_files(s, err) != 0)
+        return -1;
     int *order = study_ranking(s);
     if (!order)
         return nb_fail(err, "out of memory");
@@ -348,7 +352,9 @@ int study_report(const study *s, nb_error *err)
     for (int k = 0; imp && k < o->space.n; k++)
         add_number_or_null(imp, o->space.p[k].name, used >= 3 ? explained[k] : NAN);
     nb_error werr;
-    if (write_json_file(s->dir, "best.json", j, &werr) != 0 && rc == 0)
+    if (study_check_files(s, &werr) != 0)   /* again, after the test evaluation */
+        rc = nb_fail(err, "%s", werr.msg);
+    else if (write_json_file(s->dir, "best.json", j, &werr) != 0 && rc == 0)
         rc = nb_fail(err, "%s", werr.msg);
     else if (!o->quiet)
         printf("wrote %s/best.json\n", s->dir);

@@ -70,7 +70,7 @@ typedef struct worker {
     int pruned;              /* killed by the pruner */
     int said;                /* its last word came (trial_channel.h): */
     trial_end end;           /* how it ends */
-    char why[256];           /* and why */
+    char why[512];           /* and why */
     double started;
     double seconds_before;   /* the trial's time before this process */
 } worker;
@@ -758,7 +758,7 @@ static int stop_all(runner *r, int sig, nb_error *err)
         agents += agent_send(a, AGENT_STOP, -1, sig, NULL, 0, err) == 0;
     for (int k = 0; k < r->n_workers; k++)
         if (r->w[k].busy && r->w[k].rank == 0)
-            kill(r->w[k].pid, sig);
+            stop_signals_send(r->w[k].pid, sig);
     for (int k = 0; k < r->n_workers; k++) {
         worker *w = &r->w[k];
         if (!w->busy || w->rank != 0)

@@ -19,10 +19,69 @@
 #include "study_files.h"
 #include "study_settings.h"
 
-int journal_append(study *s, cJSON *ev, nb_error *err)
+/* ---- the study's files, as this tuner left them ------------------------------------------- */
+
+static void seen_from(study_file_seen *seen, const struct stat *st)
+{
+    seen->known = 1;
+    seen->dev = st->st_dev;
+    seen->ino = st->st_ino;
+    seen->size = st->st_size;
+    seen->mtime = st->st_mtim;
+}
+
+/* Records path as it is now (not there: known = 0). */
+static void seen_now(study_file_seen *seen, const char *path)
+{
+    struct stat st;
+    memset(seen, 0, sizeof *seen);
+    if (stat(path, &st) == 0)
+        seen_from(seen, &st);
+}
+
+static int same_as_seen(const study_file_seen *seen, const struct stat *st)
+{
+    return seen->known && st->st_dev == seen->dev && st->st_ino == seen->ino &&
+           st->st_size == seen->size && st->st_mtim.tv_sec == seen->mtime.tv_sec &&
+           st->st_mtim.tv_nsec == seen->mtime.tv_nsec;
+}
+
+/* Whether path is as seen: the same file, unchanged; or, not known, still absent. */
+static int still_as_seen(const study_file_seen *seen, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return !seen->known && errno == ENOENT;
+    return same_as_seen(seen, &st);
+}
+
+static int changed_behind(const study *s, const char *path, nb_error *err)
+{
+    return nb_fail(err, "%s was removed, replaced or changed by another process while this "
+                        "tuner wrote %s: the study can no longer be read back as it was; its "
+                        "trials are stopped, without writing more there (put the file back "
+                        "as it was, or move the study aside)",
+                   path, s->dir);
+}
+
+int study_check_files(const study *s, nb_error *err)
 {
     /* A journal whose lock was removed or replaced may have another tuner appending to it. */
-    if (dir_lock_check(&s->lock, err) != 0) {
+    if (dir_lock_check(&s->lock, err) != 0)
+        return -1;
+    if (!still_as_seen(&s->journal_seen, s->journal_path))
+        return changed_behind(s, s->journal_path, err);
+    char *settings = path_join(s->dir, "study.json");
+    int rc = !settings                                   ? nb_fail(err, "out of memory")
+             : !still_as_seen(&s->settings_seen, settings) ? changed_behind(s, settings, err)
+                                                           : 0;
+    free(settings);
+    return rc;
+}
+
+int journal_append(study *s, cJSON *ev, nb_error *err)
+{
+    if (study_check_files(s, err) != 0) {
         cJSON_Delete(ev);
         return -1;
     }
@@ -30,21 +89,40 @@ int journal_append(study *s, cJSON *ev, nb_error *err)
     char *text = json_line(ev, &n, err);
     if (!text)
         return -1;
-    /* The line goes out in one write. */
     int fd = nb_open_append(s->journal_path, err);
     if (fd < 0) {
         free(text);
         return -1;
     }
-    ssize_t w = write(fd, text, n);
-    int rc = w == (ssize_t)n && nb_fsync_output(fd) == 0 ? 0 : -1;
-    if (w >= 0 && w != (ssize_t)n && ftruncate(fd, lseek(fd, 0, SEEK_END) - w) != 0)
-        rc = -1; /* a partial line is taken back; if even that fails, the reader drops it */
+    /* The file opened must be the one checked (not one put there in between). */
+    struct stat st;
+    off_t before = s->journal_seen.known ? s->journal_seen.size : 0;
+    if (fstat(fd, &st) != 0 || (s->journal_seen.known ? !same_as_seen(&s->journal_seen, &st)
+                                                      : st.st_size != 0)) {
+        close(fd);
+        free(text);
+        return changed_behind(s, s->journal_path, err);
+    }
+    /* Written whole (a short write is followed by one for the rest, which tells why: a full
+     * disk says ENOSPC), or taken back to where it was. */
+    int rc = nb_write_all(fd, text, n) == 0 && nb_fsync_output(fd) == 0 ? 0 : -1;
     int saved = errno;
+    if (rc != 0 && ftruncate(fd, before) != 0) {
+        /* a partial line left: the reader drops it */
+    }
+    /* What the journal is now, for the next check: its size must be ours (someone who
+     * wrote to it since the check above would otherwise pass for this tuner). */
+    int ours = rc == 0 && fstat(fd, &st) == 0 && st.st_size == before + (off_t)n;
+    if (ours)
+        seen_from(&s->journal_seen, &st);
+    else
+        s->journal_seen.known = 0;   /* not known any more: the next append refuses */
     close(fd);
     free(text);
     if (rc != 0)
         return nb_fail(err, "%s: cannot append: %s", s->journal_path, strerror(saved));
+    if (!ours)
+        return changed_behind(s, s->journal_path, err);
     return 0;
 }
 
@@ -134,6 +212,8 @@ static int check_settings(study *s, int *exit_code)
         tune_options_free(&had);
         cJSON_Delete(have);
     }
+    if (rc == 0)
+        seen_now(&s->settings_seen, path);
     free(path);
     cJSON_Delete(want);
     if (rc != 0)
@@ -168,6 +248,8 @@ static int read_journal(study *s, int *exit_code)
             fprintf(stderr, "nabla: %s: cannot cut off its unfinished last line: %s\n",
                     s->journal_path, strerror(errno));
     }
+    if (rc == 0)
+        seen_now(&s->journal_seen, s->journal_path);
     if (rc != 0)
         *exit_code = EXIT_RUNTIME;
     return rc;

@@ -260,6 +260,51 @@ check "no checkpoint file: one line 'nabla: ...'" one_line_error "nabla: "
 expect_exit 1 "--resume on a missing directory" train --resume no-such-run
 check "a missing directory is not created" absent no-such-run
 
+# ---- another run's checkpoint in a run directory ----
+# A run has a name of its own (config.json's "run", in each checkpoint): a checkpoint of
+# another run copied in is not continued, even when that run had the same arguments. The older
+# checkpoint of the directory's run is used instead (said), or the resume is refused.
+run "${BASE[@]}" --epochs 2 --lr 0.01 --out other-args
+run "${BASE[@]}" --epochs 2 --out same-args
+for other in other-args same-args; do
+    rm -rf "swap-$other" && cp -r ext "swap-$other"
+    cp "$other/checkpoint.safetensors" "swap-$other/"
+    run train --resume "swap-$other" --epochs 3 "${RESUME_OPTS[@]}"
+    check "$other's newest checkpoint copied in: resumes from the run's older one (exit $RC)" \
+        [ "$RC" -eq 0 ]
+    grep -q "^nabla: .*swap-$other/checkpoint.safetensors is another run's checkpoint (run [0-9a-f]*: nabla train .*), not the run of .*swap-$other/config.json" \
+        "$WORK/stderr" && pass || fail "$other copied in: the note says why: $(head -c 400 "$WORK/stderr")"
+    check "$other copied in: and which checkpoint it uses" \
+        grep -q "^nabla: resuming from the older checkpoint .*swap-$other/checkpoint.prev.safetensors instead$" "$WORK/stderr"
+    check "$other copied in: the run keeps its name" \
+        [ "$(json "swap-$other/config.json" 'j["run"]')" = "$(json ext/config.json 'j["run"]')" ]
+    # Both checkpoints of the other run: nothing of the directory's run is left to continue.
+    rm -rf "swap-$other" && cp -r ext "swap-$other"
+    cp "$other"/checkpoint*.safetensors "swap-$other/"
+    before_swap=$(digest "swap-$other")
+    expect_exit 1 "both of $other's checkpoints copied in: refused" \
+        train --resume "swap-$other" --epochs 3 "${RESUME_OPTS[@]}"
+    check "both of $other's copied in: one line naming the disagreement ($(head -c 400 "$WORK/stderr"))" \
+        one_line_error "nabla: cannot resume: $(pwd -P)/swap-$other/checkpoint.safetensors is another run's checkpoint"
+    check "both of $other's copied in: the directory is left as it was" \
+        [ "$(digest "swap-$other")" = "$before_swap" ]
+done
+# Without config.json, checkpoints of two runs cannot be told apart: refused.
+rm -rf swap-noconfig && cp -r ext swap-noconfig && rm swap-noconfig/config.json
+cp other-args/checkpoint.safetensors swap-noconfig/
+expect_exit 1 "checkpoints of two runs, no config.json: refused" \
+    train --resume swap-noconfig --epochs 3 "${RESUME_OPTS[@]}"
+check "two runs, no config.json: one line ($(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: cannot resume: "
+check "two runs, no config.json: says so" grep -q "are checkpoints of two runs" "$WORK/stderr"
+# The run's own checkpoints carry config.json's name.
+check "a run's checkpoints carry config.json's name" \
+    "$PY" -c 'import json,struct,sys
+f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]
+meta = json.loads(f.read(n))["__metadata__"]
+assert meta["run"] == json.load(open(sys.argv[2]))["run"], meta.get("run")' \
+    ext/checkpoint.safetensors ext/config.json
+
 # ---- 6. more epochs for a finished run ----
 # With the default constant learning rate, 2 epochs then 2 more are the 4-epoch run.
 run train --resume ext --epochs $EPOCHS "${RESUME_OPTS[@]}"
@@ -278,7 +323,7 @@ interrupt() {
     shift 5
     for try in 1 2 3; do
         rm -rf "$dir"
-        env --default-signal=INT,TERM "$NABLA" "${TRAIN[@]}" --out "$dir" "$@" \
+        env --default-signal=INT,TERM,HUP "$NABLA" "${TRAIN[@]}" --out "$dir" "$@" \
             >"$WORK/stdout" 2>"$WORK/stderr" &
         pid=$!
         if ! wait_until "$pid" test "$test_op" "$dir/$file"; then
@@ -342,6 +387,48 @@ check "resume after SIGTERM (from another directory, --checkpoint-every 5) exits
 check "resume from another directory creates nothing there" [ -z "$(ls -A elsewhere-cwd)" ]
 finished_like_ref "SIGTERM, then --resume from elsewhere" sigterm
 
+# SIGHUP (the terminal gone away) stops the run as SIGTERM does: a checkpoint, exit 129.
+interrupt HUP 129 sighup -s metrics.jsonl
+check "SIGHUP: stderr says it stopped by SIGHUP (got: $(head -c 300 "$WORK/stderr"))" \
+    grep -q "^nabla: stopped by SIGHUP after [0-9]* steps; checkpoint written to" "$WORK/stderr"
+run train --resume sighup "${RESUME_OPTS[@]}"
+check "resume after SIGHUP exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+finished_like_ref "SIGHUP, then --resume" sighup
+# A real hangup: the run in a terminal of its own (a pty), whose other end closes. The kernel
+# sends the session SIGHUP; the run's output to the gone terminal fails after it.
+rm -rf pty-hup
+"$PY" - "$NABLA" "$WORK/pty-hup" "${TRAIN[@]}" >"$WORK/stdout" 2>"$WORK/stderr" <<'EOF'
+import os, pty, select, sys, time
+nabla, out, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+pid, master = pty.fork()
+if pid == 0:
+    os.execv(nabla, [nabla] + args + ["--out", out])
+# Reads the terminal until the run has a metrics line (a safety net of 60 s, not a timing).
+for _ in range(1200):
+    if os.path.exists(out + "/metrics.jsonl") and os.path.getsize(out + "/metrics.jsonl") > 0:
+        break
+    try:
+        if select.select([master], [], [], 0.05)[0]:
+            os.read(master, 65536)   # the terminal's output, read so that it never blocks
+    except OSError:
+        time.sleep(0.05)
+os.close(master)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+EOF
+pty_rc=$(cat "$WORK/stdout")
+if [ "$pty_rc" = 0 ] && [ -s pty-hup/summary.json ]; then
+    echo "pty hangup: the run ended before the hangup reached it"
+else
+    check "pty hangup: exit 129 (got '$pty_rc'; $(head -c 300 "$WORK/stderr"))" [ "$pty_rc" = 129 ]
+    check "pty hangup: a checkpoint is written" [ -s pty-hup/checkpoint.safetensors ]
+    check "pty hangup: no temporary file left ($(ls -A pty-hup | tr '\n' ' '))" \
+        bash -c "! ls -A pty-hup | grep -q '\.tmp'"
+    run train --resume pty-hup "${RESUME_OPTS[@]}"
+    check "pty hangup, then --resume: exit $RC" [ "$RC" -eq 0 ]
+    finished_like_ref "pty hangup, then --resume" pty-hup
+fi
+
 # ---- 7. a full disk: the checkpoint cannot be written ----
 # ulimit -f below the checkpoint's size makes its write fail with EFBIG (SIGXFSZ ignored, as
 # a full disk gives ENOSPC without a signal). Resuming the SIGINT run writes a checkpoint
@@ -349,7 +436,7 @@ finished_like_ref "SIGTERM, then --resume from elsewhere" sigterm
 if [ -s full-base/checkpoint.safetensors ]; then
     rm -rf full && cp -r full-base full
     limit_kb=$(($(stat -c %s full/checkpoint.safetensors) / 1024 / 2))
-    (trap '' XFSZ; ulimit -f "$limit_kb"; exec "$NABLA" train --resume full "${RESUME_OPTS[@]}") \
+    (ulimit -f "$limit_kb"; exec "$NABLA" train --resume full "${RESUME_OPTS[@]}") \
         >"$WORK/stdout" 2>"$WORK/stderr"
     RC=$?
     check "checkpoint write fails (ulimit -f $limit_kb): exit 1, no crash (got $RC; stderr: $(head -c 300 "$WORK/stderr"))" \

@@ -33,12 +33,21 @@ limited() {
     RC=$?
 }
 
+# need_above_room: the last run's "needs N MB ... may use M MB more" has N > M (the need is
+# rounded up, the room down: a need that did not fit never reads as fitting).
+need_above_room() {
+    local need room
+    need=$(sed -n 's/.* needs \([0-9]*\) MB.*/\1/p' "$WORK/stderr")
+    room=$(sed -n 's/.* may use \([0-9]*\) MB more.*/\1/p' "$WORK/stderr")
+    [ -z "$need" ] || [ -z "$room" ] || [ "$need" -gt "$room" ]
+}
+
 # refused LIMIT DESC: the last run ended with exit 1 and one line "nabla: [FILE: ]out of
 # memory: ... (LIMIT)".
 refused() {
     local limit=$1 desc=$2
     if [ "$RC" -eq 1 ] && one_line_error "nabla: " && grep -q "out of memory: " "$WORK/stderr" &&
-        grep -qF "($limit" "$WORK/stderr"; then
+        grep -qF "($limit" "$WORK/stderr" && need_above_room; then
         pass
     else
         fail "$desc: exit $RC, expected 1 and 'out of memory ... ($limit'; stderr: $(head -c 400 "$WORK/stderr")"
@@ -98,6 +107,30 @@ else
     check "ulimit -v 1200000: tune ends (exit $RC, not 124)" [ "$RC" -ne 124 ]
     check "ulimit -v 1200000: each trial failed on the memory check" \
         [ "$(grep -c '"reason":"out of memory: ' study-v/journal.jsonl)" -eq 2 ]
+    check "... journaled failed: a configuration that could never fit" \
+        [ "$(grep -c '"state":"failed"' study-v/journal.jsonl)" -eq 2 ]
+    # A limit under which no run fits, whatever its configuration (OpenBLAS's buffers and one
+    # thread's stack alone do not): not the trials' doing. The first trial is interrupted, the
+    # study stops, and the same command without the limit runs every trial.
+    NO_RUN=(tune --data moons --epochs 2 --layers 32 --trials 3 --space "lr=log(1e-3,1e-1)"
+            --workers 1 --quiet --out study-no-run)
+    for kb in 200000 120000; do
+        rm -rf study-no-run
+        limited -v $kb "${NO_RUN[@]}"
+        check "ulimit -v $kb, tune: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+        check "ulimit -v $kb, tune: one line, trial 0 interrupted as no run fits ($(head -c 400 "$WORK/stderr"))" \
+            eval 'one_line_error "nabla: trial 0 was interrupted (out of memory: " &&
+                  grep -q "no run fits under this limit, whatever its configuration: raise it)" "$WORK/stderr"'
+        check "ulimit -v $kb, tune: no trial failed, none started after" \
+            eval '! grep -q "\"state\":\"failed\"" study-no-run/journal.jsonl &&
+                  ! grep -q "\"trial\":1" study-no-run/journal.jsonl'
+    done
+    run "${NO_RUN[@]}"
+    check "... the same command without the limit: exit $RC, 3 trials complete" \
+        eval '[ "$RC" -eq 0 ] && [ "$(grep -c "\"state\":\"complete\"" study-no-run/journal.jsonl)" -eq 3 ]'
+    limited -v 200000 train "${MOONS[@]}" --layers 8 --out no-run-train
+    refused "ulimit -v" "ulimit -v 200000, a tiny train"
+    check "... says no run fits" grep -q "; no run fits under this limit, whatever its configuration: raise it$" "$WORK/stderr"
 
     # Training fits, but a second copy of the model would not: the least limit that passes
     # nabla's checks (found from their own messages: each says how much is missing) leaves the
@@ -195,7 +228,7 @@ fi
 # 512x512 with Adam: a 1 MB model, a 3 MB checkpoint. With files limited to 2 MB (ulimit -f),
 # the run's only checkpoint fails; the run still writes its model and summary, and says so.
 SMALLRUN=(train --data moons --layers 512,512 --quiet)
-(trap '' XFSZ; ulimit -f 2048 && exec timeout 120 "$NABLA" "${SMALLRUN[@]}" --epochs 1 --out fsize) \
+(ulimit -f 2048 && exec timeout 120 "$NABLA" "${SMALLRUN[@]}" --epochs 1 --out fsize) \
     >"$WORK/stdout" 2>"$WORK/stderr"
 RC=$?
 check "ulimit -f: the final checkpoint fails, the run does not (exit $RC)" [ "$RC" -eq 0 ]
@@ -203,19 +236,23 @@ check "... its model and summary are written" \
     eval '[ -s fsize/model.safetensors ] && valid_json fsize/summary.json'
 check "... no checkpoint file is left" \
     eval 'absent fsize/checkpoint.safetensors && absent fsize/checkpoint.next.safetensors'
+check "... nor any temporary file ($(ls -A fsize | tr '\n' ' '))" \
+    bash -c "! ls -A fsize | grep -q 'tmp'"
+check "... the write failed with File too large (SIGXFSZ ignored by nabla, not by the shell)" \
+    grep -q "File too large" "$WORK/stderr"
 check "... and it says so in one line" one_line_error "nabla: warning: the run is complete"
 grep -q "there is no checkpoint to continue from" "$WORK/stderr" && pass ||
     fail "the warning says no checkpoint is left: $(cat "$WORK/stderr")"
 run eval --model fsize/model.safetensors --data moons
 check "... the model reads back (eval exit $RC)" [ "$RC" -eq 0 ]
 # The same at --max-steps, the run's end in the middle of an epoch.
-(trap '' XFSZ; ulimit -f 2048 && exec timeout 120 "$NABLA" "${SMALLRUN[@]}" --epochs 3 \
+(ulimit -f 2048 && exec timeout 120 "$NABLA" "${SMALLRUN[@]}" --epochs 3 \
     --max-steps 5 --out fsize-steps) >"$WORK/stdout" 2>"$WORK/stderr"
 RC=$?
 check "ulimit -f, --max-steps 5: exit $RC, the model written" \
     eval '[ "$RC" -eq 0 ] && [ -s fsize-steps/model.safetensors ]'
 # A checkpoint in the middle of the run that cannot be written still stops it (exit 1).
-(trap '' XFSZ; ulimit -f 2048 && exec timeout 120 "$NABLA" "${SMALLRUN[@]}" --epochs 3 \
+(ulimit -f 2048 && exec timeout 120 "$NABLA" "${SMALLRUN[@]}" --epochs 3 \
     --out fsize-mid) >"$WORK/stdout" 2>"$WORK/stderr"
 RC=$?
 check "ulimit -f, a checkpoint before the end: the run stops (exit $RC)" [ "$RC" -eq 1 ]

@@ -271,6 +271,38 @@ bad "tune: --decay-epochs 0 held fixed" "nabla train: --decay-epochs must be > 0
     tune --data moons --epochs 2 --lr-decay cosine --decay-epochs 0 --space "lr=log(1e-3,1e-1)" \
     --trials 2 --out bad/study
 
+# ---- a run that --max-steps ends keeps it when extended ----
+# BASE trains on 180 samples in batches of 50: 4 steps an epoch. Reached already: the
+# extension would train nothing and is refused (exit 2), without any note (a cosine run's
+# horizon note too comes only for a resume that runs); not reached before epoch N: a note.
+for schedule in "" "--lr-decay cosine --warmup-epochs 1"; do
+    label=${schedule:-constant}
+    # shellcheck disable=SC2086
+    run "${BASE[@]}" $schedule --epochs 3 --max-steps 10 --out steps-reached
+    check "$label, --max-steps 10: the run exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+    cp steps-reached/checkpoint.safetensors steps-before.safetensors
+    run train --resume steps-reached --epochs 6 --quiet
+    check "$label, --max-steps reached: --epochs 6 refused, exit 2 (got $RC)" [ "$RC" -eq 2 ]
+    check "$label, --max-steps reached: one line, no note ($(cat "$WORK/stderr"))" \
+        one_line_error "nabla train: --epochs 6 cannot extend "
+    grep -q "the run ends at --max-steps 10, which it has reached, and a resumed run keeps its --max-steps (to train on, start a run from its weights: --init-weights .*steps-reached/model.safetensors)$" \
+        "$WORK/stderr" && pass || fail "$label: the refusal says why and what to do: $(cat "$WORK/stderr")"
+    check "$label, --max-steps reached: the checkpoint is untouched" \
+        cmp -s steps-before.safetensors steps-reached/checkpoint.safetensors
+    rm -rf steps-reached steps-before.safetensors
+    # 2 epochs end it (8 steps) before --max-steps 10; extended to 6 epochs (24 steps), it
+    # ends at step 10, and says so.
+    # shellcheck disable=SC2086
+    run "${BASE[@]}" $schedule --epochs 2 --max-steps 10 --out steps-left
+    run train --resume steps-left --epochs 6 --quiet
+    check "$label, --max-steps not reached: the extension runs (exit $RC)" [ "$RC" -eq 0 ]
+    grep -q "^nabla train: note: --max-steps 10 still ends this run, at step 10 of the 24 that --epochs 6 would take (a resumed run keeps its --max-steps)$" \
+        "$WORK/stderr" && pass || fail "$label: the --max-steps note: $(cat "$WORK/stderr")"
+    check "$label, --max-steps not reached: the run ends at step 10" \
+        pytrue "json.load(open('steps-left/summary.json'))['steps'] == 10"
+    rm -rf steps-left
+done
+
 # ---- nabla tune can hold or search the horizon ----
 run tune --data moons --epochs 3 --lr-decay cosine --space "decay-epochs=int(1,6)" --trials 3 \
     --dry-run

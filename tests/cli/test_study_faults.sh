@@ -110,7 +110,8 @@ interrupt() {
 }
 
 for case in "KILL:killed by SIGKILL: out of memory, or killed by someone)" \
-            "TERM:stopped by SIGTERM after " "INT:stopped by SIGINT after "; do
+            "TERM:stopped by SIGTERM after " "INT:stopped by SIGINT after " \
+            "HUP:stopped by SIGHUP after "; do
     sig=${case%%:*} why=${case#*:} dir=sig${case%%:*}
     caught=no
     for attempt in 1 2 3; do
@@ -130,6 +131,83 @@ for case in "KILL:killed by SIGKILL: out of memory, or killed by someone)" \
     check "SIG$sig: no best.json" absent "$dir/best.json"
     resumes "$dir" ref "${STUDY[@]}"
 done
+
+# ---- the tuner itself stopped: SIGHUP, and SIGTERM while a trial is frozen ---------------------
+# watchdog PID: kills PID after 120 s, a safety net that turns a hang into a failed check
+# (exit 137), never a pass; the caller kills the watchdog (by its pid) once PID has ended.
+watchdog() { (sleep 120 && kill -KILL "$1") >/dev/null 2>&1 & WATCHDOG=$!; }
+# stop_tuner SIGNAL DIR FREEZE: runs the study in DIR and, once trial 1 has reported an epoch,
+# freezes trial 1 (SIGSTOP) if FREEZE is 1, then sends the tuner SIGNAL; RC is its exit status.
+stop_tuner() {
+    local sig=$1 dir=$2 freeze=$3 tuner pid
+    rm -rf "$dir"
+    "$NABLA" "${STUDY[@]}" --out "$dir" >"$WORK/stdout" 2>"$WORK/stderr" &
+    tuner=$!
+    watchdog "$tuner"
+    wait_until reported "$dir" 1 && pid=$(trial_pid "$dir" 1) &&
+        { [ "$freeze" -eq 0 ] || kill -STOP "$pid"; } && kill "-$sig" "$tuner"
+    wait "$tuner"
+    RC=$?
+    kill "$WATCHDOG" 2>/dev/null
+}
+for case in "HUP:129:0" "TERM:143:1" "HUP:129:1" "INT:130:1"; do
+    IFS=: read -r sig code freeze <<<"$case"
+    dir=tuner-$sig-$freeze
+    what="the tuner gets SIG$sig$([ "$freeze" -eq 1 ] && echo ", trial 1 frozen (SIGSTOP)")"
+    stop_tuner "$sig" "$dir" "$freeze"
+    check "$what: exit $code (got $RC; $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq "$code" ]
+    check "$what: says the study stopped and how to continue" \
+        grep -q "^nabla: study stopped; the running trials kept their checkpoints" "$WORK/stderr"
+    check "$what: no trial process left (a frozen one was woken to stop)" no_trials_left "$dir"
+    check "$what: nothing failed or ended ($(cat "$WORK/report.err"))" journal_ok "$dir"
+    check "$what: no best.json" absent "$dir/best.json"
+    resumes "$dir" ref "${STUDY[@]}"
+done
+
+# ---- the study's own files removed or replaced while it runs ------------------------------------
+# The tuner checks at each journal line (and before best.json) that journal.jsonl and
+# study.json are the files it left: otherwise it stops at once (exit 1), naming the file, and
+# never finishes (exit 0, best.json) a study nothing could read back.
+for change in "rm-journal:rm DIR/journal.jsonl:journal.jsonl" \
+              "swap-journal:cp DIR/journal.jsonl DIR/j.new && mv DIR/j.new DIR/journal.jsonl:journal.jsonl" \
+              "append-journal:echo >>DIR/journal.jsonl:journal.jsonl" \
+              "rm-settings:rm DIR/study.json:study.json" \
+              "swap-settings:cp DIR/study.json DIR/s.new && mv DIR/s.new DIR/study.json:study.json"; do
+    IFS=: read -r name how file <<<"$change"
+    dir=files-$name
+    rm -rf "$dir"
+    "$NABLA" "${STUDY[@]}" --out "$dir" >"$WORK/stdout" 2>"$WORK/stderr" &
+    tuner=$!
+    watchdog "$tuner"
+    changed=no
+    wait_until reported "$dir" 1 && bash -c "${how//DIR/$dir}" && changed=yes
+    wait "$tuner"
+    RC=$?
+    kill "$WATCHDOG" 2>/dev/null
+    check "$name: changed while trial 1 ran" [ $changed = yes ]
+    check "$name: the study stops, exit 1 (got $RC)" [ "$RC" -eq 1 ]
+    check "$name: one line naming $file ($(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $dir/$file was removed, replaced or changed by another process"
+    check "$name: no best.json, no leaderboard" \
+        eval 'absent "$dir/best.json" && ! grep -q "^best:" "$WORK/stdout"'
+    check "$name: no trial process left" no_trials_left "$dir"
+done
+
+# ---- a full disk under the journal: the reason is the disk's --------------------------------
+# The study directory on a disk of 300 kB, nearly full, its trials on a disk of their own: the
+# journal's append is cut short, and the rest of it is tried again, which says why (ENOSPC).
+if check "journal full disk: the tmpfs mounts" eval 'mount_tmpfs jfull 300k &&
+        mkdir -p jfull/s/trials && mount_tmpfs jfull/s/trials 20m'; then
+    head -c $((288 * 1024)) /dev/zero >jfull/filler 2>/dev/null
+    expect_exit 1 "journal full disk: the study stops" tune --data moons --samples 2000 \
+        --epochs 3 --layers 64,64 --space "lr=log(1e-3,1e-1)" --trials 6 --workers 2 --quiet \
+        --out jfull/s
+    check "journal full disk: the reason is the full disk ($(head -c 300 "$WORK/stderr"))" \
+        grep -q "^nabla: jfull/s/journal.jsonl: cannot append: No space left on device" "$WORK/stderr"
+    check "journal full disk: every journal line is whole" \
+        pytrue "open('jfull/s/journal.jsonl', 'rb').read()[-1:] in (b'', b'\\n')"
+    check "journal full disk: no trial process left" no_trials_left jfull/s
+fi
 
 # ---- a full disk: the study stops at once, naming the file; more space, and it resumes ---------
 # The whole study on a small file system (a trial's checkpoint does not fit beside the others').
