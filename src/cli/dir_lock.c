@@ -78,15 +78,17 @@ static long stale_pid(const char *line)
     return strcmp(host, own) == 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH ? pid : 0;
 }
 
-/* The refusal: who holds the lock, as well as the line in DIR/.lock (path) tells; when there is
- * no such file to read, it was removed while its holder holds DIR. */
-static int held_by(const char *dir, const char *path, nb_error *err)
+/* The refusal: who holds the lock, as well as the line in DIR/.lock (path) tells. When DIR
+ * itself is held (dir_held) and no file there is its holder's lock (none, or one nobody has
+ * locked: put there since), the file was removed or replaced behind its holder's back. */
+static int held_by(const char *dir, const char *path, int dir_held, nb_error *err)
 {
     char line[1024];
     struct stat st;
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                    (dir_held && flock(fd, LOCK_SH | LOCK_NB) == 0))) {
+        close(fd);   /* closing it releases a lock just taken */
         fd = -1;
     }
     ssize_t n = fd >= 0 ? pread(fd, line, sizeof line - 1, 0) : -1;
@@ -171,10 +173,10 @@ static int still_there(int fd, const char *path, int *removed)
            at.st_ino == held.st_ino;
 }
 
-/* Waits for the lock on fd (what: DIR or DIR/.lock, for a message) as dir_lock_take says; path
- * is DIR/.lock, whose line says who holds it. */
-static int wait_for_lock(int fd, const char *what, const char *dir, const char *path,
-                         double wait_seconds, int *said, nb_error *err)
+/* Waits for the lock on fd (DIR itself when dir_level, else DIR/.lock; what names it in a
+ * message) as dir_lock_take says; path is DIR/.lock, whose line says who holds it. */
+static int wait_for_lock(int fd, int dir_level, const char *what, const char *dir,
+                         const char *path, double wait_seconds, int *said, nb_error *err)
 {
     double give_up = now_seconds() + wait_seconds;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -184,7 +186,7 @@ static int wait_for_lock(int fd, const char *what, const char *dir, const char *
             nb_fail(err, "%s: cannot lock it: %s", what, strerror(errno));
             return DIR_LOCK_FAILED;
         }
-        held_by(dir, path, err);
+        held_by(dir, path, dir_level, err);
         if (now_seconds() >= give_up) {
             char who[sizeof err->msg];
             snprintf(who, sizeof who, "%s", err->msg);
@@ -234,7 +236,7 @@ int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *e
     if (dir_fd < 0)
         nb_fail(err, "%s: cannot open the directory to lock it: %s", dir, strerror(errno));
     else
-        got = wait_for_lock(dir_fd, dir, dir, path, wait_seconds, &said, err);
+        got = wait_for_lock(dir_fd, 1, dir, dir, path, wait_seconds, &said, err);
     for (int attempt = 0; got == DIR_LOCK_TAKEN && attempt <= LOCK_ATTEMPTS; attempt++) {
         if (attempt == LOCK_ATTEMPTS) {
             got = nb_fail(err, "%s: was replaced or removed each time it was locked (%d times); "
@@ -246,7 +248,7 @@ int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *e
             got = DIR_LOCK_FAILED;
             break;
         }
-        got = wait_for_lock(fd, shown, dir, path, wait_seconds, &said, err);
+        got = wait_for_lock(fd, 0, shown, dir, path, wait_seconds, &said, err);
         int removed;
         if (got != DIR_LOCK_TAKEN || still_there(fd, path, &removed))
             break;
