@@ -323,8 +323,10 @@ for d in nr-empty nr-other nr-study/trials /; do
     [ -e "$d/.lock" ] && had_lock=yes
     run train --resume "$d"
     check "--resume $d (no run): exit 1 (got $RC)" [ "$RC" -eq 1 ]
-    check "--resume $d (no run): says it is not a run directory (got: $(head -c 300 "$WORK/stderr"))" \
-        one_line_error "nabla: --resume $d: is not a run directory"
+    said="is not a run directory"
+    [ "$d" = nr-study/trials ] && said="is the study $PWD/nr-study's trials/, which nabla tune runs"
+    check "--resume $d (no run): says it is $said (got: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: --resume $d: $said"
     [ "$had_lock" = no ] && check "--resume $d (no run): no .lock left there" absent "${d%/}/.lock"
     [ "$had_lock" = no ] || rm -f "${d%/}/.lock.never"
 done
