@@ -202,6 +202,82 @@ static int open_as_is(const char *path, int flags, nb_error *err)
     return fd;
 }
 
+/* ---- one file, one name ----
+ * Two names a process writes (a run's metrics.jsonl and config.json, --save-weights) must not
+ * lead to one file through links: the second would replace the first, and one of them would be
+ * lost without a word. Every file the rule replaces (or appends to) is recorded by where its
+ * name is and where it leads, both absolute; a name leading where another name already leads is
+ * refused. Devices and FIFOs are written through, in order, and are not recorded. */
+typedef struct claim {
+    char *name;     /* where the name is: its directory's real path and its last part */
+    char *target;   /* where it leads, the same way */
+    char *shown;    /* the path as given, for messages */
+} claim;
+
+static pthread_mutex_t claims_lock = PTHREAD_MUTEX_INITIALIZER;
+static claim *claims;
+static size_t n_claims;
+
+/* path's directory made absolute with its links followed, and its last part; NULL when the
+ * directory cannot be resolved (it does not exist yet: then nothing of it was written). */
+static char *located(const char *path)
+{
+    char *dir = dir_of(path);
+    char *real = dir ? realpath(dir, NULL) : NULL;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *out = NULL;
+    if (real && *base && (out = malloc(strlen(real) + strlen(base) + 2)) != NULL)
+        sprintf(out, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", base);
+    free(dir);
+    free(real);
+    return out;
+}
+
+/* Records that this process writes path, which leads to d (replaced, not written through).
+ * Returns 0, or -1 when another name it writes leads to the same file. */
+static int claim_target(const char *path, const destination *d, nb_error *err)
+{
+    char *name = located(path);
+    char *target = d->via_link ? located(d->target) : name ? strdup(name) : NULL;
+    char *shown = strdup(path);
+    int rc = 0;
+    if (!name || !target || !shown) {
+        free(name);
+        free(target);
+        free(shown);
+        return 0;   /* cannot tell: its directory is not there yet, or out of memory */
+    }
+    pthread_mutex_lock(&claims_lock);
+    size_t same_name = n_claims;
+    for (size_t i = 0; i < n_claims; i++) {
+        if (strcmp(claims[i].name, name) == 0)
+            same_name = i;
+        else if (strcmp(claims[i].target, target) == 0)
+            rc = nb_fail(err, "%s: leads to the same file as %s (%s), which this command writes "
+                              "too; one would replace the other: give each its own file",
+                         path, claims[i].shown, target);
+    }
+    if (rc == 0 && same_name < n_claims) {
+        /* The same name again: where it leads now (a link may have changed meanwhile). */
+        free(claims[same_name].target);
+        claims[same_name].target = target;
+        target = NULL;
+    } else if (rc == 0) {
+        claim *grown = realloc(claims, (n_claims + 1) * sizeof *claims);
+        if (grown) {
+            claims = grown;
+            claims[n_claims++] = (claim){name, target, shown};
+            name = target = shown = NULL;
+        }
+    }
+    pthread_mutex_unlock(&claims_lock);
+    free(name);
+    free(target);
+    free(shown);
+    return rc;
+}
+
 int nb_output_check(const char *path, nb_error *err)
 {
     destination d;
@@ -209,6 +285,8 @@ int nb_output_check(const char *path, nb_error *err)
     if (find_destination(path, &d, err) != 0)
         return -1;
     int rc = way_of(path, &d, &way, err);
+    if (rc == 0 && way == WRITE_REPLACE)
+        rc = claim_target(path, &d, err);
     if (rc == 0 && way == WRITE_THROUGH && access(d.target, W_OK) != 0)
         rc = nb_fail(err, "%s: %s", path, strerror(errno));
     if (rc == 0 && way == WRITE_REPLACE) {
@@ -344,7 +422,8 @@ int nb_output_begin(nb_output *o, const char *path, nb_error *err)
     write_way way = WRITE_REPLACE;
     if (find_destination(path, &d, err) != 0)
         return -1;
-    if (way_of(path, &d, &way, err) != 0) {
+    if (way_of(path, &d, &way, err) != 0 ||
+        (way == WRITE_REPLACE && claim_target(path, &d, err) != 0)) {
         free(d.target);
         return -1;
     }
@@ -567,7 +646,8 @@ int nb_open_append(const char *path, nb_error *err)
     if (find_destination(path, &d, err) != 0)
         return -1;
     int fd = -1;
-    if (way_of(path, &d, &way, err) == 0)
+    if (way_of(path, &d, &way, err) == 0 &&
+        (way == WRITE_THROUGH || claim_target(path, &d, err) == 0))
         fd = way == WRITE_THROUGH ? open_as_is(d.target, O_APPEND, err)
                                   : open_as_is(d.target, O_APPEND | O_CREAT, err);
     free(d.target);

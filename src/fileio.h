@@ -14,7 +14,10 @@
  *   opened without creating or truncating, and left what it is. A FIFO nobody reads is an
  *   error, not a hang.
  * - anything else (a directory, a socket, a block device): refused, with one line naming the
- *   path and what it is. */
+ *   path and what it is.
+ * And one file, one name: a path that leads (through links) to the file another path this
+ * process writes by the rule leads to is refused, as one would replace the other (devices and
+ * FIFOs, written through in order, excepted). nb_output_check records its path as written. */
 #ifndef NABLA_FILEIO_H
 #define NABLA_FILEIO_H
 

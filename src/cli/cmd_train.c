@@ -556,6 +556,29 @@ static void describe_csv_data(const train_run *r)
         data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n);
 }
 
+/* The run trained to its end, but its model.safetensors (and so its summary.json) or its
+ * summary.json alone could not be written: said with what is written, and how to write the
+ * rest (a resumed run that is complete writes them again from its final checkpoint). */
+static int results_failed(train_run *r, int model_written)
+{
+    char command[CLI_MAX_PATH + 64];
+    continue_command(r, command, sizeof command);
+    const char *why = r->err.msg;
+    if (r->final_checkpoint_failed && model_written)
+        return cli_error("%s; the run trained to its end: %s/model.safetensors is written, but "
+                         "not its final checkpoint", why, r->out_dir);
+    if (r->final_checkpoint_failed)
+        return cli_error("%s; the run trained to its end, but none of its results is written",
+                         why);
+    if (model_written)
+        return cli_error("%s; the run trained to its end: %s/model.safetensors and its final "
+                         "checkpoint are written; once that is fixed, %s writes summary.json",
+                         why, r->out_dir, command);
+    return cli_error("%s; the run trained to its end and its final checkpoint is written; once "
+                     "that is fixed, %s writes model.safetensors and summary.json",
+                     why, command);
+}
+
 /* Trains, evaluates the final weights and writes the results (rank 0). */
 static int train_and_report(train_run *r)
 {
@@ -621,17 +644,22 @@ static int train_and_report(train_run *r)
     if (r->test.n > 0 && nb_evaluate(&r->model, &r->test, &test, &r->err) != 0)
         return runtime_error(&r->err);
 
+    /* The results are the run's own files: checked again by the rule of the run's start (a
+     * link put at their names while it ran is not followed). */
     char *model_path = path_join(r->out_dir, "model.safetensors");
     if (!model_path) {
         nb_fail(&r->err, "out of memory");
         return runtime_error(&r->err);
     }
-    rc = nb_model_save(&r->model, model_path, &r->err);
+    int model_written = 0;
+    rc = results_writable(r->out_dir, &r->err);
+    if (rc == 0 && (rc = nb_model_save(&r->model, model_path, &r->err)) == 0)
+        model_written = 1;
     free(model_path);
     if (rc == 0)
         rc = train_write_summary(r, &res, &dev, &test);
     if (rc != 0)
-        return runtime_error(&r->err);
+        return results_failed(r, model_written);
     /* The copy last: the run is complete without it, and says so if it cannot be written. The
      * rule is checked again (the path may have changed since the run started). */
     if (r->opt.save_weights &&

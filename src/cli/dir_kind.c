@@ -185,6 +185,13 @@ int dir_check_for_run(const char *dir, const char *opt, int resuming, nb_error *
 
 int dir_check_for_study(const char *dir, nb_error *err)
 {
+    char study[PATH_MAX];
+    int depth;
+    if (dir_in_trials(dir, study, sizeof study, &depth))
+        return nb_fail(err, "--out %s: is %sthe study %s's trials/, which nabla tune runs for "
+                            "that study; give another directory",
+                       dir, depth == 0 ? "" : depth == 1 ? "a trial's directory in " : "inside ",
+                       study);
     dir_contents c;
     if (dir_contents_read(dir, &c, err) != 0)
         return -1;
@@ -287,6 +294,33 @@ static char *canonical(const char *path, int depth)
     return out;
 }
 
+/* Whether the canonical path is a study's trials/ or lies under it: fills study with the
+ * study's path and *depth with how far below trials/ it is (0: trials/ itself, 1: a trial's
+ * directory STUDY/trials/N, more: inside one). */
+static int under_trials(const char *canonical_path, char *study, size_t size, int *depth)
+{
+    char *at = strdup(canonical_path);
+    int yes = 0;
+    for (int below = 0; at && !yes && strcmp(at, "/") != 0; below++) {
+        char *parent = NULL, *name = NULL;
+        if (split_path(at, &parent, &name) != 0)
+            break;
+        dir_contents c;
+        nb_error ignored;
+        if (strcmp(name, "trials") == 0 && dir_contents_read(parent, &c, &ignored) == 0 &&
+            c.study_file[0]) {
+            snprintf(study, size, "%s", parent);
+            *depth = below;
+            yes = 1;
+        }
+        free(name);
+        free(at);
+        at = parent;
+    }
+    free(at);
+    return yes;
+}
+
 /* Whether the file at target (canonical) is nabla's own: fills what with whose it is, "the
  * run directory /x/r" or "the study /x/s's decompressed data". */
 static int owned_file(const char *target, char *what, size_t size)
@@ -303,6 +337,12 @@ static int owned_file(const char *target, char *what, size_t size)
                  c.study_file[0] ? "study" : c.run_file[0] ? "run directory"
                                                            : "run or study directory",
                  dir);
+        owned = 1;
+    }
+    char study_dir[PATH_MAX];
+    int depth;
+    if (!owned && under_trials(target, study_dir, sizeof study_dir, &depth)) {
+        snprintf(what, size, "the study %s's trials/ (nabla tune's)", study_dir);
         owned = 1;
     }
     char *study, *data;
@@ -341,7 +381,12 @@ int dir_check_output(const char *path, const char *opt, const char *own_dir,
     char what[2 * PATH_MAX];
     int rc = 0;
     int inside_own = own && strcmp(dir, own) == 0;
-    if (allowed && strcmp(name, allowed) == 0)
+    /* The allowed name, anywhere but directly in a study's trials/ (where every name is a
+     * trial's). */
+    char study[PATH_MAX];
+    int depth = 0;
+    int in_trials = under_trials(target, study, sizeof study, &depth) && depth <= 1;
+    if (allowed && strcmp(name, allowed) == 0 && !in_trials)
         rc = 0;
     else if (inside_own && known_name(name) >= 0)
         rc = nb_fail(err, "%s %s: is this run's own %s (in %s); nabla writes it itself: give "
@@ -380,23 +425,10 @@ int dir_link_guard(const char *path, nb_error *err)
     return rc;
 }
 
-int dir_is_trial(const char *dir, char *study, size_t size)
+int dir_in_trials(const char *dir, char *study, size_t size, int *depth)
 {
     char *target = canonical(dir, 0);
-    char *parent = NULL, *name = NULL, *top = NULL, *trials = NULL;
-    int yes = 0;
-    if (target && split_path(target, &parent, &name) == 0 &&
-        split_path(parent, &top, &trials) == 0 && strcmp(trials, "trials") == 0) {
-        dir_contents c;
-        nb_error ignored;
-        yes = dir_contents_read(top, &c, &ignored) == 0 && c.study_file[0];
-        if (yes)
-            snprintf(study, size, "%s", top);
-    }
+    int yes = target && under_trials(target, study, size, depth);
     free(target);
-    free(parent);
-    free(name);
-    free(top);
-    free(trials);
     return yes;
 }

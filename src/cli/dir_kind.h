@@ -60,8 +60,10 @@ int dir_check_output(const char *path, const char *opt, const char *own_dir,
  * refuses it when the link leads to nabla's own file. Returns 0, or -1 with a message. */
 int dir_link_guard(const char *path, nb_error *err);
 
-/* Whether dir is a study's trial directory (STUDY/trials/N: its parent is a study's trials/),
- * whether it exists yet or not. Fills study with the study's path when it is (size bytes). */
-int dir_is_trial(const char *dir, char *study, size_t size);
+/* Whether dir is a study's trials/ or anything under it (STUDY/trials/N is a trial's
+ * directory), whether it exists yet or not: the tuner's, written by its trials only. Fills
+ * study with the study's path (size bytes) and *depth with how far below trials/ dir is (0:
+ * trials/ itself, 1: a trial's directory, more: inside one). */
+int dir_in_trials(const char *dir, char *study, size_t size, int *depth);
 
 #endif /* NABLA_CLI_DIR_KIND_H */

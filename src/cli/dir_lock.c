@@ -78,15 +78,30 @@ static long stale_pid(const char *line)
     return strcmp(host, own) == 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH ? pid : 0;
 }
 
-/* The refusal: who holds the lock, as well as the line in the file tells. */
-static int held_by(const char *dir, int fd, nb_error *err)
+/* The refusal: who holds the lock, as well as the line in DIR/.lock (path) tells. When DIR
+ * itself is held (dir_held) and no file there is its holder's lock (none, or one nobody has
+ * locked: put there since), the file was removed or replaced behind its holder's back. */
+static int held_by(const char *dir, const char *path, int dir_held, nb_error *err)
 {
     char line[1024];
-    ssize_t n = pread(fd, line, sizeof line - 1, 0);
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                    (dir_held && flock(fd, LOCK_SH | LOCK_NB) == 0))) {
+        close(fd);   /* closing it releases a lock just taken */
+        fd = -1;
+    }
+    ssize_t n = fd >= 0 ? pread(fd, line, sizeof line - 1, 0) : -1;
+    if (fd >= 0)
+        close(fd);
     line[n > 0 ? n : 0] = '\0';
     line[strcspn(line, "\n")] = '\0';
     printable(line);
     long stale = line[0] ? stale_pid(line) : 0;
+    if (fd < 0)
+        return nb_fail(err, "%s is in use by another process (its %s/%s was removed or replaced "
+                            "while it held it, so who it is cannot be told)",
+                       dir, dir, DIR_LOCK_FILE);
     if (!line[0])
         return nb_fail(err, "%s is in use by another process, which has not written who it is "
                             "yet (%s/%s is empty)",
@@ -158,18 +173,20 @@ static int still_there(int fd, const char *path, int *removed)
            at.st_ino == held.st_ino;
 }
 
-/* Waits for the lock on fd as dir_lock_take says. */
-static int wait_for_lock(int fd, const char *dir, double wait_seconds, int *said, nb_error *err)
+/* Waits for the lock on fd (DIR itself when dir_level, else DIR/.lock; what names it in a
+ * message) as dir_lock_take says; path is DIR/.lock, whose line says who holds it. */
+static int wait_for_lock(int fd, int dir_level, const char *what, const char *dir,
+                         const char *path, double wait_seconds, int *said, nb_error *err)
 {
     double give_up = now_seconds() + wait_seconds;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;
         if (errno != EWOULDBLOCK) {
-            nb_fail(err, "%s/%s: cannot lock it: %s", dir, DIR_LOCK_FILE, strerror(errno));
+            nb_fail(err, "%s: cannot lock it: %s", what, strerror(errno));
             return DIR_LOCK_FAILED;
         }
-        held_by(dir, fd, err);
+        held_by(dir, path, dir_level, err);
         if (now_seconds() >= give_up) {
             char who[sizeof err->msg];
             snprintf(who, sizeof who, "%s", err->msg);
@@ -192,7 +209,7 @@ static int wait_for_lock(int fd, const char *dir, double wait_seconds, int *said
 
 int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *err)
 {
-    l->fd = -1;
+    l->fd = l->dir_fd = -1;
     l->path = l->dir = NULL;
     char *absolute = realpath(dir, NULL);
     if (!absolute) {
@@ -202,20 +219,36 @@ int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *e
     char *path = path_join(absolute, DIR_LOCK_FILE);
     char *name = strdup(dir);
     char *shown = path_join(dir, DIR_LOCK_FILE);
+    /* The directory itself first: no file in it can be removed to free it. Nothing is
+     * created in DIR while another process holds it. */
+    int dir_fd = open(absolute, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(absolute);
     if (!path || !name || !shown) {
         free(path);
         free(name);
         free(shown);
+        if (dir_fd >= 0)
+            close(dir_fd);
         nb_fail(err, "out of memory");
         return DIR_LOCK_FAILED;
     }
     int said = 0, got = DIR_LOCK_FAILED, fd = -1;
-    for (int attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
-        fd = open_lock_file(path, shown, err);
-        if (fd < 0)
+    if (dir_fd < 0)
+        nb_fail(err, "%s: cannot open the directory to lock it: %s", dir, strerror(errno));
+    else
+        got = wait_for_lock(dir_fd, 1, dir, dir, path, wait_seconds, &said, err);
+    for (int attempt = 0; got == DIR_LOCK_TAKEN && attempt <= LOCK_ATTEMPTS; attempt++) {
+        if (attempt == LOCK_ATTEMPTS) {
+            got = nb_fail(err, "%s: was replaced or removed each time it was locked (%d times); "
+                               "something else is changing it", shown, LOCK_ATTEMPTS);
             break;
-        got = wait_for_lock(fd, dir, wait_seconds, &said, err);
+        }
+        fd = open_lock_file(path, shown, err);
+        if (fd < 0) {
+            got = DIR_LOCK_FAILED;
+            break;
+        }
+        got = wait_for_lock(fd, 0, shown, dir, path, wait_seconds, &said, err);
         int removed;
         if (got != DIR_LOCK_TAKEN || still_there(fd, path, &removed))
             break;
@@ -223,14 +256,13 @@ int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *e
          * Taken again, on the file that is there. */
         close(fd);
         fd = -1;
-        got = DIR_LOCK_FAILED;
-        nb_fail(err, "%s: was replaced or removed each time it was locked (%d times); "
-                     "something else is changing it", shown, LOCK_ATTEMPTS);
     }
     free(shown);
     if (got != DIR_LOCK_TAKEN) {
         if (fd >= 0)
             close(fd);
+        if (dir_fd >= 0)
+            close(dir_fd);
         free(path);
         free(name);
         return got;
@@ -243,6 +275,7 @@ int dir_lock_take(dir_lock *l, const char *dir, double wait_seconds, nb_error *e
         /* as said: not an error */
     }
     l->fd = fd;
+    l->dir_fd = dir_fd;
     l->path = path;
     l->dir = name;
     return DIR_LOCK_TAKEN;
@@ -266,10 +299,12 @@ void dir_lock_release(dir_lock *l)
     if (l->fd >= 0 && still_there(l->fd, l->path, &removed) && ftruncate(l->fd, 0) != 0) {
         /* the next holder overwrites the line anyway */
     }
-    if (l->fd >= 0)
+    if (l->fd >= 0) {
         close(l->fd);
+        close(l->dir_fd);
+    }
     free(l->path);
     free(l->dir);
-    l->fd = -1;
+    l->fd = l->dir_fd = -1;
     l->path = l->dir = NULL;
 }

@@ -1,8 +1,9 @@
 /* One writer per directory: a run directory (train, train --resume, a tune trial, rank 0 under
  * mpirun) and a study (nabla tune) are each written by one process at a time.
  *
- * The lock is DIR/.lock, flock'd by its holder for the whole of its life (the kernel releases
- * it when the process ends, however it ends: kill -9 too) and holding one line that says who
+ * The lock is DIR itself and DIR/.lock, both flock'd by their holder for the whole of its life
+ * (the kernel releases them when the process ends, however it ends: kill -9 too; the directory's
+ * lock holds when .lock is removed behind its holder's back) and holding one line that says who
  * holds it, for the message that refuses the next one:
  *   pid 4242 on host h since 2025-06-01 12:00:05 +0200: nabla train --data moons --out x
  * The line is written just after the lock is taken and emptied just before it is released, so a
@@ -24,12 +25,13 @@
 #define DIR_LOCK_FILE ".lock"
 
 typedef struct dir_lock {
-    int fd;       /* -1: not held */
+    int fd;       /* DIR/.lock, flock'd; -1: not held */
+    int dir_fd;   /* DIR itself, flock'd too while held */
     char *path;   /* DIR/.lock, DIR absolute (a resumed run changes its working directory) */
     char *dir;    /* DIR as it was given, for messages */
 } dir_lock;
 
-#define DIR_LOCK_NONE {-1, NULL, NULL}
+#define DIR_LOCK_NONE {-1, -1, NULL, NULL}
 
 enum { DIR_LOCK_TAKEN = 0, DIR_LOCK_FAILED = -1, DIR_LOCK_HELD = -2 };
 

@@ -251,6 +251,28 @@ int run_file_removable(const char *path, int through_ok, nb_error *err)
                    path, nb_file_kind(st.st_mode));
 }
 
+int results_writable(const char *dir, nb_error *err)
+{
+    static const char *const names[] = RUN_RESULT_FILES;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *path = path_join(dir, names[i]);
+        struct stat st;
+        int rc = 0;
+        if (!path)
+            return nb_fail(err, "out of memory");
+        if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) &&
+            !S_ISFIFO(st.st_mode))
+            rc = nb_fail(err, "%s: is %s, put there while the run ran; a run writes its %s as a "
+                              "file of its own (or through a device or FIFO), never through a "
+                              "link: move it away",
+                         path, nb_file_kind(st.st_mode), names[i]);
+        free(path);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int run_file_remove(const char *path, int through_ok, nb_error *err)
 {
     struct stat st;

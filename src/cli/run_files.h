@@ -32,6 +32,11 @@ void remove_stale_temporaries(const char *dir);
  * being left (the run's results are written through it). Returns 0, or -1 with err. */
 int results_remove(const char *dir, nb_error *err);
 
+/* Whether dir's results may be written at the run's end: by the rule results_remove follows at
+ * its start (nothing there, a regular file, a device or a FIFO; a link put there while the run
+ * ran is refused, not followed). Returns 0, or -1 with err naming the file. */
+int results_writable(const char *dir, nb_error *err);
+
 /* j (whose ownership it takes) as one line of JSON Lines: unformatted, a newline, a
  * terminator; *len counts the newline, not the terminator. NULL with err when out of memory. */
 char *json_line(cJSON *j, size_t *len, nb_error *err);

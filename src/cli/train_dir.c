@@ -33,17 +33,27 @@ static int check_file(const char *dir, const char *name, int how, nb_error *err)
     return rc;
 }
 
-/* A study's trial directory (STUDY/trials/N) is the tuner's: only the trial it starts writes a
- * new run there (a run from outside would be resumed by the tuner as the trial's own). */
+/* A study's trials/ and what is under it are the tuner's: only the trial it starts writes a run
+ * there (a run from outside would be resumed by the tuner as the trial's own, or make the
+ * study's trials/ hold what is no trial), and only the tuner continues one. */
 static int check_not_a_trial(const train_run *r, const char *dir, nb_error *err)
 {
     char study[CLI_MAX_PATH];
-    if (r->trial.fd >= 0 || r->opt.resume || !dir_is_trial(dir, study, sizeof study))
+    int depth;
+    const char *opt = r->opt.resume ? "--resume" : "--out";
+    if (r->trial.fd >= 0 || !dir_in_trials(dir, study, sizeof study, &depth))
         return 0;
-    return nb_fail(err, "--out %s: is a trial's directory of the study %s, which nabla tune "
-                        "runs; give another directory (to continue the study, run its nabla "
-                        "tune command again)",
-                   dir, study);
+    if (depth == 1)
+        return nb_fail(err, "%s %s: is a trial's directory of the study %s, which nabla tune "
+                            "runs; %s (to continue the study, run its nabla tune command "
+                            "again)",
+                       opt, dir, study,
+                       r->opt.resume ? "nabla train does not continue it" : "give another "
+                                                                             "directory");
+    return nb_fail(err, "%s %s: is %sthe study %s's trials/, which nabla tune runs; give "
+                        "another directory (to continue the study, run its nabla tune command "
+                        "again)",
+                   opt, dir, depth == 0 ? "" : "inside ", study);
 }
 
 int train_dir_check(train_run *r, const char *dir)
@@ -75,11 +85,13 @@ int train_dir_check(train_run *r, const char *dir)
     return nb_checkpoint_check_files(dir, &r->err);
 }
 
-/* Whether dir may be locked for the run: a run's (or new), not a study. */
+/* Whether dir may be locked for the run: a run's (or new), not a study nor the tuner's. */
 static int check_kind(train_run *r, const char *dir)
 {
-    return dir_check_for_run(dir, r->opt.resume ? "--resume" : "--out", r->opt.resume != NULL,
-                             &r->err);
+    return check_not_a_trial(r, dir, &r->err) != 0
+               ? -1
+               : dir_check_for_run(dir, r->opt.resume ? "--resume" : "--out",
+                                   r->opt.resume != NULL, &r->err);
 }
 
 int train_dir_lock(train_run *r, const char *dir, int *code)

@@ -475,7 +475,7 @@ static trial_state judge_end(const study *s, int i, const worker *w, int status,
                              size_t cap)
 {
     trial *t = &s->trials[i];
-    nb_error err;
+    nb_error err = {0};
     int have = read_summary(s, i, t, &err) == 0;
     if (!have) {
         t->final_accuracy = t->final_loss = NAN;
@@ -497,8 +497,11 @@ static trial_state judge_end(const study *s, int i, const worker *w, int status,
         snprintf(why, cap, "killed by %s", signal_name(sig));
     else if (sig)
         snprintf(why, cap, "killed by signal %d", sig);
-    else if (w->said && w->end == TRIAL_END_COMPLETE)
+    else if (w->said && w->end == TRIAL_END_COMPLETE && !have)
         snprintf(why, cap, "it trained to its end, but %.200s", err.msg);
+    else if (w->said && w->end == TRIAL_END_COMPLETE)
+        snprintf(why, cap, "it trained to its end, but exited with status %d (see %s/train.log)",
+                 code, dir ? dir : "its");
     else if (code == EXIT_TRIAL_LOCKED)
         snprintf(why, cap, "its directory stayed in use by another process (see %s/train.log)",
                  dir ? dir : "its");

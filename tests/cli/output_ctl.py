@@ -17,6 +17,13 @@ process a signal killed) on the first line of its own output.
                                 "caught" on a second line if it got there, "missed" if nabla
                                 ended first. No timing decides anything: a stopped process
                                 cannot move on.
+  blocked WHERE SIG ERR -- CMD...
+                                WHERE is "stdout" (a pipe whose reader does not read, as a
+                                stopped pager's) or the path of a FIFO (opened for reading
+                                first, then never read). Each holds 4096 bytes. Waits until
+                                nabla blocks in write(2) on it (/proc/PID/syscall), sends SIG
+                                (INT, TERM, HUP) and prints nabla's exit status; "blocked" on
+                                a second line if it got there, "ended" if nabla ended first.
   two-ctrl-c DELAY ERR -- CMD...
                                 once nabla catches SIGINT (its handler is installed), waits
                                 DELAY seconds, sends SIGINT, waits until the signal has been
@@ -24,6 +31,7 @@ process a signal killed) on the first line of its own output.
                                 in quick succession, the second reaching a process that has
                                 seen the first.
 """
+import fcntl
 import os
 import re
 import signal
@@ -131,6 +139,58 @@ def two_ctrl_c(delay, err, cmd):
     print(status_of(p.wait()))
 
 
+WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}
+F_SETPIPE_SZ = 1031
+
+
+def blocked_in_write(pid, fd):
+    """Whether the process is inside write(2) on fd, waiting."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    nr = WRITE_SYSCALL.get(os.uname().machine)
+    if nr is None:
+        sys.exit("output_ctl: no write syscall number known for " + os.uname().machine)
+    return len(fields) > 1 and fields[0] == str(nr) and int(fields[1], 16) == fd
+
+
+def blocked(where, sig, err, cmd):
+    if where == "stdout":
+        reader, writer = os.pipe()
+        fcntl.fcntl(writer, F_SETPIPE_SZ, 4096)
+        with open(err, "w") as e:
+            p = subprocess.Popen(cmd, stdout=writer, stderr=e, stdin=subprocess.DEVNULL)
+        os.close(writer)
+        fd = 1
+    else:
+        reader = os.open(where, os.O_RDONLY | os.O_NONBLOCK)
+        fcntl.fcntl(reader, F_SETPIPE_SZ, 4096)
+        with open(err, "w") as e:
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=e,
+                                 stdin=subprocess.DEVNULL)
+        fd = None
+    got = False
+    while alive(p) and not got:
+        if fd is None:
+            # The FIFO's descriptor in nabla, once it has opened it.
+            for name in os.listdir(f"/proc/{p.pid}/fd") if alive(p) else []:
+                try:
+                    if os.path.samefile(f"/proc/{p.pid}/fd/{name}", where):
+                        fd = int(name)
+                except OSError:
+                    pass
+        got = fd is not None and blocked_in_write(p.pid, fd)
+        if not got:
+            time.sleep(0.005)
+    if got:
+        os.kill(p.pid, getattr(signal, "SIG" + sig))
+    print(status_of(p.wait()))
+    print("blocked" if got else "ended")
+    os.close(reader)
+
+
 def main():
     what = sys.argv[1]
     cut = sys.argv.index("--")
@@ -141,6 +201,8 @@ def main():
         lost_terminal(opts[0], cmd)
     elif what == "stop-at":
         stop_at(opts[0], opts[1], opts[2], opts[3] if len(opts) > 3 else None, cmd)
+    elif what == "blocked":
+        blocked(opts[0], opts[1], opts[2], cmd)
     elif what == "two-ctrl-c":
         two_ctrl_c(float(opts[0]), opts[1], cmd)
     else:

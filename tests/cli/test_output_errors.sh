@@ -15,6 +15,8 @@
 #    Ctrl-C at random moments in a loop; each time the line on stderr naming the intact
 #    checkpoint, no temporary file left, and `--resume` ending with the uninterrupted model.
 #    A study's second Ctrl-C stops its trials at once too, and the same command continues it.
+# 6. A stop while output is blocked (stdout, a FIFO at metrics.jsonl), a closed stderr under
+#    --save-weights /dev/stderr, and a run whose model or summary cannot be written.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STARTED=$SECONDS
@@ -371,6 +373,65 @@ run "${STUDY[@]}" --out study-twice
 check "tune, two signals, then the same command: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 check "tune, two signals, then the same command: the uninterrupted study's results" \
     cmp -s study-ref.outcome <(study_outcome study-twice)
+
+# ---- 6. a stop while output is blocked; a closed stderr; the results that cannot be written -----
+# A stop signal takes effect while nabla waits to write to a reader that does not read: its
+# standard output (a pipe whose reader is stopped), or a FIFO at metrics.jsonl. output_ctl.py
+# sends the signal only once nabla is blocked in write(2) there.
+RESULT=$("${CTL[@]}" blocked stdout INT "$WORK/stderr" -- "$NABLA" "${LONG[@]}" --out blk-out)
+RC=$(head -1 <<<"$RESULT")
+check "train, its stdout blocked: it got there" [ "$(tail -1 <<<"$RESULT")" = blocked ]
+check "train, its stdout blocked, then SIGINT: exit 130 (got $RC; stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 130 ]
+check "... says the output was not being read" \
+    grep -qx "nabla: standard output was not being read when the stop came: what was left to print there was dropped" "$WORK/stderr"
+check "... and names its checkpoint" grep -q "^nabla: stopped by SIGINT after [0-9]* steps; checkpoint written to blk-out/checkpoint.safetensors" "$WORK/stderr"
+run train --resume blk-out --quiet
+check "... --resume ends with the uninterrupted run's model (exit $RC)" cmp -s blk-out/model.safetensors long-ref/model.safetensors
+mkdir blk-fifo && mkfifo blk-fifo/metrics.jsonl
+RESULT=$("${CTL[@]}" blocked blk-fifo/metrics.jsonl TERM "$WORK/stderr" -- "$NABLA" "${LONG[@]}" --quiet --out blk-fifo)
+RC=$(head -1 <<<"$RESULT")
+check "train, a FIFO at metrics.jsonl blocked: it got there" [ "$(tail -1 <<<"$RESULT")" = blocked ]
+check "... then SIGTERM: exit 143 (got $RC; stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 143 ]
+check "... says metrics.jsonl was not being read" \
+    grep -q "^nabla: blk-fifo/metrics.jsonl: was not being read when the run stopped: its lines from there on are not in it" "$WORK/stderr"
+check "... its checkpoint written, the FIFO still a FIFO" \
+    bash -c "[ -s blk-fifo/checkpoint.safetensors ] && [ -p blk-fifo/metrics.jsonl ]"
+
+# A closed stderr: --save-weights /dev/stderr is a write that fails, not one into nowhere.
+"$NABLA" train "${SMALL[@]}" --layers 8 --epochs 2 --quiet --out closed-err --save-weights /dev/stderr 2>&-
+RC=$?
+check "--save-weights /dev/stderr with stderr closed: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+check "... the run itself complete" bash -c "[ -s closed-err/model.safetensors ] && [ -s closed-err/summary.json ]"
+
+# The run's results cannot be written (a full disk at their rename, strace): said with what is
+# written and how to write the rest, which --resume then does.
+if command -v strace >/dev/null; then
+    # The how-manyth rename is the one into DIR/NAME: counted in a run of the same command.
+    strace -f -qq -o renames.log -e trace=rename \
+        "$NABLA" train "${SMALL[@]}" --layers 8 --epochs 2 --quiet --out noroom-count >/dev/null 2>&1
+    for name in model.safetensors summary.json; do
+        dir=noroom-${name%%.*}
+        nth=$(grep -n "rename(\"noroom-count/$name\.tmp\." renames.log | cut -d: -f1)
+        check "the rename into $name is seen (got: $nth)" [ -n "$nth" ]
+        strace -f -qq -o /dev/null -e trace=rename -e inject=rename:error=ENOSPC:when="${nth:-1}" \
+            "$NABLA" train "${SMALL[@]}" --layers 8 --epochs 2 --quiet --out "$dir" >"$WORK/stdout" 2>"$WORK/stderr"
+        RC=$?
+        check "no room for $name: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+        if [ "$name" = model.safetensors ]; then
+            said="its final checkpoint is written; once that is fixed, nabla train --resume $dir writes model.safetensors and summary.json"
+        else
+            said="$dir/model.safetensors and its final checkpoint are written; once that is fixed, nabla train --resume $dir writes summary.json"
+        fi
+        check "no room for $name: says what is written and what to do (got: $(head -c 400 "$WORK/stderr"))" \
+            one_line_error "nabla: $dir/$name: cannot rename the temporary file to it: No space left on device; the run trained to its end"
+        check "... $said" grep -qF "$said" "$WORK/stderr"
+        check "... no summary.json" absent "$dir/summary.json"
+        run train --resume "$dir" --quiet
+        check "... then --resume writes them (exit $RC)" bash -c "[ -s $dir/model.safetensors ] && [ -s $dir/summary.json ]"
+    done
+else
+    fail "strace is missing: results that cannot be written are not tested"
+fi
 
 echo "test_output_errors.sh took $((SECONDS - STARTED)) s"
 finish

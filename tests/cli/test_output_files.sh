@@ -570,8 +570,8 @@ check "tune --out RUNDIR: says it is a run directory (got: $(head -c 300 "$WORK/
     one_line_error "nabla: --out ref: is a run directory of nabla train (it holds config.json)"
 check "tune --out RUNDIR: nothing written" absent ref/study.json
 expect_exit 1 "tune --out a trial's directory" "${STUDY[@]}" --out study/trials/0
-check "tune --out a trial: says it is a run directory" \
-    one_line_error "nabla: --out study/trials/0: is a run directory of nabla train (it holds config.json)"
+check "tune --out a trial: says it is the study's" \
+    one_line_error "nabla: --out study/trials/0: is a trial's directory in the study $PWD/study's trials/"
 
 # Accepted: new, empty, a run directory (of today's nabla or an older one, without .lock), a
 # study, and what a process killed early leaves.
@@ -606,6 +606,54 @@ expect_exit 1 "train --out a study killed early" "${TRAIN[@]}" --out killed-stud
 mkdir lock-only
 : >lock-only/.lock
 expect_exit 0 "tune --out a directory holding only a lock" "${STUDY[@]}" --out lock-only
+
+# ---- one file, one name: two outputs of one command never lead to the same file ----------------
+# run_files_linked DIR TARGET NAME...: DIR with each NAME a link to TARGET (relative to DIR).
+run_files_linked() {
+    local dir=$1 target=$2 name
+    shift 2
+    mkdir -p "$dir"
+    for name in "$@"; do ln -s "$target" "$dir/$name"; done
+}
+same_file_refused() {   # same_file_refused DESCRIPTION SHARED EXPECTED
+    check "$1: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+    check "$1: refused with one line (got: $(head -c 300 "$WORK/stderr"))" one_line_error "$3"
+    check "$1: nothing written there" absent "$2"
+}
+run_files_linked two-a ../shared-a metrics.jsonl config.json
+run "${TRAIN[@]}" --out two-a
+same_file_refused "config.json and metrics.jsonl linked to one file" shared-a \
+    "nabla: two-a/metrics.jsonl: leads to the same file as two-a/config.json ($PWD/shared-a), which this command writes too"
+run_files_linked two-b ../shared-b metrics.jsonl
+run "${TRAIN[@]}" --out two-b --save-weights shared-b
+same_file_refused "metrics.jsonl linked to the --save-weights file" shared-b \
+    "nabla: two-b/metrics.jsonl: leads to the same file as shared-b ($PWD/shared-b), which this command writes too"
+run_files_linked two-c ../shared-c config.json
+ln -s shared-c weights-link
+run "${TRAIN[@]}" --save-weights weights-link --out two-c
+same_file_refused "config.json and --save-weights through another link" shared-c \
+    "nabla: two-c/config.json: leads to the same file as weights-link ($PWD/shared-c)"
+run_files_linked two-d ../shared-d trace.jsonl steps.jsonl
+run "${TRAIN[@]}" --trace-activations --eval-every 5 --out two-d
+same_file_refused "trace.jsonl and steps.jsonl linked to one file" shared-d \
+    "nabla: two-d/steps.jsonl: leads to the same file as two-d/trace.jsonl ($PWD/shared-d)"
+mkdir two-e && ln -s ../chain-e two-e/metrics.jsonl && ln -s shared-e chain-e && ln -s ../shared-e two-e/config.json
+run "${TRAIN[@]}" --out two-e
+same_file_refused "a chain of links and a link to one file" shared-e \
+    "nabla: two-e/metrics.jsonl: leads to the same file as two-e/config.json ($PWD/shared-e)"
+run_files_linked two-st ../shared-st journal.jsonl best.json
+run "${STUDY[@]}" --out two-st
+check "a study's journal.jsonl and best.json linked to one file: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+check "... refused with one line (got: $(head -c 300 "$WORK/stderr"))" \
+    one_line_error "nabla: two-st/best.json: leads to the same file as two-st/journal.jsonl ($PWD/shared-st)"
+# Links to two files, and one name given twice (a device, written through in order): accepted.
+run_files_linked two-ok ../own-a metrics.jsonl
+ln -s ../own-b two-ok/config.json
+expect_exit 0 "two links to two files" "${TRAIN[@]}" --out two-ok
+check "... each its own" bash -c "grep -q '\"epoch\":2' own-a && grep -q '\"command\"' own-b"
+run_files_linked two-null /dev/null metrics.jsonl config.json
+expect_exit 0 "two run files linked to /dev/null (a device)" "${TRAIN[@]}" --out two-null --save-weights /dev/null
+check "... /dev/null still a device" [ -c /dev/null ]
 
 echo "test_output_files: $((SECONDS - STARTED)) s"
 finish

@@ -182,8 +182,8 @@ hold st/trials/0
 HOLDER0=$HOLDER
 expect_exit 1 "an interactive train into a held trial directory is refused at once" \
     train --resume st/trials/0
-check "refused without waiting (got: $(head -c 400 "$WORK/stderr"))" \
-    one_line_error "nabla: st/trials/0 is in use by another process"
+check "refused without waiting, as the tuner's (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: --resume st/trials/0: is a trial's directory of the study"
 # As a trial of nabla tune: it waits (10 s), then ends with its own exit status, 75 (checked at
 # the end of this script, so that the wait overlaps the checks in between).
 as_trial train --resume st/trials/0 --quiet >trial0.out 2>trial0.err &
@@ -323,8 +323,10 @@ for d in nr-empty nr-other nr-study/trials /; do
     [ -e "$d/.lock" ] && had_lock=yes
     run train --resume "$d"
     check "--resume $d (no run): exit 1 (got $RC)" [ "$RC" -eq 1 ]
-    check "--resume $d (no run): says it is not a run directory (got: $(head -c 300 "$WORK/stderr"))" \
-        one_line_error "nabla: --resume $d: is not a run directory"
+    said="is not a run directory"
+    [ "$d" = nr-study/trials ] && said="is the study $PWD/nr-study's trials/, which nabla tune runs"
+    check "--resume $d (no run): says it is $said (got: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: --resume $d: $said"
     [ "$had_lock" = no ] && check "--resume $d (no run): no .lock left there" absent "${d%/}/.lock"
     [ "$had_lock" = no ] || rm -f "${d%/}/.lock.never"
 done
@@ -338,7 +340,8 @@ echo "test_run_lock: to the lock removed, $((SECONDS - STARTED)) s"
 # there; what the newcomer wrote is left as it wrote it.
 run "${SMALL[@]}" --epochs 3 --out alone
 # lose_lock HOW DIR: a holder of DIR (a new run, or a resumed one), stopped; its lock removed
-# or replaced, a second run into DIR (not for "resumed"), the holder continued; rc its status.
+# or replaced, a second run (a resume for "resumed") into DIR refused all the same (DIR itself is
+# locked too), the holder continued; rc its status.
 # A holder stopped in the middle of a checkpoint (after its check) fails on that checkpoint
 # instead: tried again, up to 3 times.
 lose_lock() {
@@ -360,10 +363,14 @@ lose_lock() {
     else
         rm "$dir/.lock"
     fi
-    if [ "$how" != resumed ]; then
+    # The directory itself is locked too: a second run (or resume) is refused all the same.
+    if [ "$how" = resumed ]; then
+        run train --resume "$dir" --epochs 5
+    else
         run "${SMALL[@]}" --epochs 3 --out "$dir"
-        check "$how lock: a second run gets in (exit $RC)" [ "$RC" -eq 0 ]
     fi
+    check "$how lock: a second writer is still refused (got $RC: $(head -c 300 "$WORK/stderr"))" \
+        one_line_error "nabla: $dir is in use by another process (its $dir/.lock was removed or replaced while it held it, so who it is cannot be told)"
     kill -CONT "$pid"
     wait "$pid"
     rc=$?
@@ -377,10 +384,10 @@ for how in removed replaced resumed; do
     check "$how lock: the holder stops, exit 1 (got $rc: $(head -c 300 holder.err))" [ "$rc" -eq 1 ]
     check "$how lock: it says why (got: $(head -c 400 holder.err))" \
         grep -q "^nabla: $dir/.lock, this process's lock on $dir, was removed or replaced while it held it: another process may be writing in $dir now" holder.err
-    [ "$how" = resumed ] || {
-        check "$how lock: the second run's model is its own" cmp -s "$dir/model.safetensors" alone/model.safetensors
-        check "$how lock: the second run's metrics.jsonl is its own" epochs_once "$dir" 3
-    }
+    run "${SMALL[@]}" --epochs 3 --out "$dir"
+    check "$how lock: once the holder has stopped, a new run goes in (got $RC)" [ "$RC" -eq 0 ]
+    check "$how lock: ... and its model is its own" cmp -s "$dir/model.safetensors" alone/model.safetensors
+    check "$how lock: ... its metrics.jsonl its own" epochs_once "$dir" 3
 done
 # A tuner likewise, before its next journal line.
 "$NABLA" tune --data spirals --samples 1000 --layers 32,32 --epochs 400 --trials 2 --workers 2 \

@@ -696,5 +696,96 @@ else
     kill -9 "$TUNER"
 fi
 
+# ---- the tuner's own: trials/, a trial holding another run, the data cache, a log it cannot write -
+TINY=(tune --data moons --samples 200 --epochs 2 --layers 8 --trials 2 --workers 1
+      --space "lr=log(1e-3,1e-1)" --quiet)
+run "${TINY[@]}" --out own
+check "a tiny study (exit $RC)" [ "$RC" -eq 0 ]
+cp own/journal.jsonl own.journal
+# STUDY/trials/ and anything under it is the tuner's: no other command writes or continues there.
+trials_refused() {   # trials_refused DESCRIPTION EXPECTED ARGS...
+    local desc=$1 said=$2
+    shift 2
+    run "$@"
+    check "$desc: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+    check "$desc: refused (got: $(head -c 300 "$WORK/stderr"))" one_line_error "$said"
+}
+OWN=$PWD/own
+trials_refused "train --out STUDY/trials/N (new)" "nabla: --out own/trials/7: is a trial's directory of the study $OWN, which nabla tune runs; give another directory" \
+    train --data moons --epochs 1 --layers 8 --out own/trials/7
+trials_refused "train --out STUDY/trials/N (a trial's)" "nabla: --out own/trials/1: is a trial's directory of the study $OWN" \
+    train --data moons --epochs 1 --layers 8 --out own/trials/1
+trials_refused "train --out STUDY/trials" "nabla: --out own/trials: is the study $OWN's trials/, which nabla tune runs" \
+    train --data moons --epochs 1 --layers 8 --out own/trials
+trials_refused "train --out inside a trial" "nabla: --out own/trials/0/sub: is inside the study $OWN's trials/" \
+    train --data moons --epochs 1 --layers 8 --out own/trials/0/sub
+trials_refused "train --resume STUDY/trials/N" "nabla: --resume own/trials/1: is a trial's directory of the study $OWN, which nabla tune runs; nabla train does not continue it" \
+    train --resume own/trials/1 --epochs 5
+trials_refused "tune --out STUDY/trials/N" "nabla: --out own/trials/5: is a trial's directory in the study $OWN's trials/" \
+    "${TINY[@]}" --out own/trials/5
+trials_refused "--save-weights STUDY/trials/N" "nabla: --save-weights own/trials/3: is a file of the study $OWN's trials/ (nabla tune's)" \
+    train --data moons --epochs 1 --layers 8 --out own-w --save-weights own/trials/3
+trials_refused "--save-weights in a trial's directory" "nabla: --save-weights own/trials/0/w.safetensors: is a file of the study $OWN's trials/" \
+    train --data moons --epochs 1 --layers 8 --out own-w --save-weights own/trials/0/w.safetensors
+trials_refused "report --out STUDY/trials/N" "nabla: --out own/trials/7: is a file of the study $OWN's trials/" \
+    report own/trials/0 --out own/trials/7
+trials_refused "report --out STUDY/trials/report.html" "nabla: --out own/trials/report.html: is a file of the study $OWN's trials/" \
+    report own/trials/0 --out own/trials/report.html
+ln -s own/trials/4 trial-link
+trials_refused "--save-weights through a link into trials/" "nabla: --save-weights trial-link: leads to $OWN/trials/4, a file of the study $OWN's trials/" \
+    train --data moons --epochs 1 --layers 8 --out own-w --save-weights trial-link
+check "the study's trials/ is untouched" [ "$(ls own/trials | tr '\n' ' ')" = "0 1 " ]
+check "... its journal too" cmp -s own/journal.jsonl own.journal
+expect_exit 0 "report STUDY after them" report own --out own.html
+expect_exit 0 "the same tune command after them" "${TINY[@]}" --out own
+# A trial's directory holding another run's checkpoint is not continued as the trial.
+run train --data moons --samples 200 --epochs 2 --layers 4 --quiet --out foreign-run
+mkdir -p foreign/trials/0
+cp foreign-run/checkpoint*.safetensors foreign-run/config.json foreign-run/metrics.jsonl foreign/trials/0/
+run "${TINY[@]}" --out foreign
+check "a trial's directory holding another run: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+check "... says so (got: $(head -c 400 "$WORK/stderr"))" \
+    one_line_error "nabla: foreign/trials/0 holds a run that is not trial 0's (its checkpoint's "
+check "... and what to do" grep -q "which the tuner does not continue: move foreign/trials/0 away (or remove it), and the same command runs trial 0 from its start$" "$WORK/stderr"
+check "... the other run's checkpoint untouched" cmp -s foreign/trials/0/checkpoint.safetensors foreign-run/checkpoint.safetensors
+mv foreign/trials/0 foreign-moved
+expect_exit 0 "... moved away, the same command runs the study" "${TINY[@]}" --out foreign
+# The decompressed data/ of gzip'd IDX data, damaged: said, and decompressed again.
+"$PY" - <<'EOF'
+import gzip, os, struct
+os.makedirs("gz")
+for split, n in (("train", 60), ("t10k", 20)):
+    img = struct.pack(">IIII", 0x803, n, 2, 2) + bytes((i * 37) % 256 for i in range(n * 4))
+    lab = struct.pack(">II", 0x801, n) + bytes(i % 3 for i in range(n))
+    with gzip.open(f"gz/{split}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(img)
+    with gzip.open(f"gz/{split}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(lab)
+EOF
+GZ=(tune --data gz --epochs 1 --layers 4 --trials 2 --workers 1 --space "lr=log(1e-3,1e-1)" --quiet --out gzst)
+expect_exit 0 "a study of gzip'd IDX data" "${GZ[@]}"
+gunzip -c gz/train-labels-idx1-ubyte.gz >labels.ref
+gunzip -c gz/train-images-idx3-ubyte.gz >images.ref
+check "its data/ holds the data decompressed" cmp -s gzst/data/train-labels-idx1-ubyte labels.ref
+truncate -s 20 gzst/data/train-labels-idx1-ubyte
+printf 'XXXX' | dd of=gzst/data/train-images-idx3-ubyte conv=notrunc status=none
+run "${GZ[@]}"
+check "data/ damaged, the same command: exit 0 (got $RC; stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "... says the cut copy does not match (got: $(head -c 400 "$WORK/stderr"))" \
+    grep -qx "nabla: gzst/data/train-labels-idx1-ubyte does not match gz/train-labels-idx1-ubyte.gz (it has 20 bytes, the data 68): decompressing it again" "$WORK/stderr"
+check "... and the copy with a bad header" grep -q "^nabla: gzst/data/train-images-idx3-ubyte does not match gz/train-images-idx3-ubyte.gz (.*): decompressing it again$" "$WORK/stderr"
+check "... both decompressed again" bash -c "cmp -s gzst/data/train-labels-idx1-ubyte labels.ref && cmp -s gzst/data/train-images-idx3-ubyte images.ref"
+# A trial that trained to its end but could not write its log (train.log on /dev/full): an
+# interruption with its real reason, journaled; the same command finishes once it can.
+mkdir -p fulllog/trials/0
+ln -s /dev/full fulllog/trials/0/train.log
+run "${TINY[@]}" --out fulllog
+check "a trial whose train.log is /dev/full: exit 1 (got $RC)" [ "$RC" -eq 1 ]
+check "... interrupted, with its exit status (got: $(head -c 400 "$WORK/stderr"))" \
+    grep -q "^nabla: trial 0 was interrupted (it trained to its end, but exited with status 1 (see fulllog/trials/0/train.log))" "$WORK/stderr"
+check "... the journal says the same" grep -q '"state":"interrupted","reason":"it trained to its end, but exited with status 1' fulllog/journal.jsonl
+rm fulllog/trials/0/train.log
+expect_exit 0 "... its log writable again, the same command finishes the study" "${TINY[@]}" --out fulllog
+
 echo "test_study_faults: $((SECONDS - STARTED)) s"
 finish
