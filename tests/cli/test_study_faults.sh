@@ -543,6 +543,9 @@ same_best() {
     "$PY" -c 'import json, sys
 a, b = (json.load(open(f)) for f in sys.argv[1:3])
 a.pop("command"); b.pop("command")
+for k in sorted(set(a) | set(b)):
+    if a.get(k) != b.get(k):
+        print("%s: %r, not %r" % (k, b.get(k), a.get(k)))
 sys.exit(a != b)' "$1" "$2"
 }
 study_refused() {
@@ -673,7 +676,15 @@ EVALED=(tune --data moons --samples 4000000 --layers 16 --max-steps 1 --epochs 1
         --space "lr=log(1e-3,1e-1)" --trials 2 --workers 2 --quiet --out evaled)
 "$NABLA" "${EVALED[@]}" >evaled.out 2>evaled.err &
 TUNER=$!
-eval_pid() { pgrep -f -- "eval --model evaled/trials/"; }
+# eval_pid: the tuner's test evaluation (of this test: its working directory).
+eval_pid() {
+    local pid here
+    here=$(cd "$WORK" && pwd -P)
+    for pid in $(pgrep -f -- "eval --model evaled/trials/"); do
+        [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$here" ] && echo "$pid" && return 0
+    done
+    return 1
+}
 if wait_until eval_pid >/dev/null; then
     EVAL=$(eval_pid)
     kill -STOP "$EVAL"
