@@ -587,10 +587,10 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
     DIFFERS(name, "%g", (double)a->field, (double)b->field)
 #define SAME_FLAG(name, field)                                                              \
     if (!a->field != !b->field)                                                             \
-    DIFFERS(name, "%s", a->field ? "given" : "not given", b->field ? "given" : "not given")
+    DIFFERS(name, "%s", a->field ? "on" : "off", b->field ? "on" : "off")
 #define SAME_PATH(name, field)                                                              \
     if (!same_path(a->field, cwd_a, b->field, cwd_b))                                       \
-    DIFFERS(name, "%s", a->field ? a->field : "not given", b->field ? b->field : "not given")
+    DIFFERS(name, "%s", a->field ? a->field : "absent", b->field ? b->field : "absent")
 
     SAME_PATH("--data", src.data);
     SAME_PATH("--test", src.test);
@@ -628,8 +628,7 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
     SAME_NUMBER("--epochs", epochs);
     SAME_NUMBER("--max-steps", max_steps);
     if (!a->shuffle != !b->shuffle)
-        DIFFERS("--no-shuffle", "%s", a->shuffle ? "not given" : "given",
-                b->shuffle ? "not given" : "given");
+        DIFFERS("--no-shuffle", "%s", a->shuffle ? "off" : "on", b->shuffle ? "off" : "on");
     if (a->decay != b->decay)
         DIFFERS("--lr-decay", "%s", nb_decay_name(a->decay), nb_decay_name(b->decay));
     SAME_NUMBER("--decay-rate", decay_rate);
