@@ -4,6 +4,7 @@
 #define NABLA_GRAPH_INTERNAL_H
 
 #include "nabla.h"
+#include "memcheck.h"
 #include "pool.h"
 
 #define NB_MAX_INPUTS 5

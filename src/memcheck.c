@@ -18,16 +18,6 @@
  * every checkpoint). README, "Memory, threads and wrappers". */
 #define NB_RUN_MARGIN (UINT64_C(32) << 20)
 
-uint64_t nb_sat_add(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-uint64_t nb_sat_mul(uint64_t a, uint64_t b)
-{
-    return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
-}
-
 /* ---- what the process may still use, limit by limit ---- */
 
 enum { LIMIT_AS, LIMIT_DATA, LIMIT_CGROUP, LIMIT_MACHINE, N_LIMITS };

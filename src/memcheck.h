@@ -20,21 +20,9 @@
 
 #include <stdint.h>
 
+#include "memory_need.h"
 #include "nabla.h"
 
-/* a + b and a * b, or UINT64_MAX when the true result does not fit. */
-uint64_t nb_sat_add(uint64_t a, uint64_t b);
-uint64_t nb_sat_mul(uint64_t a, uint64_t b);
-
-/* Memory of three kinds, which count against different limits. */
-typedef struct nb_memory_need {
-    uint64_t bytes;     /* memory that will be written: counts against every limit */
-    uint64_t reserved;  /* writable memory mapped but never touched (the part of OpenBLAS's
-                         * buffers its packing does not reach, thread stacks): counts against
-                         * ulimit -v and ulimit -d */
-    uint64_t address;   /* address space reserved without access (the malloc arena glibc
-                         * reserves for each thread): counts against ulimit -v only */
-} nb_memory_need;
 
 /* The bytes this process can still write: the least room over all its limits (above). */
 uint64_t nb_memory_available(void);
