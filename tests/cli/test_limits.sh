@@ -346,7 +346,7 @@ fi
 kernel_of() { json "$1/config.json" 'j["blas_kernel"]'; }
 run "${TINY[@]}" --out direct
 check "a direct run (exit $RC)" [ "$RC" -eq 0 ]
-strace -f -o /dev/null "$NABLA" "${TINY[@]}" --out strace >/dev/null 2>"$WORK/stderr"
+ASAN_OPTIONS=$TRACED_ASAN strace -f -o /dev/null "$NABLA" "${TINY[@]}" --out strace >/dev/null 2>"$WORK/stderr"
 check "under strace -f: exit $?, the same kernel as a direct run" \
     [ "$(kernel_of strace)" = "$(kernel_of direct)" ]
 ln -s "$NABLA" nabla-link

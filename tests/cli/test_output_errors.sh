@@ -407,13 +407,13 @@ check "... the run itself complete" bash -c "[ -s closed-err/model.safetensors ]
 # written and how to write the rest, which --resume then does.
 if command -v strace >/dev/null; then
     # The how-manyth rename is the one into DIR/NAME: counted in a run of the same command.
-    strace -f -qq -o renames.log -e trace=rename \
+    ASAN_OPTIONS=$TRACED_ASAN strace -f -qq -o renames.log -e trace=rename \
         "$NABLA" train "${SMALL[@]}" --layers 8 --epochs 2 --quiet --out noroom-count >/dev/null 2>&1
     for name in model.safetensors summary.json; do
         dir=noroom-${name%%.*}
         nth=$(grep -n "rename(\"noroom-count/$name\.tmp\." renames.log | cut -d: -f1)
         check "the rename into $name is seen (got: $nth)" [ -n "$nth" ]
-        strace -f -qq -o /dev/null -e trace=rename -e inject=rename:error=ENOSPC:when="${nth:-1}" \
+        ASAN_OPTIONS=$TRACED_ASAN strace -f -qq -o /dev/null -e trace=rename -e inject=rename:error=ENOSPC:when="${nth:-1}" \
             "$NABLA" train "${SMALL[@]}" --layers 8 --epochs 2 --quiet --out "$dir" >"$WORK/stdout" 2>"$WORK/stderr"
         RC=$?
         check "no room for $name: exit 1 (got $RC)" [ "$RC" -eq 1 ]

@@ -461,7 +461,7 @@ if command -v strace >/dev/null; then
     kind_race() {
         local dir=$1 file=$2 spid pid i
         shift 2
-        strace -f -o /dev/null -e trace=flock -e inject=flock:signal=SIGSTOP:when=1 \
+        ASAN_OPTIONS=$TRACED_ASAN strace -f -o /dev/null -e trace=flock -e inject=flock:signal=SIGSTOP:when=1 \
             "$NABLA" "$@" >"$WORK/stdout" 2>"$WORK/stderr" &
         spid=$!
         BACKGROUND+=("$spid")

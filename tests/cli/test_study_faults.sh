@@ -35,15 +35,18 @@ wait_until() {
     return 1
 }
 
-# trial_pid DIR N: the process of trial N of study DIR (of this test: its working directory).
-trial_pid() {
+# own_pid PATTERN: the process whose command line matches PATTERN (pgrep -f) and that runs in
+# this test's working directory (another test running at once has its own).
+own_pid() {
     local pid here
     here=$(cd "$WORK" && pwd -P)
-    for pid in $(pgrep -f -- "$1/trials/$2 --threads"); do
+    for pid in $(pgrep -f -- "$1"); do
         [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$here" ] && echo "$pid" && return 0
     done
     return 1
 }
+# trial_pid DIR N: the process of trial N of study DIR.
+trial_pid() { own_pid "$1/trials/$2 --threads"; }
 
 # reported DIR N: trial N of study DIR has reported an epoch.
 reported() { grep -q "\"trial\":$2,\"state\":\"running\",\"epoch\"" "$1/journal.jsonl" 2>/dev/null; }
@@ -676,15 +679,8 @@ EVALED=(tune --data moons --samples 4000000 --layers 16 --max-steps 1 --epochs 1
         --space "lr=log(1e-3,1e-1)" --trials 2 --workers 2 --quiet --out evaled)
 "$NABLA" "${EVALED[@]}" >evaled.out 2>evaled.err &
 TUNER=$!
-# eval_pid: the tuner's test evaluation (of this test: its working directory).
-eval_pid() {
-    local pid here
-    here=$(cd "$WORK" && pwd -P)
-    for pid in $(pgrep -f -- "eval --model evaled/trials/"); do
-        [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$here" ] && echo "$pid" && return 0
-    done
-    return 1
-}
+# eval_pid: the tuner's test evaluation.
+eval_pid() { own_pid "eval --model evaled/trials/"; }
 if wait_until eval_pid >/dev/null; then
     EVAL=$(eval_pid)
     kill -STOP "$EVAL"
