@@ -191,7 +191,10 @@ check "a run in progress: not finished" grep -q "not finished" progress/report.h
 copy started && rm started/summary.json && : >started/metrics.jsonl && : >started/steps.jsonl &&
     : >started/trace.jsonl
 accepted started "a run that has just started"
-copy lr-zero && jsonl_set lr-zero/metrics.jsonl 4 lr 0
+run train --data moons --samples 100 --epochs 3 --layers 4 --lr-decay exp --decay-rate 1e-30 \
+    --quiet --out lr-zero
+check "train lr-zero: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "lr-zero: epoch 3's rate is 0" pytrue "json.loads(open('lr-zero/metrics.jsonl').readlines()[2])['lr'] == 0"
 accepted lr-zero "a learning rate decayed to 0 (a float underflows)"
 # A run still going whose weights grow huge: dev and test losses that overflowed (null), and
 # percentiles of a diverging step.
