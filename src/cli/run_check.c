@@ -99,6 +99,16 @@ static int config_schedule(const cJSON *config, nb_schedule *s, nb_error *why)
     return nb_schedule_validate(s, why ? why : &ignored);
 }
 
+/* A float in the fewest digits that read back as it (as metrics.jsonl writes rates). */
+static void float_text(float v, char *buf, size_t size)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, size, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 /* The rate on the row just read (column lr, in epoch column epoch, counted from 1) is the one
  * config.json's schedule gives that epoch: nb_lr_at, as training took it, to the precision of
  * a float (another machine's libm may round pow or cos differently in the last bit). A decay
@@ -114,7 +124,7 @@ static int lr_check(const table *t, int lr, int epoch, const char *where, const 
         return 0;
     char a[40], b[40];
     json_number_text(have, a, sizeof a);
-    json_number_text(want, b, sizeof b);
+    float_text((float)want, b, sizeof b);
     return nb_fail(err, "%s: \"lr\" is %s, but config.json's schedule (\"lr\" %g, \"lr_decay\" "
                         "\"%s\", \"warmup_epochs\" %d) gives epoch %.0f the rate %s", where, a,
                    (double)s.lr, nb_decay_name(s.kind), s.warmup_epochs, NOW(t, epoch), b);
@@ -122,25 +132,11 @@ static int lr_check(const table *t, int lr, int epoch, const char *where, const 
 
 /* ---- accuracies: a count of right answers out of the samples ---- */
 
-/* Half a unit in the last digit x was written with: the fewest significant digits that read
- * back as x, as nabla's JSON writer prints a double (or a person typed it). */
-static double printed_half_unit(double x)
-{
-    char buf[48];
-    for (int digits = 1; x != 0 && digits <= 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*e", digits - 1, x);
-        if (strtod(buf, NULL) == x)
-            return 0.5 * pow(10, atoi(strchr(buf, 'e') + 1) - digits + 1);
-    }
-    return 0;
-}
-
-/* Whether accuracy x can be k/n for a whole k, as far as the digits it was written with
- * tell (cJSON writes 15 significant digits when they read back within a rounding). */
+/* Whether accuracy x is k/n for a whole k, as nabla writes it: a double to 15 significant
+ * digits or more (cJSON's), so within a rounding of k/n; any digit beyond that is not k/n. */
 static int count_of(double x, double n)
 {
-    double k = round(x * n);
-    return fabs(x * n - k) <= n * (printed_half_unit(x) * (1 + 1e-9) + 1e-12);
+    return fabs(x * n - round(x * n)) <= 1e-12 * n;
 }
 
 /* "where: "name" is x, but ...": x is not a count out of n. */
@@ -691,12 +687,6 @@ static int counts_check(const cJSON *summary, const char *text, const char *path
     double per_epoch = ceil(n / batch);
     double steps = json_number(summary, "steps"), samples = json_number(summary, "samples");
     double epochs = json_number(summary, "epochs"), max = json_number(config, "max_steps");
-    double whole = floor(steps / per_epoch);
-    double made = whole * n + (steps - whole * per_epoch) * batch;
-    if (samples != made)
-        return json_member_fail(text, path, "samples", err, "\"samples\" is %.0f, but %.0f steps "
-                                "in batches of %.0f of config.json's %.0f training samples "
-                                "train on %.0f", samples, steps, batch, n, made);
     const char *why = NULL;
     double want = epochs * per_epoch;
     if (diverged(summary)) {
@@ -708,16 +698,22 @@ static int counts_check(const cJSON *summary, const char *text, const char *path
         why = "config.json's \"max_steps\" is";
     } else if (!isnan(max) && steps == max) {
         if (steps > (epochs - 1) * per_epoch && steps <= want)
-            return 0;
+            want = steps;   /* --max-steps stops within the last epoch */
         why = "--max-steps stops within the last epoch; its epochs at most";
     } else {
         why = "its epochs of whole batches (config.json's sizes) make";
     }
-    if (steps == want)
-        return 0;
-    return json_member_fail(text, path, "steps", err, "\"steps\" is %.0f, but %s %.0f (%.0f "
-                            "epochs of %.0f steps of %.0f samples)", steps, why, want, epochs,
-                            per_epoch, batch);
+    if (steps != want)
+        return json_member_fail(text, path, "steps", err, "\"steps\" is %.0f, but %s %.0f "
+                                "(%.0f epochs of %.0f steps of %.0f samples)", steps, why, want,
+                                epochs, per_epoch, batch);
+    double whole = floor(steps / per_epoch);
+    double made = whole * n + (steps - whole * per_epoch) * batch;
+    if (samples != made)
+        return json_member_fail(text, path, "samples", err, "\"samples\" is %.0f, but %.0f steps "
+                                "in batches of %.0f of config.json's %.0f training samples "
+                                "train on %.0f", samples, steps, batch, n, made);
+    return 0;
 }
 
 /* train_seconds counts the steps only, and an epoch's seconds are what it added to it
