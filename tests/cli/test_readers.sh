@@ -459,17 +459,19 @@ run report csv-none
 check "report csv-none: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 # Stopped by SIGINT somewhere in its second epoch (wherever: any point must read), resumed.
 rm -rf int
-"$NABLA" train --data moons --samples 6000 --batch-size 2 --epochs 3 --layers 4 --threads 1 \
-    --lr-decay inverse --decay-rate 0.5 --checkpoint-every 50 --dev-fraction 0.1 --quiet \
+# An epoch of 13500 steps, each 100th checkpointed: the stop comes long before the second ends.
+"$NABLA" train --data moons --samples 30000 --batch-size 2 --epochs 2 --layers 4 --threads 1 \
+    --lr-decay inverse --decay-rate 0.5 --checkpoint-every 100 --dev-fraction 0.1 --quiet \
     --out int >/dev/null 2>&1 &
 TRAINING=$!
-for _ in $(seq 600); do
+for _ in $(seq 3000); do
     [ -s int/metrics.jsonl ] && break
-    sleep 0.1
+    sleep 0.02
 done
 kill -INT "$TRAINING"
 wait "$TRAINING"
-check "int: stopped by SIGINT (exit $?)" [ -s int/checkpoint.safetensors ]
+STOPPED=$?
+check "int: stopped by SIGINT in its second epoch (exit $STOPPED, 130 expected)" [ "$STOPPED" -eq 130 ]
 run train --resume int --quiet
 check "int resumed: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 run report int
