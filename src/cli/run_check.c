@@ -4,8 +4,10 @@
  * passes here. */
 #include "run_check.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "options.h"
@@ -77,6 +79,76 @@ static int diverged(const cJSON *summary)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(summary, "diverged"));
 }
 
+/* ---- the learning rate: the schedule config.json describes ---- */
+
+/* The schedule as train_schedule builds it from the options config.json records: 0; 1 when
+ * config.json cannot say (a cosine run of a version that did not record its horizon,
+ * "decay_epochs"); -1 when it is not a schedule nabla trains with (why says how; may be NULL). */
+static int config_schedule(const cJSON *config, nb_schedule *s, nb_error *why)
+{
+    nb_decay_kind kind;
+    const char *name = json_string(config, "lr_decay");
+    double horizon = json_number(config, "decay_epochs");
+    if (!name || nb_decay_parse(name, &kind) != 0 || (kind == NB_DECAY_COSINE && isnan(horizon)))
+        return 1;
+    *s = (nb_schedule){kind, (float)json_number(config, "lr"),
+                       (float)json_number(config, "decay_rate"),
+                       (int)json_number(config, "decay_interval"),
+                       (int)json_number(config, "warmup_epochs"), isnan(horizon) ? 0 : (int)horizon};
+    nb_error ignored;
+    return nb_schedule_validate(s, why ? why : &ignored);
+}
+
+/* A float in the fewest digits that read back as it (as metrics.jsonl writes rates). */
+static void float_text(float v, char *buf, size_t size)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, size, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* The rate on the row just read (column lr, in epoch column epoch, counted from 1) is the one
+ * config.json's schedule gives that epoch: nb_lr_at, as training took it, to the precision of
+ * a float (another machine's libm may round pow or cos differently in the last bit). A decay
+ * may underflow to denormals and 0, hence the absolute floor. */
+static int lr_check(const table *t, int lr, int epoch, const char *where, const void *ctx,
+                    nb_error *err)
+{
+    nb_schedule s;
+    if (!config_of(ctx) || config_schedule(config_of(ctx), &s, NULL) != 0)
+        return 0;
+    double have = NOW(t, lr), want = nb_lr_at(&s, (int)NOW(t, epoch) - 1);
+    if (fabs(have - want) <= 1e-5 * fmax(fabs(have), fabs(want)) + FLT_MIN)
+        return 0;
+    char a[40], b[40];
+    json_number_text(have, a, sizeof a);
+    float_text((float)want, b, sizeof b);
+    return nb_fail(err, "%s: \"lr\" is %s, but config.json's schedule (\"lr\" %g, \"lr_decay\" "
+                        "\"%s\", \"warmup_epochs\" %d) gives epoch %.0f the rate %s", where, a,
+                   (double)s.lr, nb_decay_name(s.kind), s.warmup_epochs, NOW(t, epoch), b);
+}
+
+/* ---- accuracies: a count of right answers out of the samples ---- */
+
+/* Whether accuracy x is k/n for a whole k, as nabla writes it: a double to 15 significant
+ * digits or more (cJSON's), so within a rounding of k/n; any digit beyond that is not k/n. */
+static int count_of(double x, double n)
+{
+    return fabs(x * n - round(x * n)) <= 1e-12 * n;
+}
+
+/* "where: "name" is x, but ...": x is not a count out of n. */
+static int not_count_of(const char *where, const char *name, double x, double n,
+                        const char *samples, nb_error *err)
+{
+    char a[40];
+    json_number_text(x, a, sizeof a);
+    return nb_fail(err, "%s: \"%s\" is %s, but it was evaluated on %.0f samples (%s): no count "
+                        "out of %.0f is %s", where, name, a, n, samples, n, a);
+}
+
 /* The dev or test split's loss and accuracy on the row just read: numbers exactly when
  * config.json gives the split samples; the loss null only in a run that diverged or has not
  * finished (weights grown huge overflow it before the training loss turns NaN). */
@@ -103,7 +175,53 @@ static int split_columns(const table *t, const table_column *cols, int loss, int
     if (isnan(NOW(t, loss)) && run->summary && !diverged(run->summary))
         return nb_fail(err, "%s: \"%s\" is null, but the %s split has %.0f samples and the run "
                             "did not diverge (summary.json)", where, cols[loss].name, split, n);
+    /* The whole split, summed over the ranks' shares under mpirun too (evaluate.c). */
+    char said[64];
+    snprintf(said, sizeof said, "config.json's \"%s\"", samples);
+    if (!count_of(NOW(t, accuracy), n))
+        return not_count_of(where, cols[accuracy].name, NOW(t, accuracy), n, said, err);
     return 0;
+}
+
+/* "path:N" for the line before the one at where ("path:N+1"). */
+static void line_before(const char *where, char *out, size_t size)
+{
+    const char *colon = strrchr(where, ':');
+    snprintf(out, size, "%.*s:%d", colon ? (int)(colon - where) : (int)strlen(where), where,
+             colon ? atoi(colon + 1) - 1 : 0);
+}
+
+/* The samples epoch (from 1) trained on, when known: every epoch but the run's last is the
+ * whole training set (a resumed epoch keeps the counts of its first part); the last one, cut
+ * short by --max-steps or a divergence, is what summary.json's samples leave for it. NaN
+ * when not known (the last epoch of a run without summary.json yet). */
+static double epoch_samples(const run_context *run, double epoch, int last)
+{
+    double n = json_number(run->config, "train_samples");
+    if (!last)
+        return n;
+    double samples = run->summary ? json_number(run->summary, "samples") : NAN;
+    double rest = samples - (epoch - 1) * n;
+    if (!run->summary || json_number(run->summary, "epochs") != epoch || !(rest >= 1 && rest <= n))
+        return NAN;   /* not the summary's last epoch, or its samples are wrong: checked there */
+    return rest;
+}
+
+/* The training accuracy of metrics.jsonl's row (an epoch's correct answers over the samples it
+ * trained on, summed over the ranks under mpirun). */
+static int train_accuracy_check(const table *t, int row, int last, const char *where,
+                                const run_context *run, nb_error *err)
+{
+    double epoch = t->col[M_EPOCH][row], x = t->col[M_TRAIN_ACC][row];
+    double n = epoch_samples(run, epoch, last);
+    if (isnan(n) || count_of(x, n))
+        return 0;
+    char said[96];
+    if (n == json_number(run->config, "train_samples"))
+        snprintf(said, sizeof said, "config.json's \"train_samples\", a whole epoch");
+    else
+        snprintf(said, sizeof said, "the last epoch's part of summary.json's \"samples\"");
+    return not_count_of(where, "train_accuracy", x, n, said, err);
 }
 
 /* Epochs 1, 2, 3, ...: one line each, none repeated, skipped or going backwards. */
@@ -120,7 +238,17 @@ static int metrics_row(const table *t, const char *where, const void *ctx, nb_er
                        : epoch < before ? "epochs go backwards"
                                         : "an epoch is missing");
     }
+    /* The row before this one was a whole epoch; this one, when summary.json says it is the
+     * run's last, may have been cut short. */
+    const run_context *run = ctx;
+    char before[4200];
+    line_before(where, before, sizeof before);
+    int known = run && run->config, last = known && run->summary &&
+                                           epoch == json_number(run->summary, "epochs");
     if (within_run(epoch, ctx, where, err) != 0 ||
+        lr_check(t, M_LR, M_EPOCH, where, ctx, err) != 0 ||
+        (known && t->n > 1 && train_accuracy_check(t, t->n - 2, 0, before, run, err) != 0) ||
+        (last && train_accuracy_check(t, t->n - 1, 1, where, run, err) != 0) ||
         split_columns(t, METRICS_COLUMNS, M_DEV_LOSS, M_DEV_ACC, "dev", where, ctx, err) != 0)
         return -1;
     return split_columns(t, METRICS_COLUMNS, M_TEST_LOSS, M_TEST_ACC, "test", where, ctx, err);
@@ -142,6 +270,7 @@ static int step_order(const table *t, int step, int epoch, const char *where, co
 static int steps_row(const table *t, const char *where, const void *ctx, nb_error *err)
 {
     if (step_order(t, S_STEP, S_EPOCH, where, ctx, err) != 0 ||
+        lr_check(t, S_LR, S_EPOCH, where, ctx, err) != 0 ||
         split_columns(t, STEPS_COLUMNS, S_DEV_LOSS, S_DEV_ACC, "dev", where, ctx, err) != 0)
         return -1;
     return split_columns(t, STEPS_COLUMNS, S_TEST_LOSS, S_TEST_ACC, "test", where, ctx, err);
@@ -369,6 +498,12 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
     const char *kind = json_string(config, "data_kind");
     if (strcmp(kind, "synthetic") == 0 && synthetic_check(config, text, path, err) != 0)
         return -1;
+    nb_schedule schedule;
+    nb_error why;
+    if (config_schedule(config, &schedule, &why) < 0)
+        return json_member_fail(text, path, "lr_decay", err, "\"lr_decay\" \"%s\" is not a "
+                                "schedule nabla trains with: %s", nb_decay_name(schedule.kind),
+                                why.msg);
     double parameters = json_number(config, "parameters"), made = parameter_count(config);
     if (parameters != made)
         return json_member_fail(text, path, "parameters", err,
@@ -538,6 +673,73 @@ static int divergence_check(const cJSON *summary, const char *text, const char *
     return 0;
 }
 
+/* Steps and samples as nb_train counts them (src/train.c): an epoch is ceil(n / B) steps of B
+ * samples, its last step the remainder (B the batch size, the whole set when "full" or larger;
+ * n the training samples); only steps that gave a finite loss count; resuming restores the
+ * counts. So the samples follow from the steps, and the steps from the epochs: all of each
+ * epoch's, except in the last one of a run that diverged (its steps before diverged_step) or
+ * that --max-steps stopped (then steps is max_steps, within the last epoch). */
+static int counts_check(const cJSON *summary, const char *text, const char *path,
+                        const cJSON *config, nb_error *err)
+{
+    double n = json_number(config, "train_samples"), size = json_number(config, "batch_size");
+    double batch = isnan(size) || size > n ? n : size;   /* NaN: "full" */
+    double per_epoch = ceil(n / batch);
+    double steps = json_number(summary, "steps"), samples = json_number(summary, "samples");
+    double epochs = json_number(summary, "epochs"), max = json_number(config, "max_steps");
+    const char *why = NULL;
+    double want = epochs * per_epoch;
+    if (diverged(summary)) {
+        want = (json_number(summary, "diverged_epoch") - 1) * per_epoch +
+               json_number(summary, "diverged_step") - 1;
+        why = "the steps before diverged_epoch's diverged_step make";
+    } else if (!isnan(max) && steps > max) {
+        want = max;
+        why = "config.json's \"max_steps\" is";
+    } else if (!isnan(max) && steps == max) {
+        if (steps > (epochs - 1) * per_epoch && steps <= want)
+            want = steps;   /* --max-steps stops within the last epoch */
+        why = "--max-steps stops within the last epoch; its epochs at most";
+    } else {
+        why = "its epochs of whole batches (config.json's sizes) make";
+    }
+    if (steps != want)
+        return json_member_fail(text, path, "steps", err, "\"steps\" is %.0f, but %s %.0f "
+                                "(%.0f epochs of %.0f steps of %.0f samples)", steps, why, want,
+                                epochs, per_epoch, batch);
+    double whole = floor(steps / per_epoch);
+    double made = whole * n + (steps - whole * per_epoch) * batch;
+    if (samples != made)
+        return json_member_fail(text, path, "samples", err, "\"samples\" is %.0f, but %.0f steps "
+                                "in batches of %.0f of config.json's %.0f training samples "
+                                "train on %.0f", samples, steps, batch, n, made);
+    return 0;
+}
+
+/* train_seconds counts the steps only, and an epoch's seconds are what it added to it
+ * (src/train.c): they sum to it, but for a run resumed in the middle of an epoch, whose line
+ * has only the time after the resume (config.json's "resumed_from" is null in a run never
+ * resumed). Written with 15 or more digits: a rounding's worth of tolerance. */
+static int seconds_check(const cJSON *summary, const char *text, const char *path,
+                         const cJSON *config, const table *metrics, nb_error *err)
+{
+    double sum = 0, total = json_number(summary, "train_seconds");
+    for (int i = 0; i < metrics->n; i++)
+        sum += metrics->col[M_SECONDS][i];
+    const cJSON *resumed = cJSON_GetObjectItemCaseSensitive(config, "resumed_from");
+    double slack = 1e-9 * (total + sum + metrics->n);
+    int never_resumed = cJSON_IsNull(resumed);
+    if (sum <= total + slack && (!never_resumed || sum >= total - slack))
+        return 0;
+    char a[40], b[40];
+    json_number_text(total, a, sizeof a);
+    json_number_text(sum, b, sizeof b);
+    return json_member_fail(text, path, "train_seconds", err, "\"train_seconds\" is %s, but "
+                            "metrics.jsonl's epochs took %s seconds in all%s", a, b,
+                            never_resumed ? "" : " (it can be more, by the part of an epoch "
+                                                 "before a resume, never less)");
+}
+
 int run_check_summary(const cJSON *summary, const char *text, const char *path,
                       const cJSON *config, const table *metrics, nb_error *err)
 {
@@ -562,6 +764,9 @@ int run_check_summary(const cJSON *summary, const char *text, const char *path,
         return nb_fail(err, "%s: \"epochs\" is %.0f, but metrics.jsonl's last epoch is %.0f",
                        where, epochs, last);
     }
+    if (config && (counts_check(summary, text, path, config, err) != 0 ||
+                   seconds_check(summary, text, path, config, metrics, err) != 0))
+        return -1;
     return figures_check(summary, text, path, metrics, err);
 }
 

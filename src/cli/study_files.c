@@ -12,6 +12,7 @@
 
 #include "leaderboard.h"
 #include "report_json.h"
+#include "run_check.h"
 #include "run_files.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -220,6 +221,70 @@ static int trials_check(const char *dir, const tune_options *opt, nb_error *err)
     return rc;
 }
 
+/* "path:line: "name" is x, but the journal ..." for a trial's file that disagrees with it. */
+static int trial_disagrees(const char *where, const char *name, double here, double there,
+                           const char *what, int i, nb_error *err)
+{
+    char a[40], b[40];
+    json_number_text(here, a, sizeof a);
+    json_number_text(there, b, sizeof b);
+    return nb_fail(err, "%s: \"%s\" is %s, but journal.jsonl has %s for trial %d's %s (the "
+                        "trial's own files and the journal tell one run)", where, name, a, b, i,
+                   what);
+}
+
+/* Trial i's own run, trials/<i>/: each epoch of its metrics.jsonl that the journal reported
+ * has the dev accuracy and loss reported (the trial sent that very line to the tuner), and the
+ * summary.json of a complete trial is the journal's end of it (which the tuner read from it). */
+static int trial_run_check(const char *dir, int i, const trial *t, nb_error *err)
+{
+    char name[64];
+    snprintf(name, sizeof name, "trials/%d/metrics.jsonl", i);
+    char *metrics = path_join(dir, name);
+    snprintf(name, sizeof name, "trials/%d/summary.json", i);
+    char *summary = path_join(dir, name);
+    int rc = !metrics || !summary ? nb_fail(err, "out of memory") : 0;
+    int finished = rc == 0 && report_file_exists(summary);
+    table m = {0};
+    if (rc == 0 && report_file_exists(metrics) &&
+        (rc = report_read_table(metrics, &METRICS_TABLE, NULL, finished ? "summary.json" : NULL,
+                                &m, err)) == 0)
+        for (int row = 0; row < m.n && rc == 0; row++) {
+            int e = (int)m.col[M_EPOCH][row];
+            if (e > t->n_reported || isnan(t->dev_accuracy[e - 1]))
+                continue;
+            char where[4200], what[40];
+            snprintf(where, sizeof where, "%s:%d", metrics, row + 1);
+            snprintf(what, sizeof what, "epoch %d", e);
+            if (!same(m.col[M_DEV_ACC][row], t->dev_accuracy[e - 1]))
+                rc = trial_disagrees(where, "dev_accuracy", m.col[M_DEV_ACC][row],
+                                     t->dev_accuracy[e - 1], what, i, err);
+            else if (!same(m.col[M_DEV_LOSS][row], t->dev_loss[e - 1]))
+                rc = trial_disagrees(where, "dev_loss", m.col[M_DEV_LOSS][row],
+                                     t->dev_loss[e - 1], what, i, err);
+        }
+    table_free(&m);
+    cJSON *j = NULL;
+    char *text = NULL;
+    if (rc == 0 && finished && t->state == TRIAL_COMPLETE &&
+        (rc = report_read_json_text(summary, 0, &j, &text, err)) == 0) {
+        static const char *const names[2] = {"dev_accuracy", "dev_loss"};
+        double journal[2] = {t->final_accuracy, t->final_loss};
+        for (int k = 0; k < 2 && rc == 0; k++)
+            if (!same(json_number(j, names[k]), journal[k])) {
+                char where[4200];
+                json_member_where(text, summary, names[k], where, sizeof where);
+                rc = trial_disagrees(where, names[k], json_number(j, names[k]), journal[k],
+                                     "end", i, err);
+            }
+    }
+    cJSON_Delete(j);
+    free(text);
+    free(metrics);
+    free(summary);
+    return rc;
+}
+
 int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJSON **best,
                     nb_error *err)
 {
@@ -233,6 +298,9 @@ int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJS
         rc = journal_read(journal, opt, trials, err);
     if (rc == 0)
         rc = trials_check(dir, opt, err);
+    for (int i = 0; rc == 0 && i < opt->trials; i++)
+        if (trials[i].has_point)
+            rc = trial_run_check(dir, i, &trials[i], err);
     if (rc == 0 && *best_json)
         rc = best_check(*best_json, text, best_path, opt, trials, err);
     free(text);

@@ -363,6 +363,20 @@ static int reported_check(const reader *rd, int line, const trial *t, int epochs
                here, there, epochs);
 }
 
+/* Whether trial p of the study trains with --max-steps (held fixed or searched): it may then
+ * complete before its --epochs. 1, 0, or -1 when out of memory. */
+static int stops_by_steps(const tune_options *opt, const nb_search_point *p)
+{
+    int argc, found = 0;
+    char **args = tune_trial_args(opt, p, &argc);
+    if (!args)
+        return -1;
+    for (int k = 0; k < argc; k++)
+        found |= strncmp(args[k], "--max-steps", strlen("--max-steps")) == 0;
+    tune_args_free(args);
+    return found;
+}
+
 /* {"trial":i,"state":"complete"|"pruned"|"failed",...}: the end of trial i, final. */
 static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int line,
                      nb_error *err)
@@ -398,6 +412,14 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
     if (state == TRIAL_COMPLETE && epochs < t->n_reported)
         return bad(rd, line, err, "trial %d complete after %d epochs, but it reported epoch %d",
                    i, epochs, t->n_reported);
+    /* Complete is a run that ended by itself (exit 0: not diverged, not pruned): at its last
+     * epoch, or earlier only when --max-steps stopped it. */
+    int by_steps = state == TRIAL_COMPLETE && epochs < planned ? stops_by_steps(rd->opt, &p) : 0;
+    if (by_steps < 0)
+        return nb_fail(err, "out of memory");
+    if (state == TRIAL_COMPLETE && epochs < planned && !by_steps)
+        return bad(rd, line, err, "trial %d complete after %d epochs, but it was to run %d and "
+                                  "has no --max-steps to stop it earlier", i, epochs, planned);
     if (state != TRIAL_FAILED && reported_check(rd, line, t, epochs, accuracy, loss, err) != 0)
         return -1;
     t->final_accuracy = accuracy;

@@ -191,7 +191,10 @@ check "a run in progress: not finished" grep -q "not finished" progress/report.h
 copy started && rm started/summary.json && : >started/metrics.jsonl && : >started/steps.jsonl &&
     : >started/trace.jsonl
 accepted started "a run that has just started"
-copy lr-zero && jsonl_set lr-zero/metrics.jsonl 4 lr 0
+run train --data moons --samples 100 --epochs 3 --layers 4 --lr-decay exp --decay-rate 1e-30 \
+    --quiet --out lr-zero
+check "train lr-zero: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "lr-zero: epoch 3's rate is 0" pytrue "json.loads(open('lr-zero/metrics.jsonl').readlines()[2])['lr'] == 0"
 accepted lr-zero "a learning rate decayed to 0 (a float underflows)"
 # A run still going whose weights grow huge: dev and test losses that overflowed (null), and
 # percentiles of a diverging step.
@@ -391,6 +394,137 @@ run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --normali
 copy_of K f-norm && cp L/model.safetensors f-norm/
 refused f-norm "f-norm/model.safetensors: the model's input standardization: standard; config.json's: none (\"normalize\") (not this run's model)"
 copy_of F f-own && accepted f-own "the run's own model"
+
+# ---- 1c. report: the files of a run against each other -----------------------------------------
+# The rate of each epoch is the one config.json's schedule gives it, an accuracy is a count of
+# its split's samples, summary.json's steps and samples are what config.json's sizes make over
+# metrics.jsonl's epochs, and train_seconds is the epochs' seconds summed. First every run nabla
+# writes that bears on them must read.
+
+# legit NAME ARGS...: nabla train --out NAME ARGS exits 0 (WANT_RC: 1 for a run that diverges)
+# and nabla report NAME reads it.
+legit() {
+    local name=$1 want=${WANT_RC:-0}
+    shift
+    rm -rf "$name"
+    run train --data moons --samples 100 --layers 4 --threads 1 --quiet --out "$name" "$@"
+    check "train $name: exit $want (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq "$want" ]
+    run report "$name"
+    check "report $name ($*): exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+}
+for decay in none inverse exp inverse-sqrt interval step cosine; do
+    legit "d-$decay" --epochs 4 --lr-decay "$decay" --decay-rate 0.5 --decay-interval 2 --lr 0.01
+    legit "w-$decay" --epochs 5 --lr-decay "$decay" --decay-rate 0.5 --decay-interval 2 --lr 0.01 \
+        --warmup-epochs 2 --dev-fraction 0.3
+done
+legit cos-horizon --epochs 5 --lr-decay cosine --decay-epochs 3 --warmup-epochs 1
+# Extensions with --resume --epochs: cosine held past its horizon, the others as they are.
+for decay in cosine exp step; do
+    legit "x-$decay" --epochs 3 --lr-decay "$decay" --decay-rate 0.5 --warmup-epochs 1
+    run train --resume "x-$decay" --epochs 6 --quiet
+    check "x-$decay extended: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+    run report "x-$decay"
+    check "report x-$decay extended: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+done
+# 80 training samples: batches of 32 are 3 steps an epoch, the last of 16.
+legit steps-mid --epochs 4 --dev-fraction 0.2 --batch-size 32 --max-steps 5
+legit steps-end --epochs 4 --dev-fraction 0.2 --batch-size 32 --max-steps 6
+legit steps-more --epochs 2 --dev-fraction 0.2 --batch-size 32 --max-steps 50
+legit b-full --epochs 3 --batch-size full --dev-fraction 0.1
+legit b-one --epochs 2 --batch-size 1
+legit b-seven --epochs 3 --batch-size 7 --dev-fraction 0.15
+legit b-huge --epochs 2 --batch-size 1000
+legit bn --epochs 3 --batchnorm --batch-size 16 --dev-fraction 0.25
+legit sgd --epochs 3 --optimizer sgd --lr 0.5 --batch-size 10
+# Diverged: at an epoch's first step (the whole batch) and within an epoch.
+WANT_RC=1 legit nan-first --epochs 3 --lr 1e30 --batch-size full --optimizer sgd
+WANT_RC=1 legit nan-mid --epochs 3 --lr 1e6 --batch-size 8 --optimizer sgd
+"$PY" -c '
+import random
+random.seed(5)
+for name, n in (("c-train.csv", 90), ("c-test.csv", 33)):
+    with open(name, "w") as f:
+        for i in range(n):
+            y = random.randrange(3)
+            f.write("%.3f,%.3f,%d\n" % (random.gauss(2 * y, 1), random.gauss(-y, 1), y))
+'
+rm -rf csv-test csv-none
+run train --data c-train.csv --test c-test.csv --dev-fraction 0.2 --layers 4 --epochs 3 \
+    --batch-size 16 --threads 1 --quiet --out csv-test
+check "train csv-test: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+run report csv-test
+check "report csv-test: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+run train --data c-train.csv --test none --layers 4 --epochs 2 --threads 1 --quiet --out csv-none
+run report csv-none
+check "report csv-none: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+# Stopped by SIGINT somewhere in its second epoch (wherever: any point must read), resumed.
+rm -rf int
+# An epoch of 13500 steps, each 100th checkpointed: the stop comes long before the second ends.
+"$NABLA" train --data moons --samples 30000 --batch-size 2 --epochs 2 --layers 4 --threads 1 \
+    --lr-decay inverse --decay-rate 0.5 --checkpoint-every 100 --dev-fraction 0.1 --quiet \
+    --out int >/dev/null 2>&1 &
+TRAINING=$!
+for _ in $(seq 3000); do
+    [ -s int/metrics.jsonl ] && break
+    sleep 0.02
+done
+kill -INT "$TRAINING"
+wait "$TRAINING"
+STOPPED=$?
+check "int: stopped by SIGINT in its second epoch (exit $STOPPED, 130 expected)" [ "$STOPPED" -eq 130 ]
+run train --resume int --quiet
+check "int resumed: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+run report int
+check "report int (stopped and resumed): exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+
+# The contradictions, each on a fresh copy of a run: one line naming the file and line.
+# copy_run FROM NAME: a fresh copy of run FROM, with an older report that must survive.
+copy_run() { rm -rf "$2" && cp -r "$1" "$2" && echo "an older report" >"$2/report.html"; }
+legit g --epochs 3 --dev-fraction 0.1
+copy_run g lr-const && jsonl_set lr-const/metrics.jsonl 2 lr 0.5
+refused lr-const 'lr-const/metrics.jsonl:2: "lr" is 0.5, but config.json'"'"'s schedule ("lr" 0.001, "lr_decay" "none", "warmup_epochs" 0) gives epoch 2 the rate 0.001'
+copy_run g lr-config && json_set lr-config/config.json lr 0.002
+refused lr-config 'lr-config/metrics.jsonl:1: "lr" is 0.001, but config.json'"'"'s schedule ("lr" 0.002'
+copy_run w-cosine lr-warm && json_set lr-warm/config.json warmup_epochs 1
+refused lr-warm 'lr-warm/metrics.jsonl:1: "lr" is 0.005, but config.json'"'"'s schedule ("lr" 0.01, "lr_decay" "cosine", "warmup_epochs" 1) gives epoch 1 the rate 0.01'
+copy_run x-cosine lr-horizon && json_set lr-horizon/config.json decay_epochs 6
+refused lr-horizon 'lr-horizon/metrics.jsonl:3: "lr" is'
+copy_run d-step lr-interval && json_set lr-interval/config.json decay_interval 1
+refused lr-interval 'lr-interval/metrics.jsonl:2: "lr" is 0.01, but'
+copy_run d-exp lr-kind && json_set lr-kind/config.json lr_decay '"inverse"'
+refused lr-kind 'lr-kind/metrics.jsonl:2: "lr" is 0.005, but config.json'"'"'s schedule ("lr" 0.01, "lr_decay" "inverse", "warmup_epochs" 0) gives epoch 2 the rate 0.0066666664'
+copy lr-steps && jsonl_set lr-steps/steps.jsonl 1 lr 0.1
+refused lr-steps 'lr-steps/steps.jsonl:1: "lr" is 0.1, but config.json'"'"'s schedule ("lr" 0.001, "lr_decay" "none", "warmup_epochs" 0) gives epoch 1 the rate 0.001'
+copy_run g lr-bad && json_set lr-bad/config.json lr_decay '"exp"' && json_set lr-bad/config.json decay_rate 0
+refused lr-bad "lr-bad/config.json:$(line_of lr-bad/config.json lr_decay): \"lr_decay\" \"exp\" is not a schedule nabla trains with: exp decay: rate must be in (0, 1], got 0"
+copy_run g acc-dev && jsonl_set acc-dev/metrics.jsonl 1 dev_accuracy 0.5612
+refused acc-dev 'acc-dev/metrics.jsonl:1: "dev_accuracy" is 0.5612, but it was evaluated on 10 samples (config.json'"'"'s "dev_samples"): no count out of 10 is 0.5612'
+copy_run csv-test acc-test && jsonl_set acc-test/metrics.jsonl 3 test_accuracy 0.5
+refused acc-test 'acc-test/metrics.jsonl:3: "test_accuracy" is 0.5, but it was evaluated on 33 samples'
+copy_run g acc-train && jsonl_set acc-train/metrics.jsonl 1 train_accuracy 0.123
+refused acc-train 'acc-train/metrics.jsonl:1: "train_accuracy" is 0.123, but it was evaluated on 90 samples (config.json'"'"'s "train_samples", a whole epoch)'
+copy_run steps-mid acc-last && jsonl_set acc-last/metrics.jsonl 2 train_accuracy 0.3 &&
+    json_set acc-last/summary.json train_accuracy 0.3
+refused acc-last 'acc-last/metrics.jsonl:2: "train_accuracy" is 0.3, but it was evaluated on 64 samples (the last epoch'"'"'s part of summary.json'"'"'s "samples")'
+copy_run csv-test acc-size && json_set acc-size/config.json test_samples 30 &&
+    json_set acc-size/summary.json test_samples 30
+refused acc-size 'acc-size/metrics.jsonl:1: "test_accuracy" is'
+copy_run g cnt-steps && json_set cnt-steps/summary.json steps 4500 && json_set cnt-steps/summary.json samples 270000
+refused cnt-steps "cnt-steps/summary.json:$(line_of cnt-steps/summary.json steps): \"steps\" is 4500, but its epochs of whole batches (config.json's sizes) make 6 (3 epochs of 2 steps of 64 samples)"
+copy_run g cnt-samples && json_set cnt-samples/summary.json samples 99
+refused cnt-samples "cnt-samples/summary.json:$(line_of cnt-samples/summary.json samples): \"samples\" is 99, but 6 steps in batches of 64 of config.json's 90 training samples train on 270"
+copy_run g cnt-batch && json_set cnt-batch/config.json batch_size 7
+refused cnt-batch "cnt-batch/summary.json:$(line_of cnt-batch/summary.json steps): \"steps\" is 6, but its epochs of whole batches (config.json's sizes) make 39 (3 epochs of 13 steps of 7 samples)"
+copy_run steps-mid cnt-max && json_set cnt-max/config.json max_steps 4
+refused cnt-max "cnt-max/summary.json:$(line_of cnt-max/summary.json steps): \"steps\" is 5, but config.json's \"max_steps\" is 4"
+copy_run steps-mid cnt-nomax && json_set cnt-nomax/config.json max_steps null
+refused cnt-nomax "cnt-nomax/summary.json:$(line_of cnt-nomax/summary.json steps): \"steps\" is 5, but its epochs of whole batches (config.json's sizes) make 6"
+copy_run nan-mid cnt-nan && json_set cnt-nan/summary.json diverged_step 1
+refused cnt-nan "cnt-nan/summary.json:$(line_of cnt-nan/summary.json steps): \"steps\" is"
+copy_run g sec-total && json_set sec-total/summary.json train_seconds 1000
+refused sec-total "sec-total/summary.json:$(line_of sec-total/summary.json train_seconds): \"train_seconds\" is 1000, but metrics.jsonl's epochs took"
+copy_run int sec-resumed && json_set sec-resumed/summary.json train_seconds 0
+refused sec-resumed "sec-resumed/summary.json:$(line_of sec-resumed/summary.json train_seconds): \"train_seconds\" is 0, but metrics.jsonl's epochs took"
 
 # ---- 2. eval ---------------------------------------------------------------------------------
 # nabla eval reads the model file (its architecture, normalization and tensors, all checked)

@@ -144,26 +144,35 @@ cp r1/config.json one/
 import json, math
 def line(f, **kv):
     f.write(json.dumps(kv) + "\n")
+# What the readers hold the lines to: the rate of r1's schedule (constant), accuracies that
+# count samples of their split.
+config = json.load(open("r1/config.json"))
+LR = config["lr"]
+def count(accuracy, split):
+    n = config[split + "_samples"]
+    return round(accuracy * n) / n
 # A run that has not finished (no summary.json), diverging: its dev and test losses may be null
 # (overflowed), its accuracies not.
 with open("edge/metrics.jsonl", "w") as f:     # a gap, all-equal test, an unchanging lr
     for e, loss in ((1, 0.7), (2, None), (3, 0.5)):
-        line(f, epoch=e, lr=0.5, train_loss=0.6, train_accuracy=0.4, dev_loss=loss,
-             dev_accuracy=0.5, test_loss=0.25, test_accuracy=0.75, seconds=0.1)
+        line(f, epoch=e, lr=LR, train_loss=0.6, train_accuracy=count(0.4, "train"),
+             dev_loss=loss, dev_accuracy=count(0.5, "dev"), test_loss=0.25,
+             test_accuracy=count(0.75, "test"), seconds=0.1)
 with open("edge/steps.jsonl", "w") as f:       # 5000 points, gaps, all-equal test
     for s in range(1, 5001):
         gap = 2000 <= s < 2100
-        line(f, step=s, epoch=1 + s // 1000, lr=0.5,
+        line(f, step=s, epoch=1 + s // 1000, lr=LR,
              dev_loss=None if gap else 1 - math.sin(s / 50),
-             dev_accuracy=0.5 + 0.4 * math.sin(s / 300),
-             test_loss=2.0, test_accuracy=0.75)
+             dev_accuracy=count(0.5 + 0.4 * math.sin(s / 300), "dev"),
+             test_loss=2.0, test_accuracy=count(0.75, "test"))
 with open("edge/trace.jsonl", "w") as f:       # negative, and 3000 of them
     for s in range(1, 3001):
         line(f, step=s, epoch=1, layer=1, unit=3, unit_p15=-5 - s / 1000, unit_p50=-4,
              unit_p85=-3 + s / 3000, layer_p15=-1, layer_p50=-1, layer_p85=-1)
 with open("one/metrics.jsonl", "w") as f:      # a single epoch
-    line(f, epoch=1, lr=0.01, train_loss=0.6, train_accuracy=0.7, dev_loss=0.5,
-         dev_accuracy=0.75, test_loss=0.55, test_accuracy=0.72, seconds=0.1)
+    line(f, epoch=1, lr=LR, train_loss=0.6, train_accuracy=count(0.7, "train"), dev_loss=0.5,
+         dev_accuracy=count(0.75, "dev"), test_loss=0.55, test_accuracy=count(0.72, "test"),
+         seconds=0.1)
 EOF
 run report edge
 check "report edge: exit 0" [ "$RC" -eq 0 ]

@@ -412,6 +412,13 @@ EOF
         one_line_error "nabla: $name/journal.jsonl:$line: $what"
     check "$name: no report written" absent "$name/report.html"
 }
+# A complete trial that ran its epochs: not one fewer (its last report taken out, its end
+# made the epoch before's), with no --max-steps to stop it early.
+damaged j_complete_short 'trial 1 complete after 2 epochs, but it was to run 3 and has no --max-steps' \
+    'k2, k3 = (next(k for k, e in enumerate(ev) if e.get("trial") == 1 and e.get("epoch") == n) for n in (2, 3))
+end = at(1, "end")
+lines[end] = dict(ev[end], epochs=2, dev_accuracy=ev[k2]["dev_accuracy"], dev_loss=ev[k2]["dev_loss"])
+del lines[k3]; bad = end - 1'
 damaged j_trial_high '"trial" must be a whole number from 0 to 3' \
     'k = at(1, "start"); e = dict(ev[k], trial=4); lines.insert(k + 1, e); bad = k + 1'
 damaged j_trial_negative '"trial" must be a whole number from 0 to 3' \
@@ -601,6 +608,31 @@ study_refused b_epochs "best.json:$(line_of r2/best.json epochs): \"epochs\" is 
     'set_json best.json epochs 2' best
 study_refused b_empty 'best.json: "trials" is missing' 'echo "{}" >best.json' best
 study_refused b_array 'best.json:1: expected a JSON object' 'echo "[]" >best.json' best
+# A trial's own run against the journal: the dev figures of its metrics.jsonl's epochs and of
+# its summary.json are the ones the journal has for it.
+TL=$(line_of r2/trials/2/summary.json dev_accuracy)
+study_refused t_metrics_dev "trials/2/metrics.jsonl:3: \"dev_accuracy\" is 0.12, but journal.jsonl has" \
+    "$PY"' -c "import json; p = \"trials/2/metrics.jsonl\"; l = open(p).read().splitlines()
+e = json.loads(l[2]); e[\"dev_accuracy\"] = 0.12; l[2] = json.dumps(e)
+open(p, \"w\").write(\"\n\".join(l) + \"\n\")"'
+study_refused t_metrics_loss "trials/1/metrics.jsonl:1: \"dev_loss\" is 9, but journal.jsonl has" \
+    "$PY"' -c "import json; p = \"trials/1/metrics.jsonl\"; l = open(p).read().splitlines()
+e = json.loads(l[0]); e[\"dev_loss\"] = 9; l[0] = json.dumps(e)
+open(p, \"w\").write(\"\n\".join(l) + \"\n\")"'
+study_refused t_summary_dev "trials/2/summary.json:$TL: \"dev_accuracy\" is 0.12, but journal.jsonl has" \
+    'set_json trials/2/summary.json dev_accuracy 0.12'
+# Legitimate studies: pruned by asha, and trials that --max-steps completes before --epochs.
+for legit in "--prune asha --rounds 2" "--max-steps 3 --samples 300"; do
+    rm -rf legit_study
+    # shellcheck disable=SC2086  # the options are words
+    expect_exit 0 "a study with $legit" tune --data moons --epochs 3 --trials 4 --space "$SPACE" \
+        --quiet $legit --out legit_study
+    expect_exit 0 "report of a study with $legit (stderr: $(head -c 300 "$WORK/stderr"))" \
+        report legit_study
+    # shellcheck disable=SC2086
+    expect_exit 0 "the study with $legit, run again" tune --data moons --epochs 3 --trials 4 \
+        --space "$SPACE" --quiet $legit --out legit_study
+done
 study_refused b_complete "best.json:$(line_of r2/best.json complete): \"complete\" is 9, but journal.jsonl has 4 complete trials" \
     'set_json best.json complete 9' best
 study_refused b_trials "best.json:$(line_of r2/best.json trials): \"trials\" is 5, but the study has 4 (study.json)" \
