@@ -273,12 +273,12 @@ static int parse_idx_bytes(const void *bytes, size_t size, const char *what, uin
  * else (gzip, a bad magic, a short file) is left to the parser, which names it. */
 static int check_idx_size(const char *path, uint32_t magic, nb_error *err)
 {
-    int fd = nb_open_regular(path, err);
+    uint64_t size;
+    int fd = nb_open_regular(path, &size, err);
     if (fd < 0)
         return -1;
-    struct stat st;
     uint8_t header[4 + 4 * 3];
-    ssize_t got = fstat(fd, &st) == 0 ? pread(fd, header, sizeof header, 0) : -1;
+    ssize_t got = pread(fd, header, sizeof header, 0);
     close(fd);
     int ndims = (int)(magic & 0xff);
     size_t header_size = 4 + 4 * (size_t)ndims;
@@ -291,7 +291,7 @@ static int check_idx_size(const char *path, uint32_t magic, nb_error *err)
             return 0;
         total *= d;
     }
-    if ((uint64_t)st.st_size - header_size > total)
+    if (size - header_size > total)
         return nb_fail(err, "%s: trailing bytes after the %llu bytes of %s", path,
                        (unsigned long long)total, ndims == 3 ? "pixels" : "labels");
     return 0;

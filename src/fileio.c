@@ -654,7 +654,7 @@ int nb_open_append(const char *path, nb_error *err)
     return fd;
 }
 
-int nb_open_regular(const char *path, nb_error *err)
+int nb_open_regular(const char *path, uint64_t *size, nb_error *err)
 {
     if (!path || !*path)
         return nb_fail(err, "no file name given");
@@ -680,6 +680,8 @@ int nb_open_regular(const char *path, nb_error *err)
         close(fd);
         return nb_fail(err, "%s: cannot open: %s", path, strerror(e));
     }
+    if (size)
+        *size = (uint64_t)st.st_size;
     return fd;
 }
 
@@ -687,25 +689,20 @@ int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *er
 {
     *data = NULL;
     *n = 0;
-    int fd = nb_open_regular(path, err);
+    uint64_t size;
+    int fd = nb_open_regular(path, &size, err);
     if (fd < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return nb_fail(err, "%s: cannot stat: %s", path, strerror(e));
-    }
     /* The size from stat is a first guess only: files in /proc report 0 and files can change,
      * so read until end of file and grow as needed. +2: one byte for the terminating zero, one
      * so that the read that sees end of file has room and the buffer need not grow for it. */
     size_t cap = 65536;
-    if (st.st_size > 0 && nb_check_memory((uint64_t)st.st_size + 2, path, err) != 0) {
+    if (size > 0 && nb_check_memory(size + 2, path, err) != 0) {
         close(fd);
         return -1;
     }
-    if (st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 2)
-        cap = (size_t)st.st_size + 2;
+    if (size > 0 && size < SIZE_MAX - 2)
+        cap = (size_t)size + 2;
     unsigned char *buf = malloc(cap);
     size_t len = 0;
     if (!buf) {

@@ -23,6 +23,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "nabla.h"
@@ -98,9 +99,10 @@ int nb_fsync_output(int fd);
 int nb_sync_parent_dir(const char *path, nb_error *err);
 
 /* Opens path for reading when it is a regular file (after following symbolic links), and
- * returns the descriptor; else -1 with a message naming path. FIFOs, devices and sockets are
- * refused: a FIFO without a writer would block the open forever, and /dev/zero never ends. */
-int nb_open_regular(const char *path, nb_error *err);
+ * returns the descriptor, with the file's size in *size when size is not NULL; else -1 with a
+ * message naming path. FIFOs, devices and sockets are refused: a FIFO without a writer would
+ * block the open forever, and /dev/zero never ends. */
+int nb_open_regular(const char *path, uint64_t *size, nb_error *err);
 
 /* Reads a whole regular file into a new malloc'd buffer (*data, to free(); one extra zero byte
  * follows the n bytes, so text can be used as a C string). Returns 0, or -1 with a message

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -539,16 +538,10 @@ static int read_at(int fd, void *dst, size_t n, uint64_t offset, const char *wha
 int nb_st_open(const char *path, nb_st_file *out, nb_error *err)
 {
     memset(out, 0, sizeof *out);
-    int fd = nb_open_regular(path, err);
+    uint64_t size, hlen = 0, *begin = NULL;
+    int fd = nb_open_regular(path, &size, err);
     if (fd < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return nb_fail(err, "%s: cannot stat: %s", path, strerror(e));
-    }
-    uint64_t size = (uint64_t)st.st_size, hlen = 0, *begin = NULL;
     unsigned char first8[8] = {0};
     unsigned char *header = NULL;
     int rc = read_at(fd, first8, size < 8 ? (size_t)size : 8, 0, path, err);
