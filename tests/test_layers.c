@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 #include "nn/layers.h"
 
 #define REFERENCE_CNN                                                                           \
@@ -424,21 +425,6 @@ static void test_shape_errors(void **state)
 
 /* ---- today's models ---- */
 
-static nb_model_spec legacy_spec(int inputs, int classes, const char *hidden, nb_activation act,
-                                 float slope, int batchnorm)
-{
-    nb_model_spec s;
-    memset(&s, 0, sizeof s);
-    s.inputs = inputs;
-    s.classes = classes;
-    nb_error err;
-    assert_int_equal(nb_parse_layers(hidden, &s, &err), 0);
-    s.activation = act;
-    s.leaky_slope = slope;
-    s.batchnorm = batchnorm;
-    return s;
-}
-
 /* The table's tensors for the expanded spec are exactly those nb_model_build makes, in order,
  * with their kinds, shapes and initial fills, and exactly what nb_model_save writes. */
 static void compare_with_model(const nb_model_spec *spec, const char *want_text)
@@ -515,34 +501,34 @@ static void compare_with_model(const nb_model_spec *spec, const char *want_text)
 static void test_legacy_models(void **state)
 {
     (void)state;
-    nb_model_spec s = legacy_spec(784, 10, "256,128", NB_RELU, 0.01f, 1);
+    nb_model_spec s = make_spec(784, 10, "256,128", NB_RELU, 0.01f, 1);
     compare_with_model(&s, "linear(256),batchnorm,relu,linear(128),batchnorm,relu,linear");
-    s = legacy_spec(784, 10, "256,128", NB_RELU, 0.01f, 0);
+    s = make_spec(784, 10, "256,128", NB_RELU, 0.01f, 0);
     compare_with_model(&s, "linear(256),relu,linear(128),relu,linear");
-    s = legacy_spec(4, 3, "16,8", NB_TANH, 0.01f, 1);
+    s = make_spec(4, 3, "16,8", NB_TANH, 0.01f, 1);
     compare_with_model(&s, "linear(16),batchnorm,tanh,linear(8),batchnorm,tanh,linear");
-    s = legacy_spec(4, 3, "12", NB_LEAKY_RELU, 0.2f, 0);
+    s = make_spec(4, 3, "12", NB_LEAKY_RELU, 0.2f, 0);
     compare_with_model(&s, "linear(12),leaky_relu(0.2),linear");
-    s = legacy_spec(4, 3, "12,5", NB_LEAKY_RELU, 0.01f, 1);
+    s = make_spec(4, 3, "12,5", NB_LEAKY_RELU, 0.01f, 1);
     compare_with_model(&s, "linear(12),batchnorm,leaky_relu,linear(5),batchnorm,leaky_relu,linear");
-    s = legacy_spec(5, 2, "7,6,5", NB_SIGMOID, 0.01f, 1);
+    s = make_spec(5, 2, "7,6,5", NB_SIGMOID, 0.01f, 1);
     compare_with_model(&s, NULL);
-    s = legacy_spec(5, 2, "3", NB_SIGMOID, 0.01f, 0);
+    s = make_spec(5, 2, "3", NB_SIGMOID, 0.01f, 0);
     compare_with_model(&s, "linear(3),sigmoid,linear");
-    s = legacy_spec(4, 3, "none", NB_RELU, 0.01f, 0);
+    s = make_spec(4, 3, "none", NB_RELU, 0.01f, 0);
     compare_with_model(&s, "linear");
-    s = legacy_spec(4, 3, "none", NB_TANH, 0.01f, 1);
+    s = make_spec(4, 3, "none", NB_TANH, 0.01f, 1);
     compare_with_model(&s, "linear");
     /* The traced layer is no part of the architecture. */
-    s = legacy_spec(6, 4, "9,8", NB_TANH, 0.01f, 0);
+    s = make_spec(6, 4, "9,8", NB_TANH, 0.01f, 0);
     s.trace_layer = 2;
     compare_with_model(&s, "linear(9),tanh,linear(8),tanh,linear");
 
     nb_layers l;
     nb_error err;
-    s = legacy_spec(4, 3, "5", NB_IDENTITY, 0.01f, 0);
+    s = make_spec(4, 3, "5", NB_IDENTITY, 0.01f, 0);
     assert_int_equal(nb_layers_from_mlp(&s, &l, &err), -1);
-    s = legacy_spec(4, 3, "5", NB_LEAKY_RELU, 0.01f, 0);
+    s = make_spec(4, 3, "5", NB_LEAKY_RELU, 0.01f, 0);
     s.hidden[0] = 0;
     assert_int_equal(nb_layers_from_mlp(&s, &l, &err), -1);
 }

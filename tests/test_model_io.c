@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 static char tmpdir[64];
 
@@ -46,21 +47,6 @@ static int drop_tmpdir(void **state)
 static void tmp_path(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "%s/%s", tmpdir, name);
-}
-
-static nb_model_spec make_spec(int inputs, int classes, const char *layers, nb_activation act,
-                               float slope, int batchnorm)
-{
-    nb_model_spec s;
-    memset(&s, 0, sizeof s);
-    s.inputs = inputs;
-    s.classes = classes;
-    nb_error err;
-    assert_int_equal(nb_parse_layers(layers, &s, &err), 0);
-    s.activation = act;
-    s.leaky_slope = slope;
-    s.batchnorm = batchnorm;
-    return s;
 }
 
 static void build(nb_model *m, const nb_model_spec *s, int max_batch, uint64_t seed)
