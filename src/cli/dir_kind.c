@@ -294,6 +294,14 @@ static char *canonical(const char *path, int depth)
     return out;
 }
 
+/* Whether dir holds a study of nabla tune (one of a study's files: dir_contents.study_file). */
+static int is_study(const char *dir)
+{
+    dir_contents c;
+    nb_error ignored;
+    return dir_contents_read(dir, &c, &ignored) == 0 && c.study_file[0];
+}
+
 /* Whether the canonical path is a study's trials/ or lies under it: fills study with the
  * study's path and *depth with how far below trials/ it is (0: trials/ itself, 1: a trial's
  * directory STUDY/trials/N, more: inside one). */
@@ -305,10 +313,7 @@ static int under_trials(const char *canonical_path, char *study, size_t size, in
         char *parent = NULL, *name = NULL;
         if (split_path(at, &parent, &name) != 0)
             break;
-        dir_contents c;
-        nb_error ignored;
-        if (strcmp(name, "trials") == 0 && dir_contents_read(parent, &c, &ignored) == 0 &&
-            c.study_file[0]) {
+        if (strcmp(name, "trials") == 0 && is_study(parent)) {
             snprintf(study, size, "%s", parent);
             *depth = below;
             yes = 1;
@@ -347,8 +352,7 @@ static int owned_file(const char *target, char *what, size_t size)
     }
     char *study, *data;
     if (!owned && split_path(dir, &study, &data) == 0) {
-        if (strcmp(data, "data") == 0 && dir_contents_read(study, &c, &ignored) == 0 &&
-            c.study_file[0]) {
+        if (strcmp(data, "data") == 0 && is_study(study)) {
             snprintf(what, size, "the study %s's decompressed data", study);
             owned = 1;
         }
