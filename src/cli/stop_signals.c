@@ -2,6 +2,7 @@
 #include "stop_signals.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -104,10 +105,39 @@ void stop_signals_untrack(pid_t child)
     }
 }
 
+/* Whether process pid is stopped by a signal (state T in /proc/pid/stat), with open, read and
+ * close only (async-signal-safe). Not a process being traced (t), nor one about to stop. */
+static int stopped_by_signal(pid_t pid)
+{
+    char path[32] = "/proc/", digits[16];
+    int n = 0;
+    for (unsigned v = (unsigned)pid; n == 0 || v > 0; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    size_t len = strlen(path);
+    while (n > 0)
+        path[len++] = digits[--n];
+    memcpy(path + len, "/stat", sizeof "/stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[512];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    buf[got] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')' (comm may hold one). */
+    char *end = strrchr(buf, ')');
+    return end && end[1] == ' ' && end[2] == 'T';
+}
+
 void stop_signals_send(pid_t child, int sig)
 {
     kill(child, sig);
-    if (sig != SIGKILL && sig != SIGCONT)
+    /* Only a process that is stopped gets SIGCONT: sent to one that is not, it would discard
+     * a stop on its way, such as the SIGSTOP a tracer attaching to it sends (LeakSanitizer
+     * checking a trial as it exits, a debugger), and leave that tracer waiting forever. */
+    if (sig != SIGKILL && sig != SIGCONT && stopped_by_signal(child))
         kill(child, SIGCONT);
 }
 

@@ -54,9 +54,9 @@ void stop_signals_track(pid_t child);
 void stop_signals_finishing(void);
 void stop_signals_untrack(pid_t child);
 
-/* Passes a stop (or any signal) on to a process this one started: `sig`, then SIGCONT, so that
- * a process stopped (SIGSTOP, Ctrl-Z, a debugger) acts on it instead of leaving this one
- * waiting for it forever. Async-signal-safe. */
+/* Passes a stop (or any signal) on to a process this one started: `sig`, then, if it is stopped
+ * (SIGSTOP, Ctrl-Z), SIGCONT, so that it acts on it instead of leaving this one waiting for it
+ * forever. Async-signal-safe. */
 void stop_signals_send(pid_t child, int sig);
 
 #endif /* NABLA_CLI_STOP_SIGNALS_H */
