@@ -131,14 +131,20 @@ static int stopped_by_signal(pid_t pid)
     return end && end[1] == ' ' && end[2] == 'T';
 }
 
-void stop_signals_send(pid_t child, int sig)
+void stop_signals_wake(pid_t child)
 {
-    kill(child, sig);
     /* Only a process that is stopped gets SIGCONT: sent to one that is not, it would discard
      * a stop on its way, such as the SIGSTOP a tracer attaching to it sends (LeakSanitizer
      * checking a trial as it exits, a debugger), and leave that tracer waiting forever. */
-    if (sig != SIGKILL && sig != SIGCONT && stopped_by_signal(child))
+    if (stopped_by_signal(child))
         kill(child, SIGCONT);
+}
+
+void stop_signals_send(pid_t child, int sig)
+{
+    kill(child, sig);
+    if (sig != SIGKILL && sig != SIGCONT)
+        stop_signals_wake(child);
 }
 
 /* How long the handler waits for the trials to stop at once: they only remove their own
@@ -171,6 +177,8 @@ static void stop_children_at_once(void)
             }
             if (t >= CHILD_WAIT_TICKS)
                 kill(pid, SIGKILL);
+            else
+                stop_signals_wake(pid);   /* stopped since its signals came */
             left++;
         }
         if (left > 0)

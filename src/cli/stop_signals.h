@@ -58,5 +58,10 @@ void stop_signals_untrack(pid_t child);
  * (SIGSTOP, Ctrl-Z), SIGCONT, so that it acts on it instead of leaving this one waiting for it
  * forever. Async-signal-safe. */
 void stop_signals_send(pid_t child, int sig);
+/* SIGCONT to child if it is stopped by a signal (not to one running, nor to one a tracer holds:
+ * that would discard the tracer's stop on its way). Async-signal-safe. Whoever waits for a
+ * process to end calls it as it waits: a process stopped after its stop signal came (a SIGSTOP
+ * racing with it) would otherwise never end. */
+void stop_signals_wake(pid_t child);
 
 #endif /* NABLA_CLI_STOP_SIGNALS_H */

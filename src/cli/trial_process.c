@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -102,7 +103,18 @@ void trial_reap(pid_t pid, int *status)
     /* Waits without reaping first, so that the pid stays this trial's (not another process's
      * that got it since) for as long as it is on record. */
     siginfo_t info;
-    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    const struct timespec tick = {0, 20 * 1000 * 1000};
+    for (;;) {
+        info.si_pid = 0;
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT | WNOHANG) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;   /* not a child of this process (any more): nothing to wait for */
+        }
+        if (info.si_pid == pid)
+            break;
+        stop_signals_wake(pid);   /* a trial stopped (SIGSTOP) would never end */
+        nanosleep(&tick, NULL);
     }
     stop_signals_untrack(pid);
     int ignored;
