@@ -304,8 +304,12 @@ killed_run() {
     check "$who: and how to continue (stderr: $(grep '^nabla' "$WORK/stderr" | head -c 400))" \
         grep -q "$4" "$WORK/stderr"
     check "$who: no model" absent "$dir/model.safetensors"
-    run eval --model "$dir/checkpoint.safetensors" "${EVAL_DATA[@]}"
-    check "$who: the newest checkpoint is a good model (nabla eval: exit $RC)" [ "$RC" -eq 0 ]
+    # The newest checkpoint: checkpoint.next.safetensors when the kill came between the two
+    # renames of a save (checkpoint.c), else checkpoint.safetensors.
+    local newest=$dir/checkpoint.safetensors
+    [ -e "$dir/checkpoint.next.safetensors" ] && newest=$dir/checkpoint.next.safetensors
+    run eval --model "$newest" "${EVAL_DATA[@]}"
+    check "$who: the newest checkpoint is a good model (nabla eval of $newest: exit $RC: $(head -c 200 "$WORK/stderr"))" [ "$RC" -eq 0 ]
     cp -r "$dir" "${dir}_alone"
     mpi train --resume "$dir"
     check "$who: mpirun -np 2 nabla train --resume: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" \
