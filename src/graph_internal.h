@@ -37,6 +37,13 @@ typedef struct nb_op {
     void (*backward)(nb_node *n, int batch, const nb_exec *ex);
 } nb_op;
 
+/* An op's constants (kernel sizes, slopes, eps ...), set once by its builder. Each op reads
+ * only its own member; a new op with constants adds a member here. */
+typedef union nb_op_args {
+    struct { nb_activation act; float slope; } activation;   /* dense and the activation ops */
+    struct { float momentum, eps; } batchnorm;
+} nb_op_args;
+
 struct nb_node {
     nb_graph *graph;
     const nb_op *op;              /* NULL for leaves */
@@ -62,8 +69,7 @@ struct nb_node {
     size_t scratch_per_row, scratch_fixed;
     float *scratch;
 
-    float fparam[2];              /* op constants: leaky slope; batch-norm momentum and eps */
-    int iparam;                   /* op constant: the activation of a dense op */
+    nb_op_args args;              /* the op's constants, set by its builder */
     int64_t counter;              /* batch norm: num_batches_tracked */
     int forward_was_training;     /* batch norm: which statistics the last forward used */
     double loss;                  /* loss ops: the value in double, for gradient checks */

@@ -102,8 +102,8 @@ static void activation_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     size_t begin, end;
     nb_split(ex, nb_node_size(n, batch), ELEMENT_ALIGN, &begin, &end);
-    nb_activation_forward((nb_activation)n->iparam, n->fparam[0], n->in[0]->value + begin,
-                          n->value + begin, end - begin);
+    nb_activation_forward(n->args.activation.act, n->args.activation.slope,
+                          n->in[0]->value + begin, n->value + begin, end - begin);
 }
 
 static void activation_backward(nb_node *n, int batch, const nb_exec *ex)
@@ -113,8 +113,8 @@ static void activation_backward(nb_node *n, int batch, const nb_exec *ex)
         return;
     size_t begin, end;
     nb_split(ex, nb_node_size(n, batch), ELEMENT_ALIGN, &begin, &end);
-    nb_activation act = (nb_activation)n->iparam;
-    float slope = n->fparam[0];
+    nb_activation act = n->args.activation.act;
+    float slope = n->args.activation.slope;
     const float *xv = nb_activation_needs_input(act, slope) ? x->value + begin : NULL;
     nb_activation_backward(act, slope, xv, n->value + begin, n->grad + begin, x->grad + begin,
                            end - begin, n->assign[0]);
@@ -134,8 +134,8 @@ static nb_node *elementwise(nb_graph *g, const nb_op *op, nb_node *x, nb_activat
         return nb_graph_fail(g, "%s: labels are not a float tensor", op->name);
     nb_node *n = nb_graph_add_op(g, op, &x, 1, x->batched, x->ndim, x->shape);
     if (n) {
-        n->iparam = (int)act;
-        n->fparam[0] = slope;
+        n->args.activation.act = act;
+        n->args.activation.slope = slope;
     }
     return n;
 }

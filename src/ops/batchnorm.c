@@ -70,7 +70,7 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
     const float *gamma = n->in[BN_GAMMA]->value, *beta = n->in[BN_BETA]->value;
     float *running_mean = n->in[BN_RUNNING_MEAN]->value;
     float *running_var = n->in[BN_RUNNING_VAR]->value;
-    float momentum = n->fparam[0], eps = n->fparam[1];
+    float momentum = n->args.batchnorm.momentum, eps = n->args.batchnorm.eps;
     size_t f = n->width, j0, j1;
     feature_block(ex, f, &j0, &j1);
     bn_scratch s = scratch_of(n);
@@ -217,8 +217,8 @@ nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentu
     nb_node *n = nb_graph_add_op(g, &batchnorm_op, inputs, 5, 1, 2, x->shape);
     if (!n)
         return NULL;
-    n->fparam[0] = momentum;
-    n->fparam[1] = eps;
+    n->args.batchnorm.momentum = momentum;
+    n->args.batchnorm.eps = eps;
     n->scratch_fixed = 6 * x->width;
     n->scratch_per_row = x->width;
     snprintf(name, sizeof name, "%s.num_batches_tracked", prefix);

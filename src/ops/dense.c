@@ -142,8 +142,8 @@ NB_HOT static void dense_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const nb_node *x = n->in[DENSE_X], *w = n->in[DENSE_W], *b = n->in[DENSE_B];
     int in = w->shape[1], out = w->shape[0];
-    nb_activation act = (nb_activation)n->iparam;
-    float slope = n->fparam[0];
+    nb_activation act = n->args.activation.act;
+    float slope = n->args.activation.slope;
     nb_block blk = nb_sgemm_share(ex, 0, 1, batch, out, in, 1.0f, x->value, in, w->value, in,
                                   0.0f, n->value, out);
     size_t cols = (size_t)(blk.col1 - blk.col0);
@@ -170,7 +170,7 @@ static void dense_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[DENSE_X], *w = n->in[DENSE_W], *b = n->in[DENSE_B];
     int in = w->shape[1], out = w->shape[0];
-    nb_activation act = (nb_activation)n->iparam;
+    nb_activation act = n->args.activation.act;
     float *dz = n->grad;
     if (act != NB_IDENTITY || (b && b->grad)) {
         size_t c0, c1;
@@ -178,7 +178,7 @@ static void dense_backward(nb_node *n, int batch, const nb_exec *ex)
         if (act != NB_IDENTITY)
             for (int r = 0; r < batch; r++) {
                 size_t at = (size_t)r * out + c0;
-                nb_activation_backward(act, n->fparam[0], n->scratch ? n->scratch + at : NULL,
+                nb_activation_backward(act, n->args.activation.slope, n->scratch ? n->scratch + at : NULL,
                                        n->value + at, dz + at, dz + at, c1 - c0, 1);
             }
         if (b && b->grad)
@@ -209,8 +209,8 @@ nb_node *nb_dense(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, nb_activation
     nb_node *n = nb_graph_add_op(g, &dense_op, inputs, b ? 3 : 2, 1, 2, shape);
     if (!n)
         return NULL;
-    n->iparam = (int)act;
-    n->fparam[0] = slope;
+    n->args.activation.act = act;
+    n->args.activation.slope = slope;
     if (nb_activation_needs_input(act, slope))
         n->scratch_per_row = (size_t)w->shape[0];
     return n;
