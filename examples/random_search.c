@@ -13,9 +13,10 @@ enum { ROUNDS = 2, PER_ROUND = 8, TRIALS = ROUNDS * PER_ROUND };
 static int run_trial(const nb_search_point *p, const nb_dataset *train, const nb_dataset *dev,
                      nb_model *model, double *dev_accuracy, nb_error *err)
 {
-    nb_model_spec spec = {.inputs = 2, .classes = 2, .n_hidden = 2, .hidden = {16, 16},
-                          .activation = NB_TANH};
-    if (nb_model_build(model, &spec, 32, 0, err) != 0)
+    nb_model_spec spec;
+    if (nb_model_spec_parse(&spec, "linear(16),tanh,linear(16),tanh,linear", nb_shape_vector(2),
+                            2, err) != 0 ||
+        nb_model_build(model, &spec, 32, 0, err) != 0)
         return -1;
     nb_train_config cfg = {
         .optim = {.kind = NB_ADAM, .beta = (float)p->v[1], .beta2 = 0.999f, .eps = 1e-8f},

@@ -11,10 +11,13 @@ int main(void)
         nb_make_synthetic("moons", 300, 0.2f, 2, &test, &err) != 0)
         return fprintf(stderr, "%s\n", err.msg), 1;
 
-    nb_model_spec spec = {.inputs = 2, .classes = 2, .n_hidden = 2, .hidden = {16, 16},
-                          .activation = NB_TANH};
+    /* The model as PyTorch's nn.Sequential would list it; an MLP can also be given as widths
+     * and one activation (nb_mlp, nb_model_spec_mlp). */
+    nb_model_spec spec;
     nb_model model;
-    if (nb_model_build(&model, &spec, 32, 0, &err) != 0)
+    if (nb_model_spec_parse(&spec, "linear(16),tanh,linear(16),tanh,linear", nb_shape_vector(2),
+                            2, &err) != 0 ||
+        nb_model_build(&model, &spec, 32, 0, &err) != 0)
         return fprintf(stderr, "%s\n", err.msg), 1;
 
     nb_train_config cfg = {

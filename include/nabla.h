@@ -5,7 +5,8 @@
  *   errors and random numbers      nb_error, nb_rng
  *   tensors and the graph          nb_tensor, nb_graph, nb_node: build a forward pass op by op,
  *                                  get gradients by reverse-mode automatic differentiation
- *   models                         nb_model: dense -> [batch norm] -> activation stacks
+ *   models                         nb_model: a sequence of layers (linear, conv2d, pools,
+ *                                  norms, dropout, activations) as torch.nn.Sequential
  *   optimizers and schedules       nb_optimizer, nb_lr_at
  *   data                           nb_dataset: IDX, CSV, synthetic sets, splits, batches
  *   files                          safetensors in and out
@@ -179,53 +180,153 @@ nb_named *nb_graph_find(const nb_graph *g, const char *name, nb_named *out); /* 
 double nb_gradcheck(nb_graph *g, nb_node *loss, int batch, double step);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Models: a stack of dense -> [batch norm] -> activation blocks and a final dense layer        */
+/* Models: a sequence of layers, as torch.nn.Sequential builds them                             */
 /* ------------------------------------------------------------------------------------------ */
 
-#define NB_MAX_LAYERS 16
+/* A model is written as a sequence of layers, each with PyTorch's arguments:
+ *
+ *     conv2d(32,3,padding=1),batchnorm,relu,maxpool2d(2),flatten,linear(128),relu,dropout(0.5),linear
+ *
+ * A layer's position is its index in the equivalent torch.nn.Sequential, so its tensors are
+ * named "<index>.weight", "<index>.bias", "<index>.running_mean", ... as in that Sequential's
+ * state_dict. The layers and their arguments (positional in PyTorch's order, or by name):
+ *   linear(out)                              torch.nn.Linear; the last linear may leave out
+ *                                            out, which is then the number of classes
+ *   conv2d(out,kernel,stride=1,padding=0)    torch.nn.Conv2d; sizes are N or HxW ("3x5")
+ *   maxpool2d(kernel,stride=kernel)          torch.nn.MaxPool2d
+ *   avgpool2d(kernel,stride=kernel)          torch.nn.AvgPool2d
+ *   flatten                                  torch.nn.Flatten: an image becomes a vector
+ *   batchnorm                                BatchNorm1d after a vector, BatchNorm2d after an
+ *                                            image (momentum 0.1, eps 1e-5)
+ *   layernorm                                torch.nn.LayerNorm(the input's shape)
+ *   dropout(p)                               torch.nn.Dropout (inverted dropout)
+ *   relu, leaky_relu(slope=0.01), tanh, sigmoid
+ * A linear or conv2d layer directly followed by batchnorm has no bias (the normalization's
+ * shift makes it redundant). */
+
+#define NB_LAYERS_MAX 64     /* layers in one model */
+#define NB_MAX_LAYERS 16     /* hidden layers of an nb_mlp */
+
+typedef enum nb_layer_kind {
+    NB_LAYER_LINEAR,
+    NB_LAYER_CONV2D,
+    NB_LAYER_MAXPOOL2D,
+    NB_LAYER_AVGPOOL2D,
+    NB_LAYER_FLATTEN,
+    NB_LAYER_BATCHNORM,
+    NB_LAYER_LAYERNORM,
+    NB_LAYER_DROPOUT,
+    NB_LAYER_RELU,
+    NB_LAYER_LEAKY_RELU,
+    NB_LAYER_TANH,
+    NB_LAYER_SIGMOID,
+    NB_LAYER_KINDS
+} nb_layer_kind;
+
+/* One layer with all its arguments resolved (defaults filled in). Pairs are {height, width}. */
+typedef struct nb_layer {
+    nb_layer_kind kind;
+    int out;          /* linear, conv2d: output features or channels; linear: 0 = the classes */
+    int kernel[2];    /* conv2d, maxpool2d, avgpool2d */
+    int stride[2];    /* conv2d (default 1), pools (default the kernel) */
+    int padding[2];   /* conv2d (default 0) */
+    float p;          /* dropout: probability of zeroing, 0 <= p < 1 */
+    float slope;      /* leaky_relu: negative slope (default 0.01, PyTorch's) */
+} nb_layer;
+
+typedef struct nb_layers {
+    int n;
+    nb_layer layer[NB_LAYERS_MAX];
+} nb_layers;
+
+/* The shape of one sample (no batch dimension): a vector {n} or an image {C, H, W}. */
+typedef struct nb_shape {
+    int ndim;         /* 1 or 3 */
+    int dim[3];
+} nb_shape;
+
+nb_shape nb_shape_vector(int n);
+nb_shape nb_shape_image(int c, int h, int w);
+int64_t nb_shape_numel(nb_shape s);
+/* "784" or "1x28x28"; returns snprintf's count. */
+int nb_shape_format(nb_shape s, char *buf, size_t cap);
+/* "N", "CxHxW" or "C,H,W": whole numbers from 1 in plain digits (no sign, no leading zero),
+ * at most INT_MAX elements in all. 0, or -1 when s is not one of those. */
+int nb_shape_parse(const char *s, nb_shape *out);
+
+/* Parses the text form. Checks the syntax and each argument on its own; what depends on the
+ * input (shapes) is checked by nb_model_spec_parse and nb_model_build. Errors quote the layer
+ * and its position: "'conv2d(32,x)' at position 3: kernel must be ...". */
+int nb_layers_parse(const char *text, nb_layers *out, nb_error *err);
+/* The canonical text: defaults left out, arguments positional up to the first left out and by
+ * name after it ("conv2d(32,3,padding=1)"), numbers in the shortest form that reads back the
+ * same. Returns the length, or -1 when it does not fit in cap or a layer is invalid. */
+int nb_layers_format(const nb_layers *layers, char *buf, size_t cap);
+/* Room for the canonical text of any model. */
+#define NB_LAYERS_TEXT_MAX (NB_LAYERS_MAX * 64)
 
 const char *nb_activation_name(nb_activation a);
 int nb_activation_parse(const char *s, nb_activation *out); /* 0 ok, -1 unknown */
 
 typedef struct nb_model_spec {
+    nb_shape input;             /* one sample's shape */
+    int classes;                /* outputs of the model */
+    nb_layers layers;
+    /* Activation layer (1-based, counting only relu, leaky_relu, tanh and sigmoid layers;
+     * 0: none) whose input, the pre-activation, the model keeps as a node of its own,
+     * nb_model.pre_activation, to be looked at after a forward pass. A linear layer directly
+     * before it is then built without the fused activation, which follows as an op of its
+     * own: the same numbers, bit for bit. Not part of the architecture: not saved. */
+    int trace_layer;
+} nb_model_spec;
+
+/* spec from a model's text, its input shape and its classes, with the shapes checked through
+ * every layer ("'conv2d(64,5)' at position 4: input 64x3x3 is smaller than the kernel 5x5"). */
+int nb_model_spec_parse(nb_model_spec *spec, const char *layers, nb_shape input, int classes,
+                        nb_error *err);
+
+/* A multilayer perceptron the short way: hidden widths, one activation, and a batch norm after
+ * each hidden linear layer or none. nb_model_spec_mlp gives its layers:
+ * {256,128} relu batchnorm is linear(256),batchnorm,relu,linear(128),batchnorm,relu,linear. */
+typedef struct nb_mlp {
     int inputs;                 /* features of one sample */
-    int classes;                /* outputs of the last dense layer */
+    int classes;
     int n_hidden;               /* number of hidden blocks, 0..NB_MAX_LAYERS */
     int hidden[NB_MAX_LAYERS];  /* width of each */
     nb_activation activation;
     float leaky_slope;          /* for NB_LEAKY_RELU; 0.01 as in PyTorch */
-    int batchnorm;              /* a BatchNorm1d after each hidden dense layer */
-    /* Hidden layer (1-based; 0: none) whose pre-activation, the input of its nonlinearity
-     * (W x + b, or the batch norm's output), the model keeps as a node of its own,
-     * nb_model.pre_activation, to be looked at after a forward pass. Without batch norm that
-     * layer's dense op is then built without the fused activation, which follows as an op of
-     * its own: the same numbers, bit for bit. Not part of the architecture: not saved. */
-    int trace_layer;
-} nb_model_spec;
+    int batchnorm;              /* a BatchNorm1d after each hidden linear layer */
+} nb_mlp;
+int nb_model_spec_mlp(nb_model_spec *spec, const nb_mlp *mlp, nb_error *err);
+/* Parses "256,128" into mlp->hidden / n_hidden ("" or "none" gives no hidden layer). */
+int nb_parse_layers(const char *s, nb_mlp *mlp, nb_error *err);
 
 typedef struct nb_model {
     nb_model_spec spec;
     nb_graph *graph;
-    nb_node *x;        /* input [B, inputs] */
+    nb_node *x;        /* input [B, sample shape] */
     nb_node *y;        /* labels [B] */
     nb_node *logits;   /* [B, classes] */
     nb_node *loss;     /* softmax cross-entropy, scalar */
-    nb_node *pre_activation; /* [B, width] of hidden layer spec.trace_layer; NULL when 0 */
+    nb_node *pre_activation; /* input of activation layer spec.trace_layer; NULL when 0 */
     /* Input standardization (CSV --normalize standard); NULL when none. Applied by the caller
      * to data before batches are formed (nb_dataset_normalize). Owned by the model. */
     float *norm_mean, *norm_std;
 } nb_model;
 
-/* Builds and compiles the graph. Sequential indices match torch.nn.Sequential: each hidden
- * block takes Linear (i), [BatchNorm1d (i+1)], activation (next); then the last Linear.
- * Dense weights: He normal (std sqrt(2/in)) for relu and leaky relu, Xavier normal
- * (std sqrt(2/(in+out))) for tanh and sigmoid, drawn from nb_rng seeded with `seed`; biases 0.
- * A dense layer followed by batch norm has no bias. */
+/* Builds and compiles the graph, layer by layer, with torch.nn.Sequential's tensor names.
+ * Weights of linear and conv2d layers are drawn from nb_rng seeded with `seed`, layer after
+ * layer: He normal (std sqrt(2/fan_in), gain corrected for a leaky slope) when the activation
+ * that follows the layer is in the relu family, Xavier normal (std sqrt(2/(fan_in+fan_out)))
+ * for tanh and sigmoid; the last layer, which no activation follows, takes the model's last
+ * activation before it, and a model without activations He's. fan_in is in_features or
+ * in_channels·kh·kw, fan_out out_features or out_channels·kh·kw. Biases 0; batch and layer
+ * norm weights 1, biases 0, running means 0 and variances 1. */
 int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64_t seed,
                    nb_error *err);
 void nb_model_free(nb_model *m);
-/* Parses "256,128" into spec->hidden / n_hidden ("" or "none" gives no hidden layer). */
-int nb_parse_layers(const char *s, nb_model_spec *spec, nb_error *err);
+/* The features of one sample: the input shape's elements (C·H·W for an image). */
+int nb_model_features(const nb_model_spec *spec);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizers (exact equations in DESIGN.md and src/optim.c) and learning-rate schedules        */
@@ -302,6 +403,7 @@ typedef struct nb_dataset {
     float *values;      /* n*features floats, otherwise (exactly one of the two is set) */
     int32_t *labels;    /* n */
     int header;         /* CSV: its first line was a header (not a sample); else 0 */
+    nb_shape image;     /* IDX: one sample is the image 1xHxW; ndim 0 for other sets */
 } nb_dataset;
 
 #define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"

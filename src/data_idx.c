@@ -343,6 +343,7 @@ static int combine(idx_file *img, const char *images, idx_file *lab, const char 
 
     out->n = n;
     out->features = (int)(img->dims[1] * img->dims[2]);
+    out->image = nb_shape_image(1, (int)img->dims[1], (int)img->dims[2]);
     out->classes = largest + 1;
     out->pixels = img->data;
     out->labels = y;

@@ -43,6 +43,7 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
                        (double)fraction);
     if (fraction == 0.0f) {
         dev->features = from->features;   /* empty, but shaped like its source */
+        dev->image = from->image;
         dev->classes = from->classes;
         return 0;
     }
@@ -113,6 +114,7 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
 
     dev->n = held;
     dev->features = from->features;
+    dev->image = from->image;
     dev->classes = from->classes;
     if (from->pixels)
         dev->pixels = dev_x;

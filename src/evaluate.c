@@ -29,9 +29,9 @@ int count_correct(const nb_model *m, int batch)
 
 int check_compatible(const nb_model *m, const nb_dataset *d, const char *what, nb_error *err)
 {
-    if (d->features != m->spec.inputs)
+    if (d->features != nb_model_features(&m->spec))
         return nb_fail(err, "the %s set has %d features but the model takes %d", what,
-                       d->features, m->spec.inputs);
+                       d->features, nb_model_features(&m->spec));
     for (int i = 0; i < d->n; i++)
         if (d->labels[i] < 0 || d->labels[i] >= m->spec.classes)
             return nb_fail(err, "the %s set has label %d at sample %d; the model has %d classes",

@@ -1,5 +1,5 @@
-/* Models: dense -> [batch norm] -> activation blocks and a final dense layer, built on the graph
- * with the names torch.nn.Sequential gives the same stack, so weights move between the two. */
+/* Models: a sequence of layers built on the graph from the layer table (src/nn/layers.c), with
+ * the tensor names torch.nn.Sequential gives the same layers, so weights move between the two. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 
 #include "graph_internal.h"
 #include "nabla.h"
+#include "nn/layers.h"
 
 static const char *const activation_names[] = {"relu", "leaky_relu", "tanh", "sigmoid",
                                                "identity"};
@@ -28,9 +29,9 @@ int nb_activation_parse(const char *s, nb_activation *out)
     return -1;
 }
 
-int nb_parse_layers(const char *s, nb_model_spec *spec, nb_error *err)
+int nb_parse_layers(const char *s, nb_mlp *mlp, nb_error *err)
 {
-    spec->n_hidden = 0;
+    mlp->n_hidden = 0;
     if (!s || !*s || strcmp(s, "none") == 0)
         return 0;
     const char *p = s;
@@ -43,115 +44,126 @@ int nb_parse_layers(const char *s, nb_model_spec *spec, nb_error *err)
         if (width <= 0 || width > 1000000)
             return nb_fail(err, "layers '%s': a width must be between 1 and 1000000, not %ld", s,
                            width);
-        if (spec->n_hidden == NB_MAX_LAYERS)
+        if (mlp->n_hidden == NB_MAX_LAYERS)
             return nb_fail(err, "layers '%s': at most %d hidden layers", s, NB_MAX_LAYERS);
-        spec->hidden[spec->n_hidden++] = (int)width;
+        mlp->hidden[mlp->n_hidden++] = (int)width;
         if (!*end)
             return 0;
         p = end + 1;
     }
 }
 
-/* He normal for the relu family (gain corrected for the leaky slope), Xavier normal for
- * tanh and sigmoid: keeps the variance of activations about constant from layer to layer. */
-static void init_weights(float *w, int out, int in, const nb_model_spec *spec, nb_rng *rng)
+int nb_model_spec_parse(nb_model_spec *spec, const char *layers, nb_shape input, int classes,
+                        nb_error *err)
 {
-    double std;
-    if (spec->activation == NB_RELU)
-        std = sqrt(2.0 / in);
-    else if (spec->activation == NB_LEAKY_RELU)
-        std = sqrt(2.0 / ((1.0 + (double)spec->leaky_slope * spec->leaky_slope) * in));
-    else
-        std = sqrt(2.0 / (in + out));
-    for (size_t i = 0; i < (size_t)out * in; i++)
-        w[i] = (float)(std * nb_rng_normal(rng));
+    memset(spec, 0, sizeof *spec);
+    spec->input = input;
+    spec->classes = classes;
+    if (nb_layers_parse(layers, &spec->layers, err) != 0)
+        return -1;
+    return nb_layers_shapes(&spec->layers, input, classes, NULL, err);
 }
 
-/* Linear layer `index` (weight, and bias unless batch norm follows) with its activation. */
-static nb_node *dense(nb_graph *g, nb_node *h, int index, int in, int out, int with_bias,
-                      nb_activation act, float slope, nb_node **weight)
+int nb_model_spec_mlp(nb_model_spec *spec, const nb_mlp *mlp, nb_error *err)
 {
-    char name[32];
-    int wshape[2] = {out, in}, bshape[1] = {out};
-    snprintf(name, sizeof name, "%d.weight", index);
-    *weight = nb_param(g, name, 2, wshape);
-    nb_node *bias = NULL;
-    if (with_bias) {
-        snprintf(name, sizeof name, "%d.bias", index);
-        bias = nb_param(g, name, 1, bshape);
-    }
-    return nb_dense(g, h, *weight, bias, act, slope);
+    memset(spec, 0, sizeof *spec);
+    spec->input = nb_shape_vector(mlp->inputs);
+    spec->classes = mlp->classes;
+    if (nb_layers_from_mlp(mlp, &spec->layers, err) != 0)
+        return -1;
+    return nb_layers_shapes(&spec->layers, spec->input, spec->classes, NULL, err);
 }
 
-static nb_node *activation(nb_graph *g, nb_node *h, const nb_model_spec *spec)
+/* The number of activation layers (what spec.trace_layer counts). */
+static int count_activations(const nb_layers *layers)
 {
-    switch (spec->activation) {
-    case NB_LEAKY_RELU: return nb_leaky_relu(g, h, spec->leaky_slope);
-    case NB_TANH: return nb_tanh(g, h);
-    case NB_SIGMOID: return nb_sigmoid(g, h);
-    case NB_RELU:
-    case NB_IDENTITY: break;
-    }
-    return nb_relu(g, h);
+    int n = 0;
+    for (int i = 0; i < layers->n; i++)
+        n += nb_layer_activation(&layers->layer[i], NULL, NULL);
+    return n;
 }
 
-/* The model's graph, built but not compiled; weights[l] are the layers' weight nodes. */
-static int construct(nb_model *m, const nb_model_spec *spec, nb_node *weights[NB_MAX_LAYERS + 1],
-                     nb_error *err)
+/* The model's graph, built but not compiled. */
+static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
 {
     memset(m, 0, sizeof *m);
-    if (spec->inputs < 1 || spec->classes < 2)
-        return nb_fail(err, "a model needs at least 1 input and 2 classes (got %d and %d)",
-                       spec->inputs, spec->classes);
-    if (spec->n_hidden < 0 || spec->n_hidden > NB_MAX_LAYERS)
-        return nb_fail(err, "a model has 0 to %d hidden layers", NB_MAX_LAYERS);
-    if ((unsigned)spec->activation > NB_SIGMOID)
-        return nb_fail(err, "unknown activation");
-    if (spec->trace_layer < 0 || spec->trace_layer > spec->n_hidden)
-        return nb_fail(err, "trace_layer %d: the model has hidden layers 1 to %d",
-                       spec->trace_layer, spec->n_hidden);
+    nb_shape shapes[NB_LAYERS_MAX + 1];
+    if (nb_layers_shapes(&spec->layers, spec->input, spec->classes, shapes, err) != 0)
+        return -1;
+    int activations = count_activations(&spec->layers);
+    if (spec->trace_layer < 0 || spec->trace_layer > activations)
+        return nb_fail(err, "trace_layer %d: the model has activation layers 1 to %d",
+                       spec->trace_layer, activations);
     m->spec = *spec;
     nb_graph *g = m->graph = nb_graph_new();
     if (!g)
         return nb_fail(err, "out of memory");
 
-    m->x = nb_input(g, spec->inputs);
+    m->x = spec->input.ndim == 1 ? nb_input(g, spec->input.dim[0])
+                                 : nb_graph_fail(g, "image inputs cannot be built yet");
     m->y = nb_labels(g);
     nb_node *h = m->x;
-    int in = spec->inputs, index = 0;
-    for (int l = 0; l < spec->n_hidden; l++) {
-        /* Without batch norm the activation is fused into the dense op; with it, it follows
-         * the normalization. The traced layer keeps its pre-activation: unfused, dense with
-         * no activation and then the activation op, which computes the same numbers (the same
-         * functions on the same values, forward and backward). */
-        int traced = l + 1 == spec->trace_layer;
-        int fused = !spec->batchnorm && !traced;
-        h = dense(g, h, index++, in, spec->hidden[l], !spec->batchnorm,
-                  fused ? spec->activation : NB_IDENTITY, spec->leaky_slope, &weights[l]);
-        if (spec->batchnorm) {
-            char prefix[16];
-            snprintf(prefix, sizeof prefix, "%d", index++);
-            h = nb_batchnorm(g, h, prefix, 0.1f, 1e-5f);
-        }
-        if (traced)
+    const nb_layers *layers = &spec->layers;
+    for (int i = 0, activation = 0; i < layers->n; i++) {
+        nb_activation act;
+        float slope;
+        if (nb_layer_activation(&layers->layer[i], &act, &slope) &&
+            ++activation == spec->trace_layer)
             m->pre_activation = h;
-        if (!fused)
-            h = activation(g, h, spec);
-        index++;
-        in = spec->hidden[l];
+        /* A linear layer directly followed by an activation computes it in the same op
+         * (nb_dense), unless the activation's input is traced: then the activation follows
+         * as an op of its own, which computes the same numbers (the same functions on the
+         * same values, forward and backward). */
+        nb_activation fused = NB_IDENTITY;
+        float fused_slope = 0.0f;
+        if (layers->layer[i].kind == NB_LAYER_LINEAR && i + 1 < layers->n &&
+            nb_layer_activation(&layers->layer[i + 1], &act, &slope) &&
+            activation + 1 != spec->trace_layer) {
+            fused = act;
+            fused_slope = slope;
+        }
+        h = nb_layer_build(g, layers, shapes, i, h, fused, fused_slope);
+        if (fused != NB_IDENTITY) {
+            i++;   /* the activation is done */
+            activation++;
+        }
     }
-    m->logits = dense(g, h, index, in, spec->classes, 1, NB_IDENTITY, 0.0f,
-                      &weights[spec->n_hidden]);
+    m->logits = h;
     m->loss = nb_softmax_cross_entropy(g, m->logits, m->y);
+    if (g->failed)
+        return nb_fail(err, "%s", g->error.msg);
     return 0;
 }
 
 int nb_model_construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
 {
-    nb_node *weights[NB_MAX_LAYERS + 1];
-    if (construct(m, spec, weights, err) != 0) {
+    if (construct(m, spec, err) != 0) {
         nb_model_free(m);
         return -1;
+    }
+    return 0;
+}
+
+/* Draws every weight of linear and conv2d layers, layer after layer (see nabla.h). */
+static int init_weights(nb_model *m, uint64_t seed, nb_error *err)
+{
+    nb_layer_param params[NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX];
+    int count;
+    if (nb_layers_params(&m->spec.layers, m->spec.input, m->spec.classes, params,
+                         NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX, &count, err) != 0)
+        return -1;
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    for (int i = 0; i < count; i++) {
+        if (params[i].init != NB_INIT_RANDOM)
+            continue;
+        nb_named t;
+        if (!nb_graph_find(m->graph, params[i].name, &t) || t.kind != NB_KIND_PARAM)
+            return nb_fail(err, "internal error: no tensor '%s' in the model", params[i].name);
+        nb_tensor w = nb_node_value(t.node);
+        size_t n = nb_tensor_numel(&w);
+        for (size_t j = 0; j < n; j++)
+            w.data[j] = (float)(params[i].std * nb_rng_normal(&rng));
     }
     return 0;
 }
@@ -159,22 +171,17 @@ int nb_model_construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
 int nb_model_build(nb_model *m, const nb_model_spec *spec, int max_batch, uint64_t seed,
                    nb_error *err)
 {
-    nb_node *weights[NB_MAX_LAYERS + 1];
-    if (construct(m, spec, weights, err) != 0 ||
-        nb_graph_compile(m->graph, max_batch, err) != 0) {
+    if (construct(m, spec, err) != 0 || nb_graph_compile(m->graph, max_batch, err) != 0 ||
+        init_weights(m, seed, err) != 0) {
         nb_model_free(m);
         return -1;
     }
-
-    nb_rng rng;
-    nb_rng_seed(&rng, seed);
-    int in = spec->inputs;
-    for (int l = 0; l <= spec->n_hidden; l++) {
-        int out = l < spec->n_hidden ? spec->hidden[l] : spec->classes;
-        init_weights(nb_node_value(weights[l]).data, out, in, spec, &rng);
-        in = out;
-    }
     return 0;
+}
+
+int nb_model_features(const nb_model_spec *spec)
+{
+    return (int)nb_shape_numel(spec->input);   /* nb_layers_shapes keeps it within an int */
 }
 
 void nb_model_free(nb_model *m)

@@ -27,6 +27,7 @@
 #include "memcheck.h"
 #include "model_io.h"
 #include "nabla.h"
+#include "nn/layers.h"
 #include "safetensors_internal.h"
 
 #define FORMAT_NAME "nabla"
@@ -201,34 +202,30 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
         return nb_fail(err, "%s: out of memory", path);
     }
 
-    char inputs[16], classes[16], slope[32];
-    snprintf(inputs, sizeof inputs, "%d", spec->inputs);
+    /* The architecture: the model's text form, its input shape and its classes. */
+    char input[48], classes[16], text[NB_LAYERS_TEXT_MAX];
+    nb_shape_format(spec->input, input, sizeof input);
     snprintf(classes, sizeof classes, "%d", spec->classes);
-    snprintf(slope, sizeof slope, "%.9g", (double)spec->leaky_slope);
-    strbuf layers = {0}, mean = {0}, std = {0};
-    sb_printf(&layers, "%s", "");
-    for (int i = 0; i < spec->n_hidden; i++)
-        sb_printf(&layers, "%s%d", i ? "," : "", spec->hidden[i]);
-    const nb_st_meta architecture[8] = {
+    if (rc == 0 && nb_layers_format(&spec->layers, text, sizeof text) < 0)
+        rc = nb_fail(err, "%s: the model's layers cannot be written", path);
+    strbuf mean = {0}, std = {0};
+    const nb_st_meta architecture[5] = {
         {"format", FORMAT_NAME},
         {"nabla_version", NABLA_VERSION},
-        {"inputs", inputs},
+        {"model", text},
+        {"input_shape", input},
         {"classes", classes},
-        {"layers", layers.s},
-        {"activation", (char *)nb_activation_name(spec->activation)},
-        {"leaky_slope", slope},
-        {"batchnorm", spec->batchnorm ? "1" : "0"},
     };
-    int n_meta = 8;
+    int n_meta = 5;
     memcpy(meta, architecture, sizeof architecture);
     if (m->norm_mean && m->norm_std) {
-        if (format_floats(&mean, m->norm_mean, spec->inputs) != 0 ||
-            format_floats(&std, m->norm_std, spec->inputs) != 0)
+        if (format_floats(&mean, m->norm_mean, nb_model_features(spec)) != 0 ||
+            format_floats(&std, m->norm_std, nb_model_features(spec)) != 0)
             rc = nb_fail(err, "%s: the model's input normalization is not finite", path);
         meta[n_meta++] = (nb_st_meta){"normalize_mean", mean.s};
         meta[n_meta++] = (nb_st_meta){"normalize_std", std.s};
     }
-    if (rc == 0 && (layers.failed || mean.failed || std.failed))
+    if (rc == 0 && (mean.failed || std.failed))
         rc = nb_fail(err, "%s: out of memory", path);
     for (int i = 0; i < n_extra; i++)
         tensors[n + i] = extra[i];
@@ -247,7 +244,6 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     }
     if (rc == 0)
         rc = nb_st_write(path, tensors, n + n_extra, meta, n_meta, err);
-    free(layers.s);
     free(mean.s);
     free(std.s);
     for (int i = 0; i < n; i++)
@@ -514,16 +510,14 @@ static int meta_floats(const nb_st_file *f, const char *key, const char *what, i
     return rc;
 }
 
-static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec, nb_error *err)
+/* The architecture of a file written before models had a text form: hidden widths, one
+ * activation, its leaky slope and the batch-norm flag (nb_mlp). */
+static int read_mlp(const nb_st_file *f, const char *what, nb_model_spec *spec, nb_error *err)
 {
-    memset(spec, 0, sizeof *spec);
-    const char *format = nb_st_meta_get(f, "format");
-    if (!format || strcmp(format, FORMAT_NAME) != 0)
-        return nb_fail(err, "%s: not a nabla model file (__metadata__ 'format' is %s%s%s, "
-                       "expected '" FORMAT_NAME "')", what, format ? "'" : "",
-                       format ? format : "missing", format ? "'" : "");
-    if (meta_positive_int(f, "inputs", what, &spec->inputs, err) != 0 ||
-        meta_positive_int(f, "classes", what, &spec->classes, err) != 0)
+    nb_mlp mlp;
+    memset(&mlp, 0, sizeof mlp);
+    if (meta_positive_int(f, "inputs", what, &mlp.inputs, err) != 0 ||
+        meta_positive_int(f, "classes", what, &mlp.classes, err) != 0)
         return -1;
 
     const char *layers = need_meta(f, "layers", what, err);
@@ -533,21 +527,21 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
     if (!plain_layers(layers))
         return nb_fail(err, "%s: metadata 'layers' is '%s', expected widths in digits separated "
                        "by commas, like '256,128' ('' for none)", what, layers);
-    if (nb_parse_layers(layers, spec, &inner) != 0)
+    if (nb_parse_layers(layers, &mlp, &inner) != 0)
         return nb_fail(err, "%s: metadata 'layers': %s", what, inner.msg);
 
     const char *act = need_meta(f, "activation", what, err);
     if (!act)
         return -1;
-    if (nb_activation_parse(act, &spec->activation) != 0)
+    if (nb_activation_parse(act, &mlp.activation) != 0)
         return nb_fail(err, "%s: metadata 'activation' is '%s', not a known activation", what,
                        act);
 
     const char *slope = need_meta(f, "leaky_slope", what, err);
     if (!slope)
         return -1;
-    spec->leaky_slope = nb_json_number_text(slope) ? strtof(slope, NULL) : NAN;
-    if (!isfinite(spec->leaky_slope))
+    mlp.leaky_slope = nb_json_number_text(slope) ? strtof(slope, NULL) : NAN;
+    if (!isfinite(mlp.leaky_slope))
         return nb_fail(err, "%s: metadata 'leaky_slope' is '%s', expected a finite number", what,
                        slope);
 
@@ -556,29 +550,69 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
         return -1;
     if (strcmp(bn, "0") != 0 && strcmp(bn, "1") != 0)
         return nb_fail(err, "%s: metadata 'batchnorm' is '%s', expected '0' or '1'", what, bn);
-    spec->batchnorm = bn[0] == '1';
+    mlp.batchnorm = bn[0] == '1';
+    if (nb_model_spec_mlp(spec, &mlp, &inner) != 0)
+        return nb_fail(err, "%s: metadata: %s", what, inner.msg);
     return 0;
 }
 
-/* Every dense weight the metadata describes must be in the file. Checked before the model is
- * built, so that a few bytes of metadata ("inputs": "1000000") cannot make the loader
+static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec, nb_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    const char *format = nb_st_meta_get(f, "format");
+    if (!format || strcmp(format, FORMAT_NAME) != 0)
+        return nb_fail(err, "%s: not a nabla model file (__metadata__ 'format' is %s%s%s, "
+                       "expected '" FORMAT_NAME "')", what, format ? "'" : "",
+                       format ? format : "missing", format ? "'" : "");
+    const char *text = nb_st_meta_get(f, "model");
+    if (!text)
+        return read_mlp(f, what, spec, err);
+    /* One description of the model, not two that could disagree. */
+    static const char *const older[] = {"inputs", "layers", "activation", "leaky_slope",
+                                        "batchnorm"};
+    for (size_t i = 0; i < sizeof older / sizeof older[0]; i++)
+        if (nb_st_meta_get(f, older[i]))
+            return nb_fail(err, "%s: __metadata__ has both 'model' and '%s' (a model is one or "
+                           "the other)", what, older[i]);
+    const char *input = need_meta(f, "input_shape", what, err);
+    int classes;
+    if (!input || meta_positive_int(f, "classes", what, &classes, err) != 0)
+        return -1;
+    nb_shape shape;
+    if (nb_shape_parse(input, &shape) != 0)
+        return nb_fail(err, "%s: metadata 'input_shape' is '%s', expected N or CxHxW", what,
+                       input);
+    nb_error inner;
+    if (nb_model_spec_parse(spec, text, shape, classes, &inner) != 0)
+        return nb_fail(err, "%s: metadata 'model': %s", what, inner.msg);
+    return 0;
+}
+
+/* Every tensor the metadata describes must be in the file. Checked before the model is
+ * built, so that a few bytes of metadata ("input_shape": "1000000") cannot make the loader
  * allocate and initialize a model of gigabytes only to find the file does not match it. */
 static int check_spec_fits_file(const nb_model_spec *spec, const nb_st_file *f, const char *what,
                                 nb_error *err)
 {
+    nb_layer_param params[NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX];
+    int count;
+    if (nb_layers_params(&spec->layers, spec->input, spec->classes, params,
+                         NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX, &count, err) != 0)
+        return -1;
     uint64_t weights = 0, numbers = 0;
-    int in = spec->inputs;
-    for (int l = 0; l <= spec->n_hidden; l++) {
-        int out = l < spec->n_hidden ? spec->hidden[l] : spec->classes;
-        weights = nb_sat_add(weights, nb_sat_mul((uint64_t)in, (uint64_t)out));
-        in = out;
+    for (int i = 0; i < count; i++) {
+        uint64_t numel = 1;
+        for (int d = 0; d < params[i].ndim; d++)
+            numel = nb_sat_mul(numel, (uint64_t)params[i].shape[d]);
+        if (params[i].kind != NB_KIND_COUNTER)
+            weights = nb_sat_add(weights, numel);
     }
     for (int i = 0; i < f->n_tensors; i++)
         if (f->tensors[i].dtype == NB_F32)
             numbers += f->tensors[i].nbytes / 4;
     if (weights > numbers)
-        return nb_fail(err, "%s: the metadata describes a model with %llu weights, but the file "
-                       "holds only %llu numbers", what, (unsigned long long)weights,
+        return nb_fail(err, "%s: the metadata describes a model of %llu numbers, but the file "
+                       "holds only %llu", what, (unsigned long long)weights,
                        (unsigned long long)numbers);
     return 0;
 }
@@ -602,8 +636,10 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
                          has_mean ? "normalize_mean" : "normalize_std",
                          has_mean ? "normalize_std" : "normalize_mean");
         else if (has_mean &&
-                 (meta_floats(&f, "normalize_mean", path, spec.inputs, 0, &mean, err) != 0 ||
-                  meta_floats(&f, "normalize_std", path, spec.inputs, 1, &std, err) != 0))
+                 (meta_floats(&f, "normalize_mean", path, nb_model_features(&spec), 0, &mean,
+                              err) != 0 ||
+                  meta_floats(&f, "normalize_std", path, nb_model_features(&spec), 1, &std,
+                              err) != 0))
             rc = -1;
     }
     if (rc == 0) {

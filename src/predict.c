@@ -17,7 +17,7 @@ int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_er
     if (!x || !classes)
         return nb_fail(err, "predict: no data");
     int max_batch = nb_graph_max_batch(m->graph);
-    int inputs = m->spec.inputs, n_classes = m->spec.classes;
+    int inputs = nb_model_features(&m->spec), n_classes = m->spec.classes;
     float *in = nb_node_value(m->x).data;
     int32_t *labels = nb_node_labels(m->y);
     nb_graph_set_training(m->graph, 0);

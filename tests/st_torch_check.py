@@ -4,8 +4,9 @@
     /usr/bin/python3 st_torch_check.py MODEL.safetensors [--resave OUT] [--seed N]
 
 Reads the file with tests/safetensors_py.py (numpy; the layout checked strictly), builds the
-Sequential that its __metadata__ describes (Linear, [BatchNorm1d], activation per hidden layer,
-then a last Linear), and calls load_state_dict(strict=True): every name, shape and dtype must
+Sequential that its __metadata__ describes (the model's text, tests/model_text_py.py; or for
+files written before it, Linear, [BatchNorm1d], activation per hidden layer, then a last
+Linear), and calls load_state_dict(strict=True): every name, shape and dtype must
 match PyTorch's own state_dict. Exits 0 and prints one line on success, 1 with a message on
 failure.
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_text_py  # noqa: E402  (the model text as a Sequential)
 import safetensors_py  # noqa: E402  (the shared reader and writer beside this file)
 
 
@@ -38,33 +40,27 @@ def write_safetensors(path, tensors, meta):
     safetensors_py.write(path, [(name, t.detach().numpy()) for name, t in tensors.items()], meta)
 
 
-def build_sequential(meta):
-    """The torch.nn.Sequential that nabla's metadata describes."""
+def model_of(meta):
+    """(text, input shape, classes) of nabla's metadata: today's text form, or the hidden widths,
+    activation and batch-norm flag of files written before it."""
+    if "model" in meta:
+        for key in ("input_shape", "classes"):
+            if key not in meta:
+                raise ValueError(f"__metadata__ has no {key!r}")
+        return meta["model"], model_text_py.parse_shape(meta["input_shape"]), int(meta["classes"])
     for key in ("inputs", "classes", "layers", "activation", "leaky_slope", "batchnorm"):
         if key not in meta:
             raise ValueError(f"__metadata__ has no {key!r}")
-    fan_in = int(meta["inputs"])
-    classes = int(meta["classes"])
     widths = [int(w) for w in meta["layers"].split(",")] if meta["layers"] else []
-    batchnorm = meta["batchnorm"] == "1"
-    slope = float(meta["leaky_slope"])
-    activations = {
-        "relu": nn.ReLU,
-        "leaky_relu": lambda: nn.LeakyReLU(slope),
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-    }
-    if meta["activation"] not in activations:
-        raise ValueError(f"unknown activation {meta['activation']!r}")
-    modules = []
-    for width in widths:
-        modules.append(nn.Linear(fan_in, width, bias=not batchnorm))
-        if batchnorm:
-            modules.append(nn.BatchNorm1d(width, eps=1e-5, momentum=0.1))
-        modules.append(activations[meta["activation"]]())
-        fan_in = width
-    modules.append(nn.Linear(fan_in, classes))
-    return nn.Sequential(*modules)
+    text = model_text_py.mlp_text(widths, meta["activation"], float(meta["leaky_slope"]),
+                                  meta["batchnorm"] == "1")
+    return text, (int(meta["inputs"]),), int(meta["classes"])
+
+
+def build_sequential(meta):
+    """The torch.nn.Sequential that nabla's metadata describes."""
+    text, shape, classes = model_of(meta)
+    return model_text_py.sequential(text, shape, classes)
 
 
 def check(path):
@@ -86,7 +82,11 @@ def check(path):
     if "normalize_mean" in meta:
         mean = json.loads(meta["normalize_mean"])
         std = json.loads(meta["normalize_std"])
-        if len(mean) != int(meta["inputs"]) or len(std) != int(meta["inputs"]):
+        _, shape, _ = model_of(meta)
+        features = 1
+        for d in shape:
+            features *= d
+        if len(mean) != features or len(std) != features:
             raise ValueError("normalization arrays do not match the inputs")
     return model, meta
 
@@ -94,9 +94,9 @@ def check(path):
 def resave(model, meta, out, seed):
     torch.manual_seed(seed)
     for m in model.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.LayerNorm)):
             m.reset_parameters()
-        elif isinstance(m, nn.BatchNorm1d):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             with torch.no_grad():
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)

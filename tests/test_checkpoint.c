@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 static void test_crc32c_known_values(void **state)
 {
@@ -76,8 +77,8 @@ static void run_init(run *r, nb_optimizer_kind kind, int batchnorm, const char *
     nb_error err;
     assert_int_equal(nb_make_synthetic("spirals", 330, 0.2f, 1, &r->train, &err), 0);
     assert_int_equal(nb_dataset_split(&r->train, 0.1f, 1, &r->dev, &err), 0);
-    nb_model_spec spec = {.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {16, 12},
-                          .activation = NB_RELU, .batchnorm = batchnorm};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {16, 12},
+                          .activation = NB_RELU, .batchnorm = batchnorm});
     assert_int_equal(nb_model_build(&r->model, &spec, 32, 5, &err), 0);
     nb_train_config c = {
         .optim = {.kind = kind, .beta = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 /* Parameters and running statistics of a run across ranks must match one process's within
  *     |a - b| <= REL_TOL * max(|a|, |b|) + ABS_TOL
@@ -375,8 +376,8 @@ static void data_free(sets *d)
 static void run_init(run *r, const setup *s, const sets *d, int max_batch, uint64_t init_seed)
 {
     memset(r, 0, sizeof *r);
-    nb_model_spec spec = {.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {32, 16},
-                          .activation = NB_RELU, .batchnorm = s->batchnorm};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {32, 16},
+                          .activation = NB_RELU, .batchnorm = s->batchnorm});
     assert_int_equal(nb_model_build(&r->model, &spec, max_batch, init_seed, &r->err), 0);
     nb_train_config cfg = {
         .optim = {.kind = s->kind, .beta = 0.9f, .beta2 = 0.999f, .eps = 1e-8f},

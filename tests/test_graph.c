@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 #define TOLERANCE 2e-2
 #define STEP 1e-2
@@ -247,8 +248,8 @@ static void test_model_gradients(void **state)
     (void)state;
     for (int bn = 0; bn <= 1; bn++)
         for (int a = NB_TANH; a <= NB_SIGMOID; a++) {
-            nb_model_spec spec = {.inputs = 5, .classes = 3, .n_hidden = 2, .hidden = {4, 3},
-                                  .activation = (nb_activation)a, .batchnorm = bn};
+            nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 5, .classes = 3, .n_hidden = 2, .hidden = {4, 3},
+                                  .activation = (nb_activation)a, .batchnorm = bn});
             nb_model m;
             nb_error err;
             assert_int_equal(nb_model_build(&m, &spec, 7, 42, &err), 0);
@@ -267,8 +268,8 @@ static void test_model_layout(void **state)
     (void)state;
     /* torch.nn.Sequential(Linear(784,256), BatchNorm1d(256), ReLU(), Linear(256,128),
      * BatchNorm1d(128), ReLU(), Linear(128,10)). */
-    nb_model_spec spec = {.inputs = 784, .classes = 10, .n_hidden = 2, .hidden = {256, 128},
-                          .activation = NB_RELU, .batchnorm = 1};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 784, .classes = 10, .n_hidden = 2, .hidden = {256, 128},
+                          .activation = NB_RELU, .batchnorm = 1});
     nb_model m;
     nb_error err;
     assert_int_equal(nb_model_build(&m, &spec, 64, 0, &err), 0);
@@ -305,9 +306,19 @@ static void test_builder_errors(void **state)
     assert_non_null(strstr(err.msg, "matmul"));
     nb_graph_free(g);
 
-    nb_model_spec spec = {.inputs = 0, .classes = 10};
+    nb_mlp none = {.inputs = 0, .classes = 10};
+    nb_model_spec spec;
+    assert_int_equal(nb_model_spec_mlp(&spec, &none, &err), -1);
+    assert_non_null(strstr(err.msg, "an input is a vector of at least 1 feature"));
+    spec.input = nb_shape_vector(0);
     nb_model m;
     assert_int_equal(nb_model_build(&m, &spec, 4, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "an input is a vector of at least 1 feature"));
+    assert_int_equal(nb_model_spec_parse(&spec, "linear(4),relu,linear", nb_shape_vector(3), 10,
+                                         &err), 0);
+    spec.classes = 1;
+    assert_int_equal(nb_model_build(&m, &spec, 4, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "2 to 1000000 classes"));
 }
 
 /* Sizes come from options and files; what cannot be addressed or held is refused with a
@@ -337,7 +348,7 @@ static void test_partial_batch(void **state)
 {
     (void)state;
     /* The same row gives the same output whatever the batch it comes in (no batch norm). */
-    nb_model_spec spec = {.inputs = 3, .classes = 2, .n_hidden = 1, .hidden = {4}, .activation = NB_RELU};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 3, .classes = 2, .n_hidden = 1, .hidden = {4}, .activation = NB_RELU});
     nb_model m;
     nb_error err;
     assert_int_equal(nb_model_build(&m, &spec, 5, 1, &err), 0);

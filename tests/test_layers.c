@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 
 #include <cmocka.h>
 
@@ -419,20 +420,50 @@ static void test_shape_errors(void **state)
     expect_shape_error("linear", vec, 1, "2 to 1000000 classes");
     expect_shape_error("conv2d(1000000,1),flatten,linear", nb_shape_image(1, 100, 100), 10,
                        "its output 1000000x100x100 is too large");
-    expect_shape_error("flatten,linear(1000000),linear", nb_shape_image(3, 100, 100), 10,
-                       "'linear(1000000)' at position 1: its weight is too large");
+    expect_shape_error("conv2d(1000000,4096,padding=2048),flatten,linear",
+                       nb_shape_image(1000, 1, 1), 10,
+                       "'conv2d(1000000,4096,padding=2048)' at position 0: its weight is too "
+                       "large");
 }
 
 /* ---- today's models ---- */
 
-/* The table's tensors for the expanded spec are exactly those nb_model_build makes, in order,
- * with their kinds, shapes and initial fills, and exactly what nb_model_save writes. */
-static void compare_with_model(const nb_model_spec *spec, const char *want_text)
+/* How nabla initialized an MLP before models were built from the layer table, kept here as the
+ * oracle: every dense weight in order, from one generator, with the model's one activation's
+ * rule (He, He with the leaky gain, or Xavier), the output layer included. */
+static void old_mlp_weights(const nb_mlp *mlp, uint64_t seed, float **w)
+{
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    int in = mlp->inputs;
+    for (int l = 0; l <= mlp->n_hidden; l++) {
+        int out = l < mlp->n_hidden ? mlp->hidden[l] : mlp->classes;
+        double std;
+        if (mlp->activation == NB_RELU)
+            std = sqrt(2.0 / in);
+        else if (mlp->activation == NB_LEAKY_RELU)
+            std = sqrt(2.0 / ((1.0 + (double)mlp->leaky_slope * mlp->leaky_slope) * in));
+        else
+            std = sqrt(2.0 / (in + out));
+        w[l] = malloc((size_t)out * in * sizeof **w);
+        for (size_t i = 0; i < (size_t)out * in; i++)
+            w[l][i] = (float)(std * nb_rng_normal(&rng));
+        in = out;
+    }
+}
+
+/* The table's tensors for the expanded MLP are exactly those nb_model_build makes, in order,
+ * with their kinds, shapes and initial fills, and exactly what nb_model_save writes; its
+ * weights are bit for bit those the MLP had before (old_mlp_weights), for several seeds. */
+static void compare_with_model(const nb_mlp *mlp, int trace_layer, const char *want_text)
 {
     nb_layers l;
     nb_error err;
-    if (nb_layers_from_mlp(spec, &l, &err) != 0)
+    if (nb_layers_from_mlp(mlp, &l, &err) != 0)
         fail_msg("%s", err.msg);
+    nb_model_spec spec_value = mlp_spec(*mlp);
+    spec_value.trace_layer = trace_layer;
+    const nb_model_spec *spec = &spec_value;
     char text[1024];
     format_ok(&l, text, sizeof text);
     if (want_text)
@@ -445,7 +476,7 @@ static void compare_with_model(const nb_model_spec *spec, const char *want_text)
 
     nb_layer_param p[NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX];
     int count;
-    if (nb_layers_params(&again, nb_shape_vector(spec->inputs), spec->classes, p, 320, &count,
+    if (nb_layers_params(&again, nb_shape_vector(mlp->inputs), mlp->classes, p, 320, &count,
                          &err) != 0)
         fail_msg("%s: %s", text, err.msg);
 
@@ -496,39 +527,75 @@ static void compare_with_model(const nb_model_spec *spec, const char *want_text)
     nb_st_free(&f);
     unlink(path);
     nb_model_free(&m);
+
+    static const uint64_t seeds[] = {0, 7, 12345, 0xffffffffffffffffull};
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        if (nb_model_build(&m, spec, 4, seeds[k], &err) != 0)
+            fail_msg("build: %s", err.msg);
+        float *want[NB_MAX_LAYERS + 1];
+        old_mlp_weights(mlp, seeds[k], want);
+        for (int i = 0, layer = 0; i < count; i++) {
+            if (p[i].init != NB_INIT_RANDOM)
+                continue;
+            nb_named t;
+            assert_non_null(nb_graph_find(m.graph, p[i].name, &t));
+            nb_tensor v = nb_node_value(t.node);
+            assert_memory_equal(v.data, want[layer], nb_tensor_numel(&v) * sizeof(float));
+            free(want[layer++]);
+        }
+        nb_model_free(&m);
+    }
+}
+
+static nb_mlp mlp_of(int inputs, int classes, const char *widths, nb_activation act,
+                     float slope, int batchnorm)
+{
+    nb_mlp m;
+    memset(&m, 0, sizeof m);
+    m.inputs = inputs;
+    m.classes = classes;
+    nb_error err;
+    if (nb_parse_layers(widths, &m, &err) != 0)
+        fail_msg("%s", err.msg);
+    m.activation = act;
+    m.leaky_slope = slope;
+    m.batchnorm = batchnorm;
+    return m;
 }
 
 static void test_legacy_models(void **state)
 {
     (void)state;
-    nb_model_spec s = make_spec(784, 10, "256,128", NB_RELU, 0.01f, 1);
-    compare_with_model(&s, "linear(256),batchnorm,relu,linear(128),batchnorm,relu,linear");
-    s = make_spec(784, 10, "256,128", NB_RELU, 0.01f, 0);
-    compare_with_model(&s, "linear(256),relu,linear(128),relu,linear");
-    s = make_spec(4, 3, "16,8", NB_TANH, 0.01f, 1);
-    compare_with_model(&s, "linear(16),batchnorm,tanh,linear(8),batchnorm,tanh,linear");
-    s = make_spec(4, 3, "12", NB_LEAKY_RELU, 0.2f, 0);
-    compare_with_model(&s, "linear(12),leaky_relu(0.2),linear");
-    s = make_spec(4, 3, "12,5", NB_LEAKY_RELU, 0.01f, 1);
-    compare_with_model(&s, "linear(12),batchnorm,leaky_relu,linear(5),batchnorm,leaky_relu,linear");
-    s = make_spec(5, 2, "7,6,5", NB_SIGMOID, 0.01f, 1);
-    compare_with_model(&s, NULL);
-    s = make_spec(5, 2, "3", NB_SIGMOID, 0.01f, 0);
-    compare_with_model(&s, "linear(3),sigmoid,linear");
-    s = make_spec(4, 3, "none", NB_RELU, 0.01f, 0);
-    compare_with_model(&s, "linear");
-    s = make_spec(4, 3, "none", NB_TANH, 0.01f, 1);
-    compare_with_model(&s, "linear");
-    /* The traced layer is no part of the architecture. */
-    s = make_spec(6, 4, "9,8", NB_TANH, 0.01f, 0);
-    s.trace_layer = 2;
-    compare_with_model(&s, "linear(9),tanh,linear(8),tanh,linear");
+    nb_mlp s = mlp_of(784, 10, "256,128", NB_RELU, 0.01f, 1);
+    compare_with_model(&s, 0, "linear(256),batchnorm,relu,linear(128),batchnorm,relu,linear");
+    s = mlp_of(784, 10, "256,128", NB_RELU, 0.01f, 0);
+    compare_with_model(&s, 0, "linear(256),relu,linear(128),relu,linear");
+    s = mlp_of(4, 3, "16,8", NB_TANH, 0.01f, 1);
+    compare_with_model(&s, 0, "linear(16),batchnorm,tanh,linear(8),batchnorm,tanh,linear");
+    s = mlp_of(4, 3, "12", NB_LEAKY_RELU, 0.2f, 0);
+    compare_with_model(&s, 0, "linear(12),leaky_relu(0.2),linear");
+    s = mlp_of(4, 3, "12,5", NB_LEAKY_RELU, 0.01f, 1);
+    compare_with_model(&s, 0,
+                       "linear(12),batchnorm,leaky_relu,linear(5),batchnorm,leaky_relu,linear");
+    s = mlp_of(5, 2, "7,6,5", NB_SIGMOID, 0.01f, 1);
+    compare_with_model(&s, 0, NULL);
+    s = mlp_of(5, 2, "3", NB_SIGMOID, 0.01f, 0);
+    compare_with_model(&s, 0, "linear(3),sigmoid,linear");
+    s = mlp_of(4, 3, "none", NB_RELU, 0.01f, 0);
+    compare_with_model(&s, 0, "linear");
+    /* (A model without hidden layers has no activation to take its rule from: He, relu's, as
+     * the default --activation gave it before.) */
+    /* The traced layer is no part of the architecture, and does not change the weights. */
+    s = mlp_of(6, 4, "9,8", NB_TANH, 0.01f, 0);
+    compare_with_model(&s, 2, "linear(9),tanh,linear(8),tanh,linear");
+    s = mlp_of(6, 4, "9,8", NB_LEAKY_RELU, 0.3f, 1);
+    compare_with_model(&s, 1, NULL);
 
     nb_layers l;
     nb_error err;
-    s = make_spec(4, 3, "5", NB_IDENTITY, 0.01f, 0);
+    s = mlp_of(4, 3, "5", NB_IDENTITY, 0.01f, 0);
     assert_int_equal(nb_layers_from_mlp(&s, &l, &err), -1);
-    s = make_spec(4, 3, "5", NB_LEAKY_RELU, 0.01f, 0);
+    s = mlp_of(4, 3, "5", NB_LEAKY_RELU, 0.01f, 0);
     s.hidden[0] = 0;
     assert_int_equal(nb_layers_from_mlp(&s, &l, &err), -1);
 }

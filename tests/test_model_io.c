@@ -136,21 +136,20 @@ static void assert_same_tensors(const nb_model *a, const nb_model *b)
 
 static void assert_same_spec(const nb_model_spec *a, const nb_model_spec *b)
 {
-    assert_int_equal(a->inputs, b->inputs);
+    assert_int_equal(a->input.ndim, b->input.ndim);
+    assert_memory_equal(a->input.dim, b->input.dim, sizeof a->input.dim);
     assert_int_equal(a->classes, b->classes);
-    assert_int_equal(a->n_hidden, b->n_hidden);
-    for (int i = 0; i < a->n_hidden; i++)
-        assert_int_equal(a->hidden[i], b->hidden[i]);
-    assert_int_equal(a->activation, b->activation);
-    assert_true(a->leaky_slope == b->leaky_slope);
-    assert_int_equal(a->batchnorm, b->batchnorm);
+    char ta[NB_LAYERS_TEXT_MAX], tb[NB_LAYERS_TEXT_MAX];
+    assert_true(nb_layers_format(&a->layers, ta, sizeof ta) > 0);
+    assert_true(nb_layers_format(&b->layers, tb, sizeof tb) > 0);
+    assert_string_equal(ta, tb);
 }
 
 /* Inference-mode logits of a fixed batch. */
 static void logits_of(nb_model *m, int batch, float *out)
 {
     nb_tensor x = nb_node_value(m->x);
-    for (int i = 0; i < batch * m->spec.inputs; i++)
+    for (int i = 0; i < batch * nb_model_features(&m->spec); i++)
         x.data[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
     memset(nb_node_labels(m->y), 0, (size_t)batch * sizeof(int32_t));
     nb_graph_set_training(m->graph, 0);
@@ -386,9 +385,9 @@ static void round_trip(const nb_model_spec *s, int with_norm)
     build(&a, s, 6, 11);
     scramble(&a, 0.25f);
     if (with_norm) {
-        a.norm_mean = malloc((size_t)s->inputs * sizeof(float));
-        a.norm_std = malloc((size_t)s->inputs * sizeof(float));
-        for (int i = 0; i < s->inputs; i++) {
+        a.norm_mean = malloc((size_t)nb_model_features(s) * sizeof(float));
+        a.norm_std = malloc((size_t)nb_model_features(s) * sizeof(float));
+        for (int i = 0; i < nb_model_features(s); i++) {
             a.norm_mean[i] = 0.1f * (float)i - 1e-7f;   /* needs 9 digits to survive */
             a.norm_std[i] = 1.0f / 3.0f + (float)i;
         }
@@ -405,8 +404,8 @@ static void round_trip(const nb_model_spec *s, int with_norm)
     assert_int_equal(nb_graph_max_batch(b.graph), 3);
     if (with_norm) {
         assert_non_null(b.norm_mean);
-        assert_memory_equal(a.norm_mean, b.norm_mean, (size_t)s->inputs * sizeof(float));
-        assert_memory_equal(a.norm_std, b.norm_std, (size_t)s->inputs * sizeof(float));
+        assert_memory_equal(a.norm_mean, b.norm_mean, (size_t)nb_model_features(s) * sizeof(float));
+        assert_memory_equal(a.norm_std, b.norm_std, (size_t)nb_model_features(s) * sizeof(float));
     } else {
         assert_null(b.norm_mean);
         assert_null(b.norm_std);
@@ -503,23 +502,22 @@ static void test_saved_file_contents(void **state)
 
     assert_string_equal(nb_st_meta_get(&f, "format"), "nabla");
     assert_string_equal(nb_st_meta_get(&f, "nabla_version"), NABLA_VERSION);
-    assert_string_equal(nb_st_meta_get(&f, "inputs"), "5");
+    assert_string_equal(nb_st_meta_get(&f, "input_shape"), "5");
     assert_string_equal(nb_st_meta_get(&f, "classes"), "3");
-    assert_string_equal(nb_st_meta_get(&f, "layers"), "4");
-    assert_string_equal(nb_st_meta_get(&f, "activation"), "leaky_relu");
-    assert_float_equal(strtod(nb_st_meta_get(&f, "leaky_slope"), NULL), 0.2, 1e-7);
-    assert_string_equal(nb_st_meta_get(&f, "batchnorm"), "1");
+    assert_string_equal(nb_st_meta_get(&f, "model"), "linear(4),batchnorm,leaky_relu(0.2),linear");
+    assert_null(nb_st_meta_get(&f, "layers"));
+    assert_null(nb_st_meta_get(&f, "activation"));
     assert_string_equal(nb_st_meta_get(&f, "normalize_mean"), "[0,0,0,0,0]");
     assert_string_equal(nb_st_meta_get(&f, "normalize_std"), "[0.5,1,1.5,2,2.5]");
     nb_st_free(&f);
     nb_model_free(&m);
 
-    /* No hidden layer: "layers" is empty. */
+    /* No hidden layer: one linear. */
     s = make_spec(2, 2, "none", NB_RELU, 0.01f, 0);
     build(&m, &s, 2, 3);
     assert_int_equal(nb_model_save(&m, path, &err), 0);
     assert_int_equal(nb_st_read(path, &f, &err), 0);
-    assert_string_equal(nb_st_meta_get(&f, "layers"), "");
+    assert_string_equal(nb_st_meta_get(&f, "model"), "linear");
     assert_null(nb_st_meta_get(&f, "normalize_mean"));
     assert_int_equal(f.n_tensors, 2);
     nb_st_free(&f);
@@ -551,6 +549,25 @@ static void write_with_meta(const char *src, const char *dst, const char *key, c
     nb_st_free(&f);
 }
 
+/* A model file as nabla wrote it before models had a text form: the same tensors, and the
+ * architecture as inputs, hidden widths, activation, leaky slope and the batch-norm flag. */
+static void write_legacy(const char *src, const char *dst, const char *inputs, const char *layers,
+                         const char *activation, const char *slope, const char *batchnorm)
+{
+    char a[160], b[160];
+    snprintf(a, sizeof a, "%s.a", dst);
+    snprintf(b, sizeof b, "%s.b", dst);
+    write_with_meta(src, a, "model", NULL);
+    write_with_meta(a, b, "input_shape", NULL);
+    write_with_meta(b, a, "inputs", inputs);
+    write_with_meta(a, b, "layers", layers);
+    write_with_meta(b, a, "activation", activation);
+    write_with_meta(a, b, "leaky_slope", slope);
+    write_with_meta(b, dst, "batchnorm", batchnorm);
+    unlink(a);
+    unlink(b);
+}
+
 static void expect_load_error(const char *path, const char *expect)
 {
     nb_model m;
@@ -571,11 +588,50 @@ static void test_load_refuses_bad_metadata(void **state)
     nb_model_spec s = make_spec(3, 2, "4", NB_RELU, 0.01f, 1);
     nb_model m;
     build(&m, &s, 2, 3);
-    char good[128], bad[128];
+    char saved[128], good[128], bad[128];
+    tmp_path(saved, sizeof saved, "saved.safetensors");
     tmp_path(good, sizeof good, "good.safetensors");
     tmp_path(bad, sizeof bad, "badmeta.safetensors");
     nb_error err;
-    assert_int_equal(nb_model_save(&m, good, &err), 0);
+    assert_int_equal(nb_model_save(&m, saved, &err), 0);
+
+    /* Today's metadata: the model's text, its input shape and classes. */
+    write_with_meta(saved, bad, "model", "linear(4),batchnorm,relu,linear(2)");
+    nb_model back;
+    assert_int_equal(nb_model_load(&back, bad, 2, &err), 0);  /* the same model, written out */
+    nb_model_free(&back);
+    write_with_meta(saved, bad, "model", "linear(4),batchnorm,relu,linaer");
+    expect_load_error(bad, "metadata 'model': 'linaer' at position 3: unknown layer 'linaer' "
+                           "(did you mean 'linear'?)");
+    write_with_meta(saved, bad, "model", "linear(4),relu,linear");
+    expect_load_error(bad, "the model's tensors '0.bias', '2.weight', '2.bias' are missing");
+    write_with_meta(saved, bad, "model", "linear(4),batchnorm,relu,linear(3)");
+    expect_load_error(bad, "the model's output has 3 features, not the 2 classes");
+    write_with_meta(saved, bad, "input_shape", NULL);
+    expect_load_error(bad, "__metadata__ has no 'input_shape'");
+    write_with_meta(saved, bad, "input_shape", "03");
+    expect_load_error(bad, "metadata 'input_shape' is '03', expected N or CxHxW");
+    write_with_meta(saved, bad, "input_shape", "1x3");
+    expect_load_error(bad, "metadata 'input_shape' is '1x3'");
+    write_with_meta(saved, bad, "input_shape", "1x1x3");
+    expect_load_error(bad, "put flatten before linear");
+    write_with_meta(saved, bad, "input_shape", "2");
+    expect_load_error(bad, "tensor '0.weight' has shape [4, 3], the model needs [4, 2]");
+    write_with_meta(saved, bad, "classes", "x");
+    expect_load_error(bad, "metadata 'classes' is 'x'");
+    write_with_meta(saved, bad, "layers", "4");
+    expect_load_error(bad, "__metadata__ has both 'model' and 'layers'");
+    write_with_meta(saved, bad, "batchnorm", "1");
+    expect_load_error(bad, "__metadata__ has both 'model' and 'batchnorm'");
+
+    /* Files written before: the widths form's metadata, still loaded. */
+    write_legacy(saved, good, "3", "4", "relu", "0.01", "1");
+    nb_model_load(&back, good, 2, &err);
+    if (nb_model_load(&back, good, 2, &err) != 0)
+        fail_msg("legacy load: %s", err.msg);
+    assert_same_spec(&back.spec, &m.spec);
+    assert_same_tensors(&back, &m);
+    nb_model_free(&back);
     nb_model_free(&m);
 
     write_with_meta(good, bad, "format", NULL);
@@ -619,12 +675,12 @@ static void test_load_refuses_bad_metadata(void **state)
     expect_load_error(bad, "metadata 'leaky_slope' is '0x1p-7'");
 
     /* Metadata that disagrees with the tensors: the model built from it does not fit. */
-    write_with_meta(good, bad, "layers", "5");
-    expect_load_error(bad, "tensor '0.weight' has shape [4, 3], the model needs [5, 3]");
+    write_with_meta(good, bad, "layers", "3");
+    expect_load_error(bad, "tensor '0.weight' has shape [4, 3], the model needs [3, 3]");
     write_with_meta(good, bad, "batchnorm", "0");
     expect_load_error(bad, "missing");
     write_with_meta(good, bad, "classes", "1");
-    expect_load_error(bad, "2 classes");
+    expect_load_error(bad, "a model has 2 to 1000000 classes, not 1");
 }
 
 /* Metadata that describes a model far larger than the file: refused before anything of that
@@ -635,22 +691,38 @@ static void test_load_refuses_model_larger_than_file(void **state)
     nb_model_spec s = make_spec(3, 2, "4", NB_RELU, 0.01f, 0);
     nb_model m;
     build(&m, &s, 2, 3);
-    char good[128], step[128], bad[128];
+    char saved[128], good[128], step[128], bad[128];
+    tmp_path(saved, sizeof saved, "small-saved.safetensors");
     tmp_path(good, sizeof good, "small.safetensors");
     tmp_path(step, sizeof step, "step.safetensors");
     tmp_path(bad, sizeof bad, "huge.safetensors");
     nb_error err;
-    assert_int_equal(nb_model_save(&m, good, &err), 0);
+    assert_int_equal(nb_model_save(&m, saved, &err), 0);
     nb_model_free(&m);
-    /* The file holds 4*3 + 4 + 2*4 + 2 = 26 numbers. The metadata claims 1000000 inputs and two
-     * hidden layers of 1000000: 10^12 + 10^12 + 2 * 10^6 weights (8 TB). */
-    write_with_meta(good, step, "inputs", "1000000");
-    write_with_meta(step, bad, "layers", "1000000,1000000");
-    expect_load_error(bad, "the metadata describes a model with 2000002000000 weights, but the "
-                           "file holds only 26 numbers");
-    /* Just large enough (3*4 + 4*5 = 32 > 26): the same check, not a shape error later. */
+    /* The file holds 4*3 + 4 + 2*4 + 2 = 26 numbers. Today's metadata: a model text of two
+     * 40000x40000 layers, 3.2 * 10^9 numbers (13 GB). */
+    write_with_meta(saved, bad, "model", "linear(40000),relu,linear(40000),relu,linear");
+    write_with_meta(bad, step, "input_shape", "40000");
+    expect_load_error(step, "the metadata describes a model of 3200160002 numbers, but the file "
+                            "holds only 26");
+    write_with_meta(saved, bad, "input_shape", "1x1000x1000");
+    write_with_meta(bad, step, "model", "conv2d(1000,3),relu,flatten,linear");
+    expect_load_error(step, "numbers, but the file holds only 26");
+    /* A weight of 2^48 elements or more: refused on its shape (counts stay far from overflow). */
+    write_with_meta(saved, bad, "model", "conv2d(1000000,4096,padding=2048),flatten,linear");
+    write_with_meta(bad, step, "input_shape", "1000x1x1");
+    expect_load_error(step, "'conv2d(1000000,4096,padding=2048)' at position 0: its weight is too "
+                            "large");
+    /* The same from a file written before models had a text form. */
+    write_legacy(saved, good, "3", "4", "relu", "0.01", "0");
+    write_with_meta(good, step, "inputs", "40000");
+    write_with_meta(step, bad, "layers", "40000,40000");
+    expect_load_error(bad, "the metadata describes a model of 3200160002 numbers, but the "
+                           "file holds only 26");
+    /* Just large enough (3*4 + 4 + 4*5 + 5 = 41 > 26): the same check, not a shape error
+     * later. */
     write_with_meta(good, bad, "classes", "5");
-    expect_load_error(bad, "describes a model with 32 weights, but the file holds only 26");
+    expect_load_error(bad, "describes a model of 41 numbers, but the file holds only 26");
 }
 
 /* Metadata values are quoted in messages; a line break or escape sequence in one must not
@@ -661,12 +733,16 @@ static void test_load_messages_stay_on_one_line(void **state)
     nb_model_spec s = make_spec(3, 2, "", NB_RELU, 0.01f, 0);
     nb_model m;
     build(&m, &s, 2, 3);
-    char good[128], bad[128];
+    char saved[128], good[128], bad[128];
+    tmp_path(saved, sizeof saved, "line-saved.safetensors");
     tmp_path(good, sizeof good, "line.safetensors");
     tmp_path(bad, sizeof bad, "badline.safetensors");
     nb_error err;
-    assert_int_equal(nb_model_save(&m, good, &err), 0);
+    assert_int_equal(nb_model_save(&m, saved, &err), 0);
     nb_model_free(&m);
+    write_with_meta(saved, bad, "model", "lin\near");
+    expect_load_error(bad, "'lin\\near'");
+    write_legacy(saved, good, "3", "", "relu", "0.01", "0");
     write_with_meta(good, bad, "activation", "re\nlu\x1b[2J");
     expect_load_error(bad, "metadata 'activation' is 're\\nlu\\x1b[2J', not a known activation");
     write_with_meta(good, bad, "format", "nabla\r\n");

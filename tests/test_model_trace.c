@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 enum { BATCH = 50, INPUTS = 2, H1 = 12, H2 = 7, CLASSES = 3 };
 
@@ -31,11 +32,12 @@ static const act_case acts[] = {
 };
 #define N_ACTS (sizeof acts / sizeof acts[0])
 
-static nb_model_spec make_spec(const act_case *a, int batchnorm, int trace_layer)
+static nb_model_spec trace_spec(const act_case *a, int batchnorm, int trace_layer)
 {
-    nb_model_spec s = {.inputs = INPUTS, .classes = CLASSES, .n_hidden = 2, .hidden = {H1, H2},
-                       .activation = a->act, .leaky_slope = a->slope, .batchnorm = batchnorm,
-                       .trace_layer = trace_layer};
+    nb_model_spec s = mlp_spec((nb_mlp){.inputs = INPUTS, .classes = CLASSES, .n_hidden = 2,
+                                        .hidden = {H1, H2}, .activation = a->act,
+                                        .leaky_slope = a->slope, .batchnorm = batchnorm});
+    s.trace_layer = trace_layer;
     return s;
 }
 
@@ -131,7 +133,7 @@ static void test_pre_activation_values(void **state)
     for (size_t ai = 0; ai < N_ACTS; ai++)
         for (int bn = 0; bn <= 1; bn++)
             for (int layer = 1; layer <= 2; layer++) {
-                nb_model_spec spec = make_spec(&acts[ai], bn, layer);
+                nb_model_spec spec = trace_spec(&acts[ai], bn, layer);
                 nb_model m;
                 nb_error err;
                 assert_int_equal(nb_model_build(&m, &spec, BATCH, 5, &err), 0);
@@ -168,7 +170,7 @@ static void train_params(const act_case *a, int bn, int trace_layer, int threads
     nb_set_threads(threads);
     nb_dataset d = {0};
     make_batch(&d);
-    nb_model_spec spec = make_spec(a, bn, trace_layer);
+    nb_model_spec spec = trace_spec(a, bn, trace_layer);
     nb_model m;
     nb_error err;
     assert_int_equal(nb_model_build(&m, &spec, BATCH, 11, &err), 0);
@@ -226,12 +228,13 @@ static void test_trace_layer_checked(void **state)
     (void)state;
     nb_model m;
     nb_error err;
-    nb_model_spec spec = make_spec(&acts[0], 0, 3);
+    nb_model_spec spec = trace_spec(&acts[0], 0, 3);
     assert_int_equal(nb_model_build(&m, &spec, BATCH, 1, &err), -1);
     assert_non_null(strstr(err.msg, "trace_layer 3"));
     spec.trace_layer = -1;
     assert_int_equal(nb_model_build(&m, &spec, BATCH, 1, &err), -1);
-    nb_model_spec none = {.inputs = 2, .classes = 2, .trace_layer = 1};
+    nb_model_spec none = mlp_spec((nb_mlp){.inputs = 2, .classes = 2});
+    none.trace_layer = 1;
     assert_int_equal(nb_model_build(&m, &none, BATCH, 1, &err), -1);
     none.trace_layer = 0;
     assert_int_equal(nb_model_build(&m, &none, BATCH, 1, &err), 0);

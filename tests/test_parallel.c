@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 #include "pool.h"
 
 static const int thread_counts[] = {1, 2, 3};
@@ -283,8 +284,8 @@ static void train_once(int threads, int batchnorm, float *out, size_t *n)
     nb_dataset train = {0};
     nb_error err;
     assert_int_equal(nb_make_synthetic("spirals", 600, 0.2f, 1, &train, &err), 0);
-    nb_model_spec spec = {.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {300, 24},
-                          .activation = NB_RELU, .batchnorm = batchnorm};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {300, 24},
+                          .activation = NB_RELU, .batchnorm = batchnorm});
     nb_model m;
     assert_int_equal(nb_model_build(&m, &spec, 100, 1, &err), 0);
     nb_train_config cfg = {

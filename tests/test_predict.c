@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 static void set_param(nb_model *m, const char *name, const float *values, size_t n)
 {
@@ -24,7 +25,7 @@ static void set_param(nb_model *m, const char *name, const float *values, size_t
 static void test_linear_model_by_hand(void **state)
 {
     (void)state;
-    nb_model_spec spec = {.inputs = 2, .classes = 3, .n_hidden = 0, .activation = NB_RELU};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 0, .activation = NB_RELU});
     nb_model m;
     nb_error err;
     assert_int_equal(nb_model_build(&m, &spec, 2, 0, &err), 0);
@@ -60,8 +61,8 @@ static void test_agrees_with_evaluate_batchnorm(void **state)
     nb_dataset train = {0}, test = {0};
     assert_int_equal(nb_make_synthetic("moons", 400, 0.25f, 5, &train, &err), 0);
     assert_int_equal(nb_make_synthetic("moons", 301, 0.25f, 6, &test, &err), 0);
-    nb_model_spec spec = {.inputs = 2, .classes = 2, .n_hidden = 2, .hidden = {12, 12},
-                          .activation = NB_TANH, .batchnorm = 1};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 2, .n_hidden = 2, .hidden = {12, 12},
+                          .activation = NB_TANH, .batchnorm = 1});
     nb_model m;
     assert_int_equal(nb_model_build(&m, &spec, 32, 3, &err), 0);
     nb_train_config cfg = {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_spec_for_tests.h"
 
 /* Every malloc/calloc/realloc of the library is counted: the test links with
  * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc (see CMakeLists.txt). */
@@ -37,8 +38,8 @@ static nb_train_config adam_config(int batch, int epochs)
 
 static void make_model(nb_model *m, int batchnorm, int max_batch)
 {
-    nb_model_spec spec = {.inputs = 2, .classes = 2, .n_hidden = 2, .hidden = {16, 16},
-                          .activation = NB_RELU, .batchnorm = batchnorm};
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 2, .n_hidden = 2, .hidden = {16, 16},
+                          .activation = NB_RELU, .batchnorm = batchnorm});
     nb_error err;
     assert_int_equal(nb_model_build(m, &spec, max_batch, 7, &err), 0);
 }
@@ -201,8 +202,8 @@ static void test_deterministic(void **state)
     float *first = NULL;
     size_t n = 0;
     for (int run = 0; run < 3; run++) {
-        nb_model_spec spec = {.inputs = 2, .classes = 3, .n_hidden = 1, .hidden = {20},
-                              .activation = NB_TANH, .batchnorm = 1};
+        nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 1, .hidden = {20},
+                              .activation = NB_TANH, .batchnorm = 1});
         nb_model m;
         assert_int_equal(nb_model_build(&m, &spec, 16, 1, &err), 0);
         nb_train_config cfg = adam_config(16, 2);

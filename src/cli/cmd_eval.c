@@ -247,7 +247,7 @@ static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_r
     int whole_csv = o->split == SPLIT_TEST &&
                     (o->src.test || (data_classify(o->src.data, &kind, &path, &ignored) == 0 &&
                                      kind == DATA_CSV));
-    if (data_check_fits(d, what, whole_csv ? 1 + d->header : 0, "the model", m->spec.inputs,
+    if (data_check_fits(d, what, whole_csv ? 1 + d->header : 0, "the model", nb_model_features(&m->spec),
                         m->spec.classes, err) != 0)
         return -1;
     if (m->norm_mean && m->norm_std) {

@@ -22,6 +22,7 @@
 #include "fileio.h"
 #include "memcheck.h"
 #include "model_io.h"
+#include "nn/layers.h"
 #include "mpi_comm.h"
 #include "output.h"
 #include "threads.h"
@@ -120,6 +121,53 @@ static int memory_refused(train_run *r)
     return v == NB_MEMORY_NEVER_FITS;
 }
 
+/* The model's spec: --layers on the data's samples (for a model's text, an IDX image, or a
+ * vector unless --input-shape makes it an image) and classes. A model that does not fit the data, or a traced
+ * unit it does not have, is a usage error (r->bad_model). */
+static int model_spec(train_run *r, nb_model_spec *spec)
+{
+    const train_options *o = &r->opt;
+    /* The widths form is an MLP on the vector of features, as it always was (its tensors keep
+     * their names: an image would need a flatten at index 0). */
+    nb_shape input = r->train.image.ndim == 3 && o->layers_text
+                         ? r->train.image
+                         : nb_shape_vector(r->train.features);
+    char shape[48];
+    if (o->input_shape.ndim) {
+        nb_shape_format(o->input_shape, shape, sizeof shape);
+        if (nb_shape_numel(o->input_shape) != r->train.features) {
+            r->bad_model = 1;
+            return nb_fail(&r->err, "--input-shape %s has %lld features, but the data has %d", shape,
+                           (long long)nb_shape_numel(o->input_shape), r->train.features);
+        }
+        input = o->input_shape;
+    }
+    memset(spec, 0, sizeof *spec);
+    spec->input = input;
+    spec->classes = r->train.classes;
+    spec->layers = o->model;
+    spec->trace_layer = o->trace ? o->trace_layer : 0;
+    nb_shape shapes[NB_LAYERS_MAX + 1];
+    nb_error why;
+    if (nb_layers_shapes(&spec->layers, input, spec->classes, shapes, &why) != 0) {
+        r->bad_model = 1;
+        nb_shape_format(input, shape, sizeof shape);
+        return nb_fail(&r->err, "--layers: %s (the input is %s, the classes %d)", why.msg, shape,
+                       spec->classes);
+    }
+    for (int i = 0, k = 0; o->trace && i < spec->layers.n; i++) {
+        if (!nb_layer_activation(&spec->layers.layer[i], NULL, NULL) || ++k != o->trace_layer)
+            continue;
+        int64_t units = nb_shape_numel(shapes[i]);
+        if (o->trace_unit >= units) {
+            r->bad_model = 1;
+            return nb_fail(&r->err, "--trace-unit %d: activation layer %d has units 0 to %lld",
+                           o->trace_unit, o->trace_layer, (long long)units - 1);
+        }
+    }
+    return 0;
+}
+
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
  * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
@@ -154,9 +202,12 @@ static int prepare(train_run *r)
             nb_dataset_normalize(&r->test, mean, std);
     }
 
-    nb_model_spec spec = o->spec;
-    spec.inputs = r->train.features;
-    spec.classes = r->train.classes;
+    nb_model_spec spec;
+    if (model_spec(r, &spec) != 0) {
+        free(mean);
+        free(std);
+        return -1;
+    }
     /* A mini-batch larger than the set is the whole set; no need for a bigger graph. */
     int max_batch = o->batch_size > 0 && o->batch_size < r->train.n ? o->batch_size
                                                                     : r->train.n;
@@ -744,7 +795,7 @@ static int set_up(train_run *r, int argc, char **argv, int *code)
         (r->writer && r->opt.save_weights &&
          check_save_path(r->opt.save_weights, r->opt.out, &r->err) != 0) ||
         (r->writer && r->opt.out && train_dir_check(r, r->opt.out) != 0)) {
-        *code = runtime_error(&r->err);
+        *code = r->bad_model ? cli_usage_error(CMD, "%s", r->err.msg) : runtime_error(&r->err);
         return -1;
     }
     /* The memory training will add, before the run directory exists (nb_train checks it

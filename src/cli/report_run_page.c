@@ -211,14 +211,16 @@ static int regions_section(strbuf *b, runs *rs, nb_error *err)
         double test = r->summary ? json_number(r->summary, "test_accuracy") : NAN;
         if (isfinite(test))
             snprintf(acc, sizeof acc, "; test accuracy %.4f", test);
-        snprintf(note, sizeof note, "%s, lr %g, %s%s", json_string(r->config, "optimizer")
-                                                            ? json_string(r->config, "optimizer")
-                                                            : "?",
-                 json_number(r->config, "lr"),
-                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r->config, "batchnorm"))
-                     ? "batch norm"
-                     : "no batch norm",
-                 acc);
+        /* The model's text (older runs: whether it had batch norm). */
+        const char *model = json_string(r->config, "model");
+        if (!model)
+            model = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r->config, "batchnorm"))
+                        ? "batch norm"
+                        : "no batch norm";
+        snprintf(note, sizeof note, "%s, lr %g, %.120s%s", json_string(r->config, "optimizer")
+                                                               ? json_string(r->config, "optimizer")
+                                                               : "?",
+                 json_number(r->config, "lr"), model, acc);
         int rc = regions_chart(b, r, title, note, why, sizeof why, err);
         if (rc < 0)
             return -1;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/layers.h"
 #include "options.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -328,6 +329,21 @@ static int is_activation(const char *s)
     nb_activation a;
     return nb_activation_parse(s, &a) == 0 && strcmp(nb_activation_name(a), s) == 0;
 }
+/* A model's text as the library writes it: canonical. */
+static int is_model_text(const char *s)
+{
+    nb_layers layers;
+    char text[NB_LAYERS_TEXT_MAX];
+    return nb_layers_parse(s, &layers, NULL) == 0 &&
+           nb_layers_format(&layers, text, sizeof text) >= 0 && strcmp(text, s) == 0;
+}
+static int is_shape(const char *s)
+{
+    nb_shape shape;
+    char text[48];
+    return nb_shape_parse(s, &shape) == 0 && nb_shape_format(shape, text, sizeof text) > 0 &&
+           strcmp(text, s) == 0;
+}
 static int is_optimizer(const char *s)
 {
     nb_optimizer_kind k;
@@ -344,7 +360,9 @@ static int is_decay(const char *s)
 /* As train_write_config writes them; the option parsers set the ranges. Required: what every
  * version of nabla has written (the others came later: data_header, test_header,
  * sync_batchnorm, decay_epochs, ranks, blas_kernel, checkpoint_every, resumed_from and the
- * trace and evaluation settings). */
+ * trace and evaluation settings). The model is "model" and "input_shape", or, before models had
+ * a text form, "layers", "activation", "leaky_slope" and "batchnorm" (written since for
+ * --layers widths too): run_check_config_spec needs one or the other. */
 static const member_rule CONFIG_MEMBERS[] = {
     {"command", MT_STRING, 0, 0, NULL, 1, is_train},
     {"version", MT_STRING, 0, 0, NULL, 1, NULL},
@@ -363,10 +381,12 @@ static const member_rule CONFIG_MEMBERS[] = {
     {"noise", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
     {"dev_fraction", MT_NUMBER, V_FRACTION, 0, NULL, 1, NULL},
     {"normalize", MT_STRING, 0, 0, NULL, 1, is_normalize},
-    {"layers", MT_NUMBERS, V_INT_1, 0, NULL, 1, NULL},
-    {"activation", MT_STRING, 0, 0, NULL, 1, is_activation},
-    {"leaky_slope", MT_NUMBER, V_FINITE, 0, NULL, 1, NULL},
-    {"batchnorm", MT_BOOL, 0, 0, NULL, 1, NULL},
+    {"model", MT_STRING, 0, 0, NULL, 0, is_model_text},
+    {"input_shape", MT_STRING, 0, 0, NULL, 0, is_shape},
+    {"layers", MT_NUMBERS, V_INT_1, 0, NULL, 0, NULL},
+    {"activation", MT_STRING, 0, 0, NULL, 0, is_activation},
+    {"leaky_slope", MT_NUMBER, V_FINITE, 0, NULL, 0, NULL},
+    {"batchnorm", MT_BOOL, 0, 0, NULL, 0, NULL},
     {"sync_batchnorm", MT_BOOL, 0, 0, NULL, 0, NULL},
     {"parameters", MT_NUMBER, V_COUNT_1, 0, NULL, 1, NULL},
     {"init_weights", MT_STRING, 0, 1, NULL, 1, NULL},
@@ -419,19 +439,81 @@ static int seed_check(const cJSON *config, const char *text, const char *path, n
     return value_check(v->valuedouble, V_COUNT, 0, where, "seed", err);
 }
 
-/* The parameters a model of config's architecture has: per hidden layer its weights and its
- * bias, or with batch norm (which replaces the bias) gamma and beta; then the output layer. */
-static double parameter_count(const cJSON *config)
+int run_check_config_spec(const cJSON *config, const char *text, const char *path,
+                          nb_model_spec *spec, nb_error *err)
 {
-    double in = json_number(config, "features"), classes = json_number(config, "classes");
-    int batchnorm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "batchnorm"));
-    double total = 0;
+    double features = json_number(config, "features"), classes = json_number(config, "classes");
+    const char *model = json_string(config, "model"), *input = json_string(config, "input_shape");
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
-    for (const cJSON *w = layers ? layers->child : NULL; w; w = w->next) {
-        total += in * w->valuedouble + (batchnorm ? 2 : 1) * w->valuedouble;
-        in = w->valuedouble;
+    nb_error why;
+    nb_model_spec legacy;
+    int have_legacy = 0;
+    if (layers) {
+        nb_mlp mlp;
+        memset(&mlp, 0, sizeof mlp);
+        const char *activation = json_string(config, "activation");
+        double slope = json_number(config, "leaky_slope");
+        if (!activation || isnan(slope) ||
+            !cJSON_GetObjectItemCaseSensitive(config, "batchnorm"))
+            return json_member_fail(text, path, "layers", err, "\"layers\" needs \"activation\", "
+                                    "\"leaky_slope\" and \"batchnorm\"");
+        if (cJSON_GetArraySize(layers) > NB_MAX_LAYERS)
+            return json_member_fail(text, path, "layers", err, "\"layers\" has more than %d "
+                                    "hidden layers", NB_MAX_LAYERS);
+        mlp.inputs = (int)features;
+        mlp.classes = (int)classes;
+        for (const cJSON *w = layers->child; w; w = w->next)
+            mlp.hidden[mlp.n_hidden++] = (int)w->valuedouble;
+        nb_activation_parse(activation, &mlp.activation);
+        mlp.leaky_slope = (float)slope;
+        mlp.batchnorm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "batchnorm"));
+        if (nb_model_spec_mlp(&legacy, &mlp, &why) != 0)
+            return json_member_fail(text, path, "layers", err, "\"layers\": %s", why.msg);
+        have_legacy = 1;
     }
-    return total + in * classes + classes;
+    if (!model) {
+        if (!have_legacy)
+            return nb_fail(err, "%s: \"model\" is missing", path);
+        *spec = legacy;
+        return 0;
+    }
+    nb_shape shape;
+    if (!input || nb_shape_parse(input, &shape) != 0)
+        return nb_fail(err, "%s: \"input_shape\" is missing", path);
+    if ((double)nb_shape_numel(shape) != features)
+        return json_member_fail(text, path, "input_shape", err, "\"input_shape\" %s has %lld "
+                                "features, but \"features\" is %.0f", input,
+                                (long long)nb_shape_numel(shape), features);
+    if (nb_model_spec_parse(spec, model, shape, (int)classes, &why) != 0)
+        return json_member_fail(text, path, "model", err, "\"model\": %s", why.msg);
+    if (have_legacy) {
+        char a[NB_LAYERS_TEXT_MAX], b[NB_LAYERS_TEXT_MAX];
+        nb_layers_format(&spec->layers, a, sizeof a);
+        nb_layers_format(&legacy.layers, b, sizeof b);
+        if (strcmp(a, b) != 0 || shape.ndim != 1)
+            return json_member_fail(text, path, "model", err, "\"model\" is %s, but \"layers\", "
+                                    "\"activation\" and \"batchnorm\" make %s", a, b);
+    }
+    return 0;
+}
+
+/* The trainable parameters of a model: weights, biases, and the norms' weights and biases. */
+static double parameter_count(const nb_model_spec *spec)
+{
+    nb_layer_param params[NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX];
+    int count;
+    if (nb_layers_params(&spec->layers, spec->input, spec->classes, params,
+                         NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX, &count, NULL) != 0)
+        return NAN;
+    double total = 0;
+    for (int i = 0; i < count; i++) {
+        double numel = 1;
+        for (int d = 0; d < params[i].ndim; d++)
+            numel *= params[i].shape[d];
+        if (params[i].kind == NB_KIND_PARAM)
+            total += numel;
+    }
+    return total;
 }
 
 /* A synthetic set (moons, circles, spirals): its features and classes are the set's own, and
@@ -464,18 +546,26 @@ static int synthetic_check(const cJSON *config, const char *text, const char *pa
     return 0;
 }
 
-/* The traced unit, when the run traces one, is in the model: a hidden layer and a unit of it. */
-static int trace_check(const cJSON *config, const char *text, const char *path, nb_error *err)
+/* The traced unit, when the run traces one, is in the model: an activation layer and a unit of
+ * its input. */
+static int trace_check(const cJSON *config, const nb_model_spec *spec, const char *text,
+                       const char *path, nb_error *err)
 {
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "trace_activations")))
         return 0;
     double layer = json_number(config, "trace_layer"), unit = json_number(config, "trace_unit");
-    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
-    int depth = cJSON_GetArraySize(layers);
+    nb_shape shapes[NB_LAYERS_MAX + 1];
+    if (nb_layers_shapes(&spec->layers, spec->input, spec->classes, shapes, err) != 0)
+        return -1;
+    int depth = 0;
+    double width = 0;
+    for (int i = 0; i < spec->layers.n; i++)
+        if (nb_layer_activation(&spec->layers.layer[i], NULL, NULL) && ++depth == layer)
+            width = (double)nb_shape_numel(shapes[i]);
     if (!(layer >= 1 && layer <= depth))
-        return json_member_fail(text, path, "trace_layer", err, "\"trace_layer\" must be a hidden "
-                                "layer, 1 to %d, when \"trace_activations\" is true", depth);
-    double width = cJSON_GetArrayItem(layers, (int)layer - 1)->valuedouble;
+        return json_member_fail(text, path, "trace_layer", err, "\"trace_layer\" must be an "
+                                "activation layer, 1 to %d, when \"trace_activations\" is true",
+                                depth);
     if (!(unit >= 0 && unit < width))
         return json_member_fail(text, path, "trace_unit", err, "\"trace_unit\" must be a unit of "
                                 "layer %.0f, 0 to %.0f", layer, width - 1);
@@ -492,11 +582,11 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
     if ((fraction > 0 && dev == 0) || (fraction == 0 && dev > 0))
         return json_member_fail(text, path, "dev_samples", err, "\"dev_samples\" is %.0f, but "
                                 "\"dev_fraction\" is %g", dev, fraction);
-    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(config, "layers")) > NB_MAX_LAYERS)
-        return json_member_fail(text, path, "layers", err, "\"layers\" has more than %d hidden "
-                                "layers", NB_MAX_LAYERS);
     const char *kind = json_string(config, "data_kind");
     if (strcmp(kind, "synthetic") == 0 && synthetic_check(config, text, path, err) != 0)
+        return -1;
+    nb_model_spec spec;
+    if (run_check_config_spec(config, text, path, &spec, err) != 0)
         return -1;
     nb_schedule schedule;
     nb_error why;
@@ -504,12 +594,12 @@ int run_check_config(const cJSON *config, const char *text, const char *path, nb
         return json_member_fail(text, path, "lr_decay", err, "\"lr_decay\" \"%s\" is not a "
                                 "schedule nabla trains with: %s", nb_decay_name(schedule.kind),
                                 why.msg);
-    double parameters = json_number(config, "parameters"), made = parameter_count(config);
+    double parameters = json_number(config, "parameters"), made = parameter_count(&spec);
     if (parameters != made)
         return json_member_fail(text, path, "parameters", err,
                                 "\"parameters\" is %.0f, but a model "
                                 "of these features, layers and classes has %.0f", parameters, made);
-    return trace_check(config, text, path, err);
+    return trace_check(config, &spec, text, path, err);
 }
 
 /* ---- summary.json ---- */
@@ -775,43 +865,28 @@ int run_check_summary(const cJSON *summary, const char *text, const char *path,
 int run_check_model(const nb_model *m, const char *path, const cJSON *config, nb_error *err)
 {
     const nb_model_spec *spec = &m->spec;
-    char have[160] = "", want[160] = "";
+    char have[NB_LAYERS_TEXT_MAX + 64] = "", want[NB_LAYERS_TEXT_MAX + 64] = "";
     const char *what = NULL;
-    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
-    const char *activation = json_string(config, "activation");
     const char *normalize = json_string(config, "normalize");
-    int batchnorm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "batchnorm"));
-    int same_layers = cJSON_GetArraySize(layers) == spec->n_hidden;
-    for (int i = 0; same_layers && i < spec->n_hidden; i++)
-        same_layers = cJSON_GetArrayItem(layers, i)->valuedouble == spec->hidden[i];
-    if (json_number(config, "features") != spec->inputs) {
-        what = "inputs";
-        snprintf(have, sizeof have, "%d", spec->inputs);
-        snprintf(want, sizeof want, "%.0f (\"features\")", json_number(config, "features"));
-    } else if (json_number(config, "classes") != spec->classes) {
+    nb_model_spec run;
+    nb_error why;
+    if (run_check_config_spec(config, "", "config.json", &run, &why) != 0)
+        return nb_fail(err, "%s: %s", path, why.msg);
+    char shape_have[48], shape_want[48];
+    nb_shape_format(spec->input, shape_have, sizeof shape_have);
+    nb_shape_format(run.input, shape_want, sizeof shape_want);
+    nb_layers_format(&spec->layers, have, sizeof have);
+    nb_layers_format(&run.layers, want, sizeof want);
+    if (strcmp(shape_have, shape_want) != 0) {
+        what = "input shape";
+        snprintf(have, sizeof have, "%s", shape_have);
+        snprintf(want, sizeof want, "%s", shape_want);
+    } else if (run.classes != spec->classes) {
         what = "classes";
         snprintf(have, sizeof have, "%d", spec->classes);
-        snprintf(want, sizeof want, "%.0f", json_number(config, "classes"));
-    } else if (!same_layers) {
-        what = "hidden layers";
-        for (int i = 0; i < spec->n_hidden; i++)
-            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", i ? "," : "",
-                     spec->hidden[i]);
-        for (const cJSON *w = layers ? layers->child : NULL; w; w = w->next)
-            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%.0f",
-                     w == layers->child ? "" : ",", w->valuedouble);
-        if (!have[0])
-            snprintf(have, sizeof have, "none");
-        if (!want[0])
-            snprintf(want, sizeof want, "none");
-    } else if (!activation || strcmp(activation, nb_activation_name(spec->activation)) != 0) {
-        what = "activation";
-        snprintf(have, sizeof have, "%s", nb_activation_name(spec->activation));
-        snprintf(want, sizeof want, "%.80s", activation ? activation : "?");
-    } else if (batchnorm != spec->batchnorm) {
-        what = "batch norm";
-        snprintf(have, sizeof have, "%s", spec->batchnorm ? "on" : "off");
-        snprintf(want, sizeof want, "%s", batchnorm ? "on" : "off");
+        snprintf(want, sizeof want, "%d", run.classes);
+    } else if (strcmp(have, want) != 0) {
+        what = "layers";
     } else if (normalize && (strcmp(normalize, "standard") == 0) != (m->norm_mean != NULL)) {
         what = "input standardization";
         snprintf(have, sizeof have, "%s", m->norm_mean ? "standard" : "none");

@@ -35,6 +35,11 @@ extern const table_spec METRICS_TABLE, STEPS_TABLE, TRACE_TABLE;
  * agree (a dev split exactly when a fraction is asked for; a synthetic set's features, classes
  * and samples; the parameters its layers make; the traced layer and unit). */
 int run_check_config(const cJSON *config, const char *text, const char *path, nb_error *err);
+/* The model config.json describes: "model" and "input_shape", or the widths form's "layers",
+ * "activation", "leaky_slope" and "batchnorm" of older runs (both must agree when both are
+ * there). */
+int run_check_config_spec(const cJSON *config, const char *text, const char *path,
+                          nb_model_spec *spec, nb_error *err);
 
 /* summary.json; against config.json and metrics.jsonl too when they are given (not NULL): the
  * sample counts are config's, the epochs metrics.jsonl's last, and so are the training, dev

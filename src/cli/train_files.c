@@ -38,7 +38,7 @@ int train_write_config(train_run *r)
                                                                  : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "test_header", o->src.test ? cJSON_CreateBool(r->test.header)
                                                         : cJSON_CreateNull());
-    cJSON_AddNumberToObject(j, "features", s->inputs);
+    cJSON_AddNumberToObject(j, "features", nb_model_features(s));
     cJSON_AddNumberToObject(j, "classes", s->classes);
     cJSON_AddNumberToObject(j, "train_samples", r->train.n);
     cJSON_AddNumberToObject(j, "dev_samples", r->dev.n);
@@ -53,10 +53,22 @@ int train_write_config(train_run *r)
     cJSON_AddNumberToObject(j, "dev_fraction", o->dev_fraction);
     cJSON_AddStringToObject(j, "normalize", o->normalize ? "standard" : "none");
 
-    cJSON_AddItemToObject(j, "layers", cJSON_CreateIntArray(s->hidden, s->n_hidden));
-    cJSON_AddStringToObject(j, "activation", nb_activation_name(s->activation));
-    cJSON_AddNumberToObject(j, "leaky_slope", o->leaky_slope);
-    cJSON_AddBoolToObject(j, "batchnorm", s->batchnorm);
+    /* The model as its canonical text, and its input shape; the widths form's options too
+     * when it was written that way. */
+    char text[NB_LAYERS_TEXT_MAX], shape[48];
+    if (nb_layers_format(&s->layers, text, sizeof text) < 0) {
+        cJSON_Delete(j);
+        return nb_fail(&r->err, "the model's layers cannot be written");
+    }
+    nb_shape_format(s->input, shape, sizeof shape);
+    cJSON_AddStringToObject(j, "model", text);
+    cJSON_AddStringToObject(j, "input_shape", shape);
+    if (!o->layers_text) {
+        cJSON_AddItemToObject(j, "layers", cJSON_CreateIntArray(o->mlp.hidden, o->mlp.n_hidden));
+        cJSON_AddStringToObject(j, "activation", nb_activation_name(o->mlp.activation));
+        cJSON_AddNumberToObject(j, "leaky_slope", o->leaky_slope);
+        cJSON_AddBoolToObject(j, "batchnorm", o->mlp.batchnorm);
+    }
     cJSON_AddBoolToObject(j, "sync_batchnorm", o->sync_batchnorm);
     size_t n_params = 0;
     nb_graph_params(r->model.graph, &n_params);

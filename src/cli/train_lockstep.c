@@ -159,14 +159,16 @@ static uint32_t run_fingerprint(const train_run *r)
     const nb_dataset *d = &r->train;
     size_t n_params;
     nb_graph_params(r->model.graph, &n_params);
-    char text[1024];
+    char model[NB_LAYERS_TEXT_MAX], shape[48], text[NB_LAYERS_TEXT_MAX + 1024];
+    if (nb_layers_format(&r->model.spec.layers, model, sizeof model) < 0)
+        model[0] = 0;
+    nb_shape_format(r->model.spec.input, shape, sizeof shape);
     int n = snprintf(text, sizeof text,
-                     "layers %s act %d slope %.17g bn %d sync %d opt %d lr %.17g beta %.17g "
+                     "model %s input %s sync %d opt %d lr %.17g beta %.17g "
                      "beta2 %.17g eps %.17g wd %.17g bc %d batch %d epochs %d max %lld shuffle %d "
                      "decay %d rate %.17g interval %d warmup %d seed %llu normalize %d "
                      "dev %.17g every %lld data %d x %d, %d classes, dev %d, test %d, params %zu",
-                     o->layers, (int)o->spec.activation, o->leaky_slope, o->spec.batchnorm,
-                     o->sync_batchnorm, (int)o->optimizer, o->lr, o->beta, o->beta2, o->eps,
+                     model, shape, o->sync_batchnorm, (int)o->optimizer, o->lr, o->beta, o->beta2, o->eps,
                      o->weight_decay, o->bias_correction, o->batch_size, o->epochs,
                      (long long)o->max_steps, o->shuffle, (int)o->decay, o->decay_rate,
                      o->decay_interval, o->warmup_epochs, (unsigned long long)o->src.seed,
@@ -245,7 +247,7 @@ void note_rank_change(const train_run *r)
     int was = text ? atoi(text) : 1;
     if (was == job_size())
         return;
-    if (r->opt.spec.batchnorm && !r->opt.sync_batchnorm)
+    if (train_options_batchnorm(&r->opt) && !r->opt.sync_batchnorm)
         fprintf(stderr, "nabla: note: the run had %d process%s and goes on with %d; batch norm "
                         "takes its statistics per process (no --sync-batchnorm), so from here "
                         "on it trains differently than it would have\n",

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "nn/layers.h"
 #include "threads.h"
 
 static const char *const CMD = "train";
@@ -39,10 +40,15 @@ void usage_train(FILE *out)
 "  --noise X             noise of a synthetic set [0.2]\n"
 "\n"
 "Model:\n"
-"  --layers L            hidden layer widths, e.g. 256,128, or none [256,128]\n"
-"  --activation A        relu|leaky_relu|tanh|sigmoid [relu]\n"
-"  --leaky-slope X       negative slope of leaky_relu [0.01]\n"
-"  --batchnorm           batch normalization after each hidden layer [off]\n"
+"  --layers L            the model: hidden layer widths (256,128, or none), with the\n"
+"                        three options below; or the model's layers, as PyTorch names\n"
+"                        them: conv2d(32,3,padding=1),batchnorm,relu,maxpool2d(2),\n"
+"                        flatten,linear(128),relu,dropout(0.5),linear (see README) [256,128]\n"
+"  --activation A        relu|leaky_relu|tanh|sigmoid, with widths [relu]\n"
+"  --leaky-slope X       negative slope of leaky_relu, with widths [0.01]\n"
+"  --batchnorm           batch normalization after each hidden layer, with widths [off]\n"
+"  --input-shape C,H,W   a CSV row is this image (C*H*W features) [IDX: 1,H,W; else a\n"
+"                        vector]\n"
 "  --sync-batchnorm      under mpirun: batch norm takes its statistics over the whole\n"
 "                        global mini-batch, all ranks together, so that N processes\n"
 "                        train as one does; needs --batchnorm [each rank its own shard's]\n"
@@ -99,7 +105,7 @@ void usage_train(FILE *out)
 }
 
 enum {
-    OPT_DATA = 256, OPT_TEST, OPT_LAYERS, OPT_ACTIVATION, OPT_BATCHNORM, OPT_OPTIMIZER, OPT_LR,
+    OPT_DATA = 256, OPT_TEST, OPT_LAYERS, OPT_ACTIVATION, OPT_BATCHNORM, OPT_INPUT_SHAPE, OPT_OPTIMIZER, OPT_LR,
     OPT_BETA, OPT_BETA2, OPT_EPS, OPT_WEIGHT_DECAY, OPT_BIAS_CORRECTION, OPT_BATCH_SIZE,
     OPT_EPOCHS, OPT_MAX_STEPS, OPT_NO_SHUFFLE, OPT_LR_DECAY, OPT_DECAY_RATE, OPT_DECAY_INTERVAL,
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
@@ -114,6 +120,7 @@ static const struct option long_options[] = {
     {"layers", required_argument, NULL, OPT_LAYERS},
     {"activation", required_argument, NULL, OPT_ACTIVATION},
     {"batchnorm", no_argument, NULL, OPT_BATCHNORM},
+    {"input-shape", required_argument, NULL, OPT_INPUT_SHAPE},
     {"sync-batchnorm", no_argument, NULL, OPT_SYNC_BATCHNORM},
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
     {"lr", required_argument, NULL, OPT_LR},
@@ -169,7 +176,7 @@ static void set_defaults(train_options *o)
     o->src.noise = 0.2;
     o->src.seed = 0;
     o->layers = "256,128";
-    o->spec.activation = NB_RELU;
+    o->mlp.activation = NB_RELU;
     o->optimizer = NB_ADAM;
     o->lr = 0.001;
     o->beta = 0.9;
@@ -275,7 +282,17 @@ static int apply_option(train_options *o, int c, const char *arg)
         return cli_parse_path(CMD, "--test", arg, &o->src.test);
     case OPT_LAYERS:
         o->layers = arg;
-        if (nb_parse_layers(arg, &o->spec, &err) != 0) {
+        /* Widths in digits, or none: the short form; anything else is a model's text. */
+        o->layers_text = strcmp(arg, "none") != 0 && (!arg[0] || strspn(arg, "0123456789, ") !=
+                                                                     strlen(arg));
+        if (o->layers_text) {
+            if (nb_layers_parse(arg, &o->model, &err) != 0) {
+                cli_usage_error(CMD, "--layers: %s", err.msg);
+                return -1;
+            }
+            return 0;
+        }
+        if (nb_parse_layers(arg, &o->mlp, &err) != 0) {
             /* The parser's message starts "layers '0': ..."; make it name the option. */
             if (strncmp(err.msg, "layers ", 7) == 0)
                 cli_usage_error(CMD, "--%s", err.msg);
@@ -285,13 +302,21 @@ static int apply_option(train_options *o, int c, const char *arg)
         }
         return 0;
     case OPT_ACTIVATION:
-        if (nb_activation_parse(arg, &o->spec.activation) != 0) {
+        o->given_activation = 1;
+        if (nb_activation_parse(arg, &o->mlp.activation) != 0) {
             cli_usage_error(CMD, "unknown --activation '%s' (relu, leaky_relu, tanh, sigmoid)",
                             arg);
             return -1;
         }
         return 0;
-    case OPT_BATCHNORM: o->spec.batchnorm = 1; return 0;
+    case OPT_BATCHNORM: o->mlp.batchnorm = o->given_batchnorm = 1; return 0;
+    case OPT_INPUT_SHAPE:
+        if (nb_shape_parse(arg, &o->input_shape) != 0 || o->input_shape.ndim != 3) {
+            cli_usage_error(CMD, "--input-shape '%s': expected C,H,W, three whole numbers from 1 "
+                                 "(channels, height, width)", arg);
+            return -1;
+        }
+        return 0;
     case OPT_SYNC_BATCHNORM: o->sync_batchnorm = 1; return 0;
     case OPT_OPTIMIZER:
         if (nb_optimizer_parse(arg, &o->optimizer) != 0) {
@@ -358,7 +383,9 @@ static int apply_option(train_options *o, int c, const char *arg)
         }
         return 0;
     case OPT_NOISE: return parse_non_negative("--noise", arg, &o->src.noise);
-    case OPT_LEAKY_SLOPE: return cli_parse_double(CMD, "--leaky-slope", arg, &o->leaky_slope);
+    case OPT_LEAKY_SLOPE:
+        o->given_leaky_slope = 1;
+        return cli_parse_double(CMD, "--leaky-slope", arg, &o->leaky_slope);
     case OPT_INIT_WEIGHTS: return cli_parse_path(CMD, "--init-weights", arg, &o->init_weights);
     case OPT_SAVE_WEIGHTS: return cli_parse_path(CMD, "--save-weights", arg, &o->save_weights);
     case OPT_OUT:
@@ -399,8 +426,47 @@ static int apply_option(train_options *o, int c, const char *arg)
     return -1;
 }
 
-/* What --trace-layer and --trace-unit point at must exist; the three need --trace-activations.
- * Sets the traced layer (the last hidden one by default) in the model's spec. */
+int train_options_batchnorm(const train_options *o)
+{
+    for (int i = 0; i < o->model.n; i++)
+        if (o->model.layer[i].kind == NB_LAYER_BATCHNORM)
+            return 1;
+    return 0;
+}
+
+/* o->model from --layers: the text as parsed, or the widths form expanded with --activation,
+ * --leaky-slope and --batchnorm, which a model's text writes itself. */
+static int set_model(train_options *o, int *exit_code)
+{
+    if (o->layers_text) {
+        const char *given = o->given_activation    ? "--activation"
+                            : o->given_leaky_slope ? "--leaky-slope"
+                            : o->given_batchnorm   ? "--batchnorm"
+                                                   : NULL;
+        if (given) {
+            *exit_code = cli_usage_error(CMD, "%s goes with --layers widths (256,128); a model's "
+                                              "text writes its own layers (relu, leaky_relu(0.1), "
+                                              "batchnorm)", given);
+            return -1;
+        }
+        return 0;
+    }
+    if (o->input_shape.ndim) {
+        *exit_code = cli_usage_error(CMD, "--input-shape goes with a model's text in --layers "
+                                          "(conv2d(...),...,flatten,linear); --layers widths make "
+                                          "an MLP on the vector of features");
+        return -1;
+    }
+    nb_error err;
+    o->mlp.leaky_slope = (float)o->leaky_slope;
+    if (nb_layers_from_mlp(&o->mlp, &o->model, &err) != 0) {
+        *exit_code = cli_usage_error(CMD, "--layers %s: %s", o->layers, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* What --trace-layer points at must exist; the three need --trace-activations. */
 static int check_trace(train_options *o, int *exit_code)
 {
     const char *given = o->given_trace_layer   ? "--trace-layer"
@@ -414,26 +480,23 @@ static int check_trace(train_options *o, int *exit_code)
         }
         return 0;
     }
-    int n = o->spec.n_hidden;
+    int n = 0;
+    for (int i = 0; i < o->model.n; i++)
+        n += nb_layer_activation(&o->model.layer[i], NULL, NULL);
     if (n == 0) {
-        *exit_code = cli_usage_error(CMD, "--trace-activations needs a hidden layer, but "
+        *exit_code = cli_usage_error(CMD, "--trace-activations needs an activation layer, but "
                                           "--layers is %s", o->layers);
         return -1;
     }
     if (!o->given_trace_layer)
         o->trace_layer = n;
     if (o->trace_layer > n) {
-        *exit_code = cli_usage_error(CMD, "--trace-layer %d: the model has hidden layers 1 to %d",
-                                     o->trace_layer, n);
+        *exit_code = cli_usage_error(CMD, "--trace-layer %d: the model has activation layers 1 "
+                                          "to %d", o->trace_layer, n);
         return -1;
     }
-    int width = o->spec.hidden[o->trace_layer - 1];
-    if (o->trace_unit >= width) {
-        *exit_code = cli_usage_error(CMD, "--trace-unit %d: hidden layer %d has units 0 to %d",
-                                     o->trace_unit, o->trace_layer, width - 1);
-        return -1;
-    }
-    o->spec.trace_layer = o->trace_layer;
+    /* Whether --trace-unit is a unit of that layer depends on the input's shape: checked with
+     * the model (train_model_spec). */
     return 0;
 }
 
@@ -460,13 +523,13 @@ static int check_combinations(const train_options *o, int *exit_code)
         *exit_code = cli_usage_error(CMD, "--lr-decay %s: %s", nb_decay_name(o->decay), err.msg);
         return -1;
     }
-    if (o->sync_batchnorm && !o->spec.batchnorm) {
-        *exit_code = cli_usage_error(CMD, "--sync-batchnorm needs --batchnorm (it is how batch "
-                                          "norm takes its statistics under mpirun)");
+    if (o->sync_batchnorm && !train_options_batchnorm(o)) {
+        *exit_code = cli_usage_error(CMD, "--sync-batchnorm needs batch norm in the model (it is "
+                                          "how batch norm takes its statistics under mpirun)");
         return -1;
     }
     /* One sample has no batch statistics (PyTorch refuses it too). */
-    if (o->spec.batchnorm && o->batch_size == 1) {
+    if (train_options_batchnorm(o) && o->batch_size == 1) {
         *exit_code = cli_usage_error(CMD, "--batchnorm needs batches of at least 2 samples; "
                                           "--batch-size 1 normalizes every value to beta");
         return -1;
@@ -496,7 +559,7 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
 {
     nb_error err = {{0}};
     set_defaults(o);
-    if (nb_parse_layers(o->layers, &o->spec, &err) != 0) {
+    if (nb_parse_layers(o->layers, &o->mlp, &err) != 0) {
         fprintf(stderr, "nabla: default --layers: %s\n", err.msg);
         *exit_code = EXIT_RUNTIME;
         return -1;
@@ -535,7 +598,8 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
                                      fixed);
         return -1;
     }
-    o->spec.leaky_slope = (float)o->leaky_slope;
+    if (set_model(o, exit_code) != 0)
+        return -1;
     if (!o->given_decay_epochs)
         o->decay_epochs = o->epochs;   /* the horizon is the run's own length */
     if (check_trace(o, exit_code) != 0)
@@ -602,17 +666,18 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
                 (unsigned long long)b->src.seed);
     SAME_NUMBER("--dev-fraction", dev_fraction);
     SAME_FLAG("--normalize standard", normalize);
-    int same_layers = a->spec.n_hidden == b->spec.n_hidden;
-    for (int i = 0; same_layers && i < a->spec.n_hidden; i++)
-        same_layers = a->spec.hidden[i] == b->spec.hidden[i];
-    if (!same_layers)
-        DIFFERS("--layers", "%s", a->layers ? a->layers : "the default",
-                b->layers ? b->layers : "the default");
-    if (a->spec.activation != b->spec.activation)
-        DIFFERS("--activation", "%s", nb_activation_name(a->spec.activation),
-                nb_activation_name(b->spec.activation));
-    SAME_NUMBER("--leaky-slope", leaky_slope);
-    SAME_FLAG("--batchnorm", spec.batchnorm);
+    /* The same model, however written: the canonical texts. */
+    char text_a[NB_LAYERS_TEXT_MAX], text_b[NB_LAYERS_TEXT_MAX];
+    if (nb_layers_format(&a->model, text_a, sizeof text_a) < 0 ||
+        nb_layers_format(&b->model, text_b, sizeof text_b) < 0 || strcmp(text_a, text_b) != 0)
+        DIFFERS("--layers", "%s", text_a, text_b);
+    char shape_a[48] = "absent", shape_b[48] = "absent";
+    if (a->input_shape.ndim)
+        nb_shape_format(a->input_shape, shape_a, sizeof shape_a);
+    if (b->input_shape.ndim)
+        nb_shape_format(b->input_shape, shape_b, sizeof shape_b);
+    if (strcmp(shape_a, shape_b) != 0)
+        DIFFERS("--input-shape", "%s", shape_a, shape_b);
     SAME_FLAG("--sync-batchnorm", sync_batchnorm);
     SAME_PATH("--init-weights", init_weights);
     if (a->optimizer != b->optimizer)

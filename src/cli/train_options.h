@@ -14,8 +14,11 @@
 /* Every value as given (or defaulted); doubles keep the user's decimal value for config.json. */
 typedef struct train_options {
     data_source src;
-    const char *layers;
-    nb_model_spec spec;          /* hidden layers, activation, leaky slope, batch norm */
+    const char *layers;          /* --layers as given: hidden widths or a model's text */
+    nb_mlp mlp;                  /* the widths form: widths, activation, slope, batch norm */
+    int layers_text;             /* --layers is a model's text (then mlp is unused) */
+    nb_layers model;             /* the model's layers, from either form */
+    nb_shape input_shape;        /* --input-shape C,H,W; ndim 0 when not given */
     nb_optimizer_kind optimizer;
     double lr, beta, beta2, eps, weight_decay, leaky_slope, decay_rate, dev_fraction;
     int bias_correction;
@@ -35,7 +38,8 @@ typedef struct train_options {
     const char *resume;          /* --resume DIR, or NULL */
     /* Watching training (train_trace.h). */
     int trace;                   /* --trace-activations */
-    int trace_layer;             /* hidden layer traced, 1-based (the last one unless given) */
+    int trace_layer;             /* activation layer traced (its input), 1-based, counting only
+                                    activation layers (the last one unless given) */
     int trace_unit;              /* its unit traced, 0-based */
     int64_t trace_every;         /* steps between records; 0: about 20 an epoch (set by
                                     cmd_train once the data is known) */
@@ -44,6 +48,7 @@ typedef struct train_options {
     int given_epochs, given_threads, given_checkpoint_every;
     int given_decay_epochs;      /* else decay_epochs is --epochs */
     int given_trace_layer, given_trace_unit, given_trace_every;
+    int given_activation, given_leaky_slope, given_batchnorm;   /* the widths form's options */
 } train_options;
 
 /* Fills o from the arguments after "nabla" (argv[0] is "train"). Returns 0 to go on, or -1 with
@@ -52,6 +57,8 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
 
 /* The learning-rate schedule the options describe. */
 nb_schedule train_schedule(const train_options *o);
+/* Whether the model has a batch norm layer. */
+int train_options_batchnorm(const train_options *o);
 
 /* The arguments of a run (argv[0] "train", arguments that parse) with every --epochs,
  * --decay-epochs and --out left out, however each was written: the start of a command that

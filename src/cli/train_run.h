@@ -40,6 +40,7 @@ typedef struct train_run {
     nb_error err;
     int callback_failed;
     int stepped;                 /* nb_train took a step (it did not refuse to start) */
+    int bad_model;               /* the model does not fit the data: a usage error */
     int own_fault;               /* it failed for what it is responsible for: its model does
                                     not fit in memory, its loss diverged (trial_channel.h) */
     trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */

@@ -364,12 +364,12 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
                            int *n)
 {
     const char *layers = fixed_value(o, "layers");
-    nb_model_spec spec;
+    nb_mlp mlp;
     nb_error err;
-    memset(&spec, 0, sizeof spec);
-    if (nb_parse_layers(layers ? layers : "256,128", &spec, &err) != 0)
+    memset(&mlp, 0, sizeof mlp);
+    if (nb_parse_layers(layers ? layers : "256,128", &mlp, &err) != 0)
         return -1;
-    long units = spec.n_hidden > 0 ? spec.hidden[0] : 256, depth = spec.n_hidden;
+    long units = mlp.n_hidden > 0 ? mlp.hidden[0] : 256, depth = mlp.n_hidden;
     int searched = 0;
     for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_internal.h"
 #include "nn/layers.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -41,7 +42,7 @@ int nb_shape_format(nb_shape s, char *buf, size_t cap)
     return snprintf(buf, cap, "%d", s.dim[0]);
 }
 
-static int64_t shape_numel(nb_shape s)
+int64_t nb_shape_numel(nb_shape s)
 {
     int64_t n = 1;
     for (int d = 0; d < s.ndim; d++)
@@ -49,8 +50,40 @@ static int64_t shape_numel(nb_shape s)
     return n;
 }
 
-/* A sample's features, or a tensor's elements, fit an int (the graph's widths are ints). */
+/* A sample's features fit an int (the graph's widths are ints); a weight's elements are
+ * addressed with size_t, and kept below 2^48 (a petabyte of floats) so that counts of them add
+ * up without overflow anywhere. */
 #define NUMEL_MAX INT_MAX
+#define PARAM_NUMEL_MAX 281474976710656.0
+
+int nb_shape_parse(const char *s, nb_shape *out)
+{
+    if (!s)
+        return -1;
+    char sep = strchr(s, 'x') ? 'x' : ',';
+    nb_shape r = {0, {0, 0, 0}};
+    for (const char *p = s;;) {
+        const char *end = p;
+        while (isdigit((unsigned char)*end))
+            end++;
+        size_t n = (size_t)(end - p);
+        if (n == 0 || n > 10 || (p[0] == '0') || r.ndim == 3)
+            return -1;
+        long v = strtol(p, NULL, 10);
+        if (v > INT_MAX)
+            return -1;
+        r.dim[r.ndim++] = (int)v;
+        if (!*end)
+            break;
+        if (*end != sep)
+            return -1;
+        p = end + 1;
+    }
+    if ((r.ndim != 1 && r.ndim != 3) || nb_shape_numel(r) > NUMEL_MAX)
+        return -1;
+    *out = r;
+    return 0;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* The rows                                                                                 */
@@ -93,6 +126,10 @@ typedef struct layer_row {
     int (*shape)(const nb_layer *l, nb_shape in, int classes, nb_shape *out, why *w);
     /* The tensors for input `in` and output `out`, named "<index>.<name>"; returns the count. */
     int (*params)(const nb_layer *l, nb_shape in, nb_shape out, int bias, nb_layer_param *p);
+    /* Builds the layer on x, whose sample has shape `in` (the layer's output: `out`); its
+     * tensors are named "<prefix>.<name>" (see nb_layer_build). */
+    nb_node *(*build)(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in, nb_shape out,
+                      const char *prefix, int bias, nb_activation fused, float slope);
 } layer_row;
 
 static int fail_why(why *w, const char *fmt, ...)
@@ -150,7 +187,7 @@ static int window_shape(const char *layer, const nb_layer *l, nb_shape in, int c
     }
     *out = nb_shape_image(channels, window_out(in.dim[1], l->kernel[0], l->stride[0], l->padding[0]),
                           window_out(in.dim[2], l->kernel[1], l->stride[1], l->padding[1]));
-    if (shape_numel(*out) > NUMEL_MAX) {
+    if (nb_shape_numel(*out) > NUMEL_MAX) {
         nb_shape_format(*out, s, sizeof s);
         return fail_why(w, "its output %s is too large", s);
     }
@@ -189,7 +226,7 @@ static int avgpool2d_shape(const nb_layer *l, nb_shape in, int classes, nb_shape
 /* torch.nn.Flatten: an image becomes the vector of its C·H·W features; a vector stays. */
 static int flatten_shape(const nb_layer *l, nb_shape in, int classes, nb_shape *out, why *w)
 {
-    *out = nb_shape_vector((int)shape_numel(in));
+    *out = nb_shape_vector((int)nb_shape_numel(in));
     return 0;
 }
 
@@ -254,12 +291,46 @@ static int layernorm_params(const nb_layer *l, nb_shape in, nb_shape out, int bi
     return 2;
 }
 
+static nb_node *linear_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                             nb_shape out, const char *prefix, int bias, nb_activation fused,
+                             float slope)
+{
+    char name[64];
+    int wshape[2] = {out.dim[0], in.dim[0]};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    nb_node *w = nb_param(g, name, 2, wshape), *b = NULL;
+    if (bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        b = nb_param(g, name, 1, wshape);
+    }
+    return nb_dense(g, x, w, b, fused, slope);
+}
+
+static nb_node *batchnorm_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                                nb_shape out, const char *prefix, int bias, nb_activation fused,
+                                float slope)
+{
+    return nb_batchnorm(g, x, prefix, 0.1f, 1e-5f);   /* PyTorch's defaults */
+}
+
+static nb_node *activation_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                                 nb_shape out, const char *prefix, int bias,
+                                 nb_activation fused, float slope)
+{
+    switch (l->kind) {
+    case NB_LAYER_LEAKY_RELU: return nb_leaky_relu(g, x, l->slope);
+    case NB_LAYER_TANH: return nb_tanh(g, x);
+    case NB_LAYER_SIGMOID: return nb_sigmoid(g, x);
+    default: return nb_relu(g, x);
+    }
+}
+
 #define FIELD(f) offsetof(nb_layer, f)
 
 static const layer_row rows[NB_LAYER_KINDS] = {
     [NB_LAYER_LINEAR] = {"linear", "linear(out)", 1,
                          {{"out", ARG_WIDTH, FIELD(out), DEF_CLASSES, 0}},
-                         linear_shape, linear_params},
+                         linear_shape, linear_params, linear_build},
     [NB_LAYER_CONV2D] = {"conv2d", "conv2d(out,kernel,stride=1,padding=0)", 4,
                          {{"out", ARG_WIDTH, FIELD(out), DEF_NONE, 0},
                           {"kernel", ARG_SIZE, FIELD(kernel), DEF_NONE, 0},
@@ -275,16 +346,17 @@ static const layer_row rows[NB_LAYER_KINDS] = {
                              {"stride", ARG_SIZE, FIELD(stride), DEF_KERNEL, 0}},
                             avgpool2d_shape, NULL},
     [NB_LAYER_FLATTEN] = {"flatten", "flatten", 0, {{0}}, flatten_shape, NULL},
-    [NB_LAYER_BATCHNORM] = {"batchnorm", "batchnorm", 0, {{0}}, same_shape, batchnorm_params},
+    [NB_LAYER_BATCHNORM] = {"batchnorm", "batchnorm", 0, {{0}}, same_shape, batchnorm_params,
+                            batchnorm_build},
     [NB_LAYER_LAYERNORM] = {"layernorm", "layernorm", 0, {{0}}, same_shape, layernorm_params},
     [NB_LAYER_DROPOUT] = {"dropout", "dropout(p)", 1,
                           {{"p", ARG_PROB, FIELD(p), DEF_NONE, 0}}, same_shape, NULL},
-    [NB_LAYER_RELU] = {"relu", "relu", 0, {{0}}, same_shape, NULL},
+    [NB_LAYER_RELU] = {"relu", "relu", 0, {{0}}, same_shape, NULL, activation_build},
     [NB_LAYER_LEAKY_RELU] = {"leaky_relu", "leaky_relu(slope=0.01)", 1,
                              {{"slope", ARG_REAL, FIELD(slope), DEF_VALUE, 0.01}}, same_shape,
-                             NULL},
-    [NB_LAYER_TANH] = {"tanh", "tanh", 0, {{0}}, same_shape, NULL},
-    [NB_LAYER_SIGMOID] = {"sigmoid", "sigmoid", 0, {{0}}, same_shape, NULL},
+                             NULL, activation_build},
+    [NB_LAYER_TANH] = {"tanh", "tanh", 0, {{0}}, same_shape, NULL, activation_build},
+    [NB_LAYER_SIGMOID] = {"sigmoid", "sigmoid", 0, {{0}}, same_shape, NULL, activation_build},
 };
 
 const char *nb_layer_kind_name(nb_layer_kind kind)
@@ -749,7 +821,7 @@ int nb_layers_shapes(const nb_layers *layers, nb_shape input, int classes, nb_sh
         return -1;
     if ((input.ndim != 1 && input.ndim != 3) || input.dim[0] < 1 ||
         (input.ndim == 3 && (input.dim[1] < 1 || input.dim[2] < 1)) ||
-        shape_numel(input) > NUMEL_MAX)
+        nb_shape_numel(input) > NUMEL_MAX)
         return nb_fail(err, "an input is a vector of at least 1 feature or an image CxHxW");
     if (classes < 2 || classes > NB_LAYER_WIDTH_MAX)
         return nb_fail(err, "a model has 2 to %d classes, not %d", NB_LAYER_WIDTH_MAX, classes);
@@ -772,10 +844,13 @@ int nb_layers_shapes(const nb_layers *layers, nb_shape input, int classes, nb_sh
             nb_layer_param p[NB_LAYER_PARAMS_MAX];
             int k = rows[l->kind].params(l, in, out, nb_layer_has_bias(layers, i), p);
             for (int j = 0; j < k; j++) {
-                int64_t numel = 1;
+                /* In double: a conv2d weight's product of four sides can overflow 64 bits. A
+                 * weight this size fits no memory; the trainer's memory check refuses far
+                 * smaller ones, saying how much they need. */
+                double numel = 1;
                 for (int d = 0; d < p[j].ndim; d++)
                     numel *= p[j].shape[d];
-                if (numel > NUMEL_MAX)
+                if (numel > PARAM_NUMEL_MAX)
                     return fail_layer(layers, i, "its weight is too large", err);
             }
         }
@@ -798,6 +873,45 @@ int nb_layer_has_bias(const nb_layers *layers, int i)
     if (k != NB_LAYER_LINEAR && k != NB_LAYER_CONV2D)
         return 0;
     return !(i + 1 < layers->n && layers->layer[i + 1].kind == NB_LAYER_BATCHNORM);
+}
+
+int nb_layer_activation(const nb_layer *l, nb_activation *act, float *slope)
+{
+    nb_activation a;
+    switch (l->kind) {
+    case NB_LAYER_RELU: a = NB_RELU; break;
+    case NB_LAYER_LEAKY_RELU: a = NB_LEAKY_RELU; break;
+    case NB_LAYER_TANH: a = NB_TANH; break;
+    case NB_LAYER_SIGMOID: a = NB_SIGMOID; break;
+    default: return 0;
+    }
+    if (act)
+        *act = a;
+    if (slope)
+        *slope = a == NB_LEAKY_RELU ? l->slope : 0.0f;
+    return 1;
+}
+
+static int has_weights(nb_layer_kind k) { return k == NB_LAYER_LINEAR || k == NB_LAYER_CONV2D; }
+
+/* The activation a weight layer's initialization is for: the first after it, before the next
+ * weight layer; for the last layer, the closest before it; relu's for a model without any. */
+static double init_std(const nb_layers *layers, int i, int fan_in, int fan_out)
+{
+    nb_activation act = NB_RELU;
+    float slope = 0.0f;
+    int j = i + 1;
+    while (j < layers->n && !has_weights(layers->layer[j].kind) &&
+           !nb_layer_activation(&layers->layer[j], &act, &slope))
+        j++;
+    if (j == layers->n || has_weights(layers->layer[j].kind))
+        for (j = i - 1; j >= 0 && !nb_layer_activation(&layers->layer[j], &act, &slope); j--)
+            ;
+    if (act == NB_RELU)
+        return sqrt(2.0 / fan_in);
+    if (act == NB_LEAKY_RELU)
+        return sqrt(2.0 / ((1.0 + (double)slope * slope) * fan_in));
+    return sqrt(2.0 / (fan_in + fan_out));
 }
 
 int nb_layers_params(const nb_layers *layers, nb_shape input, int classes, nb_layer_param *out,
@@ -823,6 +937,9 @@ int nb_layers_params(const nb_layers *layers, nb_shape input, int classes, nb_la
             int len = snprintf(name, sizeof name, "%d.%.20s", i, p[j].name);
             out[n] = p[j];
             memcpy(out[n].name, name, (size_t)len + 1);   /* at most 2 + 1 + 19 characters */
+            out[n].layer = i;
+            if (p[j].init == NB_INIT_RANDOM)
+                out[n].std = init_std(layers, i, p[j].fan_in, p[j].fan_out);
             n++;
         }
     }
@@ -834,7 +951,7 @@ int nb_layers_params(const nb_layers *layers, nb_shape input, int classes, nb_la
 /* Today's models                                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
-int nb_layers_from_mlp(const nb_model_spec *spec, nb_layers *out, nb_error *err)
+int nb_layers_from_mlp(const nb_mlp *spec, nb_layers *out, nb_error *err)
 {
     memset(out, 0, sizeof *out);
     if (spec->n_hidden < 0 || spec->n_hidden > NB_MAX_LAYERS)
@@ -865,4 +982,21 @@ int nb_layers_from_mlp(const nb_model_spec *spec, nb_layers *out, nb_error *err)
     out->layer[n++].kind = NB_LAYER_LINEAR;   /* out 0: the classes */
     out->n = n;
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Building                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+nb_node *nb_layer_build(nb_graph *g, const nb_layers *layers, const nb_shape *shapes, int i,
+                        nb_node *x, nb_activation fused, float slope)
+{
+    const nb_layer *l = &layers->layer[i];
+    const layer_row *r = &rows[l->kind];
+    if (!r->build)
+        return nb_graph_fail(g, "%s layers cannot be built yet", r->name);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%d", i);
+    return r->build(g, l, x, shapes[i], shapes[i + 1], prefix, nb_layer_has_bias(layers, i),
+                    fused, slope);
 }

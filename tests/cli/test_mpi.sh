@@ -191,7 +191,7 @@ mpi "${SMALL[@]}" --sync-batchnorm --out bad
 check "--sync-batchnorm without --batchnorm: exit 2 (got $RC)" [ "$RC" -eq 2 ]
 check "--sync-batchnorm without --batchnorm: one message (rank 0's)" \
     [ "$(nabla_lines "$WORK/stderr")" -eq 1 ]
-check "--sync-batchnorm without --batchnorm: says why" grep -q "needs --batchnorm" "$WORK/stderr"
+check "--sync-batchnorm without --batchnorm: says why" grep -q "needs batch norm in the model" "$WORK/stderr"
 check "bad usage under mpirun: nothing written" absent bad
 mpi eval --model one/model.safetensors --data spirals
 check "nabla eval under mpirun -np 2: exit 2 (got $RC)" [ "$RC" -eq 2 ]

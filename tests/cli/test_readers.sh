@@ -230,10 +230,19 @@ for key in model epochs diverged dev_samples; do
     copy "sum-no-$key" && drop_member "sum-no-$key/summary.json" "$key"
     refused "sum-no-$key" "sum-no-$key/summary.json: \"$key\" is missing"
 done
-for key in optimizer layers epochs seed features; do
+for key in optimizer epochs seed features; do
     copy "cfg-no-$key" && drop_member "cfg-no-$key/config.json" "$key"
     refused "cfg-no-$key" "cfg-no-$key/config.json: \"$key\" is missing"
 done
+# The model: "model" (and "input_shape"), or only the widths form's members of older runs.
+copy "cfg-no-model" && drop_member cfg-no-model/config.json model &&
+    drop_member cfg-no-model/config.json layers
+refused "cfg-no-model" "cfg-no-model/config.json: \"model\" is missing"
+copy "cfg-no-shape" && drop_member cfg-no-shape/config.json input_shape
+refused "cfg-no-shape" "cfg-no-shape/config.json: \"input_shape\" is missing"
+copy "cfg-no-activation" && drop_member cfg-no-activation/config.json activation
+refused "cfg-no-activation" \
+    "cfg-no-activation/config.json:22: \"layers\" needs \"activation\", \"leaky_slope\" and \"batchnorm\""
 # Older nabla wrote fewer members (data_header, sync_batchnorm, decay_epochs, ranks, blas_kernel,
 # checkpoint_every, resumed_from, the trace and evaluation settings in config.json; ranks and
 # the all-reduce figures in summary.json): their runs stay readable.
@@ -313,7 +322,7 @@ config_refused classes 3 "is 3, but moons has 2"
 config_refused parameters 115 "is 115, but a model of these features, layers and classes has 114"
 config_refused samples 999 "is not their sum, but \"train_samples\" and \"dev_samples\" make 300"
 config_refused data_path '"moonz"' 'is "moonz", but "data_kind" is "synthetic"'
-config_refused trace_layer 3 'must be a hidden layer, 1 to 2'
+config_refused trace_layer 3 'must be an activation layer, 1 to 2'
 config_refused trace_unit 8 'must be a unit of layer 2, 0 to 7'
 # A split's numbers in metrics.jsonl and steps.jsonl exactly when it has samples; its loss null
 # only in a run that diverged or is still going.
@@ -376,9 +385,9 @@ foreign() {   # NAME FROM MESSAGE
     copy_of F "$1" && cp "$2/model.safetensors" "$1/"
     refused "$1" "$1/model.safetensors: the model's $3 (not this run's model)"
 }
-foreign f-layers G "hidden layers: 8; config.json's: 16,16"
-foreign f-bn H "batch norm: on; config.json's: off"
-foreign f-act I "activation: tanh; config.json's: relu"
+foreign f-layers G "layers: linear(8),relu,linear; config.json's: linear(16),relu,linear(16),relu,linear"
+foreign f-bn H "layers: linear(16),batchnorm,relu,linear(16),batchnorm,relu,linear; config.json's: linear(16),relu,linear(16),relu,linear"
+foreign f-act I "layers: linear(16),tanh,linear(16),tanh,linear; config.json's: linear(16),relu,linear(16),relu,linear"
 foreign f-classes J "classes: 3; config.json's: 2"
 "$PY" -c '
 import random
@@ -679,11 +688,33 @@ header_refused "an offset of 64e0" '"data_offsets":[0,64]' '"data_offsets":[0,64
     "the header writes a number as '64e0'"
 header_refused "a dtype twice" '"0.weight":{"dtype":"F32"' '"0.weight":{"dtype":"F32","dtype":"I64"' \
     "tensor '0.weight': 'dtype' appears twice"
-header_refused "a metadata key twice" '"format":"nabla"' '"format":"nabla","inputs":"3"' \
-    "duplicate metadata key 'inputs'"
-for bad in "layers: 8,8" "layers:+8,8" "layers:08,8" "layers:8, 8" "inputs:02" "inputs:+2" \
-           "leaky_slope: 0.01" "leaky_slope:+0.01" "leaky_slope:0x1p-7"; do
+header_refused "a metadata key twice" '"format":"nabla"' '"format":"nabla","classes":"3"' \
+    "duplicate metadata key 'classes'"
+for bad in "model:linear(8),relu,linear(8),relu,linear(3)" "model:linear(8),relu,linaer" \
+           "input_shape:02" "input_shape:2x1" "input_shape: 2" "classes:+2"; do
     st_meta "$M" meta.safetensors "${bad%%:*}" "${bad#*:}"
+    eval_refused "metadata ${bad%%:*} '${bad#*:}'" \
+        "nabla: meta.safetensors: metadata '${bad%%:*}'" --model meta.safetensors --data moons
+done
+# A model file written before the text form: its widths form's metadata, read as strictly.
+"$PY" - "$M" legacy.safetensors <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = h["__metadata__"]
+m.pop("input_shape")
+m.update(inputs="2", layers="8,8", activation="relu", leaky_slope="0.01", batchnorm="0")
+assert m.pop("model") == "linear(8),relu,linear(8),relu,linear", m
+text = json.dumps(h, separators=(",", ":")).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + b[8 + n:])
+EOF
+run eval --model legacy.safetensors --data moons
+check "eval: a legacy model file loads (stderr: $(head -c 200 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+for bad in "layers: 8,8" "layers:+8,8" "layers:08,8" "layers:8, 8" "inputs:02" \
+           "inputs:+2" "leaky_slope: 0.01" "leaky_slope:+0.01" "leaky_slope:0x1p-7"; do
+    st_meta legacy.safetensors meta.safetensors "${bad%%:*}" "${bad#*:}"
     eval_refused "metadata ${bad%%:*} '${bad#*:}'" \
         "nabla: meta.safetensors: metadata '${bad%%:*}' is '${bad#*:}'" --model meta.safetensors --data moons
 done

@@ -336,7 +336,7 @@ expect_exit 0 "a usage error in a trial (trace-layer beyond depth): the study go
     tune --data moons --epochs 2 --trace-activations --sampler grid --trials 2 \
     --space "depth=choice(1,2); trace-layer=choice(2)" --quiet --out bad_usage
 check "usage error: failed with train's message" \
-    failed_with bad_usage 0 "--trace-layer 2: the model has hidden layers 1 to 1"
+    failed_with bad_usage 0 "--trace-layer 2: the model has activation layers 1 to 1"
 expect_exit 0 "a model too large for the memory: the study goes on" \
     tune --data moons --epochs 2 --sampler grid --trials 2 \
     --space "layers=choice(8,1000000|1000000)" --quiet --out bad_memory

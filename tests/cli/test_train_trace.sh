@@ -336,7 +336,7 @@ usage() {
     check "$desc: says '$want' (got: $(head -c 300 "$WORK/stderr"))" grep -qF -- "$want" "$WORK/stderr"
     check "$desc: creates nothing" [ -z "$(ls -A .)" ]
 }
-usage "no hidden layer" "hidden layer" --layers none --trace-activations
+usage "no hidden layer" "needs an activation layer" --layers none --trace-activations
 usage "--trace-layer beyond the layers" "--trace-layer 3" --trace-activations --trace-layer 3
 usage "--trace-layer 0" "--trace-layer" --trace-activations --trace-layer 0
 usage "--trace-unit = width" "--trace-unit 8" --trace-activations --trace-unit 8
