@@ -191,6 +191,8 @@ typedef struct setup {
     int64_t max_steps, checkpoint_every;
     nb_optimizer_kind kind;
     float lr;
+    int dropout_model;   /* the model with dropout of rate `dropout` after its hidden layers */
+    float dropout;
 } setup;
 
 /* A run: one process (comm NULL) or one rank of several. */
@@ -371,13 +373,52 @@ static void data_free(sets *d)
     nb_dataset_free(&d->test);
 }
 
+/* The model of the runs with dropout, built op by op: 2 -> linear(32), relu, dropout(p) ->
+ * linear(16), relu, dropout(p) -> linear(3), weights drawn from init_seed. */
+static void dropout_model_build(nb_model *m, float p, int max_batch, uint64_t init_seed)
+{
+    memset(m, 0, sizeof *m);
+    m->spec = (nb_model_spec){.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {32, 16},
+                              .activation = NB_RELU};
+    nb_graph *g = m->graph = nb_graph_new();
+    m->x = nb_input(g, 2);
+    m->y = nb_labels(g);
+    nb_node *h = m->x;
+    static const int widths[4] = {2, 32, 16, 3};
+    for (int l = 0; l < 3; l++) {
+        char name[32];
+        int ws[2] = {widths[l + 1], widths[l]}, bs[1] = {widths[l + 1]};
+        snprintf(name, sizeof name, "%d.weight", 3 * l);
+        nb_node *w = nb_param(g, name, 2, ws);
+        snprintf(name, sizeof name, "%d.bias", 3 * l);
+        nb_node *b = nb_param(g, name, 1, bs);
+        h = nb_dense(g, h, w, b, l < 2 ? NB_RELU : NB_IDENTITY, 0.0f);
+        if (l < 2)
+            h = nb_dropout(g, h, p);
+    }
+    m->logits = h;
+    m->loss = nb_softmax_cross_entropy(g, h, m->y);
+    nb_error err;
+    if (nb_graph_compile(g, max_batch, &err) != 0)
+        fail_msg("%s", err.msg);
+    nb_rng rng;
+    nb_rng_seed(&rng, init_seed);
+    size_t n;
+    float *params = nb_graph_params(g, &n);
+    for (size_t i = 0; i < n; i++)
+        params[i] = (float)(0.5 * nb_rng_normal(&rng));
+}
+
 /* A run's model and configuration; init_seed chooses the initial weights. */
 static void run_init(run *r, const setup *s, const sets *d, int max_batch, uint64_t init_seed)
 {
     memset(r, 0, sizeof *r);
     nb_model_spec spec = {.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {32, 16},
                           .activation = NB_RELU, .batchnorm = s->batchnorm};
-    assert_int_equal(nb_model_build(&r->model, &spec, max_batch, init_seed, &r->err), 0);
+    if (s->dropout_model)
+        dropout_model_build(&r->model, s->dropout, max_batch, init_seed);
+    else
+        assert_int_equal(nb_model_build(&r->model, &spec, max_batch, init_seed, &r->err), 0);
     nb_train_config cfg = {
         .optim = {.kind = s->kind, .beta = 0.9f, .beta2 = 0.999f, .eps = 1e-8f},
         .schedule = {.kind = NB_DECAY_NONE, .lr = s->lr, .epochs = s->epochs},
@@ -722,6 +763,48 @@ static void test_small_and_full_batches(void **state)
     check_against_one_process(&full, 230, "sync bn, full batch over 3 ranks");
 }
 
+/* Dropout's masks are a function of the row's position in the global batch: the ranks draw
+ * those one process draws, so they train as it does (within the tolerance, as without
+ * dropout), with batches split evenly or not, on any thread count. Dropout does train: the
+ * result is far from the same run without it. */
+static void test_dropout_equals_one_process(void **state)
+{
+    (void)state;
+    for (int size = 2; size <= 3; size++) {
+        setup s = {.batch = 45, .epochs = 10, .max_steps = 20, .size = size, .kind = NB_ADAM,
+                   .lr = 0.01f, .dropout_model = 1, .dropout = 0.3f};
+        char what[64];
+        snprintf(what, sizeof what, "dropout 0.3, adam, %d ranks", size);
+        check_against_one_process(&s, 230, what);
+    }
+    setup uneven = {.batch = 50, .epochs = 10, .max_steps = 20, .size = 3, .kind = NB_MOMENTUM,
+                    .lr = 0.1f, .dropout_model = 1, .dropout = 0.5f};
+    check_against_one_process(&uneven, 230, "dropout 0.5, momentum, batch 50 over 3 ranks");
+
+    sets d;
+    data_make(&d, 230);
+    setup s = {.batch = 45, .epochs = 10, .max_steps = 20, .size = 1, .kind = NB_ADAM,
+               .lr = 0.01f, .dropout_model = 1, .dropout = 0.3f};
+    run threads[3];
+    for (int t = 0; t < 3; t++) {
+        nb_set_threads(t + 1);
+        reference_train(&threads[t], &s, &d);
+    }
+    nb_set_threads(2);
+    for (int t = 1; t < 3; t++)
+        assert_int_equal(model_hash(&threads[t].model), model_hash(&threads[0].model));
+    run none;
+    s.dropout = 0.0f;
+    reference_train(&none, &s, &d);
+    double rel;
+    model_distance(&threads[0].model, &none.model, &rel);
+    assert_true(rel > 1e-2);
+    run_free(&none);
+    for (int t = 0; t < 3; t++)
+        run_free(&threads[t]);
+    data_free(&d);
+}
+
 /* One sample with infinite features, the 41st of the 5th batch (rank 2's rows 30..44): the
  * loss is NaN there, on that rank only. Every rank stops at that step, as one process does,
  * with the weights from before it. */
@@ -773,12 +856,15 @@ static void test_nan_on_one_rank_stops_all(void **state)
 static void test_resume_equals_uninterrupted(void **state)
 {
     (void)state;
-    for (int bn = 0; bn <= 2; bn++) {   /* none, synchronized, per rank */
+    for (int variant = 0; variant <= 3; variant++) {
+        /* batch norm: none, synchronized, per rank; then dropout (which draws its masks from
+         * the step count the state holds) */
+        int bn = variant < 3 ? variant : 0;
         sets d;
         data_make(&d, 230);
         setup s = {.batchnorm = bn > 0, .sync = bn == 1, .batch = 45, .epochs = 10,
                    .max_steps = 20, .checkpoint_every = 8, .size = 2, .kind = NB_ADAM,
-                   .lr = 0.01f};
+                   .lr = 0.01f, .dropout_model = variant == 3, .dropout = 0.3f};
         run whole[MAX_RANKS];
         hub h;
         ranks_init(whole, &h, &s, &d);
@@ -987,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_per_rank_batchnorm_differs_from_one_process),
         cmocka_unit_test(test_per_rank_batchnorm_keeps_rank_0s_statistics),
         cmocka_unit_test(test_small_and_full_batches),
+        cmocka_unit_test(test_dropout_equals_one_process),
         cmocka_unit_test(test_nan_on_one_rank_stops_all),
         cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_one_rank_equals_no_communicator),
