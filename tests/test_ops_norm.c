@@ -535,6 +535,31 @@ static void test_dropout_identity(void **state)
     nb_graph_free(g);
 }
 
+static void test_dropout_keeps_nan(void **state)
+{
+    (void)state;
+    /* The mask multiplies, as PyTorch's does: a NaN stays NaN where it is dropped, and an
+     * infinity becomes NaN there (inf·0), so the NaN guard still sees a diverged layer. */
+    nb_node *x, *d[1];
+    nb_graph *g = dropout_graph(2, 64, 0.5f, 1, &x, d);
+    float *xv = nb_node_value(x).data;
+    for (int i = 0; i < 128; i++)
+        xv[i] = i % 2 ? NAN : INFINITY;
+    nb_graph_forward(g, 2);
+    const float *y = nb_node_value(d[0]).data;
+    int dropped = 0;
+    for (int i = 0; i < 128; i++) {
+        if (i % 2)
+            assert_true(isnan(y[i]));
+        else if (isnan(y[i]))
+            dropped++;
+        else
+            assert_true(y[i] == INFINITY);
+    }
+    assert_true(dropped > 0 && dropped < 64);
+    nb_graph_free(g);
+}
+
 /* Forward and backward of two dropouts of one input at `threads` threads, into out. */
 static void dropout_pass(int threads, snapshot *out)
 {
@@ -932,6 +957,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dropout_statistics),
         cmocka_unit_test(test_dropout_gradient_is_the_mask),
         cmocka_unit_test(test_dropout_identity),
+        cmocka_unit_test(test_dropout_keeps_nan),
         cmocka_unit_test(test_dropout_threads),
         cmocka_unit_test(test_dropout_split_passes),
         cmocka_unit_test(test_dropout_masks_differ),

@@ -43,11 +43,23 @@ static uint64_t step_key(const nb_node *n)
     return mix64(k + (uint64_t)s->step);
 }
 
+/* d[j] (=, or += unless assign) s[j]·mask[j]/(1-p) for the units [j0, j1) of the row whose key
+ * is `key`. The mask multiplies (by 0 or 1/(1-p)) rather than selects, so that a NaN or an
+ * infinity in x stays a NaN where it is dropped, as in PyTorch, and is not hidden. */
+NB_HOT static void mask_units(const float *s, float *d, size_t j0, size_t j1, uint64_t key,
+                              uint64_t threshold, float scale, int assign)
+{
+    for (size_t j = j0; j < j1; j++) {
+        uint64_t h = mix64(key + (uint64_t)(j + 1) * GOLDEN_GAMMA);
+        float m = (h >> 32) >= threshold ? scale : 0.0f;
+        d[j] = nb_grad_put(d[j], s[j] * m, assign);
+    }
+}
+
 /* dst = src·mask/(1-p), or dst += it (assign 0), over this thread's elements: forward with
- * (x, y), backward with (dy, dx). Without a mask (inference, p = 0), the mask is all ones and
- * the scale 1. */
-NB_HOT static void apply_mask(const nb_node *n, int batch, const nb_exec *ex, int masking,
-                              const float *src, float *dst, int assign)
+ * (x, y), backward with (dy, dx). Without a mask (inference, p = 0), dst = src. */
+static void apply_mask(const nb_node *n, int batch, const nb_exec *ex, int masking,
+                       const float *src, float *dst, int assign)
 {
     size_t f = n->width, begin, end;
     nb_split(ex, (size_t)batch * f, 16, &begin, &end);
@@ -67,13 +79,7 @@ NB_HOT static void apply_mask(const nb_node *n, int batch, const nb_exec *ex, in
         size_t r = i / f, j0 = i % f;
         size_t j1 = end - i < f - j0 ? j0 + (end - i) : f;
         uint64_t key = mix64(key0 + (uint64_t)(row0 + (int64_t)r));
-        const float *s = src + r * f;
-        float *d = dst + r * f;
-        for (size_t j = j0; j < j1; j++) {
-            uint64_t h = mix64(key + (uint64_t)(j + 1) * GOLDEN_GAMMA);
-            float v = (h >> 32) >= threshold ? s[j] * scale : 0.0f;
-            d[j] = nb_grad_put(d[j], v, assign);
-        }
+        mask_units(src + r * f, dst + r * f, j0, j1, key, threshold, scale, assign);
         i += j1 - j0;
     }
 }
