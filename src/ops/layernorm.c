@@ -62,15 +62,21 @@ NB_HOT static void layernorm_param_grads(nb_node *n, int batch, const nb_exec *e
     size_t f = n->width, j0, j1;
     nb_split(ex, f, 16, &j0, &j1);
     double *sum_dyx = feature_sums(n), *sum_dy = sum_dyx + f;
-    for (size_t j = j0; j < j1; j++)
-        sum_dyx[j] = sum_dy[j] = 0.0;
-    for (int r = 0; r < batch; r++) {
-        const float *xr = x + (size_t)r * f, *dyr = dy + (size_t)r * f;
-        float m = mean[r], s = invstd[r];
-        for (size_t j = j0; j < j1; j++) {
-            float xhat = NB_XHAT(xr, j, m, s);
-            sum_dyx[j] += (double)dyr[j] * xhat;
-            sum_dy[j] += dyr[j];
+    /* A tile of features at a time through all the rows, so that its sums stay in the L1
+     * cache; each feature's sum is still over the rows in row order. */
+    enum { TILE = 256 };
+    for (size_t t0 = j0; t0 < j1; t0 += TILE) {
+        size_t t1 = j1 - t0 < TILE ? j1 : t0 + TILE;
+        for (size_t j = t0; j < t1; j++)
+            sum_dyx[j] = sum_dy[j] = 0.0;
+        for (int r = 0; r < batch; r++) {
+            const float *xr = x + (size_t)r * f, *dyr = dy + (size_t)r * f;
+            float m = mean[r], s = invstd[r];
+            for (size_t j = t0; j < t1; j++) {
+                float xhat = NB_XHAT(xr, j, m, s);
+                sum_dyx[j] += (double)dyr[j] * xhat;
+                sum_dy[j] += dyr[j];
+            }
         }
     }
     if (weight->grad)
