@@ -35,6 +35,7 @@ BATCHNORM_CASES = [
     ((8, 1, 4, 4), 2, 1),      # one channel
     ((6, 16, 9, 11), 2, 1),
     ((5, 3, 7), 3, 1),         # [B, C, L]
+    ((4, 2, 6, 6), 2, 1, 100.0),  # values far from 0 next to their spread: no cancellation
 ]
 LAYERNORM_CASES = [
     ((4, 10), 4),
@@ -94,11 +95,11 @@ def check(name, got, want, failures):
 
 
 def batchnorm_case(program, shape, train_steps, infer_steps, rng, failures, eps_torch=EPS,
-                   unbiased=True):
+                   unbiased=True, offset=0.5):
     channels = shape[1]
     weight = rng.standard_normal(channels).astype(np.float32)
     bias = rng.standard_normal(channels).astype(np.float32)
-    steps = [(rng.standard_normal(shape).astype(np.float32) * 2 + 0.5,
+    steps = [((rng.standard_normal(shape) * 2 + offset).astype(np.float32),
               rng.standard_normal(shape).astype(np.float32)) for _ in range(train_steps + infer_steps)]
     flat = run_nabla(program, ["batchnorm", MOMENTUM, EPS, train_steps, infer_steps] + list(shape),
                      [weight, bias] + [a for pair in steps for a in pair])
@@ -159,9 +160,10 @@ def main():
     program = sys.argv[1]
     torch.set_num_threads(1)
     failures = []
-    for shape, train_steps, infer_steps in BATCHNORM_CASES:
+    for shape, train_steps, infer_steps, *offset in BATCHNORM_CASES:
         worst = batchnorm_case(program, shape, train_steps, infer_steps,
-                               np.random.default_rng(len(shape) * 100 + shape[0]), failures)
+                               np.random.default_rng(len(shape) * 100 + shape[0]), failures,
+                               offset=offset[0] if offset else 0.5)
         print("batchnorm %-16s %d+%d steps: largest difference %.2g of the scale"
               % (shape, train_steps, infer_steps, worst))
     for shape, steps in LAYERNORM_CASES:

@@ -17,7 +17,9 @@
  * unit r·C + c). Each thread sums its share of the units (lane_sum.h, a fixed order), then,
  * after a barrier, each thread adds up its share of the channels over the rows in row order:
  * the sums, so the results, do not depend on the number of threads, and every thread has work
- * however few the channels. The elementwise passes (normalize, dx) take units likewise. xhat
+ * however few the channels. Forward reads x once for both statistics: a unit's sum and its
+ * squared deviations from its own mean (the unit is then in the L1 cache), which give the
+ * channel's squared deviations from the channel's mean exactly (see batchnorm2d_forward). The elementwise passes (normalize, dx) take units likewise. xhat
  * is not kept but recomputed from x in backward (the same float expression, so the same
  * bits): an image layer's activations are large, and this saves a copy of them.
  *
@@ -308,18 +310,28 @@ NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
     if (training) {
         int sync = n->graph->dp.bn_comm != NULL;
         double count = count_of(n, batch, S);
-        for (size_t u = h.u0; u < h.u1; u++)
+        /* One read of x for both statistics: each unit's sum and its squared deviations from
+         * its own mean m_u, the second pass over the unit from the L1 cache. */
+        for (size_t u = h.u0; u < h.u1; u++) {
             s.part_a[u] = nb_lane_sum(x + u * S, S);
+            s.part_b[u] = nb_lane_sum_sq_dev(x + u * S, S, s.part_a[u] / (double)S);
+        }
         nb_barrier(ex);
         add_rows(&h, batch, s.part_a, s.sum_a);
         if (sync)
             sum_over_ranks(n, ex, s.sum_a, C);
         finish_mean(&s, h.c0, h.c1, count);
-        nb_barrier(ex);
-        for (size_t u = h.u0; u < h.u1; u++)
-            s.part_b[u] = nb_lane_sum_sq_dev(x + u * S, S, s.mean[u % C]);
-        nb_barrier(ex);
-        add_rows(&h, batch, s.part_b, s.sum_b);
+        /* The channel's squared deviations from its mean m, unit by unit in row order:
+         * Σ (x - m)² = Σ (x - m_u)² + S·(m_u - m)² over a unit (exact, whatever m). */
+        for (size_t c = h.c0; c < h.c1; c++) {
+            double sum = 0.0, m = s.mean[c];
+            for (int r = 0; r < batch; r++) {
+                size_t u = (size_t)r * C + c;
+                double d = s.part_a[u] / (double)S - m;
+                sum += s.part_b[u] + (double)S * (d * d);
+            }
+            s.sum_b[c] = sum;
+        }
         if (sync)
             sum_over_ranks(n, ex, s.sum_b, C);
         finish_variance(n, &s, h.c0, h.c1, count);

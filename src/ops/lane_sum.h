@@ -48,7 +48,7 @@ static inline double nb_lane_sum(const float *x, size_t n)
 }
 
 /* Σ (x[i] - mean)², the deviations taken in double (the second pass of a variance). */
-static inline double nb_lane_sum_sq_dev(const float *x, size_t n, float mean)
+static inline double nb_lane_sum_sq_dev(const float *x, size_t n, double mean)
 {
 #define TERM(i) (((double)x[i] - mean) * ((double)x[i] - mean))
     NB_LANE_SUM_RETURN(n, TERM);
