@@ -22,16 +22,16 @@ static inline double nb_lanes_total(double acc[NB_LANES])
     return acc[0];
 }
 
-/* The body of every sum below: returns Σ TERM(i) over i < n, TERM(i) a double. */
-#define NB_LANE_SUM_RETURN(n, TERM)                                                          \
+/* The body of every sum below: returns Σ NB_TERM(i) over i < n, NB_TERM(i) a double. */
+#define NB_LANE_SUM_RETURN(n, NB_TERM)                                                          \
     do {                                                                                     \
         double acc_[NB_LANES] = {0};                                                         \
         size_t i_ = 0;                                                                       \
         for (; i_ + NB_LANES <= (n); i_ += NB_LANES)                                         \
             for (size_t k_ = 0; k_ < NB_LANES; k_++)                                         \
-                acc_[k_] += TERM(i_ + k_);                                                   \
+                acc_[k_] += NB_TERM(i_ + k_);                                                   \
         for (size_t k_ = 0; i_ + k_ < (n); k_++)                                             \
-            acc_[k_] += TERM(i_ + k_);                                                       \
+            acc_[k_] += NB_TERM(i_ + k_);                                                       \
         return nb_lanes_total(acc_);                                                         \
     } while (0)
 
@@ -42,43 +42,43 @@ static inline double nb_lanes_total(double acc[NB_LANES])
 /* Σ x[i]. */
 static inline double nb_lane_sum(const float *x, size_t n)
 {
-#define TERM(i) (double)x[i]
-    NB_LANE_SUM_RETURN(n, TERM);
-#undef TERM
+#define NB_TERM(i) (double)x[i]
+    NB_LANE_SUM_RETURN(n, NB_TERM);
+#undef NB_TERM
 }
 
 /* Σ (x[i] - mean)², the deviations taken in double (the second pass of a variance). */
 static inline double nb_lane_sum_sq_dev(const float *x, size_t n, double mean)
 {
-#define TERM(i) (((double)x[i] - mean) * ((double)x[i] - mean))
-    NB_LANE_SUM_RETURN(n, TERM);
-#undef TERM
+#define NB_TERM(i) (((double)x[i] - mean) * ((double)x[i] - mean))
+    NB_LANE_SUM_RETURN(n, NB_TERM);
+#undef NB_TERM
 }
 
 /* Σ a[i]·b[i], the product in float. */
 static inline double nb_lane_sum_product(const float *a, const float *b, size_t n)
 {
-#define TERM(i) (double)(a[i] * b[i])
-    NB_LANE_SUM_RETURN(n, TERM);
-#undef TERM
+#define NB_TERM(i) (double)(a[i] * b[i])
+    NB_LANE_SUM_RETURN(n, NB_TERM);
+#undef NB_TERM
 }
 
 /* Σ dy[i]·xhat[i] (batch norm's backward). */
 static inline double nb_lane_sum_dy_xhat(const float *dy, const float *x, size_t n, float mean,
                                          float invstd)
 {
-#define TERM(i) ((double)dy[i] * NB_XHAT(x, i, mean, invstd))
-    NB_LANE_SUM_RETURN(n, TERM);
-#undef TERM
+#define NB_TERM(i) ((double)dy[i] * NB_XHAT(x, i, mean, invstd))
+    NB_LANE_SUM_RETURN(n, NB_TERM);
+#undef NB_TERM
 }
 
 /* Σ (dy[i]·w[i])·xhat[i], dy·w in float (layer norm's backward). */
 static inline double nb_lane_sum_g_xhat(const float *dy, const float *w, const float *x,
                                         size_t n, float mean, float invstd)
 {
-#define TERM(i) ((double)(dy[i] * w[i]) * NB_XHAT(x, i, mean, invstd))
-    NB_LANE_SUM_RETURN(n, TERM);
-#undef TERM
+#define NB_TERM(i) ((double)(dy[i] * w[i]) * NB_XHAT(x, i, mean, invstd))
+    NB_LANE_SUM_RETURN(n, NB_TERM);
+#undef NB_TERM
 }
 
 #endif
