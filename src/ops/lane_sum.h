@@ -22,16 +22,16 @@ static inline double nb_lanes_total(double acc[NB_LANES])
     return acc[0];
 }
 
-/* The body of every sum below: returns Σ NB_TERM(i) over i < n, NB_TERM(i) a double. */
-#define NB_LANE_SUM_RETURN(n, NB_TERM)                                                          \
+/* The body of every sum below: returns Σ term(i) over i < n, term(i) a double. */
+#define NB_LANE_SUM_RETURN(n, term)                                                          \
     do {                                                                                     \
         double acc_[NB_LANES] = {0};                                                         \
         size_t i_ = 0;                                                                       \
         for (; i_ + NB_LANES <= (n); i_ += NB_LANES)                                         \
             for (size_t k_ = 0; k_ < NB_LANES; k_++)                                         \
-                acc_[k_] += NB_TERM(i_ + k_);                                                   \
+                acc_[k_] += term(i_ + k_);                                                   \
         for (size_t k_ = 0; i_ + k_ < (n); k_++)                                             \
-            acc_[k_] += NB_TERM(i_ + k_);                                                       \
+            acc_[k_] += term(i_ + k_);                                                       \
         return nb_lanes_total(acc_);                                                         \
     } while (0)
 
