@@ -96,6 +96,9 @@ void nb_graph_free(nb_graph *g);
 
 /* Leaves. */
 nb_node *nb_input(nb_graph *g, int features);   /* batched float input [B, features] */
+/* A batched float input whose samples have ndim (1 to 3) dimensions: sample_shape {C, H, W}
+ * gives images [B, C, H, W]. nb_input(g, n) is nb_input_shape(g, 1, &n). */
+nb_node *nb_input_shape(nb_graph *g, int ndim, const int *sample_shape);
 nb_node *nb_labels(nb_graph *g);                /* batched int32 class labels [B] */
 nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape); /* trainable */
 nb_node *nb_state(nb_graph *g, const char *name, int ndim, const int *shape); /* saved, not trained */
@@ -120,13 +123,32 @@ nb_node *nb_relu(nb_graph *g, nb_node *x);
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope);
 nb_node *nb_tanh(nb_graph *g, nb_node *x);
 nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
-/* Batch normalization over the batch of x [B,n] (torch.nn.BatchNorm1d). Creates the
+/* Batch normalization of x [B,n] over the batch (torch.nn.BatchNorm1d), or of x [B,C,H,W]
+ * per channel over the batch and both spatial dimensions (torch.nn.BatchNorm2d; [B,C,L] is
+ * BatchNorm1d's per channel over B and L). With n features or C channels, creates the
  * parameters "<prefix>.weight" (gamma, ones) and "<prefix>.bias" (beta, zeros), the states
- * "<prefix>.running_mean" (zeros) and "<prefix>.running_var" (ones), and an int64 counter
- * "<prefix>.num_batches_tracked". Training mode normalizes with the batch mean and biased
- * variance and updates running = (1-momentum)*running + momentum*batch (unbiased variance);
- * inference mode uses the running statistics. */
+ * "<prefix>.running_mean" (zeros) and "<prefix>.running_var" (ones), all of size n or C, and an
+ * int64 counter "<prefix>.num_batches_tracked". Training mode normalizes with the batch mean
+ * and biased variance and updates running = (1-momentum)*running + momentum*batch (unbiased
+ * variance over the B·H·W values of a channel); inference mode uses the running statistics. */
 nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentum, float eps);
+/* Layer normalization of each sample of x over all its features (torch.nn.LayerNorm with
+ * normalized_shape the sample's shape: [n] for x [B,n], [C,H,W] for x [B,C,H,W]): the sample's
+ * mean and biased variance, y = (x - mean) / sqrt(var + eps) * weight + bias, with the
+ * parameters "<prefix>.weight" (ones) and "<prefix>.bias" (zeros) shaped like a sample. The same
+ * in training and inference mode (PyTorch's default eps is 1e-5). */
+nb_node *nb_layernorm(nb_graph *g, nb_node *x, const char *prefix, float eps);
+/* Inverted dropout of a batched x, 0 <= p < 1: in training mode each element is zeroed with
+ * probability p and the others are scaled by 1/(1-p); in inference mode (and when p is 0),
+ * y = x. The mask is a pure function of (the seed, the step, the row's position in the step's
+ * global batch, the element's index in its sample, which dropout of the graph this is: the
+ * dropouts are numbered in creation order), see nb_graph_set_step: it does not depend on the
+ * thread count or on how a batch is split into passes or processes. Backward uses the mask of
+ * the last forward pass. */
+nb_node *nb_dropout(nb_graph *g, nb_node *x, float p);
+/* a + b, elementwise, for two nodes of the same shape (a residual connection); a and b may be
+ * the same node. */
+nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
 /* Mean over the batch of -log softmax(logits)[label], computed with log-sum-exp. Scalar. */
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
 /* Mean over all elements of (pred - target)^2. target is a batched input of the same width. */
@@ -146,8 +168,16 @@ int nb_graph_reserve_spare_params(nb_graph *g, nb_error *err);
 float *nb_graph_spare_params(nb_graph *g);
 void nb_graph_swap_params(nb_graph *g);
 
-/* Training mode (batch statistics, running averages updated) or inference mode. */
+/* Training mode (batch statistics, running averages updated, dropout) or inference mode. */
 void nb_graph_set_training(nb_graph *g, int training);
+/* What the random masks of dropout are drawn from in the forward passes that follow (until the
+ * next call; each backward pass uses its forward pass's): the run's seed, the number of the
+ * training step, and row0, the position in the step's global batch of the pass's first row
+ * (0 unless a batch is split into several passes or processes). nb_train sets it before every
+ * step (its seed, the optimizer steps taken so far, and each rank's first row). A program that
+ * runs training passes itself should call it before each step with a new step number: the
+ * masks of two passes with the same three numbers are the same. All zero until set. */
+void nb_graph_set_step(nb_graph *g, uint64_t seed, int64_t step, int64_t row0);
 
 /* Runs every op in order for the first `batch` rows of the inputs. */
 void nb_graph_forward(nb_graph *g, int batch);

@@ -102,16 +102,22 @@ static nb_node *new_node(nb_graph *g, int batched, int ndim, const int *shape)
     return n;
 }
 
-nb_node *nb_input(nb_graph *g, int features)
+nb_node *nb_input_shape(nb_graph *g, int ndim, const int *sample_shape)
 {
     if (!g || g->failed)
         return NULL;
-    int shape[2] = {0, features};
-    nb_node *n = new_node(g, 1, 2, shape);
+    if (ndim < 1 || ndim >= NB_MAX_DIMS || !sample_shape)
+        return nb_graph_fail(g, "an input's sample has 1 to %d dimensions, not %d",
+                             NB_MAX_DIMS - 1, ndim);
+    int shape[NB_MAX_DIMS] = {0};
+    memcpy(shape + 1, sample_shape, (size_t)ndim * sizeof *shape);
+    nb_node *n = new_node(g, 1, ndim + 1, shape);
     if (n)
         n->leaf = NB_LEAF_INPUT;
     return n;
 }
+
+nb_node *nb_input(nb_graph *g, int features) { return nb_input_shape(g, 1, &features); }
 
 void nb_input_requires_grad(nb_node *x)
 {
@@ -420,6 +426,11 @@ float *nb_graph_grads(nb_graph *g, size_t *count)
 
 void nb_graph_set_training(nb_graph *g, int training) { g->training = training != 0; }
 
+void nb_graph_set_step(nb_graph *g, uint64_t seed, int64_t step, int64_t row0)
+{
+    g->next_step = (nb_graph_step){seed, step, row0};
+}
+
 /* ---- running the graph ---- */
 
 /* One pool job per pass: every thread walks the ops in order, each computing its share, with
@@ -451,6 +462,7 @@ void nb_graph_forward(nb_graph *g, int batch)
     if (batch > g->max_batch)
         batch = g->max_batch;
     g->batch = batch;
+    g->step = g->next_step;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i]->batched)
             g->nodes[i]->shape[0] = batch;

@@ -42,6 +42,8 @@ typedef struct nb_op {
 typedef union nb_op_args {
     struct { nb_activation act; float slope; } activation;   /* dense and the activation ops */
     struct { float momentum, eps; } batchnorm;
+    struct { float eps; } layernorm;
+    struct { float p; int layer; } dropout;   /* layer: its rank among the graph's dropouts */
 } nb_op_args;
 
 struct nb_node {
@@ -71,7 +73,8 @@ struct nb_node {
 
     nb_op_args args;              /* the op's constants, set by its builder */
     int64_t counter;              /* batch norm: num_batches_tracked */
-    int forward_was_training;     /* batch norm: which statistics the last forward used */
+    int forward_was_training;     /* batch norm: which statistics the last forward used;
+                                     dropout: whether it masked */
     double loss;                  /* loss ops: the value in double, for gradient checks */
 
     char *name;                   /* params and states */
@@ -96,6 +99,16 @@ typedef struct nb_graph_dp {
     int failed;
     nb_error error;
 } nb_graph_dp;
+
+/* What the random ops (dropout) of a training pass are a pure function of, set by
+ * nb_graph_set_step: the run's seed, the step the pass belongs to, and the position of the
+ * pass's row 0 in the step's global batch (a batch split into passes or between ranks gives
+ * each row the same randomness as the whole batch in one pass). */
+typedef struct nb_graph_step {
+    uint64_t seed;
+    int64_t step;
+    int64_t row0;
+} nb_graph_step;
 
 struct nb_graph {
     nb_node **nodes;              /* creation order, which is a topological order */
@@ -122,6 +135,11 @@ struct nb_graph {
     int failed;
 
     nb_graph_dp dp;               /* data-parallel training step in progress, if any */
+
+    /* next_step: as nb_graph_set_step last set it; step: what the last forward pass took from
+     * it, which its backward pass uses too. */
+    nb_graph_step next_step, step;
+    int n_dropouts;               /* dropout ops so far, which numbers the next one */
 };
 
 /* What a graph compiled for batches of max_batch holds, in floats, before it is compiled:

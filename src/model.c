@@ -99,8 +99,7 @@ static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
     if (!g)
         return nb_fail(err, "out of memory");
 
-    m->x = spec->input.ndim == 1 ? nb_input(g, spec->input.dim[0])
-                                 : nb_graph_fail(g, "image inputs cannot be built yet");
+    m->x = nb_input_shape(g, spec->input.ndim, spec->input.dim);
     m->y = nb_labels(g);
     nb_node *h = m->x;
     const nb_layers *layers = &spec->layers;

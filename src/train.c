@@ -277,7 +277,8 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             float loss;
             int64_t correct;
             backup_take(&before, m->graph);
-            if (step_forward(&dp, m, train, st->order + first, batch, &loss, &correct, err) != 0) {
+            if (step_forward(&dp, m, train, st->order + first, batch, st->steps, &loss, &correct,
+                             err) != 0) {
                 failed = 1;
                 break;
             }

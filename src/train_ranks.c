@@ -35,6 +35,9 @@
  *               and saves are the same either way, rank 0's, updated from its shards only
  *               (unchanged when its shard is empty), and here the ranks are equal between
  *               steps too, for the callbacks.
+ *   dropout     every rank draws the masks of its rows as one process would: the mask is a
+ *               function of (seed, step, the row's position in the global batch), and rank r
+ *               gives its first row position B*r/size (nb_graph_set_step, ops/dropout.c).
  *   epoch ends  each rank evaluates its share [n*r/size, n*(r+1)/size) of dev and test, and
  *               the sums are added: the same metrics on every rank for 1/size of the work.
  *   stopping    every decision that ends the loop (a callback's return value, the stop flag,
@@ -102,6 +105,7 @@ int dp_init(dp_run *dp, const nb_train_config *cfg, nb_model *m, nb_error *err)
 {
     memset(dp, 0, sizeof *dp);
     memset(&m->graph->dp, 0, sizeof m->graph->dp);
+    dp->seed = cfg->seed;
     const nb_comm *c = cfg->comm;
     if (!c)
         return 0;
@@ -277,14 +281,17 @@ static int graph_collectives_ok(nb_graph *g, nb_error *err)
 }
 
 /* The forward pass of a step over the global batch order[0, batch): the loss of the global
- * batch and its correct predictions. With ranks, this rank's rows only, and the sums. */
+ * batch and its correct predictions. With ranks, this rank's rows only, and the sums. Each row
+ * is given its position in the global batch for dropout's masks, so that the ranks draw the
+ * masks one process would. */
 int step_forward(const dp_run *dp, nb_model *m, const nb_dataset *train,
-                 const int32_t *order, int batch, float *loss, int64_t *correct,
+                 const int32_t *order, int batch, int64_t step, float *loss, int64_t *correct,
                  nb_error *err)
 {
     float *x = nb_node_value(m->x).data;
     int32_t *y = nb_node_labels(m->y);
     if (!dp->comm) {
+        nb_graph_set_step(m->graph, dp->seed, step, 0);
         nb_dataset_batch(train, order, batch, x, y);
         nb_graph_forward(m->graph, batch);
         *loss = nb_node_scalar(m->loss);
@@ -296,6 +303,7 @@ int step_forward(const dp_run *dp, nb_model *m, const nb_dataset *train,
     nb_graph *g = m->graph;
     g->dp.global_batch = batch;
     g->dp.bn_comm = dp->sync_batchnorm ? dp->comm : NULL;
+    nb_graph_set_step(g, dp->seed, step, lo);
     nb_dataset_batch(train, order + lo, hi - lo, x, y);
     nb_graph_forward(g, hi - lo);
     if (graph_collectives_ok(g, err) != 0)

@@ -6,6 +6,7 @@
 #include "nabla.h"
 
 typedef struct dp_run {
+    uint64_t seed;         /* the run's: dropout's masks are drawn from it (nb_graph_set_step) */
     const nb_comm *comm;   /* NULL: this process alone (no communicator, or one rank) */
     int sync_batchnorm;
     int share_states;      /* per-rank batch norm: rank 0's running statistics after a step */
@@ -22,9 +23,11 @@ int dp_start(const dp_run *dp, nb_model *m, const nb_dataset *train, const nb_da
 int agree(const dp_run *dp, int *flags, int n, nb_error *err);
 /* One step: the forward pass over this rank's rows of the global batch `order[0..batch)`
  * (its loss and correct count, global with ranks), the backward pass with the gradients
- * summed over the ranks, and the end of the step. */
+ * summed over the ranks, and the end of the step. `step` is the number of steps taken before
+ * this one, which with the seed and the rows' positions in the global batch chooses dropout's
+ * masks. */
 int step_forward(const dp_run *dp, nb_model *m, const nb_dataset *train, const int32_t *order,
-                 int batch, float *loss, int64_t *correct, nb_error *err);
+                 int batch, int64_t step, float *loss, int64_t *correct, nb_error *err);
 int step_backward(const dp_run *dp, nb_model *m, nb_error *err);
 int step_end(const dp_run *dp, nb_model *m, nb_error *err);
 /* The dev and test metrics of an epoch's end (with ranks, each evaluates its share). */

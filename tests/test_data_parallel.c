@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "graph_internal.h"   /* g->dp, for synchronized BatchNorm2d at the op level */
 #include "model_spec_for_tests.h"
 
 /* Parameters and running statistics of a run across ranks must match one process's within
@@ -192,6 +193,8 @@ typedef struct setup {
     int64_t max_steps, checkpoint_every;
     nb_optimizer_kind kind;
     float lr;
+    int dropout_model;   /* the model with dropout of rate `dropout` after its hidden layers */
+    float dropout;
 } setup;
 
 /* A run: one process (comm NULL) or one rank of several. */
@@ -372,13 +375,38 @@ static void data_free(sets *d)
     nb_dataset_free(&d->test);
 }
 
+/* The model of the runs with dropout, built op by op: 2 -> linear(32), relu, dropout(p) ->
+ * linear(16), relu, dropout(p) -> linear(3), weights drawn from init_seed. */
+static void dropout_model_build(nb_model *m, float p, int max_batch, uint64_t init_seed)
+{
+    char text[128];
+    snprintf(text, sizeof text, "linear(32),relu,dropout(%g),linear(16),relu,dropout(%g),linear",
+             (double)p, (double)p);
+    nb_model_spec spec;
+    nb_error err;
+    if (nb_model_spec_parse(&spec, text, nb_shape_vector(2), 3, &err) != 0 ||
+        nb_model_build(m, &spec, max_batch, init_seed, &err) != 0)
+        fail_msg("%s", err.msg);
+    /* Larger weights than the model's own initialization, biases too: dropout then matters. */
+    nb_rng rng;
+    nb_rng_seed(&rng, init_seed);
+    size_t n;
+    float *params = nb_graph_params(m->graph, &n);
+    for (size_t i = 0; i < n; i++)
+        params[i] = (float)(0.5 * nb_rng_normal(&rng));
+}
+
 /* A run's model and configuration; init_seed chooses the initial weights. */
 static void run_init(run *r, const setup *s, const sets *d, int max_batch, uint64_t init_seed)
 {
     memset(r, 0, sizeof *r);
-    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 2, .hidden = {32, 16},
-                          .activation = NB_RELU, .batchnorm = s->batchnorm});
-    assert_int_equal(nb_model_build(&r->model, &spec, max_batch, init_seed, &r->err), 0);
+    nb_model_spec spec = mlp_spec((nb_mlp){.inputs = 2, .classes = 3, .n_hidden = 2,
+                                           .hidden = {32, 16}, .activation = NB_RELU,
+                                           .batchnorm = s->batchnorm});
+    if (s->dropout_model)
+        dropout_model_build(&r->model, s->dropout, max_batch, init_seed);
+    else
+        assert_int_equal(nb_model_build(&r->model, &spec, max_batch, init_seed, &r->err), 0);
     nb_train_config cfg = {
         .optim = {.kind = s->kind, .beta = 0.9f, .beta2 = 0.999f, .eps = 1e-8f},
         .schedule = {.kind = NB_DECAY_NONE, .lr = s->lr, .epochs = s->epochs},
@@ -723,6 +751,211 @@ static void test_small_and_full_batches(void **state)
     check_against_one_process(&full, 230, "sync bn, full batch over 3 ranks");
 }
 
+/* Dropout's masks are a function of the row's position in the global batch: the ranks draw
+ * those one process draws, so they train as it does (within the tolerance, as without
+ * dropout), with batches split evenly or not, on any thread count. Dropout does train: the
+ * result is far from the same run without it. */
+static void test_dropout_equals_one_process(void **state)
+{
+    (void)state;
+    for (int size = 2; size <= 3; size++) {
+        setup s = {.batch = 45, .epochs = 10, .max_steps = 20, .size = size, .kind = NB_ADAM,
+                   .lr = 0.01f, .dropout_model = 1, .dropout = 0.3f};
+        char what[64];
+        snprintf(what, sizeof what, "dropout 0.3, adam, %d ranks", size);
+        check_against_one_process(&s, 230, what);
+    }
+    setup uneven = {.batch = 50, .epochs = 10, .max_steps = 20, .size = 3, .kind = NB_MOMENTUM,
+                    .lr = 0.1f, .dropout_model = 1, .dropout = 0.5f};
+    check_against_one_process(&uneven, 230, "dropout 0.5, momentum, batch 50 over 3 ranks");
+
+    sets d;
+    data_make(&d, 230);
+    setup s = {.batch = 45, .epochs = 10, .max_steps = 20, .size = 1, .kind = NB_ADAM,
+               .lr = 0.01f, .dropout_model = 1, .dropout = 0.3f};
+    run threads[3];
+    for (int t = 0; t < 3; t++) {
+        nb_set_threads(t + 1);
+        reference_train(&threads[t], &s, &d);
+    }
+    nb_set_threads(2);
+    for (int t = 1; t < 3; t++)
+        assert_int_equal(model_hash(&threads[t].model), model_hash(&threads[0].model));
+    run none;
+    s.dropout = 0.0f;
+    reference_train(&none, &s, &d);
+    double rel;
+    model_distance(&threads[0].model, &none.model, &rel);
+    assert_true(rel > 1e-2);
+    run_free(&none);
+    for (int t = 0; t < 3; t++)
+        run_free(&threads[t]);
+    data_free(&d);
+}
+
+/* Synchronized BatchNorm2d at the op level (the trainer's part is the same as for [B, n], tested
+ * above): `size` ranks, each a graph x [rows, C, H, W] -> batchnorm -> tanh -> mse, given its
+ * shard of a global batch as a data-parallel step gives it (g->dp), against one graph with the
+ * whole batch: the outputs and input gradients of its rows, the parameter gradients summed
+ * over the ranks, the running statistics and counters, after training steps and an inference
+ * step. Statistics count global_batch·H·W values per channel. */
+enum { BN2D_C = 3, BN2D_H = 4, BN2D_W = 5, BN2D_STEPS = 4 };
+#define BN2D_ROW (BN2D_C * BN2D_H * BN2D_W)
+
+typedef struct bn2d_rank {
+    nb_graph *g;
+    nb_node *x, *t, *y, *loss;
+    int lo, hi, global;
+    const float *data;   /* x then t of the global batch, for each step */
+    rank_comm rc;
+    nb_comm comm;
+    float *out;          /* per step: y rows, dx rows, dgamma, dbeta, running mean and var */
+} bn2d_rank;
+
+static void bn2d_build(bn2d_rank *r, int rows)
+{
+    int sample[3] = {BN2D_C, BN2D_H, BN2D_W};
+    r->g = nb_graph_new();
+    r->x = nb_input_shape(r->g, 3, sample);
+    nb_input_requires_grad(r->x);
+    r->t = nb_input_shape(r->g, 3, sample);
+    r->y = nb_batchnorm(r->g, r->x, "0", 0.1f, 1e-5f);
+    r->loss = nb_mse(r->g, nb_tanh(r->g, r->y), r->t);
+    nb_error err;
+    if (nb_graph_compile(r->g, rows > 0 ? rows : 1, &err) != 0)
+        fail_msg("%s", err.msg);
+    float *p = nb_graph_params(r->g, NULL);
+    for (int c = 0; c < BN2D_C; c++) {   /* gamma, then beta */
+        p[c] = 1.0f + 0.25f * (float)c;
+        p[BN2D_C + c] = 0.1f * (float)c - 0.1f;
+    }
+}
+
+static size_t bn2d_out_floats(int rows)
+{
+    return (size_t)BN2D_STEPS * (2 * (size_t)rows * BN2D_ROW + 4 * BN2D_C);
+}
+
+static void *bn2d_rank_main(void *arg)
+{
+    bn2d_rank *r = arg;
+    nb_graph *g = r->g;
+    int rows = r->hi - r->lo;
+    float *out = r->out;
+    size_t x_floats = (size_t)r->global * BN2D_ROW;
+    for (int step = 0; step < BN2D_STEPS; step++) {
+        const float *x = r->data + 2 * step * x_floats, *t = x + x_floats;
+        memcpy(nb_node_value(r->x).data, x + (size_t)r->lo * BN2D_ROW,
+               (size_t)rows * BN2D_ROW * sizeof(float));
+        memcpy(nb_node_value(r->t).data, t + (size_t)r->lo * BN2D_ROW,
+               (size_t)rows * BN2D_ROW * sizeof(float));
+        nb_graph_set_training(g, step < BN2D_STEPS - 1);
+        g->dp.global_batch = r->comm.size > 1 ? r->global : 0;
+        g->dp.bn_comm = r->comm.size > 1 ? &r->comm : NULL;
+        nb_graph_forward(g, rows);
+        nb_graph_backward(g, r->loss);
+        size_t n = (size_t)rows * BN2D_ROW;
+        memcpy(out, nb_node_value(r->y).data, n * sizeof(float));
+        memcpy(out + n, nb_node_grad(r->x).data, n * sizeof(float));
+        out += 2 * n;
+        memcpy(out, nb_graph_grads(g, NULL), 2 * BN2D_C * sizeof(float));
+        if (r->comm.size > 1)
+            sum_floats(&r->rc, out, 2 * BN2D_C, &g->dp.error);
+        memcpy(out + 2 * BN2D_C, g->states, 2 * BN2D_C * sizeof(float));
+        out += 4 * BN2D_C;
+    }
+    return NULL;
+}
+
+static void bn2d_check(int size, int global)
+{
+    size_t x_floats = (size_t)global * BN2D_ROW;
+    float *data = malloc(2 * BN2D_STEPS * x_floats * sizeof(float));
+    assert_non_null(data);
+    nb_rng rng;
+    nb_rng_seed(&rng, (uint64_t)(size * 100 + global));
+    for (size_t i = 0; i < 2 * BN2D_STEPS * x_floats; i++)
+        data[i] = (float)(1.5 * nb_rng_normal(&rng) + 0.3);
+
+    bn2d_rank one = {.lo = 0, .hi = global, .global = global, .data = data};
+    one.comm.size = 1;
+    bn2d_build(&one, global);
+    one.out = malloc(bn2d_out_floats(global) * sizeof(float));
+    assert_non_null(one.out);
+    bn2d_rank_main(&one);
+
+    hub h;
+    hub_init(&h, size);
+    bn2d_rank ranks[MAX_RANKS];
+    pthread_t threads[MAX_RANKS];
+    for (int q = 0; q < size; q++) {
+        bn2d_rank *r = &ranks[q];
+        *r = (bn2d_rank){.global = global, .data = data};
+        r->lo = global * q / size;
+        r->hi = global * (q + 1) / size;
+        r->rc = (rank_comm){&h, q};
+        r->comm = (nb_comm){q, size, &r->rc, sum_floats, sum_doubles, broadcast};
+        bn2d_build(r, r->hi - r->lo);
+        r->out = malloc(bn2d_out_floats(r->hi - r->lo) * sizeof(float) + 1);
+        assert_non_null(r->out);
+        assert_int_equal(pthread_create(&threads[q], NULL, bn2d_rank_main, r), 0);
+    }
+    for (int q = 0; q < size; q++)
+        pthread_join(threads[q], NULL);
+    assert_false(h.mismatched);
+
+    /* Step by step, each rank's rows and the shared numbers against one process. */
+    double worst = 0.0;
+    size_t at_one = 0, at[MAX_RANKS] = {0};
+    for (int step = 0; step < BN2D_STEPS; step++) {
+        size_t n_one = x_floats;
+        /* Where rank 0's shared numbers of this step are. */
+        size_t shared0 = at[0] + 2 * (size_t)(ranks[0].hi - ranks[0].lo) * BN2D_ROW;
+        for (int q = 0; q < size; q++) {
+            bn2d_rank *r = &ranks[q];
+            assert_false(r->g->dp.failed);
+            size_t n = (size_t)(r->hi - r->lo) * BN2D_ROW;
+            for (int part = 0; part < 2; part++)   /* y, then dx */
+                for (size_t i = 0; i < n; i++) {
+                    double a = r->out[at[q] + part * n + i];
+                    double b = one.out[at_one + part * n_one + (size_t)r->lo * BN2D_ROW + i];
+                    worst = fmax(worst, fabs(a - b) / (REL_TOL * fmax(fabs(a), fabs(b)) +
+                                                       ABS_TOL));
+                }
+            at[q] += 2 * n;
+            for (size_t i = 0; i < 4 * BN2D_C; i++) {   /* the same bits on every rank */
+                assert_true(r->out[at[q] + i] == ranks[0].out[shared0 + i]);
+                double a = r->out[at[q] + i], b = one.out[at_one + 2 * n_one + i];
+                worst = fmax(worst, fabs(a - b) / (REL_TOL * fmax(fabs(a), fabs(b)) + ABS_TOL));
+            }
+            at[q] += 4 * BN2D_C;
+        }
+        at_one += 2 * n_one + 4 * BN2D_C;
+    }
+    if (print_measurements)
+        printf("  sync BatchNorm2d, batch %d over %d ranks      %.0f%% of the tolerance\n", global,
+               size, 100 * worst);
+    assert_true(worst <= 1.0);
+    for (int q = 0; q < size; q++)
+        assert_int_equal(*ranks[q].g->named[ranks[q].g->n_named - 1].counter, BN2D_STEPS - 1);
+    for (int q = 0; q < size; q++) {
+        nb_graph_free(ranks[q].g);
+        free(ranks[q].out);
+    }
+    hub_destroy(&h);
+    nb_graph_free(one.g);
+    free(one.out);
+    free(data);
+}
+
+static void test_sync_batchnorm2d_equals_one_process(void **state)
+{
+    (void)state;
+    bn2d_check(2, 7);
+    bn2d_check(3, 8);
+    bn2d_check(3, 2);   /* rank 0 holds no row */
+}
+
 /* One sample with infinite features, the 41st of the 5th batch (rank 2's rows 30..44): the
  * loss is NaN there, on that rank only. Every rank stops at that step, as one process does,
  * with the weights from before it. */
@@ -774,12 +1007,15 @@ static void test_nan_on_one_rank_stops_all(void **state)
 static void test_resume_equals_uninterrupted(void **state)
 {
     (void)state;
-    for (int bn = 0; bn <= 2; bn++) {   /* none, synchronized, per rank */
+    for (int variant = 0; variant <= 3; variant++) {
+        /* batch norm: none, synchronized, per rank; then dropout (which draws its masks from
+         * the step count the state holds) */
+        int bn = variant < 3 ? variant : 0;
         sets d;
         data_make(&d, 230);
         setup s = {.batchnorm = bn > 0, .sync = bn == 1, .batch = 45, .epochs = 10,
                    .max_steps = 20, .checkpoint_every = 8, .size = 2, .kind = NB_ADAM,
-                   .lr = 0.01f};
+                   .lr = 0.01f, .dropout_model = variant == 3, .dropout = 0.3f};
         run whole[MAX_RANKS];
         hub h;
         ranks_init(whole, &h, &s, &d);
@@ -988,6 +1224,8 @@ int main(void)
         cmocka_unit_test(test_per_rank_batchnorm_differs_from_one_process),
         cmocka_unit_test(test_per_rank_batchnorm_keeps_rank_0s_statistics),
         cmocka_unit_test(test_small_and_full_batches),
+        cmocka_unit_test(test_dropout_equals_one_process),
+        cmocka_unit_test(test_sync_batchnorm2d_equals_one_process),
         cmocka_unit_test(test_nan_on_one_rank_stops_all),
         cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_one_rank_equals_no_communicator),

@@ -38,6 +38,7 @@ except ImportError as e:  # pragma: no cover - environment problem, not a test f
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_text_py  # noqa: E402  (a model's text as a torch.nn.Sequential)
 import safetensors_py  # noqa: E402  (the shared reader and writer beside this file)
 
 TOLERANCE = 1e-4
@@ -57,40 +58,53 @@ BETA, BETA2, EPS = 0.9, 0.999, 1e-8
 
 # ---- data and model -------------------------------------------------------------------------
 
-def make_dataset():
+# The convolutional cases' samples: images of 2 channels, 7x9 (odd sides), as CSV rows of
+# 2*7*9 features read with --input-shape.
+IMAGE = (2, 7, 9)
+
+
+def make_dataset(features=FEATURES):
     """Gaussian clusters, one per class, in float32; labels not sorted so every batch mixes them."""
     rng = np.random.RandomState(1234)
-    centers = rng.normal(0.0, 1.5, size=(CLASSES, FEATURES))
+    centers = rng.normal(0.0, 1.5, size=(CLASSES, features))
     y = rng.randint(0, CLASSES, size=SAMPLES)
-    x = centers[y] + rng.normal(0.0, 1.0, size=(SAMPLES, FEATURES))
+    x = centers[y] + rng.normal(0.0, 1.0, size=(SAMPLES, features))
     return x.astype(np.float32), y.astype(np.int64)
 
 
 def write_csv(path, x, y):
     with open(path, "w") as f:
-        f.write(",".join(["f%d" % i for i in range(FEATURES)] + ["label"]) + "\n")
+        f.write(",".join(["f%d" % i for i in range(x.shape[1])] + ["label"]) + "\n")
         for row, label in zip(x, y):
             # '%.9g' round-trips every float32 exactly.
             f.write(",".join("%.9g" % v for v in row) + ",%d\n" % label)
 
 
-def make_model(activation, batchnorm, seed):
+def make_model(case, seed):
     """torch.nn.Sequential of nabla's shape; batch-norm tensors perturbed away from their
     defaults so that loading them (and not just starting from 1/0) is checked too."""
     torch.manual_seed(seed)
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation]
-    layers, width = [], FEATURES
-    for h in LAYERS:
-        layers.append(nn.Linear(width, h, bias=not batchnorm))
-        if batchnorm:
-            layers.append(nn.BatchNorm1d(h, eps=1e-5, momentum=0.1))
-        layers.append(act())
-        width = h
-    layers.append(nn.Linear(width, CLASSES))
-    model = nn.Sequential(*layers)
+    if case.model:
+        model = model_text_py.sequential(case.model, IMAGE, CLASSES)
+    else:
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[case.activation]
+        layers, width = [], FEATURES
+        for h in LAYERS:
+            layers.append(nn.Linear(width, h, bias=not case.batchnorm))
+            if case.batchnorm:
+                layers.append(nn.BatchNorm1d(h, eps=1e-5, momentum=0.1))
+            layers.append(act())
+            width = h
+        layers.append(nn.Linear(width, CLASSES))
+        model = nn.Sequential(*layers)
     with torch.no_grad():
         for m in model:
-            if isinstance(m, nn.BatchNorm1d):
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+            elif isinstance(m, nn.Conv2d) and m.bias is not None:
+                m.bias.uniform_(-0.3, 0.3)
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
                 m.running_mean.uniform_(-0.5, 0.5)
@@ -113,7 +127,8 @@ def state_arrays(model):
 
 class Case:
     def __init__(self, optimizer, batchnorm=False, weight_decay=0.0, activation="relu",
-                 bias_correction=False, lr_decay=None):
+                 bias_correction=False, lr_decay=None, model=None):
+        self.model = model  # a model's text on IMAGE samples, or None: the MLP of LAYERS
         self.optimizer = optimizer
         self.batchnorm = batchnorm
         self.weight_decay = weight_decay
@@ -129,11 +144,13 @@ class Case:
             extra += " act=" + self.activation
         if self.lr_decay:
             extra += " lr-decay=" + self.lr_decay
+        if self.model:
+            return "%s wd=%g %s" % (name, self.weight_decay, self.model)
         return "%s bn=%d wd=%g%s" % (name, int(self.batchnorm), self.weight_decay, extra)
 
     def without_weight_decay(self):
         return Case(self.optimizer, self.batchnorm, 0.0, self.activation, self.bias_correction,
-                    self.lr_decay)
+                    self.lr_decay, self.model)
 
     def lr_at(self, epoch):
         if self.lr_decay == "inverse":
@@ -141,8 +158,12 @@ class Case:
         return self.lr
 
     def nabla_command(self, nabla, data, init, out_weights, out_dir):
-        cmd = [nabla, "train", "--data", data, "--layers", ",".join(map(str, LAYERS)),
-               "--activation", self.activation]
+        if self.model:
+            cmd = [nabla, "train", "--data", data, "--layers", self.model,
+                   "--input-shape", ",".join(map(str, IMAGE))]
+        else:
+            cmd = [nabla, "train", "--data", data, "--layers", ",".join(map(str, LAYERS)),
+                   "--activation", self.activation]
         if self.batchnorm:
             cmd.append("--batchnorm")
         cmd += ["--optimizer", self.optimizer, "--lr", repr(self.lr), "--beta", repr(BETA),
@@ -174,7 +195,26 @@ def all_cases():
     cases.append(Case("sgd", False, 0.0, lr_decay="inverse"))
     cases.append(Case("momentum", True, WEIGHT_DECAY, lr_decay="inverse"))
     cases.append(Case("adam", True, 0.0, lr_decay="inverse"))
+    # Convolutional networks on 2x7x9 images: conv2d with padding, a non-square kernel and
+    # strides, both poolings (one overlapping), BatchNorm2d, layer norm over an image and over
+    # a vector; every optimizer on the first.
+    for opt in ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"):
+        for wd in (0.0, WEIGHT_DECAY):
+            cases.append(Case(opt, weight_decay=wd, model=CNN_MODELS[0]))
+    cases.append(Case("momentum", bias_correction=True, model=CNN_MODELS[0]))
+    for text in CNN_MODELS[1:]:
+        for opt in ("sgd", "adam"):
+            cases.append(Case(opt, model=text))
     return cases
+
+
+CNN_MODELS = [
+    "conv2d(4,3,padding=1),batchnorm,relu,maxpool2d(2),conv2d(6,3x2,stride=2),relu,flatten,"
+    "linear(10),relu,linear",
+    "conv2d(5,2,stride=2,padding=1),tanh,avgpool2d(2,stride=1),layernorm,flatten,linear",
+    "conv2d(3,kernel=1x3,padding=0x1),sigmoid,maxpool2d(3,stride=2),flatten,linear(16),"
+    "layernorm,leaky_relu(0.1),linear",
+]
 
 
 # ---- the torch side -------------------------------------------------------------------------
@@ -211,6 +251,8 @@ def set_lr(opt, case, lr):
 
 def train_torch(case, model, x, y):
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
+    if case.model:
+        x_t = x_t.reshape(-1, *IMAGE)
     params = list(model.parameters())
     opt = torch_optimizer(case, params)
     velocity = [torch.zeros_like(p) for p in params]  # the hand-made momentum's state
@@ -274,13 +316,14 @@ def compare(nabla_state, torch_state):
     return worst, worst_name, problems
 
 
-def run_case(case, args, workdir, csv_path, x, y, torch_results):
+def run_case(case, args, workdir, data, torch_results):
+    csv_path, x, y = data["image" if case.model else "vector"]
     tag = case.label().replace(" ", "_").replace("=", "").replace("+", "_")
     init_path = os.path.join(workdir, tag + ".init.safetensors")
     out_path = os.path.join(workdir, tag + ".out.safetensors")
     run_dir = os.path.join(workdir, tag + ".run")
 
-    model = make_model(case.activation, case.batchnorm, seed=7)
+    model = make_model(case, seed=7)
     initial = state_arrays(model)
     safetensors_py.write(init_path, initial)
 
@@ -343,7 +386,6 @@ def main():
 
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
-    x, y = make_dataset()
     cases = all_cases()
     if args.only:
         cases = [c for c in cases if args.only in c.label()]
@@ -352,12 +394,15 @@ def main():
     with tempfile.TemporaryDirectory(prefix="nabla-parity-") as tmp:
         workdir = args.keep or tmp
         os.makedirs(workdir, exist_ok=True)
-        csv_path = os.path.join(workdir, "data.csv")
-        write_csv(csv_path, x, y)
+        data = {}
+        for kind, features in (("vector", FEATURES), ("image", int(np.prod(IMAGE)))):
+            x, y = make_dataset(features)
+            csv_path = os.path.join(workdir, kind + ".csv")
+            write_csv(csv_path, x, y)
+            data[kind] = (csv_path, x, y)
         torch_results = {}
         for case in cases:
-            worst, worst_name, problems = run_case(case, args, workdir, csv_path, x, y,
-                                                   torch_results)
+            worst, worst_name, problems = run_case(case, args, workdir, data, torch_results)
             status = "OK" if not problems else "FAILED"
             print("%s: worst rel diff %.2g (%s) %s" % (case.label(), worst, worst_name, status))
             for p in problems:

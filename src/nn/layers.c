@@ -313,6 +313,20 @@ static nb_node *batchnorm_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_s
     return nb_batchnorm(g, x, prefix, 0.1f, 1e-5f);   /* PyTorch's defaults */
 }
 
+static nb_node *layernorm_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                                nb_shape out, const char *prefix, int bias, nb_activation fused,
+                                float slope)
+{
+    return nb_layernorm(g, x, prefix, 1e-5f);   /* PyTorch's default eps */
+}
+
+static nb_node *dropout_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                              nb_shape out, const char *prefix, int bias, nb_activation fused,
+                              float slope)
+{
+    return nb_dropout(g, x, l->p);
+}
+
 static nb_node *activation_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
                                  nb_shape out, const char *prefix, int bias,
                                  nb_activation fused, float slope)
@@ -348,9 +362,11 @@ static const layer_row rows[NB_LAYER_KINDS] = {
     [NB_LAYER_FLATTEN] = {"flatten", "flatten", 0, {{0}}, flatten_shape, NULL},
     [NB_LAYER_BATCHNORM] = {"batchnorm", "batchnorm", 0, {{0}}, same_shape, batchnorm_params,
                             batchnorm_build},
-    [NB_LAYER_LAYERNORM] = {"layernorm", "layernorm", 0, {{0}}, same_shape, layernorm_params},
+    [NB_LAYER_LAYERNORM] = {"layernorm", "layernorm", 0, {{0}}, same_shape, layernorm_params,
+                            layernorm_build},
     [NB_LAYER_DROPOUT] = {"dropout", "dropout(p)", 1,
-                          {{"p", ARG_PROB, FIELD(p), DEF_NONE, 0}}, same_shape, NULL},
+                          {{"p", ARG_PROB, FIELD(p), DEF_NONE, 0}}, same_shape, NULL,
+                          dropout_build},
     [NB_LAYER_RELU] = {"relu", "relu", 0, {{0}}, same_shape, NULL, activation_build},
     [NB_LAYER_LEAKY_RELU] = {"leaky_relu", "leaky_relu(slope=0.01)", 1,
                              {{"slope", ARG_REAL, FIELD(slope), DEF_VALUE, 0.01}}, same_shape,

@@ -1,14 +1,27 @@
-/* Batch normalization (Ioffe & Szegedy 2015) over the batch of x [B, n], as one fused op:
- * forward and backward side by side, statistics accumulated in double.
+/* Batch normalization (Ioffe & Szegedy 2015), as one fused op: forward and backward side by
+ * side, statistics accumulated in double. Two layouts, one op each:
+ *   x [B, n]        (BatchNorm1d) statistics per feature over the B rows;
+ *   x [B, C, H, W]  (BatchNorm2d; [B, C, L] likewise) statistics per channel over the B·H·W
+ *                   values of the channel.
  *
- * Training:  mean, var = batch mean and biased variance of each feature
+ * Training:  mean, var = batch mean and biased variance of each feature (channel)
  *            xhat = (x - mean) / sqrt(var + eps);  y = gamma * xhat + beta
  *            running = (1 - momentum) * running + momentum * batch stat (unbiased variance)
  * Inference: the same with the running mean and variance in place of the batch's.
  *
- * Every statistic is per feature, so each thread of a job takes its own block of features
- * through the whole computation, with no barrier: the results do not depend on the number of
- * threads.
+ * [B, n]: every statistic is per feature, so each thread of a job takes its own block of
+ * features through the whole computation, with no barrier: the results do not depend on the
+ * number of threads.
+ *
+ * [B, C, H, W]: a channel's values are B blocks of H·W contiguous floats, one per row ("units",
+ * unit r·C + c). Each thread sums its share of the units (lane_sum.h, a fixed order), then,
+ * after a barrier, each thread adds up its share of the channels over the rows in row order:
+ * the sums, so the results, do not depend on the number of threads, and every thread has work
+ * however few the channels. Forward reads x once for both statistics: a unit's sum and its
+ * squared deviations from its own mean (the unit is then in the L1 cache), which give the
+ * channel's squared deviations from the channel's mean exactly (see batchnorm2d_forward). The elementwise passes (normalize, dx) take units likewise. xhat
+ * is not kept but recomputed from x in backward (the same float expression, so the same
+ * bits): an image layer's activations are large, and this saves a copy of them.
  *
  * Synchronized batch norm (a data-parallel step with g->dp.bn_comm set): each rank holds a
  * shard of the global batch, and the statistics are those of the whole global batch, so the
@@ -19,33 +32,52 @@
  * sums all features over the ranks, barrier. gamma's and beta's gradients stay the rank's own
  * (its rows' part): the trainer sums them over the ranks with every other gradient. The running
  * statistics are then updated from the global mean and unbiased variance, the same on every
- * rank. Per feature that is 2 collectives of n doubles forward and 1 of 2n backward.
+ * rank. Per feature that is 2 collectives of n doubles forward and 1 of 2n backward (n: the
+ * features or channels; an image's count is global_batch·H·W).
  *
- * Scratch layout (floats): [2n doubles: sums] [mean n] [invstd n] [xhat B*n]. */
+ * Scratch layout (floats), n features or channels:
+ *   [2n doubles: sums] [mean n] [invstd n] then, per row of the batch,
+ *   [B, n]:  xhat, n floats;   [B, C, H, W]: the units' two partial sums, 2C doubles. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "graph_internal.h"
+#include "lane_sum.h"
 #include "simd.h"
 
 enum { BN_X, BN_GAMMA, BN_BETA, BN_RUNNING_MEAN, BN_RUNNING_VAR };
 
 typedef struct bn_scratch {
     double *sum_a, *sum_b;
-    float *mean, *invstd, *xhat;
+    float *mean, *invstd;
+    float *xhat;              /* [B, n] */
+    double *part_a, *part_b;  /* [B, C, H, W]: a sum for each unit (row, channel) */
 } bn_scratch;
 
-static bn_scratch scratch_of(const nb_node *n)
+/* Features ([B, n]) or channels ([B, C, H, W]): the size of gamma. */
+static size_t channels_of(const nb_node *n) { return n->in[BN_GAMMA]->width; }
+
+static bn_scratch scratch_of(const nb_node *n, int batch)
 {
-    size_t f = n->width;
+    size_t f = channels_of(n);
     bn_scratch s;
     s.sum_a = (double *)(void *)n->scratch;
     s.sum_b = s.sum_a + f;
     s.mean = n->scratch + 4 * f;
     s.invstd = s.mean + f;
     s.xhat = s.invstd + f;
+    s.part_a = (double *)(void *)s.xhat;
+    s.part_b = s.part_a + (size_t)batch * f;
     return s;
+}
+
+/* The values each statistic is over: the rows of the global batch when synchronized (this
+ * rank may hold none of them), else this pass's, times the values per row of one feature. */
+static double count_of(const nb_node *n, int batch, size_t per_row)
+{
+    int sync = n->graph->dp.bn_comm != NULL;
+    return (double)(sync ? n->graph->dp.global_batch : batch) * (double)per_row;
 }
 
 /* This thread's features, in multiples of 16 (a cache line of floats). */
@@ -64,25 +96,95 @@ static void sum_over_ranks(nb_node *n, const nb_exec *ex, double *sums, size_t c
     nb_barrier(ex);
 }
 
+/* ---- the per-feature steps both layouts share, for features [j0, j1) ---- */
+
+static void finish_mean(const bn_scratch *s, size_t j0, size_t j1, double count)
+{
+    for (size_t j = j0; j < j1; j++)
+        s->mean[j] = count > 0 ? (float)(s->sum_a[j] / count) : 0.0f;
+}
+
+/* invstd from the sums of squared deviations, and the running statistics updated. */
+static void finish_variance(nb_node *n, const bn_scratch *s, size_t j0, size_t j1, double count)
+{
+    float *running_mean = n->in[BN_RUNNING_MEAN]->value;
+    float *running_var = n->in[BN_RUNNING_VAR]->value;
+    float momentum = n->args.batchnorm.momentum, eps = n->args.batchnorm.eps;
+    for (size_t j = j0; j < j1; j++) {
+        double var = count > 0 ? s->sum_b[j] / count : 0.0;
+        s->invstd[j] = (float)(1.0 / sqrt(var + eps));
+        /* A single value has no unbiased variance; PyTorch refuses it, we leave the running
+         * statistics as they are. */
+        if (count > 1) {
+            running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * s->mean[j];
+            running_var[j] = (1.0f - momentum) * running_var[j] +
+                             momentum * (float)(s->sum_b[j] / (count - 1));
+        }
+    }
+}
+
+/* Inference: the running statistics. */
+static void use_running(const nb_node *n, const bn_scratch *s, size_t j0, size_t j1)
+{
+    const float *running_mean = n->in[BN_RUNNING_MEAN]->value;
+    const float *running_var = n->in[BN_RUNNING_VAR]->value;
+    for (size_t j = j0; j < j1; j++) {
+        s->mean[j] = running_mean[j];
+        s->invstd[j] = 1.0f / sqrtf(running_var[j] + n->args.batchnorm.eps);
+    }
+}
+
+/* The counter comes from a file when weights are loaded, so it may already be at the top of
+ * int64; it only counts (momentum is fixed), so it stops there. */
+static void count_batch(nb_node *n, const nb_exec *ex)
+{
+    if (ex->tid == 0 && n->counter < INT64_MAX)
+        n->counter++;
+}
+
+/* gamma's and beta's gradients from the sums (this rank's rows). */
+static void put_param_grads(nb_node *n, const bn_scratch *s, size_t j0, size_t j1)
+{
+    nb_node *gamma = n->in[BN_GAMMA], *beta = n->in[BN_BETA];
+    if (gamma->grad)
+        for (size_t j = j0; j < j1; j++)
+            gamma->grad[j] = nb_grad_put(gamma->grad[j], (float)s->sum_b[j], n->assign[BN_GAMMA]);
+    if (beta->grad)
+        for (size_t j = j0; j < j1; j++)
+            beta->grad[j] = nb_grad_put(beta->grad[j], (float)s->sum_a[j], n->assign[BN_BETA]);
+}
+
+/* Training backward: the sums become per-feature coefficients, the means of dy and dy·xhat. */
+static void finish_backward(const bn_scratch *s, size_t j0, size_t j1, double count)
+{
+    for (size_t j = j0; j < j1; j++) {
+        s->sum_a[j] /= count;
+        s->sum_b[j] /= count;
+    }
+}
+
+/* dx of one element in training mode, c = gamma·invstd of its feature. */
+static inline float train_dx(float c, float dy, float xhat, double mean_dy, double mean_dyx)
+{
+    return c * (dy - (float)mean_dy - xhat * (float)mean_dyx);
+}
+
+/* ---- [B, n]: BatchNorm1d ---- */
+
 NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const float *x = n->in[BN_X]->value;
     const float *gamma = n->in[BN_GAMMA]->value, *beta = n->in[BN_BETA]->value;
-    float *running_mean = n->in[BN_RUNNING_MEAN]->value;
-    float *running_var = n->in[BN_RUNNING_VAR]->value;
-    float momentum = n->args.batchnorm.momentum, eps = n->args.batchnorm.eps;
     size_t f = n->width, j0, j1;
     feature_block(ex, f, &j0, &j1);
-    bn_scratch s = scratch_of(n);
+    bn_scratch s = scratch_of(n, batch);
     int training = n->graph->training;
     if (ex->tid == 0)
         n->forward_was_training = training;
 
     if (training) {
-        /* The rows the statistics are over: the global batch when synchronized (this rank
-         * may hold none of them), else this pass's. */
         int sync = n->graph->dp.bn_comm != NULL;
-        int count = sync ? n->graph->dp.global_batch : batch;
+        double count = count_of(n, batch, 1);
         for (size_t j = j0; j < j1; j++)
             s.sum_a[j] = s.sum_b[j] = 0.0;
         for (int r = 0; r < batch; r++)
@@ -90,8 +192,7 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
                 s.sum_a[j] += x[r * f + j];
         if (sync)
             sum_over_ranks(n, ex, s.sum_a, f);
-        for (size_t j = j0; j < j1; j++)
-            s.mean[j] = count > 0 ? (float)(s.sum_a[j] / count) : 0.0f;
+        finish_mean(&s, j0, j1, count);
         /* Two passes (mean, then squared deviations) for a variance that does not cancel. */
         for (int r = 0; r < batch; r++)
             for (size_t j = j0; j < j1; j++) {
@@ -100,26 +201,10 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
             }
         if (sync)
             sum_over_ranks(n, ex, s.sum_b, f);
-        for (size_t j = j0; j < j1; j++) {
-            double var = count > 0 ? s.sum_b[j] / count : 0.0;
-            s.invstd[j] = (float)(1.0 / sqrt(var + eps));
-            /* A batch of one has no unbiased variance; PyTorch refuses it, we leave the
-             * running statistics as they are. */
-            if (count > 1) {
-                running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * s.mean[j];
-                running_var[j] = (1.0f - momentum) * running_var[j] +
-                                 momentum * (float)(s.sum_b[j] / (count - 1));
-            }
-        }
-        /* The counter comes from a file when weights are loaded, so it may already be at the
-         * top of int64; it only counts (momentum is fixed), so it stops there. */
-        if (ex->tid == 0 && n->counter < INT64_MAX)
-            n->counter++;
+        finish_variance(n, &s, j0, j1, count);
+        count_batch(n, ex);
     } else {
-        for (size_t j = j0; j < j1; j++) {
-            s.mean[j] = running_mean[j];
-            s.invstd[j] = 1.0f / sqrtf(running_var[j] + eps);
-        }
+        use_running(n, &s, j0, j1);
     }
     for (int r = 0; r < batch; r++)
         for (size_t j = j0; j < j1; j++) {
@@ -137,11 +222,11 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
  * global loss, see loss.c), while dgamma and dbeta are this rank's rows' part. */
 NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
 {
-    nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA], *beta = n->in[BN_BETA];
+    nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA];
     const float *dy = n->grad;
     size_t f = n->width, j0, j1;
     feature_block(ex, f, &j0, &j1);
-    bn_scratch s = scratch_of(n);
+    bn_scratch s = scratch_of(n, batch);
     double *sum_dy = s.sum_a, *sum_dyx = s.sum_b;
 
     for (size_t j = j0; j < j1; j++)
@@ -151,33 +236,23 @@ NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
             sum_dy[j] += dy[r * f + j];
             sum_dyx[j] += (double)dy[r * f + j] * s.xhat[r * f + j];
         }
-    if (gamma->grad)
-        for (size_t j = j0; j < j1; j++)
-            gamma->grad[j] = nb_grad_put(gamma->grad[j], (float)sum_dyx[j], n->assign[BN_GAMMA]);
-    if (beta->grad)
-        for (size_t j = j0; j < j1; j++)
-            beta->grad[j] = nb_grad_put(beta->grad[j], (float)sum_dy[j], n->assign[BN_BETA]);
+    put_param_grads(n, &s, j0, j1);
     if (!x->grad)
         return;
     int assign = n->assign[BN_X];
     if (n->forward_was_training) {
-        int sync = n->graph->dp.bn_comm != NULL;
-        int count = sync ? n->graph->dp.global_batch : batch;
+        double count = count_of(n, batch, 1);
         /* sum_dy and sum_dyx lie side by side: one collective for both. */
-        if (sync)
+        if (n->graph->dp.bn_comm)
             sum_over_ranks(n, ex, s.sum_a, 2 * f);
         if (count == 0)
             return;
-        for (size_t j = j0; j < j1; j++) {
-            /* Reuse the sums as per-feature coefficients: mean of dy and of dy·xhat. */
-            sum_dy[j] /= count;
-            sum_dyx[j] /= count;
-        }
+        finish_backward(&s, j0, j1, count);
         for (int r = 0; r < batch; r++)
             for (size_t j = j0; j < j1; j++) {
                 size_t i = r * f + j;
-                float c = gamma->value[j] * s.invstd[j];
-                float d = c * (dy[i] - (float)sum_dy[j] - s.xhat[i] * (float)sum_dyx[j]);
+                float d = train_dx(gamma->value[j] * s.invstd[j], dy[i], s.xhat[i], sum_dy[j],
+                                   sum_dyx[j]);
                 x->grad[i] = nb_grad_put(x->grad[i], d, assign);
             }
     } else {
@@ -192,35 +267,175 @@ NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
 
 static const nb_op batchnorm_op = {"batchnorm", batchnorm_forward, batchnorm_backward};
 
+/* ---- [B, C, H, W]: BatchNorm2d ---- */
+
+/* This thread's units (row, channel) and channels. */
+typedef struct bn_shares {
+    size_t channels, spatial;   /* C and the values per unit, H·W */
+    size_t u0, u1, c0, c1;
+} bn_shares;
+
+static bn_shares shares_of(const nb_node *n, int batch, const nb_exec *ex)
+{
+    bn_shares h;
+    h.channels = channels_of(n);
+    h.spatial = n->width / h.channels;
+    nb_split(ex, (size_t)batch * h.channels, 1, &h.u0, &h.u1);
+    nb_split(ex, h.channels, 1, &h.c0, &h.c1);
+    return h;
+}
+
+/* out[c] = Σ over the rows, in row order, of part[r·C + c], for this thread's channels. */
+static void add_rows(const bn_shares *h, int batch, const double *part, double *out)
+{
+    for (size_t c = h->c0; c < h->c1; c++) {
+        double sum = 0.0;
+        for (int r = 0; r < batch; r++)
+            sum += part[(size_t)r * h->channels + c];
+        out[c] = sum;
+    }
+}
+
+NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
+{
+    const float *x = n->in[BN_X]->value;
+    const float *gamma = n->in[BN_GAMMA]->value, *beta = n->in[BN_BETA]->value;
+    bn_shares h = shares_of(n, batch, ex);
+    size_t C = h.channels, S = h.spatial;
+    bn_scratch s = scratch_of(n, batch);
+    int training = n->graph->training;
+    if (ex->tid == 0)
+        n->forward_was_training = training;
+
+    if (training) {
+        int sync = n->graph->dp.bn_comm != NULL;
+        double count = count_of(n, batch, S);
+        /* One read of x for both statistics: each unit's sum and its squared deviations from
+         * its own mean m_u, the second pass over the unit from the L1 cache. */
+        for (size_t u = h.u0; u < h.u1; u++) {
+            s.part_a[u] = nb_lane_sum(x + u * S, S);
+            s.part_b[u] = nb_lane_sum_sq_dev(x + u * S, S, s.part_a[u] / (double)S);
+        }
+        nb_barrier(ex);
+        add_rows(&h, batch, s.part_a, s.sum_a);
+        if (sync)
+            sum_over_ranks(n, ex, s.sum_a, C);
+        finish_mean(&s, h.c0, h.c1, count);
+        /* The channel's squared deviations from its mean m, unit by unit in row order:
+         * Σ (x - m)² = Σ (x - m_u)² + S·(m_u - m)² over a unit (exact, whatever m). */
+        for (size_t c = h.c0; c < h.c1; c++) {
+            double sum = 0.0, m = s.mean[c];
+            for (int r = 0; r < batch; r++) {
+                size_t u = (size_t)r * C + c;
+                double d = s.part_a[u] / (double)S - m;
+                sum += s.part_b[u] + (double)S * (d * d);
+            }
+            s.sum_b[c] = sum;
+        }
+        if (sync)
+            sum_over_ranks(n, ex, s.sum_b, C);
+        finish_variance(n, &s, h.c0, h.c1, count);
+        count_batch(n, ex);
+    } else {
+        use_running(n, &s, h.c0, h.c1);
+    }
+    nb_barrier(ex);
+    for (size_t u = h.u0; u < h.u1; u++) {
+        size_t c = u % C;
+        const float *xu = x + u * S;
+        float *yu = n->value + u * S;
+        float mean = s.mean[c], invstd = s.invstd[c], gc = gamma[c], bc = beta[c];
+        for (size_t i = 0; i < S; i++)
+            yu[i] = gc * NB_XHAT(xu, i, mean, invstd) + bc;
+    }
+}
+
+/* As batchnorm_backward, per channel, with xhat recomputed from x. */
+NB_HOT static void batchnorm2d_backward(nb_node *n, int batch, const nb_exec *ex)
+{
+    nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA];
+    const float *dy = n->grad;
+    bn_shares h = shares_of(n, batch, ex);
+    size_t C = h.channels, S = h.spatial;
+    bn_scratch s = scratch_of(n, batch);
+
+    for (size_t u = h.u0; u < h.u1; u++) {
+        s.part_a[u] = nb_lane_sum(dy + u * S, S);
+        s.part_b[u] = nb_lane_sum_dy_xhat(dy + u * S, x->value + u * S, S, s.mean[u % C],
+                                          s.invstd[u % C]);
+    }
+    nb_barrier(ex);
+    add_rows(&h, batch, s.part_a, s.sum_a);
+    add_rows(&h, batch, s.part_b, s.sum_b);
+    put_param_grads(n, &s, h.c0, h.c1);
+    if (!x->grad)
+        return;
+    int assign = n->assign[BN_X];
+    int training = n->forward_was_training;
+    if (training) {
+        double count = count_of(n, batch, S);
+        if (n->graph->dp.bn_comm)
+            sum_over_ranks(n, ex, s.sum_a, 2 * C);
+        if (count == 0)
+            return;
+        finish_backward(&s, h.c0, h.c1, count);
+        nb_barrier(ex);
+    }
+    for (size_t u = h.u0; u < h.u1; u++) {
+        size_t c = u % C;
+        const float *xu = x->value + u * S, *dyu = dy + u * S;
+        float *dxu = x->grad + u * S;
+        float mean = s.mean[c], invstd = s.invstd[c], k = gamma->value[c] * invstd;
+        if (training) {
+            double mean_dy = s.sum_a[c], mean_dyx = s.sum_b[c];
+            for (size_t i = 0; i < S; i++) {
+                float xhat = NB_XHAT(xu, i, mean, invstd);
+                dxu[i] = nb_grad_put(dxu[i], train_dx(k, dyu[i], xhat, mean_dy, mean_dyx),
+                                     assign);
+            }
+        } else {
+            for (size_t i = 0; i < S; i++)
+                dxu[i] = nb_grad_put(dxu[i], k * dyu[i], assign);
+        }
+    }
+}
+
+static const nb_op batchnorm2d_op = {"batchnorm2d", batchnorm2d_forward, batchnorm2d_backward};
+
 nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentum, float eps)
 {
     if (!g || g->failed || !x)
         return g ? nb_graph_fail(g, "batchnorm: missing input") : NULL;
-    if (!x->batched || x->ndim != 2)
-        return nb_graph_fail(g, "batchnorm: x must be a batch of vectors [B, n]");
+    if (!x->batched || x->ndim < 2 || x->leaf == NB_LEAF_LABELS)
+        return nb_graph_fail(g, "batchnorm: x must be a batch of vectors [B, n] or of images "
+                                "[B, C, H, W]");
     if (!(momentum >= 0.0f && momentum <= 1.0f) || !(eps > 0.0f))
         return nb_graph_fail(g, "batchnorm: momentum must be in [0, 1] and eps > 0");
     if (!prefix || strlen(prefix) > 200)
         return nb_graph_fail(g, "batchnorm: a name prefix of at most 200 characters is needed");
-    int features[1] = {x->shape[1]};
+    int channels[1] = {x->shape[1]};
     char name[256];
     nb_node *inputs[5] = {x, NULL, NULL, NULL, NULL};
     static const char *const suffix[5] = {"", "weight", "bias", "running_mean", "running_var"};
     for (int i = 1; i < 5; i++) {
         snprintf(name, sizeof name, "%s.%s", prefix, suffix[i]);
-        inputs[i] = i <= BN_BETA ? nb_param(g, name, 1, features) : nb_state(g, name, 1, features);
+        inputs[i] = i <= BN_BETA ? nb_param(g, name, 1, channels) : nb_state(g, name, 1, channels);
         if (!inputs[i])
             return NULL;
     }
     inputs[BN_GAMMA]->init_fill = 1.0f;
     inputs[BN_RUNNING_VAR]->init_fill = 1.0f;
-    nb_node *n = nb_graph_add_op(g, &batchnorm_op, inputs, 5, 1, 2, x->shape);
+    int images = x->ndim > 2;
+    nb_node *n = nb_graph_add_op(g, images ? &batchnorm2d_op : &batchnorm_op, inputs, 5, 1,
+                                 x->ndim, x->shape);
     if (!n)
         return NULL;
     n->args.batchnorm.momentum = momentum;
     n->args.batchnorm.eps = eps;
-    n->scratch_fixed = 6 * x->width;
-    n->scratch_per_row = x->width;
+    size_t c = (size_t)channels[0];
+    n->scratch_fixed = 6 * c;
+    /* A row's xhat ([B, n]), or its units' two partial sums in double ([B, C, H, W]). */
+    n->scratch_per_row = images ? 4 * c : c;
     snprintf(name, sizeof name, "%s.num_batches_tracked", prefix);
     if (nb_graph_add_counter(g, name, n) != 0)
         return NULL;
