@@ -20,7 +20,7 @@ typedef enum nb_leaf_kind {
 
 /* An op is a name and a pair of functions. forward computes n->value from its inputs for the
  * first `batch` rows; backward passes n->grad on into the inputs' gradients. backward may be
- * NULL for ops that need none.
+ * NULL for ops that need none; a view (nb_graph_add_view) has neither.
  *
  * Both run on every thread of a pool job at once (ex says which thread of how many): each
  * thread computes its own share of the output, and a thread may wait for the others with
@@ -37,11 +37,18 @@ typedef struct nb_op {
     void (*backward)(nb_node *n, int batch, const nb_exec *ex);
 } nb_op;
 
+/* A 2-D window sliding over images (conv2d, the poolings). */
+typedef struct nb_window2d {
+    int kernel[2], stride[2], padding[2];   /* {height, width} each */
+} nb_window2d;
+
 /* An op's constants (kernel sizes, slopes, eps ...), set once by its builder. Each op reads
  * only its own member; a new op with constants adds a member here. */
 typedef union nb_op_args {
     struct { nb_activation act; float slope; } activation;   /* dense and the activation ops */
     struct { float momentum, eps; } batchnorm;
+    nb_window2d conv2d;                                      /* kernel: w's kh, kw */
+    nb_window2d pool2d;                                      /* max and average; padding 0 */
 } nb_op_args;
 
 struct nb_node {
@@ -61,6 +68,9 @@ struct nb_node {
 
     float *value;
     float *grad;                  /* NULL when no gradient flows here */
+    /* A view (flatten) shares the value and gradient buffers of this node, the one that owns
+     * them (never itself a view); NULL for a node with buffers of its own. */
+    nb_node *view_of;
     int32_t *labels;              /* NB_LEAF_LABELS */
 
     /* Op-specific memory, allocated at compile time from the arena: scratch_per_row floats for
@@ -162,6 +172,12 @@ nb_node *nb_graph_fail(nb_graph *g, const char *fmt, ...)
 nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_in, int batched,
                          int ndim, const int *shape);
 
+/* Creates a view of x: a node of another shape over the same elements, sharing x's value and
+ * gradient buffers (no copy either way). op names it and has no functions. Gradients of the
+ * view and of x are one buffer: every consumer of either contributes to it (plan_gradients in
+ * graph.c). */
+nb_node *nb_graph_add_view(nb_graph *g, const nb_op *op, nb_node *x, int ndim, const int *shape);
+
 /* Registers an int64 counter kept inside node n (batch norm's num_batches_tracked). */
 int nb_graph_add_counter(nb_graph *g, const char *name, nb_node *n);
 
@@ -178,6 +194,13 @@ typedef struct nb_block {
 nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int n, int k,
                         float alpha, const float *a, int lda, const float *b, int ldb,
                         float beta, float *c, int ldc);
+
+/* The geometry of a window op on images x [B, C, H, W] (conv2d, the poolings; window2d.c):
+ * checks that x is a batch of images and that the window's kernel, stride and padding fit it,
+ * and gives the output's height and width, floor((H + 2 padding - kernel) / stride) + 1 as
+ * PyTorch's. On a problem, records "<op>: <what>" as the graph's error and returns -1. */
+int nb_window2d_output(nb_graph *g, const char *op, const nb_node *x, const nb_window2d *win,
+                       int out[2]);
 
 /* The activation functions (src/ops/activation.c), for the activation ops and the dense op.
  * backward: dx (=, or += unless assign) dy * act'(...), from y, or from x when
