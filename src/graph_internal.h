@@ -185,6 +185,13 @@ int nb_graph_add_counter(nb_graph *g, const char *name, nb_node *n);
  * for a whole loop, which the compiler hoists out. */
 static inline float nb_grad_put(float dst, float v, int assign) { return assign ? v : dst + v; }
 
+/* Work cut into a fixed number of parts (nb_product_parts(), see pool.h) whatever the thread
+ * count, so that results do not depend on it: thread ex->tid takes the consecutive parts
+ * [*p0, *p1); part `part` of n items is [*begin, *end), as nb_split would give thread `part`
+ * of `parts`. nb_sgemm_share and conv2d split their work this way. */
+void nb_thread_parts(const nb_exec *ex, int parts, int *p0, int *p1);
+void nb_part_range(int part, int parts, size_t n, size_t align, size_t *begin, size_t *end);
+
 /* This thread's block of the product C = alpha op(A) op(B) + beta C (row-major, as
  * cblas_sgemm): the rows of C or its columns, whichever are more, split between the threads
  * of the job. Returns the block this thread computed. */
