@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The conv2d op against PyTorch's, side by side (`make bench-conv`).
 
-Times forward + backward of the reference CNN's two convolutions at batch 64 on 2 threads:
-nabla's op (bench/conv_bench.c, built by CMake as build/conv_bench), PyTorch's
-torch.nn.functional.conv2d tuned (OPENBLAS_NUM_THREADS=1) and as shipped (bench/conv_torch.py,
-torch.set_num_threads(2)), in R alternating rounds, between two measurements of the sgemm
+Times forward + backward of the reference CNN's two convolutions (and of the max pooling after
+each) at batch 64 on 2 threads: nabla's ops (bench/conv_bench.c, built by CMake as
+build/conv_bench), PyTorch's torch.nn.functional tuned (OPENBLAS_NUM_THREADS=1) and as shipped
+(bench/conv_torch.py, torch.set_num_threads(2)), in R alternating rounds, between two measurements of the sgemm
 ceiling (bench/sgemm_ceiling.c, as bench/run.py does, with the same choice of OpenBLAS kernel).
 GFLOP/s count 2 FLOPs per multiply-add of each product a step does: the forward pass, the
 weight gradient, and the input gradient for conv2 only (conv1's input is the data). Each
@@ -68,24 +68,26 @@ def run_round(args, envs):
             argv = [args.python, os.path.join(BENCH_DIR, "conv_torch.py"), "--threads",
                     str(args.threads), "--seconds", str(args.seconds)]
         log(f"  {program}")
-        results[program] = {r["conv"]: r for r in json_lines(
+        results[program] = {r["op"]: r for r in json_lines(
             run_checked(argv, envs[program], f"{program} conv benchmark"))}
     return results
 
 
 def best_rounds(rounds):
-    """For each program and conv, the round with the fastest step."""
+    """For each program and op, the round with the fastest step."""
     best = {}
     for program in PROGRAMS:
-        for conv in rounds[0][program]:
-            runs = [r[program][conv] for r in rounds]
-            best[(program, conv)] = min(runs, key=lambda r: r["step_ms"])
+        for op in rounds[0][program]:
+            runs = [r[program][op] for r in rounds]
+            best[(program, op)] = min(runs, key=lambda r: r["step_ms"])
     return best
 
 
 def report(args, machine, kernel_note, ceilings, best, loads):
     ceiling = max(c["gflops"] for c in ceilings)
-    convs = sorted({conv for _, conv in best})
+    ops = sorted({op for _, op in best})
+    convs = [op for op in ops if best[("nabla", op)]["kind"] == "conv2d"]
+    pools = [op for op in ops if op not in convs]
     lines = [
         "# conv2d: nabla against PyTorch", "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
@@ -124,7 +126,16 @@ def report(args, machine, kernel_note, ceilings, best, loads):
                      f"{100 * gflops / ceiling:.0f}% |")
     faster = min(totals[p][0] for p in PROGRAMS if p != "nabla")
     lines += ["", f"nabla's step over both convs takes {totals['nabla'][0]:.2f} ms: "
-              f"{faster / totals['nabla'][0]:.2f}x the speed of the faster PyTorch.", ""]
+              f"{faster / totals['nabla'][0]:.2f}x the speed of the faster PyTorch.", "",
+              "Max pooling, maxpool2d(2) on each conv's output (pool1: 64x32x28x28, pool2: "
+              "64x64x14x14), input gradient included:", "",
+              "| pool | program | forward ms | backward ms | step ms |", "|---|---|---:|---:|---:|"]
+    for op in pools:
+        for program in PROGRAMS:
+            r = best[(program, op)]
+            lines.append(f"| {op} | {TITLES[program]} | {r['forward_ms']:.2f} | "
+                         f"{r['backward_ms']:.2f} | {r['step_ms']:.2f} |")
+    lines.append("")
     return "\n".join(lines)
 
 
