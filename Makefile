@@ -11,7 +11,7 @@ DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmoc
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin valgrind strace
 BENCH_DEPS = $(TEST_DEPS) time python3-optuna
 
-.PHONY: all demo check test asan without-mpi fuzz fuzz-short bench bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
+.PHONY: all demo check test asan without-mpi fuzz fuzz-short bench bench-conv bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -82,6 +82,12 @@ fuzz-short:
 # Not part of `check`: timing is not a test. Example: make bench BENCH_ARGS="--runs 1"
 bench: bench-deps all
 	python3 bench/run.py --nabla $(BUILD)/nabla $(BENCH_ARGS)
+
+# The conv2d op alone against PyTorch's on the reference CNN's two convolutions, forward and
+# backward, with the sgemm ceiling; writes bench/CONV_RESULTS.md. Example:
+# make bench-conv BENCH_CONV_ARGS="--rounds 5"
+bench-conv: bench-deps all
+	/usr/bin/python3 bench/conv_bench.py --build $(BUILD) $(BENCH_CONV_ARGS)
 
 # nabla tune against Optuna (random and TPE samplers driving nabla train) with the same budget;
 # writes bench/TUNE_RESULTS.md. Example: make bench-tune BENCH_TUNE_ARGS="--repeats 3"

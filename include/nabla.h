@@ -96,8 +96,8 @@ void nb_graph_free(nb_graph *g);
 
 /* Leaves. */
 nb_node *nb_input(nb_graph *g, int features);   /* batched float input [B, features] */
-/* A batched float input whose samples have ndim (1 to 3) dimensions: sample_shape {C, H, W}
- * gives images [B, C, H, W]. nb_input(g, n) is nb_input_shape(g, 1, &n). */
+/* A batched float input whose sample has shape sample_shape (ndim 1..3): {C, H, W} gives
+ * images [B, C, H, W]. nb_input(g, n) is nb_input_shape(g, 1, &n). */
 nb_node *nb_input_shape(nb_graph *g, int ndim, const int *sample_shape);
 nb_node *nb_labels(nb_graph *g);                /* batched int32 class labels [B] */
 nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape); /* trainable */
@@ -149,6 +149,22 @@ nb_node *nb_dropout(nb_graph *g, nb_node *x, float p);
 /* a + b, elementwise, for two nodes of the same shape (a residual connection); a and b may be
  * the same node. */
 nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
+/* Ops on images x [B, C, H, W], as torch.nn's (float32, NCHW). Pairs are {height, width}.
+ * A window of kernel k, stride s and padding p gives floor((H + 2p - k) / s) + 1 rows, likewise
+ * columns; the kernel must fit the padded input, strides must be positive, paddings >= 0.
+ *
+ * torch.nn.Conv2d (zero padding, dilation 1, groups 1): w [O, C, kh, kw], b [O] or NULL for
+ * none -> [B, O, Ho, Wo]. stride NULL means {1, 1}, padding NULL {0, 0}. */
+nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, const int stride[2],
+                   const int padding[2]);
+/* torch.nn.MaxPool2d and AvgPool2d with padding 0 and ceil_mode False -> [B, C, Ho, Wo].
+ * stride NULL means the kernel (PyTorch's default). Max pooling's gradient goes to the first
+ * maximum of each window in row-major order (a NaN counts as the maximum), as PyTorch's. */
+nb_node *nb_maxpool2d(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2]);
+nb_node *nb_avgpool2d(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2]);
+/* torch.nn.Flatten: x [B, ...] -> [B, elements of a sample], in the same order. A view: it
+ * shares x's value and gradient buffers, so it copies nothing either way. */
+nb_node *nb_flatten(nb_graph *g, nb_node *x);
 /* Mean over the batch of -log softmax(logits)[label], computed with log-sum-exp. Scalar. */
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
 /* Mean over all elements of (pred - target)^2. target is a batched input of the same width. */

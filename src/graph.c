@@ -106,9 +106,9 @@ nb_node *nb_input_shape(nb_graph *g, int ndim, const int *sample_shape)
 {
     if (!g || g->failed)
         return NULL;
-    if (ndim < 1 || ndim >= NB_MAX_DIMS || !sample_shape)
+    if (ndim < 1 || ndim > NB_MAX_DIMS - 1 || !sample_shape)
         return nb_graph_fail(g, "an input's sample has 1 to %d dimensions, not %d",
-                             NB_MAX_DIMS - 1, ndim);
+                             NB_MAX_DIMS - 1, sample_shape ? ndim : 0);
     int shape[NB_MAX_DIMS] = {0};
     memcpy(shape + 1, sample_shape, (size_t)ndim * sizeof *shape);
     nb_node *n = new_node(g, 1, ndim + 1, shape);
@@ -210,28 +210,52 @@ nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_i
     return n;
 }
 
+nb_node *nb_graph_add_view(nb_graph *g, const nb_op *op, nb_node *x, int ndim, const int *shape)
+{
+    if (!g || g->failed)
+        return NULL;
+    if (!x)
+        return nb_graph_fail(g, "%s: input 0 is missing", op->name);
+    if (x->leaf == NB_LEAF_LABELS || x->leaf == NB_LEAF_PARAM || x->leaf == NB_LEAF_STATE)
+        return nb_graph_fail(g, "%s: views are of float data and op outputs, not of labels, "
+                             "parameters or states", op->name);
+    nb_node *n = nb_graph_add_op(g, op, &x, 1, x->batched, ndim, shape);
+    if (!n)
+        return NULL;
+    if (n->width != x->width)
+        return nb_graph_fail(g, "%s: a view of %zu elements a row cannot have %zu", op->name,
+                             x->width, n->width);
+    n->view_of = x->view_of ? x->view_of : x;
+    return n;
+}
+
 /* ---- compile: lay out every buffer once ---- */
 
 /* Arena offsets are kept 64-byte aligned, so every buffer starts on its own cache line. */
 static uint64_t round_up(uint64_t floats) { return nb_sat_add(floats, 15) & ~(uint64_t)15; }
 
+/* The node that owns n's gradient buffer: n, or the node n is a view of. */
+static const nb_node *buffer_owner(const nb_node *n) { return n->view_of ? n->view_of : n; }
+
 /* Decides, for every gradient buffer, who clears it, for a backward pass from the node at
  * index `root`. Backward runs the ops from the root to the first, so the first op to write a
- * node's gradient is its last consumer (up to the root) whose backward runs. If that op takes
- * the node in one input slot only, it sets the gradient (assign) and nobody needs to zero it;
- * otherwise (the node in two slots of one op, or no consumer writing it at all, like a
- * parameter the loss does not depend on) backward zeroes it first. Nodes after the root do not
- * take part; their gradients are zeroed. */
+ * buffer is the last consumer (up to the root) whose backward runs of its owner or of a view of
+ * it. If that op takes the buffer in one input slot only, it sets the gradient (assign) and
+ * nobody needs to zero it; otherwise (the buffer in two slots of one op, or no consumer writing
+ * it at all, like a parameter the loss does not depend on) backward zeroes it first. The root's
+ * buffer is seeded with ones, so its consumers all add. Nodes after the root do not take part;
+ * their gradients are zeroed. A view is never zeroed or seeded itself: its owner's buffer is. */
 static void plan_gradients(nb_graph *g, int root)
 {
+    const nb_node *seeded = buffer_owner(g->nodes[root]);
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
         memset(n->assign, 0, sizeof n->assign);
-        n->zero_grad = n->grad != NULL && i != root;
+        n->zero_grad = n->grad != NULL && !n->view_of && n != seeded;
     }
     for (int i = 0; i < root; i++) {
         nb_node *n = g->nodes[i];
-        if (!n->grad)
+        if (!n->grad || n->view_of || n == seeded)
             continue;
         for (int j = root; j > i; j--) {
             nb_node *c = g->nodes[j];
@@ -239,7 +263,7 @@ static void plan_gradients(nb_graph *g, int root)
                 continue;
             int slots = 0, slot = -1;
             for (int k = 0; k < c->n_in; k++)
-                if (c->in[k] == n) {
+                if (buffer_owner(c->in[k]) == n) {
                     slots++;
                     slot = k;
                 }
@@ -264,6 +288,8 @@ void nb_graph_measure(const nb_graph *g, int max_batch, nb_graph_sizes *z)
         uint64_t size = n->batched ? nb_sat_mul((uint64_t)max_batch, n->width) : n->width;
         uint64_t scratch = nb_sat_add(nb_sat_mul(n->scratch_per_row, (uint64_t)max_batch),
                                       n->scratch_fixed);
+        if (n->view_of)
+            continue; /* its owner's buffers; no scratch */
         if (n->leaf == NB_LEAF_PARAM)
             z->params = nb_sat_add(z->params, size);
         else if (n->leaf == NB_LEAF_STATE)
@@ -337,7 +363,10 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
         size_t size = nb_node_size(n, max_batch);
-        if (n->leaf == NB_LEAF_PARAM) {
+        if (n->view_of) {
+            n->value = n->view_of->value;
+            n->grad = n->view_of->grad;
+        } else if (n->leaf == NB_LEAF_PARAM) {
             n->value = p;
             n->grad = gr;
             p += size;
@@ -445,7 +474,7 @@ static void forward_job(const nb_exec *ex, void *arg)
     const pass *p = arg;
     for (int i = 0; i < p->g->n_nodes; i++) {
         nb_node *n = p->g->nodes[i];
-        if (n->op) {
+        if (n->op && n->op->forward) {
             n->op->forward(n, p->batch, ex);
             nb_barrier(ex);
         }

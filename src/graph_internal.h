@@ -20,7 +20,7 @@ typedef enum nb_leaf_kind {
 
 /* An op is a name and a pair of functions. forward computes n->value from its inputs for the
  * first `batch` rows; backward passes n->grad on into the inputs' gradients. backward may be
- * NULL for ops that need none.
+ * NULL for ops that need none; a view (nb_graph_add_view) has neither.
  *
  * Both run on every thread of a pool job at once (ex says which thread of how many): each
  * thread computes its own share of the output, and a thread may wait for the others with
@@ -37,6 +37,11 @@ typedef struct nb_op {
     void (*backward)(nb_node *n, int batch, const nb_exec *ex);
 } nb_op;
 
+/* A 2-D window sliding over images (conv2d, the poolings). */
+typedef struct nb_window2d {
+    int kernel[2], stride[2], padding[2];   /* {height, width} each */
+} nb_window2d;
+
 /* An op's constants (kernel sizes, slopes, eps ...), set once by its builder. Each op reads
  * only its own member; a new op with constants adds a member here. */
 typedef union nb_op_args {
@@ -44,6 +49,8 @@ typedef union nb_op_args {
     struct { float momentum, eps; } batchnorm;
     struct { float eps; } layernorm;
     struct { float p; int layer; } dropout;   /* layer: its rank among the graph's dropouts */
+    nb_window2d conv2d;                                      /* kernel: w's kh, kw */
+    nb_window2d pool2d;                                      /* max and average; padding 0 */
 } nb_op_args;
 
 struct nb_node {
@@ -63,6 +70,9 @@ struct nb_node {
 
     float *value;
     float *grad;                  /* NULL when no gradient flows here */
+    /* A view (flatten) shares the value and gradient buffers of this node, the one that owns
+     * them (never itself a view); NULL for a node with buffers of its own. */
+    nb_node *view_of;
     int32_t *labels;              /* NB_LEAF_LABELS */
 
     /* Op-specific memory, allocated at compile time from the arena: scratch_per_row floats for
@@ -180,12 +190,25 @@ nb_node *nb_graph_fail(nb_graph *g, const char *fmt, ...)
 nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_in, int batched,
                          int ndim, const int *shape);
 
+/* Creates a view of x: a node of another shape over the same elements, sharing x's value and
+ * gradient buffers (no copy either way). op names it and has no functions. Gradients of the
+ * view and of x are one buffer: every consumer of either contributes to it (plan_gradients in
+ * graph.c). */
+nb_node *nb_graph_add_view(nb_graph *g, const nb_op *op, nb_node *x, int ndim, const int *shape);
+
 /* Registers an int64 counter kept inside node n (batch norm's num_batches_tracked). */
 int nb_graph_add_counter(nb_graph *g, const char *name, nb_node *n);
 
 /* dst = v or dst += v, as n->assign says; a helper for backward loops. The branch is the same
  * for a whole loop, which the compiler hoists out. */
 static inline float nb_grad_put(float dst, float v, int assign) { return assign ? v : dst + v; }
+
+/* Work cut into a fixed number of parts (nb_product_parts(), see pool.h) whatever the thread
+ * count, so that results do not depend on it: thread ex->tid takes the consecutive parts
+ * [*p0, *p1); part `part` of n items is [*begin, *end), as nb_split would give thread `part`
+ * of `parts`. nb_sgemm_share and conv2d split their work this way. */
+void nb_thread_parts(const nb_exec *ex, int parts, int *p0, int *p1);
+void nb_part_range(int part, int parts, size_t n, size_t align, size_t *begin, size_t *end);
 
 /* This thread's block of the product C = alpha op(A) op(B) + beta C (row-major, as
  * cblas_sgemm): the rows of C or its columns, whichever are more, split between the threads
@@ -196,6 +219,13 @@ typedef struct nb_block {
 nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int n, int k,
                         float alpha, const float *a, int lda, const float *b, int ldb,
                         float beta, float *c, int ldc);
+
+/* The geometry of a window op on images x [B, C, H, W] (conv2d, the poolings; window2d.c):
+ * checks that x is a batch of images and that the window's kernel, stride and padding fit it,
+ * and gives the output's height and width, floor((H + 2 padding - kernel) / stride) + 1 as
+ * PyTorch's. On a problem, records "<op>: <what>" as the graph's error and returns -1. */
+int nb_window2d_output(nb_graph *g, const char *op, const nb_node *x, const nb_window2d *win,
+                       int out[2]);
 
 /* The activation functions (src/ops/activation.c), for the activation ops and the dense op.
  * backward: dx (=, or += unless assign) dy * act'(...), from y, or from x when

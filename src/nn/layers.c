@@ -306,6 +306,43 @@ static nb_node *linear_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shap
     return nb_dense(g, x, w, b, fused, slope);
 }
 
+static nb_node *conv2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                             nb_shape out, const char *prefix, int bias, nb_activation fused,
+                             float slope)
+{
+    char name[64];
+    int wshape[4] = {l->out, in.dim[0], l->kernel[0], l->kernel[1]}, bshape[1] = {l->out};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    nb_node *w = nb_param(g, name, 4, wshape), *b = NULL;
+    if (bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        b = nb_param(g, name, 1, bshape);
+    }
+    return nb_conv2d(g, x, w, b, l->stride, l->padding);
+}
+
+static nb_node *maxpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                                nb_shape out, const char *prefix, int bias, nb_activation fused,
+                                float slope)
+{
+    return nb_maxpool2d(g, x, l->kernel, l->stride);
+}
+
+static nb_node *avgpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                                nb_shape out, const char *prefix, int bias, nb_activation fused,
+                                float slope)
+{
+    return nb_avgpool2d(g, x, l->kernel, l->stride);
+}
+
+/* A vector stays as it is (torch.nn.Flatten of [B, n] is the identity): no node. */
+static nb_node *flatten_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
+                              nb_shape out, const char *prefix, int bias, nb_activation fused,
+                              float slope)
+{
+    return in.ndim == 1 ? x : nb_flatten(g, x);
+}
+
 static nb_node *batchnorm_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
                                 nb_shape out, const char *prefix, int bias, nb_activation fused,
                                 float slope)
@@ -350,16 +387,16 @@ static const layer_row rows[NB_LAYER_KINDS] = {
                           {"kernel", ARG_SIZE, FIELD(kernel), DEF_NONE, 0},
                           {"stride", ARG_SIZE, FIELD(stride), DEF_VALUE, 1},
                           {"padding", ARG_PADDING, FIELD(padding), DEF_VALUE, 0}},
-                         conv2d_shape, conv2d_params},
+                         conv2d_shape, conv2d_params, conv2d_build},
     [NB_LAYER_MAXPOOL2D] = {"maxpool2d", "maxpool2d(kernel,stride=kernel)", 2,
                             {{"kernel", ARG_SIZE, FIELD(kernel), DEF_NONE, 0},
                              {"stride", ARG_SIZE, FIELD(stride), DEF_KERNEL, 0}},
-                            maxpool2d_shape, NULL},
+                            maxpool2d_shape, NULL, maxpool2d_build},
     [NB_LAYER_AVGPOOL2D] = {"avgpool2d", "avgpool2d(kernel,stride=kernel)", 2,
                             {{"kernel", ARG_SIZE, FIELD(kernel), DEF_NONE, 0},
                              {"stride", ARG_SIZE, FIELD(stride), DEF_KERNEL, 0}},
-                            avgpool2d_shape, NULL},
-    [NB_LAYER_FLATTEN] = {"flatten", "flatten", 0, {{0}}, flatten_shape, NULL},
+                            avgpool2d_shape, NULL, avgpool2d_build},
+    [NB_LAYER_FLATTEN] = {"flatten", "flatten", 0, {{0}}, flatten_shape, NULL, flatten_build},
     [NB_LAYER_BATCHNORM] = {"batchnorm", "batchnorm", 0, {{0}}, same_shape, batchnorm_params,
                             batchnorm_build},
     [NB_LAYER_LAYERNORM] = {"layernorm", "layernorm", 0, {{0}}, same_shape, layernorm_params,
@@ -1009,8 +1046,6 @@ nb_node *nb_layer_build(nb_graph *g, const nb_layers *layers, const nb_shape *sh
 {
     const nb_layer *l = &layers->layer[i];
     const layer_row *r = &rows[l->kind];
-    if (!r->build)
-        return nb_graph_fail(g, "%s layers cannot be built yet", r->name);
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%d", i);
     return r->build(g, l, x, shapes[i], shapes[i + 1], prefix, nb_layer_has_bias(layers, i),

@@ -9,11 +9,16 @@
  * aligned when the row does. */
 enum { COLUMN_ALIGN = 16 };
 
-/* Block `part` of `parts` of n items, as nb_split would give thread `part` of `parts`. */
-static void part_range(int part, int parts, size_t n, size_t align, size_t *begin, size_t *end)
+void nb_part_range(int part, int parts, size_t n, size_t align, size_t *begin, size_t *end)
 {
     nb_exec as_part = {NULL, part, parts};
     nb_split(&as_part, n, align, begin, end);
+}
+
+void nb_thread_parts(const nb_exec *ex, int parts, int *p0, int *p1)
+{
+    *p0 = (int)((long)ex->tid * parts / ex->nthreads);
+    *p1 = (int)((long)(ex->tid + 1) * parts / ex->nthreads);
 }
 
 nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int n, int k,
@@ -23,9 +28,8 @@ nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int 
     /* The product is cut into nb_product_parts() blocks whatever the thread count (see
      * pool.h); this thread computes the consecutive blocks [p0, p1), whose union is one block
      * of C for the caller's fused work. */
-    int parts = nb_product_parts();
-    int p0 = (int)((long)ex->tid * parts / ex->nthreads);
-    int p1 = (int)((long)(ex->tid + 1) * parts / ex->nthreads);
+    int parts = nb_product_parts(), p0, p1;
+    nb_thread_parts(ex, parts, &p0, &p1);
     /* Split by rows, each block whole rows of C, when the price (every block packs all of
      * op(B), K x N) is below the size of C (M x N), i.e. K < M: the weight gradients, whose K
      * is the batch. Split by columns otherwise (every block packs all of op(A)), as in the
@@ -37,7 +41,7 @@ nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int 
     size_t first = items, last = items;
     for (int p = p0; p < p1; p++) {
         size_t begin, end;
-        part_range(p, parts, items, align, &begin, &end);
+        nb_part_range(p, parts, items, align, &begin, &end);
         if (p == p0)
             first = begin;
         last = end;
