@@ -72,6 +72,29 @@ pytrue() {
     [ "$("$PY" -c 'import json,math,sys; print(bool(eval(sys.argv[1])))' "$1")" = True ]
 }
 
+# same_tensors A B TOL: the same tensor names and shapes, and for each tensor
+# max|a - b| <= TOL * max|b| (TOL 0: bit for bit).
+same_tensors() {
+    "$PY" - "$1" "$2" "$3" "$(cd "$HERE/.." && pwd)" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[4])
+import numpy as np
+import safetensors_py
+(a, _), (b, _) = (safetensors_py.read(f) for f in sys.argv[1:3])
+tol = float(sys.argv[3])
+assert a.keys() == b.keys(), (sorted(a.keys()), sorted(b.keys()))
+for name in a:
+    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+    assert x.shape == y.shape, (name, x.shape, y.shape)
+    if tol == 0:
+        assert a[name].tobytes() == b[name].tobytes(), name
+        continue
+    scale = np.max(np.abs(y)) if y.size else 0.0
+    diff = np.max(np.abs(x - y)) if y.size else 0.0
+    assert diff <= tol * scale, (name, diff, scale)
+EOF
+}
+
 # A directory (or file) that must not exist.
 absent() { [ ! -e "$1" ]; }
 
