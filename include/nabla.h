@@ -827,8 +827,15 @@ int nb_prune_should_stop(const nb_pruner *p, int epoch, int epochs, double value
  *   1-log(a,b)     a < b < 1: log10(1 - x) uniform on [log10(1 - b), log10(1 - a)], dense near
  *                  1 (beta 0.9..0.999 samples 1 - beta evenly over 1e-3..1e-1)
  *   int(a,b)       integers a <= b (within +-1e9): each integer of [a, b] equally likely
- *   choice(v,...)  1 to NB_SEARCH_MAX_CHOICES distinct values, each equally likely; a value is
- *                  any text without blanks, ',', ';', '(' or ')', kept verbatim ('|' kept)
+ *   choice(v,...)  1 to NB_SEARCH_MAX_CHOICES distinct values, each equally likely, separated
+ *                  by the commas outside parentheses (a comma inside them belongs to the
+ *                  value). A value is any text without blanks or ';', its parentheses
+ *                  balanced, kept verbatim. Inside a value '|' stands for ',' (nabla tune
+ *                  gives a trial the value with each '|' turned into ','), so two values that
+ *                  differ only there are the same. A model's text is a value whose layers are
+ *                  separated by '|', each layer's own arguments keeping their commas:
+ *                    layers=choice(128|64, linear(64)|relu|linear,
+ *                                  conv2d(16,3,padding=1)|relu|maxpool2d(2)|flatten|linear)
  *
  * Names are [a-z0-9-]+, each given once; numbers are whole strtod numbers, finite. */
 typedef enum nb_dist_kind {
@@ -838,7 +845,8 @@ typedef enum nb_dist_kind {
 #define NB_SEARCH_MAX_PARAMS 16
 #define NB_SEARCH_MAX_CHOICES 32
 #define NB_SEARCH_NAME_MAX 32     /* bytes of a name, with the terminator */
-#define NB_SEARCH_VALUE_MAX 64    /* bytes of a choice value, with the terminator */
+#define NB_SEARCH_VALUE_MAX 256   /* bytes of a choice value, with the terminator: room for a
+                                     model's text (a small CNN's takes about 125) */
 /* A buffer this large always holds nb_search_space_format's text. */
 #define NB_SEARCH_FORMAT_MAX \
     (NB_SEARCH_MAX_PARAMS * (NB_SEARCH_NAME_MAX + 16 + NB_SEARCH_MAX_CHOICES * NB_SEARCH_VALUE_MAX))

@@ -89,7 +89,8 @@ static void test_parse_blanks_and_trailing_semicolon(void **state)
     assert_param(&s.p[2], "c", NB_DIST_UNIFORM, -2, -1.5);
     assert_param(&s.p[3], "d", NB_DIST_ONE_MINUS_LOG, -9, 0);
     assert_string_equal(s.p[4].choices[0], "k=v");
-    /* Limits reached exactly: 16 parameters, 32 choices, 31-character name, 63-character value. */
+    /* Limits reached exactly: 16 parameters, 32 choices, 31-character name, a value of
+     * NB_SEARCH_VALUE_MAX - 1 characters. */
     char spec[4096] = "";
     for (int i = 0; i < NB_SEARCH_MAX_PARAMS; i++)
         sprintf(spec + strlen(spec), "p%d=uniform(0,1);", i);
@@ -101,12 +102,13 @@ static void test_parse_blanks_and_trailing_semicolon(void **state)
     strcat(spec, ")");
     parse_ok(&s, spec);
     assert_int_equal(s.p[0].n_choices, NB_SEARCH_MAX_CHOICES);
-    snprintf(spec, sizeof spec, "%.31s=choice(%.63s)",
-             "abcdefghijklmnopqrstuvwxyz0123456789",
-             "0123456789012345678901234567890123456789012345678901234567890123456789");
+    char value[NB_SEARCH_VALUE_MAX];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    snprintf(spec, sizeof spec, "%.31s=choice(%s)", "abcdefghijklmnopqrstuvwxyz0123456789", value);
     parse_ok(&s, spec);
     assert_int_equal(strlen(s.p[0].name), 31);
-    assert_int_equal(strlen(s.p[0].choices[0]), 63);
+    assert_int_equal(strlen(s.p[0].choices[0]), NB_SEARCH_VALUE_MAX - 1);
 }
 
 static int same_space(const nb_search_space *a, const nb_search_space *b)
@@ -161,7 +163,8 @@ typedef struct bad_spec {
 static void test_parse_errors(void **state)
 {
     (void)state;
-    static char too_many_params[1024], too_many_choices[1024], long_name[128], long_value[256];
+    static char too_many_params[1024], too_many_choices[1024], long_name[128],
+        long_value[NB_SEARCH_VALUE_MAX + 32];
     too_many_params[0] = '\0';
     for (int i = 0; i <= NB_SEARCH_MAX_PARAMS; i++)
         sprintf(too_many_params + strlen(too_many_params), "p%d=uniform(0,1); ", i);
@@ -170,8 +173,7 @@ static void test_parse_errors(void **state)
         sprintf(too_many_choices + strlen(too_many_choices), "%sv%d", i ? "," : "", i);
     strcat(too_many_choices, ")");
     snprintf(long_name, sizeof long_name, "%s=uniform(0,1)", "abcdefghijklmnopqrstuvwxyz012345");
-    snprintf(long_value, sizeof long_value, "v=choice(a,%s)",
-             "0123456789012345678901234567890123456789012345678901234567890123");
+    snprintf(long_value, sizeof long_value, "v=choice(a,%0*d)", NB_SEARCH_VALUE_MAX, 7);
 
     const bad_spec bad[] = {
         {"", {"empty space"}},
@@ -197,7 +199,7 @@ static void test_parse_errors(void **state)
         {"lr=0.01", {"part 1 \"lr=0.01\"", "unknown distribution \"0.01\""}},
         {"lr=log(1e-4,1e-1)x", {"part 1 \"lr=log(1e-4,1e-1)x\"", "unexpected text \"x\" after \")\""}},
         {"lr=log(1e-4,1e-1)) ", {"part 1 \"lr=log(1e-4,1e-1))\"", "unexpected text \")\""}},
-        {"c=choice(a(b),c)", {"part 1 \"c=choice(a(b),c)\"", "unexpected \"(\""}},
+        {"m=uniform(0,(1))", {"part 1 \"m=uniform(0,(1))\"", "unexpected \"(\""}},
         {"lr=log(1e-4)", {"part 1 \"lr=log(1e-4)\"", "log takes 2 arguments (a,b), got 1"}},
         {"lr=log(1e-4,1e-2,1e-1)", {"log takes 2 arguments (a,b), got 3"}},
         {"lr=log()", {"log takes 2 arguments (a,b), got 0"}},
@@ -225,7 +227,7 @@ static void test_parse_errors(void **state)
         {"c=choice(a b,c)", {"part 1 \"c=choice(a b,c)\"", "choice value \"a b\" has a blank inside"}},
         {"c=choice(a\x01,c)", {"control character"}},
         {too_many_choices, {"part 1", "too many choice values (33, at most 32)"}},
-        {long_value, {"part 1", "is too long (at most 63 characters)"}},
+        {long_value, {"part 1", "is too long (at most 255 characters)"}},
         {too_many_params, {"part 17 \"p16=uniform(0,1)\"", "too many parameters (at most 16)"}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -244,6 +246,122 @@ static void test_parse_errors(void **state)
     nb_search_space s;
     assert_int_equal(nb_search_space_parse(&s, NULL, NULL), -1);
     assert_int_equal(nb_search_space_parse(&s, "x", NULL), -1);
+}
+
+/* The reference CNN of the model's text form, as a choice value: layers separated by '|', each
+ * layer's arguments keeping their commas. */
+#define CNN_VALUE                                                                                \
+    "conv2d(32,3,padding=1)|batchnorm|relu|maxpool2d(2)|conv2d(64,3,padding=1)|batchnorm|relu|" \
+    "maxpool2d(2)|flatten|linear(128)|relu|dropout(0.5)|linear"
+
+/* A choice value may hold parentheses: a comma inside them belongs to the value, one outside
+ * separates values. */
+static void test_parse_model_texts(void **state)
+{
+    (void)state;
+    nb_search_space s;
+    parse_ok(&s, "layers=choice(128|64, linear(64)|relu|linear, conv2d(16,3,padding=1)|relu|"
+                 "maxpool2d(2)|flatten|linear, " CNN_VALUE "); dropout=choice(a(b(c,d),e),f)");
+    assert_int_equal(s.n, 2);
+    assert_param(&s.p[0], "layers", NB_DIST_CHOICE, 0, 3);
+    assert_string_equal(s.p[0].choices[0], "128|64");
+    assert_string_equal(s.p[0].choices[1], "linear(64)|relu|linear");
+    assert_string_equal(s.p[0].choices[2], "conv2d(16,3,padding=1)|relu|maxpool2d(2)|flatten|linear");
+    assert_string_equal(s.p[0].choices[3], CNN_VALUE);
+    assert_true(strlen(CNN_VALUE) > 100);
+    /* Nested parentheses, commas at each depth. */
+    assert_int_equal(s.p[1].n_choices, 2);
+    assert_string_equal(s.p[1].choices[0], "a(b(c,d),e)");
+    assert_string_equal(s.p[1].choices[1], "f");
+
+    /* The value a trial receives, and back. */
+    char text[NB_SEARCH_VALUE_MAX];
+    nb_search_value_text(&s.p[0], 3, text, sizeof text);
+    assert_string_equal(text, CNN_VALUE);
+    double v = -1;
+    nb_error err = {{0}};
+    assert_int_equal(nb_search_value_parse(&s.p[0], CNN_VALUE, &v, &err), 0);
+    assert_true(v == 3);
+    assert_int_equal(nb_search_value_parse(&s.p[0], "linear(64),relu,linear", &v, &err), -1);
+
+    /* The canonical text keeps the values verbatim and reads back as the same space. */
+    char *spec = malloc(NB_SEARCH_FORMAT_MAX);
+    assert_non_null(spec);
+    assert_int_equal(nb_search_space_format(&s, spec, NB_SEARCH_FORMAT_MAX), 0);
+    assert_string_equal(spec, "layers=choice(128|64,linear(64)|relu|linear,conv2d(16,3,padding=1)|"
+                              "relu|maxpool2d(2)|flatten|linear," CNN_VALUE
+                              "); dropout=choice(a(b(c,d),e),f)");
+    nb_search_space t;
+    parse_ok(&t, spec);
+    assert_true(same_space(&s, &t));
+    free(spec);
+
+    /* A grid over the choice tries every text, in order. */
+    nb_search_point pts[4];
+    assert_int_equal(nb_search_grid(&s, 4, 0, pts, &err), 0);
+    for (int i = 0; i < 4; i++)
+        assert_true(pts[i].v[0] == i);
+
+    /* Parentheses are fine anywhere in a value, '|' inside them too, and ';' still ends a part. */
+    parse_ok(&s, "l=choice(linear(out=8)|relu|linear,8|8);lr=log(1e-3,1e-1)");
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.p[0].choices[0], "linear(out=8)|relu|linear");
+    parse_ok(&s, "l=choice(conv2d(8|3)|flatten|linear,(x),f())");
+    assert_string_equal(s.p[0].choices[0], "conv2d(8|3)|flatten|linear");
+    assert_string_equal(s.p[0].choices[1], "(x)");
+    assert_string_equal(s.p[0].choices[2], "f()");
+}
+
+static void test_parse_model_text_errors(void **state)
+{
+    (void)state;
+    static char too_long[NB_SEARCH_VALUE_MAX + 64];
+    /* A model's text one character longer than a value may be. */
+    snprintf(too_long, sizeof too_long, "l=choice(linear(%0*d))",
+             NB_SEARCH_VALUE_MAX - (int)strlen("linear()"), 1);
+    const bad_spec bad[] = {
+        /* A '(' never closed: the choice's own, or one inside a value. */
+        {"l=choice(linear(64)|relu|linear", {"part 1 \"l=choice(linear(64)|relu|linear\"",
+                                             "unbalanced parentheses: 1 \"(\" without its \")\""}},
+        {"l=choice(linear(64|relu|linear)", {"unbalanced parentheses: 1 \"(\""}},
+        {"l=choice(a(b(c)", {"unbalanced parentheses: 2 \"(\" without its \")\""}},
+        {"l=choice(linear(64|relu|linear); lr=log(1e-3,1e-1)",
+         {"part 1 \"l=choice(linear(64|relu|linear)\"", "unbalanced parentheses"}},
+        /* A ')' too many ends the choice early: what follows is refused. */
+        {"l=choice(linear(64))|relu|linear)",
+         {"part 1", "unexpected text \"|relu|linear)\" after \")\""}},
+        {"l=choice(a),b)", {"unexpected text \",b)\" after \")\""}},
+        {"l=choice(linear(8)|relu|linear) x", {"unexpected text \"x\" after \")\""}},
+        {"l=choice(linear(8)|relu|linear)(8)", {"unexpected text \"(8)\" after \")\""}},
+        /* Parentheses belong to choice values only. */
+        {"lr=log((1e-4),1e-1)", {"part 1 \"lr=log((1e-4),1e-1)\"",
+                                 "unexpected \"(\" inside the arguments of log"}},
+        {"d=int(1,f(3))", {"unexpected \"(\" inside the arguments of int"}},
+        {"m=uniform(0,(1)", {"unbalanced parentheses"}},
+        /* The value rules hold for model texts too. */
+        {"l=choice(linear(64)|relu|linear,,linear)", {"empty choice value (value 2)"}},
+        {"l=choice(linear(64)|relu|linear,conv2d(16, 3)|flatten|linear)",
+         {"choice value \"conv2d(16, 3)|flatten|linear\" has a blank inside"}},
+        {"l=choice(linear(64)|relu|linear,linear(64)|relu|linear)",
+         {"choice value \"linear(64)|relu|linear\" is given twice (values 1 and 2)"}},
+        /* '|' stands for ',': two spellings of one text are one value. */
+        {"l=choice(conv2d(8,3)|flatten|linear,conv2d(8|3)|flatten|linear)",
+         {"is given twice (values 1 and 2: '|' stands for ',')"}},
+        {"l=choice(,linear(64)|relu|linear)", {"empty choice value (value 1)"}},
+        {too_long, {"part 1", "is too long (at most 255 characters)"}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nb_search_space s;
+        nb_error err = {{0}};
+        s.n = 99;
+        if (nb_search_space_parse(&s, bad[i].spec, &err) != -1)
+            fail_msg("\"%s\" parsed, but should not", bad[i].spec);
+        assert_int_equal(s.n, 0);
+        for (int k = 0; k < 3 && bad[i].expect[k]; k++)
+            if (!strstr(err.msg, bad[i].expect[k]))
+                fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].spec, err.msg,
+                         bad[i].expect[k]);
+    }
 }
 
 static void test_value_text_and_parse(void **state)
@@ -865,6 +983,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_example),
         cmocka_unit_test(test_parse_blanks_and_trailing_semicolon),
+        cmocka_unit_test(test_parse_model_texts),
+        cmocka_unit_test(test_parse_model_text_errors),
         cmocka_unit_test(test_format_round_trip),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_value_text_and_parse),

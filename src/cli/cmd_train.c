@@ -121,39 +121,15 @@ static int memory_refused(train_run *r)
     return v == NB_MEMORY_NEVER_FITS;
 }
 
-/* The model's spec: --layers on the data's samples (for a model's text, an IDX image, or a
- * vector unless --input-shape makes it an image) and classes. A model that does not fit the data, or a traced
- * unit it does not have, is a usage error (r->bad_model). */
+/* The model's spec (train_model_spec). A model that does not fit the data, or a traced unit it
+ * does not have, is a usage error (r->bad_model). */
 static int model_spec(train_run *r, nb_model_spec *spec)
 {
     const train_options *o = &r->opt;
-    /* The widths form is an MLP on the vector of features, as it always was (its tensors keep
-     * their names: an image would need a flatten at index 0). */
-    nb_shape input = r->train.image.ndim == 3 && o->layers_text
-                         ? r->train.image
-                         : nb_shape_vector(r->train.features);
-    char shape[48];
-    if (o->input_shape.ndim) {
-        nb_shape_format(o->input_shape, shape, sizeof shape);
-        if (nb_shape_numel(o->input_shape) != r->train.features) {
-            r->bad_model = 1;
-            return nb_fail(&r->err, "--input-shape %s has %lld features, but the data has %d", shape,
-                           (long long)nb_shape_numel(o->input_shape), r->train.features);
-        }
-        input = o->input_shape;
-    }
-    memset(spec, 0, sizeof *spec);
-    spec->input = input;
-    spec->classes = r->train.classes;
-    spec->layers = o->model;
-    spec->trace_layer = o->trace ? o->trace_layer : 0;
     nb_shape shapes[NB_LAYERS_MAX + 1];
-    nb_error why;
-    if (nb_layers_shapes(&spec->layers, input, spec->classes, shapes, &why) != 0) {
+    if (train_model_spec(o, &r->train, spec, shapes, &r->err) != 0) {
         r->bad_model = 1;
-        nb_shape_format(input, shape, sizeof shape);
-        return nb_fail(&r->err, "--layers: %s (the input is %s, the classes %d)", why.msg, shape,
-                       spec->classes);
+        return -1;
     }
     for (int i = 0, k = 0; o->trace && i < spec->layers.n; i++) {
         if (!nb_layer_activation(&spec->layers.layer[i], NULL, NULL) || ++k != o->trace_layer)

@@ -10,6 +10,7 @@
 #include "stop_signals.h"
 #include "tune_agent.h"
 #include "tune_data.h"
+#include "tune_models.h"
 #include "tune_options.h"
 #include "tune_plan.h"
 #include "tune_report.h"
@@ -118,6 +119,11 @@ static int tune(int argc, char **argv)
         fprintf(stderr, "nabla: %s\n", err.msg);
         tune_options_free(&o);
         return EXIT_RUNTIME;
+    }
+    /* Nor is a model that does not fit the data left for every trial that draws it to find. */
+    if (tune_check_models(&o, &code) != 0) {
+        tune_options_free(&o);
+        return code;
     }
     /* From here on a Ctrl-C stops the study with checkpoints (the first), or at once without
      * leaving temporary files behind (the second). */

@@ -171,6 +171,28 @@ void page_cell(strbuf *b, const char *text)
     sb_puts(b, "</td>");
 }
 
+void page_cell_wrapped(strbuf *b, const char *text)
+{
+    sb_puts(b, "<td>");
+    for (const char *from = text; *from;) {
+        size_t n = strcspn(from, "|,");
+        char piece[256];
+        while (n > 0) {   /* escaped in pieces of at most sizeof piece - 1 */
+            size_t take = n < sizeof piece - 1 ? n : sizeof piece - 1;
+            memcpy(piece, from, take);
+            piece[take] = '\0';
+            sb_escape(b, piece);
+            from += take;
+            n -= take;
+        }
+        if (*from) {
+            sb_printf(b, "%c<wbr>", *from);
+            from++;
+        }
+    }
+    sb_puts(b, "</td>");
+}
+
 void page_cell_num(strbuf *b, const char *fmt, double v)
 {
     sb_puts(b, "<td class=\"num\">");
@@ -215,7 +237,7 @@ void params_object_text(const cJSON *params, char *buf, size_t cap)
     const cJSON *m;
     buf[0] = '\0';
     cJSON_ArrayForEach(m, params) {
-        char value[256];
+        char value[NB_SEARCH_VALUE_MAX];
         json_value_text(m, value, sizeof value);
         int w = snprintf(buf + used, cap - used, "%s%s=%s", used ? " " : "", m->string, value);
         if (w < 0 || (size_t)w >= cap - used)

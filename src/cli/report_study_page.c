@@ -85,7 +85,7 @@ static int view_init(study_view *v, const study_data *s)
             v->jittered[(size_t)k * v->n + i] =
                 s->space.p[k].kind == NB_DIST_CHOICE ? x + jitter(i) : x;
         }
-        char params[2048], tip[2300];
+        char params[PARAMS_TEXT_MAX], tip[PARAMS_TEXT_MAX + 100];
         params_text(s, t, params, sizeof params);
         if (isnan(t->final_accuracy))
             snprintf(tip, sizeof tip, "trial %d (%s): %s", i, trial_state_name(t->state), params);
@@ -403,7 +403,7 @@ static void summary_section(strbuf *b, const study_data *s)
     }
     page_table_begin(b, NULL, "best trial", "dev accuracy", "test accuracy", "epochs",
                      "params", (const char *)NULL);
-    char params[4096];
+    char params[PARAMS_TEXT_MAX];
     params_object_text(cJSON_GetObjectItemCaseSensitive(s->best, "params"), params,
                        sizeof params);
     page_row_begin(b, "best");
@@ -411,7 +411,7 @@ static void summary_section(strbuf *b, const study_data *s)
     page_cell_num(b, "%.4f", json_number(s->best, "dev_accuracy"));
     page_cell_num(b, "%.4f", json_number(s->best, "test_accuracy"));
     page_cell_num(b, "%.0f", json_number(s->best, "epochs"));
-    page_cell(b, params);
+    page_cell_wrapped(b, params);
     page_row_end(b);
     page_table_end(b);
     const char *command = json_string(s->best, "command");
@@ -446,7 +446,7 @@ static void leaderboard(strbuf *b, const study_data *s, const int *order, int n)
         for (int k = 0; k < s->space.n; k++) {
             char text[NB_SEARCH_VALUE_MAX];
             nb_search_value_text(&s->space.p[k], t->point.v[k], text, sizeof text);
-            page_cell(b, text);
+            page_cell_wrapped(b, text);
         }
         page_cell(b, t->reason);
         page_row_end(b);

@@ -168,6 +168,22 @@ int train_option_arity(const char *name)
     return -1;
 }
 
+int train_layers_is_text(const char *layers)
+{
+    /* Widths in digits, or none: the short form; anything else is a model's text. */
+    return strcmp(layers, "none") != 0 &&
+           (!layers[0] || strspn(layers, "0123456789, ") != strlen(layers));
+}
+
+int train_option_goes_with_widths(const char *name)
+{
+    static const char *const widths_options[] = {"activation", "leaky-slope", "batchnorm"};
+    for (size_t i = 0; i < sizeof widths_options / sizeof widths_options[0]; i++)
+        if (strcmp(name, widths_options[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void set_defaults(train_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -282,9 +298,7 @@ static int apply_option(train_options *o, int c, const char *arg)
         return cli_parse_path(CMD, "--test", arg, &o->src.test);
     case OPT_LAYERS:
         o->layers = arg;
-        /* Widths in digits, or none: the short form; anything else is a model's text. */
-        o->layers_text = strcmp(arg, "none") != 0 && (!arg[0] || strspn(arg, "0123456789, ") !=
-                                                                     strlen(arg));
+        o->layers_text = train_layers_is_text(arg);
         if (o->layers_text) {
             if (nb_layers_parse(arg, &o->model, &err) != 0) {
                 cli_usage_error(CMD, "--layers: %s", err.msg);
@@ -462,6 +476,35 @@ static int set_model(train_options *o, int *exit_code)
     if (nb_layers_from_mlp(&o->mlp, &o->model, &err) != 0) {
         *exit_code = cli_usage_error(CMD, "--layers %s: %s", o->layers, err.msg);
         return -1;
+    }
+    return 0;
+}
+
+int train_model_spec(const train_options *o, const nb_dataset *train, nb_model_spec *spec,
+                     nb_shape *shapes, nb_error *err)
+{
+    /* The widths form is an MLP on the vector of features, as it always was (its tensors keep
+     * their names: an image would need a flatten at index 0). */
+    nb_shape input = train->image.ndim == 3 && o->layers_text ? train->image
+                                                               : nb_shape_vector(train->features);
+    char shape[48];
+    if (o->input_shape.ndim) {
+        nb_shape_format(o->input_shape, shape, sizeof shape);
+        if (nb_shape_numel(o->input_shape) != train->features)
+            return nb_fail(err, "--input-shape %s has %lld features, but the data has %d", shape,
+                           (long long)nb_shape_numel(o->input_shape), train->features);
+        input = o->input_shape;
+    }
+    memset(spec, 0, sizeof *spec);
+    spec->input = input;
+    spec->classes = train->classes;
+    spec->layers = o->model;
+    spec->trace_layer = o->trace ? o->trace_layer : 0;
+    nb_error why;
+    if (nb_layers_shapes(&spec->layers, input, spec->classes, shapes, &why) != 0) {
+        nb_shape_format(input, shape, sizeof shape);
+        return nb_fail(err, "--layers: %s (the input is %s, the classes %d)", why.msg, shape,
+                       spec->classes);
     }
     return 0;
 }

@@ -79,4 +79,19 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
  * not at all (--help included). */
 int train_option_arity(const char *name);
 
+/* The model o describes on the training set `train`: its layers on one sample (for a model's
+ * text, the data's image shape if it has one, or --input-shape; otherwise the vector of
+ * features) and the data's classes, with the shapes run through every layer (into shapes, room
+ * for NB_LAYERS_MAX + 1, unless NULL). A model that does not fit the data fails, err naming
+ * the layer, the input and the classes: for nabla train a usage error. */
+int train_model_spec(const train_options *o, const nb_dataset *train, nb_model_spec *spec,
+                     nb_shape *shapes, nb_error *err);
+
+/* Whether a --layers value is a model's text ("linear(64),relu,linear") rather than the
+ * widths form (whole numbers and commas, or none). */
+int train_layers_is_text(const char *layers);
+/* Whether --name (without the dashes) is one of the widths form's options (--activation,
+ * --leaky-slope, --batchnorm), which a model's text refuses: it writes its own layers. */
+int train_option_goes_with_widths(const char *name);
+
 #endif /* NABLA_CLI_TRAIN_OPTIONS_H */

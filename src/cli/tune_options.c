@@ -33,9 +33,16 @@ void usage_tune(FILE *out)
 "                                             [1e-2,1e-1]; for learning rates, weight decay\n"
 "                          name=1-log(a,b)    1-x log-uniform: dense near 1; for betas\n"
 "                          name=int(a,b)      an integer in [a,b]\n"
-"                          name=choice(v,...) one of the values; '|' stands for ',' inside a\n"
-"                                             value (layers=choice(128|64,256)), and flags\n"
-"                                             take on/off (batchnorm=choice(on,off))\n"
+"                          name=choice(v,...) one of the values, separated by the commas\n"
+"                                             outside parentheses; '|' stands for ',' inside\n"
+"                                             a value (layers=choice(128|64,256)); flags take\n"
+"                                             on/off (batchnorm=choice(on,off))\n"
+"                        a model's text is a layers value: its layers are separated by '|',\n"
+"                        a layer's own arguments keep their commas, e.g.\n"
+"                          layers=choice(linear(64)|relu|linear, conv2d(16,3,padding=1)|relu|\n"
+"                                        maxpool2d(2)|flatten|linear)\n"
+"                        (on one line, no blanks inside a value); each trial gets\n"
+"                        --layers with ',' for every '|'\n"
 "                        names are train options (lr, beta, batch-size, layers, ...), or\n"
 "                        units and depth, which make --layers (units repeated depth times)\n"
 "                        [the default space below]\n"
@@ -345,16 +352,23 @@ static int push(char ***args, int *n, const char *s)
     return 0;
 }
 
-static int add_param_args(char ***args, int *n, const nb_search_param *p, double v)
+/* Value v of p as a trial's option takes it: the value's text, each '|' turned into ','
+ * ("linear(64)|relu|linear" is --layers linear(64),relu,linear). */
+static void trial_value_text(const nb_search_param *p, double v, char *text, size_t cap)
 {
-    char text[NB_SEARCH_VALUE_MAX + 8], flag[NB_SEARCH_NAME_MAX + 3];
-    nb_search_value_text(p, v, text, sizeof text);
-    snprintf(flag, sizeof flag, "--%s", p->name);
-    if (train_option_arity(p->name) == 0) /* a flag: on or off */
-        return strcmp(text, "on") == 0 ? push(args, n, flag) : 0;
+    nb_search_value_text(p, v, text, cap);
     for (char *c = text; *c; c++)
         if (*c == '|')
             *c = ',';
+}
+
+static int add_param_args(char ***args, int *n, const nb_search_param *p, double v)
+{
+    char text[NB_SEARCH_VALUE_MAX], flag[NB_SEARCH_NAME_MAX + 3];
+    trial_value_text(p, v, text, sizeof text);
+    snprintf(flag, sizeof flag, "--%s", p->name);
+    if (train_option_arity(p->name) == 0) /* a flag: on or off */
+        return strcmp(text, "on") == 0 ? push(args, n, flag) : 0;
     return push(args, n, flag) == 0 && push(args, n, text) == 0 ? 0 : -1;
 }
 
@@ -363,6 +377,12 @@ static int add_param_args(char ***args, int *n, const nb_search_param *p, double
 static int add_layers_args(const tune_options *o, const nb_search_point *pt, char ***args,
                            int *n)
 {
+    int searched = 0;
+    for (int i = 0; i < o->space.n; i++)
+        searched |= is_layer_part(o->space.p[i].name);
+    if (!searched)
+        return 0;
+    /* Widths, as check_layers made sure. */
     const char *layers = fixed_value(o, "layers");
     nb_mlp mlp;
     nb_error err;
@@ -370,7 +390,6 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
     if (nb_parse_layers(layers ? layers : "256,128", &mlp, &err) != 0)
         return -1;
     long units = mlp.n_hidden > 0 ? mlp.hidden[0] : 256, depth = mlp.n_hidden;
-    int searched = 0;
     for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
         if (!is_layer_part(p->name))
@@ -382,10 +401,7 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
             units = value;
         else
             depth = value;
-        searched = 1;
     }
-    if (!searched)
-        return 0;
     char buf[4096] = "none";
     size_t used = 0;
     for (long d = 0; d < depth && used + 32 < sizeof buf; d++)
@@ -496,37 +512,92 @@ static int check_names(tune_options *o)
     return 0;
 }
 
+/* The model's two forms do not mix: units and depth make --layers widths, so the --layers they
+ * take their defaults from cannot be a model's text; and a model's text writes its own
+ * activations and batch norms, so the widths form's options (--activation, --leaky-slope,
+ * --batchnorm) cannot be searched beside a layers choice that holds one. (Held fixed beside
+ * such a choice, train refuses each such value in check_values, with its own message.) */
+static int check_layers(const tune_options *o)
+{
+    const char *fixed_layers = fixed_value(o, "layers");
+    const nb_search_param *layers = NULL, *widths_option = NULL, *layer_part = NULL;
+    for (int i = 0; i < o->space.n; i++) {
+        const nb_search_param *p = &o->space.p[i];
+        if (strcmp(p->name, "layers") == 0)
+            layers = p;
+        else if (is_layer_part(p->name) && !layer_part)
+            layer_part = p;
+        else if (train_option_goes_with_widths(p->name) && !widths_option)
+            widths_option = p;
+    }
+    if (layer_part && fixed_layers && train_layers_is_text(fixed_layers)) {
+        if (o->default_space)
+            cli_usage_error(CMD, "the default space searches units and depth, which make "
+                                 "--layers widths, but --layers '%s' is a model's text: give "
+                                 "--space with what to search (see nabla tune --help)",
+                            fixed_layers);
+        else
+            cli_usage_error(CMD, "--space: %s makes --layers widths, but --layers '%s' is a "
+                                 "model's text: search layers=choice(...) of model texts, or "
+                                 "give --layers widths", layer_part->name, fixed_layers);
+        return -1;
+    }
+    for (int c = 0; layers && widths_option && c < layers->n_choices; c++) {
+        char text[NB_SEARCH_VALUE_MAX];
+        trial_value_text(layers, c, text, sizeof text);
+        if (train_layers_is_text(text)) {
+            cli_usage_error(CMD, "--space: %s goes with --layers widths, but layers=%s is a "
+                                 "model's text, which writes its own layers: drop %s from the "
+                                 "space, or write it into the texts", widths_option->name,
+                            layers->choices[c], widths_option->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+char **tune_value_args(const tune_options *o, int i, double v, int *argc)
+{
+    tune_options *one = malloc(sizeof *one);
+    if (!one)
+        return NULL;
+    *one = *o;
+    one->space.n = 0;
+    nb_search_point pt = {{0}};
+    if (i >= 0) {
+        one->space.n = 1;
+        one->space.p[0] = o->space.p[i];
+        pt.v[0] = v;
+        /* --lr-decay inverse comes with the default space's decay-rate. */
+        if (strcmp(o->space.p[i].name, "decay-rate") != 0)
+            one->adds_lr_decay = 0;
+    }
+    char **args = tune_trial_args(one, &pt, argc);
+    free(one);
+    return args;
+}
+
 /* Each end of every range and every choice must be accepted by nabla train, with the fixed
  * options and nothing else searched (a combination of values that train refuses, such as
  * --batchnorm with --batch-size 1, only fails the trials that draw it). */
 static int check_values(const tune_options *o)
 {
-    tune_options *one = malloc(sizeof *one);
-    if (!one) {
-        cli_usage_error(CMD, "out of memory");
-        return -1;
-    }
-    *one = *o;
-    one->space.n = 1;
-    one->adds_lr_decay = 0;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < o->space.n; i++) {
+    for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
-        one->space.p[0] = *p;
-        if (strcmp(p->name, "decay-rate") == 0)
-            one->adds_lr_decay = o->adds_lr_decay;
         int n_values = p->kind == NB_DIST_CHOICE ? p->n_choices : 2;
-        for (int k = 0; rc == 0 && k < n_values; k++) {
-            nb_search_point pt;
-            pt.v[0] = p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
+        for (int k = 0; k < n_values; k++) {
+            double v = p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
             int argc;
-            char **args = tune_trial_args(one, &pt, &argc);
+            char **args = tune_value_args(o, i, v, &argc);
             if (!args) {
                 cli_usage_error(CMD, "out of memory");
-                rc = -1;
-            } else if (!train_accepts(args, argc)) {
+                return -1;
+            }
+            int ok = train_accepts(args, argc);
+            tune_args_free(args);
+            if (!ok) {
                 char text[NB_SEARCH_VALUE_MAX], why[1024];
-                nb_search_value_text(p, pt.v[0], text, sizeof text);
+                nb_search_value_text(p, v, text, sizeof text);
                 /* Train's reason is on the line above, or when quiet, given here. */
                 snprintf(why, sizeof why, "%s", cli_last_error());
                 if (cli_errors_quieted())
@@ -535,14 +606,11 @@ static int check_values(const tune_options *o)
                 else
                     cli_usage_error(CMD, "--space: %s=%s is refused by nabla train (above)",
                                     p->name, text);
-                rc = -1;
+                return -1;
             }
-            tune_args_free(args);
         }
-        one->adds_lr_decay = 0;
     }
-    free(one);
-    return rc;
+    return 0;
 }
 
 int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
@@ -572,13 +640,14 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
             o->adds_lr_decay = 1;
         }
     /* The fixed options on their own (a bad --lr fails here, with train's message), then the
-     * searched values. */
+     * searched values. A searched model stands in for train's default one from the start: the
+     * fixed options may go with it only (--input-shape with a model's text). */
     *bad = TUNE_FIXED;
-    int n, searched = o->space.n;
-    nb_search_point none = {{0}};
-    o->space.n = 0;
-    char **args = tune_trial_args(o, &none, &n);
-    o->space.n = searched;
+    int n, layers = -1;
+    for (int i = 0; i < o->space.n; i++)
+        if (strcmp(o->space.p[i].name, "layers") == 0)
+            layers = i;
+    char **args = tune_value_args(o, layers, layers >= 0 ? o->space.p[layers].lo : 0, &n);
     if (!args) {
         cli_usage_error(CMD, "out of memory");
         return -1;
@@ -588,7 +657,7 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
     if (!ok)
         return -1;   /* train said why */
     *bad = TUNE_SPACE;
-    if (check_values(o) != 0)
+    if (check_layers(o) != 0 || check_values(o) != 0)
         return -1;
     *exit_code = EXIT_OK;
     return 0;

@@ -71,6 +71,9 @@ int tune_trial_epochs(const tune_options *o, const nb_search_point *p);
  * tune_args_free, or NULL when out of memory. */
 char **tune_trial_args(const tune_options *o, const nb_search_point *p, int *argc);
 void tune_args_free(char **args);
+/* The same with the fixed options and only parameter i searched, at value v (for a choice, the
+ * index of the value); i = -1: the fixed options alone. To try each value on its own. */
+char **tune_value_args(const tune_options *o, int i, double v, int *argc);
 
 void usage_tune(FILE *out);
 

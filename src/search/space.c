@@ -3,7 +3,9 @@
  * every other search file uses.
  *
  * The parser works on spans of the spec (no copies): split at ';', trim, then
- * name '=' distribution '(' arguments ')'. Every error quotes the part as written, so a long
+ * name '=' distribution '(' arguments ')', the closing ')' found by depth, since a choice value
+ * may hold parentheses of its own (a model's text: "linear(64)|relu|linear"); arguments are
+ * split at the commas outside parentheses. Every error quotes the part as written, so a long
  * spec on a command line points the user at the piece to fix. */
 #include <ctype.h>
 #include <math.h>
@@ -159,25 +161,44 @@ static int parse_integer(span arg, double *out, int part, span text, nb_error *e
 
 /* ---- one part ----------------------------------------------------------------------- */
 
-/* Splits args at ',' into at most max trimmed spans; returns how many there are (which may
- * be more than max: the rest are counted, not stored). An empty args gives 0. */
+/* Splits args at the commas outside parentheses into at most max trimmed spans; returns how
+ * many there are (which may be more than max: the rest are counted, not stored). An empty args
+ * gives 0. A comma inside parentheses belongs to its value: "linear(64)|relu,conv2d(8,3)" is
+ * two values. */
 static int split_args(span args, span *out, int max)
 {
     args = trim(args);
     if (args.n == 0)
         return 0;
-    int count = 0;
-    const char *p = args.p, *end = args.p + args.n;
-    for (;;) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma ? comma : end;
+    int count = 0, depth = 0;
+    const char *from = args.p, *end = args.p + args.n;
+    for (const char *c = args.p;; c++) {
+        if (c < end && *c == '(')
+            depth++;
+        else if (c < end && *c == ')')
+            depth--;
+        if (c < end && (*c != ',' || depth > 0))
+            continue;
         if (count < max)
-            out[count] = trim((span){p, (size_t)(stop - p)});
+            out[count] = trim((span){from, (size_t)(c - from)});
         count++;
-        if (!comma)
+        if (c == end)
             return count;
-        p = comma + 1;
+        from = c + 1;
     }
+}
+
+/* Whether two choice values give a trial the same text: '|' stands for ','. */
+static int same_value(span a, span b)
+{
+    if (a.n != b.n)
+        return 0;
+    for (size_t i = 0; i < a.n; i++) {
+        char x = a.p[i] == '|' ? ',' : a.p[i], y = b.p[i] == '|' ? ',' : b.p[i];
+        if (x != y)
+            return 0;
+    }
+    return 1;
 }
 
 static int parse_choices(nb_search_param *p, span args, int part, span text, nb_error *err)
@@ -205,9 +226,11 @@ static int parse_choices(nb_search_param *p, span args, int part, span text, nb_
                 return part_fail(err, part, text, "choice value \"%s\" has a control character", q);
         }
         for (int k = 0; k < i; k++)
-            if (v[k].n == v[i].n && memcmp(v[k].p, v[i].p, v[i].n) == 0)
-                return part_fail(err, part, text, "choice value \"%s\" is given twice (values %d and %d)",
-                                 q, k + 1, i + 1);
+            if (same_value(v[k], v[i]))
+                return part_fail(err, part, text, "choice value \"%s\" is given twice (values %d and %d%s)",
+                                 q, k + 1, i + 1,
+                                 memcmp(v[k].p, v[i].p, v[i].n) != 0 ? ": '|' stands for ','"
+                                                                     : "");
         memcpy(p->choices[i], v[i].p, v[i].n);
         p->choices[i][v[i].n] = '\0';
     }
@@ -307,13 +330,28 @@ static int parse_part(nb_search_param *p, span text, int part, nb_error *err)
     if (!open)
         return part_fail(err, part, text, "missing \"(\" after \"%s\"", q);
 
+    /* The ')' that closes this '(': parentheses inside (a model's text as a choice value)
+     * are matched by depth. */
     span inside = {open + 1, (size_t)(rest.p + rest.n - (open + 1))};
-    const char *close = span_find(inside, ')');
+    const char *close = NULL;
+    int depth = 1, nested = 0;
+    for (const char *c = inside.p; c < inside.p + inside.n && !close; c++) {
+        if (*c == '(') {
+            depth++;
+            nested = 1;
+        } else if (*c == ')' && --depth == 0) {
+            close = c;
+        }
+    }
+    if (!close && nested)
+        return part_fail(err, part, text, "unbalanced parentheses: %d \"(\" without its \")\"",
+                         depth);
     if (!close)
         return part_fail(err, part, text, "missing \")\"");
     span args = {inside.p, (size_t)(close - inside.p)};
-    if (span_find(args, '('))
-        return part_fail(err, part, text, "unexpected \"(\" inside the arguments");
+    if (p->kind != NB_DIST_CHOICE && span_find(args, '('))
+        return part_fail(err, part, text, "unexpected \"(\" inside the arguments of %s",
+                         nb_search_dist_name(p->kind));
     span after = trim((span){close + 1, (size_t)(inside.p + inside.n - (close + 1))});
     if (after.n > 0) {
         quote(after, q, sizeof q);
