@@ -572,6 +572,13 @@ char **tune_value_args(const tune_options *o, int i, double v, int *argc)
         if (strcmp(o->space.p[i].name, "decay-rate") != 0)
             one->adds_lr_decay = 0;
     }
+    /* A searched model stands in for train's default one beside any other value: the fixed
+     * options may go with it only (--input-shape with a model's text). Its first value. */
+    for (int k = 0; k < o->space.n; k++)
+        if (k != i && strcmp(o->space.p[k].name, "layers") == 0) {
+            one->space.p[one->space.n] = o->space.p[k];
+            pt.v[one->space.n++] = o->space.p[k].lo;
+        }
     char **args = tune_trial_args(one, &pt, argc);
     free(one);
     return args;
@@ -643,11 +650,8 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
      * searched values. A searched model stands in for train's default one from the start: the
      * fixed options may go with it only (--input-shape with a model's text). */
     *bad = TUNE_FIXED;
-    int n, layers = -1;
-    for (int i = 0; i < o->space.n; i++)
-        if (strcmp(o->space.p[i].name, "layers") == 0)
-            layers = i;
-    char **args = tune_value_args(o, layers, layers >= 0 ? o->space.p[layers].lo : 0, &n);
+    int n;
+    char **args = tune_value_args(o, -1, 0, &n);
     if (!args) {
         cli_usage_error(CMD, "out of memory");
         return -1;

@@ -72,7 +72,8 @@ int tune_trial_epochs(const tune_options *o, const nb_search_point *p);
 char **tune_trial_args(const tune_options *o, const nb_search_point *p, int *argc);
 void tune_args_free(char **args);
 /* The same with the fixed options and only parameter i searched, at value v (for a choice, the
- * index of the value); i = -1: the fixed options alone. To try each value on its own. */
+ * index of the value); i = -1: the fixed options alone. A searched layers stays in, at its first
+ * value, since the fixed options may need a model's text. To try each value on its own. */
 char **tune_value_args(const tune_options *o, int i, double v, int *argc);
 
 void usage_tune(FILE *out);

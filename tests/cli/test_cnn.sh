@@ -117,6 +117,18 @@ run report traced t1 --out cnn.html
 check "report: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 check "report: the traced layer's chart" grep -q "trace" cnn.html
 
+# ---- nabla tune over CNN texts that differ in dropout's p ----
+A="conv2d(4,3,padding=1)|batchnorm|relu|maxpool2d(2)|flatten|linear(16)|relu|dropout(0.2)|linear"
+B="conv2d(4,3,padding=1)|batchnorm|relu|maxpool2d(2)|flatten|linear(16)|relu|dropout(0.6)|linear"
+run tune --data train.csv --test test.csv --input-shape 1,10,10 --epochs 2 --batch-size 20 \
+    --trials 2 --sampler grid --space "layers=choice($A,$B); lr=log(0.003,0.03)" --quiet \
+    --out study
+check "tune over CNN texts: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "tune: each trial trained its text, dropout's p included" pytrue \
+    "sorted(json.load(open('study/trials/%d/config.json' % i))['model'] for i in (0, 1)) == sorted(['${A//|/,}', '${B//|/,}'])"
+check "tune: best.json names a CNN text" \
+    pytrue "json.load(open('study/best.json'))['params']['layers'] in ('$A', '$B')"
+
 # ---- PyTorch loads the model and computes the same loss ----
 run eval --model t1/model.safetensors --data test.csv --json
 cp "$WORK/stdout" t1_eval.json
