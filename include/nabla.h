@@ -375,7 +375,7 @@ void nb_model_free(nb_model *m);
 int nb_model_features(const nb_model_spec *spec);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Optimizers (exact equations in DESIGN.md and src/optim.c) and learning-rate schedules        */
+/* Optimizers (exact equations in DESIGN.md and src/train/optim.c) and learning-rate schedules        */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef enum nb_optimizer_kind {
@@ -572,7 +572,7 @@ typedef struct nb_eval_result {
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err);
 /* The predicted class (the largest logit; ties go to the lower class) of each of n samples
  * x [n, inputs] (floats, already normalized as the model expects), into classes [n]; in
- * inference mode, batch by batch, as nb_evaluate scores them (src/predict.c). */
+ * inference mode, batch by batch, as nb_evaluate scores them (src/nn/predict.c). */
 int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_error *err);
 
 typedef struct nb_epoch_metrics {
@@ -625,7 +625,7 @@ void nb_train_state_free(nb_train_state *s);
  * enough), with n possibly above INT_MAX for a large model. A sum must give every rank the
  * same bits (MPI_Allreduce's algorithms do; Reduce then Bcast guarantees it): the ranks'
  * weights stay equal only so. Summing in the same order every time makes runs reproducible.
- * src/train.c lists the calls a training step makes. */
+ * src/train/train.c lists the calls a training step makes. */
 typedef struct nb_comm {
     int rank, size;          /* this process's index, 0 .. size-1, and their number */
     void *user;              /* passed to the functions */

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "memcheck.h"
+#include "core/memcheck.h"
 #include "nabla.h"
 
 static char tmpdir[256];

@@ -29,7 +29,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
-#include "graph_internal.h"   /* g->dp, for synchronized BatchNorm2d at the op level */
+#include "core/graph_internal.h"   /* g->dp, for synchronized BatchNorm2d at the op level */
 #include "model_spec_for_tests.h"
 
 /* Parameters and running statistics of a run across ranks must match one process's within

@@ -1,4 +1,4 @@
-/* Tests for src/json_check.c: names that repeat in a JSON object (at any depth), and what may
+/* Tests for src/io/json_check.c: names that repeat in a JSON object (at any depth), and what may
  * be taken for the beginning of a JSON object (a line cut short while it was written). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "json_check.h"
+#include "io/json_check.h"
 
 /* The duplicate name nb_json_duplicate_name finds in text ("" for none), and the name of the
  * object holding it in *holder ("" for the top level). */

@@ -1,4 +1,4 @@
-/* Tests for src/optim.c: values worked by hand, a double-precision textbook reference run over
+/* Tests for src/train/optim.c: values worked by hand, a double-precision textbook reference run over
  * several steps, and weights produced by torch.optim for the PyTorch equivalences of DESIGN.md. */
 #include <math.h>
 #include <setjmp.h>

@@ -15,7 +15,7 @@
 
 #include "nabla.h"
 #include "model_spec_for_tests.h"
-#include "pool.h"
+#include "core/pool.h"
 
 static const int thread_counts[] = {1, 2, 3};
 #define N_THREAD_COUNTS 3

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "nabla.h"
 
 /* ---------------------------------------------------------------------------------------- */

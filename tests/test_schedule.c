@@ -1,4 +1,4 @@
-/* Tests for src/schedule.c: every decay kind against values worked by hand, warm-up, what a
+/* Tests for src/train/schedule.c: every decay kind against values worked by hand, warm-up, what a
  * schedule does past its horizon, and the validation of schedule parameters. (The CLI test
  * tests/cli/test_schedule_resume.sh compares the rates a run logs with PyTorch's schedulers.) */
 #include <math.h>

@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "dir_kind.h"
-#include "fileio.h"
+#include "io/fileio.h"
 #include "options.h"
 #include "report_pages.h"
 #include "run_files.h"

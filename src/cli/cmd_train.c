@@ -19,9 +19,9 @@
 
 #include "cli.h"
 #include "dir_kind.h"
-#include "fileio.h"
-#include "memcheck.h"
-#include "model_io.h"
+#include "io/fileio.h"
+#include "core/memcheck.h"
+#include "io/model_io.h"
 #include "nn/layers.h"
 #include "mpi_comm.h"
 #include "output.h"

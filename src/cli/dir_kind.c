@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 
 typedef enum name_role {
     ROLE_OTHER,      /* not nabla's */

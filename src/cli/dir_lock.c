@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "run_files.h"
 
 /* Characters a terminal shows as they are; anything else in a line read back becomes '?'. */

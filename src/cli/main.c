@@ -11,7 +11,7 @@
 
 #include "cli.h"
 #include "dir_kind.h"
-#include "fileio.h"
+#include "io/fileio.h"
 #include "mpi_comm.h"
 #include "nabla.h"
 #include "options.h"
@@ -118,7 +118,7 @@ __attribute__((section(".preinit_array"), used)) static void (*const preinit)(
 /* OpenBLAS set itself up when it loaded, before main. Two of its choices are wrong for nabla,
  * and only its environment variables change them, so the program starts again, once, with them
  * set (an exec costs milliseconds):
- * - its kernels: on a CPU newer than itself it falls back to generic ones (src/blas_kernel.c
+ * - its kernels: on a CPU newer than itself it falls back to generic ones (src/core/blas_kernel.c
  *   tells); OPENBLAS_CORETYPE naming the better ones makes matrix products 3 to 5 times faster;
  * - its threads: it starts one per core, which nabla never uses (the library's own pool runs
  *   OpenBLAS on one thread), but which spin for about 0.1 s of CPU first; short runs, such as

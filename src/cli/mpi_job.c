@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "mpi_comm.h"
 
 /* A non-negative integer from the environment, or -1. */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "options.h"
 
 static int lost;    /* the errno of the first failed write to stdout; 0 while none */

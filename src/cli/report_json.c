@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "json_check.h"
+#include "io/fileio.h"
+#include "io/json_check.h"
 
 int report_file_exists(const char *path)
 {

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "options.h"
 #include "run_files.h"
 

@@ -763,7 +763,7 @@ static int divergence_check(const cJSON *summary, const char *text, const char *
     return 0;
 }
 
-/* Steps and samples as nb_train counts them (src/train.c): an epoch is ceil(n / B) steps of B
+/* Steps and samples as nb_train counts them (src/train/train.c): an epoch is ceil(n / B) steps of B
  * samples, its last step the remainder (B the batch size, the whole set when "full" or larger;
  * n the training samples); only steps that gave a finite loss count; resuming restores the
  * counts. So the samples follow from the steps, and the steps from the epochs: all of each
@@ -807,7 +807,7 @@ static int counts_check(const cJSON *summary, const char *text, const char *path
 }
 
 /* train_seconds counts the steps only, and an epoch's seconds are what it added to it
- * (src/train.c): they sum to it, but for a run resumed in the middle of an epoch, whose line
+ * (src/train/train.c): they sum to it, but for a run resumed in the middle of an epoch, whose line
  * has only the time after the resume (config.json's "resumed_from" is null in a run never
  * resumed). Written with 15 or more digits: a rounding's worth of tolerance. */
 static int seconds_check(const cJSON *summary, const char *text, const char *path,

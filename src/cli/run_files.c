@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 
 char *path_join(const char *dir, const char *name)
 {

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "nabla.h"
 #include "options.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "memcheck.h"
+#include "core/memcheck.h"
 #include "mpi_comm.h"
 #include "options.h"
 

@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "dir_kind.h"
-#include "fileio.h"
+#include "io/fileio.h"
 #include "train_run.h"
 
 /* How long a trial waits for its directory's lock. A trial is restarted only once the tuner

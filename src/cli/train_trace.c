@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "run_files.h"
 
 int64_t trace_default_every(int train_samples, int batch_size)

@@ -17,7 +17,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
 #include "self_exe.h"

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "options.h"
 #include "run_files.h"
 

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
 #include "output.h"

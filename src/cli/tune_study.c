@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "dir_kind.h"
-#include "fileio.h"
+#include "io/fileio.h"
 #include "options.h"
 #include "run_files.h"
 #include "study_files.h"

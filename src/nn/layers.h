@@ -12,7 +12,7 @@
  * formatting are driven by the rows' argument lists.
  *
  * The types and the text form's parser and formatter are public (nabla.h); the rest is the
- * model builder's (src/model.c) and the model files' (src/model_io.c).
+ * model builder's (src/nn/model.c) and the model files' (src/io/model_io.c).
  */
 #ifndef NABLA_NN_LAYERS_H
 #define NABLA_NN_LAYERS_H

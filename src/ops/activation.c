@@ -8,8 +8,8 @@
  * The loops are branch-free so that they vectorize; they may run in place (x == y, dy == dx). */
 #include <math.h>
 
-#include "graph_internal.h"
-#include "simd.h"
+#include "core/graph_internal.h"
+#include "core/simd.h"
 
 int nb_activation_needs_input(nb_activation act, float slope)
 {

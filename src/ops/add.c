@@ -3,8 +3,8 @@
  * assign rule in graph_internal.h). */
 #include <stdio.h>
 
-#include "graph_internal.h"
-#include "simd.h"
+#include "core/graph_internal.h"
+#include "core/simd.h"
 
 enum { ADD_A, ADD_B };
 

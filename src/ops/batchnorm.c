@@ -42,9 +42,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 #include "lane_sum.h"
-#include "simd.h"
+#include "core/simd.h"
 
 enum { BN_X, BN_GAMMA, BN_BETA, BN_RUNNING_MEAN, BN_RUNNING_VAR };
 

@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "graph_internal.h"
-#include "simd.h"
+#include "core/graph_internal.h"
+#include "core/simd.h"
 
 enum { CONV_X, CONV_W, CONV_B };
 

@@ -1,8 +1,8 @@
 /* Dense ops: the matrix product of a torch.nn.Linear layer, its bias, and the two with the
  * activation fused into one op. Every product goes through cblas_sgemm, with transposes
  * expressed as flags, never as copies, each thread computing its own block (nb_sgemm_share). */
-#include "graph_internal.h"
-#include "simd.h"
+#include "core/graph_internal.h"
+#include "core/simd.h"
 
 /* ---- matmul: y [B,out] = x [B,in] · wᵀ, with w stored [out,in] as torch does ---- */
 

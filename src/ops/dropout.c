@@ -21,8 +21,8 @@
  * kept mask would cost memory (a byte an element at best, on top of y) and its traffic. */
 #include <math.h>
 
-#include "graph_internal.h"
-#include "simd.h"
+#include "core/graph_internal.h"
+#include "core/simd.h"
 
 static inline uint64_t mix64(uint64_t z)
 {

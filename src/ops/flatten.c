@@ -3,7 +3,7 @@
  * and gradient buffers, and neither pass copies anything or runs at all. */
 #include <limits.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 
 static const nb_op flatten_op = {"flatten", NULL, NULL};
 

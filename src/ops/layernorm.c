@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 #include "lane_sum.h"
-#include "simd.h"
+#include "core/simd.h"
 
 enum { LN_X, LN_WEIGHT, LN_BIAS };
 

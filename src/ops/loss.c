@@ -7,7 +7,7 @@
  * 1/B. A rank without rows has loss 0. */
 #include <math.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 
 enum { LOSS_PRED, LOSS_TARGET };
 

@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "graph_internal.h"
-#include "simd.h"
+#include "core/graph_internal.h"
+#include "core/simd.h"
 
 /* The sizes of one pooling node's planes. */
 typedef struct pool_geom {

@@ -3,7 +3,7 @@
  * reads only its part of the operand that is split. */
 #include <cblas.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 
 /* Column blocks are multiples of 16 floats: one cache line, and every block of a row starts
  * aligned when the row does. */

@@ -3,7 +3,7 @@
  * sides, no ceil mode, no dilation). */
 #include <limits.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 
 int nb_window2d_output(nb_graph *g, const char *op, const nb_node *x, const nb_window2d *win,
                        int out[2])

@@ -22,13 +22,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "json_check.h"
-#include "little_endian.h"
-#include "memcheck.h"
-#include "model_io.h"
+#include "io/json_check.h"
+#include "core/little_endian.h"
+#include "core/memcheck.h"
+#include "io/model_io.h"
 #include "nabla.h"
 #include "nn/layers.h"
-#include "safetensors_internal.h"
+#include "io/safetensors_internal.h"
 
 #define FORMAT_NAME "nabla"
 

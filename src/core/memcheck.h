@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#include "memory_need.h"
+#include "core/memory_need.h"
 #include "nabla.h"
 
 

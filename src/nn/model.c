@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 #include "nabla.h"
 #include "nn/layers.h"
 

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "nabla.h"
 
 /* Labels at or above this are refused rather than turned into a million-way classifier. */

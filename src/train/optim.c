@@ -31,9 +31,9 @@
 #include <string.h>
 
 #include "nabla.h"
-#include "optim_internal.h"
-#include "pool.h"
-#include "simd.h"
+#include "train/optim_internal.h"
+#include "core/pool.h"
+#include "core/simd.h"
 
 static const char *const optimizer_names[] = {
     [NB_SGD] = "sgd",         [NB_MOMENTUM] = "momentum", [NB_NESTEROV] = "nesterov",

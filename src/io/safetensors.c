@@ -27,12 +27,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "fileio.h"
-#include "json_check.h"
-#include "little_endian.h"
-#include "memcheck.h"
+#include "io/fileio.h"
+#include "io/json_check.h"
+#include "core/little_endian.h"
+#include "core/memcheck.h"
 #include "nabla.h"
-#include "safetensors_internal.h"
+#include "io/safetensors_internal.h"
 
 /* The reference implementation's limit; it stops a hostile header from exhausting memory. */
 #define ST_MAX_HEADER 100000000ull

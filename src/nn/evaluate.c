@@ -1,11 +1,11 @@
 /* Evaluation: a model's loss and accuracy on a data set, in inference mode (nb_evaluate), and
  * the pieces nb_train's steps share with it. */
-#include "evaluate.h"
+#include "nn/evaluate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 
 int predicted_class(const float *logits, int classes)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
-#include "memcheck.h"
+#include "core/graph_internal.h"
+#include "core/memcheck.h"
 
 nb_graph *nb_graph_new(void)
 {

@@ -1,6 +1,6 @@
 /* File I/O: every write by one rule (see fileio.h), whole files read into one buffer. */
-#include "fileio.h"
-#include "memcheck.h"
+#include "io/fileio.h"
+#include "core/memcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>

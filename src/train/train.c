@@ -7,11 +7,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "graph_internal.h"
-#include "memcheck.h"
-#include "evaluate.h"
-#include "optim_internal.h"
-#include "train_ranks.h"
+#include "core/graph_internal.h"
+#include "core/memcheck.h"
+#include "nn/evaluate.h"
+#include "train/optim_internal.h"
+#include "train/train_ranks.h"
 
 static double now_seconds(void)
 {

@@ -1,13 +1,13 @@
 /* nb_train's steps, alone or in lockstep with other ranks (see train_ranks.h). */
-#include "train_ranks.h"
+#include "train/train_ranks.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "evaluate.h"
-#include "graph_internal.h"
+#include "nn/evaluate.h"
+#include "core/graph_internal.h"
 
 /* ---- data-parallel training ----
  *

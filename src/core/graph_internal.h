@@ -4,8 +4,8 @@
 #define NABLA_GRAPH_INTERNAL_H
 
 #include "nabla.h"
-#include "memcheck.h"
-#include "pool.h"
+#include "core/memcheck.h"
+#include "core/pool.h"
 
 #define NB_MAX_INPUTS 5
 

@@ -1,5 +1,5 @@
 /* The memory limit of the cgroups this process is in (see cgroup_memory.h). */
-#include "cgroup_memory.h"
+#include "core/cgroup_memory.h"
 
 #include <pthread.h>
 #include <stdio.h>

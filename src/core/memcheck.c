@@ -1,14 +1,14 @@
 /* Checks sizes against what this process may still use before allocating them. See
  * memcheck.h. */
-#include "memcheck.h"
+#include "core/memcheck.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "cgroup_memory.h"
-#include "pool.h"
+#include "core/cgroup_memory.h"
+#include "core/pool.h"
 
 /* What a run keeps for the small allocations around the big ones it checks (messages, JSON,
  * metrics text, a checkpoint's header, stdio buffers, malloc's own overhead). Measured with the

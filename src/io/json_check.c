@@ -1,5 +1,5 @@
 /* Checks on JSON that cJSON does not make (json_check.h). */
-#include "json_check.h"
+#include "io/json_check.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "memcheck.h"
+#include "core/memcheck.h"
 #include "nabla.h"
 
 static const char *const synthetic_kinds[] = {"moons", "circles", "spirals"};

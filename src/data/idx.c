@@ -21,8 +21,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "fileio.h"
-#include "memcheck.h"
+#include "io/fileio.h"
+#include "core/memcheck.h"
 #include "nabla.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u

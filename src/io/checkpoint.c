@@ -20,12 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "little_endian.h"
-#include "memcheck.h"
-#include "model_io.h"
+#include "io/fileio.h"
+#include "core/little_endian.h"
+#include "core/memcheck.h"
+#include "io/model_io.h"
 #include "nabla.h"
-#include "safetensors_internal.h"
+#include "io/safetensors_internal.h"
 
 #define FORMAT_VERSION "1"
 

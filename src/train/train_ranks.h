@@ -1,4 +1,4 @@
-/* nb_train's steps (src/train.c runs the loop): one process alone, or several ranks in
+/* nb_train's steps (src/train/train.c runs the loop): one process alone, or several ranks in
  * lockstep through a communicator (data-parallel training, described in train_ranks.c). */
 #ifndef NABLA_TRAIN_RANKS_H
 #define NABLA_TRAIN_RANKS_H

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "nabla.h"
-#include "pool.h"
-#include "simd.h"
+#include "core/pool.h"
+#include "core/simd.h"
 
 void nb_dataset_free(nb_dataset *d)
 {

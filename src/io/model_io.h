@@ -1,4 +1,4 @@
-/* Inside the model files, shared with the checkpoints (src/checkpoint.c). */
+/* Inside the model files, shared with the checkpoints (src/io/checkpoint.c). */
 #ifndef NABLA_MODEL_IO_H
 #define NABLA_MODEL_IO_H
 

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "memory_need.h"
+#include "core/memory_need.h"
 
 typedef struct nb_pool nb_pool;
 

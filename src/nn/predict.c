@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evaluate.h"
+#include "nn/evaluate.h"
 #include "nabla.h"
 
 int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_error *err)

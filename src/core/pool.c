@@ -7,7 +7,7 @@
  * before reading `sleepers` (both sequentially consistent), so one of them always sees the
  * other and no wake-up is lost. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
-#include "pool.h"
+#include "core/pool.h"
 
 #include <cblas.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "core/graph_internal.h"
 
 static double loss_at(nb_graph *g, nb_node *loss, int batch)
 {
