@@ -19,7 +19,7 @@ void usage_train(FILE *out)
     fprintf(out,
 "usage: nabla train [options]\n"
 "\n"
-"Trains a classifier (dense layers, softmax cross-entropy) and writes config.json,\n"
+"Trains a classifier (the layers of --layers, softmax cross-entropy) and writes config.json,\n"
 "metrics.jsonl, model.safetensors and summary.json to the run directory, and keeps\n"
 "checkpoint.safetensors (and checkpoint.prev.safetensors) there while it trains.\n"
 "Ctrl-C (or SIGTERM, or SIGHUP from a terminal that went away) stops at the next step with\n"
