@@ -293,7 +293,7 @@ typedef struct nb_shape {
 
 nb_shape nb_shape_vector(int n);
 nb_shape nb_shape_image(int c, int h, int w);
-int64_t nb_shape_numel(nb_shape s);
+int64_t nb_shape_numel(nb_shape s);   /* saturates at INT64_MAX; 0 for a side below 1 */
 /* "784" or "1x28x28"; returns snprintf's count. */
 int nb_shape_format(nb_shape s, char *buf, size_t cap);
 /* "N", "CxHxW" or "C,H,W": whole numbers from 1 in plain digits (no sign, no leading zero),

@@ -420,6 +420,11 @@ static void test_shape_errors(void **state)
     expect_shape_error("linear", vec, 1, "2 to 1000000 classes");
     expect_shape_error("conv2d(1000000,1),flatten,linear", nb_shape_image(1, 100, 100), 10,
                        "its output 1000000x100x100 is too large");
+    /* Sides near INT_MAX: the window arithmetic and the counts do not overflow. */
+    expect_shape_error("conv2d(1000000,1,padding=4096),flatten,linear",
+                       nb_shape_image(1, 1, 2147483647), 10, "too large");
+    expect_shape_error("maxpool2d(1,stride=1),conv2d(4,1,padding=1),flatten,linear",
+                       nb_shape_image(1, 1, 2147483647), 10, "its output 4x3x2147483649 is too large");
     expect_shape_error("conv2d(1000000,4096,padding=2048),flatten,linear",
                        nb_shape_image(1000, 1, 1), 10,
                        "'conv2d(1000000,4096,padding=2048)' at position 0: its weight is too "
@@ -563,6 +568,30 @@ static nb_mlp mlp_of(int inputs, int classes, const char *widths, nb_activation 
     return m;
 }
 
+/* Shapes as --input-shape and the metadata write them. */
+static void test_shape_text(void **state)
+{
+    (void)state;
+    nb_shape sh;
+    assert_int_equal(nb_shape_parse("784", &sh), 0);
+    assert_int_equal(sh.ndim, 1);
+    assert_int_equal(sh.dim[0], 784);
+    assert_int_equal(nb_shape_parse("1x28x28", &sh), 0);
+    assert_int_equal(sh.ndim, 3);
+    assert_int_equal(sh.dim[2], 28);
+    assert_int_equal(nb_shape_parse("3,32,32", &sh), 0);
+    assert_int_equal(sh.dim[0] * sh.dim[1] * sh.dim[2], 3072);
+    static const char *const bad[] = {"", "0", "08", "-1", "+3", "1x2", "1x2x3x4", "1,2x3",
+                                      "1x28x", "x28x28", " 1x2x3", "2147483648",
+                                      "2147483647x2147483647x2147483647", "65536x65536",
+                                      "1x65536x65536", "3x28x28 "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (nb_shape_parse(bad[i], &sh) == 0)
+            fail_msg("'%s' was taken as a shape", bad[i]);
+    assert_true(nb_shape_numel(nb_shape_image(2147483647, 2147483647, 2147483647)) == INT64_MAX);
+    assert_true(nb_shape_numel(nb_shape_image(3, 0, 5)) == 0);
+}
+
 static void test_legacy_models(void **state)
 {
     (void)state;
@@ -644,6 +673,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_layer_and_argument_names),
         cmocka_unit_test(test_number_errors),
         cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_shape_text),
         cmocka_unit_test(test_legacy_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

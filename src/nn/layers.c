@@ -44,9 +44,15 @@ int nb_shape_format(nb_shape s, char *buf, size_t cap)
 
 int64_t nb_shape_numel(nb_shape s)
 {
+    /* Saturated: three sides of up to INT_MAX would overflow 64 bits. */
     int64_t n = 1;
-    for (int d = 0; d < s.ndim; d++)
+    for (int d = 0; d < s.ndim && d < 3; d++) {
+        if (s.dim[d] <= 0)
+            return 0;
+        if (n > INT64_MAX / s.dim[d])
+            return INT64_MAX;
         n *= s.dim[d];
+    }
     return n;
 }
 
@@ -164,10 +170,11 @@ static int need_image(const char *layer, nb_shape in, why *w)
                     layer);
 }
 
-/* One side of a convolution or pooling: floor((n + 2 pad - k) / stride) + 1. */
-static int window_out(int n, int k, int stride, int pad)
+/* One side of a convolution or pooling: floor((n + 2 pad - k) / stride) + 1, in 64 bits (a side
+ * may be near INT_MAX, and padding makes it larger). */
+static int64_t window_out(int n, int k, int stride, int pad)
 {
-    return (n + 2 * pad - k) / stride + 1;
+    return ((int64_t)n + 2 * (int64_t)pad - k) / stride + 1;
 }
 
 static int window_shape(const char *layer, const nb_layer *l, nb_shape in, int channels,
@@ -177,20 +184,21 @@ static int window_shape(const char *layer, const nb_layer *l, nb_shape in, int c
         return -1;
     char s[48];
     nb_shape_format(in, s, sizeof s);
-    int h = in.dim[1] + 2 * l->padding[0], wd = in.dim[2] + 2 * l->padding[1];
+    int64_t h = in.dim[1] + 2 * (int64_t)l->padding[0], wd = in.dim[2] + 2 * (int64_t)l->padding[1];
     if (h < l->kernel[0] || wd < l->kernel[1]) {
         if (l->padding[0] || l->padding[1])
-            return fail_why(w, "input %s (%dx%d with padding) is smaller than the kernel %dx%d",
-                            s, h, wd, l->kernel[0], l->kernel[1]);
+            return fail_why(w, "input %s (%lldx%lld with padding) is smaller than the kernel %dx%d",
+                            s, (long long)h, (long long)wd, l->kernel[0], l->kernel[1]);
         return fail_why(w, "input %s is smaller than the kernel %dx%d", s, l->kernel[0],
                         l->kernel[1]);
     }
-    *out = nb_shape_image(channels, window_out(in.dim[1], l->kernel[0], l->stride[0], l->padding[0]),
-                          window_out(in.dim[2], l->kernel[1], l->stride[1], l->padding[1]));
-    if (nb_shape_numel(*out) > NUMEL_MAX) {
-        nb_shape_format(*out, s, sizeof s);
-        return fail_why(w, "its output %s is too large", s);
-    }
+    int64_t ho = window_out(in.dim[1], l->kernel[0], l->stride[0], l->padding[0]);
+    int64_t wo = window_out(in.dim[2], l->kernel[1], l->stride[1], l->padding[1]);
+    /* In double: channels times both sides can pass 64 bits. */
+    if ((double)channels * (double)ho * (double)wo > NUMEL_MAX)
+        return fail_why(w, "its output %dx%lldx%lld is too large", channels, (long long)ho,
+                        (long long)wo);
+    *out = nb_shape_image(channels, (int)ho, (int)wo);
     return 0;
 }
 
@@ -261,8 +269,8 @@ static int conv2d_params(const nb_layer *l, nb_shape in, nb_shape out, int bias,
 {
     int wshape[4] = {l->out, in.dim[0], l->kernel[0], l->kernel[1]};
     param(&p[0], "weight", NB_KIND_PARAM, 4, wshape, NB_INIT_RANDOM);
-    p[0].fan_in = in.dim[0] * l->kernel[0] * l->kernel[1];
-    p[0].fan_out = l->out * l->kernel[0] * l->kernel[1];
+    p[0].fan_in = (int64_t)in.dim[0] * l->kernel[0] * l->kernel[1];
+    p[0].fan_out = (int64_t)l->out * l->kernel[0] * l->kernel[1];
     if (!bias)
         return 1;
     param(&p[1], "bias", NB_KIND_PARAM, 1, wshape, NB_INIT_ZEROS);
@@ -949,7 +957,7 @@ static int has_weights(nb_layer_kind k) { return k == NB_LAYER_LINEAR || k == NB
 
 /* The activation a weight layer's initialization is for: the first after it, before the next
  * weight layer; for the last layer, the closest before it; relu's for a model without any. */
-static double init_std(const nb_layers *layers, int i, int fan_in, int fan_out)
+static double init_std(const nb_layers *layers, int i, int64_t fan_in, int64_t fan_out)
 {
     nb_activation act = NB_RELU;
     float slope = 0.0f;
@@ -961,10 +969,10 @@ static double init_std(const nb_layers *layers, int i, int fan_in, int fan_out)
         for (j = i - 1; j >= 0 && !nb_layer_activation(&layers->layer[j], &act, &slope); j--)
             ;
     if (act == NB_RELU)
-        return sqrt(2.0 / fan_in);
+        return sqrt(2.0 / (double)fan_in);
     if (act == NB_LEAKY_RELU)
-        return sqrt(2.0 / ((1.0 + (double)slope * slope) * fan_in));
-    return sqrt(2.0 / (fan_in + fan_out));
+        return sqrt(2.0 / ((1.0 + (double)slope * slope) * (double)fan_in));
+    return sqrt(2.0 / (double)(fan_in + fan_out));
 }
 
 int nb_layers_params(const nb_layers *layers, nb_shape input, int classes, nb_layer_param *out,

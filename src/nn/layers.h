@@ -18,6 +18,7 @@
 #define NABLA_NN_LAYERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nabla.h"
 
@@ -35,7 +36,7 @@ typedef struct nb_layer_param {
     int ndim;               /* 0 (the counter) to 4 (conv2d's weight) */
     int shape[4];
     nb_layer_init init;
-    int fan_in, fan_out;    /* NB_INIT_RANDOM: in·kh·kw and out·kh·kw (PyTorch's); else 0 */
+    int64_t fan_in, fan_out; /* NB_INIT_RANDOM: in·kh·kw and out·kh·kw (PyTorch's); else 0 */
     double std;             /* NB_INIT_RANDOM: of the normal distribution drawn from (see
                              * nb_model_build for the rule); else 0 */
     int layer;              /* the layer's index */
