@@ -8,6 +8,12 @@ and num_batches_tracked) must agree to 1e-4 of the tensor's own scale:
 
     max|nabla - torch| / max(max|torch|, 1e-6) <= 1e-4
 
+The models are the MLP of LAYERS (every optimizer, with and without batch norm and weight
+decay, three activations, a decaying schedule) and the convolutional networks of CNN_MODELS on
+2x7x9 images read with --input-shape (conv2d with padding, strides and a non-square kernel,
+both poolings, BatchNorm2d, layer norm; every optimizer on the first), each given as a model's
+text that tests/model_text_py.py turns into the equivalent torch.nn.Sequential.
+
 Batches are taken in file order (--no-shuffle), the last partial batch included, and training
 stops after --max-steps steps, which crosses epoch boundaries so per-epoch learning-rate
 schedules are exercised. Each case also checks that it can fail: training must move the weights
