@@ -86,7 +86,7 @@ bench: bench-deps all
 # The conv2d op alone against PyTorch's on the reference CNN's two convolutions, forward and
 # backward, with the sgemm ceiling; writes bench/CONV_RESULTS.md. Example:
 # make bench-conv BENCH_CONV_ARGS="--rounds 5"
-bench-conv: bench-deps all
+bench-conv: test-deps all
 	/usr/bin/python3 bench/conv_bench.py --build $(BUILD) $(BENCH_CONV_ARGS)
 
 # nabla tune against Optuna (random and TPE samplers driving nabla train) with the same budget;

@@ -365,7 +365,7 @@ int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err)
         size_t size = nb_node_size(n, max_batch);
         if (n->view_of) {
             n->value = n->view_of->value;
-            n->grad = n->view_of->grad;
+            n->grad = n->requires_grad ? n->view_of->grad : NULL;
         } else if (n->leaf == NB_LEAF_PARAM) {
             n->value = p;
             n->grad = gr;

@@ -99,6 +99,21 @@ static tap tap_at(const conv_geom *q, int i, int j)
     return t;
 }
 
+/* dst[e] += src[e]: a run of col added onto the image it came from. */
+static inline void add_run(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t e = 0; e < n; e++)
+        dst[e] += src[e];
+}
+
+/* memset to 0 of n floats, without a call when there are none (most rows of a padded conv
+ * have a few padding elements or none). */
+static inline void zero(float *p, size_t n)
+{
+    if (n)
+        memset(p, 0, n * sizeof(float));
+}
+
 /* In a contiguous row of col (output positions oh Wo + ow), sets the elements in the image's
  * rows but outside its columns to 0. */
 static void zero_row_edges(const conv_geom *q, const tap *t, float *row)
@@ -112,93 +127,102 @@ static void zero_row_edges(const conv_geom *q, const tap *t, float *row)
     }
 }
 
-/* col [K, P]: row (c, i, j), column (oh, ow) holds x[c, oh sh - ph + i, ow sw - pw + j], or 0
- * where that is outside the image. */
+/* Row (c, i, j) of col, for tap t of (i, j) and image = x's channel c: column (oh, ow) holds
+ * image[oh sh + di, ow sw + dj], or 0 where that is outside the image. */
+static inline void im2col_row(const conv_geom *q, const tap *t, const float *restrict image,
+                              float *restrict row)
+{
+    size_t wo = (size_t)q->out_width, p = (size_t)q->p;
+    int sh = q->win.stride[0], sw = q->win.stride[1];
+    if (t->oh0 >= t->oh1 || t->ow0 >= t->ow1) {
+        zero(row, p);
+        return;
+    }
+    if (q->contiguous) {
+        /* output e = oh W + ow reads input e + di W + dj: one run from the first element read
+         * to the last, then its padding elements set apart */
+        size_t first = (size_t)t->oh0 * wo + (size_t)t->ow0;
+        size_t end = (size_t)(t->oh1 - 1) * wo + (size_t)t->ow1;
+        ptrdiff_t shift = (ptrdiff_t)t->di * q->width + t->dj;
+        zero(row, first);
+        memcpy(row + first, image + ((ptrdiff_t)first + shift), (end - first) * sizeof(float));
+        zero(row + end, p - end);
+        zero_row_edges(q, t, row);
+        return;
+    }
+    zero(row, (size_t)t->oh0 * wo);
+    for (int oh = t->oh0; oh < t->oh1; oh++) {
+        float *dst = row + (size_t)oh * wo;
+        const float *src = image + (size_t)(oh * sh + t->di) * (size_t)q->width;
+        zero(dst, (size_t)t->ow0);
+        if (sw == 1)
+            memcpy(dst + t->ow0, src + (t->ow0 + t->dj), (size_t)(t->ow1 - t->ow0) * sizeof(float));
+        else
+            for (int ow = t->ow0; ow < t->ow1; ow++)
+                dst[ow] = src[ow * sw + t->dj];
+        zero(dst + t->ow1, (size_t)(q->out_width - t->ow1));
+    }
+    zero(row + (size_t)t->oh1 * wo, (size_t)(q->out_height - t->oh1) * wo);
+}
+
+/* image += row (c, i, j) of col put back where im2col_row read it from (padding reads go
+ * nowhere). row's padding elements are overwritten. */
+static inline void col2im_row(const conv_geom *q, const tap *t, float *restrict row,
+                              float *restrict image)
+{
+    size_t wo = (size_t)q->out_width;
+    int sh = q->win.stride[0], sw = q->win.stride[1];
+    if (t->oh0 >= t->oh1 || t->ow0 >= t->ow1)
+        return;
+    if (q->contiguous) {
+        /* The run between the first and the last element read crosses the ends of image rows;
+         * its padding elements, set to 0, add nothing there. */
+        zero_row_edges(q, t, row);
+        size_t first = (size_t)t->oh0 * wo + (size_t)t->ow0;
+        size_t end = (size_t)(t->oh1 - 1) * wo + (size_t)t->ow1;
+        ptrdiff_t shift = (ptrdiff_t)t->di * q->width + t->dj;
+        add_run(image + ((ptrdiff_t)first + shift), row + first, end - first);
+        return;
+    }
+    for (int oh = t->oh0; oh < t->oh1; oh++) {
+        const float *src = row + (size_t)oh * wo;
+        float *dst = image + (size_t)(oh * sh + t->di) * (size_t)q->width;
+        if (sw == 1)
+            add_run(dst + (t->ow0 + t->dj), src + t->ow0, (size_t)(t->ow1 - t->ow0));
+        else
+            for (int ow = t->ow0; ow < t->ow1; ow++)
+                dst[ow * sw + t->dj] += src[ow];
+    }
+}
+
+/* col [K, P] = im2col(x): row (c, i, j), column (oh, ow) holds x[c, oh sh - ph + i,
+ * ow sw - pw + j], or 0 where that is outside the image. */
 NB_HOT static void im2col(const conv_geom *q, const float *restrict x, float *restrict col)
 {
-    int kh = q->win.kernel[0], kw = q->win.kernel[1], sh = q->win.stride[0];
-    int sw = q->win.stride[1];
-    size_t wo = (size_t)q->out_width, plane = (size_t)q->height * (size_t)q->width;
-    for (int c = 0; c < q->channels; c++)
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++) {
-                float *row = col + (size_t)((c * kh + i) * kw + j) * (size_t)q->p;
-                const float *image = x + (size_t)c * plane;
-                tap t = tap_at(q, i, j);
-                if (t.oh0 >= t.oh1 || t.ow0 >= t.ow1) {
-                    memset(row, 0, (size_t)q->p * sizeof(float));
-                    continue;
-                }
-                if (q->contiguous) {
-                    /* output e = oh W + ow reads input e + di W + dj: one run from the first
-                     * element read to the last */
-                    size_t first = (size_t)t.oh0 * wo + (size_t)t.ow0;
-                    size_t end = (size_t)(t.oh1 - 1) * wo + (size_t)t.ow1;
-                    ptrdiff_t shift = (ptrdiff_t)t.di * q->width + t.dj;
-                    memset(row, 0, first * sizeof(float));
-                    for (size_t e = first; e < end; e++)
-                        row[e] = image[(ptrdiff_t)e + shift];
-                    memset(row + end, 0, ((size_t)q->p - end) * sizeof(float));
-                    zero_row_edges(q, &t, row);
-                    continue;
-                }
-                memset(row, 0, (size_t)t.oh0 * wo * sizeof(float));
-                for (int oh = t.oh0; oh < t.oh1; oh++) {
-                    float *dst = row + (size_t)oh * wo;
-                    const float *src = image + (size_t)(oh * sh + t.di) * (size_t)q->width;
-                    for (int ow = 0; ow < t.ow0; ow++)
-                        dst[ow] = 0.0f;
-                    if (sw == 1)
-                        for (int ow = t.ow0; ow < t.ow1; ow++)
-                            dst[ow] = src[ow + t.dj];
-                    else
-                        for (int ow = t.ow0; ow < t.ow1; ow++)
-                            dst[ow] = src[ow * sw + t.dj];
-                    for (int ow = t.ow1; ow < q->out_width; ow++)
-                        dst[ow] = 0.0f;
-                }
-                memset(row + (size_t)t.oh1 * wo, 0,
-                       (size_t)(q->out_height - t.oh1) * wo * sizeof(float));
-            }
+    int kh = q->win.kernel[0], kw = q->win.kernel[1];
+    size_t plane = (size_t)q->height * (size_t)q->width;
+    for (int i = 0; i < kh; i++)
+        for (int j = 0; j < kw; j++) {
+            tap t = tap_at(q, i, j);
+            for (int c = 0; c < q->channels; c++)
+                im2col_row(q, &t, x + (size_t)c * plane,
+                           col + (size_t)((c * kh + i) * kw + j) * (size_t)q->p);
+        }
 }
 
 /* dx [C, H, W] += col2im(col): every element of col back onto the input element it was read
- * from (padding reads go nowhere), in a fixed order. col's padding elements are overwritten. */
+ * from. Each element of dx gets its terms in the order of (i, j). */
 NB_HOT static void col2im(const conv_geom *q, float *restrict col, float *restrict dx)
 {
-    int kh = q->win.kernel[0], kw = q->win.kernel[1], sh = q->win.stride[0];
-    int sw = q->win.stride[1];
-    size_t wo = (size_t)q->out_width, plane = (size_t)q->height * (size_t)q->width;
-    for (int c = 0; c < q->channels; c++)
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++) {
-                float *row = col + (size_t)((c * kh + i) * kw + j) * (size_t)q->p;
-                float *image = dx + (size_t)c * plane;
-                tap t = tap_at(q, i, j);
-                if (t.oh0 >= t.oh1 || t.ow0 >= t.ow1)
-                    continue;
-                if (q->contiguous) {
-                    /* The run between the first and the last element read crosses the ends of
-                     * image rows; its padding elements, set to 0, add nothing there. */
-                    zero_row_edges(q, &t, row);
-                    size_t first = (size_t)t.oh0 * wo + (size_t)t.ow0;
-                    size_t end = (size_t)(t.oh1 - 1) * wo + (size_t)t.ow1;
-                    ptrdiff_t shift = (ptrdiff_t)t.di * q->width + t.dj;
-                    for (size_t e = first; e < end; e++)
-                        image[(ptrdiff_t)e + shift] += row[e];
-                    continue;
-                }
-                for (int oh = t.oh0; oh < t.oh1; oh++) {
-                    const float *src = row + (size_t)oh * wo;
-                    float *dst = image + (size_t)(oh * sh + t.di) * (size_t)q->width;
-                    if (sw == 1)
-                        for (int ow = t.ow0; ow < t.ow1; ow++)
-                            dst[ow + t.dj] += src[ow];
-                    else
-                        for (int ow = t.ow0; ow < t.ow1; ow++)
-                            dst[ow * sw + t.dj] += src[ow];
-                }
-            }
+    int kh = q->win.kernel[0], kw = q->win.kernel[1];
+    size_t plane = (size_t)q->height * (size_t)q->width;
+    for (int i = 0; i < kh; i++)
+        for (int j = 0; j < kw; j++) {
+            tap t = tap_at(q, i, j);
+            for (int c = 0; c < q->channels; c++)
+                col2im_row(q, &t, col + (size_t)((c * kh + i) * kw + j) * (size_t)q->p,
+                           dx + (size_t)c * plane);
+        }
 }
 
 /* The sum of n floats in an order fixed by n alone: 8 float lanes, added up in double. */
@@ -327,21 +351,22 @@ static void backward_parts(nb_node *n, const conv_geom *q, int batch, const nb_e
 static void add_up_parts(nb_node *n, const conv_geom *q, int batch, const nb_exec *ex)
 {
     nb_node *w = n->in[CONV_W], *b = n->n_in > CONV_B ? n->in[CONV_B] : NULL;
-    int parts = nb_product_parts();
+    int parts = nb_product_parts(), used = 0;
+    /* The parts with samples are the first ones: nb_split gives the last parts the rest. */
+    for (int part = 0; part < parts; part++) {
+        size_t s0, s1;
+        nb_part_range(part, parts, (size_t)batch, 1, &s0, &s1);
+        used += s0 < s1;
+    }
     if (w->grad) {
         size_t e0, e1;
         nb_split(ex, (size_t)q->out_channels * (size_t)q->k, 16, &e0, &e1);
+        const float *dw = scratch_of(n, q, 0).dw;
+        size_t stride = part_floats(q); /* from one part's dW to the next one's */
         for (size_t e = e0; e < e1; e++) {
-            float total = 0.0f;
-            for (int part = 0, first = 1; part < parts; part++) {
-                size_t s0, s1;
-                nb_part_range(part, parts, (size_t)batch, 1, &s0, &s1);
-                if (s0 == s1)
-                    continue;
-                float v = scratch_of(n, q, part).dw[e];
-                total = first ? v : total + v;
-                first = 0;
-            }
+            float total = used ? dw[e] : 0.0f;
+            for (int part = 1; part < used; part++)
+                total += dw[(size_t)part * stride + e];
             w->grad[e] = nb_grad_put(w->grad[e], total, n->assign[CONV_W]);
         }
     }
@@ -350,12 +375,8 @@ static void add_up_parts(nb_node *n, const conv_geom *q, int batch, const nb_exe
         nb_split(ex, (size_t)q->out_channels, 1, &o0, &o1);
         for (size_t o = o0; o < o1; o++) {
             double total = 0.0;
-            for (int part = 0; part < parts; part++) {
-                size_t s0, s1;
-                nb_part_range(part, parts, (size_t)batch, 1, &s0, &s1);
-                if (s0 < s1)
-                    total += scratch_of(n, q, part).db[o];
-            }
+            for (int part = 0; part < used; part++)
+                total += scratch_of(n, q, part).db[o];
             b->grad[o] = nb_grad_put(b->grad[o], (float)total, n->assign[CONV_B]);
         }
     }
