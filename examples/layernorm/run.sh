@@ -9,8 +9,8 @@
 #   examples/layernorm/run.sh [NABLA [OUT]] [--quick] [--seeds N]
 #
 # NABLA: the nabla program (default build/nabla in the repository); OUT: the output directory
-# (default runs/layernorm in the repository). --seeds: how many seeds [2]. --quick: 1,024
-# samples of a 1,024-image subset (test: 1,000 images), seed 0 alone, for the tests.
+# (default runs/layernorm in the repository). --seeds: how many seeds [2]. --quick: one epoch
+# of a 512-image subset (test: 500 images), seed 0 alone, for the tests.
 set -euo pipefail
 
 SEEDS=2
@@ -40,18 +40,18 @@ DATA=fashion-mnist
 SAMPLES=60000   # one epoch of the training set
 EVAL=12800      # samples between evaluations: a whole number of steps at every batch size
 if [ $QUICK -eq 1 ]; then
-    SEEDS=1 SAMPLES=1024 EVAL=256
+    SEEDS=1 SAMPLES=512 EVAL=128
 fi
 
 start_jobs
 if [ $QUICK -eq 1 ]; then
-    # The first 1,024 training and 1,000 test images of Fashion-MNIST, as IDX files.
+    # The first 512 training and 500 test images of Fashion-MNIST, as IDX files.
     DATA=$OUT/data
     mkdir -p "$DATA"
     "$PY" - "$DATA" <<'PYEOF'
 import gzip, struct, sys
 src, out = "/usr/share/datasets/fashion-mnist", sys.argv[1]
-for split, n in (("train", 1024), ("t10k", 1000)):
+for split, n in (("train", 512), ("t10k", 500)):
     for kind, item in (("images-idx3", 784), ("labels-idx1", 1)):
         raw = gzip.open(f"{src}/{split}-{kind}-ubyte.gz").read()
         ndim = raw[3]

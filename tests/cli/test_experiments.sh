@@ -184,7 +184,7 @@ check "search: the best models' report has 5 charts (has $(svgs "$R" 2>/dev/null
 # ---- layer norm against batch norm at small batches ------------------------------------------------
 experiment layernorm
 L=$WORK/layernorm
-check "layernorm: 9 runs (3 norms x batches of 2, 8, 64), each 1 epoch of the same 1,024 samples" "$PY" - "$L" <<'EOF'
+check "layernorm: 9 runs (3 norms x batches of 2, 8, 64), each 1 epoch of the same 512 samples" "$PY" - "$L" <<'EOF'
 import json, sys
 out = sys.argv[1]
 for b in (2, 8, 64):
@@ -196,12 +196,12 @@ for b in (2, 8, 64):
                 f"maxpool2d(2),flatten,linear(64),{n}relu,linear")
         assert (c["model"], c["input_shape"], c["batch_size"], c["epochs"], c["seed"],
                 c["optimizer"], c["train_samples"], c["test_samples"]) == \
-            (want, "1x28x28", b, 1, 0, "adam", 1024, 1000), (d, c)
+            (want, "1x28x28", b, 1, 0, "adam", 512, 500), (d, c)
         s = json.load(open(f"{d}/summary.json"))
-        assert (s["samples"], s["steps"], s["test_samples"]) == (1024, 1024 // b, 1000), (d, s)
-        # the test accuracy after every 256 samples, the same points at every batch size
+        assert (s["samples"], s["steps"], s["test_samples"]) == (512, 512 // b, 500), (d, s)
+        # the test accuracy after every 128 samples, the same points at every batch size
         steps = [json.loads(l) for l in open(f"{d}/steps.jsonl")]
-        assert [e["step"] * b for e in steps] == [256, 512, 768, 1024], (d, steps)
+        assert [e["step"] * b for e in steps] == [128, 256, 384, 512], (d, steps)
         assert steps[-1]["test_accuracy"] == s["test_accuracy"], (d, steps[-1], s)
 EOF
 # What each norm put in the model: BatchNorm2d and BatchNorm1d have per-channel (per-unit)
@@ -224,7 +224,7 @@ for b in (2, 8, 64):
     assert sorted(plain) == ["0.bias", "0.weight", "3.bias", "3.weight", "7.bias", "7.weight",
                              "9.bias", "9.weight"], plain
 EOF
-# Every network learns something from 1,024 images (chance is 0.1); and at batch 2 batch norm
+# Every network learns something from 512 images (chance is 0.1); and at batch 2 batch norm
 # trains worst: its BatchNorm1d standardizes each unit over 2 samples, so every unit gives -1 or
 # +1, and the training batches' accuracy falls far below layer norm's and the plain network's.
 check "layernorm: above chance everywhere; batch norm trains worst at batch 2" "$PY" - "$L" <<'EOF'
