@@ -401,6 +401,10 @@ def torch_accuracy(runs, workload):
                              if r.workload == workload and r.program != "nabla")
 
 
+def epochs_text(n):
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def trained_rows(w, accuracy_runs, accuracy_epochs):
     """The rows of w's accuracy target after its epochs, judged from the --accuracy-epochs
     runs; without those runs, or with runs of another length, the rows say so."""
@@ -410,7 +414,7 @@ def trained_rows(w, accuracy_runs, accuracy_epochs):
              f"within ±{t.points:g}")
     if accuracy_epochs != t.epochs:
         why = (f"not measured (add --accuracy-epochs {t.epochs})" if accuracy_epochs == 0 else
-               f"not judged (the runs had {accuracy_epochs} epochs)")
+               f"not judged (the runs were {epochs_text(accuracy_epochs)})")
         return [(least[0], "-", least[1], why), (close[0], "-", close[1], why)]
     nabla = statistics.median(r.test_accuracy for r in accuracy_runs
                               if r.workload == w.name and r.program == "nabla")
@@ -649,8 +653,9 @@ def results_markdown(args, machine, kernel_note, ceilings, summary, runs, accura
               f"on {os.cpu_count()} CPUs (other work on the machine skews every number here).",
               "", raw_table(runs), ""]
     if accuracy_runs:
-        lines += [f"Accuracy runs ({args.accuracy_epochs} epochs, after the speed rounds and the "
-                  f"second ceiling measurement):", "", raw_table(accuracy_runs), ""]
+        lines += [f"Accuracy runs ({epochs_text(args.accuracy_epochs)} each, after the speed "
+                  f"rounds and the second ceiling measurement; round is the seed):", "",
+                  raw_table(accuracy_runs), ""]
     return "\n".join(lines)
 
 
@@ -701,7 +706,7 @@ def parse_args():
 def timed_run(args, workload, program, envs, scratch, round_, rounds, epochs):
     """run_program, logged."""
     r = run_program(args, workload, program, envs, scratch, round_, epochs)
-    log(f"[{workload.name} {round_}/{rounds}, {epochs} epoch(s)] {program:13s} "
+    log(f"[{workload.name} {round_}/{rounds}, {epochs_text(epochs)}] {program:13s} "
         f"{r.samples_per_second:9,.0f} samples/s  acc {100 * r.test_accuracy:.2f}%  "
         f"{r.peak_rss_kib / 1024:5.0f} MiB  {r.wall_seconds:5.1f} s")
     return r
