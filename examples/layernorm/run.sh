@@ -114,6 +114,7 @@ print("test accuracy during training, seed 0, by samples seen:")
 for b in batches:
     for n in norms:
         pts = [(s["step"] * b, s["test_accuracy"]) for s in runs[0, b, n]["steps"]]
+        pts.append((runs[0, b, n]["summary"]["samples"], runs[0, b, n]["summary"]["test_accuracy"]))
         print(f"  batch {b:<3} {n:10} " + "  ".join(f"{k}: {a:.4f}" for k, a in pts))
 PYEOF
 echo "reports: $OUT/b2/report.html $OUT/b8/report.html $OUT/b64/report.html ($((SECONDS - STARTED)) s)"

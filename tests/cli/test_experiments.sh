@@ -235,7 +235,7 @@ assert all(v["test_accuracy"] > 0.2 for v in s.values()), s
 train = {n: s[2, n]["train_accuracy"] for n in ("batchnorm", "layernorm", "none")}
 assert train["batchnorm"] < min(train["layernorm"], train["none"]) - 0.1, train
 EOF
-check "layernorm: the table prints each run's accuracies and the differences" "$PY" - "$L" "$WORK/layernorm.out" <<'EOF'
+check "layernorm: the tables print each run's accuracies, its curve and the differences" "$PY" - "$L" "$WORK/layernorm.out" <<'EOF'
 import json, sys
 out, printed = sys.argv[1], open(sys.argv[2]).read().splitlines()
 rows = {(int(l.split()[1]), l.split()[2]): l.split() for l in printed if l.startswith("batch ")}
@@ -244,6 +244,14 @@ for (b, norm), r in rows.items():
     s = json.load(open(f"{out}/b{b}/{norm}/summary.json"))
     assert r[3:] == ["test", f"{s['test_accuracy']:.4f}", "mean", f"{s['test_accuracy']:.4f}", "|",
                      "train", f"{s['train_accuracy']:.4f}", "mean", f"{s['train_accuracy']:.4f}"], r
+curves = [l.split() for l in printed if l.startswith("  batch ")]
+assert len(curves) == 9, printed
+for r in curves:
+    d = f"{out}/b{r[1]}/{r[2]}"
+    steps = [json.loads(l) for l in open(f"{d}/steps.jsonl")]
+    s = json.load(open(f"{d}/summary.json"))
+    want = [(e["step"] * int(r[1]), e["test_accuracy"]) for e in steps] + [(512, s["test_accuracy"])]
+    assert r[3:] == [w for k, a in want for w in (f"{k}:", f"{a:.4f}")], (r, want)
 diff = next(l for l in printed if l.startswith("layer norm minus batch norm"))
 for b in (2, 8, 64):
     want = 100 * (json.load(open(f"{out}/b{b}/layernorm/summary.json"))["test_accuracy"]
