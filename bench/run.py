@@ -690,9 +690,12 @@ def parse_args():
                    help="after the speed rounds, train the workloads that have an accuracy "
                         "target (cnn: after 10 epochs) N epochs in nabla and in the faster "
                         "PyTorch, and judge that target; minutes a run [0: not run]")
-    p.add_argument("--accuracy-runs", type=int, default=1, metavar="K",
+    p.add_argument("--accuracy-runs", type=int, metavar="K",
                    help="seeds 1..K of those runs, each program [1]")
     a = p.parse_args()
+    if a.accuracy_runs is not None and not a.accuracy_epochs:
+        p.error("--accuracy-runs needs --accuracy-epochs")
+    a.accuracy_runs = 1 if a.accuracy_runs is None else a.accuracy_runs
     if a.runs < 1 or a.epochs < 1 or a.threads < 1 or a.accuracy_runs < 1:
         p.error("--runs, --epochs, --threads and --accuracy-runs must be at least 1")
     if a.accuracy_epochs < 0:
