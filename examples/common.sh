@@ -1,5 +1,5 @@
-# The start the experiments' run.sh share (sourced, not run): their command line
-# [NABLA [OUT]] [--quick] [-h | --help].
+# What the experiments' run.sh share (sourced, not run): their command line
+# [NABLA [OUT]] [--quick] [-h | --help], and running several trainings at once.
 #
 # example_start NAME ARGS...: sets ROOT (the repository), QUICK (1 with --quick), NABLA (the
 # program, by default build/nabla; made absolute), OUT (by default runs/NAME), PY and STARTED;
@@ -26,4 +26,31 @@ example_start() {
     case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
     PY=python3
     STARTED=$SECONDS
+}
+
+# start_jobs: prepares OUT/logs for start_job and wait_jobs (and forgets earlier failures).
+# start_job NAME COMMAND...: runs the command in the background, JOBS (default 2) at a time,
+# its output in OUT/logs/NAME.log. wait_jobs: waits for them all; if any failed, prints its
+# log and exits 1.
+start_jobs() {
+    JOBS=${JOBS:-2}
+    mkdir -p "$OUT/logs"
+    rm -f "$OUT"/logs/*.failed
+}
+start_job() {
+    local name=$1
+    shift
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    ( "$@" >"$OUT/logs/$name.log" 2>&1 || touch "$OUT/logs/$name.failed" ) &
+}
+wait_jobs() {
+    wait
+    local f status=0
+    for f in "$OUT"/logs/*.failed; do
+        [ -e "$f" ] || continue
+        echo "run.sh: $(basename "${f%.failed}") failed:" >&2
+        cat "${f%.failed}.log" >&2
+        status=1
+    done
+    [ $status -eq 0 ] || exit 1
 }

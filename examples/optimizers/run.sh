@@ -34,28 +34,8 @@ optimizer_args() {
     esac
 }
 
-mkdir -p "$OUT/logs"
-rm -f "$OUT"/logs/*.failed
-
-# Each run has one thread; two run at a time (the machine's two cores).
-JOBS=${JOBS:-2}
-start_job() {   # start_job NAME COMMAND...: runs in the background, logs to logs/NAME.log
-    local name=$1
-    shift
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
-    ( "$@" >"$OUT/logs/$name.log" 2>&1 || touch "$OUT/logs/$name.failed" ) &
-}
-wait_jobs() {
-    wait
-    local f status=0
-    for f in "$OUT"/logs/*.failed; do
-        [ -e "$f" ] || continue
-        echo "run.sh: $(basename "${f%.failed}") failed:" >&2
-        cat "${f%.failed}.log" >&2
-        status=1
-    done
-    [ $status -eq 0 ] || exit 1
-}
+# Each run has one thread; two run at a time (the machine's two cores): start_job, wait_jobs.
+start_jobs
 
 # Seed 0 (the report's runs) in OUT/<schedule>/<optimizer>; seeds 1-4, each with its own
 # moons, initial weights and batch order, in OUT/seeds/<k>/<schedule>/<optimizer>.

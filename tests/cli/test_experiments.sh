@@ -1,5 +1,5 @@
 #!/bin/bash
-# The experiments under examples/ (optimizers, batchnorm, search), each run in --quick mode:
+# The experiments under examples/ (optimizers, batchnorm, search, layernorm), each run in --quick mode:
 # the one command succeeds, trains what its README says (the configurations are checked), writes
 # its run and study directories and its reports (with their charts), and prints a summary whose
 # numbers are the ones in the files. Also the scripts' usage errors.
@@ -19,7 +19,7 @@ experiment() {
 }
 
 # ---- usage ------------------------------------------------------------------------------------
-for name in optimizers batchnorm search; do
+for name in optimizers batchnorm search layernorm; do
     bash "$EXAMPLES/$name/run.sh" "$NABLA" "$WORK/u" --bogus >/dev/null 2>&1
     check "$name: an unknown option is exit 2" [ $? -eq 2 ]
     bash "$EXAMPLES/$name/run.sh" "$WORK/no-such-nabla" "$WORK/u" --quick >/dev/null 2>"$WORK/stderr"
@@ -27,6 +27,11 @@ for name in optimizers batchnorm search; do
     check "$name: a missing program is named" grep -q "no-such-nabla" "$WORK/stderr"
     bash "$EXAMPLES/$name/run.sh" --help >"$WORK/stdout"
     check "$name: --help shows the command" grep -q "examples/$name/run.sh" "$WORK/stdout"
+done
+for seeds in 0 x 100 ""; do
+    bash "$EXAMPLES/layernorm/run.sh" "$NABLA" "$WORK/u" --seeds $seeds >/dev/null 2>"$WORK/stderr"
+    check "layernorm: --seeds '$seeds' is exit 2" [ $? -eq 2 ]
+    check "layernorm: --seeds '$seeds' is one line on stderr" [ "$(lines "$WORK/stderr")" -eq 1 ]
 done
 check "usage errors write nothing" absent "$WORK/u"
 
@@ -175,6 +180,92 @@ done
 R=$S/best-models.html
 # the two best trials' loss, accuracy and learning rate, and their two decision regions
 check "search: the best models' report has 5 charts (has $(svgs "$R" 2>/dev/null))" [ "$(svgs "$R")" -eq 5 ]
+
+# ---- layer norm against batch norm at small batches ------------------------------------------------
+experiment layernorm
+L=$WORK/layernorm
+check "layernorm: 9 runs (3 norms x batches of 2, 8, 64), each 1 epoch of the same 512 samples" "$PY" - "$L" <<'EOF'
+import json, sys
+out = sys.argv[1]
+for b in (2, 8, 64):
+    for norm in ("batchnorm", "layernorm", "none"):
+        d = f"{out}/b{b}/{norm}"
+        c = json.load(open(f"{d}/config.json"))
+        n = "" if norm == "none" else f"{norm},"
+        want = (f"conv2d(8,3,padding=1),{n}relu,maxpool2d(2),conv2d(16,3,padding=1),{n}relu,"
+                f"maxpool2d(2),flatten,linear(64),{n}relu,linear")
+        assert (c["model"], c["input_shape"], c["batch_size"], c["epochs"], c["seed"],
+                c["optimizer"], c["train_samples"], c["test_samples"]) == \
+            (want, "1x28x28", b, 1, 0, "adam", 512, 500), (d, c)
+        s = json.load(open(f"{d}/summary.json"))
+        assert (s["samples"], s["steps"], s["test_samples"]) == (512, 512 // b, 500), (d, s)
+        # the test accuracy after every 128 samples, the same points at every batch size
+        steps = [json.loads(l) for l in open(f"{d}/steps.jsonl")]
+        assert [e["step"] * b for e in steps] == [128, 256, 384, 512], (d, steps)
+        assert steps[-1]["test_accuracy"] == s["test_accuracy"], (d, steps[-1], s)
+EOF
+# What each norm put in the model: BatchNorm2d and BatchNorm1d have per-channel (per-unit)
+# weights and running statistics, and the layer before them no bias; LayerNorm weights shaped
+# like the sample (normalized_shape); the plain network neither.
+check "layernorm: the models hold the tensors of their norm" "$PY" - "$L" <<'EOF'
+import json, struct, sys
+def shapes(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return {k: v["shape"] for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
+for b in (2, 8, 64):
+    bn = shapes(f"{sys.argv[1]}/b{b}/batchnorm/model.safetensors")
+    assert bn["1.running_var"] == [8] and bn["5.weight"] == [16] and bn["10.running_mean"] == [64], bn
+    assert "0.bias" not in bn and "4.bias" not in bn and "9.bias" not in bn, bn
+    ln = shapes(f"{sys.argv[1]}/b{b}/layernorm/model.safetensors")
+    assert ln["1.weight"] == [8, 28, 28] and ln["5.bias"] == [16, 14, 14] and ln["10.weight"] == [64], ln
+    assert ln["0.bias"] == [8] and not any("running" in k for k in ln), ln
+    plain = shapes(f"{sys.argv[1]}/b{b}/none/model.safetensors")
+    assert sorted(plain) == ["0.bias", "0.weight", "3.bias", "3.weight", "7.bias", "7.weight",
+                             "9.bias", "9.weight"], plain
+EOF
+# Every network learns something from 512 images (chance is 0.1); and at batch 2 batch norm
+# trains worst: its BatchNorm1d standardizes each unit over 2 samples, so every unit gives -1 or
+# +1, and the training batches' accuracy falls far below layer norm's and the plain network's.
+check "layernorm: above chance everywhere; batch norm trains worst at batch 2" "$PY" - "$L" <<'EOF'
+import json, sys
+s = {(b, n): json.load(open(f"{sys.argv[1]}/b{b}/{n}/summary.json"))
+     for b in (2, 8, 64) for n in ("batchnorm", "layernorm", "none")}
+assert all(v["test_accuracy"] > 0.2 for v in s.values()), s
+train = {n: s[2, n]["train_accuracy"] for n in ("batchnorm", "layernorm", "none")}
+assert train["batchnorm"] < min(train["layernorm"], train["none"]) - 0.1, train
+EOF
+check "layernorm: the tables print each run's accuracies, its curve and the differences" "$PY" - "$L" "$WORK/layernorm.out" <<'EOF'
+import json, sys
+out, printed = sys.argv[1], open(sys.argv[2]).read().splitlines()
+rows = {(int(l.split()[1]), l.split()[2]): l.split() for l in printed if l.startswith("batch ")}
+assert len(rows) == 9, printed
+for (b, norm), r in rows.items():
+    s = json.load(open(f"{out}/b{b}/{norm}/summary.json"))
+    assert r[3:] == ["test", f"{s['test_accuracy']:.4f}", "mean", f"{s['test_accuracy']:.4f}", "|",
+                     "train", f"{s['train_accuracy']:.4f}", "mean", f"{s['train_accuracy']:.4f}"], r
+curves = [l.split() for l in printed if l.startswith("  batch ")]
+assert len(curves) == 9, printed
+for r in curves:
+    d = f"{out}/b{r[1]}/{r[2]}"
+    steps = [json.loads(l) for l in open(f"{d}/steps.jsonl")]
+    s = json.load(open(f"{d}/summary.json"))
+    want = [(e["step"] * int(r[1]), e["test_accuracy"]) for e in steps] + [(512, s["test_accuracy"])]
+    assert r[3:] == [w for k, a in want for w in (f"{k}:", f"{a:.4f}")], (r, want)
+diff = next(l for l in printed if l.startswith("layer norm minus batch norm"))
+for b in (2, 8, 64):
+    want = 100 * (json.load(open(f"{out}/b{b}/layernorm/summary.json"))["test_accuracy"]
+                  - json.load(open(f"{out}/b{b}/batchnorm/summary.json"))["test_accuracy"])
+    assert f"batch {b} {want:+.2f} points" in diff, (diff, want)
+EOF
+for b in 2 8 64; do
+    R=$L/b$b/report.html
+    # loss, accuracy and learning rate per epoch; loss and accuracy every N steps
+    check "layernorm: batch $b report has 5 charts (has $(svgs "$R" 2>/dev/null))" [ "$(svgs "$R")" -eq 5 ]
+    for norm in batchnorm layernorm none; do
+        check "layernorm: batch $b report names $norm" grep -q ">$norm<" "$R"
+    done
+done
 
 echo "($((SECONDS - STARTED)) s)"
 finish
