@@ -103,7 +103,10 @@ def report(args, machine, kernel_note, ceilings, best, loads):
         "## Machine", "",
     ]
     lines += [f"- {k}: {v}" for k, v in machine.items()]
-    lines += [f"- OpenBLAS kernel: {kernel_note}",
+    torch_run = best[("torch-tuned", convs[0])]
+    lines += [f"- PyTorch: {torch_run['torch']} (oneDNN/MKL-DNN "
+              f"{'available' if torch_run['mkldnn'] else 'not available'} for its conv2d)",
+              f"- OpenBLAS kernel: {kernel_note}",
               f"- load average (1 min) at the start and the end: {loads[0]:.2f}, {loads[1]:.2f}",
               "", f"sgemm ceiling: {ceiling:.1f} GFLOP/s (n=1024, {args.threads} threads; "
               f"{ceilings[0]['gflops']:.1f} at the start, {ceilings[1]['gflops']:.1f} at the end)",
