@@ -131,15 +131,13 @@ static int model_spec(train_run *r, nb_model_spec *spec)
         r->bad_model = 1;
         return -1;
     }
-    for (int i = 0, k = 0; o->trace && i < spec->layers.n; i++) {
-        if (!nb_layer_activation(&spec->layers.layer[i], NULL, NULL) || ++k != o->trace_layer)
-            continue;
-        int64_t units = nb_shape_numel(shapes[i]);
-        if (o->trace_unit >= units) {
-            r->bad_model = 1;
-            return nb_fail(&r->err, "--trace-unit %d: activation layer %d has units 0 to %lld",
-                           o->trace_unit, o->trace_layer, (long long)units - 1);
-        }
+    /* (train_options_parse made sure the traced layer exists.) */
+    int traced = o->trace ? nb_layers_activation_at(&spec->layers, o->trace_layer) : -1;
+    int64_t units = traced >= 0 ? nb_shape_numel(shapes[traced]) : 0;
+    if (traced >= 0 && o->trace_unit >= units) {
+        r->bad_model = 1;
+        return nb_fail(&r->err, "--trace-unit %d: activation layer %d has units 0 to %lld",
+                       o->trace_unit, o->trace_layer, (long long)units - 1);
     }
     return 0;
 }

@@ -506,13 +506,9 @@ static double parameter_count(const nb_model_spec *spec)
                          NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX, &count, NULL) != 0)
         return NAN;
     double total = 0;
-    for (int i = 0; i < count; i++) {
-        double numel = 1;
-        for (int d = 0; d < params[i].ndim; d++)
-            numel *= params[i].shape[d];
+    for (int i = 0; i < count; i++)
         if (params[i].kind == NB_KIND_PARAM)
-            total += numel;
-    }
+            total += (double)nb_layer_param_numel(&params[i]);
     return total;
 }
 
@@ -557,15 +553,13 @@ static int trace_check(const cJSON *config, const nb_model_spec *spec, const cha
     nb_shape shapes[NB_LAYERS_MAX + 1];
     if (nb_layers_shapes(&spec->layers, spec->input, spec->classes, shapes, err) != 0)
         return -1;
-    int depth = 0;
-    double width = 0;
-    for (int i = 0; i < spec->layers.n; i++)
-        if (nb_layer_activation(&spec->layers.layer[i], NULL, NULL) && ++depth == layer)
-            width = (double)nb_shape_numel(shapes[i]);
+    int depth = nb_layers_activations(&spec->layers);
     if (!(layer >= 1 && layer <= depth))
         return json_member_fail(text, path, "trace_layer", err, "\"trace_layer\" must be an "
                                 "activation layer, 1 to %d, when \"trace_activations\" is true",
                                 depth);
+    double width = (double)nb_shape_numel(shapes[nb_layers_activation_at(&spec->layers,
+                                                                         (int)layer)]);
     if (!(unit >= 0 && unit < width))
         return json_member_fail(text, path, "trace_unit", err, "\"trace_unit\" must be a unit of "
                                 "layer %.0f, 0 to %.0f", layer, width - 1);

@@ -523,9 +523,7 @@ static int check_trace(train_options *o, int *exit_code)
         }
         return 0;
     }
-    int n = 0;
-    for (int i = 0; i < o->model.n; i++)
-        n += nb_layer_activation(&o->model.layer[i], NULL, NULL);
+    int n = nb_layers_activations(&o->model);
     if (n == 0) {
         *exit_code = cli_usage_error(CMD, "--trace-activations needs an activation layer, but "
                                           "--layers is %s", o->layers);

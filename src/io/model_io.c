@@ -600,13 +600,9 @@ static int check_spec_fits_file(const nb_model_spec *spec, const nb_st_file *f, 
                          NB_LAYERS_MAX * NB_LAYER_PARAMS_MAX, &count, err) != 0)
         return -1;
     uint64_t weights = 0, numbers = 0;
-    for (int i = 0; i < count; i++) {
-        uint64_t numel = 1;
-        for (int d = 0; d < params[i].ndim; d++)
-            numel = nb_sat_mul(numel, (uint64_t)params[i].shape[d]);
+    for (int i = 0; i < count; i++)
         if (params[i].kind != NB_KIND_COUNTER)
-            weights = nb_sat_add(weights, numel);
-    }
+            weights = nb_sat_add(weights, (uint64_t)nb_layer_param_numel(&params[i]));
     for (int i = 0; i < f->n_tensors; i++)
         if (f->tensors[i].dtype == NB_F32)
             numbers += f->tensors[i].nbytes / 4;

@@ -60,7 +60,7 @@ int64_t nb_shape_numel(nb_shape s)
  * addressed with size_t, and kept below 2^48 (a petabyte of floats) so that counts of them add
  * up without overflow anywhere. */
 #define NUMEL_MAX INT_MAX
-#define PARAM_NUMEL_MAX 281474976710656.0
+#define PARAM_NUMEL_MAX ((int64_t)1 << 48)
 
 int nb_shape_parse(const char *s, nb_shape *out)
 {
@@ -299,34 +299,28 @@ static int layernorm_params(const nb_layer *l, nb_shape in, nb_shape out, int bi
     return 2;
 }
 
+/* The trainable tensors the row's params function lists for a layer (its weight and, when it
+ * has one, its bias), made as parameters named "<prefix>.<name>": the shapes come from one
+ * place. t[1] is NULL without a bias. */
+static void weight_and_bias(nb_graph *g, const nb_layer *l, nb_shape in, nb_shape out,
+                            const char *prefix, int bias, nb_node *t[2]);
+
 static nb_node *linear_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
                              nb_shape out, const char *prefix, int bias, nb_activation fused,
                              float slope)
 {
-    char name[64];
-    int wshape[2] = {out.dim[0], in.dim[0]};
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    nb_node *w = nb_param(g, name, 2, wshape), *b = NULL;
-    if (bias) {
-        snprintf(name, sizeof name, "%s.bias", prefix);
-        b = nb_param(g, name, 1, wshape);
-    }
-    return nb_dense(g, x, w, b, fused, slope);
+    nb_node *t[2];
+    weight_and_bias(g, l, in, out, prefix, bias, t);
+    return nb_dense(g, x, t[0], t[1], fused, slope);
 }
 
 static nb_node *conv2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
                              nb_shape out, const char *prefix, int bias, nb_activation fused,
                              float slope)
 {
-    char name[64];
-    int wshape[4] = {l->out, in.dim[0], l->kernel[0], l->kernel[1]}, bshape[1] = {l->out};
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    nb_node *w = nb_param(g, name, 4, wshape), *b = NULL;
-    if (bias) {
-        snprintf(name, sizeof name, "%s.bias", prefix);
-        b = nb_param(g, name, 1, bshape);
-    }
-    return nb_conv2d(g, x, w, b, l->stride, l->padding);
+    nb_node *t[2];
+    weight_and_bias(g, l, in, out, prefix, bias, t);
+    return nb_conv2d(g, x, t[0], t[1], l->stride, l->padding);
 }
 
 static nb_node *maxpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
@@ -905,13 +899,9 @@ int nb_layers_shapes(const nb_layers *layers, nb_shape input, int classes, nb_sh
             nb_layer_param p[NB_LAYER_PARAMS_MAX];
             int k = rows[l->kind].params(l, in, out, nb_layer_has_bias(layers, i), p);
             for (int j = 0; j < k; j++) {
-                /* In double: a conv2d weight's product of four sides can overflow 64 bits. A
-                 * weight this size fits no memory; the trainer's memory check refuses far
+                /* A weight this size fits no memory; the trainer's memory check refuses far
                  * smaller ones, saying how much they need. */
-                double numel = 1;
-                for (int d = 0; d < p[j].ndim; d++)
-                    numel *= p[j].shape[d];
-                if (numel > PARAM_NUMEL_MAX)
+                if (nb_layer_param_numel(&p[j]) > PARAM_NUMEL_MAX)
                     return fail_layer(layers, i, "its weight is too large", err);
             }
         }
@@ -951,6 +941,33 @@ int nb_layer_activation(const nb_layer *l, nb_activation *act, float *slope)
     if (slope)
         *slope = a == NB_LEAKY_RELU ? l->slope : 0.0f;
     return 1;
+}
+
+int nb_layers_activations(const nb_layers *layers)
+{
+    int n = 0;
+    for (int i = 0; i < layers->n; i++)
+        n += nb_layer_activation(&layers->layer[i], NULL, NULL);
+    return n;
+}
+
+int nb_layers_activation_at(const nb_layers *layers, int k)
+{
+    for (int i = 0, seen = 0; i < layers->n; i++)
+        if (nb_layer_activation(&layers->layer[i], NULL, NULL) && ++seen == k)
+            return i;
+    return -1;
+}
+
+int64_t nb_layer_param_numel(const nb_layer_param *p)
+{
+    int64_t n = 1;
+    for (int d = 0; d < p->ndim; d++) {
+        if (p->shape[d] > 0 && n > INT64_MAX / p->shape[d])
+            return INT64_MAX;
+        n *= p->shape[d];
+    }
+    return n;
 }
 
 static int has_weights(nb_layer_kind k) { return k == NB_LAYER_LINEAR || k == NB_LAYER_CONV2D; }
@@ -1048,6 +1065,19 @@ int nb_layers_from_mlp(const nb_mlp *spec, nb_layers *out, nb_error *err)
 /* ---------------------------------------------------------------------------------------- */
 /* Building                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
+
+static void weight_and_bias(nb_graph *g, const nb_layer *l, nb_shape in, nb_shape out,
+                            const char *prefix, int bias, nb_node *t[2])
+{
+    nb_layer_param p[NB_LAYER_PARAMS_MAX];
+    int k = rows[l->kind].params(l, in, out, bias, p);
+    t[0] = t[1] = NULL;
+    for (int j = 0; j < k && j < 2; j++) {
+        char name[48];   /* "<index>.<name>": at most 15 + 1 + 31 characters */
+        snprintf(name, sizeof name, "%.15s.%.31s", prefix, p[j].name);
+        t[j] = nb_param(g, name, p[j].ndim, p[j].shape);
+    }
+}
 
 nb_node *nb_layer_build(nb_graph *g, const nb_layers *layers, const nb_shape *shapes, int i,
                         nb_node *x, nb_activation fused, float slope)

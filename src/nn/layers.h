@@ -75,6 +75,13 @@ int nb_layers_from_mlp(const nb_mlp *mlp, nb_layers *out, nb_error *err);
 
 /* Whether layer l is an activation (relu, leaky_relu, tanh, sigmoid), and which. */
 int nb_layer_activation(const nb_layer *l, nb_activation *act, float *slope);
+/* The activation layers of a model (what --trace-layer and nb_model_spec.trace_layer count):
+ * how many there are, and the index of the k-th (1-based), or -1 when there is none. */
+int nb_layers_activations(const nb_layers *layers);
+int nb_layers_activation_at(const nb_layers *layers, int k);
+
+/* A tensor's elements, saturated at INT64_MAX (a conv2d weight's four sides can pass 64 bits). */
+int64_t nb_layer_param_numel(const nb_layer_param *p);
 
 /* Builds layer i of the model on x, creating its tensors with their Sequential names; shapes
  * are the model's (nb_layers_shapes). A linear layer takes `fused` as its activation

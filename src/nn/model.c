@@ -74,15 +74,6 @@ int nb_model_spec_mlp(nb_model_spec *spec, const nb_mlp *mlp, nb_error *err)
     return nb_layers_shapes(&spec->layers, spec->input, spec->classes, NULL, err);
 }
 
-/* The number of activation layers (what spec.trace_layer counts). */
-static int count_activations(const nb_layers *layers)
-{
-    int n = 0;
-    for (int i = 0; i < layers->n; i++)
-        n += nb_layer_activation(&layers->layer[i], NULL, NULL);
-    return n;
-}
-
 /* The model's graph, built but not compiled. */
 static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
 {
@@ -90,7 +81,7 @@ static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
     nb_shape shapes[NB_LAYERS_MAX + 1];
     if (nb_layers_shapes(&spec->layers, spec->input, spec->classes, shapes, err) != 0)
         return -1;
-    int activations = count_activations(&spec->layers);
+    int activations = nb_layers_activations(&spec->layers);
     if (spec->trace_layer < 0 || spec->trace_layer > activations)
         return nb_fail(err, "trace_layer %d: the model has activation layers 1 to %d",
                        spec->trace_layer, activations);
