@@ -123,6 +123,14 @@ nb_node *nb_relu(nb_graph *g, nb_node *x);
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope);
 nb_node *nb_tanh(nb_graph *g, nb_node *x);
 nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
+/* act (not NB_IDENTITY) applied to x, computed by x's own op in the same passes when it can:
+ * when x is the newest node of the graph and is the output of nb_dense (with NB_IDENTITY),
+ * nb_conv2d or nb_batchnorm (for these two, not leaky relu with a slope <= 0, whose derivative
+ * its output does not give). Then x itself is returned, its values from now on the activated
+ * ones: use it only through the returned node. Otherwise this is nb_relu, nb_leaky_relu,
+ * nb_tanh or nb_sigmoid of x. The values are the same either way; fused, a pass over the values
+ * and one over the gradients are saved, and their memory. */
+nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act, float slope);
 /* Batch normalization of x [B,n] over the batch (torch.nn.BatchNorm1d), or of x [B,C,H,W]
  * per channel over the batch and both spatial dimensions (torch.nn.BatchNorm2d; [B,C,L] is
  * BatchNorm1d's per channel over B and L). With n features or C channels, creates the

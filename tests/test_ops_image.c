@@ -227,6 +227,78 @@ static void test_maxpool_ties(void **state)
     nb_graph_free(g);
 }
 
+/* Max pooling against a plain reference (every window scanned in row-major order, a later
+ * element taking over when greater or NaN; backward adding dy where the maximum was), on
+ * planes of few distinct values and NaNs, so that most windows tie: the 2x2 path over whole
+ * shares of planes (even heights) and plane by plane (odd heights), and the general loop.
+ * x feeds one pool (backward sets dx) or two (the second adds to it). */
+static void check_maxpool_against_reference(int height, int width, int k, int stride, int twice)
+{
+    nb_graph *g = nb_graph_new();
+    int sample[3] = {2, height, width}, kernel[2] = {k, k}, strides[2] = {stride, stride};
+    nb_node *x = nb_input_shape(g, 3, sample);
+    nb_input_requires_grad(x);
+    nb_node *y = nb_maxpool2d(g, x, kernel, strides);
+    nb_node *top = twice ? nb_add(g, y, nb_maxpool2d(g, x, kernel, strides)) : y;
+    int batch = 3;
+    compile_ok(g, batch);
+    nb_rng r;
+    nb_rng_seed(&r, (uint64_t)(height * 100 + width * 10 + k + twice));
+    float *xv = nb_node_value(x).data;
+    size_t n = numel(x);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = nb_rng_next(&r) % 9;
+        xv[i] = v == 8 ? NAN : (float)(v % 3);
+    }
+    nb_graph_forward(g, batch);
+    nb_graph_backward(g, top); /* dy = 1 everywhere */
+    int ho = out_size(height, 0, k, stride), wo = out_size(width, 0, k, stride);
+    float *dx = calloc(n, sizeof *dx);
+    assert_non_null(dx);
+    const float *yv = nb_node_value(y).data, *got = nb_node_grad(x).data;
+    for (int plane = 0; plane < batch * 2; plane++) {
+        const float *xp = xv + (size_t)plane * (size_t)(height * width);
+        for (int oh = 0; oh < ho; oh++)
+            for (int ow = 0; ow < wo; ow++) {
+                int at = oh * stride * width + ow * stride;
+                float best = xp[at];
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) {
+                        int e = (oh * stride + i) * width + ow * stride + j;
+                        if (xp[e] > best || isnan(xp[e])) {
+                            best = xp[e];
+                            at = e;
+                        }
+                    }
+                float y_got = yv[(size_t)plane * (size_t)(ho * wo) + (size_t)(oh * wo + ow)];
+                if (!(y_got == best || (isnan(y_got) && isnan(best))))
+                    fail_msg("maxpool %dx%d k%d s%d: plane %d output (%d, %d) is %g, not %g",
+                             height, width, k, stride, plane, oh, ow, (double)y_got,
+                             (double)best);
+                dx[(size_t)plane * (size_t)(height * width) + (size_t)at] += twice ? 2.0f : 1.0f;
+            }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != dx[i])
+            fail_msg("maxpool %dx%d k%d s%d%s: dx[%zu] is %g, not %g", height, width, k, stride,
+                     twice ? " (two consumers)" : "", i, (double)got[i], (double)dx[i]);
+    free(dx);
+    nb_graph_free(g);
+}
+
+static void test_maxpool_reference(void **state)
+{
+    (void)state;
+    for (int twice = 0; twice < 2; twice++) {
+        check_maxpool_against_reference(4, 6, 2, 2, twice);   /* 2x2, planes one after another */
+        check_maxpool_against_reference(5, 7, 2, 2, twice);   /* 2x2, a row and column left */
+        check_maxpool_against_reference(6, 9, 3, 3, twice);   /* 3x3 windows side by side */
+        check_maxpool_against_reference(5, 5, 2, 1, twice);   /* overlapping */
+        check_maxpool_against_reference(7, 8, 3, 2, twice);   /* overlapping, odd */
+        check_maxpool_against_reference(6, 6, 2, 3, twice);   /* gaps */
+    }
+}
+
 /* ---- flatten ---- */
 
 static void test_flatten_is_a_view(void **state)
@@ -708,6 +780,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_conv2d_gradients),
         cmocka_unit_test(test_pool_gradients),
         cmocka_unit_test(test_maxpool_ties),
+        cmocka_unit_test(test_maxpool_reference),
         cmocka_unit_test(test_flatten_is_a_view),
         cmocka_unit_test(test_view_and_owner_consumers),
         cmocka_unit_test(test_backward_from_a_view),

@@ -92,6 +92,7 @@ static nb_node *new_node(nb_graph *g, int batched, int ndim, const int *shape)
     if (!n)
         return nb_graph_fail(g, "out of memory");
     n->graph = g;
+    n->act.act = NB_IDENTITY;
     n->batched = batched;
     n->ndim = ndim;
     memcpy(n->shape, shape, (size_t)ndim * sizeof *shape);

@@ -35,6 +35,10 @@ typedef struct nb_op {
     const char *name;
     void (*forward)(nb_node *n, int batch, const nb_exec *ex);
     void (*backward)(nb_node *n, int batch, const nb_exec *ex);
+    /* Ops that can apply an activation to their output in their own passes (nb_activate):
+     * returns 0 when this node takes act (then n->act is set, and whatever the op needs for
+     * it, such as scratch, is asked for), -1 when it cannot. NULL: the op cannot. */
+    int (*fuse)(nb_node *n, nb_activation act, float slope);
 } nb_op;
 
 /* A 2-D window sliding over images (conv2d, the poolings). */
@@ -45,7 +49,6 @@ typedef struct nb_window2d {
 /* An op's constants (kernel sizes, slopes, eps ...), set once by its builder. Each op reads
  * only its own member; a new op with constants adds a member here. */
 typedef union nb_op_args {
-    struct { nb_activation act; float slope; } activation;   /* dense and the activation ops */
     struct { float momentum, eps; } batchnorm;
     struct { float eps; } layernorm;
     struct { float p; int layer; } dropout;   /* layer: its rank among the graph's dropouts */
@@ -82,6 +85,10 @@ struct nb_node {
     float *scratch;
 
     nb_op_args args;              /* the op's constants, set by its builder */
+    /* The activation applied to the output: the whole job of an activation op, or the one a
+     * dense, conv2d or batch-norm op computes in its own passes (nb_activate); NB_IDENTITY
+     * when there is none. */
+    struct { nb_activation act; float slope; } act;
     int64_t counter;              /* batch norm: num_batches_tracked */
     int forward_was_training;     /* batch norm: which statistics the last forward used;
                                      dropout: whether it masked */
@@ -236,6 +243,15 @@ void nb_activation_forward(nb_activation act, float slope, const float *x,
 void nb_activation_backward(nb_activation act, float slope, const float *x,
                             const float *y, const float *dy,
                             float *dx, size_t n, int assign);
+/* For an op that applies n->act to its output itself: y = act(y) over count values of its
+ * output, in place; and dy = dy * act'(y) in place, the gradient with respect to the values
+ * before the activation (only for activations whose derivative y determines; the op's fuse
+ * function refuses the others). Both do nothing for NB_IDENTITY. */
+void nb_fused_activation_forward(const nb_node *n, float *y, size_t count);
+void nb_fused_activation_backward(const nb_node *n, const float *y, float *dy, size_t count);
+/* The fuse function of ops whose activation's derivative must come from y (conv2d, batch
+ * norm): takes act unless it needs the values before it. */
+int nb_fuse_from_output(nb_node *n, nb_activation act, float slope);
 
 /* Elements of a node's value for the current (or given) batch. */
 static inline size_t nb_node_size(const nb_node *n, int batch)

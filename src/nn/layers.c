@@ -135,7 +135,7 @@ typedef struct layer_row {
     /* Builds the layer on x, whose sample has shape `in` (the layer's output: `out`); its
      * tensors are named "<prefix>.<name>" (see nb_layer_build). */
     nb_node *(*build)(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in, nb_shape out,
-                      const char *prefix, int bias, nb_activation fused, float slope);
+                      const char *prefix, int bias, int keep_input);
 } layer_row;
 
 static int fail_why(why *w, const char *fmt, ...)
@@ -306,17 +306,15 @@ static void weight_and_bias(nb_graph *g, const nb_layer *l, nb_shape in, nb_shap
                             const char *prefix, int bias, nb_node *t[2]);
 
 static nb_node *linear_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                             nb_shape out, const char *prefix, int bias, nb_activation fused,
-                             float slope)
+                             nb_shape out, const char *prefix, int bias, int keep_input)
 {
     nb_node *t[2];
     weight_and_bias(g, l, in, out, prefix, bias, t);
-    return nb_dense(g, x, t[0], t[1], fused, slope);
+    return nb_dense(g, x, t[0], t[1], NB_IDENTITY, 0.0f);
 }
 
 static nb_node *conv2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                             nb_shape out, const char *prefix, int bias, nb_activation fused,
-                             float slope)
+                             nb_shape out, const char *prefix, int bias, int keep_input)
 {
     nb_node *t[2];
     weight_and_bias(g, l, in, out, prefix, bias, t);
@@ -324,58 +322,56 @@ static nb_node *conv2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shap
 }
 
 static nb_node *maxpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                                nb_shape out, const char *prefix, int bias, nb_activation fused,
-                                float slope)
+                                nb_shape out, const char *prefix, int bias, int keep_input)
 {
     return nb_maxpool2d(g, x, l->kernel, l->stride);
 }
 
 static nb_node *avgpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                                nb_shape out, const char *prefix, int bias, nb_activation fused,
-                                float slope)
+                                nb_shape out, const char *prefix, int bias, int keep_input)
 {
     return nb_avgpool2d(g, x, l->kernel, l->stride);
 }
 
 /* A vector stays as it is (torch.nn.Flatten of [B, n] is the identity): no node. */
 static nb_node *flatten_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                              nb_shape out, const char *prefix, int bias, nb_activation fused,
-                              float slope)
+                              nb_shape out, const char *prefix, int bias, int keep_input)
 {
     return in.ndim == 1 ? x : nb_flatten(g, x);
 }
 
 static nb_node *batchnorm_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                                nb_shape out, const char *prefix, int bias, nb_activation fused,
-                                float slope)
+                                nb_shape out, const char *prefix, int bias, int keep_input)
 {
     return nb_batchnorm(g, x, prefix, 0.1f, 1e-5f);   /* PyTorch's defaults */
 }
 
 static nb_node *layernorm_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                                nb_shape out, const char *prefix, int bias, nb_activation fused,
-                                float slope)
+                                nb_shape out, const char *prefix, int bias, int keep_input)
 {
     return nb_layernorm(g, x, prefix, 1e-5f);   /* PyTorch's default eps */
 }
 
 static nb_node *dropout_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                              nb_shape out, const char *prefix, int bias, nb_activation fused,
-                              float slope)
+                              nb_shape out, const char *prefix, int bias, int keep_input)
 {
     return nb_dropout(g, x, l->p);
 }
 
 static nb_node *activation_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
-                                 nb_shape out, const char *prefix, int bias,
-                                 nb_activation fused, float slope)
+                                 nb_shape out, const char *prefix, int bias, int keep_input)
 {
-    switch (l->kind) {
-    case NB_LAYER_LEAKY_RELU: return nb_leaky_relu(g, x, l->slope);
-    case NB_LAYER_TANH: return nb_tanh(g, x);
-    case NB_LAYER_SIGMOID: return nb_sigmoid(g, x);
-    default: return nb_relu(g, x);
-    }
+    nb_activation act;
+    float slope;
+    nb_layer_activation(l, &act, &slope);
+    if (keep_input)
+        switch (act) {
+        case NB_LEAKY_RELU: return nb_leaky_relu(g, x, slope);
+        case NB_TANH: return nb_tanh(g, x);
+        case NB_SIGMOID: return nb_sigmoid(g, x);
+        default: return nb_relu(g, x);
+        }
+    return nb_activate(g, x, act, slope);
 }
 
 #define FIELD(f) offsetof(nb_layer, f)
@@ -1080,12 +1076,12 @@ static void weight_and_bias(nb_graph *g, const nb_layer *l, nb_shape in, nb_shap
 }
 
 nb_node *nb_layer_build(nb_graph *g, const nb_layers *layers, const nb_shape *shapes, int i,
-                        nb_node *x, nb_activation fused, float slope)
+                        nb_node *x, int keep_input)
 {
     const nb_layer *l = &layers->layer[i];
     const layer_row *r = &rows[l->kind];
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%d", i);
     return r->build(g, l, x, shapes[i], shapes[i + 1], prefix, nb_layer_has_bias(layers, i),
-                    fused, slope);
+                    keep_input);
 }

@@ -84,10 +84,11 @@ int nb_layers_activation_at(const nb_layers *layers, int k);
 int64_t nb_layer_param_numel(const nb_layer_param *p);
 
 /* Builds layer i of the model on x, creating its tensors with their Sequential names; shapes
- * are the model's (nb_layers_shapes). A linear layer takes `fused` as its activation
- * (NB_IDENTITY: none), computed in the same op: the caller then skips the activation layer
- * that follows. Returns NULL with the graph's error set when the graph cannot build it. */
+ * are the model's (nb_layers_shapes). An activation layer is computed by the op before it
+ * when that op can (nb_activate: linear, conv2d and batchnorm layers), unless keep_input says
+ * its input's values must stay as they are (they are traced): it is then an op of its own.
+ * Returns NULL with the graph's error set when the graph cannot build it. */
 nb_node *nb_layer_build(nb_graph *g, const nb_layers *layers, const nb_shape *shapes, int i,
-                        nb_node *x, nb_activation fused, float slope);
+                        nb_node *x, int keep_input);
 
 #endif

@@ -97,26 +97,11 @@ static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
     for (int i = 0, activation = 0; i < layers->n; i++) {
         nb_activation act;
         float slope;
-        if (nb_layer_activation(&layers->layer[i], &act, &slope) &&
-            ++activation == spec->trace_layer)
+        int traced = nb_layer_activation(&layers->layer[i], &act, &slope) &&
+                     ++activation == spec->trace_layer;
+        if (traced)
             m->pre_activation = h;
-        /* A linear layer directly followed by an activation computes it in the same op
-         * (nb_dense), unless the activation's input is traced: then the activation follows
-         * as an op of its own, which computes the same numbers (the same functions on the
-         * same values, forward and backward). */
-        nb_activation fused = NB_IDENTITY;
-        float fused_slope = 0.0f;
-        if (layers->layer[i].kind == NB_LAYER_LINEAR && i + 1 < layers->n &&
-            nb_layer_activation(&layers->layer[i + 1], &act, &slope) &&
-            activation + 1 != spec->trace_layer) {
-            fused = act;
-            fused_slope = slope;
-        }
-        h = nb_layer_build(g, layers, shapes, i, h, fused, fused_slope);
-        if (fused != NB_IDENTITY) {
-            i++;   /* the activation is done */
-            activation++;
-        }
+        h = nb_layer_build(g, layers, shapes, i, h, traced);
     }
     m->logits = h;
     m->loss = nb_softmax_cross_entropy(g, m->logits, m->y);

@@ -94,6 +94,29 @@ NB_HOT void nb_activation_backward(nb_activation act, float slope, const float *
     }
 }
 
+/* ---- applied by another op to its own output (dense, conv2d, batch norm) ---- */
+
+void nb_fused_activation_forward(const nb_node *n, float *y, size_t count)
+{
+    if (n->act.act != NB_IDENTITY)
+        nb_activation_forward(n->act.act, n->act.slope, y, y, count);
+}
+
+void nb_fused_activation_backward(const nb_node *n, const float *y, float *dy, size_t count)
+{
+    if (n->act.act != NB_IDENTITY)
+        nb_activation_backward(n->act.act, n->act.slope, NULL, y, dy, dy, count, 1);
+}
+
+int nb_fuse_from_output(nb_node *n, nb_activation act, float slope)
+{
+    if (nb_activation_needs_input(act, slope))
+        return -1;
+    n->act.act = act;
+    n->act.slope = slope;
+    return 0;
+}
+
 /* ---- the standalone ops: each thread takes a share of the elements ---- */
 
 enum { ELEMENT_ALIGN = 16 };
@@ -102,8 +125,8 @@ static void activation_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     size_t begin, end;
     nb_split(ex, nb_node_size(n, batch), ELEMENT_ALIGN, &begin, &end);
-    nb_activation_forward(n->args.activation.act, n->args.activation.slope,
-                          n->in[0]->value + begin, n->value + begin, end - begin);
+    nb_activation_forward(n->act.act, n->act.slope, n->in[0]->value + begin, n->value + begin,
+                          end - begin);
 }
 
 static void activation_backward(nb_node *n, int batch, const nb_exec *ex)
@@ -113,42 +136,56 @@ static void activation_backward(nb_node *n, int batch, const nb_exec *ex)
         return;
     size_t begin, end;
     nb_split(ex, nb_node_size(n, batch), ELEMENT_ALIGN, &begin, &end);
-    nb_activation act = n->args.activation.act;
-    float slope = n->args.activation.slope;
+    nb_activation act = n->act.act;
+    float slope = n->act.slope;
     const float *xv = nb_activation_needs_input(act, slope) ? x->value + begin : NULL;
     nb_activation_backward(act, slope, xv, n->value + begin, n->grad + begin, x->grad + begin,
                            end - begin, n->assign[0]);
 }
 
-static const nb_op relu_op = {"relu", activation_forward, activation_backward};
-static const nb_op leaky_op = {"leaky_relu", activation_forward, activation_backward};
-static const nb_op tanh_op = {"tanh", activation_forward, activation_backward};
-static const nb_op sigmoid_op = {"sigmoid", activation_forward, activation_backward};
+static const nb_op relu_op = {"relu", activation_forward, activation_backward, NULL};
+static const nb_op leaky_op = {"leaky_relu", activation_forward, activation_backward, NULL};
+static const nb_op tanh_op = {"tanh", activation_forward, activation_backward, NULL};
+static const nb_op sigmoid_op = {"sigmoid", activation_forward, activation_backward, NULL};
 
-static nb_node *elementwise(nb_graph *g, const nb_op *op, nb_node *x, nb_activation act,
-                            float slope)
+/* act of x as an op of its own. */
+static nb_node *activation_op(nb_graph *g, nb_node *x, nb_activation act, float slope)
 {
+    static const nb_op *const ops[] = {[NB_RELU] = &relu_op, [NB_LEAKY_RELU] = &leaky_op,
+                                       [NB_TANH] = &tanh_op, [NB_SIGMOID] = &sigmoid_op};
     if (!g || g->failed || !x)
-        return g ? nb_graph_fail(g, "%s: missing input", op->name) : NULL;
+        return g ? nb_graph_fail(g, "activation: missing input") : NULL;
+    if ((unsigned)act >= NB_IDENTITY)
+        return nb_graph_fail(g, "activation: unknown activation %d", (int)act);
+    const nb_op *op = ops[act];
     if (x->leaf == NB_LEAF_LABELS)
         return nb_graph_fail(g, "%s: labels are not a float tensor", op->name);
     nb_node *n = nb_graph_add_op(g, op, &x, 1, x->batched, x->ndim, x->shape);
     if (n) {
-        n->args.activation.act = act;
-        n->args.activation.slope = slope;
+        n->act.act = act;
+        n->act.slope = slope;
     }
     return n;
 }
 
-nb_node *nb_relu(nb_graph *g, nb_node *x) { return elementwise(g, &relu_op, x, NB_RELU, 0.0f); }
-nb_node *nb_tanh(nb_graph *g, nb_node *x) { return elementwise(g, &tanh_op, x, NB_TANH, 0.0f); }
-
-nb_node *nb_sigmoid(nb_graph *g, nb_node *x)
-{
-    return elementwise(g, &sigmoid_op, x, NB_SIGMOID, 0.0f);
-}
+nb_node *nb_relu(nb_graph *g, nb_node *x) { return activation_op(g, x, NB_RELU, 0.0f); }
+nb_node *nb_tanh(nb_graph *g, nb_node *x) { return activation_op(g, x, NB_TANH, 0.0f); }
+nb_node *nb_sigmoid(nb_graph *g, nb_node *x) { return activation_op(g, x, NB_SIGMOID, 0.0f); }
 
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope)
 {
-    return elementwise(g, &leaky_op, x, NB_LEAKY_RELU, slope);
+    return activation_op(g, x, NB_LEAKY_RELU, slope);
+}
+
+/* x's op computes the activation in its own passes when it can: it has a fuse function that
+ * takes act, it applies none yet, and nothing reads x's values (x is the newest node of an
+ * uncompiled graph). That saves a pass over the values and one over the gradients, and the
+ * memory of both; the numbers are the same (the same functions of the same values). */
+nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act, float slope)
+{
+    if (g && !g->failed && x && x->graph == g && !g->compiled && g->n_nodes > 0 &&
+        g->nodes[g->n_nodes - 1] == x && x->op && x->op->fuse &&
+        x->act.act == NB_IDENTITY && (unsigned)act < NB_IDENTITY && x->op->fuse(x, act, slope) == 0)
+        return x;
+    return activation_op(g, x, act, slope);
 }

@@ -23,6 +23,10 @@
  * is not kept but recomputed from x in backward (the same float expression, so the same
  * bits): an image layer's activations are large, and this saves a copy of them.
  *
+ * An activation applied by the op (nb_activate): forward applies it to the values it has just
+ * written, backward first turns dy into the gradient before the activation, in place (nothing
+ * else reads this node's gradient), in each thread's own share of the values.
+ *
  * Synchronized batch norm (a data-parallel step with g->dp.bn_comm set): each rank holds a
  * shard of the global batch, and the statistics are those of the whole global batch, so the
  * result is one process's. Forward sums x over the rank's rows, then the ranks sum those sums
@@ -206,12 +210,14 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
     } else {
         use_running(n, &s, j0, j1);
     }
-    for (int r = 0; r < batch; r++)
+    for (int r = 0; r < batch; r++) {
         for (size_t j = j0; j < j1; j++) {
             float xhat = (x[r * f + j] - s.mean[j]) * s.invstd[j];
             s.xhat[r * f + j] = xhat;
             n->value[r * f + j] = gamma[j] * xhat + beta[j];
         }
+        nb_fused_activation_forward(n, n->value + r * f + j0, j1 - j0);
+    }
 }
 
 /* With sum_dy = Σ dy and sum_dyx = Σ dy·xhat over the batch (per feature):
@@ -223,11 +229,13 @@ NB_HOT static void batchnorm_forward(nb_node *n, int batch, const nb_exec *ex)
 NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA];
-    const float *dy = n->grad;
+    float *dy = n->grad;
     size_t f = n->width, j0, j1;
     feature_block(ex, f, &j0, &j1);
     bn_scratch s = scratch_of(n, batch);
     double *sum_dy = s.sum_a, *sum_dyx = s.sum_b;
+    for (int r = 0; r < batch; r++)
+        nb_fused_activation_backward(n, n->value + r * f + j0, dy + r * f + j0, j1 - j0);
 
     for (size_t j = j0; j < j1; j++)
         sum_dy[j] = sum_dyx[j] = 0.0;
@@ -265,7 +273,8 @@ NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op batchnorm_op = {"batchnorm", batchnorm_forward, batchnorm_backward};
+static const nb_op batchnorm_op = {"batchnorm", batchnorm_forward, batchnorm_backward,
+                                   nb_fuse_from_output};
 
 /* ---- [B, C, H, W]: BatchNorm2d ---- */
 
@@ -347,6 +356,7 @@ NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
         float mean = s.mean[c], invstd = s.invstd[c], gc = gamma[c], bc = beta[c];
         for (size_t i = 0; i < S; i++)
             yu[i] = gc * NB_XHAT(xu, i, mean, invstd) + bc;
+        nb_fused_activation_forward(n, yu, S);
     }
 }
 
@@ -354,12 +364,13 @@ NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
 NB_HOT static void batchnorm2d_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA];
-    const float *dy = n->grad;
+    float *dy = n->grad;
     bn_shares h = shares_of(n, batch, ex);
     size_t C = h.channels, S = h.spatial;
     bn_scratch s = scratch_of(n, batch);
 
     for (size_t u = h.u0; u < h.u1; u++) {
+        nb_fused_activation_backward(n, n->value + u * S, dy + u * S, S);
         s.part_a[u] = nb_lane_sum(dy + u * S, S);
         s.part_b[u] = nb_lane_sum_dy_xhat(dy + u * S, x->value + u * S, S, s.mean[u % C],
                                           s.invstd[u % C]);
@@ -400,7 +411,8 @@ NB_HOT static void batchnorm2d_backward(nb_node *n, int batch, const nb_exec *ex
     }
 }
 
-static const nb_op batchnorm2d_op = {"batchnorm2d", batchnorm2d_forward, batchnorm2d_backward};
+static const nb_op batchnorm2d_op = {"batchnorm2d", batchnorm2d_forward, batchnorm2d_backward,
+                                     nb_fuse_from_output};
 
 nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentum, float eps)
 {

@@ -24,6 +24,10 @@
  * in would follow the thread count; and split by the elements of dW, every thread would make
  * or read every sample's columns.)
  *
+ * An activation applied by the op (nb_activate) is applied to each sample's output right after
+ * its product, while it is in cache; backward first turns the sample's dy into the gradient
+ * before the activation, in place (nothing else reads this node's gradient).
+ *
  * Scratch, per part: [O doubles: db] [O K floats: dW] [K P floats: columns]. */
 #include <cblas.h>
 #include <limits.h>
@@ -301,6 +305,7 @@ static void conv2d_forward(nb_node *n, int batch, const nb_exec *ex)
                         y[(size_t)o * (size_t)q.p + (size_t)e] = bias[o];
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q.out_channels, q.p, q.k,
                         1.0f, w, q.k, columns(n, &q, &ps, s), q.p, bias ? 1.0f : 0.0f, y, q.p);
+            nb_fused_activation_forward(n, y, n->width);
         }
     }
 }
@@ -320,7 +325,8 @@ static void backward_parts(nb_node *n, const conv_geom *q, int batch, const nb_e
             for (int o = 0; o < q->out_channels; o++)
                 ps.db[o] = 0.0;
         for (size_t s = s0; s < s1; s++) {
-            const float *dy = n->grad + s * n->width;
+            float *dy = n->grad + s * n->width;
+            nb_fused_activation_backward(n, n->value + s * n->width, dy, n->width);
             if (w->grad)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->out_channels, q->k, q->p,
                             1.0f, dy, q->p, columns(n, q, &ps, s), q->p, s == s0 ? 0.0f : 1.0f,
@@ -393,7 +399,7 @@ static void conv2d_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op conv2d_op = {"conv2d", conv2d_forward, conv2d_backward};
+static const nb_op conv2d_op = {"conv2d", conv2d_forward, conv2d_backward, nb_fuse_from_output};
 
 nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, const int stride[2],
                    const int padding[2])

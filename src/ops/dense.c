@@ -34,7 +34,7 @@ static void matmul_backward(nb_node *n, int batch, const nb_exec *ex)
                      n->assign[1]);
 }
 
-static const nb_op matmul_op = {"matmul", matmul_forward, matmul_backward};
+static const nb_op matmul_op = {"matmul", matmul_forward, matmul_backward, NULL};
 
 static const char *check_product(const nb_node *x, const nb_node *w)
 {
@@ -104,7 +104,7 @@ NB_HOT static void bias_backward(nb_node *n, int batch, const nb_exec *ex)
         column_sums(ex, n->grad, batch, width, b->grad, n->assign[1]);
 }
 
-static const nb_op bias_op = {"bias_add", bias_forward, bias_backward};
+static const nb_op bias_op = {"bias_add", bias_forward, bias_backward, NULL};
 
 static const char *check_bias(const nb_node *x, const nb_node *b)
 {
@@ -142,8 +142,8 @@ NB_HOT static void dense_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const nb_node *x = n->in[DENSE_X], *w = n->in[DENSE_W], *b = n->in[DENSE_B];
     int in = w->shape[1], out = w->shape[0];
-    nb_activation act = n->args.activation.act;
-    float slope = n->args.activation.slope;
+    nb_activation act = n->act.act;
+    float slope = n->act.slope;
     nb_block blk = nb_sgemm_share(ex, 0, 1, batch, out, in, 1.0f, x->value, in, w->value, in,
                                   0.0f, n->value, out);
     size_t cols = (size_t)(blk.col1 - blk.col0);
@@ -170,7 +170,7 @@ static void dense_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[DENSE_X], *w = n->in[DENSE_W], *b = n->in[DENSE_B];
     int in = w->shape[1], out = w->shape[0];
-    nb_activation act = n->args.activation.act;
+    nb_activation act = n->act.act;
     float *dz = n->grad;
     if (act != NB_IDENTITY || (b && b->grad)) {
         size_t c0, c1;
@@ -178,7 +178,7 @@ static void dense_backward(nb_node *n, int batch, const nb_exec *ex)
         if (act != NB_IDENTITY)
             for (int r = 0; r < batch; r++) {
                 size_t at = (size_t)r * out + c0;
-                nb_activation_backward(act, n->args.activation.slope, n->scratch ? n->scratch + at : NULL,
+                nb_activation_backward(act, n->act.slope, n->scratch ? n->scratch + at : NULL,
                                        n->value + at, dz + at, dz + at, c1 - c0, 1);
             }
         if (b && b->grad)
@@ -188,7 +188,17 @@ static void dense_backward(nb_node *n, int batch, const nb_exec *ex)
     product_backward(ex, batch, in, out, dz, x, w, n->assign[DENSE_X], n->assign[DENSE_W]);
 }
 
-static const nb_op dense_op = {"dense", dense_forward, dense_backward};
+/* Any activation: one whose derivative needs z keeps z in scratch. */
+static int dense_fuse(nb_node *n, nb_activation act, float slope)
+{
+    n->act.act = act;
+    n->act.slope = slope;
+    if (nb_activation_needs_input(act, slope))
+        n->scratch_per_row = n->width;
+    return 0;
+}
+
+static const nb_op dense_op = {"dense", dense_forward, dense_backward, dense_fuse};
 
 nb_node *nb_dense(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, nb_activation act,
                   float slope)
@@ -209,9 +219,7 @@ nb_node *nb_dense(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, nb_activation
     nb_node *n = nb_graph_add_op(g, &dense_op, inputs, b ? 3 : 2, 1, 2, shape);
     if (!n)
         return NULL;
-    n->args.activation.act = act;
-    n->args.activation.slope = slope;
-    if (nb_activation_needs_input(act, slope))
-        n->scratch_per_row = (size_t)w->shape[0];
+    if (act != NB_IDENTITY)
+        dense_fuse(n, act, slope);
     return n;
 }

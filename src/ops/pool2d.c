@@ -79,9 +79,49 @@ static inline void max_plane_strided(const pool_geom *q, const float *restrict x
         }
 }
 
+/* The same for the common 2x2 window with stride 2, on `rows` output rows of wo maxima each,
+ * output row r from input rows 2r and 2r + 1 (of `width` floats): all four elements of a
+ * window in one pass (the loop above makes four passes over y and at, which for a 2x2 window
+ * cost more than the maxima themselves). When the planes have an even height, every plane's
+ * rows follow the last one's without a gap, so a whole share of planes is one call.
+ * (Scalar on purpose: rows of 7 or 14 maxima are too short for vectors to pay; measured.) */
+static void max_rows_2x2(size_t rows, int wo, size_t width, const float *restrict x,
+                         float *restrict y, int32_t *restrict at)
+{
+    int32_t below = (int32_t)width;
+    for (size_t r = 0; r < rows; r++) {
+        const float *r0 = x + 2 * r * width, *r1 = r0 + width;
+        float *best = y + r * (size_t)wo;
+        int32_t *where = at + r * (size_t)wo;
+        for (int ow = 0; ow < wo; ow++) {
+            float m = r0[2 * ow], v = r0[2 * ow + 1];
+            int32_t k = 0;
+            int take = (v > m) | (v != v);
+            m = take ? v : m;
+            k = take ? 1 : k;
+            v = r1[2 * ow];
+            take = (v > m) | (v != v);
+            m = take ? v : m;
+            k = take ? below : k;
+            v = r1[2 * ow + 1];
+            take = (v > m) | (v != v);
+            best[ow] = take ? v : m;
+            where[ow] = take ? below + 1 : k;
+        }
+    }
+}
+
+static int window_2x2(const pool_geom *q)
+{
+    return q->win.kernel[0] == 2 && q->win.kernel[1] == 2 && q->win.stride[0] == 2 &&
+           q->win.stride[1] == 2;
+}
+
 NB_HOT static void max_plane(const pool_geom *q, const float *x, float *y, int32_t *at)
 {
-    if (q->win.stride[1] == 2)
+    if (window_2x2(q))
+        max_rows_2x2((size_t)q->out_height, q->out_width, (size_t)q->width, x, y, at);
+    else if (q->win.stride[1] == 2)
         max_plane_strided(q, x, y, at, 2);
     else if (q->win.stride[1] == 1)
         max_plane_strided(q, x, y, at, 1);
@@ -98,6 +138,12 @@ static void maxpool_forward(nb_node *n, int batch, const nb_exec *ex)
     size_t in_plane = (size_t)q.height * (size_t)q.width;
     size_t out_plane = (size_t)q.out_height * (size_t)q.out_width, p0, p1;
     plane_share(n, batch, ex, &p0, &p1);
+    if (window_2x2(&q) && q.height == 2 * q.out_height) {
+        max_rows_2x2((p1 - p0) * (size_t)q.out_height, q.out_width, (size_t)q.width,
+                     n->in[0]->value + p0 * in_plane, n->value + p0 * out_plane,
+                     maxima_of(n) + p0 * out_plane);
+        return;
+    }
     for (size_t p = p0; p < p1; p++)
         max_plane(&q, n->in[0]->value + p * in_plane, n->value + p * out_plane,
                   maxima_of(n) + p * out_plane);
@@ -180,8 +226,8 @@ NB_HOT static void avgpool_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op maxpool_op = {"maxpool2d", maxpool_forward, maxpool_backward};
-static const nb_op avgpool_op = {"avgpool2d", avgpool_forward, avgpool_backward};
+static const nb_op maxpool_op = {"maxpool2d", maxpool_forward, maxpool_backward, NULL};
+static const nb_op avgpool_op = {"avgpool2d", avgpool_forward, avgpool_backward, NULL};
 
 static nb_node *pool2d(nb_graph *g, const nb_op *op, nb_node *x, const int kernel[2],
                        const int stride[2])
