@@ -169,6 +169,12 @@ nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, const int st
  * stride NULL means the kernel (PyTorch's default). Max pooling's gradient goes to the first
  * maximum of each window in row-major order (a NaN counts as the maximum), as PyTorch's. */
 nb_node *nb_maxpool2d(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2]);
+/* nb_maxpool2d's values, computed by x's own op when it can (as nb_activate does for an
+ * activation): when x is the newest node, is nb_batchnorm's output on images (with or without
+ * an nb_activate'd activation) and the windows do not overlap (stride >= kernel), the batch
+ * norm pools its own output and x itself is returned, its values from now on the pooled ones:
+ * the full-size output is then never stored, nor its gradient. Otherwise nb_maxpool2d. */
+nb_node *nb_maxpool2d_fused(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2]);
 nb_node *nb_avgpool2d(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2]);
 /* torch.nn.Flatten: x [B, ...] -> [B, elements of a sample], in the same order. A view: it
  * shares x's value and gradient buffers, so it copies nothing either way. */

@@ -4,7 +4,8 @@
  * pass a check against central differences; and the activation stays an op of its own
  * whenever fusing would be wrong (another node already reads the op's output, the op already
  * has an activation, a leaky slope <= 0 on an op that cannot keep its input, a node that is
- * not an op). */
+ * not an op). nb_maxpool2d_fused likewise: a batch norm on images that pools its own output
+ * against batchnorm -> relu -> maxpool2d. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,6 +170,121 @@ static void test_fused_gradients(void **state)
     }
 }
 
+/* x [B, 3, H, W] -> batchnorm -> act -> maxpool2d -> mse, the pooling by nb_maxpool2d_fused
+ * (fuse) or as an op of its own; act NB_IDENTITY for none. */
+static built build_pooled(const activation_case *a, int height, int width, const int kernel[2],
+                          const int stride[2], int fuse)
+{
+    built b = {nb_graph_new(), NULL, NULL, NULL, NULL};
+    nb_graph *g = b.g;
+    int image[3] = {3, height, width};
+    b.x = nb_input_shape(g, 3, image);
+    nb_input_requires_grad(b.x);
+    b.op = nb_batchnorm(g, b.x, "bn", 0.1f, 1e-5f);
+    nb_node *h = b.op;
+    if (a->act != NB_IDENTITY)
+        h = fuse ? nb_activate(g, h, a->act, a->slope) : nb_relu(g, h);
+    b.y = fuse ? nb_maxpool2d_fused(g, h, kernel, stride) : nb_maxpool2d(g, h, kernel, stride);
+    nb_tensor yv = nb_node_value(b.y);
+    int ts[3] = {yv.shape[1], yv.shape[2], yv.shape[3]};
+    nb_node *t = nb_input_shape(g, 3, ts);
+    b.loss = nb_mse(g, b.y, t);
+    nb_error err;
+    if (nb_graph_compile(g, BATCH, &err) != 0)
+        fail_msg("pooled batchnorm: compile: %s", err.msg);
+    nb_rng r;
+    nb_rng_seed(&r, 9);
+    size_t np;
+    float *p = nb_graph_params(g, &np);
+    for (size_t i = 0; i < np; i++)
+        p[i] = (float)(0.7 * nb_rng_normal(&r));
+    nb_tensor xv = nb_node_value(b.x), tv = nb_node_value(t);
+    for (size_t i = 0; i < nb_tensor_numel(&xv); i++)
+        xv.data[i] = (float)nb_rng_normal(&r);
+    for (size_t i = 0; i < nb_tensor_numel(&tv); i++)
+        tv.data[i] = (float)(0.5 * nb_rng_normal(&r));
+    return b;
+}
+
+/* The gradients of a pooled batch norm against central differences, in both modes, on a
+ * shuffled ramp (values 0.1 apart, so that no step of the differences changes which element
+ * of a window is its maximum). */
+static void gradcheck_pooled(built *b, size_t ci)
+{
+    nb_tensor xv = nb_node_value(b->x);
+    size_t n = nb_tensor_numel(&xv);
+    nb_rng r;
+    nb_rng_seed(&r, 3);
+    int32_t *order = malloc(n * sizeof *order);
+    assert_non_null(order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (int32_t)i;
+    nb_shuffle(&r, order, (int)n);
+    for (size_t i = 0; i < n; i++)
+        xv.data[i] = 0.1f * (float)(order[i] - (int32_t)n / 2);
+    free(order);
+    /* gamma well away from 0: a step across it would turn the windows' maxima into minima */
+    size_t np;
+    float *p = nb_graph_params(b->g, &np);
+    for (size_t i = 0; i < np; i++)
+        p[i] = 0.5f + 0.25f * (float)i;
+    for (int training = 1; training >= 0; training--) {
+        nb_graph_set_training(b->g, training);
+        double e = nb_gradcheck(b->g, b->loss, BATCH, 1e-2);
+        if (!(e < 2e-2))
+            fail_msg("pooled batchnorm, case %zu, %s: gradient error %g", ci,
+                     training ? "training" : "inference", e);
+    }
+}
+
+/* A batch norm that pools its own output gives the bits of batchnorm -> relu -> maxpool2d:
+ * windows that tile the plane, leave rows and columns over, or leave gaps; with and without
+ * the activation; in training and inference mode; on 1 and 3 threads. Overlapping windows
+ * are not fused. */
+static void test_pooled_batchnorm(void **state)
+{
+    (void)state;
+    typedef struct pool_case {
+        int height, width, kernel[2], stride[2], fuses;
+    } pool_case;
+    static const pool_case cases[] = {
+        {8, 6, {2, 2}, {2, 2}, 1}, {7, 9, {2, 2}, {2, 2}, 1}, {9, 7, {3, 2}, {3, 2}, 1},
+        {8, 9, {2, 3}, {3, 4}, 1}, {6, 6, {3, 3}, {2, 2}, 0}, {5, 6, {2, 2}, {1, 2}, 0},
+    };
+    const activation_case none = {NB_IDENTITY, 0.0f, "none"}, *acts[2] = {&activations[0], &none};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int ai = 0; ai < 2; ai++) {
+            const pool_case *k = &cases[ci];
+            built fused = build_pooled(acts[ai], k->height, k->width, k->kernel, k->stride, 1);
+            built separate = build_pooled(acts[ai], k->height, k->width, k->kernel, k->stride, 0);
+            if ((fused.y == fused.op) != k->fuses)
+                fail_msg("case %zu: nb_maxpool2d_fused %s", ci,
+                         k->fuses ? "made an op of its own" : "fused overlapping windows");
+            for (int training = 1; training >= 0; training--)
+                for (int threads = 1; threads <= 3; threads += 2) {
+                    nb_set_threads(threads);
+                    nb_graph_set_training(fused.g, training);
+                    nb_graph_set_training(separate.g, training);
+                    size_t n1, n2;
+                    float *one = pass(&fused, &n1), *two = pass(&separate, &n2);
+                    assert_int_equal(n1, n2);
+                    for (size_t i = 0; i < n1; i++)
+                        if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
+                            fail_msg("pooling case %zu, %s, %s, %d threads: number %zu is %.9g "
+                                     "fused, %.9g apart", ci, acts[ai]->name,
+                                     training ? "training" : "inference", threads, i,
+                                     (double)one[i], (double)two[i]);
+                    free(one);
+                    free(two);
+                }
+            if (ai == 1 && ci == 3) /* no relu: its kink would fail a smooth check */
+                gradcheck_pooled(&fused, ci);
+            nb_graph_free(fused.g);
+            nb_graph_free(separate.g);
+        }
+    nb_set_threads(2);
+}
+
 /* Fusing must never change a value somebody else reads. */
 static void test_not_fused(void **state)
 {
@@ -205,6 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fused_equals_separate),
         cmocka_unit_test(test_fused_gradients),
+        cmocka_unit_test(test_pooled_batchnorm),
         cmocka_unit_test(test_not_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

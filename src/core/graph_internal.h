@@ -18,6 +18,11 @@ typedef enum nb_leaf_kind {
     NB_LEAF_STATE     /* saved but not trained: running statistics */
 } nb_leaf_kind;
 
+/* A 2-D window sliding over images (conv2d, the poolings). */
+typedef struct nb_window2d {
+    int kernel[2], stride[2], padding[2];   /* {height, width} each */
+} nb_window2d;
+
 /* An op is a name and a pair of functions. forward computes n->value from its inputs for the
  * first `batch` rows; backward passes n->grad on into the inputs' gradients. backward may be
  * NULL for ops that need none; a view (nb_graph_add_view) has neither.
@@ -39,17 +44,20 @@ typedef struct nb_op {
      * returns 0 when this node takes act (then n->act is set, and whatever the op needs for
      * it, such as scratch, is asked for), -1 when it cannot. NULL: the op cannot. */
     int (*fuse)(nb_node *n, nb_activation act, float slope);
+    /* Ops that can max-pool their own output (nb_maxpool2d_fused), window win giving out[0] x
+     * out[1] values a plane: returns 0 when this node takes it (its shape is then the pooled
+     * one), -1 when it cannot. NULL: the op cannot. */
+    int (*fuse_pool)(nb_node *n, const nb_window2d *win, const int out[2]);
 } nb_op;
-
-/* A 2-D window sliding over images (conv2d, the poolings). */
-typedef struct nb_window2d {
-    int kernel[2], stride[2], padding[2];   /* {height, width} each */
-} nb_window2d;
 
 /* An op's constants (kernel sizes, slopes, eps ...), set once by its builder. Each op reads
  * only its own member; a new op with constants adds a member here. */
 typedef union nb_op_args {
-    struct { float momentum, eps; } batchnorm;
+    struct {
+        float momentum, eps;
+        int pooled;          /* the output is max-pooled with `pool` (nb_maxpool2d_fused) */
+        nb_window2d pool;
+    } batchnorm;
     struct { float eps; } layernorm;
     struct { float p; int layer; } dropout;   /* layer: its rank among the graph's dropouts */
     nb_window2d conv2d;                                      /* kernel: w's kh, kw */
@@ -233,6 +241,18 @@ nb_block nb_sgemm_share(const nb_exec *ex, int trans_a, int trans_b, int m, int 
  * PyTorch's. On a problem, records "<op>: <what>" as the graph's error and returns -1. */
 int nb_window2d_output(nb_graph *g, const char *op, const nb_node *x, const nb_window2d *win,
                        int out[2]);
+
+/* Max pooling of one plane (pool2d.c), for the maxpool2d op and the ops that pool their own
+ * output (nb_maxpool2d_fused): the plane's sizes and the window. nb_max_plane sets y to each
+ * window's maximum, as PyTorch picks it, and at to where it is (its offset from the window's
+ * first element); nb_max_plane_backward adds each dy to the element at says (dx += ...). */
+typedef struct nb_pool_plane {
+    int height, width, out_height, out_width;
+    nb_window2d win;
+} nb_pool_plane;
+void nb_max_plane(const nb_pool_plane *q, const float *x, float *y, int32_t *at);
+void nb_max_plane_backward(const nb_pool_plane *q, const float *dy, const int32_t *at,
+                           float *dx);
 
 /* The activation functions (src/ops/activation.c), for the activation ops and the dense op.
  * backward: dx (=, or += unless assign) dy * act'(...), from y, or from x when

@@ -324,7 +324,7 @@ static nb_node *conv2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shap
 static nb_node *maxpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,
                                 nb_shape out, const char *prefix, int bias, int keep_input)
 {
-    return nb_maxpool2d(g, x, l->kernel, l->stride);
+    return nb_maxpool2d_fused(g, x, l->kernel, l->stride);
 }
 
 static nb_node *avgpool2d_build(nb_graph *g, const nb_layer *l, nb_node *x, nb_shape in,

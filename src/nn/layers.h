@@ -87,6 +87,7 @@ int64_t nb_layer_param_numel(const nb_layer_param *p);
  * are the model's (nb_layers_shapes). An activation layer is computed by the op before it
  * when that op can (nb_activate: linear, conv2d and batchnorm layers), unless keep_input says
  * its input's values must stay as they are (they are traced): it is then an op of its own.
+ * A maxpool2d layer likewise, after a batchnorm on images (nb_maxpool2d_fused).
  * Returns NULL with the graph's error set when the graph cannot build it. */
 nb_node *nb_layer_build(nb_graph *g, const nb_layers *layers, const nb_shape *shapes, int i,
                         nb_node *x, int keep_input);

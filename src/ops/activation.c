@@ -143,10 +143,10 @@ static void activation_backward(nb_node *n, int batch, const nb_exec *ex)
                            end - begin, n->assign[0]);
 }
 
-static const nb_op relu_op = {"relu", activation_forward, activation_backward, NULL};
-static const nb_op leaky_op = {"leaky_relu", activation_forward, activation_backward, NULL};
-static const nb_op tanh_op = {"tanh", activation_forward, activation_backward, NULL};
-static const nb_op sigmoid_op = {"sigmoid", activation_forward, activation_backward, NULL};
+static const nb_op relu_op = {"relu", activation_forward, activation_backward, NULL, NULL};
+static const nb_op leaky_op = {"leaky_relu", activation_forward, activation_backward, NULL, NULL};
+static const nb_op tanh_op = {"tanh", activation_forward, activation_backward, NULL, NULL};
+static const nb_op sigmoid_op = {"sigmoid", activation_forward, activation_backward, NULL, NULL};
 
 /* act of x as an op of its own. */
 static nb_node *activation_op(nb_graph *g, nb_node *x, nb_activation act, float slope)

@@ -30,7 +30,7 @@ NB_HOT static void add_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op add_op = {"add", add_forward, add_backward, NULL};
+static const nb_op add_op = {"add", add_forward, add_backward, NULL, NULL};
 
 /* "[B, 3, 4]" or "[3, 4]". */
 static void shape_text(const nb_node *x, char *buf, size_t cap)

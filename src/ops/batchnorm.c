@@ -40,8 +40,9 @@
  * features or channels; an image's count is global_batch·H·W).
  *
  * Scratch layout (floats), n features or channels:
- *   [2n doubles: sums] [mean n] [invstd n] then, per row of the batch,
- *   [B, n]:  xhat, n floats;   [B, C, H, W]: the units' two partial sums, 2C doubles. */
+ *   [2n doubles: sums] [mean n] [invstd n] (pooled: a plane buffer per part) then, per row of
+ *   the batch, [B, n]: xhat, n floats;  [B, C, H, W]: the units' two partial sums, 2C doubles
+ *   (pooled: then, after the max batch's sums, the maxima's places, an int32 per output). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static bn_scratch scratch_of(const nb_node *n, int batch)
     s.sum_b = s.sum_a + f;
     s.mean = n->scratch + 4 * f;
     s.invstd = s.mean + f;
-    s.xhat = s.invstd + f;
+    s.xhat = n->scratch + n->scratch_fixed;   /* after the fixed part: see nb_batchnorm */
     s.part_a = (double *)(void *)s.xhat;
     s.part_b = s.part_a + (size_t)batch * f;
     return s;
@@ -274,24 +275,36 @@ NB_HOT static void batchnorm_backward(nb_node *n, int batch, const nb_exec *ex)
 }
 
 static const nb_op batchnorm_op = {"batchnorm", batchnorm_forward, batchnorm_backward,
-                                   nb_fuse_from_output};
+                                   nb_fuse_from_output, NULL};
 
 /* ---- [B, C, H, W]: BatchNorm2d ---- */
 
-/* This thread's units (row, channel) and channels. */
+/* This thread's units (row, channel) and channels, and its parts of the units for the
+ * elementwise passes (see "pooled" below). */
 typedef struct bn_shares {
-    size_t channels, spatial;   /* C and the values per unit, H·W */
+    size_t channels, spatial;   /* C and the values per unit of x, H·W */
+    size_t out_spatial;         /* the values per unit of the output: H·W, or Ho·Wo pooled */
     size_t u0, u1, c0, c1;
+    int parts, p0, p1;
 } bn_shares;
 
 static bn_shares shares_of(const nb_node *n, int batch, const nb_exec *ex)
 {
     bn_shares h;
     h.channels = channels_of(n);
-    h.spatial = n->width / h.channels;
+    h.spatial = n->in[BN_X]->width / h.channels;
+    h.out_spatial = n->width / h.channels;
     nb_split(ex, (size_t)batch * h.channels, 1, &h.u0, &h.u1);
     nb_split(ex, h.channels, 1, &h.c0, &h.c1);
+    h.parts = nb_product_parts();
+    nb_thread_parts(ex, h.parts, &h.p0, &h.p1);
     return h;
+}
+
+/* The units [*u0, *u1) of part `part`. */
+static void part_units(const bn_shares *h, int batch, int part, size_t *u0, size_t *u1)
+{
+    nb_part_range(part, h->parts, (size_t)batch * h->channels, 1, u0, u1);
 }
 
 /* out[c] = Σ over the rows, in row order, of part[r·C + c], for this thread's channels. */
@@ -305,12 +318,77 @@ static void add_rows(const bn_shares *h, int batch, const double *part, double *
     }
 }
 
+/* ---- pooled: a batch norm on images that max-pools its own output ----
+ *
+ * nb_maxpool2d_fused on a batch norm of images (with or without its activation) makes the
+ * node's output the pooled one: each unit is normalized (and activated) into its part's plane
+ * buffer, in cache, and pooled from there, so the full-size output is never written, read back
+ * or kept, nor its gradient. Backward makes each unit's gradient before the pooling in the
+ * plane buffer (zeros, and each window's dy, through the activation's derivative at the
+ * window's maximum, where the maximum was) and goes on from there as unpooled. Windows do not
+ * overlap (the builder fuses only stride >= kernel), so every element gets at most one dy:
+ * the same numbers as the three ops apart, wherever they are finite. The elementwise passes go
+ * by parts (nb_product_parts), each part with its plane buffer; every result is per unit, so
+ * it does not depend on who computes it. */
+
+static int pooled(const nb_node *n) { return n->args.batchnorm.pooled; }
+
+static nb_pool_plane pool_plane(const nb_node *n)
+{
+    const nb_node *x = n->in[BN_X];
+    nb_pool_plane q = {x->shape[2], x->shape[3], n->shape[2], n->shape[3],
+                       n->args.batchnorm.pool};
+    return q;
+}
+
+static size_t aligned(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+/* A part's plane buffer: the unit's values before pooling, then its pooled gradient. */
+static size_t plane_floats(size_t spatial, size_t out_spatial)
+{
+    return aligned(spatial + out_spatial);
+}
+
+static float *part_plane(const nb_node *n, const bn_shares *h, int part)
+{
+    size_t f = channels_of(n);
+    return n->scratch + 6 * f + (size_t)part * plane_floats(h->spatial, h->out_spatial);
+}
+
+/* Where each window's maximum is: an int32 per output value, after the partial sums. */
+static int32_t *maxima_of(const nb_node *n, const bn_scratch *s)
+{
+    return (int32_t *)(void *)(s->part_a + 2 * channels_of(n) * (size_t)n->graph->max_batch);
+}
+
+/* The gradient of unit u before the activation (and the pooling): n->grad's own values turned
+ * in place on the first call (unpooled), or made in the part's plane from the pooled gradient
+ * (pooled; every call makes the same numbers). */
+static const float *unit_dz(nb_node *n, const bn_shares *h, const bn_scratch *s, size_t u,
+                            float *plane, int first)
+{
+    size_t S = h->spatial, OS = h->out_spatial;
+    if (!pooled(n)) {
+        float *dy = n->grad + u * S;
+        if (first)
+            nb_fused_activation_backward(n, n->value + u * S, dy, S);
+        return dy;
+    }
+    nb_pool_plane q = pool_plane(n);
+    float *g = plane + S;
+    memcpy(g, n->grad + u * OS, OS * sizeof(float));
+    nb_fused_activation_backward(n, n->value + u * OS, g, OS);
+    memset(plane, 0, S * sizeof(float));
+    nb_max_plane_backward(&q, g, maxima_of(n, s) + u * OS, plane);
+    return plane;
+}
+
 NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
 {
     const float *x = n->in[BN_X]->value;
     const float *gamma = n->in[BN_GAMMA]->value, *beta = n->in[BN_BETA]->value;
     bn_shares h = shares_of(n, batch, ex);
-    size_t C = h.channels, S = h.spatial;
+    size_t C = h.channels, S = h.spatial, OS = h.out_spatial;
     bn_scratch s = scratch_of(n, batch);
     int training = n->graph->training;
     if (ex->tid == 0)
@@ -349,14 +427,22 @@ NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
         use_running(n, &s, h.c0, h.c1);
     }
     nb_barrier(ex);
-    for (size_t u = h.u0; u < h.u1; u++) {
-        size_t c = u % C;
-        const float *xu = x + u * S;
-        float *yu = n->value + u * S;
-        float mean = s.mean[c], invstd = s.invstd[c], gc = gamma[c], bc = beta[c];
-        for (size_t i = 0; i < S; i++)
-            yu[i] = gc * NB_XHAT(xu, i, mean, invstd) + bc;
-        nb_fused_activation_forward(n, yu, S);
+    nb_pool_plane q = pool_plane(n);
+    for (int part = h.p0; part < h.p1; part++) {
+        size_t u0, u1;
+        part_units(&h, batch, part, &u0, &u1);
+        float *plane = part_plane(n, &h, part);
+        for (size_t u = u0; u < u1; u++) {
+            size_t c = u % C;
+            const float *xu = x + u * S;
+            float *yu = pooled(n) ? plane : n->value + u * S;
+            float mean = s.mean[c], invstd = s.invstd[c], gc = gamma[c], bc = beta[c];
+            for (size_t i = 0; i < S; i++)
+                yu[i] = gc * NB_XHAT(xu, i, mean, invstd) + bc;
+            nb_fused_activation_forward(n, yu, S);
+            if (pooled(n))
+                nb_max_plane(&q, plane, n->value + u * OS, maxima_of(n, &s) + u * OS);
+        }
     }
 }
 
@@ -364,16 +450,20 @@ NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
 NB_HOT static void batchnorm2d_backward(nb_node *n, int batch, const nb_exec *ex)
 {
     nb_node *x = n->in[BN_X], *gamma = n->in[BN_GAMMA];
-    float *dy = n->grad;
     bn_shares h = shares_of(n, batch, ex);
     size_t C = h.channels, S = h.spatial;
     bn_scratch s = scratch_of(n, batch);
 
-    for (size_t u = h.u0; u < h.u1; u++) {
-        nb_fused_activation_backward(n, n->value + u * S, dy + u * S, S);
-        s.part_a[u] = nb_lane_sum(dy + u * S, S);
-        s.part_b[u] = nb_lane_sum_dy_xhat(dy + u * S, x->value + u * S, S, s.mean[u % C],
-                                          s.invstd[u % C]);
+    for (int part = h.p0; part < h.p1; part++) {
+        size_t u0, u1;
+        part_units(&h, batch, part, &u0, &u1);
+        float *plane = part_plane(n, &h, part);
+        for (size_t u = u0; u < u1; u++) {
+            const float *dz = unit_dz(n, &h, &s, u, plane, 1);
+            s.part_a[u] = nb_lane_sum(dz, S);
+            s.part_b[u] = nb_lane_sum_dy_xhat(dz, x->value + u * S, S, s.mean[u % C],
+                                              s.invstd[u % C]);
+        }
     }
     nb_barrier(ex);
     add_rows(&h, batch, s.part_a, s.sum_a);
@@ -392,27 +482,50 @@ NB_HOT static void batchnorm2d_backward(nb_node *n, int batch, const nb_exec *ex
         finish_backward(&s, h.c0, h.c1, count);
         nb_barrier(ex);
     }
-    for (size_t u = h.u0; u < h.u1; u++) {
-        size_t c = u % C;
-        const float *xu = x->value + u * S, *dyu = dy + u * S;
-        float *dxu = x->grad + u * S;
-        float mean = s.mean[c], invstd = s.invstd[c], k = gamma->value[c] * invstd;
-        if (training) {
-            double mean_dy = s.sum_a[c], mean_dyx = s.sum_b[c];
-            for (size_t i = 0; i < S; i++) {
-                float xhat = NB_XHAT(xu, i, mean, invstd);
-                dxu[i] = nb_grad_put(dxu[i], train_dx(k, dyu[i], xhat, mean_dy, mean_dyx),
-                                     assign);
+    for (int part = h.p0; part < h.p1; part++) {
+        size_t u0, u1;
+        part_units(&h, batch, part, &u0, &u1);
+        float *plane = part_plane(n, &h, part);
+        for (size_t u = u0; u < u1; u++) {
+            size_t c = u % C;
+            const float *xu = x->value + u * S, *dyu = unit_dz(n, &h, &s, u, plane, 0);
+            float *dxu = x->grad + u * S;
+            float mean = s.mean[c], invstd = s.invstd[c], k = gamma->value[c] * invstd;
+            if (training) {
+                double mean_dy = s.sum_a[c], mean_dyx = s.sum_b[c];
+                for (size_t i = 0; i < S; i++) {
+                    float xhat = NB_XHAT(xu, i, mean, invstd);
+                    dxu[i] = nb_grad_put(dxu[i], train_dx(k, dyu[i], xhat, mean_dy, mean_dyx),
+                                         assign);
+                }
+            } else {
+                for (size_t i = 0; i < S; i++)
+                    dxu[i] = nb_grad_put(dxu[i], k * dyu[i], assign);
             }
-        } else {
-            for (size_t i = 0; i < S; i++)
-                dxu[i] = nb_grad_put(dxu[i], k * dyu[i], assign);
         }
     }
 }
 
+/* Takes a max pooling of its output when the windows do not overlap (see "pooled"): the
+ * node's output becomes the pooled one, [B, C, Ho, Wo]. */
+static int batchnorm2d_fuse_pool(nb_node *n, const nb_window2d *win, const int out[2])
+{
+    if (n->ndim != 4 || win->stride[0] < win->kernel[0] || win->stride[1] < win->kernel[1])
+        return -1;
+    size_t c = channels_of(n), spatial = (size_t)n->shape[2] * (size_t)n->shape[3];
+    size_t out_spatial = (size_t)out[0] * (size_t)out[1];
+    n->args.batchnorm.pooled = 1;
+    n->args.batchnorm.pool = *win;
+    n->shape[2] = out[0];
+    n->shape[3] = out[1];
+    n->width = c * out_spatial;
+    n->scratch_fixed += (size_t)nb_product_parts() * plane_floats(spatial, out_spatial);
+    n->scratch_per_row += c * out_spatial;   /* the maxima's places, an int32 each */
+    return 0;
+}
+
 static const nb_op batchnorm2d_op = {"batchnorm2d", batchnorm2d_forward, batchnorm2d_backward,
-                                     nb_fuse_from_output};
+                                     nb_fuse_from_output, batchnorm2d_fuse_pool};
 
 nb_node *nb_batchnorm(nb_graph *g, nb_node *x, const char *prefix, float momentum, float eps)
 {

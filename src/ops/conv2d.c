@@ -399,7 +399,8 @@ static void conv2d_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op conv2d_op = {"conv2d", conv2d_forward, conv2d_backward, nb_fuse_from_output};
+static const nb_op conv2d_op = {"conv2d", conv2d_forward, conv2d_backward, nb_fuse_from_output,
+                                NULL};
 
 nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, const int stride[2],
                    const int padding[2])

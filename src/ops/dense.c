@@ -34,7 +34,7 @@ static void matmul_backward(nb_node *n, int batch, const nb_exec *ex)
                      n->assign[1]);
 }
 
-static const nb_op matmul_op = {"matmul", matmul_forward, matmul_backward, NULL};
+static const nb_op matmul_op = {"matmul", matmul_forward, matmul_backward, NULL, NULL};
 
 static const char *check_product(const nb_node *x, const nb_node *w)
 {
@@ -104,7 +104,7 @@ NB_HOT static void bias_backward(nb_node *n, int batch, const nb_exec *ex)
         column_sums(ex, n->grad, batch, width, b->grad, n->assign[1]);
 }
 
-static const nb_op bias_op = {"bias_add", bias_forward, bias_backward, NULL};
+static const nb_op bias_op = {"bias_add", bias_forward, bias_backward, NULL, NULL};
 
 static const char *check_bias(const nb_node *x, const nb_node *b)
 {
@@ -198,7 +198,7 @@ static int dense_fuse(nb_node *n, nb_activation act, float slope)
     return 0;
 }
 
-static const nb_op dense_op = {"dense", dense_forward, dense_backward, dense_fuse};
+static const nb_op dense_op = {"dense", dense_forward, dense_backward, dense_fuse, NULL};
 
 nb_node *nb_dense(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, nb_activation act,
                   float slope)

@@ -101,7 +101,7 @@ static void dropout_backward(nb_node *n, int batch, const nb_exec *ex)
     apply_mask(n, batch, ex, masking, n->grad, x->grad, n->assign[0]);
 }
 
-static const nb_op dropout_op = {"dropout", dropout_forward, dropout_backward, NULL};
+static const nb_op dropout_op = {"dropout", dropout_forward, dropout_backward, NULL, NULL};
 
 nb_node *nb_dropout(nb_graph *g, nb_node *x, float p)
 {

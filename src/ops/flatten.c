@@ -5,7 +5,7 @@
 
 #include "core/graph_internal.h"
 
-static const nb_op flatten_op = {"flatten", NULL, NULL, NULL};
+static const nb_op flatten_op = {"flatten", NULL, NULL, NULL, NULL};
 
 nb_node *nb_flatten(nb_graph *g, nb_node *x)
 {

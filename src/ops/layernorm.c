@@ -117,7 +117,7 @@ static void layernorm_backward(nb_node *n, int batch, const nb_exec *ex)
         layernorm_input_grad(n, batch, ex);
 }
 
-static const nb_op layernorm_op = {"layernorm", layernorm_forward, layernorm_backward, NULL};
+static const nb_op layernorm_op = {"layernorm", layernorm_forward, layernorm_backward, NULL, NULL};
 
 nb_node *nb_layernorm(nb_graph *g, nb_node *x, const char *prefix, float eps)
 {

@@ -79,7 +79,7 @@ static void xent_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op xent_op = {"softmax_cross_entropy", xent_forward, xent_backward, NULL};
+static const nb_op xent_op = {"softmax_cross_entropy", xent_forward, xent_backward, NULL, NULL};
 
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels)
 {
@@ -138,7 +138,7 @@ static void mse_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op mse_op = {"mse", mse_forward, mse_backward, NULL};
+static const nb_op mse_op = {"mse", mse_forward, mse_backward, NULL, NULL};
 
 nb_node *nb_mse(nb_graph *g, nb_node *pred, nb_node *target)
 {

@@ -15,11 +15,7 @@
 #include "core/graph_internal.h"
 #include "core/simd.h"
 
-/* The sizes of one pooling node's planes. */
-typedef struct pool_geom {
-    int height, width, out_height, out_width;
-    nb_window2d win;
-} pool_geom;
+typedef nb_pool_plane pool_geom;
 
 static pool_geom geometry(const nb_node *n)
 {
@@ -117,7 +113,7 @@ static int window_2x2(const pool_geom *q)
            q->win.stride[1] == 2;
 }
 
-NB_HOT static void max_plane(const pool_geom *q, const float *x, float *y, int32_t *at)
+NB_HOT void nb_max_plane(const nb_pool_plane *q, const float *x, float *y, int32_t *at)
 {
     if (window_2x2(q))
         max_rows_2x2((size_t)q->out_height, q->out_width, (size_t)q->width, x, y, at);
@@ -145,7 +141,7 @@ static void maxpool_forward(nb_node *n, int batch, const nb_exec *ex)
         return;
     }
     for (size_t p = p0; p < p1; p++)
-        max_plane(&q, n->in[0]->value + p * in_plane, n->value + p * out_plane,
+        nb_max_plane(&q, n->in[0]->value + p * in_plane, n->value + p * out_plane,
                   maxima_of(n) + p * out_plane);
 }
 
@@ -164,12 +160,18 @@ static void maxpool_backward(nb_node *n, int batch, const nb_exec *ex)
         float *dx = x->grad + p * in_plane;
         if (n->assign[0])
             memset(dx, 0, in_plane * sizeof(float));
-        for (int oh = 0; oh < q.out_height; oh++)
-            for (int ow = 0; ow < q.out_width; ow++) {
-                size_t e = (size_t)oh * (size_t)q.out_width + (size_t)ow;
-                dx[window_start(&q, oh, ow) + (size_t)at[e]] += dy[e];
-            }
+        nb_max_plane_backward(&q, dy, at, dx);
     }
+}
+
+void nb_max_plane_backward(const nb_pool_plane *q, const float *dy, const int32_t *at,
+                           float *dx)
+{
+    for (int oh = 0; oh < q->out_height; oh++)
+        for (int ow = 0; ow < q->out_width; ow++) {
+            size_t e = (size_t)oh * (size_t)q->out_width + (size_t)ow;
+            dx[window_start(q, oh, ow) + (size_t)at[e]] += dy[e];
+        }
 }
 
 /* y = the mean of each window: its sum in row-major order divided by its size, as PyTorch's. */
@@ -226,25 +228,44 @@ NB_HOT static void avgpool_backward(nb_node *n, int batch, const nb_exec *ex)
     }
 }
 
-static const nb_op maxpool_op = {"maxpool2d", maxpool_forward, maxpool_backward, NULL};
-static const nb_op avgpool_op = {"avgpool2d", avgpool_forward, avgpool_backward, NULL};
+static const nb_op maxpool_op = {"maxpool2d", maxpool_forward, maxpool_backward, NULL, NULL};
+static const nb_op avgpool_op = {"avgpool2d", avgpool_forward, avgpool_backward, NULL, NULL};
+
+/* The window of a pooling of x and its output's height and width; -1 with the graph's error
+ * set when it does not fit x. */
+static int pool_window(nb_graph *g, const nb_op *op, const nb_node *x, const int kernel[2],
+                       const int stride[2], nb_window2d *win, int out[2])
+{
+    if (!g || g->failed || !x) {
+        if (g)
+            nb_graph_fail(g, "%s: missing input", op->name);
+        return -1;
+    }
+    if (!kernel) {
+        nb_graph_fail(g, "%s: no kernel size", op->name);
+        return -1;
+    }
+    nb_window2d w = {{kernel[0], kernel[1]},
+                     {stride ? stride[0] : kernel[0], stride ? stride[1] : kernel[1]},
+                     {0, 0}};
+    *win = w;
+    if (nb_window2d_output(g, op->name, x, win, out) != 0)
+        return -1;
+    /* where a maximum is, as an int32 offset from its window's first element */
+    if ((long long)(kernel[0] - 1) * x->shape[3] + kernel[1] > INT32_MAX) {
+        nb_graph_fail(g, "%s: the kernel %dx%d is too large", op->name, kernel[0], kernel[1]);
+        return -1;
+    }
+    return 0;
+}
 
 static nb_node *pool2d(nb_graph *g, const nb_op *op, nb_node *x, const int kernel[2],
                        const int stride[2])
 {
-    if (!g || g->failed || !x)
-        return g ? nb_graph_fail(g, "%s: missing input", op->name) : NULL;
-    if (!kernel)
-        return nb_graph_fail(g, "%s: no kernel size", op->name);
-    nb_window2d win = {{kernel[0], kernel[1]},
-                       {stride ? stride[0] : kernel[0], stride ? stride[1] : kernel[1]},
-                       {0, 0}};
+    nb_window2d win;
     int out[2];
-    if (nb_window2d_output(g, op->name, x, &win, out) != 0)
+    if (pool_window(g, op, x, kernel, stride, &win, out) != 0)
         return NULL;
-    if ((long long)(kernel[0] - 1) * x->shape[3] + kernel[1] > INT32_MAX)
-        return nb_graph_fail(g, "%s: the kernel %dx%d is too large", op->name, kernel[0],
-                             kernel[1]);
     int shape[4] = {0, x->shape[1], out[0], out[1]};
     nb_node *n = nb_graph_add_op(g, op, &x, 1, 1, 4, shape);
     if (!n)
@@ -257,6 +278,20 @@ static nb_node *pool2d(nb_graph *g, const nb_op *op, nb_node *x, const int kerne
 
 nb_node *nb_maxpool2d(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2])
 {
+    return pool2d(g, &maxpool_op, x, kernel, stride);
+}
+
+/* x's op pools its own output when it can: it has a fuse_pool function that takes the
+ * window, and nothing reads x's values (x is the newest node of an uncompiled graph). */
+nb_node *nb_maxpool2d_fused(nb_graph *g, nb_node *x, const int kernel[2], const int stride[2])
+{
+    nb_window2d win;
+    int out[2];
+    if (pool_window(g, &maxpool_op, x, kernel, stride, &win, out) != 0)
+        return NULL;
+    if (x->graph == g && !g->compiled && g->nodes[g->n_nodes - 1] == x && x->op &&
+        x->op->fuse_pool && x->op->fuse_pool(x, &win, out) == 0)
+        return x;
     return pool2d(g, &maxpool_op, x, kernel, stride);
 }
 
