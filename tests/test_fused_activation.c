@@ -43,6 +43,31 @@ typedef struct built {
     nb_node *x, *op, *y, *loss;
 } built;
 
+/* The loss (mse of b->y against a target), the graph compiled, and the same data and
+ * parameters in any two graphs built alike (their tensors are made in the same order). */
+static void finish(built *b, const char *what)
+{
+    nb_graph *g = b->g;
+    nb_tensor yv = nb_node_value(b->y);
+    int ts[3] = {yv.shape[1], yv.ndim > 2 ? yv.shape[2] : 0, yv.ndim > 3 ? yv.shape[3] : 0};
+    nb_node *t = nb_input_shape(g, yv.ndim - 1, ts);
+    b->loss = nb_mse(g, b->y, t);
+    nb_error err;
+    if (nb_graph_compile(g, BATCH, &err) != 0)
+        fail_msg("%s: compile: %s", what, err.msg);
+    nb_rng r;
+    nb_rng_seed(&r, 5);
+    size_t np;
+    float *p = nb_graph_params(g, &np);
+    for (size_t i = 0; i < np; i++)
+        p[i] = (float)(0.7 * nb_rng_normal(&r));
+    nb_tensor xv = nb_node_value(b->x), tv = nb_node_value(t);
+    for (size_t i = 0; i < nb_tensor_numel(&xv); i++)
+        xv.data[i] = (float)nb_rng_normal(&r);
+    for (size_t i = 0; i < nb_tensor_numel(&tv); i++)
+        tv.data[i] = (float)(0.5 * nb_rng_normal(&r));
+}
+
 /* x -> op -> act -> mse against a target; act by nb_activate (fuse) or as its own op. */
 static built build(op_kind kind, const activation_case *a, int fuse)
 {
@@ -73,25 +98,7 @@ static built build(op_kind kind, const activation_case *a, int fuse)
         default: b.y = nb_relu(g, b.op); break;
         }
     }
-    nb_tensor yv = nb_node_value(b.y);
-    int ts[3] = {yv.shape[1], yv.ndim > 2 ? yv.shape[2] : 0, yv.ndim > 3 ? yv.shape[3] : 0};
-    nb_node *t = nb_input_shape(g, yv.ndim - 1, ts);
-    b.loss = nb_mse(g, b.y, t);
-    nb_error err;
-    if (nb_graph_compile(g, BATCH, &err) != 0)
-        fail_msg("%s: compile: %s", op_names[kind], err.msg);
-    /* the same data and parameters in both graphs: their tensors are made in the same order */
-    nb_rng r;
-    nb_rng_seed(&r, 5);
-    size_t np;
-    float *p = nb_graph_params(g, &np);
-    for (size_t i = 0; i < np; i++)
-        p[i] = (float)(0.7 * nb_rng_normal(&r));
-    nb_tensor xv = nb_node_value(b.x), tv = nb_node_value(t);
-    for (size_t i = 0; i < nb_tensor_numel(&xv); i++)
-        xv.data[i] = (float)nb_rng_normal(&r);
-    for (size_t i = 0; i < nb_tensor_numel(&tv); i++)
-        tv.data[i] = (float)(0.5 * nb_rng_normal(&r));
+    finish(&b, op_names[kind]);
     return b;
 }
 
@@ -185,24 +192,7 @@ static built build_pooled(const activation_case *a, int height, int width, const
     if (a->act != NB_IDENTITY)
         h = fuse ? nb_activate(g, h, a->act, a->slope) : nb_relu(g, h);
     b.y = fuse ? nb_maxpool2d_fused(g, h, kernel, stride) : nb_maxpool2d(g, h, kernel, stride);
-    nb_tensor yv = nb_node_value(b.y);
-    int ts[3] = {yv.shape[1], yv.shape[2], yv.shape[3]};
-    nb_node *t = nb_input_shape(g, 3, ts);
-    b.loss = nb_mse(g, b.y, t);
-    nb_error err;
-    if (nb_graph_compile(g, BATCH, &err) != 0)
-        fail_msg("pooled batchnorm: compile: %s", err.msg);
-    nb_rng r;
-    nb_rng_seed(&r, 9);
-    size_t np;
-    float *p = nb_graph_params(g, &np);
-    for (size_t i = 0; i < np; i++)
-        p[i] = (float)(0.7 * nb_rng_normal(&r));
-    nb_tensor xv = nb_node_value(b.x), tv = nb_node_value(t);
-    for (size_t i = 0; i < nb_tensor_numel(&xv); i++)
-        xv.data[i] = (float)nb_rng_normal(&r);
-    for (size_t i = 0; i < nb_tensor_numel(&tv); i++)
-        tv.data[i] = (float)(0.5 * nb_rng_normal(&r));
+    finish(&b, "pooled batchnorm");
     return b;
 }
 
