@@ -121,6 +121,28 @@ static float *pass(built *b, size_t *count)
     return s;
 }
 
+/* The two graphs give the same bits in both modes, on 1 and 3 threads. */
+static void assert_same_passes(built *fused, built *separate, const char *what)
+{
+    for (int training = 1; training >= 0; training--)
+        for (int threads = 1; threads <= 3; threads += 2) {
+            nb_set_threads(threads);
+            nb_graph_set_training(fused->g, training);
+            nb_graph_set_training(separate->g, training);
+            size_t n1, n2;
+            float *one = pass(fused, &n1), *two = pass(separate, &n2);
+            assert_int_equal(n1, n2);
+            for (size_t i = 0; i < n1; i++)
+                if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
+                    fail_msg("%s, %s, %d threads: number %zu is %.9g fused, %.9g apart", what,
+                             training ? "training" : "inference", threads, i, (double)one[i],
+                             (double)two[i]);
+            free(one);
+            free(two);
+        }
+    nb_set_threads(2);
+}
+
 /* Whether nb_activate may fuse a into an op of this kind: dense takes any activation; the
  * others need the derivative from the output. */
 static int fusable(op_kind kind, const activation_case *a)
@@ -139,23 +161,9 @@ static void test_fused_equals_separate(void **state)
                 fail_msg("%s + %s: nb_activate %s", op_names[kind], a->name,
                          fused.y == fused.op ? "fused an activation it cannot"
                                              : "made an op it could have fused");
-            for (int training = 1; training >= 0; training--)
-                for (int threads = 1; threads <= 3; threads += 2) {
-                    nb_set_threads(threads);
-                    nb_graph_set_training(fused.g, training);
-                    nb_graph_set_training(separate.g, training);
-                    size_t n1, n2;
-                    float *one = pass(&fused, &n1), *two = pass(&separate, &n2);
-                    assert_int_equal(n1, n2);
-                    for (size_t i = 0; i < n1; i++)
-                        if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
-                            fail_msg("%s + %s, %s, %d threads: number %zu is %.9g fused, "
-                                     "%.9g as an op of its own", op_names[kind], a->name,
-                                     training ? "training" : "inference", threads, i,
-                                     (double)one[i], (double)two[i]);
-                    free(one);
-                    free(two);
-                }
+            char what[64];
+            snprintf(what, sizeof what, "%s + %s", op_names[kind], a->name);
+            assert_same_passes(&fused, &separate, what);
             nb_graph_free(fused.g);
             nb_graph_free(separate.g);
         }
@@ -180,7 +188,7 @@ static void test_fused_gradients(void **state)
 /* x [B, 3, H, W] -> batchnorm -> act -> maxpool2d -> mse, the pooling by nb_maxpool2d_fused
  * (fuse) or as an op of its own; act NB_IDENTITY for none. */
 static built build_pooled(const activation_case *a, int height, int width, const int kernel[2],
-                          const int stride[2], int fuse)
+                          const int stride[2], int fuse, int shared)
 {
     built b = {nb_graph_new(), NULL, NULL, NULL, NULL};
     nb_graph *g = b.g;
@@ -192,6 +200,13 @@ static built build_pooled(const activation_case *a, int height, int width, const
     if (a->act != NB_IDENTITY)
         h = fuse ? nb_activate(g, h, a->act, a->slope) : nb_relu(g, h);
     b.y = fuse ? nb_maxpool2d_fused(g, h, kernel, stride) : nb_maxpool2d(g, h, kernel, stride);
+    if (shared) { /* x feeds a linear layer too, whose backward then sets dx first */
+        nb_node *pooled = nb_flatten(g, b.y);
+        int ws[2] = {nb_node_value(pooled).shape[1], 3 * height * width};
+        nb_node *other = nb_dense(g, nb_flatten(g, b.x), nb_param(g, "w", 2, ws), NULL,
+                                  NB_IDENTITY, 0.0f);
+        b.y = nb_add(g, pooled, other);
+    }
     finish(&b, "pooled batchnorm");
     return b;
 }
@@ -245,28 +260,18 @@ static void test_pooled_batchnorm(void **state)
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int ai = 0; ai < 2; ai++) {
             const pool_case *k = &cases[ci];
-            built fused = build_pooled(acts[ai], k->height, k->width, k->kernel, k->stride, 1);
-            built separate = build_pooled(acts[ai], k->height, k->width, k->kernel, k->stride, 0);
-            if ((fused.y == fused.op) != k->fuses)
+            int shared = ai == 0 && ci < 2;
+            built fused = build_pooled(acts[ai], k->height, k->width, k->kernel, k->stride, 1,
+                                       shared);
+            built separate = build_pooled(acts[ai], k->height, k->width, k->kernel, k->stride, 0,
+                                          shared);
+            if (!shared && (fused.y == fused.op) != k->fuses)
                 fail_msg("case %zu: nb_maxpool2d_fused %s", ci,
                          k->fuses ? "made an op of its own" : "fused overlapping windows");
-            for (int training = 1; training >= 0; training--)
-                for (int threads = 1; threads <= 3; threads += 2) {
-                    nb_set_threads(threads);
-                    nb_graph_set_training(fused.g, training);
-                    nb_graph_set_training(separate.g, training);
-                    size_t n1, n2;
-                    float *one = pass(&fused, &n1), *two = pass(&separate, &n2);
-                    assert_int_equal(n1, n2);
-                    for (size_t i = 0; i < n1; i++)
-                        if (memcmp(&one[i], &two[i], sizeof one[i]) != 0)
-                            fail_msg("pooling case %zu, %s, %s, %d threads: number %zu is %.9g "
-                                     "fused, %.9g apart", ci, acts[ai]->name,
-                                     training ? "training" : "inference", threads, i,
-                                     (double)one[i], (double)two[i]);
-                    free(one);
-                    free(two);
-                }
+            char what[64];
+            snprintf(what, sizeof what, "pooling case %zu, %s%s", ci, acts[ai]->name,
+                     shared ? ", x shared" : "");
+            assert_same_passes(&fused, &separate, what);
             if (ai == 1 && ci == 3) /* no relu: its kink would fail a smooth check */
                 gradcheck_pooled(&fused, ci);
             nb_graph_free(fused.g);

@@ -323,11 +323,13 @@ static void add_rows(const bn_shares *h, int batch, const double *part, double *
  * nb_maxpool2d_fused on a batch norm of images (with or without its activation) makes the
  * node's output the pooled one: each unit is normalized (and activated) into its part's plane
  * buffer, in cache, and pooled from there, so the full-size output is never written, read back
- * or kept, nor its gradient. Backward makes each unit's gradient before the pooling in the
- * plane buffer (zeros, and each window's dy, through the activation's derivative at the
- * window's maximum, where the maximum was) and goes on from there as unpooled. Windows do not
- * overlap (the builder fuses only stride >= kernel), so every element gets at most one dy:
- * the same numbers as the three ops apart, wherever they are finite. The elementwise passes go
+ * or kept, nor its gradient. Backward turns the pooled gradient through the activation's
+ * derivative at each window's maximum, in place; its sums (dgamma, dbeta) read each unit's
+ * gradient before the pooling made in the plane buffer (zeros, and each window's dy where its
+ * maximum was), and dx is written for every element with a dy of 0 and then again for the
+ * maxima's elements with theirs (pooled_train_dx). Windows do not overlap (the builder fuses
+ * only stride >= kernel), so every element gets at most one dy: the same numbers as the three
+ * ops apart, wherever they are finite. The elementwise passes go
  * by parts (nb_product_parts), each part with its plane buffer; every result is per unit, so
  * it does not depend on who computes it. */
 
@@ -343,16 +345,13 @@ static nb_pool_plane pool_plane(const nb_node *n)
 
 static size_t aligned(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
-/* A part's plane buffer: the unit's values before pooling, then its pooled gradient. */
-static size_t plane_floats(size_t spatial, size_t out_spatial)
-{
-    return aligned(spatial + out_spatial);
-}
+/* A part's plane buffer: a unit's values, or its gradient, before the pooling. */
+static size_t plane_floats(size_t spatial) { return aligned(spatial); }
 
 static float *part_plane(const nb_node *n, const bn_shares *h, int part)
 {
     size_t f = channels_of(n);
-    return n->scratch + 6 * f + (size_t)part * plane_floats(h->spatial, h->out_spatial);
+    return n->scratch + 6 * f + (size_t)part * plane_floats(h->spatial);
 }
 
 /* Where each window's maximum is: an int32 per output value, after the partial sums. */
@@ -361,26 +360,49 @@ static int32_t *maxima_of(const nb_node *n, const bn_scratch *s)
     return (int32_t *)(void *)(s->part_a + 2 * channels_of(n) * (size_t)n->graph->max_batch);
 }
 
-/* The gradient of unit u before the activation (and the pooling): n->grad's own values turned
- * in place on the first call (unpooled), or made in the part's plane from the pooled gradient
- * (pooled; every call makes the same numbers). */
+/* The gradient of unit u before the activation (and the pooling). Unpooled: n->grad's own
+ * values, turned in place on the first call. Pooled: the first call turns the pooled gradient
+ * in n->grad in place (through the activation's derivative at each window's maximum); every
+ * call then spreads it into the part's plane, zeros and each window's value where its maximum
+ * was. */
 static const float *unit_dz(nb_node *n, const bn_shares *h, const bn_scratch *s, size_t u,
                             float *plane, int first)
 {
     size_t S = h->spatial, OS = h->out_spatial;
-    if (!pooled(n)) {
-        float *dy = n->grad + u * S;
-        if (first)
-            nb_fused_activation_backward(n, n->value + u * S, dy, S);
+    size_t per_unit = pooled(n) ? OS : S;
+    float *dy = n->grad + u * per_unit;
+    if (first)
+        nb_fused_activation_backward(n, n->value + u * per_unit, dy, per_unit);
+    if (!pooled(n))
         return dy;
-    }
     nb_pool_plane q = pool_plane(n);
-    float *g = plane + S;
-    memcpy(g, n->grad + u * OS, OS * sizeof(float));
-    nb_fused_activation_backward(n, n->value + u * OS, g, OS);
     memset(plane, 0, S * sizeof(float));
-    nb_max_plane_backward(&q, g, maxima_of(n, s) + u * OS, plane);
+    nb_max_plane_backward(&q, dy, maxima_of(n, s) + u * OS, plane);
     return plane;
+}
+
+/* dx of a pooled unit in training mode, set (not added): the gradient before the pooling is 0
+ * but where a window's maximum was, so every element takes train_dx with a dy of 0, and then
+ * the maxima's elements take it again with their dy. Each element gets the expression the
+ * unpooled pass gives it, on the same values: the same bits, without making the plane. */
+static void pooled_train_dx(const nb_node *n, const bn_shares *h, const bn_scratch *s,
+                            size_t u, const float *xu, float *dxu, float k)
+{
+    size_t c = u % h->channels, S = h->spatial, OS = h->out_spatial;
+    float mean = s->mean[c], invstd = s->invstd[c];
+    double mean_dy = s->sum_a[c], mean_dyx = s->sum_b[c];
+    for (size_t i = 0; i < S; i++)
+        dxu[i] = train_dx(k, 0.0f, NB_XHAT(xu, i, mean, invstd), mean_dy, mean_dyx);
+    nb_pool_plane q = pool_plane(n);
+    const float *dz = n->grad + u * OS;
+    const int32_t *at = maxima_of(n, s) + u * OS;
+    for (int oh = 0; oh < q.out_height; oh++)
+        for (int ow = 0; ow < q.out_width; ow++) {
+            size_t e = (size_t)oh * (size_t)q.out_width + (size_t)ow;
+            size_t i = (size_t)oh * (size_t)q.win.stride[0] * (size_t)q.width +
+                       (size_t)ow * (size_t)q.win.stride[1] + (size_t)at[e];
+            dxu[i] = train_dx(k, dz[e], NB_XHAT(xu, i, mean, invstd), mean_dy, mean_dyx);
+        }
 }
 
 NB_HOT static void batchnorm2d_forward(nb_node *n, int batch, const nb_exec *ex)
@@ -488,9 +510,14 @@ NB_HOT static void batchnorm2d_backward(nb_node *n, int batch, const nb_exec *ex
         float *plane = part_plane(n, &h, part);
         for (size_t u = u0; u < u1; u++) {
             size_t c = u % C;
-            const float *xu = x->value + u * S, *dyu = unit_dz(n, &h, &s, u, plane, 0);
+            const float *xu = x->value + u * S;
             float *dxu = x->grad + u * S;
             float mean = s.mean[c], invstd = s.invstd[c], k = gamma->value[c] * invstd;
+            if (pooled(n) && training && assign) {
+                pooled_train_dx(n, &h, &s, u, xu, dxu, k);
+                continue;
+            }
+            const float *dyu = unit_dz(n, &h, &s, u, plane, 0);
             if (training) {
                 double mean_dy = s.sum_a[c], mean_dyx = s.sum_b[c];
                 for (size_t i = 0; i < S; i++) {
@@ -519,7 +546,7 @@ static int batchnorm2d_fuse_pool(nb_node *n, const nb_window2d *win, const int o
     n->shape[2] = out[0];
     n->shape[3] = out[1];
     n->width = c * out_spatial;
-    n->scratch_fixed += (size_t)nb_product_parts() * plane_floats(spatial, out_spatial);
+    n->scratch_fixed += (size_t)nb_product_parts() * plane_floats(spatial);
     n->scratch_per_row += c * out_spatial;   /* the maxima's places, an int32 each */
     return 0;
 }
