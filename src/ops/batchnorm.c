@@ -385,8 +385,8 @@ static const float *unit_dz(nb_node *n, const bn_shares *h, const bn_scratch *s,
  * but where a window's maximum was, so every element takes train_dx with a dy of 0, and then
  * the maxima's elements take it again with their dy. Each element gets the expression the
  * unpooled pass gives it, on the same values: the same bits, without making the plane. */
-static void pooled_train_dx(const nb_node *n, const bn_shares *h, const bn_scratch *s,
-                            size_t u, const float *xu, float *dxu, float k)
+NB_HOT static void pooled_train_dx(const nb_node *n, const bn_shares *h, const bn_scratch *s,
+                                   size_t u, const float *xu, float *dxu, float k)
 {
     size_t c = u % h->channels, S = h->spatial, OS = h->out_spatial;
     float mean = s->mean[c], invstd = s->invstd[c];
