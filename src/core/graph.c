@@ -230,6 +230,12 @@ nb_node *nb_graph_add_view(nb_graph *g, const nb_op *op, nb_node *x, int ndim, c
     return n;
 }
 
+int nb_graph_newest_op(const nb_graph *g, const nb_node *x)
+{
+    return g && x && !g->failed && !g->compiled && x->graph == g && g->n_nodes > 0 &&
+           g->nodes[g->n_nodes - 1] == x && x->op != NULL;
+}
+
 /* ---- compile: lay out every buffer once ---- */
 
 /* Arena offsets are kept 64-byte aligned, so every buffer starts on its own cache line. */

@@ -210,6 +210,10 @@ nb_node *nb_graph_add_op(nb_graph *g, const nb_op *op, nb_node **inputs, int n_i
  * view and of x are one buffer: every consumer of either contributes to it (plan_gradients in
  * graph.c). */
 nb_node *nb_graph_add_view(nb_graph *g, const nb_op *op, nb_node *x, int ndim, const int *shape);
+/* Whether x's op may change what x's values are (nb_activate, nb_maxpool2d_fused): x is an
+ * op's output and the newest node of g, a graph that has not failed and is not compiled, so
+ * nothing reads x's values yet. */
+int nb_graph_newest_op(const nb_graph *g, const nb_node *x);
 
 /* Registers an int64 counter kept inside node n (batch norm's num_batches_tracked). */
 int nb_graph_add_counter(nb_graph *g, const char *name, nb_node *n);
@@ -250,6 +254,12 @@ typedef struct nb_pool_plane {
     int height, width, out_height, out_width;
     nb_window2d win;
 } nb_pool_plane;
+/* The offset of window (oh, ow)'s first element in its plane. */
+static inline size_t nb_pool_window_start(const nb_pool_plane *q, int oh, int ow)
+{
+    return (size_t)oh * (size_t)q->win.stride[0] * (size_t)q->width +
+           (size_t)ow * (size_t)q->win.stride[1];
+}
 void nb_max_plane(const nb_pool_plane *q, const float *x, float *y, int32_t *at);
 void nb_max_plane_backward(const nb_pool_plane *q, const float *dy, const int32_t *at,
                            float *dx);

@@ -183,9 +183,8 @@ nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float slope)
  * memory of both; the numbers are the same (the same functions of the same values). */
 nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act, float slope)
 {
-    if (g && !g->failed && x && x->graph == g && !g->compiled && g->n_nodes > 0 &&
-        g->nodes[g->n_nodes - 1] == x && x->op && x->op->fuse &&
-        x->act.act == NB_IDENTITY && (unsigned)act < NB_IDENTITY && x->op->fuse(x, act, slope) == 0)
+    if (nb_graph_newest_op(g, x) && x->op->fuse && x->act.act == NB_IDENTITY &&
+        (unsigned)act < NB_IDENTITY && x->op->fuse(x, act, slope) == 0)
         return x;
     return activation_op(g, x, act, slope);
 }

@@ -399,8 +399,7 @@ NB_HOT static void pooled_train_dx(const nb_node *n, const bn_shares *h, const b
     for (int oh = 0; oh < q.out_height; oh++)
         for (int ow = 0; ow < q.out_width; ow++) {
             size_t e = (size_t)oh * (size_t)q.out_width + (size_t)ow;
-            size_t i = (size_t)oh * (size_t)q.win.stride[0] * (size_t)q.width +
-                       (size_t)ow * (size_t)q.win.stride[1] + (size_t)at[e];
+            size_t i = nb_pool_window_start(&q, oh, ow) + (size_t)at[e];
             dxu[i] = train_dx(k, dz[e], NB_XHAT(xu, i, mean, invstd), mean_dy, mean_dyx);
         }
 }

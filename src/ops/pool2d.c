@@ -30,12 +30,6 @@ static void plane_share(const nb_node *n, int batch, const nb_exec *ex, size_t *
     nb_split(ex, (size_t)batch * (size_t)n->shape[1], 1, p0, p1);
 }
 
-/* The offset of window (oh, ow)'s first element in its plane. */
-static inline size_t window_start(const pool_geom *q, int oh, int ow)
-{
-    return (size_t)oh * (size_t)q->win.stride[0] * (size_t)q->width +
-           (size_t)ow * (size_t)q->win.stride[1];
-}
 
 /* Forward keeps, for every window, the offset of its maximum from the window's first element
  * (scratch, an int32 per output) for backward to send the gradient there. The loops take the
@@ -62,7 +56,7 @@ static inline void max_plane_strided(const pool_geom *q, const float *restrict x
         for (int j = 0; j < kw; j++) {
             int32_t k = (int32_t)((size_t)i * width + (size_t)j);
             for (int oh = 0; oh < ho; oh++) {
-                const float *xr = x + window_start(q, oh, 0) + (size_t)i * width + (size_t)j;
+                const float *xr = x + nb_pool_window_start(q, oh, 0) + (size_t)i * width + (size_t)j;
                 float *best = y + (size_t)oh * (size_t)wo;
                 int32_t *where = at + (size_t)oh * (size_t)wo;
                 for (int ow = 0; ow < wo; ow++) {
@@ -170,7 +164,7 @@ void nb_max_plane_backward(const nb_pool_plane *q, const float *dy, const int32_
     for (int oh = 0; oh < q->out_height; oh++)
         for (int ow = 0; ow < q->out_width; ow++) {
             size_t e = (size_t)oh * (size_t)q->out_width + (size_t)ow;
-            dx[window_start(q, oh, ow) + (size_t)at[e]] += dy[e];
+            dx[nb_pool_window_start(q, oh, ow) + (size_t)at[e]] += dy[e];
         }
 }
 
@@ -191,7 +185,7 @@ NB_HOT static void avgpool_forward(nb_node *n, int batch, const nb_exec *ex)
         for (int i = 0; i < q.win.kernel[0]; i++)
             for (int j = 0; j < q.win.kernel[1]; j++)
                 for (int oh = 0; oh < q.out_height; oh++) {
-                    const float *xr = x + window_start(&q, oh, 0) +
+                    const float *xr = x + nb_pool_window_start(&q, oh, 0) +
                                       (size_t)i * (size_t)q.width + (size_t)j;
                     float *sum = y + (size_t)oh * (size_t)q.out_width;
                     for (int ow = 0; ow < q.out_width; ow++)
@@ -219,7 +213,7 @@ NB_HOT static void avgpool_backward(nb_node *n, int batch, const nb_exec *ex)
             memset(dx, 0, in_plane * sizeof(float));
         for (int oh = 0; oh < q.out_height; oh++)
             for (int ow = 0; ow < q.out_width; ow++) {
-                float *window = dx + window_start(&q, oh, ow);
+                float *window = dx + nb_pool_window_start(&q, oh, ow);
                 float share = dy[(size_t)oh * (size_t)q.out_width + (size_t)ow] / count;
                 for (int i = 0; i < q.win.kernel[0]; i++)
                     for (int j = 0; j < q.win.kernel[1]; j++)
@@ -289,8 +283,7 @@ nb_node *nb_maxpool2d_fused(nb_graph *g, nb_node *x, const int kernel[2], const 
     int out[2];
     if (pool_window(g, &maxpool_op, x, kernel, stride, &win, out) != 0)
         return NULL;
-    if (x->graph == g && !g->compiled && g->nodes[g->n_nodes - 1] == x && x->op &&
-        x->op->fuse_pool && x->op->fuse_pool(x, &win, out) == 0)
+    if (nb_graph_newest_op(g, x) && x->op->fuse_pool && x->op->fuse_pool(x, &win, out) == 0)
         return x;
     return pool2d(g, &maxpool_op, x, kernel, stride);
 }
