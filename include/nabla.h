@@ -328,9 +328,35 @@ int nb_layers_format(const nb_layers *layers, char *buf, size_t cap);
 const char *nb_activation_name(nb_activation a);
 int nb_activation_parse(const char *s, nb_activation *out); /* 0 ok, -1 unknown */
 
+/* What a model learns to predict (--task). */
+typedef enum nb_task {
+    NB_TASK_CLASSIFICATION,   /* one class per sample: int32 labels, softmax cross-entropy */
+    NB_TASK_REGRESSION,       /* one or more real targets per sample: float targets */
+    NB_TASK_MULTILABEL,       /* one or more 0/1 labels per sample: float targets 0 or 1 */
+    NB_TASKS
+} nb_task;
+
+const char *nb_task_name(nb_task t);                 /* "classification", ... */
+int nb_task_parse(const char *s, nb_task *out);      /* 0 ok, -1 unknown */
+
+/* The loss a model trains with (--loss); each is PyTorch's, averaged over the batch. */
+typedef enum nb_loss {
+    NB_LOSS_CROSS_ENTROPY,   /* classification: torch.nn.CrossEntropyLoss */
+    NB_LOSS_MSE,             /* regression: torch.nn.MSELoss (mean over rows and targets) */
+    NB_LOSS_L1,              /* regression: torch.nn.L1Loss */
+    NB_LOSS_HUBER,           /* regression: torch.nn.HuberLoss(delta=1) */
+    NB_LOSS_BCE,             /* multilabel: torch.nn.BCEWithLogitsLoss */
+    NB_LOSSES
+} nb_loss;
+
+const char *nb_loss_name(nb_loss l);                 /* "cross_entropy", "mse", ... */
+int nb_loss_parse(const char *s, nb_loss *out);      /* 0 ok, -1 unknown */
+
 typedef struct nb_model_spec {
     nb_shape input;             /* one sample's shape */
-    int classes;                /* outputs of the model */
+    int classes;                /* outputs of the model: classes, or target columns */
+    nb_task task;
+    nb_loss loss;
     nb_layers layers;
     /* Activation layer (1-based, counting only relu, leaky_relu, tanh and sigmoid layers;
      * 0: none) whose input, the pre-activation, the model keeps as a node of its own,
@@ -455,15 +481,52 @@ int nb_schedule_validate(const nb_schedule *s, nb_error *err);
 /* Data                                                                                        */
 /* ------------------------------------------------------------------------------------------ */
 
+/* One column of a table (CSV) data set, as training read it. Kept with the model, so that
+ * new rows (predict, eval, --test) are read and encoded the same way. */
+typedef enum nb_column_kind {
+    NB_COLUMN_NUMBER,        /* a numeric feature: one input */
+    NB_COLUMN_CATEGORY,      /* a non-numeric feature: one-hot, one input per category */
+    NB_COLUMN_TARGET,        /* a target column (what --target picked) */
+    NB_COLUMN_KINDS
+} nb_column_kind;
+
+typedef struct nb_column {
+    char *name;              /* its header field; NULL when the file had no header */
+    nb_column_kind kind;
+    int n_categories;        /* NB_COLUMN_CATEGORY: the categories, in one-hot order */
+    char **categories;
+    int imputed;             /* a missing value of this feature becomes `fill` (--missing mean) */
+    float fill;
+} nb_column;
+
+typedef struct nb_table {
+    int n_columns;           /* the file's columns, in file order */
+    nb_column *columns;
+    int header;              /* the file had a header line */
+    char delimiter;          /* ',' ';' or '\t' */
+    /* Classification: the name of each class as the data wrote it ("setosa", "3"), in class
+     * order; n_classes == the data set's classes. 0 / NULL for other tasks. */
+    int n_classes;
+    char **class_names;
+} nb_table;
+
+void nb_table_free(nb_table *t);
+/* A deep copy of src into dst (dst's old contents are not freed). */
+int nb_table_copy(nb_table *dst, const nb_table *src, nb_error *err);
+
 typedef struct nb_dataset {
     int n;              /* samples */
     int features;
-    int classes;        /* 1 + largest label seen (or the set's known count) */
+    int classes;        /* classification: the number of classes (1 + the largest label) */
     uint8_t *pixels;    /* n*features bytes, images; become floats in [0,1] per batch */
     float *values;      /* n*features floats, otherwise (exactly one of the two is set) */
-    int32_t *labels;    /* n */
+    nb_task task;
+    int32_t *labels;    /* classification: n class indices 0..classes-1; NULL otherwise */
+    int targets;        /* regression, multilabel: target columns; 0 for classification */
+    float *target;      /* regression, multilabel: n*targets values (multilabel: 0 or 1) */
     int header;         /* CSV: its first line was a header (not a sample); else 0 */
     nb_shape image;     /* IDX: one sample is the image 1xHxW; ndim 0 for other sets */
+    nb_table *table;    /* CSV: how its columns were read (owned); NULL for other sets */
 } nb_dataset;
 
 #define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -479,6 +542,34 @@ int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_erro
  * files are refused, naming what they look like. Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
  * device or directory is refused at once (a FIFO without a writer would block forever). */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
+/* How to read a CSV file (nb_read_csv). Zeroed, it reads as nb_load_csv does: header and
+ * delimiter detected, the last column a class label, missing values refused. */
+typedef enum nb_missing {
+    NB_MISSING_REFUSE,       /* an empty or NA field is an error naming file, line, column */
+    NB_MISSING_DROP,         /* rows with a missing value are left out */
+    NB_MISSING_MEAN,         /* a missing numeric feature becomes the column's mean (training);
+                                a missing category gets no one-hot bit */
+    NB_MISSING_KINDS
+} nb_missing;
+
+typedef struct nb_csv_options {
+    nb_task task;
+    /* The target column(s): comma-separated header names or 0-based indices; NULL or "" for
+     * the last column. Regression and multilabel may name several. */
+    const char *target;
+    int header;              /* -1 or 0: detect; 1 yes; 2 no (a first line is data) */
+    char delimiter;          /* 0: detect among ',' ';' '\t'; else that byte */
+    nb_missing missing;
+    int allow_many_classes;  /* classification: take a target that looks like a regression
+                                target (non-integer numbers, very many distinct values) */
+    /* Read new rows the way `like` (a training set's table) was read: its columns matched by
+     * header name (by position without a header), its categories and classes, its fills.
+     * Target columns may be absent (predict): the set then has no labels / targets. */
+    const nb_table *like;
+} nb_csv_options;
+
+/* A CSV file, "-" for standard input, plain or gzip'd (detected by its bytes). */
+int nb_read_csv(const char *path, const nb_csv_options *o, nb_dataset *out, nb_error *err);
 /* The same two parsers on bytes in memory (gzip'd IDX too; the bytes are not kept). The
  * `what` strings name the sources in messages, as the paths do (NULL: "images", "labels",
  * "csv"). */
@@ -576,10 +667,18 @@ int nb_model_load_weights(nb_model *m, const char *path, nb_error *err);
 /* Training                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
+/* The metrics of a model on a data set. Which are set depends on the model's task; the others
+ * are 0. */
 typedef struct nb_eval_result {
-    double loss;
-    double accuracy;
     int n;
+    double loss;             /* the training loss, averaged over samples */
+    double accuracy;         /* classification: correct classes; multilabel: correct labels
+                                (per label, averaged over labels and samples) */
+    /* Regression, in the data's units, over every target column: */
+    double mse, rmse, mae;
+    double r2;               /* 1 - SSE/SST, averaged over target columns (as sklearn) */
+    /* Multilabel: */
+    double micro_f1, macro_f1;
 } nb_eval_result;
 
 /* Loss and accuracy of the model on a whole dataset, in inference mode, batch by batch. */

@@ -19,6 +19,9 @@ void nb_dataset_free(nb_dataset *d)
     free(d->pixels);
     free(d->values);
     free(d->labels);
+    free(d->target);
+    nb_table_free(d->table);
+    free(d->table);
     memset(d, 0, sizeof *d);
 }
 
