@@ -179,10 +179,40 @@ nb_node *nb_avgpool2d(nb_graph *g, nb_node *x, const int kernel[2], const int st
 /* torch.nn.Flatten: x [B, ...] -> [B, elements of a sample], in the same order. A view: it
  * shares x's value and gradient buffers, so it copies nothing either way. */
 nb_node *nb_flatten(nb_graph *g, nb_node *x);
+/* What a model learns to predict (--task). */
+typedef enum nb_task {
+    NB_TASK_CLASSIFICATION,   /* one class per sample: int32 labels, softmax cross-entropy */
+    NB_TASK_REGRESSION,       /* one or more real targets per sample: float targets */
+    NB_TASK_MULTILABEL,       /* one or more 0/1 labels per sample: float targets 0 or 1 */
+    NB_TASKS
+} nb_task;
+
+const char *nb_task_name(nb_task t);                 /* "classification", ... */
+int nb_task_parse(const char *s, nb_task *out);      /* 0 ok, -1 unknown */
+
+/* The loss a model trains with (--loss); each is PyTorch's, averaged over the batch. */
+typedef enum nb_loss {
+    NB_LOSS_CROSS_ENTROPY,   /* classification: torch.nn.CrossEntropyLoss */
+    NB_LOSS_MSE,             /* regression: torch.nn.MSELoss (mean over rows and targets) */
+    NB_LOSS_L1,              /* regression: torch.nn.L1Loss */
+    NB_LOSS_HUBER,           /* regression: torch.nn.HuberLoss(delta=1) */
+    NB_LOSS_BCE,             /* multilabel: torch.nn.BCEWithLogitsLoss */
+    NB_LOSSES
+} nb_loss;
+
+const char *nb_loss_name(nb_loss l);                 /* "cross_entropy", "mse", ... */
+int nb_loss_parse(const char *s, nb_loss *out);      /* 0 ok, -1 unknown */
+nb_task nb_loss_task(nb_loss l);                     /* the task a loss trains */
+nb_loss nb_task_default_loss(nb_task t);             /* cross_entropy, mse, bce */
+
 /* Mean over the batch of -log softmax(logits)[label], computed with log-sum-exp. Scalar. */
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
 /* Mean over all elements of (pred - target)^2. target is a batched input of the same width. */
 nb_node *nb_mse(nb_graph *g, nb_node *pred, nb_node *target);
+/* The mean over all elements of an element-wise loss (NB_LOSS_MSE, NB_LOSS_L1, NB_LOSS_HUBER
+ * with delta 1, NB_LOSS_BCE of logits pred against targets in [0, 1]), as PyTorch computes
+ * MSELoss, L1Loss, HuberLoss and BCEWithLogitsLoss with reduction 'mean'. Scalar. */
+nb_node *nb_elementwise_loss(nb_graph *g, nb_loss kind, nb_node *pred, nb_node *target);
 
 int nb_graph_compile(nb_graph *g, int max_batch, nb_error *err);
 int nb_graph_max_batch(const nb_graph *g);
@@ -328,30 +358,6 @@ int nb_layers_format(const nb_layers *layers, char *buf, size_t cap);
 const char *nb_activation_name(nb_activation a);
 int nb_activation_parse(const char *s, nb_activation *out); /* 0 ok, -1 unknown */
 
-/* What a model learns to predict (--task). */
-typedef enum nb_task {
-    NB_TASK_CLASSIFICATION,   /* one class per sample: int32 labels, softmax cross-entropy */
-    NB_TASK_REGRESSION,       /* one or more real targets per sample: float targets */
-    NB_TASK_MULTILABEL,       /* one or more 0/1 labels per sample: float targets 0 or 1 */
-    NB_TASKS
-} nb_task;
-
-const char *nb_task_name(nb_task t);                 /* "classification", ... */
-int nb_task_parse(const char *s, nb_task *out);      /* 0 ok, -1 unknown */
-
-/* The loss a model trains with (--loss); each is PyTorch's, averaged over the batch. */
-typedef enum nb_loss {
-    NB_LOSS_CROSS_ENTROPY,   /* classification: torch.nn.CrossEntropyLoss */
-    NB_LOSS_MSE,             /* regression: torch.nn.MSELoss (mean over rows and targets) */
-    NB_LOSS_L1,              /* regression: torch.nn.L1Loss */
-    NB_LOSS_HUBER,           /* regression: torch.nn.HuberLoss(delta=1) */
-    NB_LOSS_BCE,             /* multilabel: torch.nn.BCEWithLogitsLoss */
-    NB_LOSSES
-} nb_loss;
-
-const char *nb_loss_name(nb_loss l);                 /* "cross_entropy", "mse", ... */
-int nb_loss_parse(const char *s, nb_loss *out);      /* 0 ok, -1 unknown */
-
 typedef struct nb_model_spec {
     nb_shape input;             /* one sample's shape */
     int classes;                /* outputs of the model: classes, or target columns */
@@ -391,13 +397,19 @@ typedef struct nb_model {
     nb_model_spec spec;
     nb_graph *graph;
     nb_node *x;        /* input [B, sample shape] */
-    nb_node *y;        /* labels [B] */
-    nb_node *logits;   /* [B, classes] */
-    nb_node *loss;     /* softmax cross-entropy, scalar */
+    nb_node *y;        /* classification: labels [B]; otherwise the targets [B, outputs] */
+    nb_node *logits;   /* the last layer's output [B, outputs] */
+    nb_node *loss;     /* spec.loss of logits and y, scalar */
     nb_node *pre_activation; /* input of activation layer spec.trace_layer; NULL when 0 */
     /* Input standardization (CSV --normalize standard); NULL when none. Applied by the caller
      * to data before batches are formed (nb_dataset_normalize). Owned by the model. */
     float *norm_mean, *norm_std;
+    /* Regression: the model learns (target - target_mean) / target_std and its outputs are
+     * brought back to the data's units by predict and the metrics; NULL when the targets are
+     * used as they are. One value per output. Owned by the model. */
+    float *target_mean, *target_std;
+    /* How a table (CSV) training set was read; NULL for other sets. Owned by the model. */
+    struct nb_table *table;
 } nb_model;
 
 /* Builds and compiles the graph, layer by layer, with torch.nn.Sequential's tensor names.
@@ -687,6 +699,14 @@ int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error 
  * x [n, inputs] (floats, already normalized as the model expects), into classes [n]; in
  * inference mode, batch by batch, as nb_evaluate scores them (src/nn/predict.c). */
 int nb_model_predict(nb_model *m, const float *x, int n, int32_t *classes, nb_error *err);
+/* The model's answer for each of n raw samples x [n, inputs] (as the data holds them: the
+ * model's input normalization is applied here), into out [n, outputs]: the probability of
+ * each class (softmax), of each label (multilabel: sigmoid), or the value of each target
+ * (regression, in the targets' units). In inference mode, batch by batch. */
+int nb_model_predict_values(nb_model *m, const float *x, int n, float *out, nb_error *err);
+/* The same for every sample of a data set (images too: bytes become floats in [0, 1]); its
+ * labels or targets, if any, are not read. */
+int nb_model_predict_dataset(nb_model *m, const nb_dataset *d, float *out, nb_error *err);
 
 typedef struct nb_epoch_metrics {
     int epoch;

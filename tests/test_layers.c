@@ -417,7 +417,7 @@ static void test_shape_errors(void **state)
     expect_shape_error("linear,relu,linear(3)", vec, 10, "only the last linear");
     expect_shape_error("conv2d(8,3)", img, 10, "the model's output is an image 8x12x12");
     expect_shape_error("relu", vec, 10, "the model's output has 784 features");
-    expect_shape_error("linear", vec, 1, "2 to 1000000 classes");
+    expect_shape_error("linear", vec, 0, "1 to 1000000 outputs, not 0");
     expect_shape_error("conv2d(1000000,1),flatten,linear", nb_shape_image(1, 100, 100), 10,
                        "its output 1000000x100x100 is too large");
     /* Sides near INT_MAX: the window arithmetic and the counts do not overflow. */

@@ -679,7 +679,7 @@ static void test_load_refuses_bad_metadata(void **state)
     write_with_meta(good, bad, "batchnorm", "0");
     expect_load_error(bad, "missing");
     write_with_meta(good, bad, "classes", "1");
-    expect_load_error(bad, "a model has 2 to 1000000 classes, not 1");
+    expect_load_error(bad, "a classifier has 2 to 1000000 classes, not 1");
 }
 
 /* Metadata that describes a model far larger than the file: refused before anything of that
@@ -800,7 +800,7 @@ static void test_load_refuses_bad_normalization(void **state)
     assert_int_equal(nb_model_save(&m, good, &err), 0);
 
     write_with_meta(good, bad, "normalize_mean", "[0,0]");
-    expect_load_error(bad, "'normalize_mean' has 2 values, the model has 3 inputs");
+    expect_load_error(bad, "'normalize_mean' has 2 values, expected 3");
     write_with_meta(good, bad, "normalize_mean", "0,0,0");
     expect_load_error(bad, "'normalize_mean' is not a JSON array");
     write_with_meta(good, bad, "normalize_mean", "[0,\"a\",0]");

@@ -62,6 +62,7 @@ typedef union nb_op_args {
     struct { float p; int layer; } dropout;   /* layer: its rank among the graph's dropouts */
     nb_window2d conv2d;                                      /* kernel: w's kh, kw */
     nb_window2d pool2d;                                      /* max and average; padding 0 */
+    struct { nb_loss kind; } loss;                           /* element-wise losses */
 } nb_op_args;
 
 struct nb_node {

@@ -35,6 +35,40 @@ static size_t row_bytes(const nb_dataset *d)
     return (size_t)d->features * (d->pixels ? sizeof *d->pixels : sizeof *d->values);
 }
 
+/* The per-sample arrays of a data set: the features, and the labels or targets when present.
+ * A split moves a sample's row in each of them. */
+typedef struct sample_arrays {
+    int n;
+    void **array[3];
+    size_t row[3];
+} sample_arrays;
+
+static sample_arrays arrays_of(nb_dataset *d)
+{
+    sample_arrays a = {0};
+    a.array[a.n] = d->pixels ? (void **)&d->pixels : (void **)&d->values;
+    a.row[a.n++] = row_bytes(d);
+    if (d->labels) {
+        a.array[a.n] = (void **)&d->labels;
+        a.row[a.n++] = sizeof *d->labels;
+    }
+    if (d->target) {
+        a.array[a.n] = (void **)&d->target;
+        a.row[a.n++] = (size_t)d->targets * sizeof *d->target;
+    }
+    return a;
+}
+
+/* dev's description (everything but its samples) from its source. */
+static void shape_like(nb_dataset *dev, const nb_dataset *from)
+{
+    dev->features = from->features;
+    dev->image = from->image;
+    dev->classes = from->classes;
+    dev->task = from->task;
+    dev->targets = from->targets;
+}
+
 int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
                      nb_error *err)
 {
@@ -45,9 +79,7 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
         return nb_fail(err, "split: the dev fraction must be in [0, 1), not %g",
                        (double)fraction);
     if (fraction == 0.0f) {
-        dev->features = from->features;   /* empty, but shaped like its source */
-        dev->image = from->image;
-        dev->classes = from->classes;
+        shape_like(dev, from);   /* empty, but shaped like its source */
         return 0;
     }
 
@@ -61,16 +93,18 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
         return nb_fail(err, "split: cannot hold out a dev set from %d sample%s", n,
                        n == 1 ? "" : "s");
 
+    sample_arrays src = arrays_of(from);
     int32_t *order = malloc((size_t)n * sizeof *order);
     unsigned char *chosen = calloc((size_t)n, 1);
-    size_t row = row_bytes(from);
-    void *dev_x = malloc((size_t)take * row);
-    int32_t *dev_y = malloc((size_t)take * sizeof *dev_y);
-    if (!order || !chosen || !dev_x || !dev_y) {
+    unsigned char *held_rows[3] = {NULL, NULL, NULL};
+    int failed = !order || !chosen;
+    for (int a = 0; a < src.n; a++)
+        failed |= !(held_rows[a] = malloc((size_t)take * src.row[a]));
+    if (failed) {
         free(order);
         free(chosen);
-        free(dev_x);
-        free(dev_y);
+        for (int a = 0; a < src.n; a++)
+            free(held_rows[a]);
         return nb_fail(err, "split: out of memory");
     }
 
@@ -85,45 +119,43 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
         chosen[order[i]] = 1;
     free(order);
 
-    unsigned char *x = from->pixels ? (unsigned char *)from->pixels
-                                    : (unsigned char *)from->values;
     int kept = 0, held = 0;
     for (int i = 0; i < n; i++) {
-        if (chosen[i]) {
-            memcpy((unsigned char *)dev_x + (size_t)held * row, x + (size_t)i * row, row);
-            dev_y[held++] = from->labels[i];
-        } else {
-            if (kept != i) {
-                memmove(x + (size_t)kept * row, x + (size_t)i * row, row);
-                from->labels[kept] = from->labels[i];
-            }
-            kept++;
+        for (int a = 0; a < src.n; a++) {
+            unsigned char *rows = *src.array[a];
+            size_t row = src.row[a];
+            if (chosen[i])
+                memcpy(held_rows[a] + (size_t)held * row, rows + (size_t)i * row, row);
+            else if (kept != i)
+                memmove(rows + (size_t)kept * row, rows + (size_t)i * row, row);
         }
+        if (chosen[i])
+            held++;
+        else
+            kept++;
     }
     free(chosen);
 
     /* Shrink the training arrays to their new size (a failed shrink keeps the old block). */
-    void *fit_x = realloc(x, (size_t)kept * row);
-    int32_t *fit_y = realloc(from->labels, (size_t)kept * sizeof *fit_y);
-    if (fit_x) {
-        if (from->pixels)
-            from->pixels = fit_x;
-        else
-            from->values = fit_x;
+    for (int a = 0; a < src.n; a++) {
+        void *fit = realloc(*src.array[a], (size_t)kept * src.row[a]);
+        if (fit)
+            *src.array[a] = fit;
     }
-    if (fit_y)
-        from->labels = fit_y;
     from->n = kept;
 
+    shape_like(dev, from);
     dev->n = held;
-    dev->features = from->features;
-    dev->image = from->image;
-    dev->classes = from->classes;
+    /* dev's arrays, in the order arrays_of lists them */
     if (from->pixels)
-        dev->pixels = dev_x;
+        dev->pixels = held_rows[0];
     else
-        dev->values = dev_x;
-    dev->labels = dev_y;
+        dev->values = (float *)(void *)held_rows[0];
+    int a = 1;
+    if (from->labels)
+        dev->labels = (int32_t *)(void *)held_rows[a++];
+    if (from->target)
+        dev->target = (float *)(void *)held_rows[a++];
     return 0;
 }
 
@@ -216,7 +248,7 @@ NB_HOT static void batch_rows(const nb_exec *ex, void *arg)
         } else {
             memcpy(dst, d->values + src * f, f * sizeof *dst);
         }
-        if (j->y)
+        if (j->y && d->labels)
             j->y[i] = d->labels[src];
     }
 }

@@ -168,7 +168,7 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
      * the weights. owned[i] is tensor i's converted copy on a big-endian host. */
     nb_st_tensor *tensors = calloc((size_t)n + (size_t)n_extra + 1, sizeof *tensors);
     unsigned char **owned = calloc((size_t)n + 1, sizeof *owned);
-    nb_st_meta *meta = calloc(11 + (size_t)n_extra_meta, sizeof *meta);
+    nb_st_meta *meta = calloc(16 + (size_t)n_extra_meta, sizeof *meta);
     int rc = tensors && owned && meta ? 0 : -1;
     for (int i = 0; rc == 0 && i < n; i++) {
         nb_named t = nb_graph_named(g, i);
@@ -208,15 +208,17 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     snprintf(classes, sizeof classes, "%d", spec->classes);
     if (rc == 0 && nb_layers_format(&spec->layers, text, sizeof text) < 0)
         rc = nb_fail(err, "%s: the model's layers cannot be written", path);
-    strbuf mean = {0}, std = {0};
-    const nb_st_meta architecture[5] = {
+    strbuf mean = {0}, std = {0}, t_mean = {0}, t_std = {0};
+    const nb_st_meta architecture[7] = {
         {"format", FORMAT_NAME},
         {"nabla_version", NABLA_VERSION},
         {"model", text},
         {"input_shape", input},
         {"classes", classes},
+        {"task", (char *)nb_task_name(spec->task)},
+        {"loss", (char *)nb_loss_name(spec->loss)},
     };
-    int n_meta = 5;
+    int n_meta = 7;
     memcpy(meta, architecture, sizeof architecture);
     if (m->norm_mean && m->norm_std) {
         if (format_floats(&mean, m->norm_mean, nb_model_features(spec)) != 0 ||
@@ -225,7 +227,14 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
         meta[n_meta++] = (nb_st_meta){"normalize_mean", mean.s};
         meta[n_meta++] = (nb_st_meta){"normalize_std", std.s};
     }
-    if (rc == 0 && (mean.failed || std.failed))
+    if (m->target_mean && m->target_std) {
+        if (format_floats(&t_mean, m->target_mean, spec->classes) != 0 ||
+            format_floats(&t_std, m->target_std, spec->classes) != 0)
+            rc = nb_fail(err, "%s: the model's target scaling is not finite", path);
+        meta[n_meta++] = (nb_st_meta){"target_mean", t_mean.s};
+        meta[n_meta++] = (nb_st_meta){"target_std", t_std.s};
+    }
+    if (rc == 0 && (mean.failed || std.failed || t_mean.failed || t_std.failed))
         rc = nb_fail(err, "%s: out of memory", path);
     for (int i = 0; i < n_extra; i++)
         tensors[n + i] = extra[i];
@@ -246,6 +255,8 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
         rc = nb_st_write(path, tensors, n + n_extra, meta, n_meta, err);
     free(mean.s);
     free(std.s);
+    free(t_mean.s);
+    free(t_std.s);
     for (int i = 0; i < n; i++)
         free(owned[i]);
     free(owned);
@@ -481,8 +492,9 @@ static int meta_floats(const nb_st_file *f, const char *key, const char *what, i
     if (!cJSON_IsArray(arr)) {
         rc = nb_fail(err, "%s: metadata '%s' is not a JSON array of numbers", what, key);
     } else if (cJSON_GetArraySize(arr) != n) {
-        rc = nb_fail(err, "%s: metadata '%s' has %d values, the model has %d inputs", what, key,
-                     cJSON_GetArraySize(arr), n);
+        rc = nb_fail(err, "%s: metadata '%s' has %d values, expected %d (one for each of the "
+                     "model's %s)", what, key, cJSON_GetArraySize(arr), n,
+                     strncmp(key, "target", 6) == 0 ? "outputs" : "inputs");
     } else if (!(*out = malloc((size_t)n * sizeof **out))) {
         rc = nb_fail(err, "%s: out of memory", what);
     } else {
@@ -508,6 +520,45 @@ static int meta_floats(const nb_st_file *f, const char *key, const char *what, i
     }
     cJSON_Delete(arr);
     return rc;
+}
+
+/* The task and loss (files written before regression was added have neither: a classifier
+ * trained with cross-entropy). */
+static int read_task(const nb_st_file *f, const char *what, nb_model_spec *spec, nb_error *err)
+{
+    const char *task = nb_st_meta_get(f, "task"), *loss = nb_st_meta_get(f, "loss");
+    spec->task = NB_TASK_CLASSIFICATION;
+    if (task && nb_task_parse(task, &spec->task) != 0)
+        return nb_fail(err, "%s: metadata 'task' is '%s', expected classification, regression "
+                       "or multilabel", what, task);
+    spec->loss = nb_task_default_loss(spec->task);
+    if (loss && nb_loss_parse(loss, &spec->loss) != 0)
+        return nb_fail(err, "%s: metadata 'loss' is '%s', not a known loss", what, loss);
+    if (nb_loss_task(spec->loss) != spec->task)
+        return nb_fail(err, "%s: metadata 'loss' is '%s', which does not train a %s model", what,
+                       loss, nb_task_name(spec->task));
+    return 0;
+}
+
+/* A mean and a standard deviation of n values each, both or neither (then both stay NULL). */
+static int meta_scaling(const nb_st_file *f, const char *mean_key, const char *std_key,
+                        const char *what, int n, float **mean, float **std, nb_error *err)
+{
+    int has_mean = nb_st_meta_get(f, mean_key) != NULL;
+    int has_std = nb_st_meta_get(f, std_key) != NULL;
+    if (has_mean != has_std)
+        return nb_fail(err, "%s: __metadata__ has '%s' without '%s'", what,
+                       has_mean ? mean_key : std_key, has_mean ? std_key : mean_key);
+    if (!has_mean)
+        return 0;
+    if (meta_floats(f, mean_key, what, n, 0, mean, err) != 0)
+        return -1;
+    if (meta_floats(f, std_key, what, n, 1, std, err) != 0) {
+        free(*mean);
+        *mean = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 /* The architecture of a file written before models had a text form: hidden widths, one
@@ -553,7 +604,7 @@ static int read_mlp(const nb_st_file *f, const char *what, nb_model_spec *spec, 
     mlp.batchnorm = bn[0] == '1';
     if (nb_model_spec_mlp(spec, &mlp, &inner) != 0)
         return nb_fail(err, "%s: metadata: %s", what, inner.msg);
-    return 0;
+    return read_task(f, what, spec, err);
 }
 
 static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec, nb_error *err)
@@ -585,7 +636,7 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
     nb_error inner;
     if (nb_model_spec_parse(spec, text, shape, classes, &inner) != 0)
         return nb_fail(err, "%s: metadata 'model': %s", what, inner.msg);
-    return 0;
+    return read_task(f, what, spec, err);
 }
 
 /* Every tensor the metadata describes must be in the file. Checked before the model is
@@ -620,24 +671,19 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
     if (nb_st_open(path, &f, err) != 0)   /* the weights are read into the model built */
         return -1;
     nb_model_spec spec;
-    float *mean = NULL, *std = NULL;
+    float *mean = NULL, *std = NULL, *t_mean = NULL, *t_std = NULL;
     int rc = read_spec(&f, path, &spec, err);
     if (rc == 0)
         rc = check_spec_fits_file(&spec, &f, path, err);
-    if (rc == 0) {
-        int has_mean = nb_st_meta_get(&f, "normalize_mean") != NULL;
-        int has_std = nb_st_meta_get(&f, "normalize_std") != NULL;
-        if (has_mean != has_std)
-            rc = nb_fail(err, "%s: __metadata__ has '%s' without '%s'", path,
-                         has_mean ? "normalize_mean" : "normalize_std",
-                         has_mean ? "normalize_std" : "normalize_mean");
-        else if (has_mean &&
-                 (meta_floats(&f, "normalize_mean", path, nb_model_features(&spec), 0, &mean,
-                              err) != 0 ||
-                  meta_floats(&f, "normalize_std", path, nb_model_features(&spec), 1, &std,
-                              err) != 0))
-            rc = -1;
-    }
+    if (rc == 0)
+        rc = meta_scaling(&f, "normalize_mean", "normalize_std", path,
+                          nb_model_features(&spec), &mean, &std, err);
+    if (rc == 0)
+        rc = meta_scaling(&f, "target_mean", "target_std", path, spec.classes, &t_mean, &t_std,
+                          err);
+    if (rc == 0 && t_mean && spec.task != NB_TASK_REGRESSION)
+        rc = nb_fail(err, "%s: __metadata__ has 'target_mean' but the model is not a "
+                     "regression model", path);
     if (rc == 0) {
         nb_error inner;
         if (nb_model_build(m, &spec, max_batch, 0, &inner) != 0) {
@@ -650,11 +696,15 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
         } else {
             m->norm_mean = mean;
             m->norm_std = std;
-            mean = std = NULL;
+            m->target_mean = t_mean;
+            m->target_std = t_std;
+            mean = std = t_mean = t_std = NULL;
         }
     }
     free(mean);
     free(std);
+    free(t_mean);
+    free(t_std);
     nb_st_free(&f);
     return rc;
 }

@@ -1,5 +1,5 @@
-/* Evaluation: a model's loss and accuracy on a data set, in inference mode (nb_evaluate), and
- * the pieces nb_train's steps share with it. */
+/* Evaluation: a model's metrics on a data set, in inference mode (nb_evaluate), and the
+ * pieces nb_train's steps share with it: a batch into the graph, what it got right. */
 #include "nn/evaluate.h"
 
 #include <stdlib.h>
@@ -16,15 +16,49 @@ int predicted_class(const float *logits, int classes)
     return best;
 }
 
-/* Rows of the batch whose largest logit is the label. */
 int count_correct(const nb_model *m, int batch)
 {
     const float *z = nb_node_value(m->logits).data;
-    const int32_t *y = nb_node_labels(m->y);
-    int classes = m->spec.classes, correct = 0;
-    for (int r = 0; r < batch; r++)
-        correct += predicted_class(z + (size_t)r * classes, classes) == y[r];
+    int k = m->spec.classes, correct = 0;
+    if (m->spec.task == NB_TASK_CLASSIFICATION) {
+        const int32_t *y = nb_node_labels(m->y);
+        for (int r = 0; r < batch; r++)
+            correct += predicted_class(z + (size_t)r * k, k) == y[r];
+    } else if (m->spec.task == NB_TASK_MULTILABEL) {
+        const float *t = nb_node_value(m->y).data;
+        for (size_t i = 0; i < (size_t)batch * k; i++)
+            correct += (z[i] > 0.0f) == (t[i] > 0.5f);
+    }
     return correct;
+}
+
+void model_set_targets(nb_model *m, const nb_dataset *d, const int32_t *index, int n)
+{
+    size_t k = (size_t)m->spec.classes;
+    if (m->spec.task == NB_TASK_CLASSIFICATION) {
+        int32_t *labels = nb_node_labels(m->y);
+        for (size_t r = 0; r < (size_t)n; r++)
+            /* Without labels (predict), class 0: valid for the loss, which goes unused. */
+            labels[r] = d && d->labels ? d->labels[index ? (size_t)index[r] : r] : 0;
+        return;
+    }
+    float *t = nb_node_value(m->y).data;
+    if (!d || !d->target) {
+        memset(t, 0, (size_t)n * k * sizeof *t);
+        return;
+    }
+    for (size_t r = 0; r < (size_t)n; r++) {
+        const float *src = d->target + (index ? (size_t)index[r] : r) * k;
+        for (size_t j = 0; j < k; j++)
+            t[r * k + j] = m->target_std ? (src[j] - m->target_mean[j]) / m->target_std[j]
+                                         : src[j];
+    }
+}
+
+void model_set_batch(nb_model *m, const nb_dataset *d, const int32_t *index, int n)
+{
+    nb_dataset_batch(d, index, n, nb_node_value(m->x).data, NULL);
+    model_set_targets(m, d, index, n);
 }
 
 int check_compatible(const nb_model *m, const nb_dataset *d, const char *what, nb_error *err)
@@ -32,6 +66,17 @@ int check_compatible(const nb_model *m, const nb_dataset *d, const char *what, n
     if (d->features != nb_model_features(&m->spec))
         return nb_fail(err, "the %s set has %d features but the model takes %d", what,
                        d->features, nb_model_features(&m->spec));
+    if (d->task != m->spec.task)
+        return nb_fail(err, "the %s set is a %s set but the model is a %s model", what,
+                       nb_task_name(d->task), nb_task_name(m->spec.task));
+    if (m->spec.task != NB_TASK_CLASSIFICATION) {
+        if (!d->target || d->targets != m->spec.classes)
+            return nb_fail(err, "the %s set has %d target columns but the model predicts %d",
+                           what, d->target ? d->targets : 0, m->spec.classes);
+        return 0;
+    }
+    if (!d->labels)
+        return nb_fail(err, "the %s set has no labels", what);
     for (int i = 0; i < d->n; i++)
         if (d->labels[i] < 0 || d->labels[i] >= m->spec.classes)
             return nb_fail(err, "the %s set has label %d at sample %d; the model has %d classes",
@@ -39,13 +84,9 @@ int check_compatible(const nb_model *m, const nb_dataset *d, const char *what, n
     return 0;
 }
 
-/* Loss sum (each batch's mean loss times its rows) and correct predictions over samples
- * [lo, hi) of d, in inference mode, in batches of the graph's largest. */
-int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *loss_sum,
-                  long *correct, nb_error *err)
+int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *sums,
+                  nb_error *err)
 {
-    *loss_sum = 0.0;
-    *correct = 0;
     if (hi <= lo)
         return 0;
     int max_batch = nb_graph_max_batch(m->graph);
@@ -57,10 +98,9 @@ int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *loss
         int batch = hi - start < max_batch ? hi - start : max_batch;
         for (int i = 0; i < batch; i++)
             index[i] = start + i;
-        nb_dataset_batch(d, index, batch, nb_node_value(m->x).data, nb_node_labels(m->y));
+        model_set_batch(m, d, index, batch);
         nb_graph_forward(m->graph, batch);
-        *loss_sum += (double)nb_node_scalar(m->loss) * batch;
-        *correct += count_correct(m, batch);
+        metric_sums_add(m, d, start, batch, sums);
     }
     nb_graph_set_training(m->graph, 1);
     free(index);
@@ -74,12 +114,12 @@ int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error 
         return 0;
     if (check_compatible(m, d, "evaluation", err) != 0)
         return -1;
-    double loss;
-    long correct;
-    if (evaluate_rows(m, d, 0, d->n, &loss, &correct, err) != 0)
-        return -1;
-    out->n = d->n;
-    out->loss = loss / d->n;
-    out->accuracy = (double)correct / d->n;
-    return 0;
+    double *sums = calloc(metric_sums_count(m), sizeof *sums);
+    if (!sums)
+        return nb_fail(err, "out of memory");
+    int rc = evaluate_rows(m, d, 0, d->n, sums, err);
+    if (rc == 0)
+        metric_sums_finish(m, sums, d->n, out);
+    free(sums);
+    return rc;
 }

@@ -874,8 +874,8 @@ int nb_layers_shapes(const nb_layers *layers, nb_shape input, int classes, nb_sh
         (input.ndim == 3 && (input.dim[1] < 1 || input.dim[2] < 1)) ||
         nb_shape_numel(input) > NUMEL_MAX)
         return nb_fail(err, "an input is a vector of at least 1 feature or an image CxHxW");
-    if (classes < 2 || classes > NB_LAYER_WIDTH_MAX)
-        return nb_fail(err, "a model has 2 to %d classes, not %d", NB_LAYER_WIDTH_MAX, classes);
+    if (classes < 1 || classes > NB_LAYER_WIDTH_MAX)
+        return nb_fail(err, "a model has 1 to %d outputs, not %d", NB_LAYER_WIDTH_MAX, classes);
     int last = last_linear(layers);
     nb_shape in = input;
     if (shapes)

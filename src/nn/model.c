@@ -85,13 +85,23 @@ static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
     if (spec->trace_layer < 0 || spec->trace_layer > activations)
         return nb_fail(err, "trace_layer %d: the model has activation layers 1 to %d",
                        spec->trace_layer, activations);
+    if ((unsigned)spec->task >= NB_TASKS || nb_loss_task(spec->loss) != spec->task)
+        return nb_fail(err, "the %s loss does not train a %s model (use %s)",
+                       nb_loss_name(spec->loss), nb_task_name(spec->task),
+                       nb_loss_name(nb_task_default_loss(spec->task)));
+    if (spec->task == NB_TASK_CLASSIFICATION && spec->classes < 2)
+        return nb_fail(err, "a classifier has 2 to %d classes, not %d", NB_LAYER_WIDTH_MAX,
+                       spec->classes);
     m->spec = *spec;
     nb_graph *g = m->graph = nb_graph_new();
     if (!g)
         return nb_fail(err, "out of memory");
 
     m->x = nb_input_shape(g, spec->input.ndim, spec->input.dim);
-    m->y = nb_labels(g);
+    if (spec->loss == NB_LOSS_CROSS_ENTROPY)
+        m->y = nb_labels(g);
+    else
+        m->y = nb_input(g, spec->classes);
     nb_node *h = m->x;
     const nb_layers *layers = &spec->layers;
     for (int i = 0, activation = 0; i < layers->n; i++) {
@@ -104,7 +114,9 @@ static int construct(nb_model *m, const nb_model_spec *spec, nb_error *err)
         h = nb_layer_build(g, layers, shapes, i, h, traced);
     }
     m->logits = h;
-    m->loss = nb_softmax_cross_entropy(g, m->logits, m->y);
+    m->loss = spec->loss == NB_LOSS_CROSS_ENTROPY
+                  ? nb_softmax_cross_entropy(g, m->logits, m->y)
+                  : nb_elementwise_loss(g, spec->loss, m->logits, m->y);
     if (g->failed)
         return nb_fail(err, "%s", g->error.msg);
     return 0;
@@ -166,5 +178,9 @@ void nb_model_free(nb_model *m)
     nb_graph_free(m->graph);
     free(m->norm_mean);
     free(m->norm_std);
+    free(m->target_mean);
+    free(m->target_std);
+    nb_table_free(m->table);
+    free(m->table);
     memset(m, 0, sizeof *m);
 }

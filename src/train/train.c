@@ -360,7 +360,8 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         metrics.epoch = epoch;
         metrics.lr = lr;
         metrics.train_loss = st->loss_sum / st->seen;
-        metrics.train_accuracy = (double)st->correct / st->seen;
+        int scored = scored_per_sample(&m->spec);   /* 0: regression has no accuracy */
+        metrics.train_accuracy = scored ? (double)st->correct / ((double)st->seen * scored) : 0.0;
         metrics.seconds = st->train_seconds - seconds_before;
         result->train_loss = metrics.train_loss;
         result->epochs = epoch + 1;

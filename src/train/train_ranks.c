@@ -288,11 +288,9 @@ int step_forward(const dp_run *dp, nb_model *m, const nb_dataset *train,
                  const int32_t *order, int batch, int64_t step, float *loss, int64_t *correct,
                  nb_error *err)
 {
-    float *x = nb_node_value(m->x).data;
-    int32_t *y = nb_node_labels(m->y);
     if (!dp->comm) {
         nb_graph_set_step(m->graph, dp->seed, step, 0);
-        nb_dataset_batch(train, order, batch, x, y);
+        model_set_batch(m, train, order, batch);
         nb_graph_forward(m->graph, batch);
         *loss = nb_node_scalar(m->loss);
         *correct = count_correct(m, batch);
@@ -304,7 +302,7 @@ int step_forward(const dp_run *dp, nb_model *m, const nb_dataset *train,
     g->dp.global_batch = batch;
     g->dp.bn_comm = dp->sync_batchnorm ? dp->comm : NULL;
     nb_graph_set_step(g, dp->seed, step, lo);
-    nb_dataset_batch(train, order + lo, hi - lo, x, y);
+    model_set_batch(m, train, order + lo, hi - lo);
     nb_graph_forward(g, hi - lo);
     if (graph_collectives_ok(g, err) != 0)
         return -1;
@@ -359,31 +357,29 @@ int evaluate_epoch(const dp_run *dp, nb_model *m, const nb_dataset *dev,
                    : 0;
     const nb_dataset *sets[2] = {dev, test};
     nb_eval_result *out[2] = {&metrics->dev, &metrics->test};
-    double sums[5] = {0};
+    /* Both sets' sums, then a flag: whether this rank's evaluation failed. */
+    size_t count = metric_sums_count(m);
+    double *sums = calloc(2 * count + 1, sizeof *sums);
+    if (!sums)
+        return nb_fail(err, "out of memory");
     int ok = 1;
     for (int k = 0; k < 2 && ok; k++) {
         if (!sets[k] || sets[k]->n == 0)
             continue;
         int lo, hi;
-        long correct;
         shard(sets[k]->n, dp->comm, &lo, &hi);
-        ok = evaluate_rows(m, sets[k], lo, hi, &sums[2 * k], &correct, err) == 0;
-        sums[2 * k + 1] = (double)correct;
+        ok = evaluate_rows(m, sets[k], lo, hi, sums + k * count, err) == 0;
     }
-    sums[4] = !ok;
-    if (dp_sum(dp, sums, 5, "the evaluation", err) != 0 || !ok)
-        return -1;
-    if (sums[4] > 0)
-        return nb_fail(err, "evaluating on another rank failed (its message says why)");
-    for (int k = 0; k < 2; k++) {
-        memset(out[k], 0, sizeof *out[k]);
-        if (!sets[k] || sets[k]->n == 0)
-            continue;
-        out[k]->n = sets[k]->n;
-        out[k]->loss = sums[2 * k] / sets[k]->n;
-        out[k]->accuracy = sums[2 * k + 1] / sets[k]->n;
-    }
-    return 0;
+    sums[2 * count] = !ok;
+    int rc = 0;
+    if (dp_sum(dp, sums, 2 * count + 1, "the evaluation", err) != 0 || !ok)
+        rc = -1;
+    else if (sums[2 * count] > 0)
+        rc = nb_fail(err, "evaluating on another rank failed (its message says why)");
+    for (int k = 0; k < 2 && rc == 0; k++)
+        metric_sums_finish(m, sums + k * count, sets[k] ? sets[k]->n : 0, out[k]);
+    free(sums);
+    return rc;
 }
 
 /* The checkpoint callback, if any; a failure without a message gets one. */
