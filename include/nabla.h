@@ -605,6 +605,8 @@ void nb_dataset_free(nb_dataset *d);
 /* Per-feature mean and standard deviation (population; a std of 0, or below FLT_MIN, the
  * smallest normal float, is replaced by 1). */
 void nb_dataset_stats(const nb_dataset *d, float *mean, float *std);
+/* The same for each target column of a regression or multilabel set (targets entries). */
+void nb_dataset_target_stats(const nb_dataset *d, float *mean, float *std);
 /* values = (values - mean) / std, in place (float datasets only). */
 void nb_dataset_normalize(nb_dataset *d, const float *mean, const float *std);
 /* 0 if every value is finite, else -1 with a message naming the sample and feature. */
@@ -682,6 +684,7 @@ int nb_model_load_weights(nb_model *m, const char *path, nb_error *err);
 /* The metrics of a model on a data set. Which are set depends on the model's task; the others
  * are 0. */
 typedef struct nb_eval_result {
+    nb_task task;            /* the model's */
     int n;
     double loss;             /* the training loss, averaged over samples */
     double accuracy;         /* classification: correct classes; multilabel: correct labels
@@ -693,7 +696,21 @@ typedef struct nb_eval_result {
     double micro_f1, macro_f1;
 } nb_eval_result;
 
-/* Loss and accuracy of the model on a whole dataset, in inference mode, batch by batch. */
+/* The metrics of nb_eval_result by name, for programs that print, monitor or optimize them:
+ * "loss", "accuracy", "mse", "rmse", "mae", "r2", "micro_f1", "macro_f1". */
+typedef struct nb_metric {
+    const char *name;
+    int higher_is_better;
+    unsigned tasks;          /* the tasks that have it: bit (1u << task) */
+} nb_metric;
+
+int nb_metric_count(void);
+const nb_metric *nb_metric_at(int i);                 /* i in [0, nb_metric_count()) */
+int nb_metric_find(const char *name);                 /* its index, or -1 */
+int nb_metric_applies(int i, nb_task task);           /* the task has metric i */
+double nb_metric_value(const nb_eval_result *r, int i);
+
+/* The metrics of the model's task on a whole dataset, in inference mode, batch by batch. */
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err);
 /* The predicted class (the largest logit; ties go to the lower class) of each of n samples
  * x [n, inputs] (floats, already normalized as the model expects), into classes [n]; in
@@ -709,9 +726,11 @@ int nb_model_predict_values(nb_model *m, const float *x, int n, float *out, nb_e
 int nb_model_predict_dataset(nb_model *m, const nb_dataset *d, float *out, nb_error *err);
 
 typedef struct nb_epoch_metrics {
+    nb_task task;                        /* the model's: which metrics are set */
     int epoch;
     float lr;
-    double train_loss, train_accuracy;   /* running averages over the epoch's batches */
+    double train_loss, train_accuracy;   /* running averages over the epoch's batches; no
+                                            accuracy (0) for regression */
     nb_eval_result dev, test;            /* n == 0 when the split is absent */
     double seconds;
 } nb_epoch_metrics;

@@ -22,6 +22,7 @@
 #include "io/fileio.h"
 #include "core/memcheck.h"
 #include "io/model_io.h"
+#include "metrics_text.h"
 #include "nn/layers.h"
 #include "mpi_comm.h"
 #include "output.h"
@@ -142,6 +143,21 @@ static int model_spec(train_run *r, nb_model_spec *spec)
     return 0;
 }
 
+/* A regression model learns standardized targets: the training set's mean and standard
+ * deviation of each target column, kept (and saved) with the model, which brings its outputs
+ * back to the data's units. */
+static int scale_targets(train_run *r)
+{
+    nb_model *m = &r->model;
+    size_t k = (size_t)m->spec.classes;
+    m->target_mean = malloc(k * sizeof *m->target_mean);
+    m->target_std = malloc(k * sizeof *m->target_std);
+    if (!m->target_mean || !m->target_std)
+        return nb_fail(&r->err, "out of memory");
+    nb_dataset_target_stats(&r->train, m->target_mean, m->target_std);
+    return 0;
+}
+
 /* Loads the data, splits off dev, standardizes, builds the model, and loads --init-weights or,
  * for --resume, the checkpoint's weights and state. */
 static int prepare(train_run *r)
@@ -200,6 +216,8 @@ static int prepare(train_run *r)
     }
     r->model.norm_mean = mean;   /* owned by the model from here on, and saved with it */
     r->model.norm_std = std;
+    if (spec.task == NB_TASK_REGRESSION && scale_targets(r) != 0)
+        return -1;
 
     if (o->init_weights && init_weights(r) != 0)
         return -1;
@@ -500,13 +518,18 @@ static void fill_train_config(train_run *r, nb_train_config *c)
 static void print_result(const train_run *r, const nb_eval_result *dev,
                          const nb_eval_result *test, const nb_train_result *res)
 {
-    if (test->n > 0)
-        printf("test accuracy %.4f (loss %.4f)\n", test->accuracy, test->loss);
-    else if (dev->n > 0)
-        printf("dev accuracy %.4f (loss %.4f), no test set\n", dev->accuracy, dev->loss);
-    else
+    char text[256];
+    if (test->n > 0 || dev->n > 0) {
+        const nb_eval_result *e = test->n > 0 ? test : dev;
+        metrics_text(e, 0, text, sizeof text);
+        printf("%s %s (loss %.4f)%s\n", test->n > 0 ? "test" : "dev", text, e->loss,
+               test->n > 0 ? "" : ", no test set");
+    } else if (r->model.spec.task == NB_TASK_REGRESSION) {
+        printf("train loss %.4f, no dev or test set\n", r->last_train_loss);
+    } else {
         printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
                r->last_train_loss);
+    }
     if (!r->opt.quiet) {
         printf("wrote %s/ (config.json, metrics.jsonl, %s%smodel.safetensors, summary.json%s)\n",
                r->out_dir, r->opt.trace ? TRACE_FILE ", " : "",

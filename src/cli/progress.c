@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics_text.h"
 #include "output.h"
 
 #define BAR_WIDTH 10
@@ -99,8 +100,10 @@ int progress_batch(progress *p, const nb_progress *np)
 
 static void print_split(FILE *out, const char *name, const nb_eval_result *r)
 {
+    char text[256];
+    metrics_text(r, 1, text, sizeof text);
     if (r->n > 0)
-        fprintf(out, "  %s loss %.4f acc %.4f", name, r->loss, r->accuracy);
+        fprintf(out, "  %s loss %.4f %s", name, r->loss, text);
 }
 
 int progress_epoch(progress *p, const nb_epoch_metrics *m)
@@ -108,8 +111,10 @@ int progress_epoch(progress *p, const nb_epoch_metrics *m)
     if (p->quiet)
         return 0;
     progress_clear(p);
-    fprintf(p->out, "epoch %d/%d  lr %g  train loss %.4f acc %.4f", m->epoch + 1, p->epochs,
-            (double)m->lr, m->train_loss, m->train_accuracy);
+    fprintf(p->out, "epoch %d/%d  lr %g  train loss %.4f", m->epoch + 1, p->epochs,
+            (double)m->lr, m->train_loss);
+    if (m->task != NB_TASK_REGRESSION)
+        fprintf(p->out, " acc %.4f", m->train_accuracy);
     print_split(p->out, "dev", &m->dev);
     print_split(p->out, "test", &m->test);
     fprintf(p->out, "  %.1fs\n", m->seconds);

@@ -25,7 +25,7 @@ static const table_column METRICS_COLUMNS[M_COLS] = {
     [M_EPOCH] = {"epoch", V_INT_1, 1},
     [M_LR] = {"lr", V_NON_NEG, 1},
     [M_TRAIN_LOSS] = {"train_loss", V_NON_NEG, 1},
-    [M_TRAIN_ACC] = {"train_accuracy", V_UNIT, 1},
+    [M_TRAIN_ACC] = {"train_accuracy", V_UNIT, 0},   /* a number unless regression: below */
     [M_DEV_LOSS] = {"dev_loss", V_NON_NEG, 0},
     [M_DEV_ACC] = {"dev_accuracy", V_UNIT, 0},
     [M_TEST_LOSS] = {"test_loss", V_NON_NEG, 0},
@@ -133,6 +133,31 @@ static int lr_check(const table *t, int lr, int epoch, const char *where, const 
 
 /* ---- accuracies: a count of right answers out of the samples ---- */
 
+/* The answers an accuracy counts per sample, from config.json's "task" (runs from before
+ * tasks are classifiers): 1 class, one answer per label (multilabel: "classes" is the
+ * labels), or 0: a regression run has no accuracy, and its accuracies are null. */
+static double answers_per_sample(const run_context *run)
+{
+    const char *task = run && run->config ? json_string(run->config, "task") : NULL;
+    if (task && strcmp(task, "regression") == 0)
+        return 0;
+    if (task && strcmp(task, "multilabel") == 0)
+        return json_number(run->config, "classes");
+    return 1;
+}
+
+/* An accuracy must be null exactly when the task has none (where it would be a number). */
+static int accuracy_presence(double x, double per_sample, const char *where, const char *name,
+                             nb_error *err)
+{
+    if (per_sample == 0 && !isnan(x))
+        return nb_fail(err, "%s: \"%s\" is a number, but a regression run has no accuracy "
+                            "(config.json's \"task\")", where, name);
+    if (per_sample != 0 && isnan(x))
+        return nb_fail(err, "%s: \"%s\" must be a number", where, name);
+    return 0;
+}
+
 /* Whether accuracy x is k/n for a whole k, as nabla writes it: a double to 15 significant
  * digits or more (cJSON's), so within a rounding of k/n; any digit beyond that is not k/n. */
 static int count_of(double x, double n)
@@ -169,18 +194,22 @@ static int split_columns(const table *t, const table_column *cols, int loss, int
                                     "run has no %s split)", where, cols[c].name, samples, split);
         return 0;
     }
-    if (isnan(NOW(t, accuracy)))
+    double per_sample = answers_per_sample(run);
+    if (isnan(NOW(t, accuracy)) && per_sample != 0)
         return nb_fail(err, "%s: \"%s\" is null, but the %s split has %.0f samples "
                             "(config.json's \"%s\")", where, cols[accuracy].name, split, n,
                        samples);
+    if (accuracy_presence(NOW(t, accuracy), per_sample, where, cols[accuracy].name, err) != 0)
+        return -1;
     if (isnan(NOW(t, loss)) && run->summary && !diverged(run->summary))
         return nb_fail(err, "%s: \"%s\" is null, but the %s split has %.0f samples and the run "
                             "did not diverge (summary.json)", where, cols[loss].name, split, n);
     /* The whole split, summed over the ranks' shares under mpirun too (evaluate.c). */
     char said[64];
     snprintf(said, sizeof said, "config.json's \"%s\"", samples);
-    if (!count_of(NOW(t, accuracy), n))
-        return not_count_of(where, cols[accuracy].name, NOW(t, accuracy), n, said, err);
+    if (per_sample > 0 && !count_of(NOW(t, accuracy), n * per_sample))
+        return not_count_of(where, cols[accuracy].name, NOW(t, accuracy), n * per_sample, said,
+                            err);
     return 0;
 }
 
@@ -214,8 +243,11 @@ static int train_accuracy_check(const table *t, int row, int last, const char *w
                                 const run_context *run, nb_error *err)
 {
     double epoch = t->col[M_EPOCH][row], x = t->col[M_TRAIN_ACC][row];
-    double n = epoch_samples(run, epoch, last);
-    if (isnan(n) || count_of(x, n))
+    double per_sample = answers_per_sample(run);
+    if (accuracy_presence(x, per_sample, where, "train_accuracy", err) != 0)
+        return -1;
+    double n = epoch_samples(run, epoch, last) * per_sample;
+    if (isnan(n) || per_sample == 0 || count_of(x, n))
         return 0;
     char said[96];
     if (n == json_number(run->config, "train_samples"))
@@ -246,7 +278,9 @@ static int metrics_row(const table *t, const char *where, const void *ctx, nb_er
     line_before(where, before, sizeof before);
     int known = run && run->config, last = known && run->summary &&
                                            epoch == json_number(run->summary, "epochs");
-    if (within_run(epoch, ctx, where, err) != 0 ||
+    if ((known && accuracy_presence(NOW(t, M_TRAIN_ACC), answers_per_sample(run), where,
+                                    "train_accuracy", err) != 0) ||
+        within_run(epoch, ctx, where, err) != 0 ||
         lr_check(t, M_LR, M_EPOCH, where, ctx, err) != 0 ||
         (known && t->n > 1 && train_accuracy_check(t, t->n - 2, 0, before, run, err) != 0) ||
         (last && train_accuracy_check(t, t->n - 1, 1, where, run, err) != 0) ||
@@ -316,6 +350,16 @@ static int is_normalize(const char *s)
 {
     return strcmp(s, "none") == 0 || strcmp(s, "standard") == 0;
 }
+static int is_task(const char *s)
+{
+    nb_task t;
+    return nb_task_parse(s, &t) == 0;
+}
+static int is_loss(const char *s)
+{
+    nb_loss l;
+    return nb_loss_parse(s, &l) == 0;
+}
 static int is_data_kind(const char *s)
 {
     for (data_kind k = DATA_IDX; k <= DATA_SYNTHETIC; k++)
@@ -381,6 +425,8 @@ static const member_rule CONFIG_MEMBERS[] = {
     {"noise", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
     {"dev_fraction", MT_NUMBER, V_FRACTION, 0, NULL, 1, NULL},
     {"normalize", MT_STRING, 0, 0, NULL, 1, is_normalize},
+    {"task", MT_STRING, 0, 0, NULL, 0, is_task},
+    {"loss", MT_STRING, 0, 0, NULL, 0, is_loss},
     {"model", MT_STRING, 0, 0, NULL, 0, is_model_text},
     {"input_shape", MT_STRING, 0, 0, NULL, 0, is_shape},
     {"layers", MT_NUMBERS, V_INT_1, 0, NULL, 0, NULL},

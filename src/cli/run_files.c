@@ -149,11 +149,19 @@ cJSON *json_float(float v)
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
 {
     char key[64];
-    snprintf(key, sizeof key, "%s_loss", name);
-    cJSON_AddItemToObject(obj, key, r->n > 0 ? cJSON_CreateNumber(r->loss) : cJSON_CreateNull());
-    snprintf(key, sizeof key, "%s_accuracy", name);
-    cJSON_AddItemToObject(obj, key,
-                          r->n > 0 ? cJSON_CreateNumber(r->accuracy) : cJSON_CreateNull());
+    /* The loss and the accuracy always (null when the split is empty, or the task has no
+     * accuracy), then the task's own metrics. */
+    for (int i = 0; i < nb_metric_count(); i++) {
+        const char *metric = nb_metric_at(i)->name;
+        int always = strcmp(metric, "loss") == 0 || strcmp(metric, "accuracy") == 0;
+        int has = nb_metric_applies(i, r->task);
+        if (!always && !has)
+            continue;
+        snprintf(key, sizeof key, "%s_%s", name, metric);
+        cJSON_AddItemToObject(obj, key, r->n > 0 && has
+                                            ? cJSON_CreateNumber(nb_metric_value(r, i))
+                                            : cJSON_CreateNull());
+    }
 }
 
 void remove_stale_temporaries(const char *dir)
@@ -355,7 +363,9 @@ int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_
     cJSON_AddNumberToObject(j, "epoch", m->epoch + 1);
     cJSON_AddItemToObject(j, "lr", json_float(m->lr));
     cJSON_AddNumberToObject(j, "train_loss", m->train_loss);
-    cJSON_AddNumberToObject(j, "train_accuracy", m->train_accuracy);
+    cJSON_AddItemToObject(j, "train_accuracy",
+                          m->task == NB_TASK_REGRESSION ? cJSON_CreateNull()
+                                                        : cJSON_CreateNumber(m->train_accuracy));
     json_add_split(j, "dev", &m->dev);
     json_add_split(j, "test", &m->test);
     cJSON_AddNumberToObject(j, "seconds", m->seconds);

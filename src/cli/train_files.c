@@ -128,6 +128,8 @@ int train_write_config(train_run *r)
         cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
     else
         cJSON_AddNullToObject(j, "eval_every");
+    cJSON_AddStringToObject(j, "task", nb_task_name(s->task));
+    cJSON_AddStringToObject(j, "loss", nb_loss_name(s->loss));
 
     int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
     cJSON_Delete(j);
@@ -148,9 +150,10 @@ int train_write_summary(train_run *r, const nb_train_result *res, const nb_eval_
     cJSON_AddItemToObject(j, "train_loss", res->epochs > 0
                                                ? cJSON_CreateNumber(r->last_train_loss)
                                                : cJSON_CreateNull());
-    cJSON_AddItemToObject(j, "train_accuracy", res->epochs > 0
-                                                   ? cJSON_CreateNumber(r->last_train_accuracy)
-                                                   : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "train_accuracy",
+                          res->epochs > 0 && r->model.spec.task != NB_TASK_REGRESSION
+                              ? cJSON_CreateNumber(r->last_train_accuracy)
+                              : cJSON_CreateNull());
     cJSON_AddNumberToObject(j, "epochs", res->epochs);
     cJSON_AddNumberToObject(j, "steps", (double)res->steps);
     cJSON_AddNumberToObject(j, "samples", (double)res->samples);

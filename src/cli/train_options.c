@@ -19,7 +19,7 @@ void usage_train(FILE *out)
     fprintf(out,
 "usage: nabla train [options]\n"
 "\n"
-"Trains a classifier (the layers of --layers, softmax cross-entropy) and writes config.json,\n"
+"Trains a model (the layers of --layers, for the task of --task) and writes config.json,\n"
 "metrics.jsonl, model.safetensors and summary.json to the run directory, and keeps\n"
 "checkpoint.safetensors (and checkpoint.prev.safetensors) there while it trains.\n"
 "Ctrl-C (or SIGTERM, or SIGHUP from a terminal that went away) stops at the next step with\n"
@@ -38,6 +38,15 @@ void usage_train(FILE *out)
 "  --samples N           training samples of a synthetic set, at most 10000000; its test set\n"
 "                        has max(200, N/4) [1000]\n"
 "  --noise X             noise of a synthetic set [0.2]\n"
+"\n"
+"Task:\n"
+"  --task T              classification|regression|multilabel: a class per sample\n"
+"                        (softmax cross-entropy), real values (one linear output per\n"
+"                        target, targets standardized for training), or 0/1 labels (one\n"
+"                        sigmoid output per label) [classification]\n"
+"  --loss L              cross_entropy (classification); mse|l1|huber (regression:\n"
+"                        PyTorch's MSELoss, L1Loss, HuberLoss with delta 1); bce\n"
+"                        (multilabel: BCEWithLogitsLoss) [the task's first]\n"
 "\n"
 "Model:\n"
 "  --layers L            the model: hidden layer widths (256,128, or none), with the\n"
@@ -111,7 +120,7 @@ enum {
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
     OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
     OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_TRACE_ACTIVATIONS, OPT_TRACE_LAYER, OPT_TRACE_UNIT,
-    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM, OPT_DECAY_EPOCHS
+    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM, OPT_DECAY_EPOCHS, OPT_TASK, OPT_LOSS
 };
 
 static const struct option long_options[] = {
@@ -142,6 +151,8 @@ static const struct option long_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
     {"normalize", required_argument, NULL, OPT_NORMALIZE},
+    {"task", required_argument, NULL, OPT_TASK},
+    {"loss", required_argument, NULL, OPT_LOSS},
     {"samples", required_argument, NULL, OPT_SAMPLES},
     {"noise", required_argument, NULL, OPT_NOISE},
     {"leaky-slope", required_argument, NULL, OPT_LEAKY_SLOPE},
@@ -388,6 +399,17 @@ static int apply_option(train_options *o, int c, const char *arg)
         }
         cli_usage_error(CMD, "unknown --normalize '%s' (none, standard)", arg);
         return -1;
+    case OPT_TASK:
+        if (nb_task_parse(arg, &o->task) == 0)
+            return 0;
+        cli_usage_error(CMD, "unknown --task '%s' (classification, regression, multilabel)", arg);
+        return -1;
+    case OPT_LOSS:
+        o->given_loss = 1;
+        if (nb_loss_parse(arg, &o->loss) == 0)
+            return 0;
+        cli_usage_error(CMD, "unknown --loss '%s' (cross_entropy, mse, l1, huber, bce)", arg);
+        return -1;
     case OPT_SAMPLES:
         if (parse_int_min("--samples", arg, 1, &o->src.samples) != 0)
             return -1;
@@ -438,6 +460,11 @@ static int apply_option(train_options *o, int c, const char *arg)
     case 'h': return 1;
     }
     return -1;
+}
+
+nb_loss train_options_loss(const train_options *o)
+{
+    return o->given_loss ? o->loss : nb_task_default_loss(o->task);
 }
 
 int train_options_batchnorm(const train_options *o)
@@ -497,14 +524,16 @@ int train_model_spec(const train_options *o, const nb_dataset *train, nb_model_s
     }
     memset(spec, 0, sizeof *spec);
     spec->input = input;
-    spec->classes = train->classes;
+    spec->classes = o->task == NB_TASK_CLASSIFICATION ? train->classes : train->targets;
+    spec->task = o->task;
+    spec->loss = train_options_loss(o);
     spec->layers = o->model;
     spec->trace_layer = o->trace ? o->trace_layer : 0;
     nb_error why;
     if (nb_layers_shapes(&spec->layers, input, spec->classes, shapes, &why) != 0) {
         nb_shape_format(input, shape, sizeof shape);
-        return nb_fail(err, "--layers: %s (the input is %s, the classes %d)", why.msg, shape,
-                       spec->classes);
+        return nb_fail(err, "--layers: %s (the input is %s, the %s %d)", why.msg, shape,
+                       o->task == NB_TASK_CLASSIFICATION ? "classes" : "outputs", spec->classes);
     }
     return 0;
 }
@@ -567,6 +596,13 @@ static int check_combinations(const train_options *o, int *exit_code)
     if (o->sync_batchnorm && !train_options_batchnorm(o)) {
         *exit_code = cli_usage_error(CMD, "--sync-batchnorm needs batch norm in the model (it is "
                                           "how batch norm takes its statistics under mpirun)");
+        return -1;
+    }
+    if (o->given_loss && nb_loss_task(o->loss) != o->task) {
+        *exit_code = cli_usage_error(CMD, "--loss %s trains a %s model, but --task is %s (its "
+                                          "default loss is %s)", nb_loss_name(o->loss),
+                                     nb_task_name(nb_loss_task(o->loss)), nb_task_name(o->task),
+                                     nb_loss_name(nb_task_default_loss(o->task)));
         return -1;
     }
     /* One sample has no batch statistics (PyTorch refuses it too). */
@@ -707,6 +743,11 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
                 (unsigned long long)b->src.seed);
     SAME_NUMBER("--dev-fraction", dev_fraction);
     SAME_FLAG("--normalize standard", normalize);
+    if (a->task != b->task)
+        DIFFERS("--task", "%s", nb_task_name(a->task), nb_task_name(b->task));
+    if (train_options_loss(a) != train_options_loss(b))
+        DIFFERS("--loss", "%s", nb_loss_name(train_options_loss(a)),
+                nb_loss_name(train_options_loss(b)));
     /* The same model, however written: the canonical texts. */
     char text_a[NB_LAYERS_TEXT_MAX], text_b[NB_LAYERS_TEXT_MAX];
     if (nb_layers_format(&a->model, text_a, sizeof text_a) < 0 ||

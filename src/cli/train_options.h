@@ -32,6 +32,9 @@ typedef struct train_options {
     int threads;
     int sync_batchnorm;          /* --sync-batchnorm: under MPI, statistics over all ranks */
     int normalize;
+    nb_task task;                /* --task */
+    nb_loss loss;                /* --loss, or the task's default */
+    int given_loss;
     const char *init_weights, *save_weights, *out;
     int quiet;
     int64_t checkpoint_every;    /* steps between checkpoints; 0: at epoch ends only */
@@ -57,6 +60,8 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
 
 /* The learning-rate schedule the options describe. */
 nb_schedule train_schedule(const train_options *o);
+/* --loss, or the default loss of --task. */
+nb_loss train_options_loss(const train_options *o);
 /* Whether the model has a batch norm layer. */
 int train_options_batchnorm(const train_options *o);
 

@@ -163,26 +163,34 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
  * a row-by-row sweep, so memory is read in order however wide a sample is. */
 #define STATS_BLOCK 64
 
-static double feature_at(const nb_dataset *d, size_t i, int j)
+/* n rows of `columns` numbers: bytes (images, as byte / 255) or floats. */
+typedef struct columns_of {
+    int n, columns;
+    const uint8_t *bytes;
+    const float *floats;
+} columns_of;
+
+static double value_at(const columns_of *d, size_t i, int j)
 {
-    size_t k = i * (size_t)d->features + (size_t)j;
-    return d->pixels ? (double)byte_to_float(d->pixels[k]) : (double)d->values[k];
+    size_t k = i * (size_t)d->columns + (size_t)j;
+    return d->bytes ? (double)byte_to_float(d->bytes[k]) : (double)d->floats[k];
 }
 
-void nb_dataset_stats(const nb_dataset *d, float *mean, float *std)
+/* Per-column mean and standard deviation (nb_dataset_stats). */
+static void column_stats(const columns_of *d, float *mean, float *std)
 {
-    for (int j0 = 0; j0 < d->features; j0 += STATS_BLOCK) {
-        int width = d->features - j0 < STATS_BLOCK ? d->features - j0 : STATS_BLOCK;
+    for (int j0 = 0; j0 < d->columns; j0 += STATS_BLOCK) {
+        int width = d->columns - j0 < STATS_BLOCK ? d->columns - j0 : STATS_BLOCK;
         double sum[STATS_BLOCK] = {0}, squares[STATS_BLOCK] = {0};
         /* Two passes: the mean, then squared deviations from it (no cancellation). */
         for (size_t i = 0; i < (size_t)d->n; i++)
             for (int j = 0; j < width; j++)
-                sum[j] += feature_at(d, i, j0 + j);
+                sum[j] += value_at(d, i, j0 + j);
         for (int j = 0; j < width; j++)
             sum[j] = d->n > 0 ? sum[j] / d->n : 0.0;
         for (size_t i = 0; i < (size_t)d->n; i++)
             for (int j = 0; j < width; j++) {
-                double dev = feature_at(d, i, j0 + j) - sum[j];
+                double dev = value_at(d, i, j0 + j) - sum[j];
                 squares[j] += dev * dev;
             }
         for (int j = 0; j < width; j++) {
@@ -194,6 +202,18 @@ void nb_dataset_stats(const nb_dataset *d, float *mean, float *std)
             std[j0 + j] = (float)sd >= FLT_MIN ? (float)sd : 1.0f;
         }
     }
+}
+
+void nb_dataset_stats(const nb_dataset *d, float *mean, float *std)
+{
+    columns_of c = {d->n, d->features, d->pixels, d->values};
+    column_stats(&c, mean, std);
+}
+
+void nb_dataset_target_stats(const nb_dataset *d, float *mean, float *std)
+{
+    columns_of c = {d->target ? d->n : 0, d->targets, NULL, d->target};
+    column_stats(&c, mean, std);
 }
 
 void nb_dataset_normalize(nb_dataset *d, const float *mean, const float *std)

@@ -357,6 +357,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         if (failed || result->interrupted || st->seen == 0)
             break;
         nb_epoch_metrics metrics = {0};
+        metrics.task = m->spec.task;
         metrics.epoch = epoch;
         metrics.lr = lr;
         metrics.train_loss = st->loss_sum / st->seen;
