@@ -546,6 +546,8 @@ typedef struct nb_dataset {
 /* A directory of IDX files train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] and the
  * t10k-* pair. test may be NULL; if the t10k files are absent, test->n is 0. */
 int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_error *err);
+/* One IDX image file alone (to predict): no labels, classes 0. */
+int nb_load_idx_images(const char *images, nb_dataset *out, nb_error *err);
 /* One IDX image file and its label file (gz or not, detected by magic). */
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
 /* CSV: numbers, the last column an integer class label 0..C-1, an optional header line (the
@@ -712,6 +714,17 @@ double nb_metric_value(const nb_eval_result *r, int i);
 
 /* The metrics of the model's task on a whole dataset, in inference mode, batch by batch. */
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err);
+/* A classifier's confusion matrix on d: counts[t * classes + p] samples of true class t were
+ * predicted p (classes = the model's), in inference mode. */
+int nb_evaluate_confusion(nb_model *m, const nb_dataset *d, int64_t *counts, nb_error *err);
+/* Class c's precision (of the samples predicted c, the share that are c), recall (of the
+ * samples of c, the share predicted c), F1 (their harmonic mean) and support (samples of c)
+ * from a confusion matrix; a ratio of 0/0 is 0, as scikit-learn's zero_division=0. */
+typedef struct nb_class_scores {
+    double precision, recall, f1;
+    int64_t support;
+} nb_class_scores;
+nb_class_scores nb_class_scores_of(const int64_t *counts, int classes, int c);
 /* The predicted class (the largest logit; ties go to the lower class) of each of n samples
  * x [n, inputs] (floats, already normalized as the model expects), into classes [n]; in
  * inference mode, batch by batch, as nb_evaluate scores them (src/nn/predict.c). */

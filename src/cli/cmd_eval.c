@@ -8,7 +8,9 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "metrics_text.h"
 #include "options.h"
+#include "run_source.h"
 #include "threads.h"
 
 static const char *const CMD = "eval";
@@ -16,15 +18,18 @@ static const char *const CMD = "eval";
 void usage_eval(FILE *out)
 {
     fprintf(out,
-"usage: nabla eval --model F.safetensors [options]\n"
+"usage: nabla eval --model M [options]\n"
 "\n"
 "Evaluates a model written by `nabla train` (or --save-weights) on the test split of a data\n"
-"set: the t10k files of an IDX directory, the CSV file itself, or the synthetic test set;\n"
-"or, with --split, on the training data as `nabla train` read it (its dev split held out\n"
-"as train did it, given the same --dev-fraction and --seed). A model trained with\n"
+"set: the t10k files of an IDX directory, the CSV file itself (or the run's --test file),\n"
+"or the synthetic test set; or, with --split, on the training data as `nabla train` read it\n"
+"(its dev split held out as train did it). Prints the task's metrics, and for a classifier\n"
+"each class's precision, recall and F1 and the confusion matrix. A model trained with\n"
 "--normalize standard applies its saved mean and std to the data.\n"
+"Given a run (its directory, or its model.safetensors beside its config.json), the data,\n"
+"--test, --seed, --samples, --noise and --dev-fraction default to the run's own.\n"
 "\n"
-"  --model F             the model, a .safetensors file (required)\n"
+"  --model M             a run directory or a .safetensors model file (required)\n"
 "  --split S             test|train|dev: which data [test]; train and dev are the training\n"
 "                        set without and with only the dev split of --dev-fraction\n"
 "  --dev-fraction F      the dev split train held out, 0 <= F < 1 (dev needs F > 0) [0]\n"
@@ -40,7 +45,8 @@ void usage_eval(FILE *out)
 "  --batch-size N        samples per forward pass [256]\n"
 "  --threads N           threads for matrix products, at most the cores this process may\n"
 "                        use [those cores: %d]\n"
-"  --json                print {\"loss\":..,\"accuracy\":..,\"samples\":..}\n"
+"  --json                print one JSON object: task, loss, accuracy, the task's metrics,\n"
+"                        samples; a classifier's classes, per_class and confusion\n"
 "  -h, --help            this text\n",
             NB_FASHION_MNIST_DIR, cli_usable_cores());
 }
@@ -74,6 +80,7 @@ typedef struct eval_options {
     enum split split;
     double dev_fraction;
     int data_given;     /* --data was on the command line, not the default */
+    int given_seed, given_samples, given_noise, given_dev_fraction;
     int batch_size;
     int threads;
     int json;
@@ -114,17 +121,22 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
             break;
         case OPT_TEST: rc = cli_parse_path(CMD, "--test", optarg, &o->src.test); break;
         case OPT_SAMPLES:
+            o->given_samples = 1;
             rc = positive_int("--samples", optarg, &o->src.samples);
             if (rc == 0 && o->src.samples > CLI_MAX_SAMPLES)
                 rc = -1, cli_usage_error(CMD, "--samples must be at most %d, got %s",
                                          CLI_MAX_SAMPLES, optarg);
             break;
         case OPT_NOISE:
+            o->given_noise = 1;
             rc = cli_parse_double(CMD, "--noise", optarg, &o->src.noise);
             if (rc == 0 && o->src.noise < 0)
                 rc = -1, cli_usage_error(CMD, "--noise must be >= 0, got %s", optarg);
             break;
-        case OPT_SEED: rc = cli_parse_u64(CMD, "--seed", optarg, &o->src.seed); break;
+        case OPT_SEED:
+            o->given_seed = 1;
+            rc = cli_parse_u64(CMD, "--seed", optarg, &o->src.seed);
+            break;
         case OPT_BATCH_SIZE: rc = positive_int("--batch-size", optarg, &o->batch_size); break;
         case OPT_THREADS: rc = cli_parse_threads(CMD, optarg, &o->threads); break;
         case OPT_JSON: o->json = 1; break;
@@ -140,6 +152,7 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
                                          optarg);
             break;
         case OPT_DEV_FRACTION:
+            o->given_dev_fraction = 1;
             rc = cli_parse_double(CMD, "--dev-fraction", optarg, &o->dev_fraction);
             if (rc == 0 && !(o->dev_fraction >= 0 && o->dev_fraction < 1))
                 rc = -1, cli_usage_error(CMD, "--dev-fraction must be in [0, 1), got %s", optarg);
@@ -160,11 +173,50 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
         return -1;
     }
     if (!o->model) {
-        cli_usage_error(CMD, "--model F.safetensors is required");
+        cli_usage_error(CMD, "--model M (a run directory or a .safetensors file) is required");
         return -1;
     }
+    return 0;
+}
+
+/* What the run of the model (when it is a run's) says of the data: the options not given
+ * default to it, and a --dev-fraction that is not the run's would evaluate another split. */
+static int take_run_defaults(eval_options *o, run_source *run, int *exit_code)
+{
+    *exit_code = EXIT_USAGE;
+    if (run->config) {
+        data_source src;
+        double fraction;
+        nb_error err;
+        if (run_source_data(run, &src, &fraction, &err) != 0) {
+            fprintf(stderr, "nabla: %s\n", err.msg);
+            *exit_code = EXIT_RUNTIME;
+            return -1;
+        }
+        if (o->given_dev_fraction && o->dev_fraction != fraction) {
+            cli_usage_error(CMD, "--dev-fraction %g, but the run held out %g (%s/config.json): "
+                                 "its dev split is that one", o->dev_fraction, fraction,
+                            run->dir);
+            return -1;
+        }
+        o->dev_fraction = fraction;
+        if (!o->data_given && !o->src.test) {
+            o->src.data = src.data;
+            if (o->split == SPLIT_TEST)
+                o->src.test = src.test;
+        }
+        if (!o->given_seed)
+            o->src.seed = src.seed;
+        if (!o->given_samples && src.samples)
+            o->src.samples = src.samples;
+        if (!o->given_noise && src.samples)
+            o->src.noise = src.noise;
+    }
     if (o->split == SPLIT_DEV && o->dev_fraction == 0) {
-        cli_usage_error(CMD, "--split dev needs the --dev-fraction the model was trained with");
+        cli_usage_error(CMD, run->config ? "--split dev: the run has no dev split (its "
+                                           "dev_fraction is 0)"
+                                         : "--split dev needs the --dev-fraction the model was "
+                                           "trained with (or the run directory as --model)");
         return -1;
     }
     if (o->split != SPLIT_TEST && o->src.test) {
@@ -181,16 +233,52 @@ static int runtime_error(const nb_error *err)
     return EXIT_RUNTIME;
 }
 
-/* {"loss":..,"accuracy":..,"samples":..} on one line; cJSON prints every double so that it
- * reads back exactly, and null for a NaN loss. */
-static int print_json(const nb_eval_result *res)
+/* A classifier's confusion matrix and what it says of each class, with the classes' names. */
+typedef struct class_report {
+    int classes;
+    int64_t *counts;            /* [true class][predicted class] */
+    const nb_model *model;
+} class_report;
+
+/* {"task":..,"loss":..,"accuracy":..,<the task's metrics>,"samples":..} on one line, and for a
+ * classifier "classes", "per_class" and "confusion"; cJSON prints every double so that it
+ * reads back exactly, and null for a NaN loss or a metric the task does not have. */
+static int print_json(const nb_eval_result *res, const class_report *cr)
 {
     cJSON *j = cJSON_CreateObject();
     char *text = NULL;
     if (j) {
-        cJSON_AddNumberToObject(j, "loss", res->loss);
-        cJSON_AddNumberToObject(j, "accuracy", res->accuracy);
+        cJSON_AddStringToObject(j, "task", nb_task_name(res->task));
+        for (int i = 0; i < nb_metric_count(); i++) {
+            int has = nb_metric_applies(i, res->task);
+            if (has || strcmp(nb_metric_at(i)->name, "accuracy") == 0)
+                cJSON_AddItemToObject(j, nb_metric_at(i)->name,
+                                      has ? cJSON_CreateNumber(nb_metric_value(res, i))
+                                          : cJSON_CreateNull());
+        }
         cJSON_AddNumberToObject(j, "samples", res->n);
+        if (cr->counts) {
+            cJSON *names = cJSON_AddArrayToObject(j, "classes");
+            cJSON *per = cJSON_AddArrayToObject(j, "per_class");
+            cJSON *matrix = cJSON_AddArrayToObject(j, "confusion");
+            for (int c = 0; c < cr->classes; c++) {
+                char buf[32];
+                cJSON_AddItemToArray(names, cJSON_CreateString(class_name(cr->model, c, buf,
+                                                                          sizeof buf)));
+                nb_class_scores s = nb_class_scores_of(cr->counts, cr->classes, c);
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddNumberToObject(o, "precision", s.precision);
+                cJSON_AddNumberToObject(o, "recall", s.recall);
+                cJSON_AddNumberToObject(o, "f1", s.f1);
+                cJSON_AddNumberToObject(o, "support", (double)s.support);
+                cJSON_AddItemToArray(per, o);
+                cJSON *row = cJSON_CreateArray();
+                for (int p = 0; p < cr->classes; p++)
+                    cJSON_AddItemToArray(row, cJSON_CreateNumber(
+                                                  (double)cr->counts[(size_t)c * cr->classes + p]));
+                cJSON_AddItemToArray(matrix, row);
+            }
+        }
         text = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
     }
@@ -269,6 +357,38 @@ static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_r
     return 0;
 }
 
+/* The result as text: the metrics on one line; for a classifier, then each class's precision,
+ * recall, F1 and support, and the confusion matrix. */
+static void print_text(const nb_eval_result *res, const class_report *cr)
+{
+    char text[256];
+    metrics_text(res, 0, text, sizeof text);
+    printf("loss %.4f %s (%d samples)\n", res->loss, text, res->n);
+    if (!cr->counts)
+        return;
+    char buf[32];
+    int width = 5;   /* "class" */
+    for (int c = 0; c < cr->classes; c++) {
+        int len = (int)strlen(class_name(cr->model, c, buf, sizeof buf));
+        width = len > width ? len : width;
+    }
+    width = width > 40 ? 40 : width;
+    printf("\n%-*s  precision  recall  f1      support\n", width, "class");
+    for (int c = 0; c < cr->classes; c++) {
+        nb_class_scores s = nb_class_scores_of(cr->counts, cr->classes, c);
+        printf("%-*.*s  %-9.4f  %-6.4f  %-6.4f  %lld\n", width, width,
+               class_name(cr->model, c, buf, sizeof buf), s.precision, s.recall, s.f1,
+               (long long)s.support);
+    }
+    printf("\nconfusion matrix (a row per true class, a column per predicted class, in the "
+           "order above):\n");
+    for (int c = 0; c < cr->classes; c++) {
+        for (int p = 0; p < cr->classes; p++)
+            printf("%s%lld", p ? " " : "", (long long)cr->counts[(size_t)c * cr->classes + p]);
+        printf("\n");
+    }
+}
+
 /* For a CSV file, whether its line 1 was a header (the text output only: --json stays one
  * object). The result's line counts the samples (of the split evaluated). */
 static void describe_csv(const eval_options *o, const nb_dataset *d)
@@ -280,6 +400,8 @@ static void describe_csv(const eval_options *o, const nb_dataset *d)
         data_describe_csv(stdout, o->src.test ? "test" : "data", path, d, -1);
 }
 
+static int eval_run(const eval_options *opt);
+
 int cmd_eval(int argc, char **argv)
 {
     eval_options o;
@@ -288,6 +410,25 @@ int cmd_eval(int argc, char **argv)
         return code;
 
     nb_error err = {{0}};
+    run_source run;
+    if (run_source_open(o.model, &run, &err) != 0)
+        return runtime_error(&err);
+    o.model = run.model;
+    if (take_run_defaults(&o, &run, &code) != 0) {
+        run_source_close(&run);
+        return code;
+    }
+    code = eval_run(&o);
+    run_source_close(&run);
+    return code;
+}
+
+/* Evaluates and prints, the options complete. */
+static int eval_run(const eval_options *opt)
+{
+    eval_options o = *opt;
+    nb_error err = {{0}};
+    int code;
     if (o.src.test && o.data_given) {
         /* Same rule as train: --test goes with a CSV --data (here it may also stand alone). */
         data_kind kind;
@@ -306,19 +447,28 @@ int cmd_eval(int argc, char **argv)
     nb_eval_result res = {0};
     memset(&m, 0, sizeof m);
     memset(&d, 0, sizeof d);
+    class_report cr = {0};
     int failed = evaluate(&o, &m, &d, &res, &err) != 0;
+    if (!failed && m.spec.task == NB_TASK_CLASSIFICATION) {
+        cr.classes = m.spec.classes;
+        cr.model = &m;
+        cr.counts = calloc((size_t)cr.classes * (size_t)cr.classes, sizeof *cr.counts);
+        failed = !cr.counts ? nb_fail(&err, "out of memory")
+                            : nb_evaluate_confusion(&m, &d, cr.counts, &err);
+    }
     cli_say_threads_lowered(CMD, &threads);
     if (failed) {
         code = runtime_error(&err);
     } else {
         code = EXIT_OK;
         if (o.json) {
-            code = print_json(&res);
+            code = print_json(&res, &cr);
         } else {
             describe_csv(&o, &d);
-            printf("loss %.4f accuracy %.4f (%d samples)\n", res.loss, res.accuracy, res.n);
+            print_text(&res, &cr);
         }
     }
+    free(cr.counts);
     nb_model_free(&m);   /* safe on a zeroed model, after a failed load too */
     nb_dataset_free(&d);
     return code;

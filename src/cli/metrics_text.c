@@ -24,3 +24,11 @@ void metrics_text(const nb_eval_result *r, int short_accuracy, char *buf, size_t
         used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap;
     }
 }
+
+const char *class_name(const nb_model *m, int c, char *buf, size_t cap)
+{
+    if (m->table && c >= 0 && c < m->table->n_classes && m->table->class_names[c])
+        return m->table->class_names[c];
+    snprintf(buf, cap, "%d", c);
+    return buf;
+}

@@ -12,4 +12,8 @@
  * (`short_accuracy`: "acc" for "accuracy", as the progress lines write it). */
 void metrics_text(const nb_eval_result *r, int short_accuracy, char *buf, size_t cap);
 
+/* Class c of a classifier as the training data named it (its table's class names), or its
+ * index for data without names (IDX labels, synthetic sets); in buf when it is the index. */
+const char *class_name(const nb_model *m, int c, char *buf, size_t cap);
+
 #endif /* NABLA_CLI_METRICS_TEXT_H */

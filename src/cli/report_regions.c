@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "report_json.h"
+#include "run_source.h"
 #include "run_check.h"
 #include "report_svg.h"
 
@@ -19,42 +20,6 @@ int regions_possible(const run_data *r)
     return r->has_model && json_number(r->config, "features") == 2;
 }
 
-/* config.json's seed: a number, or a string for seeds beyond 2^53. */
-static int seed_of(const cJSON *config, uint64_t *seed)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, "seed");
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0 &&
-        v->valuedouble == floor(v->valuedouble)) {
-        *seed = (uint64_t)v->valuedouble;
-        return 0;
-    }
-    if (cJSON_IsString(v) && v->valuestring[0] >= '0' && v->valuestring[0] <= '9') {
-        char *end;
-        *seed = strtoull(v->valuestring, &end, 10);
-        return *end ? -1 : 0;
-    }
-    return -1;
-}
-
-/* Where the run's CSV file is from here. A relative path is relative to the directory train
- * ran in; when the run directory was given as that directory's "out" (config.json) with a
- * prefix, the prefix leads there: run "x/runs/a" with out "runs/a" ran in "x/". A malloc'd
- * path (NULL when out of memory). */
-static char *csv_path(const run_data *r, const char *path)
-{
-    const char *out = json_string(r->config, "out");
-    size_t n = strlen(r->dir), m = out ? strlen(out) : 0;
-    if (path[0] == '/' || report_file_exists(path) || !out || m == 0 || out[0] == '/' ||
-        m >= n || strcmp(r->dir + n - m, out) != 0 || r->dir[n - m - 1] != '/')
-        return strdup(path);
-    char *p = malloc(n - m + strlen(path) + 1);
-    if (p) {
-        memcpy(p, r->dir, n - m);
-        strcpy(p + n - m, path);
-    }
-    return p;
-}
-
 /* The run's training points, as `nabla train` had them: 1 with *train filled, 0 when they
  * cannot be had (why says so), -1 on an error. */
 static int training_points(const run_data *r, nb_dataset *train, char *why, size_t why_size,
@@ -64,7 +29,7 @@ static int training_points(const run_data *r, nb_dataset *train, char *why, size
     const char *kind = json_string(c, "data_kind"), *path = json_string(c, "data_path");
     double fraction = json_number(c, "dev_fraction");
     uint64_t seed;
-    if (!kind || !path || seed_of(c, &seed) != 0 || !(fraction >= 0 && fraction < 1))
+    if (!kind || !path || run_config_seed(c, &seed) != 0 || !(fraction >= 0 && fraction < 1))
         return nb_fail(err, "%s/config.json: no valid data_kind, data_path, seed and "
                             "dev_fraction", r->dir);
     memset(train, 0, sizeof *train);
@@ -76,17 +41,13 @@ static int training_points(const run_data *r, nb_dataset *train, char *why, size
         if (nb_make_synthetic(path, (int)samples, (float)noise, seed, train, err) != 0)
             return -1;
     } else if (strcmp(kind, "csv") == 0) {
-        char *found = csv_path(r, path);
-        if (!found)
-            return nb_fail(err, "out of memory");
+        char found[CLI_MAX_PATH];
+        run_config_file(c, r->dir, path, found, sizeof found);
         if (!report_file_exists(found)) {
             snprintf(why, why_size, "its data file %s is not there (from here)", path);
-            free(found);
             return 0;
         }
-        int rc = nb_load_csv(found, train, err);
-        free(found);
-        if (rc != 0)
+        if (nb_load_csv(found, train, err) != 0)
             return -1;
     } else {
         snprintf(why, why_size, "its data is not a two-feature set");

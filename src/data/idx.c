@@ -314,6 +314,15 @@ static int read_idx(const char *path, uint32_t magic, const char *kind, idx_file
     return rc;
 }
 
+/* img's images into out, which takes its pixels. */
+static void take_images(idx_file *img, nb_dataset *out)
+{
+    out->n = (int)img->dims[0];
+    out->features = (int)(img->dims[1] * img->dims[2]);
+    out->image = nb_shape_image(1, (int)img->dims[1], (int)img->dims[2]);
+    out->pixels = img->data;
+}
+
 /* Pairs images with labels into out; takes img's pixels, frees lab's bytes, and frees
  * everything on failure. */
 static int combine(idx_file *img, const char *images, idx_file *lab, const char *labels,
@@ -341,11 +350,8 @@ static int combine(idx_file *img, const char *images, idx_file *lab, const char 
     }
     free(lab->data);
 
-    out->n = n;
-    out->features = (int)(img->dims[1] * img->dims[2]);
-    out->image = nb_shape_image(1, (int)img->dims[1], (int)img->dims[2]);
+    take_images(img, out);
     out->classes = largest + 1;
-    out->pixels = img->data;
     out->labels = y;
     return 0;
 }
@@ -382,6 +388,16 @@ int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_erro
         return -1;
     }
     return combine(&img, images, &lab, labels, out, err);
+}
+
+int nb_load_idx_images(const char *images, nb_dataset *out, nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    idx_file img;
+    if (read_idx(images, IDX_IMAGES_MAGIC, "image", &img, err) < 0)
+        return -1;
+    take_images(&img, out);
+    return 0;
 }
 
 /* dir/base.gz if it exists, else dir/base if that exists; 0 when found. */

@@ -107,6 +107,37 @@ int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *sums
     return 0;
 }
 
+int nb_evaluate_confusion(nb_model *m, const nb_dataset *d, int64_t *counts, nb_error *err)
+{
+    if (m->spec.task != NB_TASK_CLASSIFICATION)
+        return nb_fail(err, "a confusion matrix needs a classifier, not a %s model",
+                       nb_task_name(m->spec.task));
+    int k = m->spec.classes;
+    memset(counts, 0, (size_t)k * (size_t)k * sizeof *counts);
+    if (!d || d->n == 0)
+        return 0;
+    if (check_compatible(m, d, "evaluation", err) != 0)
+        return -1;
+    int max_batch = nb_graph_max_batch(m->graph);
+    int32_t *index = malloc((size_t)max_batch * sizeof *index);
+    if (!index)
+        return nb_fail(err, "out of memory");
+    nb_graph_set_training(m->graph, 0);
+    for (int start = 0; start < d->n; start += max_batch) {
+        int batch = d->n - start < max_batch ? d->n - start : max_batch;
+        for (int i = 0; i < batch; i++)
+            index[i] = start + i;
+        model_set_batch(m, d, index, batch);
+        nb_graph_forward(m->graph, batch);
+        const float *z = nb_node_value(m->logits).data;
+        for (int r = 0; r < batch; r++)
+            counts[(size_t)d->labels[start + r] * k + predicted_class(z + (size_t)r * k, k)]++;
+    }
+    nb_graph_set_training(m->graph, 1);
+    free(index);
+    return 0;
+}
+
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err)
 {
     memset(out, 0, sizeof *out);

@@ -174,3 +174,19 @@ double nb_metric_value(const nb_eval_result *r, int i)
         return NAN;
     return *(const double *)(const void *)((const char *)r + metrics[i].offset);
 }
+
+nb_class_scores nb_class_scores_of(const int64_t *counts, int classes, int c)
+{
+    nb_class_scores s = {0};
+    int64_t predicted = 0;
+    for (int t = 0; t < classes; t++)
+        predicted += counts[(size_t)t * classes + c];
+    for (int p = 0; p < classes; p++)
+        s.support += counts[(size_t)c * classes + p];
+    double tp = (double)counts[(size_t)c * classes + c];
+    s.precision = predicted > 0 ? tp / (double)predicted : 0.0;
+    s.recall = s.support > 0 ? tp / (double)s.support : 0.0;
+    s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall)
+                                      : 0.0;
+    return s;
+}

@@ -1,0 +1,141 @@
+/* A run as the commands that use its model find it (run_source.h). */
+#include "run_source.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report_json.h"
+#include "run_check.h"
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* dir/config.json, read and checked, into s->config; a missing one is no error. */
+static int read_config(run_source *s, const char *dir, nb_error *err)
+{
+    char path[CLI_MAX_PATH + 16];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = NULL;
+    int rc = report_read_json_text(path, 1, &s->config, &text, err);
+    if (rc == 0 && s->config)
+        rc = run_check_config(s->config, text, path, err);
+    free(text);
+    if (rc != 0) {
+        cJSON_Delete(s->config);
+        s->config = NULL;
+    }
+    return rc;
+}
+
+int run_source_open(const char *given, run_source *s, nb_error *err)
+{
+    memset(s, 0, sizeof *s);
+    size_t n = strlen(given);
+    while (n > 1 && given[n - 1] == '/')
+        n--;
+    if (n >= sizeof s->dir - 32)
+        return nb_fail(err, "%s: path too long", given);
+    if (is_dir(given)) {
+        snprintf(s->dir, sizeof s->dir, "%.*s", (int)n, given);
+        snprintf(s->model, sizeof s->model, "%.*s/model.safetensors", (int)n, given);
+        if (!exists(s->model))
+            return nb_fail(err, "%s: a directory without model.safetensors (a run writes it "
+                                "when it ends; --resume finishes a stopped run)", given);
+        return read_config(s, s->dir, err);
+    }
+    snprintf(s->model, sizeof s->model, "%s", given);
+    /* A run's own model file: its run's configuration comes with it. */
+    const char *slash = strrchr(given, '/');
+    const char *base = slash ? slash + 1 : given;
+    if (strcmp(base, "model.safetensors") != 0)
+        return 0;
+    snprintf(s->dir, sizeof s->dir, "%.*s", slash ? (int)(slash - given) : 1,
+             slash ? given : ".");
+    if (slash == given)
+        snprintf(s->dir, sizeof s->dir, "/");
+    char config[CLI_MAX_PATH + 16];
+    snprintf(config, sizeof config, "%s/config.json", s->dir);
+    if (!exists(config)) {
+        s->dir[0] = '\0';
+        return 0;
+    }
+    return read_config(s, s->dir, err);
+}
+
+void run_source_close(run_source *s)
+{
+    cJSON_Delete(s->config);
+    memset(s, 0, sizeof *s);
+}
+
+int run_config_seed(const cJSON *config, uint64_t *seed)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, "seed");
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0 &&
+        v->valuedouble == floor(v->valuedouble)) {
+        *seed = (uint64_t)v->valuedouble;
+        return 0;
+    }
+    if (cJSON_IsString(v) && v->valuestring[0] >= '0' && v->valuestring[0] <= '9') {
+        char *end;
+        *seed = strtoull(v->valuestring, &end, 10);
+        return *end ? -1 : 0;
+    }
+    return -1;
+}
+
+void run_config_file(const cJSON *config, const char *dir, const char *path, char *out,
+                     size_t cap)
+{
+    const char *run_out = json_string(config, "out");
+    size_t n = strlen(dir), m = run_out ? strlen(run_out) : 0;
+    if (path[0] == '/' || exists(path) || !run_out || m == 0 || run_out[0] == '/' || m >= n ||
+        strcmp(dir + n - m, run_out) != 0 || dir[n - m - 1] != '/') {
+        snprintf(out, cap, "%s", path);
+        return;
+    }
+    snprintf(out, cap, "%.*s%s", (int)(n - m), dir, path);
+}
+
+int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_error *err)
+{
+    const cJSON *c = s->config;
+    const char *kind = json_string(c, "data_kind"), *path = json_string(c, "data_path");
+    const char *test = json_string(c, "test");
+    double fraction = json_number(c, "dev_fraction");
+    memset(src, 0, sizeof *src);
+    if (!c || !kind || !path || run_config_seed(c, &src->seed) != 0 ||
+        !(fraction >= 0 && fraction < 1))
+        return nb_fail(err, "%s/config.json: no valid data_kind, data_path, seed and "
+                            "dev_fraction", s->dir);
+    *dev_fraction = fraction;
+    if (strcmp(kind, "synthetic") == 0) {
+        double samples = json_number(c, "samples"), noise = json_number(c, "noise");
+        if (!(samples >= 1 && samples <= CLI_MAX_SAMPLES) || !(noise >= 0 && noise < 1e30))
+            return nb_fail(err, "%s/config.json: no valid samples and noise for %s", s->dir,
+                           path);
+        src->samples = (int)samples;
+        src->noise = noise;
+        snprintf(s->data_path, sizeof s->data_path, "%s", path);
+    } else {
+        run_config_file(c, s->dir, path, s->data_path, sizeof s->data_path);
+    }
+    src->data = s->data_path;
+    if (test) {
+        run_config_file(c, s->dir, test, s->test_path, sizeof s->test_path);
+        src->test = s->test_path;
+    }
+    return 0;
+}
