@@ -585,7 +585,8 @@ int nb_make_synthetic(const char *kind, int n, float noise, uint64_t seed, nb_da
 int nb_is_synthetic(const char *name);
 
 /* Moves a seeded random fraction of `from` into `dev` (round(fraction*n) samples, at least one
- * left in each when fraction > 0). fraction 0 leaves dev empty. */
+ * left in each when fraction > 0): their features, labels and targets; dev gets a copy of the
+ * rest (task, classes, targets, header, table). fraction 0 leaves dev empty. */
 int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
                      nb_error *err);
 void nb_dataset_free(nb_dataset *d);

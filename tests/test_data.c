@@ -1035,6 +1035,7 @@ static void test_synthetic_errors(void **state)
 /* n samples of 2 floats: sample i is (i, -i), label i % 3. */
 static void make_counting_set(nb_dataset *d, int n)
 {
+    memset(d, 0, sizeof *d);
     d->n = n;
     d->features = 2;
     d->classes = 3;

@@ -35,6 +35,49 @@ static size_t row_bytes(const nb_dataset *d)
     return (size_t)d->features * (d->pixels ? sizeof *d->pixels : sizeof *d->values);
 }
 
+/* Moves the rows of `rows` (n of `row` bytes each) that `chosen` marks into `held` and closes
+ * the gap in place, both in their original order; the array shrinks to the rows kept (a
+ * failed shrink keeps the old block). Returns the array of kept rows. */
+static void *partition_rows(void *rows, size_t row, int n, const unsigned char *chosen,
+                            void *held)
+{
+    unsigned char *x = rows, *h = held;
+    int kept = 0, out = 0;
+    for (int i = 0; i < n; i++) {
+        if (chosen[i]) {
+            memcpy(h + (size_t)out++ * row, x + (size_t)i * row, row);
+        } else {
+            if (kept != i)
+                memmove(x + (size_t)kept * row, x + (size_t)i * row, row);
+            kept++;
+        }
+    }
+    void *fit = realloc(x, (size_t)kept * row);
+    return fit ? fit : x;
+}
+
+/* dev's fields that describe the data rather than hold it, copied from `from`. */
+static int copy_shape(nb_dataset *dev, const nb_dataset *from, nb_error *err)
+{
+    dev->features = from->features;
+    dev->image = from->image;
+    dev->classes = from->classes;
+    dev->task = from->task;
+    dev->targets = from->targets;
+    dev->header = from->header;
+    if (!from->table)
+        return 0;
+    nb_table *t = malloc(sizeof *t);
+    if (!t)
+        return nb_fail(err, "split: out of memory");
+    if (nb_table_copy(t, from->table, err) != 0) {
+        free(t);
+        return -1;
+    }
+    dev->table = t;
+    return 0;
+}
+
 int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
                      nb_error *err)
 {
@@ -44,12 +87,8 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
     if (!(fraction >= 0.0f && fraction < 1.0f))
         return nb_fail(err, "split: the dev fraction must be in [0, 1), not %g",
                        (double)fraction);
-    if (fraction == 0.0f) {
-        dev->features = from->features;   /* empty, but shaped like its source */
-        dev->image = from->image;
-        dev->classes = from->classes;
-        return 0;
-    }
+    if (fraction == 0.0f)
+        return copy_shape(dev, from, err);   /* empty, but shaped like its source */
 
     int n = from->n;
     long take = lround((double)fraction * n);
@@ -63,14 +102,9 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
 
     int32_t *order = malloc((size_t)n * sizeof *order);
     unsigned char *chosen = calloc((size_t)n, 1);
-    size_t row = row_bytes(from);
-    void *dev_x = malloc((size_t)take * row);
-    int32_t *dev_y = malloc((size_t)take * sizeof *dev_y);
-    if (!order || !chosen || !dev_x || !dev_y) {
+    if (!order || !chosen) {
         free(order);
         free(chosen);
-        free(dev_x);
-        free(dev_y);
         return nb_fail(err, "split: out of memory");
     }
 
@@ -85,45 +119,35 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
         chosen[order[i]] = 1;
     free(order);
 
-    unsigned char *x = from->pixels ? (unsigned char *)from->pixels
-                                    : (unsigned char *)from->values;
-    int kept = 0, held = 0;
-    for (int i = 0; i < n; i++) {
-        if (chosen[i]) {
-            memcpy((unsigned char *)dev_x + (size_t)held * row, x + (size_t)i * row, row);
-            dev_y[held++] = from->labels[i];
-        } else {
-            if (kept != i) {
-                memmove(x + (size_t)kept * row, x + (size_t)i * row, row);
-                from->labels[kept] = from->labels[i];
-            }
-            kept++;
-        }
+    /* The arrays of rows a data set may hold: features, labels, targets. */
+    void **arrays[3] = {from->pixels ? (void **)&from->pixels : (void **)&from->values,
+                        (void **)&from->labels, (void **)&from->target};
+    void **dev_arrays[3] = {from->pixels ? (void **)&dev->pixels : (void **)&dev->values,
+                            (void **)&dev->labels, (void **)&dev->target};
+    size_t row_sizes[3] = {row_bytes(from), sizeof *from->labels,
+                           (size_t)(from->targets > 0 ? from->targets : 0) * sizeof(float)};
+    /* Allocate every dev array before moving any rows, so a failure leaves `from` whole. */
+    void *held[3] = {NULL, NULL, NULL};
+    int failed = 0;
+    for (int a = 0; a < 3; a++)
+        if (*arrays[a] && row_sizes[a] > 0)
+            failed |= !(held[a] = malloc((size_t)take * row_sizes[a]));
+    if (failed || copy_shape(dev, from, err) != 0) {
+        for (int a = 0; a < 3; a++)
+            free(held[a]);
+        free(chosen);
+        nb_dataset_free(dev);
+        return failed ? nb_fail(err, "split: out of memory") : -1;
+    }
+    for (int a = 0; a < 3; a++) {
+        if (!held[a])
+            continue;
+        *arrays[a] = partition_rows(*arrays[a], row_sizes[a], n, chosen, held[a]);
+        *dev_arrays[a] = held[a];
     }
     free(chosen);
-
-    /* Shrink the training arrays to their new size (a failed shrink keeps the old block). */
-    void *fit_x = realloc(x, (size_t)kept * row);
-    int32_t *fit_y = realloc(from->labels, (size_t)kept * sizeof *fit_y);
-    if (fit_x) {
-        if (from->pixels)
-            from->pixels = fit_x;
-        else
-            from->values = fit_x;
-    }
-    if (fit_y)
-        from->labels = fit_y;
-    from->n = kept;
-
-    dev->n = held;
-    dev->features = from->features;
-    dev->image = from->image;
-    dev->classes = from->classes;
-    if (from->pixels)
-        dev->pixels = dev_x;
-    else
-        dev->values = dev_x;
-    dev->labels = dev_y;
+    from->n = n - (int)take;
+    dev->n = (int)take;
     return 0;
 }
 
