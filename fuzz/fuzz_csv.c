@@ -1,11 +1,17 @@
-/* Fuzz target: the CSV reader (nb_parse_csv) on arbitrary bytes.
+/* Fuzz target: the CSV reader (nb_parse_csv, nb_parse_csv_with) on arbitrary bytes.
  *
  * The bytes are passed as libFuzzer gives them, without a terminating zero, so a scan past the
- * end shows up under AddressSanitizer. An accepted file is re-read here the slow, obvious way
- * (split lines and fields, strtod every field) and every value and label must match: that is
- * the check on the reader's fast number path, which promises exactly (float)strtod, and refuses
- * (like the careful path) what strtod puts beyond FLT_MAX. */
+ * end shows up under AddressSanitizer. An accepted file of plain numbers (comma-separated, no
+ * quotes, numeric features, integer classes) is re-read here the slow, obvious way (split lines
+ * and fields, strtod every field) and every value and class must match: that is the check on
+ * the reader's fast number path, which promises exactly (float)strtod, and refuses (like the
+ * careful path) what strtod puts beyond FLT_MAX. The same bytes are then read with other
+ * options (header declared, ';' separated, missing values dropped or filled, regression and
+ * multilabel targets, many classes) and like the table the first read made, which must give
+ * the same set again. */
 #include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -54,8 +60,83 @@ static void check_row(const nb_dataset *d, int row, const char *p, const char *e
         p = comma + 1;
     }
     FUZZ_CHECK(memchr(p, ',', (size_t)(e - p)) == NULL);
+    /* The class is named by the label's integer. */
     double label = field_value(p, e);
-    FUZZ_CHECK((double)d->labels[row] == label);
+    char name[64];
+    snprintf(name, sizeof name, "%lld", (long long)label);
+    FUZZ_CHECK(strcmp(d->table->class_names[d->labels[row]], name) == 0);
+}
+
+/* A data set the reader returned: its arrays as its task and table say. */
+static void check_shape(const nb_dataset *d)
+{
+    FUZZ_CHECK(d->n > 0 && d->features >= 1 && d->values && !d->pixels && d->table);
+    const nb_table *t = d->table;
+    int features = 0, targets = 0;
+    for (int c = 0; c < t->n_columns; c++) {
+        const nb_column *col = &t->columns[c];
+        features += col->kind == NB_COLUMN_NUMBER ? 1
+                    : col->kind == NB_COLUMN_CATEGORY ? col->n_categories
+                                                      : 0;
+        targets += col->kind == NB_COLUMN_TARGET;
+        for (int i = 1; col->kind == NB_COLUMN_CATEGORY && i < col->n_categories; i++)
+            FUZZ_CHECK(strcmp(col->categories[i - 1], col->categories[i]) < 0);
+    }
+    FUZZ_CHECK(features == d->features && targets >= 1);
+    for (size_t k = 0; k < (size_t)d->n * (size_t)d->features; k++)
+        FUZZ_CHECK(isfinite(d->values[k]));
+    if (d->task == NB_TASK_CLASSIFICATION) {
+        FUZZ_CHECK(d->labels && !d->target && d->classes == t->n_classes && targets == 1);
+        for (int i = 0; i < d->n; i++)
+            FUZZ_CHECK(d->labels[i] >= 0 && d->labels[i] < d->classes);
+    } else {
+        FUZZ_CHECK(!d->labels && d->target && d->targets == targets);
+        for (size_t k = 0; k < (size_t)d->n * (size_t)d->targets; k++)
+            FUZZ_CHECK(isfinite(d->target[k]) &&
+                       (d->task != NB_TASK_MULTILABEL || d->target[k] == 0 || d->target[k] == 1));
+    }
+}
+
+/* The bytes read with options o: refused with a proper message, or a well-formed set. */
+static void read_with(const uint8_t *data, size_t size, const nb_csv_options *o)
+{
+    nb_dataset d;
+    nb_error err = {""};
+    if (nb_parse_csv_with(data, size, "fuzz.csv", o, &d, &err) != 0) {
+        FUZZ_CHECK(fuzz_message_ok(err.msg, "fuzz.csv:"));
+        FUZZ_CHECK(d.values == NULL && d.labels == NULL && d.target == NULL && d.n == 0);
+        return;
+    }
+    check_shape(&d);
+    nb_dataset_free(&d);
+}
+
+/* Other options over the same bytes, and a second read like the first one's table. */
+static void read_other_ways(const uint8_t *data, size_t size, const nb_dataset *first)
+{
+    static const nb_csv_options ways[] = {
+        {.header = 1},
+        {.header = 2, .delimiter = ';', .missing = NB_MISSING_MEAN},
+        {.task = NB_TASK_REGRESSION, .missing = NB_MISSING_DROP, .delimiter = '\t'},
+        {.task = NB_TASK_MULTILABEL, .target = "0,1", .missing = NB_MISSING_MEAN},
+        {.target = "0", .allow_many_classes = 1, .missing = NB_MISSING_DROP},
+    };
+    for (size_t i = 0; i < sizeof ways / sizeof *ways; i++)
+        read_with(data, size, &ways[i]);
+    if (!first)
+        return;
+    nb_csv_options like = {.like = first->table};
+    nb_dataset d;
+    nb_error err = {""};
+    if (nb_parse_csv_with(data, size, "fuzz.csv", &like, &d, &err) != 0) {
+        fprintf(stderr, "read like its own table: %s\n", err.msg);
+        FUZZ_CHECK(!"a file read like its own table is refused");
+    }
+    FUZZ_CHECK(d.n == first->n && d.features == first->features && d.header == first->header);
+    FUZZ_CHECK(memcmp(d.values, first->values, (size_t)d.n * (size_t)d.features * sizeof(float))
+               == 0);
+    FUZZ_CHECK(memcmp(d.labels, first->labels, (size_t)d.n * sizeof(int32_t)) == 0);
+    nb_dataset_free(&d);
 }
 
 static int line_is_blank(const char *s, const char *e)
@@ -72,10 +153,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nb_parse_csv(data, size, "fuzz.csv", &d, &err) != 0) {
         FUZZ_CHECK(fuzz_message_ok(err.msg, "fuzz.csv:"));
         FUZZ_CHECK(d.values == NULL && d.labels == NULL && d.n == 0);
+        read_other_ways(data, size, NULL);
         return 0;
     }
-    FUZZ_CHECK(d.n > 0 && d.features >= 1 && d.values && d.labels && !d.pixels);
+    check_shape(&d);
     fuzz_check_labels(&d);
+    read_other_ways(data, size, &d);
+
+    /* The slow re-read covers plain files: ',' between unquoted numbers, integer classes. */
+    int plain = d.table->delimiter == ',' && !memchr(data, '"', size) && !memchr(data, 0x1f, size);
+    for (int c = 0; c < d.table->n_columns; c++)
+        plain &= d.table->columns[c].kind != NB_COLUMN_CATEGORY;
+    for (int k = 0; k < d.classes; k++) {
+        char *end;
+        strtoll(d.table->class_names[k], &end, 10);
+        plain &= *end == '\0';
+    }
+    if (!plain) {
+        nb_dataset_free(&d);
+        return 0;
+    }
 
     /* The non-blank lines are the rows, after at most one header line. */
     const char *p = (const char *)data, *end = p + size;

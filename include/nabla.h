@@ -550,11 +550,7 @@ int nb_load_idx_dir(const char *dir, nb_dataset *train, nb_dataset *test, nb_err
 int nb_load_idx_images(const char *images, nb_dataset *out, nb_error *err);
 /* One IDX image file and its label file (gz or not, detected by magic). */
 int nb_load_idx(const char *images, const char *labels, nb_dataset *out, nb_error *err);
-/* CSV: numbers, the last column an integer class label 0..C-1, an optional header line (the
- * first line when none of its fields is a number; out->header says whether there was one).
- * UTF-8 text; a UTF-8 byte order mark is skipped, and other encodings (UTF-16) or binary
- * files are refused, naming what they look like. Errors name the file and line. Like every loader here, it reads regular files only: a FIFO,
- * device or directory is refused at once (a FIFO without a writer would block forever). */
+/* A CSV file as nb_read_csv reads it with zeroed options. */
 int nb_load_csv(const char *path, nb_dataset *out, nb_error *err);
 /* How to read a CSV file (nb_read_csv). Zeroed, it reads as nb_load_csv does: header and
  * delimiter detected, the last column a class label, missing values refused. */
@@ -582,7 +578,13 @@ typedef struct nb_csv_options {
     const nb_table *like;
 } nb_csv_options;
 
-/* A CSV file, "-" for standard input, plain or gzip'd (detected by its bytes). */
+/* A CSV file, "-" for standard input (a FIFO or pipe works too: read to its end), plain or
+ * gzip'd (detected by its bytes). UTF-8 text (a byte order mark is skipped; UTF-16, UTF-32 and
+ * binary files are refused, named for what they look like); fields separated by ',' ';' or a
+ * tab, RFC 4180 quotes, an optional header line. Every refusal names the file, the line and the
+ * column. out->table says how the columns were read (categories, classes, fills): give it as
+ * `like` to read other files (test set, new rows) the same way. The rules for column kinds,
+ * classes and missing values are in src/data/csv_columns.c and the README. */
 int nb_read_csv(const char *path, const nb_csv_options *o, nb_dataset *out, nb_error *err);
 /* The same two parsers on bytes in memory (gzip'd IDX too; the bytes are not kept). The
  * `what` strings name the sources in messages, as the paths do (NULL: "images", "labels",
@@ -592,6 +594,9 @@ int nb_parse_idx(const void *images, size_t images_size, const char *images_what
                  nb_dataset *out, nb_error *err);
 int nb_parse_csv(const void *text, size_t size, const char *what, nb_dataset *out,
                  nb_error *err);
+/* nb_read_csv on bytes in memory (options NULL: zeroed). */
+int nb_parse_csv_with(const void *text, size_t size, const char *what, const nb_csv_options *o,
+                      nb_dataset *out, nb_error *err);
 /* The course's planar sets: "moons", "circles", "spirals"; 2 features, 2 classes (spirals:
  * 3 classes). Seeded; noise is the standard deviation of Gaussian noise added. */
 int nb_make_synthetic(const char *kind, int n, float noise, uint64_t seed, nb_dataset *out,
@@ -599,7 +604,8 @@ int nb_make_synthetic(const char *kind, int n, float noise, uint64_t seed, nb_da
 int nb_is_synthetic(const char *name);
 
 /* Moves a seeded random fraction of `from` into `dev` (round(fraction*n) samples, at least one
- * left in each when fraction > 0). fraction 0 leaves dev empty. */
+ * left in each when fraction > 0): their features, labels and targets; dev gets a copy of the
+ * rest (task, classes, targets, header, table). fraction 0 leaves dev empty. */
 int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
                      nb_error *err);
 void nb_dataset_free(nb_dataset *d);

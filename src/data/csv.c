@@ -1,613 +1,694 @@
-/* CSV data sets: rows of numbers, the last column an integer class label.
+/* CSV data sets (nb_read_csv): the input, the header, the target columns, and one pass over
+ * the rows into cells, which csv_columns.c then turns into features and targets.
  *
- * nb_parse_csv parses bytes in memory (never past their end: they need no terminating zero);
- * nb_load_csv reads the whole file and hands it over. One pass, with arrays sized up front from
- * a count of newlines (and the rows the bytes could hold at most), so a file of millions of
- * numbers costs one read and one scan.
- * Accepted: commas between fields, spaces or tabs around fields, LF or CRLF line ends, a
- * missing final newline, blank lines at the end, a UTF-8 byte order mark, and an optional
- * header. The first line is a header only when it clearly is one: none of its fields is a
- * number. A line of numbers and words ("0.1,0.2x,1") is data with a bad field, and its error
- * says why it was not taken for a header. Labels are integers ("3", and also "3.0" as written
- * by tools that store every column as float).
+ * The input: a file, "-" for standard input, or a FIFO / pipe (/dev/stdin), read to its end;
+ * gzip'd bytes (magic 1f 8b) are inflated first, whatever the file's name. Then the text is
+ * checked (csv_text.c), a UTF-8 byte order mark skipped, and the delimiter taken from the
+ * options or detected (csv_fields.c).
  *
- * Bytes that are not text are named for what they are rather than parsed: UTF-16 or UTF-32
- * (with or without a byte order mark), gzip, an IDX or a safetensors file, and any other file
- * with a NUL byte (a binary file), with the line and column of that byte; so are line ends of
- * a carriage return alone (old Mac OS text, which would otherwise read as one long line) and a
- * byte order mark after the file's start (invisible in a quoted field).
+ * The first line is a header when the options say so, or, detected, when none of its fields is
+ * a number (a quoted number is still a number). A line of numbers and words ("0.1,0.2x,1") is
+ * data, and an error in it says why it was not taken for a header. A file read like a training
+ * table (o->like) also has a header when its first line is made of that table's column names.
  *
- * Numbers become exactly the float that (float)strtod(field) gives. Most fields take a fast
- * path (below); anything unusual (very long mantissas, large exponents) goes to strtod
- * itself. Numbers are decimal: the hexadecimal ones strtod would read ("0x10") are refused, and
- * so are "nan" and "inf" (a field that looks like a number is still a number for the header
- * rule). */
-#include <errno.h>
-#include <float.h>
+ * The rows are read in one pass, with arrays sized up front from a count of newlines (and the
+ * rows the bytes could hold at most), so a file of millions of numbers costs one read and one
+ * scan. Every refusal names the file, the line and the column. Blank lines may end the file,
+ * but not come between rows. */
 #include <limits.h>
-#include <math.h>
-#include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/memcheck.h"
+#include "data/byte_source.h"
+#include "data/csv_internal.h"
 #include "io/fileio.h"
-#include "nabla.h"
 
-/* Labels at or above this are refused rather than turned into a million-way classifier. */
-#define MAX_LABEL 999999
+static int quote_len(size_t len) { return (int)(len > CSV_QUOTE_MAX ? CSV_QUOTE_MAX : len); }
 
-/* Longest field quoted in an error message. */
-#define QUOTE_MAX 40
+/* ---- the rows ---- */
 
-typedef struct field {
-    const char *s;   /* first character after leading blanks */
-    size_t len;      /* without surrounding blanks */
-} field;
-
-static int is_blank(char c) { return c == ' ' || c == '\t'; }
-
-static field trimmed(const char *s, const char *e)
+static void rows_free(csv_rows *r)
 {
-    while (s < e && is_blank(*s))
-        s++;
-    while (e > s && is_blank(e[-1]))
-        e--;
-    return (field){s, (size_t)(e - s)};
+    free(r->role);
+    free(r->column);
+    free(r->cell);
+    free(r->kind);
+    free(r->row_start);
+    free(r->row_line);
+    free(r->texts);
+    for (size_t i = 0; i < r->n_owned; i++)
+        free(r->owned[i]);
+    free(r->owned);
+    memset(r, 0, sizeof *r);
 }
 
-static int quote_len(field f) { return (int)(f.len > QUOTE_MAX ? QUOTE_MAX : f.len); }
-
-static const double powers_of_ten[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-/* The fast path for a plain decimal ([sign] digits [. digits] [e [sign] digits]) starting at
- * s: returns the end of the number and its value as (float)strtod would round it, or NULL
- * when the number needs strtod.
- *
- * Up to 2^53, the digits form an exact double, and so does 10^k for k <= 22; one correctly
- * rounded product or quotient then is exactly strtod's result (Clinger's fast path). Longer
- * mantissas (up to 19 digits, as Python prints floats) give a double within 2 ulp of the true
- * value; it still rounds to the same float unless it lies within a few ulp of a midpoint
- * between two floats, a chance of about 2^-25, and then strtod decides. */
-static const char *fast_decimal(const char *s, const char *end, float *out)
+int csv_add_text(csv_rows *r, const char *s, size_t len, int owned, uint32_t *index,
+                 nb_error *err)
 {
-    const char *p = s;
-    int negative = 0;
-    if (p < end && (*p == '+' || *p == '-'))
-        negative = *p++ == '-';
-    uint64_t mantissa = 0;
-    int digits = 0, exponent = 0, seen_digit = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        seen_digit = 1;
-        if (mantissa || *p != '0')
-            digits++;
-        mantissa = mantissa * 10 + (uint64_t)(*p++ - '0');
-        if (digits > 19)
-            return NULL;
-    }
-    if (p < end && *p == '.') {
-        p++;
-        while (p < end && *p >= '0' && *p <= '9') {
-            seen_digit = 1;
-            if (mantissa || *p != '0')
-                digits++;
-            mantissa = mantissa * 10 + (uint64_t)(*p++ - '0');
-            exponent--;
-            /* Leading zeros after the point are not limited like the digits; a bound on
-             * the exponent keeps it from overflowing on an absurdly long field. */
-            if (digits > 19 || exponent < -1000000)
-                return NULL;
+    if (owned && r->n_owned == r->cap_owned) {
+        size_t cap = r->cap_owned ? 2 * r->cap_owned : 64;
+        char **bigger = realloc(r->owned, cap * sizeof *bigger);
+        if (!bigger) {
+            free((char *)s);
+            return nb_fail(err, "%s: out of memory", r->path);
         }
+        r->owned = bigger;
+        r->cap_owned = cap;
     }
-    if (!seen_digit)
-        return NULL;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        int exp_negative = 0, e = 0, exp_digits = 0;
-        if (p < end && (*p == '+' || *p == '-'))
-            exp_negative = *p++ == '-';
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (e < 10000)
-                e = e * 10 + (*p - '0');
-            p++;
-            exp_digits++;
-        }
-        if (!exp_digits)
-            return NULL;
-        exponent += exp_negative ? -e : e;
+    if (owned)
+        r->owned[r->n_owned++] = (char *)s;
+    if (r->n_texts == UINT32_MAX)
+        return nb_fail(err, "%s: too many fields that are not numbers", r->path);
+    if (r->n_texts == r->cap_texts) {
+        size_t cap = r->cap_texts ? 2 * r->cap_texts : 256;
+        if (nb_check_memory(cap * sizeof *r->texts, r->path, err) != 0)
+            return -1;
+        csv_text *bigger = realloc(r->texts, cap * sizeof *bigger);
+        if (!bigger)
+            return nb_fail(err, "%s: out of memory", r->path);
+        r->texts = bigger;
+        r->cap_texts = cap;
     }
-    if (exponent < -22 || exponent > 22)
-        return NULL;
-    double v = (double)mantissa;
-    v = exponent < 0 ? v / powers_of_ten[-exponent] : v * powers_of_ten[exponent];
-    if (v > FLT_MAX)
-        return NULL;   /* strtod reports it: out of range */
-    float f = (float)v;
-    if (mantissa > (UINT64_C(1) << 53)) {
-        /* Midpoints between floats are exact in double. */
-        double below = ((double)nextafterf(f, 0.0f) + f) / 2;
-        double above = ((double)nextafterf(f, INFINITY) + f) / 2;
-        double margin = v * 0x1p-50;   /* 4 ulp */
-        if (v - below <= margin || above - v <= margin)
-            return NULL;
-        /* Likewise near FLT_MAX: strtod's correctly rounded double may lie just above it,
-         * and then the number is out of range for a float. */
-        if (FLT_MAX - v <= margin)
-            return NULL;
-    }
-    *out = negative ? -f : f;
-    return p;
-}
-
-/* strtod on a whole field: 0 and the value when all of it is a number, else -1. */
-static int strtod_field(field f, double *out)
-{
-    char buf[128];   /* strtod needs a terminated string; numbers are short */
-    if (f.len == 0 || f.len >= sizeof buf)
-        return -1;
-    memcpy(buf, f.s, f.len);
-    buf[f.len] = '\0';
-    char *stop;
-    double v = strtod(buf, &stop);
-    if (stop != buf + f.len)
-        return -1;
-    *out = v;
+    r->texts[r->n_texts] = (csv_text){s, len};
+    *index = (uint32_t)r->n_texts++;
     return 0;
 }
 
-static int is_number(field f)
+void csv_locate(const csv_rows *r, int row, int col, long *line, long *column)
 {
-    float fv;
-    double dv;
-    const char *end = f.s + f.len;
-    return fast_decimal(f.s, end, &fv) == end || strtod_field(f, &dv) == 0;
+    csv_cursor c;
+    if (row < 0)   /* the header: the first line (only blank lines may come before data) */
+        csv_cursor_init(&c, r->text, r->end, 1, r->delimiter, r->path);
+    else
+        csv_cursor_init(&c, r->row_start[row], r->end, r->row_line[row], r->delimiter,
+                        r->path);
+    csv_field f = {0};
+    nb_error ignored;
+    int more = 1;
+    for (int j = 0; j <= col && more; j++)
+        if (csv_next_field(&c, &f, &more, &ignored) != 0)
+            break;
+    *line = f.line;
+    *column = f.column;
 }
 
-/* An integer label: optional sign, digits, optionally ".0…". Returns 0 and the value
- * (saturated far beyond MAX_LABEL), -1 when the field is not an integer. */
-static int parse_label(field f, long long *out)
+int csv_fail_at(const csv_rows *r, int row, int col, nb_error *err, const char *fmt, ...)
 {
-    const char *p = f.s, *end = f.s + f.len;
-    int negative = 0;
-    if (p < end && (*p == '+' || *p == '-'))
-        negative = *p++ == '-';
-    long long v = 0;
-    const char *digits = p;
-    while (p < end && *p >= '0' && *p <= '9') {
-        if (v < 1000000000000LL)
-            v = v * 10 + (*p - '0');
-        p++;
-    }
-    if (p == digits)
-        return -1;
-    if (p < end && *p == '.') {
-        p++;
-        while (p < end && *p == '0')
-            p++;
-    }
-    if (p != end)
-        return -1;
-    *out = negative ? -v : v;
-    return 0;
+    char msg[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    long line, column;
+    csv_locate(r, row, col, &line, &column);
+    return nb_fail(err, "%s:%ld:%ld: %s%s", r->path, line, column, msg, row == 0 ? r->note : "");
 }
 
-/* A line [s, e) without its line break is blank when only spaces, tabs and a CR. */
-static int line_is_blank(const char *s, const char *e)
+/* ---- one field into its cell ---- */
+
+static int word_is(const csv_field *f, const char *w)
 {
-    while (s < e && (is_blank(*s) || *s == '\r'))
-        s++;
-    return s == e;
+    return f->len == strlen(w) && strncasecmp(f->s, w, f->len) == 0;
 }
 
-/* The fields of the line [s, e), at most INT_MAX (a line of gigabytes of commas). */
-static int count_fields(const char *s, const char *e)
+/* The value of a multilabel target field: 0/1 (as any number), false/true, no/yes. */
+static int binary_value(const csv_field *f, int comma, float *out)
 {
-    int count = 1;
-    for (; count < INT_MAX && (s = memchr(s, ',', (size_t)(e - s))) != NULL; s++)
-        count++;
-    return count;
-}
-
-/* The fields of the line [s, e) that are numbers and that are not: how many of each, and the
- * first number (for messages). */
-typedef struct line_kinds {
-    int numbers, others;
-    field first_number;
-    int first_number_index;   /* 1-based */
-} line_kinds;
-
-static line_kinds classify_fields(const char *s, const char *e)
-{
-    line_kinds k = {0};
-    for (int index = 1;; index++) {
-        const char *comma = memchr(s, ',', (size_t)(e - s));
-        field f = trimmed(s, comma ? comma : e);
-        if (!is_number(f)) {
-            k.others++;
-        } else if (k.numbers++ == 0) {
-            k.first_number = f;
-            k.first_number_index = index;
-        }
-        if (!comma)
-            return k;
-        s = comma + 1;
+    float v;
+    if (csv_parse_number(f->s, f->len, comma, &v) == CSV_NUMBER && (v == 0.0f || v == 1.0f)) {
+        *out = v;
+        return 0;
     }
-}
-
-/* "inf", "-Infinity" and the like, as opposed to a finite number too large for a double. */
-static int spells_infinity(field f)
-{
-    const char *p = f.s;
-    if (*p == '+' || *p == '-')
-        p++;
-    return *p == 'i' || *p == 'I';
-}
-
-/* "0x10", "-0X1p3": strtod reads C's hexadecimal numbers, but a CSV number is decimal. */
-static int spells_hex(field f)
-{
-    const char *p = f.s, *end = f.s + f.len;
-    if (p < end && (*p == '+' || *p == '-'))
-        p++;
-    return end - p >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
-}
-
-/* The feature in field f (careful path) of the line that starts at line_start: 0 and the
- * value, or -1 with a message. */
-static int parse_feature(field f, const char *path, long line, const char *line_start,
-                         int index, float *out, nb_error *err)
-{
-    double v;
-    if (f.len == 0)
-        return nb_fail(err, "%s:%ld: field %d is empty", path, line, index);
-    if (spells_hex(f))
-        return nb_fail(err, "%s:%ld:%ld: field %d '%.*s' is a hexadecimal number; CSV numbers "
-                            "are decimal", path, line, (long)(f.s - line_start) + 1, index,
-                       quote_len(f), f.s);
-    if (strtod_field(f, &v) < 0)
-        return nb_fail(err, "%s:%ld: field %d '%.*s' is not a number", path, line, index,
-                       quote_len(f), f.s);
-    if (isnan(v))
-        return nb_fail(err, "%s:%ld: field %d is NaN", path, line, index);
-    if (isinf(v) && spells_infinity(f))
-        return nb_fail(err, "%s:%ld: field %d is infinite", path, line, index);
-    if (fabs(v) > FLT_MAX)
-        return nb_fail(err, "%s:%ld: field %d '%.*s' is out of range for float", path, line,
-                       index, quote_len(f), f.s);
-    *out = (float)v;
-    return 0;
-}
-
-/* Parses the data line [p, e) of `fields` fields into row and *label. */
-static int parse_row(const char *p, const char *e, int fields, const char *path, long line,
-                     float *row, long long *label, nb_error *err)
-{
-    const char *q = p;
-    for (int j = 0; j < fields - 1; j++) {
-        while (q < e && is_blank(*q))
-            q++;
-        const char *after = fast_decimal(q, e, &row[j]);
-        if (after) {
-            while (after < e && is_blank(*after))
-                after++;
-            if (after < e && *after == ',') {
-                q = after + 1;
-                continue;
-            }
-        }
-        /* Not a plain number followed by a comma: look closer. */
-        const char *comma = memchr(q, ',', (size_t)(e - q));
-        if (!comma || parse_feature(trimmed(q, comma), path, line, p, j + 1, &row[j], err) < 0)
-            goto bad;
-        q = comma + 1;
+    if (word_is(f, "true") || word_is(f, "yes")) {
+        *out = 1.0f;
+        return 0;
     }
-    if (memchr(q, ',', (size_t)(e - q)))
-        goto bad;
-    field f = trimmed(q, e);
-    if (f.len == 0) {
-        nb_fail(err, "%s:%ld: the label is empty", path, line);
-        goto bad;
+    if (word_is(f, "false") || word_is(f, "no")) {
+        *out = 0.0f;
+        return 0;
     }
-    if (parse_label(f, label) < 0) {
-        nb_fail(err, "%s:%ld: label '%.*s' is not an integer", path, line, quote_len(f), f.s);
-        goto bad;
-    }
-    if (*label < 0) {
-        nb_fail(err, "%s:%ld: label %lld is negative", path, line, *label);
-        goto bad;
-    }
-    if (*label > MAX_LABEL) {
-        nb_fail(err, "%s:%ld: label %lld is too large (at most %d)", path, line, *label,
-                MAX_LABEL);
-        goto bad;
-    }
-    return 0;
-
-bad:;
-    /* A missing or extra column explains any bad field, so it is reported first. */
-    int count = count_fields(p, e);
-    if (count != fields)
-        nb_fail(err, "%s:%ld: expected %d fields, found %d", path, line, fields, count);
     return -1;
 }
 
-/* Whether n bytes look like UTF-16 without a byte order mark: the text's ASCII characters
- * (all of a CSV file's but a header's) leave every other byte zero (odd bytes: little-endian;
- * even bytes: big-endian), nine in ten of them at least, and the other bytes never are.
- * Returns 'L', 'B' or 0. */
-static int utf16_order(const unsigned char *p, size_t n)
+/* The text of f into a text cell: where it lies in the input, or with its quotes undone. */
+static int text_cell(csv_rows *r, const csv_field *f, csv_cell *cell, nb_error *err)
 {
-    size_t pairs = (n < 512 ? n : 512) / 2, zero_even = 0, zero_odd = 0;
-    for (size_t i = 0; i < pairs; i++) {
-        zero_even += p[2 * i] == 0;
-        zero_odd += p[2 * i + 1] == 0;
-    }
-    if (pairs == 0)
+    if (!f->escaped)
+        return csv_add_text(r, f->s, f->len, 0, &cell->text, err);
+    char *t = csv_field_text(f);
+    if (!t)
+        return nb_fail(err, "%s: out of memory", r->path);
+    return csv_add_text(r, t, strlen(t), 1, &cell->text, err);
+}
+
+static int read_cell(csv_rows *r, const nb_csv_options *o, size_t k, int j, const csv_field *f,
+                     const char *column_name, nb_error *err)
+{
+    const char *path = r->path;
+    int comma = r->delimiter == ';';
+    int index = j + 1;
+    csv_role role = r->role[j];
+    if (csv_is_missing(f->s, f->len)) {
+        if (o->missing == NB_MISSING_REFUSE) {
+            if (f->len == 0)
+                return nb_fail(err, "%s:%ld:%ld: field %d is empty (a missing value: drop such "
+                               "rows or fill them with --missing drop|mean)", path, f->line,
+                               f->column, index);
+            return nb_fail(err, "%s:%ld:%ld: field %d is missing ('%.*s'; drop such rows or "
+                           "fill them with --missing drop|mean)", path, f->line, f->column,
+                           index, quote_len(f->len), f->s);
+        }
+        r->kind[k] = CELL_MISSING;
         return 0;
-    if (zero_even == 0 && 10 * zero_odd >= 9 * pairs)
-        return 'L';
-    if (zero_odd == 0 && 10 * zero_even >= 9 * pairs)
-        return 'B';
-    return 0;
-}
-
-/* The same for UTF-32 without a byte order mark: of every four bytes, the three high ones of
- * an ASCII character are zero (bytes 1-3: little-endian; bytes 0-2: big-endian). */
-static int utf32_order(const unsigned char *p, size_t n)
-{
-    size_t quads = (n < 512 ? n : 512) / 4, le = 0, be = 0, low_le_zero = 0, low_be_zero = 0;
-    for (size_t i = 0; i < quads; i++) {
-        const unsigned char *q = p + 4 * i;
-        le += q[1] == 0 && q[2] == 0 && q[3] == 0;
-        be += q[0] == 0 && q[1] == 0 && q[2] == 0;
-        low_le_zero += q[0] == 0;
-        low_be_zero += q[3] == 0;
     }
-    if (quads == 0)
+    if (role == ROLE_CATEGORY || role == ROLE_CLASS) {
+        r->kind[k] = CELL_TEXT;
+        return text_cell(r, f, &r->cell[k], err);
+    }
+    if (role == ROLE_BINARY) {
+        if (binary_value(f, comma, &r->cell[k].number) != 0)
+            return nb_fail(err, "%s:%ld:%ld: target field %d '%.*s' is not 0 or 1 (a multilabel "
+                           "target is 0/1, false/true or no/yes)", path, f->line, f->column,
+                           index, quote_len(f->len), f->s);
+        r->kind[k] = CELL_NUMBER;
         return 0;
-    if (low_le_zero == 0 && 10 * le >= 9 * quads)
-        return 'L';
-    if (low_be_zero == 0 && 10 * be >= 9 * quads)
-        return 'B';
-    return 0;
+    }
+    switch (csv_parse_number(f->s, f->len, comma, &r->cell[k].number)) {
+    case CSV_NUMBER:
+        r->kind[k] = CELL_NUMBER;
+        return 0;
+    case CSV_NOT_A_NUMBER:
+        if (role == ROLE_FEATURE) {
+            r->kind[k] = CELL_TEXT;
+            return text_cell(r, f, &r->cell[k], err);
+        }
+        if (role == ROLE_VALUE)
+            return nb_fail(err, "%s:%ld:%ld: target field %d '%.*s' is not a number (a "
+                           "regression target is numbers)", path, f->line, f->column, index,
+                           quote_len(f->len), f->s);
+        return nb_fail(err, "%s:%ld:%ld: field %d '%.*s' is not a number (column '%s' holds "
+                       "numbers in the training data)", path, f->line, f->column, index,
+                       quote_len(f->len), f->s, column_name ? column_name : "");
+    case CSV_HEX:
+        return nb_fail(err, "%s:%ld:%ld: field %d '%.*s' is a hexadecimal number; CSV numbers "
+                       "are decimal", path, f->line, f->column, index, quote_len(f->len), f->s);
+    case CSV_NAN:
+        return nb_fail(err, "%s:%ld:%ld: field %d is NaN", path, f->line, f->column, index);
+    case CSV_INFINITE:
+        return nb_fail(err, "%s:%ld:%ld: field %d is infinite", path, f->line, f->column, index);
+    case CSV_OUT_OF_RANGE:
+        return nb_fail(err, "%s:%ld:%ld: field %d '%.*s' is out of range for float", path,
+                       f->line, f->column, index, quote_len(f->len), f->s);
+    }
+    return nb_fail(err, "%s: internal error: unknown number kind", path);
 }
 
-/* The line and column (1-based, in bytes) of byte `at` of the text p. */
-static void line_and_column(const unsigned char *p, const unsigned char *at, long *line,
-                            long *column)
-{
-    const unsigned char *start = p;
-    *line = 1;
-    for (const unsigned char *q = p; (q = memchr(q, '\n', (size_t)(at - q))) != NULL; q++) {
-        (*line)++;
-        start = q + 1;
-    }
-    *column = (long)(at - start) + 1;
-}
+/* ---- records ---- */
 
-/* The first carriage return that does not begin a CRLF line end (nor ends the file), or NULL:
- * old Mac OS text ends its lines with CR alone, which would make the whole file one line. */
-static const unsigned char *bare_cr(const unsigned char *p, size_t size)
-{
-    const unsigned char *end = p + size;
-    for (const unsigned char *q = p; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++)
-        if (q + 1 < end && q[1] != '\n')
-            return q;
-    return NULL;
-}
+/* The fields of one record, into fields[0..cap); *count: how many it has (more than cap when
+ * it is longer). */
+typedef struct record {
+    csv_field *fields;
+    int cap, count;
+} record;
 
-/* A UTF-8 byte order mark after the start of the file (two files joined, say): invisible in
- * a message that quotes the field it sticks to. */
-static const unsigned char *inner_bom(const unsigned char *p, size_t size)
+static int read_record(csv_cursor *c, record *rec, nb_error *err)
 {
-    const unsigned char *end = p + size;
-    for (const unsigned char *q = p + 1; q + 3 <= end; q++) {
-        q = memchr(q, 0xEF, (size_t)(end - q));
-        if (!q || q + 3 > end)
-            return NULL;
-        if (q[1] == 0xBB && q[2] == 0xBF)
-            return q;
-    }
-    return NULL;
-}
-
-/* Refuses bytes that are not CSV text, saying what they are: text in UTF-16 or UTF-32, a
- * compressed, IDX or safetensors file, a binary file (a NUL byte, with its line and column),
- * line ends of a carriage return alone, a byte order mark in the middle of the text. 0 when
- * the bytes may be text. */
-static int check_text(const unsigned char *p, size_t size, const char *path, nb_error *err)
-{
-    static const char convert[] = "nabla reads CSV as UTF-8 (or ASCII): convert it with iconv";
-    if (size >= 4 && (memcmp(p, "\xFF\xFE\0\0", 4) == 0 || memcmp(p, "\0\0\xFE\xFF", 4) == 0))
-        return nb_fail(err, "%s: UTF-32 text (it starts with a UTF-32 byte order mark); %s -f "
-                       "UTF-32 -t UTF-8", path, convert);
-    if (size >= 2 && (memcmp(p, "\xFF\xFE", 2) == 0 || memcmp(p, "\xFE\xFF", 2) == 0))
-        return nb_fail(err, "%s: UTF-16 text (it starts with a UTF-16 byte order mark); %s -f "
-                       "UTF-16 -t UTF-8", path, convert);
-    if (size >= 2 && p[0] == 0x1f && p[1] == 0x8b)
-        return nb_fail(err, "%s: gzip-compressed data, not CSV text: decompress it first "
-                       "(gunzip), or for IDX files give --data their directory", path);
-    /* IDX: two zero bytes, the element type (0x08 bytes ... 0x0E doubles), 1 to 4 dimensions. */
-    if (size >= 4 && p[0] == 0 && p[1] == 0 && p[2] >= 0x08 && p[2] <= 0x0E && p[3] >= 1 &&
-        p[3] <= 4)
-        return nb_fail(err, "%s: an IDX file (the MNIST format), not CSV text: give --data the "
-                       "directory that holds the IDX files", path);
-    /* safetensors: an 8-byte little-endian header length, then the header's JSON object. */
-    if (size >= 10 && p[8] == '{' && p[7] == 0 && p[6] == 0 && p[5] == 0 && p[4] == 0)
-        return nb_fail(err, "%s: a safetensors file (a model or checkpoint), not CSV text", path);
-    int order = utf32_order(p, size);
-    if (order)
-        return nb_fail(err, "%s: UTF-32 text (%s-endian, without a byte order mark); %s -f "
-                       "UTF-32%s -t UTF-8", path, order == 'L' ? "little" : "big", convert,
-                       order == 'L' ? "LE" : "BE");
-    order = utf16_order(p, size);
-    if (order)
-        return nb_fail(err, "%s: UTF-16 text (%s-endian, without a byte order mark); %s -f "
-                       "UTF-16%s -t UTF-8", path, order == 'L' ? "little" : "big", convert,
-                       order == 'L' ? "LE" : "BE");
-    long line, column;
-    const unsigned char *nul = memchr(p, 0, size);
-    if (nul) {
-        line_and_column(p, nul, &line, &column);
-        return nb_fail(err, "%s:%ld:%ld: a NUL byte: this looks like a binary file, not CSV "
-                       "text", path, line, column);
-    }
-    const unsigned char *cr = bare_cr(p, size);
-    if (cr) {
-        line_and_column(p, cr, &line, &column);
-        return nb_fail(err, "%s:%ld:%ld: a carriage return (CR) that does not end a line with "
-                       "a line feed: lines must end with LF or CRLF%s", path, line, column,
-                       memchr(p, '\n', size) ? ""
-                                             : "; this file's end with CR alone (old Mac OS): "
-                                               "convert them with tr '\\r' '\\n'");
-    }
-    const unsigned char *bom = inner_bom(p, size);
-    if (bom) {
-        line_and_column(p, bom, &line, &column);
-        return nb_fail(err, "%s:%ld:%ld: a byte order mark (U+FEFF, bytes EF BB BF) in the "
-                       "middle of the text (were two files joined?): only the file's very "
-                       "start may have one", path, line, column);
+    int more = 1;
+    rec->count = 0;
+    while (more) {
+        csv_field f;
+        if (csv_next_field(c, &f, &more, err) != 0)
+            return -1;
+        if (rec->count == INT_MAX)
+            return nb_fail(err, "%s:%ld: too many fields", c->path, f.line);
+        if (rec->count == rec->cap) {
+            int cap = rec->cap ? (rec->cap > INT_MAX / 2 ? INT_MAX : 2 * rec->cap) : 16;
+            csv_field *bigger = realloc(rec->fields, (size_t)cap * sizeof *bigger);
+            if (!bigger)
+                return nb_fail(err, "%s: out of memory", c->path);
+            rec->fields = bigger;
+            rec->cap = cap;
+        }
+        rec->fields[rec->count++] = f;
     }
     return 0;
 }
 
-int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *out,
-                 nb_error *err)
+/* ---- the header and the columns ---- */
+
+/* What the first line holds: how many numbers and others, and the first number. */
+typedef struct line_kinds {
+    int numbers, others;
+    int first_number;   /* its index, from 0 */
+} line_kinds;
+
+static line_kinds classify_fields(const record *rec, int comma)
 {
-    memset(out, 0, sizeof *out);
-    const char *path = what ? what : "csv";
-    if (size == 0)
-        return nb_fail(err, "%s: empty file", path);
-    if (check_text(bytes, size, path, err) != 0)
-        return -1;
+    line_kinds k = {0, 0, -1};
+    for (int j = 0; j < rec->count; j++) {
+        if (!csv_looks_numeric(rec->fields[j].s, rec->fields[j].len, comma))
+            k.others++;
+        else if (k.numbers++ == 0)
+            k.first_number = j;
+    }
+    return k;
+}
+
+/* The column of `like` each field of the first record names (-1: none), when `like` has a
+ * header. */
+static int find_like_columns(const nb_table *like, const record *rec, const char *path,
+                             int *found, nb_error *err)
+{
+    for (int j = 0; j < rec->count; j++)
+        found[j] = -1;
+    if (!like->header)
+        return 0;
+    lookup names;
+    char **list = malloc((size_t)(like->n_columns > 0 ? like->n_columns : 1) * sizeof *list);
+    if (!list)
+        return nb_fail(err, "%s: out of memory", path);
+    for (int t = 0; t < like->n_columns; t++)
+        list[t] = like->columns[t].name ? like->columns[t].name : "";
+    if (lookup_init(&names, list, like->n_columns) != 0) {
+        free(list);
+        return nb_fail(err, "%s: out of memory", path);
+    }
+    int rc = 0;
+    for (int j = 0; j < rec->count && rc == 0; j++) {
+        char *text = csv_field_text(&rec->fields[j]);
+        if (!text)
+            rc = nb_fail(err, "%s: out of memory", path);
+        else
+            found[j] = lookup_exact(&names, text, strlen(text));
+        free(text);
+    }
+    free(names.order);
+    free(list);
+    return rc;
+}
+
+/* Whether a first line read like `like` is its header: every field names one of its columns. */
+static int like_header(const record *rec, const int *found)
+{
+    for (int j = 0; j < rec->count; j++)
+        if (found[j] < 0)
+            return 0;
+    return 1;
+}
+
+/* Appends ", name" (or the start of the list) to buf, cut short rather than overflow. */
+static void list_append(char *buf, size_t cap, const char *item)
+{
+    size_t len = strlen(buf);
+    if (len + 1 < cap)
+        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", item);
+}
+
+/* The columns a message lists: names, or 0..n-1 without a header. */
+static void list_columns(char *buf, size_t cap, const nb_table *t)
+{
+    buf[0] = '\0';
+    if (!t->header) {
+        snprintf(buf, cap, "0 to %d (no header line: columns are named by index)",
+                 t->n_columns - 1);
+        return;
+    }
+    for (int i = 0; i < t->n_columns; i++) {
+        char item[96];
+        snprintf(item, sizeof item, "%d '%.60s'", i, t->columns[i].name);
+        list_append(buf, cap, item);
+    }
+}
+
+/* The table's columns from the first record: names (header) and, from o->target, which are
+ * targets. */
+static int new_table(const record *first, int header, const nb_csv_options *o, const char *path,
+                     char delimiter, nb_table *t, nb_error *err)
+{
+    int n = first->count;
+    t->columns = calloc((size_t)n, sizeof *t->columns);
+    if (!t->columns)
+        return nb_fail(err, "%s: out of memory", path);
+    t->n_columns = n;
+    t->header = header;
+    t->delimiter = delimiter;
+    for (int j = 0; j < n; j++) {
+        t->columns[j].kind = NB_COLUMN_NUMBER;
+        if (!header)
+            continue;
+        t->columns[j].name = csv_field_text(&first->fields[j]);
+        if (!t->columns[j].name)
+            return nb_fail(err, "%s: out of memory", path);
+    }
+
+    /* The targets: comma-separated names or indices; the last column by default. */
+    const char *spec = o->target && *o->target ? o->target : NULL;
+    int targets = 0;
+    if (!spec) {
+        t->columns[n - 1].kind = NB_COLUMN_TARGET;
+        targets = 1;
+    }
+    while (spec) {
+        const char *comma = strchr(spec, ',');
+        size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
+        while (len && (*spec == ' ' || *spec == '\t'))
+            spec++, len--;
+        while (len && (spec[len - 1] == ' ' || spec[len - 1] == '\t'))
+            len--;
+        int found = -1;
+        for (int j = 0; header && j < n; j++) {
+            if (strlen(t->columns[j].name) != len || memcmp(t->columns[j].name, spec, len) != 0)
+                continue;
+            if (found >= 0)
+                return nb_fail(err, "%s:1:%ld: the target '%.*s' names two columns (%d and %d)",
+                               path, first->fields[j].column, quote_len(len), spec, found, j);
+            found = j;
+        }
+        long long index;
+        int digits = len > 0 && strspn(spec, "0123456789") >= len;
+        if (found < 0 && digits && csv_parse_integer(spec, len, &index) == 0 && index < n)
+            found = (int)index;
+        if (found < 0) {
+            char cols[400];
+            list_columns(cols, sizeof cols, t);
+            return nb_fail(err, "%s:%d: no column %s'%.*s' for the target; the columns: %s",
+                           path, 1, digits ? "number " : "", quote_len(len), spec, cols);
+        }
+        if (t->columns[found].kind == NB_COLUMN_TARGET)
+            return nb_fail(err, "%s: the target names column %d twice", path, found);
+        t->columns[found].kind = NB_COLUMN_TARGET;
+        targets++;
+        spec = comma ? comma + 1 : NULL;
+    }
+    if (targets == n)
+        return nb_fail(err, "%s: every column is a target: no feature is left", path);
+    if (o->task == NB_TASK_CLASSIFICATION && targets > 1)
+        return nb_fail(err, "%s: classification takes one target column, not %d (several "
+                       "0/1 columns are a multilabel task)", path, targets);
+    return 0;
+}
+
+/* The file's columns matched to the training table's (o->like): by name when both have a
+ * header, by position otherwise; target columns may be missing, all of them. */
+static int match_like(const record *first, int header, const nb_table *like, const int *found,
+                      const char *path, int *column, nb_error *err)
+{
+    int n = first->count, targets = 0;
+    for (int t = 0; t < like->n_columns; t++)
+        targets += like->columns[t].kind == NB_COLUMN_TARGET;
+    if (header && like->header) {
+        char extra[400] = "";
+        for (int j = 0; j < n; j++) {
+            column[j] = found[j];
+            for (int i = 0; i < j && column[j] >= 0; i++)
+                if (column[i] == column[j])
+                    return nb_fail(err, "%s:%ld:%ld: column '%.60s' appears twice", path,
+                                   first->fields[j].line, first->fields[j].column,
+                                   like->columns[column[j]].name);
+            if (column[j] < 0) {
+                char *name = csv_field_text(&first->fields[j]);
+                char item[80];
+                snprintf(item, sizeof item, "'%.60s'", name ? name : "?");
+                free(name);
+                list_append(extra, sizeof extra, item);
+            }
+        }
+        if (extra[0]) {
+            char cols[300];
+            list_columns(cols, sizeof cols, like);
+            return nb_fail(err, "%s:1:1: column(s) not in the training data: %s (its columns: "
+                           "%s)", path, extra, cols);
+        }
+        int missing_targets = 0;
+        for (int t = 0; t < like->n_columns; t++) {
+            int present = 0;
+            for (int j = 0; j < n; j++)
+                present |= column[j] == t;
+            if (present)
+                continue;
+            if (like->columns[t].kind != NB_COLUMN_TARGET)
+                return nb_fail(err, "%s:1:1: no column '%.60s' (a feature of the training "
+                               "data)", path, like->columns[t].name);
+            missing_targets++;
+        }
+        if (missing_targets && missing_targets != targets)
+            return nb_fail(err, "%s:1:1: %d of the %d target columns are missing: give all or "
+                           "none", path, missing_targets, targets);
+        return 0;
+    }
+    if (n == like->n_columns) {
+        for (int j = 0; j < n; j++)
+            column[j] = j;
+        return 0;
+    }
+    if (n == like->n_columns - targets) {
+        for (int t = 0, j = 0; t < like->n_columns; t++)
+            if (like->columns[t].kind != NB_COLUMN_TARGET)
+                column[j++] = t;
+        return 0;
+    }
+    return nb_fail(err, "%s:%ld:1: %d fields, but the training data had %d columns (%d without "
+                   "the target)", path, first->fields[0].line, n, like->n_columns,
+                   like->n_columns - targets);
+}
+
+static csv_role role_of(const nb_table *t, int col, const nb_csv_options *o)
+{
+    const nb_column *c = &t->columns[col];
+    if (c->kind == NB_COLUMN_TARGET) {
+        nb_task task = csv_task(o);
+        return task == NB_TASK_CLASSIFICATION ? ROLE_CLASS
+               : task == NB_TASK_MULTILABEL   ? ROLE_BINARY
+                                              : ROLE_VALUE;
+    }
+    if (!o->like)
+        return ROLE_FEATURE;
+    return c->kind == NB_COLUMN_CATEGORY ? ROLE_CATEGORY : ROLE_NUMBER;
+}
+
+/* ---- the reader ---- */
+
+static int parse_text(const char *p, const char *end, const char *path, const nb_csv_options *o,
+                      nb_dataset *out, nb_error *err)
+{
     /* The text is not terminated: every scan below stops at end. */
-    const char *p = bytes, *end = p + size;
-    if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-        p += 3;   /* UTF-8 byte order mark */
+    csv_rows r = {0};
+    record rec = {0};
+    nb_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return nb_fail(err, "%s: out of memory", path);
+    r.path = path;
+    r.text = p;
+    r.end = end;
+    r.delimiter = o->delimiter ? o->delimiter : csv_detect_delimiter(p, end);
+    int comma = r.delimiter == ';';
 
     /* An upper bound on the rows: one per newline, plus a last line without one. */
     size_t max_rows = 1;
     for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
         max_rows++;
 
-    float *values = NULL;
-    int32_t *labels = NULL;
-    int fields = 0, features = 0, rows = 0, largest = -1;
-    long line = 0;
+    csv_cursor c;
+    csv_cursor_init(&c, p, end, 1, r.delimiter, path);
     long blank_line = 0;   /* the first blank line; only blank lines may follow it */
-    line_kinds first = {0}; /* of the first line, when it is data */
-
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *next = nl ? nl + 1 : end;
-        const char *e = nl ? nl : end;
-        if (e > p && e[-1] == '\r')
-            e--;
-        line++;
-        if (line_is_blank(p, e)) {
+    line_kinds first = {0, 0, -1};
+    int header = 0;
+    while (c.p < end) {
+        if (csv_line_is_blank(c.p, end)) {
             if (!blank_line)
-                blank_line = line;
-            p = next;
+                blank_line = c.line;
+            const char *e = csv_line_end(c.p, end);
+            c.p = e < end ? e + 1 : end;
+            c.line++;
+            c.line_start = c.p;
             continue;
         }
         if (blank_line) {
-            nb_fail(err, "%s:%ld: empty line", path, blank_line);
+            nb_fail(err, "%s:%ld:1: empty line", path, blank_line);
             goto fail;
         }
+        const char *start = c.p;
+        long line = c.line;
+        if (read_record(&c, &rec, err) != 0)
+            goto fail;
 
-        if (fields == 0) {
-            /* The first line fixes the column count, and may be a header. */
-            fields = count_fields(p, e);
-            if (fields == INT_MAX) {
-                nb_fail(err, "%s:%ld: too many fields", path, line);
+        if (r.n_cols == 0) {
+            /* The first record fixes the column count, and may be a header. */
+            if (rec.count < 2) {
+                nb_fail(err, "%s:%ld:1: expected at least 2 fields (features, then a label), "
+                        "found %d", path, line, rec.count);
                 goto fail;
             }
-            if (fields < 2) {
-                nb_fail(err, "%s:%ld: expected at least 2 fields (features, then a label), "
-                        "found %d", path, line, fields);
-                goto fail;
-            }
-            features = fields - 1;
-            /* A data row holds `fields` non-empty fields and the commas between them, so the
-             * rest of the file has room for at most this many; without this bound a wide
-             * header followed by many blank lines would reserve gigabytes. */
-            size_t room = (size_t)(end - p) / (2 * (size_t)fields - 1) + 1;
-            if (room < max_rows)
-                max_rows = room;
-            if (max_rows > (size_t)INT32_MAX ||
-                max_rows > SIZE_MAX / sizeof(float) / (size_t)features) {
-                nb_fail(err, "%s: too many values", path);
-                goto fail;
-            }
-            values = malloc(max_rows * (size_t)features * sizeof *values);
-            labels = malloc(max_rows * sizeof *labels);
-            if (!values || !labels) {
+            r.n_cols = rec.count;
+            first = classify_fields(&rec, comma);
+            r.role = malloc((size_t)r.n_cols * sizeof *r.role);
+            r.column = malloc((size_t)r.n_cols * sizeof *r.column);
+            if (!r.role || !r.column) {
                 nb_fail(err, "%s: out of memory", path);
                 goto fail;
             }
-            first = classify_fields(p, e);
-            if (first.numbers == 0) {
-                out->header = 1;
-                p = next;
-                continue;
+            /* r.column: the like table's columns the first line names, if it is a header. */
+            if (o->like && find_like_columns(o->like, &rec, path, r.column, err) != 0)
+                goto fail;
+            header = o->header == 1   ? 1
+                     : o->header == 2 ? 0
+                     : o->like        ? like_header(&rec, r.column) || first.numbers == 0
+                                      : first.numbers == 0;
+            int header_detected = o->header != 1 && o->header != 2;
+            if (header_detected && first.numbers > 0 && first.others > 0) {
+                /* A mix of numbers and words: a damaged first row, or a header with a number
+                 * in it; either way not clearly a header, and a message about it says so. */
+                const csv_field *f = &rec.fields[first.first_number];
+                snprintf(r.note, sizeof r.note, " (line %ld was not taken for a header: field "
+                         "%d '%.*s' is a number, and a header has none)", line,
+                         first.first_number + 1, quote_len(f->len), f->s);
             }
+            if (o->like) {
+                if (nb_table_copy(t, o->like, err) != 0 ||
+                    match_like(&rec, header, o->like, r.column, path, r.column, err) != 0)
+                    goto fail;
+            } else {
+                if (new_table(&rec, header, o, path, r.delimiter, t, err) != 0)
+                    goto fail;
+                for (int j = 0; j < r.n_cols; j++)
+                    r.column[j] = j;
+            }
+            for (int j = 0; j < r.n_cols; j++)
+                r.role[j] = role_of(t, r.column[j], o);
+            /* A data row holds n_cols fields and the delimiters between them, so the rest of
+             * the file has room for at most this many; without this bound a wide header
+             * followed by many blank lines would reserve gigabytes. */
+            size_t room = (size_t)(end - start) / (size_t)r.n_cols + 1;
+            if (room < max_rows)
+                max_rows = room;
+            if (max_rows > (size_t)INT32_MAX ||
+                max_rows > SIZE_MAX / (sizeof *r.cell + 1) / (size_t)r.n_cols) {
+                nb_fail(err, "%s: too many values", path);
+                goto fail;
+            }
+            size_t cells = max_rows * (size_t)r.n_cols;
+            if (nb_check_memory(cells * (sizeof *r.cell + 1) +
+                                    max_rows * (sizeof *r.row_start + sizeof *r.row_line),
+                                path, err) != 0)
+                goto fail;
+            r.cell = malloc(cells * sizeof *r.cell);
+            r.kind = malloc(cells);
+            r.row_start = malloc(max_rows * sizeof *r.row_start);
+            r.row_line = malloc(max_rows * sizeof *r.row_line);
+            if (!r.cell || !r.kind || !r.row_start || !r.row_line) {
+                nb_fail(err, "%s: out of memory", path);
+                goto fail;
+            }
+            r.first_line = line + header;
+            if (header)
+                continue;
         }
 
-        long long label;
-        if (parse_row(p, e, fields, path, line, values + (size_t)rows * (size_t)features,
-                      &label, err) < 0) {
-            if (rows == 0 && first.numbers > 0 && first.others > 0) {
-                /* A mix of numbers and words: a damaged first row, or a header with a number
-                 * in it; either way not clearly a header, and the message says so. */
-                char why[sizeof err->msg];
-                snprintf(why, sizeof why, "%s", err->msg);
-                nb_fail(err, "%s (line %ld was not taken for a header: field %d '%.*s' is a "
-                        "number, and a header has none)", why, line, first.first_number_index,
-                        quote_len(first.first_number), first.first_number.s);
-            }
+        if (rec.count != r.n_cols) {
+            /* A missing or extra field explains any bad field, so it is reported first. */
+            const csv_field *at = &rec.fields[rec.count < r.n_cols ? rec.count - 1 : r.n_cols];
+            nb_fail(err, "%s:%ld:%ld: expected %d fields, found %d", path, at->line,
+                    at->column + (rec.count < r.n_cols ? (long)at->len : 0), r.n_cols,
+                    rec.count);
             goto fail;
         }
-        labels[rows++] = (int32_t)label;
-        if (label > largest)
-            largest = (int)label;
-        p = next;
+        size_t k = (size_t)r.n_rows * (size_t)r.n_cols;
+        for (int j = 0; j < r.n_cols; j++) {
+            const char *name = t->columns[r.column[j]].name;
+            if (read_cell(&r, o, k + (size_t)j, j, &rec.fields[j], name, err) != 0) {
+                if (r.n_rows == 0 && r.note[0]) {
+                    char why[sizeof err->msg];
+                    snprintf(why, sizeof why, "%s", err->msg);
+                    nb_fail(err, "%s%s", why, r.note);
+                }
+                goto fail;
+            }
+        }
+        r.row_start[r.n_rows] = start;
+        r.row_line[r.n_rows] = line;
+        r.n_rows++;
     }
 
-    if (fields == 0) {
+    if (r.n_cols == 0) {
         nb_fail(err, "%s: empty file", path);
         goto fail;
     }
-    if (rows == 0) {
+    if (r.n_rows == 0) {
         nb_fail(err, "%s: no data rows after the header", path);
         goto fail;
     }
-    /* Give back the rows reserved for lines that turned out blank or a header. */
-    float *v_fit = realloc(values, (size_t)rows * (size_t)features * sizeof *values);
-    int32_t *l_fit = realloc(labels, (size_t)rows * sizeof *labels);
-    out->values = v_fit ? v_fit : values;
-    out->labels = l_fit ? l_fit : labels;
-    out->n = rows;
-    out->features = features;
-    out->classes = largest + 1;
+    out->header = header;
+    if (csv_encode(&r, o, t, out, err) != 0)
+        goto fail;
+    free(rec.fields);
+    rows_free(&r);
     return 0;
 
 fail:
-    free(values);
-    free(labels);
-    memset(out, 0, sizeof *out);
+    free(rec.fields);
+    rows_free(&r);
+    nb_table_free(t);
+    free(t);
+    nb_dataset_free(out);
     return -1;
 }
 
-int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
+int nb_parse_csv_with(const void *bytes, size_t size, const char *what,
+                      const nb_csv_options *options, nb_dataset *out, nb_error *err)
+{
+    static const nb_csv_options defaults;
+    const nb_csv_options *o = options ? options : &defaults;
+    memset(out, 0, sizeof *out);
+    const char *path = what ? what : "csv";
+    if (o->delimiter && o->delimiter != ',' && o->delimiter != ';' && o->delimiter != '\t')
+        return nb_fail(err, "%s: the delimiter must be ',', ';' or a tab", path);
+    if (o->missing < 0 || o->missing >= NB_MISSING_KINDS || (int)o->task < 0 ||
+        o->task >= NB_TASKS)
+        return nb_fail(err, "%s: invalid CSV options", path);
+    unsigned char *inflated = NULL;
+    if (nb_is_gzip(bytes, size)) {
+        if (nb_gunzip(bytes, size, path, &inflated, &size, err) != 0)
+            return -1;
+        bytes = inflated;
+    }
+    int rc = -1;
+    if (size == 0)
+        nb_fail(err, "%s: empty file", path);
+    else if (csv_check_text(bytes, size, path, err) == 0) {
+        const char *p = bytes, *end = p + size;
+        if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+            p += 3;   /* UTF-8 byte order mark */
+        rc = parse_text(p, end, path, o, out, err);
+    }
+    free(inflated);
+    return rc;
+}
+
+int nb_parse_csv(const void *bytes, size_t size, const char *what, nb_dataset *out,
+                 nb_error *err)
+{
+    return nb_parse_csv_with(bytes, size, what, NULL, out, err);
+}
+
+int nb_read_csv(const char *path, const nb_csv_options *o, nb_dataset *out, nb_error *err)
 {
     unsigned char *bytes;
     size_t size;
     memset(out, 0, sizeof *out);
-    if (nb_read_file(path, &bytes, &size, err) < 0)
+    if (nb_read_input(path, &bytes, &size, err) < 0)
         return -1;
-    int rc = nb_parse_csv(bytes, size, path, out, err);
+    int rc = nb_parse_csv_with(bytes, size, strcmp(path, "-") == 0 ? "stdin" : path, o, out,
+                               err);
     free(bytes);
     return rc;
+}
+
+int nb_load_csv(const char *path, nb_dataset *out, nb_error *err)
+{
+    return nb_read_csv(path, NULL, out, err);
 }

@@ -35,38 +35,47 @@ static size_t row_bytes(const nb_dataset *d)
     return (size_t)d->features * (d->pixels ? sizeof *d->pixels : sizeof *d->values);
 }
 
-/* The per-sample arrays of a data set: the features, and the labels or targets when present.
- * A split moves a sample's row in each of them. */
-typedef struct sample_arrays {
-    int n;
-    void **array[3];
-    size_t row[3];
-} sample_arrays;
-
-static sample_arrays arrays_of(nb_dataset *d)
+/* Moves the rows of `rows` (n of `row` bytes each) that `chosen` marks into `held` and closes
+ * the gap in place, both in their original order; the array shrinks to the rows kept (a
+ * failed shrink keeps the old block). Returns the array of kept rows. */
+static void *partition_rows(void *rows, size_t row, int n, const unsigned char *chosen,
+                            void *held)
 {
-    sample_arrays a = {0};
-    a.array[a.n] = d->pixels ? (void **)&d->pixels : (void **)&d->values;
-    a.row[a.n++] = row_bytes(d);
-    if (d->labels) {
-        a.array[a.n] = (void **)&d->labels;
-        a.row[a.n++] = sizeof *d->labels;
+    unsigned char *x = rows, *h = held;
+    int kept = 0, out = 0;
+    for (int i = 0; i < n; i++) {
+        if (chosen[i]) {
+            memcpy(h + (size_t)out++ * row, x + (size_t)i * row, row);
+        } else {
+            if (kept != i)
+                memmove(x + (size_t)kept * row, x + (size_t)i * row, row);
+            kept++;
+        }
     }
-    if (d->target) {
-        a.array[a.n] = (void **)&d->target;
-        a.row[a.n++] = (size_t)d->targets * sizeof *d->target;
-    }
-    return a;
+    void *fit = realloc(x, (size_t)kept * row);
+    return fit ? fit : x;
 }
 
-/* dev's description (everything but its samples) from its source. */
-static void shape_like(nb_dataset *dev, const nb_dataset *from)
+/* dev's fields that describe the data rather than hold it, copied from `from`. */
+static int copy_shape(nb_dataset *dev, const nb_dataset *from, nb_error *err)
 {
     dev->features = from->features;
     dev->image = from->image;
     dev->classes = from->classes;
     dev->task = from->task;
     dev->targets = from->targets;
+    dev->header = from->header;
+    if (!from->table)
+        return 0;
+    nb_table *t = malloc(sizeof *t);
+    if (!t)
+        return nb_fail(err, "split: out of memory");
+    if (nb_table_copy(t, from->table, err) != 0) {
+        free(t);
+        return -1;
+    }
+    dev->table = t;
+    return 0;
 }
 
 int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset *dev,
@@ -78,10 +87,8 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
     if (!(fraction >= 0.0f && fraction < 1.0f))
         return nb_fail(err, "split: the dev fraction must be in [0, 1), not %g",
                        (double)fraction);
-    if (fraction == 0.0f) {
-        shape_like(dev, from);   /* empty, but shaped like its source */
-        return 0;
-    }
+    if (fraction == 0.0f)
+        return copy_shape(dev, from, err);   /* empty, but shaped like its source */
 
     int n = from->n;
     long take = lround((double)fraction * n);
@@ -93,18 +100,11 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
         return nb_fail(err, "split: cannot hold out a dev set from %d sample%s", n,
                        n == 1 ? "" : "s");
 
-    sample_arrays src = arrays_of(from);
     int32_t *order = malloc((size_t)n * sizeof *order);
     unsigned char *chosen = calloc((size_t)n, 1);
-    unsigned char *held_rows[3] = {NULL, NULL, NULL};
-    int failed = !order || !chosen;
-    for (int a = 0; a < src.n; a++)
-        failed |= !(held_rows[a] = malloc((size_t)take * src.row[a]));
-    if (failed) {
+    if (!order || !chosen) {
         free(order);
         free(chosen);
-        for (int a = 0; a < src.n; a++)
-            free(held_rows[a]);
         return nb_fail(err, "split: out of memory");
     }
 
@@ -119,43 +119,35 @@ int nb_dataset_split(nb_dataset *from, float fraction, uint64_t seed, nb_dataset
         chosen[order[i]] = 1;
     free(order);
 
-    int kept = 0, held = 0;
-    for (int i = 0; i < n; i++) {
-        for (int a = 0; a < src.n; a++) {
-            unsigned char *rows = *src.array[a];
-            size_t row = src.row[a];
-            if (chosen[i])
-                memcpy(held_rows[a] + (size_t)held * row, rows + (size_t)i * row, row);
-            else if (kept != i)
-                memmove(rows + (size_t)kept * row, rows + (size_t)i * row, row);
-        }
-        if (chosen[i])
-            held++;
-        else
-            kept++;
+    /* The arrays of rows a data set may hold: features, labels, targets. */
+    void **arrays[3] = {from->pixels ? (void **)&from->pixels : (void **)&from->values,
+                        (void **)&from->labels, (void **)&from->target};
+    void **dev_arrays[3] = {from->pixels ? (void **)&dev->pixels : (void **)&dev->values,
+                            (void **)&dev->labels, (void **)&dev->target};
+    size_t row_sizes[3] = {row_bytes(from), sizeof *from->labels,
+                           (size_t)(from->targets > 0 ? from->targets : 0) * sizeof(float)};
+    /* Allocate every dev array before moving any rows, so a failure leaves `from` whole. */
+    void *held[3] = {NULL, NULL, NULL};
+    int failed = 0;
+    for (int a = 0; a < 3; a++)
+        if (*arrays[a] && row_sizes[a] > 0)
+            failed |= !(held[a] = malloc((size_t)take * row_sizes[a]));
+    if (failed || copy_shape(dev, from, err) != 0) {
+        for (int a = 0; a < 3; a++)
+            free(held[a]);
+        free(chosen);
+        nb_dataset_free(dev);
+        return failed ? nb_fail(err, "split: out of memory") : -1;
+    }
+    for (int a = 0; a < 3; a++) {
+        if (!held[a])
+            continue;
+        *arrays[a] = partition_rows(*arrays[a], row_sizes[a], n, chosen, held[a]);
+        *dev_arrays[a] = held[a];
     }
     free(chosen);
-
-    /* Shrink the training arrays to their new size (a failed shrink keeps the old block). */
-    for (int a = 0; a < src.n; a++) {
-        void *fit = realloc(*src.array[a], (size_t)kept * src.row[a]);
-        if (fit)
-            *src.array[a] = fit;
-    }
-    from->n = kept;
-
-    shape_like(dev, from);
-    dev->n = held;
-    /* dev's arrays, in the order arrays_of lists them */
-    if (from->pixels)
-        dev->pixels = held_rows[0];
-    else
-        dev->values = (float *)(void *)held_rows[0];
-    int a = 1;
-    if (from->labels)
-        dev->labels = (int32_t *)(void *)held_rows[a++];
-    if (from->target)
-        dev->target = (float *)(void *)held_rows[a++];
+    from->n = n - (int)take;
+    dev->n = (int)take;
     return 0;
 }
 

@@ -12,24 +12,20 @@
  * grows as bytes actually arrive, so a header that claims billions of images in a short file
  * costs a truncation error, not a giant allocation, and a small gzip bomb stops one byte
  * after the size its header promised. */
-#define ZLIB_CONST   /* next_in points to const bytes */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "data/byte_source.h"
 #include "io/fileio.h"
 #include "core/memcheck.h"
 #include "nabla.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
-
-/* Bytes handed to zlib per inflate call: well below its unsigned-int limit. */
-#define ZLIB_CHUNK ((size_t)1 << 24)
 
 typedef struct idx_file {
     uint32_t dims[3];
@@ -38,108 +34,6 @@ typedef struct idx_file {
     size_t size;
 } idx_file;
 
-/* The bytes of one IDX file as they are consumed: plain, or inflated from gzip. */
-typedef struct idx_source {
-    const char *what;       /* names the file in messages */
-    const uint8_t *base;    /* all the input */
-    size_t size;
-    size_t pos;             /* plain: bytes consumed */
-    int gzip;
-    z_stream z;             /* gzip: next_in points into base */
-    int ended;              /* gzip: the last member ended and no input follows */
-    int cut;                /* gzip: the input ended inside a member */
-} idx_source;
-
-static int source_open(idx_source *s, const void *bytes, size_t size, const char *what,
-                       nb_error *err)
-{
-    memset(s, 0, sizeof *s);
-    s->what = what;
-    s->base = bytes;
-    s->size = size;
-    s->gzip = size >= 2 && s->base[0] == 0x1f && s->base[1] == 0x8b;
-    if (!s->gzip)
-        return 0;
-    s->z.next_in = s->base;
-    /* 16 + MAX_WBITS: a gzip wrapper, with its CRC-32 and length checked at the end. */
-    if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) {
-        s->gzip = 0;
-        return nb_fail(err, "%s: out of memory for the gzip decoder", what);
-    }
-    return 0;
-}
-
-static void source_close(idx_source *s)
-{
-    if (s->gzip)
-        inflateEnd(&s->z);
-    s->gzip = 0;
-}
-
-/* Inflates up to len bytes into buf; see read_up_to. */
-static int64_t inflate_up_to(idx_source *s, uint8_t *buf, size_t len, nb_error *err)
-{
-    size_t got = 0;
-    while (got < len && !s->ended && !s->cut) {
-        size_t consumed = (size_t)(s->z.next_in - s->base);
-        if (s->z.avail_in == 0) {
-            if (consumed == s->size) {
-                s->cut = 1;   /* inside a member: its end marker and checksum are missing */
-                break;
-            }
-            size_t left = s->size - consumed;
-            s->z.avail_in = (uInt)(left < ZLIB_CHUNK ? left : ZLIB_CHUNK);
-        }
-        size_t want = len - got < ZLIB_CHUNK ? len - got : ZLIB_CHUNK;
-        s->z.next_out = buf + got;
-        s->z.avail_out = (uInt)want;
-        int rc = inflate(&s->z, Z_NO_FLUSH);
-        got += want - s->z.avail_out;
-        if (rc == Z_STREAM_END) {
-            consumed = (size_t)(s->z.next_in - s->base);
-            size_t left = s->size - consumed;
-            if (left == 0) {
-                s->ended = 1;
-            } else if (left >= 2 && s->base[consumed] == 0x1f && s->base[consumed + 1] == 0x8b) {
-                inflateReset(&s->z);   /* another member follows (gzip -c a b > ab.gz) */
-            } else {
-                nb_fail(err, "%s: %zu bytes that are not gzip data follow the gzip data", s->what,
-                        left);
-                return -1;
-            }
-        } else if (rc == Z_BUF_ERROR) {
-            /* No progress: zlib needs more input. The loop above supplies it, or finds the
-             * input exhausted. */
-            if (s->z.avail_in != 0) {
-                nb_fail(err, "%s: gzip decoder made no progress", s->what);
-                return -1;
-            }
-        } else if (rc != Z_OK) {
-            nb_fail(err, "%s: corrupt gzip data: %s", s->what,
-                    rc == Z_MEM_ERROR ? "out of memory"
-                    : s->z.msg        ? s->z.msg
-                                      : "invalid stream");
-            return -1;
-        }
-    }
-    return (int64_t)got;
-}
-
-/* Reads up to len bytes; returns how many were read, or -1 on a decompression error (message
- * in err). A short count means the end of the data (s->cut tells whether a gzip stream was
- * cut short there). */
-static int64_t read_up_to(idx_source *s, void *buf, size_t len, nb_error *err)
-{
-    if (s->gzip)
-        return inflate_up_to(s, buf, len, err);
-    size_t left = s->size - s->pos;
-    size_t n = len < left ? len : left;
-    if (n)
-        memcpy(buf, s->base + s->pos, n);
-    s->pos += n;
-    return (int64_t)n;
-}
-
 static uint32_t big_endian32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
@@ -147,7 +41,7 @@ static uint32_t big_endian32(const uint8_t *p)
 
 /* Parses one IDX file of unsigned bytes with the given magic and dimension count from the
  * source s. */
-static int parse_idx_file(idx_source *s, uint32_t magic, const char *kind, idx_file *out,
+static int parse_idx_file(nb_byte_source *s, uint32_t magic, const char *kind, idx_file *out,
                           nb_error *err)
 {
     const char *path = s->what;
@@ -156,7 +50,7 @@ static int parse_idx_file(idx_source *s, uint32_t magic, const char *kind, idx_f
 
     uint8_t header[4 + 4 * 3];
     size_t header_size = 4 + 4 * (size_t)ndims;
-    int64_t got = read_up_to(s, header, header_size, err);
+    int64_t got = nb_source_read(s, header, header_size, err);
     if (got < 0)
         goto fail;
     if (got < 4) {
@@ -207,7 +101,7 @@ static int parse_idx_file(idx_source *s, uint32_t magic, const char *kind, idx_f
     }
     size_t have = 0;
     for (;;) {
-        got = read_up_to(s, out->data + have, cap - have, err);
+        got = nb_source_read(s, out->data + have, cap - have, err);
         if (got < 0)
             goto fail;
         have += (size_t)got;
@@ -232,7 +126,7 @@ static int parse_idx_file(idx_source *s, uint32_t magic, const char *kind, idx_f
         goto fail;
     }
     uint8_t extra;
-    got = read_up_to(s, &extra, 1, err);
+    got = nb_source_read(s, &extra, 1, err);
     if (got < 0)
         goto fail;
     if (got > 0) {
@@ -258,13 +152,13 @@ fail:
 static int parse_idx_bytes(const void *bytes, size_t size, const char *what, uint32_t magic,
                            const char *kind, idx_file *out, nb_error *err)
 {
-    idx_source s;
-    if (source_open(&s, bytes, size, what, err) < 0) {
+    nb_byte_source s;
+    if (nb_source_open(&s, bytes, size, what, err) < 0) {
         memset(out, 0, sizeof *out);
         return -1;
     }
     int rc = parse_idx_file(&s, magic, kind, out, err);
-    source_close(&s);
+    nb_source_close(&s);
     return rc;
 }
 

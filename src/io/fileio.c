@@ -685,14 +685,11 @@ int nb_open_regular(const char *path, uint64_t *size, nb_error *err)
     return fd;
 }
 
-int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err)
+/* Reads fd to its end into a new buffer (see nb_read_file); size is a first guess (0: none).
+ * Closes fd. */
+static int read_to_end(int fd, uint64_t size, const char *path, unsigned char **data, size_t *n,
+                       nb_error *err)
 {
-    *data = NULL;
-    *n = 0;
-    uint64_t size;
-    int fd = nb_open_regular(path, &size, err);
-    if (fd < 0)
-        return -1;
     /* The size from stat is a first guess only: files in /proc report 0 and files can change,
      * so read until end of file and grow as needed. +2: one byte for the terminating zero, one
      * so that the read that sees end of file has room and the buffer need not grow for it. */
@@ -748,4 +745,50 @@ int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *er
     *data = buf;
     *n = len;
     return 0;
+}
+
+int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err)
+{
+    *data = NULL;
+    *n = 0;
+    uint64_t size;
+    int fd = nb_open_regular(path, &size, err);
+    if (fd < 0)
+        return -1;
+    return read_to_end(fd, size, path, data, n, err);
+}
+
+int nb_read_input(const char *path, unsigned char **data, size_t *n, nb_error *err)
+{
+    *data = NULL;
+    *n = 0;
+    struct stat st;
+    if (path && strcmp(path, "-") == 0) {
+        int fd = dup(STDIN_FILENO);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            return nb_fail(err, "standard input: %s", strerror(e));
+        }
+        if (isatty(fd)) {
+            close(fd);
+            return nb_fail(err, "standard input is a terminal: pipe the data into nabla "
+                                "(cat data.csv | nabla ... --data -) or name the file");
+        }
+        return read_to_end(fd, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0, "stdin", data,
+                           n, err);
+    }
+    if (!path || !*path || stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return nb_read_file(path, data, n, err);   /* which names what is wrong */
+    if (!S_ISFIFO(st.st_mode))
+        return nb_fail(err, "%s: %s, not a file or a pipe", path, nb_file_kind(st.st_mode));
+    /* A FIFO (or /dev/stdin on a pipe): opened to wait for its writer, read to its end. */
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return nb_fail(err, "%s: %s", path, strerror(errno));
+    return read_to_end(fd, 0, path, data, n, err);
 }

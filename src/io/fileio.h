@@ -109,6 +109,12 @@ int nb_open_regular(const char *path, uint64_t *size, nb_error *err);
  * naming path (missing, a directory, unreadable, out of memory). */
 int nb_read_file(const char *path, unsigned char **data, size_t *n, nb_error *err);
 
+/* The same for data given by the user to read once: also "-" for standard input (refused when
+ * it is a terminal, named "stdin" in messages) and a FIFO or pipe (/dev/stdin), read to its
+ * end (its open waits for a writer, as the user asked to read it). Directories and devices are
+ * refused as nb_read_file refuses them. */
+int nb_read_input(const char *path, unsigned char **data, size_t *n, nb_error *err);
+
 /* The temporary files being written are on record, for a signal handler that ends the process
  * at once (a second Ctrl-C) and must not leave them behind: nb_output_begin (and so every
  * atomic write above) records its temporary before creating it, and it is forgotten once it is
