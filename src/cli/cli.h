@@ -8,11 +8,13 @@
  * exit code: 0 success, 1 runtime failure, 2 bad usage. */
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 void usage_train(FILE *out);
 void usage_eval(FILE *out);
+void usage_predict(FILE *out);
 void usage_tune(FILE *out);
 void usage_report(FILE *out);
 

@@ -28,6 +28,7 @@ static void usage_overview(FILE *out)
 "Commands:\n"
 "  train      train a classifier and write a run directory\n"
 "  eval       evaluate a saved model on a test set\n"
+"  predict    a saved model's predictions for new data (CSV, JSON Lines)\n"
 "  tune       search hyperparameters: many train runs, scored on a dev split\n"
 "  report     charts of runs or a study, in one HTML file that opens offline\n"
 "  help [C]   this text, or the options of command C\n"
@@ -44,7 +45,8 @@ static void usage_overview(FILE *out)
 "Examples:\n"
 "  nabla train --epochs 5 --out runs/fashion\n"
 "  nabla train --data moons --layers 16,16 --lr 0.01 --epochs 50 --out runs/moons\n"
-"  nabla eval --model runs/fashion/model.safetensors\n"
+"  nabla eval --model runs/fashion\n"
+"  nabla predict --model runs/iris --data new_rows.csv --proba\n"
 "  nabla tune --epochs 2 --trials 24 --workers 2 --prune asha --out runs/study\n"
 "  mpirun -np 4 nabla train --batch-size 256 --out runs/four   # a nabla built with MPI\n"
 "  nabla report runs/moons\n",
@@ -59,6 +61,8 @@ static void usage_full(FILE *out)
     usage_train(out);
     fputs("\n", out);
     usage_eval(out);
+    fputs("\n", out);
+    usage_predict(out);
     fputs("\n", out);
     usage_tune(out);
     fputs("\n", out);
@@ -82,12 +86,14 @@ static int help_command(int argc, char **argv)
         usage_train(stdout);
     else if (strcmp(argv[2], "eval") == 0)
         usage_eval(stdout);
+    else if (strcmp(argv[2], "predict") == 0)
+        usage_predict(stdout);
     else if (strcmp(argv[2], "tune") == 0)
         usage_tune(stdout);
     else if (strcmp(argv[2], "report") == 0)
         usage_report(stdout);
     else
-        return cli_usage_error("help", "unknown command '%s' (train, eval, tune, report)",
+        return cli_usage_error("help", "unknown command '%s' (train, eval, predict, tune, report)",
                                argv[2]);
     return EXIT_OK;
 }
@@ -183,12 +189,14 @@ static int run_command(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "tune") == 0)
         return cmd_tune(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
     nb_error e;   /* nb_fail keeps a command name with a line break in it on one line */
-    nb_fail(&e, "unknown command '%s' (train, eval, tune, report, help)", cmd);
+    nb_fail(&e, "unknown command '%s' (train, eval, predict, tune, report, help)", cmd);
     fprintf(stderr, "nabla: %s\n", e.msg);
     return EXIT_USAGE;
 }
