@@ -186,6 +186,24 @@ check "2 ranks, per-rank batch norm: exit 0" [ "$RC" -eq 0 ]
 check "2 ranks, per-rank batch norm: differs from 1 process (each rank's own statistics)" \
     differ two_bn/model.safetensors one_bn/model.safetensors
 
+# ---- 2b. early stopping: every rank stops at one process's epoch, with its best model ----
+# (--sync-batchnorm: the ranks train as one process does, so the dev losses and the stop match.)
+# shellcheck disable=SC2054  # the comma is in --layers 32,32
+EARLY=(train --data moons --samples 300 --layers 32,32 --lr 0.05 --dev-fraction 0.3 --epochs 80
+       --early-stop 3 --batchnorm --sync-batchnorm --threads 1 --quiet)
+run "${EARLY[@]}" --out early_one
+mpi "${EARLY[@]}" --checkpoint-every 3 --out early_two
+check "2 ranks, --early-stop: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "2 ranks, --early-stop: one process's best epoch and stop" \
+    pytrue "all(json.load(open('early_two/summary.json'))[k] == json.load(open('early_one/summary.json'))[k] for k in ('best_epoch', 'epochs', 'stopped_early')) and json.load(open('early_two/summary.json'))['stopped_early']"
+check "2 ranks, --early-stop: the best epoch's weights and statistics, as 1 process's to 1e-5" \
+    same_tensors early_two/model.safetensors early_one/model.safetensors 1e-5
+cp -r early_two early_two_again
+rm early_two_again/summary.json early_two_again/model.safetensors early_two_again/checkpoint.safetensors
+mpi train --resume early_two_again --quiet
+check "2 ranks, --early-stop, resumed from an older checkpoint: the same model, bit for bit" \
+    cmp -s early_two_again/model.safetensors early_two/model.safetensors
+
 # ---- 3. bad usage: said once, nothing written ----
 mpi "${SMALL[@]}" --sync-batchnorm --out bad
 check "--sync-batchnorm without --batchnorm: exit 2 (got $RC)" [ "$RC" -eq 2 ]
