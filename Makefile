@@ -11,13 +11,25 @@ DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmoc
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin valgrind strace
 BENCH_DEPS = $(TEST_DEPS) time python3-optuna
 
-.PHONY: all demo check test asan without-mpi fuzz fuzz-short bench bench-conv bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
+.PHONY: all configure demo check test asan without-mpi fuzz fuzz-short bench bench-conv bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
 
-all: $(BUILD)/Makefile
+all: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-$(BUILD)/Makefile:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DNABLA_WERROR=ON -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+# $(BUILD) is configured once, and again when it was configured without MPI (NABLA_MPI=AUTO
+# found none) and an MPI compiler is there now: `make demo` configures before `make check`
+# installs libopenmpi-dev, and a build directory keeps what its first configure found. CMake
+# searches again for what its cache holds as NOTFOUND, so configuring again finds it.
+configure:
+	@if [ ! -f $(BUILD)/CMakeCache.txt ]; then \
+	  cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DNABLA_WERROR=ON \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX); \
+	elif grep -qx 'NABLA_MPI:STRING=AUTO' $(BUILD)/CMakeCache.txt && \
+	     grep -q '^MPI_C_COMPILER:FILEPATH=.*NOTFOUND$$' $(BUILD)/CMakeCache.txt && \
+	     command -v mpicc >/dev/null; then \
+	  echo "$(BUILD) was configured without MPI (none was found then), and mpicc is here now: configuring it again"; \
+	  cmake -S . -B $(BUILD); \
+	fi
 
 deps:
 	@scripts/install-deps.sh $(DEPS)
@@ -28,13 +40,17 @@ test-deps:
 bench-deps:
 	@scripts/install-deps.sh $(BENCH_DEPS)
 
-demo: deps all
+# The packages first, then the build (in this order even under make -j).
+demo: deps
+	$(MAKE) all
 	$(BUILD)/nabla train --epochs 10 --out runs/demo
 
 # Everything CI runs: warnings as errors, all tests, then the unit and CLI tests again with
 # every binary under ASan+UBSan (not the install test: a sanitized library needs sanitized users),
 # the program built without MPI, then a few seconds of fuzzing per input reader.
-check: test-deps all
+# The test packages (MPI among them) are installed before $(BUILD) is configured or built.
+check: test-deps
+	$(MAKE) all
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) asan
 	$(MAKE) without-mpi
@@ -49,7 +65,9 @@ asan:
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 -E cli_test_install
 
 # The program built with NABLA_MPI=OFF, as where MPI is not installed: it trains as usual, and
-# refuses to run as one of several ranks, saying so (test_mpi.sh checks either build).
+# refuses to run as one of several ranks, saying so (test_mpi.sh checks either build; its
+# `nabla --version` says NABLA_MPI=OFF, which is how test_mpi.sh knows MPI was left out on
+# purpose, and is not missing from a build that should have it).
 without-mpi:
 	cmake -S . -B $(NOMPI_BUILD) -DCMAKE_BUILD_TYPE=Release -DNABLA_WERROR=ON -DNABLA_MPI=OFF \
 	  -DNABLA_TESTS=OFF

@@ -744,6 +744,31 @@ int nb_model_predict_values(nb_model *m, const float *x, int n, float *out, nb_e
  * labels or targets, if any, are not read. */
 int nb_model_predict_dataset(nb_model *m, const nb_dataset *d, float *out, nb_error *err);
 
+/* What early stopping watches (nb_train_config.monitor): one metric of the dev set's
+ * nb_eval_result. Each is a row of one table (src/train/monitor.c): its name, its field, whether
+ * higher is better, and the tasks that have it. */
+typedef enum nb_monitor {
+    NB_MONITOR_LOSS,        /* every task; lower is better */
+    NB_MONITOR_ACCURACY,    /* classification, multilabel; higher */
+    NB_MONITOR_MSE,         /* regression; lower */
+    NB_MONITOR_RMSE,        /* regression; lower */
+    NB_MONITOR_MAE,         /* regression; lower */
+    NB_MONITOR_R2,          /* regression; higher */
+    NB_MONITOR_MICRO_F1,    /* multilabel; higher */
+    NB_MONITOR_MACRO_F1,    /* multilabel; higher */
+    NB_MONITORS
+} nb_monitor;
+
+const char *nb_monitor_name(nb_monitor m);          /* "loss", "accuracy", "rmse", ... */
+int nb_monitor_parse(const char *s, nb_monitor *out); /* 0 ok, -1 unknown */
+int nb_monitor_higher_is_better(nb_monitor m);
+/* Whether a model of this task has the metric (accuracy: not for regression). */
+int nb_monitor_applies(nb_monitor m, nb_task task);
+/* The metric's value in r. */
+double nb_monitor_value(nb_monitor m, const nb_eval_result *r);
+/* The names of the metrics a task has, ", "-separated, for messages ("loss, accuracy"). */
+void nb_monitor_names(nb_task task, char *buf, size_t cap);
+
 typedef struct nb_epoch_metrics {
     nb_task task;                        /* the model's: which metrics are set */
     int epoch;
@@ -752,6 +777,11 @@ typedef struct nb_epoch_metrics {
                                             accuracy (0) for regression */
     nb_eval_result dev, test;            /* n == 0 when the split is absent */
     double seconds;
+    /* With early stopping (else -1 and 0): the best epoch so far, this one included (0-based,
+     * -1 while no epoch has a finite value), and whether the run stops after this epoch for
+     * want of improvement. */
+    int best_epoch;
+    int stops_early;
 } nb_epoch_metrics;
 
 typedef struct nb_progress {
@@ -779,10 +809,21 @@ typedef struct nb_train_state {
     int n;                   /* training samples */
     int32_t *order;          /* the data order: n sample indices */
     nb_optimizer opt;        /* moments and step count */
+    /* Early stopping (nb_train_config.early_stop): the best epoch so far (0-based; -1: none
+     * yet), its monitored dev value, the epochs finished since it, and the model as that epoch
+     * left it: its parameters (laid out as the graph's flat buffer), its other state tensors
+     * (batch norm's running statistics, the graph's flat buffer of them) and its counters
+     * (num_batches_tracked, in the order of the graph's named tensors). NULL without early
+     * stopping; nb_train allocates them, nb_checkpoint_restore when the checkpoint has them. */
+    int best_epoch;
+    double best_value;
+    int since_best;
+    float *best_params, *best_states;
+    int64_t *best_counters;
 } nb_train_state;
 
-/* A fresh state (epoch 0, identity order, zero moments) for n_samples training samples and an
- * optimizer over n_params parameters. Free it with nb_train_state_free. */
+/* A fresh state (epoch 0, identity order, zero moments, no best epoch) for n_samples training
+ * samples and an optimizer over n_params parameters. Free it with nb_train_state_free. */
 int nb_train_state_init(nb_train_state *s, const nb_optim_config *optim, size_t n_params,
                         int n_samples, nb_error *err);
 void nb_train_state_free(nb_train_state *s);
@@ -850,6 +891,17 @@ typedef struct nb_train_config {
      * after the same step. A comm of size 1 is the same as none. */
     const nb_comm *comm;
     int sync_batchnorm;
+    /* Early stopping: stop once `early_stop` epochs in a row ended without a better monitored
+     * dev metric than the best epoch's (0: off). Better is strictly lower (or higher, for a
+     * metric where higher is better) by more than min_delta (>= 0). Needs a dev set, and a
+     * metric the model's task has. The run then ends with the best epoch's weights and
+     * batch-norm statistics in the model (however it ends, but for an interruption or a
+     * failure: a resumed run goes on from the last ones), and a checkpoint keeps them
+     * ("train.best.<name>"), so a resumed run stops and ends as the uninterrupted one. With
+     * ranks, the dev metrics are global: every rank decides alike. */
+    int early_stop;
+    nb_monitor monitor;
+    double min_delta;
 } nb_train_config;
 
 typedef struct nb_train_result {
@@ -862,11 +914,18 @@ typedef struct nb_train_result {
     int diverged;            /* 1 if a NaN or infinite loss stopped training */
     int diverged_epoch;
     int64_t diverged_step;   /* step within the epoch */
+    /* With early stopping: the best epoch (0-based; -1: no epoch had a finite value, and the
+     * model keeps the weights the run ended with), its monitored dev value, and whether the
+     * run stopped for want of improvement (before cfg->epochs). */
+    int best_epoch;
+    double best_value;
+    int stopped_early;
 } nb_train_result;
 
 /* Trains m on train, evaluating dev and test (either may be NULL or empty) after each epoch.
- * On a NaN or infinite loss, stops, restores the weights from before that step, sets
- * result->diverged and returns 0. The counts in result include the epochs and steps of the
+ * cfg->epochs may be 0: nothing is trained (on a fresh run, one on_checkpoint call with the
+ * initial state). On a NaN or infinite loss, stops, restores the weights from before that step
+ * (with early stopping, the best epoch's), sets result->diverged and returns 0. The counts in result include the epochs and steps of the
  * run resumed from, if any. A resumed run ends with the weights the uninterrupted run would
  * have had, bit for bit, given the same thread count. */
 int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev,

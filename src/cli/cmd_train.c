@@ -27,6 +27,7 @@
 #include "mpi_comm.h"
 #include "output.h"
 #include "threads.h"
+#include "train/early_stop.h"
 #include "train_run.h"
 
 static const char *const CMD = "train";
@@ -129,6 +130,13 @@ static int model_spec(train_run *r, nb_model_spec *spec)
     const train_options *o = &r->opt;
     nb_shape shapes[NB_LAYERS_MAX + 1];
     if (train_model_spec(o, &r->train, spec, shapes, &r->err) != 0) {
+        r->bad_model = 1;
+        return -1;
+    }
+    /* Early stopping's metric must be one the model's task has (a usage error). */
+    nb_train_config cfg;
+    fill_train_config(r, &cfg);
+    if (early_stop_check(&cfg, spec->task, &r->dev, &r->err) != 0) {
         r->bad_model = 1;
         return -1;
     }
@@ -389,10 +397,13 @@ static double monotonic_seconds(void)
  * a signal) and those asked for with --checkpoint-every. */
 #define CHECKPOINT_SHARE 10.0
 
-/* The state is the run's end: its last epoch done, or --max-steps reached. */
+/* The state is the run's end: its last epoch done, --max-steps reached, or early stopping's
+ * patience run out. */
 static int run_ends_at(const train_run *r, const nb_train_state *s)
 {
-    return s->epoch >= r->opt.epochs || (r->opt.max_steps > 0 && s->steps >= r->opt.max_steps);
+    nb_train_config cfg = {.early_stop = r->opt.early_stop};
+    return s->epoch >= r->opt.epochs || (r->opt.max_steps > 0 && s->steps >= r->opt.max_steps) ||
+           (s->batch == 0 && early_stop_due(s, &cfg));
 }
 
 static int checkpoint_due(const train_run *r, const nb_train_state *s)
@@ -513,6 +524,9 @@ static void fill_train_config(train_run *r, nb_train_config *c)
     c->stop = r->comm ? &r->agreed_stop : stop_signal_flag();
     c->comm = r->comm;
     c->sync_batchnorm = o->sync_batchnorm;
+    c->early_stop = o->early_stop;
+    c->monitor = o->monitor;
+    c->min_delta = o->min_delta;
 }
 
 static void print_result(const train_run *r, const nb_eval_result *dev,
@@ -530,6 +544,10 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
         printf("train accuracy %.4f (loss %.4f), no test set\n", r->last_train_accuracy,
                r->last_train_loss);
     }
+    if (!r->opt.quiet && r->opt.early_stop && res->best_epoch >= 0)
+        printf("model.safetensors holds epoch %d's weights, the best of %d by dev %s (%.6g)%s\n",
+               res->best_epoch + 1, res->epochs, nb_monitor_name(r->opt.monitor),
+               res->best_value, res->stopped_early ? ", where training stopped early" : "");
     if (!r->opt.quiet) {
         printf("wrote %s/ (config.json, metrics.jsonl, %s%smodel.safetensors, summary.json%s)\n",
                r->out_dir, r->opt.trace ? TRACE_FILE ", " : "",
@@ -639,6 +657,8 @@ static int train_and_report(train_run *r)
     if (r->writer && !r->opt.quiet)
         describe_csv_data(r);
     progress_init(&r->prog, r->opt.quiet || !r->writer, r->opt.epochs);
+    r->prog.early_stop = r->opt.early_stop;
+    r->prog.monitor = nb_monitor_name(r->opt.monitor);
     /* Open MPI gives the ranks a pseudo-terminal for stdout even when mpirun's own goes to a
      * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
     if (r->comm)

@@ -152,6 +152,16 @@ static void restart_with_better_blas(char **argv)
         execv(self_exe_path(), argv);
 }
 
+/* Why this program has no MPI (CMakeLists.txt says it): none found, or left out on purpose. */
+static const char *without_mpi_why(void)
+{
+#ifdef NABLA_WITHOUT_MPI_WHY
+    return NABLA_WITHOUT_MPI_WHY;
+#else
+    return "its build did not say why";   /* a build with MPI: not asked */
+#endif
+}
+
 static int version(void)
 {
     printf("nabla %s\n", NABLA_VERSION);
@@ -159,7 +169,7 @@ static int version(void)
     if (mpi)
         printf("with MPI: %s\n", mpi);
     else
-        printf("without MPI\n");
+        printf("without MPI (%s)\n", without_mpi_why());
     return EXIT_OK;
 }
 

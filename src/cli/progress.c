@@ -117,6 +117,10 @@ int progress_epoch(progress *p, const nb_epoch_metrics *m)
         fprintf(p->out, " acc %.4f", m->train_accuracy);
     print_split(p->out, "dev", &m->dev);
     print_split(p->out, "test", &m->test);
-    fprintf(p->out, "  %.1fs\n", m->seconds);
+    fprintf(p->out, "  %.1fs%s\n", m->seconds,
+            p->early_stop && m->best_epoch == m->epoch ? "  (best)" : "");
+    if (m->stops_early)
+        fprintf(p->out, "stopping early: no better dev %s for %d epoch%s (best: epoch %d)\n",
+                p->monitor, p->early_stop, p->early_stop == 1 ? "" : "s", m->best_epoch + 1);
     return output_flush();
 }

@@ -15,13 +15,16 @@ typedef struct progress {
     int epochs;          /* planned, for "epoch 3/10" and the ETA */
     double last_draw;    /* monotonic seconds of the last redraw */
     int bar_shown;       /* a bar is on the current line and must be cleared first */
+    int early_stop;      /* --early-stop's patience (0: off): the best epoch is marked, and */
+    const char *monitor; /* the stop said with the metric's name */
 } progress;
 
 void progress_init(progress *p, int quiet, int epochs);
 /* After every batch: redraws the bar at most ten times a second (live mode only). Both return
  * 0, or -1 when stdout can no longer be written. */
 int progress_batch(progress *p, const nb_progress *np);
-/* After every epoch: one plain line (unless quiet), replacing the bar. */
+/* After every epoch: one plain line (unless quiet), replacing the bar; with early stopping,
+ * "(best)" after the best epoch so far, and a line when the run stops early. */
 int progress_epoch(progress *p, const nb_epoch_metrics *m);
 /* Removes a bar left on the line, before other output. */
 void progress_clear(progress *p);

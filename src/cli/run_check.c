@@ -393,6 +393,12 @@ static int is_optimizer(const char *s)
     nb_optimizer_kind k;
     return nb_optimizer_parse(s, &k) == 0 && strcmp(nb_optimizer_name(k), s) == 0;
 }
+static int is_monitor(const char *s)
+{
+    nb_monitor m;
+    return nb_monitor_parse(s, &m) == 0;
+}
+
 static int is_decay(const char *s)
 {
     nb_decay_kind k;
@@ -444,7 +450,7 @@ static const member_rule CONFIG_MEMBERS[] = {
     {"weight_decay", MT_NUMBER, V_NON_NEG, 0, NULL, 1, NULL},
     {"bias_correction", MT_BOOL, 0, 0, NULL, 1, NULL},
     {"batch_size", MT_NUMBER, V_INT_1, 0, "full", 1, NULL},
-    {"epochs", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"epochs", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
     {"max_steps", MT_NUMBER, V_COUNT_1, 1, NULL, 1, NULL},
     {"shuffle", MT_BOOL, 0, 0, NULL, 1, NULL},
     {"lr_decay", MT_STRING, 0, 0, NULL, 1, is_decay},
@@ -464,6 +470,9 @@ static const member_rule CONFIG_MEMBERS[] = {
     {"trace_unit", MT_NUMBER, V_INT, 1, NULL, 0, NULL},
     {"trace_every", MT_NUMBER, V_COUNT_1, 1, NULL, 0, NULL},
     {"eval_every", MT_NUMBER, V_COUNT_1, 1, NULL, 0, NULL},
+    {"early_stop", MT_NUMBER, V_INT_1, 1, NULL, 0, NULL},
+    {"monitor", MT_STRING, 0, 1, NULL, 0, is_monitor},
+    {"min_delta", MT_NUMBER, V_NON_NEG, 1, NULL, 0, NULL},
 };
 
 /* config.json's seed: a whole number, or for seeds beyond 2^53 their digits as a string. */
@@ -665,6 +674,10 @@ static const member_rule SUMMARY_MEMBERS[] = {
     {"diverged", MT_BOOL, 0, 0, NULL, 1, NULL},
     {"diverged_epoch", MT_NUMBER, V_INT_1, 1, NULL, 1, NULL},
     {"diverged_step", MT_NUMBER, V_COUNT_1, 1, NULL, 1, NULL},
+    {"monitor", MT_STRING, 0, 1, NULL, 0, is_monitor},
+    {"best_epoch", MT_NUMBER, V_INT_1, 1, NULL, 0, NULL},
+    {"best_value", MT_NUMBER, V_FINITE, 1, NULL, 0, NULL},
+    {"stopped_early", MT_BOOL, 0, 0, NULL, 0, NULL},
     {"model", MT_STRING, 0, 0, NULL, 1, is_model_file},
 };
 
@@ -702,18 +715,18 @@ static int same_as_config(const cJSON *summary, const char *text, const char *pa
                    there);
 }
 
-/* The summary's figure `name` and the last epoch's (column col): the same evaluation of the
- * same weights. Under one process they are equal; under mpirun the epoch's evaluation was
- * summed over the ranks' shares and the summary's made whole on rank 0, so losses may differ
- * in rounding (the floats of other batches), and an accuracy by a sample per rank beyond the
- * first (a sample whose two best classes tie within that rounding). */
-static int same_as_last_epoch(const cJSON *summary, const char *text, const char *path,
-                              const table *metrics, const char *name, int col, int accuracy,
-                              double samples, nb_error *err)
+/* The summary's figure `name` and that of metrics.jsonl's row `row` (column col): the same
+ * evaluation of the same weights. Under one process they are equal; under mpirun the epoch's
+ * evaluation was summed over the ranks' shares and the summary's made whole on rank 0, so
+ * losses may differ in rounding (the floats of other batches), and an accuracy by a sample per
+ * rank beyond the first (a sample whose two best classes tie within that rounding). */
+static int same_as_epoch(const cJSON *summary, const char *text, const char *path,
+                         const table *metrics, int row, const char *name, int col, int accuracy,
+                         double samples, nb_error *err)
 {
     if (!cJSON_GetObjectItemCaseSensitive(summary, name))
         return 0;
-    double here = json_number(summary, name), there = metrics->col[col][metrics->n - 1];
+    double here = json_number(summary, name), there = metrics->col[col][row];
     double ranks = json_number(summary, "ranks");
     int same;
     if (isnan(here) || isnan(there))
@@ -728,14 +741,50 @@ static int same_as_last_epoch(const cJSON *summary, const char *text, const char
     json_member_where(text, path, name, where, sizeof where);
     json_number_text(here, a, sizeof a);
     json_number_text(there, b, sizeof b);
-    return nb_fail(err, "%s: \"%s\" is %s, but metrics.jsonl's last epoch (%d) has %s: the "
+    return nb_fail(err, "%s: \"%s\" is %s, but metrics.jsonl's %s epoch (%d) has %s: the "
                         "summary evaluates the weights that epoch ended with", where, name, a,
-                   (int)metrics->col[M_EPOCH][metrics->n - 1], b);
+                   row == metrics->n - 1 ? "last" : "best", (int)metrics->col[M_EPOCH][row], b);
 }
 
-/* The training, dev and test figures of the summary are the last epoch's (but see below). */
+/* "best_epoch" (early stopping): an epoch of metrics.jsonl, and the row whose weights the
+ * summary evaluates for dev and test (else -1). Its "best_value" is that row's dev metric
+ * watched, where metrics.jsonl has it; "stopped_early" only for a run that had epochs left. */
+static int best_epoch_check(const cJSON *summary, const char *text, const char *path,
+                            const cJSON *config, const table *metrics, int *row, nb_error *err)
+{
+    *row = -1;
+    double best = json_number(summary, "best_epoch"), epochs = json_number(summary, "epochs");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(summary, "stopped_early")) && config &&
+        !(epochs < json_number(config, "epochs")))
+        return json_member_fail(text, path, "stopped_early", err, "\"stopped_early\" is true, "
+                                "but the run trained its %.0f epochs", epochs);
+    if (isnan(best))
+        return 0;
+    for (int i = 0; i < metrics->n; i++)
+        if (metrics->col[M_EPOCH][i] == best)
+            *row = i;
+    if (*row < 0)
+        return json_member_fail(text, path, "best_epoch", err, "\"best_epoch\" is %.0f, an "
+                                "epoch metrics.jsonl does not have", best);
+    const char *monitor = json_string(summary, "monitor");
+    double value = json_number(summary, "best_value");
+    int col = monitor && strcmp(monitor, "loss") == 0       ? M_DEV_LOSS
+              : monitor && strcmp(monitor, "accuracy") == 0 ? M_DEV_ACC
+                                                           : -1;
+    if (col >= 0 && !isnan(value) && value != metrics->col[col][*row]) {
+        char a[40], b[40];
+        json_number_text(value, a, sizeof a);
+        json_number_text(metrics->col[col][*row], b, sizeof b);
+        return json_member_fail(text, path, "best_value", err, "\"best_value\" is %s, but "
+                                "metrics.jsonl's epoch %.0f has dev %s %s", a, best, monitor, b);
+    }
+    return 0;
+}
+
+/* The training, dev and test figures of the summary are the last epoch's (but see below);
+ * with early stopping, the dev and test figures are the best epoch's (row best, or -1). */
 static int figures_check(const cJSON *summary, const char *text, const char *path,
-                         const table *metrics, nb_error *err)
+                         const table *metrics, int best, nb_error *err)
 {
     static const struct {
         const char *name;
@@ -766,12 +815,14 @@ static int figures_check(const cJSON *summary, const char *text, const char *pat
     int before_last_step = diverged(summary) && json_number(summary, "epochs") ==
                                                     json_number(summary, "diverged_epoch") - 1;
     size_t n_figures = before_last_step ? 2 : sizeof figures / sizeof figures[0];
+    if (best >= 0)
+        n_figures = sizeof figures / sizeof figures[0];
     for (size_t k = 0; k < n_figures; k++)
-        if (same_as_last_epoch(summary, text, path, metrics, figures[k].name, figures[k].col,
-                               figures[k].accuracy,
-                               figures[k].samples ? json_number(summary, figures[k].samples)
-                                                  : 0,
-                               err) != 0)
+        if (same_as_epoch(summary, text, path, metrics,
+                          best >= 0 && k >= 2 ? best : metrics->n - 1, figures[k].name,
+                          figures[k].col, figures[k].accuracy,
+                          figures[k].samples ? json_number(summary, figures[k].samples) : 0,
+                          err) != 0)
             return -1;
     return 0;
 }
@@ -897,7 +948,10 @@ int run_check_summary(const cJSON *summary, const char *text, const char *path,
     if (config && (counts_check(summary, text, path, config, err) != 0 ||
                    seconds_check(summary, text, path, config, metrics, err) != 0))
         return -1;
-    return figures_check(summary, text, path, metrics, err);
+    int best;
+    if (best_epoch_check(summary, text, path, config, metrics, &best, err) != 0)
+        return -1;
+    return figures_check(summary, text, path, metrics, best, err);
 }
 
 /* ---- the model ---- */

@@ -130,6 +130,16 @@ int train_write_config(train_run *r)
         cJSON_AddNullToObject(j, "eval_every");
     cJSON_AddStringToObject(j, "task", nb_task_name(s->task));
     cJSON_AddStringToObject(j, "loss", nb_loss_name(s->loss));
+    /* Early stopping: its patience, the dev metric it watches and min_delta; null when off. */
+    if (o->early_stop > 0) {
+        cJSON_AddNumberToObject(j, "early_stop", o->early_stop);
+        cJSON_AddStringToObject(j, "monitor", nb_monitor_name(o->monitor));
+        cJSON_AddNumberToObject(j, "min_delta", o->min_delta);
+    } else {
+        cJSON_AddNullToObject(j, "early_stop");
+        cJSON_AddNullToObject(j, "monitor");
+        cJSON_AddNullToObject(j, "min_delta");
+    }
 
     int rc = write_json_file(r->out_dir, "config.json", j, &r->err);
     cJSON_Delete(j);
@@ -175,6 +185,18 @@ int train_write_summary(train_run *r, const nb_train_result *res, const nb_eval_
         cJSON_AddNullToObject(j, "diverged_epoch");
         cJSON_AddNullToObject(j, "diverged_step");
     }
+    /* With early stopping: the epoch whose weights model.safetensors holds (1-based, as in
+     * metrics.jsonl), its value of the dev metric watched, and whether the run stopped before
+     * its last epoch. The dev and test figures above are that epoch's. */
+    int best = r->opt.early_stop > 0 && res->best_epoch >= 0;
+    cJSON_AddItemToObject(j, "monitor", r->opt.early_stop > 0
+                                            ? cJSON_CreateString(nb_monitor_name(r->opt.monitor))
+                                            : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "best_epoch", best ? cJSON_CreateNumber(res->best_epoch + 1)
+                                                : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "best_value", best ? cJSON_CreateNumber(res->best_value)
+                                                : cJSON_CreateNull());
+    cJSON_AddBoolToObject(j, "stopped_early", res->stopped_early);
     cJSON_AddStringToObject(j, "model", "model.safetensors");
     int rc = write_json_file(r->out_dir, "summary.json", j, &r->err);
     cJSON_Delete(j);

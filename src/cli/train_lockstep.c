@@ -167,14 +167,16 @@ static uint32_t run_fingerprint(const train_run *r)
                      "model %s input %s sync %d opt %d lr %.17g beta %.17g "
                      "beta2 %.17g eps %.17g wd %.17g bc %d batch %d epochs %d max %lld shuffle %d "
                      "decay %d rate %.17g interval %d warmup %d seed %llu normalize %d task %d loss %d "
-                     "dev %.17g every %lld data %d x %d, %d classes, dev %d, test %d, params %zu",
+                     "dev %.17g every %lld data %d x %d, %d classes, dev %d, test %d, params %zu "
+                     "early stop %d monitor %d min delta %.17g",
                      model, shape, o->sync_batchnorm, (int)o->optimizer, o->lr, o->beta, o->beta2, o->eps,
                      o->weight_decay, o->bias_correction, o->batch_size, o->epochs,
                      (long long)o->max_steps, o->shuffle, (int)o->decay, o->decay_rate,
                      o->decay_interval, o->warmup_epochs, (unsigned long long)o->src.seed,
                      o->normalize, (int)r->model.spec.task, (int)r->model.spec.loss,
                      o->dev_fraction, (long long)o->checkpoint_every, d->n,
-                     d->features, d->classes, r->dev.n, r->test.n, n_params);
+                     d->features, d->classes, r->dev.n, r->test.n, n_params, o->early_stop,
+                     (int)o->monitor, o->min_delta);
     uint32_t c = nb_crc32c(0, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
     size_t cells = (size_t)d->n * (size_t)d->features;
     c = d->pixels ? nb_crc32c(c, d->pixels, cells) : nb_crc32c(c, d->values, cells * sizeof(float));

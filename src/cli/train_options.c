@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,8 @@ void usage_train(FILE *out)
 "  --weight-decay X      L2 penalty (decoupled for adamw) [0]\n"
 "  --bias-correction     bias-correct the momentum velocity [off]\n"
 "  --batch-size N        mini-batch size, 1 for stochastic, or full for batch GD [64]\n"
-"  --epochs N            passes over the training set [10]\n"
+"  --epochs N            passes over the training set; 0 trains nothing and saves (and\n"
+"                        evaluates) the initial weights [10]\n"
 "  --max-steps N         stop after N optimizer steps in all [no limit]\n"
 "  --no-shuffle          keep the training set in order [shuffle every epoch]\n"
 "  --lr-decay K          none|inverse|exp|inverse-sqrt|interval|step|cosine [none]\n"
@@ -82,6 +84,13 @@ void usage_train(FILE *out)
 "  --decay-epochs N      the horizon of cosine decay: it falls over epochs 1..N (warm-up\n"
 "                        included), then holds epoch N's rate (not 0, not rising again);\n"
 "                        the other kinds do not depend on the run's length [--epochs]\n"
+"  --early-stop N        stop once N epochs in a row brought no better dev metric than\n"
+"                        the best epoch's; model.safetensors then holds the best epoch's\n"
+"                        weights. Needs --dev-fraction [off]\n"
+"  --monitor M           the dev metric --early-stop watches: loss; accuracy\n"
+"                        (classification, multilabel); mse, rmse, mae, r2 (regression);\n"
+"                        micro_f1, macro_f1 (multilabel) [loss]\n"
+"  --min-delta X         with --early-stop: an epoch is better only by more than X [0]\n"
 "\n"
 "Run:\n"
 "  --seed N              seed for initialization, shuffling, splits and synthetic data [0]\n"
@@ -120,7 +129,8 @@ enum {
     OPT_WARMUP_EPOCHS, OPT_SEED, OPT_THREADS, OPT_DEV_FRACTION, OPT_NORMALIZE, OPT_SAMPLES,
     OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
     OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_TRACE_ACTIVATIONS, OPT_TRACE_LAYER, OPT_TRACE_UNIT,
-    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM, OPT_DECAY_EPOCHS, OPT_TASK, OPT_LOSS
+    OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM, OPT_DECAY_EPOCHS, OPT_TASK, OPT_LOSS,
+    OPT_EARLY_STOP, OPT_MONITOR, OPT_MIN_DELTA
 };
 
 static const struct option long_options[] = {
@@ -147,6 +157,9 @@ static const struct option long_options[] = {
     {"decay-interval", required_argument, NULL, OPT_DECAY_INTERVAL},
     {"warmup-epochs", required_argument, NULL, OPT_WARMUP_EPOCHS},
     {"decay-epochs", required_argument, NULL, OPT_DECAY_EPOCHS},
+    {"early-stop", required_argument, NULL, OPT_EARLY_STOP},
+    {"monitor", required_argument, NULL, OPT_MONITOR},
+    {"min-delta", required_argument, NULL, OPT_MIN_DELTA},
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
@@ -364,7 +377,7 @@ static int apply_option(train_options *o, int c, const char *arg)
         return parse_int_min("--batch-size", arg, 1, &o->batch_size);
     case OPT_EPOCHS:
         o->given_epochs = 1;
-        return parse_int_min("--epochs", arg, 1, &o->epochs);
+        return parse_int_min("--epochs", arg, 0, &o->epochs);
     case OPT_MAX_STEPS:
         if (cli_parse_i64(CMD, "--max-steps", arg, &o->max_steps) != 0)
             return -1;
@@ -457,6 +470,27 @@ static int apply_option(train_options *o, int c, const char *arg)
         o->given_trace_every = 1;
         return parse_every("--trace-every", arg, &o->trace_every);
     case OPT_EVAL_EVERY: return parse_every("--eval-every", arg, &o->eval_every);
+    case OPT_EARLY_STOP: return parse_int_min("--early-stop", arg, 1, &o->early_stop);
+    case OPT_MONITOR:
+        o->given_monitor = 1;
+        if (nb_monitor_parse(arg, &o->monitor) != 0) {
+            char names[160] = "";
+            for (int i = 0; i < NB_MONITORS; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         i ? ", " : "", nb_monitor_name((nb_monitor)i));
+            cli_usage_error(CMD, "unknown --monitor '%s' (%s)", arg, names);
+            return -1;
+        }
+        return 0;
+    case OPT_MIN_DELTA:
+        o->given_min_delta = 1;
+        if (parse_non_negative("--min-delta", arg, &o->min_delta) != 0)
+            return -1;
+        if (!isfinite(o->min_delta)) {
+            cli_usage_error(CMD, "--min-delta must be a finite number, got %s", arg);
+            return -1;
+        }
+        return 0;
     case 'h': return 1;
     }
     return -1;
@@ -587,6 +621,13 @@ static int check_combinations(const train_options *o, int *exit_code)
                                           "run's length", nb_decay_name(o->decay));
         return -1;
     }
+    /* --epochs 0 gives cosine decay no horizon of its own. */
+    if (o->decay == NB_DECAY_COSINE && o->epochs == 0 && !o->given_decay_epochs) {
+        *exit_code = cli_usage_error(CMD, "--epochs 0 gives --lr-decay cosine no horizon: give "
+                                          "--decay-epochs N (the epochs a --resume with more "
+                                          "--epochs decays over)");
+        return -1;
+    }
     nb_schedule sched = train_schedule(o);
     nb_error err;
     if (nb_schedule_validate(&sched, &err) != 0) {
@@ -603,6 +644,18 @@ static int check_combinations(const train_options *o, int *exit_code)
                                           "default loss is %s)", nb_loss_name(o->loss),
                                      nb_task_name(nb_loss_task(o->loss)), nb_task_name(o->task),
                                      nb_loss_name(nb_task_default_loss(o->task)));
+        return -1;
+    }
+    /* Early stopping watches the dev set; its settings without it would do nothing. */
+    if (!o->early_stop && (o->given_monitor || o->given_min_delta)) {
+        *exit_code = cli_usage_error(CMD, "%s goes with --early-stop N (the dev metric it "
+                                          "watches)", o->given_monitor ? "--monitor"
+                                                                       : "--min-delta");
+        return -1;
+    }
+    if (o->early_stop && !((float)o->dev_fraction > 0)) {
+        *exit_code = cli_usage_error(CMD, "--early-stop watches the dev set, and this run has "
+                                          "none: give --dev-fraction F (0 < F < 1)");
         return -1;
     }
     /* One sample has no batch statistics (PyTorch refuses it too). */
@@ -788,6 +841,10 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
     SAME_NUMBER("--trace-unit", trace_unit);
     SAME_NUMBER("--trace-every", trace_every);
     SAME_NUMBER("--eval-every", eval_every);
+    SAME_NUMBER("--early-stop", early_stop);
+    if (a->monitor != b->monitor)
+        DIFFERS("--monitor", "%s", nb_monitor_name(a->monitor), nb_monitor_name(b->monitor));
+    SAME_NUMBER("--min-delta", min_delta);
     return 1;
 #undef DIFFERS
 #undef SAME_NUMBER

@@ -47,6 +47,11 @@ typedef struct train_options {
     int64_t trace_every;         /* steps between records; 0: about 20 an epoch (set by
                                     cmd_train once the data is known) */
     int64_t eval_every;          /* --eval-every: steps between evaluations; 0: off */
+    /* Early stopping (nb_train_config.early_stop). */
+    int early_stop;              /* --early-stop N: patience in epochs; 0: off */
+    nb_monitor monitor;          /* --monitor: the dev metric watched [loss] */
+    double min_delta;            /* --min-delta: how much better counts as better [0] */
+    int given_monitor, given_min_delta;
     /* Which of the options --resume may change were given (the others are refused). */
     int given_epochs, given_threads, given_checkpoint_every;
     int given_decay_epochs;      /* else decay_epochs is --epochs */

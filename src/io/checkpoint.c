@@ -2,10 +2,12 @@
  * --init-weights read it) plus the training state, with a checksum over all of it.
  *
  * Tensors: the model's; "optimizer.v.<param>" and "optimizer.s.<param>" (the optimizer's
- * moments, when it has them); "train.order" (int64, the data order).
+ * moments, when it has them); "train.order" (int64, the data order); with early stopping, once
+ * an epoch was best, "train.best.<name>" for each of the model's tensors (the best epoch's).
  * Metadata: the architecture; "nabla_checkpoint" (format version); the state's numbers
- * (doubles printed with 17 digits, so they read back exactly); the caller's entries; "crc32c",
- * the CRC-32C of the data section and then of every other metadata entry.
+ * (doubles printed with 17 digits, so they read back exactly; with early stopping "best_epoch",
+ * "best_value" and "since_best", which older checkpoints do not have); the caller's entries;
+ * "crc32c", the CRC-32C of the data section and then of every other metadata entry.
  *
  * Files in the run directory, newest first: checkpoint.next.safetensors exists only between the
  * two renames of a save; checkpoint.safetensors; checkpoint.prev.safetensors. Each is written
@@ -21,13 +23,16 @@
 #include <unistd.h>
 
 #include "io/fileio.h"
+#include "core/graph_internal.h"
 #include "core/little_endian.h"
 #include "core/memcheck.h"
 #include "io/model_io.h"
 #include "nabla.h"
 #include "io/safetensors_internal.h"
+#include "train/early_stop.h"
 
 #define FORMAT_VERSION "1"
+#define BEST_PREFIX NB_CHECKPOINT_TENSOR_PREFIX_TRAIN "best."
 
 enum { NEXT, CURRENT, PREVIOUS, N_FILES };
 static const char *const file_names[N_FILES] = {
@@ -70,7 +75,7 @@ int nb_checkpoint_check_files(const char *dir, nb_error *err)
 /* The state's numbers, as metadata text. */
 typedef struct state_text {
     char epoch[24], batch[24], steps[24], samples[24], seconds[32], loss_sum[32], correct[24],
-        seen[24], rng[72], t[24], n[24];
+        seen[24], rng[72], t[24], n[24], best_epoch[24], best_value[32], since_best[24];
 } state_text;
 
 static void format_state(const nb_train_state *s, state_text *t)
@@ -87,6 +92,9 @@ static void format_state(const nb_train_state *s, state_text *t)
              s->rng.s[0], s->rng.s[1], s->rng.s[2], s->rng.s[3]);
     snprintf(t->t, sizeof t->t, "%" PRId64, s->opt.t);
     snprintf(t->n, sizeof t->n, "%d", s->n);
+    snprintf(t->best_epoch, sizeof t->best_epoch, "%d", s->best_epoch);
+    snprintf(t->best_value, sizeof t->best_value, "%.17g", s->best_value);
+    snprintf(t->since_best, sizeof t->since_best, "%d", s->since_best);
 }
 
 /* The optimizer moments of every parameter, then the order. The moments are written from
@@ -133,6 +141,51 @@ static int add_moment(state_tensors *t, const char *kind, const nb_named *p, con
     return st->data || !st->nbytes ? 0 : -1;
 }
 
+/* Where the best epoch's copy of named tensor p is in s, and its element count and size. */
+static void *best_copy_of(const nb_graph *g, const nb_train_state *s, const nb_named *p,
+                          int counter_index, size_t *count)
+{
+    if (p->kind == NB_KIND_COUNTER) {
+        *count = 1;
+        return &s->best_counters[counter_index];
+    }
+    nb_tensor v = nb_node_value(p->node);
+    *count = nb_tensor_numel(&v);
+    return p->kind == NB_KIND_PARAM ? (void *)(s->best_params + (v.data - g->params))
+                                    : (void *)(s->best_states + (v.data - g->states));
+}
+
+/* "train.best.<name>": the best epoch's copy of named tensor p, written from where it is. */
+static int add_best(state_tensors *t, const nb_graph *g, const nb_train_state *s,
+                    const nb_named *p, int counter_index)
+{
+    size_t count, len = strlen(BEST_PREFIX) + strlen(p->name) + 1;
+    char *name = malloc(len);
+    if (!name)
+        return -1;
+    snprintf(name, len, "%s%s", BEST_PREFIX, p->name);
+    int i = t->count++;
+    nb_st_tensor *st = &t->tensors[i];
+    t->names[i] = name;
+    st->name = name;
+    void *copy = best_copy_of(g, s, p, counter_index, &count);
+    if (p->kind == NB_KIND_COUNTER) {
+        st->dtype = NB_I64;
+        st->ndim = 0;
+        st->nbytes = 8;
+        st->data = nb_le_view(copy, 1, 8, &t->owned[i]);
+    } else {
+        nb_tensor v = nb_node_value(p->node);
+        st->dtype = NB_F32;
+        st->ndim = v.ndim;
+        for (int d = 0; d < v.ndim; d++)
+            st->shape[d] = v.shape[d];
+        st->nbytes = count * 4;
+        st->data = nb_le_view(copy, count, 4, &t->owned[i]);
+    }
+    return st->data || !st->nbytes ? 0 : -1;
+}
+
 static int build_state_tensors(const nb_model *m, const nb_train_state *s, state_tensors *t,
                                nb_error *err)
 {
@@ -144,9 +197,9 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
     if (s->opt.n != n_params)
         return nb_fail(err, "checkpoint: the optimizer has %zu parameters, the model %zu",
                        s->opt.n, n_params);
-    t->tensors = calloc((size_t)named * 2 + 1, sizeof *t->tensors);
-    t->names = calloc((size_t)named * 2 + 1, sizeof *t->names);
-    t->owned = calloc((size_t)named * 2 + 1, sizeof *t->owned);
+    t->tensors = calloc((size_t)named * 3 + 1, sizeof *t->tensors);
+    t->names = calloc((size_t)named * 3 + 1, sizeof *t->names);
+    t->owned = calloc((size_t)named * 3 + 1, sizeof *t->owned);
     if (!t->tensors || !t->names || !t->owned) {
         state_tensors_free(t);
         return nb_fail(err, "checkpoint: out of memory");
@@ -162,6 +215,15 @@ static int build_state_tensors(const nb_model *m, const nb_train_state *s, state
             return nb_fail(err, "checkpoint: out of memory");
         }
     }
+    if (s->best_params && s->best_epoch >= 0)
+        for (int i = 0, k = 0; i < named; i++) {
+            nb_named p = nb_graph_named(g, i);
+            if (add_best(t, g, s, &p, k) != 0) {
+                state_tensors_free(t);
+                return nb_fail(err, "checkpoint: out of memory");
+            }
+            k += p.kind == NB_KIND_COUNTER;
+        }
     int i = t->count++;
     unsigned char *bytes = malloc((size_t)s->n * 8 + 1);
     if (!bytes) {
@@ -285,14 +347,18 @@ static int checkpoint_save(const char *dir, const nb_model *m, const nb_train_st
         {"optimizer", (char *)nb_optimizer_name(s->opt.cfg.kind)},
         {"optimizer_t", text.t},
         {"train_samples", text.n},
+        /* Early stopping's, last: left out without it. */
+        {"best_epoch", text.best_epoch},
+        {"best_value", text.best_value},
+        {"since_best", text.since_best},
     };
-    int n_own = (int)(sizeof own / sizeof own[0]);
+    int n_own = (int)(sizeof own / sizeof own[0]) - (s->best_params ? 0 : 3);
     nb_st_meta *all = calloc((size_t)(n_own + n_meta), sizeof *all);
     if (!all) {
         state_tensors_free(&t);
         return nb_fail(err, "checkpoint: out of memory");
     }
-    memcpy(all, own, sizeof own);
+    memcpy(all, own, (size_t)n_own * sizeof own[0]);
     for (int i = 0; i < n_meta; i++)
         all[n_own + i] = meta[i];
     int rc = nb_model_save_ex(m, next, t.tensors, t.count, all, n_own + n_meta, 1, err);
@@ -548,6 +614,89 @@ static int read_moment(const nb_st_file *f, const char *kind, const nb_named *p,
     return 0;
 }
 
+/* Early stopping's numbers, when the checkpoint has them (older ones and runs without early
+ * stopping do not): best_epoch -1 (none yet) or an epoch before the one in progress. */
+static int meta_best(const nb_st_file *f, int64_t epoch, nb_train_state *in, nb_error *err)
+{
+    in->best_epoch = -1;
+    in->best_value = 0.0;
+    in->since_best = 0;
+    if (!nb_st_meta_get(f, "best_epoch"))
+        return 0;
+    int64_t best, since;
+    if (meta_i64(f, "best_epoch", -1, epoch - 1, &best, err) != 0 ||
+        meta_i64(f, "since_best", 0, INT32_MAX, &since, err) != 0)
+        return -1;
+    const char *s = nb_st_meta_get(f, "best_value");
+    char *end = NULL;
+    errno = 0;
+    double v = s ? strtod(s, &end) : NAN;
+    if (!s || end == s || *end || errno || !isfinite(v))
+        return nb_fail(err, "checkpoint: 'best_value' is '%.40s', not a finite number",
+                       s ? s : "missing");
+    in->best_epoch = (int)best;
+    in->best_value = v;
+    in->since_best = (int)since;
+    return 0;
+}
+
+/* The best epoch's copy of named tensor p ("train.best.<name>"), its dtype and shape checked;
+ * NULL (and err set) if wrong. */
+static const nb_st_tensor *find_best(const nb_st_file *f, const nb_named *p, nb_error *err)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", BEST_PREFIX, p->name);
+    const nb_st_tensor *st = nb_st_find(f, name);
+    int same = st != NULL;
+    if (same && p->kind == NB_KIND_COUNTER) {
+        same = st->dtype == NB_I64 && st->ndim == 0;
+    } else if (same) {
+        nb_tensor v = nb_node_value(p->node);
+        same = st->dtype == NB_F32 && st->ndim == v.ndim;
+        for (int d = 0; same && d < v.ndim; d++)
+            same = st->shape[d] == v.shape[d];
+    }
+    if (!same) {
+        nb_fail(err, "checkpoint: it has a best epoch, but tensor '%s' is %s", name,
+                st ? "not of the dtype and shape of the model's" : "missing");
+        return NULL;
+    }
+    return st;
+}
+
+/* Reads the best epoch's copy of every named tensor into s (allocated here), checking its
+ * numbers as the model's are checked: finite, counters not negative. */
+static int read_best(const nb_st_file *f, const nb_graph *g, nb_train_state *s, nb_error *err)
+{
+    if (best_alloc(s, g, err) != 0)
+        return -1;
+    for (int i = 0, k = 0; i < g->n_named; i++) {
+        nb_named p = g->named[i];
+        const nb_st_tensor *st = find_best(f, &p, err);
+        size_t count;
+        void *copy = best_copy_of(g, s, &p, k, &count);
+        if (!st)
+            return -1;
+        if (p.kind == NB_KIND_COUNTER) {
+            unsigned char b[8];
+            if (nb_st_tensor_bytes(f, st, 0, 8, b, err) != 0)
+                return -1;
+            s->best_counters[k++] = nb_load_i64_le(b);
+            if (s->best_counters[k - 1] < 0)
+                return nb_fail(err, "checkpoint: tensor '%s%s' is negative", BEST_PREFIX, p.name);
+            continue;
+        }
+        float *x = copy;
+        if (nb_st_read_floats(f, st, x, count, err) != 0)
+            return -1;
+        for (size_t e = 0; e < count; e++)
+            if (!isfinite(x[e]))
+                return nb_fail(err, "checkpoint: tensor '%s%s' element %zu is %g", BEST_PREFIX,
+                               p.name, e, (double)x[e]);
+    }
+    return 0;
+}
+
 /* Reads the data order (int64 [n], a permutation of 0..n-1) into order, a piece at a time. */
 static int read_order(const nb_st_file *f, int n, int32_t *order, nb_error *err)
 {
@@ -598,7 +747,8 @@ int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, n
         meta_i64(f, "seen", 0, INT64_MAX, &in.seen, err) != 0 ||
         meta_i64(f, "optimizer_t", 0, INT64_MAX, &t, err) != 0 ||
         meta_double(f, "train_seconds", &in.train_seconds, err) != 0 ||
-        meta_double(f, "loss_sum", &in.loss_sum, err) != 0 || meta_rng(f, &in.rng, err) != 0)
+        meta_double(f, "loss_sum", &in.loss_sum, err) != 0 || meta_rng(f, &in.rng, err) != 0 ||
+        meta_best(f, epoch, &in, err) != 0)
         return -1;
     if (in.correct > in.seen || in.seen > in.samples || in.batch > in.steps)
         return nb_fail(err, "checkpoint: its counts do not add up (correct %lld, seen %lld, "
@@ -619,10 +769,16 @@ int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, n
             (s->opt.s && !find_moment(f, "s", &p, err)))
             return -1;
     }
+    for (int i = 0; in.best_epoch >= 0 && i < named; i++) {
+        nb_named p = nb_graph_named(g, i);
+        if (!find_best(f, &p, err))
+            return -1;
+    }
     /* Names and shapes checked: the numbers are read straight into the model and the state
      * (a file of nb_st_open is never copied whole into memory) and checked there. */
     if (nb_model_apply_weights(m, f, "checkpoint", err) != 0 ||
-        read_order(f, s->n, s->order, err) != 0)
+        read_order(f, s->n, s->order, err) != 0 ||
+        (in.best_epoch >= 0 && read_best(f, g, s, err) != 0))
         return -1;
     for (int i = 0; i < named; i++) {
         nb_named p = nb_graph_named(g, i);
@@ -643,5 +799,8 @@ int nb_checkpoint_restore(const nb_st_file *f, nb_model *m, nb_train_state *s, n
     s->seen = in.seen;
     s->rng = in.rng;
     s->opt.t = t;
+    s->best_epoch = in.best_epoch;
+    s->best_value = in.best_value;
+    s->since_best = in.since_best;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "core/graph_internal.h"
 #include "core/memcheck.h"
 #include "nn/evaluate.h"
+#include "train/early_stop.h"
 #include "train/optim_internal.h"
 #include "train/train_ranks.h"
 
@@ -27,8 +28,8 @@ static int validate_config(const nb_model *m, const nb_dataset *train, const nb_
         return nb_fail(err, "the training set is empty");
     if (cfg->batch_size < 0)
         return nb_fail(err, "the batch size must be positive, not %d", cfg->batch_size);
-    if (cfg->epochs < 1)
-        return nb_fail(err, "the number of epochs must be at least 1, not %d", cfg->epochs);
+    if (cfg->epochs < 0)
+        return nb_fail(err, "the number of epochs must be at least 0, not %d", cfg->epochs);
     int batch = cfg->batch_size == 0 || cfg->batch_size > train->n ? train->n : cfg->batch_size;
     if (batch > nb_graph_max_batch(m->graph))
         return nb_fail(err, "batches of %d do not fit a model compiled for batches of %d", batch,
@@ -59,6 +60,7 @@ int nb_train_state_init(nb_train_state *s, const nb_optim_config *optim, size_t 
     s->n = n_samples;
     for (int i = 0; i < n_samples; i++)
         s->order[i] = i;
+    s->best_epoch = -1;
     return 0;
 }
 
@@ -68,7 +70,12 @@ void nb_train_state_free(nb_train_state *s)
         return;
     nb_optimizer_free(&s->opt);
     free(s->order);
+    free(s->best_params);
+    free(s->best_states);
+    free(s->best_counters);
     s->order = NULL;
+    s->best_params = s->best_states = NULL;
+    s->best_counters = NULL;
 }
 
 /* Whether a state to resume fits this run: the same data and optimizer, a sane position. */
@@ -81,8 +88,10 @@ static int check_resume_state(const nb_train_state *s, const nb_train_config *cf
                             "run has %d and %zu %s", s->n, s->opt.n,
                        nb_optimizer_name(s->opt.cfg.kind), n_samples, n_params,
                        nb_optimizer_name(cfg->optim.kind));
-    if (s->epoch < 0 || s->batch < 0 || s->steps < 0 || s->seen < 0)
-        return nb_fail(err, "the state to resume is not valid (negative position)");
+    if (s->epoch < 0 || s->batch < 0 || s->steps < 0 || s->seen < 0 || s->since_best < 0 ||
+        s->best_epoch < -1 || s->best_epoch >= s->epoch)
+        return nb_fail(err, "the state to resume is not valid (negative position, or a best "
+                            "epoch %d not before epoch %d)", s->best_epoch, s->epoch);
     /* An all-zero generator only ever draws 0, and the shuffle would never end. */
     if (!(s->rng.s[0] | s->rng.s[1] | s->rng.s[2] | s->rng.s[3]))
         return nb_fail(err, "the state to resume is not valid (its generator is all zero)");
@@ -138,10 +147,12 @@ static void backup_free(stats_backup *b)
  * allocated and before the first product calls OpenBLAS (which spins when a limit refuses it
  * its buffer): the optimizer state and the data order (unless the state to resume holds them
  * already), the spare parameter buffer, the NaN guard's copy of the batch-norm statistics,
- * what a checkpoint writes from a buffer of its own (the data order as int64). */
-enum { TRAIN_PARTS = 5 };
+ * what a checkpoint writes from a buffer of its own (the data order as int64), and early
+ * stopping's copy of the best epoch's model (unless the state to resume holds it). */
+enum { TRAIN_PARTS = 6 };
 static void train_parts(const nb_graph_sizes *z, int has_spare, int samples, int has_state,
-                        const nb_train_config *cfg, nb_memory_part parts[TRAIN_PARTS])
+                        int has_best, const nb_train_config *cfg,
+                        nb_memory_part parts[TRAIN_PARTS])
 {
     uint64_t weights = nb_sat_mul(z->params, sizeof(float));
     uint64_t n = samples > 0 ? (uint64_t)samples : 0;
@@ -156,6 +167,8 @@ static void train_parts(const nb_graph_sizes *z, int has_spare, int samples, int
                                            nb_sat_mul(z->nodes, sizeof(int64_t))),
                                 0};
     parts[4] = (nb_memory_part){"checkpoints' copy of the data order", n * sizeof(int64_t), 0};
+    parts[5] = (nb_memory_part){"early stopping's copy of the best epoch's model",
+                                cfg->early_stop > 0 && !has_best ? best_copy_bytes(z) : 0, 0};
 }
 
 int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
@@ -167,7 +180,8 @@ int nb_train_check_memory(const nb_model *m, const nb_dataset *train, const nb_t
     nb_graph_sizes z;
     nb_graph_measure(g, g->max_batch, &z);
     nb_memory_part parts[TRAIN_PARTS];
-    train_parts(&z, g->spare_params != NULL, train->n, cfg->resume != NULL, cfg, parts);
+    train_parts(&z, g->spare_params != NULL, train->n, cfg->resume != NULL,
+                cfg->resume && cfg->resume->best_params, cfg, parts);
     return nb_check_run_memory("training", parts, TRAIN_PARTS, z.rows, err);
 }
 
@@ -187,7 +201,7 @@ int nb_train_check_model_memory(const nb_model_spec *spec, int max_batch,
     nb_model_free(&shape);
     nb_memory_part parts[2 + TRAIN_PARTS];
     nb_graph_memory_parts(&z, parts);
-    train_parts(&z, 0, train->n, 0, cfg, parts + 2);
+    train_parts(&z, 0, train->n, 0, 0, cfg, parts + 2);
     return nb_check_run_memory("training", parts, 2 + TRAIN_PARTS, z.rows, err);
 }
 
@@ -205,6 +219,8 @@ static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
         return -1;
     if (test && test->n && check_compatible(m, test, "test", err) != 0)
         return -1;
+    if (early_stop_check(cfg, m->spec.task, dev, err) != 0)
+        return -1;
     size_t n_params;
     nb_graph_params(m->graph, &n_params);
     if (cfg->resume && check_resume_state(cfg->resume, cfg, n_params, train->n, err) != 0)
@@ -217,6 +233,9 @@ static int prepare(nb_model *m, const nb_dataset *train, const nb_dataset *dev,
         /* The data order has its own stream, apart from weight initialization. */
         nb_rng_seed(&own->rng, cfg->seed ^ 0x6a09e667f3bcc909ULL);
     }
+    if (cfg->early_stop > 0 &&
+        best_alloc(cfg->resume ? cfg->resume : own, m->graph, err) != 0)
+        return -1;
     /* Each step reads the weights from one buffer and writes them to the other, so the
      * weights from before the last step, the last to give a finite loss, are always at hand. */
     return nb_graph_reserve_spare_params(m->graph, err);
@@ -259,6 +278,12 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
     int stop = cfg->max_steps > 0 && st->steps >= cfg->max_steps, failed = 0;
     int64_t steps_now = 0;  /* in this call: a step to undo exists only after one */
     while (st->epoch < cfg->epochs && !stop) {
+        /* Early stopping's end comes at an epoch's end, so also before a resumed run's
+         * first epoch when the checkpoint was that end's. */
+        if (early_stop_due(st, cfg)) {
+            result->stopped_early = 1;
+            break;
+        }
         int epoch = st->epoch;
         float lr = nb_lr_at(&cfg->schedule, epoch);
         if (st->batch == 0) {
@@ -370,6 +395,8 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             failed = 1;
             break;
         }
+        early_stop_after_epoch(st, cfg, m->graph, &metrics);
+        metrics.stops_early = metrics.stops_early && epoch + 1 < cfg->epochs && !stop;
         int asked = cfg->on_epoch && cfg->on_epoch(&metrics, cfg->user);
         if (agree(&dp, &asked, 1, err) != 0) {
             failed = 1;
@@ -395,6 +422,20 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             break;
         }
     }
+    /* A run of no epochs checkpoints its start: it is its end too, and --resume --epochs N
+     * extends it. */
+    if (!failed && cfg->epochs == 0 && !cfg->resume) {
+        int interrupted = 0;
+        if (checkpoint_all(&dp, cfg, st, 1, &interrupted, err) != 0)
+            failed = 1;
+    }
+    result->best_epoch = cfg->early_stop > 0 ? st->best_epoch : -1;
+    result->best_value = cfg->early_stop > 0 && st->best_epoch >= 0 ? st->best_value : 0.0;
+    /* However the run ended (its epochs, early stopping, max_steps, a callback, a NaN), but
+     * for a failure or an interruption (resumed from the last weights), it ends with the best
+     * epoch's model. */
+    if (!failed && !result->interrupted && cfg->early_stop > 0 && st->best_epoch >= 0)
+        best_restore(st, m->graph);
     memset(&m->graph->dp, 0, sizeof m->graph->dp);
     backup_free(&before);
     nb_train_state_free(&own);

@@ -8,6 +8,7 @@
 
 #include "nn/evaluate.h"
 #include "core/graph_internal.h"
+#include "train/early_stop.h"
 
 /* ---- data-parallel training ----
  *
@@ -18,8 +19,11 @@
  *               start (a rank that could not makes all fail, not hang); then rank 0's whole
  *               run is broadcast: weights, batch-norm statistics and counters, optimizer
  *               moments and step count, data order and its generator, position and the
- *               epoch's running metrics. The ranks start equal however each was initialized
- *               (--init-weights read on rank 0 only) or resumed.
+ *               epoch's running metrics, early stopping's best epoch and its model. The
+ *               ranks start equal however each was initialized (--init-weights read on
+ *               rank 0 only) or resumed. Early stopping decides on the dev metrics, which
+ *               are global (below), so every rank keeps the same best epoch and stops at
+ *               the same epoch's end.
  *   each step   the global mini-batch is the same on every rank (the same order); rank r
  *               trains on its rows [B*r/size, B*(r+1)/size), possibly none (B < size). Its
  *               loss divides by the global B (ops/loss.c), so the ranks' gradients, summed
@@ -122,7 +126,7 @@ int dp_init(dp_run *dp, const nb_train_config *cfg, nb_model *m, nb_error *err)
 }
 
 /* What the ranks must agree on, rank 0's being the truth: numbers, floats by their bits. */
-enum { FINGERPRINT = 26 };
+enum { FINGERPRINT = 29 };
 static const struct {
     const char *name;
     int is_float;
@@ -135,12 +139,20 @@ static const struct {
     {"beta2", 1}, {"eps", 1}, {"the weight decay", 1}, {"bias correction", 0},
     {"the learning-rate decay", 0}, {"the learning rate", 1}, {"the decay rate", 1},
     {"the decay interval", 0}, {"the warm-up epochs", 0}, {"the schedule's horizon", 0},
+    {"early stopping's patience", 0}, {"the monitored metric", 0}, {"min_delta", 2},
 };
 
 static int64_t float_bits(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static int64_t double_bits(double d)
+{
+    int64_t u;
+    memcpy(&u, &d, sizeof u);
     return u;
 }
 
@@ -158,6 +170,7 @@ static void fingerprint(const nb_model *m, const nb_dataset *train, const nb_dat
         o->kind, float_bits(o->beta), float_bits(o->beta2), float_bits(o->eps),
         float_bits(o->weight_decay), o->bias_correction, s->kind, float_bits(s->lr),
         float_bits(s->rate), s->interval, s->warmup_epochs, s->epochs,
+        cfg->early_stop, cfg->monitor, double_bits(cfg->min_delta),
     };
     memcpy(fp, v, sizeof v);
 }
@@ -165,7 +178,11 @@ static void fingerprint(const nb_model *m, const nb_dataset *train, const nb_dat
 /* A fingerprint's field as text, for a message. */
 static void field_text(int i, int64_t v, char *buf, size_t cap)
 {
-    if (fingerprint_fields[i].is_float) {
+    if (fingerprint_fields[i].is_float == 2) {
+        double d;
+        memcpy(&d, &v, sizeof d);
+        snprintf(buf, cap, "%g", d);
+    } else if (fingerprint_fields[i].is_float) {
         uint32_t u = (uint32_t)v;
         float f;
         memcpy(&f, &u, sizeof f);
@@ -177,10 +194,26 @@ static void field_text(int i, int64_t v, char *buf, size_t cap)
 
 /* The scalars of a run's state, broadcast as one block. */
 typedef struct run_scalars {
-    int64_t epoch, batch, steps, samples, correct, seen, opt_t;
-    double train_seconds, loss_sum;
+    int64_t epoch, batch, steps, samples, correct, seen, opt_t, best_epoch, since_best;
+    double train_seconds, loss_sum, best_value;
     nb_rng rng;
 } run_scalars;
+
+/* Early stopping's copy of the best epoch's model (every rank has one: nb_train allocated it). */
+static int dp_share_best(const dp_run *dp, const nb_graph *g, nb_train_state *st, nb_error *err)
+{
+    if (!st->best_params)
+        return 0;
+    return dp_broadcast(dp, st->best_params, g->n_params * sizeof *st->best_params,
+                        "the best epoch's weights", err) != 0 ||
+                   dp_broadcast(dp, st->best_states, g->n_states * sizeof *st->best_states,
+                                "the best epoch's statistics", err) != 0 ||
+                   dp_broadcast(dp, st->best_counters,
+                                (size_t)best_counter_count(g) * sizeof *st->best_counters,
+                                "the best epoch's counters", err) != 0
+               ? -1
+               : 0;
+}
 
 /* Rank 0's run on every rank (see the top of this section). */
 static int dp_share_run(const dp_run *dp, nb_model *m, nb_train_state *st, nb_error *err)
@@ -217,8 +250,12 @@ static int dp_share_run(const dp_run *dp, nb_model *m, nb_train_state *st, nb_er
         if (rc != 0)
             return -1;
     }
-    run_scalars s = {st->epoch, st->batch, st->steps, st->samples, st->correct, st->seen,
-                     st->opt.t, st->train_seconds, st->loss_sum, st->rng};
+    if (dp_share_best(dp, g, st, err) != 0)
+        return -1;
+    run_scalars s = {st->epoch,    st->batch,      st->steps,         st->samples,
+                     st->correct,  st->seen,       st->opt.t,         st->best_epoch,
+                     st->since_best, st->train_seconds, st->loss_sum, st->best_value,
+                     st->rng};
     if (dp_broadcast(dp, &s, sizeof s, "the run's position", err) != 0)
         return -1;
     st->epoch = (int)s.epoch;
@@ -230,6 +267,9 @@ static int dp_share_run(const dp_run *dp, nb_model *m, nb_train_state *st, nb_er
     st->opt.t = s.opt_t;
     st->train_seconds = s.train_seconds;
     st->loss_sum = s.loss_sum;
+    st->best_epoch = (int)s.best_epoch;
+    st->since_best = (int)s.since_best;
+    st->best_value = s.best_value;
     st->rng = s.rng;
     return 0;
 }
