@@ -704,20 +704,6 @@ typedef struct nb_eval_result {
     double micro_f1, macro_f1;
 } nb_eval_result;
 
-/* The metrics of nb_eval_result by name, for programs that print, monitor or optimize them:
- * "loss", "accuracy", "mse", "rmse", "mae", "r2", "micro_f1", "macro_f1". */
-typedef struct nb_metric {
-    const char *name;
-    int higher_is_better;
-    unsigned tasks;          /* the tasks that have it: bit (1u << task) */
-} nb_metric;
-
-int nb_metric_count(void);
-const nb_metric *nb_metric_at(int i);                 /* i in [0, nb_metric_count()) */
-int nb_metric_find(const char *name);                 /* its index, or -1 */
-int nb_metric_applies(int i, nb_task task);           /* the task has metric i */
-double nb_metric_value(const nb_eval_result *r, int i);
-
 /* The metrics of the model's task on a whole dataset, in inference mode, batch by batch. */
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err);
 /* A classifier's confusion matrix on d: counts[t * classes + p] samples of true class t were
@@ -744,30 +730,30 @@ int nb_model_predict_values(nb_model *m, const float *x, int n, float *out, nb_e
  * labels or targets, if any, are not read. */
 int nb_model_predict_dataset(nb_model *m, const nb_dataset *d, float *out, nb_error *err);
 
-/* What early stopping watches (nb_train_config.monitor): one metric of the dev set's
- * nb_eval_result. Each is a row of one table (src/train/monitor.c): its name, its field, whether
- * higher is better, and the tasks that have it. */
-typedef enum nb_monitor {
-    NB_MONITOR_LOSS,        /* every task; lower is better */
-    NB_MONITOR_ACCURACY,    /* classification, multilabel; higher */
-    NB_MONITOR_MSE,         /* regression; lower */
-    NB_MONITOR_RMSE,        /* regression; lower */
-    NB_MONITOR_MAE,         /* regression; lower */
-    NB_MONITOR_R2,          /* regression; higher */
-    NB_MONITOR_MICRO_F1,    /* multilabel; higher */
-    NB_MONITOR_MACRO_F1,    /* multilabel; higher */
-    NB_MONITORS
-} nb_monitor;
+/* The metrics of nb_eval_result by name: what early stopping watches (nb_train_config.monitor),
+ * and what programs print. Each is a row of one table (src/nn/metric_names.c): its name, its
+ * field, whether higher is better, and the tasks that have it. */
+typedef enum nb_metric {
+    NB_METRIC_LOSS,        /* every task; lower is better */
+    NB_METRIC_ACCURACY,    /* classification, multilabel; higher */
+    NB_METRIC_MSE,         /* regression; lower */
+    NB_METRIC_RMSE,        /* regression; lower */
+    NB_METRIC_MAE,         /* regression; lower */
+    NB_METRIC_R2,          /* regression; higher */
+    NB_METRIC_MICRO_F1,    /* multilabel; higher */
+    NB_METRIC_MACRO_F1,    /* multilabel; higher */
+    NB_METRICS
+} nb_metric;
 
-const char *nb_monitor_name(nb_monitor m);          /* "loss", "accuracy", "rmse", ... */
-int nb_monitor_parse(const char *s, nb_monitor *out); /* 0 ok, -1 unknown */
-int nb_monitor_higher_is_better(nb_monitor m);
+const char *nb_metric_name(nb_metric m);          /* "loss", "accuracy", "rmse", ... */
+int nb_metric_parse(const char *s, nb_metric *out); /* 0 ok, -1 unknown */
+int nb_metric_higher_is_better(nb_metric m);
 /* Whether a model of this task has the metric (accuracy: not for regression). */
-int nb_monitor_applies(nb_monitor m, nb_task task);
+int nb_metric_applies(nb_metric m, nb_task task);
 /* The metric's value in r. */
-double nb_monitor_value(nb_monitor m, const nb_eval_result *r);
+double nb_metric_value(nb_metric m, const nb_eval_result *r);
 /* The names of the metrics a task has, ", "-separated, for messages ("loss, accuracy"). */
-void nb_monitor_names(nb_task task, char *buf, size_t cap);
+void nb_metric_names(nb_task task, char *buf, size_t cap);
 
 typedef struct nb_epoch_metrics {
     nb_task task;                        /* the model's: which metrics are set */
@@ -900,7 +886,7 @@ typedef struct nb_train_config {
      * ("train.best.<name>"), so a resumed run stops and ends as the uninterrupted one. With
      * ranks, the dev metrics are global: every rank decides alike. */
     int early_stop;
-    nb_monitor monitor;
+    nb_metric monitor;
     double min_delta;
 } nb_train_config;
 

@@ -36,7 +36,7 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
 {
     run *r = user;
     assert_int_equal(m->epoch, r->epochs_seen);
-    r->dev_values[m->epoch] = nb_monitor_value(r->cfg.monitor, &m->dev);
+    r->dev_values[m->epoch] = nb_metric_value(r->cfg.monitor, &m->dev);
     r->best_seen[m->epoch] = m->best_epoch;
     r->stops_seen[m->epoch] = m->stops_early;
     r->epochs_seen++;
@@ -52,7 +52,7 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
     return 0;
 }
 
-static void run_init(run *r, int batchnorm, int patience, nb_monitor monitor, int epochs)
+static void run_init(run *r, int batchnorm, int patience, nb_metric monitor, int epochs)
 {
     memset(r, 0, sizeof *r);
     nb_error err;
@@ -106,7 +106,7 @@ static size_t snapshot(const nb_model *m, float *out)
 static size_t weights_after(int batchnorm, int epochs, float *out)
 {
     run r;
-    run_init(&r, batchnorm, 0, NB_MONITOR_LOSS, epochs);
+    run_init(&r, batchnorm, 0, NB_METRIC_LOSS, epochs);
     nb_train_result res;
     nb_error err;
     assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
@@ -122,7 +122,7 @@ static size_t weights_after(int batchnorm, int epochs, float *out)
 static int expected_best(const run *r, int epochs)
 {
     int best = 0;
-    int higher = nb_monitor_higher_is_better(r->cfg.monitor);
+    int higher = nb_metric_higher_is_better(r->cfg.monitor);
     for (int e = 1; e < epochs; e++)
         if (higher ? r->dev_values[e] > r->dev_values[best]
                    : r->dev_values[e] < r->dev_values[best])
@@ -130,7 +130,7 @@ static int expected_best(const run *r, int epochs)
     return best;
 }
 
-static void stops_at_best(int batchnorm, nb_monitor monitor, int patience)
+static void stops_at_best(int batchnorm, nb_metric monitor, int patience)
 {
     run r;
     run_init(&r, batchnorm, patience, monitor, EPOCHS);
@@ -157,7 +157,7 @@ static void stops_at_best(int batchnorm, nb_monitor monitor, int patience)
     /* And it evaluates as that epoch did. */
     nb_eval_result dev;
     assert_int_equal(nb_evaluate(&r.model, &r.dev, &dev, &err), 0);
-    assert_true(nb_monitor_value(monitor, &dev) == r.dev_values[best]);
+    assert_true(nb_metric_value(monitor, &dev) == r.dev_values[best]);
     free(have);
     free(want);
     run_free(&r);
@@ -166,19 +166,19 @@ static void stops_at_best(int batchnorm, nb_monitor monitor, int patience)
 static void test_stops_on_dev_loss(void **state)
 {
     (void)state;
-    stops_at_best(0, NB_MONITOR_LOSS, 3);
+    stops_at_best(0, NB_METRIC_LOSS, 3);
 }
 
 static void test_stops_on_dev_loss_with_batchnorm(void **state)
 {
     (void)state;
-    stops_at_best(1, NB_MONITOR_LOSS, 2);
+    stops_at_best(1, NB_METRIC_LOSS, 2);
 }
 
 static void test_stops_on_dev_accuracy(void **state)
 {
     (void)state;
-    stops_at_best(1, NB_MONITOR_ACCURACY, 4);
+    stops_at_best(1, NB_METRIC_ACCURACY, 4);
 }
 
 static char *make_dir(void)
@@ -206,7 +206,7 @@ static void resume_from(int at)
 {
     char *dir = make_dir();
     run whole;
-    run_init(&whole, 1, 3, NB_MONITOR_LOSS, EPOCHS);
+    run_init(&whole, 1, 3, NB_METRIC_LOSS, EPOCHS);
     whole.save_dir = dir;
     whole.save_at = at;
     nb_train_result res;
@@ -218,7 +218,7 @@ static void resume_from(int at)
     size_t n = snapshot(&whole.model, want);
 
     run part;
-    run_init(&part, 1, 3, NB_MONITOR_LOSS, EPOCHS);
+    run_init(&part, 1, 3, NB_METRIC_LOSS, EPOCHS);
     nb_st_file f;
     char path[512];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
@@ -263,7 +263,7 @@ static void test_resume_at_the_stop(void **state)
     (void)state;
     /* The stop's own checkpoint: the resumed run trains nothing and ends with the best. */
     run r;
-    run_init(&r, 1, 3, NB_MONITOR_LOSS, EPOCHS);
+    run_init(&r, 1, 3, NB_METRIC_LOSS, EPOCHS);
     nb_train_result res;
     nb_error err;
     assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
@@ -277,7 +277,7 @@ static void test_checkpoint_without_early_stopping(void **state)
     (void)state;
     char *dir = make_dir();
     run r;
-    run_init(&r, 0, 0, NB_MONITOR_LOSS, 2);
+    run_init(&r, 0, 0, NB_METRIC_LOSS, 2);
     r.save_dir = dir;
     r.save_at = 1;
     nb_train_result res;
@@ -315,16 +315,16 @@ static void test_refusals(void **state)
 {
     (void)state;
     run r;
-    run_init(&r, 0, 3, NB_MONITOR_LOSS, 5);
+    run_init(&r, 0, 3, NB_METRIC_LOSS, 5);
     expect_refusal(&r, NULL, "there is none");
     nb_dataset empty = {0};
     expect_refusal(&r, &empty, "there is none");
-    r.cfg.monitor = NB_MONITOR_R2;
+    r.cfg.monitor = NB_METRIC_R2;
     expect_refusal(&r, &r.dev, "a classification model has no r2 to monitor (it has: loss, "
                                "accuracy)");
-    r.cfg.monitor = NB_MONITORS;
+    r.cfg.monitor = NB_METRICS;
     expect_refusal(&r, &r.dev, "unknown monitored metric");
-    r.cfg.monitor = NB_MONITOR_LOSS;
+    r.cfg.monitor = NB_METRIC_LOSS;
     r.cfg.min_delta = -1;
     expect_refusal(&r, &r.dev, "min_delta");
     r.cfg.min_delta = NAN;
@@ -339,29 +339,29 @@ static void test_refusals(void **state)
 static void test_monitor_table(void **state)
 {
     (void)state;
-    for (int i = 0; i < NB_MONITORS; i++) {
-        nb_monitor m;
-        assert_int_equal(nb_monitor_parse(nb_monitor_name((nb_monitor)i), &m), 0);
+    for (int i = 0; i < NB_METRICS; i++) {
+        nb_metric m;
+        assert_int_equal(nb_metric_parse(nb_metric_name((nb_metric)i), &m), 0);
         assert_int_equal(m, i);
         int tasks = 0;
         for (int t = 0; t < NB_TASKS; t++)
-            tasks += nb_monitor_applies((nb_monitor)i, (nb_task)t);
+            tasks += nb_metric_applies((nb_metric)i, (nb_task)t);
         assert_true(tasks >= 1);
     }
-    nb_monitor m;
-    assert_int_equal(nb_monitor_parse("dev_los", &m), -1);
-    assert_false(nb_monitor_higher_is_better(NB_MONITOR_LOSS));
-    assert_true(nb_monitor_higher_is_better(NB_MONITOR_ACCURACY));
-    assert_true(nb_monitor_higher_is_better(NB_MONITOR_R2));
-    assert_false(nb_monitor_higher_is_better(NB_MONITOR_RMSE));
-    assert_false(nb_monitor_applies(NB_MONITOR_ACCURACY, NB_TASK_REGRESSION));
-    assert_true(nb_monitor_applies(NB_MONITOR_LOSS, NB_TASK_REGRESSION));
+    nb_metric m;
+    assert_int_equal(nb_metric_parse("dev_los", &m), -1);
+    assert_false(nb_metric_higher_is_better(NB_METRIC_LOSS));
+    assert_true(nb_metric_higher_is_better(NB_METRIC_ACCURACY));
+    assert_true(nb_metric_higher_is_better(NB_METRIC_R2));
+    assert_false(nb_metric_higher_is_better(NB_METRIC_RMSE));
+    assert_false(nb_metric_applies(NB_METRIC_ACCURACY, NB_TASK_REGRESSION));
+    assert_true(nb_metric_applies(NB_METRIC_LOSS, NB_TASK_REGRESSION));
     nb_eval_result e = {.loss = 1, .accuracy = 2, .mse = 3, .rmse = 4, .mae = 5, .r2 = 6,
                         .micro_f1 = 7, .macro_f1 = 8};
-    for (int i = 0; i < NB_MONITORS; i++)
-        assert_true(nb_monitor_value((nb_monitor)i, &e) == i + 1);
+    for (int i = 0; i < NB_METRICS; i++)
+        assert_true(nb_metric_value((nb_metric)i, &e) == i + 1);
     char names[128];
-    nb_monitor_names(NB_TASK_REGRESSION, names, sizeof names);
+    nb_metric_names(NB_TASK_REGRESSION, names, sizeof names);
     assert_string_equal(names, "loss, mse, rmse, mae, r2");
 }
 
@@ -370,7 +370,7 @@ static void test_min_delta(void **state)
 {
     (void)state;
     run r;
-    run_init(&r, 0, 2, NB_MONITOR_ACCURACY, EPOCHS);
+    run_init(&r, 0, 2, NB_METRIC_ACCURACY, EPOCHS);
     r.cfg.min_delta = 1.0;   /* no accuracy beats another by more than 1 */
     nb_train_result res;
     nb_error err;
@@ -386,7 +386,7 @@ static void test_zero_epochs(void **state)
 {
     (void)state;
     run r;
-    run_init(&r, 1, 0, NB_MONITOR_LOSS, 0);
+    run_init(&r, 1, 0, NB_METRIC_LOSS, 0);
     float *before = malloc(MAX_SNAPSHOT * sizeof *before), *after = malloc(MAX_SNAPSHOT * sizeof *after);
     size_t n = snapshot(&r.model, before);
     nb_train_result res;

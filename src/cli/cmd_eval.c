@@ -249,11 +249,11 @@ static int print_json(const nb_eval_result *res, const class_report *cr)
     char *text = NULL;
     if (j) {
         cJSON_AddStringToObject(j, "task", nb_task_name(res->task));
-        for (int i = 0; i < nb_metric_count(); i++) {
-            int has = nb_metric_applies(i, res->task);
-            if (has || strcmp(nb_metric_at(i)->name, "accuracy") == 0)
-                cJSON_AddItemToObject(j, nb_metric_at(i)->name,
-                                      has ? cJSON_CreateNumber(nb_metric_value(res, i))
+        for (int i = 0; i < NB_METRICS; i++) {
+            int has = nb_metric_applies((nb_metric)i, res->task);
+            if (has || strcmp(nb_metric_name((nb_metric)i), "accuracy") == 0)
+                cJSON_AddItemToObject(j, nb_metric_name((nb_metric)i),
+                                      has ? cJSON_CreateNumber(nb_metric_value((nb_metric)i, res))
                                           : cJSON_CreateNull());
         }
         cJSON_AddNumberToObject(j, "samples", res->n);

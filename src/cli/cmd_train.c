@@ -546,7 +546,7 @@ static void print_result(const train_run *r, const nb_eval_result *dev,
     }
     if (!r->opt.quiet && r->opt.early_stop && res->best_epoch >= 0)
         printf("model.safetensors holds epoch %d's weights, the best of %d by dev %s (%.6g)%s\n",
-               res->best_epoch + 1, res->epochs, nb_monitor_name(r->opt.monitor),
+               res->best_epoch + 1, res->epochs, nb_metric_name(r->opt.monitor),
                res->best_value, res->stopped_early ? ", where training stopped early" : "");
     if (!r->opt.quiet) {
         printf("wrote %s/ (config.json, metrics.jsonl, %s%smodel.safetensors, summary.json%s)\n",
@@ -658,7 +658,7 @@ static int train_and_report(train_run *r)
         describe_csv_data(r);
     progress_init(&r->prog, r->opt.quiet || !r->writer, r->opt.epochs);
     r->prog.early_stop = r->opt.early_stop;
-    r->prog.monitor = nb_monitor_name(r->opt.monitor);
+    r->prog.monitor = nb_metric_name(r->opt.monitor);
     /* Open MPI gives the ranks a pseudo-terminal for stdout even when mpirun's own goes to a
      * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
     if (r->comm)

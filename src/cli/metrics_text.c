@@ -9,18 +9,18 @@ void metrics_text(const nb_eval_result *r, int short_accuracy, char *buf, size_t
     size_t used = 0;
     if (cap > 0)
         buf[0] = '\0';
-    for (int i = 0; i < nb_metric_count(); i++) {
-        const char *name = nb_metric_at(i)->name;
-        if (strcmp(name, "loss") == 0 || !nb_metric_applies(i, r->task) || used >= cap)
+    for (int i = 0; i < NB_METRICS; i++) {
+        const char *name = nb_metric_name((nb_metric)i);
+        if (i == NB_METRIC_LOSS || !nb_metric_applies((nb_metric)i, r->task) || used >= cap)
             continue;
         if (short_accuracy && strcmp(name, "accuracy") == 0)
             name = "acc";
         /* Errors in the data's units keep 4 significant digits whatever their scale. */
         int n = strcmp(name, "mse") == 0 || strcmp(name, "rmse") == 0 || strcmp(name, "mae") == 0
                     ? snprintf(buf + used, cap - used, "%s%s %.4g", used ? " " : "", name,
-                               nb_metric_value(r, i))
+                               nb_metric_value((nb_metric)i, r))
                     : snprintf(buf + used, cap - used, "%s%s %.4f", used ? " " : "", name,
-                               nb_metric_value(r, i));
+                               nb_metric_value((nb_metric)i, r));
         used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap;
     }
 }

@@ -395,8 +395,8 @@ static int is_optimizer(const char *s)
 }
 static int is_monitor(const char *s)
 {
-    nb_monitor m;
-    return nb_monitor_parse(s, &m) == 0;
+    nb_metric m;
+    return nb_metric_parse(s, &m) == 0;
 }
 
 static int is_decay(const char *s)

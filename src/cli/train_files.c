@@ -133,7 +133,7 @@ int train_write_config(train_run *r)
     /* Early stopping: its patience, the dev metric it watches and min_delta; null when off. */
     if (o->early_stop > 0) {
         cJSON_AddNumberToObject(j, "early_stop", o->early_stop);
-        cJSON_AddStringToObject(j, "monitor", nb_monitor_name(o->monitor));
+        cJSON_AddStringToObject(j, "monitor", nb_metric_name(o->monitor));
         cJSON_AddNumberToObject(j, "min_delta", o->min_delta);
     } else {
         cJSON_AddNullToObject(j, "early_stop");
@@ -190,7 +190,7 @@ int train_write_summary(train_run *r, const nb_train_result *res, const nb_eval_
      * its last epoch. The dev and test figures above are that epoch's. */
     int best = r->opt.early_stop > 0 && res->best_epoch >= 0;
     cJSON_AddItemToObject(j, "monitor", r->opt.early_stop > 0
-                                            ? cJSON_CreateString(nb_monitor_name(r->opt.monitor))
+                                            ? cJSON_CreateString(nb_metric_name(r->opt.monitor))
                                             : cJSON_CreateNull());
     cJSON_AddItemToObject(j, "best_epoch", best ? cJSON_CreateNumber(res->best_epoch + 1)
                                                 : cJSON_CreateNull());

@@ -473,11 +473,11 @@ static int apply_option(train_options *o, int c, const char *arg)
     case OPT_EARLY_STOP: return parse_int_min("--early-stop", arg, 1, &o->early_stop);
     case OPT_MONITOR:
         o->given_monitor = 1;
-        if (nb_monitor_parse(arg, &o->monitor) != 0) {
+        if (nb_metric_parse(arg, &o->monitor) != 0) {
             char names[160] = "";
-            for (int i = 0; i < NB_MONITORS; i++)
+            for (int i = 0; i < NB_METRICS; i++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                         i ? ", " : "", nb_monitor_name((nb_monitor)i));
+                         i ? ", " : "", nb_metric_name((nb_metric)i));
             cli_usage_error(CMD, "unknown --monitor '%s' (%s)", arg, names);
             return -1;
         }
@@ -843,7 +843,7 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
     SAME_NUMBER("--eval-every", eval_every);
     SAME_NUMBER("--early-stop", early_stop);
     if (a->monitor != b->monitor)
-        DIFFERS("--monitor", "%s", nb_monitor_name(a->monitor), nb_monitor_name(b->monitor));
+        DIFFERS("--monitor", "%s", nb_metric_name(a->monitor), nb_metric_name(b->monitor));
     SAME_NUMBER("--min-delta", min_delta);
     return 1;
 #undef DIFFERS

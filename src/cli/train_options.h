@@ -49,7 +49,7 @@ typedef struct train_options {
     int64_t eval_every;          /* --eval-every: steps between evaluations; 0: off */
     /* Early stopping (nb_train_config.early_stop). */
     int early_stop;              /* --early-stop N: patience in epochs; 0: off */
-    nb_monitor monitor;          /* --monitor: the dev metric watched [loss] */
+    nb_metric monitor;          /* --monitor: the dev metric watched [loss] */
     double min_delta;            /* --min-delta: how much better counts as better [0] */
     int given_monitor, given_min_delta;
     /* Which of the options --resume may change were given (the others are refused). */

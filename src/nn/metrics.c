@@ -125,56 +125,6 @@ void metric_sums_finish(const nb_model *m, const double *sums, int n, nb_eval_re
     }
 }
 
-/* ---- the metrics by name ---- */
-
-#define ALL_TASKS ((1u << NB_TASK_CLASSIFICATION) | (1u << NB_TASK_REGRESSION) | \
-                   (1u << NB_TASK_MULTILABEL))
-#define REGRESSION (1u << NB_TASK_REGRESSION)
-#define MULTILABEL (1u << NB_TASK_MULTILABEL)
-
-static const struct {
-    nb_metric info;
-    size_t offset;   /* of the double in nb_eval_result */
-} metrics[] = {
-    {{"loss", 0, ALL_TASKS}, offsetof(nb_eval_result, loss)},
-    {{"accuracy", 1, (1u << NB_TASK_CLASSIFICATION) | MULTILABEL},
-     offsetof(nb_eval_result, accuracy)},
-    {{"mse", 0, REGRESSION}, offsetof(nb_eval_result, mse)},
-    {{"rmse", 0, REGRESSION}, offsetof(nb_eval_result, rmse)},
-    {{"mae", 0, REGRESSION}, offsetof(nb_eval_result, mae)},
-    {{"r2", 1, REGRESSION}, offsetof(nb_eval_result, r2)},
-    {{"micro_f1", 1, MULTILABEL}, offsetof(nb_eval_result, micro_f1)},
-    {{"macro_f1", 1, MULTILABEL}, offsetof(nb_eval_result, macro_f1)},
-};
-
-int nb_metric_count(void) { return (int)(sizeof metrics / sizeof metrics[0]); }
-
-const nb_metric *nb_metric_at(int i)
-{
-    return i >= 0 && i < nb_metric_count() ? &metrics[i].info : NULL;
-}
-
-int nb_metric_find(const char *name)
-{
-    for (int i = 0; name && i < nb_metric_count(); i++)
-        if (strcmp(metrics[i].info.name, name) == 0)
-            return i;
-    return -1;
-}
-
-int nb_metric_applies(int i, nb_task task)
-{
-    return i >= 0 && i < nb_metric_count() && (unsigned)task < NB_TASKS &&
-           (metrics[i].info.tasks & (1u << task)) != 0;
-}
-
-double nb_metric_value(const nb_eval_result *r, int i)
-{
-    if (i < 0 || i >= nb_metric_count())
-        return NAN;
-    return *(const double *)(const void *)((const char *)r + metrics[i].offset);
-}
-
 nb_class_scores nb_class_scores_of(const int64_t *counts, int classes, int c)
 {
     nb_class_scores s = {0};

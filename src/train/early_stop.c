@@ -18,18 +18,18 @@ int early_stop_check(const nb_train_config *cfg, nb_task task, const nb_dataset 
                        cfg->early_stop);
     if (cfg->early_stop == 0)
         return 0;
-    if ((unsigned)cfg->monitor >= NB_MONITORS)
+    if ((unsigned)cfg->monitor >= NB_METRICS)
         return nb_fail(err, "early stopping: unknown monitored metric %d", (int)cfg->monitor);
     if (!(cfg->min_delta >= 0) || !isfinite(cfg->min_delta))
         return nb_fail(err, "early stopping's min_delta must be a finite number >= 0, not %g",
                        cfg->min_delta);
     if (!dev || dev->n == 0)
         return nb_fail(err, "early stopping watches the dev set, and there is none");
-    if (!nb_monitor_applies(cfg->monitor, task)) {
+    if (!nb_metric_applies(cfg->monitor, task)) {
         char names[128];
-        nb_monitor_names(task, names, sizeof names);
+        nb_metric_names(task, names, sizeof names);
         return nb_fail(err, "early stopping: a %s model has no %s to monitor (it has: %s)",
-                       nb_task_name(task), nb_monitor_name(cfg->monitor), names);
+                       nb_task_name(task), nb_metric_name(cfg->monitor), names);
     }
     return 0;
 }
@@ -95,7 +95,7 @@ static int improves(const nb_train_state *s, const nb_train_config *cfg, double 
         return 0;
     if (s->best_epoch < 0)
         return 1;
-    return nb_monitor_higher_is_better(cfg->monitor) ? v > s->best_value + cfg->min_delta
+    return nb_metric_higher_is_better(cfg->monitor) ? v > s->best_value + cfg->min_delta
                                                      : v < s->best_value - cfg->min_delta;
 }
 
@@ -106,7 +106,7 @@ void early_stop_after_epoch(nb_train_state *s, const nb_train_config *cfg, const
     m->stops_early = 0;
     if (cfg->early_stop <= 0)
         return;
-    double v = nb_monitor_value(cfg->monitor, &m->dev);
+    double v = nb_metric_value(cfg->monitor, &m->dev);
     if (improves(s, cfg, v)) {
         s->best_epoch = m->epoch;
         s->best_value = v;
