@@ -681,6 +681,13 @@ int nb_st_write(const char *path, const nb_st_tensor *tensors, int n_tensors,
 int nb_model_save(const nb_model *m, const char *path, nb_error *err);
 /* Builds a model from a file written by nb_model_save (or one with the same metadata). */
 int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err);
+/* A model from a file without nabla's metadata (a plain state_dict saved from PyTorch, as
+ * safetensors), its architecture given: the model's text `layers` on samples of shape `input`
+ * (ndim 0: a vector, as wide as the file's first linear layer takes), for `task` with its
+ * default loss; the outputs are those of the file's last linear layer. Every tensor of the
+ * model must be in the file with its shape. No input normalization or target scaling. */
+int nb_model_load_state_dict(nb_model *m, const char *path, const char *layers, nb_shape input,
+                             nb_task task, int max_batch, nb_error *err);
 /* Copies weights from a file into an already built model; every tensor of the model must be
  * present with the same shape (a state_dict saved from the equivalent torch Sequential). */
 int nb_model_load_weights(nb_model *m, const char *path, nb_error *err);

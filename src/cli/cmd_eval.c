@@ -27,7 +27,8 @@ void usage_eval(FILE *out)
 "each class's precision, recall and F1 and the confusion matrix. A model trained with\n"
 "--normalize standard applies its saved mean and std to the data.\n"
 "Given a run (its directory, or its model.safetensors beside its config.json), the data,\n"
-"--test, --seed, --samples, --noise and --dev-fraction default to the run's own.\n"
+"--test, --seed, --samples, --noise and --dev-fraction default to the run's own (another\n"
+"--dev-fraction is refused, but --split train --dev-fraction 0: all the training data).\n"
 "\n"
 "  --model M             a run directory or a .safetensors model file (required)\n"
 "  --split S             test|train|dev: which data [test]; train and dev are the training\n"
@@ -42,6 +43,13 @@ void usage_eval(FILE *out)
 "  --noise X             synthetic sets: noise [0.2]\n"
 "  --seed N              the seed given to train: synthetic sets (test set: seed + 1) and\n"
 "                        the dev split [0]\n"
+"  --layers L            for a model file without nabla's metadata (a PyTorch state_dict\n"
+"                        saved as safetensors): its layers, as nabla train --layers writes\n"
+"                        them [the file's own]\n"
+"  --input-shape S       with --layers: one sample's shape, N or C,H,W [the first linear\n"
+"                        layer's inputs]\n"
+"  --task T              with --layers: classification|regression|multilabel\n"
+"                        [classification]\n"
 "  --batch-size N        samples per forward pass [256]\n"
 "  --threads N           threads for matrix products, at most the cores this process may\n"
 "                        use [those cores: %d]\n"
@@ -68,6 +76,9 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"split", required_argument, NULL, OPT_SPLIT},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
+    {"layers", required_argument, NULL, 'A'},
+    {"input-shape", required_argument, NULL, 'A'},
+    {"task", required_argument, NULL, 'A'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -84,6 +95,7 @@ typedef struct eval_options {
     int batch_size;
     int threads;
     int json;
+    model_arch arch;
 } eval_options;
 
 static int positive_int(const char *opt, const char *s, int *out)
@@ -111,9 +123,13 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
     optind = 1;
     int c;
     *exit_code = EXIT_USAGE;
-    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+    int index;
+    while ((c = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
         int rc = 0;
         switch (c) {
+        case 'A': /* the architecture of a state_dict */
+            model_arch_option(CMD, &o->arch, long_options[index].name, optarg, &rc);
+            break;
         case OPT_MODEL: rc = cli_parse_path(CMD, "--model", optarg, &o->model); break;
         case OPT_DATA:
             rc = cli_parse_path(CMD, "--data", optarg, &o->src.data);
@@ -176,6 +192,8 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
         cli_usage_error(CMD, "--model M (a run directory or a .safetensors file) is required");
         return -1;
     }
+    if (model_arch_check(CMD, &o->arch) != 0)
+        return -1;
     return 0;
 }
 
@@ -193,13 +211,16 @@ static int take_run_defaults(eval_options *o, run_source *run, int *exit_code)
             *exit_code = EXIT_RUNTIME;
             return -1;
         }
-        if (o->given_dev_fraction && o->dev_fraction != fraction) {
+        /* The whole training data, asked for in so many words, is no other split. */
+        int whole = o->split == SPLIT_TRAIN && o->given_dev_fraction && o->dev_fraction == 0;
+        if (o->given_dev_fraction && o->dev_fraction != fraction && !whole) {
             cli_usage_error(CMD, "--dev-fraction %g, but the run held out %g (%s/config.json): "
                                  "its dev split is that one", o->dev_fraction, fraction,
                             run->dir);
             return -1;
         }
-        o->dev_fraction = fraction;
+        if (!whole)
+            o->dev_fraction = fraction;
         if (!o->data_given && !o->src.test) {
             o->src.data = src.data;
             if (o->split == SPLIT_TEST)
@@ -240,8 +261,8 @@ typedef struct class_report {
     const nb_model *model;
 } class_report;
 
-/* {"task":..,"loss":..,"accuracy":..,<the task's metrics>,"samples":..} on one line, and for a
- * classifier "classes", "per_class" and "confusion"; cJSON prints every double so that it
+/* {"task":..,"loss":..,"accuracy":..,<the task's metrics>,..,"samples":..} on one line, for a
+ * classifier with "classes", "per_class" and "confusion" before "samples"; cJSON prints every double so that it
  * reads back exactly, and null for a NaN loss or a metric the task does not have. */
 static int print_json(const nb_eval_result *res, const class_report *cr)
 {
@@ -256,7 +277,6 @@ static int print_json(const nb_eval_result *res, const class_report *cr)
                                       has ? cJSON_CreateNumber(nb_metric_value((nb_metric)i, res))
                                           : cJSON_CreateNull());
         }
-        cJSON_AddNumberToObject(j, "samples", res->n);
         if (cr->counts) {
             cJSON *names = cJSON_AddArrayToObject(j, "classes");
             cJSON *per = cJSON_AddArrayToObject(j, "per_class");
@@ -279,6 +299,7 @@ static int print_json(const nb_eval_result *res, const class_report *cr)
                 cJSON_AddItemToArray(matrix, row);
             }
         }
+        cJSON_AddNumberToObject(j, "samples", res->n);   /* last, as it always was */
         text = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
     }
@@ -325,7 +346,8 @@ static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_r
     if ((o->split == SPLIT_TEST ? data_load_eval(&o->src, d, err)
                                 : load_training_split(o, d, err)) != 0)
         return -1;
-    if (nb_model_load(m, o->model, o->batch_size < d->n ? o->batch_size : d->n, err) != 0)
+    if (model_arch_load(o->model, &o->arch, o->batch_size < d->n ? o->batch_size : d->n, m,
+                        err) != 0)
         return -1;
     const char *what = o->src.test ? o->src.test : o->src.data;
     /* A CSV file evaluated as read has its samples on its lines, in order, after the header. */

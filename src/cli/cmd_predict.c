@@ -39,6 +39,13 @@ void usage_predict(FILE *out)
 "  --out FILE            where to write; - for standard output [-]\n"
 "  --proba               add the probability of each class (or label) [off]\n"
 "  --format F            csv|jsonl [csv]\n"
+"  --layers L            for a model file without nabla's metadata (a PyTorch state_dict\n"
+"                        saved as safetensors): its layers, as nabla train --layers writes\n"
+"                        them [the file's own]\n"
+"  --input-shape S       with --layers: one sample's shape, N or C,H,W [the first linear\n"
+"                        layer's inputs]\n"
+"  --task T              with --layers: classification|regression|multilabel\n"
+"                        [classification]\n"
 "  --batch-size N        samples per forward pass [256]\n"
 "  --threads N           threads for matrix products, at most the cores this process may\n"
 "                        use [those cores: %d]\n"
@@ -56,6 +63,9 @@ static const struct option long_options[] = {
     {"format", required_argument, NULL, OPT_FORMAT},
     {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"layers", required_argument, NULL, 'A'},
+    {"input-shape", required_argument, NULL, 'A'},
+    {"task", required_argument, NULL, 'A'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -64,6 +74,7 @@ typedef struct predict_options {
     const char *model, *data, *out;
     int proba, jsonl;
     int batch_size, threads;
+    model_arch arch;
 } predict_options;
 
 /* Returns 0 to go on, or -1 with *exit_code set (0 after --help, 2 on bad usage). */
@@ -77,9 +88,13 @@ static int parse_options(predict_options *o, int argc, char **argv, int *exit_co
     optind = 1;
     int c;
     *exit_code = EXIT_USAGE;
-    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+    int index;
+    while ((c = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
         int rc = 0;
         switch (c) {
+        case 'A': /* the architecture of a state_dict */
+            model_arch_option(CMD, &o->arch, long_options[index].name, optarg, &rc);
+            break;
         case OPT_MODEL: rc = cli_parse_path(CMD, "--model", optarg, &o->model); break;
         case OPT_DATA: rc = cli_parse_path(CMD, "--data", optarg, &o->data); break;
         case OPT_OUT: rc = cli_parse_path(CMD, "--out", optarg, &o->out); break;
@@ -115,6 +130,8 @@ static int parse_options(predict_options *o, int argc, char **argv, int *exit_co
         cli_usage_error(CMD, "--model M and --data FILE (or - for standard input) are required");
         return -1;
     }
+    if (model_arch_check(CMD, &o->arch) != 0)
+        return -1;
     if (strcmp(o->out, "-") != 0 && strcmp(o->out, o->data) == 0) {
         cli_usage_error(CMD, "--out %s is the --data file: predictions would replace the data",
                         o->out);
@@ -354,7 +371,7 @@ static int predict(const predict_options *o, nb_error *err)
     memset(&d, 0, sizeof d);
     strbuf text = {0};
     float *out = NULL;
-    int rc = nb_model_load(&m, run.model, o->batch_size, err);
+    int rc = model_arch_load(run.model, &o->arch, o->batch_size, &m, err);
     if (rc == 0 && strcmp(o->out, "-") != 0)
         rc = nb_output_check(o->out, err);   /* before the work, not after */
     if (rc == 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "nn/layers.h"
 #include "report_json.h"
 #include "run_check.h"
 
@@ -138,4 +139,60 @@ int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_er
         src->test = s->test_path;
     }
     return 0;
+}
+
+int model_arch_option(const char *cmd, model_arch *a, const char *name, const char *value,
+                      int *rc)
+{
+    *rc = 0;
+    if (strcmp(name, "layers") == 0) {
+        nb_layers parsed;
+        nb_error why;
+        if (nb_layers_parse(value, &parsed, &why) != 0) {
+            cli_usage_error(cmd, "--layers: %s", why.msg);
+            *rc = -1;
+        }
+        a->layers = value;
+    } else if (strcmp(name, "input-shape") == 0) {
+        a->given_shape_or_task = 1;
+        if (nb_shape_parse(value, &a->input) != 0) {
+            cli_usage_error(cmd, "--input-shape expects N or C,H,W (whole numbers from 1), "
+                                 "got '%s'", value);
+            *rc = -1;
+        }
+    } else if (strcmp(name, "task") == 0) {
+        a->given_shape_or_task = 1;
+        if (nb_task_parse(value, &a->task) != 0) {
+            cli_usage_error(cmd, "unknown --task '%s' (classification, regression, "
+                                 "multilabel)", value);
+            *rc = -1;
+        }
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int model_arch_check(const char *cmd, const model_arch *a)
+{
+    if (a->layers || !a->given_shape_or_task)
+        return 0;
+    cli_usage_error(cmd, "--input-shape and --task describe a model file without nabla's "
+                         "metadata, with its --layers");
+    return -1;
+}
+
+int model_arch_load(const char *path, const model_arch *a, int max_batch, nb_model *m,
+                    nb_error *err)
+{
+    if (!a || !a->layers) {
+        if (nb_model_load(m, path, max_batch, err) == 0)
+            return 0;
+        if (strstr(err->msg, "not a nabla model file"))
+            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                     "; a PyTorch state_dict loads with its architecture given: --layers (and "
+                     "--input-shape, --task)");
+        return -1;
+    }
+    return nb_model_load_state_dict(m, path, a->layers, a->input, a->task, max_batch, err);
 }

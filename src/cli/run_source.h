@@ -21,6 +21,27 @@ typedef struct run_source {
 int run_source_open(const char *given, run_source *s, nb_error *err);
 void run_source_close(run_source *s);
 
+/* The architecture of a model file without nabla's metadata (a PyTorch state_dict), as the
+ * command line gives it: --layers, --input-shape, --task. layers NULL: none given. */
+typedef struct model_arch {
+    const char *layers;
+    nb_shape input;             /* ndim 0: a vector, from the file's first linear layer */
+    nb_task task;
+    int given_shape_or_task;
+} model_arch;
+
+/* Parses --layers, --input-shape and --task for eval and predict: 1 when name is one of them
+ * (then *rc is 0, or -1 after a usage error), else 0. */
+int model_arch_option(const char *cmd, model_arch *a, const char *name, const char *value,
+                      int *rc);
+/* After the options: --input-shape and --task go with --layers (0, or -1 after a usage
+ * error). */
+int model_arch_check(const char *cmd, const model_arch *a);
+/* The model in file `path`, as nabla saved it, or with a->layers the file's tensors in the
+ * model a describes (nb_model_load_state_dict). */
+int model_arch_load(const char *path, const model_arch *a, int max_batch, nb_model *m,
+                    nb_error *err);
+
 /* config.json's seed: a number, or a string for seeds beyond 2^53. 0, or -1. */
 int run_config_seed(const cJSON *config, uint64_t *seed);
 /* Where a data file of the run (config.json's data_path or test, relative to the directory

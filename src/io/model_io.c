@@ -708,3 +708,77 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
     nb_st_free(&f);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* A plain state_dict, the architecture given                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The shape of tensor "<index>.weight" in f, or NULL with a message. */
+static const nb_st_tensor *layer_weight(const nb_st_file *f, int index, const char *what,
+                                        nb_error *err)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%d.weight", index);
+    const nb_st_tensor *t = nb_st_find(f, name);
+    if (!t || t->ndim < 2)
+        nb_fail(err, "%s: no tensor '%s' of at least 2 dimensions, which layer %d of the "
+                     "model needs", what, name, index);
+    return t;
+}
+
+int nb_model_load_state_dict(nb_model *m, const char *path, const char *layers, nb_shape input,
+                             nb_task task, int max_batch, nb_error *err)
+{
+    memset(m, 0, sizeof *m);
+    nb_layers parsed;
+    if (nb_layers_parse(layers, &parsed, err) != 0)
+        return -1;
+    int first = -1, last = -1;
+    for (int i = 0; i < parsed.n; i++) {
+        nb_layer_kind k = parsed.layer[i].kind;
+        if (first < 0 && (k == NB_LAYER_LINEAR || k == NB_LAYER_CONV2D))
+            first = i;
+        if (k == NB_LAYER_LINEAR)
+            last = i;
+    }
+    if (last < 0)
+        return nb_fail(err, "%s: the model '%s' has no linear layer to end in", path, layers);
+    nb_st_file f;
+    if (nb_st_open(path, &f, err) != 0)
+        return -1;
+    int rc = 0;
+    const nb_st_tensor *out = layer_weight(&f, last, path, err), *in = NULL;
+    if (!out)
+        rc = -1;
+    else if (input.ndim == 0 && parsed.layer[first].kind != NB_LAYER_LINEAR)
+        rc = nb_fail(err, "%s: the model begins with conv2d: give its input shape (C,H,W)",
+                     path);
+    else if (input.ndim == 0 && !(in = layer_weight(&f, first, path, err)))
+        rc = -1;
+    if (rc == 0 && input.ndim == 0) {
+        if (in->shape[1] < 1 || in->shape[1] > INT_MAX)
+            rc = nb_fail(err, "%s: tensor '%d.weight' has %lld inputs", path, first,
+                         (long long)in->shape[1]);
+        else
+            input = nb_shape_vector((int)in->shape[1]);
+    }
+    nb_model_spec spec;
+    if (rc == 0 && (out->shape[0] < 1 || out->shape[0] > INT_MAX))
+        rc = nb_fail(err, "%s: tensor '%d.weight' has %lld outputs", path, last,
+                     (long long)out->shape[0]);
+    if (rc == 0 && nb_model_spec_parse(&spec, layers, input, (int)out->shape[0], err) != 0)
+        rc = -1;
+    if (rc == 0) {
+        spec.task = task;
+        spec.loss = nb_task_default_loss(task);
+        rc = check_spec_fits_file(&spec, &f, path, err);
+    }
+    if (rc == 0 && nb_model_build(m, &spec, max_batch, 0, err) != 0)
+        rc = -1;
+    else if (rc == 0 && nb_model_apply_weights(m, &f, path, err) != 0) {
+        nb_model_free(m);
+        rc = -1;
+    }
+    nb_st_free(&f);
+    return rc;
+}

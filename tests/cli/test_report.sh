@@ -94,7 +94,7 @@ else
     ARGS+=(--charts 4)
 fi
 # train, dev, test and the learning rate in their colours; two classes in theirs.
-browser_ok "one run" r1/report.html "${ARGS[@]}" --colors 6 --height 3000
+browser_ok "one run" r1/report.html "${ARGS[@]}" --colors 6 --height 3400
 
 # ---- two runs overlaid: a colour per run ------------------------------------------------------
 run report r1 r2 --out two.html

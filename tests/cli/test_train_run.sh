@@ -98,7 +98,9 @@ check "eval --json gives the summary's test accuracy and loss on 250 samples" "$
 import json
 e = json.load(open("eval.json"))
 s = json.load(open("moons/summary.json"))
-assert set(e) == {"loss", "accuracy", "samples"}, e
+assert {"task", "loss", "accuracy", "samples", "classes", "per_class", "confusion"} <= set(e), e
+assert e["task"] == "classification" and e["classes"] == ["0", "1"], e
+assert sum(map(sum, e["confusion"])) == 250, e
 assert e["samples"] == 250 and e["accuracy"] == s["test_accuracy"], (e, s)
 assert abs(e["loss"] - s["test_loss"]) < 1e-5, (e, s)
 EOF
@@ -133,7 +135,17 @@ run eval "${DEV[@]}" --split train --dev-fraction 0.2
 check "eval --split train with the dev fraction: the other 400 samples" \
     grep -q '"samples":400}' "$WORK/stdout"
 run eval "${DEV[@]}" --split train
-check "eval --split train: all 500 training samples" grep -q '"samples":500}' "$WORK/stdout"
+check "eval --split train of a run's model: the run's 400 training samples" \
+    grep -q '"samples":400}' "$WORK/stdout"
+run eval "${DEV[@]}" --split train --dev-fraction 0
+check "eval --split train --dev-fraction 0: all 500 training samples" \
+    grep -q '"samples":500}' "$WORK/stdout"
+run eval "${DEV[@]}" --split dev --dev-fraction 0.3
+check "eval --split dev with another --dev-fraction than the run's: exit 2" [ "$RC" -eq 2 ]
+check "... saying the run's" grep -q "but the run held out 0.2" "$WORK/stderr"
+run eval --model moons-dev --split dev --json
+check "eval of a run directory: the run's data and dev split" \
+    matches_summary "$WORK/stdout" moons-dev/summary.json 100 dev
 run eval "${DEV[@]}" --split dev --dev-fraction 0.2 --seed 6
 check "eval --split dev: another seed holds out other samples" \
     bash -c "! cmp -s dev.json '$WORK/stdout'"
