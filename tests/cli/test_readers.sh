@@ -176,7 +176,10 @@ config_refused features 0 "is 0, expected a whole number from 1"
 config_refused lr 0 "is 0, expected a finite number > 0"
 config_refused dev_fraction 1.5 "is 1.5, expected a number in [0, 1)"
 config_refused layers '[8, -2]' "is -2, expected a whole number from 1"
-config_refused epochs 0 "is 0, expected a whole number from 1"
+config_refused epochs -1 "is -1, expected a whole number from 0 to 2147483647"   # 0: --epochs 0
+config_refused early_stop 0 "is 0, expected a whole number from 1"
+config_refused monitor '"dev_loss"' 'is "dev_loss", which nabla does not write there'
+config_refused min_delta -0.5 "is -0.5, expected a finite number >= 0"
 config_refused batch_size '"huge"' 'must be a number or "full"'
 config_refused dev_samples 0 "is 0, but \"dev_fraction\" is 0.2"
 config_refused seed -1 "is -1, expected a whole number >= 0"

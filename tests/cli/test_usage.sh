@@ -81,8 +81,8 @@ usage_error "nabla train: --batch-size must be > 0" train --data moons --batch-s
 usage_error "nabla train: --batch-size must be > 0" train --data moons --batch-size -5
 usage_error "nabla train: --batch-size expects an integer" train --data moons --batch-size fullx
 usage_error "nabla train: --batch-size expects an integer" train --data moons --batch-size 1.5
-usage_error "nabla train: --epochs must be > 0" train --data moons --epochs 0
-usage_error "nabla train: --epochs must be > 0" train --data moons --epochs -1
+usage_error "nabla train: --epochs must be >= 0" train --data moons --epochs -1   # 0 is allowed
+usage_error "nabla train: --epochs must be >= 0" train --data moons --epochs -100
 usage_error "nabla train: --epochs expects an integer" train --data moons --epochs 2.5
 usage_error "nabla train: --epochs is out of range" train --data moons --epochs 99999999999
 usage_error "nabla train: --samples must be > 0" train --data moons --samples 0
