@@ -676,8 +676,8 @@ study_refused s_sampler "study.json:$(line_of r2/study.json sampler): \"sampler\
     'set_json study.json sampler "\"bogus\""'
 study_refused s_fixed_numbers "study.json:$(line_of r2/study.json fixed): \"fixed\" must be an array of strings" \
     'set_json study.json fixed "[7, \"--data\", \"moons\"]"'
-study_refused s_fixed_train "study.json:$(line_of r2/study.json fixed): \"fixed\": --epochs must be > 0, got 0" \
-    'set_json study.json fixed "[\"--data\", \"moons\", \"--epochs\", \"0\"]"'
+study_refused s_fixed_train "study.json:$(line_of r2/study.json fixed): \"fixed\": --epochs must be >= 0, got -1" \
+    'set_json study.json fixed "[\"--data\", \"moons\", \"--epochs\", \"-1\"]"'
 study_refused s_fixed_own "study.json:$(line_of r2/study.json fixed): \"fixed\": '--trials' is not a train option held fixed" \
     'set_json study.json fixed "[\"--trials\", \"5\"]"'
 study_refused s_rounds "study.json:$(line_of r2/study.json rounds): \"rounds\": --rounds 3 needs at least 2 trials a round" \
