@@ -32,6 +32,7 @@ void usage_eval(FILE *out)
 "                        moons|circles|spirals [fashion-mnist]\n"
 "                        (fashion-mnist is read from %s)\n"
 "  --test T              evaluate on this CSV file instead [none]\n"
+"%s"
 "  --samples N           synthetic sets: the training size given to train (at most\n"
 "                        10000000); the test set has max(200, N/4) samples [1000]\n"
 "  --noise X             synthetic sets: noise [0.2]\n"
@@ -42,12 +43,12 @@ void usage_eval(FILE *out)
 "                        use [those cores: %d]\n"
 "  --json                print {\"loss\":..,\"accuracy\":..,\"samples\":..}\n"
 "  -h, --help            this text\n",
-            NB_FASHION_MNIST_DIR, cli_usable_cores());
+            NB_FASHION_MNIST_DIR, data_csv_usage(), cli_usable_cores());
 }
 
 enum {
     OPT_MODEL = 256, OPT_DATA, OPT_TEST, OPT_SAMPLES, OPT_NOISE, OPT_SEED, OPT_BATCH_SIZE,
-    OPT_THREADS, OPT_JSON, OPT_SPLIT, OPT_DEV_FRACTION
+    OPT_THREADS, OPT_JSON, OPT_SPLIT, OPT_DEV_FRACTION, OPT_CSV
 };
 
 static const struct option long_options[] = {
@@ -62,6 +63,12 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"split", required_argument, NULL, OPT_SPLIT},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
+    {"target", required_argument, NULL, OPT_CSV},
+    {"header", required_argument, NULL, OPT_CSV},
+    {"delimiter", required_argument, NULL, OPT_CSV},
+    {"missing", required_argument, NULL, OPT_CSV},
+    {"allow-many-classes", no_argument, NULL, OPT_CSV},
+    {"test-fraction", required_argument, NULL, OPT_CSV},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -102,11 +109,16 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
 
     opterr = 0;
     optind = 1;
-    int c;
+    int c, index = -1;
     *exit_code = EXIT_USAGE;
-    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
         int rc = 0;
+        char flag[40];
         switch (c) {
+        case OPT_CSV:
+            snprintf(flag, sizeof flag, "--%s", long_options[index].name);
+            rc = data_csv_option(CMD, flag, optarg, &o->src);
+            break;
         case OPT_MODEL: rc = cli_parse_path(CMD, "--model", optarg, &o->model); break;
         case OPT_DATA:
             rc = cli_parse_path(CMD, "--data", optarg, &o->src.data);
@@ -277,7 +289,7 @@ static void describe_csv(const eval_options *o, const nb_dataset *d)
     const char *path = o->src.test;
     nb_error err;
     if ((path || data_classify(o->src.data, &kind, &path, &err) == 0) && kind == DATA_CSV)
-        data_describe_csv(stdout, o->src.test ? "test" : "data", path, d, -1);
+        data_describe_csv(stdout, o->src.test ? "test" : "data", path, d, -1, &o->src.csv);
 }
 
 int cmd_eval(int argc, char **argv)

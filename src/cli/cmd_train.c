@@ -30,20 +30,30 @@
 
 static const char *const CMD = "train";
 
-/* Option combinations that depend on what kind of data --data names. */
-static int check_data_options(const train_options *o, data_kind kind, int *exit_code)
+/* Option combinations that depend on what kind of data --data names; and the default of
+ * --normalize, which does: standard for float data, none for images (kept in [0,1]). */
+static int check_data_options(train_options *o, data_kind kind, int *exit_code)
 {
+    if (kind != DATA_CSV && data_csv_options_given(&o->src)) {
+        *exit_code = cli_usage_error(CMD, "--target, --header, --delimiter, --missing, "
+                                          "--allow-many-classes and --test-fraction read CSV "
+                                          "files, but --data %s is %s", o->src.data,
+                                     kind == DATA_IDX ? "an IDX data set" : "a synthetic set");
+        return -1;
+    }
     if (o->src.test && kind != DATA_CSV) {
         *exit_code = cli_usage_error(CMD, "--test needs a CSV training set, but --data %s is %s",
                                      o->src.data, kind == DATA_IDX ? "an IDX data set"
                                                                    : "a synthetic set");
         return -1;
     }
-    if (o->normalize && kind == DATA_IDX) {
+    if (o->normalize > 0 && kind == DATA_IDX) {
         *exit_code = cli_usage_error(CMD, "--normalize standard works on CSV and synthetic "
                                           "data, not on the pixels of %s", o->src.data);
         return -1;
     }
+    if (o->normalize < 0)
+        o->normalize = kind != DATA_IDX;
     return 0;
 }
 
@@ -576,9 +586,12 @@ static int training_failed(train_run *r)
 static void describe_csv_data(const train_run *r)
 {
     if (r->kind == DATA_CSV)
-        data_describe_csv(stdout, "data", r->data_path, &r->train, r->train.n + r->dev.n);
+        data_describe_csv(stdout, "data", r->data_path, &r->train,
+                          r->train.n + r->dev.n + (r->opt.src.test_fraction > 0 ? r->test.n : 0),
+                          &r->opt.src.csv);
     if (r->opt.src.test && r->test.n > 0)
-        data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n);
+        data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n,
+                          &r->opt.src.csv);
 }
 
 /* The run trained to its end, but its model.safetensors (and so its summary.json) or its

@@ -603,9 +603,14 @@ static int parse_text(const char *p, const char *end, const char *path, const nb
         if (rec.count != r.n_cols) {
             /* A missing or extra field explains any bad field, so it is reported first. */
             const csv_field *at = &rec.fields[rec.count < r.n_cols ? rec.count - 1 : r.n_cols];
-            nb_fail(err, "%s:%ld:%ld: expected %d fields, found %d", path, at->line,
+            char hint[160] = "";
+            if (r.n_rows == (header ? 0 : 1))
+                snprintf(hint, sizeof hint, " (as line %ld%s has: if that line is a title, not "
+                         "a header or a row, remove it, e.g. tail -n +2)", r.first_line - header,
+                         header ? ", the header," : "");
+            nb_fail(err, "%s:%ld:%ld: expected %d fields, found %d%s", path, at->line,
                     at->column + (rec.count < r.n_cols ? (long)at->len : 0), r.n_cols,
-                    rec.count);
+                    rec.count, hint);
             goto fail;
         }
         size_t k = (size_t)r.n_rows * (size_t)r.n_cols;
