@@ -93,6 +93,14 @@ rm -rf devstdin
 cat tab.csv | "$NABLA" "${TRAIN[@]}" --data /dev/stdin --out devstdin >/dev/null 2>"$WORK/stderr"
 check "tab-separated from /dev/stdin on a pipe, labels 1..2: two classes ($(head -c 200 "$WORK/stderr"))" \
     pytrue "json.load(open('devstdin/config.json'))['classes'] == 2"
+# a named FIFO whose writer comes later: read to its end
+mkfifo fifo.csv
+rm -rf fifo-run
+{ sleep 1; cat first.csv >fifo.csv; } &
+run "${TRAIN[@]}" --data fifo.csv --target species --out fifo-run
+wait
+check "a FIFO: read to its end ($(head -c 200 "$WORK/stderr"))" \
+    pytrue "json.load(open('fifo-run/config.json'))['train_samples'] == 120"
 rm -rf declared
 { echo "1990,1991,2000,2010"; cat tab.csv | tr '\t' ','; } >numheader.csv
 run train --layers 8 --epochs 1 --threads 1 --data numheader.csv --header yes --out declared
