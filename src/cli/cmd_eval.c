@@ -179,6 +179,11 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
         cli_usage_error(CMD, "--split dev needs the --dev-fraction the model was trained with");
         return -1;
     }
+    if (o->src.test_fraction > 0 && o->src.test) {
+        cli_usage_error(CMD, "--test-fraction names the test part of --data, but --test names "
+                             "another test set");
+        return -1;
+    }
     if (o->split != SPLIT_TEST && o->src.test) {
         cli_usage_error(CMD, "--test names a test set, but --split %s evaluates the training "
                              "data", o->split == SPLIT_TRAIN ? "train" : "dev");
