@@ -165,9 +165,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int c = 0; c < d.table->n_columns; c++)
         plain &= d.table->columns[c].kind != NB_COLUMN_CATEGORY;
     for (int k = 0; k < d.classes; k++) {
-        char *end;
-        strtoll(d.table->class_names[k], &end, 10);
-        plain &= *end == '\0';
+        /* integer classes, named by their integer (a longer run of digits is a word) */
+        char canonical[32];
+        snprintf(canonical, sizeof canonical, "%lld", strtoll(d.table->class_names[k], NULL, 10));
+        plain &= strcmp(canonical, d.table->class_names[k]) == 0;
     }
     if (!plain) {
         nb_dataset_free(&d);

@@ -681,6 +681,11 @@ int nb_st_write(const char *path, const nb_st_tensor *tensors, int n_tensors,
 int nb_model_save(const nb_model *m, const char *path, nb_error *err);
 /* Builds a model from a file written by nb_model_save (or one with the same metadata). */
 int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err);
+/* The architecture (and task) of a model file and the table it was trained on (NULL when it
+ * was not trained on a CSV file; else nb_table_free and free it), from the file's header alone:
+ * what a program needs to read data for the model before building it. */
+int nb_model_load_info(const char *path, nb_model_spec *spec, struct nb_table **table,
+                       nb_error *err);
 /* A model from a file without nabla's metadata (a plain state_dict saved from PyTorch, as
  * safetensors), its architecture given: the model's text `layers` on samples of shape `input`
  * (ndim 0: a vector, as wide as the file's first linear layer takes), for `task` with its

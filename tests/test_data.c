@@ -656,7 +656,7 @@ static void test_csv_errors(void **state)
     (void)state;
     expect_csv_error("e1.csv", "a,b,c,d,label\n1,2,3,4,0\n1,2,3,4\n",
                      ":3:8: expected 5 fields, found 4");
-    expect_csv_error("e2.csv", "1,2,0\r\n3,4,1,5\r\n", ":2:7: expected 3 fields, found 4");
+    expect_csv_error("e2.csv", "1,2,0\r\n3,4,1,5\r\n", ":2:7: expected 3 fields, found 4 (as line 1 has: if that line is a title, not a header or a row, remove it, e.g. tail -n +2)");
     expect_csv_error("e3.csv", "x,y,label\n1,2,0\n3,4,cat\n", ":3:5: the target 'cat' is not a number, but other targets are numbers (classes are all numbers or all words)");
     expect_csv_error("e4.csv", "1,2,0\n1,2,1.5\n", ":2:5: the target '1.5' is not an integer: that looks like a regression target, not classes; use --task regression (or --allow-many-classes to take each value as a class)");
     expect_csv_error("e5.csv", "1,2,0\n1,\"2,0\n", ":2:3: a quoted field without its closing quote");

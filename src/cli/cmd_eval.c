@@ -38,6 +38,7 @@ void usage_eval(FILE *out)
 "                        moons|circles|spirals [fashion-mnist]\n"
 "                        (fashion-mnist is read from %s)\n"
 "  --test T              evaluate on this CSV file instead [none]\n"
+"%s"
 "  --samples N           synthetic sets: the training size given to train (at most\n"
 "                        10000000); the test set has max(200, N/4) samples [1000]\n"
 "  --noise X             synthetic sets: noise [0.2]\n"
@@ -56,12 +57,12 @@ void usage_eval(FILE *out)
 "  --json                print one JSON object: task, loss, accuracy, the task's metrics,\n"
 "                        samples; a classifier's classes, per_class and confusion\n"
 "  -h, --help            this text\n",
-            NB_FASHION_MNIST_DIR, cli_usable_cores());
+            NB_FASHION_MNIST_DIR, data_csv_usage(), cli_usable_cores());
 }
 
 enum {
     OPT_MODEL = 256, OPT_DATA, OPT_TEST, OPT_SAMPLES, OPT_NOISE, OPT_SEED, OPT_BATCH_SIZE,
-    OPT_THREADS, OPT_JSON, OPT_SPLIT, OPT_DEV_FRACTION
+    OPT_THREADS, OPT_JSON, OPT_SPLIT, OPT_DEV_FRACTION, OPT_CSV
 };
 
 static const struct option long_options[] = {
@@ -79,6 +80,12 @@ static const struct option long_options[] = {
     {"layers", required_argument, NULL, 'A'},
     {"input-shape", required_argument, NULL, 'A'},
     {"task", required_argument, NULL, 'A'},
+    {"target", required_argument, NULL, OPT_CSV},
+    {"header", required_argument, NULL, OPT_CSV},
+    {"delimiter", required_argument, NULL, OPT_CSV},
+    {"missing", required_argument, NULL, OPT_CSV},
+    {"allow-many-classes", no_argument, NULL, OPT_CSV},
+    {"test-fraction", required_argument, NULL, OPT_CSV},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -121,14 +128,18 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
 
     opterr = 0;
     optind = 1;
-    int c;
+    int c, index = -1;
     *exit_code = EXIT_USAGE;
-    int index;
     while ((c = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
         int rc = 0;
+        char flag[40];
         switch (c) {
         case 'A': /* the architecture of a state_dict */
             model_arch_option(CMD, &o->arch, long_options[index].name, optarg, &rc);
+            break;
+        case OPT_CSV:
+            snprintf(flag, sizeof flag, "--%s", long_options[index].name);
+            rc = data_csv_option(CMD, flag, optarg, &o->src);
             break;
         case OPT_MODEL: rc = cli_parse_path(CMD, "--model", optarg, &o->model); break;
         case OPT_DATA:
@@ -222,9 +233,14 @@ static int take_run_defaults(eval_options *o, run_source *run, int *exit_code)
         if (!whole)
             o->dev_fraction = fraction;
         if (!o->data_given && !o->src.test) {
+            /* The run's data, read as the run read it. */
             o->src.data = src.data;
             if (o->split == SPLIT_TEST)
                 o->src.test = src.test;
+            if (!data_csv_options_given(&o->src)) {
+                o->src.csv = src.csv;
+                o->src.test_fraction = src.test_fraction;
+            }
         }
         if (!o->given_seed)
             o->src.seed = src.seed;
@@ -238,6 +254,11 @@ static int take_run_defaults(eval_options *o, run_source *run, int *exit_code)
                                            "dev_fraction is 0)"
                                          : "--split dev needs the --dev-fraction the model was "
                                            "trained with (or the run directory as --model)");
+        return -1;
+    }
+    if (o->src.test_fraction > 0 && o->src.test) {
+        cli_usage_error(CMD, "--test-fraction names the test part of --data, but --test names "
+                             "another test set");
         return -1;
     }
     if (o->split != SPLIT_TEST && o->src.test) {
@@ -338,13 +359,24 @@ static int load_training_split(const eval_options *o, nb_dataset *d, nb_error *e
 }
 
 /* Loads the model and the data, applies the model's input standardization, evaluates. */
-static int evaluate(const eval_options *o, nb_model *m, nb_dataset *d, nb_eval_result *res,
+static int evaluate(const eval_options *opt, nb_model *m, nb_dataset *d, nb_eval_result *res,
                     nb_error *err)
 {
+    /* A CSV file is read as the model's training data was: its task, and its table (from the
+     * model file's header). */
+    eval_options copy = *opt;
+    eval_options *o = &copy;
+    nb_table *table;
+    if (model_arch_info(o->model, &o->arch, &o->src.csv.task, &table, err) != 0)
+        return -1;
+    o->src.csv.like = table;
     /* The data first: its size bounds the batch the model is compiled for, so that a large
      * --batch-size costs no more memory than the whole data. */
-    if ((o->split == SPLIT_TEST ? data_load_eval(&o->src, d, err)
-                                : load_training_split(o, d, err)) != 0)
+    int rc = o->split == SPLIT_TEST ? data_load_eval(&o->src, d, err)
+                                    : load_training_split(o, d, err);
+    nb_table_free(table);
+    free(table);
+    if (rc != 0)
         return -1;
     if (model_arch_load(o->model, &o->arch, o->batch_size < d->n ? o->batch_size : d->n, m,
                         err) != 0)
@@ -419,7 +451,7 @@ static void describe_csv(const eval_options *o, const nb_dataset *d)
     const char *path = o->src.test;
     nb_error err;
     if ((path || data_classify(o->src.data, &kind, &path, &err) == 0) && kind == DATA_CSV)
-        data_describe_csv(stdout, o->src.test ? "test" : "data", path, d, -1);
+        data_describe_csv(stdout, o->src.test ? "test" : "data", path, d, -1, &o->src.csv);
 }
 
 static int eval_run(const eval_options *opt);

@@ -355,7 +355,10 @@ static int write_out(const char *path, const strbuf *b, nb_error *err)
 {
     if (strcmp(path, "-") == 0) {
         fwrite(b->data ? b->data : "", 1, b->len, stdout);
-        return output_flush() == 0 ? 0 : nb_fail(err, "standard output: %s", output_error());
+        if (output_flush() == 0)
+            return 0;
+        output_failure_told();
+        return nb_fail(err, "cannot write standard output: %s", output_error());
     }
     return nb_write_file_atomic(path, b->data ? b->data : "", b->len, err);
 }

@@ -32,20 +32,30 @@
 
 static const char *const CMD = "train";
 
-/* Option combinations that depend on what kind of data --data names. */
-static int check_data_options(const train_options *o, data_kind kind, int *exit_code)
+/* Option combinations that depend on what kind of data --data names; and the default of
+ * --normalize, which does: standard for float data, none for images (kept in [0,1]). */
+static int check_data_options(train_options *o, data_kind kind, int *exit_code)
 {
+    if (kind != DATA_CSV && data_csv_options_given(&o->src)) {
+        *exit_code = cli_usage_error(CMD, "--target, --header, --delimiter, --missing, "
+                                          "--allow-many-classes and --test-fraction read CSV "
+                                          "files, but --data %s is %s", o->src.data,
+                                     kind == DATA_IDX ? "an IDX data set" : "a synthetic set");
+        return -1;
+    }
     if (o->src.test && kind != DATA_CSV) {
         *exit_code = cli_usage_error(CMD, "--test needs a CSV training set, but --data %s is %s",
                                      o->src.data, kind == DATA_IDX ? "an IDX data set"
                                                                    : "a synthetic set");
         return -1;
     }
-    if (o->normalize && kind == DATA_IDX) {
+    if (o->normalize > 0 && kind == DATA_IDX) {
         *exit_code = cli_usage_error(CMD, "--normalize standard works on CSV and synthetic "
                                           "data, not on the pixels of %s", o->src.data);
         return -1;
     }
+    if (o->normalize < 0)
+        o->normalize = kind != DATA_IDX;
     return 0;
 }
 
@@ -175,7 +185,7 @@ static int prepare(train_run *r)
         return -1;
     if (r->test.n > 0 &&
         data_check_fits(&r->test, "test set", 0, "the training set", r->train.features,
-                        r->train.classes, &r->err) != 0)
+                        r->train.labels ? r->train.classes : r->train.targets, &r->err) != 0)
         return -1;
     if (o->dev_fraction > 0 &&
         nb_dataset_split(&r->train, (float)o->dev_fraction, o->src.seed, &r->dev, &r->err) != 0)
@@ -226,6 +236,12 @@ static int prepare(train_run *r)
     r->model.norm_std = std;
     if (spec.task == NB_TASK_REGRESSION && scale_targets(r) != 0)
         return -1;
+    /* How the training CSV was read, saved with the model for new rows to be read alike. */
+    if (r->train.table) {
+        r->model.table = calloc(1, sizeof *r->model.table);
+        if (!r->model.table || nb_table_copy(r->model.table, r->train.table, &r->err) != 0)
+            return r->model.table ? -1 : nb_fail(&r->err, "out of memory");
+    }
 
     if (o->init_weights && init_weights(r) != 0)
         return -1;
@@ -617,9 +633,12 @@ static int training_failed(train_run *r)
 static void describe_csv_data(const train_run *r)
 {
     if (r->kind == DATA_CSV)
-        data_describe_csv(stdout, "data", r->data_path, &r->train, r->train.n + r->dev.n);
+        data_describe_csv(stdout, "data", r->data_path, &r->train,
+                          r->train.n + r->dev.n + (r->opt.src.test_fraction > 0 ? r->test.n : 0),
+                          &r->opt.src.csv);
     if (r->opt.src.test && r->test.n > 0)
-        data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n);
+        data_describe_csv(stdout, "test", r->opt.src.test, &r->test, r->test.n,
+                          &r->opt.src.csv);
 }
 
 /* The run trained to its end, but its model.safetensors (and so its summary.json) or its

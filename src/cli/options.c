@@ -180,9 +180,111 @@ const char *data_kind_name(data_kind kind)
     return "?";
 }
 
+int data_csv_option(const char *cmd, const char *flag, const char *arg, data_source *src)
+{
+    nb_csv_options *c = &src->csv;
+    if (strcmp(flag, "--target") == 0) {
+        if (!*arg) {
+            cli_usage_error(cmd, "--target needs column names or indices (from 0), got ''");
+            return -1;
+        }
+        c->target = arg;
+    } else if (strcmp(flag, "--header") == 0) {
+        if (strcmp(arg, "auto") == 0)
+            c->header = 0;
+        else if (strcmp(arg, "yes") == 0)
+            c->header = 1;
+        else if (strcmp(arg, "no") == 0)
+            c->header = 2;
+        else {
+            cli_usage_error(cmd, "--header must be yes, no or auto, got '%s'", arg);
+            return -1;
+        }
+    } else if (strcmp(flag, "--delimiter") == 0) {
+        if (strcmp(arg, "auto") == 0)
+            c->delimiter = 0;
+        else if (strcmp(arg, ",") == 0 || strcmp(arg, ";") == 0)
+            c->delimiter = arg[0];
+        else if (strcmp(arg, "tab") == 0 || strcmp(arg, "\t") == 0 || strcmp(arg, "\\t") == 0)
+            c->delimiter = '\t';
+        else {
+            cli_usage_error(cmd, "--delimiter must be ',', ';', tab or auto, got '%s'", arg);
+            return -1;
+        }
+    } else if (strcmp(flag, "--missing") == 0) {
+        if (strcmp(arg, "error") == 0)
+            c->missing = NB_MISSING_REFUSE;
+        else if (strcmp(arg, "drop") == 0)
+            c->missing = NB_MISSING_DROP;
+        else if (strcmp(arg, "mean") == 0)
+            c->missing = NB_MISSING_MEAN;
+        else {
+            cli_usage_error(cmd, "--missing must be error, drop or mean, got '%s'", arg);
+            return -1;
+        }
+    } else if (strcmp(flag, "--allow-many-classes") == 0) {
+        c->allow_many_classes = 1;
+    } else if (strcmp(flag, "--test-fraction") == 0) {
+        if (cli_parse_double(cmd, "--test-fraction", arg, &src->test_fraction) != 0)
+            return -1;
+        if (!(src->test_fraction >= 0 && src->test_fraction < 1)) {
+            cli_usage_error(cmd, "--test-fraction must be in [0, 1), got %s", arg);
+            return -1;
+        }
+    } else {
+        return 1;
+    }
+    return 0;
+}
+
+int data_csv_options_given(const data_source *src)
+{
+    const nb_csv_options *c = &src->csv;
+    return c->target || c->header || c->delimiter || c->missing || c->allow_many_classes ||
+           src->test_fraction > 0;
+}
+
+const char *data_csv_usage(void)
+{
+    return "  --target COLS         CSV: the target column(s), header names or indices from 0,\n"
+          "                        comma-separated; every other column is a feature [the last]\n"
+          "  --header H            CSV: yes|no|auto: whether line 1 is a header; auto: when none\n"
+          "                        of its fields is a number [auto]\n"
+          "  --delimiter D         CSV: ','|';'|tab|auto: the field separator; auto: the one that\n"
+          "                        splits the first lines evenly [auto]\n"
+          "  --missing M           CSV: error|drop|mean: empty, NA, N/A, NaN, NULL, None, ? fields\n"
+          "                        are refused, their rows dropped, or filled (numbers: the\n"
+          "                        training mean; categories: no category) [error]\n"
+          "  --allow-many-classes  CSV: take a target that looks like a regression target\n"
+          "                        (non-integer numbers, more than 20 distinct values and a tenth\n"
+          "                        of the rows) as classes\n"
+          "  --test-fraction F     CSV: hold out a seeded fraction of --data as the test set,\n"
+          "                        0 <= F < 1 (not with --test) [0]\n";
+}
+
+const char *data_header_name(int header)
+{
+    return header == 1 ? "yes" : header == 2 ? "no" : "auto";
+}
+
+const char *data_delimiter_name(char delimiter)
+{
+    return delimiter == ',' ? "," : delimiter == ';' ? ";" : delimiter == '\t' ? "tab" : "auto";
+}
+
+const char *data_missing_name(nb_missing missing)
+{
+    return missing == NB_MISSING_DROP ? "drop" : missing == NB_MISSING_MEAN ? "mean" : "error";
+}
+
 int data_classify(const char *data, data_kind *kind, const char **path, nb_error *err)
 {
     struct stat st;
+    if (strcmp(data, "-") == 0) {
+        *kind = DATA_CSV;   /* standard input */
+        *path = data;
+        return 0;
+    }
     if (nb_is_synthetic(data)) {
         *kind = DATA_SYNTHETIC;
         *path = data;
@@ -198,10 +300,11 @@ int data_classify(const char *data, data_kind *kind, const char **path, nb_error
                                : "");
     if (S_ISDIR(st.st_mode))
         *kind = DATA_IDX;
-    else if (S_ISREG(st.st_mode))
+    else if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))
         *kind = DATA_CSV;
     else
-        return nb_fail(err, "%s: neither a directory of IDX files nor a CSV file", data);
+        return nb_fail(err, "%s: neither a directory of IDX files nor a CSV file (or pipe)",
+                       data);
     *path = data;
     return 0;
 }
@@ -221,19 +324,35 @@ static int check_not_empty(const nb_dataset *d, const char *what, nb_error *err)
     return d->n > 0 ? 0 : nb_fail(err, "%s: no samples", what);
 }
 
-/* Loads the --test CSV and fits it to the training set's features and classes. */
-static int load_csv_test(const char *path, const nb_dataset *train, nb_dataset *test,
-                         nb_error *err)
+/* A CSV file read like the training set (src->csv, with its table), which must hold the
+ * targets: a test set is scored against them. */
+static int load_csv_like(const char *path, const data_source *src, const nb_table *like,
+                         nb_dataset *d, nb_error *err)
 {
-    if (nb_load_csv(path, test, err) != 0)
+    nb_csv_options o = src->csv;
+    if (like)
+        o.like = like;
+    if (nb_read_csv(path, &o, d, err) != 0)
+        return -1;
+    if (!d->labels && !d->target) {
+        const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
+        nb_dataset_free(d);
+        return nb_fail(err, "%s: no target column: a test set needs the targets to be scored "
+                            "against", name);
+    }
+    return 0;
+}
+
+/* Loads the --test CSV, read like the training set. */
+static int load_csv_test(const char *path, const data_source *src, const nb_dataset *train,
+                         nb_dataset *test, nb_error *err)
+{
+    if (load_csv_like(path, src, train->table, test, err) != 0)
         return -1;
     if (check_not_empty(test, path, err) != 0 || check_finite(test, path, err) != 0)
         return -1;
-    if (data_check_fits(test, path, 1 + test->header, "the training set", train->features,
-                        train->classes, err) != 0)
-        return -1;
-    test->classes = train->classes;
-    return 0;
+    return data_check_fits(test, path, 0, "the training set", train->features,
+                           train->labels ? train->classes : train->targets, err);
 }
 
 int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test, nb_error *err)
@@ -253,9 +372,12 @@ int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test,
         rc = nb_load_idx_dir(path, train, src->no_test ? NULL : test, err);
         break;
     case DATA_CSV:
-        rc = nb_load_csv(path, train, err);
+        rc = nb_read_csv(path, &src->csv, train, err);
         if (rc == 0 && src->test)
-            rc = load_csv_test(src->test, train, test, err);
+            rc = load_csv_test(src->test, src, train, test, err);
+        else if (rc == 0 && src->test_fraction > 0)
+            rc = nb_dataset_split(train, (float)src->test_fraction,
+                                  DATA_TEST_SPLIT_SEED(src->seed), test, err);
         break;
     case DATA_SYNTHETIC:
         rc = nb_make_synthetic(path, src->samples, (float)src->noise, src->seed, train, err);
@@ -312,7 +434,16 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err)
         break;
     }
     case DATA_CSV:
-        rc = nb_load_csv(path, test, err);
+        if (src->test_fraction > 0 && !src->test) {
+            /* The part of --data that train held out. */
+            data_source whole = *src;
+            whole.no_test = 0;
+            nb_dataset train;
+            rc = data_load_train(&whole, &train, test, err);
+            nb_dataset_free(&train);
+        } else {
+            rc = load_csv_like(path, src, NULL, test, err);
+        }
         break;
     case DATA_SYNTHETIC:
         rc = nb_make_synthetic(path, synthetic_test_samples(src->samples), (float)src->noise,
@@ -331,14 +462,18 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err)
 }
 
 void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
-                       int samples)
+                       int samples, const nb_csv_options *csv)
 {
     char count[32] = "";
     if (samples >= 0)
         snprintf(count, sizeof count, "%d samples, ", samples);
-    fprintf(out, "%s %s: %s%d features; %s\n", role, path, count, d->features,
-            d->header ? "line 1 is a header (no number in it), not a sample"
-                      : "line 1 is a sample (it holds numbers), not a header");
+    int declared = csv && (csv->header == 1 || csv->header == 2);
+    fprintf(out, "%s %s: %s%d features; %s\n", role, strcmp(path, "-") == 0 ? "stdin" : path,
+            count, d->features,
+            d->header ? (declared ? "line 1 is a header (--header yes), not a sample"
+                                  : "line 1 is a header (no number in it), not a sample")
+                      : (declared ? "line 1 is a sample (--header no), not a header"
+                                  : "line 1 is a sample (it holds numbers), not a header"));
 }
 
 int data_check_fits(const nb_dataset *d, const char *what, int first_line, const char *against,
@@ -347,6 +482,12 @@ int data_check_fits(const nb_dataset *d, const char *what, int first_line, const
     if (d->features != features)
         return nb_fail(err, "%s: %d features, but %s has %d", what, d->features, against,
                        features);
+    if (!d->labels) {   /* regression or multilabel: classes is the target columns */
+        if (d->target && d->targets != classes)
+            return nb_fail(err, "%s: %d target columns, but %s has %d", what, d->targets,
+                           against, classes);
+        return 0;
+    }
     for (int i = 0; i < d->n; i++) {
         if (d->labels[i] < classes)
             continue;

@@ -90,18 +90,44 @@ int cli_default_threads(void);
 typedef enum data_kind { DATA_IDX, DATA_CSV, DATA_SYNTHETIC } data_kind;
 
 typedef struct data_source {
-    const char *data;   /* as given: "fashion-mnist", a directory, a CSV file, a synthetic name */
+    const char *data;   /* as given: "fashion-mnist", a directory, a CSV file ("-": standard
+                           input), a synthetic name */
     const char *test;   /* --test CSV, or NULL */
     int no_test;        /* --test none: no test set at all (IDX and synthetic sets have one) */
     int samples;        /* synthetic training samples */
     double noise;       /* synthetic noise */
-    uint64_t seed;      /* synthetic training set; its test set uses seed + 1 */
+    uint64_t seed;      /* synthetic training set; its test set uses seed + 1; the splits */
+    /* How CSV files are read: --target, --header, --delimiter, --missing,
+     * --allow-many-classes; csv.task is --task (classification unless set); csv.like, when set
+     * (eval, predict: the model's table), reads the files the way training read its own. */
+    nb_csv_options csv;
+    double test_fraction;   /* --test-fraction: a seeded part of a CSV --data held out as the
+                               test set (0: none) */
 } data_source;
 
+/* The seed of the --test-fraction split, apart from the dev split's (seed). */
+#define DATA_TEST_SPLIT_SEED(seed) ((seed) ^ UINT64_C(0x7465737473706c74))
+
+/* Parses one of the CSV flags (--target, --header, --delimiter, --missing,
+ * --allow-many-classes, --test-fraction; flag with its dashes, arg NULL for the flag without a
+ * value) into src. Returns 1 when flag is not one of them, 0 when parsed, -1 after printing
+ * the usage error. */
+int data_csv_option(const char *cmd, const char *flag, const char *arg, data_source *src);
+/* Whether any of them was given (they need CSV data). */
+int data_csv_options_given(const data_source *src);
+/* Their help lines. */
+const char *data_csv_usage(void);
+/* Their values as text, for config.json and the messages: "auto"/"yes"/"no",
+ * "auto"/","/";"/"tab", "error"/"drop"/"mean". */
+const char *data_header_name(int header);
+const char *data_delimiter_name(char delimiter);
+const char *data_missing_name(nb_missing missing);
+
 /* Where the data comes from, decided from the name and the file system without reading any
- * data: "fashion-mnist" and directories are IDX, synthetic names are synthetic, and anything
- * that is a regular file is a CSV. *path is the directory or file (or the synthetic name).
- * Fails (runtime) when the path does not exist or is neither a file nor a directory. */
+ * data: "fashion-mnist" and directories are IDX, synthetic names are synthetic, and a regular
+ * file, a FIFO or pipe (/dev/stdin) and "-" (standard input) are CSV. *path is the directory or
+ * file (or the synthetic name). Fails (runtime) when the path does not exist or is none of
+ * those. */
 int data_classify(const char *data, data_kind *kind, const char **path, nb_error *err);
 const char *data_kind_name(data_kind kind);
 
@@ -114,12 +140,14 @@ const char *data_kind_name(data_kind kind);
 int synthetic_test_samples(int samples);
 
 /* Loads the training set and the test set (empty when there is none) for `nabla train`.
- * Checks that float data is finite, that a CSV test set has the training set's features and
- * labels below its classes (the test set then takes the training set's class count). */
+ * Checks that float data is finite. A CSV --test is read like the training set (its table:
+ * columns by name, categories, classes); with --test-fraction the test set is a seeded part of
+ * the CSV --data (DATA_TEST_SPLIT_SEED). */
 int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test, nb_error *err);
 
 /* Loads only the set `nabla eval` measures: the t10k pair of an IDX directory, the --test CSV
- * if given, else the CSV named by --data, or the synthetic test set (seed + 1). */
+ * if given, else the CSV named by --data (with --test-fraction: its test part, as train split
+ * it), or the synthetic test set (seed + 1). CSV files are read as src->csv says. */
 int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
 
 /* The line that says what a CSV file gave ("data train.csv: 1000 samples, 2 features; line 1
@@ -127,10 +155,11 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err);
  * silent. role is "data" or "test"; samples counts the file's samples (a dev split included), and
  * is left out when negative. */
 void data_describe_csv(FILE *out, const char *role, const char *path, const nb_dataset *d,
-                       int samples);
+                       int samples, const nb_csv_options *csv);
 
 /* The data set d, read from `what`, against a model or a training set (`against`, for the
- * message: "the model"): it has `features` features and its labels are below `classes`. The
+ * message: "the model"): it has `features` features and its labels are below `classes` (a set
+ * of targets, regression or multilabel: `classes` target columns). The
  * first label that is not is named by its line when d is a CSV file as read (first_line > 0:
  * its sample i is on line first_line + i), else by its sample number. */
 int data_check_fits(const nb_dataset *d, const char *what, int first_line, const char *against,

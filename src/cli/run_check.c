@@ -360,6 +360,19 @@ static int is_loss(const char *s)
     nb_loss l;
     return nb_loss_parse(s, &l) == 0;
 }
+static int is_header(const char *s)
+{
+    return strcmp(s, "auto") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "no") == 0;
+}
+static int is_delimiter(const char *s)
+{
+    return strcmp(s, "auto") == 0 || strcmp(s, ",") == 0 || strcmp(s, ";") == 0 ||
+           strcmp(s, "tab") == 0;
+}
+static int is_missing(const char *s)
+{
+    return strcmp(s, "error") == 0 || strcmp(s, "drop") == 0 || strcmp(s, "mean") == 0;
+}
 static int is_data_kind(const char *s)
 {
     for (data_kind k = DATA_IDX; k <= DATA_SYNTHETIC; k++)
@@ -409,8 +422,8 @@ static int is_decay(const char *s)
 
 /* As train_write_config writes them; the option parsers set the ranges. Required: what every
  * version of nabla has written (the others came later: data_header, test_header,
- * sync_batchnorm, decay_epochs, ranks, blas_kernel, checkpoint_every, resumed_from and the
- * trace and evaluation settings). The model is "model" and "input_shape", or, before models had
+ * sync_batchnorm, decay_epochs, ranks, blas_kernel, checkpoint_every, resumed_from, the trace
+ * and evaluation settings, and how CSV files are read: target ... test_fraction). The model is "model" and "input_shape", or, before models had
  * a text form, "layers", "activation", "leaky_slope" and "batchnorm" (written since for
  * --layers widths too): run_check_config_spec needs one or the other. */
 static const member_rule CONFIG_MEMBERS[] = {
@@ -433,6 +446,12 @@ static const member_rule CONFIG_MEMBERS[] = {
     {"normalize", MT_STRING, 0, 0, NULL, 1, is_normalize},
     {"task", MT_STRING, 0, 0, NULL, 0, is_task},
     {"loss", MT_STRING, 0, 0, NULL, 0, is_loss},
+    {"target", MT_STRING, 0, 1, NULL, 0, NULL},
+    {"header", MT_STRING, 0, 0, NULL, 0, is_header},
+    {"delimiter", MT_STRING, 0, 0, NULL, 0, is_delimiter},
+    {"missing", MT_STRING, 0, 0, NULL, 0, is_missing},
+    {"allow_many_classes", MT_BOOL, 0, 0, NULL, 0, NULL},
+    {"test_fraction", MT_NUMBER, V_FRACTION, 0, NULL, 0, NULL},
     {"model", MT_STRING, 0, 0, NULL, 0, is_model_text},
     {"input_shape", MT_STRING, 0, 0, NULL, 0, is_shape},
     {"layers", MT_NUMBERS, V_INT_1, 0, NULL, 0, NULL},

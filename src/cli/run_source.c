@@ -110,6 +110,28 @@ void run_config_file(const cJSON *config, const char *dir, const char *path, cha
     snprintf(out, cap, "%.*s%s", (int)(n - m), dir, path);
 }
 
+/* The CSV flags the run was given (config.json's target, header, delimiter, missing,
+ * allow_many_classes, test_fraction; absent in runs of older versions: the defaults). */
+static int csv_options_of(run_source *s, data_source *src, nb_error *err)
+{
+    static const char *const strings[] = {"target", "header", "delimiter", "missing"};
+    const cJSON *c = s->config;
+    char flag[32];
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        const char *v = json_string(c, strings[i]);
+        snprintf(flag, sizeof flag, "--%s", strings[i]);
+        if (v && data_csv_option("eval", flag, v, src) != 0)
+            return nb_fail(err, "%s/config.json: \"%s\" is '%.80s', not a value of %s", s->dir,
+                           strings[i], v, flag);
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "allow_many_classes")))
+        data_csv_option("eval", "--allow-many-classes", NULL, src);
+    double fraction = json_number(c, "test_fraction");
+    if (fraction > 0 && fraction < 1)
+        src->test_fraction = fraction;
+    return 0;
+}
+
 int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_error *err)
 {
     const cJSON *c = s->config;
@@ -134,6 +156,8 @@ int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_er
         run_config_file(c, s->dir, path, s->data_path, sizeof s->data_path);
     }
     src->data = s->data_path;
+    if (strcmp(kind, "csv") == 0 && csv_options_of(s, src, err) != 0)
+        return -1;
     if (test) {
         run_config_file(c, s->dir, test, s->test_path, sizeof s->test_path);
         src->test = s->test_path;
@@ -182,17 +206,34 @@ int model_arch_check(const char *cmd, const model_arch *a)
     return -1;
 }
 
+/* A file without nabla's metadata: say how it can be read. Returns -1. */
+static int hint_state_dict(nb_error *err)
+{
+    if (strstr(err->msg, "not a nabla model file"))
+        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                 "; a PyTorch state_dict loads with its architecture given: --layers (and "
+                 "--input-shape, --task)");
+    return -1;
+}
+
+int model_arch_info(const char *path, const model_arch *a, nb_task *task, nb_table **columns,
+                    nb_error *err)
+{
+    *columns = NULL;
+    *task = a ? a->task : NB_TASK_CLASSIFICATION;
+    if (a && a->layers)
+        return 0;
+    nb_model_spec spec;
+    if (nb_model_load_info(path, &spec, columns, err) != 0)
+        return hint_state_dict(err);
+    *task = spec.task;
+    return 0;
+}
+
 int model_arch_load(const char *path, const model_arch *a, int max_batch, nb_model *m,
                     nb_error *err)
 {
-    if (!a || !a->layers) {
-        if (nb_model_load(m, path, max_batch, err) == 0)
-            return 0;
-        if (strstr(err->msg, "not a nabla model file"))
-            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
-                     "; a PyTorch state_dict loads with its architecture given: --layers (and "
-                     "--input-shape, --task)");
-        return -1;
-    }
+    if (!a || !a->layers)
+        return nb_model_load(m, path, max_batch, err) == 0 ? 0 : hint_state_dict(err);
     return nb_model_load_state_dict(m, path, a->layers, a->input, a->task, max_batch, err);
 }

@@ -37,6 +37,10 @@ int model_arch_option(const char *cmd, model_arch *a, const char *name, const ch
 /* After the options: --input-shape and --task go with --layers (0, or -1 after a usage
  * error). */
 int model_arch_check(const char *cmd, const model_arch *a);
+/* What reading data for the model in `path` needs before it is built: its task and the table
+ * of its training CSV (NULL when none; else nb_table_free and free it). */
+int model_arch_info(const char *path, const model_arch *a, nb_task *task, nb_table **columns,
+                    nb_error *err);
 /* The model in file `path`, as nabla saved it, or with a->layers the file's tensors in the
  * model a describes (nb_model_load_state_dict). */
 int model_arch_load(const char *path, const model_arch *a, int max_batch, nb_model *m,

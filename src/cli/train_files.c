@@ -51,7 +51,14 @@ int train_write_config(train_run *r)
         cJSON_AddNullToObject(j, "noise");
     }
     cJSON_AddNumberToObject(j, "dev_fraction", o->dev_fraction);
-    cJSON_AddStringToObject(j, "normalize", o->normalize ? "standard" : "none");
+    cJSON_AddStringToObject(j, "normalize", o->normalize > 0 ? "standard" : "none");
+    /* How CSV files were read (the flags; the table itself is in the model's metadata). */
+    cJSON_AddItemToObject(j, "target", json_string_or_null(o->src.csv.target));
+    cJSON_AddStringToObject(j, "header", data_header_name(o->src.csv.header));
+    cJSON_AddStringToObject(j, "delimiter", data_delimiter_name(o->src.csv.delimiter));
+    cJSON_AddStringToObject(j, "missing", data_missing_name(o->src.csv.missing));
+    cJSON_AddBoolToObject(j, "allow_many_classes", o->src.csv.allow_many_classes != 0);
+    cJSON_AddNumberToObject(j, "test_fraction", o->src.test_fraction);
 
     /* The model as its canonical text, and its input shape; the widths form's options too
      * when it was written that way. */

@@ -180,11 +180,11 @@ static uint32_t run_fingerprint(const train_run *r)
     uint32_t c = nb_crc32c(0, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
     size_t cells = (size_t)d->n * (size_t)d->features;
     c = d->pixels ? nb_crc32c(c, d->pixels, cells) : nb_crc32c(c, d->values, cells * sizeof(float));
-    if (d->labels)
-        c = nb_crc32c(c, d->labels, (size_t)d->n * sizeof *d->labels);
+    /* The data as read (--target, --missing, ... and --test-fraction shape it): features and
+     * labels or targets. */
     if (d->target)
         c = nb_crc32c(c, d->target, (size_t)d->n * (size_t)d->targets * sizeof *d->target);
-    return c;
+    return d->labels ? nb_crc32c(c, d->labels, (size_t)d->n * sizeof *d->labels) : c;
 }
 
 /* Under mpirun: the ranks go on together, all set up alike, or none does. Every rank ran the

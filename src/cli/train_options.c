@@ -28,17 +28,20 @@ void usage_train(FILE *out)
 "(on any number of threads).\n"
 "\n"
 "Data:\n"
-"  --data D              fashion-mnist, a directory of IDX files, a CSV file (last column\n"
-"                        the class label), or moons|circles|spirals [fashion-mnist]\n"
-"                        (fashion-mnist is read from %s)\n"
-"  --test T              a CSV test set for a CSV training set, or none: no test set\n"
-"                        even where the data has one [IDX: t10k files; synthetic: made]\n"
+"  --data D              fashion-mnist, a directory of IDX files, a CSV file (plain or\n"
+"                        gzip'd; - for standard input), or moons|circles|spirals\n"
+"                        [fashion-mnist] (fashion-mnist is read from %s)\n"
+"  --test T              a CSV test set for a CSV training set (read like it: columns by\n"
+"                        name, its categories and classes), or none: no test set even\n"
+"                        where the data has one [IDX: t10k files; synthetic: made]\n"
 "  --dev-fraction F      hold out this fraction of the training set as a dev set, 0 <= F < 1 [0]\n"
 "  --normalize M         none|standard: standardize CSV/synthetic features with the training\n"
-"                        set's mean and std (saved with the model) [none]\n"
+"                        set's mean and std (saved with the model); images stay in [0,1]\n"
+"                        [standard for CSV and synthetic data]\n"
 "  --samples N           training samples of a synthetic set, at most 10000000; its test set\n"
 "                        has max(200, N/4) [1000]\n"
 "  --noise X             noise of a synthetic set [0.2]\n"
+"%s"
 "\n"
 "Task:\n"
 "  --task T              classification|regression|multilabel: a class per sample\n"
@@ -119,7 +122,7 @@ void usage_train(FILE *out)
 "  --trace-every N       steps between records (and step 1) [about 20 an epoch]\n"
 "  --eval-every N        every N steps, evaluate on the dev and test sets into\n"
 "                        steps.jsonl [off]\n",
-            NB_FASHION_MNIST_DIR, cli_usable_cores());
+            NB_FASHION_MNIST_DIR, data_csv_usage(), cli_usable_cores());
 }
 
 enum {
@@ -130,7 +133,7 @@ enum {
     OPT_NOISE, OPT_LEAKY_SLOPE, OPT_INIT_WEIGHTS, OPT_SAVE_WEIGHTS, OPT_OUT, OPT_QUIET,
     OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_TRACE_ACTIVATIONS, OPT_TRACE_LAYER, OPT_TRACE_UNIT,
     OPT_TRACE_EVERY, OPT_EVAL_EVERY, OPT_SYNC_BATCHNORM, OPT_DECAY_EPOCHS, OPT_TASK, OPT_LOSS,
-    OPT_EARLY_STOP, OPT_MONITOR, OPT_MIN_DELTA
+    OPT_EARLY_STOP, OPT_MONITOR, OPT_MIN_DELTA, OPT_CSV
 };
 
 static const struct option long_options[] = {
@@ -180,6 +183,12 @@ static const struct option long_options[] = {
     {"trace-unit", required_argument, NULL, OPT_TRACE_UNIT},
     {"trace-every", required_argument, NULL, OPT_TRACE_EVERY},
     {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+    {"target", required_argument, NULL, OPT_CSV},
+    {"header", required_argument, NULL, OPT_CSV},
+    {"delimiter", required_argument, NULL, OPT_CSV},
+    {"missing", required_argument, NULL, OPT_CSV},
+    {"allow-many-classes", no_argument, NULL, OPT_CSV},
+    {"test-fraction", required_argument, NULL, OPT_CSV},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -215,6 +224,7 @@ static void set_defaults(train_options *o)
     o->src.samples = 1000;
     o->src.noise = 0.2;
     o->src.seed = 0;
+    o->normalize = -1;   /* standard for float data, none for images: cmd_train decides */
     o->layers = "256,128";
     o->mlp.activation = NB_RELU;
     o->optimizer = NB_ADAM;
@@ -658,6 +668,12 @@ static int check_combinations(const train_options *o, int *exit_code)
                                           "none: give --dev-fraction F (0 < F < 1)");
         return -1;
     }
+    if (o->src.test_fraction > 0 && (o->src.test || o->src.no_test)) {
+        *exit_code = cli_usage_error(CMD, "--test-fraction holds out a test set from --data, but "
+                                          "--test %s", o->src.test ? "names another" : "none asks "
+                                          "for none");
+        return -1;
+    }
     /* One sample has no batch statistics (PyTorch refuses it too). */
     if (train_options_batchnorm(o) && o->batch_size == 1) {
         *exit_code = cli_usage_error(CMD, "--batchnorm needs batches of at least 2 samples; "
@@ -696,9 +712,9 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
     }
     opterr = 0;   /* the messages below say which command, and use the program's format */
     optind = 1;
-    int c;
+    int c, index = -1;
     const char *fixed = NULL;   /* the first option given that --resume may not change */
-    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
         if (!fixed && c != OPT_RESUME && c != OPT_EPOCHS && c != OPT_THREADS && c != OPT_QUIET &&
             c != OPT_CHECKPOINT_EVERY && c != 'h' && c != '?' && c != ':')
             fixed = argv[optind - 1 - (optarg && optarg == argv[optind - 1])];
@@ -706,7 +722,14 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
             *exit_code = cli_option_error(CMD, c, argv);
             return -1;
         }
-        int rc = apply_option(o, c, optarg);
+        int rc;
+        if (c == OPT_CSV) {
+            char flag[40];
+            snprintf(flag, sizeof flag, "--%s", long_options[index].name);
+            rc = data_csv_option(CMD, flag, optarg, &o->src);
+        } else {
+            rc = apply_option(o, c, optarg);
+        }
         if (rc == 1) {
             usage_train(stdout);
             *exit_code = EXIT_OK;
@@ -734,6 +757,7 @@ int train_options_parse(train_options *o, int argc, char **argv, int *exit_code)
         o->decay_epochs = o->epochs;   /* the horizon is the run's own length */
     if (check_trace(o, exit_code) != 0)
         return -1;
+    o->src.csv.task = o->task;   /* a CSV file's target columns are read for the task */
     return check_combinations(o, exit_code);
 }
 
@@ -795,7 +819,24 @@ int train_options_same_run(const train_options *a, const char *cwd_a, const trai
         DIFFERS("--seed", "%llu", (unsigned long long)a->src.seed,
                 (unsigned long long)b->src.seed);
     SAME_NUMBER("--dev-fraction", dev_fraction);
-    SAME_FLAG("--normalize standard", normalize);
+    SAME_NUMBER("--test-fraction", src.test_fraction);
+    if (!a->src.csv.target != !b->src.csv.target ||
+        (a->src.csv.target && strcmp(a->src.csv.target, b->src.csv.target) != 0))
+        DIFFERS("--target", "%s", a->src.csv.target ? a->src.csv.target : "absent",
+                b->src.csv.target ? b->src.csv.target : "absent");
+    if (a->src.csv.header != b->src.csv.header)
+        DIFFERS("--header", "%s", data_header_name(a->src.csv.header),
+                data_header_name(b->src.csv.header));
+    if (a->src.csv.delimiter != b->src.csv.delimiter)
+        DIFFERS("--delimiter", "%s", data_delimiter_name(a->src.csv.delimiter),
+                data_delimiter_name(b->src.csv.delimiter));
+    if (a->src.csv.missing != b->src.csv.missing)
+        DIFFERS("--missing", "%s", data_missing_name(a->src.csv.missing),
+                data_missing_name(b->src.csv.missing));
+    SAME_FLAG("--allow-many-classes", src.csv.allow_many_classes);
+    if (a->normalize != b->normalize)
+        DIFFERS("--normalize", "%s", a->normalize > 0 ? "standard" : a->normalize ? "default" : "none",
+                b->normalize > 0 ? "standard" : b->normalize ? "default" : "none");
     if (a->task != b->task)
         DIFFERS("--task", "%s", nb_task_name(a->task), nb_task_name(b->task));
     if (train_options_loss(a) != train_options_loss(b))

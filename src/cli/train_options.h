@@ -31,7 +31,8 @@ typedef struct train_options {
     int decay_epochs;            /* the horizon of cosine decay: --decay-epochs, else --epochs */
     int threads;
     int sync_batchnorm;          /* --sync-batchnorm: under MPI, statistics over all ranks */
-    int normalize;
+    int normalize;               /* 1 standard, 0 none; -1 until the data is known (the
+                                    default: standard for float data, none for images) */
     nb_task task;                /* --task */
     nb_loss loss;                /* --loss, or the task's default */
     int given_loss;

@@ -259,8 +259,9 @@ static line_kinds classify_fields(const record *rec, int comma)
     return k;
 }
 
-/* The column of `like` each field of the first record names (-1: none), when `like` has a
- * header. */
+/* The column of `like` each field of the first record names (-1: none). Returns 1 when `like`
+ * has a header with unique names, 0 when it has not (all -1: the columns are then matched by
+ * position), -1 with a message when out of memory. */
 static int find_like_columns(const nb_table *like, const record *rec, const char *path,
                              int *found, nb_error *err)
 {
@@ -278,7 +279,16 @@ static int find_like_columns(const nb_table *like, const record *rec, const char
         free(list);
         return nb_fail(err, "%s: out of memory", path);
     }
+    /* Names that are not unique cannot say which column is which: then by position. */
+    int unique = 1;
+    for (int k = 1; k < like->n_columns; k++)
+        unique &= strcmp(list[names.order[k - 1]], list[names.order[k]]) != 0;
     int rc = 0;
+    if (!unique) {
+        free(names.order);
+        free(list);
+        return 0;
+    }
     for (int j = 0; j < rec->count && rc == 0; j++) {
         char *text = csv_field_text(&rec->fields[j]);
         if (!text)
@@ -289,7 +299,7 @@ static int find_like_columns(const nb_table *like, const record *rec, const char
     }
     free(names.order);
     free(list);
-    return rc;
+    return rc < 0 ? -1 : 1;
 }
 
 /* Whether a first line read like `like` is its header: every field names one of its columns. */
@@ -395,13 +405,13 @@ static int new_table(const record *first, int header, const nb_csv_options *o, c
 
 /* The file's columns matched to the training table's (o->like): by name when both have a
  * header, by position otherwise; target columns may be missing, all of them. */
-static int match_like(const record *first, int header, const nb_table *like, const int *found,
-                      const char *path, int *column, nb_error *err)
+static int match_like(const record *first, int header, int named, const nb_table *like,
+                      const int *found, const char *path, int *column, nb_error *err)
 {
     int n = first->count, targets = 0;
     for (int t = 0; t < like->n_columns; t++)
         targets += like->columns[t].kind == NB_COLUMN_TARGET;
-    if (header && like->header) {
+    if (header && named) {
         char extra[400] = "";
         for (int j = 0; j < n; j++) {
             column[j] = found[j];
@@ -533,7 +543,8 @@ static int parse_text(const char *p, const char *end, const char *path, const nb
                 goto fail;
             }
             /* r.column: the like table's columns the first line names, if it is a header. */
-            if (o->like && find_like_columns(o->like, &rec, path, r.column, err) != 0)
+            int named = o->like ? find_like_columns(o->like, &rec, path, r.column, err) : 0;
+            if (named < 0)
                 goto fail;
             header = o->header == 1   ? 1
                      : o->header == 2 ? 0
@@ -550,7 +561,7 @@ static int parse_text(const char *p, const char *end, const char *path, const nb
             }
             if (o->like) {
                 if (nb_table_copy(t, o->like, err) != 0 ||
-                    match_like(&rec, header, o->like, r.column, path, r.column, err) != 0)
+                    match_like(&rec, header, named, o->like, r.column, path, r.column, err) != 0)
                     goto fail;
             } else {
                 if (new_table(&rec, header, o, path, r.delimiter, t, err) != 0)
@@ -592,9 +603,14 @@ static int parse_text(const char *p, const char *end, const char *path, const nb
         if (rec.count != r.n_cols) {
             /* A missing or extra field explains any bad field, so it is reported first. */
             const csv_field *at = &rec.fields[rec.count < r.n_cols ? rec.count - 1 : r.n_cols];
-            nb_fail(err, "%s:%ld:%ld: expected %d fields, found %d", path, at->line,
+            char hint[160] = "";
+            if (r.n_rows == (header ? 0 : 1))
+                snprintf(hint, sizeof hint, " (as line %ld%s has: if that line is a title, not "
+                         "a header or a row, remove it, e.g. tail -n +2)", r.first_line - header,
+                         header ? ", the header," : "");
+            nb_fail(err, "%s:%ld:%ld: expected %d fields, found %d%s", path, at->line,
                     at->column + (rec.count < r.n_cols ? (long)at->len : 0), r.n_cols,
-                    rec.count);
+                    rec.count, hint);
             goto fail;
         }
         size_t k = (size_t)r.n_rows * (size_t)r.n_cols;

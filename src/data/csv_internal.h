@@ -37,8 +37,8 @@ csv_number_kind csv_parse_number(const char *s, size_t len, int comma, float *ou
 /* Whether the field reads as a number of any kind (for the header rule: "1e3" and "inf"
  * are numbers there, "x" is not). */
 int csv_looks_numeric(const char *s, size_t len, int comma);
-/* An integer: optional sign, digits, optionally ".0…". 0 and the value (saturated beyond
- * 10^12), or -1. */
+/* An integer: optional sign, digits, optionally ".0…". 0 and the value, or -1 (also for an
+ * integer beyond a long long). */
 int csv_parse_integer(const char *s, size_t len, long long *out);
 /* A missing value: "" or one of NA, N/A, n/a, NaN (any case), NULL, null, None, ?. */
 int csv_is_missing(const char *s, size_t len);

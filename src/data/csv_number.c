@@ -7,6 +7,7 @@
  * missing value. A ';'-separated file may write its decimals with a comma ("1,5"), as
  * spreadsheets do where the comma is the decimal mark. */
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,9 +172,9 @@ int csv_parse_integer(const char *s, size_t len, long long *out)
     long long v = 0;
     const char *digits = p;
     while (p < end && *p >= '0' && *p <= '9') {
-        if (v < 1000000000000LL)
-            v = v * 10 + (*p - '0');
-        p++;
+        if (v > (LLONG_MAX - 9) / 10)
+            return -1;   /* beyond a long long: a number, but no integer label */
+        v = v * 10 + (*p++ - '0');
     }
     if (p == digits)
         return -1;

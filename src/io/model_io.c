@@ -27,6 +27,7 @@
 #include "core/memcheck.h"
 #include "io/model_io.h"
 #include "nabla.h"
+#include "io/table_json.h"
 #include "nn/layers.h"
 #include "io/safetensors_internal.h"
 
@@ -234,6 +235,14 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
         meta[n_meta++] = (nb_st_meta){"target_mean", t_mean.s};
         meta[n_meta++] = (nb_st_meta){"target_std", t_std.s};
     }
+    /* How a table training set was read, for new rows to be read the same way. */
+    char *table = NULL;
+    if (m->table) {
+        table = nb_table_to_json(m->table);
+        if (!table)
+            rc = nb_fail(err, "%s: out of memory", path);
+        meta[n_meta++] = (nb_st_meta){"table", table};
+    }
     if (rc == 0 && (mean.failed || std.failed || t_mean.failed || t_std.failed))
         rc = nb_fail(err, "%s: out of memory", path);
     for (int i = 0; i < n_extra; i++)
@@ -257,6 +266,7 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     free(std.s);
     free(t_mean.s);
     free(t_std.s);
+    free(table);
     for (int i = 0; i < n; i++)
         free(owned[i]);
     free(owned);
@@ -540,6 +550,51 @@ static int read_task(const nb_st_file *f, const char *what, nb_model_spec *spec,
     return 0;
 }
 
+/* The table of a model trained on a CSV file ("table" in __metadata__; NULL without one),
+ * checked against the model: its features and its classes or targets. */
+static int read_table(const nb_st_file *f, const char *what, const nb_model_spec *spec,
+                      nb_table **out, nb_error *err)
+{
+    *out = NULL;
+    const char *json = nb_st_meta_get(f, "table");
+    if (!json)
+        return 0;
+    nb_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return nb_fail(err, "%s: out of memory", what);
+    char where[600];
+    snprintf(where, sizeof where, "%s: metadata 'table'", what);
+    if (nb_table_from_json(json, where, t, err) != 0) {
+        free(t);
+        return -1;
+    }
+    int inputs = 0, targets = 0;
+    for (int i = 0; i < t->n_columns; i++) {
+        const nb_column *c = &t->columns[i];
+        inputs += c->kind == NB_COLUMN_NUMBER ? 1 : c->kind == NB_COLUMN_CATEGORY ? c->n_categories
+                                                                                  : 0;
+        targets += c->kind == NB_COLUMN_TARGET;
+    }
+    int want_targets = spec->task == NB_TASK_CLASSIFICATION ? 1 : spec->classes;
+    int rc = 0;
+    if (inputs != nb_model_features(spec))
+        rc = nb_fail(err, "%s: its columns make %d inputs, the model takes %d", where, inputs,
+                     nb_model_features(spec));
+    else if (targets != want_targets)
+        rc = nb_fail(err, "%s: %d target columns, the model predicts %d", where, targets,
+                     want_targets);
+    else if (spec->task == NB_TASK_CLASSIFICATION && t->n_classes != spec->classes)
+        rc = nb_fail(err, "%s: %d classes, the model has %d", where, t->n_classes,
+                     spec->classes);
+    if (rc != 0) {
+        nb_table_free(t);
+        free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
 /* A mean and a standard deviation of n values each, both or neither (then both stay NULL). */
 static int meta_scaling(const nb_st_file *f, const char *mean_key, const char *std_key,
                         const char *what, int n, float **mean, float **std, nb_error *err)
@@ -639,6 +694,19 @@ static int read_spec(const nb_st_file *f, const char *what, nb_model_spec *spec,
     return read_task(f, what, spec, err);
 }
 
+int nb_model_load_info(const char *path, nb_model_spec *spec, nb_table **table, nb_error *err)
+{
+    *table = NULL;
+    nb_st_file f;
+    if (nb_st_open(path, &f, err) != 0)
+        return -1;
+    int rc = read_spec(&f, path, spec, err);
+    if (rc == 0)
+        rc = read_table(&f, path, spec, table, err);
+    nb_st_free(&f);
+    return rc;
+}
+
 /* Every tensor the metadata describes must be in the file. Checked before the model is
  * built, so that a few bytes of metadata ("input_shape": "1000000") cannot make the loader
  * allocate and initialize a model of gigabytes only to find the file does not match it. */
@@ -684,6 +752,9 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
     if (rc == 0 && t_mean && spec.task != NB_TASK_REGRESSION)
         rc = nb_fail(err, "%s: __metadata__ has 'target_mean' but the model is not a "
                      "regression model", path);
+    nb_table *table = NULL;
+    if (rc == 0)
+        rc = read_table(&f, path, &spec, &table, err);
     if (rc == 0) {
         nb_error inner;
         if (nb_model_build(m, &spec, max_batch, 0, &inner) != 0) {
@@ -698,13 +769,17 @@ int nb_model_load(nb_model *m, const char *path, int max_batch, nb_error *err)
             m->norm_std = std;
             m->target_mean = t_mean;
             m->target_std = t_std;
+            m->table = table;
             mean = std = t_mean = t_std = NULL;
+            table = NULL;
         }
     }
     free(mean);
     free(std);
     free(t_mean);
     free(t_std);
+    nb_table_free(table);
+    free(table);
     nb_st_free(&f);
     return rc;
 }

@@ -117,7 +117,7 @@ runtime_error "out of memory: training needs" train --data moons \
 # writer blocks a plain open forever; the wrapper turns a hang into a failure.)
 printf '#!/bin/sh\nexec timeout 30 "%s" "$@"\n' "$NABLA" >nabla-timeout
 chmod +x nabla-timeout
-mkfifo fifo.safetensors fifo.csv
+mkfifo fifo.safetensors
 mkdir idx_fifo && mkfifo idx_fifo/train-images-idx3-ubyte && \
     cp idx_good/train-labels-idx1-ubyte idx_fifo/
 REAL_NABLA=$NABLA
@@ -125,9 +125,11 @@ NABLA=$WORK/nabla-timeout
 runtime_error "fifo.safetensors: not a regular file" eval --model fifo.safetensors --data moons
 runtime_error "fifo.safetensors: not a regular file" train --data moons --layers 8 \
     --init-weights fifo.safetensors
-runtime_error "fifo.csv: not a regular file" train --data good.csv --test fifo.csv
-runtime_error "fifo.csv: not a regular file" eval --model model8/model.safetensors \
-    --test fifo.csv
+# (A CSV file may be a FIFO or a pipe, read to its end: test_csv_data.sh. A device is not.)
+runtime_error "/dev/zero: a character device, not a file or a pipe" train --data good.csv \
+    --test /dev/zero
+runtime_error "/dev/zero: a character device, not a file or a pipe" eval \
+    --model model8/model.safetensors --test /dev/zero
 runtime_error "idx_fifo/train-images-idx3-ubyte: not a regular file" train --data idx_fifo
 runtime_error "/dev/zero: not a regular file" eval --model /dev/zero --data moons
 runtime_error "idx_good: is a directory" eval --model model8/model.safetensors --data good.csv \

@@ -245,7 +245,7 @@ copy "cfg-no-shape" && drop_member cfg-no-shape/config.json input_shape
 refused "cfg-no-shape" "cfg-no-shape/config.json: \"input_shape\" is missing"
 copy "cfg-no-activation" && drop_member cfg-no-activation/config.json activation
 refused "cfg-no-activation" \
-    "cfg-no-activation/config.json:22: \"layers\" needs \"activation\", \"leaky_slope\" and \"batchnorm\""
+    "cfg-no-activation/config.json:28: \"layers\" needs \"activation\", \"leaky_slope\" and \"batchnorm\""
 # Older nabla wrote fewer members (data_header, sync_batchnorm, decay_epochs, ranks, blas_kernel,
 # checkpoint_every, resumed_from, the trace and evaluation settings in config.json; ranks and
 # the all-reduce figures in summary.json): their runs stay readable.
@@ -400,7 +400,8 @@ with open("two.csv", "w") as f:
         y = random.randrange(2)
         f.write("%.3f,%.3f,%d\n" % (random.gauss(3 * y, 1), random.gauss(-y, 1), y))
 '
-run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --quiet --out K
+run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --normalize none \
+    --quiet --out K
 run train --data two.csv --test none --layers 4 --epochs 1 --threads 1 --normalize standard \
     --quiet --out L
 copy_of K f-norm && cp L/model.safetensors f-norm/
@@ -643,17 +644,17 @@ for value in 3e38 1e25; do
 done
 run eval --model base/model.safetensors --data moons --samples 300 --json
 check "eval of the run's own model: a finite loss" pytrue "json.load(open('$WORK/stdout'))['loss'] > 0"
-# A label beyond the model's classes: named by its line in the CSV file (its sample number in a
-# split, whose samples are no longer the file's lines in order).
+# A class the model was not trained on: named by its line and column in the CSV file, read
+# like the model's table (its classes), in a split too.
 { echo "x,y,label"; echo "0.1,0.2,0"; echo "0.9,0.8,1"; echo "0.2,0.1,7"; } >label7.csv
-eval_refused "label 7, a header" "nabla: label7.csv:4: label 7, but the model has only 2 classes (labels 0 to 1)" \
+eval_refused "label 7, a header" "nabla: label7.csv:4:9: class '7' is not one of the training data's 2 (0, 1)" \
     --model K/model.safetensors --data label7.csv
 tail -n 3 label7.csv >label7-plain.csv
-eval_refused "label 7, no header" "nabla: label7-plain.csv:3: label 7, but the model has only 2 classes" \
+eval_refused "label 7, no header" "nabla: label7-plain.csv:3:9: class '7' is not one of the training data's 2 (0, 1)" \
     --model K/model.safetensors --data label7-plain.csv
-eval_refused "label 7 in --test" "nabla: label7.csv:4: label 7, but the model has only 2 classes" \
+eval_refused "label 7 in --test" "nabla: label7.csv:4:9: class '7' is not one of the training data's 2 (0, 1)" \
     --model K/model.safetensors --data two.csv --test label7.csv
-eval_refused "label 7, --split train" "nabla: label7.csv: sample 3 (counted from 1) has label 7, but the model has only 2 classes" \
+eval_refused "label 7, --split train" "nabla: label7.csv:4:9: class '7' is not one of the training data's 2 (0, 1)" \
     --model K/model.safetensors --data label7.csv --split train
 data_refused_train() {   # MESSAGE ARGS...
     rm -rf refused-run
@@ -661,7 +662,7 @@ data_refused_train() {   # MESSAGE ARGS...
     check "train: one line with '$1' (got: $(head -c 300 "$WORK/stderr"))" \
         bash -c '[ "$(wc -l <"$1")" -eq 1 ] && grep -qF -- "$2" "$1"' _ "$WORK/stderr" "$1"
 }
-data_refused_train "nabla: label7.csv:4: label 7, but the training set has only 2 classes (labels 0 to 1)" \
+data_refused_train "nabla: label7.csv:4:9: class '7' is not one of the training data's 2 (0, 1)" \
     --data two.csv --test label7.csv
 # Numbers are decimal: strtod would read 0x10 as 16.
 { echo "0.1,0.2,0"; echo "0x10,0.8,1"; } >hex.csv
@@ -670,7 +671,7 @@ eval_refused "a hexadecimal number" "nabla: hex.csv:2:1: field 1 '0x10' is a hex
 { echo "0.1,0.2,0"; echo "0.9, -0X1P3,1"; } >hex2.csv
 data_refused_train "nabla: hex2.csv:2:6: field 2 '-0X1P3' is a hexadecimal number" --data hex2.csv --test none
 { echo "0.1,0.2,0"; echo "0.9,Infinity,1"; } >inf.csv
-data_refused_train "nabla: inf.csv:2: field 2 is infinite" --data inf.csv --test none
+data_refused_train "nabla: inf.csv:2:5: field 2 is infinite" --data inf.csv --test none
 # safetensors headers as the format has them: a JSON object from the first byte, only spaces
 # after it, no name twice, whole numbers in digits; nabla's metadata numbers as nabla writes
 # them.
@@ -780,22 +781,22 @@ data_refused() {
 TRAIN=(train --layers 4 --epochs 1 --threads 1 --out refused-run)
 { echo "0.1,0.2x,1"; rows; } >mixed.csv
 data_refused "one bad number on line 1" \
-    "nabla: mixed.csv:1: field 2 '0.2x' is not a number (line 1 was not taken for a header: field 1 '0.1' is a number, and a header has none)" \
+    "nabla: mixed.csv:1:5: field 2 '0.2x' is not a number, but other fields of its column are (a column is numbers, or words: categories) (line 1 was not taken for a header: field 1 '0.1' is a number, and a header has none)" \
     "${TRAIN[@]}" --data mixed.csv --test none
 { echo "0,1,label"; rows; } >numbered.csv
 data_refused "a header of numbers and a name (pandas' column numbers)" \
-    "nabla: numbered.csv:1: label 'label' is not an integer (line 1 was not taken for a header" \
+    "nabla: numbered.csv:1:5: the target 'label' is not a number, but other targets are numbers (classes are all numbers or all words) (line 1 was not taken for a header" \
     "${TRAIN[@]}" --data numbered.csv --test none
 { echo "x,y,label"; rows; echo "0.7q,0.3,1"; } >later.csv
-data_refused "a bad number on line 8" "nabla: later.csv:8: field 1 '0.7q' is not a number" \
+data_refused "a bad number on line 8" "nabla: later.csv:8:1: field 1 '0.7q' is not a number, but other fields of column 'x' are" \
     "${TRAIN[@]}" --data later.csv --test none
 check "a bad number on line 8: nothing about headers" bash -c '! grep -q header "$1"' _ "$WORK/stderr"
 data_refused "--test with one bad number on line 1" \
-    "nabla: mixed.csv:1: field 2 '0.2x' is not a number (line 1 was not taken for a header" \
+    "nabla: mixed.csv:1:5: field 2 '0.2x' is not a number (column 'y' holds numbers in the training data) (line 1 was not taken for a header" \
     "${TRAIN[@]}" --data header.csv --test mixed.csv
 expect_exit 1 "eval --test with one bad number on line 1" eval --model with-test/model.safetensors \
     --data header.csv --test mixed.csv
-check "eval: the same message" grep -qF "mixed.csv:1: field 2 '0.2x' is not a number (line 1 was not taken for a header" "$WORK/stderr"
+check "eval: the same message" grep -qF "mixed.csv:1:5: field 2 '0.2x' is not a number" "$WORK/stderr"
 
 # UTF-16 and UTF-32, from iconv: with a byte order mark (UTF-16, UTF-32) and without (LE, BE).
 for enc in UTF-16 UTF-16LE UTF-16BE UTF-32; do
@@ -832,7 +833,8 @@ done
 # Other formats where a CSV file was expected.
 IDX=/usr/share/datasets/fashion-mnist
 if [ -f "$IDX/t10k-labels-idx1-ubyte.gz" ]; then
-    data_refused "a gzip file" "gzip-compressed data, not CSV text" \
+    # gzip'd, it is inflated first, and then named for what it is
+    data_refused "a gzip file" "t10k-labels-idx1-ubyte.gz: an IDX file (the MNIST format), not CSV text" \
         "${TRAIN[@]}" --data "$IDX/t10k-labels-idx1-ubyte.gz" --test none
     gunzip -c "$IDX/t10k-labels-idx1-ubyte.gz" >labels.idx
     data_refused "an IDX file" "labels.idx: an IDX file (the MNIST format), not CSV text" \

@@ -36,7 +36,7 @@ want = {"data": "moons", "features": 2, "classes": 2, "train_samples": 1000, "de
         "test_samples": 250, "layers": [16, 16], "activation": "relu", "optimizer": "adam",
         "lr": 0.01, "beta": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0,
         "batch_size": 64, "epochs": 20, "seed": 3, "lr_decay": "none", "noise": 0.2,
-        "samples": 1000, "batchnorm": False, "shuffle": True, "normalize": "none",
+        "samples": 1000, "batchnorm": False, "shuffle": True, "normalize": "standard",
         "save_weights": "saved.safetensors",
         # 2*16+16 + 16*16+16 + 16*2+2
         "parameters": 354}
@@ -178,8 +178,9 @@ got_mean, got_std = json.loads(meta["normalize_mean"]), json.loads(meta["normali
 for g, w in zip(got_mean + got_std, mean + std):
     assert abs(g - w) <= 1e-5 * abs(w), (got_mean, got_std, mean, std)
 EOF
-run train --data offset.csv --test offset.csv --layers 8 --epochs 1 --out no-norm --quiet
-check "without --normalize the model file has no mean and std" bash -c \
+run train --data offset.csv --test offset.csv --layers 8 --epochs 1 --normalize none \
+    --out no-norm --quiet
+check "with --normalize none the model file has no mean and std" bash -c \
     "! grep -q normalize_mean no-norm/model.safetensors"
 run eval --model norm/model.safetensors --data offset.csv --json
 check "--normalize standard: eval gives the summary's accuracy and loss" \

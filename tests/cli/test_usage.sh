@@ -19,7 +19,8 @@ run train --help
 for opt in data test layers activation batchnorm optimizer lr beta beta2 eps weight-decay \
            bias-correction batch-size epochs max-steps no-shuffle lr-decay decay-rate \
            decay-interval warmup-epochs seed threads dev-fraction normalize samples noise \
-           leaky-slope init-weights save-weights out quiet; do
+           leaky-slope init-weights save-weights out quiet target header delimiter missing \
+           allow-many-classes test-fraction; do
     check "train --help lists --$opt" grep -q -- "--$opt\b" "$WORK/stdout"
 done
 for default in "[fashion-mnist]" "[256,128]" "[relu]" "[adam]" "[0.001]" "[0.9]" "[0.999]" \
@@ -27,7 +28,8 @@ for default in "[fashion-mnist]" "[256,128]" "[relu]" "[adam]" "[0.001]" "[0.9]"
     check "train --help shows the default $default" grep -qF -- "$default" "$WORK/stdout"
 done
 run eval --help
-for opt in model data test json batch-size samples noise seed threads split dev-fraction; do
+for opt in model data test json batch-size samples noise seed threads split dev-fraction target \
+           header delimiter missing allow-many-classes test-fraction; do
     check "eval --help lists --$opt" grep -q -- "--$opt\b" "$WORK/stdout"
 done
 # The full manual covers both commands.
