@@ -9,9 +9,9 @@ FUZZ_TARGETS = safetensors idx csv
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
 TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin valgrind strace
-BENCH_DEPS = $(TEST_DEPS) time python3-optuna
+BENCH_DEPS = $(TEST_DEPS) time python3-optuna python3-sklearn
 
-.PHONY: all configure demo check test asan without-mpi fuzz fuzz-short bench bench-conv bench-tune bench-mpi deps test-deps bench-deps install uninstall clean
+.PHONY: all configure demo check test asan without-mpi fuzz fuzz-short bench bench-conv bench-tune bench-mpi bench-tabular deps test-deps bench-deps install uninstall clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -111,6 +111,11 @@ bench-conv: test-deps all
 # writes bench/TUNE_RESULTS.md. Example: make bench-tune BENCH_TUNE_ARGS="--repeats 3"
 bench-tune: bench-deps all
 	/usr/bin/python3 bench/tune_compare.py --nabla $(BUILD)/nabla $(BENCH_TUNE_ARGS)
+
+# nabla against scikit-learn's MLPs on scikit-learn's bundled data sets (classification,
+# regression, multi-label), the same splits; writes bench/TABULAR_RESULTS.md.
+bench-tabular: bench-deps all
+	/usr/bin/python3 bench/tabular.py --nabla $(BUILD)/nabla $(BENCH_TABULAR_ARGS)
 
 # 1 and 2 MPI ranks side by side, the time in the sums, and the same step on paper for 8 and
 # 64 machines; writes bench/MPI_RESULTS.md.

@@ -168,8 +168,9 @@ class Case:
             cmd = [nabla, "train", "--data", data, "--layers", self.model,
                    "--input-shape", ",".join(map(str, IMAGE))]
         else:
+            # The features as they are, as the PyTorch side reads them (not standardized).
             cmd = [nabla, "train", "--data", data, "--layers", ",".join(map(str, LAYERS)),
-                   "--activation", self.activation]
+                   "--activation", self.activation, "--normalize", "none"]
         if self.batchnorm:
             cmd.append("--batchnorm")
         cmd += ["--optimizer", self.optimizer, "--lr", repr(self.lr), "--beta", repr(BETA),

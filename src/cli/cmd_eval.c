@@ -26,9 +26,10 @@ void usage_eval(FILE *out)
 "(its dev split held out as train did it). Prints the task's metrics, and for a classifier\n"
 "each class's precision, recall and F1 and the confusion matrix. A model trained with\n"
 "--normalize standard applies its saved mean and std to the data.\n"
-"Given a run (its directory, or its model.safetensors beside its config.json), the data,\n"
-"--test, --seed, --samples, --noise and --dev-fraction default to the run's own (another\n"
-"--dev-fraction is refused, but --split train --dev-fraction 0: all the training data).\n"
+"Given a run (its directory, or its model.safetensors beside its config.json) and no --data\n"
+"or --test, the data is the run's, read as the run read it, with its --seed, --samples,\n"
+"--noise and --dev-fraction (another --dev-fraction is refused, but --split train\n"
+"--dev-fraction 0 gives all the training data).\n"
 "\n"
 "  --model M             a run directory or a .safetensors model file (required)\n"
 "  --split S             test|train|dev: which data [test]; train and dev are the training\n"
@@ -200,7 +201,7 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
         return -1;
     }
     if (!o->model) {
-        cli_usage_error(CMD, "--model M (a run directory or a .safetensors file) is required");
+        cli_usage_error(CMD, "--model F.safetensors is required (a model file, or a run directory)");
         return -1;
     }
     if (model_arch_check(CMD, &o->arch) != 0)
@@ -213,7 +214,8 @@ static int parse_options(eval_options *o, int argc, char **argv, int *exit_code)
 static int take_run_defaults(eval_options *o, run_source *run, int *exit_code)
 {
     *exit_code = EXIT_USAGE;
-    if (run->config) {
+    /* Data named on the command line is evaluated as the options say, the run's or not. */
+    if (run->config && !o->data_given && !o->src.test) {
         data_source src;
         double fraction;
         nb_error err;
@@ -232,15 +234,13 @@ static int take_run_defaults(eval_options *o, run_source *run, int *exit_code)
         }
         if (!whole)
             o->dev_fraction = fraction;
-        if (!o->data_given && !o->src.test) {
-            /* The run's data, read as the run read it. */
-            o->src.data = src.data;
-            if (o->split == SPLIT_TEST)
-                o->src.test = src.test;
-            if (!data_csv_options_given(&o->src)) {
-                o->src.csv = src.csv;
-                o->src.test_fraction = src.test_fraction;
-            }
+        /* The run's data, read as the run read it. */
+        o->src.data = src.data;
+        if (o->split == SPLIT_TEST)
+            o->src.test = src.test;
+        if (!data_csv_options_given(&o->src)) {
+            o->src.csv = src.csv;
+            o->src.test_fraction = src.test_fraction;
         }
         if (!o->given_seed)
             o->src.seed = src.seed;

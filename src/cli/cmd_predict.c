@@ -140,40 +140,6 @@ static int parse_options(predict_options *o, int argc, char **argv, int *exit_co
     return 0;
 }
 
-/* The table a model without one (trained on a synthetic set, or a CSV file before tables
- * were saved) reads CSV rows with: its features as numbers, then its target columns, which
- * may be absent. Classes are named by their index. */
-static int table_of_features(const nb_model *m, nb_table *t, nb_error *err)
-{
-    memset(t, 0, sizeof *t);
-    int features = nb_model_features(&m->spec);
-    int targets = m->spec.task == NB_TASK_CLASSIFICATION ? 1 : m->spec.classes;
-    t->n_columns = features + targets;
-    t->delimiter = ',';
-    t->columns = calloc((size_t)t->n_columns, sizeof *t->columns);
-    if (!t->columns)
-        return nb_fail(err, "out of memory");
-    for (int i = features; i < t->n_columns; i++)
-        t->columns[i].kind = NB_COLUMN_TARGET;
-    if (m->spec.task != NB_TASK_CLASSIFICATION)
-        return 0;
-    t->n_classes = m->spec.classes;
-    t->class_names = calloc((size_t)t->n_classes, sizeof *t->class_names);
-    for (int c = 0; t->class_names && c < t->n_classes; c++) {
-        char name[16];
-        snprintf(name, sizeof name, "%d", c);
-        if (!(t->class_names[c] = strdup(name))) {
-            nb_table_free(t);
-            return nb_fail(err, "out of memory");
-        }
-    }
-    if (!t->class_names) {
-        nb_table_free(t);
-        return nb_fail(err, "out of memory");
-    }
-    return 0;
-}
-
 /* An IDX image file, or a directory's t10k images. */
 static int load_images(const char *path, nb_dataset *d, nb_error *err)
 {
@@ -197,7 +163,7 @@ static int load_samples(const predict_options *o, const nb_model *m, nb_dataset 
     nb_table own;
     const nb_table *like = m->table;
     if (!like) {
-        if (table_of_features(m, &own, err) != 0)
+        if (model_table_of_features(&m->spec, &own, err) != 0)
             return -1;
         like = &own;
     }

@@ -54,8 +54,10 @@ static int check_data_options(train_options *o, data_kind kind, int *exit_code)
                                           "data, not on the pixels of %s", o->src.data);
         return -1;
     }
+    /* Features standardized, images (IDX, or a CSV row read as an image with --input-shape)
+     * left in [0, 1]. */
     if (o->normalize < 0)
-        o->normalize = kind != DATA_IDX;
+        o->normalize = kind != DATA_IDX && o->input_shape.ndim == 0;
     return 0;
 }
 

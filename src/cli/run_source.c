@@ -216,6 +216,40 @@ static int hint_state_dict(nb_error *err)
     return -1;
 }
 
+/* The table a model without one (trained on a synthetic set, or a CSV file before tables
+ * were saved) reads CSV rows with: its features as numbers, then its target columns, which
+ * may be absent. Classes are named by their index. */
+int model_table_of_features(const nb_model_spec *spec, nb_table *t, nb_error *err)
+{
+    memset(t, 0, sizeof *t);
+    int features = nb_model_features(spec);
+    int targets = spec->task == NB_TASK_CLASSIFICATION ? 1 : spec->classes;
+    t->n_columns = features + targets;
+    t->delimiter = ',';
+    t->columns = calloc((size_t)t->n_columns, sizeof *t->columns);
+    if (!t->columns)
+        return nb_fail(err, "out of memory");
+    for (int i = features; i < t->n_columns; i++)
+        t->columns[i].kind = NB_COLUMN_TARGET;
+    if (spec->task != NB_TASK_CLASSIFICATION)
+        return 0;
+    t->n_classes = spec->classes;
+    t->class_names = calloc((size_t)t->n_classes, sizeof *t->class_names);
+    for (int c = 0; t->class_names && c < t->n_classes; c++) {
+        char name[16];
+        snprintf(name, sizeof name, "%d", c);
+        if (!(t->class_names[c] = strdup(name))) {
+            nb_table_free(t);
+            return nb_fail(err, "out of memory");
+        }
+    }
+    if (!t->class_names) {
+        nb_table_free(t);
+        return nb_fail(err, "out of memory");
+    }
+    return 0;
+}
+
 int model_arch_info(const char *path, const model_arch *a, nb_task *task, nb_table **columns,
                     nb_error *err)
 {
@@ -227,6 +261,17 @@ int model_arch_info(const char *path, const model_arch *a, nb_task *task, nb_tab
     if (nb_model_load_info(path, &spec, columns, err) != 0)
         return hint_state_dict(err);
     *task = spec.task;
+    if (*columns)
+        return 0;
+    /* A model not trained on a CSV file reads one as its features, then its targets. */
+    *columns = calloc(1, sizeof **columns);
+    if (!*columns)
+        return nb_fail(err, "out of memory");
+    if (model_table_of_features(&spec, *columns, err) != 0) {
+        free(*columns);
+        *columns = NULL;
+        return -1;
+    }
     return 0;
 }
 

@@ -37,8 +37,13 @@ int model_arch_option(const char *cmd, model_arch *a, const char *name, const ch
 /* After the options: --input-shape and --task go with --layers (0, or -1 after a usage
  * error). */
 int model_arch_check(const char *cmd, const model_arch *a);
+/* The table a model without one (trained on a synthetic set or IDX images, or saved by an
+ * older nabla) reads CSV rows with: its features as numbers, then its target columns, which
+ * may be absent; classes named by their index ("0", "1", ...), so a label is its class. */
+int model_table_of_features(const nb_model_spec *spec, nb_table *t, nb_error *err);
 /* What reading data for the model in `path` needs before it is built: its task and the table
- * of its training CSV (NULL when none; else nb_table_free and free it). */
+ * it reads a CSV file with: its training CSV's, or model_table_of_features (NULL with a
+ * --layers architecture; else nb_table_free and free it). */
 int model_arch_info(const char *path, const model_arch *a, nb_task *task, nb_table **columns,
                     nb_error *err);
 /* The model in file `path`, as nabla saved it, or with a->layers the file's tensors in the

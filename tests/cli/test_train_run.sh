@@ -135,17 +135,23 @@ run eval "${DEV[@]}" --split train --dev-fraction 0.2
 check "eval --split train with the dev fraction: the other 400 samples" \
     grep -q '"samples":400}' "$WORK/stdout"
 run eval "${DEV[@]}" --split train
-check "eval --split train of a run's model: the run's 400 training samples" \
-    grep -q '"samples":400}' "$WORK/stdout"
-run eval "${DEV[@]}" --split train --dev-fraction 0
-check "eval --split train --dev-fraction 0: all 500 training samples" \
-    grep -q '"samples":500}' "$WORK/stdout"
-run eval "${DEV[@]}" --split dev --dev-fraction 0.3
-check "eval --split dev with another --dev-fraction than the run's: exit 2" [ "$RC" -eq 2 ]
-check "... saying the run's" grep -q "but the run held out 0.2" "$WORK/stderr"
+check "eval --split train: all 500 training samples" grep -q '"samples":500}' "$WORK/stdout"
+# A run's model without --data: the run's data, seed and dev split.
 run eval --model moons-dev --split dev --json
 check "eval of a run directory: the run's data and dev split" \
     matches_summary "$WORK/stdout" moons-dev/summary.json 100 dev
+run eval --model moons-dev/model.safetensors --split train --json
+check "eval --split train of a run's model: the run's 400 training samples" \
+    grep -q '"samples":400}' "$WORK/stdout"
+run eval --model moons-dev --split train --dev-fraction 0 --json
+check "eval --split train --dev-fraction 0: all 500 training samples" \
+    grep -q '"samples":500}' "$WORK/stdout"
+run eval --model moons-dev --split dev --dev-fraction 0.3
+check "eval --split dev with another --dev-fraction than the run's: exit 2" [ "$RC" -eq 2 ]
+check "... saying the run's" grep -q "but the run held out 0.2" "$WORK/stderr"
+run eval --model moons-dev --json
+check "eval of a run directory: its test set" matches_summary "$WORK/stdout" \
+    moons-dev/summary.json 200 test
 run eval "${DEV[@]}" --split dev --dev-fraction 0.2 --seed 6
 check "eval --split dev: another seed holds out other samples" \
     bash -c "! cmp -s dev.json '$WORK/stdout'"

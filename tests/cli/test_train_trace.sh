@@ -57,7 +57,8 @@ init_weights init.safetensors 0
 init_weights init-bn.safetensors 1
 
 # shellcheck disable=SC2054  # the commas are in --layers 10,6
-CSV=(--data train.csv --test test.csv --layers 10,6 --seed 4 --threads 1 --quiet)
+# The features as they are (numpy computes W x + b from the file itself).
+CSV=(--data train.csv --test test.csv --layers 10,6 --seed 4 --threads 1 --quiet --normalize none)
 
 # first_record_matches DIR INIT BATCHNORM ACTIVATION LAYER UNIT: the one record of a 1-step run
 # on the whole training set, in order, holds numpy.percentile (linear, its default) of the
