@@ -17,45 +17,50 @@
 
 int regions_possible(const run_data *r)
 {
-    return r->has_model && json_number(r->config, "features") == 2;
+    const char *task = json_string(r->config, "task");   /* absent: a classifier */
+    return r->has_model && json_number(r->config, "features") == 2 &&
+           (!task || strcmp(task, "classification") == 0);
 }
 
 /* The run's training points, as `nabla train` had them: 1 with *train filled, 0 when they
  * cannot be had (why says so), -1 on an error. */
-static int training_points(const run_data *r, nb_dataset *train, char *why, size_t why_size,
-                           nb_error *err)
+static int training_points(const run_data *r, const nb_model *m, nb_dataset *train, char *why,
+                           size_t why_size, nb_error *err)
 {
-    const cJSON *c = r->config;
-    const char *kind = json_string(c, "data_kind"), *path = json_string(c, "data_path");
-    double fraction = json_number(c, "dev_fraction");
-    uint64_t seed;
-    if (!kind || !path || run_config_seed(c, &seed) != 0 || !(fraction >= 0 && fraction < 1))
-        return nb_fail(err, "%s/config.json: no valid data_kind, data_path, seed and "
-                            "dev_fraction", r->dir);
+    data_source src;
+    run_paths paths;
+    double fraction;
     memset(train, 0, sizeof *train);
-    if (strcmp(kind, "synthetic") == 0) {
-        double samples = json_number(c, "samples"), noise = json_number(c, "noise");
-        if (!(samples >= 1 && samples <= 1e7) || !(noise >= 0 && noise < 1e30))
-            return nb_fail(err, "%s/config.json: no valid samples and noise for %s", r->dir,
-                           path);
-        if (nb_make_synthetic(path, (int)samples, (float)noise, seed, train, err) != 0)
-            return -1;
-    } else if (strcmp(kind, "csv") == 0) {
-        char found[CLI_MAX_PATH];
-        run_config_file(c, r->dir, path, found, sizeof found);
-        if (!report_file_exists(found)) {
-            snprintf(why, why_size, "its data file %s is not there (from here)", path);
-            return 0;
-        }
-        if (nb_load_csv(found, train, err) != 0)
-            return -1;
-    } else {
+    if (run_config_data(r->config, r->dir, &paths, &src, &fraction, err) != 0)
+        return -1;
+    const char *kind = json_string(r->config, "data_kind");
+    if (strcmp(kind, "csv") == 0 && !report_file_exists(src.data)) {
+        snprintf(why, why_size, "its data file %s is not there (from here)",
+                 json_string(r->config, "data_path"));
+        return 0;
+    }
+    if (strcmp(kind, "csv") != 0 && strcmp(kind, "synthetic") != 0) {
         snprintf(why, why_size, "its data is not a two-feature set");
         return 0;
     }
+    /* Read as the run read it: its CSV flags and the model's table. */
+    nb_table own;
+    const nb_table *like = m->table;
+    if (!like && model_table_of_features(&m->spec, &own, err) != 0)
+        return -1;
+    src.csv.like = like ? like : &own;
+    src.csv.task = m->spec.task;
+    src.no_test = 1;
+    nb_dataset none;
+    int rc = data_load_train(&src, train, &none, err);
+    nb_dataset_free(&none);
+    if (!like)
+        nb_table_free(&own);
+    if (rc != 0)
+        return -1;
     if (fraction > 0) {
         nb_dataset dev = {0};
-        if (nb_dataset_split(train, (float)fraction, seed, &dev, err) != 0) {
+        if (nb_dataset_split(train, (float)fraction, src.seed, &dev, err) != 0) {
             nb_dataset_free(train);
             return -1;
         }
@@ -167,17 +172,20 @@ static void draw_points(strbuf *b, const plot_area *p, const nb_dataset *d, int 
 int regions_chart(strbuf *b, const run_data *r, const char *title, const char *note,
                   char *why, size_t why_size, nb_error *err)
 {
-    nb_dataset train;
-    int got = training_points(r, &train, why, why_size, err);
-    if (got <= 0)
-        return got;
     nb_model m;
-    if (nb_model_load(&m, r->model_path, 1024, err) != 0) {
-        nb_dataset_free(&train);
+    if (nb_model_load(&m, r->model_path, 1024, err) != 0)
+        return -1;
+    /* The run's own model, not one copied in from another run. */
+    if (run_check_model(&m, r->model_path, r->config, err) != 0) {
+        nb_model_free(&m);
         return -1;
     }
-    /* The run's own model, not one copied in from another run. */
-    int rc = run_check_model(&m, r->model_path, r->config, err) == 0 ? 1 : -1;
+    nb_dataset train;
+    int rc = training_points(r, &m, &train, why, why_size, err);
+    if (rc <= 0) {
+        nb_model_free(&m);
+        return rc;
+    }
     int cols = REGIONS_GRID, rows = (int)lround((double)REGIONS_GRID * PLOT_H / PLOT_W);
     int32_t *cls = rc == 1 ? malloc((size_t)cols * rows * sizeof *cls) : NULL;
     double box[4];

@@ -1,5 +1,5 @@
 /* The report of one run, or of several overlaid: the summary, loss and accuracy per epoch
- * (train, dev, test), the learning rate, the curves every N steps and the activation
+ * (train, dev, test; RMSE and R² for regression, macro F1 for multi-label), the learning rate, the curves every N steps and the activation
  * percentiles when the runs recorded them, the decision regions of two-feature data, and the
  * configuration. One run: a colour per split. Several: a colour per run (the same in every
  * chart) and a dash per split. */
@@ -12,6 +12,7 @@
 
 #include "report_builder.h"
 #include "report_page.h"
+#include "report_classes.h"
 #include "report_regions.h"
 
 typedef struct split {
@@ -27,6 +28,11 @@ static const split LOSS[] = {{"train", M_TRAIN_LOSS, DASH_SOLID, 0},
 static const split ACCURACY[] = {{"train", M_TRAIN_ACC, DASH_SOLID, 0},
                                  {"dev", M_DEV_ACC, DASH_DASHED, 1},
                                  {"test", M_TEST_ACC, DASH_DOTTED, 2}};
+static const split RMSE[] = {{"dev", M_DEV_RMSE, DASH_DASHED, 1},
+                             {"test", M_TEST_RMSE, DASH_DOTTED, 2}};
+static const split R2[] = {{"dev", M_DEV_R2, DASH_DASHED, 1}, {"test", M_TEST_R2, DASH_DOTTED, 2}};
+static const split MACRO_F1[] = {{"dev", M_DEV_MACRO_F1, DASH_DASHED, 1},
+                                 {"test", M_TEST_MACRO_F1, DASH_DOTTED, 2}};
 static const split STEP_LOSS[] = {{"dev", S_DEV_LOSS, DASH_DASHED, 1},
                                   {"test", S_TEST_LOSS, DASH_DOTTED, 2}};
 static const split STEP_ACCURACY[] = {{"dev", S_DEV_ACC, DASH_DASHED, 1},
@@ -61,10 +67,25 @@ static void legend_styles(runs *rs, const split *sp, const int *used, int n)
                                                     MARK_NONE});
 }
 
-/* Loss or accuracy of every split of every run, per epoch or per step. */
+/* Whether any run has a number in any of the splits' columns. */
+static int any_split(const runs *rs, int steps, const split *sp, int n_splits)
+{
+    for (int k = 0; k < rs->n; k++) {
+        const table *t = steps ? &rs->r[k].steps : &rs->r[k].metrics;
+        for (int s = 0; s < n_splits; s++)
+            if (any_finite(t->col[sp[s].col], t->n))
+                return 1;
+    }
+    return 0;
+}
+
+/* A metric of every split of every run, per epoch or per step; no chart when no run has it
+ * (accuracy of regression runs, RMSE of classifiers). */
 static int split_chart(strbuf *b, runs *rs, const char *id, const char *title,
                        const char *ylabel, int steps, const split *sp, int n_splits)
 {
+    if (!any_split(rs, steps, sp, n_splits) && strcmp(id, "loss") != 0)
+        return 0;
     int used[3] = {0, 0, 0}, *shown = calloc((size_t)rs->n, sizeof *shown);
     if (!shown)
         return -1;
@@ -348,6 +369,11 @@ static int body(strbuf *b, runs *rs, nb_error *err)
     if (split_chart(b, rs, "loss", "Loss per epoch", "loss", 0, LOSS, N_SPLITS(LOSS)) != 0 ||
         split_chart(b, rs, "accuracy", "Accuracy per epoch", "accuracy", 0, ACCURACY,
                     N_SPLITS(ACCURACY)) != 0 ||
+        split_chart(b, rs, "rmse", "RMSE per epoch (the targets' units)", "rmse", 0, RMSE,
+                    N_SPLITS(RMSE)) != 0 ||
+        split_chart(b, rs, "r2", "R\xc2\xb2 per epoch", "r2", 0, R2, N_SPLITS(R2)) != 0 ||
+        split_chart(b, rs, "macro-f1", "Macro F1 per epoch", "macro F1", 0, MACRO_F1,
+                    N_SPLITS(MACRO_F1)) != 0 ||
         lr_chart(b, rs) != 0)
         return nb_fail(err, "out of memory");
     page_charts_end(b);
@@ -380,6 +406,8 @@ static int body(strbuf *b, runs *rs, nb_error *err)
         page_section_end(b);
     }
     if (regions_section(b, rs, err) != 0)
+        return -1;
+    if (rs->n == 1 && classes_section(b, &rs->r[0], err) != 0)
         return -1;
     return config_section(b, rs) == 0 ? 0 : nb_fail(err, "out of memory");
 }

@@ -31,6 +31,12 @@ static const table_column METRICS_COLUMNS[M_COLS] = {
     [M_TEST_LOSS] = {"test_loss", V_NON_NEG, 0},
     [M_TEST_ACC] = {"test_accuracy", V_UNIT, 0},
     [M_SECONDS] = {"seconds", V_NON_NEG, 1},
+    [M_DEV_RMSE] = {"dev_rmse", V_NON_NEG, 0},
+    [M_TEST_RMSE] = {"test_rmse", V_NON_NEG, 0},
+    [M_DEV_R2] = {"dev_r2", V_FINITE, 0},
+    [M_TEST_R2] = {"test_r2", V_FINITE, 0},
+    [M_DEV_MACRO_F1] = {"dev_macro_f1", V_UNIT, 0},
+    [M_TEST_MACRO_F1] = {"test_macro_f1", V_UNIT, 0},
 };
 static const table_column STEPS_COLUMNS[S_COLS] = {
     [S_STEP] = {"step", V_COUNT_1, 1},
@@ -700,19 +706,23 @@ static const member_rule SUMMARY_MEMBERS[] = {
     {"model", MT_STRING, 0, 0, NULL, 1, is_model_file},
 };
 
-/* A split's accuracy is null exactly when it has no samples, and so is its loss, except that
- * a loss that overflowed (weights grown huge before a divergence) is null too. */
+/* A split's accuracy is null exactly when it has no samples (or the run is a regression run,
+ * whose summary has the split's rmse instead), and so is its loss, except that a loss that
+ * overflowed (weights grown huge before a divergence) is null too. */
 static int split_check(const cJSON *summary, const char *text, const char *path,
                        const char *split, nb_error *err)
 {
     char samples[32], name[32], where[4200];
     snprintf(samples, sizeof samples, "%s_samples", split);
     double n = json_number(summary, samples);
+    snprintf(name, sizeof name, "%s_rmse", split);
+    int regression = cJSON_GetObjectItemCaseSensitive(summary, name) != NULL;
     for (int k = 0; k < 2; k++) {
         int accuracy = k == 1;
         snprintf(name, sizeof name, "%s_%s", split, accuracy ? "accuracy" : "loss");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(summary, name);
-        if (!v || isnan(n) || cJSON_IsNull(v) == (n == 0) || (!accuracy && cJSON_IsNull(v)))
+        if (!v || isnan(n) || cJSON_IsNull(v) == (n == 0) || (!accuracy && cJSON_IsNull(v)) ||
+            (accuracy && regression && cJSON_IsNull(v)))
             continue;
         json_member_where(text, path, name, where, sizeof where);
         return nb_fail(err, "%s: \"%s\" is %s, but \"%s\" is %.0f", where, name,

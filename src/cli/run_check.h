@@ -14,7 +14,9 @@
 
 /* Columns of metrics.jsonl, steps.jsonl and trace.jsonl, in these orders. */
 enum { M_EPOCH, M_LR, M_TRAIN_LOSS, M_TRAIN_ACC, M_DEV_LOSS, M_DEV_ACC, M_TEST_LOSS, M_TEST_ACC,
-       M_SECONDS, M_COLS };
+       M_SECONDS,
+       /* The metrics of the other tasks: regression, multilabel (null or absent otherwise). */
+       M_DEV_RMSE, M_TEST_RMSE, M_DEV_R2, M_TEST_R2, M_DEV_MACRO_F1, M_TEST_MACRO_F1, M_COLS };
 enum { S_STEP, S_EPOCH, S_LR, S_DEV_LOSS, S_DEV_ACC, S_TEST_LOSS, S_TEST_ACC, S_COLS };
 enum { T_STEP, T_LAYER, T_UNIT, T_EPOCH, T_UNIT_P15, T_UNIT_P50, T_UNIT_P85, T_LAYER_P15,
        T_LAYER_P50, T_LAYER_P85, T_COLS };

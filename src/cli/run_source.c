@@ -112,16 +112,15 @@ void run_config_file(const cJSON *config, const char *dir, const char *path, cha
 
 /* The CSV flags the run was given (config.json's target, header, delimiter, missing,
  * allow_many_classes, test_fraction; absent in runs of older versions: the defaults). */
-static int csv_options_of(run_source *s, data_source *src, nb_error *err)
+static int csv_options_of(const cJSON *c, const char *dir, data_source *src, nb_error *err)
 {
     static const char *const strings[] = {"target", "header", "delimiter", "missing"};
-    const cJSON *c = s->config;
     char flag[32];
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         const char *v = json_string(c, strings[i]);
         snprintf(flag, sizeof flag, "--%s", strings[i]);
         if (v && data_csv_option("eval", flag, v, src) != 0)
-            return nb_fail(err, "%s/config.json: \"%s\" is '%.80s', not a value of %s", s->dir,
+            return nb_fail(err, "%s/config.json: \"%s\" is '%.80s', not a value of %s", dir,
                            strings[i], v, flag);
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "allow_many_classes")))
@@ -132,9 +131,9 @@ static int csv_options_of(run_source *s, data_source *src, nb_error *err)
     return 0;
 }
 
-int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_error *err)
+int run_config_data(const cJSON *c, const char *dir, run_paths *paths, data_source *src,
+                    double *dev_fraction, nb_error *err)
 {
-    const cJSON *c = s->config;
     const char *kind = json_string(c, "data_kind"), *path = json_string(c, "data_path");
     const char *test = json_string(c, "test");
     double fraction = json_number(c, "dev_fraction");
@@ -142,27 +141,31 @@ int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_er
     if (!c || !kind || !path || run_config_seed(c, &src->seed) != 0 ||
         !(fraction >= 0 && fraction < 1))
         return nb_fail(err, "%s/config.json: no valid data_kind, data_path, seed and "
-                            "dev_fraction", s->dir);
+                            "dev_fraction", dir);
     *dev_fraction = fraction;
     if (strcmp(kind, "synthetic") == 0) {
         double samples = json_number(c, "samples"), noise = json_number(c, "noise");
         if (!(samples >= 1 && samples <= CLI_MAX_SAMPLES) || !(noise >= 0 && noise < 1e30))
-            return nb_fail(err, "%s/config.json: no valid samples and noise for %s", s->dir,
-                           path);
+            return nb_fail(err, "%s/config.json: no valid samples and noise for %s", dir, path);
         src->samples = (int)samples;
         src->noise = noise;
-        snprintf(s->data_path, sizeof s->data_path, "%s", path);
+        snprintf(paths->data, sizeof paths->data, "%s", path);
     } else {
-        run_config_file(c, s->dir, path, s->data_path, sizeof s->data_path);
+        run_config_file(c, dir, path, paths->data, sizeof paths->data);
     }
-    src->data = s->data_path;
-    if (strcmp(kind, "csv") == 0 && csv_options_of(s, src, err) != 0)
+    src->data = paths->data;
+    if (strcmp(kind, "csv") == 0 && csv_options_of(c, dir, src, err) != 0)
         return -1;
     if (test) {
-        run_config_file(c, s->dir, test, s->test_path, sizeof s->test_path);
-        src->test = s->test_path;
+        run_config_file(c, dir, test, paths->test, sizeof paths->test);
+        src->test = paths->test;
     }
     return 0;
+}
+
+int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_error *err)
+{
+    return run_config_data(s->config, s->dir, &s->paths, src, dev_fraction, err);
 }
 
 int model_arch_option(const char *cmd, model_arch *a, const char *name, const char *value,

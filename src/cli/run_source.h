@@ -8,12 +8,16 @@
 
 #include "options.h"
 
+/* Where a run's data files are from here (run_config_data). */
+typedef struct run_paths {
+    char data[CLI_MAX_PATH], test[CLI_MAX_PATH];
+} run_paths;
+
 typedef struct run_source {
     char model[CLI_MAX_PATH];   /* the model file */
     char dir[CLI_MAX_PATH];     /* the run directory; "" for a model file outside a run */
     cJSON *config;              /* the run's config.json (checked); NULL without a run */
-    /* Where the run's data files are from here (run_source_data). */
-    char data_path[CLI_MAX_PATH], test_path[CLI_MAX_PATH];
+    run_paths paths;            /* run_source_data's */
 } run_source;
 
 /* `given` is a run directory (its model.safetensors, which must be there) or a model file (a
@@ -59,8 +63,12 @@ int run_config_seed(const cJSON *config, uint64_t *seed);
  * there: run "x/runs/a" with out "runs/a" ran in "x/". */
 void run_config_file(const cJSON *config, const char *dir, const char *path, char *out,
                      size_t cap);
-/* The data_source train was given (--data, --test, --samples, --noise, --seed, and its
- * --dev-fraction), from the run's config.json; the paths point into s. */
+/* The data_source train was given (--data, --test, --samples, --noise, --seed, the CSV
+ * flags and its --dev-fraction), from the config.json of the run in `dir`; the paths point
+ * into `paths`. */
+int run_config_data(const cJSON *config, const char *dir, run_paths *paths, data_source *src,
+                    double *dev_fraction, nb_error *err);
+/* The same for s's run. */
 int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_error *err);
 
 #endif /* NABLA_CLI_RUN_SOURCE_H */

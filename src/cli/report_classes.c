@@ -1,0 +1,121 @@
+/* nabla report: per-class scores and the confusion matrix of a classifier (report_classes.h). */
+#include "report_classes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics_text.h"
+#include "report_json.h"
+#include "report_page.h"
+#include "run_check.h"
+#include "run_source.h"
+
+/* The run's test set, read as the run read it: 1, 0 when it has none or its file is gone (why
+ * says so), -1 on an error. */
+static int test_set(const run_data *r, const nb_model *m, nb_dataset *test, char *why,
+                    size_t why_size, nb_error *err)
+{
+    data_source src;
+    run_paths paths;
+    double fraction;
+    memset(test, 0, sizeof *test);
+    if (json_number(r->config, "test_samples") == 0) {
+        snprintf(why, why_size, "the run has no test set");
+        return 0;
+    }
+    if (run_config_data(r->config, r->dir, &paths, &src, &fraction, err) != 0)
+        return -1;
+    const char *file = src.test ? src.test : src.data;
+    if (strcmp(json_string(r->config, "data_kind"), "synthetic") != 0 &&
+        !report_file_exists(file)) {
+        snprintf(why, why_size, "its data %s is not there (from here)", file);
+        return 0;
+    }
+    nb_table own;
+    const nb_table *like = m->table;
+    if (!like && model_table_of_features(&m->spec, &own, err) != 0)
+        return -1;
+    src.csv.like = like ? like : &own;
+    src.csv.task = m->spec.task;
+    int rc = data_load_eval(&src, test, err);
+    if (!like)
+        nb_table_free(&own);
+    if (rc == 0 && m->norm_mean && test->values)
+        nb_dataset_normalize(test, m->norm_mean, m->norm_std);
+    return rc == 0 ? 1 : -1;
+}
+
+static void tables(strbuf *b, const nb_model *m, const int64_t *counts)
+{
+    int k = m->spec.classes;
+    char name[32];
+    page_table_begin(b, NULL, "class", "precision", "recall", "F1", "support",
+                     (const char *)NULL);
+    for (int c = 0; c < k; c++) {
+        nb_class_scores s = nb_class_scores_of(counts, k, c);
+        page_row_begin(b, NULL);
+        page_cell(b, class_name(m, c, name, sizeof name));
+        page_cell_num(b, "%.4f", s.precision);
+        page_cell_num(b, "%.4f", s.recall);
+        page_cell_num(b, "%.4f", s.f1);
+        page_cell_num(b, "%.0f", (double)s.support);
+        page_row_end(b);
+    }
+    page_table_end(b);
+    if (k > 30) {
+        page_note(b, "No confusion matrix: %d classes are too many to show.", k);
+        return;
+    }
+    page_note(b, "Confusion matrix: a row per true class, a column per predicted class.");
+    sb_puts(b, "<table><thead><tr><th>true \\ predicted</th>");
+    for (int p = 0; p < k; p++) {
+        sb_puts(b, "<th>");
+        sb_escape(b, class_name(m, p, name, sizeof name));
+        sb_puts(b, "</th>");
+    }
+    sb_puts(b, "</tr></thead><tbody>\n");
+    for (int t = 0; t < k; t++) {
+        page_row_begin(b, NULL);
+        page_cell(b, class_name(m, t, name, sizeof name));
+        for (int p = 0; p < k; p++)
+            page_cell_num(b, "%.0f", (double)counts[(size_t)t * k + p]);
+        page_row_end(b);
+    }
+    page_table_end(b);
+}
+
+int classes_section(strbuf *b, const run_data *r, nb_error *err)
+{
+    const char *task = json_string(r->config, "task");   /* absent: a classifier */
+    if (!r->has_model || (task && strcmp(task, "classification") != 0))
+        return 0;
+    nb_model m;
+    if (nb_model_load(&m, r->model_path, 1024, err) != 0)
+        return -1;
+    if (run_check_model(&m, r->model_path, r->config, err) != 0) {
+        nb_model_free(&m);
+        return -1;
+    }
+    char why[256] = "";
+    nb_dataset test;
+    int rc = test_set(r, &m, &test, why, sizeof why, err);
+    int64_t *counts = NULL;
+    if (rc == 1) {
+        counts = calloc((size_t)m.spec.classes * (size_t)m.spec.classes, sizeof *counts);
+        rc = !counts ? nb_fail(err, "out of memory")
+                     : nb_evaluate_confusion(&m, &test, counts, err) != 0 ? -1 : 1;
+    }
+    if (rc >= 0) {
+        page_section(b, "Per class, on the test set");
+        if (rc == 1)
+            tables(b, &m, counts);
+        else
+            page_note(b, "%s: no per-class scores: %s.", r->dir, why);
+        page_section_end(b);
+    }
+    free(counts);
+    nb_dataset_free(&test);
+    nb_model_free(&m);
+    return rc < 0 ? -1 : 0;
+}
