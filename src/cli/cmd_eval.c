@@ -456,6 +456,20 @@ static void describe_csv(const eval_options *o, const nb_dataset *d)
 
 static int eval_run(const eval_options *opt);
 
+/* Whether the model file says it was trained on a CSV file (it has a table): the default
+ * data, Fashion-MNIST, cannot be its. */
+static int trained_on_csv(const char *model)
+{
+    nb_model_spec spec;
+    nb_table *table = NULL;
+    nb_error ignored;
+    if (nb_model_load_info(model, &spec, &table, &ignored) != 0 || !table)
+        return 0;
+    nb_table_free(table);
+    free(table);
+    return 1;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     eval_options o;
@@ -469,6 +483,13 @@ int cmd_eval(int argc, char **argv)
         return runtime_error(&err);
     o.model = run.model;
     if (take_run_defaults(&o, &run, &code) != 0) {
+        run_source_close(&run);
+        return code;
+    }
+    if (!run.config && !o.data_given && !o.src.test && !o.arch.layers &&
+        trained_on_csv(o.model)) {
+        code = cli_usage_error(CMD, "%s was trained on a CSV file: give it with --data (or "
+                                    "the run directory as --model)", o.model);
         run_source_close(&run);
         return code;
     }

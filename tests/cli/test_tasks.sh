@@ -180,6 +180,10 @@ run train --data houses.csv --task bogus --out bad3
 check "--task bogus: exit 2" [ "$RC" -eq 2 ]
 run predict --model reg
 check "predict without --data: exit 2" [ "$RC" -eq 2 ]
+cp fruit/model.safetensors copied.safetensors
+run eval --model copied.safetensors
+check "eval of a CSV model outside its run, no --data: exit 2, not Fashion-MNIST" \
+    one_line_error "nabla eval: copied.safetensors was trained on a CSV file: give it with --data"
 run predict --model reg --data new_houses.csv --out new_houses.csv
 check "predict --out the --data file: exit 2, the data untouched" \
     [ "$RC" -eq 2 ] && [ "$(lines new_houses.csv)" -eq 51 ]
