@@ -45,13 +45,7 @@ void usage_eval(FILE *out)
 "  --noise X             synthetic sets: noise [0.2]\n"
 "  --seed N              the seed given to train: synthetic sets (test set: seed + 1) and\n"
 "                        the dev split [0]\n"
-"  --layers L            for a model file without nabla's metadata (a PyTorch state_dict\n"
-"                        saved as safetensors): its layers, as nabla train --layers writes\n"
-"                        them [the file's own]\n"
-"  --input-shape S       with --layers: one sample's shape, N or C,H,W [the first linear\n"
-"                        layer's inputs]\n"
-"  --task T              with --layers: classification|regression|multilabel\n"
-"                        [classification]\n"
+MODEL_ARCH_USAGE
 "  --batch-size N        samples per forward pass [256]\n"
 "  --threads N           threads for matrix products, at most the cores this process may\n"
 "                        use [those cores: %d]\n"
@@ -78,15 +72,8 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"split", required_argument, NULL, OPT_SPLIT},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
-    {"layers", required_argument, NULL, 'A'},
-    {"input-shape", required_argument, NULL, 'A'},
-    {"task", required_argument, NULL, 'A'},
-    {"target", required_argument, NULL, OPT_CSV},
-    {"header", required_argument, NULL, OPT_CSV},
-    {"delimiter", required_argument, NULL, OPT_CSV},
-    {"missing", required_argument, NULL, OPT_CSV},
-    {"allow-many-classes", no_argument, NULL, OPT_CSV},
-    {"test-fraction", required_argument, NULL, OPT_CSV},
+    MODEL_ARCH_LONG_OPTIONS('A'),
+    DATA_CSV_LONG_OPTIONS(OPT_CSV),
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };

@@ -39,13 +39,7 @@ void usage_predict(FILE *out)
 "  --out FILE            where to write; - for standard output [-]\n"
 "  --proba               add the probability of each class (or label) [off]\n"
 "  --format F            csv|jsonl [csv]\n"
-"  --layers L            for a model file without nabla's metadata (a PyTorch state_dict\n"
-"                        saved as safetensors): its layers, as nabla train --layers writes\n"
-"                        them [the file's own]\n"
-"  --input-shape S       with --layers: one sample's shape, N or C,H,W [the first linear\n"
-"                        layer's inputs]\n"
-"  --task T              with --layers: classification|regression|multilabel\n"
-"                        [classification]\n"
+MODEL_ARCH_USAGE
 "  --batch-size N        samples per forward pass [256]\n"
 "  --threads N           threads for matrix products, at most the cores this process may\n"
 "                        use [those cores: %d]\n"
@@ -63,9 +57,7 @@ static const struct option long_options[] = {
     {"format", required_argument, NULL, OPT_FORMAT},
     {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
     {"threads", required_argument, NULL, OPT_THREADS},
-    {"layers", required_argument, NULL, 'A'},
-    {"input-shape", required_argument, NULL, 'A'},
-    {"task", required_argument, NULL, 'A'},
+    MODEL_ARCH_LONG_OPTIONS('A'),
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };

@@ -113,6 +113,13 @@ typedef struct data_source {
  * value) into src. Returns 1 when flag is not one of them, 0 when parsed, -1 after printing
  * the usage error. */
 int data_csv_option(const char *cmd, const char *flag, const char *arg, data_source *src);
+/* Their entries in a getopt_long table, each returning `code`. */
+#define DATA_CSV_LONG_OPTIONS(code)                                                         \
+    {"target", required_argument, NULL, (code)}, {"header", required_argument, NULL, (code)},  \
+        {"delimiter", required_argument, NULL, (code)},                                     \
+        {"missing", required_argument, NULL, (code)},                                       \
+        {"allow-many-classes", no_argument, NULL, (code)},                                  \
+        {"test-fraction", required_argument, NULL, (code)}
 /* Whether any of them was given (they need CSV data). */
 int data_csv_options_given(const data_source *src);
 /* Their help lines. */

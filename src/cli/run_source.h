@@ -34,6 +34,22 @@ typedef struct model_arch {
     int given_shape_or_task;
 } model_arch;
 
+/* Their entries in a getopt_long table (each returning `code`) and their help lines. */
+#define MODEL_ARCH_LONG_OPTIONS(code)                                                      \
+    {"layers", required_argument, NULL, (code)},                                           \
+        {"input-shape", required_argument, NULL, (code)},                                  \
+        {"task", required_argument, NULL, (code)}
+#define MODEL_ARCH_USAGE                                                                   \
+    "  --layers L            for a model file without nabla's metadata (a PyTorch "        \
+    "state_dict\n"                                                                         \
+    "                        saved as safetensors): its layers, as nabla train --layers "  \
+    "writes\n"                                                                             \
+    "                        them [the file's own]\n"                                      \
+    "  --input-shape S       with --layers: one sample's shape, N or C,H,W [the first "    \
+    "linear\n"                                                                             \
+    "                        layer's inputs]\n"                                            \
+    "  --task T              with --layers: classification|regression|multilabel\n"       \
+    "                        [classification]\n"
 /* Parses --layers, --input-shape and --task for eval and predict: 1 when name is one of them
  * (then *rc is 0, or -1 after a usage error), else 0. */
 int model_arch_option(const char *cmd, model_arch *a, const char *name, const char *value,

@@ -184,12 +184,7 @@ static const struct option long_options[] = {
     {"trace-unit", required_argument, NULL, OPT_TRACE_UNIT},
     {"trace-every", required_argument, NULL, OPT_TRACE_EVERY},
     {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
-    {"target", required_argument, NULL, OPT_CSV},
-    {"header", required_argument, NULL, OPT_CSV},
-    {"delimiter", required_argument, NULL, OPT_CSV},
-    {"missing", required_argument, NULL, OPT_CSV},
-    {"allow-many-classes", no_argument, NULL, OPT_CSV},
-    {"test-fraction", required_argument, NULL, OPT_CSV},
+    DATA_CSV_LONG_OPTIONS(OPT_CSV),
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
