@@ -164,6 +164,22 @@ check "report: the best trial's table shows the dev and test loss" pytrue "'<th>
 expect_exit 0 "loss study, 1 worker" "${LOSS_STUDY[@]}" --workers 1 --out cl1
 check "loss study: workers 1 and 2, the same results" diff <(outcome cl dev_loss) <(outcome cl1 dev_loss)
 
+# Coarse to fine narrows to the trials of lowest dev loss: the two best of round 0 inside round
+# 1's range of lr, the worst outside it.
+expect_exit 0 "loss study in two rounds" tune --data spirals --samples 1000 --epochs 2 --space "lr=log(1e-4,1); units=choice(8,64)" --trials 12 --rounds 2 --objective loss --seed 5 --quiet --out rn
+check "two rounds: round 1 narrowed around the lowest dev losses of round 0" "$PY" - <<'EOF'
+import json
+evs = [json.loads(l) for l in open("rn/journal.jsonl")]
+space = [e["space"] for e in evs if e.get("round") == 1 and "space" in e]
+assert len(space) == 1, space
+lo, hi = [float(x) for x in space[0].split("lr=log(")[1].split(")")[0].split(",")]
+ends = {e["trial"]: e for e in evs if e.get("state") == "complete"}
+first = sorted((t for t in ends if t < 6), key=lambda t: (ends[t]["dev_loss"], t))
+assert len(first) >= 4, first
+assert all(lo <= ends[t]["params"]["lr"] <= hi for t in first[:2]), (lo, hi, first)
+assert not lo <= ends[first[-1]]["params"]["lr"] <= hi, (lo, hi, first)
+EOF
+
 # Another objective on the same study is another study.
 cp cl/journal.jsonl journal.before
 expect_exit 2 "loss study: continued with --objective accuracy" "${LOSS_STUDY[@]/loss/accuracy}" --out cl
