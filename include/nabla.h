@@ -1029,9 +1029,9 @@ const char *nb_prune_name(nb_prune_kind kind);          /* "none", "median", "as
 int nb_prune_parse(const char *name, nb_prune_kind *kind); /* 0, or -1 for an unknown name */
 int nb_asha_is_rung(const nb_pruner *p, int epoch);
 
-/* Whether a trial stops after `epoch` (1-based) of its `epochs`, with dev accuracy `value`
- * (higher is better), given the values `others` that the trials it is compared with had after
- * the same epoch (NaN ones are ignored). Never at the last epoch: the trial is then complete.
+/* Whether a trial stops after `epoch` (1-based) of its `epochs`, with score `value` (higher is
+ * better: a dev accuracy, or a dev loss negated), given the values `others` that the trials it
+ * is compared with had after the same epoch (NaN ones are ignored). Never at the last epoch: the trial is then complete.
  *   median: value < the median of others, once there are at least min_trials of them
  *           (Optuna's MedianPruner);
  *   asha:   at a rung, value is not among the best max(1, floor(n / eta)) of the n values of

@@ -6,7 +6,7 @@
 
 typedef struct ranked {
     int group;
-    double accuracy;   /* -1 for NaN: below every real accuracy */
+    double score;      /* -inf for NaN: below every real score */
     int trial;
 } ranked;
 
@@ -15,8 +15,8 @@ static int best_first(const void *a, const void *b)
     const ranked *x = a, *y = b;
     if (x->group != y->group)
         return x->group - y->group;
-    if (x->accuracy != y->accuracy)
-        return x->accuracy > y->accuracy ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
     return x->trial - y->trial;
 }
 
@@ -33,7 +33,7 @@ int *leaderboard_rank(int n, leaderboard_fn *entry, const void *ctx, int *count)
     for (int i = 0; i < n; i++) {
         leaderboard_entry e;
         if (entry(ctx, i, &e))
-            r[(*count)++] = (ranked){e.group, isnan(e.accuracy) ? -1.0 : e.accuracy, i};
+            r[(*count)++] = (ranked){e.group, isnan(e.score) ? -INFINITY : e.score, i};
     }
     qsort(r, (size_t)*count, sizeof *r, best_first);
     for (int k = 0; k < *count; k++)

@@ -10,6 +10,7 @@
 #include "run_files.h"
 #include "study_files.h"
 #include "study_settings.h"
+#include "tune_objective.h"
 
 int study_load(study_data *s, const char *dir, nb_error *err)
 {
@@ -49,10 +50,11 @@ void study_free(study_data *s)
 /* Every trial that started. */
 static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
 {
-    const trial *t = &((const study_data *)ctx)->trials[i];
+    const study_data *s = ctx;
+    const trial *t = &s->trials[i];
     e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
                : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
-    e->accuracy = t->final_accuracy;
+    e->score = objective_score(s->opt.objective, t->final_objective);
     return t->state != TRIAL_PENDING;
 }
 

@@ -24,8 +24,8 @@ typedef struct study_data {
 int study_load(study_data *s, const char *dir, nb_error *err);
 void study_free(study_data *s);
 
-/* Trial numbers from best to worst, as `nabla tune` ranks them: complete trials by dev
- * accuracy, then pruned ones by dev accuracy, then failed and running ones; ties by number.
+/* Trial numbers from best to worst, as `nabla tune` ranks them: complete trials by the study's
+ * objective, then pruned ones by it, then failed and running ones; ties by number.
  * Trials never started are left out; *n gets the count. malloc'd, NULL when out of memory. */
 int *study_rank(const study_data *s, int *n);
 

@@ -1,8 +1,9 @@
-/* The report of a study: its outcome, dev accuracy against each hyperparameter (on the scale it
- * was searched on), the best so far trial by trial, every trial's learning curve, parallel
- * coordinates, which hyperparameters mattered, the leaderboard and the settings. Complete
- * trials are blue dots, pruned ones orange triangles (their accuracy is from the epoch they
- * were stopped at), failed ones red crosses along the bottom (they have none). */
+/* The report of a study: its outcome, its objective (dev accuracy, or the metric of --objective:
+ * tune_objective.h) against each hyperparameter (on the scale it was searched on), the best so
+ * far trial by trial, every trial's learning curve, parallel coordinates, which
+ * hyperparameters mattered, the leaderboard and the settings. Complete trials are blue dots,
+ * pruned ones orange triangles (their value is from the epoch they were stopped at), failed
+ * ones red crosses along the bottom (they have none). */
 #include "report_pages.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "report_figures.h"
 #include "report_json.h"
 #include "report_page.h"
+#include "tune_objective.h"
 
 typedef struct state_style {
     trial_state state;
@@ -36,6 +38,8 @@ typedef struct study_view {
     double *value;            /* value[k * n + i]: parameter k of trial i (choice: index) */
     double *jittered;         /* the same, choices spread around their index */
     char **tips;              /* a tooltip per trial */
+    char label[64];           /* the objective: "dev accuracy", "dev rmse" */
+    char title[64];           /* the same with a capital: "Dev rmse" */
     builder bd;
 } study_view;
 
@@ -76,6 +80,8 @@ static int view_init(study_view *v, const study_data *s)
     v->tips = calloc((size_t)v->n, sizeof *v->tips);
     if (!v->number || !v->value || !v->jittered || !v->tips)
         return -1;
+    objective_label(s->opt.objective, v->label, sizeof v->label);
+    snprintf(v->title, sizeof v->title, "D%s", v->label + 1);
     for (int i = 0; i < v->n; i++) {
         const trial *t = &s->trials[i];
         v->number[i] = i;
@@ -87,11 +93,11 @@ static int view_init(study_view *v, const study_data *s)
         }
         char params[PARAMS_TEXT_MAX], tip[PARAMS_TEXT_MAX + 100];
         params_text(s, t, params, sizeof params);
-        if (isnan(t->final_accuracy))
+        if (isnan(t->final_objective))
             snprintf(tip, sizeof tip, "trial %d (%s): %s", i, trial_state_name(t->state), params);
         else
-            snprintf(tip, sizeof tip, "trial %d (%s): dev accuracy %.4f; %s", i,
-                     trial_state_name(t->state), t->final_accuracy, params);
+            snprintf(tip, sizeof tip, "trial %d (%s): %s %.4f; %s", i,
+                     trial_state_name(t->state), v->label, t->final_objective, params);
         if (!(v->tips[i] = strdup(tip)))
             return -1;
     }
@@ -120,16 +126,16 @@ static double *state_mask(const study_view *v, trial_state st, const double *y)
     return out;
 }
 
-/* The dev accuracy of every trial (NaN when it has none). */
-static double *accuracies(const study_view *v)
+/* The objective of every trial (NaN when it has none). */
+static double *objectives(const study_view *v)
 {
     double *a = malloc((size_t)v->n * sizeof *a);
     for (int i = 0; a && i < v->n; i++)
-        a[i] = v->s->trials[i].final_accuracy;
+        a[i] = v->s->trials[i].final_objective;
     return a;
 }
 
-/* A series per state of trials (x, dev accuracy), and their legend entries. masks[] keeps the
+/* A series per state of trials (x, objective), and their legend entries. masks[] keeps the
  * arrays until the chart is drawn. */
 static int add_state_series(study_view *v, const double *x, const double *acc, double **masks)
 {
@@ -196,7 +202,7 @@ static axis_spec param_axis(const study_view *v, int k, const char **choice_text
 
 static int scatter_charts(strbuf *b, study_view *v)
 {
-    double *acc = accuracies(v);
+    double *acc = objectives(v);
     if (!acc)
         return -1;
     int rc = 0;
@@ -212,8 +218,8 @@ static int scatter_charts(strbuf *b, study_view *v)
                                                          "each value"
                                                        : NULL;
         chart c = {.id = builder_text(&v->bd, "param-%s", p->name),
-                   .title = builder_text(&v->bd, "Dev accuracy against %s", p->name),
-                   .note = note, .x = param_axis(v, k, texts), .y = {.label = "dev accuracy"},
+                   .title = builder_text(&v->bd, "%s against %s", v->title, p->name),
+                   .note = note, .x = param_axis(v, k, texts), .y = {.label = v->label},
                    .width = 460, .plot_height = 220};
         if (rc == 0 && builder_draw(&v->bd, b, &c) != 0)
             rc = -1;
@@ -224,19 +230,22 @@ static int scatter_charts(strbuf *b, study_view *v)
     return rc;
 }
 
-/* Trial by trial, the best dev accuracy of the complete trials so far. */
+/* Trial by trial, the best objective of the complete trials so far (the highest, or the
+ * lowest where lower is better). */
 static int best_so_far_chart(strbuf *b, study_view *v)
 {
-    double *acc = accuracies(v), *best = malloc((size_t)v->n * sizeof *best);
+    nb_metric m = v->s->opt.objective;
+    double *acc = objectives(v), *best = malloc((size_t)v->n * sizeof *best);
     double *masks[N_STYLES] = {NULL, NULL, NULL};
     int rc = -1;
     if (acc && best) {
         double so_far = NAN;
         for (int i = 0; i < v->n; i++) {
             const trial *t = &v->s->trials[i];
-            if (t->state == TRIAL_COMPLETE && !isnan(t->final_accuracy) &&
-                (isnan(so_far) || t->final_accuracy > so_far))
-                so_far = t->final_accuracy;
+            if (t->state == TRIAL_COMPLETE && !isnan(t->final_objective) &&
+                (isnan(so_far) ||
+                 objective_score(m, t->final_objective) > objective_score(m, so_far)))
+                so_far = t->final_objective;
             best[i] = so_far;
         }
         if (any_finite(best, v->n)) {
@@ -248,8 +257,9 @@ static int best_so_far_chart(strbuf *b, study_view *v)
                                                     MARK_NONE});
         }
         rc = add_state_series(v, v->number, acc, masks);
-        chart c = {.id = "best-so-far", .title = "Best dev accuracy so far",
-                   .x = {.label = "trial", .integer = 1}, .y = {.label = "dev accuracy"}};
+        chart c = {.id = "best-so-far",
+                   .title = builder_text(&v->bd, "Best %s so far", v->label),
+                   .x = {.label = "trial", .integer = 1}, .y = {.label = v->label}};
         if (rc == 0)
             rc = builder_draw(&v->bd, b, &c);
     }
@@ -260,7 +270,7 @@ static int best_so_far_chart(strbuf *b, study_view *v)
     return rc;
 }
 
-/* Every trial's dev accuracy after each epoch, as the journal recorded it. */
+/* Every trial's objective after each epoch, as the journal recorded it. */
 static int learning_curves_chart(strbuf *b, study_view *v)
 {
     int most = 0;
@@ -280,21 +290,22 @@ static int learning_curves_chart(strbuf *b, study_view *v)
             const trial *t = &v->s->trials[i];
             /* An interrupted trial is unfinished, as a running one: the study resumes it. */
             trial_state drawn = t->state == TRIAL_INTERRUPTED ? TRIAL_RUNNING : t->state;
-            if (drawn != st || !any_finite(t->dev_accuracy, t->n_reported))
+            if (drawn != st || !any_finite(t->dev_objective, t->n_reported))
                 continue;
             present[st] = 1;
             builder_series(&v->bd, &(chart_series){
                 .key = trial_state_name(st), .name = v->tips[i], .color = palette_color(color),
                 .width = st == TRIAL_COMPLETE ? 1.6 : 1.1, .plain = 1, .n = t->n_reported,
-                .x = epochs, .y = t->dev_accuracy});
+                .x = epochs, .y = t->dev_objective});
         }
         if (present[st])
             builder_legend(&v->bd, &(legend_entry){trial_state_name(st), trial_state_name(st),
                                                     palette_color(color), DASH_SOLID, 1,
                                                     MARK_NONE});
     }
-    chart c = {.id = "learning-curves", .title = "Dev accuracy per epoch, every trial",
-               .x = {.label = "epoch", .integer = 1}, .y = {.label = "dev accuracy"}};
+    chart c = {.id = "learning-curves",
+               .title = builder_text(&v->bd, "%s per epoch, every trial", v->title),
+               .x = {.label = "epoch", .integer = 1}, .y = {.label = v->label}};
     int rc = builder_draw(&v->bd, b, &c);
     free(epochs);
     return rc;
@@ -304,7 +315,7 @@ static int parallel_chart(strbuf *b, study_view *v)
 {
     int n_axes = v->s->space.n + 1;
     parallel_axis *axes = calloc((size_t)n_axes, sizeof *axes);
-    double *acc = accuracies(v), *color = malloc((size_t)v->n * sizeof *color);
+    double *acc = objectives(v), *color = malloc((size_t)v->n * sizeof *color);
     double *shown = malloc((size_t)v->n * sizeof *shown);
     const char *texts[NB_SEARCH_MAX_PARAMS][NB_SEARCH_MAX_CHOICES];
     int rc = -1;
@@ -330,12 +341,11 @@ static int parallel_chart(strbuf *b, study_view *v)
             axes[k] = (parallel_axis){a.label, a.kind, a.lo, a.hi, a.integer, a.n_categories,
                                       a.categories, v->jittered + (size_t)k * v->n};
         }
-        axes[n_axes - 1] = (parallel_axis){"dev accuracy", SCALE_LINEAR, lo, hi, 0, 0, NULL,
-                                           shown};
+        axes[n_axes - 1] = (parallel_axis){v->label, SCALE_LINEAR, lo, hi, 0, 0, NULL, shown};
         svg_parallel(b, "parallel", "Parallel coordinates",
-                     "each trial a line through its values; complete trials coloured by dev "
-                     "accuracy", axes, n_axes, v->n, color, "dev accuracy",
-                     (const char *const *)v->tips);
+                     builder_text(&v->bd, "each trial a line through its values; complete "
+                                          "trials coloured by %s", v->label),
+                     axes, n_axes, v->n, color, v->label, (const char *const *)v->tips);
         rc = 0;
     }
     free(axes);
@@ -345,8 +355,9 @@ static int parallel_chart(strbuf *b, study_view *v)
     return rc;
 }
 
-static void importance_chart(strbuf *b, const study_data *s)
+static void importance_chart(strbuf *b, const study_view *v)
 {
+    const study_data *s = v->s;
     const cJSON *imp = s->best ? cJSON_GetObjectItemCaseSensitive(s->best, "importance") : NULL;
     if (!cJSON_IsObject(imp)) {
         page_note(b, "No importance ranking: %s.", s->best ? "best.json has none"
@@ -378,15 +389,18 @@ static void importance_chart(strbuf *b, const study_data *s)
         values[at] = x;
         m++;
     }
-    svg_bars(b, "importance", "What mattered",
-             "share of the variance of dev accuracy each hyperparameter explains", names, values,
-             m, 1, "eta squared over the complete trials");
+    char note[128];
+    snprintf(note, sizeof note, "share of the variance of %s each hyperparameter explains",
+             v->label);
+    svg_bars(b, "importance", "What mattered", note, names, values, m, 1,
+             "eta squared over the complete trials");
     free(names);
     free(values);
 }
 
-static void summary_section(strbuf *b, const study_data *s)
+static void summary_section(strbuf *b, const study_view *v)
 {
+    const study_data *s = v->s;
     int count[TRIAL_FAILED + 1] = {0};
     for (int i = 0; i < s->n_trials; i++)
         count[s->trials[i].state]++;
@@ -401,15 +415,20 @@ static void summary_section(strbuf *b, const study_data *s)
         page_section_end(b);
         return;
     }
-    page_table_begin(b, NULL, "best trial", "dev accuracy", "test accuracy", "epochs",
-                     "params", (const char *)NULL);
+    /* The objective on the dev and the test set: best.json's dev_M and test_M. */
+    char dev_key[64], test_key[64], test_label[64];
+    objective_key(s->opt.objective, "dev", dev_key, sizeof dev_key);
+    objective_key(s->opt.objective, "test", test_key, sizeof test_key);
+    snprintf(test_label, sizeof test_label, "test %s", v->label + strlen("dev "));
+    page_table_begin(b, NULL, "best trial", v->label, test_label, "epochs", "params",
+                     (const char *)NULL);
     char params[PARAMS_TEXT_MAX];
     params_object_text(cJSON_GetObjectItemCaseSensitive(s->best, "params"), params,
                        sizeof params);
     page_row_begin(b, "best");
     page_cell_num(b, "%.0f", json_number(s->best, "trial"));
-    page_cell_num(b, "%.4f", json_number(s->best, "dev_accuracy"));
-    page_cell_num(b, "%.4f", json_number(s->best, "test_accuracy"));
+    page_cell_num(b, "%.4f", json_number(s->best, dev_key));
+    page_cell_num(b, "%.4f", json_number(s->best, test_key));
     page_cell_num(b, "%.0f", json_number(s->best, "epochs"));
     page_cell_wrapped(b, params);
     page_row_end(b);
@@ -423,11 +442,13 @@ static void summary_section(strbuf *b, const study_data *s)
     page_section_end(b);
 }
 
-static void leaderboard(strbuf *b, const study_data *s, const int *order, int n)
+static void leaderboard(strbuf *b, const study_view *v, const int *order, int n)
 {
+    const study_data *s = v->s;
     page_section(b, "Leaderboard");
-    sb_puts(b, "<table><thead><tr><th>rank</th><th>trial</th><th>state</th><th>dev acc</th>"
-               "<th>epochs</th><th>seconds</th>");
+    sb_puts(b, "<table><thead><tr><th>rank</th><th>trial</th><th>state</th><th>");
+    sb_escape(b, s->opt.objective == NB_METRIC_ACCURACY ? "dev acc" : v->label);
+    sb_puts(b, "</th><th>epochs</th><th>seconds</th>");
     for (int k = 0; k < s->space.n; k++) {
         sb_puts(b, "<th>");
         sb_escape(b, s->space.p[k].name);
@@ -440,7 +461,7 @@ static void leaderboard(strbuf *b, const study_data *s, const int *order, int n)
         page_cell_num(b, "%.0f", r + 1);
         page_cell_num(b, "%.0f", order[r]);
         page_cell(b, trial_state_name(t->state));
-        page_cell_num(b, "%.4f", t->final_accuracy);
+        page_cell_num(b, "%.4f", t->final_objective);
         page_cell_num(b, "%.0f", t->state >= TRIAL_COMPLETE ? t->epochs : NAN);
         page_cell_num(b, "%.1f", t->seconds);
         for (int k = 0; k < s->space.n; k++) {
@@ -458,8 +479,10 @@ static void leaderboard(strbuf *b, const study_data *s, const int *order, int n)
 static int body(strbuf *b, study_view *v, nb_error *err)
 {
     const study_data *s = v->s;
-    summary_section(b, s);
-    page_section(b, "Dev accuracy against each hyperparameter");
+    summary_section(b, v);
+    char title[128];
+    snprintf(title, sizeof title, "%s against each hyperparameter", v->title);
+    page_section(b, title);
     page_charts_begin(b);
     if (scatter_charts(b, v) != 0)
         return nb_fail(err, "out of memory");
@@ -479,14 +502,14 @@ static int body(strbuf *b, study_view *v, nb_error *err)
     page_section_end(b);
 
     page_section(b, "What mattered");
-    importance_chart(b, s);
+    importance_chart(b, v);
     page_section_end(b);
 
     int n = 0;
     int *order = study_rank(s, &n);
     if (!order)
         return nb_fail(err, "out of memory");
-    leaderboard(b, s, order, n);
+    leaderboard(b, v, order, n);
     free(order);
 
     page_section(b, "Settings");

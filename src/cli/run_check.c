@@ -715,16 +715,20 @@ static int split_check(const cJSON *summary, const char *text, const char *path,
     char samples[32], name[32], where[4200];
     snprintf(samples, sizeof samples, "%s_samples", split);
     double n = json_number(summary, samples);
+    /* A regression model has no accuracy (its summary has the split's RMSE instead): null. */
     snprintf(name, sizeof name, "%s_rmse", split);
     int regression = cJSON_GetObjectItemCaseSensitive(summary, name) != NULL;
     for (int k = 0; k < 2; k++) {
         int accuracy = k == 1;
         snprintf(name, sizeof name, "%s_%s", split, accuracy ? "accuracy" : "loss");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(summary, name);
-        if (!v || isnan(n) || cJSON_IsNull(v) == (n == 0) || (!accuracy && cJSON_IsNull(v)) ||
-            (accuracy && regression && cJSON_IsNull(v)))
+        if (!v || isnan(n) || cJSON_IsNull(v) == (n == 0 || (accuracy && regression)) ||
+            (!accuracy && cJSON_IsNull(v)))
             continue;
         json_member_where(text, path, name, where, sizeof where);
+        if (accuracy && regression)
+            return nb_fail(err, "%s: \"%s\" is a number, but a regression model has no "
+                                "accuracy", where, name);
         return nb_fail(err, "%s: \"%s\" is %s, but \"%s\" is %.0f", where, name,
                        cJSON_IsNull(v) ? "null" : "a number", samples, n);
     }

@@ -14,12 +14,16 @@
 #include "report_json.h"
 #include "run_check.h"
 #include "run_files.h"
+#include "tune_objective.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* As study_report writes them; the best trial's members only when there is one. */
+/* As study_report writes them; the best trial's members only when there is one. "objective"
+ * came with objectives: a best.json from before them names none (its study ranked by dev
+ * accuracy). The objective's own members ("dev_rmse", "test_rmse") are checked apart. */
 static const member_rule BEST_MEMBERS[] = {
     {"trials", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
+    {"objective", MT_STRING, 0, 0, NULL, 0, NULL},
     {"complete", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
     {"pruned", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
     {"failed", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
@@ -39,12 +43,18 @@ static const char *const BEST_TRIAL_MEMBERS[] = {"params", "dev_accuracy", "dev_
                                                  "test_accuracy", "test_loss", "epochs",
                                                  "model", "command"};
 
+typedef struct ranking {
+    const tune_options *opt;
+    const trial *trials;
+} ranking;
+
 /* Every complete trial ranks before the rest (leaderboard.h). */
 static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
 {
-    const trial *t = &((const trial *)ctx)[i];
+    const ranking *r = ctx;
+    const trial *t = &r->trials[i];
     e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE : RANK_OTHER;
-    e->accuracy = t->final_accuracy;
+    e->score = objective_score(r->opt->objective, t->final_objective);
     return 1;
 }
 
@@ -53,7 +63,8 @@ static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
 static int best_trial(const tune_options *opt, const trial *trials)
 {
     int n;
-    int *order = leaderboard_rank(opt->trials, rank_entry, trials, &n);
+    ranking r = {opt, trials};
+    int *order = leaderboard_rank(opt->trials, rank_entry, &r, &n);
     if (!order)
         return -2;
     int b = n > 0 && trials[order[0]].state == TRIAL_COMPLETE ? order[0] : -1;
@@ -81,9 +92,28 @@ static int best_trial_check(const cJSON *best, const char *text, const char *pat
         return json_member_fail(text, path, "params", err,
                                 "\"params\" are not those trial %d started "
                                 "with (journal.jsonl)", b);
-    static const char *const figures[] = {"dev_accuracy", "dev_loss", "epochs"};
-    double journal[] = {t->final_accuracy, t->final_loss, t->epochs};
-    for (int k = 0; k < 3; k++) {
+    char dev_key[64], test_key[64];
+    objective_key(opt->objective, "dev", dev_key, sizeof dev_key);
+    objective_key(opt->objective, "test", test_key, sizeof test_key);
+    int extra = objective_is_extra(opt->objective);
+    /* Another objective's members: its dev value (below), its test value or null. */
+    for (int k = 0; extra && k < 2; k++) {
+        const char *key = k == 0 ? dev_key : test_key;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(best, key);
+        double lo, hi;
+        objective_bounds(opt->objective, &lo, &hi);
+        if (!v)
+            return nb_fail(err, "%s: \"%s\" is missing (\"trial\" is %d, the objective %s)",
+                           path, key, b, nb_metric_name(opt->objective));
+        if (!cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble >= lo &&
+                                  v->valuedouble <= hi))
+            return json_member_fail(text, path, key, err, "\"%s\" must be a value of %s "
+                                    "(in [%g, %g]) or null", key, nb_metric_name(opt->objective),
+                                    lo, hi);
+    }
+    const char *figures[] = {"dev_accuracy", "dev_loss", "epochs", dev_key};
+    double journal[] = {t->final_accuracy, t->final_loss, t->epochs, t->final_objective};
+    for (int k = 0; k < 3 + extra; k++) {
         double v = json_number(best, figures[k]);
         if (same(v, journal[k]))
             continue;
@@ -137,6 +167,14 @@ static int best_check(const cJSON *best, const char *text, const char *path,
 {
     if (json_members_check(best, text, path, BEST_MEMBERS, N_OF(BEST_MEMBERS), err) != 0)
         return -1;
+    const char *objective = json_string(best, "objective");
+    const char *want = nb_metric_name(opt->objective);
+    if (!objective && opt->objective != NB_METRIC_ACCURACY)
+        return nb_fail(err, "%s: \"objective\" is missing, but the study's is %s (study.json)",
+                       path, want);
+    if (objective && strcmp(objective, want) != 0)
+        return json_member_fail(text, path, "objective", err, "\"objective\" is \"%.40s\", but "
+                                "the study's is %s (study.json)", objective, want);
     if (json_number(best, "trials") != opt->trials)
         return json_member_fail(text, path, "trials", err,
                                 "\"trials\" is %.0f, but the study has %d "
@@ -174,11 +212,12 @@ static int best_check(const cJSON *best, const char *text, const char *path,
         return json_member_fail(text, path, "trial", err, "\"trial\" is %.0f, but no trial of "
                                 "journal.jsonl is complete", named);
     if (b >= 0 && named != b) {
-        char acc[40], here[40];
-        json_number_text(trials[b].final_accuracy, acc, sizeof acc);
+        char value[40], here[40], label[64];
+        json_number_text(trials[b].final_objective, value, sizeof value);
         json_number_text(named, here, sizeof here);
+        objective_label(opt->objective, label, sizeof label);
         return json_member_fail(text, path, "trial", err, "\"trial\" is %s, but the best complete "
-                                "trial of journal.jsonl is %d (dev accuracy %s)", here, b, acc);
+                                "trial of journal.jsonl is %d (%s %s)", here, b, label, value);
     }
     if (b >= 0 && best_trial_check(best, text, path, opt, &trials[b], b, err) != 0)
         return -1;
@@ -233,11 +272,38 @@ static int trial_disagrees(const char *where, const char *name, double here, dou
                    what);
 }
 
-/* Trial i's own run, trials/<i>/: each epoch of its metrics.jsonl that the journal reported
- * has the dev accuracy and loss reported (the trial sent that very line to the tuner), and the
- * summary.json of a complete trial is the journal's end of it (which the tuner read from it). */
-static int trial_run_check(const char *dir, int i, const trial *t, nb_error *err)
+/* Each epoch of a trial's metrics.jsonl that the journal reported has the objective reported,
+ * where it is another metric than accuracy and loss (those are METRICS_TABLE's). */
+static int objective_column_check(const char *metrics, const char *key, int finished, int i,
+                                  const trial *t, nb_error *err)
 {
+    const table_column cols[] = {{"epoch", V_INT_1, 1}, {key, V_FINITE, 0}};
+    const table_spec spec = {cols, 2, NULL};
+    table m = {0};
+    int rc = report_read_table(metrics, &spec, NULL, finished ? "summary.json" : NULL, &m, err);
+    for (int row = 0; rc == 0 && row < m.n; row++) {
+        int e = (int)m.col[0][row];
+        if (e > t->n_reported || isnan(t->dev_objective[e - 1]) ||
+            same(m.col[1][row], t->dev_objective[e - 1]))
+            continue;
+        char where[4200], what[40];
+        snprintf(where, sizeof where, "%s:%d", metrics, row + 1);
+        snprintf(what, sizeof what, "epoch %d", e);
+        rc = trial_disagrees(where, key, m.col[1][row], t->dev_objective[e - 1], what, i, err);
+    }
+    table_free(&m);
+    return rc;
+}
+
+/* Trial i's own run, trials/<i>/: each epoch of its metrics.jsonl that the journal reported
+ * has the dev figures reported (the trial sent that very line to the tuner), and the
+ * summary.json of a complete trial is the journal's end of it (which the tuner read from it). */
+static int trial_run_check(const char *dir, const tune_options *opt, int i, const trial *t,
+                           nb_error *err)
+{
+    char key[64];
+    objective_key(opt->objective, "dev", key, sizeof key);
+    int extra = objective_is_extra(opt->objective);
     char name[64];
     snprintf(name, sizeof name, "trials/%d/metrics.jsonl", i);
     char *metrics = path_join(dir, name);
@@ -251,7 +317,7 @@ static int trial_run_check(const char *dir, int i, const trial *t, nb_error *err
                                 &m, err)) == 0)
         for (int row = 0; row < m.n && rc == 0; row++) {
             int e = (int)m.col[M_EPOCH][row];
-            if (e > t->n_reported || isnan(t->dev_accuracy[e - 1]))
+            if (e > t->n_reported || isnan(t->dev_objective[e - 1]))
                 continue;
             char where[4200], what[40];
             snprintf(where, sizeof where, "%s:%d", metrics, row + 1);
@@ -264,13 +330,15 @@ static int trial_run_check(const char *dir, int i, const trial *t, nb_error *err
                                      t->dev_loss[e - 1], what, i, err);
         }
     table_free(&m);
+    if (rc == 0 && extra && report_file_exists(metrics))
+        rc = objective_column_check(metrics, key, finished, i, t, err);
     cJSON *j = NULL;
     char *text = NULL;
     if (rc == 0 && finished && t->state == TRIAL_COMPLETE &&
         (rc = report_read_json_text(summary, 0, &j, &text, err)) == 0) {
-        static const char *const names[2] = {"dev_accuracy", "dev_loss"};
-        double journal[2] = {t->final_accuracy, t->final_loss};
-        for (int k = 0; k < 2 && rc == 0; k++)
+        const char *names[3] = {"dev_accuracy", "dev_loss", key};
+        double journal[3] = {t->final_accuracy, t->final_loss, t->final_objective};
+        for (int k = 0; k < 2 + extra && rc == 0; k++)
             if (!same(json_number(j, names[k]), journal[k])) {
                 char where[4200];
                 json_member_where(text, summary, names[k], where, sizeof where);
@@ -300,7 +368,7 @@ int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJS
         rc = trials_check(dir, opt, err);
     for (int i = 0; rc == 0 && i < opt->trials; i++)
         if (trials[i].has_point)
-            rc = trial_run_check(dir, i, &trials[i], err);
+            rc = trial_run_check(dir, opt, i, &trials[i], err);
     if (rc == 0 && *best_json)
         rc = best_check(*best_json, text, best_path, opt, trials, err);
     free(text);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "report_json.h"
+#include "tune_objective.h"
 
 /* More epochs than any trial runs: bounds what a damaged line may ask to allocate. */
 #define JOURNAL_MAX_EPOCHS 10000000
@@ -42,7 +43,7 @@ trial *trials_new(int n, int rounds)
             t[i].round = r;
     }
     for (int i = 0; i < n; i++)
-        t[i].final_accuracy = t[i].final_loss = NAN;
+        t[i].final_accuracy = t[i].final_loss = t[i].final_objective = NAN;
     return t;
 }
 
@@ -51,32 +52,33 @@ void trials_free(trial *t, int n)
     for (int i = 0; t && i < n; i++) {
         free(t[i].dev_accuracy);
         free(t[i].dev_loss);
+        free(t[i].dev_objective);
     }
     free(t);
 }
 
-int trial_set_epoch(trial *t, int epoch, double accuracy, double loss)
+int trial_set_epoch(trial *t, int epoch, double accuracy, double loss, double objective)
 {
     if (epoch > t->capacity) {
         int cap = t->capacity ? t->capacity : 8;
         while (cap < epoch)
             cap *= 2;
-        double *a = realloc(t->dev_accuracy, (size_t)cap * sizeof *a);
-        if (a)
-            t->dev_accuracy = a;
-        double *l = realloc(t->dev_loss, (size_t)cap * sizeof *l);
-        if (l)
-            t->dev_loss = l;
-        if (!a || !l)
-            return -1;
-        for (int i = t->capacity; i < cap; i++)
-            t->dev_accuracy[i] = t->dev_loss[i] = NAN;
+        double **arrays[] = {&t->dev_accuracy, &t->dev_loss, &t->dev_objective};
+        for (int k = 0; k < 3; k++) {
+            double *a = realloc(*arrays[k], (size_t)cap * sizeof *a);
+            if (!a)
+                return -1;
+            *arrays[k] = a;
+            for (int i = t->capacity; i < cap; i++)
+                a[i] = NAN;
+        }
         t->capacity = cap;
     }
-    int is_new = isnan(t->dev_accuracy[epoch - 1]);
+    int is_new = isnan(t->dev_objective[epoch - 1]);
     if (is_new) {
         t->dev_accuracy[epoch - 1] = accuracy;
         t->dev_loss[epoch - 1] = loss;
+        t->dev_objective[epoch - 1] = objective;
     }
     if (epoch > t->n_reported)
         t->n_reported = epoch;
@@ -155,6 +157,35 @@ static int read_number(const reader *rd, int line, const cJSON *ev, const char *
         return bad(rd, line, err, "\"%s\" is %g, outside [%g, %g]", name, x, lo, hi);
     *out = x;
     return 0;
+}
+
+/* The dev figures of a trial's report or end: "dev_accuracy" (a number in [0, 1] where the
+ * task has an accuracy, null where it has none), "dev_loss" (a number >= 0 or null: a loss the
+ * trial could not compute) and the objective's own member, if it has one ("dev_rmse"); the
+ * objective is a number, but at the end of a failed trial (failed), which may have none. */
+static int read_figures(const reader *rd, int line, const cJSON *ev, int failed,
+                        double *accuracy, double *loss, double *objective, nb_error *err)
+{
+    const tune_options *o = rd->opt;
+    nb_metric m = o->objective;
+    int has_accuracy = nb_metric_applies(NB_METRIC_ACCURACY, o->task);
+    if (read_number(rd, line, ev, "dev_accuracy", 0, 1, failed || !has_accuracy, accuracy,
+                    err) != 0 ||
+        read_number(rd, line, ev, "dev_loss", 0, INFINITY, failed || m != NB_METRIC_LOSS, loss,
+                    err) != 0)
+        return -1;
+    if (!has_accuracy && !isnan(*accuracy))
+        return bad(rd, line, err, "\"dev_accuracy\" is %g, but a %s model has no accuracy "
+                                  "(it must be null)", *accuracy, nb_task_name(o->task));
+    if (!objective_is_extra(m)) {
+        *objective = m == NB_METRIC_ACCURACY ? *accuracy : *loss;
+        return 0;
+    }
+    char key[64];
+    double lo, hi;
+    objective_key(m, "dev", key, sizeof key);
+    objective_bounds(m, &lo, &hi);
+    return read_number(rd, line, ev, key, lo, hi, failed, objective, err);
 }
 
 /* "seconds": the trial's time so far, over every process that ran it: it never decreases. */
@@ -306,11 +337,10 @@ static int epoch_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
 {
     trial *t = &rd->trials[i];
     int epoch = 0, planned = 0;
-    double accuracy, loss, seconds;
+    double accuracy, loss, objective, seconds;
     if (read_whole(rd, line, ev, "epoch", 1, JOURNAL_MAX_EPOCHS, &epoch, err) != 0 ||
         read_whole(rd, line, ev, "epochs_planned", 1, JOURNAL_MAX_EPOCHS, &planned, err) != 0 ||
-        read_number(rd, line, ev, "dev_accuracy", 0, 1, 0, &accuracy, err) != 0 ||
-        read_number(rd, line, ev, "dev_loss", 0, INFINITY, 1, &loss, err) != 0 ||
+        read_figures(rd, line, ev, 0, &accuracy, &loss, &objective, err) != 0 ||
         read_seconds(rd, line, ev, i, &seconds, err) != 0)
         return -1;
     if (epoch > planned)
@@ -322,7 +352,7 @@ static int epoch_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
     if (epoch <= t->n_reported)
         return bad(rd, line, err, "epoch %d of trial %d comes after its epoch %d: epochs go "
                                   "backwards or repeat", epoch, i, t->n_reported);
-    if (trial_set_epoch(t, epoch, accuracy, loss) < 0)
+    if (trial_set_epoch(t, epoch, accuracy, loss, objective) < 0)
         return nb_fail(err, "out of memory");
     t->epochs_total = planned;
     t->seconds = seconds;
@@ -345,34 +375,56 @@ static int interrupted_event(reader *rd, int i, const cJSON *ev, int line, nb_er
     return 0;
 }
 
-/* A complete or pruned trial's result is the dev accuracy and loss it reported for its last
- * epoch (the pruner's verdict, or the run's summary, which evaluates the same weights). */
-static int reported_check(const reader *rd, int line, const trial *t, int epochs,
-                          double accuracy, double loss, nb_error *err)
+/* Whether the figures are those the trial reported for its epoch e (from 1). */
+static int same_as_epoch(const trial *t, int e, const double *here)
 {
-    if (epochs > t->n_reported || isnan(t->dev_accuracy[epochs - 1]))
-        return 0;
-    double a = t->dev_accuracy[epochs - 1], l = t->dev_loss[epochs - 1];
-    const char *name = accuracy != a ? "dev_accuracy" : "dev_loss";
-    if (accuracy == a && (loss == l || (isnan(loss) && isnan(l))))
-        return 0;
-    char here[40], there[40];
-    json_number_text(accuracy != a ? accuracy : loss, here, sizeof here);
-    json_number_text(accuracy != a ? a : l, there, sizeof there);
-    return bad(rd, line, err, "\"%s\" is %s, but the trial reported %s for its epoch %d", name,
-               here, there, epochs);
+    double there[] = {t->dev_accuracy[e - 1], t->dev_loss[e - 1], t->dev_objective[e - 1]};
+    for (int k = 0; k < 3; k++)
+        if (here[k] != there[k] && !(isnan(here[k]) && isnan(there[k])))
+            return 0;
+    return 1;
 }
 
-/* Whether trial p of the study trains with --max-steps (held fixed or searched): it may then
- * complete before its --epochs. 1, 0, or -1 when out of memory. */
-static int stops_by_steps(const tune_options *opt, const nb_search_point *p)
+/* A complete or pruned trial's result is the dev figures it reported for its last epoch (the
+ * pruner's verdict, or the run's summary, which evaluates the same weights); with early
+ * stopping, those of its best epoch, one of the epochs it reported. */
+static int reported_check(const reader *rd, int line, const trial *t, int epochs,
+                          int early_stop, double accuracy, double loss, double objective,
+                          nb_error *err)
+{
+    if (epochs > t->n_reported || isnan(t->dev_objective[epochs - 1]))
+        return 0;
+    double here[] = {accuracy, loss, objective};
+    for (int e = early_stop ? 1 : epochs; e <= epochs; e++)
+        if (same_as_epoch(t, e, here))
+            return 0;
+    char key[64];
+    objective_key(rd->opt->objective, "dev", key, sizeof key);
+    const char *names[] = {"dev_accuracy", "dev_loss", key};
+    double there[] = {t->dev_accuracy[epochs - 1], t->dev_loss[epochs - 1],
+                      t->dev_objective[epochs - 1]};
+    for (int k = 0; k < 3; k++) {
+        if (here[k] == there[k] || (isnan(here[k]) && isnan(there[k])))
+            continue;
+        char a[40], b[40];
+        json_number_text(here[k], a, sizeof a);
+        json_number_text(there[k], b, sizeof b);
+        return bad(rd, line, err, "\"%s\" is %s, but the trial reported %s for its epoch %d",
+                   names[k], a, b, epochs);
+    }
+    return 0;
+}
+
+/* Whether trial p of the study trains with the option --name (held fixed or searched). 1, 0,
+ * or -1 when out of memory. */
+static int trains_with(const tune_options *opt, const nb_search_point *p, const char *name)
 {
     int argc, found = 0;
     char **args = tune_trial_args(opt, p, &argc);
     if (!args)
         return -1;
     for (int k = 0; k < argc; k++)
-        found |= strncmp(args[k], "--max-steps", strlen("--max-steps")) == 0;
+        found |= strncmp(args[k], name, strlen(name)) == 0;
     tune_args_free(args);
     return found;
 }
@@ -383,13 +435,12 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
 {
     trial *t = &rd->trials[i];
     nb_search_point p;
-    double accuracy, loss, seconds;
+    double accuracy, loss, objective, seconds;
     int epochs;
     const char *reason = "";
     if (read_params(rd, line, cJSON_GetObjectItemCaseSensitive(ev, "params"), &p, err) != 0 ||
-        read_number(rd, line, ev, "dev_accuracy", 0, 1, state == TRIAL_FAILED, &accuracy,
-                    err) != 0 ||
-        read_number(rd, line, ev, "dev_loss", 0, INFINITY, 1, &loss, err) != 0 ||
+        read_figures(rd, line, ev, state == TRIAL_FAILED, &accuracy, &loss, &objective,
+                     err) != 0 ||
         read_whole(rd, line, ev, "epochs", state == TRIAL_FAILED ? 0 : 1, JOURNAL_MAX_EPOCHS,
                    &epochs, err) != 0 ||
         read_seconds(rd, line, ev, i, &seconds, err) != 0 ||
@@ -413,17 +464,22 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
         return bad(rd, line, err, "trial %d complete after %d epochs, but it reported epoch %d",
                    i, epochs, t->n_reported);
     /* Complete is a run that ended by itself (exit 0: not diverged, not pruned): at its last
-     * epoch, or earlier only when --max-steps stopped it. */
-    int by_steps = state == TRIAL_COMPLETE && epochs < planned ? stops_by_steps(rd->opt, &p) : 0;
-    if (by_steps < 0)
+     * epoch, or earlier only when --max-steps or --early-stop stopped it. */
+    int by_steps = state == TRIAL_COMPLETE && epochs < planned
+                       ? trains_with(rd->opt, &p, "--max-steps") : 0;
+    int early_stop = trains_with(rd->opt, &p, "--early-stop");
+    if (by_steps < 0 || early_stop < 0)
         return nb_fail(err, "out of memory");
-    if (state == TRIAL_COMPLETE && epochs < planned && !by_steps)
+    if (state == TRIAL_COMPLETE && epochs < planned && !by_steps && !early_stop)
         return bad(rd, line, err, "trial %d complete after %d epochs, but it was to run %d and "
-                                  "has no --max-steps to stop it earlier", i, epochs, planned);
-    if (state != TRIAL_FAILED && reported_check(rd, line, t, epochs, accuracy, loss, err) != 0)
+                                  "has no --max-steps or --early-stop to stop it earlier", i,
+                   epochs, planned);
+    if (state != TRIAL_FAILED &&
+        reported_check(rd, line, t, epochs, early_stop, accuracy, loss, objective, err) != 0)
         return -1;
     t->final_accuracy = accuracy;
     t->final_loss = loss;
+    t->final_objective = objective;
     t->epochs = epochs;
     t->seconds = seconds;
     snprintf(t->reason, sizeof t->reason, "%s", reason);

@@ -5,12 +5,17 @@
  *   {"round":r,"space":"..."}                         round r (>= 1) of coarse to fine starts
  *   {"trial":i,"state":"running","round":r,"params":{...},"args":[...]}   trial i starts
  *   {"trial":i,"state":"running","epoch":e,"epochs_planned":E,"dev_accuracy":a,"dev_loss":l,
- *    "seconds":s}                                      trial i reported epoch e
+ *    ["dev_M":m,]"seconds":s}                          trial i reported epoch e
  *   {"trial":i,"state":"interrupted","reason":"...","seconds":s}
  *                                                      stopped by an accident (not final: the
  *                                                      study's next run resumes it)
  *   {"trial":i,"state":"complete"|"pruned"|"failed","params":{...},"dev_accuracy":a,
- *    "dev_loss":l,"epochs":e,"seconds":s,"reason":"..."}   its end, final (reason: failed only)
+ *    "dev_loss":l,["dev_M":m,]"epochs":e,"seconds":s,"reason":"..."}
+ *                                                      its end, final (reason: failed only)
+ *
+ * dev_M is the study's objective M where it is neither accuracy nor loss (tune_objective.h):
+ * "dev_rmse" in a study of dev RMSE. The objective is a number in every report and every end
+ * but a failed trial's; dev_accuracy is null for a task without accuracy (regression).
  *
  * Every event is checked for sense, against the study's settings (study.json, checked as tune
  * checks its options), and the first that makes none is an error naming the file and the line:
@@ -18,8 +23,9 @@
  * space or other than the trial's start, args other than its params and the settings give, a
  * round out of range, an event before the trial's start, a second start, epochs that go
  * backwards or repeat, epochs_planned other than the trial's --epochs, an event after the
- * trial's end, an end whose dev accuracy is not the one the trial reported for that epoch,
- * accuracies outside [0, 1], negative losses or seconds, a trial's time that goes backwards,
+ * trial's end, an end whose dev figures are not the ones the trial reported for that epoch,
+ * an objective missing or outside its metric's values, accuracies outside [0, 1] (or any for
+ * a task without one), negative losses or seconds, a trial's time that goes backwards,
  * a name twice in one object. A last line without its newline is an append cut short by a
  * crash and is left out when it is the beginning of an event; anything else there is damage. */
 #ifndef NABLA_CLI_STUDY_JOURNAL_H
@@ -45,14 +51,15 @@ typedef struct trial {
     trial_state state;
     int has_point;
     nb_search_point point;
-    /* Dev accuracy and loss after each epoch, as reported (NaN where not yet). */
-    double *dev_accuracy, *dev_loss;
+    /* Dev accuracy, loss and the study's objective after each epoch, as reported (the
+     * objective NaN where not yet; the accuracy NaN for a task without one). */
+    double *dev_accuracy, *dev_loss, *dev_objective;
     int n_reported;          /* epochs 1..n_reported have values */
     int capacity;
     int epochs_total;        /* the trial's --epochs, from its reports (0: none yet) */
     double seconds;          /* wall time so far, over every process that ran it */
     /* Finished trials: the result. */
-    double final_accuracy, final_loss;
+    double final_accuracy, final_loss, final_objective;
     int epochs;
     char reason[512];        /* failed or interrupted: why */
     /* Only while the tuner runs the study: */
@@ -70,8 +77,9 @@ int trial_finished(const trial *t);
 trial *trials_new(int n, int rounds);
 void trials_free(trial *t, int n);
 
-/* Records a value for epoch (1-based) of trial t; 1 if it is new, 0 if known, -1 no memory. */
-int trial_set_epoch(trial *t, int epoch, double accuracy, double loss);
+/* Records the values of epoch (1-based) of trial t (objective: a number); 1 if it is new, 0 if
+ * known, -1 no memory. */
+int trial_set_epoch(trial *t, int epoch, double accuracy, double loss, double objective);
 
 /* Trials of round r of a study of `trials` trials in `rounds` rounds: [*first, *end). */
 void round_range(int trials, int rounds, int r, int *first, int *end);

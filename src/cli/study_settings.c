@@ -23,6 +23,7 @@ cJSON *study_settings_json(const tune_options *o)
     cJSON_AddNumberToObject(j, "trials", o->trials);
     cJSON_AddNumberToObject(j, "rounds", o->rounds);
     cJSON_AddStringToObject(j, "prune", nb_prune_name(o->prune));
+    cJSON_AddStringToObject(j, "objective", nb_metric_name(o->objective));
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     cJSON_AddStringToObject(j, "seed", seed);
@@ -40,8 +41,9 @@ cJSON *study_settings_json(const tune_options *o)
     return j;
 }
 
-/* Every member study_settings_json writes, each required (study.json has always had them);
- * which values they may take is tune's to say (below). */
+/* Every member study_settings_json writes, each required (study.json has always had them)
+ * but "objective": a study.json from before objectives names none, and was scored on dev
+ * accuracy (tune_objective.h). Which values they may take is tune's to say (below). */
 static const member_rule SETTINGS_MEMBERS[] = {
     {"space", MT_STRING, 0, 0, NULL, 1, NULL},
     {"sampler", MT_STRING, 0, 0, NULL, 1, NULL},
@@ -52,6 +54,7 @@ static const member_rule SETTINGS_MEMBERS[] = {
     {"dev_fraction", MT_STRING, 0, 0, NULL, 1, NULL},
     {"fixed", MT_STRINGS, 0, 0, NULL, 1, NULL},
     {"test", MT_STRING, 0, 1, NULL, 1, NULL},
+    {"objective", MT_STRING, 0, 0, NULL, 0, NULL},
 };
 
 /* The members that are tune's own options, and those options' names. */
@@ -71,6 +74,19 @@ static int refused(const char *text, const char *path, const char *member, nb_er
     return nb_fail(err, "%s: \"%s\": %s", where, member, cli_last_error());
 }
 
+/* Whether a space as study.json writes it is tune's default space. */
+static int is_default_space(const char *text)
+{
+    nb_search_space space;
+    nb_error ignored;
+    char *canonical = malloc(NB_SEARCH_FORMAT_MAX);
+    int same = canonical && nb_search_space_parse(&space, TUNE_DEFAULT_SPACE, &ignored) == 0 &&
+               nb_search_space_format(&space, canonical, NB_SEARCH_FORMAT_MAX) == 0 &&
+               strcmp(canonical, text) == 0;
+    free(canonical);
+    return same;
+}
+
 /* The settings into o, through tune's checks (quiet: their messages come back here). */
 static int settings_into(const cJSON *j, const char *text, const char *path, tune_options *o,
                          nb_error *err)
@@ -85,6 +101,9 @@ static int settings_into(const cJSON *j, const char *text, const char *path, tun
                             &code) != 0)
             return refused(text, path, OWN[k].member, err);
     }
+    /* study.json holds the space written out: the default one is still the default (which
+     * brings its own --lr-decay with its decay-rate). */
+    o->default_space = is_default_space(cJSON_GetObjectItemCaseSensitive(j, "space")->valuestring);
     const cJSON *fixed = cJSON_GetObjectItemCaseSensitive(j, "fixed");
     int n = cJSON_GetArraySize(fixed);
     char **words = malloc(((size_t)n + 1) * sizeof *words);
@@ -99,11 +118,15 @@ static int settings_into(const cJSON *j, const char *text, const char *path, tun
         return refused(text, path, "fixed", err);
     const cJSON *test = cJSON_GetObjectItemCaseSensitive(j, "test");
     o->test = cJSON_IsString(test) ? test->valuestring : NULL;
+    const cJSON *objective = cJSON_GetObjectItemCaseSensitive(j, "objective");
+    if (objective && tune_option_set(o, "objective", objective->valuestring, &code) != 0)
+        return refused(text, path, "objective", err);
+    o->legacy_objective = !objective;
     tune_setting bad;
+    static const char *const members[] = {[TUNE_ROUNDS] = "rounds", [TUNE_SPACE] = "space",
+                                          [TUNE_FIXED] = "fixed", [TUNE_OBJECTIVE] = "objective"};
     if (tune_options_check(o, &bad, &code) != 0)
-        return refused(text, path, bad == TUNE_ROUNDS ? "rounds" : bad == TUNE_FIXED ? "fixed"
-                                                                                   : "space",
-                       err);
+        return refused(text, path, members[bad], err);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "options.h"
 #include "threads.h"
 #include "train_options.h"
+#include "tune_objective.h"
 
 static const char *const CMD = "tune";
 
@@ -50,10 +51,15 @@ void usage_tune(FILE *out)
 "  --sampler S           random|grid: grid spreads the same number of trials on a grid [random]\n"
 "  --rounds R            coarse to fine: after each round, narrow every numeric range to the\n"
 "                        best quarter of the trials so far and sample again [1]\n"
-"  --prune P             none|median|asha: stop a trial after an epoch when its dev accuracy is\n"
-"                        below the median of the earlier trials at that epoch (median, after 5\n"
-"                        of them), or not in the best third of its rung at epochs 1, 3, 9, ...\n"
-"                        (asha: asynchronous successive halving) [none]\n"
+"  --prune P             none|median|asha: stop a trial after an epoch when its objective is\n"
+"                        worse than the median of the earlier trials at that epoch (median,\n"
+"                        after 5 of them), or not in the best third of its rung at epochs 1,\n"
+"                        3, 9, ... (asha: asynchronous successive halving) [none]\n"
+"  --objective M         the dev metric trials are ranked, pruned and narrowed by: one the\n"
+"                        task has (loss, accuracy; regression: mse, rmse, mae, r2;\n"
+"                        multilabel: micro_f1, macro_f1), also written dev_loss, ...; lower\n"
+"                        is better for loss and the errors [accuracy for classification,\n"
+"                        loss otherwise]\n"
 "  --seed S              seed of the sampler; every trial trains with --seed S too [0]\n"
 "  --dev-fraction F      the dev split trials are scored on, 0 < F < 1 [0.1]\n"
 "\n"
@@ -74,10 +80,11 @@ void usage_tune(FILE *out)
 "  %s\n"
 "\n"
 "STUDY holds journal.jsonl (one line per event: trial, state running|complete|pruned|failed,\n"
-"params, dev_accuracy, dev_loss, epochs, seconds), study.json (the settings), trials/<n>/ and,\n"
-"at the end, best.json (params, dev and test accuracy, the command that trains the best model\n"
-"again, and how much each hyperparameter mattered); for gzip'd IDX data, data/ holds the\n"
-"training files decompressed once for the trials.\n",
+"params, dev_accuracy, dev_loss (and dev_M for another objective M), epochs, seconds),\n"
+"study.json (the settings), trials/<n>/ and, at the end, best.json (the objective, params, dev\n"
+"and test figures, the command that trains the best model again, and how much each\n"
+"hyperparameter mattered); for gzip'd IDX data, data/ holds the training files decompressed\n"
+"once for the trials.\n",
             TUNE_DEFAULT_SPACE);
 }
 
@@ -187,6 +194,18 @@ static int apply_own(tune_options *o, const char *name, const char *value, int *
         if (nb_prune_parse(value, &o->prune) != 0)
             return *exit_code = cli_usage_error(CMD, "--prune expects none, median or asha, "
                                                      "got '%s'", value), -1;
+    } else if (strcmp(name, "objective") == 0) {
+        nb_metric m;
+        if (objective_parse(value, &m) != 0) {
+            char names[256] = "";
+            for (int i = 0; i < NB_METRICS; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         i ? ", " : "", nb_metric_name((nb_metric)i));
+            return *exit_code = cli_usage_error(CMD, "--objective expects a dev metric (%s; "
+                                                     "or dev_loss, dev_accuracy, ...), got '%s'",
+                                                names, value), -1;
+        }
+        o->objective_text = value;
     } else if (strcmp(name, "seed") == 0) {
         if (cli_parse_u64(CMD, "--seed", value, &o->seed) != 0)
             return -1;
@@ -219,7 +238,8 @@ static int own_flag(tune_options *o, const char *name)
 }
 
 static const char *const OWN_WITH_VALUE[] = {"space", "trials", "workers", "rounds", "sampler",
-                                             "prune", "seed", "dev-fraction", "out"};
+                                             "prune", "objective", "seed", "dev-fraction",
+                                             "out"};
 
 /* Walks the arguments: tune's own options are applied, train options are kept as fixed. With
  * fixed_only, the arguments are the train options a study holds fixed (study.json's "fixed"),
@@ -452,13 +472,13 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
     return args;
 }
 
-/* Whether `nabla train` takes these arguments; if not, train has said why in its own line
- * (cli_last_error, when errors are quiet). */
-static int train_accepts(char **args, int argc)
+/* Whether `nabla train` takes these arguments (into *t, which may be NULL); if not, train has
+ * said why in its own line (cli_last_error, when errors are quiet). */
+static int train_accepts(char **args, int argc, train_options *t)
 {
-    train_options t;
+    train_options scratch;
     int code;
-    return train_options_parse(&t, argc, args, &code) == 0;
+    return train_options_parse(t ? t : &scratch, argc, args, &code) == 0;
 }
 
 /* The name of every searched parameter must be something a trial can be given. */
@@ -481,6 +501,11 @@ static int check_names(tune_options *o)
         if (arity < 0) {
             cli_usage_error(CMD, "--space: '%s' is not an option of nabla train (see nabla "
                                  "train --help; units and depth make --layers)", p->name);
+            return -1;
+        }
+        if (strcmp(p->name, "task") == 0) {
+            cli_usage_error(CMD, "--space: task cannot be searched: a study ranks its trials by "
+                                 "a dev metric of one task (hold --task fixed)");
             return -1;
         }
         if (IN_LIST(p->name, NOT_SEARCHED)) {
@@ -600,7 +625,7 @@ static int check_values(const tune_options *o)
                 cli_usage_error(CMD, "out of memory");
                 return -1;
             }
-            int ok = train_accepts(args, argc);
+            int ok = train_accepts(args, argc, NULL);
             tune_args_free(args);
             if (!ok) {
                 char text[NB_SEARCH_VALUE_MAX], why[1024];
@@ -617,6 +642,34 @@ static int check_values(const tune_options *o)
             }
         }
     }
+    return 0;
+}
+
+/* The objective: a metric the trials' task has, or the task's default. Dev loss does not
+ * compare trials that train with different losses (mse against l1): with loss searched, it is
+ * refused. */
+static int check_objective(tune_options *o, nb_task task)
+{
+    o->task = task;
+    if (o->objective_text)
+        objective_parse(o->objective_text, &o->objective); /* apply_own checked the name */
+    else
+        o->objective = objective_default(task, o->legacy_objective);
+    char names[256];
+    nb_metric_names(task, names, sizeof names);
+    if (!nb_metric_applies(o->objective, task)) {
+        cli_usage_error(CMD, "--objective %s: a %s model has no dev %s; its dev metrics: %s",
+                        o->objective_text, nb_task_name(task), nb_metric_name(o->objective),
+                        names);
+        return -1;
+    }
+    for (int i = 0; o->objective == NB_METRIC_LOSS && i < o->space.n; i++)
+        if (strcmp(o->space.p[i].name, "loss") == 0) {
+            cli_usage_error(CMD, "--space searches loss, but the objective is dev loss, which "
+                                 "differs from one loss to another: give --objective, one of "
+                                 "%s", names);
+            return -1;
+        }
     return 0;
 }
 
@@ -656,10 +709,22 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
         cli_usage_error(CMD, "out of memory");
         return -1;
     }
-    int ok = train_accepts(args, n);
+    train_options fixed;
+    int ok = train_accepts(args, n, &fixed);
     tune_args_free(args);
     if (!ok)
         return -1;   /* train said why */
+    /* Every trial reads the data itself: standard input can be read once. */
+    const char *data = fixed_value(o, "data"), *test = fixed_value(o, "test");
+    if ((data && strcmp(data, "-") == 0) || (test && strcmp(test, "-") == 0)) {
+        cli_usage_error(CMD, "--%s -: every trial reads the data itself, and standard input "
+                             "can be read only once: save it to a file",
+                        data && strcmp(data, "-") == 0 ? "data" : "test");
+        return -1;
+    }
+    *bad = TUNE_OBJECTIVE;
+    if (check_objective(o, fixed.task) != 0)
+        return -1;
     *bad = TUNE_SPACE;
     if (check_layers(o) != 0 || check_values(o) != 0)
         return -1;

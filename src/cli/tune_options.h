@@ -38,6 +38,13 @@ typedef struct tune_options {
     const char *test;            /* --test as given, or NULL */
     int threads;                 /* --threads if given (every trial gets it), else 0 */
     int adds_lr_decay;           /* the default space searches decay-rate: --lr-decay inverse */
+    /* What trials are ranked by (tune_objective.h): --objective as given (NULL: the task's
+     * default; legacy: a study.json from before objectives, which names none), and, once
+     * tune_options_check has run, the trials' --task and the objective's metric. */
+    const char *objective_text;
+    int legacy_objective;
+    nb_task task;
+    nb_metric objective;
 } tune_options;
 
 /* Fills o from the arguments after "nabla" (argv[0] is "tune"), checks the space against what
@@ -57,9 +64,10 @@ int tune_option_set(tune_options *o, const char *name, const char *value, int *e
  * among them is refused. 0, or -1 with a usage error. */
 int tune_options_fix(tune_options *o, int argc, char **argv, int *exit_code);
 /* The settings, together: the rounds against the trials, the space (names, values nabla train
- * accepts with the fixed options), the fixed options on their own. 0, or -1 with a usage error
- * and in *bad the setting it concerns. */
-typedef enum tune_setting { TUNE_ROUNDS, TUNE_SPACE, TUNE_FIXED } tune_setting;
+ * accepts with the fixed options), the fixed options on their own, the objective against the
+ * task (a metric the task has; not dev loss when the loss is searched). 0, or -1 with a usage
+ * error and in *bad the setting it concerns. */
+typedef enum tune_setting { TUNE_ROUNDS, TUNE_SPACE, TUNE_FIXED, TUNE_OBJECTIVE } tune_setting;
 int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code);
 
 /* The --epochs of the trial at point p (its arguments', or train's default); -1 when out of

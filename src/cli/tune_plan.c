@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "tune_objective.h"
+
 /* Round q's space: round q-1's, narrowed to the best quarter of the finished trials of the
  * rounds before q (their results are final once round q may start). */
 static int narrow_round(study *s, int q, nb_error *err)
@@ -20,7 +22,9 @@ static int narrow_round(study *s, int q, nb_error *err)
     for (int i = 0; i < o->trials; i++)
         if (s->trials[i].round < q && s->trials[i].has_point) {
             pts[n] = s->trials[i].point;
-            score[n++] = s->trials[i].state == TRIAL_COMPLETE ? s->trials[i].final_accuracy : NAN;
+            score[n++] = s->trials[i].state == TRIAL_COMPLETE
+                             ? objective_score(o->objective, s->trials[i].final_objective)
+                             : NAN;
         }
     int rc = nb_search_narrow(&s->round_space[q - 1], pts, score, n, 0.25, &s->round_space[q],
                               err);

@@ -14,19 +14,22 @@
 
 #include "options.h"
 #include "leaderboard.h"
+#include "report_json.h"
 #include "run_files.h"
 #include "stop_signals.h"
 #include "trial_process.h"
+#include "tune_objective.h"
 
 /* test_best's result when a stop signal came while the best model was being evaluated. */
 #define TEST_STOPPED 2
 
 static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
 {
-    const trial *t = &((const study *)ctx)->trials[i];
+    const study *s = ctx;
+    const trial *t = &s->trials[i];
     e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
                : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
-    e->accuracy = t->final_accuracy;
+    e->score = objective_score(s->opt->objective, t->final_objective);
     return 1;
 }
 
@@ -50,15 +53,20 @@ enum { LEADERBOARD_ROWS = 10 };
 static void print_leaderboard(const study *s, const int *order)
 {
     int n = s->opt->trials, shown = n < LEADERBOARD_ROWS ? n : LEADERBOARD_ROWS;
-    printf("\n%4s  %5s  %-8s  %7s  %6s  %8s  %s\n", "rank", "trial", "state", "dev acc",
+    /* The objective's column: "dev acc" as before objectives, "dev rmse" for another. */
+    char label[64] = "dev acc";
+    if (s->opt->objective != NB_METRIC_ACCURACY)
+        objective_label(s->opt->objective, label, sizeof label);
+    int width = strlen(label) > 7 ? (int)strlen(label) : 7;
+    printf("\n%4s  %5s  %-8s  %*s  %6s  %8s  %s\n", "rank", "trial", "state", width, label,
            "epochs", "seconds", "params");
     for (int k = 0; k < shown; k++) {
         const trial *t = &s->trials[order[k]];
         printf("%4d  %5d  %-8s  ", k + 1, order[k], trial_state_name(t->state));
-        if (isnan(t->final_accuracy))
-            printf("%7s", "-");
+        if (isnan(t->final_objective))
+            printf("%*s", width, "-");
         else
-            printf("%7.4f", t->final_accuracy);
+            printf("%*.4f", width, t->final_objective);
         printf("  %6d  %8.1f  ", t->epochs, t->seconds);
         print_params(stdout, &s->opt->space, &t->point);
         printf("\n");
@@ -76,7 +84,7 @@ static int importance(const study *s, double *explained)
     for (int i = 0; pts && score && i < s->opt->trials; i++)
         if (s->trials[i].state == TRIAL_COMPLETE) {
             pts[n] = s->trials[i].point;
-            score[n++] = s->trials[i].final_accuracy;
+            score[n++] = s->trials[i].final_objective;
         }
     for (int k = 0; k < s->opt->space.n; k++)
         explained[k] = NAN;
@@ -108,8 +116,10 @@ static void print_importance(const study *s, const double *explained, int used)
         order[k] = k;
     sort_explained = explained;
     qsort(order, (size_t)n, sizeof *order, cmp_explained);
-    printf("\nwhat mattered: share of the variance of dev accuracy explained by each "
-           "hyperparameter (%d complete trials)\n", used);
+    char label[64];
+    objective_label(s->opt->objective, label, sizeof label);
+    printf("\nwhat mattered: share of the variance of %s explained by each "
+           "hyperparameter (%d complete trials)\n", label, used);
     if (used < 3) {
         printf("  too few complete trials to say\n");
         return;
@@ -164,10 +174,11 @@ static const char *fixed(const tune_options *o, const char *name)
 
 /* Measures the best model once on the test set with `nabla eval`: the t10k files of IDX data,
  * the synthetic test set, or --test for CSV data (a CSV set without --test has none). Returns
- * 1 with the result, 0 when there is no test set, -1 on failure (message printed), and
- * TEST_STOPPED when a stop signal came while it ran (the evaluation is stopped too: it is an
- * interruption, not a failure of the model). */
-static int test_best(const study *s, int i, double *accuracy, double *loss)
+ * 1 with the result (its accuracy, loss and the study's objective; NaN for what the task has
+ * not), 0 when there is no test set, -1 on failure (message printed), and TEST_STOPPED when a
+ * stop signal came while it ran (the evaluation is stopped too: it is an interruption, not a
+ * failure of the model). */
+static int test_best(const study *s, int i, double *accuracy, double *loss, double *objective)
 {
     const tune_options *o = s->opt;
     const char *data = fixed(o, "data") ? fixed(o, "data") : "fashion-mnist";
@@ -252,12 +263,13 @@ static int test_best(const study *s, int i, double *accuracy, double *loss)
     if (*stop)
         return TEST_STOPPED;
     cJSON *j = cJSON_Parse(buf);
-    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "accuracy");
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "loss");
+    /* eval's --json names each metric as nb_metric does ("accuracy", "rmse"). */
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(j, nb_metric_name(o->objective));
     int rc = -1;
-    if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && cJSON_IsNumber(acc)) {
-        *accuracy = acc->valuedouble;
-        *loss = cJSON_IsNumber(l) ? l->valuedouble : NAN;
+    if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && cJSON_IsNumber(value)) {
+        *accuracy = json_number(j, "accuracy");
+        *loss = json_number(j, "loss");
+        *objective = value->valuedouble;
         rc = 1;
     } else {
         fprintf(stderr, "nabla: the test evaluation of %s failed\n", model);
@@ -300,6 +312,7 @@ int study_report(const study *s, nb_error *err)
     if (!j)
         return nb_fail(err, "out of memory");
     cJSON_AddNumberToObject(j, "trials", o->trials);
+    cJSON_AddStringToObject(j, "objective", nb_metric_name(o->objective));
     cJSON_AddNumberToObject(j, "complete", counts[TRIAL_COMPLETE]);
     cJSON_AddNumberToObject(j, "pruned", counts[TRIAL_PRUNED]);
     cJSON_AddNumberToObject(j, "failed", counts[TRIAL_FAILED]);
@@ -313,8 +326,8 @@ int study_report(const study *s, nb_error *err)
         cJSON_AddNullToObject(j, "trial");
         rc = nb_fail(err, "no trial of %s completed", s->dir);
     } else {
-        double test_acc = NAN, test_loss = NAN;
-        int tested = test_best(s, b, &test_acc, &test_loss);
+        double test_acc = NAN, test_loss = NAN, test_objective = NAN;
+        int tested = test_best(s, b, &test_acc, &test_loss, &test_objective);
         if (tested == TEST_STOPPED) {
             /* Every trial is done; best.json is left unwritten, so the same command evaluates
              * the best model again and writes it. */
@@ -332,14 +345,22 @@ int study_report(const study *s, nb_error *err)
         add_number_or_null(j, "dev_loss", best->final_loss);
         add_number_or_null(j, "test_accuracy", test_acc);
         add_number_or_null(j, "test_loss", test_loss);
+        char key[64], label[64];
+        if (objective_is_extra(o->objective)) {
+            objective_key(o->objective, "dev", key, sizeof key);
+            add_number_or_null(j, key, best->final_objective);
+            objective_key(o->objective, "test", key, sizeof key);
+            add_number_or_null(j, key, test_objective);
+        }
         cJSON_AddNumberToObject(j, "epochs", best->epochs);
         char model[64];
         snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
         cJSON_AddStringToObject(j, "model", model);
         cJSON_AddStringToObject(j, "command", command);
-        printf("\nbest: trial %d, dev accuracy %.4f", b, best->final_accuracy);
+        objective_label(o->objective, label, sizeof label);
+        printf("\nbest: trial %d, %s %.4f", b, label, best->final_objective);
         if (tested == 1)
-            printf(", test accuracy %.4f", test_acc);
+            printf(", test %s %.4f", label + strlen("dev "), test_objective);
         else if (tested == 0)
             printf(", no test set");
         printf("\n  ");

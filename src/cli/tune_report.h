@@ -7,8 +7,8 @@
 
 #include "tune_study.h"
 
-/* Trial numbers from best to worst: complete trials by dev accuracy, then pruned, then failed.
- * A malloc'd array of opt->trials numbers, or NULL when out of memory. */
+/* Trial numbers from best to worst: complete trials by the study's objective, then pruned,
+ * then failed. A malloc'd array of opt->trials numbers, or NULL when out of memory. */
 int *study_ranking(const study *s);
 
 /* "name=value name=value ..." */

@@ -36,6 +36,7 @@
 #include "train_options.h"
 #include "trial_process.h"
 #include "tune_agent.h"
+#include "tune_objective.h"
 #include "tune_plan.h"
 
 int tune_threads_per_trial(const tune_options *o)
@@ -267,14 +268,15 @@ static int launch(runner *r, worker *w, int i)
 /* ---- pruning ------------------------------------------------------------------------------- */
 
 /* Whether the pruner can judge trial i after epoch e: every earlier trial has reported epoch e
- * or finished. Fills the values it is compared with. */
+ * or finished. Fills the scores it is compared with (objective_score: higher is better, as the
+ * pruner takes them). */
 static int decidable(const study *s, int i, int e, double *others, int *n)
 {
     *n = 0;
     for (int u = 0; u < i; u++) {
         const trial *t = &s->trials[u];
-        if (t->n_reported >= e && !isnan(t->dev_accuracy[e - 1]))
-            others[(*n)++] = t->dev_accuracy[e - 1];
+        if (t->n_reported >= e && !isnan(t->dev_objective[e - 1]))
+            others[(*n)++] = objective_score(s->opt->objective, t->dev_objective[e - 1]);
         else if (!trial_finished(t))
             return 0;
     }
@@ -282,6 +284,28 @@ static int decidable(const study *s, int i, int e, double *others, int *n)
 }
 
 static void print_trial_line(const runner *r, int i);
+
+static void add_number_or_null(cJSON *j, const char *name, double v)
+{
+    if (isnan(v))
+        cJSON_AddNullToObject(j, name);
+    else
+        cJSON_AddNumberToObject(j, name, v);
+}
+
+/* A report's or an end's dev figures: accuracy, loss, and the objective where it is neither
+ * (study_journal.h). */
+static void add_figures(const study *s, cJSON *ev, double accuracy, double loss,
+                        double objective)
+{
+    add_number_or_null(ev, "dev_accuracy", accuracy);
+    add_number_or_null(ev, "dev_loss", loss);
+    if (objective_is_extra(s->opt->objective)) {
+        char key[64];
+        objective_key(s->opt->objective, "dev", key, sizeof key);
+        add_number_or_null(ev, key, objective);
+    }
+}
 
 /* The journal's last word on trial i, from its fields. */
 static int record_end(runner *r, int i)
@@ -292,14 +316,7 @@ static int record_end(runner *r, int i)
     cJSON_AddNumberToObject(ev, "trial", i);
     cJSON_AddStringToObject(ev, "state", trial_state_name(t->state));
     cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
-    if (isnan(t->final_accuracy))
-        cJSON_AddNullToObject(ev, "dev_accuracy");
-    else
-        cJSON_AddNumberToObject(ev, "dev_accuracy", t->final_accuracy);
-    if (isnan(t->final_loss))
-        cJSON_AddNullToObject(ev, "dev_loss");
-    else
-        cJSON_AddNumberToObject(ev, "dev_loss", t->final_loss);
+    add_figures(s, ev, t->final_accuracy, t->final_loss, t->final_objective);
     cJSON_AddNumberToObject(ev, "epochs", t->epochs);
     cJSON_AddNumberToObject(ev, "seconds", t->seconds);
     if (t->state == TRIAL_FAILED)
@@ -328,6 +345,7 @@ static int prune(runner *r, int i, int e)
     t->state = TRIAL_PRUNED;
     t->final_accuracy = t->dev_accuracy[e - 1];
     t->final_loss = t->dev_loss[e - 1];
+    t->final_objective = t->dev_objective[e - 1];
     t->epochs = e;
     if (w) {
         t->seconds = w->seconds_before + (tune_now() - w->started);
@@ -351,15 +369,16 @@ static int decide(runner *r, double *others)
         if (t->state != TRIAL_RUNNING)
             continue;
         int pruned = 0;
-        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_accuracy[t->decided]) &&
+        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_objective[t->decided]) &&
                t->epochs_total > 0) {
             int n, e = t->decided + 1;
             /* Nothing to judge without a pruner, or at the last epoch. */
             if (s->opt->prune != NB_PRUNE_NONE && e < t->epochs_total) {
                 if (!decidable(s, i, e, others, &n))
                     break;
-                pruned = nb_prune_should_stop(&pruner, e, t->epochs_total, t->dev_accuracy[e - 1],
-                                              others, n);
+                pruned = nb_prune_should_stop(
+                    &pruner, e, t->epochs_total,
+                    objective_score(s->opt->objective, t->dev_objective[e - 1]), others, n);
             }
             if (pruned && prune(r, i, e) != 0)
                 return -1;
@@ -387,21 +406,21 @@ static int take_report(runner *r, worker *w, char *line)
         w->said = 1;
         return 0;
     }
-    char *json;
+    char *json, key[64];
     long epochs = strtol(line, &json, 10);
     cJSON *m = cJSON_Parse(json);
+    objective_key(s->opt->objective, "dev", key, sizeof key);
     const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(m, "epoch");
-    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(m, "dev_accuracy");
-    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(m, "dev_loss");
+    const cJSON *objective = cJSON_GetObjectItemCaseSensitive(m, key);
     if (epochs < 1 || epochs > 10000000 || !cJSON_IsNumber(epoch) || epoch->valuedouble < 1 ||
-        epoch->valuedouble > epochs || !cJSON_IsNumber(acc)) {
+        epoch->valuedouble > epochs || !cJSON_IsNumber(objective)) {
         cJSON_Delete(m);
         return 0; /* not a report: ignored (the trial's own files still tell) */
     }
     int e = (int)epoch->valuedouble;
     t->epochs_total = (int)epochs;
-    int is_new = trial_set_epoch(t, e, acc->valuedouble,
-                                 cJSON_IsNumber(loss) ? loss->valuedouble : NAN);
+    int is_new = trial_set_epoch(t, e, json_number(m, "dev_accuracy"),
+                                 json_number(m, "dev_loss"), objective->valuedouble);
     cJSON_Delete(m);
     if (is_new < 0)
         return nb_fail(r->err, "out of memory");
@@ -413,8 +432,7 @@ static int take_report(runner *r, worker *w, char *line)
     cJSON_AddStringToObject(ev, "state", "running");
     cJSON_AddNumberToObject(ev, "epoch", e);
     cJSON_AddNumberToObject(ev, "epochs_planned", t->epochs_total);
-    cJSON_AddNumberToObject(ev, "dev_accuracy", t->dev_accuracy[e - 1]);
-    cJSON_AddNumberToObject(ev, "dev_loss", t->dev_loss[e - 1]);
+    add_figures(s, ev, t->dev_accuracy[e - 1], t->dev_loss[e - 1], t->dev_objective[e - 1]);
     cJSON_AddNumberToObject(ev, "seconds", t->seconds);
     return journal_append(s, ev, r->err);
 }
@@ -432,14 +450,18 @@ static int read_summary(const study *s, int i, trial *t, nb_error *err)
         nb_fail(err, "out of memory");
     } else if (report_read_json_text(path, 0, &j, &text, err) == 0 &&
                run_check_summary(j, text, path, NULL, NULL, err) == 0) {
-        const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "dev_accuracy");
-        if (cJSON_IsNumber(acc)) {
-            t->final_accuracy = acc->valuedouble;
+        char key[64], label[64];
+        objective_key(s->opt->objective, "dev", key, sizeof key);
+        objective_label(s->opt->objective, label, sizeof label);
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, key))) {
+            t->final_accuracy = json_number(j, "dev_accuracy");
             t->final_loss = json_number(j, "dev_loss");
+            t->final_objective = json_number(j, key);
             t->epochs = (int)json_number(j, "epochs");
             rc = 0;
         } else {
-            nb_fail(err, "%s: a trial's summary without a dev accuracy", path);
+            nb_fail(err, "%s: a trial's summary without a %s (the study's objective)", path,
+                    label);
         }
     }
     cJSON_Delete(j);
@@ -478,7 +500,7 @@ static trial_state judge_end(const study *s, int i, const worker *w, int status,
     nb_error err = {0};
     int have = read_summary(s, i, t, &err) == 0;
     if (!have) {
-        t->final_accuracy = t->final_loss = NAN;
+        t->final_accuracy = t->final_loss = t->final_objective = NAN;
         t->epochs = t->n_reported;
     }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -562,8 +584,12 @@ static void print_trial_line(const runner *r, int i)
     int width = snprintf(NULL, 0, "%d", s->opt->trials);
     printf("[%*d/%d] trial %*d %-8s", width, r->finished, s->opt->trials, width, i,
            trial_state_name(t->state));
-    if (!isnan(t->final_accuracy))
-        printf("  dev %.4f", t->final_accuracy);
+    /* "dev 0.8512" for dev accuracy, as before objectives; "dev rmse 0.3104" for another. */
+    char label[64] = "dev";
+    if (s->opt->objective != NB_METRIC_ACCURACY)
+        objective_label(s->opt->objective, label, sizeof label);
+    if (!isnan(t->final_objective))
+        printf("  %s %.4f", label, t->final_objective);
     printf("  %d epoch%s  %.1f s ", t->epochs, t->epochs == 1 ? "" : "s", t->seconds);
     for (int k = 0; k < s->opt->space.n; k++) {
         char text[NB_SEARCH_VALUE_MAX];

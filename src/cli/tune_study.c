@@ -157,6 +157,19 @@ static void drop_threads(cJSON *fixed)
     }
 }
 
+/* A study.json from before objectives names none: its study was ranked by dev accuracy (where
+ * the task has one: tune_objective.h), and its own command, which names none either, goes on
+ * with that. So it is compared as if it said so. */
+static void legacy_objective(tune_options *o, const tune_options *had, cJSON *want, cJSON *have)
+{
+    if (!o->objective_text) {
+        o->objective = had->objective;
+        cJSON_ReplaceItemInObjectCaseSensitive(want, "objective",
+                                               cJSON_CreateString(nb_metric_name(o->objective)));
+    }
+    cJSON_AddStringToObject(have, "objective", nb_metric_name(had->objective));
+}
+
 /* Writes study.json for a new study, or checks that an existing one has the same settings
  * (read and checked as tune checks its options: study_settings.h). */
 static int check_settings(study *s, int *exit_code)
@@ -194,6 +207,8 @@ static int check_settings(study *s, int *exit_code)
         }
         if (rc == 0)
             drop_threads(cJSON_GetObjectItemCaseSensitive(have, "fixed"));
+        if (rc == 0 && had.legacy_objective)
+            legacy_objective(s->opt, &had, want, have);
         for (const cJSON *w = want->child; w && rc == 0; w = w->next) {
             const cJSON *h = cJSON_GetObjectItemCaseSensitive(have, w->string);
             if (!h || !cJSON_Compare(w, h, 1)) {

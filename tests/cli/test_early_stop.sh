@@ -190,6 +190,13 @@ for t in 0 1 2; do
     check "trial $t: the journal's dev accuracy is its best epoch's ($b)" \
         pytrue "[e for e in map(json.loads, open('study/journal.jsonl')) if e.get('trial') == $t and e.get('state') == 'complete'][0]['dev_accuracy'] == $(metric "$d" "$b" dev_accuracy)"
 done
+# The finished study reads back: its trials ended early, with their best epoch's figures.
+check "tune with --early-stop: some trial stopped before its 30 epochs" \
+    pytrue "any(e['epochs'] < 30 for e in map(json.loads, open('study/journal.jsonl')) if e.get('state') == 'complete')"
+run tune --data moons --samples 300 --epochs 30 --early-stop 3 --trials 3 --workers 2 --threads 1 --quiet --out study
+check "the same tune command again: the study reads back, exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+run report study --out study.html
+check "report of the study: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 run tune --data moons --samples 300 --epochs 0 --trials 2 --workers 1 --threads 1 --quiet --out study0
 check "tune --epochs 0: exit 0, trials of 0 epochs" \
     pytrue "[e['epochs'] for e in map(json.loads, open('study0/journal.jsonl')) if e.get('state') == 'complete'] == [0, 0]"

@@ -180,6 +180,9 @@ run train --data houses.csv --task bogus --out bad3
 check "--task bogus: exit 2" [ "$RC" -eq 2 ]
 run predict --model reg
 check "predict without --data: exit 2" [ "$RC" -eq 2 ]
+run tune --data - --trials 2 --epochs 1 --out never-study <houses.csv
+check "tune --data -: exit 2 (each trial reads the data), no study written" \
+    [ "$RC" -eq 2 ] && [ ! -e never-study ]
 cp fruit/model.safetensors copied.safetensors
 run eval --model copied.safetensors
 check "eval of a CSV model outside its run, no --data: exit 2, not Fashion-MNIST" \
