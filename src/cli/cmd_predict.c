@@ -333,6 +333,11 @@ static int predict(const predict_options *o, nb_error *err)
     strbuf text = {0};
     float *out = NULL;
     int rc = model_arch_load(run.model, &o->arch, o->batch_size, &m, err);
+    /* A flag that would do nothing is bad usage (the caller exits 2 on -2). */
+    if (rc == 0 && o->proba && m.spec.task == NB_TASK_REGRESSION) {
+        nb_fail(err, "--proba: a regression model predicts values, not probabilities");
+        rc = -2;
+    }
     if (rc == 0 && strcmp(o->out, "-") != 0)
         rc = nb_output_check(o->out, err);   /* before the work, not after */
     if (rc == 0)
@@ -379,9 +384,9 @@ int cmd_predict(int argc, char **argv)
     int threads = cli_cap_threads(CMD, o.threads, cli_usable_cores(), "this process", 1);
     nb_set_threads(threads);
     nb_error err = {{0}};
-    int failed = predict(&o, &err) != 0;
+    int rc = predict(&o, &err);
     cli_say_threads_lowered(CMD, &threads);
-    if (failed)
-        return cli_error("%s", err.msg);
-    return EXIT_OK;
+    if (rc == -2)
+        return cli_usage_error(CMD, "%s", err.msg);
+    return rc != 0 ? cli_error("%s", err.msg) : EXIT_OK;
 }

@@ -204,6 +204,25 @@ mpi train --resume early_two_again --quiet
 check "2 ranks, --early-stop, resumed from an older checkpoint: the same model, bit for bit" \
     cmp -s early_two_again/model.safetensors early_two/model.safetensors
 
+# ---- 2c. regression: the ranks' metric sums add up to one process's metrics ----
+"$PY" -c '
+import random
+random.seed(3)
+with open("reg.csv", "w") as f:
+    f.write("a,b,y\n")
+    for i in range(300):
+        a, b = random.uniform(-2, 2), random.uniform(-2, 2)
+        f.write("%.4f,%.4f,%.4f\n" % (a, b, 50 + 10 * a - 4 * b * b + random.gauss(0, 1)))'
+REG=(train --data reg.csv --task regression --test-fraction 0.2 --dev-fraction 0.2 --layers 16
+     --lr 0.01 --epochs 5 --batch-size 40 --threads 1 --quiet)
+run "${REG[@]}" --out reg_one
+mpi "${REG[@]}" --out reg_two
+check "2 ranks, regression: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "2 ranks, regression: dev and test MSE, RMSE, MAE and R2 as one process's (1e-4)" \
+    pytrue "(lambda a, b: all(abs(a[s + '_' + k] - b[s + '_' + k]) <= 1e-4 * max(1, abs(b[s + '_' + k])) for s in ('dev', 'test') for k in ('mse', 'rmse', 'mae', 'r2')))(json.load(open('reg_two/summary.json')), json.load(open('reg_one/summary.json')))"
+check "2 ranks, regression: every epoch's dev RMSE in metrics.jsonl as one process's" \
+    pytrue "(lambda a, b: len(a) == len(b) == 5 and all(abs(x['dev_rmse'] - y['dev_rmse']) <= 1e-4 * y['dev_rmse'] for x, y in zip(a, b)))(list(map(json.loads, open('reg_two/metrics.jsonl'))), list(map(json.loads, open('reg_one/metrics.jsonl'))))"
+
 # ---- 3. bad usage: said once, nothing written ----
 mpi "${SMALL[@]}" --sync-batchnorm --out bad
 check "--sync-batchnorm without --batchnorm: exit 2 (got $RC)" [ "$RC" -eq 2 ]

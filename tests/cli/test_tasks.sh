@@ -119,6 +119,12 @@ run predict --model tags --data new_tags.csv --proba
 check "multilabel predict: 0/1 per label, then p(label) each" \
     pytrue "(lambda l: l[0] == 'red,big,round,p(red),p(big),p(round)' and len(l) == 21 and all(set(r.split(',')[:3]) <= {'0', '1'} and all(0 <= float(v) <= 1 for v in r.split(',')[3:]) for r in l[1:]))(open('$WORK/stdout').read().splitlines())"
 
+run tune --data tags.csv --task multilabel --target red,big,round --layers 16 --epochs 2 \
+    --trials 3 --space "lr=log(0.001,0.05)" --objective macro_f1 --threads 1 --quiet --out tags-study
+check "multilabel tune of dev macro F1: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "... best.json holds the best trial's dev macro F1" \
+    pytrue "(lambda b, js: b['objective'] == 'macro_f1' and b['dev_macro_f1'] == max(j['dev_macro_f1'] for j in js))(json.load(open('tags-study/best.json')), [json.load(open('tags-study/trials/%d/summary.json' % t)) for t in range(3)])"
+
 # ---- classification with words: ';', a category, names kept ----
 run train --data fruit.csv --test-fraction 0.2 --layers 16 --lr 0.02 --epochs 20 --seed 3 \
     --threads 1 --quiet --out fruit
@@ -180,6 +186,9 @@ run train --data houses.csv --task bogus --out bad3
 check "--task bogus: exit 2" [ "$RC" -eq 2 ]
 run predict --model reg
 check "predict without --data: exit 2" [ "$RC" -eq 2 ]
+run predict --model reg --data new_houses.csv --proba
+check "predict --proba of a regression model: exit 2" \
+    one_line_error "nabla predict: --proba: a regression model predicts values"
 run tune --data - --trials 2 --epochs 1 --out never-study <houses.csv
 check "tune --data -: exit 2 (each trial reads the data), no study written" \
     [ "$RC" -eq 2 ] && [ ! -e never-study ]
