@@ -146,6 +146,21 @@ cJSON *json_float(float v)
     return cJSON_CreateNumber(strtod(buf, NULL));
 }
 
+cJSON *json_double(double v)
+{
+    if (!isfinite(v))
+        return cJSON_CreateNull();
+    /* cJSON prints 15 digits when they read back within its tolerance, not exactly: a value
+     * written and read back must be the value kept. */
+    char buf[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
 {
     char key[64];

@@ -47,6 +47,8 @@ int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error 
 /* JSON values: a float as its shortest decimal form ((float)0.001 is 0.001, not
  * 0.0010000000474974513), and loss/accuracy of a split, null when the split is empty. */
 cJSON *json_float(float v);
+/* A double exactly: the fewest digits (15 to 17) that read back as the same double. */
+cJSON *json_double(double v);
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
 
 /* Appends one line (n bytes, its newline included) to a file that grows line by line, open

@@ -318,7 +318,7 @@ static int record_end(runner *r, int i)
     cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
     add_figures(s, ev, t->final_accuracy, t->final_loss, t->final_objective);
     cJSON_AddNumberToObject(ev, "epochs", t->epochs);
-    cJSON_AddNumberToObject(ev, "seconds", t->seconds);
+    cJSON_AddItemToObject(ev, "seconds", json_double(t->seconds));
     if (t->state == TRIAL_FAILED)
         cJSON_AddStringToObject(ev, "reason", t->reason);
     if (journal_append(s, ev, r->err) != 0)
@@ -433,7 +433,7 @@ static int take_report(runner *r, worker *w, char *line)
     cJSON_AddNumberToObject(ev, "epoch", e);
     cJSON_AddNumberToObject(ev, "epochs_planned", t->epochs_total);
     add_figures(s, ev, t->dev_accuracy[e - 1], t->dev_loss[e - 1], t->dev_objective[e - 1]);
-    cJSON_AddNumberToObject(ev, "seconds", t->seconds);
+    cJSON_AddItemToObject(ev, "seconds", json_double(t->seconds));
     return journal_append(s, ev, r->err);
 }
 
@@ -547,7 +547,7 @@ static int record_interrupted(runner *r, int i, const char *why)
     cJSON_AddNumberToObject(ev, "trial", i);
     cJSON_AddStringToObject(ev, "state", "interrupted");
     cJSON_AddStringToObject(ev, "reason", why);
-    cJSON_AddNumberToObject(ev, "seconds", t->seconds);
+    cJSON_AddItemToObject(ev, "seconds", json_double(t->seconds));
     return journal_append(r->s, ev, r->err);
 }
 
