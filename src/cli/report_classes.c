@@ -11,41 +11,6 @@
 #include "run_check.h"
 #include "run_source.h"
 
-/* The run's test set, read as the run read it: 1, 0 when it has none or its file is gone (why
- * says so), -1 on an error. */
-static int test_set(const run_data *r, const nb_model *m, nb_dataset *test, char *why,
-                    size_t why_size, nb_error *err)
-{
-    data_source src;
-    run_paths paths;
-    double fraction;
-    memset(test, 0, sizeof *test);
-    if (json_number(r->config, "test_samples") == 0) {
-        snprintf(why, why_size, "the run has no test set");
-        return 0;
-    }
-    if (run_config_data(r->config, r->dir, &paths, &src, &fraction, err) != 0)
-        return -1;
-    const char *file = src.test ? src.test : src.data;
-    if (strcmp(json_string(r->config, "data_kind"), "synthetic") != 0 &&
-        !report_file_exists(file)) {
-        snprintf(why, why_size, "its data %s is not there (from here)", file);
-        return 0;
-    }
-    nb_table own;
-    const nb_table *like = m->table;
-    if (!like && model_table_of_features(&m->spec, &own, err) != 0)
-        return -1;
-    src.csv.like = like ? like : &own;
-    src.csv.task = m->spec.task;
-    int rc = data_load_eval(&src, test, err);
-    if (!like)
-        nb_table_free(&own);
-    if (rc == 0 && m->norm_mean && test->values)
-        nb_dataset_normalize(test, m->norm_mean, m->norm_std);
-    return rc == 0 ? 1 : -1;
-}
-
 static void tables(strbuf *b, const nb_model *m, const int64_t *counts)
 {
     int k = m->spec.classes;
@@ -99,7 +64,9 @@ int classes_section(strbuf *b, const run_data *r, nb_error *err)
     }
     char why[256] = "";
     nb_dataset test;
-    int rc = test_set(r, &m, &test, why, sizeof why, err);
+    int rc = run_read_data(r->config, r->dir, &m, RUN_TEST, &test, why, sizeof why, err);
+    if (rc == 1 && m.norm_mean && test.values)
+        nb_dataset_normalize(&test, m.norm_mean, m.norm_std);
     int64_t *counts = NULL;
     if (rc == 1) {
         counts = calloc((size_t)m.spec.classes * (size_t)m.spec.classes, sizeof *counts);

@@ -27,45 +27,15 @@ int regions_possible(const run_data *r)
 static int training_points(const run_data *r, const nb_model *m, nb_dataset *train, char *why,
                            size_t why_size, nb_error *err)
 {
-    data_source src;
-    run_paths paths;
-    double fraction;
-    memset(train, 0, sizeof *train);
-    if (run_config_data(r->config, r->dir, &paths, &src, &fraction, err) != 0)
-        return -1;
     const char *kind = json_string(r->config, "data_kind");
-    if (strcmp(kind, "csv") == 0 && !report_file_exists(src.data)) {
-        snprintf(why, why_size, "its data file %s is not there (from here)",
-                 json_string(r->config, "data_path"));
-        return 0;
-    }
     if (strcmp(kind, "csv") != 0 && strcmp(kind, "synthetic") != 0) {
+        memset(train, 0, sizeof *train);
         snprintf(why, why_size, "its data is not a two-feature set");
         return 0;
     }
-    /* Read as the run read it: its CSV flags and the model's table. */
-    nb_table own;
-    const nb_table *like = m->table;
-    if (!like && model_table_of_features(&m->spec, &own, err) != 0)
-        return -1;
-    src.csv.like = like ? like : &own;
-    src.csv.task = m->spec.task;
-    src.no_test = 1;
-    nb_dataset none;
-    int rc = data_load_train(&src, train, &none, err);
-    nb_dataset_free(&none);
-    if (!like)
-        nb_table_free(&own);
-    if (rc != 0)
-        return -1;
-    if (fraction > 0) {
-        nb_dataset dev = {0};
-        if (nb_dataset_split(train, (float)fraction, src.seed, &dev, err) != 0) {
-            nb_dataset_free(train);
-            return -1;
-        }
-        nb_dataset_free(&dev);
-    }
+    int got = run_read_data(r->config, r->dir, m, RUN_TRAIN, train, why, why_size, err);
+    if (got <= 0)
+        return got;
     if (train->features != 2 || !train->values) {
         snprintf(why, why_size, "its data has %d features now, not 2", train->features);
         nb_dataset_free(train);

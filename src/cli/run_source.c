@@ -285,3 +285,48 @@ int model_arch_load(const char *path, const model_arch *a, int max_batch, nb_mod
         return nb_model_load(m, path, max_batch, err) == 0 ? 0 : hint_state_dict(err);
     return nb_model_load_state_dict(m, path, a->layers, a->input, a->task, max_batch, err);
 }
+
+int run_read_data(const cJSON *config, const char *dir, const nb_model *m, run_split split,
+                  nb_dataset *out, char *why, size_t why_size, nb_error *err)
+{
+    data_source src;
+    run_paths paths;
+    double fraction;
+    memset(out, 0, sizeof *out);
+    if (split == RUN_TEST && json_number(config, "test_samples") == 0) {
+        snprintf(why, why_size, "the run has no test set");
+        return 0;
+    }
+    if (run_config_data(config, dir, &paths, &src, &fraction, err) != 0)
+        return -1;
+    const char *kind = json_string(config, "data_kind");
+    const char *file = split == RUN_TEST && src.test ? src.test : src.data;
+    if (strcmp(kind, "synthetic") != 0 && !exists(file)) {
+        snprintf(why, why_size, "its data %s is not there (from here)", file);
+        return 0;
+    }
+    /* Read as the run read it: its CSV flags, the model's table and task. */
+    nb_table own;
+    const nb_table *like = m->table;
+    if (!like && model_table_of_features(&m->spec, &own, err) != 0)
+        return -1;
+    src.csv.like = like ? like : &own;
+    src.csv.task = m->spec.task;
+    int rc;
+    if (split == RUN_TEST) {
+        rc = data_load_eval(&src, out, err);
+    } else {
+        nb_dataset none, dev = {0};
+        src.no_test = 1;
+        rc = data_load_train(&src, out, &none, err);
+        nb_dataset_free(&none);
+        if (rc == 0 && fraction > 0)
+            rc = nb_dataset_split(out, (float)fraction, src.seed, &dev, err);
+        nb_dataset_free(&dev);
+        if (rc != 0)
+            nb_dataset_free(out);
+    }
+    if (!like)
+        nb_table_free(&own);
+    return rc == 0 ? 1 : -1;
+}

@@ -87,4 +87,12 @@ int run_config_data(const cJSON *config, const char *dir, run_paths *paths, data
 /* The same for s's run. */
 int run_source_data(run_source *s, data_source *src, double *dev_fraction, nb_error *err);
 
+/* The data of the run in `dir` (config.json), read as the run read it (its CSV flags, the
+ * model m's table and task): its training set less the dev split, or its test set; as read,
+ * not standardized. 1; 0 when it cannot be had (no test set, its file gone from here: why
+ * says so); -1 on an error. */
+typedef enum run_split { RUN_TRAIN, RUN_TEST } run_split;
+int run_read_data(const cJSON *config, const char *dir, const nb_model *m, run_split split,
+                  nb_dataset *out, char *why, size_t why_size, nb_error *err);
+
 #endif /* NABLA_CLI_RUN_SOURCE_H */
