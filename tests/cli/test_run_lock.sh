@@ -410,6 +410,9 @@ check "no trial left running" no_trials_left lost-study
 HELD=$!
 BACKGROUND+=("$HELD")
 check "a run holds held/.lock" wait_for 120 holds held "$HELD"
+# ... and has written its config.json: the directory is then a run's (under load, or ASan,
+# the lock comes well before it).
+check "the held run has written config.json" wait_for 120 test -s held/config.json
 kill -STOP "$HELD"
 ino=$(stat -c %i held/.lock)
 run report alone --out held/.lock
