@@ -57,7 +57,7 @@ static void split_trials(const nb_tpe_trial *done, int n, const nb_tpe_config *c
         good[i] = 0;
     }
     qsort(r, (size_t)n, sizeof *r, rank_order);
-    /* The same expression as Optuna's default_gamma, rounding included (ceil(0.1 * 30) is 4). */
+    /* The same expression as Optuna's default_gamma, rounding included. */
     double want = ceil(cfg->gamma * n);
     int n_good = want < cfg->max_good ? (int)want : cfg->max_good;
     for (int k = 0; k < n_good && k < n && r[k].group != 2; k++)
