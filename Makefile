@@ -8,8 +8,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = safetensors idx csv
 JOBS ?= $(shell nproc)
 DEPS = cmake pkg-config gcc make libopenblas-dev zlib1g-dev libcjson-dev libcmocka-dev dataset-fashion-mnist
-TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin valgrind strace
-BENCH_DEPS = $(TEST_DEPS) time python3-optuna python3-sklearn
+TEST_DEPS = $(DEPS) python3 python3-numpy python3-torch clang chromium python3-pil libopenmpi-dev openmpi-bin valgrind strace python3-optuna
+BENCH_DEPS = $(TEST_DEPS) time python3-sklearn
 
 .PHONY: all configure demo check test asan without-mpi fuzz fuzz-short bench bench-conv bench-tune bench-mpi bench-tabular deps test-deps bench-deps install uninstall clean
 

@@ -1128,6 +1128,59 @@ int nb_search_value_parse(const nb_search_param *p, const char *text, double *v,
  * within [lo, hi]), and lie within [lo, hi]. */
 void nb_search_sample(const nb_search_space *s, uint64_t seed, int64_t index, nb_search_point *out);
 
+/* TPE, the tree-structured Parzen estimator (Bergstra et al. 2011), as Optuna's TPESampler
+ * does it by default (univariate; src/search/tpe.c): a search that learns from the trials so
+ * far. The finished trials are ranked (below) and split into the good ones, the best
+ * min(ceil(gamma * n), max_good) of the n given (never one without a score), and the bad ones,
+ * the rest. Each parameter then has two densities on its own scale (log10 x for log,
+ * log10(1 - x) for 1-log, x for uniform and int), l from the good trials' values and g from the
+ * bad ones': a mixture with one component per value plus a prior one (weight prior_weight),
+ * each value's component weighing 1, less for all but the last 25 values of a group larger
+ * than 25 (a ramp from 1/m up, older trials weighing less). A number's component is a Gaussian
+ * truncated to the range, centred on the value, its width the larger gap to its neighbours
+ * among the sorted values and the range's centre (at the ends, the inner gap), clipped to
+ * [range / min(100, 1 + components), range]; the prior's is centred on the range with its
+ * width. An int's is the same on [a - 0.5, b + 0.5], each integer taking the mass of its unit
+ * cell. A choice's is its value with weight 1 and every value with prior_weight / components,
+ * normalized; the prior's is uniform. n_candidates candidates are drawn from l and the one with
+ * the largest l(x) / g(x) is taken (the first of equals). Each parameter is drawn on its own,
+ * and its value is rounded as nb_search_sample rounds (the text a trial receives).
+ * While fewer than n_startup trials are given the point is nb_search_sample's (s, seed, index).
+ *
+ * Ranking (Optuna's, failures added): first the trials that completed, by score (higher is
+ * better: a dev accuracy, or a dev loss negated); then the pruned ones, the later epoch reached
+ * first, then by their score at that epoch; last those without a score (NaN: failed, diverged),
+ * which only ever count among the bad. Equal ranks keep the order given. */
+typedef struct nb_tpe_config {
+    int n_startup;        /* random points while fewer trials than this are given (10) */
+    int n_candidates;     /* candidates drawn from l per parameter (24) */
+    double gamma;         /* the good fraction of the trials (0.1) ... */
+    int max_good;         /* ... but at most this many good trials (25) */
+    double prior_weight;  /* the prior component's weight (1) */
+} nb_tpe_config;
+
+/* Optuna's defaults, in the order above: 10, 24, 0.1, 25, 1. */
+nb_tpe_config nb_tpe_defaults(void);
+
+/* One finished trial as TPE learns from it. A value of its point that is NaN, or a choice
+ * index that names no value, is left out of that parameter's densities; a number outside the
+ * range (from an earlier, wider space) counts at its edge. */
+typedef struct nb_tpe_trial {
+    nb_search_point point;
+    double score;      /* its objective, higher is better; NaN: it failed (no score) */
+    int pruned_epoch;  /* 0 if it completed; if it was pruned, the last epoch it reached (>= 1),
+                          score being its objective then */
+} nb_tpe_trial;
+
+/* TPE's point number `index` of a study seeded with `seed`, given the n_done finished trials
+ * done[0..n_done-1] (cfg NULL: nb_tpe_defaults()). The point depends on (space, cfg, seed,
+ * index, and the trials given: their points, scores, pruned epochs and order) and on nothing
+ * else: the same arguments give the same point bit for bit (no threads, no clock; with the
+ * same C math library, as for nb_search_sample). Fails on a bad cfg or space, n_done < 0, or
+ * out of memory; out is then untouched. */
+int nb_tpe_suggest(const nb_search_space *s, const nb_tpe_config *cfg, const nb_tpe_trial *done,
+                   int n_done, uint64_t seed, int64_t index, nb_search_point *out, nb_error *err);
+
 /* Grid search: exactly n points (out holds n).
  * Levels per parameter: first, each choice in order gets all its values while the product of
  * levels stays <= n (a value left off a grid is never tried); then, starting from 1 level for

@@ -16,7 +16,7 @@ static uint64_t mix64(uint64_t z)
 
 /* Mixing the seed before the index enters keeps (seed, index) pairs apart that a plain
  * seed ^ index would confuse (seed 1 index 0 against seed 0 index 1). */
-static uint64_t point_seed(uint64_t seed, int64_t index)
+uint64_t nb_search_point_seed(uint64_t seed, int64_t index)
 {
     uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ULL);
     return mix64(h ^ ((uint64_t)index * 0xd1342543de82ef95ULL));
@@ -25,7 +25,7 @@ static uint64_t point_seed(uint64_t seed, int64_t index)
 void nb_search_sample(const nb_search_space *s, uint64_t seed, int64_t index, nb_search_point *out)
 {
     nb_rng rng;
-    nb_rng_seed(&rng, point_seed(seed, index));
+    nb_rng_seed(&rng, nb_search_point_seed(seed, index));
     for (int i = 0; i < NB_SEARCH_MAX_PARAMS; i++)
         out->v[i] = 0;
     for (int i = 0; i < s->n; i++) {
