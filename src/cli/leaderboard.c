@@ -4,9 +4,14 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "tune_objective.h"
+
+enum { RANK_COMPLETE, RANK_PRUNED, RANK_OTHER };
+
 typedef struct ranked {
     int group;
     double score;      /* -inf for NaN: below every real score */
+    double loss;       /* +inf for NaN: after every real loss */
     int trial;
 } ranked;
 
@@ -17,10 +22,13 @@ static int best_first(const void *a, const void *b)
         return x->group - y->group;
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
+    if (x->loss != y->loss)
+        return x->loss < y->loss ? -1 : 1;
     return x->trial - y->trial;
 }
 
-int *leaderboard_rank(int n, leaderboard_fn *entry, const void *ctx, int *count)
+int *leaderboard_rank(const trial *trials, int n, nb_metric objective, int with_pending,
+                      int *count)
 {
     ranked *r = malloc((size_t)(n > 0 ? n : 1) * sizeof *r);
     int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
@@ -31,9 +39,15 @@ int *leaderboard_rank(int n, leaderboard_fn *entry, const void *ctx, int *count)
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        leaderboard_entry e;
-        if (entry(ctx, i, &e))
-            r[(*count)++] = (ranked){e.group, isnan(e.score) ? -INFINITY : e.score, i};
+        const trial *t = &trials[i];
+        if (t->state == TRIAL_PENDING && !with_pending)
+            continue;
+        double score = objective_score(objective, t->final_objective);
+        r[(*count)++] = (ranked){t->state == TRIAL_COMPLETE  ? RANK_COMPLETE
+                                 : t->state == TRIAL_PRUNED ? RANK_PRUNED
+                                                            : RANK_OTHER,
+                                 isnan(score) ? -INFINITY : score,
+                                 isnan(t->final_loss) ? INFINITY : t->final_loss, i};
     }
     qsort(r, (size_t)*count, sizeof *r, best_first);
     for (int k = 0; k < *count; k++)

@@ -2,21 +2,14 @@
 #ifndef NABLA_CLI_LEADERBOARD_H
 #define NABLA_CLI_LEADERBOARD_H
 
-/* Groups, best first. */
-enum { RANK_COMPLETE, RANK_PRUNED, RANK_OTHER };
+#include "study_journal.h"
 
-/* A trial as the leaderboard sees it. */
-typedef struct leaderboard_entry {
-    int group;         /* RANK_* */
-    double score;      /* its objective_score (tune_objective.h): higher is better; NaN ranks
-                        * below every number */
-} leaderboard_entry;
-
-/* Fills *e for trial i and returns 1, or returns 0 to leave trial i out. */
-typedef int leaderboard_fn(const void *ctx, int i, leaderboard_entry *e);
-
-/* Trial numbers 0..n-1 that `entry` keeps, best first: by group, then by score (higher first),
- * then by number. malloc'd, *count of them; NULL when out of memory. */
-int *leaderboard_rank(int n, leaderboard_fn *entry, const void *ctx, int *count);
+/* Trial numbers 0..n-1, best first: complete trials, then pruned ones, then the rest (failed,
+ * interrupted, running; pending ones, not started, only with_pending); within each, the
+ * objective (objective_score: higher is better, NaN below every number), then on a tie the
+ * lower dev loss (NaN last), then the lower trial number. malloc'd, *count of them; NULL when
+ * out of memory. */
+int *leaderboard_rank(const trial *trials, int n, nb_metric objective, int with_pending,
+                      int *count);
 
 #endif /* NABLA_CLI_LEADERBOARD_H */

@@ -48,17 +48,7 @@ void study_free(study_data *s)
 }
 
 /* Every trial that started. */
-static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
-{
-    const study_data *s = ctx;
-    const trial *t = &s->trials[i];
-    e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
-               : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
-    e->score = objective_score(s->opt.objective, t->final_objective);
-    return t->state != TRIAL_PENDING;
-}
-
 int *study_rank(const study_data *s, int *n)
 {
-    return leaderboard_rank(s->n_trials, rank_entry, s, n);
+    return leaderboard_rank(s->trials, s->n_trials, s->opt.objective, 0, n);
 }

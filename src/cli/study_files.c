@@ -43,28 +43,12 @@ static const char *const BEST_TRIAL_MEMBERS[] = {"params", "dev_accuracy", "dev_
                                                  "test_accuracy", "test_loss", "epochs",
                                                  "model", "command"};
 
-typedef struct ranking {
-    const tune_options *opt;
-    const trial *trials;
-} ranking;
-
-/* Every complete trial ranks before the rest (leaderboard.h). */
-static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
-{
-    const ranking *r = ctx;
-    const trial *t = &r->trials[i];
-    e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE : RANK_OTHER;
-    e->score = objective_score(r->opt->objective, t->final_objective);
-    return 1;
-}
-
 /* The best complete trial, as the tuner ranks them; -1 when none is complete, -2 out of
  * memory. */
 static int best_trial(const tune_options *opt, const trial *trials)
 {
     int n;
-    ranking r = {opt, trials};
-    int *order = leaderboard_rank(opt->trials, rank_entry, &r, &n);
+    int *order = leaderboard_rank(trials, opt->trials, opt->objective, 1, &n);
     if (!order)
         return -2;
     int b = n > 0 && trials[order[0]].state == TRIAL_COMPLETE ? order[0] : -1;

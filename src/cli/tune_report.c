@@ -23,20 +23,10 @@
 /* test_best's result when a stop signal came while the best model was being evaluated. */
 #define TEST_STOPPED 2
 
-static int rank_entry(const void *ctx, int i, leaderboard_entry *e)
-{
-    const study *s = ctx;
-    const trial *t = &s->trials[i];
-    e->group = t->state == TRIAL_COMPLETE ? RANK_COMPLETE
-               : t->state == TRIAL_PRUNED ? RANK_PRUNED : RANK_OTHER;
-    e->score = objective_score(s->opt->objective, t->final_objective);
-    return 1;
-}
-
 int *study_ranking(const study *s)
 {
     int n;
-    return leaderboard_rank(s->opt->trials, rank_entry, s, &n);
+    return leaderboard_rank(s->trials, s->opt->trials, s->opt->objective, 1, &n);
 }
 
 void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p)

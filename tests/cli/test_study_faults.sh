@@ -591,7 +591,7 @@ BEST=$("$PY" -c 'import json; print(json.load(open("r2/best.json"))["trial"])')
 SECOND=$("$PY" -c '
 import json
 ends = [e for e in map(json.loads, open("r2/journal.jsonl")) if e.get("state") == "complete"]
-ends.sort(key=lambda e: (-e["dev_accuracy"], e["trial"]))
+ends.sort(key=lambda e: (-e["dev_accuracy"], e["dev_loss"], e["trial"]))
 print(ends[1]["trial"])')
 LB=$(line_of r2/best.json trial)
 study_refused b_trial_99 "best.json:$LB: \"trial\" is 99, but the best complete trial of journal.jsonl is $BEST" \

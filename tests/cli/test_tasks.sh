@@ -125,6 +125,15 @@ check "multilabel tune of dev macro F1: exit 0 (stderr: $(head -c 300 "$WORK/std
 check "... best.json holds the best trial's dev macro F1" \
     pytrue "(lambda b, js: b['objective'] == 'macro_f1' and b['dev_macro_f1'] == max(j['dev_macro_f1'] for j in js))(json.load(open('tags-study/best.json')), [json.load(open('tags-study/trials/%d/summary.json' % t)) for t in range(3)])"
 
+# ---- a tie of the objective goes to the lower dev loss ----
+run tune --data moons --samples 200 --dev-fraction 0.1 --layers 8 --epochs 3 --trials 6 \
+    --space "lr=log(0.02,0.2)" --threads 1 --quiet --out ties
+check "a study of dev accuracy on 20 dev samples: exit 0" [ "$RC" -eq 0 ]
+check "its trials tie on dev accuracy (else this check tests nothing)" \
+    pytrue "(lambda c: sum(e['dev_accuracy'] == max(x['dev_accuracy'] for x in c) for e in c) >= 2)([e for e in map(json.loads, open('ties/journal.jsonl')) if e.get('state') == 'complete'])"
+check "best.json: of the tied best, the lowest dev loss" \
+    pytrue "(lambda b, c: b['trial'] == min((e for e in c if e['dev_accuracy'] == max(x['dev_accuracy'] for x in c)), key=lambda e: (e['dev_loss'], e['trial']))['trial'])(json.load(open('ties/best.json')), [e for e in map(json.loads, open('ties/journal.jsonl')) if e.get('state') == 'complete'])"
+
 # ---- classification with words: ';', a category, names kept ----
 run train --data fruit.csv --test-fraction 0.2 --layers 16 --lr 0.02 --epochs 20 --seed 3 \
     --threads 1 --quiet --out fruit

@@ -95,7 +95,10 @@ for l in open("w1/journal.jsonl"):
 assert sorted(t for t, _, _ in rows) == sorted(final), rows
 group = {"complete": 0, "pruned": 1, "failed": 2}
 assert all(final[t]["state"] == state for t, state, _ in rows), rows
-key = [(group[state], -final[t]["dev_accuracy"], t) for t, state, _ in rows]
+# ties of the objective: the lower dev loss first, then the lower trial number
+key = [(group[state], -final[t]["dev_accuracy"],
+        float("inf") if final[t]["dev_loss"] is None else final[t]["dev_loss"], t)
+       for t, state, _ in rows]
 assert key == sorted(key), rows
 EOF
 check "importance printed" grep -q "what mattered" "$WORK/stdout"

@@ -54,7 +54,8 @@ for l in open(study + "/journal.jsonl"):
         final[e["trial"]] = e
 group = {"complete": 0, "pruned": 1, "failed": 2}
 key_of = lambda t: (group[final[t]["state"]],
-                    float("inf") if final[t][key] is None else -direction * final[t][key], t)
+                    float("inf") if final[t][key] is None else -direction * final[t][key],
+                    float("inf") if final[t]["dev_loss"] is None else final[t]["dev_loss"], t)
 want = sorted(final, key=key_of)[:10]
 assert [t for t, _, _ in rows] == want, (rows, want)
 assert all(final[t]["state"] == state for t, state, _ in rows), rows
@@ -108,7 +109,8 @@ complete = {e["trial"]: e for e in ends if e.get("state") == "complete"}
 for t, e in complete.items():
     summary = json.load(open("%s/trials/%d/summary.json" % (study, t)))
     assert summary[key] == e[key] and summary["dev_loss"] == e["dev_loss"], (t, summary, e)
-want = sorted(complete, key=lambda t: (-direction * complete[t][key], t))[0]
+want = sorted(complete, key=lambda t: (-direction * complete[t][key], complete[t]["dev_loss"],
+                                        t))[0]
 assert best["trial"] == want, (best["trial"], want)
 summary = json.load(open("%s/trials/%d/summary.json" % (study, want)))
 for k in (key, "dev_loss", "dev_accuracy", "epochs"):
