@@ -39,6 +39,9 @@ wait_for() {
 
 # holds DIR PID: DIR/.lock names process PID as its holder.
 holds() { grep -q "^pid $2 on host " "$1/.lock" 2>/dev/null; }
+# running DIR PID: PID holds DIR/.lock and has written DIR's config.json or study.json, so that
+# DIR is a run's or a study's (under ASan and load the lock comes well before them).
+running() { holds "$1" "$2" && { [ -s "$1/config.json" ] || [ -s "$1/study.json" ]; }; }
 
 # locked DIR: some process holds DIR/.lock.
 locked() { ! flock -n "$1/.lock" true; }
@@ -90,7 +93,7 @@ check "reference run exits 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -e
 "$NABLA" "${LONG[@]}" --epochs 800 --out same >first.out 2>first.err &
 FIRST=$!
 BACKGROUND+=("$FIRST")
-check "the first run takes the lock and names itself in it" wait_for 120 holds same "$FIRST"
+check "the first run takes the lock and names itself in it" wait_for 120 running same "$FIRST"
 kill -STOP "$FIRST"
 check "the lock line has the host, the time and the command" \
     grep -qE "^pid $FIRST on host $(hostname) since [0-9]{4}-[0-9]{2}-[0-9]{2} .*: .*nabla train .*--out same" same/.lock
@@ -122,7 +125,7 @@ check "a run to extend exits 0" [ "$RC" -eq 0 ]
 "$NABLA" train --resume ext --epochs 800 --quiet >resume.out 2>resume.err &
 RESUMED=$!
 BACKGROUND+=("$RESUMED")
-check "the resumed run takes the lock" wait_for 120 holds ext "$RESUMED"
+check "the resumed run takes the lock" wait_for 120 running ext "$RESUMED"
 kill -STOP "$RESUMED"
 check "its line names the --resume command" grep -q "nabla train --resume ext" ext/.lock
 expect_exit 1 "a new run into a directory a --resume writes is refused" \
@@ -143,7 +146,7 @@ check "the resumed run's metrics.jsonl: epochs 1..800 once each" epochs_once ext
 "$NABLA" "${LONG[@]}" --epochs 100000 --out killed >/dev/null 2>&1 &
 KILLED=$!
 BACKGROUND+=("$KILLED")
-check "a run to kill takes the lock" wait_for 120 holds killed "$KILLED"
+check "a run to kill takes the lock" wait_for 120 running killed "$KILLED"
 { kill -9 "$KILLED" && wait "$KILLED"; } 2>/dev/null
 check "after kill -9: the lock is free" flock -n killed/.lock true
 check "after kill -9: its line is still there (stale)" holds killed "$KILLED"
@@ -223,7 +226,7 @@ SLOW=(tune --data spirals --samples 1000 --layers 32,32 --epochs 50 --trials 2 -
 "$NABLA" "${SLOW[@]}" >busy.out 2>busy.err &
 TUNER=$!
 BACKGROUND+=("$TUNER")
-check "the tuner takes the study's lock" wait_for 120 holds busy "$TUNER"
+check "the tuner takes the study's lock" wait_for 120 running busy "$TUNER"
 kill -STOP "$TUNER"
 expect_exit 1 "a second tuner on the same study is refused" "${SLOW[@]}"
 check "refused: one line naming the first tuner's pid (got: $(head -c 400 "$WORK/stderr"))" \
@@ -355,7 +358,7 @@ lose_lock() {
     fi
     pid=$!
     BACKGROUND+=("$pid")
-    check "a holder takes $dir's lock" wait_for 120 holds "$dir" "$pid"
+    check "a holder takes $dir's lock" wait_for 120 running "$dir" "$pid"
     kill -STOP "$pid"
     if [ "$how" = replaced ]; then
         : >new-lock
@@ -394,7 +397,7 @@ done
     --space "lr=log(1e-3,1e-2)" --threads 1 --quiet --out lost-study >tuner.out 2>tuner.err &
 TUNER=$!
 BACKGROUND+=("$TUNER")
-check "a tuner takes its study's lock" wait_for 120 holds lost-study "$TUNER"
+check "a tuner takes its study's lock" wait_for 120 running lost-study "$TUNER"
 kill -STOP "$TUNER"
 rm lost-study/.lock
 kill -CONT "$TUNER"
@@ -409,10 +412,7 @@ check "no trial left running" no_trials_left lost-study
 "$NABLA" "${LONG[@]}" --epochs 100000 --out held >held.out 2>held.err &
 HELD=$!
 BACKGROUND+=("$HELD")
-check "a run holds held/.lock" wait_for 120 holds held "$HELD"
-# ... and has written its config.json: the directory is then a run's (under load, or ASan,
-# the lock comes well before it).
-check "the held run has written config.json" wait_for 120 test -s held/config.json
+check "a run holds held/.lock" wait_for 120 running held "$HELD"
 kill -STOP "$HELD"
 ino=$(stat -c %i held/.lock)
 run report alone --out held/.lock
