@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_snapshot_for_tests.h"
 #include "model_spec_for_tests.h"
 
 static void test_crc32c_known_values(void **state)
@@ -100,26 +101,6 @@ static void run_free(run *r)
     nb_dataset_free(&r->dev);
 }
 
-/* Every parameter and state value, and the counters, of a model. */
-static size_t snapshot(const nb_model *m, float *out, size_t cap)
-{
-    size_t at = 0;
-    for (int i = 0; i < nb_graph_named_count(m->graph); i++) {
-        nb_named t = nb_graph_named(m->graph, i);
-        if (t.kind == NB_KIND_COUNTER) {
-            assert_true(at < cap);
-            out[at++] = (float)*t.counter;
-            continue;
-        }
-        nb_tensor v = nb_node_value(t.node);
-        size_t n = nb_tensor_numel(&v);
-        assert_true(at + n <= cap);
-        memcpy(out + at, v.data, n * sizeof *out);
-        at += n;
-    }
-    return at;
-}
-
 static char *make_dir(void)
 {
     char *dir = strdup("/tmp/nabla-ckpt-XXXXXX");
@@ -153,7 +134,7 @@ static void check_resume(nb_optimizer_kind kind, int batchnorm, int64_t stop_aft
     a.cfg.on_checkpoint = NULL;
     nb_train_result ra;
     assert_int_equal(nb_train(&a.model, &a.train, &a.dev, NULL, &a.cfg, &ra, &err), 0);
-    size_t n_want = snapshot(&a.model, want, CAP);
+    size_t n_want = model_snapshot(&a.model, want, CAP);
 
     run b;
     run_init(&b, kind, batchnorm, dir);
@@ -185,7 +166,7 @@ static void check_resume(nb_optimizer_kind kind, int batchnorm, int64_t stop_aft
     assert_int_equal(rc.steps, ra.steps);
     assert_int_equal(rc.epochs, ra.epochs);
     assert_int_equal(c.first_untimed, stop_after % 10);   /* 10 steps an epoch */
-    size_t n_got = snapshot(&c.model, got, CAP);
+    size_t n_got = model_snapshot(&c.model, got, CAP);
     assert_int_equal(n_got, n_want);
     assert_memory_equal(got, want, n_want * sizeof *want);
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "nabla.h"
+#include "model_snapshot_for_tests.h"
 #include "model_spec_for_tests.h"
 
 enum { EPOCHS = 30, MAX_SNAPSHOT = 4096 };
@@ -82,26 +83,6 @@ static void run_free(run *r)
     nb_dataset_free(&r->dev);
 }
 
-/* Every parameter and state value, and the counters, of a model. */
-static size_t snapshot(const nb_model *m, float *out)
-{
-    size_t at = 0;
-    for (int i = 0; i < nb_graph_named_count(m->graph); i++) {
-        nb_named t = nb_graph_named(m->graph, i);
-        if (t.kind == NB_KIND_COUNTER) {
-            assert_true(at < MAX_SNAPSHOT);
-            out[at++] = (float)*t.counter;
-            continue;
-        }
-        nb_tensor v = nb_node_value(t.node);
-        size_t n = nb_tensor_numel(&v);
-        assert_true(at + n <= MAX_SNAPSHOT);
-        memcpy(out + at, v.data, n * sizeof *out);
-        at += n;
-    }
-    return at;
-}
-
 /* The model after `epochs` epochs of the same run without early stopping. */
 static size_t weights_after(int batchnorm, int epochs, float *out)
 {
@@ -113,7 +94,7 @@ static size_t weights_after(int batchnorm, int epochs, float *out)
     assert_int_equal(res.epochs, epochs);
     assert_int_equal(res.best_epoch, -1);
     assert_false(res.stopped_early);
-    size_t n = snapshot(&r.model, out);
+    size_t n = model_snapshot(&r.model, out, MAX_SNAPSHOT);
     run_free(&r);
     return n;
 }
@@ -151,7 +132,7 @@ static void stops_at_best(int batchnorm, nb_metric monitor, int patience)
     }
     /* The model is the best epoch's, bit for bit: weights, running statistics, counters. */
     float *have = malloc(MAX_SNAPSHOT * sizeof *have), *want = malloc(MAX_SNAPSHOT * sizeof *want);
-    size_t n = snapshot(&r.model, have);
+    size_t n = model_snapshot(&r.model, have, MAX_SNAPSHOT);
     assert_int_equal(weights_after(batchnorm, best + 1, want), n);
     assert_memory_equal(have, want, n * sizeof *have);
     /* And it evaluates as that epoch did. */
@@ -215,7 +196,7 @@ static void resume_from(int at)
                               &err), 0);
     assert_true(res.stopped_early && at <= res.epochs);
     float *want = malloc(MAX_SNAPSHOT * sizeof *want), *have = malloc(MAX_SNAPSHOT * sizeof *have);
-    size_t n = snapshot(&whole.model, want);
+    size_t n = model_snapshot(&whole.model, want, MAX_SNAPSHOT);
 
     run part;
     run_init(&part, 1, 3, NB_METRIC_LOSS, EPOCHS);
@@ -241,7 +222,7 @@ static void resume_from(int at)
     assert_int_equal(again.epochs, res.epochs);
     assert_int_equal(again.best_epoch, res.best_epoch);
     assert_true(again.best_value == res.best_value);
-    assert_int_equal(snapshot(&part.model, have), n);
+    assert_int_equal(model_snapshot(&part.model, have, MAX_SNAPSHOT), n);
     assert_memory_equal(have, want, n * sizeof *have);
     nb_train_state_free(&s);
     free(want);
@@ -388,7 +369,7 @@ static void test_zero_epochs(void **state)
     run r;
     run_init(&r, 1, 0, NB_METRIC_LOSS, 0);
     float *before = malloc(MAX_SNAPSHOT * sizeof *before), *after = malloc(MAX_SNAPSHOT * sizeof *after);
-    size_t n = snapshot(&r.model, before);
+    size_t n = model_snapshot(&r.model, before, MAX_SNAPSHOT);
     nb_train_result res;
     nb_error err;
     assert_int_equal(nb_train(&r.model, &r.train, &r.dev, NULL, &r.cfg, &res, &err), 0);
@@ -396,7 +377,7 @@ static void test_zero_epochs(void **state)
     assert_int_equal(res.steps, 0);
     assert_int_equal(r.epochs_seen, 0);
     assert_int_equal(r.checkpoints, 1);
-    assert_int_equal(snapshot(&r.model, after), n);
+    assert_int_equal(model_snapshot(&r.model, after, MAX_SNAPSHOT), n);
     assert_memory_equal(before, after, n * sizeof *before);
     r.cfg.epochs = -1;
     expect_refusal(&r, &r.dev, "at least 0");

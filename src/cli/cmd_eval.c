@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "metrics_text.h"
 #include "options.h"
+#include "run_files.h"
 #include "run_source.h"
 #include "threads.h"
 
@@ -278,13 +279,7 @@ static int print_json(const nb_eval_result *res, const class_report *cr)
     char *text = NULL;
     if (j) {
         cJSON_AddStringToObject(j, "task", nb_task_name(res->task));
-        for (int i = 0; i < NB_METRICS; i++) {
-            int has = nb_metric_applies((nb_metric)i, res->task);
-            if (has || strcmp(nb_metric_name((nb_metric)i), "accuracy") == 0)
-                cJSON_AddItemToObject(j, nb_metric_name((nb_metric)i),
-                                      has ? cJSON_CreateNumber(nb_metric_value((nb_metric)i, res))
-                                          : cJSON_CreateNull());
-        }
+        json_add_split(j, NULL, res);
         if (cr->counts) {
             cJSON *names = cJSON_AddArrayToObject(j, "classes");
             cJSON *per = cJSON_AddArrayToObject(j, "per_class");

@@ -138,9 +138,7 @@ static int load_images(const char *path, nb_dataset *d, nb_error *err)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         char file[CLI_MAX_PATH + 40];
-        snprintf(file, sizeof file, "%s/t10k-images-idx3-ubyte.gz", path);
-        if (stat(file, &st) != 0)
-            snprintf(file, sizeof file, "%s/t10k-images-idx3-ubyte", path);
+        data_idx_file(path, "t10k-images-idx3-ubyte", file, sizeof file);
         return nb_load_idx_images(file, d, err);
     }
     return nb_load_idx_images(path, d, err);

@@ -403,8 +403,7 @@ int data_load_train(const data_source *src, nb_dataset *train, nb_dataset *test,
     return rc;
 }
 
-/* dir/name.gz if it exists, else dir/name (whose absence the loader then reports). */
-static void idx_file(const char *dir, const char *name, char *out, size_t size)
+void data_idx_file(const char *dir, const char *name, char *out, size_t size)
 {
     struct stat st;
     snprintf(out, size, "%s/%s.gz", dir, name);
@@ -428,8 +427,8 @@ int data_load_eval(const data_source *src, nb_dataset *test, nb_error *err)
     switch (kind) {
     case DATA_IDX: {
         char images[4096], labels[4096];
-        idx_file(path, "t10k-images-idx3-ubyte", images, sizeof images);
-        idx_file(path, "t10k-labels-idx1-ubyte", labels, sizeof labels);
+        data_idx_file(path, "t10k-images-idx3-ubyte", images, sizeof images);
+        data_idx_file(path, "t10k-labels-idx1-ubyte", labels, sizeof labels);
         rc = nb_load_idx(images, labels, test, err);
         break;
     }

@@ -146,6 +146,9 @@ const char *data_kind_name(data_kind kind);
 /* Samples in the synthetic test set for a training set of `samples`: max(200, samples/4). */
 int synthetic_test_samples(int samples);
 
+/* dir/name.gz if it exists, else dir/name (whose absence the loader then reports). */
+void data_idx_file(const char *dir, const char *name, char *out, size_t size);
+
 /* Loads the training set and the test set (empty when there is none) for `nabla train`.
  * Checks that float data is finite. A CSV --test is read like the training set (its table:
  * columns by name, categories, classes); with --test-fraction the test set is a seeded part of

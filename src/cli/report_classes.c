@@ -56,12 +56,8 @@ int classes_section(strbuf *b, const run_data *r, nb_error *err)
     if (!r->has_model || (task && strcmp(task, "classification") != 0))
         return 0;
     nb_model m;
-    if (nb_model_load(&m, r->model_path, 1024, err) != 0)
+    if (run_load_model(r, 1024, &m, err) != 0)
         return -1;
-    if (run_check_model(&m, r->model_path, r->config, err) != 0) {
-        nb_model_free(&m);
-        return -1;
-    }
     char why[256] = "";
     nb_dataset test;
     int rc = run_read_data(r->config, r->dir, &m, RUN_TEST, &test, why, sizeof why, err);

@@ -143,13 +143,8 @@ int regions_chart(strbuf *b, const run_data *r, const char *title, const char *n
                   char *why, size_t why_size, nb_error *err)
 {
     nb_model m;
-    if (nb_model_load(&m, r->model_path, 1024, err) != 0)
+    if (run_load_model(r, 1024, &m, err) != 0)
         return -1;
-    /* The run's own model, not one copied in from another run. */
-    if (run_check_model(&m, r->model_path, r->config, err) != 0) {
-        nb_model_free(&m);
-        return -1;
-    }
     nb_dataset train;
     int rc = training_points(r, &m, &train, why, why_size, err);
     if (rc <= 0) {

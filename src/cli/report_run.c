@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run_check.h"
 #include "run_files.h"
 
 /* Reads an optional table: *present tells whether the file was there. While the run has no
@@ -94,4 +95,15 @@ void run_free(run_data *r)
     table_free(&r->steps);
     table_free(&r->trace);
     memset(r, 0, sizeof *r);
+}
+
+int run_load_model(const run_data *r, int max_batch, nb_model *m, nb_error *err)
+{
+    if (nb_model_load(m, r->model_path, max_batch, err) != 0)
+        return -1;
+    if (run_check_model(m, r->model_path, r->config, err) != 0) {
+        nb_model_free(m);
+        return -1;
+    }
+    return 0;
 }

@@ -25,5 +25,8 @@ typedef struct run_data {
  * no sense (run_check.h), is an error naming the file (and line). */
 int run_load(run_data *r, const char *dir, nb_error *err);
 void run_free(run_data *r);
+/* The run's model.safetensors (r->has_model), checked to be the run's own, not one copied in
+ * from another run (run_check_model); inference batches of up to max_batch. */
+int run_load_model(const run_data *r, int max_batch, nb_model *m, nb_error *err);
 
 #endif /* NABLA_CLI_REPORT_RUN_H */

@@ -366,18 +366,28 @@ static int is_loss(const char *s)
     nb_loss l;
     return nb_loss_parse(s, &l) == 0;
 }
+/* The CSV flags' values as config.json names them (options.c's data_*_name). */
 static int is_header(const char *s)
 {
-    return strcmp(s, "auto") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "no") == 0;
+    for (int h = 0; h <= 2; h++)
+        if (strcmp(s, data_header_name(h)) == 0)
+            return 1;
+    return 0;
 }
 static int is_delimiter(const char *s)
 {
-    return strcmp(s, "auto") == 0 || strcmp(s, ",") == 0 || strcmp(s, ";") == 0 ||
-           strcmp(s, "tab") == 0;
+    static const char delimiters[] = {0, ',', ';', '\t'};
+    for (size_t i = 0; i < sizeof delimiters; i++)
+        if (strcmp(s, data_delimiter_name(delimiters[i])) == 0)
+            return 1;
+    return 0;
 }
 static int is_missing(const char *s)
 {
-    return strcmp(s, "error") == 0 || strcmp(s, "drop") == 0 || strcmp(s, "mean") == 0;
+    for (int m = 0; m < NB_MISSING_KINDS; m++)
+        if (strcmp(s, data_missing_name((nb_missing)m)) == 0)
+            return 1;
+    return 0;
 }
 static int is_data_kind(const char *s)
 {

@@ -45,7 +45,9 @@ char *json_line(cJSON *j, size_t *len, nb_error *err);
 int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err);
 
 /* JSON values: a float as its shortest decimal form ((float)0.001 is 0.001, not
- * 0.0010000000474974513), and loss/accuracy of a split, null when the split is empty. */
+ * 0.0010000000474974513); and a split's metrics, "<name>_loss", "<name>_accuracy" and the
+ * task's others ("loss", ... with name NULL), null when the split is empty or the task has no
+ * such metric (accuracy of regression). */
 cJSON *json_float(float v);
 /* A double exactly: the fewest digits (15 to 17) that read back as the same double. */
 cJSON *json_double(double v);

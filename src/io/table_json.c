@@ -110,6 +110,20 @@ static int read_strings(const cJSON *a, const char *what, const char *field, cha
     return 0;
 }
 
+/* The first member of obj whose name is not in known (NULL-terminated), or NULL. */
+static const char *unknown_member(const cJSON *obj, const char *const *known)
+{
+    const cJSON *member;
+    cJSON_ArrayForEach(member, obj) {
+        int found = 0;
+        for (int k = 0; known[k] && !found; k++)
+            found = strcmp(member->string, known[k]) == 0;
+        if (!found)
+            return member->string;
+    }
+    return NULL;
+}
+
 static int read_column(const cJSON *col, int index, const char *what, nb_column *c,
                        nb_error *err)
 {
@@ -120,13 +134,11 @@ static int read_column(const cJSON *col, int index, const char *what, nb_column 
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(col, "kind");
     const cJSON *categories = cJSON_GetObjectItemCaseSensitive(col, "categories");
     const cJSON *fill = cJSON_GetObjectItemCaseSensitive(col, "fill");
-    const cJSON *member;
-    cJSON_ArrayForEach(member, col) {
-        if (strcmp(member->string, "name") && strcmp(member->string, "kind") &&
-            strcmp(member->string, "categories") && strcmp(member->string, "fill"))
-            return nb_fail(err, "%s: columns[%d] has an unknown member '%.40s'", what, index,
-                           member->string);
-    }
+    static const char *const known[] = {"name", "kind", "categories", "fill", NULL};
+    const char *unknown = unknown_member(col, known);
+    if (unknown)
+        return nb_fail(err, "%s: columns[%d] has an unknown member '%.40s'", what, index,
+                       unknown);
     if (cJSON_IsString(name) && name->valuestring) {
         if (!(c->name = strdup(name->valuestring)))
             return nb_fail(err, "%s: out of memory", what);
@@ -173,12 +185,10 @@ static int read_table(const cJSON *j, const char *what, nb_table *t, nb_error *e
     const cJSON *delimiter = cJSON_GetObjectItemCaseSensitive(j, "delimiter");
     const cJSON *columns = cJSON_GetObjectItemCaseSensitive(j, "columns");
     const cJSON *classes = cJSON_GetObjectItemCaseSensitive(j, "classes");
-    const cJSON *member;
-    cJSON_ArrayForEach(member, j) {
-        if (strcmp(member->string, "header") && strcmp(member->string, "delimiter") &&
-            strcmp(member->string, "columns") && strcmp(member->string, "classes"))
-            return nb_fail(err, "%s: unknown member '%.40s'", what, member->string);
-    }
+    static const char *const known[] = {"header", "delimiter", "columns", "classes", NULL};
+    const char *unknown = unknown_member(j, known);
+    if (unknown)
+        return nb_fail(err, "%s: unknown member '%.40s'", what, unknown);
     if (!cJSON_IsBool(header))
         return nb_fail(err, "%s: header is not true or false", what);
     t->header = cJSON_IsTrue(header);

@@ -84,8 +84,14 @@ int check_compatible(const nb_model *m, const nb_dataset *d, const char *what, n
     return 0;
 }
 
-int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *sums,
-                  nb_error *err)
+/* What to take from each batch's forward pass, rows [start, start + batch) of d. */
+typedef void (*take_batch)(const nb_model *m, const nb_dataset *d, int start, int batch,
+                           void *out);
+
+/* Samples [lo, hi) of d forwarded in inference mode, in batches of the graph's largest, each
+ * batch handed to take; the model is left in training mode, as it was. */
+static int forward_rows(nb_model *m, const nb_dataset *d, int lo, int hi, take_batch take,
+                        void *out, nb_error *err)
 {
     if (hi <= lo)
         return 0;
@@ -100,11 +106,33 @@ int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *sums
             index[i] = start + i;
         model_set_batch(m, d, index, batch);
         nb_graph_forward(m->graph, batch);
-        metric_sums_add(m, d, start, batch, sums);
+        take(m, d, start, batch, out);
     }
     nb_graph_set_training(m->graph, 1);
     free(index);
     return 0;
+}
+
+static void take_sums(const nb_model *m, const nb_dataset *d, int start, int batch, void *out)
+{
+    metric_sums_add(m, d, start, batch, out);
+}
+
+int evaluate_rows(nb_model *m, const nb_dataset *d, int lo, int hi, double *sums,
+                  nb_error *err)
+{
+    return forward_rows(m, d, lo, hi, take_sums, sums, err);
+}
+
+/* Each row's (true class, predicted class) counted. */
+static void take_confusion(const nb_model *m, const nb_dataset *d, int start, int batch,
+                           void *out)
+{
+    int64_t *counts = out;
+    int k = m->spec.classes;
+    const float *z = nb_node_value(m->logits).data;
+    for (int r = 0; r < batch; r++)
+        counts[(size_t)d->labels[start + r] * k + predicted_class(z + (size_t)r * k, k)]++;
 }
 
 int nb_evaluate_confusion(nb_model *m, const nb_dataset *d, int64_t *counts, nb_error *err)
@@ -118,24 +146,7 @@ int nb_evaluate_confusion(nb_model *m, const nb_dataset *d, int64_t *counts, nb_
         return 0;
     if (check_compatible(m, d, "evaluation", err) != 0)
         return -1;
-    int max_batch = nb_graph_max_batch(m->graph);
-    int32_t *index = malloc((size_t)max_batch * sizeof *index);
-    if (!index)
-        return nb_fail(err, "out of memory");
-    nb_graph_set_training(m->graph, 0);
-    for (int start = 0; start < d->n; start += max_batch) {
-        int batch = d->n - start < max_batch ? d->n - start : max_batch;
-        for (int i = 0; i < batch; i++)
-            index[i] = start + i;
-        model_set_batch(m, d, index, batch);
-        nb_graph_forward(m->graph, batch);
-        const float *z = nb_node_value(m->logits).data;
-        for (int r = 0; r < batch; r++)
-            counts[(size_t)d->labels[start + r] * k + predicted_class(z + (size_t)r * k, k)]++;
-    }
-    nb_graph_set_training(m->graph, 1);
-    free(index);
-    return 0;
+    return forward_rows(m, d, 0, d->n, take_confusion, counts, err);
 }
 
 int nb_evaluate(nb_model *m, const nb_dataset *d, nb_eval_result *out, nb_error *err)
