@@ -1219,6 +1219,152 @@ int nb_search_narrow(const nb_search_space *s, const nb_search_point *pts, const
 int nb_search_importance(const nb_search_space *s, const nb_search_point *pts,
                          const double *score, int n, double *explained, nb_error *err);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Studies: a search, trial by trial, kept in a directory (src/study/)                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A study runs `trials` trials of a search space and owns everything but running them: each
+ * trial's configuration (nb_study_ask), what the trials report (nb_study_tell_*), which stop
+ * early (the pruner, nb_study_decide), and DIR/journal.jsonl, an append-only record of all of
+ * it (each event written whole and fsync'd) from which the same study continues after any
+ * stop: nb_study_open again. Running the trials is the caller's: one after another in its own
+ * process (examples/random_search.c), or as processes, several at once (nabla tune). The
+ * journal's events: src/study/journal.h.
+ *
+ * What a study gives does not depend on timing: trial i's configuration depends on (config,
+ * i) and, for TPE, on the results of trials 0 .. i-1-tpe_lag only; a pruning decision on
+ * trial i after epoch e compares it with the trials numbered below i, once each of them has
+ * reported epoch e or finished. So the same config gives the same trials however many run at
+ * once, in whatever order they finish, and across stops. */
+
+typedef enum nb_sampler { NB_SAMPLER_RANDOM, NB_SAMPLER_GRID, NB_SAMPLER_TPE } nb_sampler;
+
+typedef enum nb_trial_state {
+    NB_TRIAL_PENDING,     /* not started */
+    NB_TRIAL_RUNNING,     /* started, not finished (or stopped with the study) */
+    NB_TRIAL_INTERRUPTED, /* stopped by an accident; run again by the study's next run */
+    NB_TRIAL_COMPLETE,    /* from here on: finished, for good */
+    NB_TRIAL_PRUNED,
+    NB_TRIAL_FAILED,
+} nb_trial_state;
+
+const char *nb_trial_state_name(nb_trial_state s); /* "pending", ..., "failed" */
+
+/* nb_study_hooks.ends_early's answers, or'ed. */
+enum { NB_ENDS_EARLY_STOP = 1, NB_ENDS_STEP_LIMIT = 2 };
+
+/* What the study asks its caller about the trials (every member may be NULL). */
+typedef struct nb_study_hooks {
+    void *user;
+    /* The epochs a trial at p runs (NULL: the config's epochs); -1 on failure. */
+    int (*epochs)(void *user, const nb_search_point *p);
+    /* Whether a trial at p may complete before its last epoch: NB_ENDS_EARLY_STOP when early
+     * stopping ends it (its result is then its best epoch's), NB_ENDS_STEP_LIMIT when a step
+     * limit does; 0 neither; -1 on failure. */
+    int (*ends_early)(void *user, const nb_search_point *p);
+    /* Whether the command recorded with a trial's start (nb_study_started) is the one a trial
+     * at p starts with: 0, or -1 with err saying how it differs. */
+    int (*check_command)(void *user, const nb_search_point *p, const char *const *args,
+                         int n_args, nb_error *err);
+    /* Before each write to the journal: whether the study's other files are as the caller left
+     * them: 0, or -1 with err (nothing is written). */
+    int (*check_files)(void *user, nb_error *err);
+} nb_study_hooks;
+
+typedef struct nb_study_config {
+    nb_search_space space;
+    int trials;              /* >= 1 */
+    int rounds;              /* coarse to fine (random or grid): 1 .. trials rounds, each
+                                after the first in a space narrowed around the best quarter of
+                                the trials of the rounds before it */
+    nb_sampler sampler;
+    int tpe_lag;             /* TPE: trial i learns from trials 0 .. i-1-tpe_lag (>= 0) */
+    nb_tpe_config tpe;
+    nb_prune_kind prune;     /* with nb_pruner's defaults */
+    uint64_t seed;
+    nb_task task;            /* what the trials train: which dev figures they have */
+    nb_metric objective;     /* what ranks them, in its direction (a metric of the task) */
+    int epochs;              /* each trial's (>= 1), unless hooks.epochs says */
+    nb_study_hooks hooks;
+} nb_study_config;
+
+/* 20 trials, 1 round, random, tpe_lag 2 and nb_tpe_defaults(), no pruning, seed 0,
+ * classification by dev accuracy, 10 epochs, no hooks; the space empty (fill it). */
+nb_study_config nb_study_defaults(void);
+
+typedef struct nb_study nb_study;
+
+/* Opens the study in dir (created with its parents if missing) and reads its journal, each
+ * event checked against cfg (an error names the file and the line): trials finished stay
+ * finished; trials started but not finished are to be run again (continued from their
+ * checkpoints by a caller that keeps them). A last line cut short by a crash is cut off.
+ * One process at a time may hold a study open: the caller's to ensure (nabla tune locks it).
+ * dir NULL: a study in memory only, nothing read or written (to see its first configurations,
+ * or to test). */
+int nb_study_open(nb_study **out, const char *dir, const nb_study_config *cfg, nb_error *err);
+void nb_study_close(nb_study *s);
+
+/* The next trial to run: 1 with its number and configuration; 0 when none can start now
+ * (every trial is running or finished, or those left wait for results: a later round, or
+ * TPE's lag); -1 on failure. Trials come in number order; one given is not given again until
+ * it is told interrupted. A trial the journal shows started comes with its recorded point. */
+int nb_study_ask(nb_study *s, int *trial, nb_search_point *point, nb_error *err);
+
+/* Records that trial i (from nb_study_ask) starts, with the command it runs (args, n_args;
+ * NULL, 0 for none) and, rank >= 0, where (an MPI rank). A trial that started before and is
+ * run again is not recorded again. */
+int nb_study_started(nb_study *s, int trial, const char *const *args, int n_args, int rank,
+                     nb_error *err);
+
+/* A trial's dev figures: accuracy (NaN for a task without one), loss, and the study's
+ * objective (the same number as one of them, or its own metric). */
+typedef struct nb_trial_figures {
+    double accuracy, loss, objective;
+} nb_trial_figures;
+
+/* Trial i's figures after `epoch` (from 1) of its `epochs`; seconds: its time so far. 1 when
+ * recorded, 0 when the epoch was known (a trial run again repeats the epochs of its
+ * checkpoint; a pruned trial may run ahead), -1 on failure. */
+int nb_study_tell_epoch(nb_study *s, int trial, int epoch, int epochs, nb_trial_figures f,
+                        double seconds, nb_error *err);
+
+/* Trial i's run ended by itself: complete, with its result (its last epoch's figures, or with
+ * early stopping its best epoch's) after `epochs`, or failed, with a reason. Recorded once the
+ * pruner has judged every epoch it reported (nb_study_decide): a trial pruned meanwhile stays
+ * pruned. */
+int nb_study_tell_end(nb_study *s, int trial, nb_trial_state state, nb_trial_figures f,
+                      int epochs, double seconds, const char *reason, nb_error *err);
+
+/* An accident stopped trial i (a signal it was not sent, a full disk): recorded at once; not
+ * its end, nothing is concluded from it, and it is to be run again. */
+int nb_study_tell_interrupted(nb_study *s, int trial, const char *reason, double seconds,
+                              nb_error *err);
+
+/* Judges every reported epoch that can be judged and records the ends that are due. ended
+ * (room for cfg.trials) gets the trials whose end was recorded now, *n_ended their number; a
+ * pruned one among them whose run goes on must be stopped by the caller. */
+int nb_study_decide(nb_study *s, int *ended, int *n_ended, nb_error *err);
+
+/* What is known of a trial. */
+typedef struct nb_trial_info {
+    nb_trial_state state;
+    int round;
+    int has_point;           /* point is known: it was asked for, or started */
+    nb_search_point point;
+    int reported;            /* epochs 1..reported have figures */
+    int epochs;              /* finished: the epochs its result is after */
+    nb_trial_figures result; /* finished: its result (NaN where none: failed) */
+    double seconds;          /* its time so far, over every run of it */
+    const char *reason;      /* failed or interrupted: why ("" otherwise) */
+} nb_trial_info;
+
+int nb_study_trial(const nb_study *s, int trial, nb_trial_info *info);
+/* How many trials are finished (complete, pruned or failed). */
+int nb_study_finished(const nb_study *s);
+/* The best complete trial (by the objective; on a tie the lower dev loss, then the lower
+ * number), or -1 when none completed. */
+int nb_study_best(const nb_study *s);
+
 #ifdef __cplusplus
 }
 #endif

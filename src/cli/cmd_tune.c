@@ -12,42 +12,33 @@
 #include "tune_data.h"
 #include "tune_models.h"
 #include "tune_options.h"
-#include "tune_plan.h"
 #include "tune_report.h"
 #include "tune_run.h"
 #include "tune_study.h"
 
-/* --dry-run: the first round's configurations (later rounds depend on its results). */
+/* --dry-run: the configurations that depend on no result: the first round's (later rounds
+ * and TPE's trials depend on the results before them). */
 static int dry_run(tune_options *o)
 {
-    study s;
-    memset(&s, 0, sizeof s);
-    s.opt = o;
-    s.trials = calloc((size_t)o->trials, sizeof *s.trials);
-    s.round_space = calloc((size_t)o->rounds, sizeof *s.round_space);
+    tune_rules rules = {o, NULL, NULL};
+    nb_study_config cfg;
+    tune_study_config(&rules, &cfg);
+    nb_study *s;
     nb_error err;
-    if (!s.trials || !s.round_space) {
-        free(s.trials);
-        free(s.round_space);
-        fprintf(stderr, "nabla: out of memory\n");
-        return EXIT_RUNTIME;
-    }
-    s.round_space[0] = o->space;
-    s.rounds_known = 1;
-    int first, end;
-    round_range(o->trials, o->rounds, 0, &first, &end);
-    int rc = study_plan_round(&s, 0, &err);
-    for (int i = first; rc == 0 && i < end; i++) {
+    nb_search_point p;
+    int i, asked = 0, shown = 0;
+    int rc = nb_study_open(&s, NULL, &cfg, &err);
+    while (rc == 0 && (asked = nb_study_ask(s, &i, &p, &err)) == 1) {
         printf("trial %d: ", i);
-        print_params(stdout, &o->space, &s.trials[i].point);
+        print_params(stdout, &o->space, &p);
         printf("\n");
+        shown++;
     }
-    if (rc == 0 && o->rounds > 1)
+    if (rc == 0 && asked == 0 && shown < o->trials)
         printf("(rounds 2 to %d, trials %d to %d, are drawn from narrower ranges around the best "
-               "trials of the rounds before them)\n", o->rounds, end, o->trials - 1);
-    free(s.trials);
-    free(s.round_space);
-    if (rc != 0) {
+               "trials of the rounds before them)\n", o->rounds, shown, o->trials - 1);
+    nb_study_close(s);
+    if (rc != 0 || asked < 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
         return EXIT_RUNTIME;
     }
@@ -60,9 +51,9 @@ static void print_start(const study *s)
     const tune_options *o = s->opt;
     int finished = 0, running = 0;
     for (int i = 0; i < o->trials; i++) {
-        finished += trial_finished(&s->trials[i]);
-        running += s->trials[i].state == TRIAL_RUNNING ||
-                   s->trials[i].state == TRIAL_INTERRUPTED;
+        const trial *t = &s->engine->trials[i];
+        finished += trial_finished(t);
+        running += t->state == NB_TRIAL_RUNNING || t->state == NB_TRIAL_INTERRUPTED;
     }
     char ranks[32] = "";
     if (job_size() > 1)

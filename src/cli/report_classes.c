@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "metrics_text.h"
-#include "report_json.h"
+#include "io/json_files.h"
 #include "report_page.h"
 #include "run_check.h"
 #include "run_source.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_json.h"
+#include "io/json_files.h"
 #include "run_source.h"
 #include "run_check.h"
 #include "report_svg.h"

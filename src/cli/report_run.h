@@ -5,7 +5,7 @@
 #include <cjson/cJSON.h>
 
 #include "nabla.h"
-#include "report_json.h"
+#include "io/json_files.h"
 #include "run_check.h"   /* the columns of the tables */
 
 typedef struct run_data {

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "leaderboard.h"
-#include "report_json.h"
+#include "study/leaderboard.h"
+#include "io/json_files.h"
 #include "run_files.h"
 #include "study_files.h"
 #include "study_settings.h"
-#include "tune_objective.h"
+#include "study/objective.h"
 
 int study_load(study_data *s, const char *dir, nb_error *err)
 {

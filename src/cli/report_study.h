@@ -5,7 +5,7 @@
 #include <cjson/cJSON.h>
 
 #include "nabla.h"
-#include "study_journal.h"
+#include "study/journal.h"
 #include "tune_options.h"
 
 typedef struct study_data {

@@ -13,21 +13,21 @@
 
 #include "report_builder.h"
 #include "report_figures.h"
-#include "report_json.h"
+#include "io/json_files.h"
 #include "report_page.h"
-#include "tune_objective.h"
+#include "study/objective.h"
 
 typedef struct state_style {
-    trial_state state;
+    nb_trial_state state;
     const char *name;
     int color;
     mark_kind mark;
 } state_style;
 
 /* The states that have a point, in drawing order (the complete ones on top). */
-static const state_style STYLES[] = {{TRIAL_FAILED, "failed", 3, MARK_CROSS},
-                                     {TRIAL_PRUNED, "pruned", 1, MARK_TRIANGLE},
-                                     {TRIAL_COMPLETE, "complete", 0, MARK_CIRCLE}};
+static const state_style STYLES[] = {{NB_TRIAL_FAILED, "failed", 3, MARK_CROSS},
+                                     {NB_TRIAL_PRUNED, "pruned", 1, MARK_TRIANGLE},
+                                     {NB_TRIAL_COMPLETE, "complete", 0, MARK_CIRCLE}};
 #define N_STYLES 3
 #define RUNNING_COLOR 7
 
@@ -86,7 +86,7 @@ static int view_init(study_view *v, const study_data *s)
         const trial *t = &s->trials[i];
         v->number[i] = i;
         for (int k = 0; k < s->space.n; k++) {
-            double x = t->state == TRIAL_PENDING ? NAN : t->point.v[k];
+            double x = t->state == NB_TRIAL_PENDING ? NAN : t->point.v[k];
             param_values(v, k)[i] = x;
             v->jittered[(size_t)k * v->n + i] =
                 s->space.p[k].kind == NB_DIST_CHOICE ? x + jitter(i) : x;
@@ -94,10 +94,10 @@ static int view_init(study_view *v, const study_data *s)
         char params[PARAMS_TEXT_MAX], tip[PARAMS_TEXT_MAX + 100];
         params_text(s, t, params, sizeof params);
         if (isnan(t->final_objective))
-            snprintf(tip, sizeof tip, "trial %d (%s): %s", i, trial_state_name(t->state), params);
+            snprintf(tip, sizeof tip, "trial %d (%s): %s", i, nb_trial_state_name(t->state), params);
         else
             snprintf(tip, sizeof tip, "trial %d (%s): %s %.4f; %s", i,
-                     trial_state_name(t->state), v->label, t->final_objective, params);
+                     nb_trial_state_name(t->state), v->label, t->final_objective, params);
         if (!(v->tips[i] = strdup(tip)))
             return -1;
     }
@@ -116,7 +116,7 @@ static void view_free(study_view *v)
 }
 
 /* The y values of the trials in one state (NaN for the others). */
-static double *state_mask(const study_view *v, trial_state st, const double *y)
+static double *state_mask(const study_view *v, nb_trial_state st, const double *y)
 {
     double *out = malloc((size_t)v->n * sizeof *out);
     if (!out)
@@ -141,7 +141,7 @@ static int add_state_series(study_view *v, const double *x, const double *acc, d
 {
     for (int s = 0; s < N_STYLES; s++) {
         const state_style *st = &STYLES[s];
-        masks[s] = state_mask(v, st->state, st->state == TRIAL_FAILED ? NULL : acc);
+        masks[s] = state_mask(v, st->state, st->state == NB_TRIAL_FAILED ? NULL : acc);
         if (!masks[s])
             return -1;
         int any = 0;
@@ -151,9 +151,9 @@ static int add_state_series(study_view *v, const double *x, const double *acc, d
             continue;
         builder_series(&v->bd, &(chart_series){
             .key = st->name, .name = st->name, .color = palette_color(st->color),
-            .mark = st->mark, .pin_bottom = st->state == TRIAL_FAILED, .n = v->n, .x = x,
+            .mark = st->mark, .pin_bottom = st->state == NB_TRIAL_FAILED, .n = v->n, .x = x,
             .y = masks[s], .tips = (const char *const *)v->tips});
-        builder_legend(&v->bd, &(legend_entry){st->name, st->state == TRIAL_FAILED
+        builder_legend(&v->bd, &(legend_entry){st->name, st->state == NB_TRIAL_FAILED
                                                              ? "failed (no score)"
                                                              : st->name,
                                                 palette_color(st->color), DASH_SOLID, 0,
@@ -242,7 +242,7 @@ static int best_so_far_chart(strbuf *b, study_view *v)
         double so_far = NAN;
         for (int i = 0; i < v->n; i++) {
             const trial *t = &v->s->trials[i];
-            if (t->state == TRIAL_COMPLETE && !isnan(t->final_objective) &&
+            if (t->state == NB_TRIAL_COMPLETE && !isnan(t->final_objective) &&
                 (isnan(so_far) ||
                  objective_score(m, t->final_objective) > objective_score(m, so_far)))
                 so_far = t->final_objective;
@@ -281,25 +281,25 @@ static int learning_curves_chart(strbuf *b, study_view *v)
         return -1;
     for (int e = 0; e < most; e++)
         epochs[e] = e + 1;
-    int present[TRIAL_FAILED + 1] = {0};
+    int present[NB_TRIAL_FAILED + 1] = {0};
     for (int pass = 0; pass < N_STYLES + 1; pass++) {
         /* Running trials first, then failed, pruned, complete: the complete ones on top. */
-        trial_state st = pass == 0 ? TRIAL_RUNNING : STYLES[pass - 1].state;
+        nb_trial_state st = pass == 0 ? NB_TRIAL_RUNNING : STYLES[pass - 1].state;
         int color = pass == 0 ? RUNNING_COLOR : STYLES[pass - 1].color;
         for (int i = 0; i < v->n; i++) {
             const trial *t = &v->s->trials[i];
             /* An interrupted trial is unfinished, as a running one: the study resumes it. */
-            trial_state drawn = t->state == TRIAL_INTERRUPTED ? TRIAL_RUNNING : t->state;
+            nb_trial_state drawn = t->state == NB_TRIAL_INTERRUPTED ? NB_TRIAL_RUNNING : t->state;
             if (drawn != st || !any_finite(t->dev_objective, t->n_reported))
                 continue;
             present[st] = 1;
             builder_series(&v->bd, &(chart_series){
-                .key = trial_state_name(st), .name = v->tips[i], .color = palette_color(color),
-                .width = st == TRIAL_COMPLETE ? 1.6 : 1.1, .plain = 1, .n = t->n_reported,
+                .key = nb_trial_state_name(st), .name = v->tips[i], .color = palette_color(color),
+                .width = st == NB_TRIAL_COMPLETE ? 1.6 : 1.1, .plain = 1, .n = t->n_reported,
                 .x = epochs, .y = t->dev_objective});
         }
         if (present[st])
-            builder_legend(&v->bd, &(legend_entry){trial_state_name(st), trial_state_name(st),
+            builder_legend(&v->bd, &(legend_entry){nb_trial_state_name(st), nb_trial_state_name(st),
                                                     palette_color(color), DASH_SOLID, 1,
                                                     MARK_NONE});
     }
@@ -324,9 +324,9 @@ static int parallel_chart(strbuf *b, study_view *v)
          * still running have no score to place. */
         double lo = INFINITY, hi = -INFINITY;
         for (int i = 0; i < v->n; i++) {
-            trial_state st = v->s->trials[i].state;
-            shown[i] = st == TRIAL_COMPLETE || st == TRIAL_PRUNED ? acc[i] : NAN;
-            color[i] = st == TRIAL_COMPLETE ? acc[i] : NAN;
+            nb_trial_state st = v->s->trials[i].state;
+            shown[i] = st == NB_TRIAL_COMPLETE || st == NB_TRIAL_PRUNED ? acc[i] : NAN;
+            color[i] = st == NB_TRIAL_COMPLETE ? acc[i] : NAN;
             if (!isnan(shown[i])) {
                 lo = fmin(lo, shown[i]);
                 hi = fmax(hi, shown[i]);
@@ -401,14 +401,14 @@ static void importance_chart(strbuf *b, const study_view *v)
 static void summary_section(strbuf *b, const study_view *v)
 {
     const study_data *s = v->s;
-    int count[TRIAL_FAILED + 1] = {0};
+    int count[NB_TRIAL_FAILED + 1] = {0};
     for (int i = 0; i < s->n_trials; i++)
         count[s->trials[i].state]++;
     page_section(b, "Outcome");
     page_note(b, "%d trials: %d complete, %d pruned, %d failed, %d running or interrupted, %d "
-                 "not started.", s->n_trials, count[TRIAL_COMPLETE], count[TRIAL_PRUNED],
-              count[TRIAL_FAILED], count[TRIAL_RUNNING] + count[TRIAL_INTERRUPTED],
-              count[TRIAL_PENDING]);
+                 "not started.", s->n_trials, count[NB_TRIAL_COMPLETE], count[NB_TRIAL_PRUNED],
+              count[NB_TRIAL_FAILED], count[NB_TRIAL_RUNNING] + count[NB_TRIAL_INTERRUPTED],
+              count[NB_TRIAL_PENDING]);
     if (!s->best) {
         page_note(b, "best.json is missing: the study has not finished, or no trial completed; "
                      "the best model has not been measured on the test set.");
@@ -457,12 +457,12 @@ static void leaderboard(strbuf *b, const study_view *v, const int *order, int n)
     sb_puts(b, "<th>note</th></tr></thead>\n<tbody>\n");
     for (int r = 0; r < n; r++) {
         const trial *t = &s->trials[order[r]];
-        page_row_begin(b, r == 0 && t->state == TRIAL_COMPLETE ? "best" : NULL);
+        page_row_begin(b, r == 0 && t->state == NB_TRIAL_COMPLETE ? "best" : NULL);
         page_cell_num(b, "%.0f", r + 1);
         page_cell_num(b, "%.0f", order[r]);
-        page_cell(b, trial_state_name(t->state));
+        page_cell(b, nb_trial_state_name(t->state));
         page_cell_num(b, "%.4f", t->final_objective);
-        page_cell_num(b, "%.0f", t->state >= TRIAL_COMPLETE ? t->epochs : NAN);
+        page_cell_num(b, "%.0f", t->state >= NB_TRIAL_COMPLETE ? t->epochs : NAN);
         page_cell_num(b, "%.1f", t->seconds);
         for (int k = 0; k < s->space.n; k++) {
             char text[NB_SEARCH_VALUE_MAX];

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "nn/layers.h"
-#include "report_json.h"
+#include "io/json_files.h"
 #include "run_check.h"
 
 static int is_dir(const char *path)

@@ -10,11 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "leaderboard.h"
-#include "report_json.h"
+#include "study/leaderboard.h"
+#include "tune_rules.h"
+#include "io/json_files.h"
 #include "run_check.h"
 #include "run_files.h"
-#include "tune_objective.h"
+#include "study/objective.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -51,7 +52,7 @@ static int best_trial(const tune_options *opt, const trial *trials)
     int *order = leaderboard_rank(trials, opt->trials, opt->objective, 1, &n);
     if (!order)
         return -2;
-    int b = n > 0 && trials[order[0]].state == TRIAL_COMPLETE ? order[0] : -1;
+    int b = n > 0 && trials[order[0]].state == NB_TRIAL_COMPLETE ? order[0] : -1;
     free(order);
     return b;
 }
@@ -163,20 +164,20 @@ static int best_check(const cJSON *best, const char *text, const char *path,
         return json_member_fail(text, path, "trials", err,
                                 "\"trials\" is %.0f, but the study has %d "
                                 "(study.json)", json_number(best, "trials"), opt->trials);
-    int counts[TRIAL_FAILED + 1] = {0};
+    int counts[NB_TRIAL_FAILED + 1] = {0};
     double seconds = 0;
     for (int i = 0; i < opt->trials; i++) {
         if (!trial_finished(&trials[i]))
             return nb_fail(err, "%s: the study's last word, but trial %d has not finished in "
                                 "journal.jsonl (%s)", path, i,
-                           trials[i].state == TRIAL_PENDING ? "it never started"
-                                                            : trial_state_name(trials[i].state));
+                           trials[i].state == NB_TRIAL_PENDING ? "it never started"
+                                                            : nb_trial_state_name(trials[i].state));
         counts[trials[i].state]++;
         seconds += trials[i].seconds;
     }
-    static const trial_state states[] = {TRIAL_COMPLETE, TRIAL_PRUNED, TRIAL_FAILED};
+    static const nb_trial_state states[] = {NB_TRIAL_COMPLETE, NB_TRIAL_PRUNED, NB_TRIAL_FAILED};
     for (int k = 0; k < 3; k++) {
-        const char *name = trial_state_name(states[k]);
+        const char *name = nb_trial_state_name(states[k]);
         if (json_number(best, name) != counts[states[k]])
             return json_member_fail(text, path, name, err,
                                     "\"%s\" is %.0f, but journal.jsonl has %d %s trial%s",
@@ -318,7 +319,7 @@ static int trial_run_check(const char *dir, const tune_options *opt, int i, cons
         rc = objective_column_check(metrics, key, finished, i, t, err);
     cJSON *j = NULL;
     char *text = NULL;
-    if (rc == 0 && finished && t->state == TRIAL_COMPLETE &&
+    if (rc == 0 && finished && t->state == NB_TRIAL_COMPLETE &&
         (rc = report_read_json_text(summary, 0, &j, &text, err)) == 0) {
         const char *names[3] = {"dev_accuracy", "dev_loss", key};
         double journal[3] = {t->final_accuracy, t->final_loss, t->final_objective};
@@ -337,6 +338,16 @@ static int trial_run_check(const char *dir, const tune_options *opt, int i, cons
     return rc;
 }
 
+int study_files_check(const char *dir, const tune_options *opt, const trial *trials,
+                      nb_error *err)
+{
+    int rc = trials_check(dir, opt, err);
+    for (int i = 0; rc == 0 && i < opt->trials; i++)
+        if (trials[i].has_point)
+            rc = trial_run_check(dir, opt, i, &trials[i], err);
+    return rc;
+}
+
 int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJSON **best,
                     nb_error *err)
 {
@@ -346,13 +357,13 @@ int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJS
     int rc = !best_path || !journal ? nb_fail(err, "out of memory")
              : best                 ? report_read_json_text(best_path, 1, best, &text, err)
                                     : 0;
+    tune_rules rules = {opt, NULL, NULL};
+    nb_study_config cfg;
+    tune_study_config(&rules, &cfg);
     if (rc == 0 && report_file_exists(journal))
-        rc = journal_read(journal, opt, trials, err);
+        rc = journal_read(journal, &cfg, trials, err);
     if (rc == 0)
-        rc = trials_check(dir, opt, err);
-    for (int i = 0; rc == 0 && i < opt->trials; i++)
-        if (trials[i].has_point)
-            rc = trial_run_check(dir, opt, i, &trials[i], err);
+        rc = study_files_check(dir, opt, trials, err);
     if (rc == 0 && *best_json)
         rc = best_check(*best_json, text, best_path, opt, trials, err);
     free(text);

@@ -8,7 +8,8 @@
 #include <cjson/cJSON.h>
 
 #include "nabla.h"
-#include "study_journal.h"
+#include "study/journal.h"
+#include "study/trial.h"
 #include "tune_options.h"
 
 /* Reads study dir with settings opt into trials (trials_new(opt->trials, opt->rounds)) and
@@ -21,5 +22,11 @@
  * directory whose numbered entries are trials of the study. 0, or -1 with err. */
 int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJSON **best,
                     nb_error *err);
+
+/* The checks of trials/ alone, against the trials read from the journal: a directory whose
+ * numbered entries are trials of the study, each a run of the trial's configuration. For the
+ * tuner, whose engine reads the journal. 0, or -1 with err. */
+int study_files_check(const char *dir, const tune_options *opt, const trial *trials,
+                      nb_error *err);
 
 #endif /* NABLA_CLI_STUDY_FILES_H */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "options.h"
-#include "report_json.h"
+#include "io/json_files.h"
 
 cJSON *study_settings_json(const tune_options *o)
 {

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "mpi_comm.h"
+#include "io/json_files.h"
 #include "train_run.h"
 
 static cJSON *json_seed(uint64_t seed)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/json_files.h"
 #include "io/fileio.h"
 #include "run_files.h"
 

@@ -12,7 +12,7 @@
 #include "options.h"
 #include "threads.h"
 #include "train_options.h"
-#include "tune_objective.h"
+#include "study/objective.h"
 
 static const char *const CMD = "tune";
 

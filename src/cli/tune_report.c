@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include "options.h"
-#include "leaderboard.h"
-#include "report_json.h"
+#include "study/leaderboard.h"
+#include "io/json_files.h"
 #include "run_files.h"
 #include "stop_signals.h"
 #include "trial_process.h"
-#include "tune_objective.h"
+#include "study/objective.h"
 
 /* test_best's result when a stop signal came while the best model was being evaluated. */
 #define TEST_STOPPED 2
@@ -26,7 +26,7 @@
 int *study_ranking(const study *s)
 {
     int n;
-    return leaderboard_rank(s->trials, s->opt->trials, s->opt->objective, 1, &n);
+    return leaderboard_rank(s->engine->trials, s->opt->trials, s->opt->objective, 1, &n);
 }
 
 void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p)
@@ -51,8 +51,8 @@ static void print_leaderboard(const study *s, const int *order)
     printf("\n%4s  %5s  %-8s  %*s  %6s  %8s  %s\n", "rank", "trial", "state", width, label,
            "epochs", "seconds", "params");
     for (int k = 0; k < shown; k++) {
-        const trial *t = &s->trials[order[k]];
-        printf("%4d  %5d  %-8s  ", k + 1, order[k], trial_state_name(t->state));
+        const trial *t = &s->engine->trials[order[k]];
+        printf("%4d  %5d  %-8s  ", k + 1, order[k], nb_trial_state_name(t->state));
         if (isnan(t->final_objective))
             printf("%*s", width, "-");
         else
@@ -62,7 +62,7 @@ static void print_leaderboard(const study *s, const int *order)
         printf("\n");
     }
     if (shown < n)
-        printf("      (%d more in %s)\n", n - shown, s->journal_path);
+        printf("      (%d more in %s)\n", n - shown, s->engine->journal.path);
 }
 
 /* Importance over the complete trials, in explained[]; returns how many trials it used. */
@@ -72,9 +72,9 @@ static int importance(const study *s, double *explained)
     nb_search_point *pts = malloc((size_t)s->opt->trials * sizeof *pts);
     double *score = malloc((size_t)s->opt->trials * sizeof *score);
     for (int i = 0; pts && score && i < s->opt->trials; i++)
-        if (s->trials[i].state == TRIAL_COMPLETE) {
-            pts[n] = s->trials[i].point;
-            score[n++] = s->trials[i].final_objective;
+        if (s->engine->trials[i].state == NB_TRIAL_COMPLETE) {
+            pts[n] = s->engine->trials[i].point;
+            score[n++] = s->engine->trials[i].final_objective;
         }
     for (int k = 0; k < s->opt->space.n; k++)
         explained[k] = NAN;
@@ -286,16 +286,16 @@ int study_report(const study *s, nb_error *err)
     int *order = study_ranking(s);
     if (!order)
         return nb_fail(err, "out of memory");
-    int counts[TRIAL_FAILED + 1] = {0};
+    int counts[NB_TRIAL_FAILED + 1] = {0};
     for (int i = 0; i < o->trials; i++)
-        counts[s->trials[i].state]++;
+        counts[s->engine->trials[i].state]++;
     print_leaderboard(s, order);
     double explained[NB_SEARCH_MAX_PARAMS];
     int used = importance(s, explained);
     print_importance(s, explained, used);
 
     int b = order[0];
-    const trial *best = &s->trials[b];
+    const trial *best = &s->engine->trials[b];
     free(order);
     cJSON *j = cJSON_CreateObject();
     char command[16384];
@@ -303,16 +303,16 @@ int study_report(const study *s, nb_error *err)
         return nb_fail(err, "out of memory");
     cJSON_AddNumberToObject(j, "trials", o->trials);
     cJSON_AddStringToObject(j, "objective", nb_metric_name(o->objective));
-    cJSON_AddNumberToObject(j, "complete", counts[TRIAL_COMPLETE]);
-    cJSON_AddNumberToObject(j, "pruned", counts[TRIAL_PRUNED]);
-    cJSON_AddNumberToObject(j, "failed", counts[TRIAL_FAILED]);
+    cJSON_AddNumberToObject(j, "complete", counts[NB_TRIAL_COMPLETE]);
+    cJSON_AddNumberToObject(j, "pruned", counts[NB_TRIAL_PRUNED]);
+    cJSON_AddNumberToObject(j, "failed", counts[NB_TRIAL_FAILED]);
     double seconds = 0;
     for (int i = 0; i < o->trials; i++)
-        seconds += s->trials[i].seconds;
+        seconds += s->engine->trials[i].seconds;
     cJSON_AddNumberToObject(j, "trial_seconds", seconds);
     int rc = 0;
-    if (best->state != TRIAL_COMPLETE) {
-        printf("\nno trial completed: no best model (see the reasons in %s)\n", s->journal_path);
+    if (best->state != NB_TRIAL_COMPLETE) {
+        printf("\nno trial completed: no best model (see the reasons in %s)\n", s->engine->journal.path);
         cJSON_AddNullToObject(j, "trial");
         rc = nb_fail(err, "no trial of %s completed", s->dir);
     } else {

@@ -36,8 +36,7 @@
 #include "train_options.h"
 #include "trial_process.h"
 #include "tune_agent.h"
-#include "tune_objective.h"
-#include "tune_plan.h"
+#include "study/objective.h"
 
 int tune_threads_per_trial(const tune_options *o)
 {
@@ -148,7 +147,7 @@ static char **process_args(const runner *r, int i, const char *dir)
     nb_error err;
     int resume = nb_checkpoint_open(dir, &f, used, sizeof used, note, sizeof note, &err) == 0;
     int argc = 0;
-    char **base = tune_trial_args(s->opt, &s->trials[i].point, &argc);
+    char **base = tune_trial_args(s->opt, &s->engine->trials[i].point, &argc);
     /* After the configuration (the last --data wins): the decompressed copy, if any. */
     const char *tail[] = {"--test", "none", "--out", dir, "--threads", r->threads_text,
                           "--quiet", "--data", s->trial_data};
@@ -186,27 +185,6 @@ static char **process_args(const runner *r, int i, const char *dir)
     return args;
 }
 
-/* The journal's first word on trial i: its configuration and the arguments it runs with. */
-static int record_start(runner *r, int i, char **args, int rank)
-{
-    study *s = r->s;
-    trial *t = &s->trials[i];
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ev, "trial", i);
-    cJSON_AddStringToObject(ev, "state", "running");
-    cJSON_AddNumberToObject(ev, "round", t->round);
-    if (job_size() > 1)
-        cJSON_AddNumberToObject(ev, "rank", rank);
-    cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
-    cJSON *a = cJSON_AddArrayToObject(ev, "args");
-    for (int k = 1; args[k]; k++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(args[k]));
-    if (journal_append(s, ev, r->err) != 0)
-        return -1;
-    t->state = TRIAL_RUNNING;
-    return 0;
-}
-
 /* Hands trial i to worker w's agent: the working directory, the log, the arguments. */
 static int send_start(runner *r, const worker *w, char **args, const char *log_path)
 {
@@ -232,7 +210,7 @@ static int send_start(runner *r, const worker *w, char **args, const char *log_p
 static int launch(runner *r, worker *w, int i)
 {
     study *s = r->s;
-    trial *t = &s->trials[i];
+    trial *t = &s->engine->trials[i];
     char *dir = trial_dir(s, i);
     char *log_path = dir ? path_join(dir, "train.log") : NULL;
     char **args = NULL;
@@ -242,7 +220,13 @@ static int launch(runner *r, worker *w, int i)
         args = process_args(r, i, dir);
     int rc = -1, fd = -1;
     pid_t pid = 0;
-    if (args && (t->state != TRIAL_PENDING || record_start(r, i, args, w->rank) == 0)) {
+    int argc = 0;
+    while (args && args[argc])
+        argc++;
+    /* The journal's first word on trial i: its configuration and the arguments it runs with
+     * (not "nabla"). */
+    if (args && nb_study_started(s->engine, i, (const char *const *)args + 1, argc - 1,
+                                 job_size() > 1 ? w->rank : -1, r->err) == 0) {
         if (w->rank != 0)
             rc = send_start(r, w, args, log_path);
         else
@@ -260,73 +244,12 @@ static int launch(runner *r, worker *w, int i)
     w->trial = i;
     w->started = tune_now();
     w->seconds_before = t->seconds;
-    t->state = TRIAL_RUNNING; /* an interrupted trial is resumed */
-    t->reason[0] = '\0';
     return 0;
 }
 
-/* ---- pruning ------------------------------------------------------------------------------- */
-
-/* Whether the pruner can judge trial i after epoch e: every earlier trial has reported epoch e
- * or finished. Fills the scores it is compared with (objective_score: higher is better, as the
- * pruner takes them). */
-static int decidable(const study *s, int i, int e, double *others, int *n)
-{
-    *n = 0;
-    for (int u = 0; u < i; u++) {
-        const trial *t = &s->trials[u];
-        if (t->n_reported >= e && !isnan(t->dev_objective[e - 1]))
-            others[(*n)++] = objective_score(s->opt->objective, t->dev_objective[e - 1]);
-        else if (!trial_finished(t))
-            return 0;
-    }
-    return 1;
-}
+/* ---- the pruner's verdicts --------------------------------------------------------------- */
 
 static void print_trial_line(const runner *r, int i);
-
-static void add_number_or_null(cJSON *j, const char *name, double v)
-{
-    if (isnan(v))
-        cJSON_AddNullToObject(j, name);
-    else
-        cJSON_AddNumberToObject(j, name, v);
-}
-
-/* A report's or an end's dev figures: accuracy, loss, and the objective where it is neither
- * (study_journal.h). */
-static void add_figures(const study *s, cJSON *ev, double accuracy, double loss,
-                        double objective)
-{
-    add_number_or_null(ev, "dev_accuracy", accuracy);
-    add_number_or_null(ev, "dev_loss", loss);
-    if (objective_is_extra(s->opt->objective)) {
-        char key[64];
-        objective_key(s->opt->objective, "dev", key, sizeof key);
-        add_number_or_null(ev, key, objective);
-    }
-}
-
-/* The journal's last word on trial i, from its fields. */
-static int record_end(runner *r, int i)
-{
-    study *s = r->s;
-    trial *t = &s->trials[i];
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ev, "trial", i);
-    cJSON_AddStringToObject(ev, "state", trial_state_name(t->state));
-    cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
-    add_figures(s, ev, t->final_accuracy, t->final_loss, t->final_objective);
-    cJSON_AddNumberToObject(ev, "epochs", t->epochs);
-    cJSON_AddItemToObject(ev, "seconds", json_double(t->seconds));
-    if (t->state == TRIAL_FAILED)
-        cJSON_AddStringToObject(ev, "reason", t->reason);
-    if (journal_append(s, ev, r->err) != 0)
-        return -1;
-    r->finished++;
-    print_trial_line(r, i);
-    return 0;
-}
 
 static worker *worker_of(runner *r, int i)
 {
@@ -336,59 +259,24 @@ static worker *worker_of(runner *r, int i)
     return NULL;
 }
 
-/* Trial i stops after epoch e, with that epoch's metrics; its process (which may have run
- * ahead) is killed. */
-static int prune(runner *r, int i, int e)
+/* The engine judges what can be judged and records the ends that are due; a pruned trial's
+ * process (which may have run ahead) is killed. */
+static int decide(runner *r, int *ended)
 {
-    trial *t = &r->s->trials[i];
-    worker *w = worker_of(r, i);
-    t->state = TRIAL_PRUNED;
-    t->final_accuracy = t->dev_accuracy[e - 1];
-    t->final_loss = t->dev_loss[e - 1];
-    t->final_objective = t->dev_objective[e - 1];
-    t->epochs = e;
-    if (w) {
-        t->seconds = w->seconds_before + (tune_now() - w->started);
-        w->pruned = 1;
-        if (w->rank == 0)
-            kill(w->pid, SIGKILL);
-        else if (agent_send(w->rank, AGENT_KILL, (int)(w - r->w), 0, NULL, 0, r->err) != 0)
-            return -1;
-    }
-    return record_end(r, i);
-}
-
-/* Judges every epoch that can be judged, in trial order; a trial whose process has ended is
- * recorded once all its epochs are judged. */
-static int decide(runner *r, double *others)
-{
-    study *s = r->s;
-    nb_pruner pruner = {s->opt->prune, 5, 1, 3};
-    for (int i = 0; i < s->opt->trials; i++) {
-        trial *t = &s->trials[i];
-        if (t->state != TRIAL_RUNNING)
-            continue;
-        int pruned = 0;
-        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_objective[t->decided]) &&
-               t->epochs_total > 0) {
-            int n, e = t->decided + 1;
-            /* Nothing to judge without a pruner, or at the last epoch. */
-            if (s->opt->prune != NB_PRUNE_NONE && e < t->epochs_total) {
-                if (!decidable(s, i, e, others, &n))
-                    break;
-                pruned = nb_prune_should_stop(
-                    &pruner, e, t->epochs_total,
-                    objective_score(s->opt->objective, t->dev_objective[e - 1]), others, n);
-            }
-            if (pruned && prune(r, i, e) != 0)
-                return -1;
-            t->decided = e;
-        }
-        if (!pruned && t->exited && t->decided >= t->n_reported) {
-            t->state = t->exit_state;
-            if (record_end(r, i) != 0)
+    int n;
+    if (nb_study_decide(r->s->engine, ended, &n, r->err) != 0)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        worker *w = worker_of(r, ended[k]);
+        if (w && r->s->engine->trials[ended[k]].state == NB_TRIAL_PRUNED) {
+            w->pruned = 1;
+            if (w->rank == 0)
+                kill(w->pid, SIGKILL);
+            else if (agent_send(w->rank, AGENT_KILL, (int)(w - r->w), 0, NULL, 0, r->err) != 0)
                 return -1;
         }
+        r->finished++;
+        print_trial_line(r, ended[k]);
     }
     return 0;
 }
@@ -399,8 +287,7 @@ static int decide(runner *r, double *others)
 static int take_report(runner *r, worker *w, char *line)
 {
     study *s = r->s;
-    trial *t = &s->trials[w->trial];
-    if (trial_finished(t))
+    if (trial_finished(&s->engine->trials[w->trial]))
         return 0; /* pruned, and reporting epochs it ran ahead to before it was killed */
     if (trial_channel_parse_end(line, &w->end, w->why, sizeof w->why)) {
         w->said = 1;
@@ -417,29 +304,20 @@ static int take_report(runner *r, worker *w, char *line)
         cJSON_Delete(m);
         return 0; /* not a report: ignored (the trial's own files still tell) */
     }
+    nb_trial_figures f = {json_number(m, "dev_accuracy"), json_number(m, "dev_loss"),
+                          objective->valuedouble};
     int e = (int)epoch->valuedouble;
-    t->epochs_total = (int)epochs;
-    int is_new = trial_set_epoch(t, e, json_number(m, "dev_accuracy"),
-                                 json_number(m, "dev_loss"), objective->valuedouble);
     cJSON_Delete(m);
-    if (is_new < 0)
-        return nb_fail(r->err, "out of memory");
-    if (!is_new)
-        return 0; /* a restarted trial repeats the epochs of its checkpoint */
-    t->seconds = w->seconds_before + (tune_now() - w->started);
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ev, "trial", w->trial);
-    cJSON_AddStringToObject(ev, "state", "running");
-    cJSON_AddNumberToObject(ev, "epoch", e);
-    cJSON_AddNumberToObject(ev, "epochs_planned", t->epochs_total);
-    add_figures(s, ev, t->dev_accuracy[e - 1], t->dev_loss[e - 1], t->dev_objective[e - 1]);
-    cJSON_AddItemToObject(ev, "seconds", json_double(t->seconds));
-    return journal_append(s, ev, r->err);
+    double seconds = w->seconds_before + (tune_now() - w->started);
+    return nb_study_tell_epoch(s->engine, w->trial, e, (int)epochs, f, seconds, r->err) < 0
+               ? -1
+               : 0;
 }
 
 /* The result in a finished trial's summary.json, read and checked as every reader of a run's
  * files reads it (run_check.h). */
-static int read_summary(const study *s, int i, trial *t, nb_error *err)
+static int read_summary(const study *s, int i, nb_trial_figures *f, int *epochs,
+                        nb_error *err)
 {
     char *dir = trial_dir(s, i);
     char *path = dir ? path_join(dir, "summary.json") : NULL;
@@ -454,10 +332,10 @@ static int read_summary(const study *s, int i, trial *t, nb_error *err)
         objective_key(s->opt->objective, "dev", key, sizeof key);
         objective_label(s->opt->objective, label, sizeof label);
         if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, key))) {
-            t->final_accuracy = json_number(j, "dev_accuracy");
-            t->final_loss = json_number(j, "dev_loss");
-            t->final_objective = json_number(j, key);
-            t->epochs = (int)json_number(j, "epochs");
+            f->accuracy = json_number(j, "dev_accuracy");
+            f->loss = json_number(j, "dev_loss");
+            f->objective = json_number(j, key);
+            *epochs = (int)json_number(j, "epochs");
             rc = 0;
         } else {
             nb_fail(err, "%s: a trial's summary without a %s (the study's objective)", path,
@@ -493,22 +371,21 @@ static const char *signal_name(int sig)
  * responsible for: final) or interrupted (by anything else: nothing is concluded from it, and
  * the study's next run resumes it); fills why for the last two, and t's result. Signals the
  * tuner sent (pruning, stopping the study) do not come here. */
-static trial_state judge_end(const study *s, int i, const worker *w, int status, char *why,
-                             size_t cap)
+static nb_trial_state judge_end(const study *s, int i, const worker *w, int status,
+                                nb_trial_figures *f, int *epochs, char *why, size_t cap)
 {
-    trial *t = &s->trials[i];
     nb_error err = {0};
-    int have = read_summary(s, i, t, &err) == 0;
+    int have = read_summary(s, i, f, epochs, &err) == 0;
     if (!have) {
-        t->final_accuracy = t->final_loss = t->final_objective = NAN;
-        t->epochs = t->n_reported;
+        f->accuracy = f->loss = f->objective = NAN;
+        *epochs = s->engine->trials[i].n_reported;
     }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    trial_state state = TRIAL_INTERRUPTED;
+    nb_trial_state state = NB_TRIAL_INTERRUPTED;
     if (w->said && w->end == TRIAL_END_FAILED)
-        state = TRIAL_FAILED;
+        state = NB_TRIAL_FAILED;
     else if (w->said && w->end == TRIAL_END_COMPLETE && code == EXIT_OK && have)
-        return TRIAL_COMPLETE;
+        return NB_TRIAL_COMPLETE;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     char *dir = trial_dir(s, i);
     if (w->said && w->end != TRIAL_END_COMPLETE && w->why[0])
@@ -534,56 +411,40 @@ static trial_state judge_end(const study *s, int i, const worker *w, int status,
     return state;
 }
 
-/* Trial i was interrupted: the journal says so and why (not its end: the study's next run
- * resumes it), and the study stops. */
-static int record_interrupted(runner *r, int i, const char *why)
-{
-    trial *t = &r->s->trials[i];
-    t->state = TRIAL_INTERRUPTED;
-    snprintf(t->reason, sizeof t->reason, "%s", why);
-    if (r->interrupted < 0)
-        r->interrupted = i;
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ev, "trial", i);
-    cJSON_AddStringToObject(ev, "state", "interrupted");
-    cJSON_AddStringToObject(ev, "reason", why);
-    cJSON_AddItemToObject(ev, "seconds", json_double(t->seconds));
-    return journal_append(r->s, ev, r->err);
-}
-
-/* The trial's process has ended with `status`. An interruption is journaled at once; a result
- * waits until the pruner has judged every epoch the trial reported (decide records it). */
+/* The trial's process has ended with `status`. An interruption is journaled at once (not its
+ * end: the study's next run resumes it), and the study stops; a result waits until the pruner
+ * has judged every epoch the trial reported (nb_study_decide records it). */
 static int trial_ended(runner *r, worker *w, int status, int stopping)
 {
     study *s = r->s;
     int i = w->trial;
-    trial *t = &s->trials[i];
     double seconds = w->seconds_before + (tune_now() - w->started);
     if (w->pruned || stopping) {
         worker_clear(w, w->rank);
         return 0; /* recorded already, or to be continued by the next run */
     }
-    t->seconds = seconds;
-    char why[sizeof t->reason];
-    trial_state state = judge_end(s, i, w, status, why, sizeof why);
+    char why[512] = "";
+    nb_trial_figures f;
+    int epochs;
+    nb_trial_state state = judge_end(s, i, w, status, &f, &epochs, why, sizeof why);
     worker_clear(w, w->rank);
-    if (state == TRIAL_INTERRUPTED)
-        return record_interrupted(r, i, why);
-    snprintf(t->reason, sizeof t->reason, "%s", state == TRIAL_FAILED ? why : "");
-    t->exited = 1;
-    t->exit_state = state;
-    return 0;
+    if (state == NB_TRIAL_INTERRUPTED) {
+        if (r->interrupted < 0)
+            r->interrupted = i;
+        return nb_study_tell_interrupted(s->engine, i, why, seconds, r->err);
+    }
+    return nb_study_tell_end(s->engine, i, state, f, epochs, seconds, why, r->err);
 }
 
 static void print_trial_line(const runner *r, int i)
 {
     const study *s = r->s;
-    const trial *t = &s->trials[i];
+    const trial *t = &s->engine->trials[i];
     if (s->opt->quiet)
         return;
     int width = snprintf(NULL, 0, "%d", s->opt->trials);
     printf("[%*d/%d] trial %*d %-8s", width, r->finished, s->opt->trials, width, i,
-           trial_state_name(t->state));
+           nb_trial_state_name(t->state));
     /* "dev 0.8512" for dev accuracy, as before objectives; "dev rmse 0.3104" for another. */
     char label[64] = "dev";
     if (s->opt->objective != NB_METRIC_ACCURACY)
@@ -596,7 +457,7 @@ static void print_trial_line(const runner *r, int i)
         nb_search_value_text(&s->opt->space.p[k], t->point.v[k], text, sizeof text);
         printf(" %s=%s", s->opt->space.p[k].name, text);
     }
-    if (t->state == TRIAL_FAILED)
+    if (t->state == NB_TRIAL_FAILED)
         printf("  (%s)", t->reason);
     printf("\n");
     if (output_flush() != 0)
@@ -692,53 +553,35 @@ static int serve_agents(runner *r, int stopping, int *stopped)
     return rc;
 }
 
-/* The next trial to start: the lowest-numbered one not finished and not running, once the
- * rounds before its own are finished (coarse to fine needs their results). -1: none now. */
-static int next_trial(runner *r, int *round_ready)
-{
-    study *s = r->s;
-    for (int i = 0; i < s->opt->trials; i++) {
-        trial *t = &s->trials[i];
-        if (trial_finished(t) || t->exited || worker_of(r, i))
-            continue;
-        for (int u = 0; u < i; u++)
-            if (s->trials[u].round < t->round && !trial_finished(&s->trials[u]))
-                return -1;
-        *round_ready = t->round;
-        return i;
-    }
-    return -1;
-}
-
 static int run_loop(runner *r)
 {
     study *s = r->s;
     volatile sig_atomic_t *stop = stop_signal_flag();
-    double *others = malloc((size_t)s->opt->trials * sizeof *others);
+    int *ended = malloc((size_t)s->opt->trials * sizeof *ended);
     struct pollfd *fds = malloc((size_t)r->n_workers * sizeof *fds);
     int *owner = malloc((size_t)r->n_workers * sizeof *owner);
-    if (!others || !fds || !owner) {
-        free(others);
+    if (!ended || !fds || !owner) {
+        free(ended);
         free(fds);
         free(owner);
         return nb_fail(r->err, "out of memory");
     }
     int rc = 0;
+    nb_search_point point;
     while (rc == 0 && !*stop && r->interrupted < 0) {
         /* Judge what can be judged (which may finish trials and a round), then start trials
          * on free workers. */
-        if ((rc = decide(r, others)) != 0)
+        if ((rc = decide(r, ended)) != 0)
             break;
         for (int k = 0; rc == 0 && k < r->n_workers; k++) {
             if (r->w[k].busy)
                 continue;
-            int round, i = next_trial(r, &round);
-            if (i < 0)
+            int i, asked = nb_study_ask(s->engine, &i, &point, r->err);
+            if (asked <= 0) {
+                rc = asked;
                 break;
-            if (!s->trials[i].has_point)
-                rc = study_plan_round(s, round, r->err);
-            if (rc == 0)
-                rc = launch(r, &r->w[k], i);
+            }
+            rc = launch(r, &r->w[k], i);
         }
         if (rc != 0)
             break;
@@ -767,7 +610,7 @@ static int run_loop(runner *r)
         if (rc == 0 && job_size() > 1)
             rc = serve_agents(r, 0, &stopped);
     }
-    free(others);
+    free(ended);
     free(fds);
     free(owner);
     return rc;
@@ -833,8 +676,7 @@ int study_run(study *s, nb_error *err)
         return nb_fail(err, "out of memory");
     for (int k = 0; k < r.n_workers; k++)
         worker_clear(&r.w[k], k % job_size());
-    for (int i = 0; i < s->opt->trials; i++)
-        r.finished += trial_finished(&s->trials[i]);
+    r.finished = nb_study_finished(s->engine);
     /* When a rank dies, mpirun stops the others (SIGTERM, then SIGKILL): rank 0 then waits in
      * MPI for an agent that never answers, and this is its last chance to say a word. */
     job_watch_stops(stop_signal_flag(), TUNE_CONTINUE_LINE);
@@ -855,11 +697,11 @@ int study_run(study *s, nb_error *err)
     if (r.interrupted >= 0) {
         nb_fail(err, "trial %d was interrupted (%s); nothing is concluded from it; the same "
                      "command resumes the study from its checkpoints", r.interrupted,
-                s->trials[r.interrupted].reason);
+                s->engine->trials[r.interrupted].reason);
         return STUDY_INTERRUPTED;
     }
     for (int i = 0; i < s->opt->trials; i++)
-        if (!trial_finished(&s->trials[i]))
+        if (!trial_finished(&s->engine->trials[i]))
             return nb_fail(err, "trial %d did not finish (a bug: please report it)", i);
     return 0;
 }

@@ -124,4 +124,10 @@ int nb_read_input(const char *path, unsigned char **data, size_t *n, nb_error *e
  * meanwhile may recreate nothing: its file is open, and unlinked). */
 void nb_remove_unfinished_files(void);
 
+/* "dir/name" in a new malloc'd string (NULL when out of memory). */
+char *path_join(const char *dir, const char *name);
+
+/* mkdir -p: creates path and its missing parents; fine if it is already a directory. */
+int make_dirs(const char *path, nb_error *err);
+
 #endif /* NABLA_FILEIO_H */

@@ -1,10 +1,10 @@
 /* The order of a study's leaderboard (see leaderboard.h). */
-#include "leaderboard.h"
+#include "study/leaderboard.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "tune_objective.h"
+#include "study/objective.h"
 
 enum { RANK_COMPLETE, RANK_PRUNED, RANK_OTHER };
 
@@ -40,11 +40,11 @@ int *leaderboard_rank(const trial *trials, int n, nb_metric objective, int with_
     }
     for (int i = 0; i < n; i++) {
         const trial *t = &trials[i];
-        if (t->state == TRIAL_PENDING && !with_pending)
+        if (t->state == NB_TRIAL_PENDING && !with_pending)
             continue;
         double score = objective_score(objective, t->final_objective);
-        r[(*count)++] = (ranked){t->state == TRIAL_COMPLETE  ? RANK_COMPLETE
-                                 : t->state == TRIAL_PRUNED ? RANK_PRUNED
+        r[(*count)++] = (ranked){t->state == NB_TRIAL_COMPLETE  ? RANK_COMPLETE
+                                 : t->state == NB_TRIAL_PRUNED ? RANK_PRUNED
                                                             : RANK_OTHER,
                                  isnan(score) ? -INFINITY : score,
                                  isnan(t->final_loss) ? INFINITY : t->final_loss, i};

@@ -1,8 +1,8 @@
 /* The order of a study's leaderboard, shared by `nabla tune` and `nabla report`. */
-#ifndef NABLA_CLI_LEADERBOARD_H
-#define NABLA_CLI_LEADERBOARD_H
+#ifndef NABLA_STUDY_LEADERBOARD_H
+#define NABLA_STUDY_LEADERBOARD_H
 
-#include "study_journal.h"
+#include "study/trial.h"
 
 /* Trial numbers 0..n-1, best first: complete trials, then pruned ones, then the rest (failed,
  * interrupted, running; pending ones, not started, only with_pending); within each, the
@@ -12,4 +12,4 @@
 int *leaderboard_rank(const trial *trials, int n, nb_metric objective, int with_pending,
                       int *count);
 
-#endif /* NABLA_CLI_LEADERBOARD_H */
+#endif /* NABLA_STUDY_LEADERBOARD_H */

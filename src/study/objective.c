@@ -1,5 +1,5 @@
 /* The objective of a study (tune_objective.h). */
-#include "tune_objective.h"
+#include "study/objective.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -9,8 +9,8 @@
  * and hold its value where metrics.jsonl and summary.json do, as "dev_<metric>": so a study of
  * dev accuracy or dev loss needs no member of its own, and the journal of a study of dev
  * accuracy is what it was before there were objectives. */
-#ifndef NABLA_CLI_TUNE_OBJECTIVE_H
-#define NABLA_CLI_TUNE_OBJECTIVE_H
+#ifndef NABLA_STUDY_OBJECTIVE_H
+#define NABLA_STUDY_OBJECTIVE_H
 
 #include <stddef.h>
 
@@ -42,4 +42,4 @@ void objective_label(nb_metric m, char *buf, size_t cap);
  * [0, 1], R² <= 1). */
 void objective_bounds(nb_metric m, double *lo, double *hi);
 
-#endif /* NABLA_CLI_TUNE_OBJECTIVE_H */
+#endif /* NABLA_STUDY_OBJECTIVE_H */

@@ -1,5 +1,5 @@
 /* A study's journal, read back and checked for sense (see study_journal.h). */
-#include "study_journal.h"
+#include "study/journal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -7,83 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_json.h"
-#include "tune_objective.h"
+#include "io/json_files.h"
+#include "study/objective.h"
+#include "study/study.h"
 
 /* More epochs than any trial runs: bounds what a damaged line may ask to allocate. */
 #define JOURNAL_MAX_EPOCHS 10000000
-
-static const char *const STATE_NAMES[] = {"pending",  "running", "interrupted",
-                                          "complete", "pruned",  "failed"};
-
-const char *trial_state_name(trial_state s)
-{
-    return (unsigned)s <= TRIAL_FAILED ? STATE_NAMES[s] : "?";
-}
-
-int trial_finished(const trial *t) { return t->state >= TRIAL_COMPLETE; }
-
-void round_range(int trials, int rounds, int r, int *first, int *end)
-{
-    /* The first (trials % rounds) rounds take one trial more. */
-    int base = trials / rounds, extra = trials % rounds;
-    *first = r * base + (r < extra ? r : extra);
-    *end = *first + base + (r < extra);
-}
-
-trial *trials_new(int n, int rounds)
-{
-    trial *t = calloc((size_t)(n > 0 ? n : 1), sizeof *t);
-    if (!t)
-        return NULL;
-    for (int r = 0; r < rounds; r++) {
-        int first, end;
-        round_range(n, rounds, r, &first, &end);
-        for (int i = first; i < end; i++)
-            t[i].round = r;
-    }
-    for (int i = 0; i < n; i++)
-        t[i].final_accuracy = t[i].final_loss = t[i].final_objective = NAN;
-    return t;
-}
-
-void trials_free(trial *t, int n)
-{
-    for (int i = 0; t && i < n; i++) {
-        free(t[i].dev_accuracy);
-        free(t[i].dev_loss);
-        free(t[i].dev_objective);
-    }
-    free(t);
-}
-
-int trial_set_epoch(trial *t, int epoch, double accuracy, double loss, double objective)
-{
-    if (epoch > t->capacity) {
-        int cap = t->capacity ? t->capacity : 8;
-        while (cap < epoch)
-            cap *= 2;
-        double **arrays[] = {&t->dev_accuracy, &t->dev_loss, &t->dev_objective};
-        for (int k = 0; k < 3; k++) {
-            double *a = realloc(*arrays[k], (size_t)cap * sizeof *a);
-            if (!a)
-                return -1;
-            *arrays[k] = a;
-            for (int i = t->capacity; i < cap; i++)
-                a[i] = NAN;
-        }
-        t->capacity = cap;
-    }
-    int is_new = isnan(t->dev_objective[epoch - 1]);
-    if (is_new) {
-        t->dev_accuracy[epoch - 1] = accuracy;
-        t->dev_loss[epoch - 1] = loss;
-        t->dev_objective[epoch - 1] = objective;
-    }
-    if (epoch > t->n_reported)
-        t->n_reported = epoch;
-    return is_new;
-}
 
 cJSON *params_json(const nb_search_space *space, const nb_search_point *p)
 {
@@ -102,7 +31,7 @@ cJSON *params_json(const nb_search_space *space, const nb_search_point *p)
 
 typedef struct reader {
     const char *path;
-    const tune_options *opt;    /* the study's settings */
+    const nb_study_config *cfg; /* the study's settings */
     trial *trials;
     int *start_line, *end_line; /* per trial: the line of its start and of its end (0: none) */
     int *planned;               /* per trial: its --epochs, known from its start */
@@ -166,7 +95,7 @@ static int read_number(const reader *rd, int line, const cJSON *ev, const char *
 static int read_figures(const reader *rd, int line, const cJSON *ev, int failed,
                         double *accuracy, double *loss, double *objective, nb_error *err)
 {
-    const tune_options *o = rd->opt;
+    const nb_study_config *o = rd->cfg;
     nb_metric m = o->objective;
     int has_accuracy = nb_metric_applies(NB_METRIC_ACCURACY, o->task);
     if (read_number(rd, line, ev, "dev_accuracy", 0, 1, failed || !has_accuracy, accuracy,
@@ -216,7 +145,7 @@ static int read_reason(const reader *rd, int line, const cJSON *ev, const char *
 static int read_params(const reader *rd, int line, const cJSON *params, nb_search_point *p,
                        nb_error *err)
 {
-    const nb_search_space *space = &rd->opt->space;
+    const nb_search_space *space = &rd->cfg->space;
     if (!params)
         return bad(rd, line, err, "\"params\" is missing");
     if (!cJSON_IsObject(params))
@@ -257,9 +186,9 @@ static int round_event(reader *rd, const cJSON *ev, int line, nb_error *err)
     if (!cJSON_GetObjectItemCaseSensitive(ev, "round"))
         return bad(rd, line, err, "neither a trial's event (no \"trial\") nor a round's "
                                   "(no \"round\")");
-    if (rd->opt->rounds < 2)
+    if (rd->cfg->rounds < 2)
         return bad(rd, line, err, "a round's event, but the study has one round");
-    if (read_whole(rd, line, ev, "round", 1, rd->opt->rounds - 1, &r, err) != 0)
+    if (read_whole(rd, line, ev, "round", 1, rd->cfg->rounds - 1, &r, err) != 0)
         return -1;
     const char *spec = json_string(ev, "space");
     nb_error why;
@@ -267,35 +196,32 @@ static int round_event(reader *rd, const cJSON *ev, int line, nb_error *err)
         return bad(rd, line, err, "\"space\" must be a search space (a string)");
     if (nb_search_space_parse(rd->scratch, spec, &why) != 0)
         return bad(rd, line, err, "\"space\": %s", why.msg);
-    if (rd->scratch->n != rd->opt->space.n)
+    if (rd->scratch->n != rd->cfg->space.n)
         return bad(rd, line, err, "\"space\" has %d parameters, the study's %d",
-                   rd->scratch->n, rd->opt->space.n);
+                   rd->scratch->n, rd->cfg->space.n);
     return 0;
 }
 
-/* The arguments a trial started with: the ones its params and the study's settings give
- * (tune_trial_args), then the tuner's own (--out, --threads, ...); or, for a trial that found
- * a checkpoint in its directory, "train --resume DIR ...". */
+/* The command a trial started with (nb_study_hooks.check_command): an array of strings. */
 static int args_check(const reader *rd, int line, const nb_search_point *p, const cJSON *args,
                       nb_error *err)
 {
-    const cJSON *second = args->child ? args->child->next : NULL;
-    if (cJSON_IsString(second) && strcmp(second->valuestring, "--resume") == 0)
-        return 0;
-    int argc;
-    char **want = tune_trial_args(rd->opt, p, &argc);
-    if (!want)
+    const nb_study_hooks *h = &rd->cfg->hooks;
+    int n = cJSON_GetArraySize(args), k = 0;
+    const char **list = malloc((size_t)(n > 0 ? n : 1) * sizeof *list);
+    if (!list)
         return nb_fail(err, "out of memory");
+    for (const cJSON *a = args->child; a; a = a->next, k++)
+        list[k] = cJSON_IsString(a) ? a->valuestring : NULL;
+    nb_error why;
     int rc = 0;
-    const cJSON *a = args->child;
-    for (int k = 0; k < argc && rc == 0; k++, a = a ? a->next : NULL)
-        if (!cJSON_IsString(a) || strcmp(a->valuestring, want[k]) != 0)
-            rc = bad(rd, line, err, "\"args\" are not those its params and the study's settings "
-                                    "give: argument %d is %s%.60s%s, not '%.60s'", k + 1,
-                     cJSON_IsString(a) ? "'" : "", cJSON_IsString(a) ? a->valuestring
-                                                   : a ? "not a string" : "missing",
-                     cJSON_IsString(a) ? "'" : "", want[k]);
-    tune_args_free(want);
+    for (int j = 0; j < n && rc == 0; j++)
+        if (!list[j])
+            rc = bad(rd, line, err, "\"args\" must be strings: argument %d is not", j + 1);
+    if (rc == 0 && h->check_command &&
+        h->check_command(h->user, p, (const char *const *)list, n, &why) != 0)
+        rc = bad(rd, line, err, "\"args\" %s", why.msg);
+    free(list);
     return rc;
 }
 
@@ -307,7 +233,7 @@ static int start_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
         return bad(rd, line, err, "trial %d starts a second time (it started at line %d)", i,
                    rd->start_line[i]);
     int round;
-    if (read_whole(rd, line, ev, "round", 0, rd->opt->rounds - 1, &round, err) != 0)
+    if (read_whole(rd, line, ev, "round", 0, rd->cfg->rounds - 1, &round, err) != 0)
         return -1;
     if (round != t->round)
         return bad(rd, line, err, "trial %d is in round %d of this study, not %d", i, t->round,
@@ -323,11 +249,11 @@ static int start_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
                     err) != 0 ||
         (args && args_check(rd, line, &t->point, args, err) != 0))
         return -1;
-    rd->planned[i] = tune_trial_epochs(rd->opt, &t->point);
+    rd->planned[i] = study_trial_epochs(rd->cfg, &t->point);
     if (rd->planned[i] < 0)
         return nb_fail(err, "out of memory");
     t->has_point = 1;
-    t->state = TRIAL_RUNNING;
+    t->state = NB_TRIAL_RUNNING;
     rd->start_line[i] = line;
     return 0;
 }
@@ -356,7 +282,7 @@ static int epoch_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
         return nb_fail(err, "out of memory");
     t->epochs_total = planned;
     t->seconds = seconds;
-    t->state = TRIAL_RUNNING;
+    t->state = NB_TRIAL_RUNNING;
     return 0;
 }
 
@@ -371,7 +297,7 @@ static int interrupted_event(reader *rd, int i, const cJSON *ev, int line, nb_er
         return -1;
     snprintf(t->reason, sizeof t->reason, "%s", reason);
     t->seconds = seconds;
-    t->state = TRIAL_INTERRUPTED;
+    t->state = NB_TRIAL_INTERRUPTED;
     return 0;
 }
 
@@ -399,7 +325,7 @@ static int reported_check(const reader *rd, int line, const trial *t, int epochs
         if (same_as_epoch(t, e, here))
             return 0;
     char key[64];
-    objective_key(rd->opt->objective, "dev", key, sizeof key);
+    objective_key(rd->cfg->objective, "dev", key, sizeof key);
     const char *names[] = {"dev_accuracy", "dev_loss", key};
     double there[] = {t->dev_accuracy[epochs - 1], t->dev_loss[epochs - 1],
                       t->dev_objective[epochs - 1]};
@@ -415,22 +341,8 @@ static int reported_check(const reader *rd, int line, const trial *t, int epochs
     return 0;
 }
 
-/* Whether trial p of the study trains with the option --name (held fixed or searched). 1, 0,
- * or -1 when out of memory. */
-static int trains_with(const tune_options *opt, const nb_search_point *p, const char *name)
-{
-    int argc, found = 0;
-    char **args = tune_trial_args(opt, p, &argc);
-    if (!args)
-        return -1;
-    for (int k = 0; k < argc; k++)
-        found |= strncmp(args[k], name, strlen(name)) == 0;
-    tune_args_free(args);
-    return found;
-}
-
 /* {"trial":i,"state":"complete"|"pruned"|"failed",...}: the end of trial i, final. */
-static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int line,
+static int end_event(reader *rd, int i, nb_trial_state state, const cJSON *ev, int line,
                      nb_error *err)
 {
     trial *t = &rd->trials[i];
@@ -439,15 +351,15 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
     int epochs;
     const char *reason = "";
     if (read_params(rd, line, cJSON_GetObjectItemCaseSensitive(ev, "params"), &p, err) != 0 ||
-        read_figures(rd, line, ev, state == TRIAL_FAILED, &accuracy, &loss, &objective,
+        read_figures(rd, line, ev, state == NB_TRIAL_FAILED, &accuracy, &loss, &objective,
                      err) != 0 ||
-        read_whole(rd, line, ev, "epochs", state == TRIAL_FAILED ? 0 : 1, JOURNAL_MAX_EPOCHS,
+        read_whole(rd, line, ev, "epochs", state == NB_TRIAL_FAILED ? 0 : 1, JOURNAL_MAX_EPOCHS,
                    &epochs, err) != 0 ||
         read_seconds(rd, line, ev, i, &seconds, err) != 0 ||
-        (state == TRIAL_FAILED && read_reason(rd, line, ev, "reason", &reason, err) != 0))
+        (state == NB_TRIAL_FAILED && read_reason(rd, line, ev, "reason", &reason, err) != 0))
         return -1;
     int same = 1;
-    for (int k = 0; k < rd->opt->space.n; k++)
+    for (int k = 0; k < rd->cfg->space.n; k++)
         same &= p.v[k] == t->point.v[k];
     if (!same)
         return bad(rd, line, err, "params differ from those trial %d started with (line %d)",
@@ -457,24 +369,23 @@ static int end_event(reader *rd, int i, trial_state state, const cJSON *ev, int 
         return bad(rd, line, err, "trial %d ends after %d epochs of the %d it was to run", i,
                    epochs, planned);
     /* The pruner stops a trial at an epoch it reported, never at its last. */
-    if (state == TRIAL_PRUNED && (epochs > t->n_reported || epochs == planned))
+    if (state == NB_TRIAL_PRUNED && (epochs > t->n_reported || epochs == planned))
         return bad(rd, line, err, "trial %d pruned at epoch %d, but it reported %d of %d", i,
                    epochs, t->n_reported, planned);
-    if (state == TRIAL_COMPLETE && epochs < t->n_reported)
+    if (state == NB_TRIAL_COMPLETE && epochs < t->n_reported)
         return bad(rd, line, err, "trial %d complete after %d epochs, but it reported epoch %d",
                    i, epochs, t->n_reported);
     /* Complete is a run that ended by itself (exit 0: not diverged, not pruned): at its last
      * epoch, or earlier only when --max-steps or --early-stop stopped it. */
-    int by_steps = state == TRIAL_COMPLETE && epochs < planned
-                       ? trains_with(rd->opt, &p, "--max-steps") : 0;
-    int early_stop = trains_with(rd->opt, &p, "--early-stop");
-    if (by_steps < 0 || early_stop < 0)
+    int ends_early = study_trial_ends_early(rd->cfg, &p);
+    if (ends_early < 0)
         return nb_fail(err, "out of memory");
-    if (state == TRIAL_COMPLETE && epochs < planned && !by_steps && !early_stop)
+    int by_steps = ends_early & NB_ENDS_STEP_LIMIT, early_stop = ends_early & NB_ENDS_EARLY_STOP;
+    if (state == NB_TRIAL_COMPLETE && epochs < planned && !by_steps && !early_stop)
         return bad(rd, line, err, "trial %d complete after %d epochs, but it was to run %d and "
                                   "has no --max-steps or --early-stop to stop it earlier", i,
                    epochs, planned);
-    if (state != TRIAL_FAILED &&
+    if (state != NB_TRIAL_FAILED &&
         reported_check(rd, line, t, epochs, early_stop, accuracy, loss, objective, err) != 0)
         return -1;
     t->final_accuracy = accuracy;
@@ -495,40 +406,40 @@ static int journal_event(const cJSON *ev, int line, void *user, nb_error *err)
     if (!jt)
         return round_event(rd, ev, line, err);
     int i;
-    if (read_whole(rd, line, ev, "trial", 0, rd->opt->trials - 1, &i, err) != 0)
+    if (read_whole(rd, line, ev, "trial", 0, rd->cfg->trials - 1, &i, err) != 0)
         return -1;
     const char *name = json_string(ev, "state");
     if (!name)
         return bad(rd, line, err, "\"state\" must be a trial's state (a string)");
-    trial_state state = TRIAL_PENDING;
-    for (int k = TRIAL_RUNNING; k <= TRIAL_FAILED; k++)
-        if (strcmp(name, STATE_NAMES[k]) == 0)
-            state = (trial_state)k;
-    if (state == TRIAL_PENDING)
+    nb_trial_state state = NB_TRIAL_PENDING;
+    for (int k = NB_TRIAL_RUNNING; k <= NB_TRIAL_FAILED; k++)
+        if (strcmp(name, nb_trial_state_name((nb_trial_state)k)) == 0)
+            state = (nb_trial_state)k;
+    if (state == NB_TRIAL_PENDING)
         return bad(rd, line, err, "unknown state \"%s\"", name);
     trial *t = &rd->trials[i];
     if (trial_finished(t))
         return bad(rd, line, err, "an event of trial %d after its end (line %d)", i,
                    rd->end_line[i]);
-    int is_start = state == TRIAL_RUNNING && !cJSON_GetObjectItemCaseSensitive(ev, "epoch");
+    int is_start = state == NB_TRIAL_RUNNING && !cJSON_GetObjectItemCaseSensitive(ev, "epoch");
     if (!is_start && !rd->start_line[i])
         return bad(rd, line, err, "%s of trial %d before its start",
-                   state == TRIAL_RUNNING ? "an epoch's report" : "an event", i);
+                   state == NB_TRIAL_RUNNING ? "an epoch's report" : "an event", i);
     if (is_start)
         return start_event(rd, i, ev, line, err);
-    if (state == TRIAL_RUNNING)
+    if (state == NB_TRIAL_RUNNING)
         return epoch_event(rd, i, ev, line, err);
-    if (state == TRIAL_INTERRUPTED)
+    if (state == NB_TRIAL_INTERRUPTED)
         return interrupted_event(rd, i, ev, line, err);
     return end_event(rd, i, state, ev, line, err);
 }
 
-int journal_read(const char *path, const tune_options *opt, trial *trials, nb_error *err)
+int journal_read(const char *path, const nb_study_config *cfg, trial *trials, nb_error *err)
 {
     /* The tuner writes a trial's events beginning with its number, a round's with the round. */
     static const char *const starts[] = {"{\"trial\":", "{\"round\":", NULL};
-    size_t n = (size_t)opt->trials;
-    reader rd = {path, opt, trials, calloc(n, sizeof(int)), calloc(n, sizeof(int)),
+    size_t n = (size_t)cfg->trials;
+    reader rd = {path, cfg, trials, calloc(n, sizeof(int)), calloc(n, sizeof(int)),
                  calloc(n, sizeof(int)), malloc(sizeof(nb_search_space))};
     int rc = rd.start_line && rd.end_line && rd.planned && rd.scratch
                  ? report_read_jsonl(path, journal_event, &rd, starts, NULL, err)
