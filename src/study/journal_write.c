@@ -120,12 +120,11 @@ static int append(study_journal *j, cJSON *ev, nb_error *err)
     return 0;
 }
 
+/* A figure exactly (json_double: cJSON's own printing may round the last digit), so that a
+ * study read back compares the very numbers it compared before it stopped; NaN as null. */
 static void add_number_or_null(cJSON *ev, const char *name, double v)
 {
-    if (isnan(v))
-        cJSON_AddNullToObject(ev, name);
-    else
-        cJSON_AddNumberToObject(ev, name, v);
+    cJSON_AddItemToObject(ev, name, json_double(v));
 }
 
 /* A report's or an end's dev figures: accuracy, loss, and the objective where it is neither. */

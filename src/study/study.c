@@ -222,13 +222,18 @@ int nb_study_tell_interrupted(nb_study *s, int i, const char *reason, double sec
 }
 
 /* Whether the pruner can judge trial i after epoch e: every earlier trial has reported epoch
- * e or finished. Fills the scores it is compared with (higher is better). */
+ * e, having passed the pruner at the epochs before it, or finished without it. Fills the
+ * scores it is compared with (higher is better). A trial counts at epoch e only once it has
+ * passed epochs 1..e-1: a trial that ran ahead of its verdicts (several at once) and is then
+ * pruned before e would otherwise count at e with one worker and not with another. */
 static int decidable(const nb_study *s, int i, int e, double *others, int *n)
 {
     *n = 0;
     for (int u = 0; u < i; u++) {
         const trial *t = &s->trials[u];
-        if (t->n_reported >= e && !isnan(t->dev_objective[e - 1]))
+        int passed = (trial_finished(t) || t->decided >= e - 1) &&
+                     !(t->state == NB_TRIAL_PRUNED && t->epochs < e);
+        if (t->n_reported >= e && passed && !isnan(t->dev_objective[e - 1]))
             others[(*n)++] = objective_score(s->cfg.objective, t->dev_objective[e - 1]);
         else if (!trial_finished(t))
             return 0;
@@ -259,9 +264,13 @@ int nb_study_decide(nb_study *s, int *ended, int *n_ended, nb_error *err)
         if (t->state != NB_TRIAL_RUNNING)
             continue;
         int pruned = 0;
-        while (!pruned && t->decided < t->n_reported && !isnan(t->dev_objective[t->decided]) &&
-               t->epochs_total > 0) {
+        while (!pruned && t->decided < t->n_reported && t->epochs_total > 0) {
             int n, e = t->decided + 1;
+            /* An epoch not reported while a later one was (a report lost) is never judged. */
+            if (isnan(t->dev_objective[e - 1])) {
+                t->decided = e;
+                continue;
+            }
             /* Nothing to judge without a pruner, or at the last epoch. */
             if (c->prune != NB_PRUNE_NONE && e < t->epochs_total) {
                 if (!decidable(s, i, e, s->scratch, &n))
