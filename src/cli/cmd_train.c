@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/clock.h"
 #include "dir_kind.h"
 #include "io/fileio.h"
 #include "core/memcheck.h"
@@ -399,13 +399,6 @@ static int on_epoch(const nb_epoch_metrics *m, void *user)
     return 0;
 }
 
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Epoch ends can come faster than checkpoints can be written (the course's moons run has 5000
  * epochs of 5 steps, a fraction of a millisecond each, and a checkpoint costs fsyncs and grows
  * with metrics.jsonl). So at an epoch's end a checkpoint is written only when the training
@@ -428,7 +421,7 @@ static int checkpoint_due(const train_run *r, const nb_train_state *s)
 {
     int epoch_end = s->batch == 0;
     return !epoch_end || run_ends_at(r, s) || stop_signal(r) ||
-           monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
+           nb_monotonic_seconds() - r->last_checkpoint >= CHECKPOINT_SHARE * r->checkpoint_cost;
 }
 
 /* The checkpoint of `steps` steps is on disk: the one to name should the run stop without
@@ -459,7 +452,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
     /* The metrics, trace and evaluation lines up to this step reach the disk before the
      * checkpoint that a resumed run would keep them for. */
     if (checkpoint_due(r, s)) {
-        double start = monotonic_seconds();
+        double start = nb_monotonic_seconds();
         if (metrics_sync(r->metrics_fd, r->metrics_path, err) != 0 ||
             train_trace_sync(&r->trace, err) != 0)
             return 1;
@@ -474,7 +467,7 @@ static int write_checkpoint(train_run *r, const nb_train_state *s, nb_error *err
             r->final_checkpoint_failed = 1;
             r->final_checkpoint = *err;
         } else {
-            r->last_checkpoint = monotonic_seconds();
+            r->last_checkpoint = nb_monotonic_seconds();
             r->checkpoint_cost = r->last_checkpoint - start;
             r->checkpoint_steps = s->steps;
             r->wrote_checkpoint = 1;
@@ -684,7 +677,7 @@ static int train_and_report(train_run *r)
      * file (a batch job's log): a line per epoch there, no bar redrawn ten times a second. */
     if (r->comm)
         r->prog.live = 0;
-    r->last_checkpoint = monotonic_seconds();
+    r->last_checkpoint = nb_monotonic_seconds();
     int rc = nb_train(&r->model, &r->train, r->dev.n > 0 ? &r->dev : NULL,
                       r->test.n > 0 ? &r->test : NULL, &cfg, &res, &r->err);
     if (r->comm)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "io/fileio.h"
 #include "run_files.h"
 
@@ -114,13 +115,6 @@ static int held_by(const char *dir, const char *path, int dir_held, nb_error *er
     return nb_fail(err, "%s is in use by another process: %.300s", dir, line);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* What is wrong with a lock file of this kind and link count, or NULL when nothing is. */
 static const char *lock_file_fault(const struct stat *st, char *buf, size_t size)
 {
@@ -178,7 +172,7 @@ static int still_there(int fd, const char *path, int *removed)
 static int wait_for_lock(int fd, int dir_level, const char *what, const char *dir,
                          const char *path, double wait_seconds, int *said, nb_error *err)
 {
-    double give_up = now_seconds() + wait_seconds;
+    double give_up = nb_monotonic_seconds() + wait_seconds;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;
@@ -187,7 +181,7 @@ static int wait_for_lock(int fd, int dir_level, const char *what, const char *di
             return DIR_LOCK_FAILED;
         }
         held_by(dir, path, dir_level, err);
-        if (now_seconds() >= give_up) {
+        if (nb_monotonic_seconds() >= give_up) {
             char who[sizeof err->msg];
             snprintf(who, sizeof who, "%s", err->msg);
             nb_fail(err, "%s; wait for it to end, or stop it", who);

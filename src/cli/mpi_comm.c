@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "io/fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
@@ -62,13 +63,6 @@ static struct {
     int pending_votes[JOB_MAX_VOTES];
 } job = {.rank = 0, .size = 1, .local_size = 1, .pending = MPI_REQUEST_NULL};
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- inside MPI ---- */
 
 /* When the main thread started waiting in MPI (monotonic nanoseconds, plus 1), or 0:
@@ -81,9 +75,7 @@ static atomic_llong waiting_since;
 static void wait_begins(void)
 {
     lsan_off();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    atomic_store(&waiting_since, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec + 1);
+    atomic_store(&waiting_since, (long long)(nb_monotonic_seconds() * 1e9) + 1);
 }
 
 static void wait_ends(void)
@@ -127,7 +119,7 @@ static int allreduce_sum(void *data, size_t n, MPI_Datatype type, size_t size, n
 {
     if (can_talk(err) != 0)
         return -1;
-    double start = now_seconds();
+    double start = nb_monotonic_seconds();
     int rc = MPI_SUCCESS;
     wait_begins();
     for (size_t done = 0; done < n && rc == MPI_SUCCESS;) {
@@ -137,7 +129,7 @@ static int allreduce_sum(void *data, size_t n, MPI_Datatype type, size_t size, n
         done += (size_t)count;
     }
     wait_ends();
-    job.sum_seconds += now_seconds() - start;
+    job.sum_seconds += nb_monotonic_seconds() - start;
     job.sum_calls++;
     return rc == MPI_SUCCESS ? 0 : mpi_failed(rc, "MPI_Allreduce", err);
 }
@@ -491,13 +483,13 @@ static void *watch_loop(void *arg)
         /* The flag is a sig_atomic_t that the signal handler sets once; reading it here is
          * the same as reading it in the main thread between two steps. */
         if (!signal_seen && *watch.flag)
-            signal_seen = now_seconds();
+            signal_seen = nb_monotonic_seconds();
         long long since = atomic_load(&waiting_since);
         if (!signal_seen || !since)
             continue;
         double waiting = 1e-9 * (double)(since - 1);
         double from = waiting > signal_seen ? waiting : signal_seen;
-        if (now_seconds() - from < JOB_STUCK_SECONDS)
+        if (nb_monotonic_seconds() - from < JOB_STUCK_SECONDS)
             continue;
         pthread_mutex_lock(&watch.lock);
         int spoke = say_lost(watch.text);

@@ -3,21 +3,14 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "metrics_text.h"
 #include "output.h"
 
 #define BAR_WIDTH 10
 #define REDRAW_SECONDS 0.1
-
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void format_thousands(double v, char *buf, size_t size)
 {
@@ -72,7 +65,7 @@ int progress_batch(progress *p, const nb_progress *np)
 {
     if (!p->live)
         return 0;
-    double now = monotonic_seconds();
+    double now = nb_monotonic_seconds();
     int last = np->batch >= np->batches;
     if (p->last_draw >= 0 && now - p->last_draw < REDRAW_SECONDS && !last)
         return 0;

@@ -45,7 +45,7 @@ typedef struct train_run {
                                     not fit in memory, its loss diverged (trial_channel.h) */
     trial_channel trial;         /* a trial of `nabla tune`: reports each epoch */
     int tuner_gone;
-    double last_checkpoint;      /* monotonic_seconds() when the last one was written */
+    double last_checkpoint;      /* nb_monotonic_seconds() when the last one was written */
     int64_t checkpoint_steps;    /* the steps of the newest checkpoint on disk, -1: none */
     int final_checkpoint_failed; /* the run's last checkpoint was not written: ... */
     nb_error final_checkpoint;   /* ... why */

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "io/fileio.h"
 #include "mpi_comm.h"
 #include "options.h"
@@ -47,13 +48,6 @@ int tune_threads_per_trial(const tune_options *o)
     int here = (o->workers < o->trials ? o->workers : o->trials) * job_local_size();
     int cores = cli_trial_cores();
     return cores / here > 0 ? cores / here : 1;
-}
-
-double tune_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- trial processes ----------------------------------------------------------------------- */
@@ -258,7 +252,7 @@ static int launch(runner *r, worker *w, int i)
     w->pid = pid;
     w->fd = fd;
     w->trial = i;
-    w->started = tune_now();
+    w->started = nb_monotonic_seconds();
     w->seconds_before = t->seconds;
     t->state = TRIAL_RUNNING; /* an interrupted trial is resumed */
     t->reason[0] = '\0';
@@ -348,7 +342,7 @@ static int prune(runner *r, int i, int e)
     t->final_objective = t->dev_objective[e - 1];
     t->epochs = e;
     if (w) {
-        t->seconds = w->seconds_before + (tune_now() - w->started);
+        t->seconds = w->seconds_before + (nb_monotonic_seconds() - w->started);
         w->pruned = 1;
         if (w->rank == 0)
             kill(w->pid, SIGKILL);
@@ -426,7 +420,7 @@ static int take_report(runner *r, worker *w, char *line)
         return nb_fail(r->err, "out of memory");
     if (!is_new)
         return 0; /* a restarted trial repeats the epochs of its checkpoint */
-    t->seconds = w->seconds_before + (tune_now() - w->started);
+    t->seconds = w->seconds_before + (nb_monotonic_seconds() - w->started);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "trial", w->trial);
     cJSON_AddStringToObject(ev, "state", "running");
@@ -558,7 +552,7 @@ static int trial_ended(runner *r, worker *w, int status, int stopping)
     study *s = r->s;
     int i = w->trial;
     trial *t = &s->trials[i];
-    double seconds = w->seconds_before + (tune_now() - w->started);
+    double seconds = w->seconds_before + (nb_monotonic_seconds() - w->started);
     if (w->pruned || stopping) {
         worker_clear(w, w->rank);
         return 0; /* recorded already, or to be continued by the next run */
@@ -802,9 +796,9 @@ static int stop_all(runner *r, int sig, nb_error *err)
     }
     /* Each agent answers once its trials have ended, after all it sent before. */
     int stopped = 0;
-    double give_up = tune_now() + AGENTS_STOP_SECONDS;
+    double give_up = nb_monotonic_seconds() + AGENTS_STOP_SECONDS;
     const struct timespec tick = {0, 10 * 1000 * 1000};
-    while (stopped < agents && tune_now() < give_up) {
+    while (stopped < agents && nb_monotonic_seconds() < give_up) {
         if (serve_agents(r, 1, &stopped) != 0)
             return -1;
         if (stopped < agents)
