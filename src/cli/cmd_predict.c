@@ -166,19 +166,19 @@ static int load_samples(const predict_options *o, const nb_model *m, nb_dataset 
 
 /* A CSV field: as it is, or quoted (RFC 4180: quotes doubled) when it holds a delimiter, a
  * quote or a line break, or has blanks at its ends that a reader would trim. */
-static void csv_field(strbuf *b, const char *s)
+static void csv_field(nb_strbuf *b, const char *s)
 {
     size_t n = strlen(s);
     int quote = n == 0 || strchr(" \t", s[0]) || strchr(" \t", s[n - 1]) ||
                 strpbrk(s, ",;\t\"\r\n") != NULL;
     if (!quote) {
-        sb_puts(b, s);
+        nb_sb_puts(b, s);
         return;
     }
-    sb_puts(b, "\"");
+    nb_sb_puts(b, "\"");
     for (const char *p = s; *p; p++)
-        sb_puts(b, *p == '"' ? "\"\"" : (char[]){*p, '\0'});
-    sb_puts(b, "\"");
+        nb_sb_puts(b, *p == '"' ? "\"\"" : (char[]){*p, '\0'});
+    nb_sb_puts(b, "\"");
 }
 
 /* The name of output j of a regression or multilabel model: its target column's header name,
@@ -218,7 +218,7 @@ static int best_class(const float *p, int k)
 }
 
 /* A number as briefly as it reads back as the same float. */
-static void put_number(strbuf *b, float v)
+static void put_number(nb_strbuf *b, float v)
 {
     char text[32];
     for (int digits = 6; digits <= 9; digits++) {
@@ -226,47 +226,47 @@ static void put_number(strbuf *b, float v)
         if (strtof(text, NULL) == v)
             break;
     }
-    sb_puts(b, text);
+    nb_sb_puts(b, text);
 }
 
-static void write_csv(strbuf *b, const nb_model *m, const float *out, int n, int proba)
+static void write_csv(nb_strbuf *b, const nb_model *m, const float *out, int n, int proba)
 {
     int k = m->spec.classes;
     int values = m->spec.task == NB_TASK_CLASSIFICATION ? 1 : k;
     char buf[64];
     for (int j = 0; j < values; j++) {
-        sb_puts(b, j ? "," : "");
+        nb_sb_puts(b, j ? "," : "");
         csv_field(b, output_name(m, j, buf, sizeof buf));
     }
     for (int j = 0; proba && m->spec.task != NB_TASK_REGRESSION && j < k; j++) {
         char name[96];
         proba_name(m, j, name, sizeof name);
-        sb_puts(b, ",");
+        nb_sb_puts(b, ",");
         csv_field(b, name);
     }
-    sb_puts(b, "\n");
+    nb_sb_puts(b, "\n");
     for (int i = 0; i < n; i++) {
         const float *row = out + (size_t)i * k;
         for (int j = 0; j < values; j++) {
-            sb_puts(b, j ? "," : "");
+            nb_sb_puts(b, j ? "," : "");
             if (m->spec.task == NB_TASK_CLASSIFICATION)
                 csv_field(b, class_name(m, best_class(row, k), buf, sizeof buf));
             else if (m->spec.task == NB_TASK_MULTILABEL)
-                sb_puts(b, row[j] > 0.5f ? "1" : "0");
+                nb_sb_puts(b, row[j] > 0.5f ? "1" : "0");
             else
                 put_number(b, row[j]);
         }
         for (int j = 0; proba && m->spec.task != NB_TASK_REGRESSION && j < k; j++) {
-            sb_puts(b, ",");
+            nb_sb_puts(b, ",");
             put_number(b, row[j]);
         }
-        sb_puts(b, "\n");
+        nb_sb_puts(b, "\n");
     }
 }
 
 /* {"prediction": class} or {"prediction": {name: value, ...}}, and with --proba
  * "proba": {class or label: p, ...}. */
-static int write_jsonl(strbuf *b, const nb_model *m, const float *out, int n, int proba)
+static int write_jsonl(nb_strbuf *b, const nb_model *m, const float *out, int n, int proba)
 {
     int k = m->spec.classes;
     char buf[64];
@@ -299,15 +299,15 @@ static int write_jsonl(strbuf *b, const nb_model *m, const float *out, int n, in
         cJSON_Delete(j);
         if (!text)
             return -1;
-        sb_puts(b, text);
-        sb_puts(b, "\n");
+        nb_sb_puts(b, text);
+        nb_sb_puts(b, "\n");
         cJSON_free(text);
     }
     return 0;
 }
 
 /* The text to standard output, or to the file by the output rule (atomically). */
-static int write_out(const char *path, const strbuf *b, nb_error *err)
+static int write_out(const char *path, const nb_strbuf *b, nb_error *err)
 {
     if (strcmp(path, "-") == 0) {
         fwrite(b->data ? b->data : "", 1, b->len, stdout);
@@ -328,7 +328,7 @@ static int predict(const predict_options *o, nb_error *err)
     nb_dataset d;
     memset(&m, 0, sizeof m);
     memset(&d, 0, sizeof d);
-    strbuf text = {0};
+    nb_strbuf text = {0};
     float *out = NULL;
     int rc = model_arch_load(run.model, &o->arch, o->batch_size, &m, err);
     /* A flag that would do nothing is bad usage (the caller exits 2 on -2). */
@@ -365,7 +365,7 @@ static int predict(const predict_options *o, nb_error *err)
         rc = nb_fail(err, "out of memory");
     if (rc == 0)
         rc = write_out(o->out, &text, err);
-    sb_free(&text);
+    nb_sb_free(&text);
     free(out);
     nb_dataset_free(&d);
     nb_model_free(&m);

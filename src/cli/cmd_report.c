@@ -145,7 +145,7 @@ static int classify(const report_options *o, report_kind *kinds, int *n_studies,
     return 0;
 }
 
-static int write_runs(const report_options *o, strbuf *b, nb_error *err)
+static int write_runs(const report_options *o, nb_strbuf *b, nb_error *err)
 {
     run_data *runs = calloc((size_t)o->n_dirs, sizeof *runs);
     if (!runs)
@@ -162,7 +162,7 @@ static int write_runs(const report_options *o, strbuf *b, nb_error *err)
     return rc;
 }
 
-static int write_study(const report_options *o, strbuf *b, nb_error *err)
+static int write_study(const report_options *o, nb_strbuf *b, nb_error *err)
 {
     study_data s;
     if (study_load(&s, o->dirs[0], err) != 0)
@@ -196,7 +196,7 @@ int cmd_report(int argc, char **argv)
 
     char *out = o.out ? strdup(o.out)
                       : o.n_dirs == 1 ? path_join(o.dirs[0], "report.html") : strdup("report.html");
-    strbuf b = {0};
+    nb_strbuf b = {0};
     int rc = out ? 0 : nb_fail(&err, "out of memory");
     /* Not over one of nabla's own files (a run's metrics.jsonl, a lock: dir_kind.h); a
      * report.html anywhere is a report's. */
@@ -210,7 +210,7 @@ int cmd_report(int argc, char **argv)
         rc = nb_write_file_atomic(out, b.data, b.len, &err);
     if (rc == 0)
         printf("wrote %s\n", out);
-    sb_free(&b);
+    nb_sb_free(&b);
     free(out);
     return rc == 0 ? EXIT_OK : runtime_error(&err);
 }

@@ -67,7 +67,7 @@ static void clear_texts(builder *bd)
     bd->n_texts = 0;
 }
 
-int builder_draw(builder *bd, strbuf *b, chart *c)
+int builder_draw(builder *bd, nb_strbuf *b, chart *c)
 {
     int rc = bd->failed ? -1 : 0;
     if (rc == 0) {

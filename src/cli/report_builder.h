@@ -26,7 +26,7 @@ chart_series *builder_series(builder *bd, const chart_series *s);
 void builder_legend(builder *bd, const legend_entry *e);
 /* Writes the chart (c's series and legend are the builder's) and empties the builder for the
  * next one; returns -1 if the builder ran out of memory. */
-int builder_draw(builder *bd, strbuf *b, chart *c);
+int builder_draw(builder *bd, nb_strbuf *b, chart *c);
 void builder_free(builder *bd);
 
 /* Whether any of the n values is a number. */

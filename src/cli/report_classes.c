@@ -11,7 +11,7 @@
 #include "run_check.h"
 #include "run_source.h"
 
-static void tables(strbuf *b, const nb_model *m, const int64_t *counts)
+static void tables(nb_strbuf *b, const nb_model *m, const int64_t *counts)
 {
     int k = m->spec.classes;
     char name[32];
@@ -33,13 +33,13 @@ static void tables(strbuf *b, const nb_model *m, const int64_t *counts)
         return;
     }
     page_note(b, "Confusion matrix: a row per true class, a column per predicted class.");
-    sb_puts(b, "<table><thead><tr><th>true \\ predicted</th>");
+    nb_sb_puts(b, "<table><thead><tr><th>true \\ predicted</th>");
     for (int p = 0; p < k; p++) {
-        sb_puts(b, "<th>");
-        sb_escape(b, class_name(m, p, name, sizeof name));
-        sb_puts(b, "</th>");
+        nb_sb_puts(b, "<th>");
+        html_escape(b, class_name(m, p, name, sizeof name));
+        nb_sb_puts(b, "</th>");
     }
-    sb_puts(b, "</tr></thead><tbody>\n");
+    nb_sb_puts(b, "</tr></thead><tbody>\n");
     for (int t = 0; t < k; t++) {
         page_row_begin(b, NULL);
         page_cell(b, class_name(m, t, name, sizeof name));
@@ -50,7 +50,7 @@ static void tables(strbuf *b, const nb_model *m, const int64_t *counts)
     page_table_end(b);
 }
 
-int classes_section(strbuf *b, const run_data *r, nb_error *err)
+int classes_section(nb_strbuf *b, const run_data *r, nb_error *err)
 {
     const char *task = json_string(r->config, "task");   /* absent: a classifier */
     if (!r->has_model || (task && strcmp(task, "classification") != 0))

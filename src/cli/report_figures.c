@@ -50,7 +50,7 @@ static void axis_scale(const parallel_axis *a, scale *s)
         scale_fit(s, a->kind, scale_t(a->kind, a->lo), scale_t(a->kind, a->hi), 1, a->integer);
 }
 
-void svg_parallel(strbuf *b, const char *id, const char *title, const char *note,
+void svg_parallel(nb_strbuf *b, const char *id, const char *title, const char *note,
                   const parallel_axis *axes, int n_axes, int n_lines, const double *color_value,
                   const char *color_label, const char *const *tips)
 {
@@ -88,15 +88,15 @@ void svg_parallel(strbuf *b, const char *id, const char *title, const char *note
         order[i] = i;
     sort_keys = color_value;
     qsort(order, (size_t)n_lines, sizeof *order, by_key);
-    sb_puts(b, "<g class=\"lines\" fill=\"none\">\n");
+    nb_sb_puts(b, "<g class=\"lines\" fill=\"none\">\n");
     for (int o = 0; o < n_lines; o++) {
         int i = order[o];
         char color[8] = "#b4b4b4";
         int muted = !isfinite(color_value[i]);
         if (!muted)
             viridis(cmax > cmin ? (color_value[i] - cmin) / (cmax - cmin) : 1, color);
-        sb_printf(b, "<path class=\"trial-line\" stroke=\"%s\" stroke-width=\"%s\"%s d=\"",
-                  color, muted ? "1" : "1.8", muted ? " stroke-dasharray=\"4 3\"" : "");
+        nb_sb_printf(b, "<path class=\"trial-line\" stroke=\"%s\" stroke-width=\"%s\"%s d=\"",
+                     color, muted ? "1" : "1.8", muted ? " stroke-dasharray=\"4 3\"" : "");
         int pen = 0;
         for (int k = 0; k < n_axes; k++) {
             double t = scale_t(axes[k].kind, axes[k].v[i]);
@@ -104,68 +104,69 @@ void svg_parallel(strbuf *b, const char *id, const char *title, const char *note
                 pen = 0;
                 continue;
             }
-            sb_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', pa[k].left, plot_y(&pa[k], t));
+            nb_sb_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', pa[k].left, plot_y(&pa[k], t));
             pen = 1;
         }
-        sb_puts(b, "\">");
+        nb_sb_puts(b, "\">");
         if (tips && tips[i]) {
-            sb_puts(b, "<title>");
-            sb_escape(b, tips[i]);
-            sb_puts(b, "</title>");
+            nb_sb_puts(b, "<title>");
+            html_escape(b, tips[i]);
+            nb_sb_puts(b, "</title>");
         }
-        sb_puts(b, "</path>\n");
+        nb_sb_puts(b, "</path>\n");
     }
-    sb_puts(b, "</g>\n");
+    nb_sb_puts(b, "</g>\n");
 
     /* The axes over the lines, with their names above and ticks labelled on a white halo. */
     for (int k = 0; k < n_axes; k++) {
         const plot_area *p = &pa[k];
-        sb_printf(b, "<g class=\"axes\"><line class=\"frame\" x1=\"%.1f\" y1=\"%.1f\" "
+        nb_sb_printf(b, "<g class=\"axes\"><line class=\"frame\" x1=\"%.1f\" y1=\"%.1f\" "
                      "x2=\"%.1f\" y2=\"%.1f\" stroke=\"#666\"/>", p->left, top, p->left,
-                  top + PC_PLOT_H);
-        sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-                  p->left, top - 12);
-        sb_escape_clipped(b, axes[k].name, 20, 0);
-        sb_puts(b, "</text>\n");
+                     top + PC_PLOT_H);
+        nb_sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+                     p->left, top - 12);
+        html_escape_clipped(b, axes[k].name, 20, 0);
+        nb_sb_puts(b, "</text>\n");
         for (int i = 0; i < p->y.n_ticks; i++) {
             double y = plot_y(p, p->y.tick[i]);
-            sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+            nb_sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
                          "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" "
                          "stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
-                      p->left - 4, y, p->left, y, p->left - 6, y + 4);
-            sb_escape_clipped(b, p->y.label[i], 12, 0);
-            sb_puts(b, "</text>");
+                         p->left - 4, y, p->left, y, p->left - 6, y + 4);
+            html_escape_clipped(b, p->y.label[i], 12, 0);
+            nb_sb_puts(b, "</text>");
         }
-        sb_puts(b, "</g>\n");
+        nb_sb_puts(b, "</g>\n");
     }
 
     /* The colour scale. */
     if (cmin <= cmax) {
         double x0 = left, y0 = top + PC_PLOT_H + 34, w = 220;
-        sb_puts(b, "<g class=\"colorbar\">");
+        nb_sb_puts(b, "<g class=\"colorbar\">");
         for (int i = 0; i < 44; i++) {
             char c[8];
             viridis(i / 43.0, c);
-            sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"10\" fill=\"%s\"/>",
-                      x0 + w * i / 44, y0, w / 44 + 0.3, c);
+            nb_sb_printf(b,
+                         "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"10\" fill=\"%s\"/>",
+                         x0 + w * i / 44, y0, w / 44 + 0.3, c);
         }
-        sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\">%.4g</text>", x0, y0 + 24, cmin);
-        sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>",
-                  x0 + w, y0 + 24, cmax);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", x0 + w + 12, y0 + 9);
-        sb_escape(b, color_label);
-        sb_puts(b, "</text>");
-        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#b4b4b4\" "
+        nb_sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\">%.4g</text>", x0, y0 + 24, cmin);
+        nb_sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>",
+                     x0 + w, y0 + 24, cmax);
+        nb_sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", x0 + w + 12, y0 + 9);
+        html_escape(b, color_label);
+        nb_sb_puts(b, "</text>");
+        nb_sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#b4b4b4\" "
                      "stroke-dasharray=\"4 3\"/><text x=\"%.1f\" y=\"%.1f\">no score "
                      "(pruned)</text>", x0, y0 + 38, x0 + 30, y0 + 38, x0 + 36, y0 + 42);
-        sb_puts(b, "</g>\n");
+        nb_sb_puts(b, "</g>\n");
     }
     svg_close(b);
     free(order);
     free(pa);
 }
 
-void svg_bars(strbuf *b, const char *id, const char *title, const char *note,
+void svg_bars(nb_strbuf *b, const char *id, const char *title, const char *note,
               const char *const *names, const double *values, int n, double max,
               const char *xlabel)
 {
@@ -177,25 +178,25 @@ void svg_bars(strbuf *b, const char *id, const char *title, const char *note,
     svg_open(b, id, title, note, width, height);
     for (int i = 0; i < n; i++) {
         double y = top + i * row;
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 8, y + 15);
-        sb_escape_clipped(b, names[i], 20, 0);
-        sb_puts(b, "</text>");
+        nb_sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 8, y + 15);
+        html_escape_clipped(b, names[i], 20, 0);
+        nb_sb_puts(b, "</text>");
         if (isnan(values[i])) {
-            sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\">n/a</text>\n", left + 4,
-                      y + 15);
+            nb_sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\">n/a</text>\n", left + 4,
+                         y + 15);
             continue;
         }
         double w = fmax(0, fmin(1, values[i] / max)) * bar_w;
-        sb_printf(b, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\" "
+        nb_sb_printf(b, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\" "
                      "fill=\"#5b7fa6\"/><text class=\"tl\" x=\"%.1f\" y=\"%.1f\">%.2f</text>\n",
-                  left, y + 3, w, left + w + 6, y + 15, values[i]);
+                     left, y + 3, w, left + w + 6, y + 15, values[i]);
     }
     double base = top + n * row + 4;
-    sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", left,
-              base, left + bar_w, base);
-    sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-              left + bar_w / 2, base + 22);
-    sb_escape(b, xlabel);
-    sb_puts(b, "</text>\n");
+    nb_sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", left,
+                 base, left + bar_w, base);
+    nb_sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+                 left + bar_w / 2, base + 22);
+    html_escape(b, xlabel);
+    nb_sb_puts(b, "</text>\n");
     svg_close(b);
 }

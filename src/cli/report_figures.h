@@ -20,7 +20,7 @@ typedef struct parallel_axis {
 /* Each line crosses every axis at its value; lines with a colour value are coloured by it
  * (viridis, low to high, the highest drawn on top) and the others (muted) drawn thin, grey and
  * dashed behind them. Lines are <path class="trial-line">, with a tooltip each. */
-void svg_parallel(strbuf *b, const char *id, const char *title, const char *note,
+void svg_parallel(nb_strbuf *b, const char *id, const char *title, const char *note,
                   const parallel_axis *axes, int n_axes, int n_lines, const double *color_value,
                   const char *color_label, const char *const *tips);
 
@@ -29,7 +29,7 @@ void viridis(double x, char out[8]);
 
 /* A horizontal bar per name, longest first as given, value written after it; NaN: "n/a".
  * Bars span [0, max]. */
-void svg_bars(strbuf *b, const char *id, const char *title, const char *note,
+void svg_bars(nb_strbuf *b, const char *id, const char *title, const char *note,
               const char *const *names, const double *values, int n, double max,
               const char *xlabel);
 

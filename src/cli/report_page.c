@@ -53,51 +53,51 @@ static const char *const SCRIPT =
     "  }\n"
     "})();\n";
 
-void page_begin(strbuf *b, const char *title, const char *subtitle)
+void page_begin(nb_strbuf *b, const char *title, const char *subtitle)
 {
-    sb_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    nb_sb_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                "<meta name=\"generator\" content=\"nabla " NABLA_VERSION "\">\n"
                /* Else the browser asks the directory for a favicon. */
                "<link rel=\"icon\" href=\"data:,\">\n<title>");
-    sb_escape(b, title);
-    sb_puts(b, "</title>\n<style>\n");
-    sb_puts(b, STYLE);
-    sb_puts(b, "</style>\n</head>\n<body>\n<h1>");
-    sb_escape(b, title);
-    sb_puts(b, "</h1>\n<p class=\"sub\">");
-    sb_escape(b, subtitle);
-    sb_puts(b, "</p>\n");
+    html_escape(b, title);
+    nb_sb_puts(b, "</title>\n<style>\n");
+    nb_sb_puts(b, STYLE);
+    nb_sb_puts(b, "</style>\n</head>\n<body>\n<h1>");
+    html_escape(b, title);
+    nb_sb_puts(b, "</h1>\n<p class=\"sub\">");
+    html_escape(b, subtitle);
+    nb_sb_puts(b, "</p>\n");
 }
 
-void page_end(strbuf *b)
+void page_end(nb_strbuf *b)
 {
-    sb_puts(b, "<script>\n");
-    sb_puts(b, SCRIPT);
-    sb_puts(b, "</script>\n</body>\n</html>\n");
+    nb_sb_puts(b, "<script>\n");
+    nb_sb_puts(b, SCRIPT);
+    nb_sb_puts(b, "</script>\n</body>\n</html>\n");
 }
 
-void page_section(strbuf *b, const char *heading)
+void page_section(nb_strbuf *b, const char *heading)
 {
-    sb_puts(b, "<section>\n<h2>");
-    sb_escape(b, heading);
-    sb_puts(b, "</h2>\n");
+    nb_sb_puts(b, "<section>\n<h2>");
+    html_escape(b, heading);
+    nb_sb_puts(b, "</h2>\n");
 }
 
-void page_section_end(strbuf *b) { sb_puts(b, "</section>\n"); }
-void page_charts_begin(strbuf *b) { sb_puts(b, "<div class=\"charts\">\n"); }
-void page_charts_end(strbuf *b) { sb_puts(b, "</div>\n"); }
+void page_section_end(nb_strbuf *b) { nb_sb_puts(b, "</section>\n"); }
+void page_charts_begin(nb_strbuf *b) { nb_sb_puts(b, "<div class=\"charts\">\n"); }
+void page_charts_end(nb_strbuf *b) { nb_sb_puts(b, "</div>\n"); }
 
-void page_note(strbuf *b, const char *fmt, ...)
+void page_note(nb_strbuf *b, const char *fmt, ...)
 {
     char text[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    sb_puts(b, "<p class=\"note\">");
-    sb_escape(b, text);
-    sb_puts(b, "</p>\n");
+    nb_sb_puts(b, "<p class=\"note\">");
+    html_escape(b, text);
+    nb_sb_puts(b, "</p>\n");
 }
 
 static void number_text(double v, char *buf, size_t cap)
@@ -139,41 +139,41 @@ void json_value_text(const cJSON *v, char *buf, size_t cap)
     }
 }
 
-void page_table_begin(strbuf *b, const char *cls, ...)
+void page_table_begin(nb_strbuf *b, const char *cls, ...)
 {
-    sb_puts(b, "<table");
+    nb_sb_puts(b, "<table");
     if (cls)
-        sb_printf(b, " class=\"%s\"", cls);
-    sb_puts(b, "><thead><tr>");
+        nb_sb_printf(b, " class=\"%s\"", cls);
+    nb_sb_puts(b, "><thead><tr>");
     va_list ap;
     va_start(ap, cls);
     for (const char *h; (h = va_arg(ap, const char *)) != NULL;) {
-        sb_puts(b, "<th>");
-        sb_escape(b, h);
-        sb_puts(b, "</th>");
+        nb_sb_puts(b, "<th>");
+        html_escape(b, h);
+        nb_sb_puts(b, "</th>");
     }
     va_end(ap);
-    sb_puts(b, "</tr></thead>\n<tbody>\n");
+    nb_sb_puts(b, "</tr></thead>\n<tbody>\n");
 }
 
-void page_row_begin(strbuf *b, const char *cls)
+void page_row_begin(nb_strbuf *b, const char *cls)
 {
     if (cls)
-        sb_printf(b, "<tr class=\"%s\">", cls);
+        nb_sb_printf(b, "<tr class=\"%s\">", cls);
     else
-        sb_puts(b, "<tr>");
+        nb_sb_puts(b, "<tr>");
 }
 
-void page_cell(strbuf *b, const char *text)
+void page_cell(nb_strbuf *b, const char *text)
 {
-    sb_puts(b, "<td>");
-    sb_escape(b, text);
-    sb_puts(b, "</td>");
+    nb_sb_puts(b, "<td>");
+    html_escape(b, text);
+    nb_sb_puts(b, "</td>");
 }
 
-void page_cell_wrapped(strbuf *b, const char *text)
+void page_cell_wrapped(nb_strbuf *b, const char *text)
 {
-    sb_puts(b, "<td>");
+    nb_sb_puts(b, "<td>");
     for (const char *from = text; *from;) {
         size_t n = strcspn(from, "|,");
         char piece[256];
@@ -181,36 +181,36 @@ void page_cell_wrapped(strbuf *b, const char *text)
             size_t take = n < sizeof piece - 1 ? n : sizeof piece - 1;
             memcpy(piece, from, take);
             piece[take] = '\0';
-            sb_escape(b, piece);
+            html_escape(b, piece);
             from += take;
             n -= take;
         }
         if (*from) {
-            sb_printf(b, "%c<wbr>", *from);
+            nb_sb_printf(b, "%c<wbr>", *from);
             from++;
         }
     }
-    sb_puts(b, "</td>");
+    nb_sb_puts(b, "</td>");
 }
 
-void page_cell_num(strbuf *b, const char *fmt, double v)
+void page_cell_num(nb_strbuf *b, const char *fmt, double v)
 {
-    sb_puts(b, "<td class=\"num\">");
+    nb_sb_puts(b, "<td class=\"num\">");
     if (!isnan(v)) {
         char text[64];
         snprintf(text, sizeof text, fmt, v);
-        sb_escape(b, text);
+        html_escape(b, text);
     }
-    sb_puts(b, "</td>");
+    nb_sb_puts(b, "</td>");
 }
 
-void page_row_end(strbuf *b) { sb_puts(b, "</tr>\n"); }
-void page_table_end(strbuf *b) { sb_puts(b, "</tbody></table>\n"); }
+void page_row_end(nb_strbuf *b) { nb_sb_puts(b, "</tr>\n"); }
+void page_table_end(nb_strbuf *b) { nb_sb_puts(b, "</tbody></table>\n"); }
 
-void page_object_table(strbuf *b, const cJSON *obj, int columns)
+void page_object_table(nb_strbuf *b, const cJSON *obj, int columns)
 {
     int n = cJSON_GetArraySize(obj), per = columns > 1 ? (n + columns - 1) / columns : n, i = 0;
-    sb_puts(b, "<div class=\"tables\">\n");
+    nb_sb_puts(b, "<div class=\"tables\">\n");
     const cJSON *m;
     cJSON_ArrayForEach(m, obj) {
         if (i % (per ? per : 1) == 0) {
@@ -228,7 +228,7 @@ void page_object_table(strbuf *b, const cJSON *obj, int columns)
     }
     if (i)
         page_table_end(b);
-    sb_puts(b, "</div>\n");
+    nb_sb_puts(b, "</div>\n");
 }
 
 void params_object_text(const cJSON *params, char *buf, size_t cap)

@@ -9,9 +9,9 @@
 #include "report_study.h"
 
 /* One run, or several overlaid (n > 1). title NULL: a default one. */
-int report_runs_page(strbuf *b, run_data *runs, int n, const char *title, nb_error *err);
+int report_runs_page(nb_strbuf *b, run_data *runs, int n, const char *title, nb_error *err);
 
 /* A study of `nabla tune`. */
-int report_study_page(strbuf *b, const study_data *s, const char *title, nb_error *err);
+int report_study_page(nb_strbuf *b, const study_data *s, const char *title, nb_error *err);
 
 #endif /* NABLA_CLI_REPORT_PAGES_H */

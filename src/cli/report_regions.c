@@ -92,27 +92,27 @@ static int predict_grid(nb_model *m, const double box[4], int cols, int rows, in
     return rc;
 }
 
-static void draw_regions(strbuf *b, const plot_area *p, const int32_t *cls, int cols, int rows)
+static void draw_regions(nb_strbuf *b, const plot_area *p, const int32_t *cls, int cols, int rows)
 {
     double cw = p->width / cols, ch = p->height / rows;
-    sb_puts(b, "<g class=\"regions\">\n");
+    nb_sb_puts(b, "<g class=\"regions\">\n");
     for (int j = 0; j < rows; j++) {
         const int32_t *row = cls + (size_t)j * cols;
         for (int i = 0; i < cols;) {
             int k = i;
             while (k < cols && row[k] == row[i])
                 k++;
-            sb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+            nb_sb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
                          "fill=\"%s\"/>", p->left + i * cw, p->top + j * ch, (k - i) * cw, ch,
-                      class_tint(row[i]));
+                         class_tint(row[i]));
             i = k;
         }
-        sb_puts(b, "\n");
+        nb_sb_puts(b, "\n");
     }
-    sb_puts(b, "</g>\n");
+    nb_sb_puts(b, "</g>\n");
 }
 
-static void draw_points(strbuf *b, const plot_area *p, const nb_dataset *d, int classes,
+static void draw_points(nb_strbuf *b, const plot_area *p, const nb_dataset *d, int classes,
                         legend_entry *legend, int *n_legend, char keys[][16], char names[][32])
 {
     int stride = (d->n + REGIONS_MAX_POINTS - 1) / REGIONS_MAX_POINTS;
@@ -127,19 +127,19 @@ static void draw_points(strbuf *b, const plot_area *p, const nb_dataset *d, int 
         legend[*n_legend] = (legend_entry){keys[*n_legend], names[*n_legend], class_color(c),
                                            DASH_SOLID, 0, MARK_CIRCLE};
         (*n_legend)++;
-        sb_printf(b, "<g class=\"series\" data-key=\"c%d\" data-color=\"%s\"><title>class %d "
+        nb_sb_printf(b, "<g class=\"series\" data-key=\"c%d\" data-color=\"%s\"><title>class %d "
                      "(training points)</title>\n", c, class_color(c), c);
         for (int i = 0; i < d->n; i += stride)
             if (d->labels[i] == c)
-                sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.6\" fill=\"%s\" "
+                nb_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.6\" fill=\"%s\" "
                              "stroke=\"#fff\" stroke-width=\"0.5\"/>",
-                          plot_x(p, d->values[2 * i]), plot_y(p, d->values[2 * i + 1]),
-                          class_color(c));
-        sb_puts(b, "\n</g>\n");
+                             plot_x(p, d->values[2 * i]), plot_y(p, d->values[2 * i + 1]),
+                             class_color(c));
+        nb_sb_puts(b, "\n</g>\n");
     }
 }
 
-int regions_chart(strbuf *b, const run_data *r, const char *title, const char *note,
+int regions_chart(nb_strbuf *b, const run_data *r, const char *title, const char *note,
                   char *why, size_t why_size, nb_error *err)
 {
     nb_model m;

@@ -26,7 +26,7 @@ int regions_possible(const run_data *r);
  * from its path) and split as the run split it. Returns 1 when drawn; 0 when it cannot be (the
  * data file is not there any more), with the reason in why; -1 on an error (a damaged model
  * file, a model that is not the run's (run_check_model), out of memory). */
-int regions_chart(strbuf *b, const run_data *r, const char *title, const char *note,
+int regions_chart(nb_strbuf *b, const run_data *r, const char *title, const char *note,
                   char *why, size_t why_size, nb_error *err);
 
 #endif /* NABLA_CLI_REPORT_REGIONS_H */

@@ -81,7 +81,7 @@ static int any_split(const runs *rs, int steps, const split *sp, int n_splits)
 
 /* A metric of every split of every run, per epoch or per step; no chart when no run has it
  * (accuracy of regression runs, RMSE of classifiers). */
-static int split_chart(strbuf *b, runs *rs, const char *id, const char *title,
+static int split_chart(nb_strbuf *b, runs *rs, const char *id, const char *title,
                        const char *ylabel, int steps, const split *sp, int n_splits)
 {
     if (!any_split(rs, steps, sp, n_splits) && strcmp(id, "loss") != 0)
@@ -120,7 +120,7 @@ static int split_chart(strbuf *b, runs *rs, const char *id, const char *title,
     return builder_draw(&rs->bd, b, &c);
 }
 
-static int lr_chart(strbuf *b, runs *rs)
+static int lr_chart(nb_strbuf *b, runs *rs)
 {
     double lo = INFINITY, hi = -INFINITY;
     int *shown = calloc((size_t)rs->n, sizeof *shown);
@@ -155,7 +155,7 @@ static int lr_chart(strbuf *b, runs *rs)
 
 /* Ioffe and Szegedy's Figure 1 (b, c): the 15th, 50th and 85th percentiles of a hidden unit's
  * input over the batch, as training goes; and the same over all the layer's inputs. */
-static int trace_chart(strbuf *b, runs *rs, int layer_wide)
+static int trace_chart(nb_strbuf *b, runs *rs, int layer_wide)
 {
     const int cols[3] = {layer_wide ? T_LAYER_P15 : T_UNIT_P15,
                          layer_wide ? T_LAYER_P50 : T_UNIT_P50,
@@ -211,7 +211,7 @@ static int trace_chart(strbuf *b, runs *rs, int layer_wide)
     return builder_draw(&rs->bd, b, &c);
 }
 
-static int regions_section(strbuf *b, runs *rs, nb_error *err)
+static int regions_section(nb_strbuf *b, runs *rs, nb_error *err)
 {
     int any = 0;
     for (int k = 0; k < rs->n; k++)
@@ -253,7 +253,7 @@ static int regions_section(strbuf *b, runs *rs, nb_error *err)
     return 0;
 }
 
-static void summary_section(strbuf *b, runs *rs)
+static void summary_section(nb_strbuf *b, runs *rs)
 {
     page_section(b, rs->n > 1 ? "Runs" : "Summary");
     page_table_begin(b, NULL, "run", "status", "epochs", "steps", "train loss",
@@ -310,7 +310,7 @@ static int first_seen(const runs *rs, int k, const char *key)
 
 /* One run: its config.json. Several: the settings that differ, a column per run, then those
  * they share. */
-static int config_section(strbuf *b, runs *rs)
+static int config_section(nb_strbuf *b, runs *rs)
 {
     page_section(b, "Configuration");
     if (rs->n == 1) {
@@ -321,13 +321,13 @@ static int config_section(strbuf *b, runs *rs)
     cJSON *common = cJSON_CreateObject();
     if (!common)
         return -1;
-    sb_puts(b, "<table><thead><tr><th>setting</th>");
+    nb_sb_puts(b, "<table><thead><tr><th>setting</th>");
     for (int k = 0; k < rs->n; k++) {
-        sb_puts(b, "<th>");
-        sb_escape(b, rs->r[k].dir);
-        sb_puts(b, "</th>");
+        nb_sb_puts(b, "<th>");
+        html_escape(b, rs->r[k].dir);
+        nb_sb_puts(b, "</th>");
     }
-    sb_puts(b, "</tr></thead>\n<tbody>\n");
+    nb_sb_puts(b, "</tr></thead>\n<tbody>\n");
     for (int k = 0; k < rs->n; k++) {
         const cJSON *m;
         cJSON_ArrayForEach(m, rs->r[k].config) {
@@ -361,7 +361,7 @@ static int config_section(strbuf *b, runs *rs)
     return 0;
 }
 
-static int body(strbuf *b, runs *rs, nb_error *err)
+static int body(nb_strbuf *b, runs *rs, nb_error *err)
 {
     summary_section(b, rs);
     page_section(b, "Training curves");
@@ -412,7 +412,7 @@ static int body(strbuf *b, runs *rs, nb_error *err)
     return config_section(b, rs) == 0 ? 0 : nb_fail(err, "out of memory");
 }
 
-int report_runs_page(strbuf *b, run_data *r, int n, const char *title, nb_error *err)
+int report_runs_page(nb_strbuf *b, run_data *r, int n, const char *title, nb_error *err)
 {
     char subtitle[512];
     if (n == 1)

@@ -200,7 +200,7 @@ static axis_spec param_axis(const study_view *v, int k, const char **choice_text
     return a;
 }
 
-static int scatter_charts(strbuf *b, study_view *v)
+static int scatter_charts(nb_strbuf *b, study_view *v)
 {
     double *acc = objectives(v);
     if (!acc)
@@ -232,7 +232,7 @@ static int scatter_charts(strbuf *b, study_view *v)
 
 /* Trial by trial, the best objective of the complete trials so far (the highest, or the
  * lowest where lower is better). */
-static int best_so_far_chart(strbuf *b, study_view *v)
+static int best_so_far_chart(nb_strbuf *b, study_view *v)
 {
     nb_metric m = v->s->opt.objective;
     double *acc = objectives(v), *best = malloc((size_t)v->n * sizeof *best);
@@ -271,7 +271,7 @@ static int best_so_far_chart(strbuf *b, study_view *v)
 }
 
 /* Every trial's objective after each epoch, as the journal recorded it. */
-static int learning_curves_chart(strbuf *b, study_view *v)
+static int learning_curves_chart(nb_strbuf *b, study_view *v)
 {
     int most = 0;
     for (int i = 0; i < v->n; i++)
@@ -311,7 +311,7 @@ static int learning_curves_chart(strbuf *b, study_view *v)
     return rc;
 }
 
-static int parallel_chart(strbuf *b, study_view *v)
+static int parallel_chart(nb_strbuf *b, study_view *v)
 {
     int n_axes = v->s->space.n + 1;
     parallel_axis *axes = calloc((size_t)n_axes, sizeof *axes);
@@ -355,7 +355,7 @@ static int parallel_chart(strbuf *b, study_view *v)
     return rc;
 }
 
-static void importance_chart(strbuf *b, const study_view *v)
+static void importance_chart(nb_strbuf *b, const study_view *v)
 {
     const study_data *s = v->s;
     const cJSON *imp = s->best ? cJSON_GetObjectItemCaseSensitive(s->best, "importance") : NULL;
@@ -398,7 +398,7 @@ static void importance_chart(strbuf *b, const study_view *v)
     free(values);
 }
 
-static void summary_section(strbuf *b, const study_view *v)
+static void summary_section(nb_strbuf *b, const study_view *v)
 {
     const study_data *s = v->s;
     int count[TRIAL_FAILED + 1] = {0};
@@ -435,26 +435,26 @@ static void summary_section(strbuf *b, const study_view *v)
     page_table_end(b);
     const char *command = json_string(s->best, "command");
     if (command) {
-        sb_puts(b, "<p class=\"note\">Train it again: <code>");
-        sb_escape(b, command);
-        sb_puts(b, "</code></p>\n");
+        nb_sb_puts(b, "<p class=\"note\">Train it again: <code>");
+        html_escape(b, command);
+        nb_sb_puts(b, "</code></p>\n");
     }
     page_section_end(b);
 }
 
-static void leaderboard(strbuf *b, const study_view *v, const int *order, int n)
+static void leaderboard(nb_strbuf *b, const study_view *v, const int *order, int n)
 {
     const study_data *s = v->s;
     page_section(b, "Leaderboard");
-    sb_puts(b, "<table><thead><tr><th>rank</th><th>trial</th><th>state</th><th>");
-    sb_escape(b, s->opt.objective == NB_METRIC_ACCURACY ? "dev acc" : v->label);
-    sb_puts(b, "</th><th>epochs</th><th>seconds</th>");
+    nb_sb_puts(b, "<table><thead><tr><th>rank</th><th>trial</th><th>state</th><th>");
+    html_escape(b, s->opt.objective == NB_METRIC_ACCURACY ? "dev acc" : v->label);
+    nb_sb_puts(b, "</th><th>epochs</th><th>seconds</th>");
     for (int k = 0; k < s->space.n; k++) {
-        sb_puts(b, "<th>");
-        sb_escape(b, s->space.p[k].name);
-        sb_puts(b, "</th>");
+        nb_sb_puts(b, "<th>");
+        html_escape(b, s->space.p[k].name);
+        nb_sb_puts(b, "</th>");
     }
-    sb_puts(b, "<th>note</th></tr></thead>\n<tbody>\n");
+    nb_sb_puts(b, "<th>note</th></tr></thead>\n<tbody>\n");
     for (int r = 0; r < n; r++) {
         const trial *t = &s->trials[order[r]];
         page_row_begin(b, r == 0 && t->state == TRIAL_COMPLETE ? "best" : NULL);
@@ -476,7 +476,7 @@ static void leaderboard(strbuf *b, const study_view *v, const int *order, int n)
     page_section_end(b);
 }
 
-static int body(strbuf *b, study_view *v, nb_error *err)
+static int body(nb_strbuf *b, study_view *v, nb_error *err)
 {
     const study_data *s = v->s;
     summary_section(b, v);
@@ -518,7 +518,7 @@ static int body(strbuf *b, study_view *v, nb_error *err)
     return 0;
 }
 
-int report_study_page(strbuf *b, const study_data *s, const char *title, nb_error *err)
+int report_study_page(nb_strbuf *b, const study_data *s, const char *title, nb_error *err)
 {
     char default_title[512], subtitle[512];
     snprintf(default_title, sizeof default_title, "Study %s", s->dir);

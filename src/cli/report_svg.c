@@ -41,101 +41,104 @@ int svg_header_height(const char *note)
     return note ? 46 : 30;
 }
 
-void svg_open(strbuf *b, const char *id, const char *title, const char *note, int width,
+void svg_open(nb_strbuf *b, const char *id, const char *title, const char *note, int width,
               int height)
 {
-    sb_printf(b, "<svg class=\"chart\" data-chart=\"");
-    sb_escape(b, id);
-    sb_printf(b, "\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n", width,
-              height, width, height);
-    sb_puts(b, "<text class=\"title\" x=\"10\" y=\"20\">");
-    sb_escape(b, title);
-    sb_puts(b, "</text>\n");
+    nb_sb_printf(b, "<svg class=\"chart\" data-chart=\"");
+    html_escape(b, id);
+    nb_sb_printf(b, "\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n", width,
+                 height, width, height);
+    nb_sb_puts(b, "<text class=\"title\" x=\"10\" y=\"20\">");
+    html_escape(b, title);
+    nb_sb_puts(b, "</text>\n");
     if (note) {
-        sb_puts(b, "<text class=\"note\" x=\"10\" y=\"37\">");
-        sb_escape(b, note);
-        sb_puts(b, "</text>\n");
+        nb_sb_puts(b, "<text class=\"note\" x=\"10\" y=\"37\">");
+        html_escape(b, note);
+        nb_sb_puts(b, "</text>\n");
     }
 }
 
-void svg_close(strbuf *b)
+void svg_close(nb_strbuf *b)
 {
-    sb_puts(b, "</svg>\n");
+    nb_sb_puts(b, "</svg>\n");
 }
 
-void svg_axes(strbuf *b, const plot_area *p, const char *xlabel, const char *ylabel,
+void svg_axes(nb_strbuf *b, const plot_area *p, const char *xlabel, const char *ylabel,
               int grid_x, int grid_y)
 {
     double bottom = p->top + p->height, right = p->left + p->width;
-    sb_puts(b, "<g class=\"axes\">\n");
+    nb_sb_puts(b, "<g class=\"axes\">\n");
     for (int i = 0; i < p->x.n_ticks; i++) {
         double x = plot_x(p, p->x.tick[i]);
         if (grid_x)
-            sb_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
-                      x, p->top, x, bottom);
-        sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
-                  x, bottom, x, bottom + 4);
-        sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x,
-                  bottom + 16);
+            nb_sb_printf(b,
+                         "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
+                         x, p->top, x, bottom);
+        nb_sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
+                     x, bottom, x, bottom + 4);
+        nb_sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x,
+                     bottom + 16);
         /* Category texts come from the study's files: escaped, and clipped to their room. */
         int room = (int)(p->width / (p->x.n_ticks > 0 ? p->x.n_ticks : 1) / CHAR_W);
-        sb_escape_clipped(b, p->x.label[i], room < 4 ? 4 : room, 0);
-        sb_puts(b, "</text>\n");
+        html_escape_clipped(b, p->x.label[i], room < 4 ? 4 : room, 0);
+        nb_sb_puts(b, "</text>\n");
     }
     for (int i = 0; i < p->y.n_ticks; i++) {
         double y = plot_y(p, p->y.tick[i]);
         if (grid_y)
-            sb_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
-                      p->left, y, right, y);
-        sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
-                  p->left - 4, y, p->left, y);
-        sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">",
-                  p->left - 6, y + 4);
-        sb_escape_clipped(b, p->y.label[i], (int)((p->left - 8) / CHAR_W), 0);
-        sb_puts(b, "</text>\n");
+            nb_sb_printf(b,
+                         "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
+                         p->left, y, right, y);
+        nb_sb_printf(b, "<line class=\"tick\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
+                     p->left - 4, y, p->left, y);
+        nb_sb_printf(b, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">",
+                     p->left - 6, y + 4);
+        html_escape_clipped(b, p->y.label[i], (int)((p->left - 8) / CHAR_W), 0);
+        nb_sb_puts(b, "</text>\n");
     }
-    sb_printf(b, "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
-              p->left, p->top, p->width, p->height);
+    nb_sb_printf(b,
+                 "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
+                 p->left, p->top, p->width, p->height);
     if (xlabel) {
-        sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-                  p->left + p->width / 2, bottom + 34);
-        sb_escape(b, xlabel);
-        sb_puts(b, "</text>\n");
+        nb_sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+                     p->left + p->width / 2, bottom + 34);
+        html_escape(b, xlabel);
+        nb_sb_puts(b, "</text>\n");
     }
     if (ylabel) {
         double x = 14, y = p->top + p->height / 2;
-        sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+        nb_sb_printf(b, "<text class=\"al\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
                      "transform=\"rotate(-90 %.1f %.1f)\">", x, y, x, y);
-        sb_escape(b, ylabel);
-        sb_puts(b, "</text>\n");
+        html_escape(b, ylabel);
+        nb_sb_puts(b, "</text>\n");
     }
-    sb_puts(b, "</g>\n");
+    nb_sb_puts(b, "</g>\n");
 }
 
-void svg_marker(strbuf *b, mark_kind m, double x, double y, double r, const char *color)
+void svg_marker(nb_strbuf *b, mark_kind m, double x, double y, double r, const char *color)
 {
     switch (m) {
     case MARK_NONE:
         break;
     case MARK_CIRCLE:
-        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>", x, y, r, color);
+        nb_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>", x, y, r, color);
         break;
     case MARK_RING:
-        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"#fff\" stroke=\"%s\" "
+        nb_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"#fff\" stroke=\"%s\" "
                      "stroke-width=\"2\"/>", x, y, r, color);
         break;
     case MARK_CROSS:
-        sb_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f\" stroke=\"%s\" "
+        nb_sb_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f\" stroke=\"%s\" "
                      "stroke-width=\"2.5\"/>", x - r, y - r, x + r, y + r, x - r, y + r, x + r,
-                  y - r, color);
+                     y - r, color);
         break;
     case MARK_SQUARE:
-        sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
-                  x - r, y - r, 2 * r, 2 * r, color);
+        nb_sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
+                     x - r, y - r, 2 * r, 2 * r, color);
         break;
     case MARK_TRIANGLE:
-        sb_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1fZ\" fill=\"%s\"/>", x,
-                  y - 1.35 * r, x + 1.25 * r, y + 0.9 * r, x - 1.25 * r, y + 0.9 * r, color);
+        nb_sb_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1fZ\" fill=\"%s\"/>", x,
+                     y - 1.35 * r, x + 1.25 * r, y + 0.9 * r, x - 1.25 * r, y + 0.9 * r, color);
         break;
     }
 }
@@ -156,7 +159,7 @@ static double entry_width(const legend_entry *e)
 }
 
 /* Lays the entries out in rows; returns the rows, and with b draws them. */
-static int legend_layout(strbuf *b, const legend_entry *e, int n, double x0, double y0,
+static int legend_layout(nb_strbuf *b, const legend_entry *e, int n, double x0, double y0,
                          double width)
 {
     if (n == 0)
@@ -172,20 +175,20 @@ static int legend_layout(strbuf *b, const legend_entry *e, int n, double x0, dou
         if (b) {
             double ex = x0 + x, ey = y0 + (rows - 1) * LEGEND_ROW + 9;
             if (e[i].key) {
-                sb_puts(b, "<g class=\"legend-item\" data-key=\"");
-                sb_escape(b, e[i].key);
-                sb_puts(b, "\">");
+                nb_sb_puts(b, "<g class=\"legend-item\" data-key=\"");
+                html_escape(b, e[i].key);
+                nb_sb_puts(b, "\">");
             } else {
-                sb_puts(b, "<g class=\"legend-entry\">");
+                nb_sb_puts(b, "<g class=\"legend-entry\">");
             }
             if (e[i].line)
-                sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                nb_sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                              "stroke=\"%s\" stroke-width=\"2\"%s/>", ex, ey, ex + 26, ey,
-                          e[i].color, dasharray(e[i].dash));
+                             e[i].color, dasharray(e[i].dash));
             svg_marker(b, e[i].mark, ex + 13, ey, 3.5, e[i].color);
-            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", ex + 32, ey + 4);
-            sb_escape_clipped(b, e[i].label, LEGEND_MAX_CHARS, 1);
-            sb_puts(b, "</text></g>\n");
+            nb_sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", ex + 32, ey + 4);
+            html_escape_clipped(b, e[i].label, LEGEND_MAX_CHARS, 1);
+            nb_sb_puts(b, "</text></g>\n");
         }
         x += w;
     }
@@ -198,11 +201,11 @@ int legend_height(const legend_entry *e, int n, double width)
     return rows ? rows * LEGEND_ROW + 6 : 0;
 }
 
-void svg_legend(strbuf *b, const legend_entry *e, int n, double x, double y, double width)
+void svg_legend(nb_strbuf *b, const legend_entry *e, int n, double x, double y, double width)
 {
-    sb_puts(b, "<g class=\"legend\">\n");
+    nb_sb_puts(b, "<g class=\"legend\">\n");
     legend_layout(b, e, n, x, y, width);
-    sb_puts(b, "</g>\n");
+    nb_sb_puts(b, "</g>\n");
 }
 
 /* ---- line and scatter charts ---------------------------------------------------------------- */
@@ -284,20 +287,20 @@ static int thin_points(const chart_series *se, scale_kind ky, int *keep)
     return m;
 }
 
-static void draw_series(strbuf *b, const chart *c, const plot_area *p, const chart_series *se,
+static void draw_series(nb_strbuf *b, const chart *c, const plot_area *p, const chart_series *se,
                         int *keep)
 {
     int m = thin_points(se, c->y.kind, keep);
     double pin = p->top + p->height - 7;
-    sb_puts(b, "<g class=\"series\"");
+    nb_sb_puts(b, "<g class=\"series\"");
     if (se->key) {
-        sb_puts(b, " data-key=\"");
-        sb_escape(b, se->key);
-        sb_puts(b, "\"");
+        nb_sb_puts(b, " data-key=\"");
+        html_escape(b, se->key);
+        nb_sb_puts(b, "\"");
     }
-    sb_printf(b, " data-color=\"%s\"><title>", se->color);
-    sb_escape(b, se->name);
-    sb_puts(b, "</title>\n");
+    nb_sb_printf(b, " data-color=\"%s\"><title>", se->color);
+    html_escape(b, se->name);
+    nb_sb_puts(b, "</title>\n");
     int finite = 0;
     for (int k = 0; k < m; k++)
         if (keep[k] >= 0 && !isnan(scale_t(c->x.kind, se->x[keep[k]])) &&
@@ -305,9 +308,9 @@ static void draw_series(strbuf *b, const chart *c, const plot_area *p, const cha
             finite++;
     /* The line: a move after every gap. */
     if (se->width > 0) {
-        sb_printf(b, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" "
+        nb_sb_printf(b, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" "
                      "stroke-linejoin=\"round\"%s d=\"", se->color, se->width,
-                  dasharray(se->dash));
+                     dasharray(se->dash));
         int pen = 0;
         for (int k = 0; k < m; k++) {
             int i = keep[k];
@@ -317,11 +320,11 @@ static void draw_series(strbuf *b, const chart *c, const plot_area *p, const cha
                 pen = 0;
                 continue;
             }
-            sb_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', plot_x(p, tx),
-                      se->pin_bottom ? pin : plot_y(p, ty));
+            nb_sb_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', plot_x(p, tx),
+                         se->pin_bottom ? pin : plot_y(p, ty));
             pen = 1;
         }
-        sb_puts(b, "\"/>\n");
+        nb_sb_puts(b, "\"/>\n");
     }
     /* Markers: as asked, or small circles on a line with few points, and always on a point
      * with gaps on both sides, which the line alone would not show. */
@@ -347,19 +350,19 @@ static void draw_series(strbuf *b, const chart *c, const plot_area *p, const cha
             continue;
         double x = plot_x(p, tx), y = se->pin_bottom ? pin : plot_y(p, ty);
         if (se->tips && se->tips[i]) {
-            sb_puts(b, "<g><title>");
-            sb_escape(b, se->tips[i]);
-            sb_puts(b, "</title>");
+            nb_sb_puts(b, "<g><title>");
+            html_escape(b, se->tips[i]);
+            nb_sb_puts(b, "</title>");
             svg_marker(b, mk, x, y, r, se->color);
-            sb_puts(b, "</g>");
+            nb_sb_puts(b, "</g>");
         } else {
             svg_marker(b, mk, x, y, r, se->color);
         }
     }
-    sb_puts(b, "</g>\n");
+    nb_sb_puts(b, "</g>\n");
 }
 
-void svg_chart(strbuf *b, const chart *c)
+void svg_chart(nb_strbuf *b, const chart *c)
 {
     int width = c->width ? c->width : 560, plot_h = c->plot_height ? c->plot_height : 240;
     plot_area p;
@@ -379,7 +382,7 @@ void svg_chart(strbuf *b, const chart *c)
     svg_open(b, c->id, c->title, c->note, width, height);
     svg_axes(b, &p, c->x.label, c->y.label, 1, 1);
     if (!has_x || !has_y) {
-        sb_printf(b, "<text class=\"empty\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
+        nb_sb_printf(b, "<text class=\"empty\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
                      "no data yet</text>\n", p.left + p.width / 2, p.top + p.height / 2);
     } else {
         int most = 0;

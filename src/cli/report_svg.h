@@ -75,7 +75,7 @@ typedef struct chart {
     int width, plot_height;   /* 0: 560 and 240 */
 } chart;
 
-void svg_chart(strbuf *b, const chart *c);
+void svg_chart(nb_strbuf *b, const chart *c);
 
 /* The pieces, for charts of other shapes (decision regions, parallel coordinates, bars). */
 typedef struct plot_area {
@@ -85,17 +85,17 @@ typedef struct plot_area {
 double plot_x(const plot_area *p, double t);
 double plot_y(const plot_area *p, double t);
 /* <svg class="chart" data-chart=id ...> with its title and note; close with svg_close. */
-void svg_open(strbuf *b, const char *id, const char *title, const char *note, int width,
+void svg_open(nb_strbuf *b, const char *id, const char *title, const char *note, int width,
               int height);
-void svg_close(strbuf *b);
+void svg_close(nb_strbuf *b);
 /* Space the title and note take at the top. */
 int svg_header_height(const char *note);
 /* Frame, grid, ticks and their labels, axis labels; grid_x/grid_y draw grid lines. */
-void svg_axes(strbuf *b, const plot_area *p, const char *xlabel, const char *ylabel,
+void svg_axes(nb_strbuf *b, const plot_area *p, const char *xlabel, const char *ylabel,
               int grid_x, int grid_y);
-void svg_marker(strbuf *b, mark_kind m, double x, double y, double r, const char *color);
+void svg_marker(nb_strbuf *b, mark_kind m, double x, double y, double r, const char *color);
 /* Height a legend of these entries takes in `width` pixels, and the legend itself at (x, y). */
 int legend_height(const legend_entry *e, int n, double width);
-void svg_legend(strbuf *b, const legend_entry *e, int n, double x, double y, double width);
+void svg_legend(nb_strbuf *b, const legend_entry *e, int n, double x, double y, double width);
 
 #endif /* NABLA_CLI_REPORT_SVG_H */
