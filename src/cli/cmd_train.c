@@ -61,7 +61,6 @@ static int check_data_options(train_options *o, data_kind kind, int *exit_code)
     return 0;
 }
 
-static void fill_train_config(train_run *r, nb_train_config *c);
 static int memory_refused(train_run *r);
 
 static void run_free(train_run *r)
@@ -515,7 +514,7 @@ static int on_checkpoint(const nb_train_state *s, void *user, nb_error *err)
     return 0;
 }
 
-static void fill_train_config(train_run *r, nb_train_config *c)
+void fill_train_config(train_run *r, nb_train_config *c)
 {
     const train_options *o = &r->opt;
     memset(c, 0, sizeof *c);

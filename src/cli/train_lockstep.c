@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "mpi_comm.h"
+#include "train/run_fingerprint.h"
 #include "train_run.h"
 
 /* VOTE_WRITTEN: rank 0 wrote a checkpoint just now (what the others name should it be lost). */
@@ -150,38 +151,32 @@ void vote_settle(train_run *r, int keep_error)
         vote_lost(r, &e);
 }
 
-/* What must be the same on every rank for their sums to make sense: what shapes training (not,
- * say, --threads or --quiet) and the training data. (The weights, batch-norm statistics and
- * optimizer state need not be: nb_train starts every rank from rank 0's.) */
-static uint32_t run_fingerprint(const train_run *r)
+/* What must be the same on every rank for their sums to make sense: what nb_train itself
+ * checks (run_fingerprint.h: the training configuration, the sets' and the model's sizes) and
+ * what only the program knows (the model's layers, input shape, task and loss, the input
+ * normalization, the dev split, and the training data as read: --target, --missing, ... and
+ * --test-fraction shape it). Not, say, --threads or --quiet; nor the weights, batch-norm
+ * statistics and optimizer state: nb_train starts every rank from rank 0's. */
+static uint32_t run_fingerprint(train_run *r)
 {
     const train_options *o = &r->opt;
     const nb_dataset *d = &r->train;
-    size_t n_params;
-    nb_graph_params(r->model.graph, &n_params);
-    char model[NB_LAYERS_TEXT_MAX], shape[48], text[NB_LAYERS_TEXT_MAX + 1024];
+    nb_train_config cfg;
+    fill_train_config(r, &cfg);
+    nb_run_fingerprint trained;
+    nb_run_fingerprint_of(&r->model, &r->train, &r->dev, &r->test, &cfg, &trained);
+    uint32_t c = nb_crc32c(0, trained.field, sizeof trained.field);
+    char model[NB_LAYERS_TEXT_MAX], shape[48], text[NB_LAYERS_TEXT_MAX + 256];
     if (nb_layers_format(&r->model.spec.layers, model, sizeof model) < 0)
         model[0] = 0;
     nb_shape_format(r->model.spec.input, shape, sizeof shape);
     int n = snprintf(text, sizeof text,
-                     "model %s input %s sync %d opt %d lr %.17g beta %.17g "
-                     "beta2 %.17g eps %.17g wd %.17g bc %d batch %d epochs %d max %lld shuffle %d "
-                     "decay %d rate %.17g interval %d warmup %d seed %llu normalize %d task %d loss %d "
-                     "dev %.17g every %lld data %d x %d, %d classes, dev %d, test %d, params %zu "
-                     "early stop %d monitor %d min delta %.17g",
-                     model, shape, o->sync_batchnorm, (int)o->optimizer, o->lr, o->beta, o->beta2, o->eps,
-                     o->weight_decay, o->bias_correction, o->batch_size, o->epochs,
-                     (long long)o->max_steps, o->shuffle, (int)o->decay, o->decay_rate,
-                     o->decay_interval, o->warmup_epochs, (unsigned long long)o->src.seed,
-                     o->normalize, (int)r->model.spec.task, (int)r->model.spec.loss,
-                     o->dev_fraction, (long long)o->checkpoint_every, d->n,
-                     d->features, d->classes, r->dev.n, r->test.n, n_params, o->early_stop,
-                     (int)o->monitor, o->min_delta);
-    uint32_t c = nb_crc32c(0, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
+                     "model %s input %s task %d loss %d normalize %d dev %.17g, %d classes",
+                     model, shape, (int)r->model.spec.task, (int)r->model.spec.loss,
+                     o->normalize, o->dev_fraction, d->classes);
+    c = nb_crc32c(c, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
     size_t cells = (size_t)d->n * (size_t)d->features;
     c = d->pixels ? nb_crc32c(c, d->pixels, cells) : nb_crc32c(c, d->values, cells * sizeof(float));
-    /* The data as read (--target, --missing, ... and --test-fraction shape it): features and
-     * labels or targets. */
     if (d->target)
         c = nb_crc32c(c, d->target, (size_t)d->n * (size_t)d->targets * sizeof *d->target);
     return d->labels ? nb_crc32c(c, d->labels, (size_t)d->n * sizeof *d->labels) : c;

@@ -65,6 +65,11 @@ typedef struct train_run {
     char ranks_text[16];         /* the job's size, for the checkpoints' metadata */
 } train_run;
 
+/* ---- cmd_train.c ---- */
+
+/* The configuration nb_train gets from the run's options (its callbacks are cmd_train.c's). */
+void fill_train_config(train_run *r, nb_train_config *c);
+
 /* ---- train_files.c ---- */
 
 /* config.json: the run's settings, data and model as they were at the start. */
