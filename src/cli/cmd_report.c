@@ -9,9 +9,9 @@
 #include "cli.h"
 #include "dir_kind.h"
 #include "io/fileio.h"
+#include "io/paths.h"
 #include "options.h"
 #include "report_pages.h"
-#include "run_files.h"
 
 static const char *const CMD = "report";
 

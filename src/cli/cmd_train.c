@@ -22,6 +22,7 @@
 #include "io/fileio.h"
 #include "core/memcheck.h"
 #include "io/model_io.h"
+#include "io/paths.h"
 #include "metrics_text.h"
 #include "nn/layers.h"
 #include "mpi_comm.h"

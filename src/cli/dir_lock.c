@@ -15,7 +15,7 @@
 
 #include "core/clock.h"
 #include "io/fileio.h"
-#include "run_files.h"
+#include "io/paths.h"
 
 /* Characters a terminal shows as they are; anything else in a line read back becomes '?'. */
 static void printable(char *s)

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/paths.h"
 #include "run_check.h"
-#include "run_files.h"
 
 /* Reads an optional table: *present tells whether the file was there. While the run has no
  * summary.json, its last line may be one being written (report_read_jsonl). */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/paths.h"
 #include "leaderboard.h"
 #include "report_json.h"
-#include "run_files.h"
 #include "study_files.h"
 #include "study_settings.h"
 #include "tune_objective.h"

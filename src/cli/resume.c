@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "io/fileio.h"
+#include "io/paths.h"
 #include "options.h"
-#include "run_files.h"
 
 static const char *const CMD = "train";
 

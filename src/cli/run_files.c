@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,84 +13,8 @@
 #include <unistd.h>
 
 #include "io/fileio.h"
-
-char *path_join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p)
-        return NULL;
-    memcpy(p, dir, a);
-    size_t j = a;
-    if (a > 0 && dir[a - 1] != '/')
-        p[j++] = '/';
-    memcpy(p + j, name, b + 1);
-    return p;
-}
-
-/* Creates one directory; *created tells whether it was new. */
-static int make_one_dir(const char *path, int *created, nb_error *err)
-{
-    struct stat st;
-    *created = 0;
-    if (mkdir(path, 0777) == 0) {
-        *created = 1;
-        return 0;
-    }
-    int saved = errno;
-    if (saved == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return 0;
-    char target[4096];
-    ssize_t n;
-    if (saved == EEXIST && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
-        (n = readlink(path, target, sizeof target - 1)) >= 0) {
-        target[n] = '\0';
-        return nb_fail(err, "cannot create directory %s: it is a symbolic link to %s, which does "
-                            "not exist (create it, or give the directory itself)",
-                       path, target);
-    }
-    if (saved == EEXIST)
-        return nb_fail(err, "cannot create directory %s: it exists and is %s, not a directory",
-                       path, stat(path, &st) == 0 ? nb_file_kind(st.st_mode) : "no directory");
-    return nb_fail(err, "cannot create directory %s: %s", path, strerror(saved));
-}
-
-int make_dirs(const char *path, nb_error *err)
-{
-    if (path[0] == '\0')
-        return nb_fail(err, "empty directory name");
-    char *p = strdup(path);
-    if (!p)
-        return nb_fail(err, "out of memory");
-    /* The prefixes are cut at their '/': marks[i] is the end of the i-th one created here, so
-     * that a failure further down (a name too long, a file in the way, no permission) can
-     * take back the directories made so far: a failed run leaves nothing behind. */
-    size_t len = strlen(p), n_made = 0;
-    size_t *made = malloc((len + 1) * sizeof *made);
-    if (!made) {
-        free(p);
-        return nb_fail(err, "out of memory");
-    }
-    int rc = 0, created;
-    /* Every prefix ending before a '/' (not the root's), then the whole path. */
-    for (size_t i = 1; i <= len && rc == 0; i++) {
-        if (i < len && !(p[i] == '/' && p[i - 1] != '/'))
-            continue;
-        char keep = p[i];
-        p[i] = '\0';
-        rc = make_one_dir(p, &created, err);
-        p[i] = keep;
-        if (rc == 0 && created)
-            made[n_made++] = i;
-    }
-    while (rc != 0 && n_made > 0) {
-        p[made[--n_made]] = '\0';
-        rmdir(p);
-    }
-    free(made);
-    free(p);
-    return rc;
-}
+#include "io/json_write.h"
+#include "io/paths.h"
 
 void default_run_dir(char *buf, size_t size)
 {
@@ -104,61 +27,6 @@ void default_run_dir(char *buf, size_t size)
     snprintf(buf, size, "runs/%s", stamp);
     for (int i = 2; stat(buf, &st) == 0 && i < 1000; i++)
         snprintf(buf, size, "runs/%s-%d", stamp, i);
-}
-
-int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err)
-{
-    char *path = path_join(dir, name);
-    char *text = cJSON_Print(j);
-    int rc;
-    if (!path || !text) {
-        rc = nb_fail(err, "out of memory");
-    } else {
-        size_t n = strlen(text);
-        /* cJSON_Print leaves room for nothing more, so the newline goes in a copy. */
-        char *line = malloc(n + 2);
-        if (!line) {
-            rc = nb_fail(err, "out of memory");
-        } else {
-            memcpy(line, text, n);
-            line[n] = '\n';
-            line[n + 1] = '\0';
-            rc = nb_write_file_atomic(path, line, n + 1, err);
-            free(line);
-        }
-    }
-    free(path);
-    cJSON_free(text);
-    return rc;
-}
-
-cJSON *json_float(float v)
-{
-    if (!isfinite(v))
-        return cJSON_CreateNull();
-    /* The fewest significant digits that read back as the same float. */
-    char buf[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-        if ((float)strtod(buf, NULL) == v)
-            break;
-    }
-    return cJSON_CreateNumber(strtod(buf, NULL));
-}
-
-cJSON *json_double(double v)
-{
-    if (!isfinite(v))
-        return cJSON_CreateNull();
-    /* cJSON prints 15 digits when they read back within its tolerance, not exactly: a value
-     * written and read back must be the value kept. */
-    char buf[40];
-    for (int digits = 15; digits <= 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    return cJSON_CreateRaw(buf);
 }
 
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
@@ -344,29 +212,6 @@ int metrics_sync(int fd, const char *path, nb_error *err)
     if (fd >= 0 && nb_fsync_output(fd) != 0)
         return nb_fail(err, "%s: fsync: %s", path, strerror(errno));
     return 0;
-}
-
-char *json_line(cJSON *j, size_t *len, nb_error *err)
-{
-    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!text) {
-        nb_fail(err, "out of memory");
-        return NULL;
-    }
-    size_t n = strlen(text);
-    char *line = malloc(n + 2);
-    if (!line) {
-        cJSON_free(text);
-        nb_fail(err, "out of memory");
-        return NULL;
-    }
-    memcpy(line, text, n);
-    line[n] = '\n';
-    line[n + 1] = '\0';
-    cJSON_free(text);
-    *len = n + 1;
-    return line;
 }
 
 int metrics_append(int fd, const char *path, const nb_epoch_metrics *m, metrics_log *log,

@@ -8,12 +8,6 @@
 
 #include "nabla.h"
 
-/* "dir/name" in a new malloc'd string (NULL when out of memory). */
-char *path_join(const char *dir, const char *name);
-
-/* mkdir -p: creates path and its missing parents; fine if it is already a directory. */
-int make_dirs(const char *path, nb_error *err);
-
 /* "runs/YYYYmmdd-HHMMSS" for the current local time, with "-2", "-3"... appended when that
  * already exists, so that two runs started in the same second do not share files. */
 void default_run_dir(char *buf, size_t size);
@@ -37,20 +31,9 @@ int results_remove(const char *dir, nb_error *err);
  * ran is refused, not followed). Returns 0, or -1 with err naming the file. */
 int results_writable(const char *dir, nb_error *err);
 
-/* j (whose ownership it takes) as one line of JSON Lines: unformatted, a newline, a
- * terminator; *len counts the newline, not the terminator. NULL with err when out of memory. */
-char *json_line(cJSON *j, size_t *len, nb_error *err);
-
-/* Writes j (pretty-printed, with a final newline) to dir/name atomically. */
-int write_json_file(const char *dir, const char *name, const cJSON *j, nb_error *err);
-
-/* JSON values: a float as its shortest decimal form ((float)0.001 is 0.001, not
- * 0.0010000000474974513); and a split's metrics, "<name>_loss", "<name>_accuracy" and the
- * task's others ("loss", ... with name NULL), null when the split is empty or the task has no
- * such metric (accuracy of regression). */
-cJSON *json_float(float v);
-/* A double exactly: the fewest digits (15 to 17) that read back as the same double. */
-cJSON *json_double(double v);
+/* A split's metrics as JSON: "<name>_loss", "<name>_accuracy" and the task's others ("loss",
+ * ... with name NULL), null when the split is empty or the task has no such metric (accuracy
+ * of regression). */
 void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
 
 /* Appends one line (n bytes, its newline included) to a file that grows line by line, open

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/paths.h"
 #include "leaderboard.h"
 #include "report_json.h"
 #include "run_check.h"
-#include "run_files.h"
 #include "tune_objective.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))

@@ -6,6 +6,7 @@
 
 #include "dir_kind.h"
 #include "io/fileio.h"
+#include "io/paths.h"
 #include "train_run.h"
 
 /* How long a trial waits for its directory's lock. A trial is restarted only once the tuner

@@ -1,6 +1,7 @@
 /* A `nabla train` run's config.json and summary.json (train_run.h). */
 #include <stdio.h>
 
+#include "io/json_write.h"
 #include "mpi_comm.h"
 #include "train_run.h"
 

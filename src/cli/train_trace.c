@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "io/fileio.h"
+#include "io/json_write.h"
+#include "io/paths.h"
 #include "run_files.h"
 
 int64_t trace_default_every(int train_samples, int batch_size)

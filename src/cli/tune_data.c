@@ -11,8 +11,8 @@
 #include <zlib.h>
 
 #include "io/fileio.h"
+#include "io/paths.h"
 #include "options.h"
-#include "run_files.h"
 
 static const char *const TRAINING_FILES[] = {"train-images-idx3-ubyte",
                                              "train-labels-idx1-ubyte"};

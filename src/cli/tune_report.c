@@ -12,10 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/json_write.h"
+#include "io/paths.h"
 #include "options.h"
 #include "leaderboard.h"
 #include "report_json.h"
-#include "run_files.h"
 #include "stop_signals.h"
 #include "trial_process.h"
 #include "tune_objective.h"

@@ -14,8 +14,9 @@
 
 #include "dir_kind.h"
 #include "io/fileio.h"
+#include "io/json_write.h"
+#include "io/paths.h"
 #include "options.h"
-#include "run_files.h"
 #include "study_files.h"
 #include "study_settings.h"
 
