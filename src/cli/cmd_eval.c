@@ -8,9 +8,9 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "metrics_json.h"
 #include "metrics_text.h"
 #include "options.h"
-#include "run_files.h"
 #include "run_source.h"
 #include "threads.h"
 

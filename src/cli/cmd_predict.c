@@ -9,11 +9,11 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "core/strbuf.h"
 #include "io/fileio.h"
 #include "metrics_text.h"
 #include "options.h"
 #include "output.h"
-#include "report_buf.h"
 #include "run_source.h"
 #include "threads.h"
 

@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "core/clock.h"
 #include "io/fileio.h"
 #include "mpi_comm.h"
-#include "options.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>

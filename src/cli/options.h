@@ -7,22 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "nabla.h"
-
-/* Exit codes of the program. A run or a study stopped part way (it continues with --resume or
- * the same command) exits 128 + the signal for SIGINT, SIGTERM and SIGHUP (130, 143, 129), and
- * EXIT_OUTPUT_LOST (141, 128 + SIGPIPE, as a shell reports a program a closed pipe killed) when
- * its standard output could no longer be written (output.h). EXIT_TRIAL_LOCKED (EX_TEMPFAIL of
- * sysexits.h) ends a trial of nabla tune whose run directory another process still held after
- * the trial waited for it: not the trial's failure, and not its result, but an interruption
- * (trial_channel.h). */
-enum {
-    EXIT_OK = 0,
-    EXIT_RUNTIME = 1,
-    EXIT_USAGE = 2,
-    EXIT_TRIAL_LOCKED = 75,
-    EXIT_OUTPUT_LOST = 141
-};
 
 /* Prints "nabla <cmd>: <message>" on stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -15,6 +15,7 @@
 #include "io/fileio.h"
 #include "io/json_write.h"
 #include "io/paths.h"
+#include "metrics_json.h"
 
 void default_run_dir(char *buf, size_t size)
 {
@@ -27,24 +28,6 @@ void default_run_dir(char *buf, size_t size)
     snprintf(buf, size, "runs/%s", stamp);
     for (int i = 2; stat(buf, &st) == 0 && i < 1000; i++)
         snprintf(buf, size, "runs/%s-%d", stamp, i);
-}
-
-void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r)
-{
-    char key[64];
-    /* The loss and the accuracy always (null when the split is empty, or the task has no
-     * accuracy), then the task's own metrics. */
-    for (int i = 0; i < NB_METRICS; i++) {
-        const char *metric = nb_metric_name((nb_metric)i);
-        int always = i == NB_METRIC_LOSS || i == NB_METRIC_ACCURACY;
-        int has = nb_metric_applies((nb_metric)i, r->task);
-        if (!always && !has)
-            continue;
-        snprintf(key, sizeof key, "%s%s%s", name ? name : "", name ? "_" : "", metric);
-        cJSON_AddItemToObject(obj, key, r->n > 0 && has
-                                            ? cJSON_CreateNumber(nb_metric_value((nb_metric)i, r))
-                                            : cJSON_CreateNull());
-    }
 }
 
 void remove_stale_temporaries(const char *dir)

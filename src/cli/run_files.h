@@ -3,7 +3,6 @@
 #ifndef NABLA_CLI_RUN_FILES_H
 #define NABLA_CLI_RUN_FILES_H
 
-#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "nabla.h"
@@ -30,11 +29,6 @@ int results_remove(const char *dir, nb_error *err);
  * its start (nothing there, a regular file, a device or a FIFO; a link put there while the run
  * ran is refused, not followed). Returns 0, or -1 with err naming the file. */
 int results_writable(const char *dir, nb_error *err);
-
-/* A split's metrics as JSON: "<name>_loss", "<name>_accuracy" and the task's others ("loss",
- * ... with name NULL), null when the split is empty or the task has no such metric (accuracy
- * of regression). */
-void json_add_split(cJSON *obj, const char *name, const nb_eval_result *r);
 
 /* Appends one line (n bytes, its newline included) to a file that grows line by line, open
  * as fd: one write. Returns 0; -1 with err when it cannot be written; or APPEND_CUT when a stop

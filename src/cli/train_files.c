@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "io/json_write.h"
+#include "metrics_json.h"
 #include "mpi_comm.h"
 #include "train_run.h"
 

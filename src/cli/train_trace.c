@@ -14,6 +14,7 @@
 #include "io/fileio.h"
 #include "io/json_write.h"
 #include "io/paths.h"
+#include "metrics_json.h"
 #include "run_files.h"
 
 int64_t trace_default_every(int train_samples, int batch_size)
