@@ -12,8 +12,8 @@
 
 #include "io/paths.h"
 #include "leaderboard.h"
-#include "report_json.h"
-#include "run_check.h"
+#include "cli/common/report_json.h"
+#include "cli/common/run_check.h"
 #include "tune_objective.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))

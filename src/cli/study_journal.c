@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_json.h"
+#include "cli/common/report_json.h"
 #include "tune_objective.h"
 
 /* More epochs than any trial runs: bounds what a damaged line may ask to allocate. */

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
-#include "report_json.h"
+#include "cli/common/options.h"
+#include "cli/common/report_json.h"
 
 cJSON *study_settings_json(const tune_options *o)
 {

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "mpi_comm.h"
-#include "options.h"
-#include "stop_signals.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/common/options.h"
+#include "cli/common/stop_signals.h"
 #include "trial_process.h"
 #include "tune_run.h"
 

@@ -12,7 +12,7 @@
 
 #include "io/fileio.h"
 #include "io/paths.h"
-#include "options.h"
+#include "cli/common/options.h"
 
 static const char *const TRAINING_FILES[] = {"train-images-idx3-ubyte",
                                              "train-labels-idx1-ubyte"};

@@ -14,10 +14,10 @@
 
 #include "io/json_write.h"
 #include "io/paths.h"
-#include "options.h"
+#include "cli/common/options.h"
 #include "leaderboard.h"
-#include "report_json.h"
-#include "stop_signals.h"
+#include "cli/common/report_json.h"
+#include "cli/common/stop_signals.h"
 #include "trial_process.h"
 #include "tune_objective.h"
 

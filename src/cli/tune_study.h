@@ -6,7 +6,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "dir_lock.h"
+#include "cli/common/dir_lock.h"
 #include "nabla.h"
 #include "study_journal.h"
 #include "tune_options.h"

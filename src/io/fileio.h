@@ -30,7 +30,7 @@
 
 /* A check a program adds to the rule for a path that is a symbolic link, made before anything
  * is written (the nabla program: its own files are never written through a link; see
- * src/cli/dir_kind.h). Returns 0, or -1 with a message. NULL, the default: no check. */
+ * src/cli/common/dir_kind.h). Returns 0, or -1 with a message. NULL, the default: no check. */
 typedef int (*nb_link_guard)(const char *path, nb_error *err);
 void nb_set_link_guard(nb_link_guard guard);
 

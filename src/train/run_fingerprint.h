@@ -2,8 +2,8 @@
  * training configuration's every number that shapes training, the data sets' sizes and the
  * model's. nb_train compares rank 0's with each rank's before it starts (train_ranks.c); the
  * nabla program puts it into its own check of a run under mpirun, with what only the program
- * knows (src/cli/train_lockstep.c). A new hyperparameter of nb_train_config is added here,
- * once, and both checks know it. */
+ * knows (src/cli/train/train_lockstep.c). A new hyperparameter of nb_train_config is added
+ * here, once, and both checks know it. */
 #ifndef NABLA_RUN_FINGERPRINT_H
 #define NABLA_RUN_FINGERPRINT_H
 

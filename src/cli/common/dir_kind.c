@@ -1,5 +1,5 @@
 /* What a directory is to nabla (see dir_kind.h). */
-#include "dir_kind.h"
+#include "cli/common/dir_kind.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* One writer per directory (see dir_lock.h). */
-#include "dir_lock.h"
+#include "cli/common/dir_lock.h"
 
 #include <errno.h>
 #include <stdint.h>

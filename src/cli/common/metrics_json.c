@@ -1,5 +1,5 @@
 /* A task's metrics as JSON (metrics_json.h). */
-#include "metrics_json.h"
+#include "cli/common/metrics_json.h"
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* A task's metrics as words on a line (metrics_text.h). */
-#include "metrics_text.h"
+#include "cli/common/metrics_text.h"
 
 #include <stdio.h>
 #include <string.h>

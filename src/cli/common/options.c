@@ -1,5 +1,5 @@
 /* Strict option values and data loading by --data spec, shared by `nabla train` and `eval`. */
-#include "options.h"
+#include "cli/common/options.h"
 
 #include <ctype.h>
 #include <errno.h>

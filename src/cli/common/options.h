@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "nabla.h"
 
 /* Prints "nabla <cmd>: <message>" on stderr and returns EXIT_USAGE. */

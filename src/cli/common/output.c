@@ -1,6 +1,6 @@
 /* Standard output, checked (see output.h). */
 #define _GNU_SOURCE /* fopencookie */
-#include "output.h"
+#include "cli/common/output.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/common/options.h"
 #include "io/fileio.h"
-#include "options.h"
 
 static int lost;    /* the errno of the first failed write to stdout; 0 while none */
 static int told;    /* the command said so itself */

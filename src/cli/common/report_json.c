@@ -1,5 +1,5 @@
 /* Strict readers for the JSON files of runs and studies. */
-#include "report_json.h"
+#include "cli/common/report_json.h"
 
 #include <limits.h>
 #include <math.h>

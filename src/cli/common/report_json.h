@@ -1,5 +1,6 @@
-/* nabla report: reading the JSON and JSON Lines files of runs and studies, strictly: a damaged
- * file is an error that names the file (and for JSON Lines the line). */
+/* Reading the JSON and JSON Lines files of runs and studies, strictly: a damaged file is an
+ * error that names the file (and for JSON Lines the line). nabla report reads them all; eval
+ * and predict a run's config.json (run_source.h), tune its study's files and its trials'. */
 #ifndef NABLA_CLI_REPORT_JSON_H
 #define NABLA_CLI_REPORT_JSON_H
 

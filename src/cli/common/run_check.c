@@ -2,7 +2,7 @@
  * run_files.c (metrics.jsonl), train_files.c (config.json, summary.json) and train_trace.c
  * (steps.jsonl, trace.jsonl); what they write, and what older versions of nabla wrote, is what
  * passes here. */
-#include "run_check.h"
+#include "cli/common/run_check.h"
 
 #include <float.h>
 #include <math.h>
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/common/options.h"
 #include "nn/layers.h"
-#include "options.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

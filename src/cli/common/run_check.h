@@ -9,8 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/common/report_json.h"
 #include "nabla.h"
-#include "report_json.h"
 
 /* Columns of metrics.jsonl, steps.jsonl and trace.jsonl, in these orders. */
 enum { M_EPOCH, M_LR, M_TRAIN_LOSS, M_TRAIN_ACC, M_DEV_LOSS, M_DEV_ACC, M_TEST_LOSS, M_TEST_ACC,

@@ -1,5 +1,5 @@
 /* A run as the commands that use its model find it (run_source.h). */
-#include "run_source.h"
+#include "cli/common/run_source.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -7,9 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/common/report_json.h"
+#include "cli/common/run_check.h"
 #include "nn/layers.h"
-#include "report_json.h"
-#include "run_check.h"
 
 static int is_dir(const char *path)
 {

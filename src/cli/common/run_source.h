@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "options.h"
+#include "cli/common/options.h"
 
 /* Where a run's data files are from here (run_config_data). */
 typedef struct run_paths {

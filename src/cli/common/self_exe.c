@@ -1,6 +1,6 @@
 /* Which file this program is (see self_exe.h). */
 #define _GNU_SOURCE /* realpath */
-#include "self_exe.h"
+#include "cli/common/self_exe.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Stopping a run or a study part way (see stop_signals.h). */
-#include "stop_signals.h"
+#include "cli/common/stop_signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/common/options.h"
 #include "io/fileio.h"
 #include "nabla.h"
-#include "options.h"
 
 static volatile sig_atomic_t stop_flag;
 static atomic_int signals_seen;   /* lock-free, so a handler may count on it */

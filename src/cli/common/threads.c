@@ -1,6 +1,6 @@
 /* How many threads a command runs (see threads.h). */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
-#include "threads.h"
+#include "cli/common/threads.h"
 
 #include <ctype.h>
 #include <sched.h>
@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/common/options.h"
+#include "cli/mpi/mpi_comm.h"
 #include "core/memcheck.h"
-#include "mpi_comm.h"
-#include "options.h"
 
 int cli_usable_cores(void)
 {

@@ -7,12 +7,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
-#include "metrics_json.h"
-#include "metrics_text.h"
-#include "options.h"
-#include "run_source.h"
-#include "threads.h"
+#include "cli/cli.h"
+#include "cli/common/metrics_json.h"
+#include "cli/common/metrics_text.h"
+#include "cli/common/options.h"
+#include "cli/common/run_source.h"
+#include "cli/common/threads.h"
 
 static const char *const CMD = "eval";
 

@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
+#include "cli/mpi/mpi_comm.h"
 #include "core/clock.h"
 #include "io/fileio.h"
-#include "mpi_comm.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/mpi/mpi_comm.h"
 #include "io/fileio.h"
-#include "mpi_comm.h"
 
 /* A non-negative integer from the environment, or -1. */
 static int env_int(const char *name)

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "mpi_comm.h"
+#include "cli/cli.h"
+#include "cli/mpi/mpi_comm.h"
 
 int job_start(int *argc, char ***argv)
 {

@@ -8,14 +8,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
+#include "cli/cli.h"
+#include "cli/common/metrics_text.h"
+#include "cli/common/options.h"
+#include "cli/common/output.h"
+#include "cli/common/run_source.h"
+#include "cli/common/threads.h"
 #include "core/strbuf.h"
 #include "io/fileio.h"
-#include "metrics_text.h"
-#include "options.h"
-#include "output.h"
-#include "run_source.h"
-#include "threads.h"
 
 static const char *const CMD = "predict";
 

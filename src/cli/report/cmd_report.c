@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "dir_kind.h"
+#include "cli/cli.h"
+#include "cli/common/dir_kind.h"
+#include "cli/common/options.h"
+#include "cli/report/report_pages.h"
 #include "io/fileio.h"
 #include "io/paths.h"
-#include "options.h"
-#include "report_pages.h"
 
 static const char *const CMD = "report";
 

@@ -1,5 +1,5 @@
 /* The series, legend and texts of a chart being put together. */
-#include "report_builder.h"
+#include "cli/report/report_builder.h"
 
 #include <math.h>
 #include <stdarg.h>

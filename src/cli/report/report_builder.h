@@ -3,7 +3,7 @@
 #ifndef NABLA_CLI_REPORT_BUILDER_H
 #define NABLA_CLI_REPORT_BUILDER_H
 
-#include "report_svg.h"
+#include "cli/report/report_svg.h"
 
 typedef struct builder {
     chart_series *series;

@@ -1,15 +1,15 @@
 /* nabla report: per-class scores and the confusion matrix of a classifier (report_classes.h). */
-#include "report_classes.h"
+#include "cli/report/report_classes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics_text.h"
-#include "report_json.h"
-#include "report_page.h"
-#include "run_check.h"
-#include "run_source.h"
+#include "cli/common/metrics_text.h"
+#include "cli/common/report_json.h"
+#include "cli/common/run_check.h"
+#include "cli/common/run_source.h"
+#include "cli/report/report_page.h"
 
 static void tables(nb_strbuf *b, const nb_model *m, const int64_t *counts)
 {

@@ -3,9 +3,9 @@
 #ifndef NABLA_CLI_REPORT_CLASSES_H
 #define NABLA_CLI_REPORT_CLASSES_H
 
+#include "cli/report/html_escape.h"
+#include "cli/report/report_run.h"
 #include "nabla.h"
-#include "report_buf.h"
-#include "report_run.h"
 
 /* Appends the section for run r when it is a classifier with a model and a test set that can
  * be read again (read as the run read it); nothing otherwise, or a note saying why not.

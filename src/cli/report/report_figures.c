@@ -1,12 +1,12 @@
 /* Parallel coordinates and horizontal bars as inline SVG. */
-#include "report_figures.h"
+#include "cli/report/report_figures.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_svg.h"
+#include "cli/report/report_svg.h"
 
 void viridis(double x, char out[8])
 {

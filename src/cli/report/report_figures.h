@@ -3,8 +3,8 @@
 #ifndef NABLA_CLI_REPORT_FIGURES_H
 #define NABLA_CLI_REPORT_FIGURES_H
 
-#include "report_buf.h"
-#include "report_scale.h"
+#include "cli/report/html_escape.h"
+#include "cli/report/report_scale.h"
 
 /* One vertical axis of a parallel-coordinates chart and every line's value on it. */
 typedef struct parallel_axis {

@@ -1,5 +1,5 @@
 /* The report's HTML page: head, style, sections, tables and the legend script. */
-#include "report_page.h"
+#include "cli/report/report_page.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -6,8 +6,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/report/html_escape.h"
 #include "nabla.h"
-#include "report_buf.h"
 
 void page_begin(nb_strbuf *b, const char *title, const char *subtitle);
 void page_end(nb_strbuf *b);

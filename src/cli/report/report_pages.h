@@ -3,10 +3,10 @@
 #ifndef NABLA_CLI_REPORT_PAGES_H
 #define NABLA_CLI_REPORT_PAGES_H
 
+#include "cli/report/html_escape.h"
+#include "cli/report/report_run.h"
+#include "cli/report/report_study.h"
 #include "nabla.h"
-#include "report_buf.h"
-#include "report_run.h"
-#include "report_study.h"
 
 /* One run, or several overlaid (n > 1). title NULL: a default one. */
 int report_runs_page(nb_strbuf *b, run_data *runs, int n, const char *title, nb_error *err);

@@ -1,15 +1,15 @@
 /* Decision regions: regenerate the run's training set, load its model, predict a grid. */
-#include "report_regions.h"
+#include "cli/report/report_regions.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_json.h"
-#include "run_source.h"
-#include "run_check.h"
-#include "report_svg.h"
+#include "cli/common/report_json.h"
+#include "cli/common/run_check.h"
+#include "cli/common/run_source.h"
+#include "cli/report/report_svg.h"
 
 #define WIDTH 560
 #define PLOT_W 476

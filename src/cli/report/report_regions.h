@@ -6,9 +6,9 @@
 
 #include <stddef.h>
 
+#include "cli/report/html_escape.h"
+#include "cli/report/report_run.h"
 #include "nabla.h"
-#include "report_buf.h"
-#include "report_run.h"
 
 /* Cells per side of the grid. */
 #define REGIONS_GRID 120

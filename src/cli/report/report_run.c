@@ -1,12 +1,12 @@
 /* Reading a run directory: config.json, metrics.jsonl, summary.json, and when the run made
  * them, steps.jsonl and trace.jsonl. */
-#include "report_run.h"
+#include "cli/report/report_run.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/common/run_check.h"
 #include "io/paths.h"
-#include "run_check.h"
 
 /* Reads an optional table: *present tells whether the file was there. While the run has no
  * summary.json, its last line may be one being written (report_read_jsonl). */

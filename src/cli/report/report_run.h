@@ -4,9 +4,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/common/report_json.h"
+#include "cli/common/run_check.h"   /* the columns of the tables */
 #include "nabla.h"
-#include "report_json.h"
-#include "run_check.h"   /* the columns of the tables */
 
 typedef struct run_data {
     char *dir;             /* as given, without trailing slashes */

@@ -3,17 +3,17 @@
  * percentiles when the runs recorded them, the decision regions of two-feature data, and the
  * configuration. One run: a colour per split. Several: a colour per run (the same in every
  * chart) and a dash per split. */
-#include "report_pages.h"
+#include "cli/report/report_pages.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_builder.h"
-#include "report_page.h"
-#include "report_classes.h"
-#include "report_regions.h"
+#include "cli/report/report_builder.h"
+#include "cli/report/report_classes.h"
+#include "cli/report/report_page.h"
+#include "cli/report/report_regions.h"
 
 typedef struct split {
     const char *name;

@@ -1,5 +1,5 @@
 /* Axis scales and their ticks. */
-#include "report_scale.h"
+#include "cli/report/report_scale.h"
 
 #include <math.h>
 #include <stdio.h>

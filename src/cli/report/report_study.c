@@ -1,16 +1,16 @@
 /* Reading a study directory: study.json (the settings and the space), journal.jsonl (read and
  * checked by study_journal.c, as `nabla tune` reads it), best.json. */
-#include "report_study.h"
+#include "cli/report/report_study.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/common/report_json.h"
+#include "cli/leaderboard.h"
+#include "cli/study_files.h"
+#include "cli/study_settings.h"
+#include "cli/tune_objective.h"
 #include "io/paths.h"
-#include "leaderboard.h"
-#include "report_json.h"
-#include "study_files.h"
-#include "study_settings.h"
-#include "tune_objective.h"
 
 int study_load(study_data *s, const char *dir, nb_error *err)
 {

@@ -4,9 +4,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/study_journal.h"
+#include "cli/tune_options.h"
 #include "nabla.h"
-#include "study_journal.h"
-#include "tune_options.h"
 
 typedef struct study_data {
     char *dir;                /* as given, without trailing slashes */

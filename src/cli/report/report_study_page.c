@@ -4,18 +4,18 @@
  * hyperparameters mattered, the leaderboard and the settings. Complete trials are blue dots,
  * pruned ones orange triangles (their value is from the epoch they were stopped at), failed
  * ones red crosses along the bottom (they have none). */
-#include "report_pages.h"
+#include "cli/report/report_pages.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_builder.h"
-#include "report_figures.h"
-#include "report_json.h"
-#include "report_page.h"
-#include "tune_objective.h"
+#include "cli/common/report_json.h"
+#include "cli/report/report_builder.h"
+#include "cli/report/report_figures.h"
+#include "cli/report/report_page.h"
+#include "cli/tune_objective.h"
 
 typedef struct state_style {
     trial_state state;

@@ -1,5 +1,5 @@
 /* Line and scatter charts as inline SVG, and the pieces other charts share. */
-#include "report_svg.h"
+#include "cli/report/report_svg.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -6,8 +6,8 @@
 #ifndef NABLA_CLI_REPORT_SVG_H
 #define NABLA_CLI_REPORT_SVG_H
 
-#include "report_buf.h"
-#include "report_scale.h"
+#include "cli/report/html_escape.h"
+#include "cli/report/report_scale.h"
 
 /* Ten colours told apart easily (Tableau's, with indigo for its grey, which text would
  * blur into), in order: series of a chart, runs of a report

@@ -18,20 +18,20 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
+#include "cli/cli.h"
+#include "cli/common/dir_kind.h"
+#include "cli/common/metrics_text.h"
+#include "cli/common/output.h"
+#include "cli/common/threads.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/train/train_run.h"
 #include "core/clock.h"
-#include "dir_kind.h"
-#include "io/fileio.h"
 #include "core/memcheck.h"
+#include "io/fileio.h"
 #include "io/model_io.h"
 #include "io/paths.h"
-#include "metrics_text.h"
 #include "nn/layers.h"
-#include "mpi_comm.h"
-#include "output.h"
-#include "threads.h"
 #include "train/early_stop.h"
-#include "train_run.h"
 
 static const char *const CMD = "train";
 

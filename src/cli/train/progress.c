@@ -1,13 +1,13 @@
 /* The live progress bar and the per-epoch lines of `nabla train`, on stdout. */
-#include "progress.h"
+#include "cli/train/progress.h"
 
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/common/metrics_text.h"
+#include "cli/common/output.h"
 #include "core/clock.h"
-#include "metrics_text.h"
-#include "output.h"
 
 #define BAR_WIDTH 10
 #define REDRAW_SECONDS 0.1

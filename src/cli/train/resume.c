@@ -1,7 +1,7 @@
 /* --resume: the run's own arguments come back from its checkpoint and are parsed again, in the
  * working directory they were given in, so every relative path means what it meant; then the
  * few options a resumed run may change are laid over them. */
-#include "resume.h"
+#include "cli/train/resume.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/common/options.h"
 #include "io/fileio.h"
 #include "io/paths.h"
-#include "options.h"
 
 static const char *const CMD = "train";
 

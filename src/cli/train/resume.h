@@ -4,8 +4,8 @@
 #ifndef NABLA_CLI_RESUME_H
 #define NABLA_CLI_RESUME_H
 
+#include "cli/train/train_options.h"
 #include "nabla.h"
-#include "train_options.h"
 
 /* The metadata keys `nabla train` adds to its checkpoints. */
 #define META_ARGV "argv"        /* the train arguments, a JSON array of strings */

@@ -1,5 +1,5 @@
 /* The files of a training run, written atomically (fileio.h) or appended line by line. */
-#include "run_files.h"
+#include "cli/train/run_files.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/common/metrics_json.h"
 #include "io/fileio.h"
 #include "io/json_write.h"
 #include "io/paths.h"
-#include "metrics_json.h"
 
 void default_run_dir(char *buf, size_t size)
 {

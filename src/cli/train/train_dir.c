@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "dir_kind.h"
+#include "cli/common/dir_kind.h"
+#include "cli/train/train_run.h"
 #include "io/fileio.h"
 #include "io/paths.h"
-#include "train_run.h"
 
 /* How long a trial waits for its directory's lock. A trial is restarted only once the tuner
  * that ran it before is gone; that tuner's trial processes die with it (PR_SET_PDEATHSIG) or

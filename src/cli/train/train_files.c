@@ -1,10 +1,10 @@
 /* A `nabla train` run's config.json and summary.json (train_run.h). */
 #include <stdio.h>
 
+#include "cli/common/metrics_json.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/train/train_run.h"
 #include "io/json_write.h"
-#include "metrics_json.h"
-#include "mpi_comm.h"
-#include "train_run.h"
 
 static cJSON *json_seed(uint64_t seed)
 {

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "mpi_comm.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/train/train_run.h"
 #include "train/run_fingerprint.h"
-#include "train_run.h"
 
 /* VOTE_WRITTEN: rank 0 wrote a checkpoint just now (what the others name should it be lost). */
 enum { VOTE_FAILED, VOTE_SIGNAL, VOTE_WRITTEN, N_VOTES };

@@ -1,6 +1,6 @@
 /* The options of `nabla train`: defaults, the usage text, strict parsing and range checks.
  * Checks that need the data (--test with IDX, --normalize on pixels) are in cmd_train.c. */
-#include "train_options.h"
+#include "cli/train/train_options.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
+#include "cli/common/threads.h"
 #include "nn/layers.h"
-#include "threads.h"
 
 static const char *const CMD = "train";
 

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/common/options.h"
 #include "nabla.h"
-#include "options.h"
 
 /* --epochs when not given. */
 #define TRAIN_DEFAULT_EPOCHS 10

@@ -7,16 +7,16 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "dir_lock.h"
+#include "cli/common/dir_lock.h"
+#include "cli/common/options.h"
+#include "cli/common/stop_signals.h"
+#include "cli/train/progress.h"
+#include "cli/train/resume.h"
+#include "cli/train/run_files.h"
+#include "cli/train/train_options.h"
+#include "cli/train/train_trace.h"
+#include "cli/trial_channel.h"
 #include "nabla.h"
-#include "options.h"
-#include "progress.h"
-#include "resume.h"
-#include "run_files.h"
-#include "stop_signals.h"
-#include "train_options.h"
-#include "train_trace.h"
-#include "trial_channel.h"
 
 /* Everything a run holds; released in one place. */
 typedef struct train_run {

@@ -1,5 +1,5 @@
 /* trace.jsonl and steps.jsonl: what a run records between its epochs (see train_trace.h). */
-#include "train_trace.h"
+#include "cli/train/train_trace.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/common/metrics_json.h"
+#include "cli/train/run_files.h"
 #include "io/fileio.h"
 #include "io/json_write.h"
 #include "io/paths.h"
-#include "metrics_json.h"
-#include "run_files.h"
 
 int64_t trace_default_every(int train_samples, int batch_size)
 {

@@ -36,8 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/train/train_options.h"
 #include "nabla.h"
-#include "train_options.h"
 
 #define TRACE_FILE "trace.jsonl"
 #define STEPS_FILE "steps.jsonl"

@@ -1,7 +1,7 @@
 /* nabla report: escaping of text that comes from files (titles, paths, parameters) for HTML
  * and inline SVG, appended to the page's text buffer (core/strbuf.h). */
-#ifndef NABLA_CLI_REPORT_BUF_H
-#define NABLA_CLI_REPORT_BUF_H
+#ifndef NABLA_CLI_HTML_ESCAPE_H
+#define NABLA_CLI_HTML_ESCAPE_H
 
 #include "core/strbuf.h"
 
@@ -17,4 +17,4 @@ void html_escape_clipped(nb_strbuf *b, const char *s, int max_chars, int from_en
 /* Characters (UTF-8 code points) in s; an invalid byte counts as one. */
 int utf8_chars(const char *s);
 
-#endif /* NABLA_CLI_REPORT_BUF_H */
+#endif /* NABLA_CLI_HTML_ESCAPE_H */

@@ -1,5 +1,5 @@
-/* HTML escaping for the report. */
-#include "report_buf.h"
+/* HTML escaping for the report (html_escape.h). */
+#include "cli/report/html_escape.h"
 
 #include <string.h>
 
