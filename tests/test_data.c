@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/clock.h"
 #include "core/memcheck.h"
 #include "nabla.h"
 
@@ -436,13 +437,6 @@ static void test_idx_dir(void **state)
     assert_true(is_zeroed(&test));
 }
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void test_fashion_mnist(void **state)
 {
     (void)state;
@@ -453,10 +447,10 @@ static void test_fashion_mnist(void **state)
     }
     nb_dataset train, test;
     nb_error err = {""};
-    double t0 = seconds_now();
+    double t0 = nb_monotonic_seconds();
     if (nb_load_idx_dir(NB_FASHION_MNIST_DIR, &train, &test, &err) != 0)
         fail_msg("%s", err.msg);
-    double elapsed = seconds_now() - t0;
+    double elapsed = nb_monotonic_seconds() - t0;
     print_message("Fashion-MNIST loaded in %.2f s\n", elapsed);
     assert_int_equal(train.n, 60000);
     assert_int_equal(test.n, 10000);

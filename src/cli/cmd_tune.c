@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mpi_comm.h"
-#include "options.h"
-#include "output.h"
-#include "stop_signals.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/common/options.h"
+#include "cli/common/output.h"
+#include "cli/common/stop_signals.h"
 #include "tune_agent.h"
 #include "tune_data.h"
 #include "tune_models.h"

@@ -9,14 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dir_kind.h"
+#include "cli/cli.h"
+#include "cli/common/dir_kind.h"
+#include "cli/common/options.h"
+#include "cli/common/output.h"
+#include "cli/common/self_exe.h"
+#include "cli/mpi/mpi_comm.h"
 #include "io/fileio.h"
-#include "mpi_comm.h"
 #include "nabla.h"
-#include "options.h"
-#include "output.h"
-#include "self_exe.h"
 
 static void usage_overview(FILE *out)
 {

@@ -10,11 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "study/leaderboard.h"
 #include "tune_rules.h"
+#include "io/paths.h"
+#include "study/leaderboard.h"
 #include "io/json_files.h"
-#include "run_check.h"
-#include "run_files.h"
+#include "cli/common/run_check.h"
 #include "study/objective.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))

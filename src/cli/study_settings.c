@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
+#include "cli/common/options.h"
 #include "io/json_files.h"
 
 cJSON *study_settings_json(const tune_options *o)

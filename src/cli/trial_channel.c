@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "options.h"
+#include "cli/common/options.h"
 
 void trial_channel_open(trial_channel *ch)
 {

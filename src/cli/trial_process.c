@@ -18,10 +18,10 @@
 #endif
 
 #include "io/fileio.h"
-#include "mpi_comm.h"
-#include "options.h"
-#include "self_exe.h"
-#include "stop_signals.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/common/options.h"
+#include "cli/common/self_exe.h"
+#include "cli/common/stop_signals.h"
 #include "trial_channel.h"
 
 void exec_nabla(char *const *args)

@@ -15,9 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mpi_comm.h"
-#include "options.h"
-#include "stop_signals.h"
+#include "core/clock.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/common/options.h"
+#include "cli/common/stop_signals.h"
 #include "trial_process.h"
 #include "tune_run.h"
 
@@ -255,11 +256,11 @@ int tune_agent_run(void)
         if (rc == 0 && *stop && !told) {
             rc = agent_send(0, AGENT_SIGNAL, -1, (int)*stop, NULL, 0, &err);
             told = 1;
-            told_at = tune_now();
+            told_at = nb_monotonic_seconds();
         }
         /* Unless rank 0 is gone (mpirun's SIGTERM when a rank dies): then this rank says so,
          * if it is the first one left, rather than wait for mpirun's SIGKILL. */
-        if (rc == 0 && told && tune_now() - told_at >= JOB_STUCK_SECONDS && job_rank_gone(0)) {
+        if (rc == 0 && told && nb_monotonic_seconds() - told_at >= JOB_STUCK_SECONDS && job_rank_gone(0)) {
             job_say_lost(TUNE_CONTINUE_LINE);
             code = EXIT_RUNTIME;
         }

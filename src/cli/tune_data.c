@@ -11,8 +11,8 @@
 #include <zlib.h>
 
 #include "io/fileio.h"
-#include "options.h"
-#include "run_files.h"
+#include "io/paths.h"
+#include "cli/common/options.h"
 
 static const char *const TRAINING_FILES[] = {"train-images-idx3-ubyte",
                                              "train-labels-idx1-ubyte"};

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "options.h"
-#include "train_options.h"
+#include "cli/common/options.h"
+#include "cli/train/train_options.h"
 
 static const char *const CMD = "tune";
 

@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mpi_comm.h"
-#include "options.h"
-#include "threads.h"
-#include "train_options.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/common/options.h"
+#include "cli/common/threads.h"
+#include "cli/train/train_options.h"
 #include "study/objective.h"
 
 static const char *const CMD = "tune";

@@ -12,11 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "options.h"
+#include "io/json_write.h"
+#include "io/paths.h"
+#include "cli/common/options.h"
 #include "study/leaderboard.h"
 #include "io/json_files.h"
-#include "run_files.h"
-#include "stop_signals.h"
+#include "cli/common/stop_signals.h"
 #include "trial_process.h"
 #include "study/objective.h"
 

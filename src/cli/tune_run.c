@@ -23,19 +23,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "io/fileio.h"
-#include "mpi_comm.h"
-#include "options.h"
-#include "output.h"
-#include "resume.h"
-#include "run_check.h"
-#include "run_files.h"
-#include "stop_signals.h"
-#include "threads.h"
+#include "io/json_write.h"
+#include "io/paths.h"
+#include "cli/mpi/mpi_comm.h"
+#include "cli/common/options.h"
+#include "cli/common/output.h"
+#include "cli/train/resume.h"
+#include "cli/common/run_check.h"
+#include "cli/common/stop_signals.h"
+#include "cli/common/threads.h"
 #include "trial_channel.h"
-#include "train_options.h"
+#include "cli/train/train_options.h"
 #include "trial_process.h"
 #include "tune_agent.h"
+#include "io/json_files.h"
 #include "study/objective.h"
 
 int tune_threads_per_trial(const tune_options *o)
@@ -46,13 +49,6 @@ int tune_threads_per_trial(const tune_options *o)
     int here = (o->workers < o->trials ? o->workers : o->trials) * job_local_size();
     int cores = cli_trial_cores();
     return cores / here > 0 ? cores / here : 1;
-}
-
-double tune_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- trial processes ----------------------------------------------------------------------- */
@@ -242,7 +238,7 @@ static int launch(runner *r, worker *w, int i)
     w->pid = pid;
     w->fd = fd;
     w->trial = i;
-    w->started = tune_now();
+    w->started = nb_monotonic_seconds();
     w->seconds_before = t->seconds;
     return 0;
 }
@@ -308,7 +304,7 @@ static int take_report(runner *r, worker *w, char *line)
                           objective->valuedouble};
     int e = (int)epoch->valuedouble;
     cJSON_Delete(m);
-    double seconds = w->seconds_before + (tune_now() - w->started);
+    double seconds = w->seconds_before + (nb_monotonic_seconds() - w->started);
     return nb_study_tell_epoch(s->engine, w->trial, e, (int)epochs, f, seconds, r->err) < 0
                ? -1
                : 0;
@@ -418,7 +414,7 @@ static int trial_ended(runner *r, worker *w, int status, int stopping)
 {
     study *s = r->s;
     int i = w->trial;
-    double seconds = w->seconds_before + (tune_now() - w->started);
+    double seconds = w->seconds_before + (nb_monotonic_seconds() - w->started);
     if (w->pruned || stopping) {
         worker_clear(w, w->rank);
         return 0; /* recorded already, or to be continued by the next run */
@@ -645,9 +641,9 @@ static int stop_all(runner *r, int sig, nb_error *err)
     }
     /* Each agent answers once its trials have ended, after all it sent before. */
     int stopped = 0;
-    double give_up = tune_now() + AGENTS_STOP_SECONDS;
+    double give_up = nb_monotonic_seconds() + AGENTS_STOP_SECONDS;
     const struct timespec tick = {0, 10 * 1000 * 1000};
-    while (stopped < agents && tune_now() < give_up) {
+    while (stopped < agents && nb_monotonic_seconds() < give_up) {
         if (serve_agents(r, 1, &stopped) != 0)
             return -1;
         if (stopped < agents)

@@ -27,7 +27,4 @@ int study_run(study *s, nb_error *err);
  * trials that run on it at once. */
 int tune_threads_per_trial(const tune_options *o);
 
-/* Seconds since an arbitrary start (CLOCK_MONOTONIC). */
-double tune_now(void);
-
 #endif /* NABLA_CLI_TUNE_RUN_H */

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "io/json_files.h"
-#include "dir_kind.h"
+#include "cli/common/dir_kind.h"
 #include "io/fileio.h"
-#include "options.h"
-#include "run_files.h"
+#include "io/json_write.h"
+#include "io/paths.h"
+#include "cli/common/options.h"
 #include "study_files.h"
 #include "study_settings.h"
 

@@ -2,8 +2,12 @@
 #ifndef NABLA_CLI_TUNE_STUDY_H
 #define NABLA_CLI_TUNE_STUDY_H
 
-#include "dir_lock.h"
 #include "io/file_seen.h"
+#include <cjson/cJSON.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cli/common/dir_lock.h"
 #include "nabla.h"
 #include "study/study.h"
 #include "tune_options.h"

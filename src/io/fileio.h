@@ -30,7 +30,7 @@
 
 /* A check a program adds to the rule for a path that is a symbolic link, made before anything
  * is written (the nabla program: its own files are never written through a link; see
- * src/cli/dir_kind.h). Returns 0, or -1 with a message. NULL, the default: no check. */
+ * src/cli/common/dir_kind.h). Returns 0, or -1 with a message. NULL, the default: no check. */
 typedef int (*nb_link_guard)(const char *path, nb_error *err);
 void nb_set_link_guard(nb_link_guard guard);
 
@@ -124,10 +124,5 @@ int nb_read_input(const char *path, unsigned char **data, size_t *n, nb_error *e
  * meanwhile may recreate nothing: its file is open, and unlinked). */
 void nb_remove_unfinished_files(void);
 
-/* "dir/name" in a new malloc'd string (NULL when out of memory). */
-char *path_join(const char *dir, const char *name);
-
-/* mkdir -p: creates path and its missing parents; fine if it is already a directory. */
-int make_dirs(const char *path, nb_error *err);
 
 #endif /* NABLA_FILEIO_H */

@@ -15,7 +15,6 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "io/json_check.h"
 #include "core/little_endian.h"
 #include "core/memcheck.h"
+#include "core/strbuf.h"
 #include "io/model_io.h"
 #include "nabla.h"
 #include "io/table_json.h"
@@ -36,50 +36,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Small string helpers                                                                     */
 /* ---------------------------------------------------------------------------------------- */
-
-/* A growable string for the metadata values; on out of memory it stays failed. */
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-static void sb_printf(strbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->s && (size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap : 64);
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
 
 /* "'a', 'b' and 3 more": names for one error line. */
 typedef struct name_list {
@@ -113,15 +69,15 @@ static const char *names_text(name_list *l)
 /* ---------------------------------------------------------------------------------------- */
 
 /* "[0.5,1.25]": floats printed with 9 significant digits, enough to read back the same float. */
-static int format_floats(strbuf *b, const float *v, int n)
+static int format_floats(nb_strbuf *b, const float *v, int n)
 {
-    sb_printf(b, "[");
+    nb_sb_printf(b, "[");
     for (int i = 0; i < n; i++) {
         if (!isfinite(v[i]))
             return -1;
-        sb_printf(b, "%s%.9g", i ? "," : "", (double)v[i]);
+        nb_sb_printf(b, "%s%.9g", i ? "," : "", (double)v[i]);
     }
-    sb_printf(b, "]");
+    nb_sb_printf(b, "]");
     return 0;
 }
 
@@ -209,7 +165,7 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     snprintf(classes, sizeof classes, "%d", spec->classes);
     if (rc == 0 && nb_layers_format(&spec->layers, text, sizeof text) < 0)
         rc = nb_fail(err, "%s: the model's layers cannot be written", path);
-    strbuf mean = {0}, std = {0}, t_mean = {0}, t_std = {0};
+    nb_strbuf mean = {0}, std = {0}, t_mean = {0}, t_std = {0};
     const nb_st_meta architecture[7] = {
         {"format", FORMAT_NAME},
         {"nabla_version", NABLA_VERSION},
@@ -225,15 +181,15 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
         if (format_floats(&mean, m->norm_mean, nb_model_features(spec)) != 0 ||
             format_floats(&std, m->norm_std, nb_model_features(spec)) != 0)
             rc = nb_fail(err, "%s: the model's input normalization is not finite", path);
-        meta[n_meta++] = (nb_st_meta){"normalize_mean", mean.s};
-        meta[n_meta++] = (nb_st_meta){"normalize_std", std.s};
+        meta[n_meta++] = (nb_st_meta){"normalize_mean", mean.data};
+        meta[n_meta++] = (nb_st_meta){"normalize_std", std.data};
     }
     if (m->target_mean && m->target_std) {
         if (format_floats(&t_mean, m->target_mean, spec->classes) != 0 ||
             format_floats(&t_std, m->target_std, spec->classes) != 0)
             rc = nb_fail(err, "%s: the model's target scaling is not finite", path);
-        meta[n_meta++] = (nb_st_meta){"target_mean", t_mean.s};
-        meta[n_meta++] = (nb_st_meta){"target_std", t_std.s};
+        meta[n_meta++] = (nb_st_meta){"target_mean", t_mean.data};
+        meta[n_meta++] = (nb_st_meta){"target_std", t_std.data};
     }
     /* How a table training set was read, for new rows to be read the same way. */
     char *table = NULL;
@@ -262,10 +218,10 @@ int nb_model_save_ex(const nb_model *m, const char *path, const nb_st_tensor *ex
     }
     if (rc == 0)
         rc = nb_st_write(path, tensors, n + n_extra, meta, n_meta, err);
-    free(mean.s);
-    free(std.s);
-    free(t_mean.s);
-    free(t_std.s);
+    nb_sb_free(&mean);
+    nb_sb_free(&std);
+    nb_sb_free(&t_mean);
+    nb_sb_free(&t_std);
     free(table);
     for (int i = 0; i < n; i++)
         free(owned[i]);

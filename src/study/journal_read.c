@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "study/study.h"
 #include "io/json_files.h"
 #include "study/objective.h"
-#include "study/study.h"
 
 /* More epochs than any trial runs: bounds what a damaged line may ask to allocate. */
 #define JOURNAL_MAX_EPOCHS 10000000

@@ -13,6 +13,8 @@
 
 #include "io/fileio.h"
 #include "io/json_files.h"
+#include "io/json_write.h"
+#include "io/paths.h"
 #include "study/objective.h"
 
 static int changed_behind(const study_journal *j, const char *path, nb_error *err)

@@ -7,6 +7,8 @@
 
 #include "io/fileio.h"
 #include "io/json_files.h"
+#include "io/json_write.h"
+#include "io/paths.h"
 #include "study/leaderboard.h"
 #include "study/objective.h"
 #include "study/study.h"

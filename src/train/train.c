@@ -5,21 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/graph_internal.h"
 #include "core/memcheck.h"
 #include "nn/evaluate.h"
 #include "train/early_stop.h"
 #include "train/optim_internal.h"
 #include "train/train_ranks.h"
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int validate_config(const nb_model *m, const nb_dataset *train, const nb_train_config *cfg,
                            nb_error *err)
@@ -294,7 +287,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
         }
         /* train_seconds counts the steps only: the callbacks (progress, evaluation every N
          * steps, traces) and mid-epoch checkpoints take their time out of it. */
-        double start = now_seconds(), seconds_before = st->train_seconds, aside = 0.0;
+        double start = nb_monotonic_seconds(), seconds_before = st->train_seconds, aside = 0.0;
         int64_t seen_before = st->seen, batch_before = st->batch;
         for (int64_t b = st->batch; b < batches && !stop; b++) {
             int first = (int)(b * batch_size);
@@ -338,7 +331,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
             st->steps++;
             st->samples += batch;
             st->batch = b + 1;
-            double stepped = now_seconds();
+            double stepped = nb_monotonic_seconds();
             st->train_seconds = seconds_before + (stepped - start - aside);
             steps_now++;
             if (cfg->max_steps > 0 && st->steps >= cfg->max_steps)
@@ -374,7 +367,7 @@ int nb_train(nb_model *m, const nb_dataset *train, const nb_dataset *dev, const 
                     stop = 1;
                 }
             }
-            aside += now_seconds() - stepped;
+            aside += nb_monotonic_seconds() - stepped;
         }
         result->train_seconds = st->train_seconds;
         result->steps = st->steps;

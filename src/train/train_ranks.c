@@ -9,6 +9,7 @@
 #include "nn/evaluate.h"
 #include "core/graph_internal.h"
 #include "train/early_stop.h"
+#include "train/run_fingerprint.h"
 
 /* ---- data-parallel training ----
  *
@@ -125,73 +126,6 @@ int dp_init(dp_run *dp, const nb_train_config *cfg, nb_model *m, nb_error *err)
     return 0;
 }
 
-/* What the ranks must agree on, rank 0's being the truth: numbers, floats by their bits. */
-enum { FINGERPRINT = 29 };
-static const struct {
-    const char *name;
-    int is_float;
-} fingerprint_fields[FINGERPRINT] = {
-    {"the number of ranks", 0}, {"sync_batchnorm", 0}, {"the training set's size", 0},
-    {"its features", 0}, {"the dev set's size", 0}, {"the test set's size", 0},
-    {"the batch size", 0}, {"the epochs", 0}, {"max_steps", 0}, {"shuffle", 0},
-    {"the seed", 0}, {"checkpoint_every", 0}, {"the parameter count", 0},
-    {"the size of the batch-norm statistics", 0}, {"the optimizer", 0}, {"beta", 1},
-    {"beta2", 1}, {"eps", 1}, {"the weight decay", 1}, {"bias correction", 0},
-    {"the learning-rate decay", 0}, {"the learning rate", 1}, {"the decay rate", 1},
-    {"the decay interval", 0}, {"the warm-up epochs", 0}, {"the schedule's horizon", 0},
-    {"early stopping's patience", 0}, {"the monitored metric", 0}, {"min_delta", 2},
-};
-
-static int64_t float_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static int64_t double_bits(double d)
-{
-    int64_t u;
-    memcpy(&u, &d, sizeof u);
-    return u;
-}
-
-static void fingerprint(const nb_model *m, const nb_dataset *train, const nb_dataset *dev,
-                        const nb_dataset *test, const nb_train_config *cfg,
-                        int64_t fp[FINGERPRINT])
-{
-    const nb_optim_config *o = &cfg->optim;
-    const nb_schedule *s = &cfg->schedule;
-    int64_t v[FINGERPRINT] = {
-        cfg->comm->size, cfg->sync_batchnorm != 0, train ? train->n : -1,
-        train ? train->features : -1, dev ? dev->n : 0, test ? test->n : 0, cfg->batch_size,
-        cfg->epochs, cfg->max_steps, cfg->shuffle != 0, (int64_t)cfg->seed,
-        cfg->checkpoint_every, (int64_t)m->graph->n_params, (int64_t)m->graph->n_states,
-        o->kind, float_bits(o->beta), float_bits(o->beta2), float_bits(o->eps),
-        float_bits(o->weight_decay), o->bias_correction, s->kind, float_bits(s->lr),
-        float_bits(s->rate), s->interval, s->warmup_epochs, s->epochs,
-        cfg->early_stop, cfg->monitor, double_bits(cfg->min_delta),
-    };
-    memcpy(fp, v, sizeof v);
-}
-
-/* A fingerprint's field as text, for a message. */
-static void field_text(int i, int64_t v, char *buf, size_t cap)
-{
-    if (fingerprint_fields[i].is_float == 2) {
-        double d;
-        memcpy(&d, &v, sizeof d);
-        snprintf(buf, cap, "%g", d);
-    } else if (fingerprint_fields[i].is_float) {
-        uint32_t u = (uint32_t)v;
-        float f;
-        memcpy(&f, &u, sizeof f);
-        snprintf(buf, cap, "%g", (double)f);
-    } else {
-        snprintf(buf, cap, "%lld", (long long)v);
-    }
-}
-
 /* The scalars of a run's state, broadcast as one block. */
 typedef struct run_scalars {
     int64_t epoch, batch, steps, samples, correct, seen, opt_t, best_epoch, since_best;
@@ -282,15 +216,13 @@ int dp_start(const dp_run *dp, nb_model *m, const nb_dataset *train,
 {
     if (!dp->comm)
         return ready ? 0 : -1;
-    int64_t mine[FINGERPRINT], rank0[FINGERPRINT];
-    fingerprint(m, train, dev, test, cfg, mine);
-    memcpy(rank0, mine, sizeof mine);
-    if (dp_broadcast(dp, rank0, sizeof rank0, "the configuration", err) != 0)
+    /* What the ranks must agree on, rank 0's being the truth. */
+    nb_run_fingerprint mine, rank0;
+    nb_run_fingerprint_of(m, train, dev, test, cfg, &mine);
+    rank0 = mine;
+    if (dp_broadcast(dp, &rank0, sizeof rank0, "the configuration", err) != 0)
         return -1;
-    int differs = -1;
-    for (int i = 0; i < FINGERPRINT && differs < 0; i++)
-        if (mine[i] != rank0[i])
-            differs = i;
+    int differs = nb_run_fingerprint_differs(&mine, &rank0);
     double verdict[2] = {!ready, differs >= 0};
     if (dp_sum(dp, verdict, 2, "the ranks' readiness", err) != 0)
         return -1;
@@ -298,11 +230,11 @@ int dp_start(const dp_run *dp, nb_model *m, const nb_dataset *train,
         return -1;   /* err says why */
     if (differs >= 0) {
         char here[32], there[32];
-        field_text(differs, mine[differs], here, sizeof here);
-        field_text(differs, rank0[differs], there, sizeof there);
+        nb_run_fingerprint_value(differs, mine.field[differs], here, sizeof here);
+        nb_run_fingerprint_value(differs, rank0.field[differs], there, sizeof there);
         return nb_fail(err, "rank %d and rank 0 disagree: %s is %s here but %s on rank 0 "
                             "(every rank must run the same configuration)",
-                       dp->comm->rank, fingerprint_fields[differs].name, here, there);
+                       dp->comm->rank, nb_run_fingerprint_name(differs), here, there);
     }
     if (verdict[0] > 0)
         return nb_fail(err, "another rank could not start training (its message says why)");

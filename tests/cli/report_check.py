@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 
-# nabla's palettes (src/cli/report_svg.c), written out here so that a change there must be
+# nabla's palettes (src/cli/report/report_svg.c), written out here so that a change there must be
 # made here too: the series palette, then the class colours of decision regions.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#393b79", "#bcbd22", "#17becf",
