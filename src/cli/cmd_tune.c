@@ -17,35 +17,39 @@
 #include "tune_run.h"
 #include "tune_study.h"
 
-/* --dry-run: the first round's configurations (later rounds depend on its results). */
+/* --dry-run: the configurations known before any result (later ones depend on results). */
 static int dry_run(tune_options *o)
 {
     study s;
     memset(&s, 0, sizeof s);
     s.opt = o;
-    s.trials = calloc((size_t)o->trials, sizeof *s.trials);
+    s.trials = trials_new(o->trials, o->rounds);
     s.round_space = calloc((size_t)o->rounds, sizeof *s.round_space);
     nb_error err;
     if (!s.trials || !s.round_space) {
-        free(s.trials);
+        trials_free(s.trials, o->trials);
         free(s.round_space);
         fprintf(stderr, "nabla: out of memory\n");
         return EXIT_RUNTIME;
     }
     s.round_space[0] = o->space;
     s.rounds_known = 1;
-    int first, end;
-    round_range(o->trials, o->rounds, 0, &first, &end);
-    int rc = study_plan_round(&s, 0, &err);
-    for (int i = first; rc == 0 && i < end; i++) {
-        printf("trial %d: ", i);
-        print_params(stdout, &o->space, &s.trials[i].point);
+    int rc = 0, end = 0;
+    for (; rc == 0 && end < o->trials && study_trial_ready(&s, end); end++) {
+        if ((rc = study_plan_trial(&s, end, &err)) != 0)
+            break;
+        printf("trial %d: ", end);
+        print_params(stdout, &o->space, &s.trials[end].point);
         printf("\n");
     }
     if (rc == 0 && o->rounds > 1)
         printf("(rounds 2 to %d, trials %d to %d, are drawn from narrower ranges around the best "
                "trials of the rounds before them)\n", o->rounds, end, o->trials - 1);
-    free(s.trials);
+    else if (rc == 0 && end < o->trials)
+        printf("(trials %d to %d are drawn by TPE from the results of the trials before them: "
+               "trial i from those of trials 0 to i-%d)\n", end, o->trials - 1,
+               o->tpe_lag + 1);
+    trials_free(s.trials, o->trials);
     free(s.round_space);
     if (rc != 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
@@ -67,8 +71,12 @@ static void print_start(const study *s)
     char ranks[32] = "";
     if (job_size() > 1)
         snprintf(ranks, sizeof ranks, "%d ranks x ", job_size());
-    printf("study %s: %d trials, %s sampler, %d round%s, prune %s, %s%d worker%s x %d thread%s\n",
-           s->dir, o->trials, o->sampler == SAMPLER_GRID ? "grid" : "random", o->rounds,
+    char lag[32] = "";
+    if (o->sampler == SAMPLER_TPE)
+        snprintf(lag, sizeof lag, " (lag %d)", o->tpe_lag);
+    printf("study %s: %d trials, %s sampler%s, %d round%s, prune %s, %s%d worker%s x %d "
+           "thread%s\n",
+           s->dir, o->trials, tune_sampler_name(o->sampler), lag, o->rounds,
            o->rounds == 1 ? "" : "s", nb_prune_name(o->prune), ranks, o->workers,
            o->workers == 1 ? "" : "s", threads_per_trial, threads_per_trial == 1 ? "" : "s");
     if (finished || running)

@@ -3,7 +3,10 @@
  * (tune_study.h journal_append), one JSON object a line:
  *
  *   {"round":r,"space":"..."}                         round r (>= 1) of coarse to fine starts
- *   {"trial":i,"state":"running","round":r,"params":{...},"args":[...]}   trial i starts
+ *   {"trial":i,"state":"running","round":r,"params":{...},["waited_seconds":w,]"args":[...]}
+ *                                                      trial i starts (w: the time a free
+ *                                                      worker waited for the earlier results
+ *                                                      its configuration depends on)
  *   {"trial":i,"state":"running","epoch":e,"epochs_planned":E,"dev_accuracy":a,"dev_loss":l,
  *    ["dev_M":m,]"seconds":s}                          trial i reported epoch e
  *   {"trial":i,"state":"interrupted","reason":"...","seconds":s}
@@ -58,6 +61,7 @@ typedef struct trial {
     int capacity;
     int epochs_total;        /* the trial's --epochs, from its reports (0: none yet) */
     double seconds;          /* wall time so far, over every process that ran it */
+    double waited;           /* worker-seconds its start waited for earlier results */
     /* Finished trials: the result. */
     double final_accuracy, final_loss, final_objective;
     int epochs;

@@ -1,4 +1,5 @@
-/* The trials' configurations, round by round (see tune_plan.h). */
+/* The trials' configurations, round by round or by TPE, and when each is known (see
+ * tune_plan.h). */
 #include "tune_plan.h"
 
 #include <math.h>
@@ -33,7 +34,10 @@ static int narrow_round(study *s, int q, nb_error *err)
     return rc;
 }
 
-int study_plan_round(study *s, int r, nb_error *err)
+/* The configurations of round r's trials (sampled, or taken from the journal); the space of
+ * round r is narrowed from the finished trials of the rounds before it, so they must be done.
+ * A round after the first writes its space to the journal. */
+static int plan_round(study *s, int r, nb_error *err)
 {
     const tune_options *o = s->opt;
     for (; s->rounds_known <= r; s->rounds_known++)
@@ -78,4 +82,52 @@ int study_plan_round(study *s, int r, nb_error *err)
     cJSON_AddStringToObject(ev, "space", text);
     free(text);
     return journal_append(s, ev, err);
+}
+
+int study_trial_ready(const study *s, int i)
+{
+    const trial *t = &s->trials[i];
+    if (t->has_point)
+        return 1;
+    if (s->opt->sampler == SAMPLER_TPE) {
+        for (int u = 0; u < tune_tpe_given(s->opt, i); u++)
+            if (!trial_finished(&s->trials[u]))
+                return 0;
+        return 1;
+    }
+    for (int u = 0; u < i; u++)
+        if (s->trials[u].round < t->round && !trial_finished(&s->trials[u]))
+            return 0;
+    return 1;
+}
+
+/* TPE's point for trial i, from the final results of the trials it learns from. */
+static int tpe_point(study *s, int i, nb_error *err)
+{
+    const tune_options *o = s->opt;
+    int n = tune_tpe_given(o, i);
+    nb_tpe_trial *done = malloc((size_t)(n > 0 ? n : 1) * sizeof *done);
+    if (!done)
+        return nb_fail(err, "out of memory");
+    for (int u = 0; u < n; u++) {
+        const trial *t = &s->trials[u];
+        done[u].point = t->point;
+        done[u].score = t->state == TRIAL_FAILED ? NAN
+                                                 : objective_score(o->objective, t->final_objective);
+        done[u].pruned_epoch = t->state == TRIAL_PRUNED ? t->epochs : 0;
+    }
+    int rc = nb_tpe_suggest(&o->space, NULL, done, n, o->seed, i, &s->trials[i].point, err);
+    free(done);
+    if (rc == 0)
+        s->trials[i].has_point = 1;
+    return rc;
+}
+
+int study_plan_trial(study *s, int i, nb_error *err)
+{
+    if (s->trials[i].has_point)
+        return 0;
+    if (s->opt->sampler == SAMPLER_TPE)
+        return tpe_point(s, i, err);
+    return plan_round(s, s->trials[i].round, err);
 }

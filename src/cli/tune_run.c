@@ -7,7 +7,10 @@
  * pruning decision for trial t after epoch e compares it with the trials numbered below t that
  * reached epoch e. The tuner answers a trial only once each of those has reported epoch e or
  * finished, so the set it compares with is always the same. Trials start in number order, so
- * the ones a trial waits for are running or done: nothing waits forever. */
+ * the ones a trial waits for are running or done: nothing waits forever. A trial whose
+ * configuration depends on earlier results (coarse to fine, TPE: tune_plan.h) starts once they
+ * are final; a free worker waits for them meanwhile, and that wait is measured (the trial's
+ * "waited_seconds"), since it is what those samplers cost in parallelism. */
 #define _GNU_SOURCE /* stpcpy */
 #include "tune_run.h"
 
@@ -74,6 +77,8 @@ typedef struct worker {
     char why[512];           /* and why */
     double started;
     double seconds_before;   /* the trial's time before this process */
+    double waiting_since;    /* free, and its next trial waits for earlier results: since when
+                                (0: not waiting) */
 } worker;
 
 /* Worker w is free, on `rank`: nothing of its last trial is left. */
@@ -198,6 +203,8 @@ static int record_start(runner *r, int i, char **args, int rank)
     if (job_size() > 1)
         cJSON_AddNumberToObject(ev, "rank", rank);
     cJSON_AddItemToObject(ev, "params", params_json(&s->opt->space, &t->point));
+    if (t->waited > 0)
+        cJSON_AddItemToObject(ev, "waited_seconds", json_double(t->waited));
     cJSON *a = cJSON_AddArrayToObject(ev, "args");
     for (int k = 1; args[k]; k++)
         cJSON_AddItemToArray(a, cJSON_CreateString(args[k]));
@@ -228,6 +235,19 @@ static int send_start(runner *r, const worker *w, char **args, const char *log_p
     return rc;
 }
 
+/* The worker-seconds the free workers have waited for the next trial's configuration, which
+ * is now known: their waits end (they wait again if the trial after it waits too). */
+static double waits_end(runner *r)
+{
+    double now = tune_now(), waited = 0;
+    for (int k = 0; k < r->n_workers; k++)
+        if (!r->w[k].busy && r->w[k].waiting_since > 0) {
+            waited += now - r->w[k].waiting_since;
+            r->w[k].waiting_since = 0;
+        }
+    return waited;
+}
+
 /* Starts trial i on worker w. */
 static int launch(runner *r, worker *w, int i)
 {
@@ -242,6 +262,8 @@ static int launch(runner *r, worker *w, int i)
         args = process_args(r, i, dir);
     int rc = -1, fd = -1;
     pid_t pid = 0;
+    if (t->state == TRIAL_PENDING)
+        t->waited = waits_end(r);
     if (args && (t->state != TRIAL_PENDING || record_start(r, i, args, w->rank) == 0)) {
         if (w->rank != 0)
             rc = send_start(r, w, args, log_path);
@@ -692,22 +714,22 @@ static int serve_agents(runner *r, int stopping, int *stopped)
     return rc;
 }
 
-/* The next trial to start: the lowest-numbered one not finished and not running, once the
- * rounds before its own are finished (coarse to fine needs their results). -1: none now. */
-static int next_trial(runner *r, int *round_ready)
+/* next_trial's answers besides a trial's number. */
+#define NO_TRIAL_LEFT (-1)   /* every trial is finished or running */
+#define TRIAL_WAITS (-2)     /* the next one waits for earlier results (tune_plan.h) */
+
+/* The next trial to start: the lowest-numbered one not finished and not running, once its
+ * configuration can be known (study_trial_ready). */
+static int next_trial(runner *r)
 {
     study *s = r->s;
     for (int i = 0; i < s->opt->trials; i++) {
         trial *t = &s->trials[i];
         if (trial_finished(t) || t->exited || worker_of(r, i))
             continue;
-        for (int u = 0; u < i; u++)
-            if (s->trials[u].round < t->round && !trial_finished(&s->trials[u]))
-                return -1;
-        *round_ready = t->round;
-        return i;
+        return study_trial_ready(s, i) ? i : TRIAL_WAITS;
     }
-    return -1;
+    return NO_TRIAL_LEFT;
 }
 
 static int run_loop(runner *r)
@@ -732,11 +754,14 @@ static int run_loop(runner *r)
         for (int k = 0; rc == 0 && k < r->n_workers; k++) {
             if (r->w[k].busy)
                 continue;
-            int round, i = next_trial(r, &round);
+            int i = next_trial(r);
+            if (i == TRIAL_WAITS) /* this worker and every other free one */
+                for (int q = 0; q < r->n_workers; q++)
+                    if (!r->w[q].busy && r->w[q].waiting_since == 0)
+                        r->w[q].waiting_since = tune_now();
             if (i < 0)
                 break;
-            if (!s->trials[i].has_point)
-                rc = study_plan_round(s, round, r->err);
+            rc = study_plan_trial(s, i, r->err);
             if (rc == 0)
                 rc = launch(r, &r->w[k], i);
         }
