@@ -1,20 +1,25 @@
 #!/usr/bin/python3
 """`nabla tune` against Optuna driving `nabla train`, side by side, with the same budget.
 
-Three tuners search one space on Fashion-MNIST (N trials of E epochs, W workers, ASHA pruning):
-  nabla         `nabla tune`
+Four tuners search one space on Fashion-MNIST (N trials of E epochs, W workers, ASHA pruning):
+  nabla-random  `nabla tune --sampler random`
+  nabla-tpe     `nabla tune --sampler tpe` (its default --tpe-lag)
   optuna-random bench/tune_optuna.py --sampler random --pruner asha
   optuna-tpe    bench/tune_optuna.py --sampler tpe --pruner asha
-Repeat r uses seed r in all three. The three runs of a repeat follow each other and their
-order rotates from repeat to repeat, so a slow spell of the shared machine hits all alike.
-Each run gets a fresh directory; nothing is cached between runs.
+for each number of trials N in --trials (24 and 64: one table each). Repeat r uses seed r in
+all four. The four runs of a repeat follow each other and their order rotates from repeat to
+repeat, so a slow spell of the shared machine hits all alike. Each run gets a fresh directory;
+nothing is cached between runs.
 
 Reported per run: the wall time of the whole command, the best dev accuracy, the test accuracy
-of the best model (measured once, by the tuner itself) and the complete/pruned/failed counts;
-then the medians over repeats. Writes bench/TUNE_RESULTS.md and prints its tables.
+of the best model (measured once, by the tuner itself), the complete/pruned/failed counts and,
+for nabla, the worker-seconds its workers waited for earlier results (TPE's lag rule); then the
+medians over repeats, and whether nabla-tpe meets the target against optuna-tpe (a median best
+dev accuracy at least as high, in less median wall time). Writes bench/TUNE_RESULTS.md and
+prints its tables.
 
     /usr/bin/python3 bench/tune_compare.py --nabla build/nabla
-    /usr/bin/python3 bench/tune_compare.py --skip-nabla --trials 4 --epochs 1   # smoke run
+    /usr/bin/python3 bench/tune_compare.py --repeats 1 --trials 4 --epochs 1   # smoke run
 """
 
 import argparse
@@ -42,7 +47,7 @@ SPACE = ("lr=log(1e-4,1e-1); beta=1-log(0.9,0.999); batch-size=choice(32,64,128,
          "layers=choice(128|256,128|512,256,128); batchnorm=choice(on,off); "
          "weight-decay=log(1e-6,1e-2)")
 
-METHODS = ["nabla", "optuna-random", "optuna-tpe"]
+METHODS = ["nabla-random", "nabla-tpe", "optuna-random", "optuna-tpe"]
 FINISHED_STATES = ("complete", "pruned", "failed")
 
 
@@ -54,22 +59,23 @@ def log(message):
 # The commands
 
 
-def nabla_command(args, seed, out):
+def nabla_command(args, sampler, trials, seed, out):
     return [args.nabla, "tune", "--data", "fashion-mnist", "--epochs", str(args.epochs),
-            "--space", SPACE, "--trials", str(args.trials), "--workers", str(args.workers),
-            "--prune", "asha", "--seed", str(seed), "--out", out, "--quiet"]
+            "--space", SPACE, "--sampler", sampler, "--trials", str(trials),
+            "--workers", str(args.workers), "--prune", "asha", "--seed", str(seed),
+            "--out", out, "--quiet"]
 
 
-def optuna_command(args, sampler, seed, out):
+def optuna_command(args, sampler, trials, seed, out):
     return [args.python, OPTUNA_SCRIPT, "--nabla", args.nabla, "--sampler", sampler,
-            "--pruner", "asha", "--trials", str(args.trials), "--epochs", str(args.epochs),
+            "--pruner", "asha", "--trials", str(trials), "--epochs", str(args.epochs),
             "--workers", str(args.workers), "--seed", str(seed), "--out", out, "--json"]
 
 
-def command_for(args, method, seed, out):
-    if method == "nabla":
-        return nabla_command(args, seed, out)
-    return optuna_command(args, method.split("-", 1)[1], seed, out)
+def command_for(args, method, trials, seed, out):
+    tuner, sampler = method.split("-", 1)
+    command = nabla_command if tuner == "nabla" else optuna_command
+    return command(args, sampler, trials, seed, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +105,7 @@ def read_nabla(out):
         best = json.load(f)
     return {"dev_accuracy": best.get("dev_accuracy"), "test_accuracy": best.get("test_accuracy"),
             "params": best.get("params"), "counts": journal_counts(os.path.join(out, "journal.jsonl")),
-            "inner_seconds": None}
+            "inner_seconds": None, "waited_seconds": best.get("waited_seconds")}
 
 
 def read_optuna(stdout):
@@ -107,24 +113,24 @@ def read_optuna(stdout):
     best = result["best"] or {}
     return {"dev_accuracy": best.get("dev_accuracy"), "test_accuracy": best.get("test_accuracy"),
             "params": best.get("params"), "counts": result["counts"],
-            "inner_seconds": result["wall_seconds"]}
+            "inner_seconds": result["wall_seconds"], "waited_seconds": None}
 
 
-def run_one(args, method, seed, root):
-    out = os.path.join(root, f"{method}-{seed}")
+def run_one(args, method, trials, seed, root):
+    out = os.path.join(root, f"{method}-{trials}-{seed}")
     if os.path.exists(out):
         sys.exit(f"tune_compare.py: {out} already exists; every run needs a fresh directory")
-    argv = command_for(args, method, seed, out)
+    argv = command_for(args, method, trials, seed, out)
     start = time.perf_counter()
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    run = {"method": method, "seed": seed, "wall_seconds": wall, "status": proc.returncode,
-           "error": None}
+    run = {"method": method, "trials": trials, "seed": seed, "wall_seconds": wall,
+           "status": proc.returncode, "error": None}
     try:
         if proc.returncode != 0:
             raise RuntimeError(f"exit status {proc.returncode}")
-        run.update(read_nabla(out) if method == "nabla" else read_optuna(proc.stdout))
+        run.update(read_nabla(out) if method.startswith("nabla") else read_optuna(proc.stdout))
     except (RuntimeError, OSError, ValueError, KeyError) as e:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         run["error"] = f"{shlex.join(argv)}: {e}\n{tail}"
@@ -238,6 +244,23 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
+def target_text(runs, trials):
+    """Whether nabla-tpe meets the issue's target against optuna-tpe at this many trials."""
+    def med(method, key):
+        return median([r[key] for r in runs if r["method"] == method and not r["error"]])
+    dev = {m: med(m, "dev_accuracy") for m in ("nabla-tpe", "optuna-tpe")}
+    wall = {m: med(m, "wall_seconds") for m in ("nabla-tpe", "optuna-tpe")}
+    if None in dev.values() or None in wall.values():
+        return f"Target at {trials} trials: not measured (nabla-tpe or optuna-tpe has no run)."
+    accuracy_met = dev["nabla-tpe"] >= dev["optuna-tpe"]
+    time_met = wall["nabla-tpe"] < wall["optuna-tpe"]
+    return (f"Target at {trials} trials (nabla-tpe's median best dev accuracy at least "
+            f"optuna-tpe's, in less median wall time): accuracy {fmt(dev['nabla-tpe'])} against "
+            f"{fmt(dev['optuna-tpe'])}, {'met' if accuracy_met else 'NOT met'}; wall time "
+            f"{fmt(wall['nabla-tpe'], 1)} s against {fmt(wall['optuna-tpe'], 1)} s, "
+            f"{'met' if time_met else 'NOT met'}.")
+
+
 def summary_table(runs, methods):
     rows = []
     for method in methods:
@@ -261,17 +284,18 @@ def runs_table(runs):
     for r in runs:
         if r["error"]:
             rows.append([r["seed"], r["method"], fmt(r["wall_seconds"], 1), "-", "-", "-", "-",
-                         f"FAILED (exit {r['status']})"])
+                         "-", f"FAILED (exit {r['status']})"])
             continue
         rows.append([r["seed"], r["method"], fmt(r["wall_seconds"], 1),
-                     fmt(r["inner_seconds"], 1), fmt(r["dev_accuracy"]), fmt(r["test_accuracy"]),
+                     fmt(r["inner_seconds"], 1), fmt(r["waited_seconds"], 1),
+                     fmt(r["dev_accuracy"]), fmt(r["test_accuracy"]),
                      counts_text(r["counts"]), params_text(r["params"])])
-    return markdown_table(["seed", "tuner", "wall s", "study s", "best dev acc",
+    return markdown_table(["seed", "tuner", "wall s", "study s", "waited s", "best dev acc",
                            "test acc of best", "c/p/f", "best parameters"], rows)
 
 
 def report(args, methods, runs, facts, invocation):
-    commands = "\n".join(f"    {shlex.join(command_for(args, m, 'S', 'DIR/' + m + '-S'))}"
+    commands = "\n".join(f"    {shlex.join(command_for(args, m, 'N', 'S', 'DIR/' + m + '-N-S'))}"
                          for m in methods)
     errors = [r for r in runs if r["error"]]
     parts = [
@@ -279,29 +303,36 @@ def report(args, methods, runs, facts, invocation):
         "",
         "Generated by `bench/tune_compare.py`; regenerate it, don't edit it. See bench/README.md.",
         "",
-        f"Fashion-MNIST (10% of the training set as the dev set), {plural(args.trials, 'trial')} "
-        f"of {plural(args.epochs, 'epoch')}, {plural(args.workers, 'worker')}, ASHA pruning, the "
+        f"Fashion-MNIST (10% of the training set as the dev set), trials of "
+        f"{plural(args.epochs, 'epoch')}, {plural(args.workers, 'worker')}, ASHA pruning, the "
         f"same search space. Medians over {plural(args.repeats, 'repeat')} (seeds "
         f"0..{args.repeats - 1}); the runs of a repeat follow each other in an order that "
         "rotates between repeats.",
-        "",
-        summary_table(runs, methods),
+    ]
+    for trials in args.trials:
+        these = [r for r in runs if r["trials"] == trials]
+        parts += ["", f"## {plural(trials, 'trial')}", "", summary_table(these, methods), "",
+                  target_text(these, trials)]
+    parts += [
         "",
         "*wall s*: the whole command, timed by tune_compare.py, from its start to its exit: "
         "program start, the search and the one test evaluation of the best model (and, for "
         "Optuna, starting Python and importing Optuna). *study s*: Optuna's own clock, from "
-        "`create_study` to the test accuracy. *best dev acc*: the highest dev accuracy among "
+        "`create_study` to the test accuracy. *waited s*: nabla's worker-seconds with a worker "
+        "free and the next trial waiting for the earlier results it learns from (best.json's "
+        "`waited_seconds`; TPE's lag rule). *best dev acc*: the highest dev accuracy among "
         "complete trials. *test acc of best*: that trial's model on the 10,000 test images.",
-        "",
-        "## Every run",
-        "",
-        runs_table(runs),
+    ]
+    for trials in args.trials:
+        parts += ["", f"## Every run, {plural(trials, 'trial')}", "",
+                  runs_table([r for r in runs if r["trials"] == trials])]
+    parts += [
         "",
         "## Commands",
         "",
         f"    {invocation}",
         "",
-        "runs, for each seed S (DIR is a fresh directory per run):",
+        "runs, for each number of trials N and seed S (DIR is a fresh directory per run):",
         "",
         commands,
         "",
@@ -312,7 +343,8 @@ def report(args, methods, runs, facts, invocation):
     if errors:
         parts += ["", "## Failures", ""]
         for r in errors:
-            parts += [f"{r['method']} seed {r['seed']}:", "", "```", r["error"], "```", ""]
+            parts += [f"{r['method']}, {r['trials']} trials, seed {r['seed']}:", "", "```",
+                      r["error"], "```", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -327,8 +359,9 @@ def parse_args():
                    help="the nabla program [build/nabla]")
     p.add_argument("--python", default="/usr/bin/python3",
                    help="the Python that has optuna, for tune_optuna.py [/usr/bin/python3]")
-    p.add_argument("--repeats", type=int, default=2, help="repeats, seeds 0..K-1 [2]")
-    p.add_argument("--trials", type=int, default=24, help="[24]")
+    p.add_argument("--repeats", type=int, default=5, help="repeats, seeds 0..K-1 [5]")
+    p.add_argument("--trials", default="24,64",
+                   help="the numbers of trials, comma-separated: one table each [24,64]")
     p.add_argument("--epochs", type=int, default=2, help="epochs per trial [2]")
     p.add_argument("--workers", type=int, default=2, help="[2]")
     p.add_argument("--out", help="keep every run's directory under this new directory "
@@ -338,7 +371,13 @@ def parse_args():
     p.add_argument("--skip-nabla", action="store_true",
                    help="compare only the two Optuna samplers (while `nabla tune` is missing)")
     args = p.parse_args()
-    check_args(p, args, ("repeats", "trials", "epochs", "workers"))
+    try:
+        args.trials = [int(n) for n in args.trials.split(",")]
+    except ValueError:
+        p.error(f"--trials {args.trials}: whole numbers separated by commas, such as 24,64")
+    if any(n < 1 for n in args.trials):
+        p.error("--trials: each must be at least 1")
+    check_args(p, args, ("repeats", "epochs", "workers"))
     return args
 
 
@@ -359,7 +398,7 @@ def main():
     args = parse_args()
     check_tools(args)
     invocation = shlex.join(["/usr/bin/python3", "bench/tune_compare.py"] + sys.argv[1:])
-    methods = [m for m in METHODS if not (args.skip_nabla and m == "nabla")]
+    methods = [m for m in METHODS if not (args.skip_nabla and m.startswith("nabla"))]
     if args.out:
         if os.path.isdir(args.out) and os.listdir(args.out):
             sys.exit(f"tune_compare.py: --out {args.out} is not empty; the runs need fresh "
@@ -370,12 +409,12 @@ def main():
         root = tempfile.mkdtemp(prefix="tune-compare-")
     runs = []
     try:
-        total = args.repeats * len(methods)
-        for seed in range(args.repeats):
+        total = len(args.trials) * args.repeats * len(methods)
+        for trials, seed in ((n, seed) for n in args.trials for seed in range(args.repeats)):
             order = methods[seed % len(methods):] + methods[:seed % len(methods)]
             for method in order:
-                log(f"[{len(runs) + 1}/{total}] {method}, seed {seed} ...")
-                run = run_one(args, method, seed, root)
+                log(f"[{len(runs) + 1}/{total}] {method}, {trials} trials, seed {seed} ...")
+                run = run_one(args, method, trials, seed, root)
                 runs.append(run)
                 if run["error"]:
                     log(f"    FAILED: {run['error']}")
@@ -385,7 +424,7 @@ def main():
     finally:
         if not args.out:
             shutil.rmtree(root, ignore_errors=True)
-    runs.sort(key=lambda r: (r["seed"], methods.index(r["method"])))
+    runs.sort(key=lambda r: (r["trials"], r["seed"], methods.index(r["method"])))
     text = report(args, methods, runs, machine(args), invocation)
     with open(args.results + ".tmp", "w") as f:
         f.write(text)

@@ -104,7 +104,7 @@ int main(int argc, char **argv)
         nb_model model;
         int ended[TRIALS], n;
         nb_eval_result eval;
-        if (nb_study_started(study, i, NULL, 0, -1, &err) != 0 ||
+        if (nb_study_started(study, i, NULL, 0, -1, 0, &err) != 0 ||
             train(&p, EPOCHS, &train_set, &dev, &model, &run, &err) != 0)
             return fprintf(stderr, "%s\n", err.msg), 1;
         if (!run.pruned) {

@@ -1232,7 +1232,8 @@ int nb_search_importance(const nb_search_space *s, const nb_search_point *pts,
  * journal's events: src/study/journal.h.
  *
  * What a study gives does not depend on timing: trial i's configuration depends on (config,
- * i) and, for TPE, on the results of trials 0 .. i-1-tpe_lag only; a pruning decision on
+ * i) and, for TPE, on the final results of trials 0 .. i-1-tpe_lag only (none while those are
+ * fewer than tpe.n_startup: the point is then random search's); a pruning decision on
  * trial i after epoch e compares it with the trials numbered below i, once each of them has
  * reported epoch e or finished. So the same config gives the same trials however many run at
  * once, in whatever order they finish, and across stops. */
@@ -1278,7 +1279,8 @@ typedef struct nb_study_config {
                                 after the first in a space narrowed around the best quarter of
                                 the trials of the rounds before it */
     nb_sampler sampler;
-    int tpe_lag;             /* TPE: trial i learns from trials 0 .. i-1-tpe_lag (>= 0) */
+    int tpe_lag;             /* TPE: trial i learns from trials 0 .. i-1-tpe_lag (>= 0); while
+                                fewer than tpe.n_startup, it is random and waits for none */
     nb_tpe_config tpe;
     nb_prune_kind prune;     /* with nb_pruner's defaults */
     uint64_t seed;
@@ -1310,11 +1312,17 @@ void nb_study_close(nb_study *s);
  * it is told interrupted. A trial the journal shows started comes with its recorded point. */
 int nb_study_ask(nb_study *s, int *trial, nb_search_point *point, nb_error *err);
 
+/* Whether no trial can start now only because the next one waits for results (a later round,
+ * or TPE's lag), not because every trial is running or finished: the time a free worker spends
+ * so is what those samplers cost in parallelism. */
+int nb_study_waiting(const nb_study *s);
+
 /* Records that trial i (from nb_study_ask) starts, with the command it runs (args, n_args;
- * NULL, 0 for none) and, rank >= 0, where (an MPI rank). A trial that started before and is
+ * NULL, 0 for none), rank >= 0: where (an MPI rank), and waited > 0: the worker-seconds spent
+ * waiting for the results it depends on (nb_study_waiting). A trial that started before and is
  * run again is not recorded again. */
 int nb_study_started(nb_study *s, int trial, const char *const *args, int n_args, int rank,
-                     nb_error *err);
+                     double waited, nb_error *err);
 
 /* A trial's dev figures: accuracy (NaN for a task without one), loss, and the study's
  * objective (the same number as one of them, or its own metric). */

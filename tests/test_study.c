@@ -102,7 +102,7 @@ static int drive(nb_study *s, int trials, int workers, uint64_t order_seed, int 
             assert_true(asked >= 0);
             if (asked == 0)
                 break;
-            assert_int_equal(nb_study_started(s, r.trial, NULL, 0, -1, &err), 0);
+            assert_int_equal(nb_study_started(s, r.trial, NULL, 0, -1, 0, &err), 0);
             run[n_run++] = r;
         }
         if (n_run == 0)
@@ -231,30 +231,35 @@ static void test_stop_and_continue(void **state)
     }
 }
 
-/* TPE's trial i is given only once trials 0 .. i-1-lag are finished, and its point is the one
- * nb_tpe_suggest gives from exactly those. */
+/* TPE's trial i is given only once trials 0 .. i-1-lag are finished (the first n_startup
+ * + lag ones, random search's points, at once), and its point is the one nb_tpe_suggest gives
+ * from exactly those. */
 static void test_tpe_waits_for_its_lag(void **state)
 {
     (void)state;
     for (int lag = 0; lag <= 3; lag++) {
-        nb_study_config c = config(NB_SAMPLER_TPE, NB_PRUNE_NONE, 14);
+        nb_study_config c = config(NB_SAMPLER_TPE, NB_PRUNE_NONE, 16);
         c.tpe_lag = lag;
+        int startup = c.tpe.n_startup, free_ones = startup + lag;
         nb_study *s;
         nb_error err;
         assert_int_equal(nb_study_open(&s, NULL, &c, &err), 0);
-        nb_search_point pts[14];
+        nb_search_point pts[16];
         int i;
-        /* Nothing finished: trials 0 .. lag can start, no more. */
-        for (int k = 0; k <= lag; k++) {
+        for (int k = 0; k < free_ones; k++) {
             assert_int_equal(nb_study_ask(s, &i, &pts[k], &err), 1);
             assert_int_equal(i, k);
-            assert_int_equal(nb_study_started(s, i, NULL, 0, -1, &err), 0);
+            nb_search_point random;
+            nb_search_sample(&c.space, c.seed, k, &random);
+            assert_memory_equal(&random, &pts[k], sizeof random);
+            assert_int_equal(nb_study_started(s, i, NULL, 0, -1, 0, &err), 0);
         }
-        assert_int_equal(nb_study_ask(s, &i, &pts[lag + 1], &err), 0);
-        /* Finishing them one at a time lets one more start each time. */
-        nb_tpe_trial done[14];
-        int ended[14], n;
-        for (int k = 0; k + lag + 1 < 14; k++) {
+        assert_int_equal(nb_study_ask(s, &i, &pts[free_ones], &err), 0);
+        assert_int_equal(nb_study_waiting(s), 1);
+        /* Finishing them one at a time lets one more start each time, once n_startup are. */
+        nb_tpe_trial done[16];
+        int ended[16], n;
+        for (int k = 0; k + lag + 1 < 16; k++) {
             assert_int_equal(nb_study_tell_epoch(s, k, EPOCHS, EPOCHS,
                                                  figures_at(&pts[k], EPOCHS), 1, &err), 1);
             assert_int_equal(nb_study_tell_end(s, k, NB_TRIAL_COMPLETE,
@@ -266,14 +271,18 @@ static void test_tpe_waits_for_its_lag(void **state)
             done[k].score = accuracy_at(&pts[k], EPOCHS);
             done[k].pruned_epoch = 0;
             int next = k + lag + 1;
+            if (next < free_ones) {
+                assert_int_equal(nb_study_ask(s, &i, &pts[15], &err), 0);
+                continue;
+            }
             assert_int_equal(nb_study_ask(s, &i, &pts[next], &err), 1);
             assert_int_equal(i, next);
             nb_search_point want;
             assert_int_equal(nb_tpe_suggest(&c.space, &c.tpe, done, k + 1, c.seed, next, &want,
                                              &err), 0);
             assert_memory_equal(&want, &pts[next], sizeof want);
-            assert_int_equal(nb_study_started(s, i, NULL, 0, -1, &err), 0);
-            assert_int_equal(nb_study_ask(s, &i, &pts[13], &err), 0);
+            assert_int_equal(nb_study_started(s, i, NULL, 0, -1, 0, &err), 0);
+            assert_int_equal(nb_study_ask(s, &i, &pts[15], &err), 0);
         }
         nb_study_close(s);
     }
@@ -350,7 +359,7 @@ static void test_refusals(void **state)
     assert_int_equal(nb_study_open(&s, NULL, &bad, &err), -1);
     assert_non_null(strstr(err.msg, "rmse"));
     assert_int_equal(nb_study_open(&s, NULL, &c, &err), 0);
-    assert_int_equal(nb_study_started(s, 1, NULL, 0, -1, &err), -1);
+    assert_int_equal(nb_study_started(s, 1, NULL, 0, -1, 0, &err), -1);
     nb_trial_figures f = {0.5, 0.5, 0.5};
     assert_int_equal(nb_study_tell_epoch(s, 9, 1, 1, f, 1, &err), -1);
     assert_int_equal(nb_study_tell_end(s, 0, NB_TRIAL_PRUNED, f, 1, 1, NULL, &err), -1);
@@ -371,7 +380,7 @@ static void test_rounds(void **state)
     int i;
     for (int k = 0; k < 4; k++) {
         assert_int_equal(nb_study_ask(s, &i, &p[k], &err), 1);
-        assert_int_equal(nb_study_started(s, i, NULL, 0, -1, &err), 0);
+        assert_int_equal(nb_study_started(s, i, NULL, 0, -1, 0, &err), 0);
     }
     assert_int_equal(nb_study_ask(s, &i, &p[4], &err), 0);
     int ended[8], n;
@@ -386,7 +395,7 @@ static void test_rounds(void **state)
         assert_int_equal(nb_study_ask(s, &i, &p[4], &err), k == 3);
     }
     assert_int_equal(i, 4);
-    assert_int_equal(nb_study_started(s, i, NULL, 0, -1, &err), 0);
+    assert_int_equal(nb_study_started(s, i, NULL, 0, -1, 0, &err), 0);
     /* An interrupted trial is given again, with its point. */
     assert_int_equal(nb_study_tell_interrupted(s, 4, "a test", 1, &err), 0);
     assert_true(drive(s, 8, 2, 5, 1 << 20));

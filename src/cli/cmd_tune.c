@@ -34,9 +34,13 @@ static int dry_run(tune_options *o)
         printf("\n");
         shown++;
     }
-    if (rc == 0 && asked == 0 && shown < o->trials)
+    if (rc == 0 && asked == 0 && shown < o->trials && o->rounds > 1)
         printf("(rounds 2 to %d, trials %d to %d, are drawn from narrower ranges around the best "
                "trials of the rounds before them)\n", o->rounds, shown, o->trials - 1);
+    else if (rc == 0 && asked == 0 && shown < o->trials)
+        printf("(trials %d to %d are drawn by TPE from the results of the trials before them: "
+               "trial i from those of trials 0 to i-%d)\n", shown, o->trials - 1,
+               o->tpe_lag + 1);
     nb_study_close(s);
     if (rc != 0 || asked < 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);
@@ -58,8 +62,12 @@ static void print_start(const study *s)
     char ranks[32] = "";
     if (job_size() > 1)
         snprintf(ranks, sizeof ranks, "%d ranks x ", job_size());
-    printf("study %s: %d trials, %s sampler, %d round%s, prune %s, %s%d worker%s x %d thread%s\n",
-           s->dir, o->trials, o->sampler == SAMPLER_GRID ? "grid" : "random", o->rounds,
+    char lag[32] = "";
+    if (o->sampler == SAMPLER_TPE)
+        snprintf(lag, sizeof lag, " (lag %d)", o->tpe_lag);
+    printf("study %s: %d trials, %s sampler%s, %d round%s, prune %s, %s%d worker%s x %d "
+           "thread%s\n",
+           s->dir, o->trials, tune_sampler_name(o->sampler), lag, o->rounds,
            o->rounds == 1 ? "" : "s", nb_prune_name(o->prune), ranks, o->workers,
            o->workers == 1 ? "" : "s", threads_per_trial, threads_per_trial == 1 ? "" : "s");
     if (finished || running)

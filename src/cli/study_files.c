@@ -21,7 +21,7 @@
 
 /* As study_report writes them; the best trial's members only when there is one. "objective"
  * came with objectives: a best.json from before them names none (its study ranked by dev
- * accuracy). The objective's own members ("dev_rmse", "test_rmse") are checked apart. */
+ * accuracy); "waited_seconds" came with TPE. The objective's own members ("dev_rmse", "test_rmse") are checked apart. */
 static const member_rule BEST_MEMBERS[] = {
     {"trials", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
     {"objective", MT_STRING, 0, 0, NULL, 0, NULL},
@@ -29,6 +29,7 @@ static const member_rule BEST_MEMBERS[] = {
     {"pruned", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
     {"failed", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
     {"trial_seconds", MT_NUMBER, V_NON_NEG, 0, NULL, 1, NULL},
+    {"waited_seconds", MT_NUMBER, V_NON_NEG, 0, NULL, 0, NULL},
     {"trial", MT_NUMBER, V_INT, 1, NULL, 1, NULL},
     {"params", MT_OBJECT, 0, 0, NULL, 0, NULL},
     {"dev_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 0, NULL},
@@ -165,7 +166,7 @@ static int best_check(const cJSON *best, const char *text, const char *path,
                                 "\"trials\" is %.0f, but the study has %d "
                                 "(study.json)", json_number(best, "trials"), opt->trials);
     int counts[NB_TRIAL_FAILED + 1] = {0};
-    double seconds = 0;
+    double seconds = 0, waited = 0;
     for (int i = 0; i < opt->trials; i++) {
         if (!trial_finished(&trials[i]))
             return nb_fail(err, "%s: the study's last word, but trial %d has not finished in "
@@ -174,6 +175,7 @@ static int best_check(const cJSON *best, const char *text, const char *path,
                                                             : nb_trial_state_name(trials[i].state));
         counts[trials[i].state]++;
         seconds += trials[i].seconds;
+        waited += trials[i].waited;
     }
     static const nb_trial_state states[] = {NB_TRIAL_COMPLETE, NB_TRIAL_PRUNED, NB_TRIAL_FAILED};
     for (int k = 0; k < 3; k++) {
@@ -189,6 +191,11 @@ static int best_check(const cJSON *best, const char *text, const char *path,
         return json_member_fail(text, path, "trial_seconds", err,
                                 "\"trial_seconds\" is %g, but the "
                                 "trials of journal.jsonl ran %g s", given, seconds);
+    const cJSON *given_wait = cJSON_GetObjectItemCaseSensitive(best, "waited_seconds");
+    if (given_wait && fabs(given_wait->valuedouble - waited) > 1e-9 * fmax(1, waited))
+        return json_member_fail(text, path, "waited_seconds", err,
+                                "\"waited_seconds\" is %g, but the trials of journal.jsonl "
+                                "waited %g s to start", given_wait->valuedouble, waited);
     int b = best_trial(opt, trials);
     if (b == -2)
         return nb_fail(err, "out of memory");

@@ -19,7 +19,9 @@ cJSON *study_settings_json(const tune_options *o)
     }
     cJSON_AddStringToObject(j, "space", space);
     free(space);
-    cJSON_AddStringToObject(j, "sampler", o->sampler == SAMPLER_GRID ? "grid" : "random");
+    cJSON_AddStringToObject(j, "sampler", tune_sampler_name(o->sampler));
+    if (o->sampler == SAMPLER_TPE)
+        cJSON_AddNumberToObject(j, "tpe_lag", o->tpe_lag);
     cJSON_AddNumberToObject(j, "trials", o->trials);
     cJSON_AddNumberToObject(j, "rounds", o->rounds);
     cJSON_AddStringToObject(j, "prune", nb_prune_name(o->prune));
@@ -43,7 +45,8 @@ cJSON *study_settings_json(const tune_options *o)
 
 /* Every member study_settings_json writes, each required (study.json has always had them)
  * but "objective": a study.json from before objectives names none, and was scored on dev
- * accuracy (tune_objective.h). Which values they may take is tune's to say (below). */
+ * accuracy (tune_objective.h); and "tpe_lag", which a study of the tpe sampler has and only
+ * it (checked below). Which values they may take is tune's to say (below). */
 static const member_rule SETTINGS_MEMBERS[] = {
     {"space", MT_STRING, 0, 0, NULL, 1, NULL},
     {"sampler", MT_STRING, 0, 0, NULL, 1, NULL},
@@ -55,6 +58,7 @@ static const member_rule SETTINGS_MEMBERS[] = {
     {"fixed", MT_STRINGS, 0, 0, NULL, 1, NULL},
     {"test", MT_STRING, 0, 1, NULL, 1, NULL},
     {"objective", MT_STRING, 0, 0, NULL, 0, NULL},
+    {"tpe_lag", MT_NUMBER, V_INT, 0, NULL, 0, NULL},
 };
 
 /* The members that are tune's own options, and those options' names. */
@@ -122,9 +126,22 @@ static int settings_into(const cJSON *j, const char *text, const char *path, tun
     if (objective && tune_option_set(o, "objective", objective->valuestring, &code) != 0)
         return refused(text, path, "objective", err);
     o->legacy_objective = !objective;
+    const cJSON *lag = cJSON_GetObjectItemCaseSensitive(j, "tpe_lag");
+    if (lag) {
+        char number[32];
+        snprintf(number, sizeof number, "%.0f", lag->valuedouble);
+        if (tune_option_set(o, "tpe-lag", number, &code) != 0)
+            return refused(text, path, "tpe_lag", err);
+    } else if (o->sampler == SAMPLER_TPE) {
+        /* Which results each trial learned from: without it, no trial can be checked. */
+        char where[4200];
+        json_member_where(text, path, "sampler", where, sizeof where);
+        return nb_fail(err, "%s: \"sampler\" is tpe, but \"tpe_lag\" is missing", where);
+    }
     tune_setting bad;
     static const char *const members[] = {[TUNE_ROUNDS] = "rounds", [TUNE_SPACE] = "space",
-                                          [TUNE_FIXED] = "fixed", [TUNE_OBJECTIVE] = "objective"};
+                                          [TUNE_FIXED] = "fixed", [TUNE_OBJECTIVE] = "objective",
+                                          [TUNE_TPE_LAG] = "tpe_lag"};
     if (tune_options_check(o, &bad, &code) != 0)
         return refused(text, path, members[bad], err);
     return 0;

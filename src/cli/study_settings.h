@@ -12,9 +12,10 @@
 #include "nabla.h"
 #include "tune_options.h"
 
-/* The settings of o as study.json holds them: the space, sampler, trials, rounds, prune,
- * objective (the metric's name), seed (a string: 64 bits), dev_fraction (as given), fixed (the
- * train options held fixed, as words) and test. NULL when out of memory. */
+/* The settings of o as study.json holds them: the space, sampler (and tpe_lag, with tpe),
+ * trials, rounds, prune, objective (the metric's name), seed (a string: 64 bits), dev_fraction
+ * (as given), fixed (the train options held fixed, as words) and test. NULL when out of
+ * memory. */
 cJSON *study_settings_json(const tune_options *o);
 
 /* Reads and checks study.json at path into *o and *json (the file's JSON, whose strings o

@@ -48,9 +48,15 @@ void usage_tune(FILE *out)
 "                        units and depth, which make --layers (units repeated depth times)\n"
 "                        [the default space below]\n"
 "  --trials N            trials in all [20]\n"
-"  --sampler S           random|grid: grid spreads the same number of trials on a grid [random]\n"
+"  --sampler S           random|grid|tpe: grid spreads the same number of trials on a grid;\n"
+"                        tpe (Optuna's default sampler) draws each trial where the best\n"
+"                        trials so far were, after 10 random ones [random]\n"
+"  --tpe-lag L           with tpe: trial i learns from the results of trials 0..i-1-L, and\n"
+"                        waits for them; L >= 0. The same trials whatever --workers and\n"
+"                        timing; a small L learns sooner, a large one waits less [2]\n"
 "  --rounds R            coarse to fine: after each round, narrow every numeric range to the\n"
-"                        best quarter of the trials so far and sample again [1]\n"
+"                        best quarter of the trials so far and sample again; not with tpe,\n"
+"                        which narrows by itself [1]\n"
 "  --prune P             none|median|asha: stop a trial after an epoch when its objective is\n"
 "                        worse than the median of the earlier trials at that epoch (median,\n"
 "                        after 5 of them), or not in the best third of its rung at epochs 1,\n"
@@ -107,6 +113,13 @@ static int in_list(const char *name, const char *const *list, size_t n)
 
 #define IN_LIST(name, list) in_list(name, list, sizeof list / sizeof list[0])
 
+const char *tune_sampler_name(tune_sampler s)
+{
+    static const char *const names[] = {[SAMPLER_RANDOM] = "random", [SAMPLER_GRID] = "grid",
+                                        [SAMPLER_TPE] = "tpe"};
+    return names[s];
+}
+
 void tune_options_init(tune_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -116,6 +129,7 @@ void tune_options_init(tune_options *o)
     o->workers = 1;
     o->rounds = 1;
     o->sampler = SAMPLER_RANDOM;
+    o->tpe_lag = TUNE_DEFAULT_TPE_LAG;
     o->prune = NB_PRUNE_NONE;
     o->dev_fraction = "0.1";
 }
@@ -183,13 +197,19 @@ static int apply_own(tune_options *o, const char *name, const char *value, int *
         if (int_option("--rounds", value, 1, INT_MAX, &o->rounds, exit_code) != 0)
             return -1;
     } else if (strcmp(name, "sampler") == 0) {
-        if (strcmp(value, "random") == 0)
-            o->sampler = SAMPLER_RANDOM;
-        else if (strcmp(value, "grid") == 0)
-            o->sampler = SAMPLER_GRID;
-        else
-            return *exit_code = cli_usage_error(CMD, "--sampler expects random or grid, got "
-                                                     "'%s'", value), -1;
+        int known = 0;
+        for (tune_sampler k = SAMPLER_RANDOM; k <= SAMPLER_TPE && !known; k++)
+            if (strcmp(value, tune_sampler_name(k)) == 0) {
+                o->sampler = k;
+                known = 1;
+            }
+        if (!known)
+            return *exit_code = cli_usage_error(CMD, "--sampler expects random, grid or tpe, "
+                                                     "got '%s'", value), -1;
+    } else if (strcmp(name, "tpe-lag") == 0) {
+        if (int_option("--tpe-lag", value, 0, INT_MAX, &o->tpe_lag, exit_code) != 0)
+            return -1;
+        o->tpe_lag_given = 1;
     } else if (strcmp(name, "prune") == 0) {
         if (nb_prune_parse(value, &o->prune) != 0)
             return *exit_code = cli_usage_error(CMD, "--prune expects none, median or asha, "
@@ -237,9 +257,9 @@ static int own_flag(tune_options *o, const char *name)
     return 1;
 }
 
-static const char *const OWN_WITH_VALUE[] = {"space", "trials", "workers", "rounds", "sampler",
-                                             "prune", "objective", "seed", "dev-fraction",
-                                             "out"};
+static const char *const OWN_WITH_VALUE[] = {"space",     "trials",    "workers", "rounds",
+                                             "sampler",   "tpe-lag",   "prune",   "objective",
+                                             "seed",      "dev-fraction", "out"};
 
 /* Walks the arguments: tune's own options are applied, train options are kept as fixed. With
  * fixed_only, the arguments are the train options a study holds fixed (study.json's "fixed"),
@@ -680,6 +700,17 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
     if (o->rounds > o->trials / 2 && o->rounds > 1) {
         cli_usage_error(CMD, "--rounds %d needs at least 2 trials a round, but --trials is %d",
                         o->rounds, o->trials);
+        return -1;
+    }
+    if (o->sampler == SAMPLER_TPE && o->rounds > 1) {
+        cli_usage_error(CMD, "--rounds %d with --sampler tpe: TPE narrows the search by itself, "
+                             "from every result so far; give one or the other", o->rounds);
+        return -1;
+    }
+    *bad = TUNE_TPE_LAG;
+    if (o->tpe_lag_given && o->sampler != SAMPLER_TPE) {
+        cli_usage_error(CMD, "--tpe-lag goes with --sampler tpe (the %s sampler learns from no "
+                             "result)", tune_sampler_name(o->sampler));
         return -1;
     }
     *bad = TUNE_SPACE;

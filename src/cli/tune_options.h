@@ -13,7 +13,13 @@
     "lr=log(1e-4,1e-1); batch-size=choice(32,64,128,256); units=choice(64,128,256,512); "     \
     "beta=1-log(0.9,0.999); depth=int(1,3); decay-rate=log(0.01,1)"
 
-typedef enum tune_sampler { SAMPLER_RANDOM, SAMPLER_GRID } tune_sampler;
+typedef enum tune_sampler { SAMPLER_RANDOM, SAMPLER_GRID, SAMPLER_TPE } tune_sampler;
+
+/* --tpe-lag when not given: each TPE trial may start while the 2 trials before it run. */
+#define TUNE_DEFAULT_TPE_LAG 2
+
+/* The sampler's name, as --sampler and study.json spell it. */
+const char *tune_sampler_name(tune_sampler s);
 
 typedef struct tune_fixed {
     char *flag;                  /* "--name" */
@@ -25,6 +31,9 @@ typedef struct tune_options {
     nb_search_space space;
     int trials, workers, rounds;
     tune_sampler sampler;
+    /* --sampler tpe: trial i learns from the results of trials 0 .. i-1-tpe_lag (nb_study_ask);
+     * tpe_lag_given: --tpe-lag was given (it goes with tpe only). */
+    int tpe_lag, tpe_lag_given;
     nb_prune_kind prune;
     uint64_t seed;
     const char *dev_fraction;    /* as given: it goes to every trial as text */
@@ -63,11 +72,18 @@ int tune_option_set(tune_options *o, const char *name, const char *value, int *e
 /* The train options held fixed, as "--name" ["value"] words (kept, not copied); anything else
  * among them is refused. 0, or -1 with a usage error. */
 int tune_options_fix(tune_options *o, int argc, char **argv, int *exit_code);
-/* The settings, together: the rounds against the trials, the space (names, values nabla train
+/* The settings, together: the rounds against the trials and the sampler, --tpe-lag against
+ * the sampler, the space (names, values nabla train
  * accepts with the fixed options), the fixed options on their own, the objective against the
  * task (a metric the task has; not dev loss when the loss is searched). 0, or -1 with a usage
  * error and in *bad the setting it concerns. */
-typedef enum tune_setting { TUNE_ROUNDS, TUNE_SPACE, TUNE_FIXED, TUNE_OBJECTIVE } tune_setting;
+typedef enum tune_setting {
+    TUNE_ROUNDS,
+    TUNE_SPACE,
+    TUNE_FIXED,
+    TUNE_OBJECTIVE,
+    TUNE_TPE_LAG
+} tune_setting;
 int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code);
 
 /* The --epochs of the trial at point p (its arguments', or train's default); -1 when out of

@@ -269,6 +269,25 @@ static int test_best(const study *s, int i, double *accuracy, double *loss, doub
     return rc;
 }
 
+/* What waiting for earlier results cost (nb_study_waiting): the worker-seconds a free worker
+ * waited, against the workers' whole time (running trials or waiting). Said for a sampler
+ * that waits only (tpe, coarse to fine). */
+static void print_waited(const study *s, double waited, double trial_seconds)
+{
+    const tune_options *o = s->opt;
+    if (o->quiet || (o->sampler != SAMPLER_TPE && o->rounds == 1))
+        return;
+    double all = waited + trial_seconds;
+    char why[64];
+    if (o->sampler == SAMPLER_TPE)
+        snprintf(why, sizeof why, "--sampler tpe, --tpe-lag %d", o->tpe_lag);
+    else
+        snprintf(why, sizeof why, "--rounds %d", o->rounds);
+    printf("\nwaited: %.1f worker-seconds with a worker free and the next trial waiting for "
+           "earlier results (%s): %.1f%% of the workers' %.1f s\n", waited, why,
+           all > 0 ? 100 * waited / all : 0.0, all);
+}
+
 static void add_number_or_null(cJSON *j, const char *name, double v)
 {
     if (isnan(v))
@@ -307,10 +326,14 @@ int study_report(const study *s, nb_error *err)
     cJSON_AddNumberToObject(j, "complete", counts[NB_TRIAL_COMPLETE]);
     cJSON_AddNumberToObject(j, "pruned", counts[NB_TRIAL_PRUNED]);
     cJSON_AddNumberToObject(j, "failed", counts[NB_TRIAL_FAILED]);
-    double seconds = 0;
-    for (int i = 0; i < o->trials; i++)
+    double seconds = 0, waited = 0;
+    for (int i = 0; i < o->trials; i++) {
         seconds += s->engine->trials[i].seconds;
+        waited += s->engine->trials[i].waited;
+    }
     cJSON_AddNumberToObject(j, "trial_seconds", seconds);
+    cJSON_AddNumberToObject(j, "waited_seconds", waited);
+    print_waited(s, waited, seconds);
     int rc = 0;
     if (best->state != NB_TRIAL_COMPLETE) {
         printf("\nno trial completed: no best model (see the reasons in %s)\n", s->engine->journal.path);

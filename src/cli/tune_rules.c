@@ -67,7 +67,10 @@ void tune_study_config(const tune_rules *r, nb_study_config *c)
     c->space = o->space;
     c->trials = o->trials;
     c->rounds = o->rounds;
-    c->sampler = o->sampler == SAMPLER_GRID ? NB_SAMPLER_GRID : NB_SAMPLER_RANDOM;
+    c->sampler = o->sampler == SAMPLER_GRID  ? NB_SAMPLER_GRID
+                 : o->sampler == SAMPLER_TPE ? NB_SAMPLER_TPE
+                                             : NB_SAMPLER_RANDOM;
+    c->tpe_lag = o->tpe_lag;
     c->prune = o->prune;
     c->seed = o->seed;
     c->task = o->task;

@@ -7,7 +7,10 @@
  * pruning decision for trial t after epoch e compares it with the trials numbered below t that
  * reached epoch e. The tuner answers a trial only once each of those has reported epoch e or
  * finished, so the set it compares with is always the same. Trials start in number order, so
- * the ones a trial waits for are running or done: nothing waits forever. */
+ * the ones a trial waits for are running or done: nothing waits forever. A trial whose
+ * configuration depends on earlier results (coarse to fine, TPE: nb_study_ask) starts once they
+ * are final; a free worker waits for them meanwhile, and that wait is measured (the trial's
+ * "waited_seconds"), since it is what those samplers cost in parallelism. */
 #define _GNU_SOURCE /* stpcpy */
 #include "tune_run.h"
 
@@ -69,6 +72,8 @@ typedef struct worker {
     char why[512];           /* and why */
     double started;
     double seconds_before;   /* the trial's time before this process */
+    double waiting_since;    /* free, and its next trial waits for earlier results: since when
+                                (0: not waiting) */
 } worker;
 
 /* Worker w is free, on `rank`: nothing of its last trial is left. */
@@ -202,6 +207,19 @@ static int send_start(runner *r, const worker *w, char **args, const char *log_p
     return rc;
 }
 
+/* The worker-seconds the free workers have waited for the next trial's configuration, which
+ * is now known: their waits end (they wait again if the trial after it waits too). */
+static double waits_end(runner *r)
+{
+    double now = nb_monotonic_seconds(), waited = 0;
+    for (int k = 0; k < r->n_workers; k++)
+        if (!r->w[k].busy && r->w[k].waiting_since > 0) {
+            waited += now - r->w[k].waiting_since;
+            r->w[k].waiting_since = 0;
+        }
+    return waited;
+}
+
 /* Starts trial i on worker w. */
 static int launch(runner *r, worker *w, int i)
 {
@@ -219,10 +237,11 @@ static int launch(runner *r, worker *w, int i)
     int argc = 0;
     while (args && args[argc])
         argc++;
-    /* The journal's first word on trial i: its configuration and the arguments it runs with
-     * (not "nabla"). */
+    /* The journal's first word on trial i: its configuration, the arguments it runs with (not
+     * "nabla") and how long the free workers waited for the results it depends on. */
+    double waited = t->state == NB_TRIAL_PENDING ? waits_end(r) : 0;
     if (args && nb_study_started(s->engine, i, (const char *const *)args + 1, argc - 1,
-                                 job_size() > 1 ? w->rank : -1, r->err) == 0) {
+                                 job_size() > 1 ? w->rank : -1, waited, r->err) == 0) {
         if (w->rank != 0)
             rc = send_start(r, w, args, log_path);
         else
@@ -573,6 +592,10 @@ static int run_loop(runner *r)
             if (r->w[k].busy)
                 continue;
             int i, asked = nb_study_ask(s->engine, &i, &point, r->err);
+            if (asked == 0 && nb_study_waiting(s->engine)) /* every free worker waits */
+                for (int q = 0; q < r->n_workers; q++)
+                    if (!r->w[q].busy && r->w[q].waiting_since == 0)
+                        r->w[q].waiting_since = nb_monotonic_seconds();
             if (asked <= 0) {
                 rc = asked;
                 break;

@@ -3,7 +3,10 @@
  * `nabla report` does to draw it. One JSON object a line:
  *
  *   {"round":r,"space":"..."}                         round r (>= 1) of coarse to fine starts
- *   {"trial":i,"state":"running","round":r,"params":{...},"args":[...]}   trial i starts
+ *   {"trial":i,"state":"running","round":r,["rank":k,]"params":{...},["waited_seconds":w,]
+ *    "args":[...]}                                     trial i starts (w: the time a free
+ *                                                      worker waited for the earlier results
+ *                                                      its configuration depends on)
  *   {"trial":i,"state":"running","epoch":e,"epochs_planned":E,"dev_accuracy":a,"dev_loss":l,
  *    ["dev_M":m,]"seconds":s}                          trial i reported epoch e
  *   {"trial":i,"state":"interrupted","reason":"...","seconds":s}

@@ -252,6 +252,17 @@ static int start_event(reader *rd, int i, const cJSON *ev, int line, nb_error *e
     rd->planned[i] = study_trial_epochs(rd->cfg, &t->point);
     if (rd->planned[i] < 0)
         return nb_fail(err, "out of memory");
+    t->waited = 0;
+    if (cJSON_GetObjectItemCaseSensitive(ev, "waited_seconds") &&
+        read_number(rd, line, ev, "waited_seconds", 0, INFINITY, 0, &t->waited, err) != 0)
+        return -1;
+    /* A TPE trial's configuration comes from the results of the trials it learns from: it
+     * starts after their ends. */
+    for (int u = 0; u < study_tpe_given(rd->cfg, i); u++)
+        if (!rd->end_line[u])
+            return bad(rd, line, err, "trial %d starts before trial %d ended, whose result its "
+                                      "configuration depends on (--sampler tpe, --tpe-lag %d)",
+                       i, u, rd->cfg->tpe_lag);
     t->has_point = 1;
     t->state = NB_TRIAL_RUNNING;
     rd->start_line[i] = line;

@@ -172,6 +172,8 @@ int journal_start(study_journal *j, int i, const trial *t, const char *const *ar
     if (rank >= 0)
         cJSON_AddNumberToObject(ev, "rank", rank);
     cJSON_AddItemToObject(ev, "params", params_json(&j->cfg->space, &t->point));
+    if (t->waited > 0)
+        cJSON_AddItemToObject(ev, "waited_seconds", json_double(t->waited));
     if (args) {
         cJSON *a = cJSON_AddArrayToObject(ev, "args");
         for (int k = 0; k < n_args; k++)

@@ -51,11 +51,17 @@ static int round_space(nb_study *s, int r, nb_error *err)
     return 0;
 }
 
-/* TPE's point for trial i, from the results of trials 0 .. i-1-lag (all finished). */
+int study_tpe_given(const nb_study_config *cfg, int i)
+{
+    int n = i - cfg->tpe_lag;
+    return cfg->sampler == NB_SAMPLER_TPE && n >= cfg->tpe.n_startup ? n : 0;
+}
+
+/* TPE's point for trial i, from the results of the trials it depends on (all finished). */
 static int tpe_point(nb_study *s, int i, nb_search_point *out, nb_error *err)
 {
     const nb_study_config *c = &s->cfg;
-    int n = i - c->tpe_lag > 0 ? i - c->tpe_lag : 0;
+    int n = study_tpe_given(c, i);
     nb_tpe_trial *done = malloc((size_t)(n > 0 ? n : 1) * sizeof *done);
     if (!done)
         return nb_fail(err, "out of memory");
@@ -80,9 +86,9 @@ int study_plannable(const nb_study *s, int i)
     for (int u = 0; u < i; u++)
         if (s->trials[u].round < t->round && !trial_finished(&s->trials[u]))
             return 0;
-    if (t->has_point || s->cfg.sampler != NB_SAMPLER_TPE)
+    if (t->has_point)
         return 1;
-    for (int u = 0; u < i - s->cfg.tpe_lag; u++)
+    for (int u = 0; u < study_tpe_given(&s->cfg, i); u++)
         if (!trial_finished(&s->trials[u]))
             return 0;
     return 1;

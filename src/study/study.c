@@ -147,17 +147,29 @@ int nb_study_ask(nb_study *s, int *trial_out, nb_search_point *point, nb_error *
     return 0;
 }
 
+int nb_study_waiting(const nb_study *s)
+{
+    for (int i = 0; i < s->cfg.trials; i++) {
+        const trial *t = &s->trials[i];
+        if (!trial_finished(t) && !t->exited && !t->given)
+            return !study_plannable(s, i);
+    }
+    return 0;
+}
+
 int nb_study_started(nb_study *s, int i, const char *const *args, int n_args, int rank,
-                     nb_error *err)
+                     double waited, nb_error *err)
 {
     if (valid_trial(s, i, err) != 0)
         return -1;
     trial *t = &s->trials[i];
     if (!t->given)
         return nb_fail(err, "trial %d starts without having been asked for", i);
-    if (t->state == NB_TRIAL_PENDING &&
-        journal_start(&s->journal, i, t, args, n_args, rank, err) != 0)
-        return -1;
+    if (t->state == NB_TRIAL_PENDING) {
+        t->waited = waited > 0 ? waited : 0;
+        if (journal_start(&s->journal, i, t, args, n_args, rank, err) != 0)
+            return -1;
+    }
     t->state = NB_TRIAL_RUNNING; /* an interrupted trial runs again */
     t->reason[0] = '\0';
     return 0;

@@ -22,6 +22,11 @@ int study_trial_epochs(const nb_study_config *cfg, const nb_search_point *p);
 /* hooks.ends_early's answer for p (0 without the hook). */
 int study_trial_ends_early(const nb_study_config *cfg, const nb_search_point *p);
 
+/* TPE: how many earlier trials' results trial i's configuration depends on (trials 0..n-1,
+ * n = i - tpe_lag), or 0 while n is below tpe.n_startup (its point is random search's). 0 for
+ * the other samplers. */
+int study_tpe_given(const nb_study_config *cfg, int i);
+
 /* Gives trial i (of round r) its configuration: round r's space first (narrowed from the
  * rounds before it, which must be finished; its space journaled), then the sampler's point:
  * random, the round's grid, or TPE's from trials 0 .. i-1-tpe_lag (finished). 0, or -1. */

@@ -17,6 +17,7 @@ typedef struct trial {
     int capacity;
     int epochs_total;        /* the trial's epochs, from its reports (0: none yet) */
     double seconds;          /* wall time so far, over every run of it */
+    double waited;           /* worker-seconds its start waited for earlier results */
     /* Finished trials: the result. */
     double final_accuracy, final_loss, final_objective;
     int epochs;

@@ -672,7 +672,7 @@ study_refused s_dev_fraction "study.json:$(line_of r2/study.json dev_fraction): 
     'set_json study.json dev_fraction "\"7\""'
 study_refused s_prune "study.json:$(line_of r2/study.json prune): \"prune\": --prune expects none, median or asha, got 'bogus'" \
     'set_json study.json prune "\"bogus\""'
-study_refused s_sampler "study.json:$(line_of r2/study.json sampler): \"sampler\": --sampler expects random or grid, got 'bogus'" \
+study_refused s_sampler "study.json:$(line_of r2/study.json sampler): \"sampler\": --sampler expects random, grid or tpe, got 'bogus'" \
     'set_json study.json sampler "\"bogus\""'
 study_refused s_fixed_numbers "study.json:$(line_of r2/study.json fixed): \"fixed\" must be an array of strings" \
     'set_json study.json fixed "[7, \"--data\", \"moons\"]"'
