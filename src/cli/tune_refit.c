@@ -314,6 +314,14 @@ done:
     return rc;
 }
 
+int refit_left(const study *s)
+{
+    char *dir = path_join(s->dir, REFIT_DIR);
+    int there = dir && access(dir, F_OK) == 0;
+    free(dir);
+    return there;
+}
+
 static void add_number_or_null(cJSON *j, const char *name, double v)
 {
     if (isnan(v))

@@ -43,6 +43,10 @@ int refit_epochs(const char *dir, int b, int epochs, nb_error *err);
  * came: the refit is then stopped too, with its checkpoint. */
 int refit_train(const study *s, int b, refit_run *r, nb_error *err);
 
+/* Whether STUDY/refit exists (a refit of an earlier run with --refit, which a run without it
+ * neither continues nor names in best.json: best.json says what the command measured). */
+int refit_left(const study *s);
+
 /* best.json's "refit": its epochs, model, test figures (null without a test set, or where the
  * task has none) and command. */
 cJSON *refit_json(const study *s, const refit_run *r, double test_accuracy, double test_loss,

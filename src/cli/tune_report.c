@@ -397,6 +397,9 @@ int study_report(const study *s, nb_error *err)
         if (o->refit)
             printf("  refit model: %s/%s\n  refit it again: %s\n", s->dir, REFIT_MODEL,
                    refit.command);
+        else if (refit_left(s))
+            printf("  (%s/%s holds the refit of an earlier run with --refit: best.json names it "
+                   "only with --refit)\n", s->dir, REFIT_DIR);
         if (tested < 0)
             rc = nb_fail(err, "the best model could not be evaluated on the test set");
         else if (refit_tested < 0)
