@@ -334,7 +334,7 @@ int study_report(const study *s, nb_error *err)
         }
         /* The refit, once the best trial is measured; stopped or failed, best.json is not
          * written (it would not be what the command asked for): the same command goes on. */
-        refit_run refit;
+        refit_run refit = {0};
         double refit_acc = NAN, refit_loss = NAN, refit_objective = NAN;
         int refit_tested = 0, refit_rc = o->refit ? refit_train(s, b, &refit, err) : 0;
         if (o->refit && refit_rc == 0)

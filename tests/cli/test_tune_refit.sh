@@ -17,7 +17,8 @@ MOUNTS=()
 trap 'for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
 SPACE="lr=log(1e-3,1e-1)"
-STUDY=(tune --data moons --epochs 3 --trials 3 --space "$SPACE" --seed 1)
+# One thread a trial: tiny batches gain nothing from more, on a machine others share.
+STUDY=(tune --data moons --epochs 3 --trials 3 --space "$SPACE" --seed 1 --threads 1)
 
 # ---- a study finished without --refit, then refitted -----------------------------------------
 expect_exit 0 "study a without --refit" "${STUDY[@]}" --out a --quiet
@@ -56,7 +57,7 @@ check "the refit's test accuracy is eval's of its model" \
 CMD=$(json a/best.json 'j["refit"]["command"]')
 # shellcheck disable=SC2086  # the command's words (no blanks inside them here)
 check "the refit's command trains its model again, bit for bit" \
-    eval '"$NABLA" ${CMD#nabla } --out again --quiet >/dev/null 2>&1 &&
+    eval '"$NABLA" ${CMD#nabla } --out again --threads 1 --quiet >/dev/null 2>&1 &&
           cmp -s again/model.safetensors a/refit/model.safetensors'
 # Again with --refit: the finished refit is measured, not trained again.
 cp a/refit/metrics.jsonl metrics_before
@@ -113,7 +114,7 @@ cp best_ok.json a/best.json
 
 # ---- the epochs rule under --early-stop, with a cosine schedule ------------------------------
 # Large learning rates on moons stop early: each trial's model is its best epoch's.
-expect_exit 0 "an early-stopping study with --refit" tune --data moons --epochs 8 \
+expect_exit 0 "an early-stopping study with --refit" tune --data moons --epochs 8 --threads 1 \
     --early-stop 1 --lr-decay cosine --trials 3 --space "lr=log(1e-2,3e-1)" --out e --refit \
     --quiet
 EB=$(json e/best.json 'j["trial"]')
@@ -148,25 +149,26 @@ for name, n in (("reg.csv", 120), ("reg_test.csv", 40)):
 EOF
 expect_exit 0 "a regression study of dev rmse with --refit" tune --data reg.csv --test \
     reg_test.csv --task regression --objective rmse --epochs 2 --trials 2 --space "$SPACE" \
-    --out r --refit --quiet
+    --out r --refit --quiet --threads 1
 check "the regression refit's test rmse in best.json, and in the summary line" \
     eval 'pytrue "json.load(open(\"r/best.json\"))[\"refit\"][\"test_rmse\"] >= 0" &&
           grep -q "; refit (2 epochs on train + dev): test rmse [0-9.]*$" "$WORK/stdout"'
 expect_exit 0 "report of the regression refit" report r --out r.html
 
 # ---- a study stopped during its refit, continued from the refit's checkpoint -----------------
-# One trial of a few thousand steps; the refit is held (SIGSTOP) once it has begun (its
-# config.json), so the tuner's SIGTERM reaches it before it can finish whatever the load: the
-# tuner passes the stop on (with SIGCONT) and the refit checkpoints where it is.
-SLOW=(tune --data moons --samples 20000 --batch-size 8 --epochs 3 --trials 1 --space "$SPACE")
+# One trial on a tenth of the data (--dev-fraction 0.9): the refit, on all of it, trains ten
+# times as many steps. It is held (SIGSTOP) once it has begun (its config.json), so the tuner's
+# SIGTERM reaches it before it can finish whatever the load: the tuner passes the stop on (with
+# SIGCONT) and the refit checkpoints where it is.
+SLOW=(tune --data moons --samples 20000 --dev-fraction 0.9 --batch-size 8 --epochs 3 --trials 1
+      --space "$SPACE" --threads 1)
 "$NABLA" "${SLOW[@]}" --out s --refit >s.out 2>s.err &
 TUNER=$!
 REFIT_PID=
-for _ in $(seq 1 3000); do
+while kill -0 "$TUNER" 2>/dev/null; do
     [ -f s/refit/config.json ] && REFIT_PID=$(pgrep -P "$TUNER" -f -- "--out s/refit") &&
         [ -n "$REFIT_PID" ] && break
-    kill -0 "$TUNER" 2>/dev/null || break
-    sleep 0.02
+    sleep 0.01
 done
 if [ -n "$REFIT_PID" ] && kill -STOP "$REFIT_PID" && absent s/refit/summary.json; then
     pass
@@ -189,7 +191,7 @@ check "it said it continues from the refit's checkpoint, and wrote best.json wit
 CMD=$(json s/best.json 'j["refit"]["command"]')
 # shellcheck disable=SC2086
 check "the continued refit's model is the uninterrupted refit's, bit for bit" \
-    eval '"$NABLA" ${CMD#nabla } --out s_again --quiet >/dev/null 2>&1 &&
+    eval '"$NABLA" ${CMD#nabla } --out s_again --threads 1 --quiet >/dev/null 2>&1 &&
           cmp -s s_again/model.safetensors s/refit/model.safetensors'
 
 # ---- refits that cannot run: exit 1, one line naming what, best.json untouched ---------------
