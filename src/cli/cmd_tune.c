@@ -154,9 +154,8 @@ static int tune(int argc, char **argv)
     } else if (rc > 0) {
         code = study_stopped(rc);
     } else if ((rc = study_report(&s, &err)) > 0) {
-        fprintf(stderr, "nabla: stopped by %s during the test evaluation of the best model; "
-                        "every trial has finished: run the same command again to evaluate it "
-                        "and write %s/best.json\n", stop_signal_name(rc), s.dir);
+        /* What was under way, and how to go on, are study_report's to say. */
+        fprintf(stderr, "nabla: stopped by %s during %s\n", stop_signal_name(rc), err.msg);
         code = stop_exit_code(rc);
     } else if (rc < 0) {
         fprintf(stderr, "nabla: %s\n", err.msg);

@@ -16,6 +16,7 @@
 #include "io/json_files.h"
 #include "cli/common/run_check.h"
 #include "study/objective.h"
+#include "tune_refit.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -40,6 +41,7 @@ static const member_rule BEST_MEMBERS[] = {
     {"model", MT_STRING, 0, 0, NULL, 0, NULL},
     {"command", MT_STRING, 0, 0, NULL, 0, NULL},
     {"importance", MT_OBJECT, 0, 0, NULL, 1, NULL},
+    {"refit", MT_OBJECT, 0, 0, NULL, 0, NULL},   /* tune --refit's only */
 };
 static const char *const BEST_TRIAL_MEMBERS[] = {"params", "dev_accuracy", "dev_loss",
                                                  "test_accuracy", "test_loss", "epochs",
@@ -120,6 +122,56 @@ static int best_trial_check(const cJSON *best, const char *text, const char *pat
     return 0;
 }
 
+/* "refit" (tune --refit): its members as refit_json writes them; the objective's test value is
+ * checked apart. */
+static const member_rule REFIT_MEMBERS[] = {
+    {"epochs", MT_NUMBER, V_INT, 0, NULL, 1, NULL},
+    {"model", MT_STRING, 0, 0, NULL, 1, NULL},
+    {"test_accuracy", MT_NUMBER, V_UNIT, 1, NULL, 1, NULL},
+    {"test_loss", MT_NUMBER, V_NON_NEG, 1, NULL, 1, NULL},
+    {"command", MT_STRING, 0, 0, NULL, 1, NULL},
+};
+
+/* best.json's "refit": the refit of the best trial b (its epochs by refit_epochs, from the
+ * trial's own summary.json), in refit/. Messages name the line of "refit". */
+static int refit_check(const cJSON *best, const char *text, const char *path, const char *dir,
+                       const tune_options *opt, const trial *t, int b, nb_error *err)
+{
+    const cJSON *refit = cJSON_GetObjectItemCaseSensitive(best, "refit");
+    char where[4200];
+    json_member_where(text, path, "refit", where, sizeof where);
+    if (b < 0)
+        return nb_fail(err, "%s: \"refit\", but no trial of journal.jsonl is complete: there is "
+                            "no best configuration to refit", where);
+    char holder[4300];
+    snprintf(holder, sizeof holder, "%s: \"refit\"", where);
+    if (json_members_check(refit, NULL, holder, REFIT_MEMBERS, N_OF(REFIT_MEMBERS), err) != 0)
+        return -1;
+    if (objective_is_extra(opt->objective)) {
+        char key[64];
+        double lo, hi;
+        objective_key(opt->objective, "test", key, sizeof key);
+        objective_bounds(opt->objective, &lo, &hi);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(refit, key);
+        if (!v || !(cJSON_IsNull(v) || (cJSON_IsNumber(v) && v->valuedouble >= lo &&
+                                        v->valuedouble <= hi)))
+            return nb_fail(err, "%s: \"%s\" %s: a value of %s (in [%g, %g]) or null", holder, key,
+                           v ? "must be" : "is missing; it is", nb_metric_name(opt->objective),
+                           lo, hi);
+    }
+    int epochs = refit_epochs(dir, b, t->epochs, err);
+    if (epochs < 0)
+        return -1;
+    if (json_number(refit, "epochs") != epochs)
+        return nb_fail(err, "%s: \"epochs\" is %g, but the refit of trial %d trains %d (the "
+                            "epochs of its model: trials/%d/summary.json)", holder,
+                       json_number(refit, "epochs"), b, epochs, b);
+    if (strcmp(json_string(refit, "model"), REFIT_MODEL) != 0)
+        return nb_fail(err, "%s: \"model\" is \"%.80s\", but the refit's is %s", holder,
+                       json_string(refit, "model"), REFIT_MODEL);
+    return 0;
+}
+
 /* "importance": a share of the variance for each parameter of the space, in [0, 1], or null
  * (too few complete trials to tell). */
 static int importance_check(const cJSON *best, const char *text, const char *path,
@@ -148,7 +200,7 @@ static int importance_check(const cJSON *best, const char *text, const char *pat
 }
 
 /* best.json against the journal, which it ends: written once every trial has finished. */
-static int best_check(const cJSON *best, const char *text, const char *path,
+static int best_check(const cJSON *best, const char *text, const char *path, const char *dir,
                       const tune_options *opt, const trial *trials, nb_error *err)
 {
     if (json_members_check(best, text, path, BEST_MEMBERS, N_OF(BEST_MEMBERS), err) != 0)
@@ -212,6 +264,9 @@ static int best_check(const cJSON *best, const char *text, const char *path,
                                 "trial of journal.jsonl is %d (%s %s)", here, b, label, value);
     }
     if (b >= 0 && best_trial_check(best, text, path, opt, &trials[b], b, err) != 0)
+        return -1;
+    if (cJSON_GetObjectItemCaseSensitive(best, "refit") &&
+        refit_check(best, text, path, dir, opt, b >= 0 ? &trials[b] : NULL, b, err) != 0)
         return -1;
     return importance_check(best, text, path, opt, err);
 }
@@ -372,7 +427,7 @@ int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJS
     if (rc == 0)
         rc = study_files_check(dir, opt, trials, err);
     if (rc == 0 && *best_json)
-        rc = best_check(*best_json, text, best_path, opt, trials, err);
+        rc = best_check(*best_json, text, best_path, dir, opt, trials, err);
     free(text);
     free(best_path);
     free(journal);

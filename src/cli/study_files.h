@@ -18,7 +18,8 @@
  * end (it may be a device or a link to anything: fileio.h). A journal not there yet has no
  * events. Checked: the journal (study_journal.h); best.json's members, and
  * that it is the journal's end (every trial finished, the counts, the best complete trial with
- * its params, dev accuracy and epochs, the importance of the space's parameters); trials/ a
+ * its params, dev accuracy and epochs, the importance of the space's parameters, and with
+ * tune --refit the refit's members and epochs); trials/ a
  * directory whose numbered entries are trials of the study. 0, or -1 with err. */
 int study_read_back(const char *dir, const tune_options *opt, trial *trials, cJSON **best,
                     nb_error *err);

@@ -75,6 +75,11 @@ void usage_tune(FILE *out)
 "                        W trials on each rank (STUDY on a file system they all share)\n"
 "  --out STUDY           the study directory: new, empty or this study's; one tuner at a\n"
 "                        time (required unless --dry-run)\n"
+"  --refit               at the end, train the best configuration again on the whole training\n"
+"                        set, its dev split included, for the best trial's epochs (its best\n"
+"                        epoch's with --early-stop), into STUDY/refit, and measure it once on\n"
+"                        the test set beside the best trial; one more training. Not one of\n"
+"                        the study's settings: give it to a finished study to refit it [off]\n"
 "  --dry-run             print the trials' configurations and train nothing\n"
 "  --quiet               print only the leaderboard and the result\n"
 "  -h, --help            this text\n"
@@ -88,8 +93,9 @@ void usage_tune(FILE *out)
 "STUDY holds journal.jsonl (one line per event: trial, state running|complete|pruned|failed,\n"
 "params, dev_accuracy, dev_loss (and dev_M for another objective M), epochs, seconds),\n"
 "study.json (the settings), trials/<n>/ and, at the end, best.json (the objective, params, dev\n"
-"and test figures, the command that trains the best model again, and how much each\n"
-"hyperparameter mattered); for gzip'd IDX data, data/ holds the training files decompressed\n"
+"and test figures, the command that trains the best model again, how much each\n"
+"hyperparameter mattered, and with --refit the refit's epochs, test figures and command);\n"
+"STUDY/refit is the refit's run directory; for gzip'd IDX data, data/ holds the training files decompressed\n"
 "once for the trials.\n",
             TUNE_DEFAULT_SPACE);
 }
@@ -252,6 +258,8 @@ static int own_flag(tune_options *o, const char *name)
         o->dry_run = 1;
     else if (strcmp(name, "quiet") == 0)
         o->quiet = 1;
+    else if (strcmp(name, "refit") == 0)
+        o->refit = 1;
     else
         return 0;
     return 1;
@@ -291,8 +299,9 @@ static int split_arguments(tune_options *o, int argc, char **argv, int fixed_onl
         name[len] = '\0';
         int own_value = IN_LIST(name, OWN_WITH_VALUE);
         int train_arity = train_option_arity(name);
-        if (fixed_only && (own_value || strcmp(name, "dry-run") == 0 ||
-                           strcmp(name, "quiet") == 0 || strcmp(name, "test") == 0)) {
+        int own_without_value = strcmp(name, "dry-run") == 0 || strcmp(name, "quiet") == 0 ||
+                                strcmp(name, "refit") == 0;
+        if (fixed_only && (own_value || own_without_value || strcmp(name, "test") == 0)) {
             cli_usage_error(CMD, "'%s' is not a train option held fixed", arg);
             return -1;
         }
@@ -317,7 +326,7 @@ static int split_arguments(tune_options *o, int argc, char **argv, int fixed_onl
                 return -1;
             continue;
         }
-        if (strcmp(name, "dry-run") == 0 || strcmp(name, "quiet") == 0)
+        if (own_without_value)
             continue;
         if (train_arity < 0) {
             cli_usage_error(CMD, "unknown option '--%s' (neither a tune nor a train option; "

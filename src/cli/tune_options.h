@@ -38,6 +38,9 @@ typedef struct tune_options {
     uint64_t seed;
     const char *dev_fraction;    /* as given: it goes to every trial as text */
     int dry_run, quiet;
+    /* --refit: the best configuration trained again on train + dev at the end (tune_refit.h).
+     * What the study's end does, not what its trials are: not one of its settings. */
+    int refit;
     const char *out;             /* the study directory (NULL only with --dry-run) */
     /* The train options held fixed, in order. --test is kept apart: trials run without a test
      * set, only the best model meets it. */

@@ -20,6 +20,7 @@
 #include "cli/common/stop_signals.h"
 #include "trial_process.h"
 #include "study/objective.h"
+#include "tune_refit.h"
 
 /* test_best's result when a stop signal came while the best model was being evaluated. */
 #define TEST_STOPPED 2
@@ -163,13 +164,15 @@ static const char *fixed(const tune_options *o, const char *name)
     return v;
 }
 
-/* Measures the best model once on the test set with `nabla eval`: the t10k files of IDX data,
+/* Measures a model of the study (model: its path in the study directory: the best trial's, or
+ * the refit's) once on the test set with `nabla eval`: the t10k files of IDX data,
  * the synthetic test set, or --test for CSV data (a CSV set without --test has none). Returns
  * 1 with the result (its accuracy, loss and the study's objective; NaN for what the task has
  * not), 0 when there is no test set, -1 on failure (message printed), and TEST_STOPPED when a
  * stop signal came while it ran (the evaluation is stopped too: it is an interruption, not a
  * failure of the model). */
-static int test_best(const study *s, int i, double *accuracy, double *loss, double *objective)
+static int test_best(const study *s, const char *model_in_study, double *accuracy, double *loss,
+                     double *objective)
 {
     const tune_options *o = s->opt;
     const char *data = fixed(o, "data") ? fixed(o, "data") : "fashion-mnist";
@@ -185,7 +188,7 @@ static int test_best(const study *s, int i, double *accuracy, double *loss, doub
     if (kind == DATA_CSV && !o->test)
         return 0;
     char model[CLI_MAX_PATH + 64], seed[32];
-    snprintf(model, sizeof model, "%s/trials/%d/model.safetensors", s->dir, i);
+    snprintf(model, sizeof model, "%s/%s", s->dir, model_in_study);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     const char *args[24];
     int n = 0;
@@ -340,13 +343,40 @@ int study_report(const study *s, nb_error *err)
         cJSON_AddNullToObject(j, "trial");
         rc = nb_fail(err, "no trial of %s completed", s->dir);
     } else {
+        char model[64];
+        snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
         double test_acc = NAN, test_loss = NAN, test_objective = NAN;
-        int tested = test_best(s, b, &test_acc, &test_loss, &test_objective);
+        int tested = test_best(s, model, &test_acc, &test_loss, &test_objective);
         if (tested == TEST_STOPPED) {
             /* Every trial is done; best.json is left unwritten, so the same command evaluates
              * the best model again and writes it. */
             cJSON_Delete(j);
             fflush(stdout);
+            nb_fail(err, "the test evaluation of the best model; every trial has finished: run "
+                         "the same command again to evaluate it and write %s/best.json", s->dir);
+            return (int)*stop_signal_flag();
+        }
+        /* The refit, once the best trial is measured; stopped or failed, best.json is not
+         * written (it would not be what the command asked for): the same command goes on. */
+        refit_run refit = {0};
+        double refit_acc = NAN, refit_loss = NAN, refit_objective = NAN;
+        int refit_tested = 0, refit_rc = o->refit ? refit_train(s, b, &refit, err) : 0;
+        if (o->refit && refit_rc == 0)
+            refit_tested = test_best(s, REFIT_MODEL, &refit_acc, &refit_loss, &refit_objective);
+        if (refit_rc != 0 || refit_tested == TEST_STOPPED) {
+            cJSON_Delete(j);
+            fflush(stdout);
+            if (refit_rc < 0)
+                return -1;
+            if (refit_rc > 0)
+                nb_fail(err, "the refit of the best configuration (trial %d) in %s/%s; every "
+                             "trial has finished: run the same command again to continue the "
+                             "refit from its checkpoint and write %s/best.json", b, s->dir,
+                        REFIT_DIR, s->dir);
+            else
+                nb_fail(err, "the test evaluation of the refit model; every trial and the refit "
+                             "have finished: run the same command again to evaluate it and "
+                             "write %s/best.json", s->dir);
             return (int)*stop_signal_flag();
         }
         if (best_command(s, best, command, sizeof command) != 0) {
@@ -367,21 +397,37 @@ int study_report(const study *s, nb_error *err)
             add_number_or_null(j, key, test_objective);
         }
         cJSON_AddNumberToObject(j, "epochs", best->epochs);
-        char model[64];
-        snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
         cJSON_AddStringToObject(j, "model", model);
         cJSON_AddStringToObject(j, "command", command);
+        if (o->refit)
+            cJSON_AddItemToObject(j, "refit", refit_json(s, &refit, refit_acc, refit_loss,
+                                                         refit_objective));
         objective_label(o->objective, label, sizeof label);
         printf("\nbest: trial %d, %s %.4f", b, label, best->final_objective);
         if (tested == 1)
             printf(", test %s %.4f", label + strlen("dev "), test_objective);
         else if (tested == 0)
             printf(", no test set");
+        /* The refit's test figure beside the trial's. */
+        if (o->refit && refit_tested == 1)
+            printf("; refit (%d epoch%s on train + dev): test %s %.4f", refit.epochs,
+                   refit.epochs == 1 ? "" : "s", label + strlen("dev "), refit_objective);
+        else if (o->refit && refit_tested == 0)
+            printf("; refit (%d epoch%s on train + dev): no test set", refit.epochs,
+                   refit.epochs == 1 ? "" : "s");
         printf("\n  ");
         print_params(stdout, &o->space, &best->point);
         printf("\n  model: %s/%s\n  train it again: %s\n", s->dir, model, command);
+        if (o->refit)
+            printf("  refit model: %s/%s\n  refit it again: %s\n", s->dir, REFIT_MODEL,
+                   refit.command);
+        else if (refit_left(s))
+            printf("  (%s/%s holds the refit of an earlier run with --refit: best.json names it "
+                   "only with --refit)\n", s->dir, REFIT_DIR);
         if (tested < 0)
             rc = nb_fail(err, "the best model could not be evaluated on the test set");
+        else if (refit_tested < 0)
+            rc = nb_fail(err, "the refit model could not be evaluated on the test set");
     }
     cJSON *imp = cJSON_AddObjectToObject(j, "importance");
     for (int k = 0; imp && k < o->space.n; k++)

@@ -14,10 +14,12 @@ int *study_ranking(const study *s);
 /* "name=value name=value ..." */
 void print_params(FILE *out, const nb_search_space *space, const nb_search_point *p);
 
-/* Prints the leaderboard and the importance ranking, evaluates the best model on the test set
- * and writes STUDY/best.json. Returns 0, -1 with err (no trial completed, a write failed), or
- * the stop flag's value (stop_signals.h) when a stop signal came during the test evaluation:
- * then best.json is not written. */
+/* Prints the leaderboard and the importance ranking, evaluates the best model on the test set,
+ * with --refit refits it (tune_refit.h) and evaluates the refit, and writes STUDY/best.json.
+ * Returns 0, -1 with err (no trial completed, a write failed, the refit failed: then best.json
+ * is not written), or the stop flag's value (stop_signals.h) when a stop signal came during the
+ * test evaluations or the refit: then best.json is not written, and err says what was under
+ * way and how to go on ("the refit of ...; ... run the same command again ..."). */
 int study_report(const study *s, nb_error *err);
 
 #endif /* NABLA_CLI_TUNE_REPORT_H */

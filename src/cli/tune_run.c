@@ -116,25 +116,22 @@ static int check_own_checkpoint(const runner *r, int i, const char *dir, const n
                                 char **base, int argc, const char *const *tail, size_t n_tail)
 {
     char **argv = calloc((size_t)argc + n_tail + 1, sizeof *argv);
-    char cwd[CLI_MAX_PATH], what[512];
-    if (!argv || !getcwd(cwd, sizeof cwd)) {
-        free(argv);
-        return nb_fail(r->err, "%s", argv ? strerror(errno) : "out of memory");
-    }
+    char what[512];
+    if (!argv)
+        return nb_fail(r->err, "out of memory");
     memcpy(argv, base, (size_t)argc * sizeof *argv);
     memcpy(argv + argc, tail, n_tail * sizeof *argv);
-    train_options want;
-    int code, rc = 0;
-    if (train_options_parse(&want, argc + (int)n_tail, argv, &code) != 0)
-        rc = nb_fail(r->err, "trial %d: its arguments no longer parse (a bug: please report it)",
-                     i);
-    else if (!resume_same_run(f, &want, cwd, what, sizeof what))
-        rc = nb_fail(r->err, "%s holds a run that is not trial %d's (its checkpoint's %s), which "
-                             "the tuner does not continue: move %s away (or remove it), and the "
-                             "same command runs trial %d from its start",
-                     dir, i, what, dir, i);
+    nb_error why;
+    int own = resume_checkpoint_is_of(f, argv, argc + (int)n_tail, what, sizeof what, &why);
     free(argv);
-    return rc;
+    if (own < 0)
+        return nb_fail(r->err, "trial %d: %s", i, why.msg);
+    if (!own)
+        return nb_fail(r->err, "%s holds a run that is not trial %d's (its checkpoint's %s), "
+                               "which the tuner does not continue: move %s away (or remove it), "
+                               "and the same command runs trial %d from its start",
+                       dir, i, what, dir, i);
+    return 0;
 }
 
 /* The arguments of the trial's process (argv, every string malloc'd; free_process_args): its

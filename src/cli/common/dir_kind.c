@@ -42,6 +42,7 @@ static const struct {
     {"trials", ROLE_STUDY},
     {"data", ROLE_STUDY_AUX},         /* decompressed training data */
     {"best", ROLE_STUDY_AUX},         /* the run best.json's command trains */
+    {"refit", ROLE_STUDY_AUX},        /* tune --refit's run (tune_refit.h) */
     {".lock", ROLE_SHARED},
     {"report.html", ROLE_SHARED},
 };
@@ -151,7 +152,7 @@ int dir_contents_read(const char *path, dir_contents *c, nb_error *err)
     if (best_study < N_NAMES)
         snprintf(c->study_file, sizeof c->study_file, "%s%s", NAMES[best_study].name,
                  strcmp(NAMES[best_study].name, "trials") == 0 ? "/" : "");
-    /* data/ and best/ are a study's only beside its other files; else they are the user's. */
+    /* data/, best/ and refit/ are a study's only beside its other files; else the user's. */
     for (int i = 0; best_study == N_NAMES && i < aux.n && i < 3; i++)
         others_add(&other, aux.first[i], 0); /* shown as they were: with their '/' */
     c->n_others = other.n;

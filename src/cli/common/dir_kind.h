@@ -19,9 +19,9 @@ typedef struct dir_contents {
     char study_file[64];
     int has_lock;           /* it holds .lock (a run or study, perhaps one just begun) */
     /* What is neither, for messages: "a.c, src/, x.txt and 12 more" (the first three by
-     * name; a directory gets its '/'). A study's data/ (its decompressed training data) and
-     * best/ (where best.json's command trains) count here unless the directory holds a
-     * study's other files. */
+     * name; a directory gets its '/'). A study's data/ (its decompressed training data),
+     * best/ (where best.json's command trains) and refit/ (tune --refit's run) count here
+     * unless the directory holds a study's other files. */
     int n_others;
     char others[160];
 } dir_contents;

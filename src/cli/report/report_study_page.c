@@ -432,12 +432,35 @@ static void summary_section(nb_strbuf *b, const study_view *v)
     page_cell_num(b, "%.0f", json_number(s->best, "epochs"));
     page_cell_wrapped(b, params);
     page_row_end(b);
+    /* tune --refit: the best configuration trained again on train + dev (no dev figure). */
+    const cJSON *refit = cJSON_GetObjectItemCaseSensitive(s->best, "refit");
+    if (refit) {
+        page_row_begin(b, NULL);
+        page_cell(b, "refit");
+        page_cell_num(b, "%.4f", NAN);
+        page_cell_num(b, "%.4f", json_number(refit, test_key));
+        page_cell_num(b, "%.0f", json_number(refit, "epochs"));
+        page_cell_wrapped(b, "the best trial's, on the whole training set (its dev split "
+                             "included)");
+        page_row_end(b);
+    }
     page_table_end(b);
     const char *command = json_string(s->best, "command");
     if (command) {
         nb_sb_puts(b, "<p class=\"note\">Train it again: <code>");
         html_escape(b, command);
         nb_sb_puts(b, "</code></p>\n");
+    }
+    if (refit) {
+        nb_sb_puts(b, "<p class=\"note\">The refit, ");
+        html_escape(b, json_string(refit, "model"));
+        nb_sb_puts(b, ", was trained by <code>");
+        html_escape(b, json_string(refit, "command"));
+        nb_sb_puts(b, "</code>");
+        if (isnan(json_number(refit, test_key)))
+            nb_sb_puts(b, " (no test figure: the study has no test set, or the task no such "
+                       "metric)");
+        nb_sb_puts(b, ".</p>\n");
     }
     page_section_end(b);
 }

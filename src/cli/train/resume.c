@@ -122,6 +122,19 @@ int resume_same_run(const nb_st_file *f, const train_options *expected, const ch
     return same;
 }
 
+int resume_checkpoint_is_of(const nb_st_file *f, char **args, int argc, char *what,
+                            size_t size, nb_error *err)
+{
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return nb_fail(err, "cannot tell the working directory: %s", strerror(errno));
+    train_options want;
+    int code;
+    if (train_options_parse(&want, argc, args, &code) != 0)
+        return nb_fail(err, "its arguments no longer parse (a bug: please report it)");
+    return resume_same_run(f, &want, cwd, what, size);
+}
+
 static stored_args kept_args; /* the strings the resumed options point into */
 
 char *resume_argv_json(const train_options *o)

@@ -55,6 +55,13 @@ void resume_close(resume_point *p);
 int resume_same_run(const nb_st_file *f, const train_options *expected, const char *cwd,
                     char *what, size_t size);
 
+/* Whether the checkpoint f is one of the run `nabla train` starts with args (args[0] "train",
+ * argc of them) in this working directory: what a tuner asks before it continues a trial or the
+ * refit from the checkpoint in its directory. Returns 1 if so, 0 if not (what says how it
+ * differs), -1 with err when the arguments do not parse or the working directory is unknown. */
+int resume_checkpoint_is_of(const nb_st_file *f, char **args, int argc, char *what,
+                            size_t size, nb_error *err);
+
 /* The arguments a resumed run's own checkpoints store: the run's, with its --epochs, --threads
  * and --checkpoint-every as they are now (later options win), so resuming again continues the
  * extended run. */
