@@ -1,5 +1,5 @@
 /* The trial's side of the tuner's socket (see trial_channel.h). */
-#include "trial_channel.h"
+#include "cli/common/trial_channel.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -7,8 +7,8 @@
 
 #include "io/json_files.h"
 #include "study/leaderboard.h"
-#include "cli/study_files.h"
-#include "cli/study_settings.h"
+#include "cli/tune/study_files.h"
+#include "cli/tune/study_settings.h"
 #include "study/objective.h"
 #include "io/paths.h"
 

@@ -5,7 +5,7 @@
 #include <cjson/cJSON.h>
 
 #include "study/trial.h"
-#include "cli/tune_options.h"
+#include "cli/tune/tune_options.h"
 #include "nabla.h"
 
 typedef struct study_data {

@@ -15,7 +15,7 @@
 #include "cli/train/run_files.h"
 #include "cli/train/train_options.h"
 #include "cli/train/train_trace.h"
-#include "cli/trial_channel.h"
+#include "cli/common/trial_channel.h"
 #include "nabla.h"
 
 /* Everything a run holds; released in one place. */

@@ -3,18 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "cli/mpi/mpi_comm.h"
 #include "cli/common/options.h"
 #include "cli/common/output.h"
 #include "cli/common/stop_signals.h"
-#include "tune_agent.h"
-#include "tune_data.h"
-#include "tune_models.h"
-#include "tune_options.h"
-#include "tune_report.h"
-#include "tune_run.h"
-#include "tune_study.h"
+#include "cli/tune/tune_agent.h"
+#include "cli/tune/tune_data.h"
+#include "cli/tune/tune_models.h"
+#include "cli/tune/tune_options.h"
+#include "cli/tune/tune_report.h"
+#include "cli/tune/tune_run.h"
+#include "cli/tune/tune_study.h"
 
 /* --dry-run: the configurations that depend on no result: the first round's (later rounds
  * and TPE's trials depend on the results before them). */

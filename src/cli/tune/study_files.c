@@ -1,6 +1,6 @@
 /* A study directory read back and checked as a whole (study_files.h). best.json is written by
  * tune_report.c at the study's end, the journal by tune_run.c, trials/<n>/ by each trial. */
-#include "study_files.h"
+#include "cli/tune/study_files.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tune_rules.h"
+#include "cli/tune/tune_rules.h"
 #include "io/paths.h"
 #include "study/leaderboard.h"
 #include "io/json_files.h"
 #include "cli/common/run_check.h"
 #include "study/objective.h"
-#include "tune_refit.h"
+#include "cli/tune/tune_refit.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -10,7 +10,7 @@
 #include "nabla.h"
 #include "study/journal.h"
 #include "study/trial.h"
-#include "tune_options.h"
+#include "cli/tune/tune_options.h"
 
 /* Reads study dir with settings opt into trials (trials_new(opt->trials, opt->rounds)) and
  * *best (best.json, or NULL while the study has not finished; cJSON_Delete it). With best

@@ -1,5 +1,5 @@
 /* study.json written and read back (study_settings.h). */
-#include "study_settings.h"
+#include "cli/tune/study_settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>

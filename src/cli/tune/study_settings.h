@@ -10,7 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "nabla.h"
-#include "tune_options.h"
+#include "cli/tune/tune_options.h"
 
 /* The settings of o as study.json holds them: the space, sampler (and tpe_lag, with tpe),
  * trials, rounds, prune, objective (the metric's name), seed (a string: 64 bits), dev_fraction

@@ -1,6 +1,6 @@
 /* Starting a trial's process (see trial_process.h). */
 #define _GNU_SOURCE /* SOCK_CLOEXEC, sched_setaffinity */
-#include "trial_process.h"
+#include "cli/tune/trial_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include "cli/common/options.h"
 #include "cli/common/self_exe.h"
 #include "cli/common/stop_signals.h"
-#include "trial_channel.h"
+#include "cli/common/trial_channel.h"
 
 void exec_nabla(char *const *args)
 {

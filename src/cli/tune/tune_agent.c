@@ -1,6 +1,6 @@
 /* A rank of `mpirun -np N nabla tune` other than 0 (see tune_agent.h). */
 #define _GNU_SOURCE /* MSG_DONTWAIT */
-#include "tune_agent.h"
+#include "cli/tune/tune_agent.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -19,8 +19,8 @@
 #include "cli/mpi/mpi_comm.h"
 #include "cli/common/options.h"
 #include "cli/common/stop_signals.h"
-#include "trial_process.h"
-#include "tune_run.h"
+#include "cli/tune/trial_process.h"
+#include "cli/tune/tune_run.h"
 
 /* At most this many bytes of a trial's reports in one message: messages this short go out at
  * once under any MPI (a long one may wait for its receiver). */

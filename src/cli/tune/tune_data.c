@@ -1,5 +1,5 @@
 /* The training data of a study, decompressed once (see tune_data.h). */
-#include "tune_data.h"
+#include "cli/tune/tune_data.h"
 
 #include <errno.h>
 #include <stdint.h>

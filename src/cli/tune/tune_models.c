@@ -1,6 +1,6 @@
 /* Before a study starts, the models its trials would train, checked against the data (see
  * tune_models.h). */
-#include "tune_models.h"
+#include "cli/tune/tune_models.h"
 
 #include <stdio.h>
 #include <string.h>

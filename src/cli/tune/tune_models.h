@@ -2,7 +2,7 @@
 #ifndef NABLA_CLI_TUNE_MODELS_H
 #define NABLA_CLI_TUNE_MODELS_H
 
-#include "tune_options.h"
+#include "cli/tune/tune_options.h"
 
 /* Checks the model of every trial the study can draw (each value of a searched `layers`, or
  * the fixed --layers) against the training set, as nabla train would once it has loaded the

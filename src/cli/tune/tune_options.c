@@ -1,13 +1,13 @@
 /* The options of `nabla tune`: the usage text, the split between the search's own options and
  * the train options held fixed, and the checks of the space against `nabla train`. */
-#include "tune_options.h"
+#include "cli/tune/tune_options.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "cli/mpi/mpi_comm.h"
 #include "cli/common/options.h"
 #include "cli/common/threads.h"

@@ -1,6 +1,6 @@
 /* The refit of `nabla tune --refit` (see tune_refit.h): its arguments, its process, and how it
  * ended. */
-#include "tune_refit.h"
+#include "cli/tune/tune_refit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,8 +22,8 @@
 #include "cli/common/stop_signals.h"
 #include "cli/common/threads.h"
 #include "cli/train/train_options.h"
-#include "trial_channel.h"
-#include "trial_process.h"
+#include "cli/common/trial_channel.h"
+#include "cli/tune/trial_process.h"
 #include "study/objective.h"
 
 int refit_epochs(const char *dir, int b, int epochs, nb_error *err)

@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "tune_study.h"
+#include "cli/tune/tune_study.h"
 
 /* Where the refit runs, in the study directory. */
 #define REFIT_DIR "refit"

@@ -1,6 +1,6 @@
 /* The end of a study: the leaderboard, which hyperparameters mattered, the best trial measured
  * once on the test set, and best.json. */
-#include "tune_report.h"
+#include "cli/tune/tune_report.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,9 +18,9 @@
 #include "study/leaderboard.h"
 #include "io/json_files.h"
 #include "cli/common/stop_signals.h"
-#include "trial_process.h"
+#include "cli/tune/trial_process.h"
 #include "study/objective.h"
-#include "tune_refit.h"
+#include "cli/tune/tune_refit.h"
 
 /* test_best's result when a stop signal came while the best model was being evaluated. */
 #define TEST_STOPPED 2

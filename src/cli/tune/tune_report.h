@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "tune_study.h"
+#include "cli/tune/tune_study.h"
 
 /* Trial numbers from best to worst: complete trials by the study's objective, then pruned,
  * then failed. A malloc'd array of opt->trials numbers, or NULL when out of memory. */

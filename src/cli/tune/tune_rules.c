@@ -1,5 +1,5 @@
 /* The study engine's view of a study of nabla tune (tune_rules.h). */
-#include "tune_rules.h"
+#include "cli/tune/tune_rules.h"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
 #define NABLA_CLI_TUNE_RULES_H
 
 #include "nabla.h"
-#include "tune_options.h"
+#include "cli/tune/tune_options.h"
 
 /* What the hooks read: the study's options and, while the tuner writes the study, the check of
  * its own files (lock, study.json) before each journal append. */

@@ -12,7 +12,7 @@
  * are final; a free worker waits for them meanwhile, and that wait is measured (the trial's
  * "waited_seconds"), since it is what those samplers cost in parallelism. */
 #define _GNU_SOURCE /* stpcpy */
-#include "tune_run.h"
+#include "cli/tune/tune_run.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,10 +37,10 @@
 #include "cli/common/run_check.h"
 #include "cli/common/stop_signals.h"
 #include "cli/common/threads.h"
-#include "trial_channel.h"
+#include "cli/common/trial_channel.h"
 #include "cli/train/train_options.h"
-#include "trial_process.h"
-#include "tune_agent.h"
+#include "cli/tune/trial_process.h"
+#include "cli/tune/tune_agent.h"
 #include "io/json_files.h"
 #include "study/objective.h"
 

@@ -4,7 +4,7 @@
 #ifndef NABLA_CLI_TUNE_RUN_H
 #define NABLA_CLI_TUNE_RUN_H
 
-#include "tune_study.h"
+#include "cli/tune/tune_study.h"
 
 /* Runs every trial not finished yet (the stop signals installed: stop_signals.h). Returns 0
  * when all are finished, the exit code of the stop (stop_exit_code: 130, 143, 141) when

@@ -1,6 +1,6 @@
 /* The study directory: study.json (the settings, to refuse continuing a study with other
  * ones), a lock (one tuner per study), and the study engine, which keeps journal.jsonl. */
-#include "tune_study.h"
+#include "cli/tune/tune_study.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +16,8 @@
 #include "io/json_write.h"
 #include "io/paths.h"
 #include "cli/common/options.h"
-#include "study_files.h"
-#include "study_settings.h"
+#include "cli/tune/study_files.h"
+#include "cli/tune/study_settings.h"
 
 /* ---- the study's files, as this tuner left them ------------------------------------------- */
 

@@ -10,8 +10,8 @@
 #include "cli/common/dir_lock.h"
 #include "nabla.h"
 #include "study/study.h"
-#include "tune_options.h"
-#include "tune_rules.h"
+#include "cli/tune/tune_options.h"
+#include "cli/tune/tune_rules.h"
 
 typedef struct study {
     tune_options *opt;
