@@ -16,7 +16,7 @@
 #include "io/json_files.h"
 #include "cli/common/run_check.h"
 #include "study/objective.h"
-#include "cli/tune/tune_refit.h"
+#include "cli/tune/refit_epochs.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -20,7 +20,6 @@
 #include "cli/common/options.h"
 #include "cli/common/stop_signals.h"
 #include "cli/tune/trial_process.h"
-#include "cli/tune/tune_run.h"
 
 /* At most this many bytes of a trial's reports in one message: messages this short go out at
  * once under any MPI (a long one may wait for its receiver). */
@@ -260,7 +259,8 @@ int tune_agent_run(void)
         }
         /* Unless rank 0 is gone (mpirun's SIGTERM when a rank dies): then this rank says so,
          * if it is the first one left, rather than wait for mpirun's SIGKILL. */
-        if (rc == 0 && told && nb_monotonic_seconds() - told_at >= JOB_STUCK_SECONDS && job_rank_gone(0)) {
+        if (rc == 0 && told && nb_monotonic_seconds() - told_at >= JOB_STUCK_SECONDS &&
+            job_rank_gone(0)) {
             job_say_lost(TUNE_CONTINUE_LINE);
             code = EXIT_RUNTIME;
         }

@@ -31,6 +31,12 @@ enum {
     AGENT_SIGNAL     /* value: a stop signal the agent got: the whole study stops */
 };
 
+/* What rank 0 says, under mpirun, after the other ranks stopped answering: the study survives
+ * a lost rank like any other stop. */
+#define TUNE_CONTINUE_LINE                                                                  \
+    "nabla: the study directory is intact; the same command, under mpirun or not, continues " \
+    "the study\n"
+
 int agent_send(int to, int tag, int slot, int value, const char *text, size_t n, nb_error *err);
 /* A message's parts: 0, or -1 when it is too short to be one. */
 int agent_parse(const char *data, size_t n, int *slot, int *value, const char **text,

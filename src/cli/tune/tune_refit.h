@@ -18,11 +18,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/tune/refit_epochs.h"
 #include "cli/tune/tune_study.h"
-
-/* Where the refit runs, in the study directory. */
-#define REFIT_DIR "refit"
-#define REFIT_MODEL REFIT_DIR "/model.safetensors"
 
 typedef struct refit_run {
     int trial;               /* the best trial it trains again */
@@ -30,11 +27,6 @@ typedef struct refit_run {
     char command[16384];     /* `nabla train ...` that trains it (bit for bit) */
 } refit_run;
 
-/* The refit's epochs for the best trial b of the study in dir, which ended with `epochs`: its
- * summary.json's "best_epoch" when it ran with --early-stop, else `epochs`. Returns them, or -1
- * with err (the trial's summary.json unreadable, or its best epoch outside its epochs). Both
- * the tuner and best.json's reader (study_files.c) take the epochs from here. */
-int refit_epochs(const char *dir, int b, int epochs, nb_error *err);
 
 /* Trains the refit of the best trial b into STUDY/refit, or continues it from its checkpoint,
  * or finds it finished; fills r. Returns 0 when STUDY/refit holds the finished refit, -1 with

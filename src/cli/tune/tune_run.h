@@ -17,12 +17,6 @@
 #define STUDY_INTERRUPTED 1
 int study_run(study *s, nb_error *err);
 
-/* What rank 0 says, under mpirun, after the other ranks stopped answering: the study survives
- * a lost rank like any other stop. */
-#define TUNE_CONTINUE_LINE                                                                  \
-    "nabla: the study directory is intact; the same command, under mpirun or not, continues " \
-    "the study\n"
-
 /* Threads each trial's process gets: --threads, or the machine's cores shared among the
  * trials that run on it at once. */
 int tune_threads_per_trial(const tune_options *o);
