@@ -1,9 +1,11 @@
 /* Hyperparameter search from C, as the course teaches it, run by the library's study engine
  * (nb_study): random values (not a grid), the learning rate on a log scale, Adam's beta1
  * through 1 - beta1 on a log scale, a second, finer round around the best trials of the first;
- * poor trials stopped early (below the median of the trials before them at the same epoch); each trial scored on a dev split, only the best one on the
- * test set; and which hyperparameter mattered. The study lives in a directory (its journal):
- * run it again and it continues where it stopped, or, finished, says what it found.
+ * poor trials stopped early (below the median of the trials before them at the same epoch);
+ * each trial scored on a dev split, only the best one on the test set, then refitted on the
+ * training and dev sets together; and which hyperparameter mattered. The study lives in a
+ * directory (its journal): run it again and it continues where it stopped, or, finished, says
+ * what it found.
  * `nabla tune` runs the same engine with trials as processes, several at once.
  *
  *     example_random_search [STUDY_DIR]      (default: a new directory under /tmp, removed at
@@ -152,16 +154,33 @@ int main(int argc, char **argv)
     nb_model model;
     nb_eval_result again, eval;
     if (train(&info.point, info.epochs, &train_set, &dev, &model, NULL, &err) != 0 ||
-        nb_evaluate(&model, &dev, &again, &err) != 0 || nb_evaluate(&model, &test, &eval, &err) != 0)
+        nb_evaluate(&model, &dev, &again, &err) != 0 ||
+        nb_evaluate(&model, &test, &eval, &err) != 0)
         return fprintf(stderr, "%s\n", err.msg), 1;
     printf("best: trial %d, dev accuracy %.3f, test accuracy %.3f\n", best,
            info.result.accuracy, eval.accuracy);
     nb_model_free(&model);
+
+    /* The refit: the best configuration trained on the training and dev sets together (the
+     * whole training set, before its split) for the best trial's epochs, then tested once. */
+    nb_dataset whole = {0};
+    nb_eval_result refit;
+    if (nb_make_synthetic("moons", 1200, 0.25f, 1, &whole, &err) != 0 ||
+        train(&info.point, info.epochs, &whole, NULL, &model, NULL, &err) != 0 ||
+        nb_evaluate(&model, &test, &refit, &err) != 0)
+        return fprintf(stderr, "%s\n", err.msg), 1;
+    printf("refit on train + dev (%d epochs): test accuracy %.3f\n", info.epochs,
+           refit.accuracy);
+    nb_model_free(&model);
+    nb_dataset_free(&whole);
     nb_study_close(study);
     if (argc < 2)
         nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     nb_dataset_free(&train_set);
     nb_dataset_free(&dev);
     nb_dataset_free(&test);
-    return again.accuracy == info.result.accuracy && eval.accuracy > 0.85 ? 0 : 1;
+    return again.accuracy == info.result.accuracy && eval.accuracy > 0.85 &&
+                   refit.accuracy > 0.85
+               ? 0
+               : 1;
 }
