@@ -1373,6 +1373,27 @@ int nb_study_finished(const nb_study *s);
  * number), or -1 when none completed. */
 int nb_study_best(const nb_study *s);
 
+/* Which hyperparameters mattered, over the complete trials (nb_search_importance of their
+ * objective): explained[i] for parameter i (room for the space's), NaN for all when fewer than
+ * 3 trials completed. Returns the number of complete trials it used. */
+int nb_study_importance(const nb_study *s, double *explained);
+
+/* What the caller adds to best.json about the best trial, all optional. */
+typedef struct nb_study_notes {
+    nb_trial_figures test;   /* its model measured on the test set (NaN: none) */
+    const char *model;       /* its model file, relative to the study's directory */
+    const char *command;     /* a command that trains it again */
+    const char *extra_json;  /* the text of a JSON object whose members are added (nabla tune's
+                                "refit") */
+} nb_study_notes;
+
+/* Writes DIR/best.json (atomically, after checking the journal and the caller's files as an
+ * append would): the trials and how they ended (complete, pruned, failed), their seconds and
+ * the seconds waited for results, the best trial (null when none completed) with its params,
+ * dev figures, epochs and the notes, and the importance of each parameter. The study must be
+ * finished. 0, or -1 with err. */
+int nb_study_write_best(nb_study *s, const nb_study_notes *notes, nb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -67,28 +67,6 @@ static void print_leaderboard(const study *s, const int *order)
         printf("      (%d more in %s)\n", n - shown, s->engine->journal.path);
 }
 
-/* Importance over the complete trials, in explained[]; returns how many trials it used. */
-static int importance(const study *s, double *explained)
-{
-    int n = 0;
-    nb_search_point *pts = malloc((size_t)s->opt->trials * sizeof *pts);
-    double *score = malloc((size_t)s->opt->trials * sizeof *score);
-    for (int i = 0; pts && score && i < s->opt->trials; i++)
-        if (s->engine->trials[i].state == NB_TRIAL_COMPLETE) {
-            pts[n] = s->engine->trials[i].point;
-            score[n++] = s->engine->trials[i].final_objective;
-        }
-    for (int k = 0; k < s->opt->space.n; k++)
-        explained[k] = NAN;
-    nb_error err;
-    if (!pts || !score || nb_search_importance(&s->opt->space, pts, score, n, explained,
-                                               &err) != 0)
-        n = 0; /* said as "too few to say" */
-    free(pts);
-    free(score);
-    return n;
-}
-
 static int by_explained_desc(const void *a, const void *b, const double *e)
 {
     double x = e[*(const int *)a], y = e[*(const int *)b];
@@ -291,14 +269,6 @@ static void print_waited(const study *s, double waited, double trial_seconds)
            all > 0 ? 100 * waited / all : 0.0, all);
 }
 
-static void add_number_or_null(cJSON *j, const char *name, double v)
-{
-    if (isnan(v))
-        cJSON_AddNullToObject(j, name);
-    else
-        cJSON_AddNumberToObject(j, name, v);
-}
-
 int study_report(const study *s, nb_error *err)
 {
     const tune_options *o = s->opt;
@@ -309,48 +279,35 @@ int study_report(const study *s, nb_error *err)
     int *order = study_ranking(s);
     if (!order)
         return nb_fail(err, "out of memory");
-    int counts[NB_TRIAL_FAILED + 1] = {0};
-    for (int i = 0; i < o->trials; i++)
-        counts[s->engine->trials[i].state]++;
     print_leaderboard(s, order);
     double explained[NB_SEARCH_MAX_PARAMS];
-    int used = importance(s, explained);
+    int used = nb_study_importance(s->engine, explained);
     print_importance(s, explained, used);
-
-    int b = order[0];
-    const trial *best = &s->engine->trials[b];
-    free(order);
-    cJSON *j = cJSON_CreateObject();
-    char command[16384];
-    if (!j)
-        return nb_fail(err, "out of memory");
-    cJSON_AddNumberToObject(j, "trials", o->trials);
-    cJSON_AddStringToObject(j, "objective", nb_metric_name(o->objective));
-    cJSON_AddNumberToObject(j, "complete", counts[NB_TRIAL_COMPLETE]);
-    cJSON_AddNumberToObject(j, "pruned", counts[NB_TRIAL_PRUNED]);
-    cJSON_AddNumberToObject(j, "failed", counts[NB_TRIAL_FAILED]);
     double seconds = 0, waited = 0;
     for (int i = 0; i < o->trials; i++) {
         seconds += s->engine->trials[i].seconds;
         waited += s->engine->trials[i].waited;
     }
-    cJSON_AddNumberToObject(j, "trial_seconds", seconds);
-    cJSON_AddNumberToObject(j, "waited_seconds", waited);
     print_waited(s, waited, seconds);
+
+    int b = order[0];
+    const trial *best = &s->engine->trials[b];
+    free(order);
+    nb_study_notes notes = {{NAN, NAN, NAN}, NULL, NULL, NULL};
+    char command[16384], model[64];
+    char *extra = NULL;
     int rc = 0;
     if (best->state != NB_TRIAL_COMPLETE) {
-        printf("\nno trial completed: no best model (see the reasons in %s)\n", s->engine->journal.path);
-        cJSON_AddNullToObject(j, "trial");
+        printf("\nno trial completed: no best model (see the reasons in %s)\n",
+               s->engine->journal.path);
         rc = nb_fail(err, "no trial of %s completed", s->dir);
     } else {
-        char model[64];
         snprintf(model, sizeof model, "trials/%d/model.safetensors", b);
-        double test_acc = NAN, test_loss = NAN, test_objective = NAN;
-        int tested = test_best(s, model, &test_acc, &test_loss, &test_objective);
+        nb_trial_figures *test = &notes.test;
+        int tested = test_best(s, model, &test->accuracy, &test->loss, &test->objective);
         if (tested == TEST_STOPPED) {
             /* Every trial is done; best.json is left unwritten, so the same command evaluates
              * the best model again and writes it. */
-            cJSON_Delete(j);
             fflush(stdout);
             nb_fail(err, "the test evaluation of the best model; every trial has finished: run "
                          "the same command again to evaluate it and write %s/best.json", s->dir);
@@ -364,7 +321,6 @@ int study_report(const study *s, nb_error *err)
         if (o->refit && refit_rc == 0)
             refit_tested = test_best(s, REFIT_MODEL, &refit_acc, &refit_loss, &refit_objective);
         if (refit_rc != 0 || refit_tested == TEST_STOPPED) {
-            cJSON_Delete(j);
             fflush(stdout);
             if (refit_rc < 0)
                 return -1;
@@ -379,33 +335,26 @@ int study_report(const study *s, nb_error *err)
                              "write %s/best.json", s->dir);
             return (int)*stop_signal_flag();
         }
-        if (best_command(s, best, command, sizeof command) != 0) {
-            cJSON_Delete(j);
+        if (best_command(s, best, command, sizeof command) != 0)
             return nb_fail(err, "out of memory");
+        notes.model = model;
+        notes.command = command;
+        if (o->refit) {
+            /* best.json's "refit", a member the engine adds as it is. */
+            cJSON *members = cJSON_CreateObject();
+            cJSON_AddItemToObject(members, "refit", refit_json(s, &refit, refit_acc, refit_loss,
+                                                               refit_objective));
+            extra = cJSON_PrintUnformatted(members);
+            cJSON_Delete(members);
+            if (!extra)
+                return nb_fail(err, "out of memory");
+            notes.extra_json = extra;
         }
-        cJSON_AddNumberToObject(j, "trial", b);
-        cJSON_AddItemToObject(j, "params", params_json(&o->space, &best->point));
-        add_number_or_null(j, "dev_accuracy", best->final_accuracy);
-        add_number_or_null(j, "dev_loss", best->final_loss);
-        add_number_or_null(j, "test_accuracy", test_acc);
-        add_number_or_null(j, "test_loss", test_loss);
-        char key[64], label[64];
-        if (objective_is_extra(o->objective)) {
-            objective_key(o->objective, "dev", key, sizeof key);
-            add_number_or_null(j, key, best->final_objective);
-            objective_key(o->objective, "test", key, sizeof key);
-            add_number_or_null(j, key, test_objective);
-        }
-        cJSON_AddNumberToObject(j, "epochs", best->epochs);
-        cJSON_AddStringToObject(j, "model", model);
-        cJSON_AddStringToObject(j, "command", command);
-        if (o->refit)
-            cJSON_AddItemToObject(j, "refit", refit_json(s, &refit, refit_acc, refit_loss,
-                                                         refit_objective));
+        char label[64];
         objective_label(o->objective, label, sizeof label);
         printf("\nbest: trial %d, %s %.4f", b, label, best->final_objective);
         if (tested == 1)
-            printf(", test %s %.4f", label + strlen("dev "), test_objective);
+            printf(", test %s %.4f", label + strlen("dev "), test->objective);
         else if (tested == 0)
             printf(", no test set");
         /* The refit's test figure beside the trial's. */
@@ -429,17 +378,14 @@ int study_report(const study *s, nb_error *err)
         else if (refit_tested < 0)
             rc = nb_fail(err, "the refit model could not be evaluated on the test set");
     }
-    cJSON *imp = cJSON_AddObjectToObject(j, "importance");
-    for (int k = 0; imp && k < o->space.n; k++)
-        add_number_or_null(imp, o->space.p[k].name, used >= 3 ? explained[k] : NAN);
     nb_error werr;
-    if (study_check_files(s, &werr) != 0)   /* again, after the test evaluation */
-        rc = nb_fail(err, "%s", werr.msg);
-    else if (write_json_file(s->dir, "best.json", j, &werr) != 0 && rc == 0)
-        rc = nb_fail(err, "%s", werr.msg);
-    else if (!o->quiet)
+    if (nb_study_write_best(s->engine, &notes, &werr) != 0) {
+        if (rc == 0)   /* (the study's files are checked again, after the test evaluation) */
+            rc = nb_fail(err, "%s", werr.msg);
+    } else if (!o->quiet) {
         printf("wrote %s/best.json\n", s->dir);
-    cJSON_Delete(j);
+    }
+    cJSON_free(extra);
     fflush(stdout);
     return rc;
 }
