@@ -88,9 +88,9 @@ void usage_tune(FILE *out)
 "STUDY holds journal.jsonl (one line per event: trial, state running|complete|pruned|failed,\n"
 "params, dev_accuracy, dev_loss (and dev_M for another objective M), epochs, seconds),\n"
 "study.json (the settings), trials/<n>/ and, at the end, best.json (the objective, params, dev\n"
-"and test figures, the command that trains the best model again, and how much each\n"
-"hyperparameter mattered); for gzip'd IDX data, data/ holds the training files decompressed\n"
-"once for the trials.\n",
+"and test figures, the command that trains the best model again, how much each\n"
+"hyperparameter mattered, and the worker-seconds trials waited for earlier results); for\n"
+"gzip'd IDX data, data/ holds the training files decompressed once for the trials.\n",
             TUNE_DEFAULT_SPACE);
 }
 
