@@ -94,9 +94,10 @@ void usage_tune(FILE *out)
 "params, dev_accuracy, dev_loss (and dev_M for another objective M), epochs, seconds),\n"
 "study.json (the settings), trials/<n>/ and, at the end, best.json (the objective, params, dev\n"
 "and test figures, the command that trains the best model again, how much each\n"
-"hyperparameter mattered, and with --refit the refit's epochs, test figures and command);\n"
-"STUDY/refit is the refit's run directory; for gzip'd IDX data, data/ holds the training files decompressed\n"
-"once for the trials.\n",
+"hyperparameter mattered, the worker-seconds trials waited for earlier results, and with\n"
+"--refit the refit's epochs, test figures and command); STUDY/refit is the refit's run\n"
+"directory; for gzip'd IDX data, data/ holds the training files decompressed once for the\n"
+"trials.\n",
             TUNE_DEFAULT_SPACE);
 }
 
