@@ -73,9 +73,10 @@ static int add_best(const nb_study *s, int b, const nb_study_notes *notes, cJSON
             cJSON_Delete(extra);
             return nb_fail(err, "best.json: the notes' extra members are not a JSON object");
         }
-        while (extra->child)
-            cJSON_AddItemToObject(j, extra->child->string,
-                                  cJSON_DetachItemViaPointer(extra, extra->child));
+        while (extra->child) {
+            cJSON *item = cJSON_DetachItemViaPointer(extra, extra->child);
+            cJSON_AddItemToObject(j, item->string, item); /* the name is copied first */
+        }
         cJSON_Delete(extra);
     }
     return 0;
