@@ -20,9 +20,10 @@
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* As study_report writes them; the best trial's members only when there is one. "objective"
- * came with objectives: a best.json from before them names none (its study ranked by dev
- * accuracy); "waited_seconds" came with TPE. The objective's own members ("dev_rmse", "test_rmse") are checked apart. */
+/* As nb_study_write_best writes them; the best trial's members only when there is one.
+ * "objective" came with objectives: a best.json from before them names none (its study ranked
+ * by dev accuracy); "waited_seconds" came with TPE. The objective's own members ("dev_rmse",
+ * "test_rmse") are checked apart. */
 static const member_rule BEST_MEMBERS[] = {
     {"trials", MT_NUMBER, V_INT_1, 0, NULL, 1, NULL},
     {"objective", MT_STRING, 0, 0, NULL, 0, NULL},

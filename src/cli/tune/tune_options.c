@@ -386,7 +386,7 @@ static int is_layer_part(const char *name)
 /* Appends the arguments that set parameter p to v. units and depth are left to the caller. */
 static int add_param_args(char ***args, int *n, const nb_search_param *p, double v);
 
-static int push(char ***args, int *n, const char *s)
+int tune_args_push(char ***args, int *n, const char *s)
 {
     char *copy = strdup(s);
     char **a = realloc(*args, ((size_t)*n + 2) * sizeof *a);
@@ -418,8 +418,8 @@ static int add_param_args(char ***args, int *n, const nb_search_param *p, double
     trial_value_text(p, v, text, sizeof text);
     snprintf(flag, sizeof flag, "--%s", p->name);
     if (train_option_arity(p->name) == 0) /* a flag: on or off */
-        return strcmp(text, "on") == 0 ? push(args, n, flag) : 0;
-    return push(args, n, flag) == 0 && push(args, n, text) == 0 ? 0 : -1;
+        return strcmp(text, "on") == 0 ? tune_args_push(args, n, flag) : 0;
+    return tune_args_push(args, n, flag) == 0 && tune_args_push(args, n, text) == 0 ? 0 : -1;
 }
 
 /* --layers from units and depth: searched values where searched, else the fixed (or default)
@@ -456,7 +456,7 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
     size_t used = 0;
     for (long d = 0; d < depth && used + 32 < sizeof buf; d++)
         used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%ld", d ? "," : "", units);
-    return push(args, n, "--layers") == 0 && push(args, n, buf) == 0 ? 0 : -1;
+    return tune_args_push(args, n, "--layers") == 0 && tune_args_push(args, n, buf) == 0 ? 0 : -1;
 }
 
 void tune_args_free(char **args)
@@ -472,15 +472,15 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
 {
     char **args = NULL;
     int n = 0;
-    int ok = push(&args, &n, "train") == 0, layer_parts = 0;
+    int ok = tune_args_push(&args, &n, "train") == 0, layer_parts = 0;
     for (int i = 0; i < o->space.n; i++)
         layer_parts |= is_layer_part(o->space.p[i].name);
     for (int i = 0; ok && i < o->n_fixed; i++) {
         /* A fixed --layers only lends its width or depth to units and depth (below). */
         if (layer_parts && strcmp(o->fixed[i].flag, "--layers") == 0)
             continue;
-        ok = push(&args, &n, o->fixed[i].flag) == 0 &&
-             (!o->fixed[i].value || push(&args, &n, o->fixed[i].value) == 0);
+        ok = tune_args_push(&args, &n, o->fixed[i].flag) == 0 &&
+             (!o->fixed[i].value || tune_args_push(&args, &n, o->fixed[i].value) == 0);
     }
     for (int i = 0; ok && i < o->space.n; i++)
         if (!is_layer_part(o->space.p[i].name))
@@ -488,12 +488,14 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
     if (ok)
         ok = add_layers_args(o, pt, &args, &n) == 0;
     if (ok && o->adds_lr_decay)
-        ok = push(&args, &n, "--lr-decay") == 0 && push(&args, &n, "inverse") == 0;
+        ok = tune_args_push(&args, &n, "--lr-decay") == 0 &&
+             tune_args_push(&args, &n, "inverse") == 0;
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     if (ok)
-        ok = push(&args, &n, "--dev-fraction") == 0 && push(&args, &n, o->dev_fraction) == 0 &&
-             push(&args, &n, "--seed") == 0 && push(&args, &n, seed) == 0;
+        ok = tune_args_push(&args, &n, "--dev-fraction") == 0 &&
+             tune_args_push(&args, &n, o->dev_fraction) == 0 &&
+             tune_args_push(&args, &n, "--seed") == 0 && tune_args_push(&args, &n, seed) == 0;
     if (!ok) {
         tune_args_free(args);
         return NULL;

@@ -98,6 +98,9 @@ int tune_trial_epochs(const tune_options *o, const nb_search_point *p);
  * tune_args_free, or NULL when out of memory. */
 char **tune_trial_args(const tune_options *o, const nb_search_point *p, int *argc);
 void tune_args_free(char **args);
+/* Appends a copy of s to the NULL-terminated array *args of *n strings: 0, or -1 when out of
+ * memory (the array is then as it was). */
+int tune_args_push(char ***args, int *n, const char *s);
 /* The same with the fixed options and only parameter i searched, at value v (for a choice, the
  * index of the value); i = -1: the fixed options alone. A searched layers stays in, at its first
  * value, since the fixed options may need a model's text. To try each value on its own. */

@@ -40,22 +40,6 @@ static int left_out(const char *arg)
     return 0;
 }
 
-static int push(char ***args, int *n, const char *s)
-{
-    char *copy = strdup(s);
-    char **a = realloc(*args, ((size_t)*n + 2) * sizeof *a);
-    if (!copy || !a) {
-        free(copy);
-        if (a)
-            *args = a;
-        return -1;
-    }
-    *args = a;
-    a[(*n)++] = copy;
-    a[*n] = NULL;
-    return 0;
-}
-
 /* Whether the trial at point p runs a cosine schedule whose horizon is its --epochs. */
 static int cosine_on_its_epochs(const tune_options *o, const nb_search_point *p)
 {
@@ -86,19 +70,20 @@ static char **refit_args(const study *s, const trial *t, int epochs, const char 
             k += train_option_arity(trial_args[k] + 2) == 1;
             continue;
         }
-        ok = push(&args, &n, trial_args[k]) == 0;
+        ok = tune_args_push(&args, &n, trial_args[k]) == 0;
     }
     tune_args_free(trial_args);
     char text[32];
     snprintf(text, sizeof text, "%d", epochs);
-    ok = ok && push(&args, &n, "--epochs") == 0 && push(&args, &n, text) == 0;
+    ok = ok && tune_args_push(&args, &n, "--epochs") == 0 && tune_args_push(&args, &n, text) == 0;
     int planned = tune_trial_epochs(s->opt, &t->point);
     if (ok && epochs != planned && cosine_on_its_epochs(s->opt, &t->point)) {
         snprintf(text, sizeof text, "%d", planned);
-        ok = push(&args, &n, "--decay-epochs") == 0 && push(&args, &n, text) == 0;
+        ok = tune_args_push(&args, &n, "--decay-epochs") == 0 &&
+             tune_args_push(&args, &n, text) == 0;
     }
-    ok = ok && push(&args, &n, "--test") == 0 && push(&args, &n, "none") == 0 &&
-         push(&args, &n, "--out") == 0 && push(&args, &n, out) == 0;
+    ok = ok && tune_args_push(&args, &n, "--test") == 0 && tune_args_push(&args, &n, "none") == 0 &&
+         tune_args_push(&args, &n, "--out") == 0 && tune_args_push(&args, &n, out) == 0;
     if (!ok) {
         tune_args_free(args);
         return NULL;
@@ -157,14 +142,14 @@ static char **process_args(const tune_options *o, char **args, int argc, int res
     char threads[16];
     snprintf(threads, sizeof threads, "%d", o->threads > 0 ? o->threads : cli_trial_cores());
     char **p = NULL;
-    int n = 0, ok = push(&p, &n, "nabla") == 0;
+    int n = 0, ok = tune_args_push(&p, &n, "nabla") == 0;
     if (resume)
-        ok = ok && push(&p, &n, "train") == 0 && push(&p, &n, "--resume") == 0 &&
-             push(&p, &n, dir) == 0;
+        ok = ok && tune_args_push(&p, &n, "train") == 0 &&
+             tune_args_push(&p, &n, "--resume") == 0 && tune_args_push(&p, &n, dir) == 0;
     for (int k = 0; ok && !resume && k < argc; k++)
-        ok = push(&p, &n, args[k]) == 0;
-    ok = ok && push(&p, &n, "--threads") == 0 && push(&p, &n, threads) == 0 &&
-         push(&p, &n, "--quiet") == 0;
+        ok = tune_args_push(&p, &n, args[k]) == 0;
+    ok = ok && tune_args_push(&p, &n, "--threads") == 0 && tune_args_push(&p, &n, threads) == 0 &&
+         tune_args_push(&p, &n, "--quiet") == 0;
     if (!ok) {
         tune_args_free(p);
         return NULL;
@@ -306,14 +291,6 @@ int refit_left(const study *s)
     return there;
 }
 
-static void add_number_or_null(cJSON *j, const char *name, double v)
-{
-    if (isnan(v))
-        cJSON_AddNullToObject(j, name);
-    else
-        cJSON_AddNumberToObject(j, name, v);
-}
-
 cJSON *refit_json(const study *s, const refit_run *r, double test_accuracy, double test_loss,
                   double test_objective)
 {
@@ -322,12 +299,12 @@ cJSON *refit_json(const study *s, const refit_run *r, double test_accuracy, doub
         return NULL;
     cJSON_AddNumberToObject(j, "epochs", r->epochs);
     cJSON_AddStringToObject(j, "model", REFIT_MODEL);
-    add_number_or_null(j, "test_accuracy", test_accuracy);
-    add_number_or_null(j, "test_loss", test_loss);
+    cJSON_AddItemToObject(j, "test_accuracy", json_double(test_accuracy));
+    cJSON_AddItemToObject(j, "test_loss", json_double(test_loss));
     if (objective_is_extra(s->opt->objective)) {
         char key[64];
         objective_key(s->opt->objective, "test", key, sizeof key);
-        add_number_or_null(j, key, test_objective);
+        cJSON_AddItemToObject(j, key, json_double(test_objective));
     }
     cJSON_AddStringToObject(j, "command", r->command);
     return j;
