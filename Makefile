@@ -110,7 +110,8 @@ bench-conv: test-deps all
 	/usr/bin/python3 bench/conv_bench.py --build $(BUILD) $(BENCH_CONV_ARGS)
 
 # nabla tune (random and TPE) against Optuna (random and TPE samplers driving nabla train) with
-# the same budget, at 24 and 64 trials, 5 seeds (about 20 minutes); writes bench/TUNE_RESULTS.md.
+# the same budget, at 24 and 64 trials, 10 seeds (about 45 minutes; 5 seeds do not separate the
+# samplers: their medians move by more than the gap between them); writes bench/TUNE_RESULTS.md.
 # Example: make bench-tune BENCH_TUNE_ARGS="--repeats 3 --trials 24"
 bench-tune: bench-deps all
 	/usr/bin/python3 bench/tune_compare.py --nabla $(BUILD)/nabla $(BENCH_TUNE_ARGS)

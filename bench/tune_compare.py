@@ -359,7 +359,7 @@ def parse_args():
                    help="the nabla program [build/nabla]")
     p.add_argument("--python", default="/usr/bin/python3",
                    help="the Python that has optuna, for tune_optuna.py [/usr/bin/python3]")
-    p.add_argument("--repeats", type=int, default=5, help="repeats, seeds 0..K-1 [5]")
+    p.add_argument("--repeats", type=int, default=10, help="repeats, seeds 0..K-1 [10]")
     p.add_argument("--trials", default="24,64",
                    help="the numbers of trials, comma-separated: one table each [24,64]")
     p.add_argument("--epochs", type=int, default=2, help="epochs per trial [2]")
