@@ -91,12 +91,10 @@ int nb_study_write_best(nb_study *s, const nb_study_notes *notes, nb_error *err)
         return nb_fail(err, "best.json is written once every trial has finished (%d of %d)",
                        nb_study_finished(s), c->trials);
     int counts[NB_TRIAL_FAILED + 1] = {0};
-    double seconds = 0, waited = 0;
-    for (int i = 0; i < c->trials; i++) {
+    for (int i = 0; i < c->trials; i++)
         counts[s->trials[i].state]++;
-        seconds += s->trials[i].seconds;
-        waited += s->trials[i].waited;
-    }
+    double seconds, waited;
+    study_seconds(s, &seconds, &waited);
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return nb_fail(err, "out of memory");

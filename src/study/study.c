@@ -302,9 +302,8 @@ int nb_study_decide(nb_study *s, int *ended, int *n_ended, nb_error *err)
             t->state = t->exit_state;
             if (journal_end(&s->journal, i, t, err) != 0)
                 return -1;
-            pruned = 1; /* ended */
         }
-        if (pruned)
+        if (trial_finished(t)) /* it was running: its end was recorded now */
             ended[(*n_ended)++] = i;
     }
     return 0;
@@ -329,6 +328,15 @@ int nb_study_trial(const nb_study *s, int i, nb_trial_info *info)
     info->seconds = t->seconds;
     info->reason = t->reason;
     return 0;
+}
+
+void study_seconds(const nb_study *s, double *trial_seconds, double *waited)
+{
+    *trial_seconds = *waited = 0;
+    for (int i = 0; i < s->cfg.trials; i++) {
+        *trial_seconds += s->trials[i].seconds;
+        *waited += s->trials[i].waited;
+    }
 }
 
 int nb_study_finished(const nb_study *s)

@@ -22,6 +22,10 @@ int study_trial_epochs(const nb_study_config *cfg, const nb_search_point *p);
 /* hooks.ends_early's answer for p (0 without the hook). */
 int study_trial_ends_early(const nb_study_config *cfg, const nb_search_point *p);
 
+/* The trials' seconds so far, and the worker-seconds their starts waited for results, summed
+ * (best.json's trial_seconds and waited_seconds). */
+void study_seconds(const nb_study *s, double *trial_seconds, double *waited);
+
 /* TPE: how many earlier trials' results trial i's configuration depends on (trials 0..n-1,
  * n = i - tpe_lag), or 0 while n is below tpe.n_startup (its point is random search's). 0 for
  * the other samplers. */

@@ -283,11 +283,8 @@ int study_report(const study *s, nb_error *err)
     double explained[NB_SEARCH_MAX_PARAMS];
     int used = nb_study_importance(s->engine, explained);
     print_importance(s, explained, used);
-    double seconds = 0, waited = 0;
-    for (int i = 0; i < o->trials; i++) {
-        seconds += s->engine->trials[i].seconds;
-        waited += s->engine->trials[i].waited;
-    }
+    double seconds, waited;
+    study_seconds(s->engine, &seconds, &waited);
     print_waited(s, waited, seconds);
 
     int b = order[0];
