@@ -22,8 +22,13 @@
 
 #define BATCH 5
 
-typedef enum op_kind { OP_DENSE, OP_CONV2D, OP_BATCHNORM, OP_BATCHNORM2D, OP_KINDS } op_kind;
-static const char *const op_names[OP_KINDS] = {"dense", "conv2d", "batchnorm", "batchnorm2d"};
+/* OP_CONV2D_3X3: a 3x3 kernel with stride 1 and 8 channels in and out, which conv2d computes
+ * by Winograd's method; OP_CONV2D by im2col. */
+typedef enum op_kind {
+    OP_DENSE, OP_CONV2D, OP_CONV2D_3X3, OP_BATCHNORM, OP_BATCHNORM2D, OP_KINDS
+} op_kind;
+static const char *const op_names[OP_KINDS] = {"dense", "conv2d", "conv2d 3x3", "batchnorm",
+                                               "batchnorm2d"};
 
 typedef struct activation_case {
     nb_activation act;
@@ -73,8 +78,8 @@ static built build(op_kind kind, const activation_case *a, int fuse)
 {
     built b = {nb_graph_new(), NULL, NULL, NULL, NULL};
     nb_graph *g = b.g;
-    int image[3] = {3, 6, 5}, vector[1] = {7};
-    int is_image = kind == OP_CONV2D || kind == OP_BATCHNORM2D;
+    int image[3] = {kind == OP_CONV2D_3X3 ? 8 : 3, 6, 5}, vector[1] = {7};
+    int is_image = kind == OP_CONV2D || kind == OP_CONV2D_3X3 || kind == OP_BATCHNORM2D;
     b.x = is_image ? nb_input_shape(g, 3, image) : nb_input_shape(g, 1, vector);
     nb_input_requires_grad(b.x);
     if (kind == OP_DENSE) {
@@ -85,6 +90,9 @@ static built build(op_kind kind, const activation_case *a, int fuse)
         int ws[4] = {4, 3, 3, 2}, bs[1] = {4}, stride[2] = {1, 2}, pad[2] = {1, 0};
         b.op = nb_conv2d(g, b.x, nb_param(g, "w", 4, ws), nb_param(g, "b", 1, bs), stride,
                          pad);
+    } else if (kind == OP_CONV2D_3X3) {
+        int ws[4] = {8, 8, 3, 3}, bs[1] = {8}, pad[2] = {1, 1};
+        b.op = nb_conv2d(g, b.x, nb_param(g, "w", 4, ws), nb_param(g, "b", 1, bs), NULL, pad);
     } else {
         b.op = nb_batchnorm(g, b.x, "bn", 0.1f, 1e-5f);
     }

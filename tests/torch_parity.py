@@ -204,7 +204,7 @@ def all_cases():
     cases.append(Case("adam", True, 0.0, lr_decay="inverse"))
     # Convolutional networks on 2x7x9 images: conv2d with padding, a non-square kernel and
     # strides, both poolings (one overlapping), BatchNorm2d, layer norm over an image and over
-    # a vector; every optimizer on the first.
+    # a vector; 3x3 convolutions by Winograd's method; every optimizer on the first.
     for opt in ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"):
         for wd in (0.0, WEIGHT_DECAY):
             cases.append(Case(opt, weight_decay=wd, model=CNN_MODELS[0]))
@@ -221,6 +221,9 @@ CNN_MODELS = [
     "conv2d(5,2,stride=2,padding=1),tanh,avgpool2d(2,stride=1),layernorm,flatten,linear",
     "conv2d(3,kernel=1x3,padding=0x1),sigmoid,maxpool2d(3,stride=2),flatten,linear(16),"
     "layernorm,leaky_relu(0.1),linear",
+    # the second conv (3x3, stride 1, 8 channels in and out) by Winograd's method, with a bias
+    # and an odd output (5x7)
+    "conv2d(8,3,padding=1),batchnorm,relu,conv2d(8,3),relu,maxpool2d(2),flatten,linear",
 ]
 
 

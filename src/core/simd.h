@@ -14,4 +14,13 @@
 #define NB_HOT
 #endif
 
+/* Before a loop whose iterations touch different elements through many pointers (more than
+ * GCC checks for overlap at run time, so that it would not vectorize the loop): the caller
+ * promises they do not overlap. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NB_INDEPENDENT _Pragma("GCC ivdep")
+#else
+#define NB_INDEPENDENT
+#endif
+
 #endif

@@ -36,6 +36,7 @@
 
 #include "core/graph_internal.h"
 #include "core/simd.h"
+#include "ops/conv2d_winograd.h"
 
 enum { CONV_X, CONV_W, CONV_B };
 
@@ -51,6 +52,8 @@ typedef struct conv_geom {
      * then one contiguous run of the input plane, shifted, with a few elements that cross a
      * row's end (padding) set apart. */
     int contiguous;
+    int winograd;                      /* done by conv2d_winograd.c, in the sizes of wq */
+    winograd_shape wq;
 } conv_geom;
 
 static conv_geom geometry(const nb_node *n)
@@ -69,6 +72,9 @@ static conv_geom geometry(const nb_node *n)
     q.direct = q.win.kernel[0] == 1 && q.win.kernel[1] == 1 && q.win.stride[0] == 1 &&
                q.win.stride[1] == 1 && q.win.padding[0] == 0 && q.win.padding[1] == 0;
     q.contiguous = q.win.stride[0] == 1 && q.win.stride[1] == 1 && q.out_width == q.width;
+    q.winograd = conv2d_winograd_fits(q.channels, q.out_channels, q.win.kernel, q.win.stride);
+    q.wq = conv2d_winograd_shape(q.channels, q.height, q.width, q.out_channels, q.out_height,
+                                 q.out_width, q.win.padding);
     return q;
 }
 
@@ -249,16 +255,23 @@ NB_HOT static double row_sum(const float *x, size_t n)
 
 static size_t aligned(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
+/* The columns, or Winograd's scratch in their place. */
+static size_t column_floats(const conv_geom *q)
+{
+    if (q->winograd)
+        return conv2d_winograd_scratch(&q->wq);
+    return q->direct ? 0 : aligned((size_t)q->k * (size_t)q->p);
+}
+
 static size_t part_floats(const conv_geom *q)
 {
     size_t o = (size_t)q->out_channels;
-    return aligned(2 * o) + aligned(o * (size_t)q->k) +
-           (q->direct ? 0 : aligned((size_t)q->k * (size_t)q->p));
+    return aligned(2 * o) + aligned(o * (size_t)q->k) + column_floats(q);
 }
 
 typedef struct part_scratch {
     double *db;
-    float *dw, *col;
+    float *dw, *col; /* col: the columns, or Winograd's scratch */
 } part_scratch;
 
 static part_scratch scratch_of(const nb_node *n, const conv_geom *q, int part)
@@ -268,7 +281,7 @@ static part_scratch scratch_of(const nb_node *n, const conv_geom *q, int part)
     part_scratch s;
     s.db = (double *)(void *)base;
     s.dw = base + aligned(2 * o);
-    s.col = q->direct ? NULL : s.dw + aligned(o * (size_t)q->k);
+    s.col = column_floats(q) ? s.dw + aligned(o * (size_t)q->k) : NULL;
     return s;
 }
 
@@ -296,6 +309,14 @@ static void conv2d_forward(nb_node *n, int batch, const nb_exec *ex)
         part_scratch ps = scratch_of(n, &q, part);
         size_t s0, s1;
         nb_part_range(part, parts, (size_t)batch, 1, &s0, &s1);
+        if (q.winograd && s0 < s1) {
+            conv2d_winograd_kernels(&q.wq, w, ps.col);
+            conv2d_winograd_forward(&q.wq, n->in[CONV_X]->value + s0 * n->in[CONV_X]->width,
+                                    bias, n->value + s0 * n->width, s1 - s0, ps.col);
+            for (size_t s = s0; s < s1; s++)
+                nb_fused_activation_forward(n, n->value + s * n->width, n->width);
+            continue;
+        }
         for (size_t s = s0; s < s1; s++) {
             float *y = n->value + s * n->width;
             /* With a bias, y starts as the bias and the product adds to it. */
@@ -308,6 +329,31 @@ static void conv2d_forward(nb_node *n, int batch, const nb_exec *ex)
             nb_fused_activation_forward(n, y, n->width);
         }
     }
+}
+
+/* Samples [s0, s1) of a part, by Winograd's method: dy turned into the gradient before the
+ * activation and db summed sample by sample, then the products over all of them. */
+static void winograd_backward_part(nb_node *n, const conv_geom *q, const part_scratch *ps,
+                                   size_t s0, size_t s1)
+{
+    nb_node *x = n->in[CONV_X], *w = n->in[CONV_W];
+    nb_node *b = n->n_in > CONV_B ? n->in[CONV_B] : NULL;
+    if (s0 >= s1)
+        return;
+    for (size_t s = s0; s < s1; s++) {
+        float *dy = n->grad + s * n->width;
+        nb_fused_activation_backward(n, n->value + s * n->width, dy, n->width);
+        if (b && b->grad)
+            for (int o = 0; o < q->out_channels; o++)
+                ps->db[o] += row_sum(dy + (size_t)o * (size_t)q->p, (size_t)q->p);
+    }
+    if (x->grad)
+        conv2d_winograd_kernels(&q->wq, w->value, ps->col);
+    conv2d_winograd_backward(&q->wq, x->value + s0 * x->width, n->grad + s0 * n->width,
+                             x->grad ? x->grad + s0 * x->width : NULL, n->assign[CONV_X],
+                             w->grad != NULL, 1, s1 - s0, ps->col);
+    if (w->grad)
+        conv2d_winograd_kernel_grad(&q->wq, ps->col, ps->dw);
 }
 
 /* This thread's parts: their partial sums of dW and db, and dx for their samples. */
@@ -324,6 +370,10 @@ static void backward_parts(nb_node *n, const conv_geom *q, int batch, const nb_e
         if (b && b->grad)
             for (int o = 0; o < q->out_channels; o++)
                 ps.db[o] = 0.0;
+        if (q->winograd) {
+            winograd_backward_part(n, q, &ps, s0, s1);
+            continue;
+        }
         for (size_t s = s0; s < s1; s++) {
             float *dy = n->grad + s * n->width;
             nb_fused_activation_backward(n, n->value + s * n->width, dy, n->width);

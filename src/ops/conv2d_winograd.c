@@ -1,0 +1,450 @@
+/* conv2d by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016), for 3x3 kernels with stride 1.
+ *
+ * The output is cut into 2x2 tiles; tile (a, b) reads the 4x4 input patch d at rows 2a - ph ..
+ * 2a - ph + 3 and columns 2b - pw .. 2b - pw + 3 (zero outside the image). With
+ *
+ *          | 1  0 -1  0 |          | 1    0    0  |
+ *     Bᵀ = | 0  1  1  0 |      G = | 1/2  1/2  1/2 |      Aᵀ = | 1  1  1  0 |
+ *          | 0 -1  1  0 |          | 1/2 -1/2  1/2 |           | 0  1 -1 -1 |
+ *          | 0  1  0 -1 |          | 0    0    1  |
+ *
+ * the tile of output channel o is exactly (in real arithmetic) the direct convolution's:
+ *     y_tile = Aᵀ [ Σ_c (G g_oc Gᵀ) ⊙ (Bᵀ d_c B) ] A
+ * The sum over channels, at each of the 16 positions ξ of the 4x4 transformed tile, is a matrix
+ * product over all tiles t at once:
+ *     M_ξ [T, O] = V_ξ [T, C] · U_ξᵀ,   U_ξ [O, C]: U = G g Gᵀ (the kernels), V = Bᵀ d B (the input)
+ * 16 products of T·C·O multiply-adds in place of im2col's one of 4T·9C·O: 2.25 times fewer.
+ *
+ * Backward is the adjoint of each step, the gradient of exactly this computation:
+ *     dM = A dy_tile Aᵀ
+ *     dU_ξ += dM_ξᵀ · V_ξ             then  dw = Gᵀ dU G
+ *     dV_ξ  = dM_ξ · U_ξ              then  dx_patch += B dV Bᵀ  (patches overlap by 2)
+ * The transforms only add, subtract and halve, so the result differs from a direct
+ * convolution's by rounding only (a few units in the last place of the terms' magnitude);
+ * the tests hold it to PyTorch's at the same tolerance as im2col.
+ *
+ * Samples are transformed a chunk at a time (q->chunk, fixed by the sizes alone, so that
+ * results do not depend on the thread count): T = chunk·tiles a sample. The layouts, in the
+ * part's scratch: U and dU [16][O][C], V and dV [16][T][C], M [16][T][O], and one plane.
+ * Channels are last, so that a transform's inner loop runs over the channels of one tile and
+ * vectorizes whatever the image's width (tiles a row: as few as 1; channels: 8 or more). An
+ * image goes into the plane channels last, zero-padded, and comes back out of it.
+ *
+ * The products M and dV add onto their output (beta 1) rather than set it: OpenBLAS clears C
+ * in a pass of its own before a product with beta 0, which costs as much as a third of these
+ * thin products (K = C or O, as little as 8). The transform that reads M or dV sets what it
+ * has read back to 0 instead, while it is in cache; each pass clears them once at its start. */
+#include "ops/conv2d_winograd.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#include "core/simd.h"
+
+enum { XI = 16 }; /* positions in a transformed tile */
+
+int conv2d_winograd_fits(int channels, int out_channels, const int kernel[2], const int stride[2])
+{
+    /* With few channels the 16 products are too thin to run fast (the reference CNN's first
+     * conv, one channel in, stays with im2col). */
+    return kernel[0] == 3 && kernel[1] == 3 && stride[0] == 1 && stride[1] == 1 &&
+           channels >= 8 && out_channels >= 8;
+}
+
+winograd_shape conv2d_winograd_shape(int channels, int height, int width, int out_channels,
+                                     int out_height, int out_width, const int padding[2])
+{
+    winograd_shape q;
+    q.channels = channels;
+    q.height = height;
+    q.width = width;
+    q.out_channels = out_channels;
+    q.out_height = out_height;
+    q.out_width = out_width;
+    q.pad_h = padding[0];
+    q.pad_w = padding[1];
+    q.tiles_h = (out_height + 1) / 2;
+    q.tiles_w = (out_width + 1) / 2;
+    /* About 256 tiles a chunk: enough columns for the products to run near the machine's
+     * peak, few enough that V and M stay in the last-level cache. */
+    int per_sample = q.tiles_h * q.tiles_w;
+    q.chunk = per_sample >= 256 ? 1 : 256 / per_sample;
+    return q;
+}
+
+static size_t tiles_per_sample(const winograd_shape *q)
+{
+    return (size_t)q->tiles_h * (size_t)q->tiles_w;
+}
+
+static size_t chunk_tiles(const winograd_shape *q) { return (size_t)q->chunk * tiles_per_sample(q); }
+
+/* The padded plane of an input: the image with pad_h rows above and pad_w columns left, and
+ * zeros down to 2 tiles_h + 2 rows and across to 2 tiles_w + 2 columns; channels last. */
+static size_t plane_rows(const winograd_shape *q) { return 2 * (size_t)q->tiles_h + 2; }
+static size_t plane_cols(const winograd_shape *q) { return 2 * (size_t)q->tiles_w + 2; }
+
+/* ---- the part's scratch ---- */
+
+/* The plane serves the input's channels and the output's, which fits in as many rows and
+ * columns. */
+static int plane_channels(const winograd_shape *q)
+{
+    return q->channels > q->out_channels ? q->channels : q->out_channels;
+}
+
+static size_t aligned(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+typedef struct wino_scratch {
+    float *u, *du, *v, *dv, *m, *plane;
+} wino_scratch;
+
+static wino_scratch scratch_parts(const winograd_shape *q, float *base)
+{
+    size_t oc = (size_t)q->out_channels * (size_t)q->channels;
+    size_t t = chunk_tiles(q);
+    wino_scratch s;
+    s.u = base;
+    s.du = s.u + aligned(XI * oc);
+    s.v = s.du + aligned(XI * oc);
+    s.dv = s.v + aligned(XI * (size_t)q->channels * t);
+    s.m = s.dv + aligned(XI * (size_t)q->channels * t);
+    s.plane = s.m + aligned(XI * (size_t)q->out_channels * t);
+    return s;
+}
+
+size_t conv2d_winograd_scratch(const winograd_shape *q)
+{
+    size_t oc = (size_t)q->out_channels * (size_t)q->channels;
+    size_t t = chunk_tiles(q);
+    return 2 * aligned(XI * oc) + 2 * aligned(XI * (size_t)q->channels * t) +
+           aligned(XI * (size_t)q->out_channels * t) +
+           aligned(plane_rows(q) * plane_cols(q) * (size_t)plane_channels(q));
+}
+
+/* ---- the kernels: U = G g Gᵀ, and dw = Gᵀ dU G ---- */
+
+void conv2d_winograd_kernels(const winograd_shape *q, const float *w, float *scratch)
+{
+    wino_scratch s = scratch_parts(q, scratch);
+    size_t oc = (size_t)q->out_channels * (size_t)q->channels;
+    for (size_t k = 0; k < oc; k++) {
+        const float *g = w + 9 * k;
+        float h[4][3]; /* G g: rows combined */
+        for (int l = 0; l < 3; l++) {
+            h[0][l] = g[l];
+            h[1][l] = 0.5f * (g[l] + g[3 + l] + g[6 + l]);
+            h[2][l] = 0.5f * (g[l] - g[3 + l] + g[6 + l]);
+            h[3][l] = g[6 + l];
+        }
+        for (int i = 0; i < 4; i++) {
+            float u[4] = {h[i][0], 0.5f * (h[i][0] + h[i][1] + h[i][2]),
+                          0.5f * (h[i][0] - h[i][1] + h[i][2]), h[i][2]};
+            for (int j = 0; j < 4; j++)
+                s.u[(size_t)(4 * i + j) * oc + k] = u[j];
+        }
+    }
+}
+
+void conv2d_winograd_kernel_grad(const winograd_shape *q, const float *scratch, float *dw)
+{
+    wino_scratch s = scratch_parts(q, (float *)scratch);
+    size_t oc = (size_t)q->out_channels * (size_t)q->channels;
+    for (size_t k = 0; k < oc; k++) {
+        float h[4][3]; /* dU G: columns combined */
+        for (int i = 0; i < 4; i++) {
+            const float *d = s.du + (size_t)(4 * i) * oc + k;
+            float d0 = d[0], d1 = d[oc], d2 = d[2 * oc], d3 = d[3 * oc];
+            h[i][0] = d0 + 0.5f * d1 + 0.5f * d2;
+            h[i][1] = 0.5f * d1 - 0.5f * d2;
+            h[i][2] = 0.5f * d1 + 0.5f * d2 + d3;
+        }
+        float *g = dw + 9 * k;
+        for (int l = 0; l < 3; l++) {
+            g[l] = h[0][l] + 0.5f * h[1][l] + 0.5f * h[2][l];
+            g[3 + l] = 0.5f * h[1][l] - 0.5f * h[2][l];
+            g[6 + l] = 0.5f * h[1][l] + 0.5f * h[2][l] + h[3][l];
+        }
+    }
+}
+
+/* ---- the images, channels last ---- */
+
+/* The padded plane [plane_rows][plane_cols][C] of one sample x [C, H, W]: the image moved
+ * pad_h rows down and pad_w columns right, zeros around it. */
+static void pad_channels_last(const winograd_shape *q, const float *x, float *plane)
+{
+    size_t cols = plane_cols(q), c_n = (size_t)q->channels;
+    size_t image = (size_t)q->height * (size_t)q->width;
+    memset(plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
+    for (int r = 0; r < q->height; r++) {
+        float *row = plane + ((size_t)(r + q->pad_h) * cols + (size_t)q->pad_w) * c_n;
+        const float *src = x + (size_t)r * (size_t)q->width;
+        for (int col = 0; col < q->width; col++)
+            for (size_t c = 0; c < c_n; c++)
+                row[(size_t)col * c_n + c] = src[c * image + (size_t)col];
+    }
+}
+
+/* ---- the input: V = Bᵀ d B, and dx += B dV Bᵀ ---- */
+
+/* The four 4-vectors x0 .. x3 combined by Bᵀ (into y0 .. y3), by B (its adjoint), by Aᵀ (into
+ * y0, y1) and by A (from x0, x1). Exact in its terms: only sums and differences. */
+#define BT4(x0, x1, x2, x3, y0, y1, y2, y3) \
+    ((y0) = (x0) - (x2), (y1) = (x1) + (x2), (y2) = (x2) - (x1), (y3) = (x1) - (x3))
+#define B4(x0, x1, x2, x3, y0, y1, y2, y3) \
+    ((y0) = (x0), (y1) = (x1) - (x2) + (x3), (y2) = -(x0) + (x1) + (x2), (y3) = -(x3))
+#define AT4(x0, x1, x2, x3, y0, y1) ((y0) = (x0) + (x1) + (x2), (y1) = (x1) - (x2) - (x3))
+#define A4(x0, x1, y0, y1, y2, y3) ((y0) = (x0), (y1) = (x0) + (x1), (y2) = (x0) - (x1), (y3) = -(x1))
+
+/* V [ξ][t][0, C) of one tile from its patch: d points at the patch's corner in the padded
+ * plane (cols: its columns), v at V_0[t]. A column of the patch at a time: Bᵀ d's column l
+ * for the 4 rows, kept; then each row of it combined across the columns. The loop over the
+ * channels is straight code, so that it vectorizes. */
+NB_HOT static void transform_patch(const float *restrict d, size_t cols, size_t c_n,
+                                   float *restrict v, size_t xi_stride)
+{
+    size_t row = cols * c_n;
+    NB_INDEPENDENT for (size_t c = 0; c < c_n; c++) {
+        float w[4][4]; /* w[i][l]: Bᵀ d */
+        for (size_t l = 0; l < 4; l++) {
+            const float *col = d + l * c_n + c;
+            BT4(col[0], col[row], col[2 * row], col[3 * row], w[0][l], w[1][l], w[2][l],
+                w[3][l]);
+        }
+        for (size_t i = 0; i < 4; i++) {
+            float *vi = v + 4 * i * xi_stride + c;
+            BT4(w[i][0], w[i][1], w[i][2], w[i][3], vi[0], vi[xi_stride], vi[2 * xi_stride],
+                vi[3 * xi_stride]);
+        }
+    }
+}
+
+/* V of n samples (n <= chunk). */
+static void transform_input(const winograd_shape *q, const float *x, size_t n, wino_scratch *s)
+{
+    size_t c_n = (size_t)q->channels, cols = plane_cols(q);
+    size_t xi_stride = chunk_tiles(q) * c_n;
+    size_t sample = c_n * (size_t)q->height * (size_t)q->width;
+    float *v = s->v;
+    for (size_t smp = 0; smp < n; smp++) {
+        pad_channels_last(q, x + smp * sample, s->plane);
+        for (int a = 0; a < q->tiles_h; a++)
+            for (int b = 0; b < q->tiles_w; b++, v += c_n)
+                transform_patch(s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * c_n, cols,
+                                c_n, v, xi_stride);
+    }
+}
+
+/* The padded plane's patch at d += B dV Bᵀ of one tile (dv at dV_0[t]); dV read is set to 0. */
+NB_HOT static void untransform_patch(float *restrict dv, size_t xi_stride, size_t c_n,
+                                     float *restrict d, size_t cols)
+{
+    size_t row = cols * c_n;
+    NB_INDEPENDENT for (size_t c = 0; c < c_n; c++) {
+        float h[4][4]; /* h[i][l]: dV Bᵀ */
+        for (size_t i = 0; i < 4; i++) {
+            float *di = dv + 4 * i * xi_stride + c;
+            B4(di[0], di[xi_stride], di[2 * xi_stride], di[3 * xi_stride], h[i][0], h[i][1],
+               h[i][2], h[i][3]);
+            di[0] = di[xi_stride] = di[2 * xi_stride] = di[3 * xi_stride] = 0.0f;
+        }
+        for (size_t l = 0; l < 4; l++) {
+            float e0, e1, e2, e3;
+            float *col = d + l * c_n + c;
+            B4(h[0][l], h[1][l], h[2][l], h[3][l], e0, e1, e2, e3);
+            col[0] += e0;
+            col[row] += e1;
+            col[2 * row] += e2;
+            col[3 * row] += e3;
+        }
+    }
+}
+
+/* dx (=, or +=) of n samples from dV (in s->dv). Neighbouring patches overlap by two rows and
+ * two columns; each element of the plane gets its terms in the order of the tiles. */
+static void untransform_input(const winograd_shape *q, float *dx, int assign, size_t n,
+                              wino_scratch *s)
+{
+    size_t c_n = (size_t)q->channels, cols = plane_cols(q);
+    size_t xi_stride = chunk_tiles(q) * c_n;
+    size_t image = (size_t)q->height * (size_t)q->width;
+    float *dv = s->dv;
+    for (size_t smp = 0; smp < n; smp++) {
+        memset(s->plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
+        for (int a = 0; a < q->tiles_h; a++)
+            for (int b = 0; b < q->tiles_w; b++, dv += c_n)
+                untransform_patch(dv, xi_stride, c_n,
+                                  s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * c_n, cols);
+        float *d = dx + smp * c_n * image;
+        for (int r = 0; r < q->height; r++) {
+            const float *row = s->plane + ((size_t)(r + q->pad_h) * cols + (size_t)q->pad_w) * c_n;
+            for (size_t c = 0; c < c_n; c++) {
+                float *dst = d + c * image + (size_t)r * (size_t)q->width;
+                if (assign)
+                    for (int col = 0; col < q->width; col++)
+                        dst[col] = row[(size_t)col * c_n + c];
+                else
+                    for (int col = 0; col < q->width; col++)
+                        dst[col] += row[(size_t)col * c_n + c];
+            }
+        }
+    }
+}
+
+/* ---- the output: y = Aᵀ M A, and dM = A dy Aᵀ ---- */
+
+/* The output plane: [2 tiles_h][2 tiles_w][O], one row and one column more than the output
+ * when its height or width is odd. */
+static size_t out_cols(const winograd_shape *q) { return 2 * (size_t)q->tiles_w; }
+
+/* One tile of the output plane (at y: its corner; cols: the plane's columns) from M [ξ][t]
+ * (m at M_0[t]); M read is set to 0. */
+NB_HOT static void output_patch(float *restrict m, size_t xi_stride, size_t o_n,
+                                float *restrict y, size_t cols)
+{
+    size_t row = cols * o_n;
+    NB_INDEPENDENT for (size_t o = 0; o < o_n; o++) {
+        float z[4][2]; /* z[i][l]: M A */
+        for (size_t i = 0; i < 4; i++) {
+            float *mi = m + 4 * i * xi_stride + o;
+            AT4(mi[0], mi[xi_stride], mi[2 * xi_stride], mi[3 * xi_stride], z[i][0], z[i][1]);
+            mi[0] = mi[xi_stride] = mi[2 * xi_stride] = mi[3 * xi_stride] = 0.0f;
+        }
+        for (size_t l = 0; l < 2; l++) {
+            float *col = y + l * o_n + o;
+            AT4(z[0][l], z[1][l], z[2][l], z[3][l], col[0], col[row]);
+        }
+    }
+}
+
+/* y of n samples (+ the bias b, or NULL) from M (in s->m). */
+static void untransform_output(const winograd_shape *q, const float *b, float *y, size_t n,
+                               wino_scratch *s)
+{
+    size_t o_n = (size_t)q->out_channels, cols = out_cols(q);
+    size_t xi_stride = chunk_tiles(q) * o_n;
+    size_t image = (size_t)q->out_height * (size_t)q->out_width;
+    float *m = s->m;
+    for (size_t smp = 0; smp < n; smp++) {
+        for (int a = 0; a < q->tiles_h; a++)
+            for (int bt = 0; bt < q->tiles_w; bt++, m += o_n)
+                output_patch(m, xi_stride, o_n,
+                             s->plane + (2 * (size_t)a * cols + 2 * (size_t)bt) * o_n, cols);
+        float *out = y + smp * o_n * image;
+        for (int r = 0; r < q->out_height; r++) {
+            const float *row = s->plane + (size_t)r * cols * o_n;
+            for (size_t o = 0; o < o_n; o++) {
+                float *dst = out + o * image + (size_t)r * (size_t)q->out_width;
+                float bias = b ? b[o] : 0.0f;
+                for (int col = 0; col < q->out_width; col++)
+                    dst[col] = bias + row[(size_t)col * o_n + o];
+            }
+        }
+    }
+}
+
+/* dM [ξ][t][0, O) of one tile (dm at dM_0[t]) from the gradient plane's patch at d. */
+NB_HOT static void gradient_patch(const float *restrict d, size_t cols, size_t o_n,
+                                  float *restrict dm, size_t xi_stride)
+{
+    size_t row = cols * o_n;
+    NB_INDEPENDENT for (size_t o = 0; o < o_n; o++) {
+        float e[4][2]; /* e[i][l]: A dy */
+        for (size_t l = 0; l < 2; l++) {
+            const float *col = d + l * o_n + o;
+            A4(col[0], col[row], e[0][l], e[1][l], e[2][l], e[3][l]);
+        }
+        for (size_t i = 0; i < 4; i++) {
+            float *mi = dm + 4 * i * xi_stride + o;
+            A4(e[i][0], e[i][1], mi[0], mi[xi_stride], mi[2 * xi_stride], mi[3 * xi_stride]);
+        }
+    }
+}
+
+/* dM (into s->m) of n samples' dy. */
+static void transform_gradient(const winograd_shape *q, const float *dy, size_t n,
+                               wino_scratch *s)
+{
+    size_t o_n = (size_t)q->out_channels, cols = out_cols(q);
+    size_t xi_stride = chunk_tiles(q) * o_n;
+    size_t image = (size_t)q->out_height * (size_t)q->out_width;
+    float *dm = s->m;
+    /* An odd height's last row and an odd width's last column are outside the output: 0. */
+    memset(s->plane, 0, 2 * (size_t)q->tiles_h * cols * o_n * sizeof(float));
+    for (size_t smp = 0; smp < n; smp++) {
+        const float *g = dy + smp * o_n * image;
+        for (int r = 0; r < q->out_height; r++) {
+            float *row = s->plane + (size_t)r * cols * o_n;
+            for (size_t o = 0; o < o_n; o++) {
+                const float *src = g + o * image + (size_t)r * (size_t)q->out_width;
+                for (int col = 0; col < q->out_width; col++)
+                    row[(size_t)col * o_n + o] = src[col];
+            }
+        }
+        for (int a = 0; a < q->tiles_h; a++)
+            for (int b = 0; b < q->tiles_w; b++, dm += o_n)
+                gradient_patch(s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * o_n, cols,
+                               o_n, dm, xi_stride);
+    }
+}
+
+/* ---- the passes over a chunk ---- */
+
+void conv2d_winograd_forward(const winograd_shape *q, const float *x, const float *b, float *y,
+                             size_t n, float *scratch)
+{
+    wino_scratch s = scratch_parts(q, scratch);
+    int o = q->out_channels, c = q->channels;
+    size_t t_all = chunk_tiles(q);
+    size_t in_sample = (size_t)c * (size_t)q->height * (size_t)q->width;
+    size_t out_sample = (size_t)o * (size_t)q->out_height * (size_t)q->out_width;
+    memset(s.m, 0, XI * t_all * (size_t)o * sizeof(float));
+    for (size_t s0 = 0; s0 < n; s0 += (size_t)q->chunk) {
+        size_t k = n - s0 < (size_t)q->chunk ? n - s0 : (size_t)q->chunk;
+        int t = (int)(k * tiles_per_sample(q));
+        transform_input(q, x + s0 * in_sample, k, &s);
+        for (int xi = 0; xi < XI; xi++) /* M_ξ [T, O] += V_ξ [T, C] · U_ξᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, o, c, 1.0f,
+                        s.v + (size_t)xi * t_all * (size_t)c, c,
+                        s.u + (size_t)xi * (size_t)o * (size_t)c, c, 1.0f,
+                        s.m + (size_t)xi * t_all * (size_t)o, o);
+        untransform_output(q, b, y + s0 * out_sample, k, &s);
+    }
+}
+
+void conv2d_winograd_backward(const winograd_shape *q, const float *x, const float *dy,
+                              float *dx, int assign_dx, int want_dw, int first, size_t n,
+                              float *scratch)
+{
+    wino_scratch s = scratch_parts(q, scratch);
+    int o = q->out_channels, c = q->channels;
+    size_t t_all = chunk_tiles(q);
+    size_t in_sample = (size_t)c * (size_t)q->height * (size_t)q->width;
+    size_t out_sample = (size_t)o * (size_t)q->out_height * (size_t)q->out_width;
+    if (dx)
+        memset(s.dv, 0, XI * t_all * (size_t)c * sizeof(float));
+    for (size_t s0 = 0; s0 < n; s0 += (size_t)q->chunk) {
+        size_t k = n - s0 < (size_t)q->chunk ? n - s0 : (size_t)q->chunk;
+        int t = (int)(k * tiles_per_sample(q));
+        transform_gradient(q, dy + s0 * out_sample, k, &s);
+        if (want_dw) {
+            transform_input(q, x + s0 * in_sample, k, &s);
+            for (int xi = 0; xi < XI; xi++) /* dU_ξ [O, C] (+)= dM_ξᵀ · V_ξ */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, c, t, 1.0f,
+                            s.m + (size_t)xi * t_all * (size_t)o, o,
+                            s.v + (size_t)xi * t_all * (size_t)c, c,
+                            first && s0 == 0 ? 0.0f : 1.0f,
+                            s.du + (size_t)xi * (size_t)o * (size_t)c, c);
+        }
+        if (!dx)
+            continue;
+        for (int xi = 0; xi < XI; xi++) /* dV_ξ [T, C] += dM_ξ · U_ξ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, c, o, 1.0f,
+                        s.m + (size_t)xi * t_all * (size_t)o, o,
+                        s.u + (size_t)xi * (size_t)o * (size_t)c, c, 1.0f,
+                        s.dv + (size_t)xi * t_all * (size_t)c, c);
+        untransform_input(q, dx + s0 * in_sample, assign_dx, k, &s);
+    }
+}
