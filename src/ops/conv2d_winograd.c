@@ -171,20 +171,67 @@ void conv2d_winograd_kernel_grad(const winograd_shape *q, const float *scratch, 
 
 /* ---- the images, channels last ---- */
 
-/* The padded plane [plane_rows][plane_cols][C] of one sample x [C, H, W]: the image moved
- * pad_h rows down and pad_w columns right, zeros around it. */
-static void pad_channels_last(const winograd_shape *q, const float *x, float *plane)
+/* An image [C][rows][cols] (planes of rows x cols) and its place in a plane with channels last:
+ * element (c, r, col) of the image is element ((r + top) row_len + col + left) C + c there. */
+typedef struct image_place {
+    size_t channels, rows, cols;
+    size_t row_len, top, left;
+} image_place;
+
+/* Channels in a block: the transposes below read (or write) the image a block of channels at
+ * a time, each of its planes in order, and fill whole cache lines of the other side. */
+enum { CHANNEL_BLOCK = 16 };
+
+/* plane = image, channels last, at its place. */
+static void to_channels_last(const image_place *p, const float *restrict image,
+                             float *restrict plane)
 {
-    size_t cols = plane_cols(q), c_n = (size_t)q->channels;
-    size_t image = (size_t)q->height * (size_t)q->width;
-    memset(plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
-    for (int r = 0; r < q->height; r++) {
-        float *row = plane + ((size_t)(r + q->pad_h) * cols + (size_t)q->pad_w) * c_n;
-        const float *src = x + (size_t)r * (size_t)q->width;
-        for (int col = 0; col < q->width; col++)
-            for (size_t c = 0; c < c_n; c++)
-                row[(size_t)col * c_n + c] = src[c * image + (size_t)col];
+    size_t c_n = p->channels, size = p->rows * p->cols;
+    for (size_t c0 = 0; c0 < c_n; c0 += CHANNEL_BLOCK) {
+        size_t c1 = c0 + CHANNEL_BLOCK < c_n ? c0 + CHANNEL_BLOCK : c_n;
+        for (size_t r = 0; r < p->rows; r++)
+            for (size_t col = 0; col < p->cols; col++) {
+                float *to = plane + ((r + p->top) * p->row_len + col + p->left) * c_n;
+                const float *from = image + r * p->cols + col;
+                for (size_t c = c0; c < c1; c++)
+                    to[c] = from[c * size];
+            }
     }
+}
+
+/* image (=, or += unless assign) the plane's channels at its place, plus bias[c] (NULL: 0). */
+static void from_channels_last(const image_place *p, const float *restrict plane,
+                               const float *restrict bias, int assign, float *restrict image)
+{
+    size_t c_n = p->channels, size = p->rows * p->cols;
+    for (size_t c0 = 0; c0 < c_n; c0 += CHANNEL_BLOCK) {
+        size_t c1 = c0 + CHANNEL_BLOCK < c_n ? c0 + CHANNEL_BLOCK : c_n;
+        for (size_t r = 0; r < p->rows; r++)
+            for (size_t col = 0; col < p->cols; col++) {
+                const float *from = plane + ((r + p->top) * p->row_len + col + p->left) * c_n;
+                float *to = image + r * p->cols + col;
+                for (size_t c = c0; c < c1; c++) {
+                    float v = bias ? bias[c] + from[c] : from[c];
+                    to[c * size] = assign ? v : to[c * size] + v;
+                }
+            }
+    }
+}
+
+/* The input's place in the padded plane. */
+static image_place input_place(const winograd_shape *q)
+{
+    image_place p = {(size_t)q->channels, (size_t)q->height, (size_t)q->width,
+                     plane_cols(q), (size_t)q->pad_h, (size_t)q->pad_w};
+    return p;
+}
+
+/* The output's place in the output plane [2 tiles_h][2 tiles_w][O]. */
+static image_place output_place(const winograd_shape *q)
+{
+    image_place p = {(size_t)q->out_channels, (size_t)q->out_height, (size_t)q->out_width,
+                     2 * (size_t)q->tiles_w, 0, 0};
+    return p;
 }
 
 /* ---- the input: V = Bᵀ d B, and dx += B dV Bᵀ ---- */
@@ -228,8 +275,10 @@ static void transform_input(const winograd_shape *q, const float *x, size_t n, w
     size_t xi_stride = chunk_tiles(q) * c_n;
     size_t sample = c_n * (size_t)q->height * (size_t)q->width;
     float *v = s->v;
+    image_place place = input_place(q);
     for (size_t smp = 0; smp < n; smp++) {
-        pad_channels_last(q, x + smp * sample, s->plane);
+        memset(s->plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
+        to_channels_last(&place, x + smp * sample, s->plane);
         for (int a = 0; a < q->tiles_h; a++)
             for (int b = 0; b < q->tiles_w; b++, v += c_n)
                 transform_patch(s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * c_n, cols,
@@ -271,25 +320,14 @@ static void untransform_input(const winograd_shape *q, float *dx, int assign, si
     size_t xi_stride = chunk_tiles(q) * c_n;
     size_t image = (size_t)q->height * (size_t)q->width;
     float *dv = s->dv;
+    image_place place = input_place(q);
     for (size_t smp = 0; smp < n; smp++) {
         memset(s->plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
         for (int a = 0; a < q->tiles_h; a++)
             for (int b = 0; b < q->tiles_w; b++, dv += c_n)
                 untransform_patch(dv, xi_stride, c_n,
                                   s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * c_n, cols);
-        float *d = dx + smp * c_n * image;
-        for (int r = 0; r < q->height; r++) {
-            const float *row = s->plane + ((size_t)(r + q->pad_h) * cols + (size_t)q->pad_w) * c_n;
-            for (size_t c = 0; c < c_n; c++) {
-                float *dst = d + c * image + (size_t)r * (size_t)q->width;
-                if (assign)
-                    for (int col = 0; col < q->width; col++)
-                        dst[col] = row[(size_t)col * c_n + c];
-                else
-                    for (int col = 0; col < q->width; col++)
-                        dst[col] += row[(size_t)col * c_n + c];
-            }
-        }
+        from_channels_last(&place, s->plane, NULL, assign, dx + smp * c_n * image);
     }
 }
 
@@ -327,21 +365,13 @@ static void untransform_output(const winograd_shape *q, const float *b, float *y
     size_t xi_stride = chunk_tiles(q) * o_n;
     size_t image = (size_t)q->out_height * (size_t)q->out_width;
     float *m = s->m;
+    image_place place = output_place(q);
     for (size_t smp = 0; smp < n; smp++) {
         for (int a = 0; a < q->tiles_h; a++)
             for (int bt = 0; bt < q->tiles_w; bt++, m += o_n)
                 output_patch(m, xi_stride, o_n,
                              s->plane + (2 * (size_t)a * cols + 2 * (size_t)bt) * o_n, cols);
-        float *out = y + smp * o_n * image;
-        for (int r = 0; r < q->out_height; r++) {
-            const float *row = s->plane + (size_t)r * cols * o_n;
-            for (size_t o = 0; o < o_n; o++) {
-                float *dst = out + o * image + (size_t)r * (size_t)q->out_width;
-                float bias = b ? b[o] : 0.0f;
-                for (int col = 0; col < q->out_width; col++)
-                    dst[col] = bias + row[(size_t)col * o_n + o];
-            }
-        }
+        from_channels_last(&place, s->plane, b, 1, y + smp * o_n * image);
     }
 }
 
@@ -373,16 +403,9 @@ static void transform_gradient(const winograd_shape *q, const float *dy, size_t 
     float *dm = s->m;
     /* An odd height's last row and an odd width's last column are outside the output: 0. */
     memset(s->plane, 0, 2 * (size_t)q->tiles_h * cols * o_n * sizeof(float));
+    image_place place = output_place(q);
     for (size_t smp = 0; smp < n; smp++) {
-        const float *g = dy + smp * o_n * image;
-        for (int r = 0; r < q->out_height; r++) {
-            float *row = s->plane + (size_t)r * cols * o_n;
-            for (size_t o = 0; o < o_n; o++) {
-                const float *src = g + o * image + (size_t)r * (size_t)q->out_width;
-                for (int col = 0; col < q->out_width; col++)
-                    row[(size_t)col * o_n + o] = src[col];
-            }
-        }
+        to_channels_last(&place, dy + smp * o_n * image, s->plane);
         for (int a = 0; a < q->tiles_h; a++)
             for (int b = 0; b < q->tiles_w; b++, dm += o_n)
                 gradient_patch(s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * o_n, cols,
