@@ -234,6 +234,23 @@ static image_place output_place(const winograd_shape *q)
     return p;
 }
 
+/* ---- the tiles ---- */
+
+/* What is done to one tile: between its patch in a plane (at patch; cols: the plane's columns;
+ * ch: its channels) and its row t of a transformed array (at rows: [ξ = 0][t]; xi_stride: from
+ * one ξ to the next). */
+typedef void tile_fn(float *patch, size_t cols, size_t ch, float *rows, size_t xi_stride);
+
+/* fn on every tile of one sample, in order; rows: the sample's first tile. A tile's patch
+ * starts at row 2a and column 2b of the plane. */
+static void each_tile(const winograd_shape *q, tile_fn *fn, float *plane, size_t cols,
+                      size_t ch, float *rows, size_t xi_stride)
+{
+    for (int a = 0; a < q->tiles_h; a++)
+        for (int b = 0; b < q->tiles_w; b++, rows += ch)
+            fn(plane + (2 * (size_t)a * cols + 2 * (size_t)b) * ch, cols, ch, rows, xi_stride);
+}
+
 /* ---- the input: V = Bᵀ d B, and dx += B dV Bᵀ ---- */
 
 /* The four 4-vectors x0 .. x3 combined by Bᵀ (into y0 .. y3), by B (its adjoint), by Aᵀ (into
@@ -245,11 +262,12 @@ static image_place output_place(const winograd_shape *q)
 #define AT4(x0, x1, x2, x3, y0, y1) ((y0) = (x0) + (x1) + (x2), (y1) = (x1) - (x2) - (x3))
 #define A4(x0, x1, y0, y1, y2, y3) ((y0) = (x0), (y1) = (x0) + (x1), (y2) = (x0) - (x1), (y3) = -(x1))
 
-/* V [ξ][t][0, C) of one tile from its patch: d points at the patch's corner in the padded
- * plane (cols: its columns), v at V_0[t]. A column of the patch at a time: Bᵀ d's column l
- * for the 4 rows, kept; then each row of it combined across the columns. The loop over the
- * channels is straight code, so that it vectorizes. */
-NB_HOT static void transform_patch(const float *restrict d, size_t cols, size_t c_n,
+/* V [ξ][t][0, C) of one tile (v at V_0[t]) from its patch at d (a tile_fn, as are the three
+ * below). Each channel's 16 values come from 16 places and go to 16 others, too many pointers
+ * for GCC to prove apart: NB_INDEPENDENT says they are (the plane and the rows are different
+ * buffers, and each channel is its own element), so that the loop over the channels
+ * vectorizes. */
+NB_HOT static void transform_patch(float *restrict d, size_t cols, size_t c_n,
                                    float *restrict v, size_t xi_stride)
 {
     size_t row = cols * c_n;
@@ -274,21 +292,18 @@ static void transform_input(const winograd_shape *q, const float *x, size_t n, w
     size_t c_n = (size_t)q->channels, cols = plane_cols(q);
     size_t xi_stride = chunk_tiles(q) * c_n;
     size_t sample = c_n * (size_t)q->height * (size_t)q->width;
-    float *v = s->v;
     image_place place = input_place(q);
     for (size_t smp = 0; smp < n; smp++) {
         memset(s->plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
         to_channels_last(&place, x + smp * sample, s->plane);
-        for (int a = 0; a < q->tiles_h; a++)
-            for (int b = 0; b < q->tiles_w; b++, v += c_n)
-                transform_patch(s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * c_n, cols,
-                                c_n, v, xi_stride);
+        each_tile(q, transform_patch, s->plane, cols, c_n,
+                  s->v + smp * tiles_per_sample(q) * c_n, xi_stride);
     }
 }
 
 /* The padded plane's patch at d += B dV Bᵀ of one tile (dv at dV_0[t]); dV read is set to 0. */
-NB_HOT static void untransform_patch(float *restrict dv, size_t xi_stride, size_t c_n,
-                                     float *restrict d, size_t cols)
+NB_HOT static void untransform_patch(float *restrict d, size_t cols, size_t c_n,
+                                     float *restrict dv, size_t xi_stride)
 {
     size_t row = cols * c_n;
     NB_INDEPENDENT for (size_t c = 0; c < c_n; c++) {
@@ -319,14 +334,11 @@ static void untransform_input(const winograd_shape *q, float *dx, int assign, si
     size_t c_n = (size_t)q->channels, cols = plane_cols(q);
     size_t xi_stride = chunk_tiles(q) * c_n;
     size_t image = (size_t)q->height * (size_t)q->width;
-    float *dv = s->dv;
     image_place place = input_place(q);
     for (size_t smp = 0; smp < n; smp++) {
         memset(s->plane, 0, plane_rows(q) * cols * c_n * sizeof(float));
-        for (int a = 0; a < q->tiles_h; a++)
-            for (int b = 0; b < q->tiles_w; b++, dv += c_n)
-                untransform_patch(dv, xi_stride, c_n,
-                                  s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * c_n, cols);
+        each_tile(q, untransform_patch, s->plane, cols, c_n,
+                  s->dv + smp * tiles_per_sample(q) * c_n, xi_stride);
         from_channels_last(&place, s->plane, NULL, assign, dx + smp * c_n * image);
     }
 }
@@ -339,8 +351,8 @@ static size_t out_cols(const winograd_shape *q) { return 2 * (size_t)q->tiles_w;
 
 /* One tile of the output plane (at y: its corner; cols: the plane's columns) from M [ξ][t]
  * (m at M_0[t]); M read is set to 0. */
-NB_HOT static void output_patch(float *restrict m, size_t xi_stride, size_t o_n,
-                                float *restrict y, size_t cols)
+NB_HOT static void output_patch(float *restrict y, size_t cols, size_t o_n,
+                                float *restrict m, size_t xi_stride)
 {
     size_t row = cols * o_n;
     NB_INDEPENDENT for (size_t o = 0; o < o_n; o++) {
@@ -364,19 +376,16 @@ static void untransform_output(const winograd_shape *q, const float *b, float *y
     size_t o_n = (size_t)q->out_channels, cols = out_cols(q);
     size_t xi_stride = chunk_tiles(q) * o_n;
     size_t image = (size_t)q->out_height * (size_t)q->out_width;
-    float *m = s->m;
     image_place place = output_place(q);
     for (size_t smp = 0; smp < n; smp++) {
-        for (int a = 0; a < q->tiles_h; a++)
-            for (int bt = 0; bt < q->tiles_w; bt++, m += o_n)
-                output_patch(m, xi_stride, o_n,
-                             s->plane + (2 * (size_t)a * cols + 2 * (size_t)bt) * o_n, cols);
+        each_tile(q, output_patch, s->plane, cols, o_n, s->m + smp * tiles_per_sample(q) * o_n,
+                  xi_stride);
         from_channels_last(&place, s->plane, b, 1, y + smp * o_n * image);
     }
 }
 
 /* dM [ξ][t][0, O) of one tile (dm at dM_0[t]) from the gradient plane's patch at d. */
-NB_HOT static void gradient_patch(const float *restrict d, size_t cols, size_t o_n,
+NB_HOT static void gradient_patch(float *restrict d, size_t cols, size_t o_n,
                                   float *restrict dm, size_t xi_stride)
 {
     size_t row = cols * o_n;
@@ -400,16 +409,13 @@ static void transform_gradient(const winograd_shape *q, const float *dy, size_t 
     size_t o_n = (size_t)q->out_channels, cols = out_cols(q);
     size_t xi_stride = chunk_tiles(q) * o_n;
     size_t image = (size_t)q->out_height * (size_t)q->out_width;
-    float *dm = s->m;
     /* An odd height's last row and an odd width's last column are outside the output: 0. */
     memset(s->plane, 0, 2 * (size_t)q->tiles_h * cols * o_n * sizeof(float));
     image_place place = output_place(q);
     for (size_t smp = 0; smp < n; smp++) {
         to_channels_last(&place, dy + smp * o_n * image, s->plane);
-        for (int a = 0; a < q->tiles_h; a++)
-            for (int b = 0; b < q->tiles_w; b++, dm += o_n)
-                gradient_patch(s->plane + (2 * (size_t)a * cols + 2 * (size_t)b) * o_n, cols,
-                               o_n, dm, xi_stride);
+        each_tile(q, gradient_patch, s->plane, cols, o_n, s->m + smp * tiles_per_sample(q) * o_n,
+                  xi_stride);
     }
 }
 
