@@ -12,8 +12,9 @@
  *
  * After a warm-up it times 7 blocks of about SECONDS each and prints one JSON line per op:
  * milliseconds per forward, per backward and per step (best block, and the median block), and
- * for a conv the GFLOP/s of the step: 2 FLOPs per multiply-add of each product done (forward,
- * dW, and dx for conv2 only), i.e. 2 * B*O*Ho*Wo*C*kh*kw FLOPs a product. Built by CMake
+ * for a conv the GFLOP/s of the step: 2 FLOPs per multiply-add of each product a direct
+ * convolution does (forward, dW, and dx for conv2 only), i.e. 2 * B*O*Ho*Wo*C*kh*kw FLOPs a
+ * product, whatever the method (conv2 is computed by Winograd's, with fewer). Built by CMake
  * (target conv_bench); bench/conv_bench.py runs it beside PyTorch and the sgemm ceiling. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdio.h>

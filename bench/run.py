@@ -584,7 +584,10 @@ def summary_tables(workloads, table, target_rows, ceiling_text, bounds, accuracy
         "Targets are judged against the faster of the two PyTorch configurations.",
         f"### Effective GFLOP/s and % of the sgemm ceiling\n\n"
         f"Effective GFLOP/s: 3 x the forward FLOPs of every conv2d and linear layer "
-        f"(2·out·in·kh·kw·Ho·Wo and 2·in·out a sample) x samples/s.{flops_note(workloads)} "
+        f"(2·out·in·kh·kw·Ho·Wo and 2·in·out a sample) x samples/s: a conv2d counted as a "
+        f"direct convolution, whatever computes it (nabla does 3x3 stride-1 convolutions with "
+        f"8+ channels in by Winograd's method, 2.25 times fewer multiplications; bench/README.md)."
+        f"{flops_note(workloads)} "
         f"{ceiling_text}", flops_table(workloads, table),
         "### Peak resident memory (/usr/bin/time -v, median) and test accuracy (median)",
         memory_accuracy_table(workloads, table)]

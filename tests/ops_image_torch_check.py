@@ -32,11 +32,12 @@ CONV = [
     (2, 2, 7, 7, 3, 1, 1, 2, 2, 0, 0, 1),      # 1x1 with a stride
     (5, 2, 10, 9, 3, 3, 3, 3, 3, 2, 2, 0),     # stride 3: the last rows and columns unused
     (2, 1, 3, 4, 2, 3, 3, 2, 1, 3, 1, 1),      # padding larger than the kernel
-    # 3x3, stride 1, 8 channels or more in and out: Winograd's method
+    # 3x3, stride 1, 8 channels or more in: Winograd's method
     (3, 8, 32, 32, 8, 3, 3, 1, 1, 1, 1, 1),    # 256 tiles a sample: a chunk is one sample
     (30, 8, 5, 5, 10, 3, 3, 1, 1, 1, 1, 0),    # 9 tiles a sample: chunks of 28 samples
     (2, 16, 7, 6, 12, 3, 3, 1, 1, 2, 1, 1),    # an odd output height, padding 2x1
     (2, 8, 3, 3, 8, 3, 3, 1, 1, 3, 3, 1),      # padding larger than the kernel
+    (3, 8, 6, 7, 2, 3, 3, 1, 1, 1, 1, 1),      # two channels out
 ]
 # pools: B C H W kh kw sh sw integers (small integers: ties)
 POOLS = [

@@ -34,6 +34,7 @@ static const wcase CASES[] = {
     {4, 12, 7, 6, 9, 0, 2},     /* an odd output height (5), padding 0x2 */
     {2, 8, 3, 3, 8, 3, 3},      /* padding larger than the kernel: tiles of padding only */
     {2, 8, 3, 9, 11, 0, 1},     /* a one-row output */
+    {3, 9, 6, 7, 1, 1, 1},      /* one channel out */
     {5, 32, 14, 14, 64, 1, 1},  /* the reference CNN's second conv */
 };
 
@@ -133,7 +134,7 @@ static void test_which_convolutions(void **state)
     assert_true(conv2d_winograd_fits(8, 8, k3, s1));
     assert_false(conv2d_winograd_fits(1, 32, k3, s1)); /* the reference CNN's first conv */
     assert_false(conv2d_winograd_fits(7, 64, k3, s1));
-    assert_false(conv2d_winograd_fits(32, 7, k3, s1));
+    assert_true(conv2d_winograd_fits(32, 1, k3, s1)); /* any channels out */
     assert_false(conv2d_winograd_fits(32, 64, k35, s1));
     assert_false(conv2d_winograd_fits(32, 64, k3, s2));
 }

@@ -22,8 +22,8 @@
 
 #define BATCH 5
 
-/* OP_CONV2D_3X3: a 3x3 kernel with stride 1 and 8 channels in and out, which conv2d computes
- * by Winograd's method; OP_CONV2D by im2col. */
+/* OP_CONV2D_3X3: a 3x3 kernel with stride 1 and 8 channels in, which conv2d computes by
+ * Winograd's method; OP_CONV2D by im2col. */
 typedef enum op_kind {
     OP_DENSE, OP_CONV2D, OP_CONV2D_3X3, OP_BATCHNORM, OP_BATCHNORM2D, OP_KINDS
 } op_kind;

@@ -105,12 +105,13 @@ static void test_conv2d_gradients(void **state)
         {2, 2, 3, 3, 2, 3, 3, 1, 1, 3, 2, 1},   /* padding larger than the kernel */
         {7, 1, 4, 5, 2, 2, 3, 1, 2, 1, 0, 1},   /* more rows than a thread's share */
         {2, 1, 1, 6, 2, 1, 3, 1, 1, 0, 1, 0},   /* a one-row image */
-        /* 3x3, stride 1, 8 channels or more in and out: Winograd's method */
+        /* 3x3, stride 1, 8 channels or more in: Winograd's method */
         {2, 8, 5, 6, 8, 3, 3, 1, 1, 1, 1, 1},   /* "same", an odd height */
         {3, 8, 7, 5, 9, 3, 3, 1, 1, 0, 0, 0},   /* no padding, odd sizes */
         {2, 9, 4, 4, 8, 3, 3, 1, 1, 2, 1, 1},   /* padding 2x1 */
         {1, 8, 3, 3, 8, 3, 3, 1, 1, 0, 0, 1},   /* a 1x1 output: one tile, half of it unused */
         {2, 8, 2, 3, 8, 3, 3, 1, 1, 3, 3, 0},   /* padding larger than the kernel */
+        {2, 8, 4, 5, 1, 3, 3, 1, 1, 1, 1, 1},   /* one channel out */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         gradcheck_conv(&cases[i]);

@@ -221,7 +221,7 @@ CNN_MODELS = [
     "conv2d(5,2,stride=2,padding=1),tanh,avgpool2d(2,stride=1),layernorm,flatten,linear",
     "conv2d(3,kernel=1x3,padding=0x1),sigmoid,maxpool2d(3,stride=2),flatten,linear(16),"
     "layernorm,leaky_relu(0.1),linear",
-    # the second conv (3x3, stride 1, 8 channels in and out) by Winograd's method, with a bias
+    # the second conv (3x3, stride 1, 8 channels in) by Winograd's method, with a bias
     # and an odd output (5x7)
     "conv2d(8,3,padding=1),batchnorm,relu,conv2d(8,3),relu,maxpool2d(2),flatten,linear",
 ]

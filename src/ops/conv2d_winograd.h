@@ -15,7 +15,8 @@ typedef struct winograd_shape {
     int chunk;                           /* samples transformed together */
 } winograd_shape;
 
-/* Whether a conv2d of these sizes is done by Winograd's method. */
+/* Whether a conv2d of these sizes is done by Winograd's method: 3x3, stride 1, 8 channels in
+ * or more. */
 int conv2d_winograd_fits(int channels, int out_channels, const int kernel[2], const int stride[2]);
 
 winograd_shape conv2d_winograd_shape(int channels, int height, int width, int out_channels,
