@@ -160,11 +160,11 @@ check "Fashion-MNIST, momentum, --sync-batchnorm: 2 ranks equal 1 process to 1e-
 
 # ---- 1c. a convolutional network: BatchNorm2d synchronized, layer norm, dropout ----
 # Dropout's mask is a function of the sample's place in the global batch, so the ranks' masks
-# are the one process's.
+# are the one process's. The second conv (3x3, 8 channels in) is computed by Winograd's method.
 # shellcheck disable=SC2054
 CNN=(train --max-steps 12 --batch-size 40 --optimizer momentum --lr 0.05 --sync-batchnorm
      --test none --threads 1 --quiet --layers
-     "conv2d(4,3,padding=1),batchnorm,relu,maxpool2d(2),conv2d(6,3,stride=2),layernorm,relu,flatten,linear(16),relu,dropout(0.3),linear")
+     "conv2d(8,3,padding=1),batchnorm,relu,conv2d(8,3,padding=1),relu,maxpool2d(2),conv2d(6,3,stride=2),layernorm,relu,flatten,linear(16),relu,dropout(0.3),linear")
 run "${CNN[@]}" --out cnn_one
 check "CNN, 1 process: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
 mpi "${CNN[@]}" --out cnn_two
