@@ -53,6 +53,25 @@ expect_exit() {
 # The number of lines of a file (0 for a missing one).
 lines() { [ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0; }
 
+# kill_at_lines FILE N COMMAND...: runs COMMAND in the background and kills it (-9) as soon as
+# FILE has N lines or more (a study's journal), so that the kill lands in the middle of the
+# work whatever the machine's speed. True when the kill is what ended it; false when it ended
+# by itself first.
+kill_at_lines() {
+    local file=$1 want=$2 pid
+    shift 2
+    "$@" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 1 6000); do
+        [ "$(lines "$file")" -ge "$want" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    [ $? -eq 137 ]
+}
+
 # stderr is exactly one line starting with PREFIX.
 one_line_error() {
     local prefix=$1

@@ -64,21 +64,15 @@ check "1 worker never waits" pytrue "json.load(open('w1/best.json'))['waited_sec
 check "best.json: waited_seconds is the journal's sum" pytrue "abs(json.load(open('w2/best.json'))['waited_seconds'] - sum(e.get('waited_seconds', 0) for e in map(json.loads, open('w2/journal.jsonl')))) < 1e-9"
 expect_exit 0 "the same command on a finished study" "${STUDY[@]}" --workers 2 --out w2
 
-# ---- kill -9 at random moments, then the same command until it ends ---------------------------
+# ---- kill -9 at random moments, then the same command finishes it -----------------------------
 # Each run is killed once the journal has 1 to 6 more lines (the study has about 50): in the
 # middle of the study whatever the machine's speed (under ASan too), 4 times, then finished.
 KILLS=0
 for attempt in 1 2 3 4; do
     want=$(($(lines k/journal.jsonl) + RANDOM % 6 + 1))
-    "$NABLA" "${STUDY[@]}" --workers 2 --out k >/dev/null 2>&1 &
-    pid=$!
-    for _ in $(seq 1 600); do
-        [ "$(lines k/journal.jsonl)" -ge "$want" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if kill -9 "$pid" 2>/dev/null; then KILLS=$((KILLS + 1)); fi
-    wait "$pid" 2>/dev/null
+    if kill_at_lines k/journal.jsonl "$want" "$NABLA" "${STUDY[@]}" --workers 2 --out k; then
+        KILLS=$((KILLS + 1))
+    fi
 done
 check "killed at least twice" [ "$KILLS" -ge 2 ]
 expect_exit 0 "killed study: the same command finishes it" "${STUDY[@]}" --workers 2 --out k
