@@ -9,6 +9,7 @@
  * options (header declared, ';' separated, missing values dropped or filled, regression and
  * multilabel targets, many classes) and like the table the first read made, which must give
  * the same set again. */
+#include <errno.h>
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,35 @@ static double field_value(const char *s, const char *e)
     return v;
 }
 
+/* Whether [s, e), trimmed of blanks, is a whole number written as digits (a sign, digits, and
+ * an optional fraction of zeros) that fits a long long; its value in *out. strtoll, the slow
+ * obvious way. */
+static int integer_text(const char *s, const char *e, long long *out)
+{
+    while (s < e && is_blank(*s))
+        s++;
+    while (e > s && is_blank(e[-1]))
+        e--;
+    const char *point = memchr(s, '.', (size_t)(e - s));
+    const char *digits_end = point ? point : e;
+    for (const char *z = point ? point + 1 : e; z < e; z++)
+        if (*z != '0')
+            return 0;
+    size_t n = (size_t)(digits_end - s);
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    for (size_t i = (buf[0] == '+' || buf[0] == '-'); i < n; i++)
+        if (buf[i] < '0' || buf[i] > '9')
+            return 0;
+    errno = 0;
+    char *stop;
+    *out = strtoll(buf, &stop, 10);
+    return errno == 0 && stop == buf + n;
+}
+
 /* Compares row `row` of d with the line [p, e). */
 static void check_row(const nb_dataset *d, int row, const char *p, const char *e)
 {
@@ -60,10 +90,14 @@ static void check_row(const nb_dataset *d, int row, const char *p, const char *e
         p = comma + 1;
     }
     FUZZ_CHECK(memchr(p, ',', (size_t)(e - p)) == NULL);
-    /* The class is named by the label's integer. */
+    /* The class is named by the label's integer, exact beyond 2^53 where a double is not. */
     double label = field_value(p, e);
     char name[64];
-    snprintf(name, sizeof name, "%lld", (long long)label);
+    long long exact_label;
+    if (integer_text(p, e, &exact_label))
+        snprintf(name, sizeof name, "%lld", exact_label);
+    else
+        snprintf(name, sizeof name, "%lld", (long long)label);
     FUZZ_CHECK(strcmp(d->table->class_names[d->labels[row]], name) == 0);
 }
 
