@@ -130,6 +130,20 @@ check "tune: each trial trained its text, dropout's p included" pytrue \
 check "tune: best.json names a CNN text" \
     pytrue "json.load(open('study/best.json'))['params']['layers'] in ('$A', '$B')"
 
+# ---- nabla tune over dropout's p and a conv's width, as arguments of one CNN text ----
+ARGS_CNN="conv2d({width},3,padding=1),batchnorm,relu,maxpool2d(2),flatten,linear(16),relu,dropout({p}),linear"
+run tune --data train.csv --input-shape 1,10,10 --epochs 2 --batch-size 20 --trials 2 \
+    --layers "$ARGS_CNN" --space "width=choice(4,8); p=uniform(0.2,0.6)" --quiet --out study_p
+check "tune over p: exit 0 (stderr: $(head -c 300 "$WORK/stderr"))" [ "$RC" -eq 0 ]
+check "tune over p: each trial trained the CNN with its width and p" pytrue "all(
+    json.load(open('study_p/trials/%d/config.json' % e['trial']))['model'] ==
+    'conv2d(%s,3,padding=1),batchnorm,relu,maxpool2d(2),flatten,linear(16),relu,dropout(%s),linear'
+    % (e['params']['width'], '%g' % e['params']['p'])
+    and 0.2 <= e['params']['p'] <= 0.6
+    for e in map(json.loads, open('study_p/journal.jsonl')) if e.get('state') == 'complete')"
+check "tune over p: two trials, two values of p" pytrue \
+    "len({e['params']['p'] for e in map(json.loads, open('study_p/journal.jsonl')) if e.get('state') == 'complete'}) == 2"
+
 # ---- PyTorch loads the model and computes the same loss ----
 run eval --model t1/model.safetensors --data test.csv --json
 cp "$WORK/stdout" t1_eval.json

@@ -96,7 +96,9 @@ expect_exit 0 "the uninterrupted light study" "${LIGHT[@]}" --out light
 # ---- a trial killed or stopped from outside: interrupted, and the study stops ------------------
 # interrupt SIGNAL DIR: runs the study in DIR and, once trial 1 has reported an epoch (it has a
 # checkpoint), freezes its process, sends it SIGNAL and lets it go on; RC is the study's exit
-# status. Returns 1 when trial 1 had ended before it could be caught.
+# status. Returns 1 when trial 1 had ended before it could be caught, or when the study ended
+# anyway: on a slow or loaded machine the signal may land after the trial's last step, when
+# the run is complete and writes its results (as it should) rather than a checkpoint.
 interrupt() {
     local sig=$1 dir=$2 pid tuner caught=1
     rm -rf "$dir"
@@ -109,6 +111,7 @@ interrupt() {
     fi
     wait "$tuner"
     RC=$?
+    [ "$RC" -ne 0 ] || caught=1
     return $caught
 }
 
@@ -117,10 +120,10 @@ for case in "KILL:killed by SIGKILL: out of memory, or killed by someone)" \
             "HUP:stopped by SIGHUP after "; do
     sig=${case%%:*} why=${case#*:} dir=sig${case%%:*}
     caught=no
-    for attempt in 1 2 3; do
+    for attempt in 1 2 3 4 5; do
         interrupt "$sig" "$dir" && caught=yes && break
     done
-    check "SIG$sig: trial 1 caught running (within 3 attempts)" [ $caught = yes ]
+    check "SIG$sig: trial 1 caught running (within 5 attempts)" [ $caught = yes ]
     check "SIG$sig: the study exits 1 (got $RC)" [ "$RC" -eq 1 ]
     check "SIG$sig: one line, trial 1 interrupted ($(head -c 300 "$WORK/stderr"))" \
         one_line_error "nabla: trial 1 was interrupted ($why"

@@ -4,7 +4,8 @@
 # exactly that model (config.json's "model" is the value with each '|' turned into ','); best.json
 # and the report name it; the same command continues a stopped study. Every way to write a
 # model wrong (syntax, parentheses, shapes that do not fit the data, options of the widths form
-# beside a text) is refused with exit 2 before anything is written.
+# beside a text) is refused with exit 2 before anything is written. A model's text may write
+# {name} for an argument searched under that name (dropout({p}) with p=uniform(0.1,0.6)).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STARTED=$SECONDS
@@ -147,6 +148,77 @@ refused "batchnorm held fixed beside a text" "--batchnorm goes with --layers wid
 check "batchnorm fixed: tune names the value" grep -qF "layers=$T1 is refused by nabla train" "$WORK/stderr"
 refused "--input-shape with widths searched" "--input-shape goes with a model's text" \
     "${BASE[@]}" --input-shape 1,1,2 --space "layers=choice(flatten|$T1, 8|8)"
+
+# ---- a model's arguments searched: {name} in a model's text ------------------------------------
+# Each trial's model is the text with the trial's values in place of {w} and {p}, in the fixed
+# --layers and in the values of a searched layers alike; the journal and best.json keep w and p.
+# args_fit DIR N TEXT: config.json's model of trial N is TEXT (with ',' for '|') filled with the
+# journal's params of that trial (p to the 6 digits a trial is given).
+args_fit() {
+    "$PY" - "$1" "$2" "$3" <<'EOF2'
+import json, re, sys
+d, n, text = sys.argv[1], int(sys.argv[2]), sys.argv[3].replace("|", ",")
+params = next(json.loads(l)["params"] for l in open(d + "/journal.jsonl")
+              if json.loads(l).get("trial") == n and json.loads(l).get("state") == "complete")
+model = json.load(open("%s/trials/%d/config.json" % (d, n)))["model"]
+pattern = re.escape(text).replace(r"\{w\}", r"(\d+)").replace(r"\{p\}", r"([0-9.e-]+)")
+m = re.fullmatch(pattern, model)
+assert m, (model, text)
+got = dict(zip([g for g in re.findall(r"\{(\w)\}", text)], m.groups()))
+if "w" in got:
+    assert int(got["w"]) == params["w"], (got, params)
+assert abs(float(got["p"]) - params["p"]) <= 1e-6 * params["p"], (got, params)
+assert 0.1 <= params["p"] <= 0.6, params
+EOF2
+}
+ARGS_TEXT="linear({w}),relu,dropout({p}),linear"
+expect_exit 0 "a model's arguments searched" tune --data moons --samples 200 --epochs 1 \
+    --trials 3 --quiet --layers "$ARGS_TEXT" --space "w=int(4,32); p=uniform(0.1,0.6)" --out a
+for i in 0 1 2; do
+    check "model's arguments: trial $i trained the text with its w and p" args_fit a "$i" "$ARGS_TEXT"
+done
+check "model's arguments: the trials differ in p" \
+    [ "$(for i in 0 1 2; do model_of a "$i"; done | sort -u | wc -l)" -eq 3 ]
+check "model's arguments: best.json's command trains the filled text" \
+    grep -qF -- "--layers 'linear($(json a/best.json 'j["params"]["w"]')),relu,dropout(" a/best.json
+A1="linear(8)|relu|dropout({p})|linear"
+A2="linear(8)|tanh|dropout({p})|linear(8)|tanh|linear"
+expect_exit 0 "an argument in a searched layers" tune --data moons --samples 200 --epochs 1 \
+    --trials 2 --sampler grid --quiet --space "layers=choice($A1, $A2); p=uniform(0.1,0.6)" --out a2
+for i in 0 1; do
+    check "searched layers: trial $i trained its text with its p" \
+        args_fit a2 "$i" "$(layers_of a2 "$i")"
+done
+
+refused "an argument no parameter names" "{q} in 'linear(16),relu,dropout({q}),linear' is no parameter of --space" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout({q}),linear" --space "p=uniform(0.1,0.5)"
+refused "a '{' never closed" "a '{' that no '}' closes" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout({p),linear" --space "p=uniform(0.1,0.5)"
+refused "a '}' alone" "a '}' with no '{' before it" \
+    "${BASE[@]}" --space "layers=choice(linear(16)|relu|dropout(p})|linear); p=uniform(0.1,0.5)"
+refused "an empty name" "{} names no parameter" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout({}),linear" --space "p=uniform(0.1,0.5)"
+refused "a name in capitals" "{P}: a name may only hold lowercase letters" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout({P}),linear" --space "p=uniform(0.1,0.5)"
+refused "an argument named as a train option" "{lr} in 'linear(16),relu,dropout({lr}),linear' names an option of nabla train" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout({lr}),linear" --space "lr=uniform(0.1,0.5)"
+refused "an argument named units" "{units} in 'linear({units}),relu,linear' names what makes --layers" \
+    "${BASE[@]}" --layers "linear({units}),relu,linear" --space "units=int(2,8)"
+refused "an argument's end train refuses" "p=1.5 is refused by nabla train" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout({p}),linear" --space "p=uniform(0.1,1.5)"
+check "an argument's end train refuses: train's reason" \
+    grep -qF "'dropout(1.5)' at position 2: p must be a number from 0 to below 1" "$WORK/stderr"
+refused "an argument the text does not write" "'p' is not an option of nabla train" \
+    "${BASE[@]}" --layers "linear(16),relu,dropout(0.5),linear" --space "p=uniform(0.1,0.5)"
+check "an argument the text does not write: how to write one" \
+    grep -qF "a model's argument is written {p} in the model's text" "$WORK/stderr"
+# The first value stands in for the model beside the fixed options, which train checks first.
+refused "an argument's first value train refuses" "'linear(0)' at position 0: out must be" \
+    "${BASE[@]}" --layers "linear({w}),relu,linear" --space "w=int(0,8)"
+check "an argument's first value train refuses: tune says which value stood in" \
+    grep -qF "given the searched model at its first values: w=0)" "$WORK/stderr"
+refused "an argument's choice whose shapes do not fit" "k=3 does not fit the data" \
+    "${BASE[@]}" --input-shape 1,1,2 --layers "conv2d(2,{k}),flatten,linear" --space "k=choice(1,3)"
 
 echo "test_tune_models: $((SECONDS - STARTED)) s"
 finish

@@ -12,6 +12,7 @@
 #include "cli/common/options.h"
 #include "cli/common/threads.h"
 #include "cli/train/train_options.h"
+#include "cli/tune/model_arguments.h"
 #include "study/objective.h"
 
 static const char *const CMD = "tune";
@@ -45,7 +46,12 @@ void usage_tune(FILE *out)
 "                        (on one line, no blanks inside a value); each trial gets\n"
 "                        --layers with ',' for every '|'\n"
 "                        names are train options (lr, beta, batch-size, layers, ...), or\n"
-"                        units and depth, which make --layers (units repeated depth times)\n"
+"                        units and depth, which make --layers (units repeated depth times),\n"
+"                        or a model's arguments: {name} where a layer of a model's text\n"
+"                        (--layers or a layers value) takes a value, e.g.\n"
+"                          --layers 'conv2d({width},3,padding=1),relu,flatten,\n"
+"                                    dropout({p}),linear'\n"
+"                          --space 'width=choice(16,32); p=uniform(0.1,0.6)'\n"
 "                        [the default space below]\n"
 "  --trials N            trials in all [20]\n"
 "  --sampler S           random|grid|tpe: grid spreads the same number of trials on a grid;\n"
@@ -141,8 +147,7 @@ void tune_options_init(tune_options *o)
     o->dev_fraction = "0.1";
 }
 
-/* The value of the fixed option --name, or NULL. */
-static const char *fixed_value(const tune_options *o, const char *name)
+const char *tune_fixed_value(const tune_options *o, const char *name)
 {
     const char *found = NULL;
     for (int i = 0; i < o->n_fixed; i++)
@@ -402,9 +407,7 @@ int tune_args_push(char ***args, int *n, const char *s)
     return 0;
 }
 
-/* Value v of p as a trial's option takes it: the value's text, each '|' turned into ','
- * ("linear(64)|relu|linear" is --layers linear(64),relu,linear). */
-static void trial_value_text(const nb_search_param *p, double v, char *text, size_t cap)
+void tune_value_text(const nb_search_param *p, double v, char *text, size_t cap)
 {
     nb_search_value_text(p, v, text, cap);
     for (char *c = text; *c; c++)
@@ -415,7 +418,7 @@ static void trial_value_text(const nb_search_param *p, double v, char *text, siz
 static int add_param_args(char ***args, int *n, const nb_search_param *p, double v)
 {
     char text[NB_SEARCH_VALUE_MAX], flag[NB_SEARCH_NAME_MAX + 3];
-    trial_value_text(p, v, text, sizeof text);
+    tune_value_text(p, v, text, sizeof text);
     snprintf(flag, sizeof flag, "--%s", p->name);
     if (train_option_arity(p->name) == 0) /* a flag: on or off */
         return strcmp(text, "on") == 0 ? tune_args_push(args, n, flag) : 0;
@@ -433,7 +436,7 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
     if (!searched)
         return 0;
     /* Widths, as check_layers made sure. */
-    const char *layers = fixed_value(o, "layers");
+    const char *layers = tune_fixed_value(o, "layers");
     nb_mlp mlp;
     nb_error err;
     memset(&mlp, 0, sizeof mlp);
@@ -483,10 +486,20 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
              (!o->fixed[i].value || tune_args_push(&args, &n, o->fixed[i].value) == 0);
     }
     for (int i = 0; ok && i < o->space.n; i++)
-        if (!is_layer_part(o->space.p[i].name))
+        if (!is_layer_part(o->space.p[i].name) && !tune_is_model_argument(o, o->space.p[i].name))
             ok = add_param_args(&args, &n, &o->space.p[i], pt->v[i]) == 0;
     if (ok)
         ok = add_layers_args(o, pt, &args, &n) == 0;
+    /* The model's searched arguments in their places. */
+    for (int i = 0; ok && i + 1 < n; i++)
+        if (strcmp(args[i], "--layers") == 0) {
+            char *filled = tune_fill_model_arguments(o, pt, args[i + 1]);
+            ok = filled != NULL;
+            if (ok) {
+                free(args[i + 1]);
+                args[i + 1] = filled;
+            }
+        }
     if (ok && o->adds_lr_decay)
         ok = tune_args_push(&args, &n, "--lr-decay") == 0 &&
              tune_args_push(&args, &n, "inverse") == 0;
@@ -530,9 +543,13 @@ static int check_names(tune_options *o)
             continue;
         }
         int arity = train_option_arity(p->name);
+        if (arity < 0 && tune_is_model_argument(o, p->name))
+            continue;   /* {name} in a model's text: any law (tune_check_model_arguments) */
         if (arity < 0) {
             cli_usage_error(CMD, "--space: '%s' is not an option of nabla train (see nabla "
-                                 "train --help; units and depth make --layers)", p->name);
+                                 "train --help; units and depth make --layers; a model's "
+                                 "argument is written {%s} in the model's text)", p->name,
+                            p->name);
             return -1;
         }
         if (strcmp(p->name, "task") == 0) {
@@ -556,7 +573,7 @@ static int check_names(tune_options *o)
                                      "not '%s'", p->name, p->choices[c]);
                 return -1;
             }
-        if (fixed_value(o, p->name)) {
+        if (tune_fixed_value(o, p->name)) {
             cli_usage_error(CMD, "--%s is both held fixed and searched in --space; drop one",
                             p->name);
             return -1;
@@ -576,7 +593,7 @@ static int check_names(tune_options *o)
  * such a choice, train refuses each such value in check_values, with its own message.) */
 static int check_layers(const tune_options *o)
 {
-    const char *fixed_layers = fixed_value(o, "layers");
+    const char *fixed_layers = tune_fixed_value(o, "layers");
     const nb_search_param *layers = NULL, *widths_option = NULL, *layer_part = NULL;
     for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
@@ -601,7 +618,7 @@ static int check_layers(const tune_options *o)
     }
     for (int c = 0; layers && widths_option && c < layers->n_choices; c++) {
         char text[NB_SEARCH_VALUE_MAX];
-        trial_value_text(layers, c, text, sizeof text);
+        tune_value_text(layers, c, text, sizeof text);
         if (train_layers_is_text(text)) {
             cli_usage_error(CMD, "--space: %s goes with --layers widths, but layers=%s is a "
                                  "model's text, which writes its own layers: drop %s from the "
@@ -630,15 +647,27 @@ char **tune_value_args(const tune_options *o, int i, double v, int *argc)
             one->adds_lr_decay = 0;
     }
     /* A searched model stands in for train's default one beside any other value: the fixed
-     * options may go with it only (--input-shape with a model's text). Its first value. */
+     * options may go with it only (--input-shape with a model's text). Its first value, and
+     * the first value of each of the model's searched arguments ({name} in its text). */
     for (int k = 0; k < o->space.n; k++)
-        if (k != i && strcmp(o->space.p[k].name, "layers") == 0) {
+        if (k != i && (strcmp(o->space.p[k].name, "layers") == 0 ||
+                       tune_is_model_argument(o, o->space.p[k].name))) {
             one->space.p[one->space.n] = o->space.p[k];
             pt.v[one->space.n++] = o->space.p[k].lo;
         }
     char **args = tune_trial_args(one, &pt, argc);
     free(one);
     return args;
+}
+
+int tune_edge_count(const nb_search_param *p)
+{
+    return p->kind == NB_DIST_CHOICE ? p->n_choices : 2;
+}
+
+double tune_edge_value(const nb_search_param *p, int k)
+{
+    return p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
 }
 
 /* Each end of every range and every choice must be accepted by nabla train, with the fixed
@@ -648,9 +677,8 @@ static int check_values(const tune_options *o)
 {
     for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
-        int n_values = p->kind == NB_DIST_CHOICE ? p->n_choices : 2;
-        for (int k = 0; k < n_values; k++) {
-            double v = p->kind == NB_DIST_CHOICE ? k : k == 0 ? p->lo : p->hi;
+        for (int k = 0; k < tune_edge_count(p); k++) {
+            double v = tune_edge_value(p, k);
             int argc;
             char **args = tune_value_args(o, i, v, &argc);
             if (!args) {
@@ -705,6 +733,25 @@ static int check_objective(tune_options *o, nb_task task)
     return 0;
 }
 
+/* After train refused the fixed options with the searched model standing in: which values
+ * stood in, when any did (a model's text with w=0 reads as a refused linear(0) above). */
+static void say_stand_ins(const tune_options *o)
+{
+    char list[512] = "", text[NB_SEARCH_VALUE_MAX];
+    size_t used = 0;
+    for (int i = 0; i < o->space.n && used < sizeof list; i++) {
+        const nb_search_param *p = &o->space.p[i];
+        if (strcmp(p->name, "layers") != 0 && !tune_is_model_argument(o, p->name))
+            continue;
+        nb_search_value_text(p, p->lo, text, sizeof text);
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s=%s", used ? " " : "",
+                                 p->name, text);
+    }
+    if (used > 0 && !cli_errors_quieted())
+        cli_usage_error(CMD, "(nabla train was given the searched model at its first values: "
+                             "%s)", list);
+}
+
 int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
 {
     *exit_code = EXIT_USAGE;
@@ -731,10 +778,10 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
         cli_usage_error(CMD, "--space: %s", err.msg);
         return -1;
     }
-    if (check_names(o) != 0)
+    if (tune_check_model_arguments(o) != 0 || check_names(o) != 0)
         return -1;
     for (int i = 0; i < o->space.n; i++)
-        if (strcmp(o->space.p[i].name, "decay-rate") == 0 && !fixed_value(o, "lr-decay")) {
+        if (strcmp(o->space.p[i].name, "decay-rate") == 0 && !tune_fixed_value(o, "lr-decay")) {
             if (!o->default_space) {
                 cli_usage_error(CMD, "--space searches decay-rate, but --lr-decay is none: "
                                      "give --lr-decay (e.g. inverse)");
@@ -755,10 +802,12 @@ int tune_options_check(tune_options *o, tune_setting *bad, int *exit_code)
     train_options fixed;
     int ok = train_accepts(args, n, &fixed);
     tune_args_free(args);
-    if (!ok)
+    if (!ok) {
+        say_stand_ins(o);
         return -1;   /* train said why */
+    }
     /* Every trial reads the data itself: standard input can be read once. */
-    const char *data = fixed_value(o, "data"), *test = fixed_value(o, "test");
+    const char *data = tune_fixed_value(o, "data"), *test = tune_fixed_value(o, "test");
     if ((data && strcmp(data, "-") == 0) || (test && strcmp(test, "-") == 0)) {
         cli_usage_error(CMD, "--%s -: every trial reads the data itself, and standard input "
                              "can be read only once: save it to a file",

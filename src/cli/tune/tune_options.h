@@ -66,6 +66,15 @@ typedef struct tune_options {
  * through too (study_settings.h). */
 int tune_options_parse(tune_options *o, int argc, char **argv, int *exit_code);
 void tune_options_free(tune_options *o);
+/* The value of the fixed train option --name ("" for a flag), or NULL when it is not fixed. */
+const char *tune_fixed_value(const tune_options *o, const char *name);
+/* Value v of parameter p as a trial's option takes it: the value's text, each '|' turned into
+ * ',' ("linear(64)|relu|linear" is --layers linear(64),relu,linear). */
+void tune_value_text(const nb_search_param *p, double v, char *text, size_t cap);
+/* The values of p checked before a study starts: each choice, or both ends of a range
+ * (tune_edge_count of them; the k-th is tune_edge_value). */
+int tune_edge_count(const nb_search_param *p);
+double tune_edge_value(const nb_search_param *p, int k);
 
 /* The defaults, nothing fixed. */
 void tune_options_init(tune_options *o);
