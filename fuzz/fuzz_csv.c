@@ -21,13 +21,19 @@
 
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
 
+/* [*s, *e) without its blanks at either end. */
+static void trim(const char **s, const char **e)
+{
+    while (*s < *e && is_blank(**s))
+        (*s)++;
+    while (*e > *s && is_blank((*e)[-1]))
+        (*e)--;
+}
+
 /* strtod on [s, e) trimmed of blanks, which the reader accepted as a whole number. */
 static double field_value(const char *s, const char *e)
 {
-    while (s < e && is_blank(*s))
-        s++;
-    while (e > s && is_blank(e[-1]))
-        e--;
+    trim(&s, &e);
     size_t n = (size_t)(e - s);
     char *buf = malloc(n + 1);
     FUZZ_CHECK(buf != NULL);
@@ -45,10 +51,7 @@ static double field_value(const char *s, const char *e)
  * obvious way. */
 static int integer_text(const char *s, const char *e, long long *out)
 {
-    while (s < e && is_blank(*s))
-        s++;
-    while (e > s && is_blank(e[-1]))
-        e--;
+    trim(&s, &e);
     const char *point = memchr(s, '.', (size_t)(e - s));
     const char *digits_end = point ? point : e;
     for (const char *z = point ? point + 1 : e; z < e; z++)

@@ -85,6 +85,11 @@ int tune_is_model_argument(const tune_options *o, const char *name)
     return 0;
 }
 
+int tune_shapes_model(const tune_options *o, const nb_search_param *p)
+{
+    return strcmp(p->name, "layers") == 0 || tune_is_model_argument(o, p->name);
+}
+
 static int space_index(const tune_options *o, const char *name)
 {
     for (int i = 0; i < o->space.n; i++)
@@ -108,13 +113,12 @@ int tune_check_model_arguments(const tune_options *o)
                                 where, name, text, name);
                 return -1;
             }
-            if (strcmp(name, "units") == 0 || strcmp(name, "depth") == 0 ||
-                train_option_arity(name) >= 0) {
+            int train_option = train_option_arity(name) >= 0;
+            if (train_option || tune_is_layer_part(name)) {
                 cli_usage_error(CMD, "%s: {%s} in '%s' names %s: give the model's argument a "
                                      "name of its own",
                                 where, name, text,
-                                train_option_arity(name) >= 0 ? "an option of nabla train"
-                                                              : "what makes --layers");
+                                train_option ? "an option of nabla train" : "what makes --layers");
                 return -1;
             }
         }

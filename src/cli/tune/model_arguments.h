@@ -10,9 +10,13 @@
 /* Whether a model's text the study can give its trials writes {name}. */
 int tune_is_model_argument(const tune_options *o, const char *name);
 
+/* Whether searched parameter p shapes the model a trial trains: a searched layers, or a
+ * model's argument. */
+int tune_shapes_model(const tune_options *o, const nb_search_param *p);
+
 /* Every {name} in the study's model texts well formed, and a parameter of the space that is
- * neither an option of nabla train nor units or depth; every such parameter of the space
- * written in a model's text. 0, or -1 with the usage error printed. */
+ * neither an option of nabla train nor units or depth. 0, or -1 with the usage error
+ * printed. */
 int tune_check_model_arguments(const tune_options *o);
 
 /* text with every {name} replaced by the value of name at point p of o's space (as a trial's

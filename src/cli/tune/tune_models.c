@@ -65,26 +65,19 @@ static int check_one(const tune_options *o, int i, double v, shared_data *d, int
     return rc;
 }
 
-/* Whether parameter p shapes the model: a searched layers, or an argument of the model's text
- * ({name}). */
-static int shapes_model(const tune_options *o, const nb_search_param *p)
-{
-    return strcmp(p->name, "layers") == 0 || tune_is_model_argument(o, p->name);
-}
-
 int tune_check_models(const tune_options *o, int *exit_code)
 {
     shared_data d;
     memset(&d, 0, sizeof d);
     int searched = 0;
     for (int i = 0; i < o->space.n; i++)
-        searched |= shapes_model(o, &o->space.p[i]);
+        searched |= tune_shapes_model(o, &o->space.p[i]);
     /* Each value of a layers choice, each end or choice of a model's argument, the others at
      * their first (as tune_value_args sets them). */
     int rc = searched ? 0 : check_one(o, -1, 0, &d, exit_code);
     for (int i = 0; rc == 0 && i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
-        if (!shapes_model(o, p))
+        if (!tune_shapes_model(o, p))
             continue;
         for (int k = 0; rc == 0 && k < tune_edge_count(p); k++)
             rc = check_one(o, i, tune_edge_value(p, k), &d, exit_code);

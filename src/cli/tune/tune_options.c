@@ -383,7 +383,7 @@ int tune_options_fix(tune_options *o, int argc, char **argv, int *exit_code)
 
 /* ---- the space against nabla train ------------------------------------------------------- */
 
-static int is_layer_part(const char *name)
+int tune_is_layer_part(const char *name)
 {
     return strcmp(name, "units") == 0 || strcmp(name, "depth") == 0;
 }
@@ -432,7 +432,7 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
 {
     int searched = 0;
     for (int i = 0; i < o->space.n; i++)
-        searched |= is_layer_part(o->space.p[i].name);
+        searched |= tune_is_layer_part(o->space.p[i].name);
     if (!searched)
         return 0;
     /* Widths, as check_layers made sure. */
@@ -445,7 +445,7 @@ static int add_layers_args(const tune_options *o, const nb_search_point *pt, cha
     long units = mlp.n_hidden > 0 ? mlp.hidden[0] : 256, depth = mlp.n_hidden;
     for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
-        if (!is_layer_part(p->name))
+        if (!tune_is_layer_part(p->name))
             continue;
         char text[NB_SEARCH_VALUE_MAX];
         nb_search_value_text(p, pt->v[i], text, sizeof text);
@@ -477,7 +477,7 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
     int n = 0;
     int ok = tune_args_push(&args, &n, "train") == 0, layer_parts = 0;
     for (int i = 0; i < o->space.n; i++)
-        layer_parts |= is_layer_part(o->space.p[i].name);
+        layer_parts |= tune_is_layer_part(o->space.p[i].name);
     for (int i = 0; ok && i < o->n_fixed; i++) {
         /* A fixed --layers only lends its width or depth to units and depth (below). */
         if (layer_parts && strcmp(o->fixed[i].flag, "--layers") == 0)
@@ -486,7 +486,7 @@ char **tune_trial_args(const tune_options *o, const nb_search_point *pt, int *ar
              (!o->fixed[i].value || tune_args_push(&args, &n, o->fixed[i].value) == 0);
     }
     for (int i = 0; ok && i < o->space.n; i++)
-        if (!is_layer_part(o->space.p[i].name) && !tune_is_model_argument(o, o->space.p[i].name))
+        if (!tune_is_layer_part(o->space.p[i].name) && !tune_is_model_argument(o, o->space.p[i].name))
             ok = add_param_args(&args, &n, &o->space.p[i], pt->v[i]) == 0;
     if (ok)
         ok = add_layers_args(o, pt, &args, &n) == 0;
@@ -533,8 +533,8 @@ static int check_names(tune_options *o)
     for (int i = 0; i < o->space.n; i++) {
         const nb_search_param *p = &o->space.p[i];
         has_layers |= strcmp(p->name, "layers") == 0;
-        has_parts |= is_layer_part(p->name);
-        if (is_layer_part(p->name)) {
+        has_parts |= tune_is_layer_part(p->name);
+        if (tune_is_layer_part(p->name)) {
             if (p->kind != NB_DIST_INT && p->kind != NB_DIST_CHOICE) {
                 cli_usage_error(CMD, "--space: %s must be int(a,b) or choice(...) of whole "
                                      "numbers", p->name);
@@ -599,7 +599,7 @@ static int check_layers(const tune_options *o)
         const nb_search_param *p = &o->space.p[i];
         if (strcmp(p->name, "layers") == 0)
             layers = p;
-        else if (is_layer_part(p->name) && !layer_part)
+        else if (tune_is_layer_part(p->name) && !layer_part)
             layer_part = p;
         else if (train_option_goes_with_widths(p->name) && !widths_option)
             widths_option = p;
@@ -650,8 +650,7 @@ char **tune_value_args(const tune_options *o, int i, double v, int *argc)
      * options may go with it only (--input-shape with a model's text). Its first value, and
      * the first value of each of the model's searched arguments ({name} in its text). */
     for (int k = 0; k < o->space.n; k++)
-        if (k != i && (strcmp(o->space.p[k].name, "layers") == 0 ||
-                       tune_is_model_argument(o, o->space.p[k].name))) {
+        if (k != i && tune_shapes_model(o, &o->space.p[k])) {
             one->space.p[one->space.n] = o->space.p[k];
             pt.v[one->space.n++] = o->space.p[k].lo;
         }
@@ -741,7 +740,7 @@ static void say_stand_ins(const tune_options *o)
     size_t used = 0;
     for (int i = 0; i < o->space.n && used < sizeof list; i++) {
         const nb_search_param *p = &o->space.p[i];
-        if (strcmp(p->name, "layers") != 0 && !tune_is_model_argument(o, p->name))
+        if (!tune_shapes_model(o, p))
             continue;
         nb_search_value_text(p, p->lo, text, sizeof text);
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s=%s", used ? " " : "",

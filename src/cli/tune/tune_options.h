@@ -71,6 +71,8 @@ const char *tune_fixed_value(const tune_options *o, const char *name);
 /* Value v of parameter p as a trial's option takes it: the value's text, each '|' turned into
  * ',' ("linear(64)|relu|linear" is --layers linear(64),relu,linear). */
 void tune_value_text(const nb_search_param *p, double v, char *text, size_t cap);
+/* Whether name is units or depth, which make --layers widths. */
+int tune_is_layer_part(const char *name);
 /* The values of p checked before a study starts: each choice, or both ends of a range
  * (tune_edge_count of them; the k-th is tune_edge_value). */
 int tune_edge_count(const nb_search_param *p);
